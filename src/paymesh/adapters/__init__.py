@@ -1,0 +1,1 @@
+"""Adapters: each only stores or moves bytes for a port."""

@@ -1,0 +1,89 @@
+"""Payments as documents: the one serialised form every store adapter keeps.
+
+Indexed fields live in columns (or key attributes); the whole aggregate, refunds included,
+is one document, so a payment is read and written as a unit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from paymesh.domain.payment import Failure, FraudAssessment, Payment, RiskContext
+from paymesh.domain.refund import Refund, RefundStatus
+from paymesh.domain.status import PaymentStatus
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+def to_micros(ts: datetime) -> int:
+    return int(ts.timestamp() * 1_000_000)
+
+
+def from_micros(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def _refund_doc(r: Refund) -> dict[str, Any]:
+    return {"id": r.id, "amount": r.amount, "status": r.status.value, "reason": r.reason,
+            "created_us": to_micros(r.created_at), "updated_us": to_micros(r.updated_at),
+            "connector_refund_id": r.connector_refund_id, "failure_reason": r.failure_reason}
+
+
+def payment_to_doc(p: Payment) -> bytes:
+    return _encode({
+        "id": p.id, "merchant_id": p.merchant_id, "amount": p.amount, "currency": p.currency,
+        "customer_id": p.customer_id, "payment_method": p.payment_method,
+        "capture_method": p.capture_method, "connector": p.connector,
+        "created_us": to_micros(p.created_at), "updated_us": to_micros(p.updated_at),
+        "status": p.status.value, "amount_captured": p.amount_captured,
+        "amount_refunded": p.amount_refunded, "connector_payment_id": p.connector_payment_id,
+        "next_action": p.next_action,
+        "failure": None if p.failure is None else {
+            "code": p.failure.code, "message": p.failure.message,
+            "retryable": p.failure.retryable, "decline_code": p.failure.decline_code},
+        "fraud": None if p.fraud is None else {
+            "score": p.fraud.score, "factors": list(p.fraud.factors),
+            "decision": p.fraud.decision},
+        "description": p.description, "metadata": p.metadata,
+        "risk": {"device_id": p.risk.device_id, "ip_address": p.risk.ip_address,
+                 "country": p.risk.country, "city": p.risk.city},
+        "attempt": p.attempt, "dispute_id": p.dispute_id,
+        "refunds": [_refund_doc(r) for r in p.refunds],
+    })
+
+
+def payment_from_doc(raw: bytes | str, version: int) -> Payment:
+    d = _decode(raw)
+    failure = d["failure"]
+    fraud = d["fraud"]
+    payment = Payment(
+        id=d["id"], merchant_id=d["merchant_id"], amount=d["amount"], currency=d["currency"],
+        customer_id=d["customer_id"], payment_method=d["payment_method"],
+        capture_method=d["capture_method"], connector=d["connector"],
+        created_at=from_micros(d["created_us"]), updated_at=from_micros(d["updated_us"]),
+        status=PaymentStatus(d["status"]), amount_captured=d["amount_captured"],
+        amount_refunded=d["amount_refunded"], connector_payment_id=d["connector_payment_id"],
+        next_action=d["next_action"],
+        failure=None if failure is None else Failure(**failure),
+        fraud=None if fraud is None else FraudAssessment(
+            score=fraud["score"], factors=tuple(fraud["factors"]), decision=fraud["decision"]),
+        description=d["description"], metadata=d["metadata"], risk=RiskContext(**d["risk"]),
+        attempt=d["attempt"], dispute_id=d["dispute_id"], version=version,
+    )
+    payment.refunds = [
+        Refund(id=r["id"], payment_id=payment.id, merchant_id=payment.merchant_id,
+               amount=r["amount"], currency=payment.currency, reason=r["reason"],
+               status=RefundStatus(r["status"]), created_at=from_micros(r["created_us"]),
+               updated_at=from_micros(r["updated_us"]),
+               connector_refund_id=r["connector_refund_id"], failure_reason=r["failure_reason"])
+        for r in d["refunds"]
+    ]
+    return payment
+
+
+encode_json = _encode
+decode_json = _decode

@@ -1,0 +1,297 @@
+"""The Store port on one SQLite file.
+
+Writes go to the group-commit writer thread. Reads run on the event loop's thread on their
+own WAL connection: a primary-key read takes microseconds, less than a hop to a thread pool,
+and WAL readers never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from paymesh.adapters.codec import (
+    decode_json,
+    encode_json,
+    from_micros,
+    payment_from_doc,
+    payment_to_doc,
+    to_micros,
+)
+from paymesh.adapters.sqlite.schema import connect, migrate
+from paymesh.adapters.sqlite.writer import GroupCommitWriter
+from paymesh.domain.payment import Payment
+from paymesh.domain.refund import Refund
+from paymesh.domain.status import PaymentStatus
+from paymesh.ports.store import (
+    AlreadyProcessed,
+    ApiKey,
+    Changeset,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    IdempotencyWrite,
+    Notification,
+    PaymentQuery,
+    StoredEvent,
+    VersionConflict,
+)
+
+_PAYMENT_COLS = "doc, version"
+
+
+def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
+    """Runs on the writer thread inside a SAVEPOINT: raise to undo the whole changeset."""
+    if changes.idempotency is not None:
+        _write_idempotency(conn, changes.idempotency)
+    for consumer, event_id in changes.processed:
+        cur = conn.execute("INSERT OR IGNORE INTO processed (consumer, event_id) VALUES (?, ?)",
+                           (consumer, event_id))
+        if cur.rowcount != 1:
+            raise AlreadyProcessed(f"{consumer} already applied {event_id}")
+    for write in changes.payments:
+        p = write.payment
+        row = (p.merchant_id, p.customer_id, p.status.value, p.connector, p.connector_payment_id,
+               to_micros(p.created_at), to_micros(p.updated_at), write.expected_version + 1,
+               payment_to_doc(p))
+        if write.expected_version == 0:
+            try:
+                conn.execute(
+                    "INSERT INTO payments (merchant_id, customer_id, status, connector,"
+                    " connector_payment_id, created_us, updated_us, version, doc, id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*row, p.id))
+            except sqlite3.IntegrityError as exc:
+                raise VersionConflict(f"payment {p.id} already exists") from exc
+        else:
+            cur = conn.execute(
+                "UPDATE payments SET merchant_id = ?, customer_id = ?, status = ?, connector = ?,"
+                " connector_payment_id = ?, created_us = ?, updated_us = ?, version = ?, doc = ?"
+                " WHERE id = ? AND version = ?", (*row, p.id, write.expected_version))
+            if cur.rowcount != 1:
+                raise VersionConflict(f"payment {p.id} changed since version "
+                                      f"{write.expected_version}")
+        conn.executemany("INSERT OR IGNORE INTO refunds (id, merchant_id, payment_id)"
+                         " VALUES (?, ?, ?)", [(r.id, p.merchant_id, p.id) for r in p.refunds])
+    if changes.events:
+        conn.executemany(
+            "INSERT INTO events (id, merchant_id, payment_id, type, time_us, envelope)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.id, e.merchant_id, e.payment_id, e.type, to_micros(e.time),
+              encode_json(e.envelope())) for e in changes.events])
+    if changes.notifications:
+        conn.executemany(
+            "INSERT INTO notifications (id, merchant_id, payment_id, event_id, channel,"
+            " recipient, template, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(n.id, n.merchant_id, n.payment_id, n.event_id, n.channel, n.recipient,
+              n.template, to_micros(n.created_at)) for n in changes.notifications])
+
+
+def _write_idempotency(conn: sqlite3.Connection, write: IdempotencyWrite) -> None:
+    r = write.record
+    values = (r.fingerprint, r.resource_id, r.lease_token, to_micros(r.locked_until),
+              to_micros(r.expires_at), int(r.completed), r.response_status, r.response_body)
+    if write.expected_token is None:
+        # The claim: one statement that inserts, or takes over only an expired record.
+        cur = conn.execute(
+            "INSERT INTO idempotency (merchant_id, key, fingerprint, resource_id, lease_token,"
+            " locked_until_us, expires_us, completed, response_status, response_body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (merchant_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
+            " resource_id = excluded.resource_id, lease_token = excluded.lease_token,"
+            " locked_until_us = excluded.locked_until_us, expires_us = excluded.expires_us,"
+            " completed = excluded.completed, response_status = excluded.response_status,"
+            " response_body = excluded.response_body WHERE idempotency.expires_us <= ?",
+            (r.merchant_id, r.key, *values, to_micros(write.now)))
+    else:
+        cur = conn.execute(
+            "UPDATE idempotency SET fingerprint = ?, resource_id = ?, lease_token = ?,"
+            " locked_until_us = ?, expires_us = ?, completed = ?, response_status = ?,"
+            " response_body = ? WHERE merchant_id = ? AND key = ? AND lease_token = ?",
+            (*values, r.merchant_id, r.key, write.expected_token))
+    if cur.rowcount != 1:
+        raise IdempotencyConflict(f"idempotency key {r.key!r} is held by another request")
+
+
+def _event(row: tuple[Any, ...]) -> StoredEvent:
+    event_id, merchant_id, payment_id, event_type, time_us, envelope = row
+    return StoredEvent(id=event_id, merchant_id=merchant_id, payment_id=payment_id,
+                       type=event_type, time=from_micros(time_us), envelope=decode_json(envelope))
+
+
+_EVENT_COLS = "id, merchant_id, payment_id, type, time_us, envelope"
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._reader: sqlite3.Connection | None = None
+        self._writer: GroupCommitWriter | None = None
+
+    async def open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path)
+        migrate(conn)
+        self._writer = GroupCommitWriter(conn)
+        self._reader = connect(self.path)
+
+    async def close(self) -> None:
+        if self._writer:
+            self._writer.close()
+            self._writer = None
+        if self._reader:
+            self._reader.close()
+            self._reader = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    async def _write(self, job: Any) -> Any:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return await self._writer.submit(job)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def commit(self, changes: Changeset) -> None:
+        await self._write(lambda conn: _apply(changes, conn))
+
+    async def mark_delivered(self, event_ids: list[str]) -> None:
+        await self._write(lambda conn: conn.executemany(
+            "UPDATE events SET delivered = 1 WHERE id = ?", [(i,) for i in event_ids]))
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._write(lambda conn: conn.execute(
+            "INSERT INTO api_keys (key_hash, merchant_id, prefix, created_us) VALUES (?,?,?,?)",
+            (key.key_hash, key.merchant_id, key.prefix, to_micros(key.created_at))))
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _payment(self, sql: str, args: tuple[Any, ...]) -> Payment | None:
+        row = self._db.execute(sql, args).fetchone()
+        return None if row is None else payment_from_doc(row[0], row[1])
+
+    async def get_payment(self, payment_id: str, merchant_id: str | None = None) -> Payment | None:
+        if merchant_id is None:
+            return self._payment(f"SELECT {_PAYMENT_COLS} FROM payments WHERE id = ?",
+                                 (payment_id,))
+        return self._payment(
+            f"SELECT {_PAYMENT_COLS} FROM payments WHERE id = ? AND merchant_id = ?",
+            (payment_id, merchant_id))
+
+    async def find_payment_by_connector_ref(self, connector: str,
+                                            connector_payment_id: str) -> Payment | None:
+        return self._payment(
+            f"SELECT {_PAYMENT_COLS} FROM payments"
+            " WHERE connector = ? AND connector_payment_id = ?", (connector, connector_payment_id))
+
+    async def get_refund(self, refund_id: str, merchant_id: str) -> Refund | None:
+        row = self._db.execute("SELECT payment_id FROM refunds WHERE id = ? AND merchant_id = ?",
+                               (refund_id, merchant_id)).fetchone()
+        if row is None:
+            return None
+        payment = await self.get_payment(row[0], merchant_id)
+        return None if payment is None else payment.refund(refund_id)
+
+    async def list_payments(self, query: PaymentQuery) -> tuple[list[Payment], bool]:
+        where = ["merchant_id = ?"]
+        args: list[Any] = [query.merchant_id]
+        if query.customer_id is not None:
+            where.append("customer_id = ?")
+            args.append(query.customer_id)
+        if query.status is not None:
+            where.append("status = ?")
+            args.append(query.status.value)
+        if query.created_gte is not None:
+            where.append("created_us >= ?")
+            args.append(to_micros(query.created_gte))
+        if query.created_lt is not None:
+            where.append("created_us < ?")
+            args.append(to_micros(query.created_lt))
+        if query.starting_after is not None:
+            cursor = self._db.execute(
+                "SELECT created_us FROM payments WHERE id = ? AND merchant_id = ?",
+                (query.starting_after, query.merchant_id)).fetchone()
+            if cursor is None:
+                return [], False
+            where.append("(created_us < ? OR (created_us = ? AND id < ?))")
+            args.extend([cursor[0], cursor[0], query.starting_after])
+        sql = (f"SELECT {_PAYMENT_COLS} FROM payments WHERE {' AND '.join(where)}"
+               " ORDER BY created_us DESC, id DESC LIMIT ?")
+        rows = self._db.execute(sql, (*args, query.limit + 1)).fetchall()
+        page = [payment_from_doc(doc, version) for doc, version in rows[: query.limit]]
+        return page, len(rows) > query.limit
+
+    async def payments_to_sync(self, statuses: frozenset[PaymentStatus],
+                               updated_before: datetime, limit: int) -> list[Payment]:
+        marks = ",".join("?" * len(statuses))
+        rows = self._db.execute(
+            f"SELECT {_PAYMENT_COLS} FROM payments WHERE status IN ({marks})"
+            " AND updated_us < ? ORDER BY updated_us LIMIT ?",
+            (*[s.value for s in statuses], to_micros(updated_before), limit)).fetchall()
+        return [payment_from_doc(doc, version) for doc, version in rows]
+
+    async def get_idempotency(self, merchant_id: str, key: str) -> IdempotencyRecord | None:
+        row = self._db.execute(
+            "SELECT fingerprint, resource_id, lease_token, locked_until_us, expires_us,"
+            " completed, response_status, response_body FROM idempotency"
+            " WHERE merchant_id = ? AND key = ?", (merchant_id, key)).fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            merchant_id=merchant_id, key=key, fingerprint=row[0], resource_id=row[1],
+            lease_token=row[2], locked_until=from_micros(row[3]), expires_at=from_micros(row[4]),
+            completed=bool(row[5]), response_status=row[6], response_body=row[7])
+
+    async def events_for_payment(self, merchant_id: str, payment_id: str) -> list[StoredEvent]:
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLS} FROM events WHERE merchant_id = ? AND payment_id = ?"
+            " ORDER BY seq", (merchant_id, payment_id)).fetchall()
+        return [_event(r) for r in rows]
+
+    async def list_events(self, merchant_id: str, event_type: str | None, limit: int,
+                          starting_after: str | None) -> tuple[list[StoredEvent], bool]:
+        where = ["merchant_id = ?"]
+        args: list[Any] = [merchant_id]
+        if event_type is not None:
+            where.append("type = ?")
+            args.append(event_type)
+        if starting_after is not None:
+            where.append("seq < (SELECT seq FROM events WHERE id = ? AND merchant_id = ?)")
+            args.extend([starting_after, merchant_id])
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)}"
+            " ORDER BY seq DESC LIMIT ?", (*args, limit + 1)).fetchall()
+        return [_event(r) for r in rows[:limit]], len(rows) > limit
+
+    async def undelivered_events(self, limit: int) -> list[StoredEvent]:
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLS} FROM events WHERE delivered = 0 ORDER BY seq LIMIT ?",
+            (limit,)).fetchall()
+        return [_event(r) for r in rows]
+
+    async def notifications_for_payment(self, merchant_id: str,
+                                        payment_id: str) -> list[Notification]:
+        rows = self._db.execute(
+            "SELECT id, merchant_id, payment_id, event_id, channel, recipient, template,"
+            " created_us FROM notifications WHERE merchant_id = ? AND payment_id = ?"
+            " ORDER BY created_us, id", (merchant_id, payment_id)).fetchall()
+        return [Notification(id=r[0], merchant_id=r[1], payment_id=r[2], event_id=r[3],
+                             channel=r[4], recipient=r[5], template=r[6],
+                             created_at=from_micros(r[7])) for r in rows]
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        row = self._db.execute(
+            "SELECT key_hash, merchant_id, created_us, prefix FROM api_keys WHERE key_hash = ?",
+            (key_hash,)).fetchone()
+        if row is None:
+            return None
+        return ApiKey(key_hash=row[0], merchant_id=row[1], created_at=from_micros(row[2]),
+                      prefix=row[3])
+
+    async def ping(self) -> bool:
+        self._db.execute("SELECT 1").fetchone()
+        return self._writer is not None

@@ -1,0 +1,1 @@
+"""Connectors: one folder per PSP, each a translator between our ports and the PSP's wire."""

@@ -1,0 +1,155 @@
+"""The Stripe connector: our port over Stripe's HTTP API (the sandbox, or api.stripe.com).
+
+Transport failures are translated here, once, into PspError with the two facts the service
+needs: may a retry help (`retryable`), and may Stripe have acted (`outcome_unknown`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import msgspec
+
+from paymesh.connectors.stripe import translate, webhook
+from paymesh.domain.payment import PspOutcome
+from paymesh.ports.connector import AuthorizeRequest, PspError, RefundOutcome, WebhookEvent
+
+PSP = "stripe"
+API_VERSION = "2024-06-20"
+
+
+@dataclass(frozen=True, slots=True)
+class StripeSettings:
+    api_base: str  # e.g. http://127.0.0.1:8080/sandbox/stripe or https://api.stripe.com
+    secret_key: str
+    webhook_secret: str
+    timeout_seconds: float = 10.0
+    return_url: str | None = None
+
+
+@contextmanager
+def _map_transport_errors() -> Iterator[None]:
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing reached Stripe: safe to call this a plain failure.
+        raise PspError(PSP, f"cannot reach Stripe: {type(exc).__name__}",
+                       code="connection_error") from exc
+    except httpx.HTTPError as exc:
+        # The request may have arrived and been acted on; only a sync can tell.
+        raise PspError(PSP, f"no answer from Stripe: {type(exc).__name__}", code="timeout",
+                       outcome_unknown=True) from exc
+
+
+def _error_for(status: int, body: dict[str, Any]) -> PspError:
+    error = body.get("error") or {}
+    code = error.get("code") or error.get("type")
+    message = error.get("message") or f"HTTP {status}"
+    if status == 429:
+        return PspError(PSP, message, http_status=status, code=code or "rate_limit")
+    if status == 409:  # our key is still executing at Stripe
+        return PspError(PSP, message, http_status=status, code=code, outcome_unknown=True)
+    if status >= 500:
+        return PspError(PSP, message, http_status=status, code=code, outcome_unknown=True)
+    return PspError(PSP, message, http_status=status, code=code, retryable=False)
+
+
+class StripeConnector:
+    name = PSP
+
+    def __init__(self, settings: StripeSettings, client: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self._client = client or httpx.AsyncClient(
+            base_url=settings.api_base.rstrip("/"),
+            timeout=httpx.Timeout(settings.timeout_seconds, connect=2.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            headers={"Authorization": f"Bearer {settings.secret_key}",
+                     "Stripe-Version": API_VERSION})
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                       idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        with _map_transport_errors():
+            if method == "GET":
+                response = await self._client.get(path, headers=headers)
+            else:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+                form = urlencode(translate.form_fields(params or {})).encode()
+                response = await self._client.post(path, headers=headers, content=form)
+        try:
+            body = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            body = {}
+        return response.status_code, body if isinstance(body, dict) else {}
+
+    async def _intent_call(self, path: str, params: dict[str, Any], key: str,
+                           accept_state_error: bool) -> PspOutcome:
+        status, body = await self._request("POST", path, params, key)
+        if status == 200:
+            return translate.outcome_from_intent(body)
+        error = body.get("error") or {}
+        if status == 402 and error.get("payment_intent"):
+            outcome = translate.outcome_from_intent(error["payment_intent"])
+            if outcome.failure is None:
+                return PspOutcome(status=translate.S.FAILED,
+                                  connector_payment_id=outcome.connector_payment_id,
+                                  failure=translate.failure_from_error(error))
+            return outcome
+        if status == 400 and accept_state_error and error.get("payment_intent"):
+            # e.g. capture of a PI already captured: its current state is the answer.
+            return translate.outcome_from_intent(error["payment_intent"])
+        raise _error_for(status, body)
+
+    async def authorize(self, request: AuthorizeRequest) -> PspOutcome:
+        params = translate.authorize_params(request, self.settings.return_url)
+        return await self._intent_call("/v1/payment_intents", params, request.idempotency_key,
+                                       accept_state_error=False)
+
+    async def capture(self, connector_payment_id: str, amount: int,
+                      idempotency_key: str) -> PspOutcome:
+        return await self._intent_call(f"/v1/payment_intents/{connector_payment_id}/capture",
+                                       {"amount_to_capture": amount}, idempotency_key,
+                                       accept_state_error=True)
+
+    async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome:
+        return await self._intent_call(f"/v1/payment_intents/{connector_payment_id}/cancel",
+                                       {}, idempotency_key, accept_state_error=True)
+
+    async def retrieve(self, connector_payment_id: str) -> PspOutcome:
+        status, body = await self._request("GET", f"/v1/payment_intents/{connector_payment_id}")
+        if status != 200:
+            raise _error_for(status, body)
+        return translate.outcome_from_intent(body)
+
+    async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
+                     reason: str | None, idempotency_key: str) -> RefundOutcome:
+        params: dict[str, Any] = {"payment_intent": connector_payment_id, "amount": amount,
+                                  "metadata": {"paymesh_refund_id": refund_id}}
+        if reason in ("duplicate", "fraudulent", "requested_by_customer"):
+            params["reason"] = reason
+        status, body = await self._request("POST", "/v1/refunds", params, idempotency_key)
+        if status == 200:
+            state = body.get("status")
+            verdict = True if state == "succeeded" else False if state in (
+                "failed", "canceled") else None
+            return RefundOutcome(succeeded=verdict, connector_refund_id=body.get("id"),
+                                 failure_reason=body.get("failure_reason"))
+        if 400 <= status < 500 and status not in (409, 429):
+            error = body.get("error") or {}
+            return RefundOutcome(succeeded=False, connector_refund_id=None,
+                                 failure_reason=error.get("code") or error.get("message"))
+        raise _error_for(status, body)
+
+    def parse_webhook(self, headers: dict[str, str], body: bytes,
+                      now: datetime) -> list[WebhookEvent]:
+        webhook.verify(body, headers.get("stripe-signature"), self.settings.webhook_secret, now)
+        return webhook.translate(body)

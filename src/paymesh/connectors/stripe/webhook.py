@@ -1,0 +1,83 @@
+"""Stripe webhooks: verify `Stripe-Signature` as Stripe documents it, then translate.
+
+The signed payload is "{t}.{raw body}", HMAC-SHA256 with the endpoint secret; any of the v1
+signatures may match (Stripe sends several while a secret is rolled); the timestamp must be
+within the tolerance, which stops a captured webhook being replayed later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from paymesh.connectors.stripe.translate import outcome_from_intent
+from paymesh.ports.connector import WebhookEvent, WebhookRejected
+
+TOLERANCE_SECONDS = 300
+
+
+def sign(payload: bytes, secret: str, timestamp: int) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify(payload: bytes, header: str | None, secret: str, now: datetime,
+           tolerance: int = TOLERANCE_SECONDS) -> None:
+    if not header:
+        raise WebhookRejected("missing Stripe-Signature header")
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            try:
+                timestamp = int(value)
+            except ValueError as exc:
+                raise WebhookRejected("malformed Stripe-Signature timestamp") from exc
+        elif name == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        raise WebhookRejected("Stripe-Signature has no timestamp or no v1 signature")
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload,
+                        hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, c) for c in candidates):
+        raise WebhookRejected("Stripe-Signature does not match the payload")
+    if abs(now.timestamp() - timestamp) > tolerance:
+        raise WebhookRejected("Stripe-Signature timestamp is outside the tolerance")
+
+
+def _metadata_payment_id(obj: dict[str, Any]) -> str | None:
+    value = (obj.get("metadata") or {}).get("paymesh_payment_id")
+    return value if isinstance(value, str) else None
+
+
+def translate(payload: bytes) -> list[WebhookEvent]:
+    try:
+        event = msgspec.json.decode(payload)
+        event_id, event_type = event["id"], event["type"]
+        obj = event["data"]["object"]
+        created = datetime.fromtimestamp(int(event["created"]), tz=UTC)
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+        raise WebhookRejected("the body is not a Stripe event") from exc
+    if event_type.startswith("payment_intent."):
+        return [WebhookEvent(psp_event_id=event_id, created=created,
+                             payment_id=_metadata_payment_id(obj),
+                             connector_payment_id=obj.get("id"),
+                             outcome=outcome_from_intent(obj))]
+    if event_type == "charge.refunded":
+        refunds = (obj.get("refunds") or {}).get("data") or []
+        return [WebhookEvent(psp_event_id=event_id, created=created,
+                             payment_id=_metadata_payment_id(obj),
+                             connector_payment_id=obj.get("payment_intent"),
+                             amount_refunded=int(obj.get("amount_refunded") or 0),
+                             connector_refund_ids=tuple(r["id"] for r in refunds))]
+    if event_type == "charge.dispute.created":
+        return [WebhookEvent(psp_event_id=event_id, created=created, payment_id=None,
+                             connector_payment_id=obj.get("payment_intent"),
+                             dispute=(obj["id"], int(obj.get("amount") or 0),
+                                      obj.get("reason")))]
+    return []  # a type we do not act on: acknowledged, ignored

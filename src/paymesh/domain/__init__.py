@@ -1,0 +1,1 @@
+"""The payment domain: money, the payment state machine, refunds, events. Standard library only."""

@@ -1,0 +1,37 @@
+"""Domain events: what happened to a payment, recorded by the aggregate, sent via the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """One fact, e.g. `payment.succeeded`. `detail` is plain JSON data."""
+
+    type: str
+    payment_id: str
+    merchant_id: str
+    time: datetime
+    detail: dict[str, Any]
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def envelope(self, region: str = "local") -> dict[str, Any]:
+        """The EventBridge envelope this event is published in (DESIGN.md, Events)."""
+        return {
+            "version": "0",
+            "id": self.id,
+            "source": _SOURCES.get(self.type.split(".", 1)[0], "payment.service"),
+            "detail-type": self.type,
+            "account": self.merchant_id,
+            "time": self.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": region,
+            "resources": [self.payment_id],
+            "detail": self.detail,
+        }
+
+
+_SOURCES = {"fraud": "fraud.service", "review": "fraud.service"}

@@ -1,0 +1,258 @@
+"""The payment aggregate.
+
+A method checks the transition table, changes state and appends an event, or raises; it never
+does I/O. The service layer decides what to ask a PSP and feeds the answer back here as a
+`PspOutcome`, which may arrive twice or late (webhooks): applying it is idempotent and never
+moves a payment backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from paymesh.domain.errors import InvalidTransition, RefundNotAllowed
+from paymesh.domain.events import DomainEvent
+from paymesh.domain.refund import Refund, RefundStatus
+from paymesh.domain.status import CAPTURED, PaymentStatus, can_move
+
+S = PaymentStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    code: str
+    message: str
+    retryable: bool
+    decline_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FraudAssessment:
+    score: int
+    factors: tuple[str, ...]
+    decision: str  # allow | review | block
+
+
+@dataclass(frozen=True, slots=True)
+class PspOutcome:
+    """What a PSP says about a payment, from an API answer, a sync or a webhook."""
+
+    status: PaymentStatus
+    connector_payment_id: str | None = None
+    amount_capturable: int | None = None
+    amount_received: int | None = None
+    failure: Failure | None = None
+    next_action: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskContext:
+    device_id: str | None = None
+    ip_address: str | None = None
+    country: str | None = None
+    city: str | None = None
+
+
+# The event that announces arrival in each status reached through a PSP outcome.
+_STATUS_EVENTS = {
+    S.PROCESSING: "payment.processing",
+    S.REQUIRES_ACTION: "payment.requires_action",
+    S.REQUIRES_CAPTURE: "payment.requires_capture",
+    S.SUCCEEDED: "payment.succeeded",
+    S.FAILED: "payment.failed",
+    S.CANCELED: "payment.canceled",
+}
+
+
+@dataclass(slots=True)
+class Payment:
+    id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    customer_id: str
+    payment_method: str
+    capture_method: str
+    connector: str
+    created_at: datetime
+    updated_at: datetime
+    status: PaymentStatus = S.PENDING
+    amount_captured: int = 0
+    amount_refunded: int = 0
+    connector_payment_id: str | None = None
+    next_action: dict[str, Any] | None = None
+    failure: Failure | None = None
+    fraud: FraudAssessment | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    risk: RiskContext = field(default_factory=RiskContext)
+    attempt: int = 1
+    refunds: list[Refund] = field(default_factory=list)
+    dispute_id: str | None = None
+    #: Optimistic concurrency: the store writes only if the stored version is still this.
+    version: int = 0
+    events: list[DomainEvent] = field(default_factory=list, repr=False)
+
+    # -- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def initiate(cls, *, now: datetime, fraud: FraudAssessment, **fields: Any) -> Payment:
+        payment = cls(created_at=now, updated_at=now, fraud=fraud, **fields)
+        payment._record("payment.initiated", now, fraud_score=fraud.score,
+                        fraud_factors=list(fraud.factors))
+        return payment
+
+    def block(self, now: datetime) -> None:
+        self._move(S.BLOCKED, now, "block")
+        self._record("payment.blocked", now, fraud_score=self.fraud.score if self.fraud else None)
+
+    # -- PSP answers ----------------------------------------------------------------------
+
+    def apply_psp_outcome(self, outcome: PspOutcome, now: datetime) -> bool:
+        """Merge what the PSP said; move forward if the table allows. Returns True if changed.
+
+        A stale or repeated outcome (the payment is already at or past it) changes nothing,
+        so webhooks and API answers may race in any order.
+        """
+        changed = False
+        if outcome.connector_payment_id and not self.connector_payment_id:
+            self.connector_payment_id = outcome.connector_payment_id
+            changed = True
+        target = outcome.status
+        if target == self.status:
+            if target == S.REQUIRES_ACTION and outcome.next_action != self.next_action:
+                self.next_action = outcome.next_action
+                changed = True
+            if changed:
+                self.updated_at = now
+            return changed
+        if not can_move(self.status, target):
+            if changed:
+                self.updated_at = now
+            return changed
+        self.status = target
+        self.updated_at = now
+        self.next_action = outcome.next_action if target == S.REQUIRES_ACTION else None
+        if target == S.FAILED:
+            self.failure = outcome.failure
+        if target == S.SUCCEEDED:
+            self.amount_captured = outcome.amount_received or self.amount
+        extra: dict[str, Any] = {}
+        if target == S.FAILED and outcome.failure:
+            extra = {"retryable": outcome.failure.retryable, "failure_code": outcome.failure.code,
+                     "decline_code": outcome.failure.decline_code}
+        if target == S.SUCCEEDED and self.capture_method == "manual":
+            self._record("payment.captured", now, amount_captured=self.amount_captured)
+        self._record(_STATUS_EVENTS[target], now, **extra)
+        return True
+
+    # -- commands checked before the PSP is asked -----------------------------------------
+
+    def ensure_capturable(self, amount: int | None) -> int:
+        if self.status != S.REQUIRES_CAPTURE:
+            raise InvalidTransition(self.id, self.status, "capture")
+        amount = self.amount if amount is None else amount
+        if amount > self.amount:
+            raise RefundNotAllowed(
+                f"amount to capture ({amount}) is greater than the authorised {self.amount}",
+                "amount")
+        return amount
+
+    def ensure_cancelable(self) -> None:
+        if not can_move(self.status, S.CANCELED):
+            raise InvalidTransition(self.id, self.status, "cancel")
+
+    # -- refunds --------------------------------------------------------------------------
+
+    @property
+    def refundable(self) -> int:
+        """Captured money not yet refunded nor reserved by a refund in flight."""
+        reserved = sum(r.amount for r in self.refunds if r.status == RefundStatus.PENDING)
+        return self.amount_captured - self.amount_refunded - reserved
+
+    def start_refund(self, refund_id: str, amount: int | None, reason: str | None,
+                     now: datetime) -> Refund:
+        if self.status not in CAPTURED or self.status == S.DISPUTED:
+            raise InvalidTransition(self.id, self.status, "refund")
+        available = self.refundable
+        if available <= 0:
+            raise RefundNotAllowed(f"payment {self.id} is already fully refunded", "amount")
+        amount = available if amount is None else amount
+        if amount <= 0 or amount > available:
+            raise RefundNotAllowed(
+                f"refund amount ({amount}) is greater than what is left to refund ({available})",
+                "amount")
+        refund = Refund(id=refund_id, payment_id=self.id, merchant_id=self.merchant_id,
+                        amount=amount, currency=self.currency, reason=reason, created_at=now,
+                        updated_at=now)
+        self.refunds.append(refund)
+        self.updated_at = now
+        return refund
+
+    def refund(self, refund_id: str) -> Refund:
+        for r in self.refunds:
+            if r.id == refund_id:
+                return r
+        raise KeyError(refund_id)
+
+    def settle_refund(self, refund_id: str, succeeded: bool, now: datetime,
+                      connector_refund_id: str | None = None,
+                      failure_reason: str | None = None) -> bool:
+        """Record the PSP's verdict on a refund; a repeat verdict changes nothing."""
+        refund = self.refund(refund_id)
+        if refund.status != RefundStatus.PENDING:
+            return False
+        refund.connector_refund_id = connector_refund_id or refund.connector_refund_id
+        refund.updated_at = now
+        self.updated_at = now
+        if not succeeded:
+            refund.status = RefundStatus.FAILED
+            refund.failure_reason = failure_reason
+            self._record("refund.failed", now, refund_id=refund.id, refund_amount=refund.amount,
+                         failure_reason=failure_reason)
+            return True
+        refund.status = RefundStatus.SUCCEEDED
+        self.amount_refunded += refund.amount
+        target = S.REFUNDED if self.amount_refunded >= self.amount_captured else \
+            S.PARTIALLY_REFUNDED
+        if target != self.status and can_move(self.status, target):
+            self.status = target
+        self._record("refund.succeeded", now, refund_id=refund.id, refund_amount=refund.amount)
+        return True
+
+    # -- disputes -------------------------------------------------------------------------
+
+    def open_dispute(self, dispute_id: str, amount: int, reason: str | None,
+                     now: datetime) -> bool:
+        if self.dispute_id == dispute_id or not can_move(self.status, S.DISPUTED):
+            return False
+        self.dispute_id = dispute_id
+        self.status = S.DISPUTED
+        self.updated_at = now
+        self._record("dispute.created", now, dispute_id=dispute_id, dispute_amount=amount,
+                     reason=reason)
+        return True
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _move(self, target: PaymentStatus, now: datetime, action: str) -> None:
+        if not can_move(self.status, target):
+            raise InvalidTransition(self.id, self.status, action)
+        self.status = target
+        self.updated_at = now
+
+    def _record(self, event_type: str, now: datetime, **extra: Any) -> None:
+        detail: dict[str, Any] = {
+            "payment_id": self.id,
+            "status": self.status.value,
+            "amount": self.amount,
+            "currency": self.currency,
+            "customer_id": self.customer_id,
+            "connector": self.connector,
+            "metadata": dict(self.metadata),
+        }
+        detail.update({k: v for k, v in extra.items() if v is not None})
+        self.events.append(DomainEvent(type=event_type, payment_id=self.id,
+                                       merchant_id=self.merchant_id, time=now, detail=detail))

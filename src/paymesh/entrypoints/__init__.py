@@ -1,0 +1,1 @@
+"""Entrypoints: HTTP, CLI, workers. Thin: parse, call the service, map errors."""

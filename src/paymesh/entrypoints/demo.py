@@ -1,0 +1,164 @@
+"""`paymesh demo`: real payments through a real server and the Stripe sandbox, end to end.
+
+Each scenario states what it expects; the demo exits 1 if any expectation fails, so
+`make demo` is a check, not a show.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from paymesh.config import Settings
+
+
+@dataclass
+class Row:
+    scenario: str
+    http: str
+    payment_id: str
+    status: str
+    detail: str
+    ok: bool
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run_demo() -> int:
+    import asyncio
+
+    from paymesh.adapters.sqlite import SqliteStore
+    from paymesh.bootstrap import build_app
+    from paymesh.entrypoints.server_thread import free_port, serving
+    from paymesh.service.apikeys import create_key
+
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="paymesh-demo-") as tmp:
+        settings = Settings.from_env(data_dir=Path(tmp), port=free_port(), rate_limit=0.0,
+                                     stripe_api_base=None)
+        # One key for the demo merchant, made as `paymesh keys create` makes it.
+        async def make_key() -> str:
+            store = SqliteStore(settings.sqlite_path)
+            await store.open()
+            try:
+                return await create_key(store, "demo-shop", datetime.now(UTC))
+            finally:
+                await store.close()
+
+        key = asyncio.run(make_key())
+        console.print(f"[bold]paymesh demo[/] — data in {tmp}, server on {settings.self_url}")
+        with serving(build_app(settings), settings.port) as base, httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=15) as http:
+            rows = _scenarios(http)
+            table = Table(title="What happened")
+            for col in ("scenario", "HTTP", "payment", "final status", "detail", "as expected"):
+                table.add_column(col)
+            for r in rows:
+                table.add_row(r.scenario, r.http, r.payment_id, r.status, r.detail,
+                              "[green]yes[/]" if r.ok else "[red]NO[/]")
+            console.print(table)
+            events = http.get("/v1/events", params={"limit": 100}).json()["data"]
+            kinds: dict[str, int] = {}
+            for e in events:
+                kinds[e["detail-type"]] = kinds.get(e["detail-type"], 0) + 1
+            console.print("events published: " + ", ".join(
+                f"{k} x{v}" for k, v in sorted(kinds.items())))
+        failed = [r.scenario for r in rows if not r.ok]
+        if failed:
+            console.print(f"[red]unexpected outcome in: {', '.join(failed)}[/]")
+            return 1
+        console.print("[green]every scenario ended as expected[/]")
+        return 0
+
+
+def _pay(http: httpx.Client, method: str, amount: int = 2000, key: str | None = None,
+         **extra: Any) -> httpx.Response:
+    body = {"amount": amount, "currency": "usd", "customer_id": "cus_demo",
+            "payment_method": method, "metadata": {"order_id": f"ord-{uuid.uuid4().hex[:8]}"},
+            **extra}
+    return http.post("/v1/payments", json=body,
+                     headers={"Idempotency-Key": key or str(uuid.uuid4())})
+
+
+def _payment(http: httpx.Client, payment_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = http.get(f"/v1/payments/{payment_id}").json()
+    return data
+
+
+def _scenarios(http: httpx.Client) -> list[Row]:
+    rows: list[Row] = []
+
+    r = _pay(http, "pm_card_visa")
+    p = r.json()
+    notified = _wait_for(lambda: bool(http.get(
+        f"/v1/payments/{p['id']}/notifications").json()["data"]))
+    rows.append(Row("card payment", str(r.status_code), p["id"], p["status"],
+                    f"captured {p['amount_captured']}, confirmation "
+                    f"{'recorded' if notified else 'MISSING'}",
+                    r.status_code == 201 and p["status"] == "succeeded" and notified))
+
+    r = _pay(http, "pm_card_chargeDeclinedInsufficientFunds")
+    err = r.json()["error"]
+    rows.append(Row("declined card", str(r.status_code), err.get("payment_id", "-"),
+                    err["payment"]["status"], f"{err['code']}/{err.get('decline_code')}",
+                    r.status_code == 402 and err.get("decline_code") == "insufficient_funds"))
+
+    r = _pay(http, "pm_card_threeDSecure2Required")
+    p = r.json()
+    first = p["status"]
+    url = (p.get("next_action") or {}).get("redirect_url")
+    if url:
+        httpx.post(url, params={"outcome": "succeed"}, timeout=10)
+        _wait_for(lambda: _payment(http, p["id"])["status"] == "succeeded")
+    final = _payment(http, p["id"])["status"]
+    rows.append(Row("3-D Secure", str(r.status_code), p["id"], final,
+                    f"{first} -> customer authenticated -> {final} (by webhook)",
+                    first == "requires_action" and final == "succeeded"))
+
+    r = _pay(http, "pm_card_mastercard", amount=5000, capture_method="manual")
+    p = r.json()
+    c = http.post(f"/v1/payments/{p['id']}/capture", json={"amount": 4000})
+    cp = c.json()
+    rows.append(Row("manual capture", f"{r.status_code}, {c.status_code}", p["id"],
+                    cp.get("status", "?"), f"authorised 5000, captured {cp.get('amount_captured')}",
+                    p["status"] == "requires_capture" and cp.get("status") == "succeeded"
+                    and cp.get("amount_captured") == 4000))
+
+    r = _pay(http, "pm_card_visa", amount=3000)
+    p = r.json()
+    r1 = http.post(f"/v1/payments/{p['id']}/refunds", json={"amount": 1000})
+    r2 = http.post(f"/v1/payments/{p['id']}/refunds", json={})
+    final_p = _payment(http, p["id"])
+    rows.append(Row("refund", f"{r1.status_code}, {r2.status_code}", p["id"], final_p["status"],
+                    f"refunded {final_p['amount_refunded']} of 3000 in 2 refunds",
+                    final_p["status"] == "refunded" and final_p["amount_refunded"] == 3000))
+
+    key = f"demo-{uuid.uuid4()}"
+    first_r = _pay(http, "pm_card_visa", amount=1234, key=key)
+    body = {"amount": 1234, "currency": "usd", "customer_id": "cus_demo",
+            "payment_method": "pm_card_visa", "metadata": first_r.json()["metadata"]}
+    again = http.post("/v1/payments", json=body, headers={"Idempotency-Key": key})
+    same = again.json().get("id") == first_r.json()["id"]
+    rows.append(Row("idempotent replay", f"{first_r.status_code}, {again.status_code}",
+                    first_r.json()["id"], again.json().get("status", "?"),
+                    f"same payment: {same}, Idempotent-Replayed: "
+                    f"{again.headers.get('idempotent-replayed')}",
+                    same and again.headers.get("idempotent-replayed") == "true"))
+    return rows

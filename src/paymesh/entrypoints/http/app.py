@@ -1,0 +1,322 @@
+"""Routes of the v1 API: parse, authenticate, call a service, answer. Nothing else.
+
+Errors of every kind leave through `error_response`, in DESIGN.md's shape: a 4xx for anything
+the client can fix, never a 500 for bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from paymesh.domain import money
+from paymesh.domain.errors import DomainError
+from paymesh.domain.payment import RiskContext
+from paymesh.domain.status import PaymentStatus
+from paymesh.entrypoints.http import schemas
+from paymesh.ports.connector import WebhookRejected
+from paymesh.ports.store import PaymentQuery, Store
+from paymesh.service import views
+from paymesh.service.apikeys import Authenticator
+from paymesh.service.errors import (
+    ApiError,
+    BadRequest,
+    NotFound,
+    RateLimited,
+    from_domain,
+)
+from paymesh.service.idempotency import MAX_KEY_LENGTH
+from paymesh.service.payments import CreatePayment, PaymentService
+from paymesh.service.ratelimit import RateLimiter
+from paymesh.service.views import Reply
+from paymesh.service.webhooks import WebhookService
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
+JSON = "application/json"
+
+
+@dataclass(slots=True)
+class Api:
+    """What the routes need; built by bootstrap, the one composition root."""
+
+    store: Store
+    payments: PaymentService
+    webhooks: WebhookService
+    auth: Authenticator
+    limiter: RateLimiter
+    openapi: bytes
+
+
+def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(data), status_code=status, media_type=JSON, headers=headers)
+
+
+def reply_response(reply: Reply) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    return Response(reply.body, status_code=reply.status, media_type=JSON, headers=headers)
+
+
+def error_response(exc: ApiError) -> Response:
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+    return json_response(exc.status, exc.body(), headers)
+
+
+def api(request: Request) -> Api:
+    state: Api = request.app.state.api
+    return state
+
+
+async def merchant_of(request: Request) -> str:
+    a = api(request)
+    merchant = await a.auth.merchant_for(request.headers.get("authorization"))
+    wait = a.limiter.check(request.headers["authorization"])
+    if wait is not None:
+        raise RateLimited(wait)
+    return merchant
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_KEY_LENGTH:
+        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+                         param="Idempotency-Key", code="idempotency_key_invalid")
+    return key
+
+
+# -- payments -------------------------------------------------------------------------------
+
+async def create_payment(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    body = schemas.decode(await request.body(), schemas.CreatePaymentBody)
+    command = CreatePayment(
+        amount=body.amount, currency=money.normalize_currency(body.currency),
+        customer_id=body.customer_id, payment_method=body.payment_method,
+        capture_method=body.capture_method, connector=body.connector,
+        description=body.description, metadata=dict(body.metadata),
+        risk=RiskContext(device_id=body.device_id, ip_address=body.ip_address,
+                         country=body.country.upper() if body.country else None,
+                         city=body.city))
+    key = idempotency_key(request)
+    return reply_response(await api(request).payments.create(merchant, command, key))
+
+
+async def get_payment(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    payment_id = request.path_params["payment_id"]
+    payment = await api(request).store.get_payment(payment_id, merchant)
+    if payment is None:
+        raise NotFound(f"no such payment: {payment_id!r}", param="id")
+    return json_response(200, views.payment_view(payment))
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer", param=name) from exc
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}", param=name)
+    return value
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        if raw.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(raw), tz=UTC)
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise BadRequest(f"{name} must be epoch seconds or an ISO 8601 time",
+                         param=name) from exc
+
+
+async def list_payments(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    q = request.query_params
+    status = q.get("status")
+    if status is not None and status not in PaymentStatus.__members__.values():
+        raise BadRequest(f"unknown status {status!r}", param="status")
+    query = PaymentQuery(
+        merchant_id=merchant, customer_id=q.get("customer_id"),
+        status=PaymentStatus(status) if status else None,
+        created_gte=_time_param(request, "created_gte"),
+        created_lt=_time_param(request, "created_lt"),
+        limit=_int_param(request, "limit", 10, 1, 100), starting_after=q.get("starting_after"))
+    page, has_more = await api(request).store.list_payments(query)
+    return json_response(200, views.list_view([views.payment_view(p) for p in page], has_more,
+                                              "/v1/payments"))
+
+
+async def payment_events(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    payment_id = request.path_params["payment_id"]
+    store = api(request).store
+    if await store.get_payment(payment_id, merchant) is None:
+        raise NotFound(f"no such payment: {payment_id!r}", param="id")
+    events = await store.events_for_payment(merchant, payment_id)
+    return json_response(200, views.list_view([views.event_view(e) for e in events], False,
+                                              f"/v1/payments/{payment_id}/events"))
+
+
+async def payment_notifications(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    payment_id = request.path_params["payment_id"]
+    store = api(request).store
+    if await store.get_payment(payment_id, merchant) is None:
+        raise NotFound(f"no such payment: {payment_id!r}", param="id")
+    sent = await store.notifications_for_payment(merchant, payment_id)
+    return json_response(200, views.list_view([views.notification_view(n) for n in sent],
+                                              False, f"/v1/payments/{payment_id}/notifications"))
+
+
+async def capture_payment(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    body = schemas.decode(await request.body(), schemas.CaptureBody, empty_ok=True)
+    return reply_response(await api(request).payments.capture(
+        merchant, request.path_params["payment_id"], body.amount, idempotency_key(request)))
+
+
+async def cancel_payment(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    schemas.decode(await request.body(), schemas.CancelBody, empty_ok=True)
+    return reply_response(await api(request).payments.cancel(
+        merchant, request.path_params["payment_id"], idempotency_key(request)))
+
+
+async def create_refund(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    body = schemas.decode(await request.body(), schemas.RefundBody, empty_ok=True)
+    return reply_response(await api(request).payments.refund(
+        merchant, request.path_params["payment_id"], body.amount, body.reason,
+        idempotency_key(request)))
+
+
+async def get_refund(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    refund_id = request.path_params["refund_id"]
+    refund = await api(request).store.get_refund(refund_id, merchant)
+    if refund is None:
+        raise NotFound(f"no such refund: {refund_id!r}", param="id")
+    return json_response(200, views.refund_view(refund))
+
+
+async def list_events(request: Request) -> Response:
+    merchant = await merchant_of(request)
+    q = request.query_params
+    events, has_more = await api(request).store.list_events(
+        merchant, q.get("type"), _int_param(request, "limit", 10, 1, 100),
+        q.get("starting_after"))
+    return json_response(200, views.list_view([views.event_view(e) for e in events], has_more,
+                                              "/v1/events"))
+
+
+# -- webhooks and operations ----------------------------------------------------------------
+
+async def psp_webhook(request: Request) -> Response:
+    psp = request.path_params["psp"]
+    service = api(request).webhooks
+    if psp not in service.connectors:
+        raise NotFound(f"no connector {psp!r} is configured", param="psp")
+    try:
+        results = await service.receive(psp, dict(request.headers), await request.body())
+    except WebhookRejected as exc:
+        raise BadRequest(str(exc), code="webhook_signature_invalid") from exc
+    return json_response(200, {"received": True, "results": results})
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type=JSON)
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        ready = await api(request).store.ping()
+    except Exception:
+        ready = False
+    return json_response(200 if ready else 503, {"status": "ready" if ready else "unavailable"})
+
+
+async def openapi(request: Request) -> Response:
+    return Response(api(request).openapi, media_type=JSON)
+
+
+# -- assembly -------------------------------------------------------------------------------
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/v1/payments", create_payment, methods=["POST"]),
+        Route("/v1/payments", list_payments, methods=["GET"]),
+        Route("/v1/payments/{payment_id}", get_payment, methods=["GET"]),
+        Route("/v1/payments/{payment_id}/events", payment_events, methods=["GET"]),
+        Route("/v1/payments/{payment_id}/notifications", payment_notifications,
+              methods=["GET"]),
+        Route("/v1/payments/{payment_id}/capture", capture_payment, methods=["POST"]),
+        Route("/v1/payments/{payment_id}/cancel", cancel_payment, methods=["POST"]),
+        Route("/v1/payments/{payment_id}/refunds", create_refund, methods=["POST"]),
+        Route("/v1/refunds/{refund_id}", get_refund, methods=["GET"]),
+        Route("/v1/events", list_events, methods=["GET"]),
+        Route("/webhooks/{psp}", psp_webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+
+
+async def _on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return error_response(from_domain(exc))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = {404: NotFound, 405: BadRequest}.get(exc.status_code, BadRequest)
+    error = kind(f"{request.method} {request.url.path}: {exc.detail}",
+                 code="route_not_found" if exc.status_code == 404 else "method_not_allowed")
+    error.status = exc.status_code
+    return error_response(error)
+
+
+async def _on_crash(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ApiError("an internal error occurred; it has been logged"))
+
+
+def exception_handlers() -> dict[Any, Any]:
+    return {ApiError: _on_api_error, DomainError: _on_domain_error,
+            HTTPException: _on_http_error, Exception: _on_crash}
+
+
+def build_http_app(state: Api, extra_routes: list[BaseRoute], lifespan: Any) -> Starlette:
+    app = Starlette(routes=[*routes(), *extra_routes],
+                    exception_handlers=exception_handlers(), lifespan=lifespan)
+    app.state.api = state
+    return app

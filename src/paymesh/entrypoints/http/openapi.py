@@ -1,0 +1,91 @@
+"""The OpenAPI 3.1 document, its schemas generated from the very Structs that validate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from paymesh.entrypoints.http import schemas
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_OBJECT = {"type": "object"}
+
+
+def _op(summary: str, body: str | None = None, ok: int = 200,
+        errors: tuple[int, ...] = (400, 401, 404, 429), idempotent: bool = False,
+        params: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {str(ok): {"description": "OK",
+                                "content": {"application/json": {"schema": _OBJECT}}},
+                      **{str(code): {"description": "error",
+                                     "content": {"application/json": {"schema": _ERROR}}}
+                         for code in errors}},
+    }
+    parameters = list(params)
+    if idempotent:
+        parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                           "schema": {"type": "string", "maxLength": 255}})
+    if parameters:
+        op["parameters"] = parameters
+    if body:
+        op["requestBody"] = {"required": body == "CreatePaymentBody", "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+    return op
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, kind: str = "string") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
+
+
+def build_openapi() -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(
+        schemas.BODIES, ref_template="#/components/schemas/{name}")
+    components["Error"] = {"type": "object", "required": ["error"], "properties": {
+        "error": {"type": "object", "required": ["type", "code", "message"], "properties": {
+            "type": {"type": "string"}, "code": {"type": "string"},
+            "message": {"type": "string"}, "param": {"type": "string"}}}}}
+    pid = _path("payment_id")
+    write_errors = (400, 401, 402, 404, 409, 422, 429, 503)
+    paths = {
+        "/v1/payments": {
+            "post": _op("Create and confirm a payment", "CreatePaymentBody", 201, write_errors,
+                        idempotent=True),
+            "get": _op("List payments, newest first", params=(
+                _query("customer_id"), _query("status"), _query("created_gte"),
+                _query("created_lt"), _query("limit", "integer"), _query("starting_after"))),
+        },
+        "/v1/payments/{payment_id}": {"get": _op("Retrieve a payment", params=(pid,))},
+        "/v1/payments/{payment_id}/events": {"get": _op("The payment's timeline",
+                                                        params=(pid,))},
+        "/v1/payments/{payment_id}/notifications": {
+            "get": _op("Confirmations sent for a payment", params=(pid,))},
+        "/v1/payments/{payment_id}/capture": {
+            "post": _op("Capture an authorised payment", "CaptureBody", 200, write_errors,
+                        idempotent=True, params=(pid,))},
+        "/v1/payments/{payment_id}/cancel": {
+            "post": _op("Cancel a payment", "CancelBody", 200, write_errors, idempotent=True,
+                        params=(pid,))},
+        "/v1/payments/{payment_id}/refunds": {
+            "post": _op("Refund a payment", "RefundBody", 201, write_errors, idempotent=True,
+                        params=(pid,))},
+        "/v1/refunds/{refund_id}": {"get": _op("Retrieve a refund",
+                                               params=(_path("refund_id"),))},
+        "/v1/events": {"get": _op("The merchant's event log", params=(
+            _query("type"), _query("limit", "integer"), _query("starting_after")))},
+        "/healthz": {"get": _op("Liveness", errors=())},
+        "/readyz": {"get": _op("Readiness", errors=(503,))},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "paymesh", "version": "1"},
+        "components": {"schemas": components, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }

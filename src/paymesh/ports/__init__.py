@@ -1,0 +1,1 @@
+"""Ports: the small interfaces the service layer needs from the outside world."""

@@ -1,0 +1,93 @@
+"""The connector port: one PSP, seen as a translator.
+
+A connector turns our request into the PSP's wire format and the PSP's answer into a
+`PspOutcome`. A decline is an answer (status failed, with a Failure), not an exception.
+`PspError` means the PSP did not give an answer we can act on; `outcome_unknown` says whether
+the PSP may have acted anyway (a timeout after sending), in which case the caller must sync
+with the same idempotency key before anything else is tried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from paymesh.domain.payment import PspOutcome
+
+
+class PspError(Exception):
+    def __init__(self, psp: str, message: str, *, http_status: int | None = None,
+                 code: str | None = None, retryable: bool = True,
+                 outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.psp = psp
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+        self.retryable = retryable
+        self.outcome_unknown = outcome_unknown
+
+
+class WebhookRejected(Exception):
+    """The webhook's signature is missing, wrong or stale, or its body is not the PSP's."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeRequest:
+    payment_id: str
+    amount: int
+    currency: str
+    payment_method: str
+    capture_method: str
+    customer_id: str
+    idempotency_key: str
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundOutcome:
+    succeeded: bool | None  # None: pending at the PSP, the verdict comes by webhook
+    connector_refund_id: str | None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A PSP notification, verified and translated. Exactly one of the optional parts is set."""
+
+    psp_event_id: str
+    created: datetime
+    payment_id: str | None  # ours, when the PSP echoes our metadata
+    connector_payment_id: str | None
+    outcome: PspOutcome | None = None
+    #: Cumulative amount refunded at the PSP, with the PSP's refund ids when known.
+    amount_refunded: int | None = None
+    connector_refund_ids: tuple[str, ...] = ()
+    dispute: tuple[str, int, str | None] | None = None  # (dispute id, amount, reason)
+
+
+class Connector(Protocol):
+    name: str
+
+    async def authorize(self, request: AuthorizeRequest) -> PspOutcome: ...
+
+    async def capture(self, connector_payment_id: str, amount: int,
+                      idempotency_key: str) -> PspOutcome: ...
+
+    async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome: ...
+
+    async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
+                     reason: str | None, idempotency_key: str) -> RefundOutcome: ...
+
+    async def retrieve(self, connector_payment_id: str) -> PspOutcome:
+        """The PSP's current view of the payment (the sync job's question)."""
+        ...
+
+    def parse_webhook(self, headers: dict[str, str], body: bytes,
+                      now: datetime) -> list[WebhookEvent]:
+        """Verify and translate; raise WebhookRejected. No I/O."""
+        ...
+
+    async def aclose(self) -> None: ...

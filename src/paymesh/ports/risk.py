@@ -1,0 +1,30 @@
+"""The risk port: a score for a payment before any PSP sees it.
+
+The fraud issue plugs real scoring in here; until then `AllowAll` scores every payment 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from paymesh.domain.payment import FraudAssessment, RiskContext
+
+
+@dataclass(frozen=True, slots=True)
+class RiskInput:
+    merchant_id: str
+    customer_id: str
+    amount: int
+    currency: str
+    payment_method: str
+    context: RiskContext
+
+
+class RiskScorer(Protocol):
+    async def assess(self, subject: RiskInput) -> FraudAssessment: ...
+
+
+class AllowAll:
+    async def assess(self, subject: RiskInput) -> FraudAssessment:
+        return FraudAssessment(score=0, factors=(), decision="allow")

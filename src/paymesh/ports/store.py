@@ -1,0 +1,185 @@
+"""The store port: everything paymesh keeps, behind primitives any backend can implement.
+
+Writes go through `commit(changeset)`: one atomic, durable write of everything a step changed
+(payments with their refunds, events for the outbox, an idempotency record, consumer marks).
+Each part carries its own condition, so the same changeset maps onto one SQL transaction or one
+DynamoDB TransactWriteItems:
+
+- a payment is written only if its stored version is still the one it was read at
+  (`expected_version`, 0 for a new one)                                   -> VersionConflict
+- an idempotency record with `expected_token=None` is written only if the key is absent or
+  expired; otherwise only if the stored lease token still equals `expected_token`
+                                                                          -> IdempotencyConflict
+- a consumer mark (consumer, event id) is written only if absent           -> AlreadyProcessed
+
+If any condition fails nothing is written. When `commit` returns, the write is durable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from paymesh.domain.events import DomainEvent
+from paymesh.domain.payment import Payment
+from paymesh.domain.refund import Refund
+from paymesh.domain.status import PaymentStatus
+
+
+class StoreConflict(Exception):
+    """A changeset's condition failed; nothing was written."""
+
+
+class VersionConflict(StoreConflict):
+    pass
+
+
+class IdempotencyConflict(StoreConflict):
+    pass
+
+
+class AlreadyProcessed(StoreConflict):
+    pass
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    merchant_id: str
+    key: str
+    fingerprint: str
+    #: The resource this request creates or acts on, fixed when the key is first claimed, so a
+    #: retry after a crash resumes the same payment instead of making a second one.
+    resource_id: str
+    lease_token: str
+    locked_until: datetime
+    expires_at: datetime
+    completed: bool = False
+    response_status: int | None = None
+    response_body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyWrite:
+    record: IdempotencyRecord
+    now: datetime
+    expected_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentWrite:
+    payment: Payment
+    expected_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: str
+    merchant_id: str
+    payment_id: str
+    event_id: str
+    channel: str
+    recipient: str
+    template: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class Changeset:
+    payments: list[PaymentWrite] = field(default_factory=list)
+    events: list[DomainEvent] = field(default_factory=list)
+    idempotency: IdempotencyWrite | None = None
+    processed: list[tuple[str, str]] = field(default_factory=list)  # (consumer, event id)
+    notifications: list[Notification] = field(default_factory=list)
+
+    def save(self, payment: Payment) -> None:
+        """Write `payment` at its read version and take the events it recorded."""
+        self.payments.append(PaymentWrite(payment, payment.version))
+        self.events.extend(payment.events)
+
+    def committed(self) -> None:
+        """After a successful commit: the payments are at their new versions, events are out."""
+        for write in self.payments:
+            write.payment.version = write.expected_version + 1
+            write.payment.events.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentQuery:
+    merchant_id: str
+    customer_id: str | None = None
+    status: PaymentStatus | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+    limit: int = 10
+    starting_after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as published: the EventBridge envelope, and whether the outbox delivered it."""
+
+    id: str
+    merchant_id: str
+    payment_id: str
+    type: str
+    time: datetime
+    envelope: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    key_hash: str
+    merchant_id: str
+    created_at: datetime
+    prefix: str
+
+
+class Store(Protocol):
+    """Durable state. Implementations: SQLite (embedded); PostgreSQL and DynamoDB later."""
+
+    async def commit(self, changes: Changeset) -> None:
+        """Apply every write or none (see module doc); durable when it returns."""
+        ...
+
+    async def get_payment(self, payment_id: str, merchant_id: str | None = None) -> Payment | None:
+        """The payment with its refunds; with `merchant_id`, only if it is that merchant's."""
+        ...
+
+    async def find_payment_by_connector_ref(self, connector: str,
+                                            connector_payment_id: str) -> Payment | None: ...
+
+    async def get_refund(self, refund_id: str, merchant_id: str) -> Refund | None: ...
+
+    async def list_payments(self, query: PaymentQuery) -> tuple[list[Payment], bool]:
+        """Newest first; (page, has_more)."""
+        ...
+
+    async def payments_to_sync(self, statuses: frozenset[PaymentStatus],
+                               updated_before: datetime, limit: int) -> list[Payment]: ...
+
+    async def get_idempotency(self, merchant_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    async def events_for_payment(self, merchant_id: str, payment_id: str) -> list[StoredEvent]:
+        """The payment's timeline, oldest first."""
+        ...
+
+    async def list_events(self, merchant_id: str, event_type: str | None, limit: int,
+                          starting_after: str | None) -> tuple[list[StoredEvent], bool]: ...
+
+    async def undelivered_events(self, limit: int) -> list[StoredEvent]:
+        """Outbox: committed events not yet delivered, oldest first."""
+        ...
+
+    async def mark_delivered(self, event_ids: list[str]) -> None: ...
+
+    async def notifications_for_payment(self, merchant_id: str,
+                                        payment_id: str) -> list[Notification]: ...
+
+    async def add_api_key(self, key: ApiKey) -> None: ...
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+
+    async def ping(self) -> bool:
+        """True when the store can serve; for /readyz."""
+        ...

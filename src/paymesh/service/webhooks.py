@@ -1,0 +1,89 @@
+"""PSP webhooks in: verified by the connector, de-duplicated by PSP event id, applied through
+the state machine.
+
+The de-duplication mark and the payment change commit together, so a webhook is applied
+exactly once even when the PSP sends it twice at the same moment. Order needs no queue: the
+state machine only moves forward and refund totals only grow, so a late or reordered webhook
+changes nothing it should not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from paymesh.domain.payment import Payment
+from paymesh.domain.refund import RefundStatus
+from paymesh.ports.connector import Connector, WebhookEvent
+from paymesh.ports.store import AlreadyProcessed, Changeset, Store, VersionConflict
+
+log = logging.getLogger(__name__)
+
+_WRITE_RETRIES = 8
+
+
+class WebhookService:
+    def __init__(self, store: Store, connectors: dict[str, Connector],
+                 clock: Callable[[], datetime], on_commit: Callable[[], None]) -> None:
+        self.store = store
+        self.connectors = connectors
+        self.clock = clock
+        self.on_commit = on_commit
+
+    async def receive(self, psp: str, headers: dict[str, str], body: bytes) -> list[str]:
+        """Verify and apply; returns one word per event (applied/duplicate/unknown)."""
+        connector = self.connectors[psp]
+        events = connector.parse_webhook(headers, body, self.clock())  # raises WebhookRejected
+        return [await self.apply(psp, event) for event in events]
+
+    async def _find(self, psp: str, event: WebhookEvent) -> Payment | None:
+        if event.payment_id:
+            payment = await self.store.get_payment(event.payment_id)
+            if payment is not None and payment.connector == psp:
+                return payment
+        if event.connector_payment_id:
+            return await self.store.find_payment_by_connector_ref(psp, event.connector_payment_id)
+        return None
+
+    async def apply(self, psp: str, event: WebhookEvent) -> str:
+        for _ in range(_WRITE_RETRIES):
+            payment = await self._find(psp, event)
+            if payment is None:
+                # Not ours (made outside paymesh) or not yet recorded: nothing to move.
+                log.info("webhook %s from %s names no known payment", event.psp_event_id, psp)
+                return "unknown"
+            now = self.clock()
+            if event.outcome is not None:
+                payment.apply_psp_outcome(event.outcome, now)
+            if event.amount_refunded is not None:
+                _settle_refunds(payment, event, now)
+            if event.dispute is not None:
+                dispute_id, amount, reason = event.dispute
+                payment.open_dispute(dispute_id, amount, reason, now)
+            changes = Changeset(processed=[(f"webhook:{psp}", event.psp_event_id)])
+            changes.save(payment)
+            try:
+                await self.store.commit(changes)
+            except AlreadyProcessed:
+                return "duplicate"
+            except VersionConflict:
+                continue
+            changes.committed()
+            if changes.events:
+                self.on_commit()
+            return "applied"
+        raise RuntimeError(f"webhook {event.psp_event_id}: too many concurrent writers")
+
+
+def _settle_refunds(payment: Payment, event: WebhookEvent, now: datetime) -> None:
+    """Settle pending refunds the PSP's cumulative refunded total now covers, oldest first."""
+    assert event.amount_refunded is not None
+    covered = event.amount_refunded - payment.amount_refunded
+    for refund in sorted(payment.refunds, key=lambda r: r.created_at):
+        if refund.status != RefundStatus.PENDING:
+            continue
+        known = refund.connector_refund_id in event.connector_refund_ids
+        if known or refund.amount <= covered:
+            covered -= refund.amount
+            payment.settle_refund(refund.id, True, now)

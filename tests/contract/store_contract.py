@@ -1,0 +1,253 @@
+"""The Store port's contract. A backend proves itself by subclassing `StoreContract` once and
+providing a `store` fixture (opened, empty); PostgreSQL and DynamoDB adapters will reuse this
+file unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from paymesh.domain.events import DomainEvent
+from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome
+from paymesh.domain.status import UNSETTLED, PaymentStatus
+from paymesh.ports.store import (
+    AlreadyProcessed,
+    ApiKey,
+    Changeset,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    IdempotencyWrite,
+    Notification,
+    PaymentQuery,
+    VersionConflict,
+)
+
+S = PaymentStatus
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+ALLOW = FraudAssessment(score=3, factors=("new_customer",), decision="allow")
+
+
+def payment(pid: str, merchant: str = "m1", customer: str = "c1", at: datetime = T0,
+            amount: int = 2000) -> Payment:
+    return Payment.initiate(now=at, fraud=ALLOW, id=pid, merchant_id=merchant, amount=amount,
+                            currency="usd", customer_id=customer, payment_method="pm_card_visa",
+                            capture_method="automatic", connector="stripe",
+                            metadata={"order_id": "o-1"})
+
+
+def claim(key: str = "k1", token: str = "t1", now: datetime = T0, resource: str = "pay_1",
+          fingerprint: str = "fp") -> IdempotencyWrite:
+    record = IdempotencyRecord(merchant_id="m1", key=key, fingerprint=fingerprint,
+                               resource_id=resource, lease_token=token,
+                               locked_until=now + timedelta(seconds=60),
+                               expires_at=now + timedelta(hours=24))
+    return IdempotencyWrite(record, now)
+
+
+async def save(store, *payments: Payment) -> None:
+    changes = Changeset()
+    for p in payments:
+        changes.save(p)
+    await store.commit(changes)
+    changes.committed()
+
+
+class StoreContract:
+    # -- payments -------------------------------------------------------------------------
+
+    async def test_a_committed_payment_reads_back_whole(self, store):
+        p = payment("pay_1")
+        p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
+        p.start_refund("re_1", 500, "requested_by_customer", T0)
+        await save(store, p)
+        got = await store.get_payment("pay_1", "m1")
+        assert got is not None
+        assert (got.status, got.amount, got.amount_captured, got.connector_payment_id) == \
+            (S.SUCCEEDED, 2000, 2000, "pi_1")
+        assert got.fraud == ALLOW
+        assert got.metadata == {"order_id": "o-1"}
+        assert [(r.id, r.amount, r.status) for r in got.refunds] == [("re_1", 500, "pending")]
+        assert got.created_at == T0
+        assert got.version == 1
+        assert got.events == []
+
+    async def test_another_merchant_cannot_read_it(self, store):
+        await save(store, payment("pay_1", merchant="m1"))
+        assert await store.get_payment("pay_1", "m2") is None
+        assert await store.get_payment("pay_1") is not None
+
+    async def test_a_stale_version_is_refused_and_writes_nothing(self, store):
+        await save(store, payment("pay_1"))
+        first = await store.get_payment("pay_1")
+        second = await store.get_payment("pay_1")
+        first.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
+        await save(store, first)
+        second.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_1"), T0)
+        changes = Changeset()
+        changes.save(second)
+        with pytest.raises(VersionConflict):
+            await store.commit(changes)
+        assert (await store.get_payment("pay_1")).status == S.SUCCEEDED
+        events = await store.events_for_payment("m1", "pay_1")
+        assert [e.type for e in events] == ["payment.initiated", "payment.succeeded"]
+
+    async def test_the_same_new_payment_twice_conflicts(self, store):
+        await save(store, payment("pay_1"))
+        with pytest.raises(VersionConflict):
+            await save(store, payment("pay_1"))
+
+    async def test_find_by_connector_reference(self, store):
+        p = payment("pay_1")
+        p.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_77"), T0)
+        await save(store, p)
+        found = await store.find_payment_by_connector_ref("stripe", "pi_77")
+        assert found is not None and found.id == "pay_1"
+        assert await store.find_payment_by_connector_ref("adyen", "pi_77") is None
+
+    async def test_refund_lookup_is_per_merchant(self, store):
+        p = payment("pay_1")
+        p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
+        p.start_refund("re_9", 700, None, T0)
+        await save(store, p)
+        refund = await store.get_refund("re_9", "m1")
+        assert refund is not None and (refund.amount, refund.payment_id) == (700, "pay_1")
+        assert await store.get_refund("re_9", "m2") is None
+
+    async def test_list_is_newest_first_with_cursor_and_filters(self, store):
+        ps = [payment(f"pay_{i:02d}", customer="c1" if i % 2 else "c2",
+                      at=T0 + timedelta(seconds=i)) for i in range(7)]
+        ps.append(payment("pay_other", merchant="m2", at=T0 + timedelta(seconds=99)))
+        await save(store, *ps)
+        page, more = await store.list_payments(PaymentQuery(merchant_id="m1", limit=3))
+        assert [p.id for p in page] == ["pay_06", "pay_05", "pay_04"] and more
+        page, more = await store.list_payments(
+            PaymentQuery(merchant_id="m1", limit=3, starting_after="pay_04"))
+        assert [p.id for p in page] == ["pay_03", "pay_02", "pay_01"] and more
+        page, more = await store.list_payments(
+            PaymentQuery(merchant_id="m1", limit=3, starting_after="pay_01"))
+        assert [p.id for p in page] == ["pay_00"] and not more
+        page, _ = await store.list_payments(PaymentQuery(merchant_id="m1", customer_id="c2",
+                                                         limit=10))
+        assert [p.id for p in page] == ["pay_06", "pay_04", "pay_02", "pay_00"]
+        page, _ = await store.list_payments(PaymentQuery(
+            merchant_id="m1", created_gte=T0 + timedelta(seconds=2),
+            created_lt=T0 + timedelta(seconds=4), limit=10))
+        assert [p.id for p in page] == ["pay_03", "pay_02"]
+
+    async def test_list_by_status(self, store):
+        a, b = payment("pay_a"), payment("pay_b", at=T0 + timedelta(seconds=1))
+        a.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
+        await save(store, a, b)
+        page, _ = await store.list_payments(PaymentQuery(merchant_id="m1", status=S.PENDING))
+        assert [p.id for p in page] == ["pay_b"]
+
+    async def test_payments_to_sync_are_unsettled_and_old_enough(self, store):
+        old, fresh, done = (payment("pay_old"), payment("pay_new", at=T0 + timedelta(hours=1)),
+                            payment("pay_done"))
+        done.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi", amount_received=2000), T0)
+        await save(store, old, fresh, done)
+        stale = await store.payments_to_sync(UNSETTLED, T0 + timedelta(minutes=1), 10)
+        assert [p.id for p in stale] == ["pay_old"]
+
+    # -- idempotency ----------------------------------------------------------------------
+
+    async def test_a_key_is_claimed_once(self, store):
+        await store.commit(Changeset(idempotency=claim(token="a")))
+        with pytest.raises(IdempotencyConflict):
+            await store.commit(Changeset(idempotency=claim(token="b")))
+        got = await store.get_idempotency("m1", "k1")
+        assert got is not None and got.lease_token == "a" and not got.completed
+
+    async def test_fifty_concurrent_claims_have_one_winner(self, store):
+        results = await asyncio.gather(
+            *(store.commit(Changeset(idempotency=claim(token=f"t{i}"))) for i in range(50)),
+            return_exceptions=True)
+        assert sum(r is None for r in results) == 1
+        assert all(isinstance(r, IdempotencyConflict) for r in results if r is not None)
+
+    async def test_completion_needs_the_lease_token(self, store):
+        write = claim(token="a")
+        await store.commit(Changeset(idempotency=write))
+        done = replace(write.record, completed=True, response_status=201, response_body=b"{}")
+        with pytest.raises(IdempotencyConflict):
+            await store.commit(Changeset(idempotency=IdempotencyWrite(done, T0, "wrong")))
+        await store.commit(Changeset(idempotency=IdempotencyWrite(done, T0, "a")))
+        got = await store.get_idempotency("m1", "k1")
+        assert (got.completed, got.response_status, got.response_body) == (True, 201, b"{}")
+
+    async def test_an_expired_key_can_be_claimed_again(self, store):
+        await store.commit(Changeset(idempotency=claim(token="a")))
+        later = T0 + timedelta(hours=25)
+        await store.commit(Changeset(idempotency=claim(token="b", now=later, fingerprint="x")))
+        got = await store.get_idempotency("m1", "k1")
+        assert (got.lease_token, got.fingerprint) == ("b", "x")
+
+    async def test_keys_are_scoped_per_merchant(self, store):
+        await store.commit(Changeset(idempotency=claim()))
+        assert await store.get_idempotency("m2", "k1") is None
+
+    async def test_claim_and_payment_are_one_write(self, store):
+        await store.commit(Changeset(idempotency=claim(token="a")))
+        changes = Changeset(idempotency=claim(token="b", resource="pay_2"))
+        changes.save(payment("pay_2"))
+        with pytest.raises(IdempotencyConflict):
+            await store.commit(changes)
+        assert await store.get_payment("pay_2") is None
+        assert await store.events_for_payment("m1", "pay_2") == []
+
+    # -- consumers and the outbox ---------------------------------------------------------
+
+    async def test_a_consumer_applies_an_event_once(self, store):
+        await store.commit(Changeset(processed=[("send_confirmation", "e1")]))
+        n = Notification("ntf_1", "m1", "pay_1", "e1", "email", "c1", "t", T0)
+        with pytest.raises(AlreadyProcessed):
+            await store.commit(Changeset(processed=[("send_confirmation", "e1")],
+                                         notifications=[n]))
+        assert await store.notifications_for_payment("m1", "pay_1") == []
+        await store.commit(Changeset(processed=[("other_consumer", "e1")], notifications=[n]))
+        assert [x.id for x in await store.notifications_for_payment("m1", "pay_1")] == ["ntf_1"]
+
+    async def test_events_wait_in_the_outbox_until_delivered(self, store):
+        p = payment("pay_1")
+        p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
+        await save(store, p)
+        pending = await store.undelivered_events(10)
+        assert [e.type for e in pending] == ["payment.initiated", "payment.succeeded"]
+        envelope = pending[1].envelope
+        assert envelope["detail-type"] == "payment.succeeded"
+        assert envelope["account"] == "m1" and envelope["resources"] == ["pay_1"]
+        assert envelope["detail"]["amount"] == 2000
+        await store.mark_delivered([pending[0].id])
+        assert [e.id for e in await store.undelivered_events(10)] == [pending[1].id]
+
+    async def test_event_log_is_per_merchant_newest_first_with_type_filter(self, store):
+        a = payment("pay_a")
+        a.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
+        await save(store, a, payment("pay_b", merchant="m2"))
+        events, more = await store.list_events("m1", None, 10, None)
+        assert [e.type for e in events] == ["payment.succeeded", "payment.initiated"]
+        assert not more
+        events, more = await store.list_events("m1", None, 1, None)
+        assert more
+        older, _ = await store.list_events("m1", None, 10, events[0].id)
+        assert [e.type for e in older] == ["payment.initiated"]
+        only, _ = await store.list_events("m1", "payment.initiated", 10, None)
+        assert [e.payment_id for e in only] == ["pay_a"]
+
+    async def test_event_ids_are_unique(self, store):
+        event = DomainEvent("payment.initiated", "pay_1", "m1", T0, {})
+        await store.commit(Changeset(events=[event]))
+        with pytest.raises(Exception):  # noqa: B017 - any backend's uniqueness error
+            await store.commit(Changeset(events=[event]))
+
+    # -- keys -----------------------------------------------------------------------------
+
+    async def test_api_keys_are_found_by_hash(self, store):
+        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_abc"))
+        key = await store.find_api_key("h1")
+        assert key is not None and key.merchant_id == "m1"
+        assert await store.find_api_key("h2") is None
+        assert await store.ping()

@@ -1,0 +1,182 @@
+"""The payment aggregate: transitions, monotonicity, refunds, events."""
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paymesh.domain.errors import InvalidTransition, RefundNotAllowed
+from paymesh.domain.payment import Failure, FraudAssessment, Payment, PspOutcome
+from paymesh.domain.status import TRANSITIONS, PaymentStatus
+
+S = PaymentStatus
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+ALLOW = FraudAssessment(score=0, factors=(), decision="allow")
+
+
+def new_payment(**kw) -> Payment:
+    fields = dict(id="pay_1", merchant_id="m", amount=2000, currency="usd", customer_id="c",
+                  payment_method="pm_card_visa", capture_method="automatic",
+                  connector="stripe")
+    fields.update(kw)
+    return Payment.initiate(now=NOW, fraud=ALLOW, **fields)
+
+
+def reachable(start: S) -> set[S]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in TRANSITIONS[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_table_has_no_cycles_so_no_status_can_come_back():
+    for status in S:
+        assert status not in reachable(status)
+
+
+@pytest.mark.parametrize("terminal", [S.FAILED, S.CANCELED, S.BLOCKED, S.DISPUTED])
+def test_terminal_statuses_go_nowhere(terminal):
+    assert TRANSITIONS[terminal] == frozenset()
+
+
+def test_initiate_records_payment_initiated_with_the_fraud_score():
+    p = new_payment()
+    assert p.status == S.PENDING
+    assert [e.type for e in p.events] == ["payment.initiated"]
+    assert p.events[0].detail["fraud_score"] == 0
+    assert p.events[0].detail["amount"] == 2000
+
+
+def test_success_then_a_late_failure_webhook_changes_nothing():
+    p = new_payment()
+    assert p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), NOW)
+    failure = Failure("card_declined", "no", retryable=False)
+    assert not p.apply_psp_outcome(PspOutcome(S.FAILED, "pi_1", failure=failure), NOW)
+    assert p.status == S.SUCCEEDED
+    assert p.failure is None
+    assert [e.type for e in p.events] == ["payment.initiated", "payment.succeeded"]
+
+
+def test_the_same_outcome_twice_records_one_event():
+    p = new_payment()
+    out = PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000)
+    p.apply_psp_outcome(out, NOW)
+    assert not p.apply_psp_outcome(out, NOW)
+    assert sum(e.type == "payment.succeeded" for e in p.events) == 1
+
+
+def test_failed_outcome_keeps_the_decline_and_says_if_retryable():
+    p = new_payment()
+    failure = Failure("card_declined", "Your card has insufficient funds.", retryable=False,
+                      decline_code="insufficient_funds")
+    p.apply_psp_outcome(PspOutcome(S.FAILED, "pi_1", failure=failure), NOW)
+    assert p.status == S.FAILED
+    assert p.failure == failure
+    assert p.events[-1].type == "payment.failed"
+    assert p.events[-1].detail["retryable"] is False
+
+
+def test_capture_a_failed_payment_is_refused():
+    p = new_payment()
+    p.apply_psp_outcome(PspOutcome(S.FAILED, failure=Failure("x", "y", False)), NOW)
+    with pytest.raises(InvalidTransition):
+        p.ensure_capturable(None)
+
+
+def test_manual_capture_records_captured_and_succeeded():
+    p = new_payment(capture_method="manual")
+    p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_1"), NOW)
+    assert p.ensure_capturable(1500) == 1500
+    with pytest.raises(RefundNotAllowed):
+        p.ensure_capturable(2001)
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=1500), NOW)
+    assert p.amount_captured == 1500
+    assert [e.type for e in p.events][-2:] == ["payment.captured", "payment.succeeded"]
+
+
+def succeeded(amount=2000) -> Payment:
+    p = new_payment(amount=amount)
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=amount), NOW)
+    return p
+
+
+def test_partial_then_full_refund():
+    p = succeeded()
+    p.start_refund("re_1", 500, None, NOW)
+    assert p.refundable == 1500  # the pending refund reserves its amount
+    p.settle_refund("re_1", True, NOW)
+    assert (p.status, p.amount_refunded) == (S.PARTIALLY_REFUNDED, 500)
+    r2 = p.start_refund("re_2", None, None, NOW)
+    assert r2.amount == 1500
+    p.settle_refund("re_2", True, NOW)
+    assert (p.status, p.amount_refunded) == (S.REFUNDED, 2000)
+    with pytest.raises(RefundNotAllowed, match="already fully refunded"):
+        p.start_refund("re_3", 1, None, NOW)
+
+
+def test_refund_more_than_captured_is_refused():
+    p = succeeded()
+    with pytest.raises(RefundNotAllowed):
+        p.start_refund("re_1", 2001, None, NOW)
+
+
+def test_refund_of_an_unpaid_payment_is_refused():
+    with pytest.raises(InvalidTransition):
+        new_payment().start_refund("re_1", 100, None, NOW)
+
+
+def test_a_failed_refund_frees_its_amount():
+    p = succeeded()
+    p.start_refund("re_1", 2000, None, NOW)
+    p.settle_refund("re_1", False, NOW, failure_reason="expired_or_canceled_card")
+    assert p.refundable == 2000
+    assert p.status == S.SUCCEEDED
+    assert p.events[-1].type == "refund.failed"
+
+
+outcomes = st.builds(
+    PspOutcome,
+    status=st.sampled_from([S.PENDING, S.PROCESSING, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE,
+                            S.SUCCEEDED, S.FAILED, S.CANCELED]),
+    connector_payment_id=st.just("pi_1"),
+    amount_received=st.just(2000),
+    failure=st.just(Failure("card_declined", "declined", False)),
+)
+
+
+@given(st.lists(outcomes, max_size=12))
+def test_any_order_of_psp_outcomes_only_ever_moves_forward(seq):
+    p = new_payment()
+    history = [p.status]
+    for outcome in seq:
+        before = p.status
+        changed = p.apply_psp_outcome(outcome, NOW)
+        assert p.status == before or p.status in TRANSITIONS[before]
+        if p.status != before:
+            assert changed
+            history.append(p.status)
+    # a status never reappears once left
+    assert len(history) == len(set(history))
+    # one event per status reached through a PSP outcome (plus initiated / captured)
+    moves = [e for e in p.events if e.type not in ("payment.initiated", "payment.captured")]
+    assert len(moves) == len(history) - 1
+
+
+@given(st.lists(st.tuples(st.integers(1, 3000), st.booleans()), max_size=10))
+def test_refunds_never_exceed_what_was_captured(attempts):
+    p = succeeded(2000)
+    for i, (amount, ok) in enumerate(attempts):
+        try:
+            p.start_refund(f"re_{i}", amount, None, NOW)
+        except (RefundNotAllowed, InvalidTransition):
+            continue
+        p.settle_refund(f"re_{i}", ok, NOW)
+        assert 0 <= p.amount_refunded <= p.amount_captured
+        assert p.refundable >= 0
+    settled = sum(r.amount for r in p.refunds if r.status == "succeeded")
+    assert settled == p.amount_refunded
+    assert (p.status == S.REFUNDED) == (p.amount_refunded == 2000)
