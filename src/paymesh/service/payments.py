@@ -327,14 +327,15 @@ class PaymentService:
         async def run(claim: Claim | None) -> Reply:
             payment = await self._load(merchant_id, payment_id)
             refund_id = claim.resource_id if claim else ids.new_id("re")
-            if not any(r.id == refund_id for r in payment.refunds):
-                now = self.clock()
-                payment.start_refund(refund_id, amount, reason, now)
-                changes = Changeset(idempotency=claim.write if claim else None)
-                changes.save(payment)
-                await self.commit(changes)  # the amount is reserved before the PSP is asked
-            elif claim is not None:
-                await self.commit(Changeset(idempotency=claim.write))
+            now = self.clock()
+
+            def reserve(p: Payment) -> None:
+                if not any(r.id == refund_id for r in p.refunds):  # not on a resumed claim
+                    p.start_refund(refund_id, amount, reason, now)
+
+            # The amount is reserved, durably, before the PSP is asked.
+            payment = await self._settle(payment, reserve,
+                                         lambda p: claim.write if claim else None)
             payment = await self._drive_refund(payment, refund_id)
             reply = Reply.of(201, refund_view(payment.refund(refund_id)))
             if claim is not None:

@@ -54,15 +54,17 @@ class WebhookService:
                 log.info("webhook %s from %s names no known payment", event.psp_event_id, psp)
                 return "unknown"
             now = self.clock()
+            changed = False
             if event.outcome is not None:
-                payment.apply_psp_outcome(event.outcome, now)
+                changed |= payment.apply_psp_outcome(event.outcome, now)
             if event.amount_refunded is not None:
-                _settle_refunds(payment, event, now)
+                changed |= _settle_refunds(payment, event, now)
             if event.dispute is not None:
                 dispute_id, amount, reason = event.dispute
-                payment.open_dispute(dispute_id, amount, reason, now)
+                changed |= payment.open_dispute(dispute_id, amount, reason, now)
             changes = Changeset(processed=[(f"webhook:{psp}", event.psp_event_id)])
-            changes.save(payment)
+            if changed:  # a webhook that tells us nothing new must not race real writes
+                changes.save(payment)
             try:
                 await self.store.commit(changes)
             except AlreadyProcessed:
@@ -76,14 +78,16 @@ class WebhookService:
         raise RuntimeError(f"webhook {event.psp_event_id}: too many concurrent writers")
 
 
-def _settle_refunds(payment: Payment, event: WebhookEvent, now: datetime) -> None:
+def _settle_refunds(payment: Payment, event: WebhookEvent, now: datetime) -> bool:
     """Settle pending refunds the PSP's cumulative refunded total now covers, oldest first."""
     assert event.amount_refunded is not None
     covered = event.amount_refunded - payment.amount_refunded
+    changed = False
     for refund in sorted(payment.refunds, key=lambda r: r.created_at):
         if refund.status != RefundStatus.PENDING:
             continue
         known = refund.connector_refund_id in event.connector_refund_ids
         if known or refund.amount <= covered:
             covered -= refund.amount
-            payment.settle_refund(refund.id, True, now)
+            changed |= payment.settle_refund(refund.id, True, now)
+    return changed
