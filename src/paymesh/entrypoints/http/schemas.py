@@ -62,8 +62,8 @@ def _param(message: str) -> str | None:
     match = _AT.search(message) or _FIELD.search(message)
     if not match:
         return None
-    path = match.group(1)
-    return re.sub(r"\[(\d+)\]", r".\1", path).split(".")[0] if path else None
+    # "$.metadata[...]" or "$.items[0].x": the top-level field is what a client can fix.
+    return re.split(r"[.\[]", match.group(1))[0] or None
 
 
 def decode(raw: bytes, body_type: type[T], *, empty_ok: bool = False) -> T:

@@ -1,0 +1,3 @@
+from paymesh.entrypoints.cli import main
+
+main()

@@ -1,0 +1,164 @@
+"""kill -9 of a real `paymesh serve` process: what was acknowledged survives, and a payment
+cut off before the PSP answered ends in its true state after the restart.
+
+The Stripe sandbox runs in the test process, so it outlives the server and its records are
+the truth we compare with.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
+from tests.support.live_server import free_port, live_server
+
+SECRET = "sk_test_crash"
+WEBHOOK_SECRET = "whsec_crash"
+
+
+def paymesh(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "paymesh", *args], env=env, check=True,
+                          capture_output=True, text=True, timeout=60)
+
+
+@dataclass
+class Node:
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    key: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "paymesh", "serve", "--port", str(self.port),
+             "--data-dir", str(self.data_dir), "--log-level", "warning"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("paymesh serve did not become ready")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=30,
+                            headers={"Authorization": f"Bearer {self.key}"})
+
+
+@pytest.fixture
+def node(tmp_path) -> Iterator[tuple[Node, httpx.Client]]:
+    port = free_port()
+    sandbox = StripeSandbox(StripeSandboxSettings(
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/stripe", webhook_secret=WEBHOOK_SECRET))
+    with live_server(sandbox.app) as psp_base:
+        env = {**os.environ, "PAYMESH_STRIPE_API_BASE": psp_base, "PAYMESH_RATE_LIMIT": "0",
+               "PAYMESH_STRIPE_SECRET_KEY": SECRET, "PAYMESH_PSP_TIMEOUT": "5",
+               "PAYMESH_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        key = paymesh("keys", "create", "--merchant", "shop", "--data-dir", str(tmp_path),
+                      env=env).stdout.strip().splitlines()[-1]
+        n = Node(tmp_path, port, env, key)
+        psp = httpx.Client(base_url=psp_base, timeout=10,
+                           headers={"Authorization": f"Bearer {SECRET}"})
+        try:
+            yield n, psp
+        finally:
+            if n.proc and n.proc.poll() is None:
+                n.kill9()
+            psp.close()
+
+
+def body(amount: int) -> dict[str, object]:
+    return {"amount": amount, "currency": "usd", "customer_id": "cus_crash",
+            "payment_method": "pm_card_visa"}
+
+
+def test_an_acknowledged_payment_survives_kill_9(node):
+    n, _psp = node
+    n.start()
+    with n.client() as http:
+        r = http.post("/v1/payments", json=body(1111))
+        assert r.status_code == 201
+        acknowledged = r.json()
+    n.kill9()  # right after the 2xx
+    n.start()
+    with n.client() as http:
+        after = http.get(f"/v1/payments/{acknowledged['id']}")
+        assert after.status_code == 200
+        assert after.json()["status"] == "succeeded"
+        assert after.json()["amount_captured"] == 1111
+        timeline = [e["detail-type"] for e in
+                    http.get(f"/v1/payments/{acknowledged['id']}/events").json()["data"]]
+        assert timeline == ["payment.initiated", "payment.succeeded"]
+
+
+def test_a_payment_cut_off_before_the_psp_answered_ends_in_its_true_state(node):
+    n, psp = node
+    n.start()
+    # Stripe takes the charge but its answer never comes back before we die.
+    assert psp.put("/_config", json={"timeout_rate": 1.0, "timeout_hold_ms": 60_000}
+                   ).status_code == 200
+    key = str(uuid.uuid4())
+
+    def doomed_request() -> None:
+        try:
+            with n.client() as http:
+                http.post("/v1/payments", json=body(2323), headers={"Idempotency-Key": key})
+        except httpx.HTTPError:
+            pass  # the server is killed under it
+
+    threading.Thread(target=doomed_request, daemon=True).start()
+    # The sandbox charges within milliseconds and then holds its answer (every request is
+    # held while the fault is on, reads too, so we cannot ask it yet).
+    time.sleep(1.5)
+    n.kill9()
+    killed_at = time.time()
+    assert psp.put("/_config", json={"timeout_rate": 0.0}).status_code == 200
+    charged = [pi for pi in psp.get("/v1/payment_intents", params={"limit": 100}
+                                    ).json()["data"] if pi["amount"] == 2323]
+    assert len(charged) == 1, "the sandbox should have taken the charge before the kill"
+    assert charged[0]["created"] <= killed_at
+
+    n.start()  # recovery drives the pending payment with the same PSP idempotency key
+    with n.client() as http:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            payments = http.get("/v1/payments", params={"customer_id": "cus_crash"}).json()
+            if payments["data"] and payments["data"][0]["status"] != "pending":
+                break
+            time.sleep(0.1)
+        [payment] = payments["data"]
+        assert payment["status"] == "succeeded"
+        assert payment["connector_payment_id"] == charged[0]["id"]
+        # The client's retry with its key gets that payment, never a second charge.
+        retry = http.post("/v1/payments", json=body(2323), headers={"Idempotency-Key": key})
+        assert retry.status_code in (200, 409)
+        if retry.status_code == 200:
+            assert retry.json()["id"] == payment["id"]
+    intents = [pi for pi in psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
+               if pi["amount"] == 2323]
+    assert len(intents) == 1

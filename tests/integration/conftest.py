@@ -1,0 +1,60 @@
+"""A real paymesh server (SQLite file, Stripe sandbox mounted) on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from paymesh.adapters.sqlite import SqliteStore
+from paymesh.bootstrap import build_app
+from paymesh.config import Settings
+from paymesh.service.apikeys import create_key
+from tests.support.live_server import free_port, live_server
+
+
+@dataclass
+class Server:
+    base: str
+    key: str
+    other_key: str
+    settings: Settings
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=20,
+                            headers={"Authorization": f"Bearer {key or self.key}"})
+
+    def sandbox(self) -> httpx.Client:
+        """The Stripe sandbox, as the connector sees it (same secret key: same account)."""
+        return httpx.Client(base_url=f"{self.base}/sandbox/stripe", timeout=20, headers={
+            "Authorization": f"Bearer {self.settings.stripe_secret_key}"})
+
+
+def make_keys(settings: Settings, *merchants: str) -> list[str]:
+    async def run() -> list[str]:
+        store = SqliteStore(settings.sqlite_path)
+        await store.open()
+        try:
+            return [await create_key(store, m, datetime.now(UTC)) for m in merchants]
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def start(tmp_path, **overrides) -> Iterator[Server]:
+    port = free_port()
+    settings = Settings.from_env(data_dir=tmp_path, port=port, **{"rate_limit": 0.0,
+                                                                    **overrides})
+    key, other = make_keys(settings, "shop", "other-shop")
+    with live_server(build_app(settings), port) as base:
+        yield Server(base, key, other, settings)
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[Server]:
+    yield from start(tmp_path)
