@@ -197,22 +197,33 @@ class PaymentService:
         await self.commit(changes)
         return await self._finish(payment, claim, first_send=True)
 
+    def _reply_for(self, payment: Payment) -> Reply:
+        if payment.status == S.FAILED and payment.failure and \
+                payment.failure.code == "psp_unavailable":
+            return Reply.of(503, PspUnavailable(
+                payment.failure.message, extra={"payment_id": payment.id}).body())
+        return payment_reply(payment, created=True)
+
     async def _finish(self, payment: Payment, claim: Claim | None,
                       first_send: bool = False) -> Reply:
         """Drive a recorded payment as far as the PSP takes it now; reply and complete."""
+        def completion(p: Payment) -> IdempotencyWrite | None:
+            return claim.complete(self._reply_for(p), self.clock()) if claim else None
+
         if payment.status == S.PENDING:
-            payment = await self.drive(payment, first_send)
-        reply = payment_reply(payment, created=True)
-        if payment.status == S.FAILED and payment.failure and payment.failure.code in (
-                "psp_unavailable",):
-            reply = Reply.of(503, PspUnavailable(
-                payment.failure.message, extra={"payment_id": payment.id}).body())
+            payment, completed = await self.drive(payment, first_send, completion)
+            if completed:  # the reply was stored in the same commit as the PSP's answer
+                return self._reply_for(payment)
+        reply = self._reply_for(payment)
         if claim is not None:
             await self.commit(Changeset(idempotency=claim.complete(reply, self.clock())))
         return reply
 
-    async def drive(self, payment: Payment, first_send: bool = False) -> Payment:
-        """Ask the PSP about an unsettled payment and record its answer.
+    async def drive(self, payment: Payment, first_send: bool = False,
+                    completion: Callable[[Payment], IdempotencyWrite | None] = lambda p: None,
+                    ) -> tuple[Payment, bool]:
+        """Ask the PSP about an unsettled payment and record its answer, with `completion`'s
+        idempotency write in the same commit. Returns (payment, whether it was committed).
 
         With no PSP reference yet (we crashed, or the PSP did not answer) the authorisation
         is sent again with the same key: a PSP that already has it answers with the original.
@@ -236,14 +247,16 @@ class PaymentService:
             if exc.outcome_unknown or not first_send or payment.connector_payment_id:
                 log.warning("payment %s: %s did not answer (%s); left %s for recovery",
                             payment.id, exc.psp, exc.code or exc.http_status, payment.status)
-                return payment
+                return payment, False
             # The PSP provably did not act (refused connection, 429, rejected request).
             failure = Failure(code="psp_unavailable" if exc.retryable else
                               (exc.code or "psp_rejected"),
                               message=f"{exc.psp}: {exc.message}", retryable=exc.retryable)
             outcome = PspOutcome(status=S.FAILED, failure=failure)
         now = self.clock()
-        return await self._settle(payment, lambda p: p.apply_psp_outcome(outcome, now))
+        payment = await self._settle(payment, lambda p: p.apply_psp_outcome(outcome, now),
+                                     completion)
+        return payment, True
 
     # -- capture and cancel ---------------------------------------------------------------
 

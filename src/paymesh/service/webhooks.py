@@ -81,7 +81,9 @@ class WebhookService:
 def _settle_refunds(payment: Payment, event: WebhookEvent, now: datetime) -> bool:
     """Settle pending refunds the PSP's cumulative refunded total now covers, oldest first."""
     assert event.amount_refunded is not None
-    covered = event.amount_refunded - payment.amount_refunded
+    # After a partial capture the PSP counts the released remainder as refunded too.
+    released = payment.amount - payment.amount_captured if payment.amount_captured else 0
+    covered = event.amount_refunded - released - payment.amount_refunded
     changed = False
     for refund in sorted(payment.refunds, key=lambda r: r.created_at):
         if refund.status != RefundStatus.PENDING:

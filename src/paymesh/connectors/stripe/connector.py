@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import aiohttp
 import msgspec
 
 from paymesh.connectors.stripe import translate, webhook
@@ -37,11 +37,11 @@ class StripeSettings:
 def _map_transport_errors() -> Iterator[None]:
     try:
         yield
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         # Nothing reached Stripe: safe to call this a plain failure.
         raise PspError(PSP, f"cannot reach Stripe: {type(exc).__name__}",
                        code="connection_error") from exc
-    except httpx.HTTPError as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         # The request may have arrived and been acted on; only a sync can tell.
         raise PspError(PSP, f"no answer from Stripe: {type(exc).__name__}", code="timeout",
                        outcome_unknown=True) from exc
@@ -63,33 +63,47 @@ def _error_for(status: int, body: dict[str, Any]) -> PspError:
 class StripeConnector:
     name = PSP
 
-    def __init__(self, settings: StripeSettings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: StripeSettings) -> None:
         self.settings = settings
-        self._client = client or httpx.AsyncClient(
-            base_url=settings.api_base.rstrip("/"),
-            timeout=httpx.Timeout(settings.timeout_seconds, connect=2.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-            headers={"Authorization": f"Bearer {settings.secret_key}",
-                     "Stripe-Version": API_VERSION})
+        self._base = settings.api_base.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {settings.secret_key}",
+                         "Stripe-Version": API_VERSION}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop, as aiohttp requires.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds,
+                                              sock_connect=2.0),
+                connector=aiohttp.TCPConnector(limit=200, limit_per_host=200),
+                json_serialize=lambda o: msgspec.json.encode(o).decode())
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _request(self, method: str, path: str, params: dict[str, Any] | None = None,
                        idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        url = self._base + path
         with _map_transport_errors():
             if method == "GET":
-                response = await self._client.get(path, headers=headers)
+                async with self._client().get(url, headers=headers) as response:
+                    status, raw = response.status, await response.read()
             else:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
                 form = urlencode(translate.form_fields(params or {})).encode()
-                response = await self._client.post(path, headers=headers, content=form)
+                async with self._client().post(url, headers=headers, data=form) as response:
+                    status, raw = response.status, await response.read()
         try:
-            body = msgspec.json.decode(response.content)
+            body = msgspec.json.decode(raw)
         except msgspec.DecodeError:
             body = {}
-        return response.status_code, body if isinstance(body, dict) else {}
+        return status, body if isinstance(body, dict) else {}
 
     async def _intent_call(self, path: str, params: dict[str, Any], key: str,
                            accept_state_error: bool) -> PspOutcome:
