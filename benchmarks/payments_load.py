@@ -42,9 +42,9 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-import httptools
+import aiohttp
 import httpx
 from rich.console import Console
 from rich.table import Table
@@ -115,136 +115,38 @@ class LoadClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection carrying one request at a time."""
-
-    def __init__(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self._body: list[bytes] = []
-        self.reusable = True
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, only alike.
-        self._transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.reusable = False
-        self._fail(exc or ConnectionResetError("server closed the connection"))
-
-    # httptools callbacks
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.reusable = self._parser.should_keep_alive()
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result((self._parser.get_status_code(), b"".join(self._body)))
-        self._body = []
-
-    async def exchange(self, wire: bytes) -> tuple[int, bytes]:
-        assert self._transport is not None
-        self._waiter = asyncio.get_running_loop().create_future()
-        self._transport.write(wire)
-        return await self._waiter
-
-    def is_open(self) -> bool:
-        return self.reusable and self._transport is not None and not self._transport.is_closing()
-
-    def close(self) -> None:
-        self.reusable = False
-        if self._transport is not None:
-            self._transport.close()
-
-    def _fail(self, exc: Exception) -> None:
-        self.reusable = False
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-        if self._transport is not None:
-            self._transport.close()
-
-
-class RawClient:
-    """A minimal HTTP/1.1 keep-alive client on asyncio and httptools.
-
-    httpx costs ~1.5 ms of CPU per request here (its pool scans and polls every
-    connection on each request), which on a 2-core box shared with the server
-    would measure the client. This one does only what the benchmark needs:
-    plain http, Content-Length bodies, one request per connection at a time.
-    """
+class AiohttpClient:
+    """aiohttp's client: keep-alive pool, C-accelerated parser, about a fifth of httpx's CPU
+    per request here (httpx's pool polls every connection on each request), so the
+    generator leaves the server most of the 2 cores."""
 
     def __init__(self, base_url: str, connections: int, timeout: float) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme != "http":
-            raise SetupError("the raw client speaks plain http only; use --client httpx")
-        self._host, self._port = url.host, url.port or 80
-        self._host_header = f"Host: {url.netloc.decode()}\r\n"
-        self._prefix = url.path.rstrip("/")
+        self._base = base_url.rstrip("/")
+        self._connections = connections
         self._timeout = timeout
-        self._slots = asyncio.Semaphore(connections)
-        # LIFO, so a few hot connections carry the load and cold ones may expire.
-        self._idle: list[_Connection] = []
-        self._all: set[_Connection] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made inside the running loop, as aiohttp requires
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            )
+        return self._session
 
     async def send(self, spec: RequestSpec) -> tuple[int, bytes]:
-        # The deadline covers waiting for a free connection too: that wait is latency.
-        async with asyncio.timeout(self._timeout), self._slots:
-            connection = await self._checkout()
-            try:
-                result = await connection.exchange(self._wire(spec))
-            except BaseException:
-                connection.close()
-                self._all.discard(connection)
-                raise
-            self._checkin(connection)
-            return result
-
-    async def _checkout(self) -> _Connection:
-        while self._idle:
-            connection = self._idle.pop()
-            if connection.is_open():
-                return connection
-            self._all.discard(connection)
-        loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(_Connection, self._host, self._port)
-        self._all.add(connection)
-        return connection
-
-    def _checkin(self, connection: _Connection) -> None:
-        if connection.is_open():
-            self._idle.append(connection)
-        else:
-            connection.close()
-            self._all.discard(connection)
-
-    def _wire(self, spec: RequestSpec) -> bytes:
-        lines = [f"{spec.method} {self._prefix}{spec.path} HTTP/1.1\r\n", self._host_header]
-        lines += [f"{name}: {value}\r\n" for name, value in spec.headers.items()]
-        body = spec.body or b""
-        if body or spec.method != "GET":
-            lines.append(f"Content-Length: {len(body)}\r\n")
-        lines.append("\r\n")
-        return "".join(lines).encode("latin-1") + body
+        async with self._client().request(
+            spec.method, self._base + spec.path, headers=spec.headers, data=spec.body
+        ) as response:
+            return response.status, await response.read()
 
     async def aclose(self) -> None:
-        for connection in self._all:
-            connection.close()
-        self._all.clear()
-        self._idle.clear()
+        if self._session is not None:
+            await self._session.close()
 
 
 class HttpxClient:
-    """httpx's AsyncClient, kept to cross-check the raw client (and for https)."""
+    """httpx's AsyncClient, kept to cross-check the aiohttp client."""
 
     def __init__(self, base_url: str, connections: int, timeout: float) -> None:
         limits = httpx.Limits(
@@ -269,7 +171,7 @@ class HttpxClient:
 
 
 CLIENTS: dict[str, Callable[[str, int, float], LoadClient]] = {
-    "raw": RawClient,
+    "aiohttp": AiohttpClient,
     "httpx": HttpxClient,
 }
 
@@ -824,7 +726,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paymesh", help="paymesh executable to start (default: the venv's)")
     parser.add_argument("--keep-data", action="store_true", help="keep the server's dir and log")
     parser.add_argument(
-        "--client", choices=sorted(CLIENTS), default="raw", help="raw (light, default) or httpx"
+        "--client", choices=sorted(CLIENTS), default="aiohttp", help="aiohttp (default) or httpx"
     )
     parser.add_argument("--max-inflight", type=int, default=2000, help="beyond it, drop")
     parser.add_argument("--connections", type=int, help="client pool size (default: rate/10)")
@@ -894,7 +796,7 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str, ManagedServer 
 def _client_label(name: str) -> str:
     if name == "httpx":
         return f"httpx {httpx.__version__}"
-    return f"raw asyncio + httptools {httptools.__version__}"
+    return f"aiohttp {aiohttp.__version__}"
 
 
 def _exit_on_sigterm() -> None:
