@@ -1,0 +1,103 @@
+"""The Connector port's contract. A PSP proves itself by subclassing `ConnectorContract` with
+fixtures `connector` (talking real HTTP to its sandbox), `set_faults` (a callable taking the
+sandbox's fault settings) and `unreachable` (the same connector pointed at a closed port);
+and the class attributes naming its test payment methods."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from paymesh.domain.status import PaymentStatus
+from paymesh.ports.connector import AuthorizeRequest, PspError, WebhookRejected
+
+S = PaymentStatus
+
+
+def request(method: str, amount: int = 2000, capture: str = "automatic",
+            key: str | None = None) -> AuthorizeRequest:
+    pid = f"pay_{uuid.uuid4().hex[:12]}"
+    return AuthorizeRequest(payment_id=pid, amount=amount, currency="usd",
+                            payment_method=method, capture_method=capture,
+                            customer_id="cus_contract", idempotency_key=key or f"k-{pid}")
+
+
+class ConnectorContract:
+    approved: str
+    declined_insufficient_funds: str
+    needs_authentication: str
+
+    async def test_an_approved_card_succeeds(self, connector):
+        out = await connector.authorize(request(self.approved))
+        assert out.status == S.SUCCEEDED
+        assert out.connector_payment_id
+        assert out.amount_received == 2000
+
+    async def test_a_decline_is_an_answer_not_an_error(self, connector):
+        out = await connector.authorize(request(self.declined_insufficient_funds))
+        assert out.status == S.FAILED
+        assert out.failure is not None
+        assert out.failure.decline_code == "insufficient_funds"
+        assert out.failure.retryable is False
+
+    async def test_the_same_key_is_one_charge(self, connector):
+        req = request(self.approved)
+        first = await connector.authorize(req)
+        second = await connector.authorize(req)
+        assert first.connector_payment_id == second.connector_payment_id
+
+    async def test_three_d_secure_asks_for_action(self, connector):
+        out = await connector.authorize(request(self.needs_authentication))
+        assert out.status == S.REQUIRES_ACTION
+        assert out.next_action and out.next_action["redirect_url"].startswith("http")
+
+    async def test_partial_capture_of_an_authorisation(self, connector):
+        auth = await connector.authorize(request(self.approved, 5000, "manual"))
+        assert auth.status == S.REQUIRES_CAPTURE
+        ref = auth.connector_payment_id
+        captured = await connector.capture(ref, 3000, f"cap-{ref}")
+        assert (captured.status, captured.amount_received) == (S.SUCCEEDED, 3000)
+        again = await connector.capture(ref, 3000, f"cap-{ref}")
+        assert again.status == S.SUCCEEDED
+        assert (await connector.retrieve(ref)).status == S.SUCCEEDED
+
+    async def test_cancel_an_authorisation(self, connector):
+        auth = await connector.authorize(request(self.approved, 1000, "manual"))
+        out = await connector.cancel(auth.connector_payment_id, f"cancel-{uuid.uuid4()}")
+        assert out.status == S.CANCELED
+
+    async def test_partial_refunds_up_to_the_amount(self, connector):
+        paid = await connector.authorize(request(self.approved, 3000))
+        ref = paid.connector_payment_id
+        first = await connector.refund(ref, 1000, "re_a", None, f"re-a-{ref}")
+        assert first.succeeded is True and first.connector_refund_id
+        replay = await connector.refund(ref, 1000, "re_a", None, f"re-a-{ref}")
+        assert replay.connector_refund_id == first.connector_refund_id
+        too_much = await connector.refund(ref, 2001, "re_b", None, f"re-b-{ref}")
+        assert too_much.succeeded is False
+        rest = await connector.refund(ref, 2000, "re_c", None, f"re-c-{ref}")
+        assert rest.succeeded is True
+
+    async def test_5xx_means_the_outcome_is_unknown(self, connector, set_faults):
+        set_faults({"error_rate": 1.0})
+        with pytest.raises(PspError) as info:
+            await connector.authorize(request(self.approved))
+        assert info.value.retryable and info.value.outcome_unknown
+
+    async def test_429_means_nothing_was_done(self, connector, set_faults):
+        set_faults({"rate_limit_rate": 1.0})
+        with pytest.raises(PspError) as info:
+            await connector.authorize(request(self.approved))
+        assert info.value.retryable and not info.value.outcome_unknown
+
+    async def test_an_unreachable_psp_did_nothing(self, unreachable):
+        with pytest.raises(PspError) as info:
+            await unreachable.authorize(request(self.approved))
+        assert info.value.retryable and not info.value.outcome_unknown
+
+    async def test_a_forged_webhook_is_rejected(self, connector):
+        from datetime import UTC, datetime
+
+        with pytest.raises(WebhookRejected):
+            connector.parse_webhook({}, b'{"id": "evt_x"}', datetime.now(UTC))

@@ -1,0 +1,49 @@
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+
+from paymesh.connectors.stripe import StripeConnector, StripeSettings
+from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
+from tests.contract.connector_contract import ConnectorContract
+from tests.support.live_server import free_port, live_server
+
+KEY = "sk_test_contract"
+
+
+@pytest.fixture(scope="module")
+def sandbox_url() -> Iterator[str]:
+    sandbox = StripeSandbox(StripeSandboxSettings())
+    with live_server(sandbox.app) as base:
+        yield base
+
+
+@pytest.fixture
+async def connector(sandbox_url) -> AsyncIterator[StripeConnector]:
+    c = StripeConnector(StripeSettings(api_base=sandbox_url, secret_key=KEY,
+                                       webhook_secret="whsec_x", timeout_seconds=5))
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
+def set_faults(sandbox_url) -> Iterator[Callable[[dict], None]]:
+    def apply(config: dict) -> None:
+        assert httpx.put(f"{sandbox_url}/_config", json=config).status_code == 200
+
+    yield apply
+    apply({"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latency_ms": 0})
+
+
+@pytest.fixture
+async def unreachable() -> AsyncIterator[StripeConnector]:
+    c = StripeConnector(StripeSettings(api_base=f"http://127.0.0.1:{free_port()}",
+                                       secret_key=KEY, webhook_secret="whsec_x"))
+    yield c
+    await c.aclose()
+
+
+class TestStripeConnector(ConnectorContract):
+    approved = "pm_card_visa"
+    declined_insufficient_funds = "pm_card_chargeDeclinedInsufficientFunds"
+    needs_authentication = "pm_card_threeDSecure2Required"
