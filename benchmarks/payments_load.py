@@ -369,9 +369,16 @@ class ManagedServer:
     """A `paymesh serve` of our own, in a temp data dir, stopped and removed afterwards."""
 
     def __init__(
-        self, paymesh: str, startup_timeout: float, stop_timeout: float, keep_data: bool
+        self,
+        paymesh: str,
+        startup_timeout: float,
+        stop_timeout: float,
+        keep_data: bool,
+        sandbox_process: bool = False,
     ) -> None:
         self._paymesh = paymesh
+        self._sandbox_process = sandbox_process
+        self._sandbox: subprocess.Popen[bytes] | None = None
         self._keep_data = keep_data
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
@@ -389,6 +396,9 @@ class ManagedServer:
         command = [paymesh, "serve", "--host", "127.0.0.1", "--port", str(port)]
         command += ["--data-dir", str(self._data_dir)]
         env = {**os.environ, "PAYMESH_RATE_LIMIT": "0"}
+        sandbox_port = _free_port()
+        if self._sandbox_process:
+            env["PAYMESH_STRIPE_API_BASE"] = f"http://127.0.0.1:{sandbox_port}/sandbox/stripe"
         # Output goes to a file, not a pipe: nobody reads a pipe during the run,
         # and a full one would stall the server mid-benchmark.
         with self._log_path.open("wb") as log:
@@ -396,6 +406,14 @@ class ManagedServer:
             self._process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+            if self._sandbox_process:
+                # The PSP sandbox as its own process (it can use the other core); its CPU is
+                # counted with the server's, and stop() ends it too.
+                self._sandbox = subprocess.Popen(
+                    [paymesh, "sandbox", "--port", str(sandbox_port), "--webhook-base",
+                     self.base_url],
+                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )
         self._wait_ready()
 
     def _create_key(self, paymesh: str) -> str:
@@ -423,7 +441,10 @@ class ManagedServer:
         """CPU time of the server's process group (it may run workers), from /proc."""
         if self._process is None:
             return None
-        return _group_cpu_seconds(self._process.pid)
+        total = _group_cpu_seconds(self._process.pid)
+        if total is not None and self._sandbox is not None:
+            total += _group_cpu_seconds(self._sandbox.pid) or 0.0
+        return total
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
@@ -439,6 +460,10 @@ class ManagedServer:
             except subprocess.TimeoutExpired:
                 _signal_group(process.pid, signal.SIGKILL)
                 process.wait()
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None and sandbox.poll() is None:
+            sandbox.kill()
+            sandbox.wait()
         if self._keep_data:
             print(f"server data dir and log kept in {self._data_dir}", file=sys.stderr)
         else:
@@ -726,6 +751,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paymesh", help="paymesh executable to start (default: the venv's)")
     parser.add_argument("--keep-data", action="store_true", help="keep the server's dir and log")
     parser.add_argument(
+        "--sandbox-process",
+        action="store_true",
+        help="run the PSP sandbox as its own `paymesh sandbox` process (uses the second core)",
+    )
+    parser.add_argument(
         "--client", choices=sorted(CLIENTS), default="aiohttp", help="aiohttp (default) or httpx"
     )
     parser.add_argument("--max-inflight", type=int, default=2000, help="beyond it, drop")
@@ -785,6 +815,7 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str, ManagedServer 
         args.startup_timeout,
         stop_timeout=10.0,
         keep_data=args.keep_data,
+        sandbox_process=args.sandbox_process,
     )
     try:
         server.start()

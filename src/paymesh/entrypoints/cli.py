@@ -69,6 +69,41 @@ def keys_create(merchant: Annotated[str, typer.Option(help="merchant id")],
 
 
 @app.command()
+def sandbox(host: Annotated[str, typer.Option()] = "127.0.0.1",
+            port: Annotated[int, typer.Option()] = 12111,
+            webhook_base: Annotated[str | None, typer.Option(
+                "--webhook-base", help="webhooks go to URL/webhooks/{psp}")] = None,
+            log_level: Annotated[str, typer.Option()] = "warning") -> None:
+    """Run the PSP sandboxes as their own process (point a server at them with
+    PAYMESH_STRIPE_API_BASE=http://HOST:PORT/sandbox/stripe)."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
+
+    settings = Settings.from_env()
+    stripe = StripeSandbox(StripeSandboxSettings(
+        webhook_url=f"{webhook_base.rstrip('/')}/webhooks/stripe" if webhook_base else None,
+        webhook_secret=settings.stripe_webhook_secret))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await stripe.start()
+        try:
+            yield
+        finally:
+            await stripe.stop()
+
+    sandboxes = Starlette(routes=[Mount("/sandbox/stripe", app=stripe.app)], lifespan=lifespan)
+    uvicorn.run(sandboxes, host=host, port=port, log_level=log_level, access_log=False,
+                loop="uvloop", http="httptools", lifespan="on")
+
+
+@app.command()
 def demo() -> None:
     """Run the whole flow end to end in a fresh temporary data dir and print what happened."""
     from paymesh.entrypoints.demo import run_demo
