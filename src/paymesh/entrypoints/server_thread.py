@@ -25,7 +25,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, port: int, host: str = "127.0.0.1") -> Iterator[str]:
+def serving(app: Any, port: int | None = None, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` on a loopback port (one the OS picks by default); yield its base URL."""
+    port = port or free_port()
     server = _QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                          lifespan="on", access_log=False))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

@@ -40,6 +40,10 @@ class Authenticator:
         self._cache: dict[str, str] = {}
 
     async def merchant_for(self, authorization: str | None) -> str:
+        return (await self.identify(authorization))[0]
+
+    async def identify(self, authorization: str | None) -> tuple[str, str]:
+        """(merchant id, key hash) for a bearer header; raises Unauthorized."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("missing API key: send 'Authorization: Bearer <secret key>'",
                                code="api_key_missing")
@@ -50,4 +54,4 @@ class Authenticator:
             if key is None:
                 raise Unauthorized("invalid API key")
             merchant = self._cache[digest] = key.merchant_id
-        return merchant
+        return merchant, digest

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from paymesh.domain import money
 from paymesh.domain.errors import DomainError
-from paymesh.domain.payment import RiskContext
+from paymesh.domain.payment import Payment, RiskContext
 from paymesh.domain.status import PaymentStatus
 from paymesh.entrypoints.http import schemas
 from paymesh.ports.connector import WebhookRejected
@@ -81,8 +81,8 @@ def api(request: Request) -> Api:
 
 async def merchant_of(request: Request) -> str:
     a = api(request)
-    merchant = await a.auth.merchant_for(request.headers.get("authorization"))
-    wait = a.limiter.check(request.headers["authorization"])
+    merchant, key_id = await a.auth.identify(request.headers.get("authorization"))
+    wait = a.limiter.check(key_id)  # by the key's hash: no secret kept in the limiter
     if wait is not None:
         raise RateLimited(wait)
     return merchant
@@ -115,12 +115,18 @@ async def create_payment(request: Request) -> Response:
     return reply_response(await api(request).payments.create(merchant, command, key))
 
 
-async def get_payment(request: Request) -> Response:
+async def own_payment(request: Request) -> tuple[str, Payment]:
+    """The authenticated merchant and the payment in the path; 404 if it is not theirs."""
     merchant = await merchant_of(request)
     payment_id = request.path_params["payment_id"]
     payment = await api(request).store.get_payment(payment_id, merchant)
     if payment is None:
         raise NotFound(f"no such payment: {payment_id!r}", param="id")
+    return merchant, payment
+
+
+async def get_payment(request: Request) -> Response:
+    _, payment = await own_payment(request)
     return json_response(200, views.payment_view(payment))
 
 
@@ -169,25 +175,17 @@ async def list_payments(request: Request) -> Response:
 
 
 async def payment_events(request: Request) -> Response:
-    merchant = await merchant_of(request)
-    payment_id = request.path_params["payment_id"]
-    store = api(request).store
-    if await store.get_payment(payment_id, merchant) is None:
-        raise NotFound(f"no such payment: {payment_id!r}", param="id")
-    events = await store.events_for_payment(merchant, payment_id)
+    merchant, payment = await own_payment(request)
+    events = await api(request).store.events_for_payment(merchant, payment.id)
     return json_response(200, views.list_view([views.event_view(e) for e in events], False,
-                                              f"/v1/payments/{payment_id}/events"))
+                                              f"/v1/payments/{payment.id}/events"))
 
 
 async def payment_notifications(request: Request) -> Response:
-    merchant = await merchant_of(request)
-    payment_id = request.path_params["payment_id"]
-    store = api(request).store
-    if await store.get_payment(payment_id, merchant) is None:
-        raise NotFound(f"no such payment: {payment_id!r}", param="id")
-    sent = await store.notifications_for_payment(merchant, payment_id)
+    merchant, payment = await own_payment(request)
+    sent = await api(request).store.notifications_for_payment(merchant, payment.id)
     return json_response(200, views.list_view([views.notification_view(n) for n in sent],
-                                              False, f"/v1/payments/{payment_id}/notifications"))
+                                              False, f"/v1/payments/{payment.id}/notifications"))
 
 
 async def capture_payment(request: Request) -> Response:
