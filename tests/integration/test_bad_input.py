@@ -184,3 +184,19 @@ def test_a_webhook_twice_is_applied_once_and_late_ones_never_move_back(shared):
         timeline = [e["detail-type"] for e in
                     http.get(f"/v1/payments/{p['id']}/events").json()["data"]]
         assert timeline.count("payment.canceled") == 1
+
+
+def test_an_unreachable_psp_is_503_and_nothing_is_charged(tmp_path):
+    from tests.support.live_server import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for server in start(tmp_path, stripe_api_base=dead):
+        with server.client() as http:
+            r = http.post("/v1/payments", json=GOOD, headers={"Idempotency-Key": "k-503"})
+            assert r.status_code == 503
+            error = r.json()["error"]
+            assert (error["type"], error["code"]) == ("api_error", "psp_unavailable")
+            payment = http.get(f"/v1/payments/{error['payment_id']}").json()
+            assert payment["status"] == "failed"
+            assert payment["failure"]["retryable"] is True
+            assert payment["connector_payment_id"] is None
