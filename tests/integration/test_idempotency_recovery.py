@@ -68,3 +68,26 @@ def test_a_claim_still_within_its_lease_is_409(server: Server):
         # (recovery may drive it meanwhile; what matters is that no second one exists)
         listed = http.get("/v1/payments", params={"customer_id": "cus_crash"}).json()["data"]
         assert [p["id"] for p in listed] == ["pay_crashed"]
+
+
+def test_a_lost_psp_answer_leaves_pending_and_a_retry_learns_the_truth(tmp_path):
+    from tests.integration.conftest import start
+
+    for server in start(tmp_path, psp_timeout=0.5):
+        with server.sandbox() as psp:
+            # Stripe charges, then its answer never arrives in time.
+            psp.put("/_config", json={"timeout_rate": 1.0, "timeout_hold_ms": 3000})
+        with server.client() as http:
+            first = http.post("/v1/payments", json=BODY, headers={"Idempotency-Key": "lost"})
+            assert first.status_code == 201
+            assert first.json()["status"] == "pending"
+        with server.sandbox() as psp:
+            psp.put("/_config", json={"timeout_rate": 0.0})
+        with server.client() as http:
+            retry = http.post("/v1/payments", json=BODY, headers={"Idempotency-Key": "lost"})
+            assert retry.status_code == 201
+            assert retry.json()["id"] == first.json()["id"]
+            assert retry.json()["status"] == "succeeded"
+        with server.sandbox() as psp:
+            intents = psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
+            assert [pi["amount"] for pi in intents].count(3141) == 1

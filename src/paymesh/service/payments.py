@@ -207,15 +207,22 @@ class PaymentService:
     async def _finish(self, payment: Payment, claim: Claim | None,
                       first_send: bool = False) -> Reply:
         """Drive a recorded payment as far as the PSP takes it now; reply and complete."""
+        stored: list[Reply] = []
+
         def completion(p: Payment) -> IdempotencyWrite | None:
-            return claim.complete(self._reply_for(p), self.clock()) if claim else None
+            stored[:] = [self._reply_for(p)]
+            return claim.complete(stored[0], self.clock()) if claim else None
 
         if payment.status == S.PENDING:
             payment, completed = await self.drive(payment, first_send, completion)
             if completed:  # the reply was stored in the same commit as the PSP's answer
-                return self._reply_for(payment)
+                return stored[0]
         reply = self._reply_for(payment)
-        if claim is not None:
+        if claim is not None and payment.status == S.PENDING:
+            # The PSP's answer was lost: keep no reply, so a retry with this key asks the
+            # PSP again (same PSP key, so never a second charge) and stores the true one.
+            await self._release(claim)
+        elif claim is not None:
             await self.commit(Changeset(idempotency=claim.complete(reply, self.clock())))
         return reply
 
