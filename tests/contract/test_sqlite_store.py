@@ -1,6 +1,7 @@
 import pytest
 
 from paymesh.adapters.sqlite import SqliteStore
+from tests.contract.bus_store_contract import BusStoreContract
 from tests.contract.store_contract import StoreContract
 
 
@@ -27,3 +28,7 @@ async def test_a_reopened_file_keeps_everything(tmp_path):
     await second.open()
     assert (await second.get_payment("pay_1")).amount == 2000
     await second.close()
+
+
+class TestSqliteBusStore(BusStoreContract):
+    pass

@@ -14,6 +14,7 @@ import msgspec
 from paymesh.domain.payment import Failure, FraudAssessment, Payment, RiskContext
 from paymesh.domain.refund import Refund, RefundStatus
 from paymesh.domain.status import PaymentStatus
+from paymesh.ports.bus import Attempt, Delivery, RetryPolicy, Rule, Target
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -83,6 +84,52 @@ def payment_from_doc(raw: bytes | str, version: int) -> Payment:
         for r in d["refunds"]
     ]
     return payment
+
+
+def _target_doc(t: Target) -> dict[str, Any]:
+    return {"id": t.id, "type": t.type, "name": t.name, "url": t.url,
+            "retry_policy": {"maximum_retry_attempts": t.retry_policy.maximum_retry_attempts,
+                             "maximum_event_age_seconds":
+                                 t.retry_policy.maximum_event_age_seconds}}
+
+
+def _target(d: dict[str, Any]) -> Target:
+    return Target(id=d["id"], type=d["type"], name=d["name"], url=d["url"],
+                  retry_policy=RetryPolicy(**d["retry_policy"]))
+
+
+def rule_to_doc(r: Rule) -> bytes:
+    return _encode({"merchant_id": r.merchant_id, "name": r.name,
+                    "event_pattern": r.event_pattern, "state": r.state,
+                    "description": r.description, "signing_secret": r.signing_secret,
+                    "targets": [_target_doc(t) for t in r.targets]})
+
+
+def rule_from_doc(raw: bytes) -> Rule:
+    d = _decode(raw)
+    return Rule(merchant_id=d["merchant_id"], name=d["name"], event_pattern=d["event_pattern"],
+                state=d["state"], description=d["description"],
+                signing_secret=d["signing_secret"],
+                targets=tuple(_target(t) for t in d["targets"]))
+
+
+def delivery_to_doc(x: Delivery) -> bytes:
+    return _encode({"target": _target_doc(x.target), "event_us": to_micros(x.event_time),
+                    "created_us": to_micros(x.created_at), "signing_secret": x.signing_secret,
+                    "history": [{"at_us": to_micros(a.at), "error": a.error}
+                                for a in x.history]})
+
+
+def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
+    """Row: id, event_id, merchant_id, rule, status, attempts, next_attempt_us, doc."""
+    did, event_id, merchant_id, rule, status, attempts, next_us, raw = row
+    d = _decode(raw)
+    return Delivery(id=did, event_id=event_id, merchant_id=merchant_id, rule=rule,
+                    target=_target(d["target"]), event_time=from_micros(d["event_us"]),
+                    created_at=from_micros(d["created_us"]),
+                    next_attempt_at=from_micros(next_us), attempts=attempts, status=status,
+                    signing_secret=d["signing_secret"],
+                    history=[Attempt(from_micros(a["at_us"]), a["error"]) for a in d["history"]])
 
 
 encode_json = _encode

@@ -25,6 +25,7 @@ from paymesh.domain.events import DomainEvent
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
+from paymesh.ports.bus import Delivery
 
 
 class StoreConflict(Exception):
@@ -91,6 +92,9 @@ class Changeset:
     idempotency: IdempotencyWrite | None = None
     processed: list[tuple[str, str]] = field(default_factory=list)  # (consumer, event id)
     notifications: list[Notification] = field(default_factory=list)
+    #: Routing: events leave the outbox together with the deliveries they fan out to.
+    routed: list[str] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
 
     def save(self, payment: Payment) -> None:
         """Write `payment` at its read version and take the events it recorded."""

@@ -87,6 +87,35 @@ MIGRATIONS: list[str] = [
         created_us INTEGER NOT NULL
     );
     """,
+    # 2: the event bus: rules, one delivery per (event, rule, target), dead letters.
+    """
+    CREATE TABLE rules (
+        merchant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        doc BLOB NOT NULL,
+        PRIMARY KEY (merchant_id, name)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_us INTEGER NOT NULL,
+        locked_until_us INTEGER NOT NULL DEFAULT 0,
+        updated_us INTEGER NOT NULL,
+        doc BLOB NOT NULL
+    );
+    -- Routing twice (a crash between routing and marking, two dispatchers) makes no second
+    -- delivery: one per event, rule and target.
+    CREATE UNIQUE INDEX deliveries_once ON deliveries (event_id, rule, target_id);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_us) WHERE status = 'pending';
+    CREATE INDEX deliveries_dead ON deliveries (merchant_id, updated_us DESC, id DESC)
+        WHERE status = 'dead';
+    """,
 ]
 
 

@@ -14,10 +14,14 @@ from typing import Any
 
 from paymesh.adapters.codec import (
     decode_json,
+    delivery_from_row,
+    delivery_to_doc,
     encode_json,
     from_micros,
     payment_from_doc,
     payment_to_doc,
+    rule_from_doc,
+    rule_to_doc,
     to_micros,
 )
 from paymesh.adapters.sqlite.schema import connect, migrate
@@ -25,6 +29,7 @@ from paymesh.adapters.sqlite.writer import GroupCommitWriter
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
+from paymesh.ports.bus import Delivery, Rule
 from paymesh.ports.store import (
     AlreadyProcessed,
     ApiKey,
@@ -79,6 +84,17 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(e.id, e.merchant_id, e.payment_id, e.type, to_micros(e.time),
               encode_json(e.envelope())) for e in changes.events])
+    if changes.deliveries:
+        conn.executemany(
+            "INSERT OR IGNORE INTO deliveries (id, event_id, merchant_id, rule, target_id,"
+            " status, attempts, next_attempt_us, updated_us, doc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(d.id, d.event_id, d.merchant_id, d.rule, d.target.id, d.status, d.attempts,
+              to_micros(d.next_attempt_at), to_micros(d.created_at), delivery_to_doc(d))
+             for d in changes.deliveries])
+    if changes.routed:
+        conn.executemany("UPDATE events SET delivered = 1 WHERE id = ?",
+                         [(i,) for i in changes.routed])
     if changes.notifications:
         conn.executemany(
             "INSERT INTO notifications (id, merchant_id, payment_id, event_id, channel,"
@@ -120,6 +136,7 @@ def _event(row: tuple[Any, ...]) -> StoredEvent:
 
 
 _EVENT_COLS = "id, merchant_id, payment_id, type, time_us, envelope"
+_DELIVERY_COLS = "id, event_id, merchant_id, rule, status, attempts, next_attempt_us, doc"
 
 
 class SqliteStore:
@@ -291,6 +308,71 @@ class SqliteStore:
             return None
         return ApiKey(key_hash=row[0], merchant_id=row[1], created_at=from_micros(row[2]),
                       prefix=row[3])
+
+    # -- the event bus ----------------------------------------------------------------------
+
+    async def put_rule(self, rule: Rule) -> None:
+        await self._write(lambda conn: conn.execute(
+            "INSERT INTO rules (merchant_id, name, doc) VALUES (?, ?, ?) ON CONFLICT"
+            " (merchant_id, name) DO UPDATE SET doc = excluded.doc",
+            (rule.merchant_id, rule.name, rule_to_doc(rule))))
+
+    async def delete_rule(self, merchant_id: str, name: str) -> bool:
+        cur = await self._write(lambda conn: conn.execute(
+            "DELETE FROM rules WHERE merchant_id = ? AND name = ?", (merchant_id, name)))
+        return bool(cur.rowcount == 1)
+
+    async def rules(self) -> list[Rule]:
+        rows = self._db.execute("SELECT doc FROM rules ORDER BY merchant_id, name").fetchall()
+        return [rule_from_doc(r[0]) for r in rows]
+
+    async def claim_deliveries(self, now: datetime, lease_seconds: float,
+                               limit: int) -> list[Delivery]:
+        now_us = to_micros(now)
+        lease_us = now_us + int(lease_seconds * 1_000_000)
+
+        def claim(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                f"UPDATE deliveries SET locked_until_us = ? WHERE id IN (SELECT id FROM"
+                f" deliveries WHERE status = 'pending' AND next_attempt_us <= ? AND"
+                f" locked_until_us <= ? ORDER BY next_attempt_us LIMIT ?)"
+                f" RETURNING {_DELIVERY_COLS}", (lease_us, now_us, now_us, limit)).fetchall()
+
+        rows = await self._write(claim)
+        return [delivery_from_row(r) for r in rows]
+
+    async def save_delivery(self, delivery: Delivery) -> None:
+        d = delivery
+        await self._write(lambda conn: conn.execute(
+            "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_us = ?,"
+            " locked_until_us = 0, updated_us = ?, doc = ? WHERE id = ?",
+            (d.status, d.attempts, to_micros(d.next_attempt_at),
+             to_micros(d.history[-1].at if d.history else d.created_at), delivery_to_doc(d),
+             d.id)))
+
+    async def dead_letters(self, merchant_id: str, limit: int,
+                           starting_after: str | None) -> tuple[list[Delivery], bool]:
+        where, args = "merchant_id = ? AND status = 'dead'", [merchant_id]
+        if starting_after is not None:
+            where += (" AND (updated_us, id) < (SELECT updated_us, id FROM deliveries"
+                      " WHERE id = ? AND merchant_id = ?)")
+            args += [starting_after, merchant_id]
+        rows = self._db.execute(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {where}"
+            " ORDER BY updated_us DESC, id DESC LIMIT ?", (*args, limit + 1)).fetchall()
+        return [delivery_from_row(r) for r in rows[:limit]], len(rows) > limit
+
+    async def redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
+        cur = await self._write(lambda conn: conn.execute(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_us = ?,"
+            " locked_until_us = 0 WHERE id = ? AND merchant_id = ? AND status = 'dead'",
+            (to_micros(now), delivery_id, merchant_id)))
+        return bool(cur.rowcount == 1)
+
+    async def get_event(self, event_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT envelope FROM events WHERE id = ?",
+                               (event_id,)).fetchone()
+        return None if row is None else dict(decode_json(row[0]))
 
     async def ping(self) -> bool:
         self._db.execute("SELECT 1").fetchone()

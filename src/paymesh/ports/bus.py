@@ -1,0 +1,89 @@
+"""The event bus's storage port: rules, per-target deliveries, dead letters.
+
+Routing an event is one commit (see `Changeset.deliveries` and `Changeset.routed`): the event
+is marked routed and one delivery per matching (rule, target) is created, so a crash cannot
+lose or duplicate a delivery. Each delivery then lives on its own: attempts, backoff and, when
+its retry policy is spent, the dead-letter queue, from which a redrive brings it back once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    maximum_retry_attempts: int = 3
+    maximum_event_age_seconds: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    id: str
+    type: str  # "builtin" | "http"
+    name: str | None = None  # builtin handler name
+    url: str | None = None  # http endpoint
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    merchant_id: str  # "*" for a default rule that applies to every merchant
+    name: str
+    event_pattern: dict[str, Any]
+    targets: tuple[Target, ...]
+    state: str = "ENABLED"  # or DISABLED
+    description: str | None = None
+    signing_secret: str | None = None  # signs this rule's HTTP deliveries
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    at: datetime
+    error: str
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: str
+    event_id: str
+    merchant_id: str
+    rule: str
+    target: Target
+    event_time: datetime
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0
+    status: str = "pending"  # pending | delivered | dead
+    history: list[Attempt] = field(default_factory=list)
+    signing_secret: str | None = None
+
+
+class BusStore(Protocol):
+    async def put_rule(self, rule: Rule) -> None: ...
+
+    async def delete_rule(self, merchant_id: str, name: str) -> bool: ...
+
+    async def rules(self) -> list[Rule]:
+        """Every stored rule of every merchant (the router compiles them all)."""
+        ...
+
+    async def claim_deliveries(self, now: datetime, lease_seconds: float,
+                               limit: int) -> list[Delivery]:
+        """Due pending deliveries, leased atomically so no other worker takes them."""
+        ...
+
+    async def save_delivery(self, delivery: Delivery) -> None:
+        """Record an attempt's result (delivered, rescheduled or dead) and drop the lease."""
+        ...
+
+    async def dead_letters(self, merchant_id: str, limit: int,
+                           starting_after: str | None) -> tuple[list[Delivery], bool]: ...
+
+    async def redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
+        """Dead -> pending, once; False if it is not (or no longer) dead."""
+        ...
+
+    async def get_event(self, event_id: str) -> dict[str, Any] | None: ...

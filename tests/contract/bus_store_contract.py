@@ -1,0 +1,101 @@
+"""The BusStore port's contract: rules, routed deliveries, leases, dead letters, redrive."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from paymesh.domain.events import DomainEvent
+from paymesh.ports.bus import Attempt, Delivery, Rule, Target
+from paymesh.ports.store import Changeset
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+TARGET = Target(id="conf", type="builtin", name="send_confirmation")
+
+
+def delivery(did: str, event_id: str = "e1", target: Target = TARGET, merchant: str = "m1",
+             at: datetime = T0) -> Delivery:
+    return Delivery(id=did, event_id=event_id, merchant_id=merchant, rule="r1", target=target,
+                    event_time=at, created_at=at, next_attempt_at=at)
+
+
+async def route(store, event_id: str, *deliveries: Delivery) -> None:
+    await store.commit(Changeset(
+        events=[DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=event_id)]))
+    await store.commit(Changeset(routed=[event_id], deliveries=list(deliveries)))
+
+
+class BusStoreContract:
+    async def test_rules_are_stored_replaced_and_deleted(self, store):
+        rule = Rule("m1", "big", {"detail": {"amount": [{"numeric": [">", 100]}]}}, (TARGET,))
+        await store.put_rule(rule)
+        await store.put_rule(replace(rule, state="DISABLED"))
+        await store.put_rule(replace(rule, merchant_id="m2"))
+        rules = await store.rules()
+        assert [(r.merchant_id, r.name, r.state) for r in rules] == \
+            [("m1", "big", "DISABLED"), ("m2", "big", "ENABLED")]
+        assert rules[0].targets == (TARGET,)
+        assert await store.delete_rule("m1", "big")
+        assert not await store.delete_rule("m1", "big")
+        assert [r.merchant_id for r in await store.rules()] == ["m2"]
+
+    async def test_routing_takes_the_event_out_of_the_outbox_with_its_deliveries(self, store):
+        http = Target(id="inv", type="http", url="http://127.0.0.1:9/x")
+        await route(store, "e1", delivery("d1"), delivery("d2", target=http))
+        assert await store.undelivered_events(10) == []
+        claimed = await store.claim_deliveries(T0, 30, 10)
+        assert sorted(d.id for d in claimed) == ["d1", "d2"]
+        assert {d.target.id for d in claimed} == {"conf", "inv"}
+
+    async def test_one_delivery_per_event_rule_and_target(self, store):
+        await route(store, "e1", delivery("d1"))
+        await store.commit(Changeset(routed=["e1"], deliveries=[delivery("d1-again")]))
+        assert [d.id for d in await store.claim_deliveries(T0, 30, 10)] == ["d1"]
+
+    async def test_a_leased_delivery_is_not_claimed_twice(self, store):
+        await route(store, "e1", delivery("d1"))
+        assert len(await store.claim_deliveries(T0, 30, 10)) == 1
+        assert await store.claim_deliveries(T0 + timedelta(seconds=10), 30, 10) == []
+        # the worker died: after the lease the delivery comes back
+        assert len(await store.claim_deliveries(T0 + timedelta(seconds=31), 30, 10)) == 1
+
+    async def test_a_rescheduled_delivery_waits_for_its_time(self, store):
+        await route(store, "e1", delivery("d1"))
+        [d] = await store.claim_deliveries(T0, 30, 10)
+        d.attempts = 1
+        d.next_attempt_at = T0 + timedelta(seconds=5)
+        d.history.append(Attempt(T0, "HTTP 500"))
+        await store.save_delivery(d)
+        assert await store.claim_deliveries(T0 + timedelta(seconds=4), 30, 10) == []
+        [again] = await store.claim_deliveries(T0 + timedelta(seconds=5), 30, 10)
+        assert (again.attempts, [a.error for a in again.history]) == (1, ["HTTP 500"])
+
+    async def test_delivered_ones_are_done(self, store):
+        await route(store, "e1", delivery("d1"))
+        [d] = await store.claim_deliveries(T0, 30, 10)
+        d.status = "delivered"
+        await store.save_delivery(d)
+        assert await store.claim_deliveries(T0 + timedelta(hours=1), 30, 10) == []
+
+    async def test_dead_letters_keep_every_attempt_and_redrive_once(self, store):
+        await route(store, "e1", delivery("d1"))
+        [d] = await store.claim_deliveries(T0, 30, 10)
+        d.status, d.attempts = "dead", 3
+        d.history = [Attempt(T0 + timedelta(seconds=i), f"HTTP 50{i}") for i in range(3)]
+        await store.save_delivery(d)
+        dead, more = await store.dead_letters("m1", 10, None)
+        assert [(x.id, x.attempts, len(x.history)) for x in dead] == [("d1", 3, 3)]
+        assert not more
+        assert (await store.dead_letters("m2", 10, None))[0] == []
+        assert not await store.redrive("m2", "d1", T0)
+        assert await store.redrive("m1", "d1", T0 + timedelta(minutes=1))
+        assert not await store.redrive("m1", "d1", T0 + timedelta(minutes=1))
+        [back] = await store.claim_deliveries(T0 + timedelta(minutes=1), 30, 10)
+        assert (back.id, back.attempts, back.status) == ("d1", 0, "pending")
+        assert [a.error for a in back.history] == ["HTTP 500", "HTTP 501", "HTTP 502"]
+
+    async def test_events_are_found_by_id(self, store):
+        await route(store, "e1")
+        event = await store.get_event("e1")
+        assert event is not None and event["detail-type"] == "payment.succeeded"
+        assert await store.get_event("nope") is None
