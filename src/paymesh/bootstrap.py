@@ -10,25 +10,32 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
+from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.config import Settings
 from paymesh.connectors.stripe import StripeConnector, StripeSettings
-from paymesh.entrypoints.http.app import Api, build_http_app
+from paymesh.entrypoints.http.app import build_http_app
+from paymesh.entrypoints.http.common import Api
 from paymesh.entrypoints.http.openapi import build_openapi
+from paymesh.entrypoints.http.rules_api import RuleBody, to_rule
+from paymesh.ports.bus import Rule, Target
 from paymesh.ports.connector import Connector
 from paymesh.ports.risk import AllowAll
 from paymesh.service.apikeys import Authenticator
-from paymesh.service.dispatch import Dispatcher
-from paymesh.service.handlers import send_confirmation
+from paymesh.service.bus import Builtin, EventBus
+from paymesh.service.handlers import Analytics, placeholder, process_payment, send_confirmation
 from paymesh.service.payments import PaymentService
 from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.recovery import Reconciler
+from paymesh.service.router import DEFAULT, Router
 from paymesh.service.webhooks import WebhookService
 
 log = logging.getLogger("paymesh")
@@ -46,23 +53,54 @@ def build_connectors(settings: Settings) -> dict[str, Connector]:
     return {"stripe": stripe}
 
 
+def builtin_names() -> set[str]:
+    return {"send_confirmation", "process_payment", "update_inventory", "payment_retry",
+            "fraud_review", "fraud_detection", "analytics"}
+
+
+def default_rules(inventory_url: str | None) -> list[Rule]:
+    """The reference's rules (DESIGN.md's table), from the packaged default rules file."""
+    import msgspec
+
+    raw = resources.files("paymesh.service").joinpath("default_rules.json").read_bytes()
+    rules = []
+    for item in msgspec.json.decode(raw):
+        name = item.pop("name")
+        rule = to_rule(DEFAULT, name, msgspec.convert(item, RuleBody), builtin_names())
+        if inventory_url:  # the merchant's inventory service, as a signed HTTP target
+            rule = replace(rule, targets=tuple(
+                Target(id=t.id, type="http", url=inventory_url, retry_policy=t.retry_policy)
+                if t.name == "update_inventory" else t for t in rule.targets))
+        rules.append(rule)
+    return rules
+
+
 def build_app(settings: Settings) -> Starlette:
     import msgspec
 
     store = SqliteStore(settings.sqlite_path)
     connectors = build_connectors(settings)
-    dispatcher_ref: list[Dispatcher] = []
+    bus_ref: list[EventBus] = []
 
     def on_commit() -> None:
-        if dispatcher_ref:
-            dispatcher_ref[0].notify()
+        if bus_ref:
+            bus_ref[0].notify()
 
     payments = PaymentService(store, connectors, AllowAll(), utcnow, on_commit=on_commit)
     webhooks = WebhookService(store, connectors, utcnow, on_commit)
-    dispatcher = Dispatcher(store, {
-        "payment.succeeded": [("send_confirmation", send_confirmation(store, utcnow))],
-    })
-    dispatcher_ref.append(dispatcher)
+    builtins: dict[str, Builtin] = {
+        "send_confirmation": send_confirmation(store, utcnow),
+        "process_payment": process_payment(payments, utcnow),
+        "update_inventory": placeholder("update_inventory", "PAYMESH_INVENTORY_URL"),
+        "payment_retry": placeholder("payment_retry", "the payment-retry work"),
+        "fraud_review": placeholder("fraud_review", "the fraud issue"),
+        "fraud_detection": placeholder("fraud_detection", "the fraud issue"),
+        "analytics": Analytics(),
+    }
+    sender = AiohttpTargetSender()
+    bus = EventBus(store, Router(default_rules(settings.inventory_url)), builtins, sender,
+                   utcnow, retry_base_seconds=settings.bus_retry_base)
+    bus_ref.append(bus)
     reconciler = Reconciler(payments, utcnow)
 
     extra_routes: list[BaseRoute] = []
@@ -79,9 +117,10 @@ def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        bus.router.load(await store.rules())
         for box in sandboxes:
             await box.start()
-        tasks = [asyncio.create_task(dispatcher.run(), name="dispatcher"),
+        tasks = [asyncio.create_task(bus.run(), name="event-bus"),
                  asyncio.create_task(_recover_then_watch(reconciler), name="recovery")]
         try:
             yield
@@ -89,6 +128,8 @@ def build_app(settings: Settings) -> Starlette:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await bus.stop()
+            await sender.aclose()
             for box in sandboxes:
                 await box.stop()
             for connector in connectors.values():
@@ -96,7 +137,7 @@ def build_app(settings: Settings) -> Starlette:
             await store.close()
 
     state = Api(store=store, payments=payments, webhooks=webhooks, auth=Authenticator(store),
-                limiter=RateLimiter(settings.rate_limit),
+                limiter=RateLimiter(settings.rate_limit), bus=bus,
                 openapi=msgspec.json.encode(build_openapi()))
     return build_http_app(state, extra_routes, lifespan)
 

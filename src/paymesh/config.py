@@ -23,6 +23,8 @@ class Settings:
     rate_limit: float = 100.0  # requests per second per API key; 0 turns it off
     psp_timeout: float = 10.0
     region: str = "local"
+    bus_retry_base: float = 1.0  # seconds; the first retry waits up to this, then doubles
+    inventory_url: str | None = None  # update_inventory posts payment.succeeded here
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -34,6 +36,8 @@ class Settings:
             "stripe_webhook_secret": _env("STRIPE_WEBHOOK_SECRET", cls.stripe_webhook_secret),
             "rate_limit": float(_env("RATE_LIMIT", str(cls.rate_limit)) or 0),
             "psp_timeout": float(_env("PSP_TIMEOUT", str(cls.psp_timeout)) or 10),
+            "bus_retry_base": float(_env("BUS_RETRY_BASE", str(cls.bus_retry_base)) or 1),
+            "inventory_url": _env("INVENTORY_URL"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values["data_dir"], str):

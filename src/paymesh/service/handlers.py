@@ -1,28 +1,79 @@
-"""Built-in event handlers. Each records the event id it applied in the same commit as its
-effect, so a redelivered event has no second effect."""
+"""Built-in targets. Each is idempotent by event id: it records the event ids it applied in
+the same commit as its effect, or its effect is itself idempotent (driving a payment)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
-from paymesh.ports.store import AlreadyProcessed, Changeset, Notification, Store, StoredEvent
+from paymesh.domain.status import PaymentStatus
+from paymesh.ports.bus import Delivery
+from paymesh.ports.store import AlreadyProcessed, Changeset, Notification, Store
 from paymesh.service import ids
+from paymesh.service.bus import Builtin, RetryLater
+from paymesh.service.payments import PaymentService
+
+log = logging.getLogger(__name__)
 
 
-def send_confirmation(store: Store, clock: Callable[[], datetime]) -> \
-        Callable[[StoredEvent], Awaitable[None]]:
+def send_confirmation(store: Store, clock: Callable[[], datetime]) -> Builtin:
     """Records the customer's payment confirmation (email delivery comes behind a notifier)."""
 
-    async def handle(event: StoredEvent) -> None:
-        detail = event.envelope["detail"]
+    async def handle(event: dict[str, Any], delivery: Delivery) -> None:
+        detail = event["detail"]
         notification = Notification(
-            id=ids.new_id("ntf"), merchant_id=event.merchant_id, payment_id=event.payment_id,
-            event_id=event.id, channel="email", recipient=str(detail.get("customer_id")),
-            template=event.type.replace(".", "_"), created_at=clock())
+            id=ids.new_id("ntf"), merchant_id=event["account"], payment_id=detail["payment_id"],
+            event_id=event["id"], channel="email", recipient=str(detail.get("customer_id")),
+            template=event["detail-type"].replace(".", "_"), created_at=clock())
         with contextlib.suppress(AlreadyProcessed):
-            await store.commit(Changeset(processed=[("send_confirmation", event.id)],
+            await store.commit(Changeset(processed=[("send_confirmation", event["id"])],
                                          notifications=[notification]))
+
+    return handle
+
+
+def process_payment(payments: PaymentService, clock: Callable[[], datetime],
+                    grace: timedelta = timedelta(seconds=10)) -> Builtin:
+    """Drives a payment to its PSP if the inline attempt did not finish.
+
+    The inline request normally settles the payment first; while it may still be working
+    (within `grace`) this waits, so the two never race for the PSP.
+    """
+
+    async def handle(event: dict[str, Any], delivery: Delivery) -> None:
+        payment = await payments.store.get_payment(event["detail"]["payment_id"])
+        if payment is None or payment.status != PaymentStatus.PENDING:
+            return
+        age = clock() - payment.created_at
+        if age < grace:
+            raise RetryLater((grace - age).total_seconds(), "inline attempt may be running")
+        payment, _ = await payments.drive(payment)
+        if payment.status == PaymentStatus.PENDING:
+            raise RetryLater(grace.total_seconds(), "the PSP has not answered yet")
+
+    return handle
+
+
+class Analytics:
+    """Counts events per merchant and type (read by /metrics later); idempotence is not
+    needed for estimates, and a redelivery after a crash may count an event twice."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    async def __call__(self, event: dict[str, Any], delivery: Delivery) -> None:
+        self.counts[(event["account"], event["detail-type"])] += 1
+
+
+def placeholder(name: str, arrives_with: str) -> Builtin:
+    """A default rule's target that a later issue builds; accepts the event, does nothing."""
+
+    async def handle(event: dict[str, Any], delivery: Delivery) -> None:
+        log.debug("%s: event %s accepted; the handler arrives with %s", name, event["id"],
+                  arrives_with)
 
     return handle

@@ -16,13 +16,13 @@ import msgspec
 
 from paymesh.connectors.stripe.translate import outcome_from_intent
 from paymesh.ports.connector import WebhookEvent, WebhookRejected
+from paymesh.service.signing import signature_header
 
 TOLERANCE_SECONDS = 300
 
 
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+    return signature_header(payload, secret, timestamp)
 
 
 def verify(payload: bytes, header: str | None, secret: str, now: datetime,

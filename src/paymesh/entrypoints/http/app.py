@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,78 +21,26 @@ from paymesh.domain.errors import DomainError
 from paymesh.domain.payment import Payment, RiskContext
 from paymesh.domain.status import PaymentStatus
 from paymesh.entrypoints.http import schemas
-from paymesh.ports.connector import WebhookRejected
-from paymesh.ports.store import PaymentQuery, Store
-from paymesh.service import views
-from paymesh.service.apikeys import Authenticator
-from paymesh.service.errors import (
-    ApiError,
-    BadRequest,
-    NotFound,
-    RateLimited,
-    from_domain,
+from paymesh.entrypoints.http.common import (
+    JSON,
+    Api,
+    api,
+    error_response,
+    idempotency_key,
+    int_param,
+    json_response,
+    merchant_of,
+    reply_response,
+    time_param,
 )
-from paymesh.service.idempotency import MAX_KEY_LENGTH
-from paymesh.service.payments import CreatePayment, PaymentService
-from paymesh.service.ratelimit import RateLimiter
-from paymesh.service.views import Reply
-from paymesh.service.webhooks import WebhookService
+from paymesh.entrypoints.http.rules_api import bus_routes
+from paymesh.ports.connector import WebhookRejected
+from paymesh.ports.store import PaymentQuery
+from paymesh.service import views
+from paymesh.service.errors import ApiError, BadRequest, NotFound, from_domain
+from paymesh.service.payments import CreatePayment
 
 log = logging.getLogger(__name__)
-_encode = msgspec.json.Encoder().encode
-JSON = "application/json"
-
-
-@dataclass(slots=True)
-class Api:
-    """What the routes need; built by bootstrap, the one composition root."""
-
-    store: Store
-    payments: PaymentService
-    webhooks: WebhookService
-    auth: Authenticator
-    limiter: RateLimiter
-    openapi: bytes
-
-
-def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encode(data), status_code=status, media_type=JSON, headers=headers)
-
-
-def reply_response(reply: Reply) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    return Response(reply.body, status_code=reply.status, media_type=JSON, headers=headers)
-
-
-def error_response(exc: ApiError) -> Response:
-    headers = None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
-    return json_response(exc.status, exc.body(), headers)
-
-
-def api(request: Request) -> Api:
-    state: Api = request.app.state.api
-    return state
-
-
-async def merchant_of(request: Request) -> str:
-    a = api(request)
-    merchant, key_id = await a.auth.identify(request.headers.get("authorization"))
-    wait = a.limiter.check(key_id)  # by the key's hash: no secret kept in the limiter
-    if wait is not None:
-        raise RateLimited(wait)
-    return merchant
-
-
-def idempotency_key(request: Request) -> str | None:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    if not key.strip() or len(key) > MAX_KEY_LENGTH:
-        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
-                         param="Idempotency-Key", code="idempotency_key_invalid")
-    return key
 
 
 # -- payments -------------------------------------------------------------------------------
@@ -130,33 +75,6 @@ async def get_payment(request: Request) -> Response:
     return json_response(200, views.payment_view(payment))
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be an integer", param=name) from exc
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}", param=name)
-    return value
-
-
-def _time_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        if raw.lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(raw), tz=UTC)
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError) as exc:
-        raise BadRequest(f"{name} must be epoch seconds or an ISO 8601 time",
-                         param=name) from exc
-
-
 async def list_payments(request: Request) -> Response:
     merchant = await merchant_of(request)
     q = request.query_params
@@ -166,9 +84,9 @@ async def list_payments(request: Request) -> Response:
     query = PaymentQuery(
         merchant_id=merchant, customer_id=q.get("customer_id"),
         status=PaymentStatus(status) if status else None,
-        created_gte=_time_param(request, "created_gte"),
-        created_lt=_time_param(request, "created_lt"),
-        limit=_int_param(request, "limit", 10, 1, 100), starting_after=q.get("starting_after"))
+        created_gte=time_param(request, "created_gte"),
+        created_lt=time_param(request, "created_lt"),
+        limit=int_param(request, "limit", 10, 1, 100), starting_after=q.get("starting_after"))
     page, has_more = await api(request).store.list_payments(query)
     return json_response(200, views.list_view([views.payment_view(p) for p in page], has_more,
                                               "/v1/payments"))
@@ -223,7 +141,7 @@ async def list_events(request: Request) -> Response:
     merchant = await merchant_of(request)
     q = request.query_params
     events, has_more = await api(request).store.list_events(
-        merchant, q.get("type"), _int_param(request, "limit", 10, 1, 100),
+        merchant, q.get("type"), int_param(request, "limit", 10, 1, 100),
         q.get("starting_after"))
     return json_response(200, views.list_view([views.event_view(e) for e in events], has_more,
                                               "/v1/events"))
@@ -314,7 +232,7 @@ def exception_handlers() -> dict[Any, Any]:
 
 
 def build_http_app(state: Api, extra_routes: list[BaseRoute], lifespan: Any) -> Starlette:
-    app = Starlette(routes=[*routes(), *extra_routes],
+    app = Starlette(routes=[*routes(), *bus_routes(), *extra_routes],
                     exception_handlers=exception_handlers(), lifespan=lifespan)
     app.state.api = state
     return app

@@ -1,0 +1,192 @@
+"""The event bus: outbox -> rules -> one delivery per target -> retries -> dead letters.
+
+Two loops share one task:
+- routing reads committed events from the outbox, matches them against every rule at once
+  and commits, in one write, the event's leaving the outbox with its deliveries;
+- delivering claims due deliveries (a lease, so no other worker runs them) and runs each as
+  its own task, at most `per_target` at a time per target, so a slow or failing target never
+  holds up another, nor the API.
+Everything is in the store: a restart delivers what was pending. Delivery is at-least-once;
+built-in handlers are idempotent by event id, HTTP targets get the event id to do the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from paymesh.ports.bus import BusStore, Delivery
+from paymesh.ports.store import Changeset, Store
+from paymesh.ports.targets import TargetSender, TargetUnreachable
+from paymesh.service import ids
+from paymesh.service.retry import after_failure, after_success
+from paymesh.service.router import Router
+from paymesh.service.signing import signature_header
+
+log = logging.getLogger(__name__)
+
+Builtin = Callable[[dict[str, Any], Delivery], Awaitable[None]]
+
+
+class BusBackend(Store, BusStore, Protocol):
+    pass
+
+
+class RetryLater(Exception):
+    """A handler's 'not yet': the delivery is tried again after `seconds`."""
+
+    def __init__(self, seconds: float, reason: str = "not yet") -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
+class TargetFailed(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EventBus:
+    def __init__(self, store: BusBackend, router: Router, builtins: dict[str, Builtin],
+                 sender: TargetSender, clock: Callable[[], datetime],
+                 rand: Callable[[], float] = random.random, lease_seconds: float = 60.0,
+                 per_target: int = 8, poll_seconds: float = 0.5, batch: int = 500,
+                 retry_base_seconds: float = 1.0) -> None:
+        self.store = store
+        self.router = router
+        self.builtins = builtins
+        self.sender = sender
+        self.clock = clock
+        self.rand = rand
+        self.lease_seconds = lease_seconds
+        self.per_target = per_target
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.retry_base = retry_base_seconds
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._slots: dict[tuple[str, str, str], asyncio.Semaphore] = {}
+        self._encode = msgspec.json.Encoder().encode
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.route_pending()
+                await self.deliver_due()
+            except Exception:
+                log.exception("event bus pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+
+    async def stop(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def route_pending(self) -> int:
+        """Route what the outbox holds; returns how many events left it."""
+        routed = 0
+        while True:
+            events = await self.store.undelivered_events(self.batch)
+            if not events:
+                return routed
+            now = self.clock()
+            deliveries = [
+                Delivery(id=ids.new_id("dlv"), event_id=e.id, merchant_id=e.merchant_id,
+                         rule=route.rule.name, target=route.target, event_time=e.time,
+                         created_at=now, next_attempt_at=now,
+                         signing_secret=route.rule.signing_secret)
+                for e in events for route in self.router.routes(e.envelope)]
+            await self.store.commit(Changeset(routed=[e.id for e in events],
+                                              deliveries=deliveries))
+            routed += len(events)
+            if len(events) < self.batch:
+                return routed
+
+    async def deliver_due(self) -> int:
+        """Start every due delivery not already running here; returns how many started."""
+        claimed = await self.store.claim_deliveries(self.clock(), self.lease_seconds, 200)
+        started = 0
+        for delivery in claimed:
+            if delivery.id in self._running:
+                continue
+            task = asyncio.create_task(self._attempt(delivery))
+            self._running[delivery.id] = task
+            task.add_done_callback(self._finished(delivery.id))
+            started += 1
+        return started
+
+    def _finished(self, delivery_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._running.pop(delivery_id, None)
+
+        return forget
+
+    async def wait_idle(self, within: float = 10.0) -> None:
+        """For tests and the demo: until nothing is routed, due or running."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            await self.route_pending()
+            await self.deliver_due()
+            if not self._running:
+                return
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        key = (delivery.merchant_id, delivery.rule, delivery.target.id)
+        slots = self._slots.setdefault(key, asyncio.Semaphore(self.per_target))
+        async with slots:
+            try:
+                await self._send(delivery)
+                after_success(delivery, self.clock())
+            except RetryLater as exc:
+                after_failure(delivery, self.clock(), f"retry later: {exc}", self.rand,
+                              exc.seconds, self.retry_base)
+            except TargetFailed as exc:
+                after_failure(delivery, self.clock(), str(exc), self.rand, exc.retry_after,
+                              self.retry_base)
+            except Exception as exc:
+                after_failure(delivery, self.clock(), f"{type(exc).__name__}: {exc}", self.rand,
+                              None, self.retry_base)
+            if delivery.status == "dead":
+                log.warning("delivery %s of event %s to %s/%s is dead after %d attempts",
+                            delivery.id, delivery.event_id, delivery.rule, delivery.target.id,
+                            delivery.attempts)
+            await self.store.save_delivery(delivery)
+
+    async def _send(self, delivery: Delivery) -> None:
+        event = await self.store.get_event(delivery.event_id)
+        if event is None:
+            raise TargetFailed(f"event {delivery.event_id} no longer exists")
+        target = delivery.target
+        if target.type == "builtin":
+            handler = self.builtins.get(target.name or "")
+            if handler is None:
+                raise TargetFailed(f"no built-in handler named {target.name!r}")
+            await handler(event, delivery)
+            return
+        assert target.url is not None
+        body = self._encode(event)
+        headers = {"Content-Type": "application/json", "Paymesh-Event-Id": delivery.event_id}
+        if delivery.signing_secret:
+            headers["Paymesh-Signature"] = signature_header(
+                body, delivery.signing_secret, int(time.time()))
+        try:
+            status, retry_after = await self.sender.post(target.url, body, headers)
+        except TargetUnreachable as exc:
+            raise TargetFailed(str(exc)) from exc
+        if not 200 <= status < 300:
+            raise TargetFailed(f"HTTP {status}", retry_after)

@@ -1,0 +1,92 @@
+"""Which targets an event goes to: every enabled rule compiled into one RuleSet.
+
+Default rules (merchant "*", from the default rules file) apply to every merchant unless the
+merchant has a rule of the same name, which overrides it (to change or disable it). A
+merchant's own rules see only that merchant's events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from paymesh.ports.bus import Rule, Target
+from paymesh.rules import RuleSet, compile_pattern
+
+DEFAULT = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    rule: Rule
+    target: Target
+
+
+class Router:
+    def __init__(self, defaults: list[Rule]) -> None:
+        self._defaults = {r.name: r for r in defaults}
+        self._own: dict[tuple[str, str], Rule] = {}
+        self._set: RuleSet[Rule] = RuleSet()
+        self._indexed: set[str] = set()  # keys of the rules now in the RuleSet
+        for rule in defaults:
+            self._index(rule)
+
+    @staticmethod
+    def _key(rule: Rule) -> str:
+        return f"{rule.merchant_id}\x00{rule.name}"
+
+    def _index(self, rule: Rule) -> None:
+        """Put an enabled rule in the RuleSet (replacing its old form); take a disabled out."""
+        key = self._key(rule)
+        if rule.state == "ENABLED":
+            self._set.add(key, rule.event_pattern, rule)
+            self._indexed.add(key)
+        elif key in self._indexed:
+            self._set.remove(key)
+            self._indexed.discard(key)
+
+    @staticmethod
+    def validate(rule: Rule) -> None:
+        """Raises InvalidEventPattern: a rule is refused before it is stored."""
+        compile_pattern(rule.event_pattern)
+
+    def load(self, stored: list[Rule]) -> None:
+        for rule in stored:
+            self.put(rule)
+
+    def put(self, rule: Rule) -> None:
+        self.validate(rule)
+        if rule.merchant_id == DEFAULT:
+            self._defaults[rule.name] = rule
+        else:
+            self._own[(rule.merchant_id, rule.name)] = rule
+        self._index(rule)
+
+    def delete(self, merchant_id: str, name: str) -> None:
+        rule = self._own.pop((merchant_id, name), None)
+        if rule is not None and self._key(rule) in self._indexed:
+            self._set.remove(self._key(rule))
+            self._indexed.discard(self._key(rule))
+
+    def get(self, merchant_id: str, name: str) -> Rule | None:
+        return self._own.get((merchant_id, name)) or self._defaults.get(name)
+
+    def rules_for(self, merchant_id: str) -> list[Rule]:
+        merged = {name: rule for name, rule in self._defaults.items()}
+        merged.update({name: r for (m, name), r in self._own.items() if m == merchant_id})
+        return [merged[name] for name in sorted(merged)]
+
+    def is_default(self, rule: Rule) -> bool:
+        return rule.merchant_id == DEFAULT
+
+    def routes(self, envelope: dict[str, Any]) -> list[Route]:
+        account = envelope.get("account")
+        out: list[Route] = []
+        for rule in self._set.matching(envelope):
+            if rule.merchant_id == DEFAULT:
+                if (account, rule.name) in self._own:
+                    continue  # this merchant overrides the default
+            elif rule.merchant_id != account:
+                continue
+            out.extend(Route(rule, target) for target in rule.targets)
+        return out

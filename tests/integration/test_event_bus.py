@@ -1,0 +1,239 @@
+"""Rules, targets, retries and dead letters through the real server and a real HTTP target."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import stripe
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.integration.conftest import Server, start
+from tests.support.live_server import live_server
+
+PAY = {"amount": 2500, "currency": "usd", "customer_id": "cus_bus",
+       "payment_method": "pm_card_visa"}
+
+
+@dataclass
+class Receiver:
+    """A merchant's endpoint: fails the first `fail_first` calls (or all), can be slow."""
+
+    fail_first: int = 0
+    always_fail: bool = False
+    delay: float = 0.0
+    calls: list[tuple[dict[str, str], bytes, float]] = field(default_factory=list)
+    ok: list[bytes] = field(default_factory=list)
+
+    async def hook(self, request: Request) -> Response:
+        body = await request.body()
+        self.calls.append((dict(request.headers), body, time.monotonic()))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.always_fail or len(self.calls) <= self.fail_first:
+            return Response(b"down", status_code=503)
+        self.ok.append(body)
+        return Response(b"ok")
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    r = Receiver()
+    with live_server(Starlette(routes=[Route("/hook", r.hook, methods=["POST"])])) as base:
+        yield r, base + "/hook"
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[Server]:
+    yield from start(tmp_path, bus_retry_base=0.05)
+
+
+def http_rule(url: str, retries: int = 3, detail_type: str = "payment.succeeded") -> dict:
+    return {"event_pattern": {"detail-type": [detail_type]},
+            "targets": [{"id": "hook", "type": "http", "url": url,
+                         "retry_policy": {"maximum_retry_attempts": retries,
+                                          "maximum_event_age_seconds": 3600}}]}
+
+
+def wait_for(check, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def test_the_reference_rules_are_there_by_default(server: Server):
+    with server.client() as http:
+        rules = http.get("/v1/rules").json()["data"]
+    assert [r["name"] for r in rules] == ["fraud-stream", "high-risk-transaction",
+                                          "payment-failed", "payment-initiated",
+                                          "payment-succeeded"]
+    assert all(r["default"] for r in rules)
+    failed = next(r for r in rules if r["name"] == "payment-failed")
+    assert failed["event_pattern"]["detail"] == {"retryable": [True]}
+    assert failed["targets"][0]["retry_policy"] == {"maximum_retry_attempts": 5,
+                                                    "maximum_event_age_seconds": 7200}
+
+
+@pytest.mark.parametrize(("rule", "param"), [
+    ({"event_pattern": {"detail": {"amount": [{"numeric": [">", "x"]}]}},
+      "targets": [{"id": "t", "type": "builtin", "name": "analytics"}]}, "event_pattern"),
+    ({"event_pattern": {"a": 1}, "targets": [{"id": "t", "type": "builtin",
+                                              "name": "analytics"}]}, "event_pattern"),
+    ({"event_pattern": {}, "targets": [{"id": "t", "type": "builtin", "name": "nope"}]},
+     "targets"),
+    ({"event_pattern": {}, "targets": [{"id": "t", "type": "http"}]}, "targets"),
+    ({"event_pattern": {}, "targets": []}, "targets"),
+    ({"event_pattern": {}, "targets": [{"id": "t", "type": "http", "url": "ftp://x"}]},
+     "targets"),
+])
+def test_invalid_rules_are_refused_and_not_stored(server: Server, rule, param):
+    with server.client() as http:
+        r = http.put("/v1/rules/bad-one", json=rule)
+        assert r.status_code == 400
+        assert r.json()["error"]["param"] == param
+        names = [x["name"] for x in http.get("/v1/rules").json()["data"]]
+        assert "bad-one" not in names
+
+
+def test_rules_test_is_test_event_pattern(server: Server):
+    event = {"detail-type": "payment.succeeded", "detail": {"amount": 5000}}
+    with server.client() as http:
+        yes = http.post("/v1/rules/test", json={
+            "event_pattern": {"detail": {"amount": [{"numeric": [">=", 5000]}]}},
+            "event": event})
+        no = http.post("/v1/rules/test", json={
+            "event_pattern": {"detail": {"amount": [{"numeric": [">", 5000]}]}},
+            "event": event})
+        bad = http.post("/v1/rules/test", json={"event_pattern": {"detail": 5},
+                                                "event": event})
+    assert (yes.json(), no.json()) == ({"result": True}, {"result": False})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "event_pattern_invalid"
+
+
+def test_an_http_target_gets_the_event_signed_like_stripe(server: Server, receiver):
+    r, url = receiver
+    with server.client() as http:
+        rule = http.put("/v1/rules/to-inventory", json=http_rule(url)).json()
+        secret = rule["signing_secret"]
+        payment = http.post("/v1/payments", json=PAY).json()
+    wait_for(lambda: len(r.ok) == 1)
+    headers, body, _ = r.calls[0]
+    event = stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"], secret)
+    assert event["detail-type"] == "payment.succeeded"
+    assert event["resources"] == [payment["id"]]
+    assert headers["paymesh-event-id"] == event["id"]
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"], "whsec_x")
+
+
+def test_a_merchants_rule_sees_only_its_own_events(server: Server, receiver):
+    r, url = receiver
+    with server.client() as mine, server.client(server.other_key) as theirs:
+        mine.put("/v1/rules/mine", json=http_rule(url))
+        theirs.post("/v1/payments", json=PAY)
+        mine.post("/v1/payments", json=PAY)
+    wait_for(lambda: len(r.ok) == 1)
+    time.sleep(0.3)
+    assert len(r.ok) == 1
+
+
+def test_a_target_that_fails_three_times_is_delivered_once(server: Server, receiver):
+    r, url = receiver
+    r.fail_first = 3
+    with server.client() as http:
+        http.put("/v1/rules/flaky", json=http_rule(url, retries=3))
+        http.post("/v1/payments", json=PAY)
+    wait_for(lambda: len(r.ok) == 1)
+    time.sleep(0.3)
+    assert (len(r.calls), len(r.ok)) == (4, 1)
+    with server.client() as http:
+        assert http.get("/v1/dead-letters").json()["data"] == []
+
+
+def test_an_always_failing_target_dead_letters_and_a_redrive_delivers_once(server: Server,
+                                                                          receiver):
+    r, url = receiver
+    r.always_fail = True
+    with server.client() as http:
+        http.put("/v1/rules/broken", json=http_rule(url, retries=2))
+        payment = http.post("/v1/payments", json=PAY).json()
+        wait_for(lambda: bool(http.get("/v1/dead-letters").json()["data"]))
+        [dead] = http.get("/v1/dead-letters").json()["data"]
+        assert (dead["rule"], dead["target"]["id"], dead["attempts"]) == ("broken", "hook", 3)
+        assert [e["error"] for e in dead["errors"]] == ["HTTP 503"] * 3
+        assert dead["event"]["resources"] == [payment["id"]]
+        assert len(r.calls) == 3
+        r.always_fail = False
+        assert http.post(f"/v1/dead-letters/{dead['id']}/redrive").status_code == 200
+        wait_for(lambda: len(r.ok) == 1)
+        again = http.post(f"/v1/dead-letters/{dead['id']}/redrive")
+        assert again.status_code == 404
+        time.sleep(0.3)
+        assert len(r.ok) == 1
+        assert http.get("/v1/dead-letters").json()["data"] == []
+    with server.client(server.other_key) as other:
+        assert other.get("/v1/dead-letters").json()["data"] == []
+
+
+def test_a_slow_target_does_not_hold_up_another(server: Server, receiver):
+    slow, slow_url = receiver
+    slow.delay = 3.0
+    fast = Receiver()
+    with live_server(Starlette(routes=[Route("/hook", fast.hook, methods=["POST"])])) as base, \
+            server.client() as http:
+        http.put("/v1/rules/slow", json=http_rule(slow_url))
+        http.put("/v1/rules/fast", json=http_rule(base + "/hook"))
+        began = time.monotonic()
+        for _ in range(3):
+            assert http.post("/v1/payments", json=PAY).status_code == 201
+        wait_for(lambda: len(fast.ok) == 3, seconds=2.5)
+        assert time.monotonic() - began < 2.5
+        wait_for(lambda: len(slow.ok) == 3)
+
+
+def test_a_default_rule_can_be_disabled_and_restored_but_not_deleted(server: Server):
+    with server.client() as http:
+        default = next(r for r in http.get("/v1/rules").json()["data"]
+                       if r["name"] == "payment-succeeded")
+        off = {"event_pattern": default["event_pattern"], "state": "DISABLED",
+               "targets": [{k: t[k] for k in ("id", "type", "name")}
+                           for t in default["targets"]]}
+        assert http.put("/v1/rules/payment-succeeded", json=off).status_code == 200
+        quiet = http.post("/v1/payments", json=PAY).json()
+        time.sleep(0.5)
+        assert http.get(f"/v1/payments/{quiet['id']}/notifications").json()["data"] == []
+        assert http.delete("/v1/rules/payment-succeeded").status_code == 200
+        loud = http.post("/v1/payments", json=PAY).json()
+        wait_for(lambda: bool(http.get(f"/v1/payments/{loud['id']}/notifications"
+                                       ).json()["data"]))
+        r = http.delete("/v1/rules/payment-succeeded")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "rule_is_default"
+        assert http.delete("/v1/rules/never-was").status_code == 404
+
+
+def test_rules_survive_a_restart(tmp_path, receiver):
+    r, url = receiver
+    servers = start(tmp_path, bus_retry_base=0.05)
+    server = next(servers)
+    with server.client() as http:
+        http.put("/v1/rules/kept", json=http_rule(url))
+    servers.close()
+    for again in start(tmp_path, bus_retry_base=0.05):
+        with again.client() as http:
+            assert "kept" in [x["name"] for x in http.get("/v1/rules").json()["data"]]
+            http.post("/v1/payments", json=PAY)
+        wait_for(lambda: len(r.ok) == 1)
+
+
+def test_unknown_merchant_keys_cannot_touch_rules(server: Server):
+    r = httpx.get(server.base + "/v1/rules")
+    assert r.status_code == 401
