@@ -118,6 +118,8 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         bus.router.load(await store.rules())
+        # Embedded: one process owns this file, so leases left by a dead one are free now.
+        await store.release_leases()
         for box in sandboxes:
             await box.start()
         tasks = [asyncio.create_task(bus.run(), name="event-bus"),

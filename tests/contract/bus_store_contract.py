@@ -59,6 +59,12 @@ class BusStoreContract:
         # the worker died: after the lease the delivery comes back
         assert len(await store.claim_deliveries(T0 + timedelta(seconds=31), 30, 10)) == 1
 
+    async def test_released_leases_are_claimable_at_once(self, store):
+        await route(store, "e1", delivery("d1"))
+        assert len(await store.claim_deliveries(T0, 60, 10)) == 1
+        assert await store.release_leases() == 1
+        assert len(await store.claim_deliveries(T0, 60, 10)) == 1
+
     async def test_a_rescheduled_delivery_waits_for_its_time(self, store):
         await route(store, "e1", delivery("d1"))
         [d] = await store.claim_deliveries(T0, 30, 10)

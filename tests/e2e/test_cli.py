@@ -43,3 +43,51 @@ def test_paymesh_demo_runs_every_scenario_and_exits_0():
     for scenario in ("card payment", "declined card", "3-D Secure", "manual capture", "refund",
                      "idempotent replay"):
         assert scenario in done.stdout
+
+
+def paymesh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "paymesh", *args], capture_output=True,
+                          text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+
+
+def test_paymesh_rules_test_answers_like_test_event_pattern(tmp_path):
+    pattern = '{"detail": {"amount": [{"numeric": [">", 10]}]}}'
+    yes = paymesh("rules", "test", "--pattern", pattern, "--event", '{"detail": {"amount": 11}}')
+    assert (yes.returncode, yes.stdout.strip()) == (0, "true")
+    event_file = tmp_path / "event.json"
+    event_file.write_text('{"detail": {"amount": 10}}')
+    no = paymesh("rules", "test", "--pattern", pattern, "--event", f"@{event_file}")
+    assert (no.returncode, no.stdout.strip()) == (1, "false")
+    bad = paymesh("rules", "test", "--pattern", '{"detail": 5}', "--event", "{}")
+    assert bad.returncode == 2 and "invalid pattern" in bad.stderr
+
+
+def test_paymesh_dlq_lists_and_redrives_once(tmp_path):
+    import asyncio
+    from datetime import UTC, datetime
+
+    from paymesh.adapters.sqlite import SqliteStore
+    from paymesh.ports.bus import Attempt
+    from tests.contract.bus_store_contract import delivery, route
+
+    async def leave_a_dead_letter() -> None:
+        store = SqliteStore(tmp_path / "paymesh.db")
+        await store.open()
+        await route(store, "evt_dead", delivery("dlv_dead"))
+        [d] = await store.claim_deliveries(datetime.now(UTC), 30, 10)
+        d.status, d.attempts = "dead", 4
+        d.history = [Attempt(datetime.now(UTC), "HTTP 500")]
+        await store.save_delivery(d)
+        await store.close()
+
+    asyncio.run(leave_a_dead_letter())
+    listed = paymesh("dlq", "list", "--merchant", "m1", "--data-dir", str(tmp_path))
+    assert listed.returncode == 0
+    assert "dlv_dead" in listed.stdout and "HTTP 500" in listed.stdout
+    first = paymesh("dlq", "redrive", "dlv_dead", "--merchant", "m1", "--data-dir", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    second = paymesh("dlq", "redrive", "dlv_dead", "--merchant", "m1",
+                     "--data-dir", str(tmp_path))
+    assert second.returncode == 1
+    assert "dlv_dead" not in paymesh("dlq", "list", "--merchant", "m1", "--data-dir",
+                                     str(tmp_path)).stdout

@@ -162,3 +162,48 @@ def test_a_payment_cut_off_before_the_psp_answered_ends_in_its_true_state(node):
     intents = [pi for pi in psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
                if pi["amount"] == 2323]
     assert len(intents) == 1
+
+
+def test_kill_9_during_delivery_delivers_everything_and_applies_nothing_twice(node):
+    """An HTTP target slow enough that deliveries are in flight when the server dies."""
+    import asyncio as aio
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    n, _psp = node
+    n.env["PAYMESH_BUS_RETRY_BASE"] = "0.05"
+    seen: dict[str, int] = {}
+
+    async def hook(request: Request) -> Response:
+        await aio.sleep(0.3)
+        event_id = request.headers["paymesh-event-id"]
+        seen[event_id] = seen.get(event_id, 0) + 1  # a real receiver dedupes on this id
+        return Response(b"ok")
+
+    with live_server(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        n.start()
+        with n.client() as http:
+            assert http.put("/v1/rules/slow-hook", json={
+                "event_pattern": {"detail-type": ["payment.succeeded"]},
+                "targets": [{"id": "hook", "type": "http", "url": base + "/hook"}]}
+            ).status_code == 200
+            paid = [http.post("/v1/payments", json=body(500 + i)).json()["id"]
+                    for i in range(20)]
+        time.sleep(0.4)  # some delivered, some in flight, some not yet claimed
+        n.kill9()
+        n.start()
+        with n.client() as http:
+            deadline = time.monotonic() + 30
+            while len(seen) < 20 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(seen) == 20, f"{len(seen)} of 20 events reached the target"
+            events = http.get("/v1/events", params={"type": "payment.succeeded",
+                                                    "limit": 100}).json()["data"]
+            assert set(seen) == {e["id"] for e in events}
+            # Built-in effects happen once per event, redeliveries or not.
+            for payment_id in paid:
+                sent = http.get(f"/v1/payments/{payment_id}/notifications").json()["data"]
+                assert len(sent) == 1, payment_id

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,10 @@ app = typer.Typer(help="paymesh: payments in front of Stripe, Adyen and PayPal."
                   no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+rules_app = typer.Typer(help="Event rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+dlq_app = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where the SQLite file lives "
                                               "(env PAYMESH_DATA_DIR)")]
@@ -101,6 +105,78 @@ def sandbox(host: Annotated[str, typer.Option()] = "127.0.0.1",
     sandboxes = Starlette(routes=[Mount("/sandbox/stripe", app=stripe.app)], lifespan=lifespan)
     uvicorn.run(sandboxes, host=host, port=port, log_level=log_level, access_log=False,
                 loop="uvloop", http="httptools", lifespan="on")
+
+
+def _json_arg(text: str) -> object:
+    """JSON given inline, or @FILE."""
+    import msgspec
+
+    raw = Path(text[1:]).read_bytes() if text.startswith("@") else text.encode()
+    return msgspec.json.decode(raw)
+
+
+@rules_app.command("test")
+def rules_test(pattern: Annotated[str, typer.Option(help="the event pattern: JSON or @FILE")],
+               event: Annotated[str, typer.Option(help="the event: JSON or @FILE")]) -> None:
+    """EventBridge's TestEventPattern: prints true or false (exit 0 or 1); 2 if invalid."""
+    from paymesh.rules import InvalidEventPattern, test_event_pattern
+
+    try:
+        result = test_event_pattern(_json_arg(pattern), _json_arg(event))  # type: ignore[arg-type]
+    except InvalidEventPattern as exc:
+        typer.echo(f"invalid pattern: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except (ValueError, OSError) as exc:
+        typer.echo(f"cannot read input: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo("true" if result else "false")
+    raise typer.Exit(0 if result else 1)
+
+
+def _with_store(settings: Settings, run: Any) -> Any:
+    from paymesh.adapters.sqlite import SqliteStore
+
+    async def go() -> Any:
+        store = SqliteStore(settings.sqlite_path)
+        await store.open()
+        try:
+            return await run(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+@dlq_app.command("list")
+def dlq_list(merchant: Annotated[str, typer.Option(help="merchant id")],
+             data_dir: DataDir = None, database: Database = None,
+             limit: Annotated[int, typer.Option()] = 50) -> None:
+    """Dead letters of MERCHANT, newest first, with every attempt's error."""
+    from rich.console import Console
+    from rich.table import Table
+
+    dead, _ = _with_store(Settings.from_env(data_dir=data_dir, database=database),
+                          lambda store: store.dead_letters(merchant, limit, None))
+    table = Table(title=f"dead letters of {merchant}")
+    for col in ("id", "event", "rule/target", "attempts", "last error"):
+        table.add_column(col)
+    for d in dead:
+        table.add_row(d.id, d.event_id, f"{d.rule}/{d.target.id}", str(d.attempts),
+                      d.history[-1].error if d.history else "-")
+    Console().print(table)
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(delivery_id: str, merchant: Annotated[str, typer.Option(help="merchant id")],
+                data_dir: DataDir = None, database: Database = None) -> None:
+    """Send a dead letter to its target again (once); a running server picks it up."""
+    done = _with_store(Settings.from_env(data_dir=data_dir, database=database),
+                       lambda store: store.redrive(merchant, delivery_id, datetime.now(UTC)))
+    if not done:
+        typer.echo(f"no dead letter {delivery_id} for {merchant} (or already redriven)",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(f"redriven: {delivery_id}")
 
 
 @app.command()

@@ -75,6 +75,11 @@ class BusStore(Protocol):
         """Due pending deliveries, leased atomically so no other worker takes them."""
         ...
 
+    async def release_leases(self) -> int:
+        """Free every lease. Only where no other worker can be running: an embedded server
+        at start, whose in-flight deliveries died with the last process."""
+        ...
+
     async def save_delivery(self, delivery: Delivery) -> None:
         """Record an attempt's result (delivered, rescheduled or dead) and drop the lease."""
         ...

@@ -341,6 +341,12 @@ class SqliteStore:
         rows = await self._write(claim)
         return [delivery_from_row(r) for r in rows]
 
+    async def release_leases(self) -> int:
+        cur = await self._write(lambda conn: conn.execute(
+            "UPDATE deliveries SET locked_until_us = 0 WHERE status = 'pending'"
+            " AND locked_until_us > 0"))
+        return int(cur.rowcount)
+
     async def save_delivery(self, delivery: Delivery) -> None:
         d = delivery
         await self._write(lambda conn: conn.execute(

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from paymesh.entrypoints.http import schemas
+from paymesh.entrypoints.http.rules_api import PatternTestBody, RuleBody
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _OBJECT = {"type": "object"}
@@ -45,7 +46,8 @@ def _query(name: str, kind: str = "string") -> dict[str, Any]:
 
 def build_openapi() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        schemas.BODIES, ref_template="#/components/schemas/{name}")
+        [*schemas.BODIES, RuleBody, PatternTestBody],
+        ref_template="#/components/schemas/{name}")
     components["Error"] = {"type": "object", "required": ["error"], "properties": {
         "error": {"type": "object", "required": ["type", "code", "message"], "properties": {
             "type": {"type": "string"}, "code": {"type": "string"},
@@ -78,6 +80,18 @@ def build_openapi() -> dict[str, Any]:
                                                params=(_path("refund_id"),))},
         "/v1/events": {"get": _op("The merchant's event log", params=(
             _query("type"), _query("limit", "integer"), _query("starting_after")))},
+        "/v1/rules": {"get": _op("Rules: the defaults and the merchant's own")},
+        "/v1/rules/test": {"post": _op("TestEventPattern", "PatternTestBody", 200,
+                                       (400, 401, 429))},
+        "/v1/rules/{name}": {
+            "put": _op("Create or replace a rule", "RuleBody", 200, (400, 401, 429),
+                       params=(_path("name"),)),
+            "delete": _op("Delete a rule", errors=(401, 404, 409, 429),
+                          params=(_path("name"),))},
+        "/v1/dead-letters": {"get": _op("Dead letters, newest first", params=(
+            _query("limit", "integer"), _query("starting_after")))},
+        "/v1/dead-letters/{delivery_id}/redrive": {
+            "post": _op("Deliver a dead letter again", params=(_path("delivery_id"),))},
         "/healthz": {"get": _op("Liveness", errors=())},
         "/readyz": {"get": _op("Readiness", errors=(503,))},
     }
