@@ -31,7 +31,13 @@ from paymesh.ports.connector import Connector
 from paymesh.ports.risk import AllowAll
 from paymesh.service.apikeys import Authenticator
 from paymesh.service.bus import Builtin, EventBus
-from paymesh.service.handlers import Analytics, placeholder, process_payment, send_confirmation
+from paymesh.service.handlers import (
+    Analytics,
+    payment_retry,
+    placeholder,
+    process_payment,
+    send_confirmation,
+)
 from paymesh.service.payments import PaymentService
 from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.recovery import Reconciler
@@ -92,7 +98,8 @@ def build_app(settings: Settings) -> Starlette:
         "send_confirmation": send_confirmation(store, utcnow),
         "process_payment": process_payment(payments, utcnow),
         "update_inventory": placeholder("update_inventory", "PAYMESH_INVENTORY_URL"),
-        "payment_retry": placeholder("payment_retry", "the payment-retry work"),
+        "payment_retry": payment_retry(payments, utcnow,
+                                       base=timedelta(seconds=settings.bus_retry_base * 2)),
         "fraud_review": placeholder("fraud_review", "the fraud issue"),
         "fraud_detection": placeholder("fraud_detection", "the fraud issue"),
         "analytics": Analytics(),

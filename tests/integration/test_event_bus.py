@@ -237,3 +237,59 @@ def test_rules_survive_a_restart(tmp_path, receiver):
 def test_unknown_merchant_keys_cannot_touch_rules(server: Server):
     r = httpx.get(server.base + "/v1/rules")
     assert r.status_code == 401
+
+
+def test_payment_retry_turns_a_psp_outage_into_one_charge(server: Server):
+    with server.sandbox() as psp:
+        psp.put("/_config", json={"rate_limit_rate": 1.0})  # 429: Stripe did nothing
+    with server.client() as http:
+        r = http.post("/v1/payments", json=PAY)
+        assert r.status_code == 503
+        payment_id = r.json()["error"]["payment_id"]
+        with server.sandbox() as psp:
+            psp.put("/_config", json={"rate_limit_rate": 0.0})  # Stripe is back
+        wait_for(lambda: http.get(f"/v1/payments/{payment_id}").json()["status"]
+                 == "succeeded", seconds=15)
+        timeline = [e["detail-type"] for e in
+                    http.get(f"/v1/payments/{payment_id}/events").json()["data"]]
+        assert timeline[:3] == ["payment.initiated", "payment.failed", "payment.retrying"]
+        assert timeline[-1] == "payment.succeeded"
+    with server.sandbox() as psp:
+        intents = psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
+        assert [pi["metadata"]["paymesh_payment_id"] for pi in intents] == [payment_id]
+
+
+def test_a_hard_decline_is_never_retried(server: Server):
+    with server.client() as http:
+        r = http.post("/v1/payments", json={**PAY, "payment_method":
+                                            "pm_card_chargeDeclinedInsufficientFunds"})
+        payment_id = r.json()["error"]["payment_id"]
+        time.sleep(0.5)
+        p = http.get(f"/v1/payments/{payment_id}").json()
+        assert p["status"] == "failed"
+        timeline = [e["detail-type"] for e in
+                    http.get(f"/v1/payments/{payment_id}/events").json()["data"]]
+        assert "payment.retrying" not in timeline
+
+
+def test_retries_stop_after_five_attempts(server: Server):
+    with server.client() as http:
+        r = http.post("/v1/payments", json={**PAY, "payment_method":
+                                            "pm_card_chargeDeclinedProcessingError"})
+        payment_id = r.json()["error"]["payment_id"]
+
+        def attempts() -> int:
+            events = http.get(f"/v1/payments/{payment_id}/events").json()["data"]
+            return sum(e["detail-type"] == "payment.failed" for e in events)
+
+        wait_for(lambda: attempts() == 5, seconds=20)
+        time.sleep(1.0)
+        assert attempts() == 5
+        assert http.get(f"/v1/payments/{payment_id}").json()["status"] == "failed"
+    with server.sandbox() as psp:
+        intents = [pi for pi in psp.get("/v1/payment_intents", params={"limit": 100}
+                                        ).json()["data"]
+                   if pi["metadata"]["paymesh_payment_id"] == payment_id]
+        assert len(intents) == 5
+        assert all(pi["status"] != "succeeded" and pi["amount_received"] == 0
+                   for pi in intents)

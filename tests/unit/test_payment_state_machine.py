@@ -180,3 +180,37 @@ def test_refunds_never_exceed_what_was_captured(attempts):
     settled = sum(r.amount for r in p.refunds if r.status == "succeeded")
     assert settled == p.amount_refunded
     assert (p.status == S.REFUNDED) == (p.amount_refunded == 2000)
+
+
+def retryable_failure(p: Payment, ref: str = "pi_1") -> None:
+    p.apply_psp_outcome(PspOutcome(S.FAILED, ref, failure=Failure(
+        "processing_error", "try again", retryable=True)), NOW)
+
+
+def test_a_retryable_failure_can_be_retried_as_a_new_attempt():
+    p = new_payment()
+    retryable_failure(p)
+    p.retry(NOW, max_attempts=3)
+    assert (p.status, p.attempt, p.connector_payment_id, p.failure) == (S.PENDING, 2, None, None)
+    assert p.events[-1].type == "payment.retrying"
+    # a late answer about the first attempt cannot fail the second
+    retryable_failure(p, "pi_1")
+    assert p.status == S.PENDING
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_2", amount_received=2000), NOW)
+    assert (p.status, p.connector_payment_id) == (S.SUCCEEDED, "pi_2")
+
+
+def test_retries_are_bounded_and_only_for_retryable_failures():
+    p = new_payment()
+    retryable_failure(p)
+    p.retry(NOW, max_attempts=2)
+    retryable_failure(p, "pi_2")
+    with pytest.raises(InvalidTransition):
+        p.retry(NOW, max_attempts=2)
+    declined = new_payment()
+    declined.apply_psp_outcome(PspOutcome(S.FAILED, "pi_9", failure=Failure(
+        "card_declined", "no", retryable=False)), NOW)
+    with pytest.raises(InvalidTransition):
+        declined.retry(NOW, max_attempts=5)
+    with pytest.raises(InvalidTransition):
+        new_payment().retry(NOW, max_attempts=5)

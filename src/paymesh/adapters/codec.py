@@ -52,7 +52,7 @@ def payment_to_doc(p: Payment) -> bytes:
         "description": p.description, "metadata": p.metadata,
         "risk": {"device_id": p.risk.device_id, "ip_address": p.risk.ip_address,
                  "country": p.risk.country, "city": p.risk.city},
-        "attempt": p.attempt, "dispute_id": p.dispute_id,
+        "attempt": p.attempt, "dispute_id": p.dispute_id, "retired_refs": p.retired_refs,
         "refunds": [_refund_doc(r) for r in p.refunds],
     })
 
@@ -74,6 +74,7 @@ def payment_from_doc(raw: bytes | str, version: int) -> Payment:
             score=fraud["score"], factors=tuple(fraud["factors"]), decision=fraud["decision"]),
         description=d["description"], metadata=d["metadata"], risk=RiskContext(**d["risk"]),
         attempt=d["attempt"], dispute_id=d["dispute_id"], version=version,
+        retired_refs=d.get("retired_refs", []),
     )
     payment.refunds = [
         Refund(id=r["id"], payment_id=payment.id, merchant_id=payment.merchant_id,

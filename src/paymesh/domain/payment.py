@@ -91,6 +91,8 @@ class Payment:
     attempt: int = 1
     refunds: list[Refund] = field(default_factory=list)
     dispute_id: str | None = None
+    #: PSP references of abandoned attempts: their late answers must not touch this one.
+    retired_refs: list[str] = field(default_factory=list)
     #: Optimistic concurrency: the store writes only if the stored version is still this.
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, repr=False)
@@ -116,6 +118,8 @@ class Payment:
         A stale or repeated outcome (the payment is already at or past it) changes nothing,
         so webhooks and API answers may race in any order.
         """
+        if outcome.connector_payment_id in self.retired_refs:
+            return False  # about an attempt given up on; the current one decides
         changed = False
         if outcome.connector_payment_id and not self.connector_payment_id:
             self.connector_payment_id = outcome.connector_payment_id
@@ -147,6 +151,27 @@ class Payment:
             self._record("payment.captured", now, amount_captured=self.amount_captured)
         self._record(_STATUS_EVENTS[target], now, **extra)
         return True
+
+    def retry(self, now: datetime, max_attempts: int) -> None:
+        """Start a new attempt after a retryable failure: back to pending, a new PSP key.
+
+        The one move against the table, and only by this command: a failure the PSP says
+        may pass later (an issuer hiccup, the PSP unreachable) is worth another try, and
+        nothing was charged by the attempt that failed.
+        """
+        if self.status != S.FAILED or self.failure is None or not self.failure.retryable:
+            raise InvalidTransition(self.id, self.status, "retry")
+        if self.attempt >= max_attempts:
+            raise InvalidTransition(self.id, f"{self.status} after {self.attempt} attempts",
+                                    "retry")
+        if self.connector_payment_id:
+            self.retired_refs.append(self.connector_payment_id)
+        self.connector_payment_id = None
+        self.attempt += 1
+        self.status = S.PENDING
+        self.failure = None
+        self.updated_at = now
+        self._record("payment.retrying", now, attempt=self.attempt)
 
     # -- commands checked before the PSP is asked -----------------------------------------
 
@@ -251,6 +276,7 @@ class Payment:
             "currency": self.currency,
             "customer_id": self.customer_id,
             "connector": self.connector,
+            "attempt": self.attempt,
             "metadata": dict(self.metadata),
         }
         detail.update({k: v for k, v in extra.items() if v is not None})

@@ -58,6 +58,27 @@ def process_payment(payments: PaymentService, clock: Callable[[], datetime],
     return handle
 
 
+def payment_retry(payments: PaymentService, clock: Callable[[], datetime],
+                  max_attempts: int = 5, base: timedelta = timedelta(seconds=2)) -> Builtin:
+    """Retries a retryable failure with the same payment method, backing off between
+    attempts (base, 2x base, ...), at most `max_attempts` in all. Each attempt has its own
+    PSP key and the failed one charged nothing, so a retry can never charge twice."""
+
+    async def handle(event: dict[str, Any], delivery: Delivery) -> None:
+        payment = await payments.store.get_payment(event["detail"]["payment_id"])
+        if (payment is None or payment.status != PaymentStatus.FAILED
+                or payment.failure is None or not payment.failure.retryable
+                or payment.attempt >= max_attempts
+                or event["detail"].get("attempt") != payment.attempt):
+            return  # settled, exhausted, or this event is about an earlier attempt
+        wait = base * 2 ** (payment.attempt - 1) - (clock() - payment.updated_at)
+        if wait > timedelta(0):
+            raise RetryLater(wait.total_seconds(), "backing off before the next attempt")
+        await payments.retry(payment, max_attempts)
+
+    return handle
+
+
 class Analytics:
     """Counts events per merchant and type (read by /metrics later); idempotence is not
     needed for estimates, and a redelivery after a crash may count an event twice."""

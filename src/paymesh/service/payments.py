@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from paymesh.domain import money
+from paymesh.domain.errors import InvalidTransition
 from paymesh.domain.payment import Failure, Payment, PspOutcome, RiskContext
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, Connector, PspError
@@ -264,6 +265,16 @@ class PaymentService:
         payment = await self._settle(payment, lambda p: p.apply_psp_outcome(outcome, now),
                                      completion)
         return payment, True
+
+    async def retry(self, payment: Payment, max_attempts: int) -> Payment:
+        """A new attempt after a retryable failure, sent at once (a new PSP key)."""
+        now = self.clock()
+        try:
+            payment = await self._settle(payment, lambda p: p.retry(now, max_attempts))
+        except InvalidTransition:
+            return payment  # already retried, or no longer retryable: nothing to do
+        payment, _ = await self.drive(payment, first_send=True)
+        return payment
 
     # -- capture and cancel ---------------------------------------------------------------
 
