@@ -41,7 +41,7 @@ def test_paymesh_demo_runs_every_scenario_and_exits_0():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every scenario ended as expected" in done.stdout
     for scenario in ("card payment", "declined card", "3-D Secure", "manual capture", "refund",
-                     "idempotent replay"):
+                     "event rule -> HTTP", "idempotent replay"):
         assert scenario in done.stdout
 
 

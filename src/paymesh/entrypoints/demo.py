@@ -150,6 +150,8 @@ def _scenarios(http: httpx.Client) -> list[Row]:
                     f"refunded {final_p['amount_refunded']} of 3000 in 2 refunds",
                     final_p["status"] == "refunded" and final_p["amount_refunded"] == 3000))
 
+    rows.append(_rule_to_http_target(http))
+
     key = f"demo-{uuid.uuid4()}"
     first_r = _pay(http, "pm_card_visa", amount=1234, key=key)
     body = {"amount": 1234, "currency": "usd", "customer_id": "cus_demo",
@@ -162,3 +164,41 @@ def _scenarios(http: httpx.Client) -> list[Row]:
                     f"{again.headers.get('idempotent-replayed')}",
                     same and again.headers.get("idempotent-replayed") == "true"))
     return rows
+
+
+def _rule_to_http_target(http: httpx.Client) -> Row:
+    """A merchant's rule sends big payments to its own HTTP endpoint, signed like Stripe."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from paymesh.connectors.stripe.webhook import verify
+    from paymesh.entrypoints.server_thread import serving
+
+    received: list[tuple[bytes, str]] = []
+
+    async def hook(request: Request) -> Response:
+        received.append((await request.body(), request.headers.get("paymesh-signature", "")))
+        return Response(b"ok")
+
+    with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        rule = http.put("/v1/rules/big-payments", json={
+            "event_pattern": {"detail-type": ["payment.succeeded"],
+                              "detail": {"amount": [{"numeric": [">=", 10000]}]}},
+            "targets": [{"id": "crm", "type": "http", "url": base + "/hook"}]}).json()
+        small = _pay(http, "pm_card_visa", amount=500).json()
+        big = _pay(http, "pm_card_visa", amount=25000).json()
+        _wait_for(lambda: bool(received))
+        time.sleep(0.3)
+    verified = False
+    if len(received) == 1:
+        body, signature = received[0]
+        try:
+            verify(body, signature, rule["signing_secret"], datetime.now(UTC))
+            verified = big["id"] in body.decode() and small["id"] not in body.decode()
+        except Exception:
+            verified = False
+    return Row("event rule -> HTTP", "201, 201", big["id"], big["status"],
+               f"{len(received)} signed event(s) for amount >= 10000; signature "
+               f"{'verified' if verified else 'NOT verified'}", verified)
