@@ -1,0 +1,21 @@
+"""Project-wide test hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how much of the shared EventBridge conformance corpus passed, every run."""
+    def count(outcome: str, test: str) -> int:
+        return sum(1 for report in terminalreporter.stats.get(outcome, [])
+                   if "test_eventbridge_conformance" in getattr(report, "nodeid", "")
+                   and f"::{test}[" in report.nodeid)
+
+    cases = {o: count(o, "test_corpus_case") for o in ("passed", "failed", "skipped")}
+    invalid = {o: count(o, "test_invalid_pattern_is_rejected") for o in ("passed", "failed")}
+    if any(cases.values()) or any(invalid.values()):
+        terminalreporter.write_line(
+            f"EventBridge conformance: {cases['passed']} labelled cases passed, "
+            f"{cases['failed']} failed, {cases['skipped']} skipped; "
+            f"{invalid['passed']} invalid patterns rejected, {invalid['failed']} failed")
