@@ -23,6 +23,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Matcher:
+    """Tests one leaf value (never an absent field: that is Condition.absent_ok)."""
+
     __slots__ = ()
 
     def matches(self, value: Value) -> bool:

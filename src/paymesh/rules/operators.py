@@ -35,35 +35,12 @@ from .values import (
 )
 
 # Names an object inside "$or" may not use as a field, as event-ruler reserves them.
-RESERVED_NAMES = frozenset(
-    {
-        "exactly",
-        "equals-ignore-case",
-        "prefix",
-        "suffix",
-        "anything-but",
-        "exists",
-        "wildcard",
-        "numeric",
-        "cidr",
-        "html",
-        "=",
-        "<",
-        "<=",
-        ">",
-        ">=",
-        "regex",
-        "not-wildcard",
-        "not-equals-ignore-case",
-        "date-after",
-        "date-on-or-after",
-        "date-before",
-        "date-on-or-before",
-        "in-date-range",
-        "ip-address-in-range",
-        "ip-address-not-in-range",
-    }
-)
+RESERVED_NAMES = frozenset({
+    "exactly", "equals-ignore-case", "prefix", "suffix", "anything-but", "exists", "wildcard",
+    "numeric", "cidr", "html", "=", "<", "<=", ">", ">=", "regex", "not-wildcard",
+    "not-equals-ignore-case", "date-after", "date-on-or-after", "date-before",
+    "date-on-or-before", "in-date-range", "ip-address-in-range", "ip-address-not-in-range",
+})  # fmt: skip
 
 # exists:false is not a value test; the compiler records it as "may be absent".
 ABSENT = Absent()

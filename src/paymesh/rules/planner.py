@@ -17,13 +17,15 @@ from __future__ import annotations
 from collections import Counter
 
 from .compiler import Branch, Condition
-from .matchers import EqualsIgnoreCase, Numeric, Prefix, Suffix
+from .matchers import Cidr, EqualsIgnoreCase, Numeric, Prefix, Suffix, Wildcard
 from .values import Value
 
-_INDEXED = (EqualsIgnoreCase, Prefix, Suffix)
+_INDEXED = (Cidr, EqualsIgnoreCase, Numeric, Prefix, Suffix)
 
 
 class FieldStats:
+    """Per path: how many branches test it with exact values, and with which values."""
+
     def __init__(self) -> None:
         self._exact_branches: Counter[str] = Counter()
         self._values: dict[str, Counter[Value]] = {}
@@ -64,6 +66,7 @@ def _exact_only(condition: Condition) -> bool:
 
 
 def _indexed(matcher: object) -> bool:
-    if isinstance(matcher, Numeric):
-        return matcher.lower is None or matcher.upper is None or matcher.lower == matcher.upper
+    """Whether edges.py finds this operator by lookup (a selective first step)."""
+    if isinstance(matcher, Wildcard):
+        return bool(matcher.segments[0] or matcher.segments[-1])
     return isinstance(matcher, _INDEXED)

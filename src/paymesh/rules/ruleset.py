@@ -31,8 +31,9 @@ class RuleSet(Generic[T]):
     in insertion order; it gives the same answer as testing each pattern with
     ``CompiledPattern.matches`` but walks one merged index (see index.py).
     Replacing a rule (``add`` with a known name) keeps its place in the order,
-    as assigning to an existing dict key does. Matching never mutates, so any
-    number of threads may match at once; adding or removing needs exclusion.
+    as assigning to an existing dict key does. Matching changes nothing (beyond
+    the module's bounded value caches), so threads may match at once; adding or
+    removing needs exclusion from matching.
     """
 
     def __init__(self) -> None:
@@ -41,7 +42,7 @@ class RuleSet(Generic[T]):
         self._next_sequence = 0
         self._stats = FieldStats()
         self._paths: Counter[str] = Counter()
-        self._plan: Plan | None = {}  # None: recompute from _paths
+        self._plan: Plan = {}  # which parts of an event any rule looks at
         self._root = Node()
         self._size_at_build = 0
         self._live_branches = 0
@@ -61,8 +62,7 @@ class RuleSet(Generic[T]):
         self._rules[name] = rule
         self._by_sequence[sequence] = rule
         self._stats.add(compiled.branches)
-        _count(self._paths, compiled.paths, +1)
-        self._plan = None
+        self._count_paths(compiled.paths, +1)
         if len(self._rules) >= max(16, 2 * self._size_at_build):
             # The field order was planned with statistics from half as many rules:
             # re-plan. Doubling keeps all rebuilds together within twice one build.
@@ -80,10 +80,7 @@ class RuleSet(Generic[T]):
 
     def matching(self, event: Mapping[str, object]) -> list[T]:
         """Values of every rule whose pattern matches ``event``, in insertion order."""
-        plan = self._plan
-        if plan is None:
-            plan = self._plan = plan_paths(self._paths)
-        sequences = walk(self._root, flatten(event, plan))
+        sequences = walk(self._root, flatten(event, self._plan))
         by_sequence = self._by_sequence
         return [by_sequence[sequence].value for sequence in sorted(sequences)]
 
@@ -113,8 +110,7 @@ class RuleSet(Generic[T]):
         self._live_branches -= len(rule.terminals)
         self._stale_branches += len(rule.terminals)
         self._stats.remove(rule.pattern.branches)
-        _count(self._paths, rule.pattern.paths, -1)
-        self._plan = None
+        self._count_paths(rule.pattern.paths, -1)
 
     def _compact_if_stale(self) -> None:
         # Once dead edges outweigh live ones, matching would mostly walk them.
@@ -128,9 +124,13 @@ class RuleSet(Generic[T]):
         for rule in self._rules.values():
             self._link(rule)
 
-
-def _count(counter: Counter[str], keys: Iterable[str], step: int) -> None:
-    for key in keys:
-        counter[key] += step
-        if not counter[key]:
-            del counter[key]
+    def _count_paths(self, paths: Iterable[str], step: int) -> None:
+        # One call only adds or only removes, so the set of paths changed exactly
+        # when its size did; only then does the flattening plan need redoing.
+        known = len(self._paths)
+        for path in paths:
+            self._paths[path] += step
+            if not self._paths[path]:
+                del self._paths[path]
+        if len(self._paths) != known:
+            self._plan = plan_paths(self._paths)

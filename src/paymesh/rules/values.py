@@ -1,7 +1,7 @@
 """JSON leaf values in the one form both patterns and events are compared in.
 
 Strings stay ``str``. Numbers become ``int`` or ``Decimal``: the two hash and
-compare by value with each other, so ``3``, ``3.0`` and ``3e2 / 100`` are one
+compare by value with each other, so ``300``, ``300.0`` and ``3e2`` are one
 dictionary key and an exact number pattern is a plain hash lookup. ``true``,
 ``false`` and ``null`` become :class:`Tag` singletons, because Python's
 ``True == 1`` would otherwise let a pattern ``[1]`` match an event ``true``.
@@ -97,11 +97,6 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     return "".join([char.lower() for char in text])
-
-
-def is_number(value: Value) -> bool:
-    kind = type(value)
-    return kind is int or kind is Decimal
 
 
 def in_numeric_range(number: int | Decimal) -> bool:
