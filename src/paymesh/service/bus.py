@@ -17,6 +17,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -75,6 +76,10 @@ class EventBus:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots: dict[tuple[str, str, str], asyncio.Semaphore] = {}
         self._encode = msgspec.json.Encoder().encode
+        # Envelopes of recently routed events: their deliveries mostly run moments later,
+        # so they need not be read and decoded again. Bounded; a miss reads the store.
+        self._envelopes: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._envelope_cap = 10_000
 
     def notify(self) -> None:
         self._wake.set()
@@ -112,6 +117,10 @@ class EventBus:
                 for e in events for route in self.router.routes(e.envelope)]
             await self.store.commit(Changeset(routed=[e.id for e in events],
                                               deliveries=deliveries))
+            for e in events:
+                self._envelopes[e.id] = e.envelope
+            while len(self._envelopes) > self._envelope_cap:
+                self._envelopes.popitem(last=False)
             routed += len(events)
             if len(events) < self.batch:
                 return routed
@@ -168,7 +177,8 @@ class EventBus:
             await self.store.save_delivery(delivery)
 
     async def _send(self, delivery: Delivery) -> None:
-        event = await self.store.get_event(delivery.event_id)
+        event = self._envelopes.get(delivery.event_id) or \
+            await self.store.get_event(delivery.event_id)
         if event is None:
             raise TargetFailed(f"event {delivery.event_id} no longer exists")
         target = delivery.target
