@@ -91,3 +91,27 @@ def test_paymesh_dlq_lists_and_redrives_once(tmp_path):
     assert second.returncode == 1
     assert "dlv_dead" not in paymesh("dlq", "list", "--merchant", "m1", "--data-dir",
                                      str(tmp_path)).stdout
+
+
+def test_paymesh_fraud_replay_scores_each_line_in_order(tmp_path):
+    lines = [
+        '{"transaction_id": "t1", "timestamp": "2026-11-24T10:00:00Z", "customer_id": "c1",'
+        ' "amount": 1200, "currency": "usd", "device_id": "d1"}',
+        '{"transaction_id": "t2", "timestamp": 1795000000, "customer_id": "c1",'
+        ' "amount": 1300, "currency": "usd", "device_id": "d9"}',
+    ]
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text("\n".join(lines) + "\n")
+    done = paymesh("fraud", "replay", str(stream))
+    assert done.returncode == 0, done.stderr
+    import json
+
+    out = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["transaction_id"] for o in out] == ["t1", "t2"]
+    assert all(set(o) == {"transaction_id", "risk_score", "risk_factors", "decision"}
+               for o in out)
+    assert "unknown_device" in out[1]["risk_factors"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"transaction_id": "x"}\n')
+    failed = paymesh("fraud", "replay", str(bad))
+    assert failed.returncode == 2 and "timestamp" in failed.stderr

@@ -20,6 +20,8 @@ rules_app = typer.Typer(help="Event rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 dlq_app = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+fraud_app = typer.Typer(help="Fraud scoring.", no_args_is_help=True)
+app.add_typer(fraud_app, name="fraud")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where the SQLite file lives "
                                               "(env PAYMESH_DATA_DIR)")]
@@ -177,6 +179,23 @@ def dlq_redrive(delivery_id: str, merchant: Annotated[str, typer.Option(help="me
                    err=True)
         raise typer.Exit(1)
     typer.echo(f"redriven: {delivery_id}")
+
+
+@fraud_app.command("replay")
+def fraud_replay(path: Annotated[Path, typer.Argument(help="JSON Lines, or CSV if *.csv")]
+                 ) -> None:
+    """Score a stream offline, one JSON line per transaction, each scored before any later
+    one is seen: transaction_id, risk_score, risk_factors, decision."""
+    import sys
+
+    from paymesh.fraud.replay import run_replay
+    from paymesh.fraud.transactions import TransactionError
+
+    try:
+        run_replay(path, sys.stdout)
+    except (TransactionError, OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()

@@ -1,0 +1,57 @@
+"""Offline scoring of a transaction stream: JSON Lines or CSV in, one result per line out."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from paymesh.fraud.scorer import FraudEngine
+from paymesh.fraud.transactions import TransactionError, parse_transaction
+
+
+def _records(lines: Iterable[str], fmt: str) -> Iterator[dict[str, Any]]:
+    if fmt == "csv":
+        yield from csv.DictReader(iter(lines))
+    elif fmt == "jsonl":
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TransactionError(f"line {number}: invalid JSON: {exc}") from exc
+            if not isinstance(record, dict):
+                raise TransactionError(f"line {number}: expected a JSON object")
+            yield record
+    else:
+        raise ValueError(f"fmt: expected 'jsonl' or 'csv', got {fmt!r}")
+
+
+def replay(
+    lines: Iterable[str], fmt: Literal["jsonl", "csv"] = "jsonl", engine: FraudEngine | None = None
+) -> Iterator[dict[str, Any]]:
+    """Score each transaction in input order, before reading the next one."""
+    engine = engine if engine is not None else FraudEngine()
+    for record in _records(lines, fmt):
+        txn = parse_transaction(record)
+        result = engine.score(txn)
+        yield {
+            "transaction_id": txn.transaction_id,
+            "risk_score": result.score,
+            "risk_factors": list(result.factors),
+            "decision": result.decision,
+        }
+
+
+def run_replay(path: str | Path, out: TextIO, engine: FraudEngine | None = None) -> int:
+    """Replay a file (CSV when it ends in .csv, else JSON Lines) to `out`; returns the count."""
+    fmt: Literal["jsonl", "csv"] = "csv" if str(path).endswith(".csv") else "jsonl"
+    count = 0
+    with open(path, encoding="utf-8", newline="") as lines:
+        for result in replay(lines, fmt, engine):
+            out.write(json.dumps(result) + "\n")
+            count += 1
+    return count

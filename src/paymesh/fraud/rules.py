@@ -1,0 +1,184 @@
+"""Scoring rules as data, compiled once into plain closures (no eval).
+
+A rule set is a JSON object::
+
+    {"review_threshold": 70, "block_threshold": 80,
+     "lists": {"block": {"country": ["KP"]}, "allow": {"customer_id": ["c-1"]}},
+     "rules": [{"name": "...", "when": COND, "weight": 25, "factor": "..."}]}
+
+COND is ``[feature, op, number]`` with op one of < <= > >= == !=, or
+``{"all": [COND, ...]}`` / ``{"any": [COND, ...]}``. A feature absent for a
+transaction (no history yet) makes its comparison false. List hits appear as the
+features ``block_listed`` / ``allow_listed`` (1 when any field is listed).
+Score = sum of the weights of the rules that hold, clamped to 0..100.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from paymesh.domain.payment import FraudAssessment
+from paymesh.fraud.transactions import Transaction
+
+Condition = Callable[[Mapping[str, float]], bool]
+
+
+def _gt(name: str, value: float) -> Condition:
+    return lambda f: (x := f.get(name)) is not None and x > value
+
+
+def _ge(name: str, value: float) -> Condition:
+    return lambda f: (x := f.get(name)) is not None and x >= value
+
+
+def _lt(name: str, value: float) -> Condition:
+    return lambda f: (x := f.get(name)) is not None and x < value
+
+
+def _le(name: str, value: float) -> Condition:
+    return lambda f: (x := f.get(name)) is not None and x <= value
+
+
+def _eq(name: str, value: float) -> Condition:
+    return lambda f: f.get(name) == value
+
+
+def _ne(name: str, value: float) -> Condition:
+    return lambda f: (x := f.get(name)) is not None and x != value
+
+
+# One closure per operator: an inline comparison is cheaper than calling operator.gt.
+_COMPARE = {">": _gt, ">=": _ge, "<": _lt, "<=": _le, "==": _eq, "!=": _ne}
+LIST_FIELDS = ("customer_id", "card_fingerprint", "device_id", "ip_address", "country")
+
+
+class RuleError(ValueError):
+    """Rule data that cannot be compiled; the message gives the path to the bad part."""
+
+
+def compile_condition(spec: Any, where: str = "when") -> Condition:
+    if isinstance(spec, list):
+        if len(spec) != 3 or not isinstance(spec[0], str) or spec[1] not in _COMPARE:
+            raise RuleError(
+                f"{where}: expected [feature, op, number] with op in {sorted(_COMPARE)}"
+            )
+        if isinstance(spec[2], bool) or not isinstance(spec[2], int | float):
+            raise RuleError(f"{where}: {spec[2]!r} is not a number")
+        return _COMPARE[spec[1]](spec[0], float(spec[2]))
+    if isinstance(spec, dict) and len(spec) == 1:
+        ((key, parts),) = spec.items()
+        if key in ("all", "any") and isinstance(parts, list) and parts:
+            subs = tuple(compile_condition(p, f"{where}.{key}[{i}]") for i, p in enumerate(parts))
+            # Plain loops: a generator per call costs more than the comparisons themselves.
+            if key == "all":
+
+                def all_of(f: Mapping[str, float]) -> bool:
+                    for c in subs:  # noqa: SIM110 - faster than all(<generator>)
+                        if not c(f):
+                            return False
+                    return True
+
+                return all_of
+
+            def any_of(f: Mapping[str, float]) -> bool:
+                for c in subs:  # noqa: SIM110 - faster than any(<generator>)
+                    if c(f):
+                        return True
+                return False
+
+            return any_of
+    raise RuleError(f"{where}: expected [feature, op, number] or {{'all'|'any': [...]}}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    condition: Condition
+    weight: int
+    factor: str
+
+
+class RuleSet:
+    def __init__(
+        self,
+        rules: list[Rule],
+        review_threshold: int = 70,
+        block_threshold: int = 80,
+        lists: Mapping[str, Mapping[str, frozenset[str]]] | None = None,
+    ) -> None:
+        if not 0 <= review_threshold <= block_threshold <= 100:
+            raise RuleError("thresholds: need 0 <= review_threshold <= block_threshold <= 100")
+        self.rules = tuple(rules)
+        self.review_threshold = review_threshold
+        self.block_threshold = block_threshold
+        self.lists = {kind: dict((lists or {}).get(kind, {})) for kind in ("block", "allow")}
+
+    @classmethod
+    def from_data(cls, data: Any) -> RuleSet:
+        if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+            raise RuleError("rule set: expected an object with a 'rules' list")
+        rules = []
+        for i, item in enumerate(data["rules"]):
+            where = f"rules[{i}]"
+            if not isinstance(item, dict) or set(item) != {"name", "when", "weight", "factor"}:
+                raise RuleError(f"{where}: expected exactly name, when, weight, factor")
+            if not isinstance(item["weight"], int) or isinstance(item["weight"], bool):
+                raise RuleError(f"{where}.weight: expected an integer")
+            if not isinstance(item["name"], str) or not isinstance(item["factor"], str):
+                raise RuleError(f"{where}: name and factor must be strings")
+            rules.append(
+                Rule(
+                    item["name"],
+                    compile_condition(item["when"], f"{where}.when"),
+                    item["weight"],
+                    item["factor"],
+                )
+            )
+        lists: dict[str, dict[str, frozenset[str]]] = {}
+        for kind, fields in (data.get("lists") or {}).items():
+            if kind not in ("block", "allow") or not isinstance(fields, dict):
+                raise RuleError(f"lists.{kind}: expected 'block' or 'allow' with an object")
+            for field, values in fields.items():
+                if field not in LIST_FIELDS or not isinstance(values, list):
+                    raise RuleError(f"lists.{kind}.{field}: expected one of {LIST_FIELDS} -> list")
+                lists.setdefault(kind, {})[field] = frozenset(str(v) for v in values)
+        review, block = data.get("review_threshold", 70), data.get("block_threshold", 80)
+        if not isinstance(review, int) or not isinstance(block, int):
+            raise RuleError("thresholds: expected integers")
+        return cls(rules, review, block, lists)
+
+    @classmethod
+    def from_json(cls, text: str) -> RuleSet:
+        try:
+            return cls.from_data(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise RuleError(f"rule set: invalid JSON: {exc}") from exc
+
+    @classmethod
+    def default(cls) -> RuleSet:
+        text = resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_text()
+        return cls.from_json(text)
+
+    def list_hits(self, txn: Transaction, features: dict[str, float]) -> None:
+        for kind, fields in self.lists.items():
+            for field, values in fields.items():
+                if getattr(txn, field) in values:
+                    features[f"{kind}_listed"] = 1.0
+
+    def decide(self, score: int) -> str:
+        if score > self.block_threshold:
+            return "block"
+        return "review" if score > self.review_threshold else "allow"
+
+    def assess(self, features: Mapping[str, float]) -> FraudAssessment:
+        total, factors = 0, []
+        for rule in self.rules:
+            if rule.condition(features):
+                total += rule.weight
+                factors.append(rule.factor)
+        score = max(0, min(100, total))
+        return FraudAssessment(score=score, factors=tuple(factors), decision=self.decide(score))

@@ -1,0 +1,126 @@
+"""The transaction the fraud core scores, and its parsing from replay records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+class TransactionError(ValueError):
+    """A replay record that cannot become a `Transaction`; the message names the field."""
+
+
+@dataclass(slots=True)
+class Transaction:
+    transaction_id: str
+    timestamp: float  # epoch seconds
+    customer_id: str
+    amount: int  # minor units
+    currency: str
+    card_fingerprint: str | None = None
+    device_id: str | None = None
+    ip_address: str | None = None
+    country: str | None = None
+    city: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    merchant_id: str | None = None
+    channel: str | None = None
+    approved: bool | None = None
+
+
+_OPTIONAL_STR = (
+    "card_fingerprint",
+    "device_id",
+    "ip_address",
+    "country",
+    "city",
+    "merchant_id",
+    "channel",
+)
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TransactionError(f"timestamp: not a time: {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            msg = f"timestamp: not ISO 8601 nor epoch seconds: {value!r}"
+            raise TransactionError(msg) from None
+        if parsed.tzinfo is None:  # a naive time in a payment stream is taken as UTC
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    raise TransactionError(f"timestamp: not a time: {value!r}")
+
+
+def _amount(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TransactionError(f"amount: expected integer minor units, got {value!r}")
+    try:
+        amount = int(value)
+    except ValueError:
+        raise TransactionError(f"amount: expected integer minor units, got {value!r}") from None
+    if amount < 0:
+        raise TransactionError(f"amount: negative: {amount}")
+    return amount
+
+
+def _float(name: str, value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TransactionError(f"{name}: not a number: {value!r}") from None
+
+
+def _approved(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "approved"):
+        return True
+    if text in ("false", "0", "no", "declined"):
+        return False
+    raise TransactionError(f"approved: not a boolean: {value!r}")
+
+
+def _required_str(record: dict[str, Any], name: str) -> str:
+    value = record.get(name)
+    if value is None or value == "":
+        raise TransactionError(f"{name}: missing")
+    return str(value)
+
+
+def parse_transaction(record: dict[str, Any]) -> Transaction:
+    """Build a `Transaction` from a JSON or CSV record (CSV gives strings; empty means absent)."""
+    if "timestamp" not in record or record["timestamp"] in (None, ""):
+        raise TransactionError("timestamp: missing")
+    if "amount" not in record or record["amount"] in (None, ""):
+        raise TransactionError("amount: missing")
+    optional = {}
+    for name in _OPTIONAL_STR:
+        value = record.get(name)
+        optional[name] = None if value is None or value == "" else str(value)
+    return Transaction(
+        transaction_id=_required_str(record, "transaction_id"),
+        timestamp=_timestamp(record["timestamp"]),
+        customer_id=_required_str(record, "customer_id"),
+        amount=_amount(record["amount"]),
+        currency=_required_str(record, "currency"),
+        lat=_float("lat", record.get("lat")),
+        lon=_float("lon", record.get("lon")),
+        approved=_approved(record.get("approved")),
+        **optional,
+    )
