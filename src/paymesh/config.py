@@ -22,7 +22,6 @@ class Settings:
     stripe_webhook_secret: str = "whsec_paymesh_sandbox"  # noqa: S105
     rate_limit: float = 100.0  # requests per second per API key; 0 turns it off
     psp_timeout: float = 10.0
-    region: str = "local"
     bus_retry_base: float = 1.0  # seconds; the first retry waits up to this, then doubles
     inventory_url: str | None = None  # update_inventory posts payment.succeeded here
 

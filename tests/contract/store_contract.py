@@ -220,7 +220,7 @@ class StoreContract:
         assert envelope["detail-type"] == "payment.succeeded"
         assert envelope["account"] == "m1" and envelope["resources"] == ["pay_1"]
         assert envelope["detail"]["amount"] == 2000
-        await store.mark_delivered([pending[0].id])
+        await store.commit(Changeset(routed=[pending[0].id]))
         assert [e.id for e in await store.undelivered_events(10)] == [pending[1].id]
 
     async def test_event_log_is_per_merchant_newest_first_with_type_filter(self, store):

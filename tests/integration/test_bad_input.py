@@ -114,7 +114,8 @@ def test_bad_capture_and_refund_bodies_are_400(shared):
         for path, body in [(f"/v1/payments/{pid}/capture", {"amount": "all"}),
                            (f"/v1/payments/{pid}/capture", {"amount": 0}),
                            (f"/v1/payments/{pid}/refunds", {"amount": -1}),
-                           (f"/v1/payments/{pid}/refunds", {"amount": 1, "extra": 1})]:
+                           (f"/v1/payments/{pid}/refunds", {"amount": 1, "extra": 1}),
+                           (f"/v1/payments/{pid}/cancel", {"cancellation_reason": "x"})]:
             r = http.post(path, json=body)
             assert r.status_code == 400, (path, body)
         assert http.get(f"/v1/payments/{pid}").json()["status"] == "requires_capture"
@@ -148,11 +149,17 @@ def post_webhook(server: Server, body: bytes, signature: str | None) -> httpx.Re
     return httpx.post(server.base + "/webhooks/stripe", content=body, headers=headers)
 
 
-def test_webhooks_with_bad_signatures_are_400_and_change_nothing(shared):
-    with shared.client() as http:
+def authorised_payment(server: Server) -> tuple[dict, dict]:
+    """A payment held for capture, and a Stripe 'canceled' PaymentIntent that names it."""
+    with server.client() as http:
         p = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"}).json()
     pi = {"id": p["connector_payment_id"], "object": "payment_intent", "status": "canceled",
           "metadata": {"paymesh_payment_id": p["id"]}}
+    return p, pi
+
+
+def test_webhooks_with_bad_signatures_are_400_and_change_nothing(shared):
+    p, pi = authorised_payment(shared)
     body = stripe_event("evt_forged", "payment_intent.canceled", pi)
     secret = shared.settings.stripe_webhook_secret
     now = int(time.time())
@@ -166,10 +173,7 @@ def test_webhooks_with_bad_signatures_are_400_and_change_nothing(shared):
 
 
 def test_a_webhook_twice_is_applied_once_and_late_ones_never_move_back(shared):
-    with shared.client() as http:
-        p = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"}).json()
-    pi = {"id": p["connector_payment_id"], "object": "payment_intent", "status": "canceled",
-          "metadata": {"paymesh_payment_id": p["id"]}}
+    p, pi = authorised_payment(shared)
     body = stripe_event("evt_cancel_1", "payment_intent.canceled", pi)
     secret = shared.settings.stripe_webhook_secret
     first = post_webhook(shared, body, sign(body, secret, int(time.time())))

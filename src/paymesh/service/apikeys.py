@@ -39,9 +39,6 @@ class Authenticator:
         self.store = store
         self._cache: dict[str, str] = {}
 
-    async def merchant_for(self, authorization: str | None) -> str:
-        return (await self.identify(authorization))[0]
-
     async def identify(self, authorization: str | None) -> tuple[str, str]:
         """(merchant id, key hash) for a bearer header; raises Unauthorized."""
         if not authorization or not authorization.startswith("Bearer "):

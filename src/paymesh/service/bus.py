@@ -144,16 +144,6 @@ class EventBus:
 
         return forget
 
-    async def wait_idle(self, within: float = 10.0) -> None:
-        """For tests and the demo: until nothing is routed, due or running."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            await self.route_pending()
-            await self.deliver_due()
-            if not self._running:
-                return
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
-
     async def _attempt(self, delivery: Delivery) -> None:
         key = (delivery.merchant_id, delivery.rule, delivery.target.id)
         slots = self._slots.setdefault(key, asyncio.Semaphore(self.per_target))

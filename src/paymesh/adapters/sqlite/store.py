@@ -176,10 +176,6 @@ class SqliteStore:
     async def commit(self, changes: Changeset) -> None:
         await self._write(lambda conn: _apply(changes, conn))
 
-    async def mark_delivered(self, event_ids: list[str]) -> None:
-        await self._write(lambda conn: conn.executemany(
-            "UPDATE events SET delivered = 1 WHERE id = ?", [(i,) for i in event_ids]))
-
     async def add_api_key(self, key: ApiKey) -> None:
         await self._write(lambda conn: conn.execute(
             "INSERT INTO api_keys (key_hash, merchant_id, prefix, created_us) VALUES (?,?,?,?)",

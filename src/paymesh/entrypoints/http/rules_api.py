@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from paymesh.entrypoints.http import schemas
 from paymesh.entrypoints.http.common import api, int_param, json_response, merchant_of
 from paymesh.ports.bus import Delivery, RetryPolicy, Rule, Target
-from paymesh.rules import InvalidEventPattern, test_event_pattern
+from paymesh.rules import InvalidEventPattern, compile_pattern, test_event_pattern
 from paymesh.service import views
 from paymesh.service.errors import BadRequest, NotFound, StateConflict
 
@@ -66,7 +66,7 @@ def to_rule(merchant_id: str, name: str, body: RuleBody, builtins: set[str]) -> 
     rule = Rule(merchant_id=merchant_id, name=name, event_pattern=body.event_pattern,
                 targets=tuple(targets), state=body.state, description=body.description)
     try:
-        test_event_pattern(body.event_pattern, {})
+        compile_pattern(body.event_pattern)
     except InvalidEventPattern as exc:
         raise BadRequest(f"invalid event_pattern: {exc}", param="event_pattern",
                          code="event_pattern_invalid") from exc

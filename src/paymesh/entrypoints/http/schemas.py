@@ -42,7 +42,7 @@ class CaptureBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class CancelBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    cancellation_reason: Annotated[str, Meta(max_length=200)] | None = None
+    """No fields yet; a body, if sent, must not carry any (they would be ignored)."""
 
 
 class RefundBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
