@@ -1,11 +1,14 @@
 """The Connector port's contract. A PSP proves itself by subclassing `ConnectorContract` with
 fixtures `connector` (talking real HTTP to its sandbox), `set_faults` (a callable taking the
-sandbox's fault settings) and `unreachable` (the same connector pointed at a closed port);
-and the class attributes naming its test payment methods."""
+sandbox's fault settings), `unreachable` (the same connector pointed at a closed port) and
+`inbox` (a `tests.support.webhook_inbox.WebhookInbox` the sandbox sends its webhooks to, signed
+with the secret the connector verifies with); and the class attributes naming its test payment
+methods. Adding a PSP means one folder under connectors/ and sandbox/, and one subclass."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -97,7 +100,44 @@ class ConnectorContract:
         assert info.value.retryable and not info.value.outcome_unknown
 
     async def test_a_forged_webhook_is_rejected(self, connector):
-        from datetime import UTC, datetime
-
         with pytest.raises(WebhookRejected):
             connector.parse_webhook({}, b'{"id": "evt_x"}', datetime.now(UTC))
+
+    async def test_an_unknown_payment_is_a_permanent_error(self, connector):
+        with pytest.raises(PspError) as info:
+            await connector.retrieve("no_such_payment_ref")
+        assert info.value.retryable is False
+
+    async def test_the_sandboxs_signed_webhook_verifies_and_translates(self, connector, inbox):
+        paid = await connector.authorize(request(self.approved, 2500))
+        ref = paid.connector_payment_id
+        headers, body = await inbox.about(ref)
+        events = connector.parse_webhook(headers, body, datetime.now(UTC))
+        about = [e for e in events if e.connector_payment_id == ref]
+        assert about and all(e.psp_event_id for e in about)
+        outcomes = [e.outcome for e in about if e.outcome is not None]
+        assert outcomes and outcomes[-1].status in (S.SUCCEEDED, S.PROCESSING)
+
+    async def test_a_tampered_webhook_is_rejected(self, connector, inbox):
+        paid = await connector.authorize(request(self.approved, 2600))
+        headers, body = await inbox.about(paid.connector_payment_id)
+        tampered = body.replace(b"2600", b"2700", 1)
+        assert tampered != body
+        with pytest.raises(WebhookRejected):
+            connector.parse_webhook(headers, tampered, datetime.now(UTC))
+
+    async def test_a_partial_refund_is_reported_by_webhook(self, connector, inbox):
+        paid = await connector.authorize(request(self.approved, 4000))
+        ref = paid.connector_payment_id
+        out = await connector.refund(ref, 1500, "re_w", None, f"re-w-{ref}")
+        assert out.succeeded in (True, None)
+
+        def refunded(headers: dict[str, str], body: bytes) -> bool:
+            if ref.encode() not in body:
+                return False
+            events = connector.parse_webhook(headers, body, datetime.now(UTC))
+            return any(e.amount_refunded for e in events)
+
+        headers, body = await inbox.wait_for(refunded)
+        events = connector.parse_webhook(headers, body, datetime.now(UTC))
+        assert [e.amount_refunded for e in events if e.amount_refunded] == [1500]

@@ -7,13 +7,21 @@ from paymesh.connectors.stripe import StripeConnector, StripeSettings
 from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
 from tests.contract.connector_contract import ConnectorContract
 from tests.support.live_server import free_port, live_server
+from tests.support.webhook_inbox import WebhookInbox, webhook_inbox
 
 KEY = "sk_test_contract"
+SECRET = "whsec_contract"
 
 
 @pytest.fixture(scope="module")
-def sandbox_url() -> Iterator[str]:
-    sandbox = StripeSandbox(StripeSandboxSettings())
+def inbox() -> Iterator[WebhookInbox]:
+    with webhook_inbox() as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(inbox) -> Iterator[str]:
+    sandbox = StripeSandbox(StripeSandboxSettings(webhook_url=inbox.url, webhook_secret=SECRET))
     with live_server(sandbox.app) as base:
         yield base
 
@@ -21,7 +29,7 @@ def sandbox_url() -> Iterator[str]:
 @pytest.fixture
 async def connector(sandbox_url) -> AsyncIterator[StripeConnector]:
     c = StripeConnector(StripeSettings(api_base=sandbox_url, secret_key=KEY,
-                                       webhook_secret="whsec_x", timeout_seconds=5))
+                                       webhook_secret=SECRET, timeout_seconds=5))
     yield c
     await c.aclose()
 
