@@ -74,13 +74,14 @@ class ConnectorContract:
         paid = await connector.authorize(request(self.approved, 3000))
         ref = paid.connector_payment_id
         first = await connector.refund(ref, 1000, "re_a", None, f"re-a-{ref}")
-        assert first.succeeded is True and first.connector_refund_id
+        # None: accepted, the verdict comes by webhook (Adyen's "received").
+        assert first.succeeded in (True, None) and first.connector_refund_id
         replay = await connector.refund(ref, 1000, "re_a", None, f"re-a-{ref}")
         assert replay.connector_refund_id == first.connector_refund_id
         too_much = await connector.refund(ref, 2001, "re_b", None, f"re-b-{ref}")
         assert too_much.succeeded is False
         rest = await connector.refund(ref, 2000, "re_c", None, f"re-c-{ref}")
-        assert rest.succeeded is True
+        assert rest.succeeded in (True, None) and rest.connector_refund_id
 
     async def test_5xx_means_the_outcome_is_unknown(self, connector, set_faults):
         set_faults({"error_rate": 1.0})
@@ -136,8 +137,11 @@ class ConnectorContract:
             if ref.encode() not in body:
                 return False
             events = connector.parse_webhook(headers, body, datetime.now(UTC))
-            return any(e.amount_refunded for e in events)
+            return any(e.amount_refunded or e.refund for e in events)
 
         headers, body = await inbox.wait_for(refunded)
         events = connector.parse_webhook(headers, body, datetime.now(UTC))
-        assert [e.amount_refunded for e in events if e.amount_refunded] == [1500]
+        # Stripe reports the running total; Adyen and PayPal one refund at a time.
+        totals = [e.amount_refunded for e in events if e.amount_refunded]
+        singles = [(e.refund.amount, e.refund.succeeded) for e in events if e.refund]
+        assert totals == [1500] or singles == [(1500, True)]

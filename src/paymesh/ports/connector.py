@@ -54,6 +54,17 @@ class RefundOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class RefundUpdate:
+    """One refund's verdict, as PSPs that notify per refund (Adyen, PayPal) report it."""
+
+    refund_id: str | None  # ours, when the PSP echoes our reference
+    connector_refund_id: str | None
+    amount: int
+    succeeded: bool
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookEvent:
     """A PSP notification, verified and translated. Exactly one of the optional parts is set."""
 
@@ -62,9 +73,10 @@ class WebhookEvent:
     payment_id: str | None  # ours, when the PSP echoes our metadata
     connector_payment_id: str | None
     outcome: PspOutcome | None = None
-    #: Cumulative amount refunded at the PSP, with the PSP's refund ids when known.
+    #: Cumulative amount refunded at the PSP, with the PSP's refund ids when known (Stripe).
     amount_refunded: int | None = None
     connector_refund_ids: tuple[str, ...] = ()
+    refund: RefundUpdate | None = None
     dispute: tuple[str, int, str | None] | None = None  # (dispute id, amount, reason)
 
 

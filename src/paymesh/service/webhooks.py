@@ -15,7 +15,7 @@ from datetime import datetime
 
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import RefundStatus
-from paymesh.ports.connector import Connector, WebhookEvent
+from paymesh.ports.connector import Connector, RefundUpdate, WebhookEvent
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store, VersionConflict
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ class WebhookService:
                 changed |= payment.apply_psp_outcome(event.outcome, now)
             if event.amount_refunded is not None:
                 changed |= _settle_refunds(payment, event, now)
+            if event.refund is not None:
+                changed |= _settle_one_refund(payment, event.refund, now)
             if event.dispute is not None:
                 dispute_id, amount, reason = event.dispute
                 changed |= payment.open_dispute(dispute_id, amount, reason, now)
@@ -76,6 +78,17 @@ class WebhookService:
                 self.on_commit()
             return "applied"
         raise RuntimeError(f"webhook {event.psp_event_id}: too many concurrent writers")
+
+
+def _settle_one_refund(payment: Payment, update: RefundUpdate, now: datetime) -> bool:
+    """Settle the refund the PSP names, by our id or its own; an unknown refund changes nothing."""
+    for refund in payment.refunds:
+        if (update.refund_id and refund.id == update.refund_id) or (
+                update.connector_refund_id
+                and refund.connector_refund_id == update.connector_refund_id):
+            return payment.settle_refund(refund.id, update.succeeded, now,
+                                         update.connector_refund_id, update.failure_reason)
+    return False
 
 
 def _settle_refunds(payment: Payment, event: WebhookEvent, now: datetime) -> bool:
