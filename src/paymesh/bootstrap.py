@@ -13,24 +13,29 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute
 
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.config import Settings
+from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
+from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
 from paymesh.connectors.stripe import StripeConnector, StripeSettings
 from paymesh.entrypoints.http.app import build_http_app
 from paymesh.entrypoints.http.common import Api
 from paymesh.entrypoints.http.openapi import build_openapi
 from paymesh.entrypoints.http.rules_api import RuleBody, to_rule
+from paymesh.fraud import FraudEngine, FraudRiskScorer
+from paymesh.fraud import RuleSet as FraudRuleSet
 from paymesh.ports.bus import Rule, Target
 from paymesh.ports.connector import Connector
-from paymesh.ports.risk import AllowAll
+from paymesh.sandbox.suite import SandboxSuite
 from paymesh.service.apikeys import Authenticator
 from paymesh.service.bus import Builtin, EventBus
+from paymesh.service.circuit import CircuitBreakers
+from paymesh.service.fraud_stream import FeatureCheckpoint, FraudStream, fraud_review
 from paymesh.service.handlers import (
     Analytics,
     payment_retry,
@@ -41,7 +46,9 @@ from paymesh.service.handlers import (
 from paymesh.service.payments import PaymentService
 from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.recovery import Reconciler
+from paymesh.service.reviews import ReviewService
 from paymesh.service.router import DEFAULT, Router
+from paymesh.service.routing import RoutingService
 from paymesh.service.webhooks import WebhookService
 
 log = logging.getLogger("paymesh")
@@ -51,12 +58,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_connectors(settings: Settings) -> dict[str, Connector]:
-    api_base = settings.stripe_api_base or f"{settings.self_url}/sandbox/stripe"
+def build_connectors(settings: Settings,
+                     paypal_sandbox_cert: bytes | None = None) -> dict[str, Connector]:
+    """One connector per PSP, Stripe first (the default failover order follows this)."""
+    sandbox = f"{settings.self_url}/sandbox"
     stripe = StripeConnector(StripeSettings(
-        api_base=api_base, secret_key=settings.stripe_secret_key,
-        webhook_secret=settings.stripe_webhook_secret, timeout_seconds=settings.psp_timeout))
-    return {"stripe": stripe}
+        api_base=settings.stripe_api_base or f"{sandbox}/stripe",
+        secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
+        timeout_seconds=settings.psp_timeout))
+    adyen = AdyenConnector(AdyenSettings(
+        api_base=settings.adyen_api_base or f"{sandbox}/adyen", api_key=settings.adyen_api_key,
+        merchant_account=settings.adyen_merchant_account, hmac_key=settings.adyen_hmac_key,
+        timeout_seconds=settings.psp_timeout))
+    cert = (settings.paypal_trusted_cert.read_bytes() if settings.paypal_trusted_cert
+            else paypal_sandbox_cert)
+    paypal = PayPalConnector(PayPalSettings(
+        api_base=settings.paypal_api_base or f"{sandbox}/paypal",
+        client_id=settings.paypal_client_id, client_secret=settings.paypal_client_secret,
+        webhook_id=settings.paypal_webhook_id, trusted_cert_pem=cert,
+        timeout_seconds=settings.psp_timeout))
+    return {"stripe": stripe, "adyen": adyen, "paypal": paypal}
 
 
 def builtin_names() -> set[str]:
@@ -85,14 +106,25 @@ def build_app(settings: Settings) -> Starlette:
     import msgspec
 
     store = SqliteStore(settings.sqlite_path)
-    connectors = build_connectors(settings)
+    suite = SandboxSuite(settings.sandbox_secrets, settings.self_url,
+                         settings.sandboxed_psps) if settings.uses_sandbox else None
+    connectors = build_connectors(
+        settings, suite.paypal_signing.cert_pem if suite and "paypal" in suite.boxes else None)
     bus_ref: list[EventBus] = []
 
     def on_commit() -> None:
         if bus_ref:
             bus_ref[0].notify()
 
-    payments = PaymentService(store, connectors, AllowAll(), utcnow, on_commit=on_commit)
+    rules = (FraudRuleSet.from_json(settings.fraud_rules.read_text()) if settings.fraud_rules
+             else FraudRuleSet.default())
+    engine = FraudEngine(rules)
+    breakers = CircuitBreakers()
+    # Failover order when a merchant has no table: the configured PSPs, Stripe first.
+    routing = RoutingService(store, list(connectors), list(connectors), breakers, utcnow)
+    payments = PaymentService(store, connectors, FraudRiskScorer(engine), utcnow,
+                              on_commit=on_commit, routing=routing, breakers=breakers)
+    checkpoint = FeatureCheckpoint(engine, store, utcnow)
     webhooks = WebhookService(store, connectors, utcnow, on_commit)
     builtins: dict[str, Builtin] = {
         "send_confirmation": send_confirmation(store, utcnow),
@@ -100,26 +132,18 @@ def build_app(settings: Settings) -> Starlette:
         "update_inventory": placeholder("update_inventory", "PAYMESH_INVENTORY_URL"),
         "payment_retry": payment_retry(payments, utcnow,
                                        base=timedelta(seconds=settings.bus_retry_base * 2)),
-        "fraud_review": placeholder("fraud_review", "the fraud issue"),
-        "fraud_detection": placeholder("fraud_detection", "the fraud issue"),
+        "fraud_review": fraud_review(payments, utcnow),
+        "fraud_detection": FraudStream(engine, store, utcnow),
         "analytics": Analytics(),
     }
     sender = AiohttpTargetSender()
     bus = EventBus(store, Router(default_rules(settings.inventory_url)), builtins, sender,
                    utcnow, retry_base_seconds=settings.bus_retry_base)
     bus_ref.append(bus)
-    reconciler = Reconciler(payments, utcnow)
+    reconciler = Reconciler(payments, utcnow, grace=timedelta(seconds=settings.recovery_grace),
+                            interval=settings.recovery_interval)
 
-    extra_routes: list[BaseRoute] = []
-    sandboxes: list[Any] = []
-    if settings.uses_sandbox:
-        from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
-
-        sandbox = StripeSandbox(StripeSandboxSettings(
-            webhook_url=f"{settings.self_url}/webhooks/stripe",
-            webhook_secret=settings.stripe_webhook_secret))
-        sandboxes.append(sandbox)
-        extra_routes.append(Mount("/sandbox/stripe", app=sandbox.app))
+    extra_routes: list[BaseRoute] = list(suite.mounts()) if suite else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -127,10 +151,12 @@ def build_app(settings: Settings) -> Starlette:
         bus.router.load(await store.rules())
         # Embedded: one process owns this file, so leases left by a dead one are free now.
         await store.release_leases()
-        for box in sandboxes:
-            await box.start()
+        await checkpoint.load()
+        if suite:
+            await suite.start()
         tasks = [asyncio.create_task(bus.run(), name="event-bus"),
-                 asyncio.create_task(_recover_then_watch(reconciler), name="recovery")]
+                 asyncio.create_task(_recover_then_watch(reconciler), name="recovery"),
+                 asyncio.create_task(checkpoint.run(), name="fraud-checkpoint")]
         try:
             yield
         finally:
@@ -138,15 +164,20 @@ def build_app(settings: Settings) -> Starlette:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await bus.stop()
+            try:
+                await checkpoint.save()
+            except Exception:  # never let it keep the rest of shutdown from running
+                log.exception("fraud checkpoint at shutdown failed")
             await sender.aclose()
-            for box in sandboxes:
-                await box.stop()
+            if suite:
+                await suite.stop()
             for connector in connectors.values():
                 await connector.aclose()
             await store.close()
 
     state = Api(store=store, payments=payments, webhooks=webhooks, auth=Authenticator(store),
                 limiter=RateLimiter(settings.rate_limit), bus=bus,
+                reviews=ReviewService(store, payments, utcnow), routing=routing,
                 openapi=msgspec.json.encode(build_openapi()))
     return build_http_app(state, extra_routes, lifespan)
 

@@ -12,6 +12,7 @@ import pytest
 
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome
+from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import UNSETTLED, PaymentStatus
 from paymesh.ports.store import (
     AlreadyProcessed,
@@ -143,6 +144,31 @@ class StoreContract:
         await save(store, a, b)
         page, _ = await store.list_payments(PaymentQuery(merchant_id="m1", status=S.PENDING))
         assert [p.id for p in page] == ["pay_b"]
+
+    async def test_the_review_queue_lists_by_review_status(self, store):
+        held, closed, plain = (payment("pay_h"), payment("pay_c", at=T0 + timedelta(seconds=1)),
+                               payment("pay_p", at=T0 + timedelta(seconds=2)))
+        for p in (held, closed, plain):
+            p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, f"pi_{p.id}"), T0)
+        held.open_review(T0, "rule r")
+        closed.open_review(T0, "rule r")
+        closed.close_review(ReviewStatus.REJECTED, T0)
+        await save(store, held, closed, plain)
+        open_ = await store.list_payments(PaymentQuery(merchant_id="m1", under_review=True,
+                                                       review_status=ReviewStatus.OPEN))
+        assert [p.id for p in open_[0]] == ["pay_h"]
+        assert open_[0][0].review is not None and open_[0][0].review.reason == "rule r"
+        every, _ = await store.list_payments(PaymentQuery(merchant_id="m1", under_review=True))
+        assert [p.id for p in every] == ["pay_c", "pay_h"]
+        stored = await store.get_payment("pay_c")
+        assert stored.review.status == ReviewStatus.REJECTED and stored.review.closed_at == T0
+
+    async def test_a_checkpoint_is_kept_and_replaced(self, store):
+        assert await store.get_blob("fraud") is None
+        await store.put_blob("fraud", b"\x00one", T0)
+        await store.put_blob("fraud", b"two", T0 + timedelta(seconds=30))
+        assert await store.get_blob("fraud") == b"two"
+        assert await store.get_blob("other") is None
 
     async def test_payments_to_sync_are_unsettled_and_old_enough(self, store):
         old, fresh, done = (payment("pay_old"), payment("pay_new", at=T0 + timedelta(hours=1)),

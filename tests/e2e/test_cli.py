@@ -12,9 +12,10 @@ import stripe
 from tests.support.live_server import free_port
 
 
-def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it():
+def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "paymesh", "sandbox", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "paymesh", "sandbox", "--port", str(port),
+                             "--data-dir", str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}/sandbox/stripe"
@@ -30,6 +31,12 @@ def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it():
             "amount": 999, "currency": "eur", "payment_method": "pm_card_visa",
             "confirm": True, "payment_method_types": ["card"]})
         assert (pi.status, pi.amount_received) == ("succeeded", 999)
+        # The other two answer beside it, and PayPal's certificate is where the CLI says.
+        adyen = httpx.get(f"http://127.0.0.1:{port}/sandbox/adyen/_config", timeout=5)
+        paypal = httpx.get(f"http://127.0.0.1:{port}/sandbox/paypal/_config", timeout=5)
+        assert (adyen.status_code, paypal.status_code) == (200, 200)
+        assert (tmp_path / "sandbox" / "paypal-webhook-cert.pem").read_bytes().startswith(
+            b"-----BEGIN CERTIFICATE-----")
     finally:
         proc.kill()
         proc.wait()

@@ -194,7 +194,9 @@ def test_an_unreachable_psp_is_503_and_nothing_is_charged(tmp_path):
     from tests.support.live_server import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    for server in start(tmp_path, stripe_api_base=dead):
+    # Every PSP that could take it is down: after failing over through all three, 503.
+    for server in start(tmp_path, stripe_api_base=dead, adyen_api_base=dead,
+                        paypal_api_base=dead):
         with server.client() as http:
             r = http.post("/v1/payments", json=GOOD, headers={"Idempotency-Key": "k-503"})
             assert r.status_code == 503
@@ -204,3 +206,5 @@ def test_an_unreachable_psp_is_503_and_nothing_is_charged(tmp_path):
             assert payment["status"] == "failed"
             assert payment["failure"]["retryable"] is True
             assert payment["connector_payment_id"] is None
+            tried = [a["connector"] for a in payment["routing"]["attempts"]]
+            assert tried == ["stripe", "adyen"]  # and paypal, the last, failed it

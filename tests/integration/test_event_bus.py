@@ -243,7 +243,8 @@ def test_payment_retry_turns_a_psp_outage_into_one_charge(server: Server):
     with server.sandbox() as psp:
         psp.put("/_config", json={"rate_limit_rate": 1.0})  # 429: Stripe did nothing
     with server.client() as http:
-        r = http.post("/v1/payments", json=PAY)
+        # Named PSP: no failover to another, so the retry policy is what brings it through.
+        r = http.post("/v1/payments", json={**PAY, "connector": "stripe"})
         assert r.status_code == 503
         payment_id = r.json()["error"]["payment_id"]
         with server.sandbox() as psp:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paymesh.fraud.features import FeatureStore, haversine_km
 from paymesh.fraud.transactions import Transaction, TransactionError, parse_transaction
@@ -40,8 +42,14 @@ def test_velocity_counts_and_amount_stats_exclude_the_transaction_itself() -> No
     assert later["cust_txn_5m"] == 0 and later["cust_txn_24h"] == 3
 
 
-def test_first_transaction_has_no_customer_features() -> None:
-    assert FeatureStore().features(txn(1, T0)) == {"amount": 1000.0}
+def test_first_transaction_has_no_history_features() -> None:
+    # Only what needs no history: the device and the IP never carried the card.
+    assert FeatureStore().features(txn(1, T0)) == {
+        "amount": 1000.0,
+        "card_device_new": 1,
+        "card_device_fresh_24h": 1,
+        "card_ip_new": 1,
+    }
 
 
 def test_new_device_country_ip_and_distinct_counts() -> None:
@@ -67,9 +75,12 @@ def test_declines_and_small_auths_per_card_including_outcome_feedback() -> None:
     store.observe(txn(2, T0 + 10, 200))  # outcome not known yet
     store.observe(txn(3, T0 + 20, 5000, approved=True))
     assert store.observe_outcome("t2", "declined", at=T0 + 30)
-    assert not store.observe_outcome("t2", "declined", at=T0 + 30)  # already settled
+    assert store.observe_outcome("t2", "declined", at=T0 + 31)  # delivered twice: counted once
+    assert store.observe_outcome("t3", "declined", at=T0 + 32)  # approved already: ignored
+    assert not store.observe_outcome("t9", "declined", at=T0 + 33)  # never seen
     f = store.features(txn(4, T0 + 40, 100))
     assert f["card_declines_10m"] == 2 and f["card_declines_1h"] == 2
+    assert f["cust_declines_1h"] == 2 and f["device_declines_1h"] == 2 and f["ip_declines_1h"] == 2
     assert f["card_small_auths_10m"] == 2
     with pytest.raises(ValueError, match="outcome"):
         store.observe_outcome("t3", "refunded", at=T0)
@@ -160,3 +171,29 @@ def test_parse_transaction_accepts_iso_and_epoch_and_names_bad_fields() -> None:
     ]:
         with pytest.raises(TransactionError, match=message):
             parse_transaction({**good, field: bad})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 90 * 86_400), st.integers(0, 10**6)), max_size=40),
+    st.floats(0, 90 * 86_400),
+)
+def test_amount_stats_running_totals_match_a_plain_sum(
+    adds: list[tuple[float, int]], probe: float
+) -> None:
+    # In and out of order: the totals kept as they go equal summing the days in the window.
+    stats = AmountStats(days=30)
+    for offset, amount in adds:
+        stats.add(T0 + offset, amount)
+    newest = max((T0 + offset for offset, _ in adds), default=T0)
+    ts = max(newest, T0 + probe)
+    first = ts // 86_400 - 30
+    kept = [a for o, a in adds if first < (T0 + o) // 86_400 > (newest // 86_400) - 30]
+    n, mean, std = stats.summary(ts)
+    assert n == len(kept)
+    if kept:
+        assert mean == pytest.approx(sum(kept) / len(kept))
+        expected = sum(a * a for a in kept) / len(kept) - (sum(kept) / len(kept)) ** 2
+        assert std == pytest.approx(max(0.0, expected) ** 0.5, rel=1e-6, abs=1e-3)
+    days = [b[0] for b in stats.buckets]
+    assert days == sorted(days) and len(days) == len(set(days))

@@ -53,7 +53,7 @@ def test_csv_replay_matches_jsonl() -> None:
     from_csv = list(replay([line + "\n" for line in csv_lines], "csv"))
     from_json = list(replay([json.dumps(r) for r in rows], "jsonl"))
     assert from_csv == from_json
-    assert [r["risk_score"] for r in from_csv] == [0, 0, 0, 40, 40, 100]
+    assert [r["risk_score"] for r in from_csv] == [0, 0, 70, 100, 100, 100]
 
 
 def test_bad_input_names_the_line_or_field() -> None:
@@ -141,3 +141,19 @@ def test_a_prefix_scores_the_same_whatever_follows(
     lines = _lines(head + tail)
     alone = list(replay(lines[: len(head)], "jsonl"))
     assert list(replay(lines, "jsonl"))[: len(head)] == alone
+
+
+def test_feedback_records_reach_the_engine_and_yield_no_line() -> None:
+    stolen = {"customer_id": "g1", "card_fingerprint": "k1", "device_id": "rig", "approved": True}
+    lines = [
+        json.dumps(record(1, T0, **stolen)),
+        json.dumps({"transaction_id": "t1", "timestamp": T0 + 86_400, "outcome": "disputed"}),
+        json.dumps(
+            record(2, T0 + 2 * 86_400, customer_id="g2", card_fingerprint="k2", device_id="rig")
+        ),
+    ]
+    out = list(replay(lines, "jsonl"))
+    assert [r["transaction_id"] for r in out] == ["t1", "t2"]
+    assert "device_disputed" in out[1]["risk_factors"]
+    with pytest.raises(TransactionError, match="outcome"):
+        list(replay([json.dumps({"transaction_id": "t1", "timestamp": T0, "outcome": "won"})]))

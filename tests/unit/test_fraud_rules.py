@@ -77,15 +77,17 @@ def test_more_than_five_payments_in_five_minutes() -> None:
     assert scores == [0, 0, 0, 0, 0, 30, 30]
 
 
-def test_card_testing_alerts_on_the_sixth_declined_probe() -> None:
+def test_card_testing_alerts_on_the_third_declined_probe_and_blocks_the_fourth() -> None:
     engine = FraudEngine()
     results = [
         engine.score(txn(i, T0 + i * 20, 100, customer_id="guest", approved=False))
         for i in range(7)
     ]
-    assert [r.score for r in results] == [0, 0, 0, 40, 40, 100, 100]
-    assert results[5].factors == ("velocity_5m", "card_testing", "card_testing_burst")
-    assert results[5].decision == "block"
+    assert [r.score for r in results] == [0, 0, 70, 100, 100, 100, 100]
+    assert results[2].factors == ("declined_probes",)
+    # The reference's card-testing pattern (+40) holds from the fourth probe on.
+    assert results[3].factors[0] == "card_testing" and results[3].decision == "block"
+    assert results[5].factors[:3] == ("velocity_5m", "card_testing", "card_testing_burst")
 
 
 def test_card_enumeration_from_one_device() -> None:
@@ -94,7 +96,7 @@ def test_card_enumeration_from_one_device() -> None:
         engine.score(txn(i, T0 + i * 10, 900, customer_id=f"g{i}", card_fingerprint=f"k{i}")).score
         for i in range(6)
     ]
-    assert scores == [0, 0, 0, 0, 85, 85]
+    assert scores == [0, 0, 0, 0, 85, 100]  # then the alerted device is back with a new card
 
 
 def test_thresholds_are_configurable_and_exclusive() -> None:
@@ -189,11 +191,11 @@ def test_risk_scorer_adapter_uses_payment_method_as_card_and_injected_clock() ->
 
     def assess(method: str) -> FraudAssessment:
         now[0] += 5
-        subject = RiskInput("m1", f"guest-{method}", 500, "EUR", method, ctx)
+        subject = RiskInput(f"pay_{method}", "m1", f"guest-{method}", 500, "EUR", method, ctx)
         return asyncio.run(scorer.assess(subject))
 
     scores = [assess(f"pm_{i}").score for i in range(6)]
-    assert scores == [0, 0, 0, 0, 85, 85]
+    assert scores == [0, 0, 0, 0, 85, 100]  # then the alerted device is back with a new card
     assert (
         scorer.engine.store.features(Transaction("x", now[0], "c", 1, "EUR", device_id="dev"))[
             "device_cards_1h"

@@ -11,8 +11,16 @@ from typing import Any
 
 import msgspec
 
-from paymesh.domain.payment import Failure, FraudAssessment, Payment, RiskContext
+from paymesh.domain.payment import (
+    Failure,
+    FraudAssessment,
+    Payment,
+    PspAttempt,
+    RiskContext,
+    Routing,
+)
 from paymesh.domain.refund import Refund, RefundStatus
+from paymesh.domain.review import Review, ReviewStatus
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus import Attempt, Delivery, RetryPolicy, Rule, Target
 
@@ -54,7 +62,33 @@ def payment_to_doc(p: Payment) -> bytes:
                  "country": p.risk.country, "city": p.risk.city},
         "attempt": p.attempt, "dispute_id": p.dispute_id, "retired_refs": p.retired_refs,
         "refunds": [_refund_doc(r) for r in p.refunds],
+        "routing": None if p.routing is None else {
+            "route": p.routing.route, "fallbacks": p.routing.fallbacks,
+            "retry_soft_declines": p.routing.retry_soft_declines,
+            "attempts": [{"connector": a.connector, "reason": a.reason, "at_us": to_micros(a.at)}
+                         for a in p.routing.attempts]},
+        "review": None if p.review is None else {
+            "id": p.review.id, "status": p.review.status.value, "reason": p.review.reason,
+            "opened_us": to_micros(p.review.opened_at),
+            "closed_us": None if p.review.closed_at is None else to_micros(p.review.closed_at)},
     })
+
+
+def _routing(d: dict[str, Any] | None) -> Routing | None:
+    if d is None:
+        return None
+    return Routing(route=d["route"], fallbacks=list(d["fallbacks"]),
+                   retry_soft_declines=d["retry_soft_declines"],
+                   attempts=[PspAttempt(a["connector"], a["reason"], from_micros(a["at_us"]))
+                             for a in d["attempts"]])
+
+
+def _review(d: dict[str, Any] | None) -> Review | None:
+    if d is None:
+        return None
+    return Review(id=d["id"], status=ReviewStatus(d["status"]), reason=d["reason"],
+                  opened_at=from_micros(d["opened_us"]),
+                  closed_at=None if d["closed_us"] is None else from_micros(d["closed_us"]))
 
 
 def payment_from_doc(raw: bytes | str, version: int) -> Payment:
@@ -74,7 +108,8 @@ def payment_from_doc(raw: bytes | str, version: int) -> Payment:
             score=fraud["score"], factors=tuple(fraud["factors"]), decision=fraud["decision"]),
         description=d["description"], metadata=d["metadata"], risk=RiskContext(**d["risk"]),
         attempt=d["attempt"], dispute_id=d["dispute_id"], version=version,
-        retired_refs=d.get("retired_refs", []),
+        retired_refs=d.get("retired_refs", []), review=_review(d.get("review")),
+        routing=_routing(d.get("routing")),
     )
     payment.refunds = [
         Refund(id=r["id"], payment_id=payment.id, merchant_id=payment.merchant_id,

@@ -15,6 +15,7 @@ from typing import Any
 from paymesh.domain.errors import InvalidTransition, RefundNotAllowed
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.refund import Refund, RefundStatus
+from paymesh.domain.review import Review, ReviewStatus, review_id_for
 from paymesh.domain.status import CAPTURED, PaymentStatus, can_move
 
 S = PaymentStatus
@@ -55,6 +56,26 @@ class RiskContext:
     city: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PspAttempt:
+    """An authorisation a PSP did not take, and why; the payment then went to the next."""
+
+    connector: str
+    reason: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class Routing:
+    """How the payment was routed: the route that chose its PSP, and the PSPs left to fail
+    over to, in order."""
+
+    route: str
+    fallbacks: list[str] = field(default_factory=list)
+    retry_soft_declines: bool = False
+    attempts: list[PspAttempt] = field(default_factory=list)
+
+
 # The event that announces arrival in each status reached through a PSP outcome.
 _STATUS_EVENTS = {
     S.PROCESSING: "payment.processing",
@@ -91,6 +112,8 @@ class Payment:
     attempt: int = 1
     refunds: list[Refund] = field(default_factory=list)
     dispute_id: str | None = None
+    review: Review | None = None
+    routing: Routing | None = None
     #: PSP references of abandoned attempts: their late answers must not touch this one.
     retired_refs: list[str] = field(default_factory=list)
     #: Optimistic concurrency: the store writes only if the stored version is still this.
@@ -103,7 +126,8 @@ class Payment:
     def initiate(cls, *, now: datetime, fraud: FraudAssessment, **fields: Any) -> Payment:
         payment = cls(created_at=now, updated_at=now, fraud=fraud, **fields)
         payment._record("payment.initiated", now, fraud_score=fraud.score,
-                        fraud_factors=list(fraud.factors))
+                        fraud_factors=list(fraud.factors), fraud_decision=fraud.decision,
+                        route=payment.routing.route if payment.routing else None)
         return payment
 
     def block(self, now: datetime) -> None:
@@ -147,9 +171,79 @@ class Payment:
         if target == S.FAILED and outcome.failure:
             extra = {"retryable": outcome.failure.retryable, "failure_code": outcome.failure.code,
                      "decline_code": outcome.failure.decline_code}
-        if target == S.SUCCEEDED and self.capture_method == "manual":
+        if target == S.SUCCEEDED and self.psp_capture_method == "manual":
             self._record("payment.captured", now, amount_captured=self.amount_captured)
         self._record(_STATUS_EVENTS[target], now, **extra)
+        if target == S.CANCELED and self.review and self.review.status == ReviewStatus.OPEN:
+            self.close_review(ReviewStatus.REJECTED, now)  # voided: nothing left to decide
+        if target == S.REQUIRES_CAPTURE and self.held_for_review:
+            self.open_review(now, "fraud score " + ", ".join(self.fraud.factors)
+                             if self.fraud and self.fraud.factors else "fraud score")
+        return True
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def can_fail_over(self) -> bool:
+        return self.status == S.PENDING and bool(self.routing and self.routing.fallbacks)
+
+    def fail_over(self, reason: str, now: datetime) -> bool:
+        """Hand the authorisation to the next PSP of the route.
+
+        Only for an attempt the PSP provably did not take (refused, unreachable, circuit
+        open) or declined softly where the route allows another try: the caller decides
+        that; here the payment only keeps the record straight. Returns False when no PSP
+        is left.
+        """
+        if not self.can_fail_over():
+            return False
+        assert self.routing is not None
+        if self.connector_payment_id:
+            self.retired_refs.append(self.connector_payment_id)
+            self.connector_payment_id = None
+        previous = self.connector
+        self.connector = self.routing.fallbacks.pop(0)
+        self.routing.attempts.append(PspAttempt(previous, reason, now))
+        self.updated_at = now
+        self._record("payment.failover", now, from_connector=previous,
+                     to_connector=self.connector, reason=reason)
+        return True
+
+    # -- manual review ----------------------------------------------------------------------
+
+    @property
+    def held_for_review(self) -> bool:
+        """Scored `review` inline: authorise only, and capture when a person approves."""
+        return self.fraud is not None and self.fraud.decision == "review"
+
+    @property
+    def psp_capture_method(self) -> str:
+        return "manual" if self.held_for_review else self.capture_method
+
+    def open_review(self, now: datetime, reason: str) -> bool:
+        """Hold an authorised payment for a person; False if one is open or it is too late."""
+        if self.review is not None or self.status != S.REQUIRES_CAPTURE:
+            return False
+        self.review = Review(id=review_id_for(self.id), status=ReviewStatus.OPEN,
+                             opened_at=now, reason=reason)
+        self.updated_at = now
+        self._record("review.opened", now, review_id=self.review.id, reason=reason,
+                     fraud_score=self.fraud.score if self.fraud else None)
+        return True
+
+    def close_review(self, decision: ReviewStatus, now: datetime) -> bool:
+        """Record a reviewer's decision; the same decision again changes nothing."""
+        review = self.review
+        if review is None:
+            raise InvalidTransition(self.id, "not under review", f"{decision.value} review of")
+        if review.status == decision:
+            return False
+        if review.status != ReviewStatus.OPEN:
+            raise InvalidTransition(self.id, f"review already {review.status.value}",
+                                    f"{decision.value} review of")
+        review.status = decision
+        review.closed_at = now
+        self.updated_at = now
+        self._record(f"review.{decision.value}", now, review_id=review.id)
         return True
 
     def retry(self, now: datetime, max_attempts: int) -> None:
@@ -178,6 +272,9 @@ class Payment:
     def ensure_capturable(self, amount: int | None) -> int:
         if self.status != S.REQUIRES_CAPTURE:
             raise InvalidTransition(self.id, self.status, "capture")
+        if self.review is not None and self.review.status == ReviewStatus.OPEN:
+            # The hold is the point of the review: only its approval captures.
+            raise InvalidTransition(self.id, "held for review (approve the review)", "capture")
         amount = self.amount if amount is None else amount
         if amount > self.amount:
             raise RefundNotAllowed(

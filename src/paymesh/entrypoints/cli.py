@@ -79,32 +79,35 @@ def sandbox(host: Annotated[str, typer.Option()] = "127.0.0.1",
             port: Annotated[int, typer.Option()] = 12111,
             webhook_base: Annotated[str | None, typer.Option(
                 "--webhook-base", help="webhooks go to URL/webhooks/{psp}")] = None,
-            log_level: Annotated[str, typer.Option()] = "warning") -> None:
-    """Run the PSP sandboxes as their own process (point a server at them with
-    PAYMESH_STRIPE_API_BASE=http://HOST:PORT/sandbox/stripe)."""
+            log_level: Annotated[str, typer.Option()] = "warning",
+            data_dir: Annotated[Path | None, typer.Option(
+                help="keeps the PayPal sandbox's signing certificate")] = None) -> None:
+    """Run the three PSP sandboxes as their own process. Point a server at them with
+    PAYMESH_{STRIPE,ADYEN,PAYPAL}_API_BASE=http://HOST:PORT/sandbox/{psp} and
+    PAYMESH_PAYPAL_TRUSTED_CERT=<the certificate file printed at start>."""
     import contextlib
     from collections.abc import AsyncIterator
 
     import uvicorn
     from starlette.applications import Starlette
-    from starlette.routing import Mount
 
-    from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
+    from paymesh.sandbox.suite import SandboxSuite
 
-    settings = Settings.from_env()
-    stripe = StripeSandbox(StripeSandboxSettings(
-        webhook_url=f"{webhook_base.rstrip('/')}/webhooks/stripe" if webhook_base else None,
-        webhook_secret=settings.stripe_webhook_secret))
+    settings = Settings.from_env(data_dir=data_dir)
+    suite = SandboxSuite(settings.sandbox_secrets, webhook_base)
+    # SigningIdentity.load_or_create keeps it there, so a restart signs with the same one.
+    cert = settings.sandbox_secrets.paypal_signing_dir / "paypal-webhook-cert.pem"
+    typer.echo(f"PayPal webhook certificate: {cert}")
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await stripe.start()
+        await suite.start()
         try:
             yield
         finally:
-            await stripe.stop()
+            await suite.stop()
 
-    sandboxes = Starlette(routes=[Mount("/sandbox/stripe", app=stripe.app)], lifespan=lifespan)
+    sandboxes = Starlette(routes=list(suite.mounts()), lifespan=lifespan)
     uvicorn.run(sandboxes, host=host, port=port, log_level=log_level, access_log=False,
                 loop="uvloop", http="httptools", lifespan="on")
 

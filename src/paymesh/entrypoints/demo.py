@@ -1,4 +1,4 @@
-"""`paymesh demo`: real payments through a real server and the Stripe sandbox, end to end.
+"""`paymesh demo`: real payments through a real server and the three PSP sandboxes, end to end.
 
 Each scenario states what it expects; the demo exits 1 if any expectation fails, so
 `make demo` is a check, not a show.
@@ -12,14 +12,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 from rich.console import Console
 from rich.table import Table
 
 from paymesh.config import Settings
+
+REVIEW_FROM = 90_000  # the demo merchant reviews orders of 900.00 and more
 
 
 @dataclass
@@ -51,8 +55,16 @@ def run_demo() -> int:
 
     console = Console()
     with tempfile.TemporaryDirectory(prefix="paymesh-demo-") as tmp:
+        # The merchant's own fraud policy on top of the defaults: hold big orders for review.
+        rules = msgspec.json.decode(
+            resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_bytes())
+        rules["rules"].append({"name": "orders of 900.00 or more", "factor": "large_order",
+                               "weight": 75, "when": ["amount", ">=", REVIEW_FROM]})
+        rules_file = Path(tmp) / "fraud-rules.json"
+        rules_file.write_bytes(msgspec.json.encode(rules))
         settings = Settings.from_env(data_dir=Path(tmp), port=free_port(), rate_limit=0.0,
-                                     stripe_api_base=None)
+                                     stripe_api_base=None, adyen_api_base=None,
+                                     paypal_api_base=None, fraud_rules=rules_file)
         # One key for the demo merchant, made as `paymesh keys create` makes it.
         async def make_key() -> str:
             store = SqliteStore(settings.sqlite_path)
@@ -151,6 +163,8 @@ def _scenarios(http: httpx.Client) -> list[Row]:
                     final_p["status"] == "refunded" and final_p["amount_refunded"] == 3000))
 
     rows.append(_rule_to_http_target(http))
+    rows.extend(_fraud(http))
+    rows.append(_failover(http))
 
     key = f"demo-{uuid.uuid4()}"
     first_r = _pay(http, "pm_card_visa", amount=1234, key=key)
@@ -164,6 +178,54 @@ def _scenarios(http: httpx.Client) -> list[Row]:
                     f"{again.headers.get('idempotent-replayed')}",
                     same and again.headers.get("idempotent-replayed") == "true"))
     return rows
+
+
+def _fraud(http: httpx.Client) -> list[Row]:
+    rows: list[Row] = []
+    r = _pay(http, "pm_card_visa", amount=REVIEW_FROM + 5000, customer_id="cus_big_spender")
+    p = r.json()
+    review = p.get("review") or {}
+    approved = http.post(f"/v1/reviews/{review.get('id')}/approve")
+    final = _payment(http, p["id"])
+    rows.append(Row("held for review", f"{r.status_code}, {approved.status_code}", p["id"],
+                    final["status"], f"score {p['fraud']['score']} -> {p['status']}, "
+                    f"review approved -> captured {final['amount_captured']}",
+                    p["status"] == "requires_capture" and approved.status_code == 200
+                    and final["status"] == "succeeded"
+                    and final["amount_captured"] == REVIEW_FROM + 5000))
+
+    # Card enumeration: one device tries card after card.
+    cards = ["pm_card_visa", "pm_card_mastercard", "pm_card_amex", "pm_card_discover",
+             "pm_card_visa_debit"]
+    replies = [_pay(http, card, amount=900, customer_id=f"cus_enum_{i}",
+                    device_id="dev-enumerator", ip_address="203.0.113.9")
+               for i, card in enumerate(cards)]
+    last = replies[-1]
+    err = last.json().get("error", {})
+    blocked = err.get("payment", {})
+    rows.append(Row("card enumeration", ", ".join(str(x.status_code) for x in replies),
+                    err.get("payment_id", "-"), blocked.get("status", "?"),
+                    f"5th card on one device: score {blocked.get('fraud', {}).get('score')}, "
+                    "PSP never called",
+                    last.status_code == 402 and err.get("type") == "fraud_error"
+                    and blocked.get("connector_payment_id") is None))
+    return rows
+
+
+def _failover(http: httpx.Client) -> Row:
+    """Stripe refuses every call (429): the payment is taken by the next PSP instead."""
+    base = str(http.base_url).rstrip("/")
+    httpx.put(f"{base}/sandbox/stripe/_config", json={"rate_limit_rate": 1.0}, timeout=10)
+    try:
+        r = _pay(http, "pm_card_visa", amount=4200)
+    finally:
+        httpx.put(f"{base}/sandbox/stripe/_config", json={"rate_limit_rate": 0.0}, timeout=10)
+    p = r.json()
+    attempts = (p.get("routing") or {}).get("attempts") or []
+    return Row("PSP failover", str(r.status_code), p["id"], p["status"],
+               f"stripe refused -> taken by {p['connector']}",
+               p["status"] == "succeeded" and p["connector"] == "adyen"
+               and [a["connector"] for a in attempts] == ["stripe"])
 
 
 def _rule_to_http_target(http: httpx.Client) -> Row:

@@ -1,9 +1,21 @@
-"""Per-entity state (customer, card, device, IP) and the features of a transaction.
+"""Per-entity state (customer, card, device, IP, merchant) and the features of a transaction.
 
 `features(txn)` reads the state as it was before `txn`; `observe(txn)` then adds
 it, so a transaction's features never depend on itself or on anything later.
 Each entity kind lives in an LRU map with a cap: the least recently active
 entity is forgotten first, which bounds memory on an unbounded stream.
+
+Outcomes arrive later than the score: a decline seconds later, a dispute days or
+weeks later. So every observed transaction is remembered (`FeedbackMemory`, the
+oldest forgotten first) with the entities it touched, and `observe_outcome`
+charges a decline or a dispute to all of them. A dispute also feeds the
+common-point-of-purchase search (`CompromiseTracker`): a merchant where several
+cards were used shortly before each was disputed, on payments we had scored as
+clean, is taken for compromised, and every card used there in that window is
+exposed (`card_cpp_disputes`) wherever it is used next.
+
+Windows for rare events (declines, disputes, alerts) are made on the first such
+event: an entity that never had one costs nothing for them, and its count reads 0.
 """
 
 from __future__ import annotations
@@ -13,11 +25,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from paymesh.fraud.transactions import Transaction
-from paymesh.fraud.windows import DAY, AmountStats, DistinctRecent, EventWindow
+from paymesh.fraud.compromise import CompromiseTracker
+from paymesh.fraud.memory import APPROVED, DECLINED, DISPUTED, PENDING, FeedbackMemory, Remembered
+from paymesh.fraud.transactions import OUTCOMES, Transaction
+from paymesh.fraud.windows import DAY, AmountStats, DistinctRecent, EventWindow, MovingMean
 
 HOUR = 3_600.0
+WEEK = 7 * DAY
+MONTH = 30 * DAY
 SMALL_AMOUNT = 500  # minor units: the size of a card-testing probe
+KINDS = ("customer", "card", "device", "ip", "merchant")
 # Each kind keeps only the windows its features read; a device or IP costs one set.
 _KIND_WINDOWS: dict[str, dict[str, Callable[[], Any]]] = {
     "customer": {
@@ -29,67 +46,126 @@ _KIND_WINDOWS: dict[str, dict[str, Callable[[], Any]]] = {
     },
     "card": {
         "txns": lambda: EventWindow(HOUR, 128),
-        "declines": lambda: EventWindow(HOUR, 128),
         "customers": lambda: DistinctRecent(16),
+        "usual": lambda: MovingMean(0.1),
+        "channels": lambda: DistinctRecent(4),
+        "merchants": lambda: DistinctRecent(24),  # where it was used: the compromise search
     },
     "device": {"cards": lambda: DistinctRecent(64)},
     "ip": {"cards": lambda: DistinctRecent(64)},
+    "merchant": {},  # only rare windows: its declines and disputes
+}
+# Made on the first event (see the module docstring).
+_RARE_WINDOWS: dict[str, dict[str, Callable[[], Any]]] = {
+    "customer": {
+        "declines": lambda: EventWindow(HOUR, 64),
+        "disputes": lambda: EventWindow(MONTH, 16),
+    },
+    "card": {
+        "declines": lambda: EventWindow(HOUR, 128),
+        "disputes": lambda: EventWindow(MONTH, 16),
+        "alerts": lambda: EventWindow(DAY, 16),
+    },
+    "device": {
+        "declines": lambda: EventWindow(HOUR, 128),
+        "disputes": lambda: EventWindow(MONTH, 32),
+        "alerts": lambda: EventWindow(DAY, 16),
+    },
+    "ip": {
+        "declines": lambda: EventWindow(HOUR, 128),
+        "disputes": lambda: EventWindow(MONTH, 32),
+    },
+    "merchant": {
+        "declines": lambda: EventWindow(HOUR, 256),
+        "disputes": lambda: EventWindow(WEEK, 64),
+    },
 }
 _LOADERS: dict[str, Any] = {
     "txns": EventWindow,
+    "alerts": EventWindow,
     "declines": EventWindow,
+    "disputes": EventWindow,
     "amounts": AmountStats,
+    "usual": MovingMean,
     "devices": DistinctRecent,
     "countries": DistinctRecent,
     "ips": DistinctRecent,
     "customers": DistinctRecent,
     "cards": DistinctRecent,
+    "channels": DistinctRecent,
+    "merchants": DistinctRecent,
 }
 
 
 class EntityState:
-    """The windows of one customer, card, device or IP (only those of its kind exist)."""
+    """The windows of one entity (only those of its kind exist; rare ones once needed)."""
 
     __slots__ = (
+        "alerts",
         "amounts",
         "cards",
+        "channels",
         "countries",
         "customers",
         "declines",
         "devices",
+        "disputes",
         "ips",
         "kind",
         "last",
+        "merchants",
         "txns",
+        "usual",
     )
     txns: EventWindow
-    declines: EventWindow
     amounts: AmountStats
+    usual: MovingMean
     devices: DistinctRecent
     countries: DistinctRecent
     ips: DistinctRecent
     customers: DistinctRecent
     cards: DistinctRecent
+    channels: DistinctRecent
+    merchants: DistinctRecent
+    declines: EventWindow | None
+    disputes: EventWindow | None
+    alerts: EventWindow | None
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         for name, factory in _KIND_WINDOWS[kind].items():
             setattr(self, name, factory())
-        self.last: list[float | None] = [None, None, None]  # time, lat, lon
+        self.declines = self.disputes = self.alerts = None
+        self.last: tuple[float | None, float | None, float | None] = (None, None, None)
+        # (time, lat, lon) of the last payment; a tuple, which the cyclic GC stops tracking
+
+    def rare(self, name: str) -> EventWindow:
+        """The `declines`, `disputes` or `alerts` window, made now if this is its first event."""
+        window: EventWindow | None = getattr(self, name)
+        if window is None:
+            window = _RARE_WINDOWS[self.kind][name]()
+            setattr(self, name, window)
+        return window
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             name: getattr(self, name).to_dict() for name in _KIND_WINDOWS[self.kind]
         }
+        for name in _RARE_WINDOWS[self.kind]:
+            window = getattr(self, name)
+            if window is not None:
+                data[name] = window.to_dict()
         data["last"] = list(self.last)
         return data
 
     @classmethod
     def from_dict(cls, kind: str, data: dict[str, Any]) -> EntityState:
         state = cls(kind)
-        for name in _KIND_WINDOWS[kind]:
-            setattr(state, name, _LOADERS[name].from_dict(data[name]))
-        state.last = list(data["last"])
+        for name in (*_KIND_WINDOWS[kind], *_RARE_WINDOWS[kind]):
+            if name in data:
+                setattr(state, name, _LOADERS[name].from_dict(data[name]))
+        ts, lat, lon = data["last"]
+        state.last = (ts, lat, lon)
         return state
 
 
@@ -100,14 +176,33 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 12_742.0 * math.asin(math.sqrt(min(1.0, a)))
 
 
+def _rare_count(state: EntityState, name: str, since: float) -> float:
+    window: EventWindow | None = getattr(state, name)
+    return 0.0 if window is None else float(window.count(since))
+
+
 class FeatureStore:
-    def __init__(self, max_entities: int = 200_000, max_pending_outcomes: int = 100_000) -> None:
+    """Entity state, the feedback memory and the compromise tracker: all that is learned.
+
+    `max_entities` caps each kind; `max_remembered` caps the transactions an outcome
+    or dispute can still find, so it sets how late a dispute may arrive: at R
+    payments a day it reaches back `max_remembered / R` days (~250 bytes each).
+    A transaction scored `alert_score` or more is counted against its card and
+    device (`card_alerts_24h`, `device_alerts_24h`): a fraudster rarely stops at one try.
+    """
+
+    def __init__(
+        self,
+        max_entities: int = 200_000,
+        max_remembered: int = 200_000,
+        compromise: CompromiseTracker | None = None,
+        alert_score: int = 70,
+    ) -> None:
         self.max_entities = max_entities
-        self.max_pending = max_pending_outcomes
-        self.kinds: dict[str, OrderedDict[str, EntityState]] = {
-            k: OrderedDict() for k in ("customer", "card", "device", "ip")
-        }
-        self.pending: OrderedDict[str, str] = OrderedDict()  # txn id -> card, awaiting outcome
+        self.alert_score = alert_score
+        self.kinds: dict[str, OrderedDict[str, EntityState]] = {k: OrderedDict() for k in KINDS}
+        self.memory = FeedbackMemory(max_remembered)
+        self.compromise = compromise if compromise is not None else CompromiseTracker()
 
     def _peek(self, kind: str, key: str | None) -> EntityState | None:
         return None if key is None else self.kinds[kind].get(key)
@@ -129,9 +224,9 @@ class FeatureStore:
         cust = self._peek("customer", txn.customer_id)
         if cust is not None:
             n30, mean, std = cust.amounts.summary(ts)
-            f["cust_txn_5m"] = cust.txns.count(ts - 300)
-            f["cust_txn_1h"] = cust.txns.count(ts - HOUR)
-            f["cust_txn_24h"] = cust.txns.count(ts - DAY)
+            f["cust_txn_5m"], f["cust_txn_1h"], f["cust_txn_24h"] = cust.txns.count3(
+                ts - 300, ts - HOUR, ts - DAY
+            )
             f["cust_history_30d"] = n30
             f["cust_avg_amount_30d"] = mean
             f["cust_std_amount_30d"] = std
@@ -140,8 +235,12 @@ class FeatureStore:
                 # Scanning a day of payments is the costliest feature, and only a big
                 # payment makes earlier big ones interesting: absent otherwise.
                 f["cust_big_txn_24h"] = cust.txns.count_above(ts - DAY, 3 * mean)
-            f["cust_devices_30d"] = cust.devices.count_since(ts - 30 * DAY)
-            f["cust_countries_30d"] = cust.countries.count_since(ts - 30 * DAY)
+            f["cust_devices_30d"] = cust.devices.count_since(ts - MONTH)
+            f["cust_countries_30d"] = cust.countries.count_since(ts - MONTH)
+            w = cust.declines
+            f["cust_declines_1h"] = 0 if w is None else w.count(ts - HOUR)
+            w = cust.disputes
+            f["cust_disputes_30d"] = 0 if w is None else w.count(ts - MONTH)
             f["device_new"] = _is_new(cust.devices, txn.device_id)
             f["country_new"] = _is_new(cust.countries, txn.country)
             f["ip_new"] = _is_new(cust.ips, txn.ip_address)
@@ -156,21 +255,65 @@ class FeatureStore:
                     km = haversine_km(last_lat, last_lon, txn.lat, txn.lon)  # type: ignore[arg-type]
                     f["travel_km"] = km
                     f["travel_kmh"] = km / max(gap, 60.0) * HOUR  # a minute's floor: clock skew
-        card = self._peek("card", txn.card_fingerprint)
+        card_key = txn.card_fingerprint
+        card = self._peek("card", card_key)
         if card is not None:
-            f["card_declines_10m"] = card.declines.count(ts - 600)
-            f["card_declines_1h"] = card.declines.count(ts - HOUR)
+            w = card.declines
+            if w is None:
+                f["card_declines_10m"] = f["card_declines_1h"] = 0
+            else:
+                f["card_declines_10m"] = w.count(ts - 600)
+                f["card_declines_1h"] = w.count(ts - HOUR)
+            w = card.disputes
+            f["card_disputes_30d"] = 0 if w is None else w.count(ts - MONTH)
+            w = card.alerts
+            f["card_alerts_24h"] = 0 if w is None else w.count(ts - DAY)
             f["card_small_auths_10m"] = card.txns.count_at_most(ts - 600, SMALL_AMOUNT)
             f["card_customers_24h"] = card.customers.count_since(ts - DAY)
-        for kind, key in (("device", txn.device_id), ("ip", txn.ip_address)):
-            state = self._peek(kind, key)
+            f["card_customer_new"] = _is_new(card.customers, txn.customer_id)
+            f["card_channel_new"] = _is_new(card.channels, txn.channel)
+            usual = card.usual
+            f["card_payments"] = usual.n
+            if usual.mean > 0:
+                f["card_amount_ratio"] = txn.amount / usual.mean
+            if self.compromise.merchants:
+                f["card_cpp_disputes"] = self.compromise.exposure_of(card.merchants.seen, ts)
+        for kind, key, names in (
+            ("device", txn.device_id, _DEVICE_FEATURES),
+            ("ip", txn.ip_address, _IP_FEATURES),
+        ):
+            if key is None:
+                continue
+            state = self.kinds[kind].get(key)
+            cards_1h, cards_24h, declines_1h, disputes_30d, card_new = names
             if state is not None:
-                hour, day = state.cards.count_since2(ts - HOUR, ts - DAY)
-                f[f"{kind}_cards_1h"] = hour
-                f[f"{kind}_cards_24h"] = day
+                f[cards_1h], f[cards_24h] = state.cards.count_since2(ts - HOUR, ts - DAY)
+                w = state.declines
+                f[declines_1h] = 0 if w is None else w.count(ts - HOUR)
+                w = state.disputes
+                f[disputes_30d] = 0 if w is None else w.count(ts - MONTH)
+                if kind == "device":
+                    w = state.alerts
+                    f["device_alerts_24h"] = 0 if w is None else w.count(ts - DAY)
+            if card_key is not None:
+                # A device (an IP) that never carried this card, or is unknown altogether;
+                # for a device, also whether it first carried the card less than a day ago.
+                pair = None if state is None else state.cards.seen.get(card_key)
+                f[card_new] = 1 if pair is None else 0
+                if kind == "device":
+                    f["card_device_fresh_24h"] = 1 if pair is None or pair[0] >= ts - DAY else 0
+        merchant = self._peek("merchant", txn.merchant_id)
+        if merchant is not None:
+            w = merchant.declines
+            f["merchant_declines_1h"] = 0 if w is None else w.count(ts - HOUR)
+            w = merchant.disputes
+            f["merchant_disputes_7d"] = 0 if w is None else w.count(ts - WEEK)
+        if txn.merchant_id is not None and self.compromise.merchants:
+            f["merchant_cpp_disputes"] = self.compromise.flagged(txn.merchant_id, ts)
         return f
 
-    def observe(self, txn: Transaction) -> None:
+    def observe(self, txn: Transaction, score: int = 0) -> None:
+        """Add `txn` to its entities' windows and remember it (with its `score`) for feedback."""
         ts = txn.timestamp
         cust = self._touch("customer", txn.customer_id)
         cust.txns.add(ts, txn.amount)
@@ -182,53 +325,110 @@ class FeatureStore:
         ):
             if key is not None:
                 window.add(key, ts)
-        cust.last = [ts, txn.lat, txn.lon] if txn.lat is not None else [ts, *cust.last[1:]]
+        cust.last = (ts, txn.lat, txn.lon) if txn.lat is not None else (ts, *cust.last[1:])
         card_key = txn.card_fingerprint
         if card_key is not None:
             card = self._touch("card", card_key)
             card.txns.add(ts, txn.amount)
+            card.usual.add(txn.amount)
             card.customers.add(txn.customer_id, ts)
-            if txn.approved is False:
-                card.declines.add(ts)
-            elif txn.approved is None:
-                self.pending[txn.transaction_id] = card_key
-                if len(self.pending) > self.max_pending:
-                    self.pending.popitem(last=False)
+            if txn.channel is not None:
+                card.channels.add(txn.channel, ts)
+            if txn.merchant_id is not None:
+                card.merchants.add(txn.merchant_id, ts)
             for kind, key in (("device", txn.device_id), ("ip", txn.ip_address)):
                 if key is not None:
                     self._touch(kind, key).cards.add(card_key, ts)
+        entities = (txn.customer_id, card_key, txn.device_id, txn.ip_address, txn.merchant_id)
+        status = PENDING if txn.approved is None else APPROVED if txn.approved else DECLINED
+        if status == DECLINED:
+            self._charge(entities, "declines", ts)
+        if score >= self.alert_score:
+            if card_key is not None:
+                self._touch("card", card_key).rare("alerts").add(ts)
+            if txn.device_id is not None:
+                self._touch("device", txn.device_id).rare("alerts").add(ts)
+        self.memory.remember(txn.transaction_id, ts, entities, txn.channel, score, status)
 
     def observe_outcome(self, transaction_id: str, outcome: str, at: float) -> bool:
-        """Feed back `approved` / `declined` / `disputed`; False if the transaction is unknown."""
-        if outcome not in ("approved", "declined", "disputed"):
+        """Feed back `approved` / `declined` / `disputed` at time `at`.
+
+        False if the transaction is unknown (never observed, or forgotten). Idempotent,
+        as an event stream delivers at least once: a repeated outcome changes nothing,
+        and a decline counts only for a transaction whose outcome was still unknown.
+        """
+        if outcome not in OUTCOMES:
             raise ValueError(f"outcome: expected approved, declined or disputed, got {outcome!r}")
-        card_key = self.pending.pop(transaction_id, None)
-        if card_key is None:
+        record = self.memory.get(transaction_id)
+        if record is None:
             return False
-        if outcome != "approved":  # a dispute counts against the card like a decline
-            self._touch("card", card_key).declines.add(at)
+        entities, status = record.entities, record.status
+        if outcome == "approved":
+            if status == PENDING:
+                self.memory.set_status(transaction_id, APPROVED)
+        elif outcome == "declined":
+            if status == PENDING:
+                self._charge(entities, "declines", at)
+                self.memory.set_status(transaction_id, DECLINED)
+        elif status != DISPUTED:
+            self._dispute(record, at)
+            self.memory.set_status(transaction_id, DISPUTED)
         return True
 
+    def _charge(self, entities: tuple[str | None, ...], window: str, at: float) -> None:
+        for kind, key in zip(KINDS, entities, strict=True):
+            if key is not None:
+                self._touch(kind, key).rare(window).add(at)
+
+    def _dispute(self, record: Remembered, at: float) -> None:
+        card_key = record.entities[1]
+        card = self._peek("card", card_key)
+        # "Otherwise clean": no earlier dispute on the card, and a payment we let through.
+        clean = card is not None and _rare_count(card, "disputes", at - MONTH) == 0
+        self._charge(record.entities, "disputes", at)
+        if clean and card is not None and card_key is not None:
+            self.compromise.dispute(card_key, card.merchants.seen, record, at)
+
     def snapshot(self) -> dict[str, Any]:
+        """All that was learned, as plain JSON-compatible data (see `restore`)."""
         return {
             "max_entities": self.max_entities,
-            "max_pending": self.max_pending,
-            "pending": dict(self.pending),
+            "alert_score": self.alert_score,
             "kinds": {
                 kind: {k: s.to_dict() for k, s in entities.items()}
                 for kind, entities in self.kinds.items()
             },
+            "memory": self.memory.to_dict(),
+            "compromise": self.compromise.to_dict(),
         }
 
     @classmethod
     def restore(cls, data: dict[str, Any]) -> FeatureStore:
-        store = cls(int(data["max_entities"]), int(data["max_pending"]))
-        store.pending = OrderedDict(data["pending"])
+        memory = FeedbackMemory.from_dict(data["memory"])
+        store = cls(
+            int(data["max_entities"]),
+            memory.cap,
+            CompromiseTracker.from_dict(data["compromise"]),
+            int(data["alert_score"]),
+        )
+        store.memory = memory
         for kind, entities in data["kinds"].items():
+            if kind not in store.kinds:
+                raise ValueError(f"snapshot: unknown entity kind {kind!r}")
             store.kinds[kind] = OrderedDict(
                 (k, EntityState.from_dict(kind, s)) for k, s in entities.items()
             )
         return store
+
+
+_DEVICE_FEATURES = (
+    "device_cards_1h",
+    "device_cards_24h",
+    "device_declines_1h",
+    "device_disputes_30d",
+    "card_device_new",
+)
+_IP_FEATURES = ("ip_cards_1h", "ip_cards_24h", "ip_declines_1h", "ip_disputes_30d", "card_ip_new")
 
 
 def _is_new(seen: DistinctRecent, key: str | None) -> float:

@@ -1,4 +1,9 @@
-"""Offline scoring of a transaction stream: JSON Lines or CSV in, one result per line out."""
+"""Offline scoring of a transaction stream: JSON Lines or CSV in, one result per line out.
+
+A record with an `outcome` (`approved`, `declined` or `disputed`), besides its
+`transaction_id` and `timestamp`, is feedback about an earlier transaction, as the
+live stream carries it: it is given to the engine and yields no result line.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,18 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from paymesh.fraud.scorer import FraudEngine
-from paymesh.fraud.transactions import TransactionError, parse_transaction
+from paymesh.fraud.transactions import TransactionError, parse_outcome, parse_transaction
+
+_decode = json.JSONDecoder().raw_decode
+
+
+def _json_object(line: str) -> Any:
+    """`json.loads(line)` without its Python-level wrapper, a microsecond a line saved."""
+    text = line.strip()
+    value, end = _decode(text)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def _records(lines: Iterable[str], fmt: str) -> Iterator[dict[str, Any]]:
@@ -20,7 +36,7 @@ def _records(lines: Iterable[str], fmt: str) -> Iterator[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = _json_object(line)
             except json.JSONDecodeError as exc:
                 raise TransactionError(f"line {number}: invalid JSON: {exc}") from exc
             if not isinstance(record, dict):
@@ -33,9 +49,12 @@ def _records(lines: Iterable[str], fmt: str) -> Iterator[dict[str, Any]]:
 def replay(
     lines: Iterable[str], fmt: Literal["jsonl", "csv"] = "jsonl", engine: FraudEngine | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Score each transaction in input order, before reading the next one."""
+    """Score each transaction in input order, before reading the next one; apply feedback."""
     engine = engine if engine is not None else FraudEngine()
     for record in _records(lines, fmt):
+        if record.get("outcome"):
+            engine.feedback(*parse_outcome(record))
+            continue
         txn = parse_transaction(record)
         result = engine.score(txn)
         yield {

@@ -16,6 +16,7 @@ Score = sum of the weights of the rules that hold, clamped to 0..100.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -25,6 +26,8 @@ from paymesh.domain.payment import FraudAssessment
 from paymesh.fraud.transactions import Transaction
 
 Condition = Callable[[Mapping[str, float]], bool]
+# A comparison a rule's condition cannot hold without: (feature, operator, number).
+Gate = tuple[str, Callable[[float, float], bool], float]
 
 
 def _gt(name: str, value: float) -> Condition:
@@ -53,6 +56,14 @@ def _ne(name: str, value: float) -> Condition:
 
 # One closure per operator: an inline comparison is cheaper than calling operator.gt.
 _COMPARE = {">": _gt, ">=": _ge, "<": _lt, "<=": _le, "==": _eq, "!=": _ne}
+_OPERATORS = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 LIST_FIELDS = ("customer_id", "card_fingerprint", "device_id", "ip_address", "country")
 
 
@@ -73,6 +84,8 @@ def compile_condition(spec: Any, where: str = "when") -> Condition:
         ((key, parts),) = spec.items()
         if key in ("all", "any") and isinstance(parts, list) and parts:
             subs = tuple(compile_condition(p, f"{where}.{key}[{i}]") for i, p in enumerate(parts))
+            if all(isinstance(p, list) for p in parts):
+                return _flat(key, tuple((p[0], _OPERATORS[p[1]], float(p[2])) for p in parts))
             # Plain loops: a generator per call costs more than the comparisons themselves.
             if key == "all":
 
@@ -94,12 +107,53 @@ def compile_condition(spec: Any, where: str = "when") -> Condition:
     raise RuleError(f"{where}: expected [feature, op, number] or {{'all'|'any': [...]}}")
 
 
+def _flat(key: str, leaves: tuple[Gate, ...]) -> Condition:
+    """`all` / `any` of plain comparisons, in one loop: no call per comparison but the
+    operator's own (C) one. An absent feature fails its comparison, as in `_gt` & co."""
+    if key == "all":
+
+        def all_leaves(f: Mapping[str, float]) -> bool:
+            get = f.get
+            for name, op, value in leaves:
+                if (x := get(name)) is None or not op(x, value):
+                    return False
+            return True
+
+        return all_leaves
+
+    def any_leaves(f: Mapping[str, float]) -> bool:
+        get = f.get
+        for name, op, value in leaves:  # noqa: SIM110 - faster than any(<generator>)
+            if (x := get(name)) is not None and op(x, value):
+                return True
+        return False
+
+    return any_leaves
+
+
+def gate_of(spec: Any) -> Gate | None:
+    """A comparison that `spec` (already compiled once, so valid) cannot hold without.
+
+    Most rules are false most of the time, at their first comparison: checking it
+    inline skips the calls into the compiled condition.
+    """
+    if isinstance(spec, list):
+        return spec[0], _OPERATORS[spec[1]], float(spec[2])
+    ((key, parts),) = spec.items()
+    if key == "all":
+        for part in parts:
+            if isinstance(part, list):
+                return gate_of(part)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     name: str
     condition: Condition
     weight: int
     factor: str
+    gate: Gate | None = None  # implied by `condition`, checked first
 
 
 class RuleSet:
@@ -113,6 +167,7 @@ class RuleSet:
         if not 0 <= review_threshold <= block_threshold <= 100:
             raise RuleError("thresholds: need 0 <= review_threshold <= block_threshold <= 100")
         self.rules = tuple(rules)
+        self._plan = tuple((r.gate, r.condition, r.weight, r.factor) for r in self.rules)
         self.review_threshold = review_threshold
         self.block_threshold = block_threshold
         self.lists = {kind: dict((lists or {}).get(kind, {})) for kind in ("block", "allow")}
@@ -136,6 +191,7 @@ class RuleSet:
                     compile_condition(item["when"], f"{where}.when"),
                     item["weight"],
                     item["factor"],
+                    gate_of(item["when"]),
                 )
             )
         lists: dict[str, dict[str, frozenset[str]]] = {}
@@ -176,9 +232,13 @@ class RuleSet:
 
     def assess(self, features: Mapping[str, float]) -> FraudAssessment:
         total, factors = 0, []
-        for rule in self.rules:
-            if rule.condition(features):
-                total += rule.weight
-                factors.append(rule.factor)
+        get = features.get
+        for gate, condition, weight, factor in self._plan:
+            # An absent feature fails any comparison, as in the compiled condition.
+            if gate is not None and ((x := get(gate[0])) is None or not gate[1](x, gate[2])):
+                continue
+            if condition(features):
+                total += weight
+                factors.append(factor)
         score = max(0, min(100, total))
         return FraudAssessment(score=score, factors=tuple(factors), decision=self.decide(score))

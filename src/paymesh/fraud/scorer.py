@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgspec
 
 from paymesh.domain.payment import FraudAssessment
 from paymesh.fraud.features import FeatureStore
@@ -12,8 +18,19 @@ from paymesh.fraud.rules import RuleSet
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.risk import RiskInput
 
+SNAPSHOT_FORMAT = "paymesh.fraud.snapshot/1"
+
+
+class SnapshotError(ValueError):
+    """Bytes that are not a fraud snapshot this version can restore; the engine is unchanged."""
+
 
 class FraudEngine:
+    """Scores transactions on what came before them and learns from their outcomes.
+
+    Not thread-safe: call `score` and `feedback` from one thread (one event loop).
+    """
+
     def __init__(self, rules: RuleSet | None = None, store: FeatureStore | None = None) -> None:
         self.rules = rules if rules is not None else RuleSet.default()
         self.store = store if store is not None else FeatureStore()
@@ -24,26 +41,80 @@ class FraudEngine:
         if self.rules.lists["block"] or self.rules.lists["allow"]:
             self.rules.list_hits(txn, features)
         assessment = self.rules.assess(features)
-        self.store.observe(txn)
+        self.store.observe(txn, assessment.score)
         return assessment
+
+    def feedback(self, transaction_id: str, outcome: str, at: float) -> bool:
+        """What became of a scored transaction: `approved`, `declined` or `disputed`, at `at`.
+
+        A decline counts against the transaction's card, customer, device, IP and
+        merchant (when its outcome was not known at scoring); a dispute raises the
+        risk of all five for 30 days (7 for the merchant) and feeds the search for
+        compromised merchants. Idempotent. False when the transaction is unknown:
+        never scored here, or older than the feedback memory reaches.
+        Raises ValueError for any other outcome.
+        """
+        return self.store.observe_outcome(transaction_id, outcome, at)
+
+    def snapshot(self) -> bytes:
+        """All that was learned (entity windows, feedback memory, flagged merchants).
+
+        The rules are configuration, not learned state: they are not in it.
+        """
+        with _gc_paused():
+            data = {"format": SNAPSHOT_FORMAT, "store": self.store.snapshot()}
+            return msgspec.msgpack.encode(data)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the learned state with a `snapshot()`; keeps this engine's rules.
+
+        Raises SnapshotError (and changes nothing) when `data` is not a snapshot.
+        """
+        try:
+            with _gc_paused():
+                decoded: Any = msgspec.msgpack.decode(data)
+                if not isinstance(decoded, dict) or decoded.get("format") != SNAPSHOT_FORMAT:
+                    raise SnapshotError(f"not a fraud snapshot ({SNAPSHOT_FORMAT})")
+                store = FeatureStore.restore(decoded["store"])
+        except SnapshotError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SnapshotError(f"cannot restore the fraud snapshot: {exc!r}") from exc
+        self.store = store
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    # Building or reading a snapshot makes hundreds of thousands of containers at once;
+    # each batch of them would set off a collection over the whole (large, and still
+    # growing) state, several times over: without the pauses it takes many times longer.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class FraudRiskScorer:
     """Implements `paymesh.ports.risk.RiskScorer` over a `FraudEngine`.
 
-    The payment method stands in for the card fingerprint: the same saved method
-    is the same card. The clock is injected so tests and replays are reproducible.
+    The payment id is the transaction id, so `engine.feedback(payment_id, ...)` finds
+    the payment later. The payment method stands in for the card fingerprint: the same
+    saved method is the same card. The clock is injected so tests are reproducible.
     """
 
     def __init__(self, engine: FraudEngine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock
-        self._ids = itertools.count(1)
+        # Only for a subject without a payment id; unique across restarts.
+        self._ids = (f"risk-{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count(1))
 
     async def assess(self, subject: RiskInput) -> FraudAssessment:
         ctx = subject.context
         txn = Transaction(
-            transaction_id=f"risk-{next(self._ids)}",
+            transaction_id=subject.payment_id or next(self._ids),
             timestamp=self.clock(),
             customer_id=subject.customer_id,
             amount=subject.amount,

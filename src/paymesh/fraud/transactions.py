@@ -1,10 +1,12 @@
-"""The transaction the fraud core scores, and its parsing from replay records."""
+"""The transaction the fraud core scores, and its parsing (and feedback's) from replay records."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+OUTCOMES = ("approved", "declined", "disputed")
 
 
 class TransactionError(ValueError):
@@ -42,6 +44,8 @@ _OPTIONAL_STR = (
 
 
 def _timestamp(value: Any) -> float:
+    if type(value) is float:  # the usual case, first
+        return value
     if isinstance(value, bool):
         raise TransactionError(f"timestamp: not a time: {value!r}")
     if isinstance(value, int | float):
@@ -63,6 +67,8 @@ def _timestamp(value: Any) -> float:
 
 
 def _amount(value: Any) -> int:
+    if type(value) is int and value >= 0:  # the usual case, first
+        return value
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise TransactionError(f"amount: expected integer minor units, got {value!r}")
     try:
@@ -75,6 +81,8 @@ def _amount(value: Any) -> int:
 
 
 def _float(name: str, value: Any) -> float | None:
+    if type(value) is float:  # the usual case, first
+        return value
     if value is None or value == "":
         return None
     try:
@@ -124,3 +132,15 @@ def parse_transaction(record: dict[str, Any]) -> Transaction:
         approved=_approved(record.get("approved")),
         **optional,
     )
+
+
+def parse_outcome(record: dict[str, Any]) -> tuple[str, str, float]:
+    """(transaction id, outcome, time) of a feedback record: one with an `outcome` field."""
+    outcome = str(record.get("outcome", "")).strip().lower()
+    if outcome not in OUTCOMES:
+        raise TransactionError(
+            f"outcome: expected one of {OUTCOMES}, got {record.get('outcome')!r}"
+        )
+    if record.get("timestamp") in (None, ""):
+        raise TransactionError("timestamp: missing")
+    return _required_str(record, "transaction_id"), outcome, _timestamp(record["timestamp"])

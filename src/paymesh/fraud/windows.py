@@ -36,15 +36,36 @@ class EventWindow:
             values.popleft()
 
     def count(self, since: float) -> int:
-        # Newest first: short windows stop after a few steps.
+        # Newest first: short windows stop after a few steps, most at the first.
+        times = self.times
+        if not times or times[-1] < since:
+            return 0
         n = 0
-        for t in reversed(self.times):
+        for t in reversed(times):
             if t < since:
                 break
             n += 1
         return n
 
+    def count3(self, recent: float, middle: float, older: float) -> tuple[int, int, int]:
+        """Events since each of three times (recent >= middle >= older), in one pass."""
+        times = self.times
+        if not times or times[-1] < older:
+            return 0, 0, 0
+        n_recent = n_middle = n_older = 0
+        for t in reversed(times):
+            if t < older:
+                break
+            n_older += 1
+            if t >= middle:
+                n_middle += 1
+                if t >= recent:
+                    n_recent += 1
+        return n_recent, n_middle, n_older
+
     def count_at_most(self, since: float, limit: float) -> int:
+        if not self.times or self.times[-1] < since:
+            return 0
         n = 0
         for t, v in zip(reversed(self.times), reversed(self.values), strict=True):
             if t < since:
@@ -66,26 +87,39 @@ class EventWindow:
         return {
             "horizon": self.horizon,
             "cap": self.cap,
-            "events": [[t, v] for t, v in zip(self.times, self.values, strict=True)],
+            "times": list(self.times),
+            "values": list(self.values),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EventWindow:
         window = cls(float(data["horizon"]), int(data["cap"]))
-        for t, v in data["events"]:
-            window.times.append(float(t))
-            window.values.append(float(v))
+        times, values = data["times"], data["values"]
+        if len(times) != len(values):
+            raise ValueError("snapshot: a window with more times than values, or fewer")
+        window.times.extend(float(t) for t in times)
+        # As added (an integer amount stays one), so a restored window snapshots the same.
+        window.values.extend(v if isinstance(v, int | float) else float(v) for v in values)
         return window
 
 
 class AmountStats:
-    """Count, mean and standard deviation of amounts over the last `days` days, daily buckets."""
+    """Count, mean and standard deviation of amounts over the last `days` days, daily buckets.
 
-    __slots__ = ("buckets", "days")
+    Running totals are kept beside the buckets, so a summary subtracts the few buckets that
+    fell out of the window instead of adding up all of them. Amounts are integer minor
+    units: the totals are exact integers, so subtracting never drifts, and a restored
+    window (totals summed again from its buckets) gives the very same figures.
+    """
+
+    __slots__ = ("buckets", "days", "n", "s", "ss")
 
     def __init__(self, days: int = 30) -> None:
         self.days = days
         self.buckets: deque[list[float]] = deque()  # [day index, n, sum, sum of squares]
+        self.n: float = 0
+        self.s: float = 0
+        self.ss: float = 0
 
     def add(self, ts: float, amount: float) -> None:
         day = ts // DAY
@@ -95,24 +129,53 @@ class AmountStats:
             bucket[1] += 1
             bucket[2] += amount
             bucket[3] += amount * amount
-        else:
-            buckets.append([day, 1.0, amount, amount * amount])
+        elif not buckets or buckets[-1][0] < day:
+            buckets.append([day, 1, amount, amount * amount])
+        elif not self._add_late(day, amount):
+            return
+        self.n += 1
+        self.s += amount
+        self.ss += amount * amount
         while buckets[0][0] <= day - self.days:
-            buckets.popleft()
+            self._drop()
+
+    def _add_late(self, day: float, amount: float) -> bool:
+        """An amount of an earlier day than the newest (clock skew): into its place, so the
+        buckets stay in day order; False (and nothing kept) if its day is out of the window."""
+        buckets = self.buckets
+        if day <= buckets[-1][0] - self.days:
+            return False
+        for i, bucket in enumerate(buckets):
+            if bucket[0] == day:
+                bucket[1] += 1
+                bucket[2] += amount
+                bucket[3] += amount * amount
+                return True
+            if bucket[0] > day:
+                buckets.insert(i, [day, 1, amount, amount * amount])
+                return True
+        raise AssertionError("unreachable: the newest bucket is later than `day`")
+
+    def _drop(self) -> None:
+        _, n, s, ss = self.buckets.popleft()
+        self.n -= n
+        self.s -= s
+        self.ss -= ss
 
     def summary(self, ts: float) -> tuple[float, float, float]:
         """(count, mean, standard deviation) of the window ending at `ts`."""
         first = ts // DAY - self.days
-        n = s = ss = 0.0
-        for bucket in self.buckets:
+        n, s, ss = self.n, self.s, self.ss
+        for bucket in self.buckets:  # oldest first: only the expired ones are visited
             if bucket[0] > first:
-                n += bucket[1]
-                s += bucket[2]
-                ss += bucket[3]
+                break
+            n -= bucket[1]
+            s -= bucket[2]
+            ss -= bucket[3]
         if n == 0:
             return 0.0, 0.0, 0.0
         mean = s / n
-        return n, mean, math.sqrt(max(0.0, ss / n - mean * mean))
+        return float(n), mean, math.sqrt(max(0.0, ss / n - mean * mean))
 
     def to_dict(self) -> dict[str, Any]:
         return {"days": self.days, "buckets": [list(b) for b in self.buckets]}
@@ -120,8 +183,39 @@ class AmountStats:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AmountStats:
         stats = cls(int(data["days"]))
-        stats.buckets.extend([float(x) for x in b] for b in data["buckets"])
+        for day, n, s, ss in data["buckets"]:
+            stats.buckets.append([float(day), n, s, ss])
+            stats.n += n
+            stats.s += s
+            stats.ss += ss
         return stats
+
+
+class MovingMean:
+    """The mean of the amounts so far, then (after 1/`alpha` of them) an exponential moving mean.
+
+    Two numbers whatever the volume: what "usual" means for a card.
+    """
+
+    __slots__ = ("alpha", "mean", "n")
+
+    def __init__(self, alpha: float = 0.1) -> None:
+        self.alpha = alpha
+        self.n = 0
+        self.mean = 0.0
+
+    def add(self, amount: float) -> None:
+        self.n += 1
+        self.mean += (amount - self.mean) * max(self.alpha, 1 / self.n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "n": self.n, "mean": self.mean}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MovingMean:
+        moving = cls(float(data["alpha"]))
+        moving.n, moving.mean = int(data["n"]), float(data["mean"])
+        return moving
 
 
 class DistinctRecent:
@@ -136,13 +230,21 @@ class DistinctRecent:
         self.seen: dict[str, tuple[float, float]] = {}
 
     def add(self, key: str, ts: float) -> None:
-        entry = self.seen.pop(key, None)
-        self.seen[key] = (ts, ts) if entry is None else (entry[0], ts)
-        if len(self.seen) > self.cap:
-            del self.seen[next(iter(self.seen))]
+        seen = self.seen
+        entry = seen.pop(key, None)
+        if entry is not None:
+            seen[key] = (entry[0], ts)
+        else:
+            seen[key] = (ts, ts)
+            if len(seen) > self.cap:
+                del seen[next(iter(seen))]
 
     def count_since(self, since: float) -> int:
-        return sum(1 for first_last in self.seen.values() if first_last[1] >= since)
+        n = 0
+        for _, last in self.seen.values():
+            if last >= since:
+                n += 1
+        return n
 
     def count_since2(self, recent: float, older: float) -> tuple[int, int]:
         """Both counts in one pass: keys seen since `recent`, and since `older`."""
@@ -159,7 +261,8 @@ class DistinctRecent:
         return None if entry is None else entry[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cap": self.cap, "seen": {k: list(v) for k, v in self.seen.items()}}
+        # The (first, last) tuples are immutable: shared, not copied.
+        return {"cap": self.cap, "seen": dict(self.seen)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DistinctRecent:

@@ -1,6 +1,7 @@
 """The risk port: a score for a payment before any PSP sees it.
 
-The fraud issue plugs real scoring in here; until then `AllowAll` scores every payment 0.
+`paymesh.fraud.FraudRiskScorer` is the real one; `AllowAll` scores every payment 0 (for
+tests of other things, and the baseline of the scoring benchmark).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from paymesh.domain.payment import FraudAssessment, RiskContext
 
 @dataclass(frozen=True, slots=True)
 class RiskInput:
+    payment_id: str  # feedback about the payment (declined, disputed) finds its score by it
     merchant_id: str
     customer_id: str
     amount: int

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
+from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus import Delivery
 
@@ -117,6 +118,9 @@ class PaymentQuery:
     created_lt: datetime | None = None
     limit: int = 10
     starting_after: str | None = None
+    #: Only payments with a review (in this status, when given): the review queue.
+    under_review: bool = False
+    review_status: ReviewStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,12 @@ class Store(Protocol):
     async def add_api_key(self, key: ApiKey) -> None: ...
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+
+    async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
+        """A named document kept across restarts: learned fraud features, a routing table."""
+        ...
+
+    async def get_blob(self, name: str) -> bytes | None: ...
 
     async def ping(self) -> bool:
         """True when the store can serve; for /readyz."""

@@ -18,7 +18,8 @@ from datetime import datetime
 
 from paymesh.domain import money
 from paymesh.domain.errors import InvalidTransition
-from paymesh.domain.payment import Failure, Payment, PspOutcome, RiskContext
+from paymesh.domain.payment import Failure, Payment, PspOutcome, RiskContext, Routing
+from paymesh.domain.routing import PaymentFacts, method_type
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, Connector, PspError
 from paymesh.ports.risk import RiskInput, RiskScorer
@@ -30,6 +31,7 @@ from paymesh.ports.store import (
     VersionConflict,
 )
 from paymesh.service import ids
+from paymesh.service.circuit import CircuitBreakers
 from paymesh.service.errors import (
     ApiError,
     BadRequest,
@@ -38,6 +40,7 @@ from paymesh.service.errors import (
     PspUnavailable,
 )
 from paymesh.service.idempotency import Claim, IdempotencyGuard, derived_key, fingerprint
+from paymesh.service.routing import RoutingService
 from paymesh.service.views import Reply, payment_reply, refund_view
 
 log = logging.getLogger(__name__)
@@ -70,9 +73,13 @@ def psp_key(resource_id: str, operation: str, attempt: int = 1) -> str:
 class PaymentService:
     def __init__(self, store: Store, connectors: dict[str, Connector], scorer: RiskScorer,
                  clock: Callable[[], datetime], default_connector: str = "stripe",
-                 on_commit: Callable[[], None] = lambda: None) -> None:
+                 on_commit: Callable[[], None] = lambda: None,
+                 routing: RoutingService | None = None,
+                 breakers: CircuitBreakers | None = None) -> None:
         self.store = store
         self.connectors = connectors
+        self.breakers = breakers or CircuitBreakers()
+        self.routing = routing
         self.scorer = scorer
         self.clock = clock
         self.default_connector = default_connector
@@ -87,7 +94,7 @@ class PaymentService:
         if changes.events:
             self.on_commit()
 
-    async def _settle(self, payment: Payment, change: Callable[[Payment], object],
+    async def settle(self, payment: Payment, change: Callable[[Payment], object],
                       complete: Callable[[Payment], IdempotencyWrite | None] = lambda p: None,
                       ) -> Payment:
         """Apply `change` and commit; on a lost race re-read and apply again."""
@@ -104,18 +111,26 @@ class PaymentService:
                 payment = fresh
         raise RuntimeError(f"payment {payment.id}: too many concurrent writers")
 
-    async def _call_psp(self, call: Callable[[], Awaitable[PspOutcome]]) -> PspOutcome:
+    async def _call_psp(self, psp: str,
+                        call: Callable[[], Awaitable[PspOutcome]]) -> PspOutcome:
         unknown = False
         for delay in (*_PSP_RETRY_DELAYS, None):
             try:
-                return await call()
+                outcome = await call()
             except PspError as exc:
+                if exc.retryable:  # the PSP not answering; a 4xx is our mistake, not its
+                    self.breakers.failed(exc.psp)
+                else:
+                    self.breakers.succeeded(exc.psp)
                 # Once any try may have reached the PSP, the whole call's outcome is unknown.
                 unknown = unknown or exc.outcome_unknown
                 exc.outcome_unknown = unknown
                 if not exc.retryable or delay is None:
                     raise
                 await asyncio.sleep(delay)
+            else:
+                self.breakers.succeeded(psp)
+                return outcome
         raise AssertionError("unreachable")
 
     def connector_for(self, payment: Payment) -> Connector:
@@ -153,9 +168,8 @@ class PaymentService:
 
     async def create(self, merchant_id: str, req: CreatePayment,
                      idempotency_key: str | None) -> Reply:
-        connector = req.connector or self.default_connector
-        if connector not in self.connectors:
-            raise BadRequest(f"unknown connector {connector!r}; configured: "
+        if req.connector is not None and req.connector not in self.connectors:
+            raise BadRequest(f"unknown connector {req.connector!r}; configured: "
                              f"{', '.join(sorted(self.connectors))}", param="connector")
         key = idempotency_key
         if key is None and "order_id" in req.metadata:
@@ -163,9 +177,17 @@ class PaymentService:
                               req.metadata["order_id"])
         fp = fingerprint("create_payment", req)
         return await self._guarded(merchant_id, key, fp, lambda: ids.new_id("pay"),
-                                   lambda claim: self._create(merchant_id, req, connector, claim))
+                                   lambda claim: self._create(merchant_id, req, claim))
 
-    async def _create(self, merchant_id: str, req: CreatePayment, connector: str,
+    async def _plan(self, merchant_id: str, req: CreatePayment,
+                    payment_id: str) -> tuple[str, Routing | None]:
+        if self.routing is None:
+            return req.connector or self.default_connector, None
+        facts = PaymentFacts(amount=req.amount, currency=req.currency, country=req.risk.country,
+                             payment_method_type=method_type(req.payment_method))
+        return await self.routing.plan(merchant_id, facts, payment_id, req.connector)
+
+    async def _create(self, merchant_id: str, req: CreatePayment,
                       claim: Claim | None) -> Reply:
         now = self.clock()
         if claim is not None and claim.resumed:
@@ -173,16 +195,19 @@ class PaymentService:
             if existing is not None:
                 await self.commit(Changeset(idempotency=claim.write))
                 return await self._finish(existing, claim)
+        payment_id = claim.resource_id if claim else ids.new_id("pay")
         assessment = await self.scorer.assess(RiskInput(
-            merchant_id=merchant_id, customer_id=req.customer_id, amount=req.amount,
-            currency=req.currency, payment_method=req.payment_method, context=req.risk))
+            payment_id=payment_id, merchant_id=merchant_id, customer_id=req.customer_id,
+            amount=req.amount, currency=req.currency, payment_method=req.payment_method,
+            context=req.risk))
+        connector, routing = await self._plan(merchant_id, req, payment_id)
         payment = Payment.initiate(
             now=now, fraud=assessment,
-            id=claim.resource_id if claim else ids.new_id("pay"), merchant_id=merchant_id,
+            id=payment_id, merchant_id=merchant_id,
             amount=req.amount, currency=req.currency, customer_id=req.customer_id,
             payment_method=req.payment_method, capture_method=req.capture_method,
             connector=connector, description=req.description, metadata=dict(req.metadata),
-            risk=req.risk)
+            risk=req.risk, routing=routing)
         changes = Changeset(idempotency=claim.write if claim else None)
         if assessment.decision == "block":
             payment.block(now)
@@ -238,39 +263,76 @@ class PaymentService:
         Only on the `first_send` of an authorisation can a PSP error prove nothing was
         charged; a resend after a crash may follow a send that did reach the PSP.
         """
+        while True:
+            payment, committed, failed_over = await self._drive_once(payment, first_send,
+                                                                     completion)
+            if not failed_over:
+                return payment, committed
+
+    async def _drive_once(self, payment: Payment, first_send: bool,
+                          completion: Callable[[Payment], IdempotencyWrite | None],
+                          ) -> tuple[Payment, bool, bool]:
+        """One PSP's turn; the last flag says the payment moved on to the next PSP."""
         connector = self.connector_for(payment)
+        if first_send and payment.can_fail_over() and not self.breakers.allows(connector.name):
+            return await self._fail_over(payment, f"{connector.name}: circuit open"), False, True
         try:
             if payment.connector_payment_id is None:
                 request = AuthorizeRequest(
                     payment_id=payment.id, amount=payment.amount, currency=payment.currency,
-                    payment_method=payment.payment_method, capture_method=payment.capture_method,
+                    payment_method=payment.payment_method,
+                    capture_method=payment.psp_capture_method,
                     customer_id=payment.customer_id, description=payment.description,
                     metadata=payment.metadata,
                     idempotency_key=psp_key(payment.id, "authorize", payment.attempt))
-                outcome = await self._call_psp(lambda: connector.authorize(request))
+                outcome = await self._call_psp(connector.name,
+                                               lambda: connector.authorize(request))
             else:
                 ref = payment.connector_payment_id
-                outcome = await self._call_psp(lambda: connector.retrieve(ref))
+                outcome = await self._call_psp(connector.name, lambda: connector.retrieve(ref))
         except PspError as exc:
             if exc.outcome_unknown or not first_send or payment.connector_payment_id:
                 log.warning("payment %s: %s did not answer (%s); left %s for recovery",
                             payment.id, exc.psp, exc.code or exc.http_status, payment.status)
-                return payment, False
+                return payment, False, False
             # The PSP provably did not act (refused connection, 429, rejected request).
+            if exc.retryable and payment.can_fail_over():
+                reason = f"{exc.psp}: {exc.code or exc.http_status or 'unavailable'}"
+                return await self._fail_over(payment, reason), False, True
             failure = Failure(code="psp_unavailable" if exc.retryable else
                               (exc.code or "psp_rejected"),
                               message=f"{exc.psp}: {exc.message}", retryable=exc.retryable)
             outcome = PspOutcome(status=S.FAILED, failure=failure)
+        soft = outcome.failure
+        if (outcome.status == S.FAILED and soft is not None and soft.retryable
+                and payment.routing is not None and payment.routing.retry_soft_declines
+                and payment.can_fail_over()):
+            # A soft decline the route lets another PSP try; the first charged nothing.
+            reason = f"{connector.name}: soft decline {soft.decline_code or soft.code}"
+            return await self._fail_over(payment, reason, outcome.connector_payment_id), \
+                False, True
         now = self.clock()
-        payment = await self._settle(payment, lambda p: p.apply_psp_outcome(outcome, now),
-                                     completion)
-        return payment, True
+        payment = await self.settle(payment, lambda p: p.apply_psp_outcome(outcome, now),
+                                    completion)
+        return payment, True, False
+
+    async def _fail_over(self, payment: Payment, reason: str,
+                         declined_ref: str | None = None) -> Payment:
+        now = self.clock()
+
+        def move(p: Payment) -> None:
+            if declined_ref and not p.connector_payment_id:
+                p.connector_payment_id = declined_ref  # retired by the move: late news ignored
+            p.fail_over(reason, now)
+
+        log.info("payment %s: failing over (%s)", payment.id, reason)
+        return await self.settle(payment, move)
 
     async def retry(self, payment: Payment, max_attempts: int) -> Payment:
         """A new attempt after a retryable failure, sent at once (a new PSP key)."""
         now = self.clock()
         try:
-            payment = await self._settle(payment, lambda p: p.retry(now, max_attempts))
+            payment = await self.settle(payment, lambda p: p.retry(now, max_attempts))
         except InvalidTransition:
             return payment  # already retried, or no longer retryable: nothing to do
         payment, _ = await self.drive(payment, first_send=True)
@@ -300,10 +362,10 @@ class PaymentService:
             ref = payment.connector_payment_id
             assert ref is not None
             connector = self.connector_for(payment)
-            outcome = await self._psp_or_503(lambda: connector.capture(
+            outcome = await self.psp_or_503(connector.name, lambda: connector.capture(
                 ref, to_capture, psp_key(payment.id, "capture")))
             now = self.clock()
-            payment = await self._settle(payment, lambda p: p.apply_psp_outcome(outcome, now))
+            payment = await self.settle(payment, lambda p: p.apply_psp_outcome(outcome, now))
             return await self._complete(payment, claim)
 
         return await self._guarded(merchant_id, idempotency_key, fp, lambda: payment_id, run)
@@ -324,17 +386,18 @@ class PaymentService:
                 await self.commit(Changeset(idempotency=claim.write))
             ref = payment.connector_payment_id
             connector = self.connector_for(payment)
-            outcome = await self._psp_or_503(
-                lambda: connector.cancel(ref, psp_key(payment.id, "cancel")))
+            outcome = await self.psp_or_503(
+                connector.name, lambda: connector.cancel(ref, psp_key(payment.id, "cancel")))
             now = self.clock()
-            payment = await self._settle(payment, lambda p: p.apply_psp_outcome(outcome, now))
+            payment = await self.settle(payment, lambda p: p.apply_psp_outcome(outcome, now))
             return await self._complete(payment, claim)
 
         return await self._guarded(merchant_id, idempotency_key, fp, lambda: payment_id, run)
 
-    async def _psp_or_503(self, call: Callable[[], Awaitable[PspOutcome]]) -> PspOutcome:
+    async def psp_or_503(self, psp: str,
+                         call: Callable[[], Awaitable[PspOutcome]]) -> PspOutcome:
         try:
-            return await self._call_psp(call)
+            return await self._call_psp(psp, call)
         except PspError as exc:
             raise PspUnavailable(f"{exc.psp} did not complete the request: {exc.message}; "
                                  "retrying with the same idempotency key is safe",
@@ -365,7 +428,7 @@ class PaymentService:
                     p.start_refund(refund_id, amount, reason, now)
 
             # The amount is reserved, durably, before the PSP is asked.
-            payment = await self._settle(payment, reserve,
+            payment = await self.settle(payment, reserve,
                                          lambda p: claim.write if claim else None)
             payment = await self._drive_refund(payment, refund_id)
             reply = Reply.of(201, refund_view(payment.refund(refund_id)))
@@ -393,5 +456,5 @@ class PaymentService:
             return payment
         now = self.clock()
         verdict = outcome.succeeded
-        return await self._settle(payment, lambda p: p.settle_refund(
+        return await self.settle(payment, lambda p: p.settle_refund(
             refund_id, verdict, now, outcome.connector_refund_id, outcome.failure_reason))

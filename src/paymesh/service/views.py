@@ -58,7 +58,14 @@ def payment_view(p: Payment) -> dict[str, Any]:
         "customer_id": p.customer_id, "payment_method": p.payment_method,
         "connector": p.connector, "connector_payment_id": p.connector_payment_id,
         "next_action": p.next_action, "client_secret": None, "failure": failure,
-        "fraud": fraud, "review": None, "description": p.description, "metadata": p.metadata,
+        "fraud": fraud,
+        "routing": None if p.routing is None else {
+            "route": p.routing.route,
+            "attempts": [{"connector": a.connector, "reason": a.reason, "at": iso(a.at)}
+                         for a in p.routing.attempts]},
+        "review": None if p.review is None else {"id": p.review.id,
+                                                 "status": p.review.status.value},
+        "description": p.description, "metadata": p.metadata,
         "refunds": [refund_view(r) for r in p.refunds],
         "created_at": iso(p.created_at), "updated_at": iso(p.updated_at),
     }
@@ -77,6 +84,19 @@ def payment_reply(p: Payment, created: bool = False) -> Reply:
                  "payment": payment_view(p)}
         return Reply.of(402, {"error": error})
     return Reply.of(201 if created else 200, payment_view(p))
+
+
+def review_view(p: Payment) -> dict[str, Any]:
+    r = p.review
+    assert r is not None
+    return {"id": r.id, "object": "review", "payment_id": p.id, "status": r.status.value,
+            "reason": r.reason, "amount": p.amount, "currency": p.currency,
+            "customer_id": p.customer_id, "payment_status": p.status.value,
+            "fraud": None if p.fraud is None else {
+                "score": p.fraud.score, "factors": list(p.fraud.factors),
+                "decision": p.fraud.decision},
+            "opened_at": iso(r.opened_at),
+            "closed_at": None if r.closed_at is None else iso(r.closed_at)}
 
 
 def event_view(e: StoredEvent) -> dict[str, Any]:

@@ -116,6 +116,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_dead ON deliveries (merchant_id, updated_us DESC, id DESC)
         WHERE status = 'dead';
     """,
+    """
+    -- Manual reviews live in their payment's document; this column lists them.
+    ALTER TABLE payments ADD COLUMN review_status TEXT;
+    CREATE INDEX payments_by_review
+        ON payments (merchant_id, review_status, created_us DESC, id DESC)
+        WHERE review_status IS NOT NULL;
+
+    -- Named documents: the fraud features checkpoint, routing tables. name -> blob.
+    CREATE TABLE blobs (
+        name TEXT PRIMARY KEY,
+        saved_us INTEGER NOT NULL,
+        data BLOB NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

@@ -59,20 +59,21 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
         p = write.payment
         row = (p.merchant_id, p.customer_id, p.status.value, p.connector, p.connector_payment_id,
                to_micros(p.created_at), to_micros(p.updated_at), write.expected_version + 1,
-               payment_to_doc(p))
+               payment_to_doc(p), None if p.review is None else p.review.status.value)
         if write.expected_version == 0:
             try:
                 conn.execute(
                     "INSERT INTO payments (merchant_id, customer_id, status, connector,"
-                    " connector_payment_id, created_us, updated_us, version, doc, id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*row, p.id))
+                    " connector_payment_id, created_us, updated_us, version, doc, review_status,"
+                    " id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*row, p.id))
             except sqlite3.IntegrityError as exc:
                 raise VersionConflict(f"payment {p.id} already exists") from exc
         else:
             cur = conn.execute(
                 "UPDATE payments SET merchant_id = ?, customer_id = ?, status = ?, connector = ?,"
-                " connector_payment_id = ?, created_us = ?, updated_us = ?, version = ?, doc = ?"
-                " WHERE id = ? AND version = ?", (*row, p.id, write.expected_version))
+                " connector_payment_id = ?, created_us = ?, updated_us = ?, version = ?, doc = ?,"
+                " review_status = ? WHERE id = ? AND version = ?",
+                (*row, p.id, write.expected_version))
             if cur.rowcount != 1:
                 raise VersionConflict(f"payment {p.id} changed since version "
                                       f"{write.expected_version}")
@@ -181,6 +182,16 @@ class SqliteStore:
             "INSERT INTO api_keys (key_hash, merchant_id, prefix, created_us) VALUES (?,?,?,?)",
             (key.key_hash, key.merchant_id, key.prefix, to_micros(key.created_at))))
 
+    async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
+        await self._write(lambda conn: conn.execute(
+            "INSERT INTO blobs (name, saved_us, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET saved_us = excluded.saved_us, data = excluded.data",
+            (name, to_micros(at), data)))
+
+    async def get_blob(self, name: str) -> bytes | None:
+        row = self._db.execute("SELECT data FROM blobs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
     # -- reads ----------------------------------------------------------------------------
 
     def _payment(self, sql: str, args: tuple[Any, ...]) -> Payment | None:
@@ -218,6 +229,11 @@ class SqliteStore:
         if query.status is not None:
             where.append("status = ?")
             args.append(query.status.value)
+        if query.review_status is not None:
+            where.append("review_status = ?")
+            args.append(query.review_status.value)
+        elif query.under_review:
+            where.append("review_status IS NOT NULL")
         if query.created_gte is not None:
             where.append("created_us >= ?")
             args.append(to_micros(query.created_gte))

@@ -33,6 +33,8 @@ from paymesh.entrypoints.http.common import (
     reply_response,
     time_param,
 )
+from paymesh.entrypoints.http.reviews_api import review_routes
+from paymesh.entrypoints.http.routing_api import routing_routes
 from paymesh.entrypoints.http.rules_api import bus_routes
 from paymesh.ports.connector import WebhookRejected
 from paymesh.ports.store import PaymentQuery
@@ -158,6 +160,8 @@ async def psp_webhook(request: Request) -> Response:
         results = await service.receive(psp, dict(request.headers), await request.body())
     except WebhookRejected as exc:
         raise BadRequest(str(exc), code="webhook_signature_invalid") from exc
+    if psp == "adyen":  # Adyen's notification contract: exactly this body, or it retries
+        return Response(b"[accepted]", media_type="text/plain")
     return json_response(200, {"received": True, "results": results})
 
 
@@ -232,7 +236,8 @@ def exception_handlers() -> dict[Any, Any]:
 
 
 def build_http_app(state: Api, extra_routes: list[BaseRoute], lifespan: Any) -> Starlette:
-    app = Starlette(routes=[*routes(), *bus_routes(), *extra_routes],
+    app = Starlette(routes=[*routes(), *bus_routes(), *review_routes(), *routing_routes(),
+                            *extra_routes],
                     exception_handlers=exception_handlers(), lifespan=lifespan)
     app.state.api = state
     return app

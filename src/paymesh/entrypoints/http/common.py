@@ -16,6 +16,8 @@ from paymesh.service.errors import ApiError, BadRequest, RateLimited
 from paymesh.service.idempotency import MAX_KEY_LENGTH
 from paymesh.service.payments import PaymentService
 from paymesh.service.ratelimit import RateLimiter
+from paymesh.service.reviews import ReviewService
+from paymesh.service.routing import RoutingService
 from paymesh.service.views import Reply
 from paymesh.service.webhooks import WebhookService
 
@@ -33,6 +35,8 @@ class Api:
     auth: Authenticator
     limiter: RateLimiter
     bus: EventBus
+    reviews: ReviewService
+    routing: RoutingService
     openapi: bytes
 
 

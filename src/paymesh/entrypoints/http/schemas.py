@@ -45,6 +45,10 @@ class CancelBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """No fields yet; a body, if sent, must not carry any (they would be ignored)."""
 
 
+class EmptyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A decision takes no parameters; a body, if sent, must be an empty object."""
+
+
 class RefundBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     amount: Amount | None = None
     reason: Annotated[str, Meta(max_length=200)] | None = None

@@ -11,7 +11,6 @@ by retrying with the same key. Every response carries a `Request-Id`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymesh.sandbox.faults import FaultInjector, Rejection, RequestFaults
 from paymesh.sandbox.forms import FormError, parse_form
+from paymesh.sandbox.lifecycle import add_latency, client_gone
 from paymesh.sandbox.stripe.accounts import Account, Accounts
 from paymesh.sandbox.stripe.calls import Call, Endpoint, Execute
 from paymesh.sandbox.stripe.errors import StripeError
@@ -100,14 +100,14 @@ class StripeApi:
             params = await _params(request)
             execute = endpoint(params)
         except StripeError as error:
-            await _sleep(faults.latency_s)
+            await add_latency(faults.latency_s)
             return json_response(error.status, error.body(), headers)
 
         key = request.headers.get("idempotency-key") if request.method == "POST" else None
         if key is None:
-            await _sleep(faults.latency_s)
+            await add_latency(faults.latency_s)
             status, body = self._execute(request, account, execute, None)
-            await self._faults.hold(faults.hold_response_s, _hung_up(request))
+            await self._faults.hold(faults.hold_response_s, client_gone(request))
             return json_response(status, body, headers)
         return await self._idempotent(request, account, params, execute, key, faults, headers)
 
@@ -126,19 +126,19 @@ class StripeApi:
         try:
             saved = account.idempotency.claim(key, fingerprint)
         except StripeError as error:
-            await _sleep(faults.latency_s)
+            await add_latency(faults.latency_s)
             return json_response(error.status, error.body(), headers)
         if saved is not None:
-            await _sleep(faults.latency_s)
+            await add_latency(faults.latency_s)
             headers["Idempotent-Replayed"] = "true"
             headers["Original-Request"] = saved.request_id
-            await self._faults.hold(faults.hold_response_s, _hung_up(request))
+            await self._faults.hold(faults.hold_response_s, client_gone(request))
             assert saved.status is not None
             return json_response(saved.status, saved.body, headers)
         # The claim is held through the latency, as Stripe holds it while it
         # works: a concurrent retry in that window gets 409.
         try:
-            await _sleep(faults.latency_s)
+            await add_latency(faults.latency_s)
             status, body = self._execute(request, account, execute, key)
         except BaseException:
             account.idempotency.release(key)
@@ -147,7 +147,7 @@ class StripeApi:
             account.idempotency.release(key)
         else:
             account.idempotency.save(key, status, body, request_id(request))
-        await self._faults.hold(faults.hold_response_s, _hung_up(request))
+        await self._faults.hold(faults.hold_response_s, client_gone(request))
         return json_response(status, body, headers)
 
     def _execute(
@@ -188,18 +188,3 @@ def _rejection_error(rejection: Rejection) -> StripeError:
     if rejection is Rejection.RATE_LIMITED:
         return StripeError.rate_limited()
     return StripeError.api_error()
-
-
-def _hung_up(request: Request) -> Callable[[], Awaitable[None]]:
-    """Waits until the client disconnects (the body has been read, or there was none)."""
-
-    async def wait() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    return wait
-
-
-async def _sleep(seconds: float) -> None:
-    if seconds > 0:
-        await asyncio.sleep(seconds)

@@ -8,9 +8,8 @@ run standalone, the app's own lifespan does it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,7 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from paymesh.sandbox.faults import FaultInjector, fault_config_route
-from paymesh.sandbox.stripe import lookups, payment_intent_actions, payment_intents, refunds
+from paymesh.sandbox.ledger import ledger_route
+from paymesh.sandbox.lifecycle import SandboxLifecycle
+from paymesh.sandbox.stripe import audit, lookups, payment_intent_actions, payment_intents, refunds
 from paymesh.sandbox.stripe.accounts import Accounts
 from paymesh.sandbox.stripe.api import RequestIds, StripeApi, json_response
 from paymesh.sandbox.stripe.calls import Endpoint
@@ -56,7 +57,7 @@ class StripeSandboxSettings:
     seed: int | None = None  # for deterministic fault injection in tests
 
 
-class StripeSandbox:
+class StripeSandbox(SandboxLifecycle):
     """An offline Stripe: state in memory, Stripe's wire format, signed webhooks."""
 
     def __init__(self, settings: StripeSandboxSettings) -> None:
@@ -70,6 +71,7 @@ class StripeSandbox:
             Route(path, api.handler(endpoint), methods=[method]) for path, method, endpoint in _API
         ]
         routes.append(fault_config_route(self.faults))
+        routes.append(ledger_route("stripe", partial(audit.ledger_rows, self.accounts)))
         routes.append(three_d_secure_route(self.accounts, self._events))
         self.app = Starlette(
             routes=routes,
@@ -77,24 +79,6 @@ class StripeSandbox:
             exception_handlers={404: _not_found, 405: _not_found},
             middleware=[Middleware(RequestIds)],
         )
-
-    async def start(self) -> None:
-        """Start delivering webhooks. Safe to call twice."""
-        self.faults.arm_holds()
-        await self.webhooks.start()
-
-    async def stop(self) -> None:
-        """Stop delivering webhooks (queued ones are dropped) and release held responses."""
-        self.faults.release_holds()
-        await self.webhooks.stop()
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        await self.start()
-        try:
-            yield
-        finally:
-            await self.stop()
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,207 @@
+"""The Adyen connector: our port over Adyen's Checkout API v71 (the sandbox, or Adyen's own).
+
+Transport failures are translated here, once, into PspError with the two facts the service
+needs: may a retry help (`retryable`), and may Adyen have acted (`outcome_unknown`).
+
+    connection refused, connect timeout   retryable, nothing done
+    read timeout, 5xx                     retryable, outcome unknown: sync with the same key
+    409 / 422 errorCode 704, transient    the key's first request still runs: unknown
+    422 errorCode 704, not transient      the key was used for another request: not retryable
+    429                                   retryable, nothing done
+    other 4xx                             not retryable
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from paymesh.connectors.adyen import translate, webhook
+from paymesh.domain.payment import PspOutcome
+from paymesh.domain.status import PaymentStatus
+from paymesh.ports.connector import AuthorizeRequest, PspError, RefundOutcome, WebhookEvent
+
+__all__ = ["AdyenConnector", "AdyenSettings"]
+
+PSP = "adyen"
+API_VERSION = "v71"
+_CURRENCIES_KEPT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class AdyenSettings:
+    api_base: str  # e.g. http://127.0.0.1:8080/sandbox/adyen or https://checkout-test.adyen.com
+    api_key: str = field(repr=False)  # secrets stay out of logs and tracebacks
+    merchant_account: str
+    hmac_key: str = field(repr=False)  # hex, as Adyen's Customer Area shows it
+    timeout_seconds: float = 10.0
+    return_url: str | None = None
+
+
+@contextmanager
+def _map_transport_errors() -> Iterator[None]:
+    try:
+        yield
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        # Nothing reached Adyen: safe to call this a plain failure.
+        raise PspError(PSP, f"cannot reach Adyen: {type(exc).__name__}",
+                       code="connection_error") from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # The request may have arrived and been acted on; only a sync can tell.
+        raise PspError(PSP, f"no answer from Adyen: {type(exc).__name__}", code="timeout",
+                       outcome_unknown=True) from exc
+
+
+def _error_for(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> PspError:
+    code = str(body.get("errorCode") or "") or None
+    message = str(body.get("message") or f"HTTP {status}")
+    if code == "704":
+        if status == 409 or headers.get("transient-error") == "true":
+            return PspError(PSP, message, http_status=status, code=code, outcome_unknown=True)
+        return PspError(PSP, message, http_status=status, code=code, retryable=False)
+    if status == 429:
+        return PspError(PSP, message, http_status=status, code=code or "rate_limit")
+    if status >= 500:
+        return PspError(PSP, message, http_status=status, code=code, outcome_unknown=True)
+    return PspError(PSP, message, http_status=status, code=code, retryable=False)
+
+
+class AdyenConnector:
+    name = PSP
+
+    def __init__(self, settings: AdyenSettings) -> None:
+        self.settings = settings
+        try:  # a bad key fails here, not at every webhook
+            self._hmac_key = bytes.fromhex(settings.hmac_key)
+        except ValueError:
+            raise ValueError("hmac_key must be hex, as Adyen's Customer Area shows it") from None
+        self._base = f"{settings.api_base.rstrip('/')}/{API_VERSION}"
+        self._headers = {"X-API-Key": settings.api_key, "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+        self._currencies: OrderedDict[str, str] = OrderedDict()
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop, as aiohttp requires.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds,
+                                              sock_connect=2.0),
+                connector=aiohttp.TCPConnector(limit=200, limit_per_host=200))
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                       idempotency_key: str | None = None,
+                       ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        data = msgspec.json.encode(body) if body is not None else None
+        with _map_transport_errors():
+            async with self._client().request(method, self._base + path, data=data,
+                                              headers=headers) as response:
+                status, raw = response.status, await response.read()
+                answer_headers = {k.lower(): v for k, v in response.headers.items()}
+        try:
+            decoded = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            decoded = {}
+        return status, decoded if isinstance(decoded, dict) else {}, answer_headers
+
+    async def authorize(self, request: AuthorizeRequest) -> PspOutcome:
+        body = translate.payment_request(request, self.settings.merchant_account,
+                                         self.settings.return_url)
+        status, answer, headers = await self._request("POST", "/payments", body,
+                                                      request.idempotency_key)
+        if status != 200:
+            raise _error_for(status, answer, headers)
+        outcome = translate.outcome_from_payment(answer, request.capture_method == "manual")
+        if outcome.connector_payment_id:
+            self._remember(outcome.connector_payment_id, request.currency)
+        return outcome
+
+    async def capture(self, connector_payment_id: str, amount: int,
+                      idempotency_key: str) -> PspOutcome:
+        currency = await self._currency_of(connector_payment_id)
+        body = translate.capture_request(self.settings.merchant_account, amount, currency)
+        status, answer, headers = await self._request(
+            "POST", f"/payments/{connector_payment_id}/captures", body, idempotency_key)
+        if status not in (200, 201):
+            raise _error_for(status, answer, headers)
+        return translate.outcome_from_capture(answer, connector_payment_id)
+
+    async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome:
+        body = translate.cancel_request(self.settings.merchant_account)
+        status, answer, headers = await self._request(
+            "POST", f"/payments/{connector_payment_id}/cancels", body, idempotency_key)
+        if status not in (200, 201):
+            raise _error_for(status, answer, headers)
+        return PspOutcome(status=PaymentStatus.CANCELED,
+                          connector_payment_id=answer.get("paymentPspReference")
+                          or connector_payment_id)
+
+    async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
+                     reason: str | None, idempotency_key: str) -> RefundOutcome:
+        currency = await self._currency_of(connector_payment_id)
+        body = translate.refund_request(self.settings.merchant_account, amount, currency,
+                                        refund_id, reason)
+        status, answer, headers = await self._request(
+            "POST", f"/payments/{connector_payment_id}/refunds", body, idempotency_key)
+        if status in (200, 201):
+            # "received": Adyen has it; the REFUND notification brings the verdict.
+            return RefundOutcome(succeeded=None, connector_refund_id=answer.get("pspReference"))
+        if status == 422 and answer.get("errorCode") != "704":
+            # Refused outright (more than is left, nothing captured): nothing was refunded.
+            return RefundOutcome(succeeded=False, connector_refund_id=None,
+                                 failure_reason=answer.get("message") or answer.get("errorCode"))
+        raise _error_for(status, answer, headers)
+
+    async def retrieve(self, connector_payment_id: str) -> PspOutcome:
+        """The payment's state, from the sandbox's own `GET /v71/payments/{pspReference}`.
+
+        Real Adyen has no such endpoint: there, a payment's state is learned from the
+        `/payments` answer (replayed by sending the authorisation again with the same
+        Idempotency-Key, which the service's sync does when it has no PSP reference) and from
+        notifications. Against Adyen's own API this call fails with a 4xx: a permanent error.
+        """
+        status, answer, headers = await self._request("GET", f"/payments/{connector_payment_id}")
+        if status != 200:
+            raise _error_for(status, answer, headers)
+        currency = (answer.get("amount") or {}).get("currency")
+        if isinstance(currency, str):
+            self._remember(connector_payment_id, currency)
+        return translate.outcome_from_state(answer)
+
+    def parse_webhook(self, headers: dict[str, str], body: bytes,
+                      now: datetime) -> list[WebhookEvent]:
+        return webhook.translate(webhook.verify(body, self._hmac_key), now)
+
+    # -- the payment's currency -----------------------------------------------------------
+
+    async def _currency_of(self, connector_payment_id: str) -> str:
+        """Adyen wants the currency on every capture and refund; the port does not pass it.
+
+        It is remembered from the authorisation's answer; after a restart it is asked of the
+        sandbox's status lookup (real Adyen has none, so there the port should pass it).
+        """
+        known = self._currencies.get(connector_payment_id)
+        if known is None:
+            await self.retrieve(connector_payment_id)
+            known = self._currencies[connector_payment_id]
+        return known
+
+    def _remember(self, connector_payment_id: str, currency: str) -> None:
+        self._currencies[connector_payment_id] = currency.upper()
+        self._currencies.move_to_end(connector_payment_id)
+        if len(self._currencies) > _CURRENCIES_KEPT:
+            self._currencies.popitem(last=False)

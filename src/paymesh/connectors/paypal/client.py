@@ -1,0 +1,146 @@
+"""PayPal's REST transport: an OAuth bearer token on every call, JSON both ways, and
+PayPal's failures as PspError.
+
+Transport failures and PayPal's error bodies are translated here, once, into
+PspError with the two facts the service needs: may a retry help
+(`retryable`), and may PayPal have acted (`outcome_unknown`).
+
+    connection refused             retryable, nothing done
+    timeout, 5xx                   retryable, outcome unknown (sync with the same request id)
+    409 (request id in flight)     retryable, outcome unknown
+    429                            retryable, nothing done
+    other 4xx                      not retryable; `code` is PayPal's `issue` (or `name`)
+
+The token request itself moves no money: its failures never leave the outcome unknown.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from paymesh.connectors.paypal.token import TokenCache
+from paymesh.ports.connector import PspError
+
+__all__ = ["PSP", "PayPalHttp", "error_for", "issue_of"]
+
+PSP = "paypal"
+
+
+@contextmanager
+def _map_transport_errors(outcome_unknown: bool = True) -> Iterator[None]:
+    try:
+        yield
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        # Nothing reached PayPal: safe to call this a plain failure.
+        raise PspError(PSP, f"cannot reach PayPal: {type(exc).__name__}",
+                       code="connection_error") from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # The request may have arrived and been acted on; only a sync can tell.
+        raise PspError(PSP, f"no answer from PayPal: {type(exc).__name__}", code="timeout",
+                       outcome_unknown=outcome_unknown) from exc
+
+
+def issue_of(body: dict[str, Any]) -> str | None:
+    details = body.get("details")
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        issue = details[0].get("issue")
+        return issue if isinstance(issue, str) else None
+    return None
+
+
+def error_for(status: int, body: dict[str, Any], outcome_unknown: bool = True) -> PspError:
+    code = issue_of(body) or body.get("name") or body.get("error")
+    message = str(body.get("message") or body.get("error_description") or f"HTTP {status}")
+    if body.get("debug_id"):
+        message = f"{message} (debug_id {body['debug_id']})"
+    if status == 429:
+        return PspError(PSP, message, http_status=status, code=code or "RATE_LIMIT_REACHED")
+    if status == 409 or status >= 500:  # 409: our request id is still executing at PayPal
+        return PspError(PSP, message, http_status=status, code=code,
+                        outcome_unknown=outcome_unknown)
+    return PspError(PSP, message, http_status=status, code=code, retryable=False)
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    try:
+        body = msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError:
+        body = {}
+    return body if isinstance(body, dict) else {}
+
+
+class PayPalHttp:
+    """One PayPal account's API: base URL, client credentials, a cached bearer token."""
+
+    def __init__(self, api_base: str, client_id: str, client_secret: str,
+                 timeout_seconds: float) -> None:
+        self._base = api_base.rstrip("/")
+        credentials = f"{client_id}:{client_secret}".encode()
+        self._basic = f"Basic {base64.b64encode(credentials).decode()}"
+        self._timeout = timeout_seconds
+        self._tokens = TokenCache(self._fetch_token)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop, as aiohttp requires.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout, sock_connect=2.0),
+                connector=aiohttp.TCPConnector(limit=200, limit_per_host=200))
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        headers = {"Authorization": self._basic,
+                   "Accept": "application/json",
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        # A token request moves no money: whatever happens to it, nothing was charged.
+        with _map_transport_errors(outcome_unknown=False):
+            async with self._client().post(f"{self._base}/v1/oauth2/token",
+                                           data=b"grant_type=client_credentials",
+                                           headers=headers) as response:
+                status, raw = response.status, await response.read()
+        body = _decode(raw)
+        token, expires_in = body.get("access_token"), body.get("expires_in")
+        if status != 200 or not isinstance(token, str) or not isinstance(expires_in, int):
+            raise error_for(status, body, outcome_unknown=False)
+        return token, float(expires_in)
+
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None,
+                    request_id: str | None, token: str) -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
+                   "Prefer": "return=representation"}
+        if request_id:
+            headers["PayPal-Request-Id"] = request_id
+        data = None
+        if method == "POST":
+            headers["Content-Type"] = "application/json"
+            data = msgspec.json.encode(body or {})
+        with _map_transport_errors():
+            async with self._client().request(method, self._base + path, data=data,
+                                              headers=headers) as response:
+                status, raw = response.status, await response.read()
+        return status, _decode(raw)
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                      request_id: str | None = None) -> tuple[int, dict[str, Any]]:
+        """(status, JSON body) of one call; a dropped token is replaced and the call made
+        once more."""
+        token = await self._tokens.get()
+        status, answer = await self._send(method, path, body, request_id, token)
+        if status == 401:
+            # PayPal dropped the token before its time; a 401 means nothing was done, so
+            # the same call is safe to make again, once, with a new token.
+            token = await self._tokens.refresh(stale=token)
+            status, answer = await self._send(method, path, body, request_id, token)
+        return status, answer

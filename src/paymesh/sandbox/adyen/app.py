@@ -1,0 +1,101 @@
+"""The Adyen sandbox as an ASGI app: Checkout API v71, the 3DS page, `_config`.
+
+Routes are relative (`/v71/payments`, ...) so the app can be mounted anywhere, e.g.
+`Mount("/sandbox/adyen", app=sandbox.app)`. Starlette does not run the lifespan of a mounted
+app, so a parent calls `start()`/`stop()` itself; run standalone, the app's own lifespan does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from paymesh.sandbox.adyen import audit, modifications, payments
+from paymesh.sandbox.adyen.api import AdyenApi, error_response
+from paymesh.sandbox.adyen.calls import Endpoint
+from paymesh.sandbox.adyen.errors import AdyenError
+from paymesh.sandbox.adyen.ledger import Ledger
+from paymesh.sandbox.adyen.notifications import Notifier
+from paymesh.sandbox.adyen.three_d_secure import three_d_secure_route
+from paymesh.sandbox.faults import FaultInjector, fault_config_route
+from paymesh.sandbox.ledger import ledger_route
+from paymesh.sandbox.lifecycle import SandboxLifecycle
+from paymesh.sandbox.webhooks import WebhookSender
+
+__all__ = ["DEFAULT_HMAC_KEY", "AdyenSandbox", "AdyenSandboxSettings"]
+
+#: A public test key, like the sandbox's Stripe secret: it guards nothing real.
+DEFAULT_HMAC_KEY = "08F2B4BA0114B680CB076A045C13272D1648E9661DC35E048F6989506280F155"
+
+_API: list[tuple[str, str, Endpoint]] = [
+    ("/v71/payments", "POST", payments.create),
+    ("/v71/payments/details", "POST", payments.details),
+    ("/v71/payments/{pspReference}", "GET", payments.retrieve),  # sandbox only
+    ("/v71/payments/{pspReference}/captures", "POST", modifications.capture),
+    ("/v71/payments/{pspReference}/cancels", "POST", modifications.cancel),
+    ("/v71/payments/{pspReference}/refunds", "POST", modifications.refund),
+]
+
+
+@dataclass
+class AdyenSandboxSettings:
+    webhook_url: str | None = None  # where to POST notifications; None = don't send
+    hmac_key: str = field(default=DEFAULT_HMAC_KEY, repr=False)  # hex, as Adyen shows it
+    merchant_account: str = "PaymeshSandbox"
+    seed: int | None = None  # for deterministic fault injection in tests
+    #: Further merchant accounts of the same company (one API key may use them all).
+    other_merchant_accounts: tuple[str, ...] = ()
+    #: The merchant accounts' default capture mode (in Adyen, a Customer Area setting).
+    manual_capture: bool = False
+
+    def __post_init__(self) -> None:
+        try:  # fail now, not at the first notification
+            bytes.fromhex(self.hmac_key)
+        except ValueError:
+            raise ValueError("hmac_key must be hex, as Adyen's Customer Area shows it") from None
+
+
+class AdyenSandbox(SandboxLifecycle):
+    """An offline Adyen: state in memory, Checkout's wire format, HMAC-signed notifications."""
+
+    def __init__(self, settings: AdyenSandboxSettings) -> None:
+        self.settings = settings
+        self.faults = FaultInjector(settings.seed)
+        self.webhooks = WebhookSender(self.faults)
+        self.ledger = Ledger()
+        notifier = Notifier(settings, self.webhooks)
+        api = AdyenApi(
+            self.ledger,
+            self.faults,
+            notifier,
+            self._merchant_accounts,
+            lambda: settings.manual_capture,
+        )
+        routes = [
+            Route(path, api.handler(endpoint), methods=[method]) for path, method, endpoint in _API
+        ]
+        routes.append(fault_config_route(self.faults))
+        routes.append(ledger_route("adyen", partial(audit.ledger_rows, self.ledger)))
+        routes.append(three_d_secure_route(self.ledger, notifier))
+        self.app = Starlette(
+            routes=routes,
+            lifespan=self._lifespan,
+            exception_handlers={404: _not_found, 405: _not_found},
+        )
+
+    def _merchant_accounts(self) -> frozenset[str]:
+        return frozenset((self.settings.merchant_account, *self.settings.other_merchant_accounts))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    if status not in (404, 405):
+        return Response(status_code=status)
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    return error_response(AdyenError.not_found(f"{request.method} {path}"))

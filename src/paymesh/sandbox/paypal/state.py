@@ -1,0 +1,93 @@
+"""The sandbox's memory: one merchant account per OAuth client id.
+
+A merchant keeps its orders and payments by id, and the `PayPal-Request-Id`s
+it has used. The payer-facing pages (approval, 3-D Secure) are visited by a
+browser with no token, so orders are also found across merchants by id.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from paymesh.sandbox.paypal.errors import PayPalError
+from paymesh.sandbox.paypal.idempotency import TTL_SECONDS, RequestIds
+from paymesh.sandbox.paypal.objects import Authorization, Capture, Order, Refund, Urls
+
+__all__ = ["Answer", "Brief", "Merchant", "Merchants", "Resource"]
+
+
+class Resource(Protocol):
+    id: str
+
+    def wire(self, urls: Urls) -> dict[str, Any]: ...
+
+
+class Brief(enum.Enum):
+    """What a request answers when the client did not ask for `return=representation`."""
+
+    FULL = "full"  # the whole resource anyway
+    ORDER = "order"  # id, status and links (create order)
+    NO_CONTENT = "no_content"  # 204 (void)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful result: the resource it made or changed, rendered when sent (and when
+    a `PayPal-Request-Id` replays it, in its latest state)."""
+
+    status: int
+    resource: Resource
+    brief: Brief = Brief.FULL
+
+
+@dataclass
+class Merchant:
+    client_id: str
+    request_id_ttl: float = TTL_SECONDS
+    orders: dict[str, Order] = field(default_factory=dict)
+    authorizations: dict[str, Authorization] = field(default_factory=dict)
+    captures: dict[str, Capture] = field(default_factory=dict)
+    refunds: dict[str, Refund] = field(default_factory=dict)
+    request_ids: RequestIds[Answer] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.request_ids = RequestIds(self.request_id_ttl)
+
+    def order(self, order_id: str) -> Order:
+        found = self.orders.get(order_id)
+        if found is None:
+            raise PayPalError.not_found("order_id", order_id)
+        return found
+
+    def authorization(self, authorization_id: str) -> Authorization:
+        found = self.authorizations.get(authorization_id)
+        if found is None:
+            raise PayPalError.not_found("authorization_id", authorization_id, "payments/v2")
+        return found
+
+    def capture(self, capture_id: str) -> Capture:
+        found = self.captures.get(capture_id)
+        if found is None:
+            raise PayPalError.not_found("capture_id", capture_id, "payments/v2")
+        return found
+
+    def refund(self, refund_id: str) -> Refund:
+        found = self.refunds.get(refund_id)
+        if found is None:
+            raise PayPalError.not_found("refund_id", refund_id, "payments/v2")
+        return found
+
+
+class Merchants:
+    def __init__(self, request_id_ttl: float = TTL_SECONDS) -> None:
+        self._ttl = request_id_ttl
+        self._by_client: dict[str, Merchant] = {}
+        self.by_order: dict[str, Merchant] = {}
+
+    def get(self, client_id: str) -> Merchant:
+        merchant = self._by_client.get(client_id)
+        if merchant is None:
+            merchant = self._by_client[client_id] = Merchant(client_id, self._ttl)
+        return merchant

@@ -1,0 +1,154 @@
+"""Fraud on the event stream: the `fraud_detection` consumer, the `fraud_review` target, and
+the checkpoint that keeps learned features across restarts.
+
+Inline scoring (the risk port) sees a payment before its PSP does; the stream then tells the
+features how it ended: a decline or a dispute counts against the card, device, IP and
+merchant it touched, so the next payment they carry scores higher. A payment scored at or
+above the alert threshold raises a `fraud.alert` event that rules can route anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from paymesh.domain.events import DomainEvent
+from paymesh.domain.status import PaymentStatus
+from paymesh.fraud import FraudEngine, SnapshotError
+from paymesh.ports.bus import Delivery
+from paymesh.ports.store import AlreadyProcessed, Changeset, Store
+from paymesh.service.bus import Builtin
+from paymesh.service.payments import PaymentService
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "fraud-features"
+ALERT_THRESHOLD = 70
+_OUTCOMES = {
+    "payment.succeeded": "approved",
+    "payment.requires_capture": "approved",
+    "payment.failed": "declined",
+    "payment.disputed": "disputed",
+}
+_SEEN_CAP = 100_000
+
+
+def _epoch(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+
+
+class FraudStream:
+    """The `fraud_detection` built-in. Feedback is applied once per event id (a bounded memory
+    of applied ids: a redelivery must not count one decline twice); an alert commits with a
+    consumer mark, so it is raised once even across a restart."""
+
+    def __init__(self, engine: FraudEngine, store: Store, clock: Callable[[], datetime],
+                 alert_threshold: int = ALERT_THRESHOLD) -> None:
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self.alert_threshold = alert_threshold
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    async def __call__(self, event: dict[str, Any], delivery: Delivery) -> None:
+        kind = event["detail-type"]
+        detail = event["detail"]
+        outcome = _OUTCOMES.get(kind)
+        if outcome == "declined" and detail.get("failure_code") != "card_declined":
+            outcome = None  # the PSP being down says nothing about the card
+        if outcome is not None and event["id"] not in self._seen:
+            self._seen[event["id"]] = None
+            if len(self._seen) > _SEEN_CAP:
+                self._seen.popitem(last=False)
+            self.engine.feedback(detail["payment_id"], outcome, _epoch(event))
+        score = detail.get("fraud_score")
+        if kind in ("payment.initiated", "payment.disputed") and (
+                kind == "payment.disputed" or (isinstance(score, int)
+                                               and score >= self.alert_threshold)):
+            await self._alert(event)
+
+    async def _alert(self, cause: dict[str, Any]) -> None:
+        detail = cause["detail"]
+        disputed = cause["detail-type"] == "payment.disputed"
+        alert = DomainEvent(
+            type="fraud.alert", payment_id=detail["payment_id"], merchant_id=cause["account"],
+            time=self.clock(),
+            # Derived from its cause: the same event always raises the same alert.
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"paymesh:fraud.alert:{cause['id']}")),
+            detail={"payment_id": detail["payment_id"], "customer_id": detail.get("customer_id"),
+                    "amount": detail.get("amount"), "currency": detail.get("currency"),
+                    "reason": "dispute" if disputed else "high_score",
+                    "fraud_score": detail.get("fraud_score"),
+                    "fraud_factors": detail.get("fraud_factors", []),
+                    "fraud_decision": detail.get("fraud_decision"),
+                    "cause_event_id": cause["id"]})
+        with contextlib.suppress(AlreadyProcessed):
+            await self.store.commit(Changeset(processed=[("fraud_detection", cause["id"])],
+                                              events=[alert]))
+
+
+def fraud_review(payments: PaymentService, clock: Callable[[], datetime]) -> Builtin:
+    """Opens a manual review for the payment an event names, if it can still be held.
+
+    A payment scored `review` inline is authorised with its capture held and opens its own
+    review in the commit that records the authorisation; for it this target finds the review
+    open and does nothing. A rule may also point other events here (a `fraud.alert` from the
+    stream, say): then an authorised, uncaptured payment is held for a person to decide.
+    """
+
+    async def handle(event: dict[str, Any], delivery: Delivery) -> None:
+        payment = await payments.store.get_payment(event["detail"]["payment_id"])
+        if payment is None or payment.review is not None:
+            return
+        if payment.status != PaymentStatus.REQUIRES_CAPTURE:
+            log.info("fraud_review: payment %s is %s, nothing to hold", payment.id,
+                     payment.status.value)
+            return
+        now = clock()
+        reason = f"rule {delivery.rule}: {event['detail-type']}"
+        await payments.settle(payment, lambda p: p.open_review(now, reason))
+
+    return handle
+
+
+class FeatureCheckpoint:
+    """Saves the fraud engine's learned state through the store port now and then, and at
+    shutdown; loads it at start. A kill -9 loses at most one interval of learning, which
+    only makes scores briefly less informed: no money depends on it. The interval is long
+    because a snapshot is taken on the event loop (the engine is not thread-safe) and costs
+    about 0.45 s at 120,000 payments of state."""
+
+    def __init__(self, engine: FraudEngine, store: Store, clock: Callable[[], datetime],
+                 every_seconds: float = 300.0) -> None:
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self.every = every_seconds
+
+    async def load(self) -> bool:
+        data = await self.store.get_blob(CHECKPOINT)
+        if data is None:
+            return False
+        try:
+            self.engine.restore(data)
+        except SnapshotError:
+            log.exception("fraud checkpoint unreadable; starting with no learned features")
+            return False
+        return True
+
+    async def save(self) -> None:
+        await self.store.put_blob(CHECKPOINT, self.engine.snapshot(), self.clock())
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                await self.save()
+            except Exception:
+                log.exception("fraud checkpoint failed; will try again")

@@ -1,0 +1,87 @@
+"""The manual review queue: list, approve (capture the held authorisation), reject (void it).
+
+Both decisions are idempotent by state: a second approve of an approved review answers the
+same review and asks the PSP nothing; approving a rejected review (or the reverse) is a 409.
+The PSP is asked with the payment's own capture/cancel key, so two approvals racing still
+make one capture at the PSP, and the decision commits together with the PSP's answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from paymesh.domain.payment import Payment
+from paymesh.domain.review import ReviewStatus, payment_id_for
+from paymesh.domain.status import PaymentStatus
+from paymesh.ports.store import PaymentQuery, Store
+from paymesh.service.errors import NotFound, StateConflict
+from paymesh.service.payments import PaymentService, psp_key
+from paymesh.service.views import Reply, review_view
+
+
+class ReviewService:
+    def __init__(self, store: Store, payments: PaymentService,
+                 clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.payments = payments
+        self.clock = clock
+
+    async def list(self, merchant_id: str, status: ReviewStatus | None, limit: int,
+                   starting_after: str | None) -> tuple[list[Payment], bool]:
+        after = payment_id_for(starting_after) if starting_after else None
+        if starting_after and after is None:
+            return [], False
+        return await self.store.list_payments(PaymentQuery(
+            merchant_id=merchant_id, under_review=True, review_status=status, limit=limit,
+            starting_after=after))
+
+    async def _load(self, merchant_id: str, review_id: str) -> Payment:
+        payment_id = payment_id_for(review_id)
+        payment = None if payment_id is None else \
+            await self.store.get_payment(payment_id, merchant_id)
+        if payment is None or payment.review is None:
+            raise NotFound(f"no such review: {review_id!r}", param="id")
+        return payment
+
+    async def get(self, merchant_id: str, review_id: str) -> Reply:
+        return Reply.of(200, review_view(await self._load(merchant_id, review_id)))
+
+    async def approve(self, merchant_id: str, review_id: str) -> Reply:
+        return await self._decide(merchant_id, review_id, ReviewStatus.APPROVED)
+
+    async def reject(self, merchant_id: str, review_id: str) -> Reply:
+        return await self._decide(merchant_id, review_id, ReviewStatus.REJECTED)
+
+    async def _decide(self, merchant_id: str, review_id: str, decision: ReviewStatus) -> Reply:
+        payment = await self._load(merchant_id, review_id)
+        review = payment.review
+        assert review is not None
+        if review.status == decision:
+            return Reply.of(200, review_view(payment))
+        if review.status != ReviewStatus.OPEN:
+            raise StateConflict(f"review {review_id} is already {review.status.value}",
+                                code="review_closed")
+        if payment.status != PaymentStatus.REQUIRES_CAPTURE or not payment.connector_payment_id:
+            raise StateConflict(f"payment {payment.id} is {payment.status.value}; nothing to "
+                                f"{'capture' if decision == ReviewStatus.APPROVED else 'void'}",
+                                code="payment_unexpected_state")
+        connector = self.payments.connector_for(payment)
+        ref = payment.connector_payment_id
+        if decision == ReviewStatus.APPROVED:
+            amount = payment.amount
+            outcome = await self.payments.psp_or_503(
+                connector.name,
+                lambda: connector.capture(ref, amount, psp_key(payment.id, "capture")))
+        else:
+            outcome = await self.payments.psp_or_503(
+                connector.name, lambda: connector.cancel(ref, psp_key(payment.id, "cancel")))
+        now = self.clock()
+
+        def decide(p: Payment) -> None:
+            if p.review is not None and p.review.status == ReviewStatus.OPEN:
+                p.close_review(decision, now)
+            p.apply_psp_outcome(outcome, now)
+
+        payment = await self.payments.settle(payment, decide)
+        return Reply.of(200, review_view(payment))

@@ -1,0 +1,60 @@
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+
+from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
+from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
+from tests.contract.connector_contract import ConnectorContract
+from tests.support.live_server import free_port, live_server
+from tests.support.webhook_inbox import WebhookInbox, webhook_inbox
+
+KEY = "AQE_contract_api_key"
+HMAC_KEY = "3C71D7C620CA13837C8D1FA38910FC7F39C6955DFBB5478384F23F9619ED7480"
+MERCHANT = "PaymeshContract"
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[WebhookInbox]:
+    with webhook_inbox() as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(inbox) -> Iterator[str]:
+    sandbox = AdyenSandbox(AdyenSandboxSettings(webhook_url=inbox.url, hmac_key=HMAC_KEY,
+                                                merchant_account=MERCHANT))
+    with live_server(sandbox.app) as base:
+        yield base
+
+
+@pytest.fixture
+async def connector(sandbox_url) -> AsyncIterator[AdyenConnector]:
+    c = AdyenConnector(AdyenSettings(api_base=sandbox_url, api_key=KEY,
+                                     merchant_account=MERCHANT, hmac_key=HMAC_KEY,
+                                     timeout_seconds=5))
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
+def set_faults(sandbox_url) -> Iterator[Callable[[dict], None]]:
+    def apply(config: dict) -> None:
+        assert httpx.put(f"{sandbox_url}/_config", json=config).status_code == 200
+
+    yield apply
+    apply({"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latency_ms": 0})
+
+
+@pytest.fixture
+async def unreachable() -> AsyncIterator[AdyenConnector]:
+    c = AdyenConnector(AdyenSettings(api_base=f"http://127.0.0.1:{free_port()}", api_key=KEY,
+                                     merchant_account=MERCHANT, hmac_key=HMAC_KEY))
+    yield c
+    await c.aclose()
+
+
+class TestAdyenConnector(ConnectorContract):
+    approved = "pm_card_visa"
+    declined_insufficient_funds = "pm_card_chargeDeclinedInsufficientFunds"
+    needs_authentication = "pm_card_threeDSecure2Required"
