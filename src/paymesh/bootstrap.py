@@ -23,6 +23,7 @@ from paymesh.config import Settings
 from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
 from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
 from paymesh.connectors.stripe import StripeConnector, StripeSettings
+from paymesh.domain.payment import Payment
 from paymesh.entrypoints.http.app import build_http_app
 from paymesh.entrypoints.http.common import Api
 from paymesh.entrypoints.http.openapi import build_openapi
@@ -125,7 +126,20 @@ def build_app(settings: Settings) -> Starlette:
     payments = PaymentService(store, connectors, FraudRiskScorer(engine), utcnow,
                               on_commit=on_commit, routing=routing, breakers=breakers)
     checkpoint = FeatureCheckpoint(engine, store, utcnow)
-    webhooks = WebhookService(store, connectors, utcnow, on_commit)
+    background: set[asyncio.Task[object]] = set()
+
+    async def drive(payment: Payment) -> None:
+        try:
+            await payments.drive(payment)
+        except Exception:  # recovery will try again; this was only to be quicker
+            log.exception("driving payment %s after its webhook failed", payment.id)
+
+    def drive_soon(payment: Payment) -> None:
+        task = asyncio.get_running_loop().create_task(drive(payment))
+        background.add(task)  # a task nobody holds may be collected before it runs
+        task.add_done_callback(background.discard)
+
+    webhooks = WebhookService(store, connectors, utcnow, on_commit, on_processing=drive_soon)
     builtins: dict[str, Builtin] = {
         "send_confirmation": send_confirmation(store, utcnow),
         "process_payment": process_payment(payments, utcnow),

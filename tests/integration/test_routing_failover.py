@@ -185,3 +185,27 @@ def test_duplicated_and_reordered_webhooks_leave_every_payment_in_its_true_state
         4000, 1500)
     assert rows[manual["id"]]["amount_captured"] == 3000
     assert not rows[final_declined["id"]]["charged"]
+
+
+def test_a_paypal_wallet_payment_is_captured_once_the_buyer_approves(tmp_path):
+    # Default recovery (every 30 s, 90 s grace): only the webhook path can be this quick.
+    servers = start(tmp_path)
+    server = next(servers)
+    time.sleep(1.0)  # past the recovery pass a server makes at start
+    with server.client() as c:
+        r = pay(c, 2900, payment_method="paypal", connector="paypal")
+        assert r.status_code == 201
+        payment = r.json()
+        assert payment["status"] == "requires_action"
+        link = payment["next_action"]["redirect_url"]
+        approved = httpx.get(link, follow_redirects=False)  # the buyer logs in and approves
+        assert approved.status_code in (200, 302)
+        # PayPal says "approved"; paymesh captures at once, not at the next recovery pass.
+        final = settle(c, [payment["id"]], within=5)[0]
+        deadline = time.monotonic() + 5
+        while final["status"] != "succeeded" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            final = c.get(f"/v1/payments/{payment['id']}").json()
+    assert (final["status"], final["amount_captured"]) == ("succeeded", 2900)
+    assert charges(server)[payment["id"]] == [("paypal", 2900)]
+    servers.close()

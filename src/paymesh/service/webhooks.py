@@ -15,6 +15,7 @@ from datetime import datetime
 
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import RefundStatus
+from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import Connector, RefundUpdate, WebhookEvent
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store, VersionConflict
 
@@ -25,11 +26,15 @@ _WRITE_RETRIES = 8
 
 class WebhookService:
     def __init__(self, store: Store, connectors: dict[str, Connector],
-                 clock: Callable[[], datetime], on_commit: Callable[[], None]) -> None:
+                 clock: Callable[[], datetime], on_commit: Callable[[], None],
+                 on_processing: Callable[[Payment], None] = lambda p: None) -> None:
         self.store = store
         self.connectors = connectors
         self.clock = clock
         self.on_commit = on_commit
+        # A PSP that says "processing" may be waiting on us (PayPal: the buyer approved the
+        # order, which moves no money until it is captured): ask it again at once.
+        self.on_processing = on_processing
 
     async def receive(self, psp: str, headers: dict[str, str], body: bytes) -> list[str]:
         """Verify and apply; returns one word per event (applied/duplicate/unknown)."""
@@ -76,6 +81,8 @@ class WebhookService:
             changes.committed()
             if changes.events:
                 self.on_commit()
+            if changed and payment.status == PaymentStatus.PROCESSING:
+                self.on_processing(payment)
             return "applied"
         raise RuntimeError(f"webhook {event.psp_event_id}: too many concurrent writers")
 
