@@ -59,7 +59,7 @@ class ConnectorContract:
         auth = await connector.authorize(request(self.approved, 5000, "manual"))
         assert auth.status == S.REQUIRES_CAPTURE
         ref = auth.connector_payment_id
-        captured = await connector.capture(ref, 3000, f"cap-{ref}")
+        captured = await connector.capture(ref, 3000, f"cap-{ref}", currency="usd")
         assert (captured.status, captured.amount_received) == (S.SUCCEEDED, 3000)
         again = await connector.capture(ref, 3000, f"cap-{ref}")
         assert again.status == S.SUCCEEDED
@@ -80,7 +80,7 @@ class ConnectorContract:
         assert replay.connector_refund_id == first.connector_refund_id
         too_much = await connector.refund(ref, 2001, "re_b", None, f"re-b-{ref}")
         assert too_much.succeeded is False
-        rest = await connector.refund(ref, 2000, "re_c", None, f"re-c-{ref}")
+        rest = await connector.refund(ref, 2000, "re_c", None, f"re-c-{ref}", currency="usd")
         assert rest.succeeded in (True, None) and rest.connector_refund_id
 
     async def test_5xx_means_the_outcome_is_unknown(self, connector, set_faults):

@@ -85,13 +85,16 @@ class Connector(Protocol):
 
     async def authorize(self, request: AuthorizeRequest) -> PspOutcome: ...
 
-    async def capture(self, connector_payment_id: str, amount: int,
-                      idempotency_key: str) -> PspOutcome: ...
+    # `currency` is the payment's, for PSPs whose modifications name it (Adyen); a connector
+    # may look it up when it is not given.
+    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
+                      *, currency: str | None = None) -> PspOutcome: ...
 
     async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome: ...
 
     async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str) -> RefundOutcome: ...
+                     reason: str | None, idempotency_key: str,
+                     *, currency: str | None = None) -> RefundOutcome: ...
 
     async def retrieve(self, connector_payment_id: str) -> PspOutcome:
         """The PSP's current view of the payment (the sync job's question)."""

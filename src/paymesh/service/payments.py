@@ -363,7 +363,7 @@ class PaymentService:
             assert ref is not None
             connector = self.connector_for(payment)
             outcome = await self.psp_or_503(connector.name, lambda: connector.capture(
-                ref, to_capture, psp_key(payment.id, "capture")))
+                ref, to_capture, psp_key(payment.id, "capture"), currency=payment.currency))
             now = self.clock()
             payment = await self.settle(payment, lambda p: p.apply_psp_outcome(outcome, now))
             return await self._complete(payment, claim)
@@ -447,7 +447,8 @@ class PaymentService:
         ref = payment.connector_payment_id
         try:
             outcome = await connector.refund(ref, refund.amount, refund.id, refund.reason,
-                                             psp_key(refund.id, "refund"))
+                                             psp_key(refund.id, "refund"),
+                                             currency=payment.currency)
         except PspError as exc:
             log.warning("refund %s: %s did not answer (%s); left pending", refund_id, exc.psp,
                         exc.code or exc.http_status)

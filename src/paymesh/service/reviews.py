@@ -72,7 +72,8 @@ class ReviewService:
             amount = payment.amount
             outcome = await self.payments.psp_or_503(
                 connector.name,
-                lambda: connector.capture(ref, amount, psp_key(payment.id, "capture")))
+                lambda: connector.capture(ref, amount, psp_key(payment.id, "capture"),
+                                          currency=payment.currency))
         else:
             outcome = await self.payments.psp_or_503(
                 connector.name, lambda: connector.cancel(ref, psp_key(payment.id, "cancel")))

@@ -130,9 +130,9 @@ class AdyenConnector:
             self._remember(outcome.connector_payment_id, request.currency)
         return outcome
 
-    async def capture(self, connector_payment_id: str, amount: int,
-                      idempotency_key: str) -> PspOutcome:
-        currency = await self._currency_of(connector_payment_id)
+    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
+                      *, currency: str | None = None) -> PspOutcome:
+        currency = currency or await self._currency_of(connector_payment_id)
         body = translate.capture_request(self.settings.merchant_account, amount, currency)
         status, answer, headers = await self._request(
             "POST", f"/payments/{connector_payment_id}/captures", body, idempotency_key)
@@ -151,8 +151,9 @@ class AdyenConnector:
                           or connector_payment_id)
 
     async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str) -> RefundOutcome:
-        currency = await self._currency_of(connector_payment_id)
+                     reason: str | None, idempotency_key: str,
+                     *, currency: str | None = None) -> RefundOutcome:
+        currency = currency or await self._currency_of(connector_payment_id)
         body = translate.refund_request(self.settings.merchant_account, amount, currency,
                                         refund_id, reason)
         status, answer, headers = await self._request(

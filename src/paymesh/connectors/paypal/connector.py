@@ -108,8 +108,8 @@ class PayPalConnector:
                               failure=translate.failure_from_issue(issue, order.get("message")))
         raise error_for(status, order)
 
-    async def capture(self, connector_payment_id: str, amount: int,
-                      idempotency_key: str) -> PspOutcome:
+    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
+                      *, currency: str | None = None) -> PspOutcome:
         order = await self._order(connector_payment_id)
         authorization = _last(order, "authorizations")
         if authorization is None:
@@ -150,7 +150,8 @@ class PayPalConnector:
         raise error_for(status, voided)
 
     async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str) -> RefundOutcome:
+                     reason: str | None, idempotency_key: str,
+                     *, currency: str | None = None) -> RefundOutcome:
         order = await self._order(connector_payment_id)
         # One capture per payment here; a fully refunded one is still named, so that PayPal
         # itself answers CAPTURE_FULLY_REFUNDED.

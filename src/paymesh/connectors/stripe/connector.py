@@ -128,8 +128,8 @@ class StripeConnector:
         return await self._intent_call("/v1/payment_intents", params, request.idempotency_key,
                                        accept_state_error=False)
 
-    async def capture(self, connector_payment_id: str, amount: int,
-                      idempotency_key: str) -> PspOutcome:
+    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
+                      *, currency: str | None = None) -> PspOutcome:
         return await self._intent_call(f"/v1/payment_intents/{connector_payment_id}/capture",
                                        {"amount_to_capture": amount}, idempotency_key,
                                        accept_state_error=True)
@@ -145,7 +145,8 @@ class StripeConnector:
         return translate.outcome_from_intent(body)
 
     async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str) -> RefundOutcome:
+                     reason: str | None, idempotency_key: str,
+                     *, currency: str | None = None) -> RefundOutcome:
         params: dict[str, Any] = {"payment_intent": connector_payment_id, "amount": amount,
                                   "metadata": {"paymesh_refund_id": refund_id}}
         if reason in ("duplicate", "fraudulent", "requested_by_customer"):
