@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint unit bench-payments clean
+.PHONY: install demo test lint unit bench bench-payments bench-cost clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,17 @@ test: install lint
 unit: install
 	$(BIN)/pytest tests/unit tests/contract
 
+# The load benchmark: a sweep of arrival rates with the realistic mix, the sandboxes in their
+# own process; JSON and PNG plots in bench-results/.
+bench: install
+	$(BIN)/python benchmarks/payments_load.py --sweep 50,100,150,200,250 --duration 10 --sandbox-process --json bench-results/bench.json --plots bench-results
+
 bench-payments: install
-	$(BIN)/python benchmarks/payments_load.py --sweep 200,500,1000,1500 --duration 10
+	$(BIN)/python benchmarks/payments_load.py --sweep 200,500,1000,1500 --duration 10 --mix success
+
+# Server CPU per payment by elimination (bus off, sandbox out of process): what limits it.
+bench-cost: install
+	$(BIN)/python benchmarks/payment_cost.py --rate 150 --duration 10
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
