@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint unit bench bench-payments bench-cost clean
+.PHONY: install demo test lint unit bench bench-payments bench-cost chaos clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ bench-payments: install
 # Server CPU per payment by elimination (bus off, sandbox out of process): what limits it.
 bench-cost: install
 	$(BIN)/python benchmarks/payment_cost.py --rate 150 --duration 10
+
+# SIGKILLs paymesh serve 20 times under load, clean PSPs then PSP faults (10% 5xx, 5% timeouts,
+# duplicated and reordered webhooks); audits every invariant against the sandboxes' ledgers.
+# Both profiles always run; non-zero if either finds a breach.
+chaos: install
+	$(BIN)/python benchmarks/chaos.py; clean=$$?; \
+	$(BIN)/python benchmarks/chaos.py --faults; faults=$$?; \
+	test $$clean -eq 0 && test $$faults -eq 0
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -163,6 +163,22 @@ class StoreContract:
         stored = await store.get_payment("pay_c")
         assert stored.review.status == ReviewStatus.REJECTED and stored.review.closed_at == T0
 
+    async def test_payments_with_refunds_left_pending_are_found_for_recovery(self, store):
+        waiting, settled, none = payment("pay_w"), payment("pay_s"), payment("pay_n")
+        for p in (waiting, settled, none):
+            p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, f"pi_{p.id}", amount_received=2000), T0)
+        waiting.start_refund("re_w", 500, None, T0)
+        settled.start_refund("re_s", 500, None, T0)
+        settled.settle_refund("re_s", True, T0)
+        await save(store, waiting, settled, none)
+        found = await store.payments_with_pending_refunds(T0 + timedelta(seconds=1), 10)
+        assert [p.id for p in found] == ["pay_w"]
+        assert await store.payments_with_pending_refunds(T0, 10) == []  # not old enough
+        stored = await store.get_payment("pay_w")
+        stored.settle_refund("re_w", True, T0)
+        await save(store, stored)
+        assert await store.payments_with_pending_refunds(T0 + timedelta(seconds=1), 10) == []
+
     async def test_a_checkpoint_is_kept_and_replaced(self, store):
         assert await store.get_blob("fraud") is None
         await store.put_blob("fraud", b"\x00one", T0)

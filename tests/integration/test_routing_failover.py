@@ -209,3 +209,41 @@ def test_a_paypal_wallet_payment_is_captured_once_the_buyer_approves(tmp_path):
     assert (final["status"], final["amount_captured"]) == ("succeeded", 2900)
     assert charges(server)[payment["id"]] == [("paypal", 2900)]
     servers.close()
+
+
+def test_a_refund_the_psp_did_not_answer_is_asked_again_never_doubled(server):
+    with server.client() as c:
+        paid = pay(c, 5000, connector="stripe").json()
+        faults(server, "stripe", error_rate=1.0)
+        key = {"Idempotency-Key": f"refund-{paid['id']}"}
+        first = c.post(f"/v1/payments/{paid['id']}/refunds", json={"amount": 2000}, headers=key)
+        assert first.status_code == 201 and first.json()["status"] == "pending"
+        faults(server, "stripe")
+        # The pending answer was not kept: the same key asks Stripe again, same refund.
+        again = c.post(f"/v1/payments/{paid['id']}/refunds", json={"amount": 2000}, headers=key)
+        assert again.json()["id"] == first.json()["id"]
+        assert again.json()["status"] == "succeeded"
+        # A refund nobody retries is settled by recovery.
+        faults(server, "stripe", error_rate=1.0)
+        lone = c.post(f"/v1/payments/{paid['id']}/refunds", json={"amount": 1000}).json()
+        assert lone["status"] == "pending"
+        faults(server, "stripe")
+        deadline = time.monotonic() + 10
+        while c.get(f"/v1/refunds/{lone['id']}").json()["status"] == "pending" \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        final = c.get(f"/v1/payments/{paid['id']}").json()
+    assert (final["status"], final["amount_refunded"]) == ("partially_refunded", 3000)
+    rows = {r["reference"]: r for r in ledger(server, "stripe")}
+    assert rows[paid["id"]]["amount_refunded"] == 3000
+
+
+def test_a_repeated_cancel_under_a_new_key_answers_the_canceled_payment(server):
+    with server.client() as c:
+        p = pay(c, 1500, capture_method="manual", connector="stripe").json()
+        one = c.post(f"/v1/payments/{p['id']}/cancel", headers={"Idempotency-Key": "c1"})
+        two = c.post(f"/v1/payments/{p['id']}/cancel", headers={"Idempotency-Key": "c2"})
+        assert (one.status_code, two.status_code) == (200, 200)
+        assert two.json()["status"] == "canceled"
+        replay = c.post(f"/v1/payments/{p['id']}/cancel", headers={"Idempotency-Key": "c2"})
+        assert replay.headers.get("idempotent-replayed") == "true"

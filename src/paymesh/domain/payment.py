@@ -319,6 +319,22 @@ class Payment:
                 return r
         raise KeyError(refund_id)
 
+    def note_refund_reference(self, refund_id: str, connector_refund_id: str,
+                              now: datetime) -> bool:
+        """The PSP's id of a refund it accepted without a verdict (its webhook can name it)."""
+        refund = self.refund(refund_id)
+        if refund.connector_refund_id == connector_refund_id:
+            return False
+        refund.connector_refund_id = connector_refund_id
+        refund.updated_at = now
+        self.updated_at = now
+        return True
+
+    @property
+    def oldest_pending_refund(self) -> datetime | None:
+        pending = [r.created_at for r in self.refunds if r.status == RefundStatus.PENDING]
+        return min(pending) if pending else None
+
     def settle_refund(self, refund_id: str, succeeded: bool, now: datetime,
                       connector_refund_id: str | None = None,
                       failure_reason: str | None = None) -> bool:

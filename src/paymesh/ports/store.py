@@ -166,6 +166,11 @@ class Store(Protocol):
     async def payments_to_sync(self, statuses: frozenset[PaymentStatus],
                                updated_before: datetime, limit: int) -> list[Payment]: ...
 
+    async def payments_with_pending_refunds(self, created_before: datetime,
+                                            limit: int) -> list[Payment]:
+        """Payments with a refund still pending since before `created_before` (recovery)."""
+        ...
+
     async def get_idempotency(self, merchant_id: str, key: str) -> IdempotencyRecord | None: ...
 
     async def events_for_payment(self, merchant_id: str, payment_id: str) -> list[StoredEvent]:

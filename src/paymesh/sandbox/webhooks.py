@@ -63,7 +63,9 @@ class WebhookSender:
         self,
         faults: FaultInjector,
         *,
-        max_attempts: int = 4,
+        # Real PSPs retry a failed webhook for days (Stripe 3, Adyen 30); a sandbox that gave up
+        # within a second would lose verdicts across a receiver's restart. About 45 s here.
+        max_attempts: int = 12,
         backoff_s: float = 0.2,
         max_backoff_s: float = 5.0,
         timeout_s: float = 10.0,

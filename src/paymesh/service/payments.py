@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 from paymesh.domain import money
 from paymesh.domain.errors import InvalidTransition
@@ -44,6 +45,7 @@ from paymesh.service.routing import RoutingService
 from paymesh.service.views import Reply, payment_reply, refund_view
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 S = PaymentStatus
 _WRITE_RETRIES = 8
@@ -111,8 +113,7 @@ class PaymentService:
                 payment = fresh
         raise RuntimeError(f"payment {payment.id}: too many concurrent writers")
 
-    async def _call_psp(self, psp: str,
-                        call: Callable[[], Awaitable[PspOutcome]]) -> PspOutcome:
+    async def _call_psp(self, psp: str, call: Callable[[], Awaitable[T]]) -> T:
         unknown = False
         for delay in (*_PSP_RETRY_DELAYS, None):
             try:
@@ -355,7 +356,9 @@ class PaymentService:
         async def run(claim: Claim | None) -> Reply:
             payment = await self._load(merchant_id, payment_id)
             if payment.status == S.SUCCEEDED and claim is not None and claim.resumed:
-                return await self._complete(payment, claim)
+                # The taken-over claim was never written: store it with the reply, or every
+                # retry would conflict with a lease token nobody stored.
+                return await self._complete(payment, claim, first_write=True)
             to_capture = payment.ensure_capturable(amount)
             if claim is not None:
                 await self.commit(Changeset(idempotency=claim.write))
@@ -377,7 +380,7 @@ class PaymentService:
         async def run(claim: Claim | None) -> Reply:
             payment = await self._load(merchant_id, payment_id)
             if payment.status == S.CANCELED:
-                return await self._complete(payment, claim)
+                return await self._complete(payment, claim, first_write=True)
             payment.ensure_cancelable()
             if payment.connector_payment_id is None:
                 raise ApiError("the payment has not reached its PSP yet; retry shortly",
@@ -403,10 +406,13 @@ class PaymentService:
                                  "retrying with the same idempotency key is safe",
                                  code="psp_unavailable") from exc
 
-    async def _complete(self, payment: Payment, claim: Claim | None) -> Reply:
+    async def _complete(self, payment: Payment, claim: Claim | None,
+                        first_write: bool = False) -> Reply:
+        """Store the reply; `first_write` when the claim itself was not written yet."""
         reply = payment_reply(payment)
         if claim is not None:
-            await self.commit(Changeset(idempotency=claim.complete(reply, self.clock())))
+            await self.commit(Changeset(idempotency=claim.complete(
+                reply, self.clock(), first_write=first_write)))
         return reply
 
     # -- refunds --------------------------------------------------------------------------
@@ -430,32 +436,42 @@ class PaymentService:
             # The amount is reserved, durably, before the PSP is asked.
             payment = await self.settle(payment, reserve,
                                          lambda p: claim.write if claim else None)
-            payment = await self._drive_refund(payment, refund_id)
+            payment, answered = await self.drive_refund(payment, refund_id)
             reply = Reply.of(201, refund_view(payment.refund(refund_id)))
-            if claim is not None:
+            if claim is not None and not answered:
+                # As with a payment: no answer is kept, so a retry with this key asks the PSP
+                # again (same PSP key: never a second refund). Recovery asks too.
+                await self._release(claim)
+            elif claim is not None:
                 await self.commit(Changeset(idempotency=claim.complete(reply, self.clock())))
             return reply
 
         return await self._guarded(merchant_id, idempotency_key, fp, lambda: ids.new_id("re"),
                                    run)
 
-    async def _drive_refund(self, payment: Payment, refund_id: str) -> Payment:
+    async def drive_refund(self, payment: Payment, refund_id: str) -> tuple[Payment, bool]:
+        """Ask the PSP to refund (again: same PSP key, one refund) and record its answer.
+        Returns the payment and whether the PSP answered at all."""
         refund = payment.refund(refund_id)
         if refund.status != "pending" or payment.connector_payment_id is None:
-            return payment
+            return payment, True
         connector = self.connector_for(payment)
         ref = payment.connector_payment_id
         try:
-            outcome = await connector.refund(ref, refund.amount, refund.id, refund.reason,
-                                             psp_key(refund.id, "refund"),
-                                             currency=payment.currency)
+            outcome = await self._call_psp(connector.name, lambda: connector.refund(
+                ref, refund.amount, refund.id, refund.reason, psp_key(refund.id, "refund"),
+                currency=payment.currency))
         except PspError as exc:
             log.warning("refund %s: %s did not answer (%s); left pending", refund_id, exc.psp,
                         exc.code or exc.http_status)
-            return payment
-        if outcome.succeeded is None:
-            return payment
+            return payment, False
         now = self.clock()
+        if outcome.succeeded is None:  # accepted; the verdict comes by webhook
+            if outcome.connector_refund_id and not refund.connector_refund_id:
+                psp_ref = outcome.connector_refund_id
+                payment = await self.settle(
+                    payment, lambda p: p.note_refund_reference(refund_id, psp_ref, now))
+            return payment, True
         verdict = outcome.succeeded
         return await self.settle(payment, lambda p: p.settle_refund(
-            refund_id, verdict, now, outcome.connector_refund_id, outcome.failure_reason))
+            refund_id, verdict, now, outcome.connector_refund_id, outcome.failure_reason)), True

@@ -33,7 +33,16 @@ class Reconciler:
                 await self.payments.drive(payment)
             except Exception:
                 log.exception("recovery of payment %s failed; will retry", payment.id)
-        return len(stale)
+        refunding = await self.payments.store.payments_with_pending_refunds(before, batch)
+        for payment in refunding:
+            for refund in payment.refunds:
+                if refund.status != "pending" or refund.created_at >= before:
+                    continue
+                try:  # the same PSP key: a refund the PSP already made is answered, not redone
+                    payment, _ = await self.payments.drive_refund(payment, refund.id)
+                except Exception:
+                    log.exception("recovery of refund %s failed; will retry", refund.id)
+        return len(stale) + len(refunding)
 
     async def run_forever(self) -> None:
         while True:

@@ -130,6 +130,12 @@ MIGRATIONS: list[str] = [
         data BLOB NOT NULL
     ) WITHOUT ROWID;
     """,
+    """
+    -- Recovery finds refunds the PSP never answered: the oldest pending one's time, or NULL.
+    ALTER TABLE payments ADD COLUMN refund_pending_us INTEGER;
+    CREATE INDEX payments_refund_pending ON payments (refund_pending_us)
+        WHERE refund_pending_us IS NOT NULL;
+    """,
 ]
 
 

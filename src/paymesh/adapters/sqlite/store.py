@@ -59,20 +59,22 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
         p = write.payment
         row = (p.merchant_id, p.customer_id, p.status.value, p.connector, p.connector_payment_id,
                to_micros(p.created_at), to_micros(p.updated_at), write.expected_version + 1,
-               payment_to_doc(p), None if p.review is None else p.review.status.value)
+               payment_to_doc(p), None if p.review is None else p.review.status.value,
+               None if p.oldest_pending_refund is None else to_micros(p.oldest_pending_refund))
         if write.expected_version == 0:
             try:
                 conn.execute(
                     "INSERT INTO payments (merchant_id, customer_id, status, connector,"
                     " connector_payment_id, created_us, updated_us, version, doc, review_status,"
-                    " id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*row, p.id))
+                    " refund_pending_us, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, p.id))
             except sqlite3.IntegrityError as exc:
                 raise VersionConflict(f"payment {p.id} already exists") from exc
         else:
             cur = conn.execute(
                 "UPDATE payments SET merchant_id = ?, customer_id = ?, status = ?, connector = ?,"
                 " connector_payment_id = ?, created_us = ?, updated_us = ?, version = ?, doc = ?,"
-                " review_status = ? WHERE id = ? AND version = ?",
+                " review_status = ?, refund_pending_us = ? WHERE id = ? AND version = ?",
                 (*row, p.id, write.expected_version))
             if cur.rowcount != 1:
                 raise VersionConflict(f"payment {p.id} changed since version "
@@ -261,6 +263,13 @@ class SqliteStore:
             f"SELECT {_PAYMENT_COLS} FROM payments WHERE status IN ({marks})"
             " AND updated_us < ? ORDER BY updated_us LIMIT ?",
             (*[s.value for s in statuses], to_micros(updated_before), limit)).fetchall()
+        return [payment_from_doc(doc, version) for doc, version in rows]
+
+    async def payments_with_pending_refunds(self, created_before: datetime,
+                                            limit: int) -> list[Payment]:
+        rows = self._db.execute(
+            f"SELECT {_PAYMENT_COLS} FROM payments WHERE refund_pending_us < ?"
+            " ORDER BY refund_pending_us LIMIT ?", (to_micros(created_before), limit)).fetchall()
         return [payment_from_doc(doc, version) for doc, version in rows]
 
     async def get_idempotency(self, merchant_id: str, key: str) -> IdempotencyRecord | None:
