@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint unit bench bench-payments bench-cost chaos clean
+.PHONY: install demo test lint unit bench bench-payments bench-cost chaos fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ chaos: install
 	$(BIN)/python benchmarks/chaos.py; clean=$$?; \
 	$(BIN)/python benchmarks/chaos.py --faults; faults=$$?; \
 	test $$clean -eq 0 && test $$faults -eq 0
+
+# The fuzz suites at size: schemathesis over /openapi.json and hostile bodies, and the stateful
+# API machine (make test runs both small).
+fuzz: install
+	PAYMESH_FUZZ_EXAMPLES=500 PAYMESH_FUZZ_RUNS=200 PAYMESH_FUZZ_STEPS=100 \
+		$(BIN)/pytest tests/fuzz -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

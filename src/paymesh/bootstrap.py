@@ -165,6 +165,7 @@ def build_app(settings: Settings) -> Starlette:
         bus.router.load(await store.rules())
         # Embedded: one process owns this file, so leases left by a dead one are free now.
         await store.release_leases()
+        await store.release_claims()  # a cut request's retry resumes now, not in 60 s
         await checkpoint.load()
         if suite:
             await suite.start()

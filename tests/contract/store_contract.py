@@ -220,6 +220,21 @@ class StoreContract:
         got = await store.get_idempotency("m1", "k1")
         assert (got.completed, got.response_status, got.response_body) == (True, 201, b"{}")
 
+    async def test_released_claims_are_taken_over_at_once(self, store):
+        await store.commit(Changeset(idempotency=claim("k1", "t1")))
+        done = claim("k2", "t2")
+        await store.commit(Changeset(idempotency=done))
+        finished = replace(done.record, completed=True, response_status=201, response_body=b"{}")
+        await store.commit(Changeset(idempotency=IdempotencyWrite(finished, T0,
+                                                                  expected_token="t2")))
+        assert await store.release_claims() == 1  # the finished one has no lease to end
+        record = await store.get_idempotency("m1", "k1")
+        assert record.locked_until <= T0 and not record.completed
+        taken = replace(record, lease_token="t9", locked_until=T0 + timedelta(seconds=60))
+        await store.commit(Changeset(idempotency=IdempotencyWrite(taken, T0,
+                                                                  expected_token="t1")))
+        assert (await store.get_idempotency("m1", "k1")).lease_token == "t9"
+
     async def test_an_expired_key_can_be_claimed_again(self, store):
         await store.commit(Changeset(idempotency=claim(token="a")))
         later = T0 + timedelta(hours=25)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from paymesh.domain.errors import InvalidTransition, RefundNotAllowed
 from paymesh.domain.payment import Failure, FraudAssessment, Payment, PspOutcome
-from paymesh.domain.status import TRANSITIONS, PaymentStatus
+from paymesh.domain.status import TRANSITIONS, PaymentStatus, reachable
 
 S = PaymentStatus
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -21,16 +21,6 @@ def new_payment(**kw) -> Payment:
                   connector="stripe")
     fields.update(kw)
     return Payment.initiate(now=NOW, fraud=ALLOW, **fields)
-
-
-def reachable(start: S) -> set[S]:
-    seen, todo = set(), [start]
-    while todo:
-        for nxt in TRANSITIONS[todo.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
 
 
 def test_the_table_has_no_cycles_so_no_status_can_come_back():

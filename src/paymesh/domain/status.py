@@ -52,3 +52,15 @@ CAPTURED = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED}
 
 def can_move(current: PaymentStatus, target: PaymentStatus) -> bool:
     return target in TRANSITIONS[current]
+
+
+def reachable(start: PaymentStatus) -> frozenset[PaymentStatus]:
+    """Every status the table can lead to from `start` (not `start` itself: no cycles)."""
+    seen: set[PaymentStatus] = set()
+    todo = [start]
+    while todo:
+        for nxt in TRANSITIONS[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return frozenset(seen)

@@ -103,6 +103,9 @@ class EventWindow:
         return window
 
 
+AMOUNT_CAP = 2**31 - 1  # minor units
+
+
 class AmountStats:
     """Count, mean and standard deviation of amounts over the last `days` days, daily buckets.
 
@@ -122,6 +125,9 @@ class AmountStats:
         self.ss: float = 0
 
     def add(self, ts: float, amount: float) -> None:
+        # Squares of bigger amounts pass 2**64 (msgpack's limit) in a snapshot; an amount that
+        # large is an outlier whatever its exact size.
+        amount = min(amount, AMOUNT_CAP)
         day = ts // DAY
         buckets = self.buckets
         if buckets and buckets[-1][0] == day:

@@ -166,6 +166,12 @@ class Store(Protocol):
     async def payments_to_sync(self, statuses: frozenset[PaymentStatus],
                                updated_before: datetime, limit: int) -> list[Payment]: ...
 
+    async def release_claims(self) -> int:
+        """End the lease of every unfinished idempotency claim, so a client's retry resumes at
+        once instead of waiting out the lease. Only where no other process can be running: an
+        embedded server at start, whose in-flight requests died with the last process."""
+        ...
+
     async def payments_with_pending_refunds(self, created_before: datetime,
                                             limit: int) -> list[Payment]:
         """Payments with a refund still pending since before `created_before` (recovery)."""

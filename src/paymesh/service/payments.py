@@ -34,11 +34,11 @@ from paymesh.ports.store import (
 from paymesh.service import ids
 from paymesh.service.circuit import CircuitBreakers
 from paymesh.service.errors import (
-    ApiError,
     BadRequest,
     IdempotencyInFlight,
     NotFound,
     PspUnavailable,
+    StateConflict,
 )
 from paymesh.service.idempotency import Claim, IdempotencyGuard, derived_key, fingerprint
 from paymesh.service.routing import RoutingService
@@ -383,8 +383,8 @@ class PaymentService:
                 return await self._complete(payment, claim, first_write=True)
             payment.ensure_cancelable()
             if payment.connector_payment_id is None:
-                raise ApiError("the payment has not reached its PSP yet; retry shortly",
-                               code="payment_not_ready")
+                raise StateConflict("the payment has not reached its PSP yet; retry shortly",
+                                    code="payment_not_ready")
             if claim is not None:
                 await self.commit(Changeset(idempotency=claim.write))
             ref = payment.connector_payment_id
@@ -402,6 +402,9 @@ class PaymentService:
         try:
             return await self._call_psp(psp, call)
         except PspError as exc:
+            if not exc.retryable:  # the PSP answered no: asking again will not change that
+                raise StateConflict(f"{exc.psp} refused the request: {exc.message}",
+                                    code="psp_refused") from exc
             raise PspUnavailable(f"{exc.psp} did not complete the request: {exc.message}; "
                                  "retrying with the same idempotency key is safe",
                                  code="psp_unavailable") from exc

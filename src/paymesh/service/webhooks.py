@@ -43,6 +43,10 @@ class WebhookService:
         return [await self.apply(psp, event) for event in events]
 
     async def _find(self, psp: str, event: WebhookEvent) -> Payment | None:
+        # A signed body is the PSP's, but its fields are still data: ids must be strings.
+        if not isinstance(event.payment_id, str | None) or \
+                not isinstance(event.connector_payment_id, str | None):
+            return None
         if event.payment_id:
             payment = await self.store.get_payment(event.payment_id)
             if payment is not None and payment.connector == psp:

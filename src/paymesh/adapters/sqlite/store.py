@@ -362,6 +362,12 @@ class SqliteStore:
         rows = await self._write(claim)
         return [delivery_from_row(r) for r in rows]
 
+    async def release_claims(self) -> int:
+        cur = await self._write(lambda conn: conn.execute(
+            "UPDATE idempotency SET locked_until_us = 0 WHERE completed = 0"
+            " AND locked_until_us > 0"))
+        return int(cur.rowcount)
+
     async def release_leases(self) -> int:
         cur = await self._write(lambda conn: conn.execute(
             "UPDATE deliveries SET locked_until_us = 0 WHERE status = 'pending'"

@@ -91,7 +91,11 @@ def verify(payload: bytes, key: bytes) -> list[Item]:
 
 
 def translate(found: list[Item], now: datetime) -> list[WebhookEvent]:
-    events = (_event(item, now) for item in found)
+    try:
+        events = [_event(item, now) for item in found]
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        # Signed means Adyen sent it, not that every field has the shape we expect.
+        raise WebhookRejected("the notification's fields are not Adyen's") from exc
     return [event for event in events if event is not None]
 
 

@@ -106,7 +106,8 @@ def translate(payload: bytes) -> list[WebhookEvent]:
         if not isinstance(event_id, str) or not isinstance(resource, dict):
             raise TypeError("id or resource")
         return _translate(event_id, str(event_type), resource, created)
-    except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError,
+            OverflowError) as exc:
         raise WebhookRejected("the body is not a PayPal webhook event") from exc
 
 

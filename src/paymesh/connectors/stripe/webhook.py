@@ -61,8 +61,18 @@ def translate(payload: bytes) -> list[WebhookEvent]:
         event_id, event_type = event["id"], event["type"]
         obj = event["data"]["object"]
         created = datetime.fromtimestamp(int(event["created"]), tz=UTC)
-    except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+        if not (isinstance(event_id, str) and isinstance(event_type, str)
+                and isinstance(obj, dict)):
+            raise TypeError("id, type or data.object")
+        return _translate(event_id, event_type, obj, created)
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError, OverflowError,
+            OSError, AttributeError) as exc:
+        # Signed means Stripe sent it, not that every field has the shape we expect.
         raise WebhookRejected("the body is not a Stripe event") from exc
+
+
+def _translate(event_id: str, event_type: str, obj: dict[str, Any],
+               created: datetime) -> list[WebhookEvent]:
     if event_type.startswith("payment_intent."):
         return [WebhookEvent(psp_event_id=event_id, created=created,
                              payment_id=_metadata_payment_id(obj),

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from paymesh.domain import money
 from paymesh.domain.errors import DomainError
@@ -222,7 +222,25 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     error = kind(f"{request.method} {request.url.path}: {exc.detail}",
                  code="route_not_found" if exc.status_code == 404 else "method_not_allowed")
     error.status = exc.status_code
-    return error_response(error)
+    response = error_response(error)
+    if exc.status_code == 405:  # name every method the path allows (RFC 9110), not one route's
+        allowed: set[str] = set()
+        for route in request.app.routes:
+            if isinstance(route, Route) and route.methods and \
+                    route.matches(request.scope)[0] == Match.PARTIAL:
+                allowed |= route.methods
+        response.headers["Allow"] = ", ".join(sorted(allowed - {"HEAD"}))
+    return response
+
+
+async def _on_bad_bytes(request: Request, exc: Exception) -> Response:
+    # msgspec raises these past its own errors: bytes that are not UTF-8, and JSON nested
+    # deeper than the interpreter's stack (a pattern compiler would recurse as deep).
+    if isinstance(exc, RecursionError):
+        return error_response(BadRequest("the request nests too deeply", code="json_too_deep"))
+    reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
+    return error_response(BadRequest(f"the request is not valid UTF-8: {reason}",
+                                      code="json_invalid"))
 
 
 async def _on_crash(request: Request, exc: Exception) -> Response:
@@ -232,7 +250,8 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
 
 def exception_handlers() -> dict[Any, Any]:
     return {ApiError: _on_api_error, DomainError: _on_domain_error,
-            HTTPException: _on_http_error, Exception: _on_crash}
+            HTTPException: _on_http_error, UnicodeDecodeError: _on_bad_bytes,
+            RecursionError: _on_bad_bytes, Exception: _on_crash}
 
 
 def build_http_app(state: Api, extra_routes: list[BaseRoute], lifespan: Any) -> Starlette:

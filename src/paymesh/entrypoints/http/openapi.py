@@ -92,8 +92,30 @@ def build_openapi() -> dict[str, Any]:
             _query("limit", "integer"), _query("starting_after")))},
         "/v1/dead-letters/{delivery_id}/redrive": {
             "post": _op("Deliver a dead letter again", params=(_path("delivery_id"),))},
-        "/healthz": {"get": _op("Liveness", errors=())},
-        "/readyz": {"get": _op("Readiness", errors=(503,))},
+        "/v1/reviews": {"get": _op("The manual review queue", params=(
+            {"name": "status", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["open", "approved", "rejected"]}},
+            _query("limit", "integer"), _query("starting_after")))},
+        "/v1/reviews/{review_id}": {"get": _op("Retrieve a review",
+                                               params=(_path("review_id"),))},
+        "/v1/reviews/{review_id}/approve": {"post": _op(
+            "Approve: capture the held payment", errors=(400, 401, 404, 409, 429, 503),
+            params=(_path("review_id"),))},
+        "/v1/reviews/{review_id}/reject": {"post": _op(
+            "Reject: void the held payment", errors=(400, 401, 404, 409, 429, 503),
+            params=(_path("review_id"),))},
+        "/v1/routing": {
+            "get": _op("The merchant's routing table and each PSP's circuit"),
+            "put": {**_op("Replace the routing table", errors=(400, 401, 429)),
+                    "requestBody": {"required": True, "content": {
+                        "application/json": {"schema": _OBJECT}}}}},
+        "/webhooks/{psp}": {"post": {
+            **_op("A PSP's webhook; its signature is the authentication", errors=(400, 404),
+                  params=({"name": "psp", "in": "path", "required": True, "schema": {
+                      "type": "string", "enum": ["stripe", "adyen", "paypal"]}},)),
+            "security": []}},
+        "/healthz": {"get": {**_op("Liveness", errors=()), "security": []}},
+        "/readyz": {"get": {**_op("Readiness", errors=(503,)), "security": []}},
     }
     return {
         "openapi": "3.1.0",

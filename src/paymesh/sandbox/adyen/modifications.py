@@ -42,7 +42,11 @@ def capture(call: Call) -> Answer:
 
 
 def cancel(call: Call) -> Answer:
-    payment = _authorised_payment(call)
+    payment = _payment(call)
+    # A 3-D Secure challenge the merchant abandons may be cancelled too: nothing is held, and
+    # a shopper who completes it afterwards is refused (see three_d_secure).
+    if payment.result_code != "RedirectShopper" or payment.cancelled:
+        payment = _authorised_payment(call)
     reference = fields.string(call.body, "reference")
     if payment.amount_captured:
         raise AdyenError.not_allowed("the payment has been captured; refund it instead")

@@ -42,6 +42,8 @@ def three_d_secure_route(ledger: Ledger, notifier: Notifier) -> Route:
         )
         if payment is None or not challenged:
             return error_response(AdyenError.not_found(f"no challenge for {psp_reference!r}"))
+        if payment.cancelled and payment.redirect_result is None:
+            return error_response(AdyenError.not_allowed("the payment has been cancelled"))
         outcome = request.query_params.get("outcome")
         if outcome is None and request.method == "POST":
             try:

@@ -1,0 +1,302 @@
+"""PostgresStore against a real server the run starts itself (tests/support/postgres.py).
+
+The contract suites run unchanged; the tests below them are what only a shared database
+needs: several processes (here, several stores with their own pools) at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from paymesh.adapters.postgres import PostgresStore
+from paymesh.adapters.postgres.migrate import MIGRATION_LOCK
+from paymesh.domain.events import DomainEvent
+from paymesh.domain.payment import PspOutcome
+from paymesh.domain.status import PaymentStatus
+from paymesh.ports.bus import Target
+from paymesh.ports.store import Changeset, IdempotencyConflict, VersionConflict
+from tests.contract.bus_store_contract import BusStoreContract, delivery
+from tests.contract.store_contract import T0, StoreContract, claim, payment, save
+from tests.support.postgres import PostgresServer, PostgresUnavailable, running_postgres
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def migrated(postgres: PostgresServer) -> str:
+    """The DSN of one database at the schema's head, shared by the tests in turn."""
+    async def create() -> str:
+        store = PostgresStore(await postgres.create_database("paymesh"), min_size=1)
+        await store.open()
+        await store.close()
+        return store.dsn
+
+    return asyncio.run(create())
+
+
+async def _drop(server: PostgresServer, name: str) -> None:
+    conn = await asyncpg.connect(server.dsn())
+    try:
+        await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def database(migrated: str) -> str:
+    """The migrated database, emptied: DELETE on a few rows takes well under a millisecond,
+    where a fresh copy of a database takes a few hundred."""
+    conn = await asyncpg.connect(migrated)
+    try:
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname ="
+                                  " current_schema() AND tablename <> 'alembic_version'")
+        async with conn.transaction():
+            for (table,) in tables:
+                await conn.execute(f'DELETE FROM "{table}"')
+    finally:
+        await conn.close()
+    return migrated
+
+
+@pytest.fixture
+async def store(database: str) -> AsyncIterator[PostgresStore]:
+    s = PostgresStore(database)
+    await s.open()
+    yield s
+    await s.close()
+
+
+class TestPostgresStore(StoreContract):
+    pass
+
+
+class TestPostgresBusStore(BusStoreContract):
+    pass
+
+
+async def _two_stores(dsn: str) -> tuple[PostgresStore, PostgresStore]:
+    first, second = PostgresStore(dsn, max_size=10), PostgresStore(dsn, max_size=10)
+    await asyncio.gather(first.open(), second.open())
+    return first, second
+
+
+async def test_recovery_finds_refunds_pending_since_before_a_time(store):
+    # Not in the contract suite yet: Store.payments_with_pending_refunds is new.
+    old, fresh, settled = payment("pay_old"), payment("pay_new"), payment("pay_done")
+    for p in (old, fresh, settled):
+        p.apply_psp_outcome(PspOutcome(PaymentStatus.SUCCEEDED, f"pi_{p.id}",
+                                       amount_received=2000), T0)
+    old.start_refund("re_old", 500, None, T0)
+    fresh.start_refund("re_new", 500, None, T0 + timedelta(hours=1))
+    settled.start_refund("re_done", 500, None, T0)
+    settled.settle_refund("re_done", True, T0)
+    await save(store, old, fresh, settled)
+    due = await store.payments_with_pending_refunds(T0 + timedelta(minutes=1), 10)
+    assert [p.id for p in due] == ["pay_old"]
+    answered = await store.get_payment("pay_old")
+    answered.settle_refund("re_old", True, T0 + timedelta(minutes=2))
+    await save(store, answered)
+    due = await store.payments_with_pending_refunds(T0 + timedelta(hours=2), 10)
+    assert [p.id for p in due] == ["pay_new"]
+
+
+async def test_a_reopened_store_keeps_everything(database):
+    first = PostgresStore(database)
+    await first.open()
+    await save(first, payment("pay_1"))
+    await first.close()
+    second = PostgresStore(database)
+    await second.open()
+    assert (await second.get_payment("pay_1")).amount == 2000
+    await second.close()
+
+
+async def test_two_processes_never_claim_the_same_delivery(database):
+    a, b = await _two_stores(database)
+    try:
+        for n in range(30):
+            event_id = f"e{n}"
+            await a.commit(Changeset(events=[DomainEvent("payment.succeeded", "pay_1", "m1", T0,
+                                                         {}, id=event_id)]))
+            await a.commit(Changeset(routed=[event_id], deliveries=[
+                delivery(f"d{n}-{t}", event_id=event_id,
+                         target=Target(id=f"t{t}", type="builtin", name="analytics"))
+                for t in range(10)]))
+
+        async def worker(store: PostgresStore) -> list[str]:
+            taken: list[str] = []
+            while batch := await store.claim_deliveries(T0, 30, 7):
+                taken += [d.id for d in batch]
+            return taken
+
+        results = await asyncio.gather(*(worker(s) for s in [a, b] * 8))
+        claimed = [d for r in results for d in r]
+        assert len(claimed) == 300
+        assert len(set(claimed)) == 300
+        assert all(results[i] for i in (0, 1)), "both processes took part"
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def test_fifty_claims_across_two_processes_have_one_winner(database):
+    a, b = await _two_stores(database)
+    try:
+        results = await asyncio.gather(
+            *((a if i % 2 else b).commit(Changeset(idempotency=claim(token=f"t{i}")))
+              for i in range(50)), return_exceptions=True)
+        assert sum(r is None for r in results) == 1
+        assert all(isinstance(r, IdempotencyConflict) for r in results if r is not None)
+        winner = next(i for i, r in enumerate(results) if r is None)
+        assert (await a.get_idempotency("m1", "k1")).lease_token == f"t{winner}"
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def test_concurrent_writes_of_one_payment_have_one_winner(database):
+    a, b = await _two_stores(database)
+    try:
+        await save(a, payment("pay_1"))
+
+        # Twenty writers, ten per process, all holding version 1.
+        copies = [(s, await s.get_payment("pay_1")) for s in [a, b] * 10]
+        assert all(p.version == 1 for _, p in copies)
+        for _, p in copies:
+            p.apply_psp_outcome(PspOutcome(PaymentStatus.SUCCEEDED, "pi_1",
+                                           amount_received=2000), T0)
+        results = await asyncio.gather(*(save(s, p) for s, p in copies),
+                                       return_exceptions=True)
+        assert sum(r is None for r in results) == 1
+        assert all(isinstance(r, VersionConflict) for r in results if r is not None)
+        events = await a.events_for_payment("m1", "pay_1")
+        assert [e.type for e in events] == ["payment.initiated", "payment.succeeded"]
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def test_two_dispatchers_routing_one_outbox_make_one_delivery_each(database):
+    a, b = await _two_stores(database)
+    try:
+        await a.commit(Changeset(events=[
+            DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=f"e{n}")
+            for n in range(20)]))
+        # Both read the same outbox before either routes it, as two processes may.
+        seen_a, seen_b = await a.undelivered_events(100), await b.undelivered_events(100)
+        assert len(seen_a) == len(seen_b) == 20
+
+        async def route(store: PostgresStore, events: list, tag: str) -> None:
+            await store.commit(Changeset(
+                routed=[e.id for e in events],
+                deliveries=[delivery(f"{tag}-{e.id}", event_id=e.id) for e in events]))
+
+        await asyncio.gather(route(a, seen_a, "a"), route(b, list(reversed(seen_b)), "b"))
+        assert await a.undelivered_events(100) == []
+        claimed = await a.claim_deliveries(T0, 30, 100)
+        assert sorted(d.event_id for d in claimed) == sorted(f"e{n}" for n in range(20))
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+_OPEN_ONCE = """
+import asyncio, sys
+from paymesh.adapters.postgres import PostgresStore
+from paymesh.adapters.postgres.migrate import MIGRATION_LOCK
+
+async def main():
+    store = PostgresStore(sys.argv[1], min_size=1, max_size=1)
+    await store.open()
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_processes_starting_together_migrate_once(postgres):
+    name = f"fresh_{os.getpid()}_{next(_names)}"
+    dsn = await postgres.create_database(name)  # empty: no schema yet
+    gate = await asyncpg.connect(dsn)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        # Hold the migration lock so that every process is waiting on it, then let them race.
+        await gate.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        procs = [await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _OPEN_ONCE, dsn, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT) for _ in range(3)]
+        for _ in range(300):
+            waiting = await gate.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            if waiting == len(procs):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"only {waiting} of {len(procs)} processes reached the migration lock")
+        await gate.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        outputs = await asyncio.gather(*(p.communicate() for p in procs))
+        assert [p.returncode for p in procs] == [0] * len(procs), outputs
+        assert await gate.fetch("SELECT version_num FROM alembic_version") == [("0001",)]
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+        await gate.close()
+        await _drop(postgres, name)
+
+
+async def test_stores_opening_together_in_one_process_share_the_schema(database):
+    stores = [PostgresStore(database, min_size=1, max_size=2) for _ in range(4)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        await save(stores[0], payment("pay_1"))
+        assert all([(await s.get_payment("pay_1")) is not None for s in stores])
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+def test_a_server_that_cannot_start_fails_the_run_saying_why(monkeypatch):
+    # A directory of server programs that all fail, as a broken installation would.
+    bindir = Path(tempfile.mkdtemp(prefix="paymesh-fake-pg-"))
+    try:
+        for program in ("initdb", "pg_ctl", "postgres"):
+            script = bindir / program
+            script.write_text("#!/bin/sh\necho 'initdb: error: disk full' >&2\nexit 1\n")
+            script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        bindir.chmod(0o755)
+        monkeypatch.setenv("PAYMESH_PG_BINDIR", str(bindir))
+        with pytest.raises(PostgresUnavailable, match="disk full"), running_postgres():
+            pass
+    finally:
+        for child in bindir.iterdir():
+            child.unlink()
+        bindir.rmdir()
+
+
+async def test_stores_of_two_databases_migrate_together_in_one_process(postgres):
+    # Alembic's `op` and `context` are process-wide: two upgrades interleaving on one event
+    # loop would send one database's statements down the other's connection.
+    names = [f"fresh_{os.getpid()}_{next(_names)}" for _ in range(2)]
+    stores = [PostgresStore(await postgres.create_database(n), min_size=1) for n in names]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.open() for s in stores)), timeout=30)
+        for s in stores:
+            await save(s, payment("pay_1"))
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+        for name in names:
+            await _drop(postgres, name)
