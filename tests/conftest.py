@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+
+from tests.support.postgres import PostgresServer, running_postgres
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the run (per xdist worker); a server that cannot
+    start fails the tests that need it, with the reason, never skips them."""
+    with running_postgres() as server:
+        yield server
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -34,7 +34,7 @@ from paymesh.ports.bus import Rule, Target
 from paymesh.ports.connector import Connector
 from paymesh.sandbox.suite import SandboxSuite
 from paymesh.service.apikeys import Authenticator
-from paymesh.service.bus import Builtin, EventBus
+from paymesh.service.bus import Builtin, BusBackend, EventBus
 from paymesh.service.circuit import CircuitBreakers
 from paymesh.service.fraud_stream import FeatureCheckpoint, FraudStream, fraud_review
 from paymesh.service.handlers import (
@@ -53,6 +53,16 @@ from paymesh.service.routing import RoutingService
 from paymesh.service.webhooks import WebhookService
 
 log = logging.getLogger("paymesh")
+
+
+def build_store(settings: Settings) -> BusBackend:
+    """SQLite (embedded, one process) or PostgreSQL (any number of processes)."""
+    if settings.uses_postgres:
+        from paymesh.adapters.postgres import PostgresStore
+
+        assert settings.database is not None
+        return PostgresStore(settings.database)
+    return SqliteStore(settings.sqlite_path)
 
 
 def utcnow() -> datetime:
@@ -106,7 +116,7 @@ def default_rules(inventory_url: str | None) -> list[Rule]:
 def build_app(settings: Settings) -> Starlette:
     import msgspec
 
-    store = SqliteStore(settings.sqlite_path)
+    store = build_store(settings)
     suite = SandboxSuite(settings.sandbox_secrets, settings.self_url,
                          settings.sandboxed_psps) if settings.uses_sandbox else None
     connectors = build_connectors(
@@ -164,8 +174,11 @@ def build_app(settings: Settings) -> Starlette:
         await store.open()
         bus.router.load(await store.rules())
         # Embedded: one process owns this file, so leases left by a dead one are free now.
-        await store.release_leases()
-        await store.release_claims()  # a cut request's retry resumes now, not in 60 s
+        if not settings.uses_postgres:
+            # Embedded: this process owns the file, so what a dead one held is free now. With
+            # PostgreSQL other live processes hold leases too: they expire on their own.
+            await store.release_leases()
+            await store.release_claims()  # a cut request's retry resumes now, not in 60 s
         await checkpoint.load()
         if suite:
             await suite.start()

@@ -76,11 +76,16 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database) and str(self.database).startswith(
+            ("postgresql://", "postgres://"))
+
+    @property
     def sqlite_path(self) -> Path:
         if self.database:
             if not self.database.startswith("sqlite:///"):
-                raise ValueError(f"unsupported database URL {self.database!r}: this build "
-                                 "supports sqlite:///PATH")
+                raise ValueError(f"unsupported database URL {self.database!r}: use "
+                                 "sqlite:///PATH or postgresql://...")
             return Path(self.database.removeprefix("sqlite:///"))
         return self.data_dir / "paymesh.db"
 

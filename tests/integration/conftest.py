@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from paymesh.adapters.sqlite import SqliteStore
-from paymesh.bootstrap import build_app
+from paymesh.bootstrap import build_app, build_store
 from paymesh.config import Settings
 from paymesh.service.apikeys import create_key
 from tests.support.live_server import free_port, live_server
@@ -36,7 +35,7 @@ class Server:
 
 def make_keys(settings: Settings, *merchants: str) -> list[str]:
     async def run() -> list[str]:
-        store = SqliteStore(settings.sqlite_path)
+        store = build_store(settings)
         await store.open()
         try:
             return [await create_key(store, m, datetime.now(UTC)) for m in merchants]

@@ -50,14 +50,14 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
 def keys_create(merchant: Annotated[str, typer.Option(help="merchant id")],
                 data_dir: DataDir = None, database: Database = None) -> None:
     """Create an API key for MERCHANT; the secret key is printed once, as the last line."""
-    from paymesh.adapters.sqlite import SqliteStore
+    from paymesh.bootstrap import build_store
     from paymesh.service.apikeys import create_key
     from paymesh.service.errors import ApiError
 
     settings = Settings.from_env(data_dir=data_dir, database=database)
 
     async def run() -> str:
-        store = SqliteStore(settings.sqlite_path)
+        store = build_store(settings)
         await store.open()
         try:
             return await create_key(store, merchant, datetime.now(UTC))
@@ -139,10 +139,10 @@ def rules_test(pattern: Annotated[str, typer.Option(help="the event pattern: JSO
 
 
 def _with_store(settings: Settings, run: Any) -> Any:
-    from paymesh.adapters.sqlite import SqliteStore
+    from paymesh.bootstrap import build_store
 
     async def go() -> Any:
-        store = SqliteStore(settings.sqlite_path)
+        store = build_store(settings)
         await store.open()
         try:
             return await run(store)
