@@ -1,23 +1,15 @@
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
 from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
 from tests.contract.connector_contract import ConnectorContract
 from tests.support.live_server import free_port, live_server
-from tests.support.webhook_inbox import WebhookInbox, webhook_inbox
 
 KEY = "AQE_contract_api_key"
 HMAC_KEY = "3C71D7C620CA13837C8D1FA38910FC7F39C6955DFBB5478384F23F9619ED7480"
 MERCHANT = "PaymeshContract"
-
-
-@pytest.fixture(scope="module")
-def inbox() -> Iterator[WebhookInbox]:
-    with webhook_inbox() as box:
-        yield box
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +27,6 @@ async def connector(sandbox_url) -> AsyncIterator[AdyenConnector]:
                                      timeout_seconds=5))
     yield c
     await c.aclose()
-
-
-@pytest.fixture
-def set_faults(sandbox_url) -> Iterator[Callable[[dict], None]]:
-    def apply(config: dict) -> None:
-        assert httpx.put(f"{sandbox_url}/_config", json=config).status_code == 200
-
-    yield apply
-    apply({"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latency_ms": 0})
 
 
 @pytest.fixture

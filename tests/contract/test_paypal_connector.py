@@ -2,16 +2,14 @@
 connector contract. Webhooks are verified offline against the sandbox's own certificate,
 given to the connector as its trust root."""
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
 from paymesh.sandbox.paypal import PayPalSandbox, PayPalSandboxSettings, SigningIdentity
 from tests.contract.connector_contract import ConnectorContract
 from tests.support.live_server import free_port, live_server
-from tests.support.webhook_inbox import WebhookInbox, webhook_inbox
 
 CLIENT_ID = "paymesh-contract"
 CLIENT_SECRET = "contract-secret"  # a sandbox test secret
@@ -21,12 +19,6 @@ WEBHOOK_ID = "WH-CONTRACT"
 @pytest.fixture(scope="module")
 def signing() -> SigningIdentity:
     return SigningIdentity.generate()
-
-
-@pytest.fixture(scope="module")
-def inbox() -> Iterator[WebhookInbox]:
-    with webhook_inbox() as box:
-        yield box
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +41,6 @@ async def connector(sandbox_url, signing) -> AsyncIterator[PayPalConnector]:
     c = PayPalConnector(settings_for(sandbox_url, signing))
     yield c
     await c.aclose()
-
-
-@pytest.fixture
-def set_faults(sandbox_url) -> Iterator[Callable[[dict], None]]:
-    def apply(config: dict) -> None:
-        assert httpx.put(f"{sandbox_url}/_config", json=config).status_code == 200
-
-    yield apply
-    apply({"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latency_ms": 0})
 
 
 @pytest.fixture

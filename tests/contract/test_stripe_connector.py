@@ -1,22 +1,14 @@
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from paymesh.connectors.stripe import StripeConnector, StripeSettings
 from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
 from tests.contract.connector_contract import ConnectorContract
 from tests.support.live_server import free_port, live_server
-from tests.support.webhook_inbox import WebhookInbox, webhook_inbox
 
 KEY = "sk_test_contract"
 SECRET = "whsec_contract"
-
-
-@pytest.fixture(scope="module")
-def inbox() -> Iterator[WebhookInbox]:
-    with webhook_inbox() as box:
-        yield box
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +24,6 @@ async def connector(sandbox_url) -> AsyncIterator[StripeConnector]:
                                        webhook_secret=SECRET, timeout_seconds=5))
     yield c
     await c.aclose()
-
-
-@pytest.fixture
-def set_faults(sandbox_url) -> Iterator[Callable[[dict], None]]:
-    def apply(config: dict) -> None:
-        assert httpx.put(f"{sandbox_url}/_config", json=config).status_code == 200
-
-    yield apply
-    apply({"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latency_ms": 0})
 
 
 @pytest.fixture

@@ -247,3 +247,21 @@ def test_a_repeated_cancel_under_a_new_key_answers_the_canceled_payment(server):
         assert two.json()["status"] == "canceled"
         replay = c.post(f"/v1/payments/{p['id']}/cancel", headers={"Idempotency-Key": "c2"})
         assert replay.headers.get("idempotent-replayed") == "true"
+
+
+def test_adyen_is_answered_with_its_own_acknowledgement(server):
+    from paymesh.connectors.adyen.webhook import sign
+
+    item = {"pspReference": "ZZZZZZZZZZZZZZZZ", "merchantAccountCode": "PaymeshSandbox",
+            "merchantReference": "pay_unknown", "eventCode": "AUTHORISATION",
+            "success": "true", "amount": {"value": 100, "currency": "EUR"},
+            "eventDate": "2026-11-25T00:00:00+01:00", "additionalData": {}}
+    item["additionalData"]["hmacSignature"] = sign(
+        item, bytes.fromhex(server.settings.adyen_hmac_key))
+    body = {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+    ok = httpx.post(f"{server.base}/webhooks/adyen", json=body)
+    assert (ok.status_code, ok.content) == (200, b"[accepted]")
+    item["amount"]["value"] = 101  # tampered after signing
+    assert httpx.post(f"{server.base}/webhooks/adyen", json=body).status_code == 400
+    stripe_like = httpx.post(f"{server.base}/webhooks/stripe", content=b"{}")
+    assert stripe_like.status_code == 400

@@ -82,6 +82,9 @@ class WebhookEvent:
 
 class Connector(Protocol):
     name: str
+    #: The exact body the PSP wants back for an accepted webhook (Adyen: "[accepted]", or
+    #: it retries); None when any 2xx will do.
+    webhook_ack: bytes | None
 
     async def authorize(self, request: AuthorizeRequest) -> PspOutcome: ...
 

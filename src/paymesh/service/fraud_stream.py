@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -36,7 +35,6 @@ _OUTCOMES = {
     "payment.failed": "declined",
     "payment.disputed": "disputed",
 }
-_SEEN_CAP = 100_000
 
 
 def _epoch(event: dict[str, Any]) -> float:
@@ -44,9 +42,9 @@ def _epoch(event: dict[str, Any]) -> float:
 
 
 class FraudStream:
-    """The `fraud_detection` built-in. Feedback is applied once per event id (a bounded memory
-    of applied ids: a redelivery must not count one decline twice); an alert commits with a
-    consumer mark, so it is raised once even across a restart."""
+    """The `fraud_detection` built-in. Feedback is idempotent in the engine (a redelivered
+    decline is not counted twice); an alert commits with a consumer mark, so it is raised
+    once even across a restart."""
 
     def __init__(self, engine: FraudEngine, store: Store, clock: Callable[[], datetime],
                  alert_threshold: int = ALERT_THRESHOLD) -> None:
@@ -54,7 +52,6 @@ class FraudStream:
         self.store = store
         self.clock = clock
         self.alert_threshold = alert_threshold
-        self._seen: OrderedDict[str, None] = OrderedDict()
 
     async def __call__(self, event: dict[str, Any], delivery: Delivery) -> None:
         kind = event["detail-type"]
@@ -62,10 +59,7 @@ class FraudStream:
         outcome = _OUTCOMES.get(kind)
         if outcome == "declined" and detail.get("failure_code") != "card_declined":
             outcome = None  # the PSP being down says nothing about the card
-        if outcome is not None and event["id"] not in self._seen:
-            self._seen[event["id"]] = None
-            if len(self._seen) > _SEEN_CAP:
-                self._seen.popitem(last=False)
+        if outcome is not None:
             self.engine.feedback(detail["payment_id"], outcome, _epoch(event))
         score = detail.get("fraud_score")
         if kind in ("payment.initiated", "payment.disputed") and (

@@ -14,8 +14,7 @@ needs: may a retry help (`retryable`), and may Adyen have acted (`outcome_unknow
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +23,7 @@ import aiohttp
 import msgspec
 
 from paymesh.connectors.adyen import translate, webhook
+from paymesh.connectors.transport import psp_transport_errors
 from paymesh.domain.payment import PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, PspError, RefundOutcome, WebhookEvent
@@ -45,20 +45,6 @@ class AdyenSettings:
     return_url: str | None = None
 
 
-@contextmanager
-def _map_transport_errors() -> Iterator[None]:
-    try:
-        yield
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        # Nothing reached Adyen: safe to call this a plain failure.
-        raise PspError(PSP, f"cannot reach Adyen: {type(exc).__name__}",
-                       code="connection_error") from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        # The request may have arrived and been acted on; only a sync can tell.
-        raise PspError(PSP, f"no answer from Adyen: {type(exc).__name__}", code="timeout",
-                       outcome_unknown=True) from exc
-
-
 def _error_for(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> PspError:
     code = str(body.get("errorCode") or "") or None
     message = str(body.get("message") or f"HTTP {status}")
@@ -75,6 +61,7 @@ def _error_for(status: int, body: Mapping[str, Any], headers: Mapping[str, str])
 
 class AdyenConnector:
     name = PSP
+    webhook_ack: bytes | None = b"[accepted]"  # Adyen's notification contract, or it keeps retrying
 
     def __init__(self, settings: AdyenSettings) -> None:
         self.settings = settings
@@ -107,7 +94,7 @@ class AdyenConnector:
                        ) -> tuple[int, dict[str, Any], dict[str, str]]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         data = msgspec.json.encode(body) if body is not None else None
-        with _map_transport_errors():
+        with psp_transport_errors(PSP, "Adyen"):
             async with self._client().request(method, self._base + path, data=data,
                                               headers=headers) as response:
                 status, raw = response.status, await response.read()

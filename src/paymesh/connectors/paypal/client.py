@@ -17,33 +17,18 @@ The token request itself moves no money: its failures never leave the outcome un
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
 import msgspec
 
 from paymesh.connectors.paypal.token import TokenCache
+from paymesh.connectors.transport import psp_transport_errors
 from paymesh.ports.connector import PspError
 
 __all__ = ["PSP", "PayPalHttp", "error_for", "issue_of"]
 
 PSP = "paypal"
-
-
-@contextmanager
-def _map_transport_errors(outcome_unknown: bool = True) -> Iterator[None]:
-    try:
-        yield
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        # Nothing reached PayPal: safe to call this a plain failure.
-        raise PspError(PSP, f"cannot reach PayPal: {type(exc).__name__}",
-                       code="connection_error") from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        # The request may have arrived and been acted on; only a sync can tell.
-        raise PspError(PSP, f"no answer from PayPal: {type(exc).__name__}", code="timeout",
-                       outcome_unknown=outcome_unknown) from exc
 
 
 def issue_of(body: dict[str, Any]) -> str | None:
@@ -105,7 +90,7 @@ class PayPalHttp:
                    "Accept": "application/json",
                    "Content-Type": "application/x-www-form-urlencoded"}
         # A token request moves no money: whatever happens to it, nothing was charged.
-        with _map_transport_errors(outcome_unknown=False):
+        with psp_transport_errors(PSP, "PayPal", outcome_unknown=False):
             async with self._client().post(f"{self._base}/v1/oauth2/token",
                                            data=b"grant_type=client_credentials",
                                            headers=headers) as response:
@@ -126,7 +111,7 @@ class PayPalHttp:
         if method == "POST":
             headers["Content-Type"] = "application/json"
             data = msgspec.json.encode(body or {})
-        with _map_transport_errors():
+        with psp_transport_errors(PSP, "PayPal"):
             async with self._client().request(method, self._base + path, data=data,
                                               headers=headers) as response:
                 status, raw = response.status, await response.read()

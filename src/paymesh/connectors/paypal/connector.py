@@ -71,6 +71,7 @@ class PayPalSettings:
 
 class PayPalConnector:
     name = PSP
+    webhook_ack: bytes | None = None
 
     def __init__(self, settings: PayPalSettings) -> None:
         self.settings = settings

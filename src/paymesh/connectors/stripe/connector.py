@@ -6,8 +6,6 @@ needs: may a retry help (`retryable`), and may Stripe have acted (`outcome_unkno
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +15,7 @@ import aiohttp
 import msgspec
 
 from paymesh.connectors.stripe import translate, webhook
+from paymesh.connectors.transport import psp_transport_errors
 from paymesh.domain.payment import PspOutcome
 from paymesh.ports.connector import AuthorizeRequest, PspError, RefundOutcome, WebhookEvent
 
@@ -31,20 +30,6 @@ class StripeSettings:
     webhook_secret: str
     timeout_seconds: float = 10.0
     return_url: str | None = None
-
-
-@contextmanager
-def _map_transport_errors() -> Iterator[None]:
-    try:
-        yield
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        # Nothing reached Stripe: safe to call this a plain failure.
-        raise PspError(PSP, f"cannot reach Stripe: {type(exc).__name__}",
-                       code="connection_error") from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        # The request may have arrived and been acted on; only a sync can tell.
-        raise PspError(PSP, f"no answer from Stripe: {type(exc).__name__}", code="timeout",
-                       outcome_unknown=True) from exc
 
 
 def _error_for(status: int, body: dict[str, Any]) -> PspError:
@@ -62,6 +47,7 @@ def _error_for(status: int, body: dict[str, Any]) -> PspError:
 
 class StripeConnector:
     name = PSP
+    webhook_ack: bytes | None = None
 
     def __init__(self, settings: StripeSettings) -> None:
         self.settings = settings
@@ -90,7 +76,7 @@ class StripeConnector:
                        idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         url = self._base + path
-        with _map_transport_errors():
+        with psp_transport_errors(PSP, "Stripe"):
             if method == "GET":
                 async with self._client().get(url, headers=headers) as response:
                     status, raw = response.status, await response.read()

@@ -160,8 +160,9 @@ async def psp_webhook(request: Request) -> Response:
         results = await service.receive(psp, dict(request.headers), await request.body())
     except WebhookRejected as exc:
         raise BadRequest(str(exc), code="webhook_signature_invalid") from exc
-    if psp == "adyen":  # Adyen's notification contract: exactly this body, or it retries
-        return Response(b"[accepted]", media_type="text/plain")
+    ack = service.connectors[psp].webhook_ack
+    if ack is not None:
+        return Response(ack, media_type="text/plain")
     return json_response(200, {"received": True, "results": results})
 
 
