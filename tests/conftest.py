@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.nats import NatsServer, running_nats
 from tests.support.postgres import PostgresServer, running_postgres
 
 
@@ -15,6 +16,14 @@ def postgres() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL cluster for the run (per xdist worker); a server that cannot
     start fails the tests that need it, with the reason, never skips them."""
     with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """One throwaway nats-server with JetStream for the run (per xdist worker); fails, never
+    skips, the tests that need it when it cannot start."""
+    with running_nats() as server:
         yield server
 
 
