@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -32,6 +33,7 @@ from paymesh.fraud import FraudEngine, FraudRiskScorer
 from paymesh.fraud import RuleSet as FraudRuleSet
 from paymesh.ports.bus import Rule, Target
 from paymesh.ports.connector import Connector
+from paymesh.ports.ratelimit import RateLimit
 from paymesh.sandbox.suite import SandboxSuite
 from paymesh.service.apikeys import Authenticator
 from paymesh.service.bus import Builtin, BusBackend, EventBus
@@ -48,7 +50,7 @@ from paymesh.service.payments import PaymentService
 from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.recovery import Reconciler
 from paymesh.service.reviews import ReviewService
-from paymesh.service.router import DEFAULT, Router
+from paymesh.service.router import DEFAULT, Router, RulesWatcher
 from paymesh.service.routing import RoutingService
 from paymesh.service.webhooks import WebhookService
 
@@ -113,43 +115,66 @@ def default_rules(inventory_url: str | None) -> list[Rule]:
     return rules
 
 
-def build_app(settings: Settings) -> Starlette:
-    import msgspec
+@dataclass
+class Core:
+    """Everything an API process and a worker share: the store, the PSPs, the payment
+    service, the fraud engine, the bus's router and built-in targets."""
 
+    settings: Settings
+    store: BusBackend
+    suite: SandboxSuite | None
+    connectors: dict[str, Connector]
+    engine: FraudEngine
+    payments: PaymentService
+    routing: RoutingService
+    checkpoint: FeatureCheckpoint
+    bus: EventBus
+    reconciler: Reconciler
+    sender: AiohttpTargetSender
+    wake: list[Callable[[], None]] = field(default_factory=list)
+    background: set[asyncio.Task[object]] = field(default_factory=set)
+
+    def on_commit(self) -> None:
+        for wake in self.wake:
+            wake()
+
+    async def open(self) -> None:
+        await self.store.open()
+        self.bus.router.load(await self.store.rules())
+        await self.checkpoint.load()
+
+    async def close(self) -> None:
+        try:
+            await self.checkpoint.save()
+        except Exception:  # never let it keep the rest of shutdown from running
+            log.exception("fraud checkpoint at shutdown failed")
+        await self.sender.aclose()
+        for connector in self.connectors.values():
+            await connector.aclose()
+        await self.store.close()
+
+
+def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
     store = build_store(settings)
     suite = SandboxSuite(settings.sandbox_secrets, settings.self_url,
-                         settings.sandboxed_psps) if settings.uses_sandbox else None
+                         settings.sandboxed_psps) \
+        if settings.uses_sandbox and with_sandbox else None
     connectors = build_connectors(
         settings, suite.paypal_signing.cert_pem if suite and "paypal" in suite.boxes else None)
-    bus_ref: list[EventBus] = []
-
-    def on_commit() -> None:
-        if bus_ref:
-            bus_ref[0].notify()
-
     rules = (FraudRuleSet.from_json(settings.fraud_rules.read_text()) if settings.fraud_rules
              else FraudRuleSet.default())
     engine = FraudEngine(rules)
     breakers = CircuitBreakers()
     # Failover order when a merchant has no table: the configured PSPs, Stripe first.
     routing = RoutingService(store, list(connectors), list(connectors), breakers, utcnow)
+    wake: list[Callable[[], None]] = []
+
+    def on_commit() -> None:
+        for hook in wake:
+            hook()
+
     payments = PaymentService(store, connectors, FraudRiskScorer(engine), utcnow,
                               on_commit=on_commit, routing=routing, breakers=breakers)
-    checkpoint = FeatureCheckpoint(engine, store, utcnow)
-    background: set[asyncio.Task[object]] = set()
-
-    async def drive(payment: Payment) -> None:
-        try:
-            await payments.drive(payment)
-        except Exception:  # recovery will try again; this was only to be quicker
-            log.exception("driving payment %s after its webhook failed", payment.id)
-
-    def drive_soon(payment: Payment) -> None:
-        task = asyncio.get_running_loop().create_task(drive(payment))
-        background.add(task)  # a task nobody holds may be collected before it runs
-        task.add_done_callback(background.discard)
-
-    webhooks = WebhookService(store, connectors, utcnow, on_commit, on_processing=drive_soon)
     builtins: dict[str, Builtin] = {
         "send_confirmation": send_confirmation(store, utcnow),
         "process_payment": process_payment(payments, utcnow),
@@ -163,61 +188,165 @@ def build_app(settings: Settings) -> Starlette:
     sender = AiohttpTargetSender()
     bus = EventBus(store, Router(default_rules(settings.inventory_url)), builtins, sender,
                    utcnow, retry_base_seconds=settings.bus_retry_base)
-    bus_ref.append(bus)
     reconciler = Reconciler(payments, utcnow, grace=timedelta(seconds=settings.recovery_grace),
                             interval=settings.recovery_interval)
+    return Core(settings=settings, store=store, suite=suite, connectors=connectors,
+                engine=engine, payments=payments, routing=routing,
+                checkpoint=FeatureCheckpoint(engine, store, utcnow), bus=bus,
+                reconciler=reconciler, sender=sender, wake=wake)
 
+
+@contextlib.asynccontextmanager
+async def nats_bus(core: Core) -> AsyncIterator[tuple[Any, Any]]:
+    """The JetStream connection and streams, closed (in-flight publishes flushed) on exit."""
+    from paymesh.adapters.nats.bus import Layout, connect, ensure_streams
+
+    assert core.settings.bus is not None
+    nc = await connect(core.settings.bus, name="paymesh")
+    try:
+        js = nc.jetstream()
+        layout = Layout(prefix=core.settings.nats_prefix)
+        await ensure_streams(js, layout)
+        yield js, layout
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+
+
+def build_app(settings: Settings) -> Starlette:
+    import msgspec
+
+    core = build_core(settings)
+    store, bus, payments, suite = core.store, core.bus, core.payments, core.suite
+
+    async def drive(payment: Payment) -> None:
+        try:
+            await payments.drive(payment)
+        except Exception:  # recovery will try again; this was only to be quicker
+            log.exception("driving payment %s after its webhook failed", payment.id)
+
+    def drive_soon(payment: Payment) -> None:
+        task = asyncio.get_running_loop().create_task(drive(payment))
+        core.background.add(task)  # a task nobody holds may be collected before it runs
+        task.add_done_callback(core.background.discard)
+
+    webhooks = WebhookService(store, core.connectors, utcnow, core.on_commit,
+                              on_processing=drive_soon)
     extra_routes: list[BaseRoute] = list(suite.mounts()) if suite else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
-        bus.router.load(await store.rules())
+        await core.open()
         # Embedded: one process owns this file, so leases left by a dead one are free now.
         if not settings.uses_postgres:
             # Embedded: this process owns the file, so what a dead one held is free now. With
             # PostgreSQL other live processes hold leases too: they expire on their own.
             await store.release_leases()
             await store.release_claims()  # a cut request's retry resumes now, not in 60 s
-        await checkpoint.load()
         if suite:
             await suite.start()
-        tasks = [asyncio.create_task(bus.run(), name="event-bus"),
-                 asyncio.create_task(_recover_then_watch(reconciler), name="recovery"),
-                 asyncio.create_task(checkpoint.run(), name="fraud-checkpoint")]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await bus.stop()
+        async with contextlib.AsyncExitStack() as stack:
+            tasks = [asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint")]
+            if settings.uses_postgres:
+                tasks.append(asyncio.create_task(RulesWatcher(bus.router, store).run(),
+                                                 name="rules-watcher"))
+            if settings.uses_nats:
+                # Scale-out: this process only relays its outbox; workers route, deliver and
+                # recover.
+                from paymesh.adapters.nats.bus import OutboxRelay
+
+                js, layout = await stack.enter_async_context(nats_bus(core))
+                relay = OutboxRelay(store, js, layout)
+                core.wake.append(relay.notify)
+                tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+            else:
+                core.wake.append(bus.notify)
+                tasks += [asyncio.create_task(bus.run(), name="event-bus"),
+                          asyncio.create_task(_recover_then_watch(
+                              core.reconciler, at_start=not settings.uses_postgres),
+                              name="recovery")]
             try:
-                await checkpoint.save()
-            except Exception:  # never let it keep the rest of shutdown from running
-                log.exception("fraud checkpoint at shutdown failed")
-            await sender.aclose()
-            if suite:
-                await suite.stop()
-            for connector in connectors.values():
-                await connector.aclose()
-            await store.close()
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await bus.stop()
+        if suite:
+            await suite.stop()
+        await core.close()
 
     state = Api(store=store, payments=payments, webhooks=webhooks, auth=Authenticator(store),
-                limiter=RateLimiter(settings.rate_limit), bus=bus,
-                reviews=ReviewService(store, payments, utcnow), routing=routing,
+                limiter=_rate_limiter(settings, store), bus=bus,
+                reviews=ReviewService(store, payments, utcnow), routing=core.routing,
                 openapi=msgspec.json.encode(build_openapi()))
     return build_http_app(state, extra_routes, lifespan)
 
 
-async def _recover_then_watch(reconciler: Reconciler) -> None:
-    # The server starts listening only after the lifespan's startup, and the built-in
-    # sandbox is reached over HTTP on that same port: give it a moment first.
-    await asyncio.sleep(0.5)
-    try:
-        recovered = await reconciler.run_once(grace=timedelta(0))
-        if recovered:
-            log.info("recovery: drove %d unsettled payments at start", recovered)
-    except Exception:
-        log.exception("recovery at start failed; the periodic pass will retry")
+def _rate_limiter(settings: Settings, store: BusBackend) -> RateLimit:
+    """Per process when embedded; with PostgreSQL, one budget per key across all processes."""
+    if settings.uses_postgres:
+        from paymesh.adapters.postgres import PostgresStore
+        from paymesh.adapters.postgres.ratelimit import PostgresRateLimiter
+
+        assert isinstance(store, PostgresStore)
+        return PostgresRateLimiter(store, settings.rate_limit)
+    return RateLimiter(settings.rate_limit)
+
+
+async def run_worker(settings: Settings, ready: Callable[[], None] | None = None) -> None:
+    """`paymesh worker`: the bus's routing and deliveries (retries, dead letters, the fraud
+    stream among the built-in targets), the outbox sweep and recovery, with no HTTP."""
+    core = build_core(settings, with_sandbox=False)
+    await core.open()
+    async with contextlib.AsyncExitStack() as stack:
+        tasks = [asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
+                 asyncio.create_task(RulesWatcher(core.bus.router, core.store).run(),
+                                     name="rules-watcher"),
+                 asyncio.create_task(_recover_then_watch(core.reconciler, at_start=False),
+                                     name="recovery")]
+        dispatcher = None
+        if settings.uses_nats:
+            from paymesh.adapters.nats.bus import Dispatcher, OutboxRelay
+
+            js, layout = await stack.enter_async_context(nats_bus(core))
+            dispatcher = Dispatcher(core.store, js, layout, core.bus.router, core.bus.targets,
+                                    utcnow, retry_base_seconds=settings.bus_retry_base)
+            # The sweep: events an API process committed but died before relaying.
+            relay = OutboxRelay(core.store, js, layout, poll_seconds=1.0)
+            core.wake.append(relay.notify)
+            tasks += [asyncio.create_task(dispatcher.run(), name="dispatcher"),
+                      asyncio.create_task(relay.run(), name="outbox-sweep")]
+        else:
+            core.wake.append(core.bus.notify)
+            tasks.append(asyncio.create_task(core.bus.run(), name="event-bus"))
+        log.info("worker running (bus: %s)", "nats" if settings.uses_nats else "database")
+        if ready:
+            ready()
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if dispatcher:
+                await dispatcher.stop()
+            await core.bus.stop()
+    await core.close()
+
+
+async def _recover_then_watch(reconciler: Reconciler, at_start: bool) -> None:
+    """`at_start`: an embedded server, alone with its file, drives every unsettled payment at
+    once. With other processes live, their requests are still working: only the periodic
+    pass, which leaves recent payments alone, runs."""
+    if at_start:
+        # The server starts listening only after the lifespan's startup, and the built-in
+        # sandbox is reached over HTTP on that same port: give it a moment first.
+        await asyncio.sleep(0.5)
+        try:
+            recovered = await reconciler.run_once(grace=timedelta(0))
+            if recovered:
+                log.info("recovery: drove %d unsettled payments at start", recovered)
+        except Exception:
+            log.exception("recovery at start failed; the periodic pass will retry")
     await reconciler.run_forever()

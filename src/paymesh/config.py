@@ -42,6 +42,10 @@ class Settings:
     bus_retry_base: float = 1.0  # seconds; the first retry waits up to this, then doubles
     inventory_url: str | None = None  # update_inventory posts payment.succeeded here
     fraud_rules: Path | None = None  # a fraud rules file (JSON); None: the packaged defaults
+    #: nats://host:port: the event bus on NATS JetStream (scale-out, with PostgreSQL); None:
+    #: the bus in the database, dispatched by the server itself.
+    bus: str | None = None
+    nats_prefix: str = "paymesh"  # stream and consumer names; deployments sharing a server
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -67,18 +71,32 @@ class Settings:
             "bus_retry_base": float(_env("BUS_RETRY_BASE", str(cls.bus_retry_base)) or 1),
             "inventory_url": _env("INVENTORY_URL"),
             "fraud_rules": _env("FRAUD_RULES"),
+            "bus": _env("BUS"),
+            "nats_prefix": _env("NATS_PREFIX", cls.nats_prefix),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         for name in ("data_dir", "fraud_rules", "paypal_trusted_cert"):
             value = values[name]
             if isinstance(value, str):
                 values[name] = Path(value)
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.bus is not None:
+            if not settings.bus.startswith(("nats://", "tls://")):
+                raise ValueError(f"unsupported bus URL {settings.bus!r}: use nats://HOST:PORT")
+            if not settings.uses_postgres:
+                # Many processes on one bus need one shared database; SQLite is one process.
+                raise ValueError("the NATS bus is for scale-out: it needs "
+                                 "--database postgresql://...")
+        return settings
 
     @property
     def uses_postgres(self) -> bool:
         return bool(self.database) and str(self.database).startswith(
             ("postgresql://", "postgres://"))
+
+    @property
+    def uses_nats(self) -> bool:
+        return self.bus is not None
 
     @property
     def sqlite_path(self) -> Path:

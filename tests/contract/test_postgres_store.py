@@ -243,7 +243,7 @@ async def test_processes_starting_together_migrate_once(postgres):
         await gate.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         outputs = await asyncio.gather(*(p.communicate() for p in procs))
         assert [p.returncode for p in procs] == [0] * len(procs), outputs
-        assert await gate.fetch("SELECT version_num FROM alembic_version") == [("0001",)]
+        assert await gate.fetch("SELECT version_num FROM alembic_version") == [("0002",)]
     finally:
         for p in procs:
             if p.returncode is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,25 +26,68 @@ app.add_typer(fraud_app, name="fraud")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where the SQLite file lives "
                                               "(env PAYMESH_DATA_DIR)")]
-Database = Annotated[str | None, typer.Option("--database", help="sqlite:///PATH "
-                                              "(env PAYMESH_DATABASE)")]
+Database = Annotated[str | None, typer.Option("--database", help="sqlite:///PATH or "
+                                              "postgresql://... (env PAYMESH_DATABASE)")]
+Bus = Annotated[str | None, typer.Option("--bus", help="nats://HOST:PORT: the event bus on NATS "
+                                         "JetStream, for scale-out (env PAYMESH_BUS)")]
 
 
 @app.command()
 def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option()] = 8080,
-          data_dir: DataDir = None, database: Database = None,
+          data_dir: DataDir = None, database: Database = None, bus: Bus = None,
           log_level: Annotated[str, typer.Option()] = "info") -> None:
-    """Run the API server (and the PSP sandboxes, unless real PSP credentials are set)."""
+    """Run the API server (and the PSP sandboxes, unless real PSP credentials are set).
+    With --bus nats://, run `paymesh worker` processes too: they deliver the events."""
     import uvicorn
 
     from paymesh.bootstrap import build_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
-    settings = Settings.from_env(host=host, port=port, data_dir=data_dir, database=database)
+    settings = _settings(host=host, port=port, data_dir=data_dir, database=database, bus=bus)
     uvicorn.run(build_app(settings), host=host, port=port, log_level=log_level,
                 access_log=False, loop="uvloop", http="httptools", lifespan="on")
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def worker(data_dir: DataDir = None, database: Database = None, bus: Bus = None,
+           log_level: Annotated[str, typer.Option()] = "info") -> None:
+    """Run a worker: event routing and deliveries (retries, dead letters, the fraud stream),
+    the outbox sweep and recovery. Run any number, next to any number of `serve`."""
+    import signal
+
+    from paymesh.bootstrap import run_worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    settings = _settings(data_dir=data_dir, database=database, bus=bus)
+    if not settings.uses_postgres:
+        typer.echo("error: a worker shares the database with the API processes: it needs "
+                   "--database postgresql://... (an embedded server delivers its own events)",
+                   err=True)
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # stop cleanly: unacked work goes back
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_worker(settings)
+
+    import uvloop
+
+    uvloop.run(main())
 
 
 @keys_app.command("create")

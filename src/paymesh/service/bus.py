@@ -72,10 +72,9 @@ class EventBus:
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.retry_base = retry_base_seconds
+        self.targets = Targets(builtins, sender, per_target)
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._slots: dict[tuple[str, str, str], asyncio.Semaphore] = {}
-        self._encode = msgspec.json.Encoder().encode
         # Envelopes of recently routed events: their deliveries mostly run moments later,
         # so they need not be read and decoded again. Bounded; a miss reads the store.
         self._envelopes: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -145,32 +144,50 @@ class EventBus:
         return forget
 
     async def _attempt(self, delivery: Delivery) -> None:
+        event = self._envelopes.get(delivery.event_id) or \
+            await self.store.get_event(delivery.event_id)
+        await self.targets.attempt(delivery, event, self.clock, self.rand, self.retry_base)
+        await self.store.save_delivery(delivery)
+
+
+class Targets:
+    """Runs one delivery against its target, whichever bus carried it: a built-in handler or
+    a signed HTTP POST, at most `per_target` at a time per (merchant, rule, target)."""
+
+    def __init__(self, builtins: dict[str, Builtin], sender: TargetSender,
+                 per_target: int = 8) -> None:
+        self.builtins = builtins
+        self.sender = sender
+        self.per_target = per_target
+        self._slots: dict[tuple[str, str, str], asyncio.Semaphore] = {}
+        self._encode = msgspec.json.Encoder().encode
+
+    async def attempt(self, delivery: Delivery, event: dict[str, Any] | None,
+                      clock: Callable[[], datetime], rand: Callable[[], float],
+                      retry_base: float) -> None:
+        """One attempt; `delivery` comes back delivered, rescheduled or dead."""
         key = (delivery.merchant_id, delivery.rule, delivery.target.id)
         slots = self._slots.setdefault(key, asyncio.Semaphore(self.per_target))
         async with slots:
             try:
-                await self._send(delivery)
-                after_success(delivery, self.clock())
+                if event is None:
+                    raise TargetFailed(f"event {delivery.event_id} no longer exists")
+                await self.send(delivery, event)
+                after_success(delivery, clock())
             except RetryLater as exc:
-                after_failure(delivery, self.clock(), f"retry later: {exc}", self.rand,
-                              exc.seconds, self.retry_base)
+                after_failure(delivery, clock(), f"retry later: {exc}", rand, exc.seconds,
+                              retry_base)
             except TargetFailed as exc:
-                after_failure(delivery, self.clock(), str(exc), self.rand, exc.retry_after,
-                              self.retry_base)
+                after_failure(delivery, clock(), str(exc), rand, exc.retry_after, retry_base)
             except Exception as exc:
-                after_failure(delivery, self.clock(), f"{type(exc).__name__}: {exc}", self.rand,
-                              None, self.retry_base)
-            if delivery.status == "dead":
-                log.warning("delivery %s of event %s to %s/%s is dead after %d attempts",
-                            delivery.id, delivery.event_id, delivery.rule, delivery.target.id,
-                            delivery.attempts)
-            await self.store.save_delivery(delivery)
+                after_failure(delivery, clock(), f"{type(exc).__name__}: {exc}", rand, None,
+                              retry_base)
+        if delivery.status == "dead":
+            log.warning("delivery %s of event %s to %s/%s is dead after %d attempts",
+                        delivery.id, delivery.event_id, delivery.rule, delivery.target.id,
+                        delivery.attempts)
 
-    async def _send(self, delivery: Delivery) -> None:
-        event = self._envelopes.get(delivery.event_id) or \
-            await self.store.get_event(delivery.event_id)
-        if event is None:
-            raise TargetFailed(f"event {delivery.event_id} no longer exists")
+    async def send(self, delivery: Delivery, event: dict[str, Any]) -> None:
         target = delivery.target
         if target.type == "builtin":
             handler = self.builtins.get(target.name or "")

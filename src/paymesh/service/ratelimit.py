@@ -1,7 +1,9 @@
 """Per-key rate limit: a token bucket.
 
 `take` is a pure function of the bucket, the time and the rate, so it is tested without
-sleeping; `RateLimiter` keeps one bucket per key in memory (embedded mode, one process).
+sleeping; `RateLimiter` keeps one bucket per key in memory, so it limits one process (embedded
+mode). Processes sharing a PostgreSQL database use `PostgresRateLimiter`, the same bucket in a
+table; both are the `paymesh.ports.ratelimit.RateLimit` port.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ class RateLimiter:
         self.burst = burst if burst is not None else max(1.0, rate)
         self._buckets: dict[str, Bucket] = {}
 
-    def check(self, key: str, now: float | None = None) -> float | None:
-        """None if allowed, else the seconds to wait (for Retry-After)."""
+    async def check(self, key: str, now: float | None = None) -> float | None:
+        """None if allowed, else the seconds to wait (for Retry-After); `now` is for tests.
+
+        Async only to be the port: nothing here awaits, so a check is still atomic on the
+        event loop."""
         if self.rate <= 0:
             return None
         allowed, wait, bucket = take(self._buckets.get(key),

@@ -7,13 +7,21 @@ merchant's own rules see only that merchant's events.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from paymesh.ports.bus import Rule, Target
 from paymesh.rules import RuleSet, compile_pattern
 
 DEFAULT = "*"
+
+log = logging.getLogger(__name__)
+
+
+class RuleSource(Protocol):
+    async def rules(self) -> list[Rule]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +32,8 @@ class Route:
 
 class Router:
     def __init__(self, defaults: list[Rule]) -> None:
+        self._initial = list(defaults)
+        self._synced: list[Rule] = []
         self._defaults = {r.name: r for r in defaults}
         self._own: dict[tuple[str, str], Rule] = {}
         self._set: RuleSet[Rule] = RuleSet()
@@ -53,6 +63,22 @@ class Router:
     def load(self, stored: list[Rule]) -> None:
         for rule in stored:
             self.put(rule)
+        self._synced = sorted(stored, key=self._key)
+
+    def sync(self, stored: list[Rule]) -> bool:
+        """Make the rules the defaults plus exactly `stored` (rules another process changed);
+        False, and nothing recompiled, when they already are."""
+        stored = sorted(stored, key=self._key)
+        if stored == self._synced:
+            return False
+        self._defaults = {r.name: r for r in self._initial}
+        self._own = {}
+        self._set = RuleSet()
+        self._indexed = set()
+        for rule in self._initial:
+            self._index(rule)
+        self.load(stored)
+        return True
 
     def put(self, rule: Rule) -> None:
         self.validate(rule)
@@ -90,3 +116,22 @@ class Router:
                 continue
             out.extend(Route(rule, target) for target in rule.targets)
         return out
+
+
+class RulesWatcher:
+    """With many processes, a rule changed through one API process must reach the others'
+    routers: each re-reads the stored rules every `interval` seconds (a handful of rows)."""
+
+    def __init__(self, router: Router, store: RuleSource, interval: float = 2.0) -> None:
+        self.router = router
+        self.store = store
+        self.interval = interval
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                if self.router.sync(await self.store.rules()):
+                    log.info("rules changed elsewhere; reloaded")
+            except Exception:
+                log.exception("reloading rules failed; keeping the current ones")

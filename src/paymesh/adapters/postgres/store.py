@@ -104,6 +104,11 @@ class PostgresStore:
             raise RuntimeError("store is not open")
         return self._pool
 
+    @property
+    def pool(self) -> Any:
+        """The open pool, for adapters that share the store's connections (the rate limiter)."""
+        return self._db
+
     # -- writes ---------------------------------------------------------------------------
 
     async def commit(self, changes: Changeset) -> None:

@@ -10,12 +10,12 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from paymesh.ports.ratelimit import RateLimit
 from paymesh.service.apikeys import Authenticator
 from paymesh.service.bus import BusBackend, EventBus
 from paymesh.service.errors import ApiError, BadRequest, RateLimited
 from paymesh.service.idempotency import MAX_KEY_LENGTH
 from paymesh.service.payments import PaymentService
-from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.reviews import ReviewService
 from paymesh.service.routing import RoutingService
 from paymesh.service.views import Reply
@@ -33,7 +33,7 @@ class Api:
     payments: PaymentService
     webhooks: WebhookService
     auth: Authenticator
-    limiter: RateLimiter
+    limiter: RateLimit
     bus: EventBus
     reviews: ReviewService
     routing: RoutingService
@@ -64,7 +64,7 @@ def api(request: Request) -> Api:
 async def merchant_of(request: Request) -> str:
     a = api(request)
     merchant, key_id = await a.auth.identify(request.headers.get("authorization"))
-    wait = a.limiter.check(key_id)  # by the key's hash: no secret kept in the limiter
+    wait = await a.limiter.check(key_id)  # by the key's hash: no secret kept in the limiter
     if wait is not None:
         raise RateLimited(wait)
     return merchant

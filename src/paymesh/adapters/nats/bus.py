@@ -1,0 +1,352 @@
+"""The event bus on NATS JetStream, for many API processes and workers.
+
+Three hops, each a durable, acknowledged step, so a delivery survives the death of any
+process:
+
+1. `OutboxRelay` (in every API process, and in workers as a sweeper) publishes committed
+   outbox events to the EVENTS stream, each with `Nats-Msg-Id` = its event id, then marks
+   them relayed. A relay that dies between the two, or two relays reading the same rows,
+   publish an event twice: JetStream keeps the first within its duplicate window.
+2. `Dispatcher` routing (in workers): one durable pull consumer over EVENTS, shared by all
+   workers. Each event is matched against every rule at once and one message per
+   (rule, target) goes to the DELIVERIES stream, its message id derived from the event,
+   rule and target; then the event is acked. A worker killed before its ack leaves the
+   event to be redelivered to another, whose fan-out is de-duplicated the same way.
+3. `Dispatcher` delivery: one durable pull consumer over DELIVERIES. A delivery is acked
+   once its target took it; a failure is a `nak` with the retry policy's backoff as delay;
+   attempts are counted from the message (`num_delivered`). When the policy is spent the
+   delivery is written to the store as a dead letter (the same table and API as embedded
+   mode) and acked. A redrive marks it pending in the store; workers publish such rows back
+   to DELIVERIES and mark them `redriven`.
+
+Delivery is at-least-once, as in the embedded bus: built-in handlers are idempotent by
+event id, and HTTP targets get the event id to do the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, RetentionPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+
+from paymesh.adapters.codec import (
+    decode_json,
+    delivery_from_message,
+    delivery_to_message,
+    encode_json,
+    to_micros,
+)
+from paymesh.ports.bus import Delivery
+from paymesh.ports.store import Changeset
+from paymesh.service.bus import BusBackend, Targets
+from paymesh.service.router import Router
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Names and limits of the two streams. `prefix` lets several deployments share a
+    server (and each test its own streams)."""
+
+    prefix: str = "paymesh"
+    #: How long JetStream remembers a message id. A relay that died between publishing and
+    #: marking is retried within seconds; two minutes covers that with room to spare.
+    duplicate_window_seconds: float = 120.0
+    #: Work-queue streams drop a message once acked; this bounds what an absent consumer
+    #: leaves behind.
+    max_age_seconds: float = 7 * 24 * 3600.0
+    #: How long a worker may hold a message before JetStream gives it to another worker.
+    #: Longer than any target call (HTTP targets time out well before).
+    ack_wait_seconds: float = 60.0
+
+    @property
+    def events_stream(self) -> str:
+        return f"{self.prefix.upper()}_EVENTS"
+
+    @property
+    def deliveries_stream(self) -> str:
+        return f"{self.prefix.upper()}_DELIVERIES"
+
+    @property
+    def events_subject(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def deliveries_subject(self) -> str:
+        return f"{self.prefix}.deliveries"
+
+
+async def connect(url: str, name: str) -> Client:
+    """A connection that keeps reconnecting: a restarted nats-server is waited for, not fatal."""
+    return await nats.connect(url, name=name, max_reconnect_attempts=-1,
+                              reconnect_time_wait=0.5, connect_timeout=5)
+
+
+async def ensure_streams(js: JetStreamContext, layout: Layout) -> None:
+    """Create the two streams if absent (every process may race to; the loser finds them)."""
+    for name, subject in ((layout.events_stream, layout.events_subject),
+                          (layout.deliveries_stream, layout.deliveries_subject)):
+        config = StreamConfig(name=name, subjects=[subject],
+                              retention=RetentionPolicy.WORK_QUEUE,
+                              discard=DiscardPolicy.OLD, max_age=layout.max_age_seconds,
+                              duplicate_window=layout.duplicate_window_seconds)
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            with contextlib.suppress(Exception):  # another process created it first
+                await js.add_stream(config)
+            await js.stream_info(name)
+
+
+def delivery_id(event_id: str, merchant_id: str, rule: str, target_id: str) -> str:
+    """The same event, rule and target always make the same delivery (and message id)."""
+    digest = hashlib.sha256(f"{event_id}\x00{merchant_id}\x00{rule}\x00{target_id}".encode())
+    return "dlv_" + digest.hexdigest()[:26]
+
+
+class OutboxRelay:
+    """Moves committed outbox events onto the EVENTS stream."""
+
+    def __init__(self, store: BusBackend, js: JetStreamContext, layout: Layout,
+                 batch: int = 500, poll_seconds: float = 0.5) -> None:
+        self.store = store
+        self.js = js
+        self.layout = layout
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.relay_pending()
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+
+    async def relay_pending(self) -> int:
+        relayed = 0
+        while True:
+            events = await self.store.undelivered_events(self.batch)
+            if not events:
+                return relayed
+            # Published concurrently; the events' order is not a promise of the bus (as on
+            # EventBridge): a payment's timeline is ordered by the store, not by delivery.
+            await asyncio.gather(*(
+                self.js.publish(self.layout.events_subject, encode_json(e.envelope),
+                                headers={"Nats-Msg-Id": e.id}) for e in events))
+            await self.store.commit(Changeset(routed=[e.id for e in events]))
+            relayed += len(events)
+            if len(events) < self.batch:
+                return relayed
+
+
+class Dispatcher:
+    """Routes events to deliveries and runs deliveries, as one of any number of workers."""
+
+    def __init__(self, store: BusBackend, js: JetStreamContext, layout: Layout,
+                 router: Router, targets: Targets, clock: Callable[[], datetime],
+                 rand: Callable[[], float] = random.random, retry_base_seconds: float = 1.0,
+                 max_in_flight: int = 512, fetch_batch: int = 128) -> None:
+        self.store = store
+        self.js = js
+        self.layout = layout
+        self.router = router
+        self.targets = targets
+        self.clock = clock
+        self.rand = rand
+        self.retry_base = retry_base_seconds
+        self.max_in_flight = max_in_flight
+        self.fetch_batch = fetch_batch
+        self._running: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Semaphore(max_in_flight)
+
+    async def run(self) -> None:
+        await asyncio.gather(self._route_loop(), self._deliver_loop(), self._redrive_loop())
+
+    async def stop(self) -> None:
+        """Cancel attempts in flight: their messages are not acked, so JetStream hands them
+        to another worker after the ack wait."""
+        tasks = list(self._running)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _consumer(self, durable: str) -> ConsumerConfig:
+        return ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
+                              ack_wait=self.layout.ack_wait_seconds, max_deliver=-1,
+                              max_ack_pending=20_000)
+
+    async def _subscribe(self, subject: str, stream: str, durable: str) -> Any:
+        return await self.js.pull_subscribe(subject, durable=durable, stream=stream,
+                                            config=self._consumer(durable))
+
+    async def _fetch(self, sub: Any, batch: int) -> list[Msg]:
+        try:
+            msgs: list[Msg] = await sub.fetch(batch, timeout=1.0)
+            return msgs
+        except (NatsTimeout, TimeoutError):
+            return []
+
+    # --- routing: events -> deliveries ------------------------------------------------
+
+    async def _route_loop(self) -> None:
+        sub = await self._subscribe(self.layout.events_subject, self.layout.events_stream,
+                                    f"{self.layout.prefix}-router")
+        while True:
+            try:
+                msgs = await self._fetch(sub, 256)
+                if msgs:
+                    await self.route(msgs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("routing pass failed; the events come back after the ack wait")
+                await asyncio.sleep(1.0)
+
+    async def route(self, msgs: list[Msg]) -> None:
+        now = self.clock()
+        publishes = []
+        for msg in msgs:
+            envelope: dict[str, Any] = decode_json(msg.data)
+            event_time = datetime.fromisoformat(envelope["time"])
+            for route in self.router.routes(envelope):
+                target = route.target
+                did = delivery_id(envelope["id"], envelope["account"], route.rule.name,
+                                  target.id)
+                delivery = Delivery(id=did, event_id=envelope["id"],
+                                    merchant_id=envelope["account"], rule=route.rule.name,
+                                    target=target, event_time=event_time, created_at=now,
+                                    next_attempt_at=now,
+                                    signing_secret=route.rule.signing_secret)
+                publishes.append(self.js.publish(
+                    self.layout.deliveries_subject, delivery_to_message(delivery, envelope),
+                    headers={"Nats-Msg-Id": did}))
+        await asyncio.gather(*publishes)
+        # Acked only once every delivery is in the stream: a crash before this routes the
+        # events again, and the deliveries' message ids keep one of each.
+        await asyncio.gather(*(msg.ack() for msg in msgs))
+
+    # --- delivery: deliveries -> targets ----------------------------------------------
+
+    async def _deliver_loop(self) -> None:
+        sub = await self._subscribe(self.layout.deliveries_subject,
+                                    self.layout.deliveries_stream,
+                                    f"{self.layout.prefix}-deliverer")
+        while True:
+            try:
+                await self._room.acquire()  # wait for room before taking more messages
+                room = 1
+                while room < self.fetch_batch and not self._room.locked():
+                    await self._room.acquire()
+                    room += 1
+                msgs = await self._fetch(sub, room)
+                for _ in range(room - len(msgs)):
+                    self._room.release()
+                for msg in msgs:
+                    task = asyncio.create_task(self._attempt(msg))
+                    self._running.add(task)
+                    task.add_done_callback(self._finished)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery fetch failed; retrying")
+                await asyncio.sleep(1.0)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._room.release()
+
+    async def _attempt(self, msg: Msg) -> None:
+        try:
+            delivery, event = delivery_from_message(msg.data)
+        except Exception:
+            log.exception("dropping an undecodable delivery message")
+            await msg.term()
+            return
+        # Attempts before this one: those the message was published with (a redrive starts
+        # again from 0) plus its earlier deliveries here.
+        delivery.attempts += msg.metadata.num_delivered - 1
+        keep_alive = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await self.targets.attempt(delivery, event, self.clock, self.rand, self.retry_base)
+        finally:
+            keep_alive.cancel()
+        if delivery.status == "delivered":
+            await msg.ack()
+        elif delivery.status == "dead":
+            await self.bury(delivery)
+            await msg.ack()
+        else:
+            delay = (delivery.next_attempt_at - self.clock()).total_seconds()
+            await msg.nak(delay=max(0.0, delay))
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        """A target slower than the ack wait (or a long wait for its slot) must not make
+        JetStream hand the same delivery to a second worker meanwhile."""
+        while True:
+            await asyncio.sleep(self.layout.ack_wait_seconds / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def bury(self, delivery: Delivery) -> None:
+        """The dead letter goes to the store, where the DLQ API lists and redrives it. Insert
+        (first death) then update (a redriven delivery dying again): both idempotent."""
+        await self.store.commit(Changeset(deliveries=[delivery]))
+        await self.store.save_delivery(delivery)
+
+    # --- redrive: store -> deliveries -------------------------------------------------
+
+    async def _redrive_loop(self, poll_seconds: float = 1.0) -> None:
+        while True:
+            try:
+                await self.redrive_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redrive pass failed; retrying")
+            await asyncio.sleep(poll_seconds)
+
+    async def redrive_pending(self) -> int:
+        """Dead letters a merchant redrove are pending rows in the store: publish each back
+        to DELIVERIES once (the lease keeps other workers off it meanwhile)."""
+        now = self.clock()
+        claimed = await self.store.claim_deliveries(now, 60.0, 100)
+        for delivery in claimed:
+            event = await self.store.get_event(delivery.event_id)
+            if event is None:
+                delivery.status = "dead"
+                await self.store.save_delivery(delivery)
+                continue
+            # The redrive stamped the row's due time: one message id per redrive, so a
+            # worker that dies before marking it is de-duplicated, a later redrive is not.
+            redriven_at = to_micros(delivery.next_attempt_at)
+            fresh = replace(delivery, attempts=0, history=[], status="pending",
+                            next_attempt_at=now)
+            await self.js.publish(self.layout.deliveries_subject,
+                                  delivery_to_message(fresh, event),
+                                  headers={"Nats-Msg-Id": f"{delivery.id}:redrive:"
+                                                          f"{redriven_at}"})
+            delivery.status = "redriven"
+            await self.store.save_delivery(delivery)
+        return len(claimed)

@@ -1,0 +1,107 @@
+"""The bus contract on NATS JetStream: PostgreSQL outbox, a real nats-server (both started
+by the test run itself), the relay and a dispatcher each on their own connection, as in
+separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from nats.aio.client import Client
+
+from paymesh.adapters.codec import encode_json
+from paymesh.adapters.http_targets import AiohttpTargetSender
+from paymesh.adapters.nats.bus import Dispatcher, Layout, OutboxRelay, connect, ensure_streams
+from paymesh.adapters.postgres import PostgresStore
+from paymesh.domain.events import DomainEvent
+from paymesh.ports.bus import Rule
+from paymesh.service.bus import Targets
+from paymesh.service.router import Router
+from tests.contract.bus_contract import NAMES, BusContract, Recorder
+from tests.support.nats import NatsServer
+from tests.support.postgres import PostgresServer
+
+_names = itertools.count()
+
+
+class NatsHarness:
+    def __init__(self, store: PostgresStore, url: str, layout: Layout) -> None:
+        self.store = store
+        self.url = url
+        self.layout = layout
+        self.recorder = Recorder()
+        self.sender = AiohttpTargetSender()
+        self.relay_nc: Client | None = None
+        self.relay: OutboxRelay | None = None
+        self.worker_nc: Client | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        self.relay_nc = await connect(self.url, "test-relay")
+        js = self.relay_nc.jetstream()
+        await ensure_streams(js, self.layout)
+        self.relay = OutboxRelay(self.store, js, self.layout, poll_seconds=0.05)
+        self.tasks.append(asyncio.create_task(self.relay.run()))
+
+    async def start(self, rules: list[Rule]) -> None:
+        for r in rules:
+            await self.store.put_rule(r)
+        router = Router([])
+        router.load(await self.store.rules())
+        self.worker_nc = await connect(self.url, "test-worker")
+        targets = Targets({name: self.recorder.builtin(name) for name in NAMES}, self.sender)
+        self.dispatcher = Dispatcher(self.store, self.worker_nc.jetstream(), self.layout, router,
+                                     targets, lambda: datetime.now(UTC),
+                                     retry_base_seconds=0.01)
+        self.worker = asyncio.create_task(self.dispatcher.run())
+
+    async def kill(self) -> None:
+        assert self.dispatcher is not None and self.worker_nc is not None
+        self.worker.cancel()
+        await asyncio.gather(self.worker, return_exceptions=True)
+        await self.dispatcher.stop()
+        await self.worker_nc.close()  # no ack, no more in-progress: JetStream times it out
+        self.dispatcher = None
+
+    async def route_again(self, event: DomainEvent) -> None:
+        # A relay that published, then died before marking the event relayed, publishes
+        # it again on its next pass.
+        assert self.relay is not None
+        await self.relay.js.publish(self.layout.events_subject, encode_json(event.envelope()),
+                                    headers={"Nats-Msg-Id": event.id})
+
+    def notify(self) -> None:
+        if self.relay is not None:
+            self.relay.notify()
+
+    async def close(self) -> None:
+        if self.dispatcher is not None:
+            await self.kill()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.relay_nc is not None:
+            await self.relay_nc.close()
+        await self.sender.aclose()
+
+
+@pytest.fixture
+async def harness(postgres: PostgresServer,
+                  nats_server: NatsServer) -> AsyncIterator[NatsHarness]:
+    n = next(_names)
+    store = PostgresStore(await postgres.create_database(f"natsbus{n}"), min_size=1)
+    await store.open()
+    # Streams of their own per test: nothing one test leaves is seen by the next.
+    h = NatsHarness(store, nats_server.url, Layout(prefix=f"t{n}", ack_wait_seconds=1.0))
+    await h.open()
+    yield h
+    await h.close()
+    await store.close()
+
+
+class TestNatsBus(BusContract):
+    pass
