@@ -205,7 +205,8 @@ async def nats_bus(core: Core) -> AsyncIterator[tuple[Any, Any]]:
     nc = await connect(core.settings.bus, name="paymesh")
     try:
         js = nc.jetstream()
-        layout = Layout(prefix=core.settings.nats_prefix)
+        layout = Layout(prefix=core.settings.nats_prefix,
+                        ack_wait_seconds=core.settings.nats_ack_wait)
         await ensure_streams(js, layout)
         yield js, layout
     finally:

@@ -46,6 +46,8 @@ class Settings:
     #: the bus in the database, dispatched by the server itself.
     bus: str | None = None
     nats_prefix: str = "paymesh"  # stream and consumer names; deployments sharing a server
+    #: Seconds a dead worker's unacknowledged deliveries wait before another worker takes them.
+    nats_ack_wait: float = 60.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -73,6 +75,7 @@ class Settings:
             "fraud_rules": _env("FRAUD_RULES"),
             "bus": _env("BUS"),
             "nats_prefix": _env("NATS_PREFIX", cls.nats_prefix),
+            "nats_ack_wait": float(_env("NATS_ACK_WAIT", str(cls.nats_ack_wait)) or 60),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         for name in ("data_dir", "fraud_rules", "paypal_trusted_cert"):
