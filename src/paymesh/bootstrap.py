@@ -166,7 +166,8 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
     engine = FraudEngine(rules)
     breakers = CircuitBreakers()
     # Failover order when a merchant has no table: the configured PSPs, Stripe first.
-    routing = RoutingService(store, list(connectors), list(connectors), breakers, utcnow)
+    routing = RoutingService(store, list(connectors), list(connectors), breakers, utcnow,
+                             ttl=2.0 if settings.uses_postgres else None)
     wake: list[Callable[[], None]] = []
 
     def on_commit() -> None:

@@ -7,6 +7,7 @@ failed one still beats refusing the payment outright.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -25,22 +26,27 @@ from paymesh.service.circuit import CircuitBreakers
 
 class RoutingService:
     def __init__(self, store: Store, connectors: list[str], default_order: list[str],
-                 breakers: CircuitBreakers, clock: Callable[[], datetime]) -> None:
+                 breakers: CircuitBreakers, clock: Callable[[], datetime],
+                 ttl: float | None = None) -> None:
         self.store = store
         self.connectors = connectors
         self.default = default_table(default_order)
         self.breakers = breakers
         self.clock = clock
-        # One process owns its tables' writes in embedded mode; scale-out re-reads (issue 7).
-        self._tables: dict[str, RoutingTable] = {}
+        # Embedded, this process makes every change, so its cache never goes stale (ttl None).
+        # With many processes a table changed through another one is re-read after `ttl` s.
+        self.ttl = ttl
+        self._tables: dict[str, tuple[RoutingTable, float]] = {}
 
     async def table(self, merchant_id: str) -> RoutingTable:
-        table = self._tables.get(merchant_id)
-        if table is None:
-            raw = await self.store.get_blob(f"routing:{merchant_id}")
-            table = self.default if raw is None else parse_table(
-                msgspec.json.decode(raw), self.connectors)
-            self._tables[merchant_id] = table
+        cached = self._tables.get(merchant_id)
+        now = time.monotonic()
+        if cached is not None and (self.ttl is None or now - cached[1] < self.ttl):
+            return cached[0]
+        raw = await self.store.get_blob(f"routing:{merchant_id}")
+        table = self.default if raw is None else parse_table(
+            msgspec.json.decode(raw), self.connectors)
+        self._tables[merchant_id] = (table, now)
         return table
 
     async def put(self, merchant_id: str, doc: object) -> RoutingTable:
@@ -48,7 +54,7 @@ class RoutingService:
         table = parse_table(doc, self.connectors)
         await self.store.put_blob(f"routing:{merchant_id}", msgspec.json.encode(doc),
                                   self.clock())
-        self._tables[merchant_id] = table
+        self._tables[merchant_id] = (table, time.monotonic())
         return table
 
     def circuits(self) -> dict[str, str]:
