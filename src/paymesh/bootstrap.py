@@ -131,6 +131,10 @@ class Core:
     bus: EventBus
     reconciler: Reconciler
     sender: AiohttpTargetSender
+    #: With the NATS bus: its connection (made unconnected, connected at start) and the fraud
+    #: feed over it, which shares every process's observations and outcomes with the others.
+    nc: Any = None
+    feed: Any = None
     wake: list[Callable[[], None]] = field(default_factory=list)
     background: set[asyncio.Task[object]] = field(default_factory=set)
 
@@ -164,6 +168,14 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
     rules = (FraudRuleSet.from_json(settings.fraud_rules.read_text()) if settings.fraud_rules
              else FraudRuleSet.default())
     engine = FraudEngine(rules)
+    nc = feed = None
+    if settings.uses_nats:
+        from nats.aio.client import Client
+
+        from paymesh.adapters.nats.fraud_feed import NatsFraudFeed
+
+        nc = Client()
+        feed = NatsFraudFeed(nc, engine)
     breakers = CircuitBreakers()
     # Failover order when a merchant has no table: the configured PSPs, Stripe first.
     routing = RoutingService(store, list(connectors), list(connectors), breakers, utcnow,
@@ -174,7 +186,7 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
         for hook in wake:
             hook()
 
-    payments = PaymentService(store, connectors, FraudRiskScorer(engine), utcnow,
+    payments = PaymentService(store, connectors, FraudRiskScorer(engine, feed=feed), utcnow,
                               on_commit=on_commit, routing=routing, breakers=breakers)
     builtins: dict[str, Builtin] = {
         "send_confirmation": send_confirmation(store, utcnow),
@@ -183,7 +195,7 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
         "payment_retry": payment_retry(payments, utcnow,
                                        base=timedelta(seconds=settings.bus_retry_base * 2)),
         "fraud_review": fraud_review(payments, utcnow),
-        "fraud_detection": FraudStream(engine, store, utcnow),
+        "fraud_detection": FraudStream(engine, store, utcnow, feed=feed),
         "analytics": Analytics(),
     }
     sender = AiohttpTargetSender()
@@ -194,7 +206,7 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
     return Core(settings=settings, store=store, suite=suite, connectors=connectors,
                 engine=engine, payments=payments, routing=routing,
                 checkpoint=FeatureCheckpoint(engine, store, utcnow), bus=bus,
-                reconciler=reconciler, sender=sender, wake=wake)
+                reconciler=reconciler, sender=sender, nc=nc, feed=feed, wake=wake)
 
 
 @contextlib.asynccontextmanager
@@ -203,14 +215,21 @@ async def nats_bus(core: Core) -> AsyncIterator[tuple[Any, Any]]:
     from paymesh.adapters.nats.bus import Layout, connect, ensure_streams
 
     assert core.settings.bus is not None
-    nc = await connect(core.settings.bus, name="paymesh")
+    # After the checkpoint is loaded (core.open): it replaces the engine's features, and what
+    # the feed applies must land in the loaded ones.
+    nc = await connect(core.settings.bus, name="paymesh", client=core.nc)
     try:
         js = nc.jetstream()
         layout = Layout(prefix=core.settings.nats_prefix,
                         ack_wait_seconds=core.settings.nats_ack_wait)
         await ensure_streams(js, layout)
+        if core.feed is not None:
+            await core.feed.start()
         yield js, layout
     finally:
+        if core.feed is not None:
+            with contextlib.suppress(Exception):
+                await core.feed.close()
         with contextlib.suppress(Exception):
             await nc.drain()
 

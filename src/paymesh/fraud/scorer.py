@@ -16,6 +16,7 @@ from paymesh.domain.payment import FraudAssessment
 from paymesh.fraud.features import FeatureStore
 from paymesh.fraud.rules import RuleSet
 from paymesh.fraud.transactions import Transaction
+from paymesh.ports.fraud_feed import FraudFeed, NoFeed
 from paymesh.ports.risk import RiskInput
 
 SNAPSHOT_FORMAT = "paymesh.fraud.snapshot/1"
@@ -28,7 +29,7 @@ class SnapshotError(ValueError):
 class FraudEngine:
     """Scores transactions on what came before them and learns from their outcomes.
 
-    Not thread-safe: call `score` and `feedback` from one thread (one event loop).
+    Not thread-safe: call `score`, `observe` and `feedback` from one thread (one event loop).
     """
 
     def __init__(self, rules: RuleSet | None = None, store: FeatureStore | None = None) -> None:
@@ -43,6 +44,12 @@ class FraudEngine:
         assessment = self.rules.assess(features)
         self.store.observe(txn, assessment.score)
         return assessment
+
+    def observe(self, txn: Transaction, score: int) -> None:
+        """Learn `txn`, scored `score` by another engine (another process, through the fraud
+        feed), as if `score(txn)` had run here: what follows reads the same features either way.
+        """
+        self.store.observe(txn, score)
 
     def feedback(self, transaction_id: str, outcome: str, at: float) -> bool:
         """What became of a scored transaction: `approved`, `declined` or `disputed`, at `at`.
@@ -103,11 +110,15 @@ class FraudRiskScorer:
     The payment id is the transaction id, so `engine.feedback(payment_id, ...)` finds
     the payment later. The payment method stands in for the card fingerprint: the same
     saved method is the same card. The clock is injected so tests are reproducible.
+    Each scored transaction is announced on `feed`, so the engines of other processes
+    count it too (scaled out, this one sees only its share of the payments).
     """
 
-    def __init__(self, engine: FraudEngine, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: FraudEngine, clock: Callable[[], float] = time.time,
+                 feed: FraudFeed | None = None) -> None:
         self.engine = engine
         self.clock = clock
+        self.feed: FraudFeed = feed if feed is not None else NoFeed()
         # Only for a subject without a payment id; unique across restarts.
         self._ids = (f"risk-{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count(1))
 
@@ -126,4 +137,6 @@ class FraudRiskScorer:
             city=ctx.city,
             merchant_id=subject.merchant_id,
         )
-        return self.engine.score(txn)
+        assessment = self.engine.score(txn)
+        self.feed.observed(txn, assessment.score)
+        return assessment

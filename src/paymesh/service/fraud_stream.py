@@ -21,6 +21,7 @@ from paymesh.domain.events import DomainEvent
 from paymesh.domain.status import PaymentStatus
 from paymesh.fraud import FraudEngine, SnapshotError
 from paymesh.ports.bus import Delivery
+from paymesh.ports.fraud_feed import FraudFeed, NoFeed
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store
 from paymesh.service.bus import Builtin
 from paymesh.service.payments import PaymentService
@@ -44,14 +45,16 @@ def _epoch(event: dict[str, Any]) -> float:
 class FraudStream:
     """The `fraud_detection` built-in. Feedback is idempotent in the engine (a redelivered
     decline is not counted twice); an alert commits with a consumer mark, so it is raised
-    once even across a restart."""
+    once even across a restart. Each outcome is also announced on `feed`, for the engines
+    of the processes that score payments (scaled out, not this one)."""
 
     def __init__(self, engine: FraudEngine, store: Store, clock: Callable[[], datetime],
-                 alert_threshold: int = ALERT_THRESHOLD) -> None:
+                 alert_threshold: int = ALERT_THRESHOLD, feed: FraudFeed | None = None) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock
         self.alert_threshold = alert_threshold
+        self.feed: FraudFeed = feed if feed is not None else NoFeed()
 
     async def __call__(self, event: dict[str, Any], delivery: Delivery) -> None:
         kind = event["detail-type"]
@@ -60,7 +63,14 @@ class FraudStream:
         if outcome == "declined" and detail.get("failure_code") != "card_declined":
             outcome = None  # the PSP being down says nothing about the card
         if outcome is not None:
-            self.engine.feedback(detail["payment_id"], outcome, _epoch(event))
+            at = _epoch(event)
+            self.engine.feedback(detail["payment_id"], outcome, at)
+            # Announced whatever `feedback` returned. True only means the payment is known
+            # here, not that this is news (a redelivery is True again, and harmless: feedback
+            # is idempotent everywhere). False means this engine never saw the payment (it
+            # restarted since, or missed the feed's message), while the engine that scored
+            # it still knows it: that one must hear of the decline all the same.
+            self.feed.outcome(detail["payment_id"], outcome, at)
         score = detail.get("fraud_score")
         if kind in ("payment.initiated", "payment.disputed") and (
                 kind == "payment.disputed" or (isinstance(score, int)

@@ -35,7 +35,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -91,10 +90,13 @@ class Layout:
         return f"{self.prefix}.deliveries"
 
 
-async def connect(url: str, name: str) -> Client:
-    """A connection that keeps reconnecting: a restarted nats-server is waited for, not fatal."""
-    return await nats.connect(url, name=name, max_reconnect_attempts=-1,
-                              reconnect_time_wait=0.5, connect_timeout=5)
+async def connect(url: str, name: str, client: Client | None = None) -> Client:
+    """A connection that keeps reconnecting: a restarted nats-server is waited for, not fatal.
+    `client`: one made earlier (unconnected) and already handed to those who publish on it."""
+    nc = client or Client()
+    await nc.connect(servers=[url], name=name, max_reconnect_attempts=-1,
+                     reconnect_time_wait=1, connect_timeout=5)
+    return nc
 
 
 async def ensure_streams(js: JetStreamContext, layout: Layout) -> None:

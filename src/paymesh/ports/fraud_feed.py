@@ -1,0 +1,34 @@
+"""The fraud-feed port: what one process's fraud engine learns, told to every other's.
+
+Scaled out, each `paymesh serve` process scores with its own engine and sees only its share
+of the payments, and the outcomes are learned by whichever worker consumed them. Velocity
+features (one device trying many cards) need all the payments, and a decline needs to reach
+the engines that will score that card next: the feed carries both.
+
+Both calls are fire-and-forget: they are made in the payment path, so they never block and
+never raise. What is said may be lost (`paymesh.adapters.nats.fraud_feed` says why that is
+acceptable). `NoFeed` is the embedded mode's: one process, one engine, nothing to share.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # the fraud package imports this port: only a type, to keep out of its way
+    from paymesh.fraud.transactions import Transaction
+
+
+class FraudFeed(Protocol):
+    def observed(self, txn: Transaction, score: int) -> None:
+        """This process scored `txn` at `score`."""
+
+    def outcome(self, transaction_id: str, outcome: str, at: float) -> None:
+        """This process fed back `approved`, `declined` or `disputed` at `at`."""
+
+
+class NoFeed:
+    def observed(self, txn: Transaction, score: int) -> None:
+        pass
+
+    def outcome(self, transaction_id: str, outcome: str, at: float) -> None:
+        pass
