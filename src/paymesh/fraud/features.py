@@ -325,7 +325,9 @@ class FeatureStore:
         ):
             if key is not None:
                 window.add(key, ts)
-        cust.last = (ts, txn.lat, txn.lon) if txn.lat is not None else (ts, *cust.last[1:])
+        last_ts = cust.last[0]
+        if last_ts is None or ts >= last_ts:  # a late one (another process's) is not the last
+            cust.last = (ts, txn.lat, txn.lon) if txn.lat is not None else (ts, *cust.last[1:])
         card_key = txn.card_fingerprint
         if card_key is not None:
             card = self._touch("card", card_key)

@@ -4,19 +4,33 @@ Short windows (minutes to a day) keep the recent events themselves, capped: the
 rules only ask "more than N", so a saturated count loses nothing they need.
 The 30-day amount statistics keep one bucket a day (count, sum, sum of squares),
 so a customer costs at most 31 buckets whatever their volume.
+
+Events may arrive out of time order: processes share what they observe over the fraud
+feed, and outcomes come from several workers, so one can be milliseconds to minutes late.
+Every window ends up as if its events had arrived sorted by time (ties in arrival order):
+an in-order event is appended in O(1), as before; a late one is put in its place, and one
+the window has already moved past is forgotten at once. Only `DistinctRecent`'s first-seen
+times can differ from the sorted order's, and only once it forgets keys (see there).
+`MovingMean` is no window: it takes amounts in the order they arrive.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
+from itertools import pairwise
 from typing import Any
 
 DAY = 86_400.0
 
 
 class EventWindow:
-    """The (time, value) events of the last `horizon` seconds, at most `cap` of them."""
+    """The (time, value) events of the last `horizon` seconds, at most `cap` of them.
+
+    Kept in time order (ties in arrival order) whatever order they arrive in: the events
+    kept are the `cap` newest of those no older than the newest minus `horizon`.
+    """
 
     __slots__ = ("cap", "horizon", "times", "values")
 
@@ -27,13 +41,32 @@ class EventWindow:
         self.values: deque[float] = deque()
 
     def add(self, ts: float, value: float = 1.0) -> None:
-        times, values = self.times, self.values
+        times = self.times
+        if times and ts < times[-1]:
+            self._add_late(ts, value)
+            return
+        values = self.values
         times.append(ts)
         values.append(value)
         cutoff = ts - self.horizon
         while times and (times[0] < cutoff or len(times) > self.cap):
             times.popleft()
             values.popleft()
+
+    def _add_late(self, ts: float, value: float) -> None:
+        """An event older than the newest: into its place, so the times stay in order (the
+        window's end does not move, so nothing else expires). Dropped if already expired."""
+        times = self.times
+        if ts < times[-1] - self.horizon:
+            return
+        # After any equal times: as if it had come after them in time order. A deque's
+        # middle costs a few steps at this size (a cap of a few hundred).
+        i = bisect_right(times, ts)
+        times.insert(i, ts)
+        self.values.insert(i, value)
+        if len(times) > self.cap:  # the oldest goes, which may be this one
+            times.popleft()
+            self.values.popleft()
 
     def count(self, since: float) -> int:
         # Newest first: short windows stop after a few steps, most at the first.
@@ -100,7 +133,26 @@ class EventWindow:
         window.times.extend(float(t) for t in times)
         # As added (an integer amount stays one), so a restored window snapshots the same.
         window.values.extend(v if isinstance(v, int | float) else float(v) for v in values)
+        window._normalize()
         return window
+
+    def _normalize(self) -> None:
+        """Into time order and within the bounds: a snapshot taken before late events were
+        put in their place can hold them out of order, or kept past the horizon. A no-op
+        (one pass) for anything this class made."""
+        times, values = self.times, self.values
+        if any(later < earlier for earlier, later in pairwise(times)):
+            # Stable: equal times keep their order, as if they had arrived so.
+            events = sorted(zip(times, values, strict=True), key=lambda event: event[0])
+            times.clear()
+            values.clear()
+            times.extend(t for t, _ in events)
+            values.extend(v for _, v in events)
+        if times:
+            cutoff = times[-1] - self.horizon
+            while times and (times[0] < cutoff or len(times) > self.cap):
+                times.popleft()
+                values.popleft()
 
 
 AMOUNT_CAP = 2**31 - 1  # minor units
@@ -225,25 +277,80 @@ class MovingMean:
 
 
 class DistinctRecent:
-    """Distinct keys with their first and last sighting; the `cap` least recent are forgotten."""
+    """Distinct keys with their first and last sighting; beyond `cap` keys, the one last
+    seen longest ago is forgotten.
 
-    __slots__ = ("cap", "seen")
+    In any arrival order, a key's last sighting is its latest, and the keys kept (in the
+    order of their last sightings, ties in arrival order) are those the same sightings
+    sorted by time would leave. A key's first sighting is the earliest that arrived while
+    it was kept: its earliest of all, as in time order, as long as no key was forgotten.
+    After that the two can differ, both ways: time order starts a key afresh when it comes
+    back after being forgotten in between, and a sighting that arrives while its key is
+    forgotten is not kept.
+    """
+
+    __slots__ = ("cap", "newest", "seen")
 
     def __init__(self, cap: int = 32) -> None:
         self.cap = cap
-        # key -> (first seen, last seen), oldest first. Tuples of floats, not lists: the
-        # cyclic GC stops tracking them, which matters with millions of entries.
+        # key -> (first seen, last seen), in order of last seen, oldest first. Tuples of
+        # floats, not lists: the cyclic GC stops tracking them, which matters with millions
+        # of entries.
         self.seen: dict[str, tuple[float, float]] = {}
+        # The latest last-seen time (of the last entry): one comparison tells a late sighting.
+        self.newest = -math.inf
 
     def add(self, key: str, ts: float) -> None:
+        if ts < self.newest:
+            self._add_late(key, ts)
+            return
+        self.newest = ts
         seen = self.seen
         entry = seen.pop(key, None)
         if entry is not None:
-            seen[key] = (entry[0], ts)
+            seen[key] = (entry[0], ts)  # first <= last <= newest <= ts
         else:
             seen[key] = (ts, ts)
             if len(seen) > self.cap:
                 del seen[next(iter(seen))]
+
+    def _add_late(self, key: str, ts: float) -> None:
+        """A sighting older than the newest (which it leaves as it is)."""
+        seen = self.seen
+        entry = seen.get(key)
+        if entry is not None:
+            first, last = entry
+            if ts < last:
+                if ts < first:
+                    seen[key] = (ts, last)  # an existing key keeps its place
+            else:  # at or after the key's last sighting: up to its place by the new one
+                del seen[key]
+                self._insert(key, (first, ts))
+            return
+        if len(seen) >= self.cap:
+            # Full: a key last seen before all the others is forgotten at once (the one
+            # the newer sighting would have pushed out); otherwise the oldest goes.
+            if not seen or ts < next(iter(seen.values()))[1]:
+                return
+            self._insert(key, (ts, ts))
+            del seen[next(iter(seen))]
+        else:
+            self._insert(key, (ts, ts))
+
+    def _insert(self, key: str, entry: tuple[float, float]) -> None:
+        """`key` (absent) after every key last seen at or before `entry`'s last sighting, which
+        is before the newest: the later keys come off the end and go back after it."""
+        seen = self.seen
+        last = entry[1]
+        later = 0
+        for _, seen_last in reversed(seen.values()):
+            if seen_last <= last:
+                break
+            later += 1
+        tail = [seen.popitem() for _ in range(later)]
+        seen[key] = entry
+        for k, v in reversed(tail):
+            seen[k] = v
 
     def count_since(self, since: float) -> int:
         n = 0
@@ -273,5 +380,22 @@ class DistinctRecent:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DistinctRecent:
         distinct = cls(int(data["cap"]))
-        distinct.seen = {str(k): (float(v[0]), float(v[1])) for k, v in data["seen"].items()}
+        seen = {str(k): (float(v[0]), float(v[1])) for k, v in data["seen"].items()}
+        newest = -math.inf
+        for first, last in seen.values():
+            if first > last or last < newest:
+                # Taken before late sightings were put in their place: sorted here.
+                seen = dict(
+                    sorted(
+                        ((k, (min(v), max(v))) for k, v in seen.items()),
+                        key=lambda item: item[1][1],
+                    )
+                )
+                break
+            newest = last
+        while len(seen) > distinct.cap:
+            del seen[next(iter(seen))]
+        distinct.seen = seen
+        if seen:
+            distinct.newest = next(reversed(seen.values()))[1]
         return distinct

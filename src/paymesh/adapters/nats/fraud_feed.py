@@ -12,13 +12,9 @@ makes scores slightly less informed (one payment fewer in another process's velo
 counts, a decline not counted there), the same trade the feature checkpoint makes; no money
 depends on it, and JetStream's acknowledgements would cost every payment more than that.
 
-Late is mostly fine, as features are windows over the transactions' own times, not arrival
-times; the 30-day amount statistics put a late amount in its day. Not the short windows
-(`EventWindow`, `DistinctRecent`): they take times in order. One applied d seconds late
-goes at the end, and until the window moves past it, counts on its entity miss the events
-of the d seconds before it arrived; a late sighting also moves a card's last-seen time back
-by d. Messages arrive within milliseconds, so d is the network plus the hosts' clock skew,
-but after a reconnect a sender's buffered messages can be minutes late.
+Late is fine: features are windows over the transactions' own times, not arrival times,
+and the windows put a late event in its place (`paymesh.fraud.windows`). After a reconnect
+a sender's buffered messages can be minutes late and still count where they belong.
 """
 
 from __future__ import annotations
