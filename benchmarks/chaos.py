@@ -534,7 +534,7 @@ class Chaos:
             await self._bring_up(session, shop)
             await self._chaos(shop)
             await self._recover(session)
-        self.outcome.ledger = await _ledgers(self.fleet.sandbox_url)
+        self.outcome.ledger = await ledgers(self.fleet.sandbox_url)
         return shop
 
     # -- setup -----------------------------------------------------------------------------
@@ -710,7 +710,7 @@ async def _configure_faults(session: aiohttp.ClientSession, sandbox_url: str,
                 raise SetupError(f"{psp} sandbox refused {faults}: {await response.text()}")
 
 
-async def _ledgers(sandbox_url: str) -> list[LedgerEntry]:
+async def ledgers(sandbox_url: str) -> list[LedgerEntry]:
     rows: list[LedgerEntry] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         for psp in PSPS:

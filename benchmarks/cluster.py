@@ -28,28 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the servers' launchers live in tests/support
     sys.path.insert(0, str(ROOT))
 
+from tests.support.live_server import free_port  # noqa: E402
 from tests.support.nats import NatsServer, start_nats, stop_nats  # noqa: E402
 from tests.support.postgres import PostgresServer, running_postgres  # noqa: E402
 
-PSPS = ("stripe", "adyen", "paypal")
+from benchmarks.load.server import PSPS, paymesh_executable  # noqa: E402
 
 
 class ClusterError(RuntimeError):
     """A process would not start; the message carries its log."""
-
-
-def paymesh_executable() -> str:
-    beside = Path(sys.executable).with_name("paymesh")
-    return str(beside) if beside.exists() else shutil.which("paymesh") or "paymesh"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Proc:

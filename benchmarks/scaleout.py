@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.chaos_audit import LedgerEntry  # noqa: E402
-from benchmarks.cluster import PSPS, Cluster  # noqa: E402
+from benchmarks.chaos import ledgers  # noqa: E402
+from benchmarks.cluster import Cluster  # noqa: E402
 
 UNSETTLED = ("pending", "processing")
 console = Console()
@@ -175,16 +175,6 @@ async def settle(cluster: Cluster, receiver: Receiver, within: float) -> dict[st
             await nc.close()
 
 
-async def ledgers(sandbox_url: str) -> list[LedgerEntry]:
-    rows: list[LedgerEntry] = []
-    async with aiohttp.ClientSession() as session:
-        for psp in PSPS:
-            async with session.get(f"{sandbox_url}/{psp}/_ledger") as r:
-                ledger = await r.json()
-            rows += [LedgerEntry.from_json(psp, row) for row in ledger["payments"]]
-    return rows
-
-
 @dataclass
 class Check:
     name: str
@@ -203,7 +193,7 @@ async def audit(cluster: Cluster, sent: Sent, receiver: Receiver) -> list[Check]
         dead = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status = 'dead'")
     finally:
         await conn.close()
-    rows = await ledgers(cluster.sandbox_url)
+    rows = await ledgers(cluster.sandbox_url.removesuffix("/sandbox"))
     checks = []
 
     acked = {pid for answers in sent.answers.values() for status, pid in answers

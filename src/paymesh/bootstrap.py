@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -53,6 +53,11 @@ from paymesh.service.reviews import ReviewService
 from paymesh.service.router import DEFAULT, Router, RulesWatcher
 from paymesh.service.routing import RoutingService
 from paymesh.service.webhooks import WebhookService
+
+if TYPE_CHECKING:  # imported when the NATS bus is configured, not by every process
+    from nats.aio.client import Client
+
+    from paymesh.adapters.nats.fraud_feed import NatsFraudFeed
 
 log = logging.getLogger("paymesh")
 
@@ -131,16 +136,13 @@ class Core:
     bus: EventBus
     reconciler: Reconciler
     sender: AiohttpTargetSender
+    #: Called after every commit; what it wakes (the bus, or the relay) is added at start.
+    on_commit: Callable[[], None]
+    wake: list[Callable[[], None]]
     #: With the NATS bus: its connection (made unconnected, connected at start) and the fraud
     #: feed over it, which shares every process's observations and outcomes with the others.
-    nc: Any = None
-    feed: Any = None
-    wake: list[Callable[[], None]] = field(default_factory=list)
-    background: set[asyncio.Task[object]] = field(default_factory=set)
-
-    def on_commit(self) -> None:
-        for wake in self.wake:
-            wake()
+    nc: Client | None = None
+    feed: NatsFraudFeed | None = None
 
     async def open(self) -> None:
         await self.store.open()
@@ -168,7 +170,8 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
     rules = (FraudRuleSet.from_json(settings.fraud_rules.read_text()) if settings.fraud_rules
              else FraudRuleSet.default())
     engine = FraudEngine(rules)
-    nc = feed = None
+    nc: Client | None = None
+    feed: NatsFraudFeed | None = None
     if settings.uses_nats:
         from nats.aio.client import Client
 
@@ -206,7 +209,8 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
     return Core(settings=settings, store=store, suite=suite, connectors=connectors,
                 engine=engine, payments=payments, routing=routing,
                 checkpoint=FeatureCheckpoint(engine, store, utcnow), bus=bus,
-                reconciler=reconciler, sender=sender, nc=nc, feed=feed, wake=wake)
+                reconciler=reconciler, sender=sender, on_commit=on_commit, wake=wake, nc=nc,
+                feed=feed)
 
 
 @contextlib.asynccontextmanager
@@ -239,6 +243,7 @@ def build_app(settings: Settings) -> Starlette:
 
     core = build_core(settings)
     store, bus, payments, suite = core.store, core.bus, core.payments, core.suite
+    background: set[asyncio.Task[object]] = set()
 
     async def drive(payment: Payment) -> None:
         try:
@@ -248,8 +253,8 @@ def build_app(settings: Settings) -> Starlette:
 
     def drive_soon(payment: Payment) -> None:
         task = asyncio.get_running_loop().create_task(drive(payment))
-        core.background.add(task)  # a task nobody holds may be collected before it runs
-        task.add_done_callback(core.background.discard)
+        background.add(task)  # a task nobody holds may be collected before it runs
+        task.add_done_callback(background.discard)
 
     webhooks = WebhookService(store, core.connectors, utcnow, core.on_commit,
                               on_processing=drive_soon)
@@ -315,7 +320,7 @@ def _rate_limiter(settings: Settings, store: BusBackend) -> RateLimit:
     return RateLimiter(settings.rate_limit)
 
 
-async def run_worker(settings: Settings, ready: Callable[[], None] | None = None) -> None:
+async def run_worker(settings: Settings) -> None:
     """`paymesh worker`: the bus's routing and deliveries (retries, dead letters, the fraud
     stream among the built-in targets), the outbox sweep and recovery, with no HTTP."""
     core = build_core(settings, with_sandbox=False)
@@ -342,8 +347,6 @@ async def run_worker(settings: Settings, ready: Callable[[], None] | None = None
             core.wake.append(core.bus.notify)
             tasks.append(asyncio.create_task(core.bus.run(), name="event-bus"))
         log.info("worker running (bus: %s)", "nats" if settings.uses_nats else "database")
-        if ready:
-            ready()
         try:
             await asyncio.gather(*tasks)
         finally:

@@ -196,6 +196,8 @@ class BusContract:
         await publish(harness, *events)
         await until(lambda: len(harness.recorder.received("a")) == 20)
         assert harness.recorder.received("slow") == []
+        # Held past the harness's lease / ack wait (1 s): still not handed to anyone else.
+        await asyncio.sleep(2.5)
         harness.recorder.block["slow"].set()
         await until(lambda: len(harness.recorder.received("slow")) == 20)
         await settle()

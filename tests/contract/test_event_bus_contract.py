@@ -12,8 +12,9 @@ import pytest
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.domain.events import DomainEvent
-from paymesh.ports.bus import Rule
+from paymesh.ports.bus import Delivery, Rule
 from paymesh.ports.store import Changeset
+from paymesh.service import ids
 from paymesh.service.bus import EventBus
 from paymesh.service.router import Router
 from tests.contract.bus_contract import NAMES, BusContract, Recorder
@@ -49,9 +50,6 @@ class InProcessHarness:
         assert self.bus is not None
         # A second router: the same event, rule and target make no second delivery.
         now = datetime.now(UTC)
-        from paymesh.ports.bus import Delivery
-        from paymesh.service import ids
-
         again = [Delivery(id=ids.new_id("dlv"), event_id=event.id, merchant_id=event.merchant_id,
                           rule=route.rule.name, target=route.target, event_time=event.time,
                           created_at=now, next_attempt_at=now)

@@ -162,7 +162,12 @@ def delivery_to_doc(x: Delivery) -> bytes:
 def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
     """Row: id, event_id, merchant_id, rule, status, attempts, next_attempt_us, doc."""
     did, event_id, merchant_id, rule, status, attempts, next_us, raw = row
-    d = _decode(raw)
+    return _delivery(did, event_id, merchant_id, rule, status, attempts, next_us,
+                     _decode(raw))
+
+
+def _delivery(did: str, event_id: str, merchant_id: str, rule: str, status: str,
+              attempts: int, next_us: int, d: dict[str, Any]) -> Delivery:
     return Delivery(id=did, event_id=event_id, merchant_id=merchant_id, rule=rule,
                     target=_target(d["target"]), event_time=from_micros(d["event_us"]),
                     created_at=from_micros(d["created_us"]),
@@ -182,9 +187,8 @@ def delivery_to_message(x: Delivery, envelope: dict[str, Any]) -> bytes:
 
 def delivery_from_message(raw: bytes) -> tuple[Delivery, dict[str, Any]]:
     m = _decode(raw)
-    doc = _encode(m["doc"])
-    delivery = delivery_from_row((m["id"], m["event_id"], m["merchant_id"], m["rule"],
-                                  "pending", m["attempts"], m["next_us"], doc))
+    delivery = _delivery(m["id"], m["event_id"], m["merchant_id"], m["rule"], "pending",
+                         m["attempts"], m["next_us"], m["doc"])
     return delivery, m["event"]
 
 

@@ -63,12 +63,9 @@ class EventBus:
                  retry_base_seconds: float = 1.0) -> None:
         self.store = store
         self.router = router
-        self.builtins = builtins
-        self.sender = sender
         self.clock = clock
         self.rand = rand
         self.lease_seconds = lease_seconds
-        self.per_target = per_target
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.retry_base = retry_base_seconds

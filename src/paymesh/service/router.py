@@ -34,11 +34,15 @@ class Router:
     def __init__(self, defaults: list[Rule]) -> None:
         self._initial = list(defaults)
         self._synced: list[Rule] = []
-        self._defaults = {r.name: r for r in defaults}
+        self._reset()
+
+    def _reset(self) -> None:
+        """The default rules only."""
+        self._defaults = {r.name: r for r in self._initial}
         self._own: dict[tuple[str, str], Rule] = {}
         self._set: RuleSet[Rule] = RuleSet()
         self._indexed: set[str] = set()  # keys of the rules now in the RuleSet
-        for rule in defaults:
+        for rule in self._initial:
             self._index(rule)
 
     @staticmethod
@@ -71,12 +75,7 @@ class Router:
         stored = sorted(stored, key=self._key)
         if stored == self._synced:
             return False
-        self._defaults = {r.name: r for r in self._initial}
-        self._own = {}
-        self._set = RuleSet()
-        self._indexed = set()
-        for rule in self._initial:
-            self._index(rule)
+        self._reset()
         self.load(stored)
         return True
 

@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -181,10 +182,14 @@ class Dispatcher:
         self.max_in_flight = max_in_flight
         self.fetch_batch = fetch_batch
         self._running: set[asyncio.Task[None]] = set()
-        self._room = asyncio.Semaphore(max_in_flight)
+        self._freed = asyncio.Event()  # set when an attempt ends: room to take more
+        #: Messages being worked on (by id: a Msg is not hashable), with when their ack wait
+        #: last restarted.
+        self._held: dict[int, tuple[Msg, float]] = {}
 
     async def run(self) -> None:
-        await asyncio.gather(self._route_loop(), self._deliver_loop(), self._redrive_loop())
+        await asyncio.gather(self._route_loop(), self._deliver_loop(), self._redrive_loop(),
+                             self._keep_alive())
 
     async def stop(self) -> None:
         """Cancel attempts in flight: their messages are not acked, so JetStream hands them
@@ -257,15 +262,12 @@ class Dispatcher:
                                     f"{self.layout.prefix}-deliverer")
         while True:
             try:
-                await self._room.acquire()  # wait for room before taking more messages
-                room = 1
-                while room < self.fetch_batch and not self._room.locked():
-                    await self._room.acquire()
-                    room += 1
-                msgs = await self._fetch(sub, room)
-                for _ in range(room - len(msgs)):
-                    self._room.release()
-                for msg in msgs:
+                room = min(self.fetch_batch, self.max_in_flight - len(self._running))
+                if room <= 0:  # take no more than can run: the rest stay for other workers
+                    self._freed.clear()
+                    await self._freed.wait()
+                    continue
+                for msg in await self._fetch(sub, room):
                     task = asyncio.create_task(self._attempt(msg))
                     self._running.add(task)
                     task.add_done_callback(self._finished)
@@ -277,7 +279,7 @@ class Dispatcher:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._room.release()
+        self._freed.set()
 
     async def _attempt(self, msg: Msg) -> None:
         try:
@@ -289,11 +291,11 @@ class Dispatcher:
         # Attempts before this one: those the message was published with (a redrive starts
         # again from 0) plus its earlier deliveries here.
         delivery.attempts += msg.metadata.num_delivered - 1
-        keep_alive = asyncio.create_task(self._keep_alive(msg))
+        self._held[id(msg)] = (msg, time.monotonic())
         try:
             await self.targets.attempt(delivery, event, self.clock, self.rand, self.retry_base)
         finally:
-            keep_alive.cancel()
+            del self._held[id(msg)]
         if delivery.status == "delivered":
             await msg.ack()
         elif delivery.status == "dead":
@@ -303,13 +305,19 @@ class Dispatcher:
             delay = (delivery.next_attempt_at - self.clock()).total_seconds()
             await msg.nak(delay=max(0.0, delay))
 
-    async def _keep_alive(self, msg: Msg) -> None:
+    async def _keep_alive(self) -> None:
         """A target slower than the ack wait (or a long wait for its slot) must not make
-        JetStream hand the same delivery to a second worker meanwhile."""
+        JetStream hand the same delivery to a second worker meanwhile. One loop for all held
+        messages: most attempts end long before their first renewal is due."""
+        every = self.layout.ack_wait_seconds / 3
         while True:
-            await asyncio.sleep(self.layout.ack_wait_seconds / 3)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            for key, (msg, since) in list(self._held.items()):
+                if now - since >= every and key in self._held:
+                    self._held[key] = (msg, now)
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
 
     async def bury(self, delivery: Delivery) -> None:
         """The dead letter goes to the store, where the DLQ API lists and redrives it. Insert

@@ -107,7 +107,7 @@ async def put_rule(request: Request) -> Response:
     merchant = await merchant_of(request)
     bus = api(request).bus
     body = schemas.decode(await request.body(), RuleBody)
-    rule = to_rule(merchant, request.path_params["name"], body, set(bus.builtins))
+    rule = to_rule(merchant, request.path_params["name"], body, set(bus.targets.builtins))
     existing = bus.router.get(merchant, rule.name)
     secret = existing.signing_secret if existing and existing.merchant_id == merchant else None
     rule = replace(rule, signing_secret=secret or "whsec_" + secrets.token_urlsafe(24))
