@@ -55,8 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--api-key", help="secret key for --base-url")
     add(
         "--sandbox-url",
-        help="where the PSP sandboxes are, for latency injection "
-        "(default: BASE/sandbox, as `paymesh serve` mounts them)",
+        help="where the PSP sandboxes are, for latency injection: "
+        "http://127.0.0.1:SANDBOX_PORT/sandbox (`paymesh serve --sandbox-port`)",
     )
     add(
         "--watch-pid",
@@ -179,7 +179,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _target(args: argparse.Namespace) -> Iterator[Target]:
     if args.base_url:
         base = args.base_url.rstrip("/")
-        setup = TargetSetup(base, args.api_key, (args.sandbox_url or f"{base}/sandbox"))
+        if not args.sandbox_url:
+            raise SystemExit("--base-url needs --sandbox-url: the sandboxes have their own port")
+        setup = TargetSetup(base, args.api_key, args.sandbox_url)
         server = ProcessTree(args.watch_pid) if args.watch_pid else None
         yield Target(setup, server, None, managed=False)
         return

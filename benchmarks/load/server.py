@@ -93,7 +93,9 @@ class ManagedServer:
         self.api_key = self._create_key()
         port = _free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        self.sandbox_url = f"{self.base_url}/sandbox"
+        # The built-in sandboxes listen on their own loopback port, never the API's.
+        builtin_sandbox_port = _free_port()
+        self.sandbox_url = f"http://127.0.0.1:{builtin_sandbox_port}/sandbox"
         env = {**os.environ, "PAYMESH_RATE_LIMIT": "0"}
         # Output goes to a file, not a pipe: nobody reads a pipe during the run, and a full
         # one would stall the server mid-benchmark.
@@ -110,7 +112,8 @@ class ManagedServer:
                     env[f"PAYMESH_{psp.upper()}_API_BASE"] = f"{self.sandbox_url}/{psp}"
                 cert = self._data_dir / "sandbox" / "paypal-webhook-cert.pem"
                 env["PAYMESH_PAYPAL_TRUSTED_CERT"] = str(cert)
-            command = [self._paymesh, "serve", "--host", "127.0.0.1", "--port", str(port)]
+            command = [self._paymesh, "serve", "--host", "127.0.0.1", "--port", str(port),
+                       "--sandbox-port", str(builtin_sandbox_port)]
             command += ["--data-dir", str(self._data_dir)]
             self._process = self._spawn(command, env, log)
         self._wait_ready(self._process, f"{self.base_url}/readyz", "paymesh serve")

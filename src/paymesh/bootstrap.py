@@ -16,11 +16,10 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
 
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.sqlite import SqliteStore
-from paymesh.config import Settings
+from paymesh.config import PSPS, ConfigError, Settings
 from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
 from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
 from paymesh.connectors.stripe import StripeConnector, StripeSettings
@@ -34,11 +33,12 @@ from paymesh.fraud import RuleSet as FraudRuleSet
 from paymesh.ports.bus import Rule, Target
 from paymesh.ports.connector import Connector
 from paymesh.ports.ratelimit import RateLimit
-from paymesh.sandbox.suite import SandboxSuite
+from paymesh.sandbox.suite import SandboxListener, SandboxSuite
 from paymesh.service.apikeys import Authenticator
 from paymesh.service.bus import Builtin, BusBackend, EventBus
 from paymesh.service.circuit import CircuitBreakers
 from paymesh.service.fraud_stream import FeatureCheckpoint, FraudStream, fraud_review
+from paymesh.service.housekeeping import Housekeeping
 from paymesh.service.handlers import (
     Analytics,
     payment_retry,
@@ -76,26 +76,77 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_connectors(settings: Settings,
+def build_connectors(settings: Settings, sandbox_url: str | None = None,
                      paypal_sandbox_cert: bytes | None = None) -> dict[str, Connector]:
-    """One connector per PSP, Stripe first (the default failover order follows this)."""
-    sandbox = f"{settings.self_url}/sandbox"
-    stripe = StripeConnector(StripeSettings(
-        api_base=settings.stripe_api_base or f"{sandbox}/stripe",
-        secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
-        timeout_seconds=settings.psp_timeout))
-    adyen = AdyenConnector(AdyenSettings(
-        api_base=settings.adyen_api_base or f"{sandbox}/adyen", api_key=settings.adyen_api_key,
-        merchant_account=settings.adyen_merchant_account, hmac_key=settings.adyen_hmac_key,
-        timeout_seconds=settings.psp_timeout))
-    cert = (settings.paypal_trusted_cert.read_bytes() if settings.paypal_trusted_cert
-            else paypal_sandbox_cert)
-    paypal = PayPalConnector(PayPalSettings(
-        api_base=settings.paypal_api_base or f"{sandbox}/paypal",
-        client_id=settings.paypal_client_id, client_secret=settings.paypal_client_secret,
-        webhook_id=settings.paypal_webhook_id, trusted_cert_pem=cert,
-        timeout_seconds=settings.psp_timeout))
-    return {"stripe": stripe, "adyen": adyen, "paypal": paypal}
+    """One connector per enabled PSP, Stripe first (the default failover order follows this).
+
+    A disabled PSP (live mode, not configured) gets no connector at all, so nothing can route
+    or fail over to it; a built-in sandbox PSP is reached at `sandbox_url`."""
+    def base(psp: str) -> str:
+        configured = settings.api_base_of(psp)
+        if configured:
+            return configured
+        if sandbox_url is None:
+            raise ConfigError(f"{psp}: its sandbox is built into `paymesh serve`; a process "
+                              f"without it needs PAYMESH_{psp.upper()}_API_BASE pointing at a "
+                              "`paymesh sandbox`")
+        return f"{sandbox_url}/sandbox/{psp}"
+
+    def secret(value: str | None) -> str:
+        assert value is not None, "Settings.from_env resolves every enabled PSP's secrets"
+        return value
+
+    enabled = settings.enabled_psps
+    connectors: dict[str, Connector] = {}
+    if "stripe" in enabled:
+        connectors["stripe"] = StripeConnector(StripeSettings(
+            api_base=base("stripe"), secret_key=secret(settings.stripe_secret_key),
+            webhook_secret=secret(settings.stripe_webhook_secret),
+            timeout_seconds=settings.psp_timeout))
+    if "adyen" in enabled:
+        connectors["adyen"] = AdyenConnector(AdyenSettings(
+            api_base=base("adyen"), api_key=secret(settings.adyen_api_key),
+            merchant_account=secret(settings.adyen_merchant_account),
+            hmac_key=secret(settings.adyen_hmac_key), timeout_seconds=settings.psp_timeout))
+    if "paypal" in enabled:
+        connectors["paypal"] = PayPalConnector(PayPalSettings(
+            api_base=base("paypal"), client_id=secret(settings.paypal_client_id),
+            client_secret=secret(settings.paypal_client_secret),
+            webhook_id=secret(settings.paypal_webhook_id),
+            trusted_cert_pem=_paypal_cert(settings, paypal_sandbox_cert),
+            timeout_seconds=settings.psp_timeout))
+    return connectors
+
+
+def _paypal_cert(settings: Settings, built_in: bytes | None) -> bytes | None:
+    """The certificate PayPal webhooks must be signed under: the configured one; the built-in
+    sandbox's; or, for a `paymesh sandbox` sharing this data directory, the one it keeps."""
+    if settings.paypal_trusted_cert:
+        return settings.paypal_trusted_cert.read_bytes()
+    if built_in is not None:
+        return built_in
+    kept = settings.sandbox_dir / "paypal-webhook-cert.pem"
+    if settings.psp_mode("paypal") == "sandbox" and kept.exists():
+        return kept.read_bytes()
+    return None
+
+
+def psp_lines(settings: Settings, listener: SandboxListener | None) -> list[str]:
+    """One line per PSP for the start-up log: live, sandbox (and where), or disabled."""
+    lines = []
+    for psp in PSPS:
+        mode = settings.psp_mode(psp)
+        if mode == "disabled":
+            lines.append(f"{psp}: disabled (live mode and no credentials configured)")
+        elif mode == "live":
+            lines.append(f"{psp}: LIVE at {settings.api_base_of(psp)}")
+        elif settings.api_base_of(psp):
+            lines.append(f"{psp}: sandbox (test money only) at {settings.api_base_of(psp)}")
+        else:
+            where = listener.psp_url(psp) if listener else "(not started)"
+            lines.append(f"{psp}: sandbox (test money only), built in, at {where} "
+                         "(loopback only)")
+    return lines
 
 
 def builtin_names() -> set[str]:
@@ -127,7 +178,7 @@ class Core:
 
     settings: Settings
     store: BusBackend
-    suite: SandboxSuite | None
+    listener: SandboxListener | None
     connectors: dict[str, Connector]
     engine: FraudEngine
     payments: PaymentService
@@ -162,11 +213,15 @@ class Core:
 
 def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
     store = build_store(settings)
-    suite = SandboxSuite(settings.sandbox_secrets, settings.self_url,
-                         settings.sandboxed_psps) \
-        if settings.uses_sandbox and with_sandbox else None
+    listener = None
+    if settings.uses_sandbox and with_sandbox:
+        suite = SandboxSuite(settings.sandbox_secrets, settings.self_url,
+                             settings.sandboxed_psps)
+        listener = SandboxListener(suite, port=settings.sandbox_port)
     connectors = build_connectors(
-        settings, suite.paypal_signing.cert_pem if suite and "paypal" in suite.boxes else None)
+        settings, listener.url if listener else None,
+        listener.suite.paypal_signing.cert_pem
+        if listener and "paypal" in listener.suite.boxes else None)
     rules = (FraudRuleSet.from_json(settings.fraud_rules.read_text()) if settings.fraud_rules
              else FraudRuleSet.default())
     engine = FraudEngine(rules)
@@ -206,7 +261,7 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
                    utcnow, retry_base_seconds=settings.bus_retry_base)
     reconciler = Reconciler(payments, utcnow, grace=timedelta(seconds=settings.recovery_grace),
                             interval=settings.recovery_interval)
-    return Core(settings=settings, store=store, suite=suite, connectors=connectors,
+    return Core(settings=settings, store=store, listener=listener, connectors=connectors,
                 engine=engine, payments=payments, routing=routing,
                 checkpoint=FeatureCheckpoint(engine, store, utcnow), bus=bus,
                 reconciler=reconciler, sender=sender, on_commit=on_commit, wake=wake, nc=nc,
@@ -242,7 +297,7 @@ def build_app(settings: Settings) -> Starlette:
     import msgspec
 
     core = build_core(settings)
-    store, bus, payments, suite = core.store, core.bus, core.payments, core.suite
+    store, bus, payments, listener = core.store, core.bus, core.payments, core.listener
     background: set[asyncio.Task[object]] = set()
 
     async def drive(payment: Payment) -> None:
@@ -258,7 +313,6 @@ def build_app(settings: Settings) -> Starlette:
 
     webhooks = WebhookService(store, core.connectors, utcnow, core.on_commit,
                               on_processing=drive_soon)
-    extra_routes: list[BaseRoute] = list(suite.mounts()) if suite else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -269,10 +323,14 @@ def build_app(settings: Settings) -> Starlette:
             # PostgreSQL other live processes hold leases too: they expire on their own.
             await store.release_leases()
             await store.release_claims()  # a cut request's retry resumes now, not in 60 s
-        if suite:
-            await suite.start()
+        if listener:
+            await listener.start()
         async with contextlib.AsyncExitStack() as stack:
-            tasks = [asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint")]
+            tasks = [asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
+                 asyncio.create_task(Housekeeping(core.store, utcnow).run_forever(),
+                                     name="housekeeping"),
+                     asyncio.create_task(Housekeeping(store, utcnow).run_forever(),
+                                         name="housekeeping")]
             if settings.uses_postgres:
                 tasks.append(asyncio.create_task(RulesWatcher(bus.router, store).run(),
                                                  name="rules-watcher"))
@@ -298,15 +356,18 @@ def build_app(settings: Settings) -> Starlette:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await bus.stop()
-        if suite:
-            await suite.stop()
+        if listener:
+            await listener.stop()
         await core.close()
 
     state = Api(store=store, payments=payments, webhooks=webhooks, auth=Authenticator(store),
                 limiter=_rate_limiter(settings, store), bus=bus,
                 reviews=ReviewService(store, payments, utcnow), routing=core.routing,
                 openapi=msgspec.json.encode(build_openapi()))
-    return build_http_app(state, extra_routes, lifespan)
+    app = build_http_app(state, [], lifespan)
+    app.state.sandbox_url = listener.url if listener else None
+    app.state.psp_lines = psp_lines(settings, listener)
+    return app
 
 
 def _rate_limiter(settings: Settings, store: BusBackend) -> RateLimit:
@@ -327,6 +388,8 @@ async def run_worker(settings: Settings) -> None:
     await core.open()
     async with contextlib.AsyncExitStack() as stack:
         tasks = [asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
+                 asyncio.create_task(Housekeeping(core.store, utcnow).run_forever(),
+                                     name="housekeeping"),
                  asyncio.create_task(RulesWatcher(core.bus.router, core.store).run(),
                                      name="rules-watcher"),
                  asyncio.create_task(_recover_then_watch(core.reconciler, at_start=False),

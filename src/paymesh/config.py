@@ -1,18 +1,58 @@
-"""Settings: command-line flags over PAYMESH_* environment variables over defaults."""
+"""Settings: command-line flags over PAYMESH_* environment variables over defaults.
+
+Two modes (`PAYMESH_MODE`):
+
+- `sandbox` (the default): every PSP is a sandbox. Without an API base it is the built-in one,
+  which `paymesh serve` runs on its own loopback listener; with one it is a `paymesh sandbox`
+  process. Secrets not given are generated once per data directory (`<data_dir>/sandbox/
+  secrets.json`, owner-only), so no secret is compiled into the program.
+- `live`: a PSP is used only with its real credentials and webhook secret; a PSP without
+  them is disabled, never faked. A built-in, generated or missing secret refuses the start.
+  Running some PSPs as sandboxes beside live ones needs `PAYMESH_SANDBOX_PSPS` and the
+  explicit `PAYMESH_ALLOW_MIXED_MODE=true`.
+
+`Settings.from_env` validates all of this and resolves the secrets, so what it returns is what
+the server will run with; an impossible configuration is a `ConfigError` before anything starts.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from paymesh.sandbox.suite import SandboxSecrets
 
+PSPS = ("stripe", "adyen", "paypal")
+
+#: Where each PSP's live API is when none is configured. Adyen's live endpoint carries the
+#: merchant's own prefix, so it has no default: live Adyen needs PAYMESH_ADYEN_API_BASE.
+LIVE_API_BASES = {"stripe": "https://api.stripe.com", "paypal": "https://api-m.paypal.com"}
+#: Hosts of the PSPs' real APIs: a sandbox-mode server must never send them sandbox secrets.
+_REAL_PSP_HOSTS = ("stripe.com", "adyen.com", "adyenpayments.com", "paypal.com")
+
+#: Values earlier versions compiled in, and the sandbox's own defaults: public, so never
+#: trusted as a live secret.
+BUILT_IN_SECRETS = frozenset({
+    "sk_test_paymesh_sandbox", "whsec_paymesh_sandbox", "AQE_paymesh_sandbox",
+    "08F2B4BA0114B680CB076A045C13272D1648E9661DC35E048F6989506280F155",
+    "paymesh-sandbox-client", "paymesh-sandbox-secret", "WH-PAYMESH-SANDBOX",
+})
+
+
+class ConfigError(ValueError):
+    """A configuration paymesh refuses to run with; the message says what to change."""
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"PAYMESH_{name}", default)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -21,17 +61,23 @@ class Settings:
     database: str | None = None  # sqlite:///path; default <data_dir>/paymesh.db
     host: str = "127.0.0.1"
     port: int = 8080
-    stripe_api_base: str | None = None  # None: the built-in sandbox
-    stripe_secret_key: str = "sk_test_paymesh_sandbox"  # noqa: S105 (sandbox only)
-    stripe_webhook_secret: str = "whsec_paymesh_sandbox"  # noqa: S105
+    mode: str = "sandbox"  # or "live"
+    #: The built-in sandboxes' own loopback listener; 0: a free port, printed at start.
+    sandbox_port: int = 0
+    #: In live mode, the PSPs to run as sandboxes anyway (needs allow_mixed_mode).
+    sandbox_psps: tuple[str, ...] = ()
+    allow_mixed_mode: bool = False
+    stripe_api_base: str | None = None  # None: the built-in sandbox (live: api.stripe.com)
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
     adyen_api_base: str | None = None  # None: the built-in sandbox
-    adyen_api_key: str = "AQE_paymesh_sandbox"
-    adyen_merchant_account: str = "PaymeshSandbox"
-    adyen_hmac_key: str = "08F2B4BA0114B680CB076A045C13272D1648E9661DC35E048F6989506280F155"
-    paypal_api_base: str | None = None  # None: the built-in sandbox
-    paypal_client_id: str = "paymesh-sandbox-client"
-    paypal_client_secret: str = "paymesh-sandbox-secret"  # noqa: S105 (sandbox only)
-    paypal_webhook_id: str = "WH-PAYMESH-SANDBOX"
+    adyen_api_key: str | None = field(default=None, repr=False)
+    adyen_merchant_account: str | None = None
+    adyen_hmac_key: str | None = field(default=None, repr=False)
+    paypal_api_base: str | None = None  # None: the built-in sandbox (live: api-m.paypal.com)
+    paypal_client_id: str | None = None
+    paypal_client_secret: str | None = field(default=None, repr=False)
+    paypal_webhook_id: str | None = None
     #: PEM file of the certificate PayPal webhooks must be signed under; None with the
     #: built-in sandbox means its own (kept in <data_dir>/sandbox).
     paypal_trusted_cert: Path | None = None
@@ -41,6 +87,12 @@ class Settings:
     recovery_grace: float = 90.0  # seconds a payment is left to its live request first
     bus_retry_base: float = 1.0  # seconds; the first retry waits up to this, then doubles
     inventory_url: str | None = None  # update_inventory posts payment.succeeded here
+    #: Signs deliveries of the default rules (update_inventory); generated per data
+    #: directory when not given.
+    delivery_signing_secret: str | None = field(default=None, repr=False)
+    #: Hosts or networks HTTP rule targets may reach although they are not public (loopback,
+    #: private, link-local): for development only. Empty: public addresses only.
+    target_allowlist: tuple[str, ...] = ()
     fraud_rules: Path | None = None  # a fraud rules file (JSON); None: the packaged defaults
     #: nats://host:port: the event bus on NATS JetStream (scale-out, with PostgreSQL); None:
     #: the bus in the database, dispatched by the server itself.
@@ -51,20 +103,27 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
+        """Flags over PAYMESH_* over defaults, validated, with the secrets resolved (raises
+        `ConfigError`)."""
         values: dict[str, object] = {
             "data_dir": Path(_env("DATA_DIR", "paymesh-data") or "paymesh-data"),
             "database": _env("DATABASE"),
+            "mode": (_env("MODE", "sandbox") or "sandbox").strip().lower(),
+            "sandbox_port": int(_env("SANDBOX_PORT", "0") or 0),
+            "sandbox_psps": tuple(p.strip().lower() for p in (_env("SANDBOX_PSPS") or "")
+                                  .split(",") if p.strip()),
+            "allow_mixed_mode": _flag(_env("ALLOW_MIXED_MODE")),
             "stripe_api_base": _env("STRIPE_API_BASE"),
-            "stripe_secret_key": _env("STRIPE_SECRET_KEY", cls.stripe_secret_key),
-            "stripe_webhook_secret": _env("STRIPE_WEBHOOK_SECRET", cls.stripe_webhook_secret),
+            "stripe_secret_key": _env("STRIPE_SECRET_KEY"),
+            "stripe_webhook_secret": _env("STRIPE_WEBHOOK_SECRET"),
             "adyen_api_base": _env("ADYEN_API_BASE"),
-            "adyen_api_key": _env("ADYEN_API_KEY", cls.adyen_api_key),
-            "adyen_merchant_account": _env("ADYEN_MERCHANT_ACCOUNT", cls.adyen_merchant_account),
-            "adyen_hmac_key": _env("ADYEN_HMAC_KEY", cls.adyen_hmac_key),
+            "adyen_api_key": _env("ADYEN_API_KEY"),
+            "adyen_merchant_account": _env("ADYEN_MERCHANT_ACCOUNT"),
+            "adyen_hmac_key": _env("ADYEN_HMAC_KEY"),
             "paypal_api_base": _env("PAYPAL_API_BASE"),
-            "paypal_client_id": _env("PAYPAL_CLIENT_ID", cls.paypal_client_id),
-            "paypal_client_secret": _env("PAYPAL_CLIENT_SECRET", cls.paypal_client_secret),
-            "paypal_webhook_id": _env("PAYPAL_WEBHOOK_ID", cls.paypal_webhook_id),
+            "paypal_client_id": _env("PAYPAL_CLIENT_ID"),
+            "paypal_client_secret": _env("PAYPAL_CLIENT_SECRET"),
+            "paypal_webhook_id": _env("PAYPAL_WEBHOOK_ID"),
             "paypal_trusted_cert": _env("PAYPAL_TRUSTED_CERT"),
             "rate_limit": float(_env("RATE_LIMIT", str(cls.rate_limit)) or 0),
             "psp_timeout": float(_env("PSP_TIMEOUT", str(cls.psp_timeout)) or 10),
@@ -72,6 +131,9 @@ class Settings:
             "recovery_grace": float(_env("RECOVERY_GRACE", "90") or 90),
             "bus_retry_base": float(_env("BUS_RETRY_BASE", str(cls.bus_retry_base)) or 1),
             "inventory_url": _env("INVENTORY_URL"),
+            "delivery_signing_secret": _env("DELIVERY_SIGNING_SECRET"),
+            "target_allowlist": tuple(h.strip() for h in (_env("TARGET_ALLOWLIST") or "")
+                                      .split(",") if h.strip()),
             "fraud_rules": _env("FRAUD_RULES"),
             "bus": _env("BUS"),
             "nats_prefix": _env("NATS_PREFIX", cls.nats_prefix),
@@ -82,15 +144,117 @@ class Settings:
             value = values[name]
             if isinstance(value, str):
                 values[name] = Path(value)
+        for name in ("sandbox_psps", "target_allowlist"):
+            raw = values[name]
+            if isinstance(raw, str):
+                values[name] = tuple(part.strip() for part in raw.split(",") if part.strip())
+            elif isinstance(raw, list):
+                values[name] = tuple(raw)
         settings = cls(**values)  # type: ignore[arg-type]
-        if settings.bus is not None:
-            if not settings.bus.startswith(("nats://", "tls://")):
-                raise ValueError(f"unsupported bus URL {settings.bus!r}: use nats://HOST:PORT")
-            if not settings.uses_postgres:
+        settings._check_bus()
+        return settings._resolve_psps()
+
+    def _check_bus(self) -> None:
+        if self.bus is not None:
+            if not self.bus.startswith(("nats://", "tls://")):
+                raise ConfigError(f"unsupported bus URL {self.bus!r}: use nats://HOST:PORT")
+            if not self.uses_postgres:
                 # Many processes on one bus need one shared database; SQLite is one process.
-                raise ValueError("the NATS bus is for scale-out: it needs "
-                                 "--database postgresql://...")
-        return settings
+                raise ConfigError("the NATS bus is for scale-out: it needs "
+                                  "--database postgresql://...")
+
+    # -- PSP modes ------------------------------------------------------------------------
+
+    def _resolve_psps(self) -> Settings:
+        if self.mode not in ("sandbox", "live"):
+            raise ConfigError(f"unknown mode {self.mode!r}: use sandbox or live")
+        unknown = set(self.sandbox_psps) - set(PSPS)
+        if unknown:
+            raise ConfigError(f"PAYMESH_SANDBOX_PSPS names unknown PSPs: {sorted(unknown)}")
+        if self.mode == "sandbox":
+            for psp in PSPS:
+                base = self.api_base_of(psp)
+                if base and _is_real_psp(base):
+                    raise ConfigError(
+                        f"{psp}: {base} is the real PSP, but paymesh runs in sandbox mode; "
+                        "set PAYMESH_MODE=live with that PSP's real credentials")
+            return self._with_sandbox_secrets(PSPS)
+        from paymesh.live_credentials import check_live_psp
+
+        if self.sandbox_psps and not self.allow_mixed_mode:
+            raise ConfigError(
+                f"live mode with sandbox PSPs ({', '.join(self.sandbox_psps)}) would fake "
+                "those PSPs beside real money: set PAYMESH_ALLOW_MIXED_MODE=true to mean it")
+        live = [psp for psp in PSPS if psp not in self.sandbox_psps
+                and check_live_psp(self, psp)]
+        if not live:
+            raise ConfigError("live mode with no PSP configured: give at least one PSP its "
+                              "real credentials (see the README's configuration table)")
+        resolved = self._with_sandbox_secrets(self.sandbox_psps) if self.sandbox_psps else self
+        bases = {f"{psp}_api_base": resolved.api_base_of(psp) or LIVE_API_BASES.get(psp)
+                 for psp in live}
+        return replace(resolved, **bases)  # type: ignore[arg-type]
+
+    def _with_sandbox_secrets(self, psps: tuple[str, ...]) -> Settings:
+        """Secrets the user did not give come from the data directory's sandbox secrets."""
+        from paymesh.sandbox.suite import SandboxSecrets
+
+        generated = SandboxSecrets.load_or_create(self.sandbox_dir)
+        fill: dict[str, object] = {}
+        for name, value in generated.for_psps(psps).items():
+            if getattr(self, name) is None:
+                fill[name] = value
+        if self.delivery_signing_secret is None:
+            fill["delivery_signing_secret"] = generated.delivery_signing_secret
+        return replace(self, **fill)  # type: ignore[arg-type]
+
+    @property
+    def is_live(self) -> bool:
+        return self.mode == "live"
+
+    def api_base_of(self, psp: str) -> str | None:
+        base: str | None = getattr(self, f"{psp}_api_base")
+        return base
+
+    def psp_mode(self, psp: str) -> str:
+        """`live`, `sandbox` (built-in or a `paymesh sandbox` process) or `disabled`."""
+        if not self.is_live or psp in self.sandbox_psps:
+            return "sandbox"
+        return "live" if self.api_base_of(psp) is not None else "disabled"
+
+    @property
+    def enabled_psps(self) -> tuple[str, ...]:
+        return tuple(psp for psp in PSPS if self.psp_mode(psp) != "disabled")
+
+    @property
+    def sandboxed_psps(self) -> tuple[str, ...]:
+        """The PSPs served by the built-in sandbox: sandbox PSPs with no API base."""
+        return tuple(psp for psp in PSPS
+                     if self.psp_mode(psp) == "sandbox" and self.api_base_of(psp) is None)
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return bool(self.sandboxed_psps)
+
+    @property
+    def sandbox_dir(self) -> Path:
+        """The sandbox secrets and PayPal signing identity: shared by a `paymesh sandbox`
+        and the servers that use it when they share the data directory."""
+        return self.data_dir / "sandbox"
+
+    @property
+    def sandbox_secrets(self) -> SandboxSecrets:
+        from paymesh.sandbox.suite import SandboxSecrets
+
+        return SandboxSecrets.load_or_create(self.sandbox_dir).with_overrides(
+            stripe_webhook_secret=self.stripe_webhook_secret,
+            adyen_hmac_key=self.adyen_hmac_key,
+            adyen_merchant_account=self.adyen_merchant_account,
+            paypal_client_id=self.paypal_client_id,
+            paypal_client_secret=self.paypal_client_secret,
+            paypal_webhook_id=self.paypal_webhook_id)
+
+    # -- storage and addresses ------------------------------------------------------------
 
     @property
     def uses_postgres(self) -> bool:
@@ -111,27 +275,11 @@ class Settings:
         return self.data_dir / "paymesh.db"
 
     @property
-    def sandboxed_psps(self) -> tuple[str, ...]:
-        """The PSPs served by the built-in sandbox: those with no API base configured."""
-        bases = {"stripe": self.stripe_api_base, "adyen": self.adyen_api_base,
-                 "paypal": self.paypal_api_base}
-        return tuple(psp for psp, base in bases.items() if base is None)
-
-    @property
-    def uses_sandbox(self) -> bool:
-        return bool(self.sandboxed_psps)
-
-    @property
-    def sandbox_secrets(self) -> SandboxSecrets:
-        from paymesh.sandbox.suite import SandboxSecrets
-
-        return SandboxSecrets(
-            stripe_webhook_secret=self.stripe_webhook_secret, adyen_hmac_key=self.adyen_hmac_key,
-            adyen_merchant_account=self.adyen_merchant_account,
-            paypal_webhook_id=self.paypal_webhook_id,
-            paypal_signing_dir=self.data_dir / "sandbox")
-
-    @property
     def self_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+
+def _is_real_psp(base: str) -> bool:
+    host = (urlsplit(base).hostname or "").lower()
+    return any(host == real or host.endswith("." + real) for real in _REAL_PSP_HOSTS)

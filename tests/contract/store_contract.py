@@ -305,6 +305,79 @@ class StoreContract:
     async def test_api_keys_are_found_by_hash(self, store):
         await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_abc"))
         key = await store.find_api_key("h1")
-        assert key is not None and key.merchant_id == "m1"
+        assert key == ApiKey("h1", "m1", T0, "pmk_abc", revoked_at=None)
         assert await store.find_api_key("h2") is None
         assert await store.ping()
+
+    async def test_api_keys_are_listed_oldest_first_all_or_per_merchant(self, store):
+        await store.add_api_key(ApiKey("h3", "m1", T0 + timedelta(seconds=2), "pmk_ccc"))
+        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
+        await store.add_api_key(ApiKey("h2", "m2", T0 + timedelta(seconds=1), "pmk_bbb"))
+        every = await store.list_api_keys()
+        assert [(k.prefix, k.merchant_id, k.created_at, k.revoked_at) for k in every] == [
+            ("pmk_aaa", "m1", T0, None), ("pmk_bbb", "m2", T0 + timedelta(seconds=1), None),
+            ("pmk_ccc", "m1", T0 + timedelta(seconds=2), None)]
+        assert [k.prefix for k in await store.list_api_keys("m1")] == ["pmk_aaa", "pmk_ccc"]
+        assert await store.list_api_keys("m3") == []
+
+    async def test_a_revoked_key_stays_revoked_from_its_first_revocation(self, store):
+        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
+        await store.add_api_key(ApiKey("h2", "m1", T0, "pmk_bbb"))
+        revoked_at = T0 + timedelta(minutes=5)
+        assert await store.revoke_api_key("h1", revoked_at) is True
+        assert (await store.find_api_key("h1")).revoked_at == revoked_at
+        assert await store.revoke_api_key("h1", T0 + timedelta(hours=1)) is False
+        assert (await store.find_api_key("h1")).revoked_at == revoked_at
+        assert await store.revoke_api_key("h_unknown", revoked_at) is False
+        assert (await store.find_api_key("h2")).revoked_at is None
+        assert [(k.prefix, k.revoked_at) for k in await store.list_api_keys("m1")] == [
+            ("pmk_aaa", revoked_at), ("pmk_bbb", None)]
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    async def test_purge_deletes_expired_idempotency_records_but_no_live_lease(self, store):
+        def record(key: str, claimed: datetime, completed: bool,
+                   leased_until: datetime | None = None) -> IdempotencyWrite:
+            write = claim(key, f"t-{key}", now=claimed)
+            r = replace(write.record, completed=completed,
+                        locked_until=leased_until or write.record.locked_until)
+            return IdempotencyWrite(r, claimed)
+
+        now = T0 + timedelta(hours=25)
+        for write in (record("done_old", T0, True),  # expired at T0 + 24 h
+                      record("cut_old", T0, False),  # expired, its lease long over
+                      record("done_new", T0 + timedelta(hours=2), True),  # not expired
+                      record("live_new", now - timedelta(seconds=5), False),  # in flight
+                      # expired, yet leased past now: a request may still be completing it
+                      record("leased_old", T0, False, leased_until=now + timedelta(minutes=1))):
+            await store.commit(Changeset(idempotency=write))
+        purged = await store.purge_expired(now, now - timedelta(days=45))
+        assert (purged.idempotency, purged.processed) == (2, 0)
+        for gone in ("done_old", "cut_old"):
+            assert await store.get_idempotency("m1", gone) is None
+        for kept in ("done_new", "live_new", "leased_old"):
+            assert await store.get_idempotency("m1", kept) is not None
+        assert (await store.purge_expired(now, now - timedelta(days=45))).idempotency == 0
+
+    async def test_purge_works_in_batches_of_at_most_limit(self, store):
+        for i in range(5):
+            await store.commit(Changeset(idempotency=claim(f"k{i}", f"t{i}")))
+        await store.commit(Changeset(processed=[("c", f"e{i}") for i in range(3)]))
+        later = T0 + timedelta(hours=25)
+        soon = datetime.now(UTC) + timedelta(minutes=1)
+        counts = [await store.purge_expired(later, soon, limit=2) for _ in range(4)]
+        assert [(c.idempotency, c.processed) for c in counts] == [(2, 2), (2, 1), (1, 0), (0, 0)]
+
+    async def test_purge_deletes_consumer_marks_written_before_the_cutoff_only(self, store):
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        await store.commit(Changeset(processed=[("webhook:stripe", "evt_1"),
+                                                ("send_confirmation", "e1")]))
+        after = datetime.now(UTC) + timedelta(seconds=1)
+        # Marks written after the cutoff stay, and still refuse a second application.
+        assert (await store.purge_expired(T0, before)).processed == 0
+        with pytest.raises(AlreadyProcessed):
+            await store.commit(Changeset(processed=[("webhook:stripe", "evt_1")]))
+        purged = await store.purge_expired(T0, after)
+        assert (purged.idempotency, purged.processed) == (0, 2)
+        # Gone: the same event would now be applied again.
+        await store.commit(Changeset(processed=[("webhook:stripe", "evt_1")]))

@@ -243,7 +243,7 @@ async def test_processes_starting_together_migrate_once(postgres):
         await gate.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         outputs = await asyncio.gather(*(p.communicate() for p in procs))
         assert [p.returncode for p in procs] == [0] * len(procs), outputs
-        assert await gate.fetch("SELECT version_num FROM alembic_version") == [("0002",)]
+        assert await gate.fetch("SELECT version_num FROM alembic_version") == [("0003",)]
     finally:
         for p in procs:
             if p.returncode is None:
@@ -294,3 +294,81 @@ async def test_stores_of_two_databases_migrate_together_in_one_process(postgres)
         await asyncio.gather(*(s.close() for s in stores))
         for name in names:
             await _drop(postgres, name)
+
+
+async def test_a_key_revoked_by_one_process_is_refused_by_another_within_2_s(database):
+    from datetime import UTC, datetime
+
+    from paymesh.service.apikeys import Authenticator, create_key, revoke_key
+    from tests.integration.test_key_revocation import refused_after
+
+    server, cli = await _two_stores(database)
+    try:
+        kept, revoked = (await create_key(cli, "shop", T0), await create_key(cli, "shop", T0))
+        auth = Authenticator(server)
+        for secret in (kept, revoked):  # both cached by the server
+            assert (await auth.identify(f"Bearer {secret}"))[0] == "shop"
+        await revoke_key(cli, revoked[:10], datetime.now(UTC))
+        assert await refused_after(auth, revoked, within=2.0) <= 2.0
+        assert (await auth.identify(f"Bearer {kept}"))[0] == "shop"
+    finally:
+        await asyncio.gather(server.close(), cli.close())
+
+
+def _upgrade_to(dsn: str, revision: str) -> None:
+    """Migrate a database to `revision` only, as an older paymesh left it."""
+    from functools import partial
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from paymesh.adapters.postgres.migrate import SCRIPTS
+
+    async def run() -> None:
+        engine = create_async_engine("postgresql+asyncpg://", poolclass=NullPool,
+                                     async_creator=partial(asyncpg.connect, dsn))
+        try:
+            async with engine.begin() as conn:
+                def upgrade(connection: object) -> None:
+                    config = Config()
+                    config.set_main_option("script_location", str(SCRIPTS))
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, revision)
+
+                await conn.run_sync(upgrade)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+async def test_consumer_marks_older_than_migration_0003_count_as_written_at_it(postgres):
+    from datetime import UTC, datetime
+
+    from paymesh.ports.store import AlreadyProcessed
+
+    name = f"fresh_{os.getpid()}_{next(_names)}"
+    dsn = await postgres.create_database(name)
+    try:
+        await asyncio.to_thread(_upgrade_to, dsn, "0002")
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("INSERT INTO processed VALUES ('webhook:adyen', 'psp_1')")
+        finally:
+            await conn.close()
+        store = PostgresStore(dsn, min_size=1)
+        await store.open()  # to head: 0003 stamps the mark with the migration's time
+        try:
+            migrated = datetime.now(UTC)
+            assert (await store.purge_expired(migrated, migrated - timedelta(minutes=1))) \
+                .processed == 0
+            with pytest.raises(AlreadyProcessed):
+                await store.commit(Changeset(processed=[("webhook:adyen", "psp_1")]))
+            assert (await store.purge_expired(migrated, migrated + timedelta(minutes=1))) \
+                .processed == 1
+        finally:
+            await store.close()
+    finally:
+        await _drop(postgres, name)

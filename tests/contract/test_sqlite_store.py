@@ -1,6 +1,12 @@
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from paymesh.adapters.sqlite import SqliteStore
+from paymesh.adapters.sqlite.schema import MIGRATIONS
+from paymesh.ports.store import AlreadyProcessed, Changeset
 from tests.contract.bus_store_contract import BusStoreContract
 from tests.contract.store_contract import StoreContract
 
@@ -32,3 +38,66 @@ async def test_a_reopened_file_keeps_everything(tmp_path):
 
 class TestSqliteBusStore(BusStoreContract):
     pass
+
+
+def _mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+async def test_the_database_file_and_its_wal_and_shm_are_the_owners_alone(tmp_path):
+    from tests.contract.store_contract import payment, save
+
+    old = os.umask(0o022)  # the usual umask, which leaves new files world-readable
+    try:
+        store = SqliteStore(tmp_path / "data" / "paymesh.db")
+        await store.open()
+        await save(store, payment("pay_1"))  # a write: the -wal and -shm now exist
+        files = [tmp_path / "data" / n for n in ("paymesh.db", "paymesh.db-wal",
+                                                 "paymesh.db-shm")]
+        assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+        assert _mode(tmp_path / "data") == 0o700
+        await store.close()
+    finally:
+        os.umask(old)
+
+
+async def test_an_existing_readable_database_file_is_made_the_owners_alone(tmp_path):
+    from tests.contract.store_contract import payment, save
+
+    path = tmp_path / "paymesh.db"
+    store = SqliteStore(path)
+    await store.open()
+    await save(store, payment("pay_1"))
+    await store.close()
+    path.chmod(0o644)  # as an earlier version left it
+    (tmp_path / "paymesh.db-wal").write_bytes(b"")  # as a crash leaves one behind
+    (tmp_path / "paymesh.db-wal").chmod(0o644)
+    again = SqliteStore(path)
+    await again.open()
+    assert (_mode(path), _mode(tmp_path / "paymesh.db-wal")) == (0o600, 0o600)
+    assert (await again.get_payment("pay_1")) is not None
+    await again.close()
+
+
+async def test_consumer_marks_older_than_the_migration_count_as_written_at_it(tmp_path):
+    # A file at schema 4 has marks with no time: none may be purged as if ancient.
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:4], start=1):
+        conn.executescript(f"BEGIN;{script};PRAGMA user_version={number};COMMIT;")
+    conn.execute("INSERT INTO processed (consumer, event_id) VALUES ('webhook:adyen', 'psp_1')")
+    conn.execute("INSERT INTO api_keys VALUES ('h1', 'm1', 'pmk_aaaaaa', 0)")
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        migrated = datetime.now(UTC)
+        assert (await store.purge_expired(migrated, migrated - timedelta(minutes=1))) \
+            .processed == 0
+        with pytest.raises(AlreadyProcessed):
+            await store.commit(Changeset(processed=[("webhook:adyen", "psp_1")]))
+        assert (await store.find_api_key("h1")).revoked_at is None
+        assert (await store.purge_expired(migrated, migrated + timedelta(minutes=1))) \
+            .processed == 1
+    finally:
+        await store.close()

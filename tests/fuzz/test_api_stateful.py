@@ -544,7 +544,7 @@ class PaymentsMachine(RuleBasedStateMachine):
     def check_ledgers(self) -> None:
         rows: dict[str, list[dict[str, Any]]] = {}
         for psp in PSPS:
-            r = httpx.get(f"{self.server.base}/sandbox/{psp}/_ledger", timeout=20)
+            r = httpx.get(f"{self.server.sandbox_url}/sandbox/{psp}/_ledger", timeout=20)
             assert r.status_code == 200, describe(r)
             for row in r.json()["payments"]:
                 rows.setdefault(row["reference"] or "", []).append({**row, "psp": psp})
@@ -720,7 +720,7 @@ def test_cancelling_an_adyen_payment_awaiting_3ds_is_not_a_5xx(live):
 
 def test_cancelling_a_payment_its_psp_has_not_answered_is_not_a_500(live):
     """While the PSP is slow the payment is `pending`, listed, and may be canceled by id."""
-    sandbox = f"{live.base}/sandbox/stripe/_config"
+    sandbox = f"{live.sandbox_url}/sandbox/stripe/_config"
     assert httpx.put(sandbox, json={"latency_ms": 1500}).status_code == 200
     try:
         with live.client() as http, ThreadPoolExecutor(1) as pool:

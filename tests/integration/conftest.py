@@ -1,4 +1,4 @@
-"""A real paymesh server (SQLite file, Stripe sandbox mounted) on a loopback port."""
+"""A real paymesh server (SQLite file) on a loopback port, its PSP sandboxes on their own."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Server:
     key: str
     other_key: str
     settings: Settings
+    sandbox_url: str  # the built-in sandboxes' own listener: http://127.0.0.1:PORT
 
     def client(self, key: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.base, timeout=20,
@@ -29,7 +30,7 @@ class Server:
 
     def sandbox(self) -> httpx.Client:
         """The Stripe sandbox, as the connector sees it (same secret key: same account)."""
-        return httpx.Client(base_url=f"{self.base}/sandbox/stripe", timeout=20, headers={
+        return httpx.Client(base_url=f"{self.sandbox_url}/sandbox/stripe", timeout=20, headers={
             "Authorization": f"Bearer {self.settings.stripe_secret_key}"})
 
 
@@ -50,8 +51,9 @@ def start(tmp_path, **overrides) -> Iterator[Server]:
     settings = Settings.from_env(data_dir=tmp_path, port=port, **{"rate_limit": 0.0,
                                                                     **overrides})
     key, other = make_keys(settings, "shop", "other-shop")
-    with live_server(build_app(settings), port) as base:
-        yield Server(base, key, other, settings)
+    app = build_app(settings)
+    with live_server(app, port) as base:
+        yield Server(base, key, other, settings, app.state.sandbox_url)
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def test_three_d_secure_then_the_webhook_completes_the_payment(server: Server):
         p = r.json()
         assert p["status"] == "requires_action"
         url = p["next_action"]["redirect_url"]
-        assert url.startswith(server.base + "/sandbox/stripe/")
+        assert url.startswith(server.sandbox_url + "/sandbox/stripe/")
         assert httpx.post(url, params={"outcome": "succeed"}).status_code < 400
         done = wait_status(http, p["id"], "succeeded")
         assert done["status"] == "succeeded"

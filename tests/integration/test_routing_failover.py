@@ -25,12 +25,12 @@ def server(tmp_path):
 
 
 def faults(server, psp: str, **config) -> None:
-    r = httpx.put(f"{server.base}/sandbox/{psp}/_config", json={**CLEAN, **config})
+    r = httpx.put(f"{server.sandbox_url}/sandbox/{psp}/_config", json={**CLEAN, **config})
     assert r.status_code == 200, r.text
 
 
 def ledger(server, psp: str) -> list[dict]:
-    r = httpx.get(f"{server.base}/sandbox/{psp}/_ledger")
+    r = httpx.get(f"{server.sandbox_url}/sandbox/{psp}/_ledger")
     assert r.status_code == 200, r.text
     return r.json()["payments"]
 

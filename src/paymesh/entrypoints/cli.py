@@ -12,10 +12,10 @@ from typing import Annotated, Any
 import typer
 
 from paymesh.config import Settings
+from paymesh.entrypoints.cli_keys import keys_app
 
 app = typer.Typer(help="paymesh: payments in front of Stripe, Adyen and PayPal.",
                   no_args_is_help=True, add_completion=False)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 rules_app = typer.Typer(help="Event rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
@@ -32,21 +32,40 @@ Bus = Annotated[str | None, typer.Option("--bus", help="nats://HOST:PORT: the ev
                                          "JetStream, for scale-out (env PAYMESH_BUS)")]
 
 
+Mode = Annotated[str | None, typer.Option(
+    "--mode", help="sandbox (the default: test PSPs only) or live (real PSP credentials "
+    "only; env PAYMESH_MODE)")]
+
+
 @app.command()
 def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option()] = 8080,
           data_dir: DataDir = None, database: Database = None, bus: Bus = None,
+          mode: Mode = None,
+          sandbox_port: Annotated[int | None, typer.Option(
+              "--sandbox-port", help="the built-in sandboxes' own loopback port (default: a "
+              "free one, printed at start; env PAYMESH_SANDBOX_PORT)")] = None,
           log_level: Annotated[str, typer.Option()] = "info") -> None:
-    """Run the API server (and the PSP sandboxes, unless real PSP credentials are set).
-    With --bus nats://, run `paymesh worker` processes too: they deliver the events."""
+    """Run the API server. In sandbox mode the PSP sandboxes run beside it on their own
+    loopback port; in live mode only PSPs with real credentials are used. One line per PSP
+    says which. With --bus nats://, run `paymesh worker` processes too: they deliver the
+    events."""
     import uvicorn
 
     from paymesh.bootstrap import build_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
-    settings = _settings(host=host, port=port, data_dir=data_dir, database=database, bus=bus)
-    uvicorn.run(build_app(settings), host=host, port=port, log_level=log_level,
+    settings = _settings(host=host, port=port, data_dir=data_dir, database=database, bus=bus,
+                         mode=mode, sandbox_port=sandbox_port)
+    try:
+        app = build_app(settings)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for line in app.state.psp_lines:
+        typer.echo(line, err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level,
                 access_log=False, loop="uvloop", http="httptools", lifespan="on")
 
 
@@ -75,6 +94,11 @@ def worker(data_dir: DataDir = None, database: Database = None, bus: Bus = None,
                    "--database postgresql://... (an embedded server delivers its own events)",
                    err=True)
         raise typer.Exit(2)
+    if settings.sandboxed_psps:  # the built-in sandboxes live inside `paymesh serve`
+        typer.echo("error: a worker reaches sandbox PSPs through a `paymesh sandbox` process: "
+                   "set PAYMESH_{" + ",".join(p.upper() for p in settings.sandboxed_psps)
+                   + "}_API_BASE", err=True)
+        raise typer.Exit(2)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -90,58 +114,32 @@ def worker(data_dir: DataDir = None, database: Database = None, bus: Bus = None,
     uvloop.run(main())
 
 
-@keys_app.command("create")
-def keys_create(merchant: Annotated[str, typer.Option(help="merchant id")],
-                data_dir: DataDir = None, database: Database = None) -> None:
-    """Create an API key for MERCHANT; the secret key is printed once, as the last line."""
-    from paymesh.bootstrap import build_store
-    from paymesh.service.apikeys import create_key
-    from paymesh.service.errors import ApiError
-
-    settings = Settings.from_env(data_dir=data_dir, database=database)
-
-    async def run() -> str:
-        store = build_store(settings)
-        await store.open()
-        try:
-            return await create_key(store, merchant, datetime.now(UTC))
-        finally:
-            await store.close()
-
-    try:
-        secret = asyncio.run(run())
-    except ApiError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from exc
-    typer.echo(f"created an API key for merchant {merchant!r}; it is shown only once:",
-               err=True)
-    typer.echo(secret)
-
-
 @app.command()
-def sandbox(host: Annotated[str, typer.Option()] = "127.0.0.1",
+def sandbox(host: Annotated[str, typer.Option(help="loopback only: a sandbox has no "
+                                              "authentication")] = "127.0.0.1",
             port: Annotated[int, typer.Option()] = 12111,
             webhook_base: Annotated[str | None, typer.Option(
                 "--webhook-base", help="webhooks go to URL/webhooks/{psp}")] = None,
             log_level: Annotated[str, typer.Option()] = "warning",
-            data_dir: Annotated[Path | None, typer.Option(
-                help="keeps the PayPal sandbox's signing certificate")] = None) -> None:
-    """Run the three PSP sandboxes as their own process. Point a server at them with
-    PAYMESH_{STRIPE,ADYEN,PAYPAL}_API_BASE=http://HOST:PORT/sandbox/{psp} and
-    PAYMESH_PAYPAL_TRUSTED_CERT=<the certificate file printed at start>."""
+            data_dir: DataDir = None) -> None:
+    """Run the three PSP sandboxes as their own process, on loopback. Point servers at them
+    with PAYMESH_{STRIPE,ADYEN,PAYPAL}_API_BASE=http://HOST:PORT/sandbox/{psp}; a server
+    with the same --data-dir shares the sandboxes' generated secrets and certificate."""
     import contextlib
     from collections.abc import AsyncIterator
 
     import uvicorn
     from starlette.applications import Starlette
 
-    from paymesh.sandbox.suite import SandboxSuite
+    from paymesh.sandbox.suite import LOOPBACK_HOSTS, SandboxSuite
 
-    settings = Settings.from_env(data_dir=data_dir)
+    if host not in LOOPBACK_HOSTS:
+        typer.echo(f"error: the sandboxes listen on loopback only ({', '.join(LOOPBACK_HOSTS)})"
+                   ": anyone who reaches one can capture or fail its payments", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir=data_dir)
     suite = SandboxSuite(settings.sandbox_secrets, webhook_base)
-    # SigningIdentity.load_or_create keeps it there, so a restart signs with the same one.
-    cert = settings.sandbox_secrets.paypal_signing_dir / "paypal-webhook-cert.pem"
-    typer.echo(f"PayPal webhook certificate: {cert}")
+    typer.echo(f"sandbox secrets and PayPal webhook certificate: {settings.sandbox_dir}")
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -64,7 +64,8 @@ def run_demo() -> int:
         rules_file.write_bytes(msgspec.json.encode(rules))
         settings = Settings.from_env(data_dir=Path(tmp), port=free_port(), rate_limit=0.0,
                                      stripe_api_base=None, adyen_api_base=None,
-                                     paypal_api_base=None, fraud_rules=rules_file)
+                                     paypal_api_base=None, fraud_rules=rules_file,
+                                     mode="sandbox")
         # One key for the demo merchant, made as `paymesh keys create` makes it.
         async def make_key() -> str:
             store = SqliteStore(settings.sqlite_path)
@@ -76,9 +77,12 @@ def run_demo() -> int:
 
         key = asyncio.run(make_key())
         console.print(f"[bold]paymesh demo[/] — data in {tmp}, server on {settings.self_url}")
-        with serving(build_app(settings), settings.port) as base, httpx.Client(
+        app = build_app(settings)
+        for line in app.state.psp_lines:
+            console.print(line)
+        with serving(app, settings.port) as base, httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=15) as http:
-            rows = _scenarios(http)
+            rows = _scenarios(http, app.state.sandbox_url)
             table = Table(title="What happened")
             for col in ("scenario", "HTTP", "payment", "final status", "detail", "as expected"):
                 table.add_column(col)
@@ -114,7 +118,7 @@ def _payment(http: httpx.Client, payment_id: str) -> dict[str, Any]:
     return data
 
 
-def _scenarios(http: httpx.Client) -> list[Row]:
+def _scenarios(http: httpx.Client, sandbox_url: str) -> list[Row]:
     rows: list[Row] = []
 
     r = _pay(http, "pm_card_visa")
@@ -164,7 +168,7 @@ def _scenarios(http: httpx.Client) -> list[Row]:
 
     rows.append(_rule_to_http_target(http))
     rows.extend(_fraud(http))
-    rows.append(_failover(http))
+    rows.append(_failover(http, sandbox_url))
 
     key = f"demo-{uuid.uuid4()}"
     first_r = _pay(http, "pm_card_visa", amount=1234, key=key)
@@ -212,9 +216,9 @@ def _fraud(http: httpx.Client) -> list[Row]:
     return rows
 
 
-def _failover(http: httpx.Client) -> Row:
+def _failover(http: httpx.Client, sandbox_url: str) -> Row:
     """Stripe refuses every call (429): the payment is taken by the next PSP instead."""
-    base = str(http.base_url).rstrip("/")
+    base = sandbox_url  # the sandboxes' own loopback listener, not the API's port
     httpx.put(f"{base}/sandbox/stripe/_config", json={"rate_limit_rate": 1.0}, timeout=10)
     try:
         r = _pay(http, "pm_card_visa", amount=4200)

@@ -11,6 +11,7 @@ DynamoDB TransactWriteItems:
   expired; otherwise only if the stored lease token still equals `expected_token`
                                                                           -> IdempotencyConflict
 - a consumer mark (consumer, event id) is written only if absent           -> AlreadyProcessed
+  (the store stamps it with the time it was written, for `purge_expired`)
 
 If any condition fails nothing is written. When `commit` returns, the write is durable.
 """
@@ -137,10 +138,23 @@ class StoredEvent:
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
+    """A key as stored: its SHA-256 (never the secret) and the secret's first characters
+    (`pmk_` and six more), which name the key to a human in `paymesh keys list`."""
+
     key_hash: str
     merchant_id: str
     created_at: datetime
     prefix: str
+    #: When it was revoked; a revoked key never authenticates again and is never restored.
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """Rows one `purge_expired` call removed."""
+
+    idempotency: int
+    processed: int
 
 
 class Store(Protocol):
@@ -195,7 +209,25 @@ class Store(Protocol):
 
     async def add_api_key(self, key: ApiKey) -> None: ...
 
-    async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not (the caller checks `revoked_at`)."""
+        ...
+
+    async def list_api_keys(self, merchant_id: str | None = None) -> list[ApiKey]:
+        """Every key (of `merchant_id`, when given), revoked ones too, oldest first."""
+        ...
+
+    async def revoke_api_key(self, key_hash: str, at: datetime) -> bool:
+        """Revoke the key; True if this call revoked it, False if it is unknown or was
+        already revoked (its first revocation time stands)."""
+        ...
+
+    async def purge_expired(self, now: datetime, processed_before: datetime,
+                            limit: int = 1000) -> Purged:
+        """Delete up to `limit` idempotency records expired at `now` (none still leased) and
+        up to `limit` consumer marks written before `processed_before`. Call again while a
+        count equals `limit`: each call is one short write, never a long lock."""
+        ...
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         """A named document kept across restarts: learned fraud features, a routing table."""

@@ -1,15 +1,25 @@
-"""The three sandboxes together, as `paymesh serve` mounts them and `paymesh sandbox` runs them.
+"""The three sandboxes together, as `paymesh serve` and `paymesh sandbox` run them.
 
-Each PSP's sandbox is mounted at `/sandbox/{psp}`; webhooks go to `{webhook_base}/webhooks/{psp}`,
-signed with the secrets the matching connectors verify with.
+Each PSP's sandbox is mounted at `/sandbox/{psp}` of the sandboxes' own listener, never of the
+API's port: a sandbox has no authentication (anyone who reaches it can capture or fail a
+payment, flip its faults or read its ledger), so it listens on loopback only. Webhooks go to
+`{webhook_base}/webhooks/{psp}`, signed with the secrets the matching connectors verify with.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import socket
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
@@ -17,16 +27,80 @@ from paymesh.sandbox.paypal import PayPalSandbox, PayPalSandboxSettings, Signing
 from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
 
 PSPS = ("stripe", "adyen", "paypal")
+_SECRETS_FILE = "secrets.json"
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+#: Which secrets each PSP's connector and sandbox share.
+_PSP_FIELDS = {
+    "stripe": ("stripe_secret_key", "stripe_webhook_secret"),
+    "adyen": ("adyen_api_key", "adyen_hmac_key", "adyen_merchant_account"),
+    "paypal": ("paypal_client_id", "paypal_client_secret", "paypal_webhook_id"),
+}
 
 
 @dataclass(frozen=True)
 class SandboxSecrets:
-    stripe_webhook_secret: str
-    adyen_hmac_key: str
+    """The secrets one data directory's sandboxes and servers share, generated on first use
+    so that nothing a sandbox trusts is compiled into the program."""
+
+    stripe_secret_key: str = field(repr=False)
+    stripe_webhook_secret: str = field(repr=False)
+    adyen_api_key: str = field(repr=False)
+    adyen_hmac_key: str = field(repr=False)
     adyen_merchant_account: str
+    paypal_client_id: str
+    paypal_client_secret: str = field(repr=False)
     paypal_webhook_id: str
+    delivery_signing_secret: str = field(repr=False)
     #: Where the PayPal sandbox keeps its signing key and certificate (made on first use).
-    paypal_signing_dir: Path
+    paypal_signing_dir: Path = Path()
+
+    @classmethod
+    def generate(cls, directory: Path) -> SandboxSecrets:
+        return cls(
+            stripe_secret_key="sk_test_" + secrets.token_hex(24),
+            stripe_webhook_secret="whsec_" + secrets.token_hex(24),
+            adyen_api_key="AQE" + secrets.token_hex(32),
+            adyen_hmac_key=secrets.token_hex(32).upper(),
+            adyen_merchant_account="PaymeshSandbox",
+            paypal_client_id="sandbox-" + secrets.token_hex(12),
+            paypal_client_secret=secrets.token_hex(32),
+            paypal_webhook_id="WH-" + secrets.token_hex(10).upper(),
+            delivery_signing_secret="whsec_" + secrets.token_hex(24),
+            paypal_signing_dir=directory)
+
+    @classmethod
+    def load_or_create(cls, directory: Path) -> SandboxSecrets:
+        """The directory's secrets, made once and readable by the owner only. Two processes
+        starting together (a `paymesh sandbox` and its server) agree: the file is published
+        with a link, which fails if the other one got there first."""
+        path = directory / _SECRETS_FILE
+        if not path.exists():
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            made = cls.generate(directory)
+            data = {k: v for k, v in asdict(made).items() if k != "paypal_signing_dir"}
+            tmp = directory / f".{_SECRETS_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(data, out)
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        stored = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        fresh = asdict(cls.generate(directory))  # fields added since the file was written
+        return cls(**{**fresh, **{k: v for k, v in stored.items() if k in known},
+                      "paypal_signing_dir": directory})
+
+    def with_overrides(self, **given: str | None) -> SandboxSecrets:
+        """The user's own values (PAYMESH_*) over the generated ones."""
+        chosen: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        return replace(self, **chosen)
+
+    def for_psps(self, psps: tuple[str, ...]) -> dict[str, str]:
+        return {name: getattr(self, name) for psp in psps for name in _PSP_FIELDS[psp]}
 
 
 class SandboxSuite:
@@ -49,6 +123,7 @@ class SandboxSuite:
             self.paypal_signing = SigningIdentity.load_or_create(secrets.paypal_signing_dir)
             self.boxes["paypal"] = PayPalSandbox(PayPalSandboxSettings(
                 webhook_url=url("paypal"), webhook_id=secrets.paypal_webhook_id,
+                client_id=secrets.paypal_client_id, client_secret=secrets.paypal_client_secret,
                 signing=self.paypal_signing))
 
     def mounts(self) -> list[Mount]:
@@ -61,3 +136,57 @@ class SandboxSuite:
     async def stop(self) -> None:
         for box in self.boxes.values():
             await box.stop()
+
+
+class _NoSignals(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the API server owns the process's signals
+        pass
+
+
+class SandboxListener:
+    """The built-in sandboxes on their own loopback port, served beside the API server.
+
+    The socket is bound when this is made, so the connectors know the sandboxes' address
+    before anything starts; `start()` serves it and starts the sandboxes' webhook delivery.
+    """
+
+    def __init__(self, suite: SandboxSuite, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host not in LOOPBACK_HOSTS:
+            raise ValueError("the sandboxes listen on loopback only: they have no "
+                             "authentication")
+        self.suite = suite
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self._socket.set_inheritable(True)
+        bound = self._socket.getsockname()
+        authority = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
+        self.url = f"http://{authority}:{bound[1]}"
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def psp_url(self, psp: str) -> str:
+        return f"{self.url}/sandbox/{psp}"
+
+    async def start(self) -> None:
+        await self.suite.start()
+        app = Starlette(routes=list(self.suite.mounts()))
+        server = _NoSignals(uvicorn.Config(app, lifespan="off", log_level="warning",
+                                           access_log=False))
+        server.config.load()
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[self._socket])
+        self._server = server
+        self._task = asyncio.create_task(server.main_loop(), name="sandbox-listener")
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.should_exit = True
+            if self._task is not None:
+                await asyncio.gather(self._task, return_exceptions=True)
+            await server.shutdown(sockets=[self._socket])
+        else:
+            self._socket.close()
+        await self.suite.stop()

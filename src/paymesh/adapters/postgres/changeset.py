@@ -110,6 +110,7 @@ async def _write_idempotency(conn: Any, write: IdempotencyWrite) -> None:
 
 
 async def _mark_processed(conn: Any, marks: list[tuple[str, str]]) -> None:
+    # processed_at is the column's default, the database's now(): see migration 0003.
     rows = await conn.fetch(
         "INSERT INTO processed (consumer, event_id) SELECT * FROM unnest($1::text[], $2::text[])"
         " ON CONFLICT DO NOTHING RETURNING consumer, event_id", *_columns(marks, 2))

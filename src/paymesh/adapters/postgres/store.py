@@ -41,10 +41,12 @@ from paymesh.ports.store import (
     IdempotencyRecord,
     Notification,
     PaymentQuery,
+    Purged,
     StoredEvent,
 )
 
 _PAYMENT_COLS = "doc, version"
+_KEY_COLS = "key_hash, merchant_id, created_at, prefix, revoked_at"
 _EVENT_COLS = "id, merchant_id, payment_id, type, occurred_at, envelope"
 # delivery_from_row takes the due time in microseconds; extract() is exact, a float is not.
 _DELIVERY_COLS = ("id, event_id, merchant_id, rule, status, attempts,"
@@ -119,6 +121,28 @@ class PostgresStore:
         await self._db.execute(
             "INSERT INTO api_keys (key_hash, merchant_id, prefix, created_at)"
             " VALUES ($1, $2, $3, $4)", key.key_hash, key.merchant_id, key.prefix, key.created_at)
+
+    async def revoke_api_key(self, key_hash: str, at: datetime) -> bool:
+        status = await self._db.execute(
+            "UPDATE api_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL",
+            key_hash, at)
+        return rowcount(status) == 1
+
+    async def purge_expired(self, now: datetime, processed_before: datetime,
+                            limit: int = 1000) -> Purged:
+        # Two short statements, each its own transaction. SKIP LOCKED passes over a record a
+        # claim is taking over right now; the outer condition is re-checked against the row
+        # as committed, so a record a claim has just made fresh again is never deleted.
+        expired = "expires_at <= $1 AND (completed OR locked_until <= $1)"
+        idempotency = await self._db.execute(
+            f"DELETE FROM idempotency WHERE (merchant_id, key) IN (SELECT merchant_id, key"
+            f" FROM idempotency WHERE {expired} LIMIT $2 FOR UPDATE SKIP LOCKED) AND {expired}",
+            now, limit)
+        processed = await self._db.execute(
+            "DELETE FROM processed WHERE (consumer, event_id) IN (SELECT consumer, event_id"
+            " FROM processed WHERE processed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            processed_before, limit)
+        return Purged(idempotency=rowcount(idempotency), processed=rowcount(processed))
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         await self._db.execute(
@@ -246,10 +270,19 @@ class PostgresStore:
         return [Notification(*row) for row in rows]
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        row = await self._db.fetchrow(
-            "SELECT key_hash, merchant_id, created_at, prefix FROM api_keys WHERE key_hash = $1",
-            key_hash)
+        row = await self._db.fetchrow(f"SELECT {_KEY_COLS} FROM api_keys WHERE key_hash = $1",
+                                      key_hash)
         return None if row is None else ApiKey(*row)
+
+    async def list_api_keys(self, merchant_id: str | None = None) -> list[ApiKey]:
+        if merchant_id is None:
+            rows = await self._db.fetch(
+                f"SELECT {_KEY_COLS} FROM api_keys ORDER BY created_at, prefix")
+        else:
+            rows = await self._db.fetch(
+                f"SELECT {_KEY_COLS} FROM api_keys WHERE merchant_id = $1"
+                " ORDER BY created_at, prefix", merchant_id)
+        return [ApiKey(*row) for row in rows]
 
     async def ping(self) -> bool:
         return bool(await self._db.fetchval("SELECT true"))

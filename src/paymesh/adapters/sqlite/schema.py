@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 
 MIGRATIONS: list[str] = [
@@ -136,10 +138,42 @@ MIGRATIONS: list[str] = [
     CREATE INDEX payments_refund_pending ON payments (refund_pending_us)
         WHERE refund_pending_us IS NOT NULL;
     """,
+    """
+    -- Keys can be revoked (never restored); `paymesh keys list` reads them per merchant.
+    ALTER TABLE api_keys ADD COLUMN revoked_us INTEGER;
+    CREATE INDEX api_keys_by_merchant ON api_keys (merchant_id, created_us);
+
+    -- Consumer marks carry the time they were written, so that old ones can be purged. Marks
+    -- older than this migration count as written now: whatever their real age, none is
+    -- purged before a full retention has passed.
+    ALTER TABLE processed ADD COLUMN processed_us INTEGER;
+    UPDATE processed SET processed_us = CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
+    CREATE INDEX processed_by_age ON processed (processed_us);
+    """,
 ]
+
+#: The database holds payments, customers and key hashes: only its owner may read it.
+FILE_MODE = 0o600
+
+
+def owner_only(path: str) -> None:
+    """Create the database file readable and writable by its owner only, and take group and
+    other access off an existing one and its -wal, -shm and -journal files. SQLite creates
+    those with the database file's own mode, so once the file is 0600 they are too."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)  # the umask can only narrow it
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, FILE_MODE)
 
 
 def connect(path: str) -> sqlite3.Connection:
+    owner_only(path)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves (group commit needs it).
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")

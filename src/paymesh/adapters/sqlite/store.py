@@ -8,7 +8,7 @@ and WAL readers never wait for the writer.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from paymesh.ports.store import (
     IdempotencyWrite,
     Notification,
     PaymentQuery,
+    Purged,
     StoredEvent,
     VersionConflict,
 )
@@ -50,9 +51,10 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
     """Runs on the writer thread inside a SAVEPOINT: raise to undo the whole changeset."""
     if changes.idempotency is not None:
         _write_idempotency(conn, changes.idempotency)
+    marked_us = to_micros(datetime.now(UTC))  # the mark's age is the store's to keep
     for consumer, event_id in changes.processed:
-        cur = conn.execute("INSERT OR IGNORE INTO processed (consumer, event_id) VALUES (?, ?)",
-                           (consumer, event_id))
+        cur = conn.execute("INSERT OR IGNORE INTO processed (consumer, event_id, processed_us)"
+                           " VALUES (?, ?, ?)", (consumer, event_id, marked_us))
         if cur.rowcount != 1:
             raise AlreadyProcessed(f"{consumer} already applied {event_id}")
     for write in changes.payments:
@@ -138,6 +140,27 @@ def _event(row: tuple[Any, ...]) -> StoredEvent:
                        type=event_type, time=from_micros(time_us), envelope=decode_json(envelope))
 
 
+def _api_key(row: tuple[Any, ...]) -> ApiKey:
+    key_hash, merchant_id, created_us, prefix, revoked_us = row
+    return ApiKey(key_hash=key_hash, merchant_id=merchant_id, created_at=from_micros(created_us),
+                  prefix=prefix, revoked_at=None if revoked_us is None else from_micros(revoked_us))
+
+
+def _purge(conn: sqlite3.Connection, now_us: int, processed_before_us: int,
+           limit: int) -> Purged:
+    # Expired, and not leased by a request still in flight (completed, or its lease is over).
+    idempotency = conn.execute(
+        "DELETE FROM idempotency WHERE (merchant_id, key) IN (SELECT merchant_id, key"
+        " FROM idempotency WHERE expires_us <= ? AND (completed = 1 OR locked_until_us <= ?)"
+        " LIMIT ?)", (now_us, now_us, limit)).rowcount
+    processed = conn.execute(
+        "DELETE FROM processed WHERE (consumer, event_id) IN (SELECT consumer, event_id"
+        " FROM processed WHERE processed_us < ? LIMIT ?)",
+        (processed_before_us, limit)).rowcount
+    return Purged(idempotency=idempotency, processed=processed)
+
+
+_KEY_COLS = "key_hash, merchant_id, created_us, prefix, revoked_us"
 _EVENT_COLS = "id, merchant_id, payment_id, type, time_us, envelope"
 _DELIVERY_COLS = "id, event_id, merchant_id, rule, status, attempts, next_attempt_us, doc"
 
@@ -149,7 +172,8 @@ class SqliteStore:
         self._writer: GroupCommitWriter | None = None
 
     async def open(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # A directory made here is the owner's alone, like the file (schema.owner_only).
+        Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = connect(self.path)
         migrate(conn)
         self._writer = GroupCommitWriter(conn)
@@ -183,6 +207,18 @@ class SqliteStore:
         await self._write(lambda conn: conn.execute(
             "INSERT INTO api_keys (key_hash, merchant_id, prefix, created_us) VALUES (?,?,?,?)",
             (key.key_hash, key.merchant_id, key.prefix, to_micros(key.created_at))))
+
+    async def revoke_api_key(self, key_hash: str, at: datetime) -> bool:
+        cur = await self._write(lambda conn: conn.execute(
+            "UPDATE api_keys SET revoked_us = ? WHERE key_hash = ? AND revoked_us IS NULL",
+            (to_micros(at), key_hash)))
+        return bool(cur.rowcount == 1)
+
+    async def purge_expired(self, now: datetime, processed_before: datetime,
+                            limit: int = 1000) -> Purged:
+        now_us, before_us = to_micros(now), to_micros(processed_before)
+        result: Purged = await self._write(lambda conn: _purge(conn, now_us, before_us, limit))
+        return result
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         await self._write(lambda conn: conn.execute(
@@ -322,13 +358,19 @@ class SqliteStore:
                              created_at=from_micros(r[7])) for r in rows]
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        row = self._db.execute(
-            "SELECT key_hash, merchant_id, created_us, prefix FROM api_keys WHERE key_hash = ?",
-            (key_hash,)).fetchone()
-        if row is None:
-            return None
-        return ApiKey(key_hash=row[0], merchant_id=row[1], created_at=from_micros(row[2]),
-                      prefix=row[3])
+        row = self._db.execute(f"SELECT {_KEY_COLS} FROM api_keys WHERE key_hash = ?",
+                               (key_hash,)).fetchone()
+        return None if row is None else _api_key(row)
+
+    async def list_api_keys(self, merchant_id: str | None = None) -> list[ApiKey]:
+        if merchant_id is None:
+            rows = self._db.execute(
+                f"SELECT {_KEY_COLS} FROM api_keys ORDER BY created_us, prefix").fetchall()
+        else:
+            rows = self._db.execute(
+                f"SELECT {_KEY_COLS} FROM api_keys WHERE merchant_id = ?"
+                " ORDER BY created_us, prefix", (merchant_id,)).fetchall()
+        return [_api_key(r) for r in rows]
 
     # -- the event bus ----------------------------------------------------------------------
 
