@@ -114,6 +114,8 @@ class Cluster:
     def start(self) -> None:
         env = {**os.environ, "PAYMESH_RATE_LIMIT": "0", "PAYMESH_DATA_DIR": str(self.root),
                "PAYMESH_RECOVERY_INTERVAL": "5", "PAYMESH_RECOVERY_GRACE": "20",
+               # The merchant endpoints of the audit listen on loopback: allow them.
+               "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1",
                **self.extra_env}
         if not self.embedded:
             import asyncio

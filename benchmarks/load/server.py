@@ -96,7 +96,8 @@ class ManagedServer:
         # The built-in sandboxes listen on their own loopback port, never the API's.
         builtin_sandbox_port = _free_port()
         self.sandbox_url = f"http://127.0.0.1:{builtin_sandbox_port}/sandbox"
-        env = {**os.environ, "PAYMESH_RATE_LIMIT": "0"}
+        # The merchant endpoint the benchmark registers listens on loopback: allow it.
+        env = {**os.environ, "PAYMESH_RATE_LIMIT": "0", "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1"}
         # Output goes to a file, not a pipe: nobody reads a pipe during the run, and a full
         # one would stall the server mid-benchmark.
         with self._log_path.open("wb") as log:

@@ -38,7 +38,6 @@ from paymesh.service.apikeys import Authenticator
 from paymesh.service.bus import Builtin, BusBackend, EventBus
 from paymesh.service.circuit import CircuitBreakers
 from paymesh.service.fraud_stream import FeatureCheckpoint, FraudStream, fraud_review
-from paymesh.service.housekeeping import Housekeeping
 from paymesh.service.handlers import (
     Analytics,
     payment_retry,
@@ -46,6 +45,7 @@ from paymesh.service.handlers import (
     process_payment,
     send_confirmation,
 )
+from paymesh.service.housekeeping import Housekeeping
 from paymesh.service.payments import PaymentService
 from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.recovery import Reconciler
@@ -256,9 +256,13 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
         "fraud_detection": FraudStream(engine, store, utcnow, feed=feed),
         "analytics": Analytics(),
     }
-    sender = AiohttpTargetSender()
+    # Live: targets must be https. Either way only public addresses, bar the allow-list.
+    sender = AiohttpTargetSender(require_https=settings.is_live,
+                                 allow=settings.target_allowlist)
     bus = EventBus(store, Router(default_rules(settings.inventory_url)), builtins, sender,
-                   utcnow, retry_base_seconds=settings.bus_retry_base)
+                   utcnow, retry_base_seconds=settings.bus_retry_base,
+                   default_signing_secret=settings.delivery_signing_secret,
+                   target_policy=sender.policy)
     reconciler = Reconciler(payments, utcnow, grace=timedelta(seconds=settings.recovery_grace),
                             interval=settings.recovery_interval)
     return Core(settings=settings, store=store, listener=listener, connectors=connectors,

@@ -152,7 +152,28 @@ class Settings:
                 values[name] = tuple(raw)
         settings = cls(**values)  # type: ignore[arg-type]
         settings._check_bus()
+        settings._check_targets()
         return settings._resolve_psps()
+
+    def _check_targets(self) -> None:
+        from paymesh.service.target_policy import TargetPolicy, TargetUrlRefused
+
+        try:
+            policy = TargetPolicy.parse(self.target_allowlist, require_https=self.is_live)
+        except ValueError as exc:
+            raise ConfigError(f"PAYMESH_TARGET_ALLOWLIST: {exc}") from exc
+        if self.inventory_url:
+            try:
+                policy.check_url(self.inventory_url)
+            except TargetUrlRefused as exc:
+                raise ConfigError(f"PAYMESH_INVENTORY_URL: {exc} (an internal inventory "
+                                  "service belongs in PAYMESH_TARGET_ALLOWLIST)") from exc
+            if self.is_live and not self.delivery_signing_secret:
+                # The inventory service must verify what it is sent: the operator gives both
+                # sides the same secret; paymesh never sends an unsigned delivery.
+                raise ConfigError("live mode with PAYMESH_INVENTORY_URL needs "
+                                  "PAYMESH_DELIVERY_SIGNING_SECRET (the inventory service "
+                                  "verifies deliveries with it)")
 
     def _check_bus(self) -> None:
         if self.bus is not None:

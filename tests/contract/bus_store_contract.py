@@ -47,6 +47,20 @@ class BusStoreContract:
         assert sorted(d.id for d in claimed) == ["d1", "d2"]
         assert {d.target.id for d in claimed} == {"conf", "inv"}
 
+    async def test_a_delivery_keeps_whether_a_default_rule_routed_it(self, store):
+        # Which secret signs it depends on that (the rule's own, or the deployment's); the
+        # secret itself is never stored with a delivery.
+        http = Target(id="inv", type="http", url="https://inventory.example.com/x")
+        await route(store, "e1", replace(delivery("d1", target=http), default_rule=True),
+                    delivery("d2"))
+        claimed = await store.claim_deliveries(T0, 30, 10)
+        assert {d.id: d.default_rule for d in claimed} == {"d1": True, "d2": False}
+        for d in claimed:
+            d.status, d.attempts = "dead", 1
+            await store.save_delivery(d)
+        dead, _ = await store.dead_letters("m1", 10, None)
+        assert {d.id: d.default_rule for d in dead} == {"d1": True, "d2": False}
+
     async def test_one_delivery_per_event_rule_and_target(self, store):
         await route(store, "e1", delivery("d1"))
         await store.commit(Changeset(routed=["e1"], deliveries=[delivery("d1-again")]))

@@ -293,7 +293,8 @@ class PaymentsMachine(RuleBasedStateMachine):
             f"{describe(r)}"
         assert (view["amount"], view["currency"]) == (body["amount"], body["currency"].lower())
         if view["status"] == S.REQUIRES_ACTION:
-            assert view["next_action"]["redirect_url"].startswith(self.server.base), view
+            # The customer's page is the sandbox's, on its own loopback port.
+            assert view["next_action"]["redirect_url"].startswith(self.server.sandbox_url), view
         return view
 
     def check_replay(self, r: httpx.Response, earlier: Sent) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.integration.conftest import Server, start
-from tests.support.live_server import live_server
+from tests.support.live_server import free_port, live_server
 
 PAY = {"amount": 2500, "currency": "usd", "customer_id": "cus_bus",
        "payment_method": "pm_card_visa"}
@@ -50,9 +52,13 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         yield r, base + "/hook"
 
 
+#: The receivers here are on loopback, which HTTP targets may reach only when allow-listed.
+LOCAL = "127.0.0.1"
+
+
 @pytest.fixture
 def server(tmp_path) -> Iterator[Server]:
-    yield from start(tmp_path, bus_retry_base=0.05)
+    yield from start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL)
 
 
 def http_rule(url: str, retries: int = 3, detail_type: str = "payment.succeeded") -> dict:
@@ -104,6 +110,20 @@ def test_invalid_rules_are_refused_and_not_stored(server: Server, rule, param):
         assert "bad-one" not in names
 
 
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    "http://10.0.0.7/hook", "http://[::1]:8080/hook", "http://[::ffff:169.254.169.254]/",
+    "http://2130706433/hook", "https://user:pw@hooks.example.com/hook", "gopher://x/",
+])
+def test_a_rule_naming_a_non_public_target_is_refused(server: Server, url: str):
+    """An HTTP target would make paymesh send from inside its network (issue 12, item 5)."""
+    with server.client() as http:
+        r = http.put("/v1/rules/ssrf", json=http_rule(url))
+        assert r.status_code == 400
+        assert r.json()["error"]["param"] == "targets"
+        assert "ssrf" not in [x["name"] for x in http.get("/v1/rules").json()["data"]]
+
+
 def test_rules_test_is_test_event_pattern(server: Server):
     event = {"detail-type": "payment.succeeded", "detail": {"amount": 5000}}
     with server.client() as http:
@@ -133,6 +153,48 @@ def test_an_http_target_gets_the_event_signed_like_stripe(server: Server, receiv
     assert headers["paymesh-event-id"] == event["id"]
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"], "whsec_x")
+
+
+def test_delivery_rows_hold_no_signing_secret(server: Server, receiver):
+    """The secret stays in the rule; the delivery is signed from it when sent."""
+    r, url = receiver
+    with server.client() as http:
+        secret = http.put("/v1/rules/to-shop", json=http_rule(url)).json()["signing_secret"]
+        http.post("/v1/payments", json=PAY)
+    wait_for(lambda: len(r.ok) == 1)
+    headers, body, _ = r.calls[0]
+    stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"], secret)
+    with contextlib.closing(sqlite3.connect(server.settings.sqlite_path)) as db:
+        docs = [bytes(doc) for (doc,) in db.execute(
+            "SELECT doc FROM deliveries WHERE rule = 'to-shop'")]
+    assert len(docs) == 1
+    assert secret.encode() not in docs[0]
+
+
+def test_the_inventory_target_is_signed_with_the_deployments_secret(tmp_path, receiver):
+    r, url = receiver
+    for server in start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL,
+                        inventory_url=url, delivery_signing_secret="whsec_inventory_test"):
+        with server.client() as http:
+            payment = http.post("/v1/payments", json=PAY).json()
+        wait_for(lambda: len(r.ok) == 1)
+    headers, body, _ = r.calls[0]
+    event = stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"],
+                                           "whsec_inventory_test")
+    assert event["detail-type"] == "payment.succeeded"
+    assert event["resources"] == [payment["id"]]
+
+
+def test_dead_letters_do_not_say_why_a_target_did_not_answer(server: Server):
+    """No OS error, no address: refused, timed out and unroutable all read the same (the
+    sender's tests show each), so a rule is no port scanner."""
+    closed = free_port()  # nothing listens there: connection refused
+    with server.client() as http:
+        http.put("/v1/rules/refused", json=http_rule(f"http://127.0.0.1:{closed}/hook", 0))
+        http.post("/v1/payments", json=PAY)
+        wait_for(lambda: bool(http.get("/v1/dead-letters").json()["data"]))
+        [dead] = http.get("/v1/dead-letters").json()["data"]
+    assert [e["error"] for e in dead["errors"]] == ["target unreachable"]
 
 
 def test_a_merchants_rule_sees_only_its_own_events(server: Server, receiver):
@@ -222,12 +284,12 @@ def test_a_default_rule_can_be_disabled_and_restored_but_not_deleted(server: Ser
 
 def test_rules_survive_a_restart(tmp_path, receiver):
     r, url = receiver
-    servers = start(tmp_path, bus_retry_base=0.05)
+    servers = start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL)
     server = next(servers)
     with server.client() as http:
         http.put("/v1/rules/kept", json=http_rule(url))
     servers.close()
-    for again in start(tmp_path, bus_retry_base=0.05):
+    for again in start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL):
         with again.client() as http:
             assert "kept" in [x["name"] for x in http.get("/v1/rules").json()["data"]]
             http.post("/v1/payments", json=PAY)

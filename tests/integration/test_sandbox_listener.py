@@ -55,7 +55,7 @@ def test_the_sandboxes_have_their_own_loopback_port(server):
 def test_a_sandbox_listener_refuses_a_non_loopback_host(tmp_path):
     suite = SandboxSuite(SandboxSecrets.generate(tmp_path), None, ("stripe",))
     with pytest.raises(ValueError, match="loopback only"):
-        SandboxListener(suite, host="0.0.0.0")  # noqa: S104 - the point of the test
+        SandboxListener(suite, host="0.0.0.0")
 
 
 def test_paymesh_sandbox_refuses_a_non_loopback_host(tmp_path):

@@ -137,14 +137,13 @@ def test_an_automatic_payment_asks_for_capture_at_once():
     assert body["merchantAccount"] == "Shop"
     assert body["returnUrl"] == "https://r"
     assert body["paymentMethod"] == {"type": "scheme", "storedPaymentMethodId": "pm_card_visa"}
-    assert body["metadata"] == {"order_id": "o-1", "paymesh_capture": "automatic"}
+    assert body["metadata"] == {"order_id": "o-1"}
 
 
 def test_a_manual_payment_asks_for_manual_capture():
     body = translate.payment_request(_request("manual"), "Shop", None)
     assert body["additionalData"] == {"manualCapture": "true"}
     assert "captureDelayHours" not in body and "returnUrl" not in body
-    assert body["metadata"]["paymesh_capture"] == "manual"
 
 
 @pytest.mark.parametrize(("reason", "adyen"), [
@@ -286,23 +285,37 @@ def test_an_unsigned_item_is_rejected():
         webhook.verify(_body(_item()), KEY)
 
 
-@pytest.mark.parametrize(("mode", "status", "received", "capturable"), [
-    ("automatic", S.SUCCEEDED, 2500, None),
-    ("manual", S.REQUIRES_CAPTURE, None, 2500),
-    (None, S.PROCESSING, None, None),
-])
-def test_a_successful_authorisation_follows_the_capture_mode(mode, status, received,
-                                                              capturable):
+@pytest.mark.parametrize("unsigned", [
+    {}, {"metadata.paymesh_capture": "automatic"}, {"metadata.paymesh_capture": "manual"},
+    {"manualCapture": "false", "captureDelayHours": "0"}])
+def test_a_successful_authorisation_is_held_until_the_payment_says_how_it_captures(unsigned):
+    # additionalData is outside the HMAC: whatever it says, the notification only says
+    # "authorised", and the payment's own capture mode decides (`capture_as_requested`).
     item = _item()
-    if mode:
-        item["additionalData"]["metadata.paymesh_capture"] = mode
+    item["additionalData"].update(unsigned)
     [event] = webhook.translate([item], NOW)
     assert event.outcome is not None
     assert (event.outcome.status, event.outcome.amount_received,
-            event.outcome.amount_capturable) == (status, received, capturable)
+            event.outcome.amount_capturable) == (S.REQUIRES_CAPTURE, None, 2500)
+    assert event.capture_as_requested is True
     assert (event.payment_id, event.connector_payment_id) == ("pay_1", "PSP0000000000001")
+    assert (event.amount, event.currency) == (2500, "EUR")
     assert event.psp_event_id == "AUTHORISATION:PSP0000000000001:true"
     assert event.created == datetime(2030, 1, 2, 2, 4, 5, tzinfo=UTC)
+
+
+def test_a_notification_differing_only_in_unsigned_fields_translates_the_same():
+    plain = _signed(_item())
+    dressed = _signed(_item(reason="anything"))
+    dressed["additionalData"].update({"metadata.paymesh_capture": "automatic",
+                                      "refusalReasonRaw": "43 : Stolen card"})
+    # Both verify: the signature does not cover what differs ...
+    assert webhook.verify(_body(dressed), KEY) == [dressed]
+    # ... so what differs must not change what we act on.
+    [a] = webhook.translate([plain], NOW)
+    [b] = webhook.translate([dressed], NOW)
+    assert (a.outcome, a.capture_as_requested, a.amount, a.currency) == \
+        (b.outcome, b.capture_as_requested, b.amount, b.currency)
 
 
 def test_a_refused_authorisation_is_failed():
@@ -315,6 +328,18 @@ def test_a_refused_authorisation_is_failed():
     assert event.psp_event_id == "AUTHORISATION:PSP0000000000001:false"
 
 
+def test_an_unsigned_reason_describes_a_refusal_but_never_makes_it_retried():
+    # "Acquirer Error" is a soft decline from Adyen's API answer; in a notification the
+    # reason is not signed, so it must not start an automatic retry of the card.
+    item = _item(success="false", reason="Acquirer Error")
+    item["additionalData"]["refusalReasonRaw"] = "43 : Stolen card"
+    [event] = webhook.translate([item], NOW)
+    assert event.outcome is not None and event.outcome.failure is not None
+    assert (event.outcome.failure.code, event.outcome.failure.retryable) == \
+        ("processing_error", False)
+    assert event.outcome.failure.decline_code == "processing_error"  # not the raw "stolen"
+
+
 def test_capture_and_cancellation_are_about_the_original_payment():
     capture = _item("CAPTURE", pspReference="CAP0000000000001",
                     originalReference="PSP0000000000001")
@@ -324,6 +349,9 @@ def test_capture_and_cancellation_are_about_the_original_payment():
     assert captured.outcome is not None and canceled.outcome is not None
     assert (captured.outcome.status, captured.outcome.amount_received) == (S.SUCCEEDED, 2500)
     assert canceled.outcome.status == S.CANCELED
+    # A capture may be partial: only the currency speaks for the whole payment.
+    assert (captured.amount, captured.currency) == (None, "EUR")
+    assert not captured.capture_as_requested
     assert {captured.connector_payment_id, canceled.connector_payment_id} == {"PSP0000000000001"}
     assert captured.payment_id == "pay_1"
 

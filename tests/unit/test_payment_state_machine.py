@@ -204,3 +204,32 @@ def test_retries_are_bounded_and_only_for_retryable_failures():
         declined.retry(NOW, max_attempts=5)
     with pytest.raises(InvalidTransition):
         new_payment().retry(NOW, max_attempts=5)
+
+
+def test_an_outcome_about_another_psp_object_never_moves_the_payment():
+    p = new_payment(capture_method="manual")
+    p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_1", amount_capturable=2000), NOW)
+    failure = Failure("card_declined", "no", retryable=False)
+    assert not p.apply_psp_outcome(PspOutcome(S.FAILED, "pi_stranger", failure=failure), NOW)
+    assert not p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_stranger"), NOW)
+    assert (p.status, p.connector_payment_id, p.failure) == (S.REQUIRES_CAPTURE, "pi_1", None)
+    assert p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), NOW)
+
+
+@pytest.mark.parametrize(("capture_method", "decision", "status", "received", "capturable"), [
+    ("automatic", "allow", S.SUCCEEDED, 2000, None),
+    ("manual", "allow", S.REQUIRES_CAPTURE, None, 2000),
+    ("automatic", "review", S.REQUIRES_CAPTURE, None, 2000),  # held: we asked for no capture
+])
+def test_an_authorisation_reported_without_its_capture_follows_what_we_asked(
+        capture_method, decision, status, received, capturable):
+    p = Payment.initiate(now=NOW, fraud=FraudAssessment(75, ("x",), decision), id="pay_1",
+                         merchant_id="m", amount=2000, currency="usd", customer_id="c",
+                         payment_method="pm", capture_method=capture_method,
+                         connector="adyen")
+    reported = PspOutcome(S.REQUIRES_CAPTURE, "PSP1", amount_capturable=2000)
+    out = p.authorised_as_requested(reported)
+    assert (out.status, out.connector_payment_id, out.amount_received,
+            out.amount_capturable) == (status, "PSP1", received, capturable)
+    failed = PspOutcome(S.FAILED, "PSP1")
+    assert p.authorised_as_requested(failed) is failed

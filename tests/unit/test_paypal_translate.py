@@ -353,6 +353,8 @@ def test_capture_events_become_outcomes():
     denied = {**completed, "status": "DENIED"}
     [event] = webhook.translate(_event("PAYMENT.CAPTURE.DENIED", denied))
     assert event.outcome is not None and event.outcome.status == S.FAILED
+    # A capture may be partial: only its currency speaks for the whole payment.
+    assert (event.amount, event.currency) == (None, "usd")
 
 
 def test_a_refund_event_names_our_refund():
@@ -384,6 +386,57 @@ def test_authorization_and_dispute_events():
                "disputed_transactions": [{"seller_transaction_id": "C1", "custom": "pay_2"}]}
     [opened] = webhook.translate(_event("CUSTOMER.DISPUTE.CREATED", dispute))
     assert (opened.payment_id, opened.dispute) == ("pay_2", ("PP-D-1", 4000, "fraudulent"))
+    # The dispute names the capture, not the order: `confirm` finds the order from it.
+    assert (opened.connector_payment_id, opened.psp_object_id, opened.currency) == \
+        (None, "C1", "usd")
+    assert (created.amount, created.currency) == (4000, "usd")
+
+
+def test_a_payment_event_is_rebuilt_from_the_order_paypal_shows():
+    # The body claims a completed capture of another payment; the order says otherwise.
+    claim = {"id": "C1", "status": "COMPLETED", "amount": _money("25.00"),
+             "custom_id": "pay_other", "supplementary_data": _RELATED}
+    [event] = webhook.translate(_event("PAYMENT.CAPTURE.COMPLETED", claim))
+    authorized = {"id": "A1", "status": "CREATED", "amount": _money("50.00")}
+    order = _order("COMPLETED", {"authorizations": [authorized]})
+    order["purchase_units"][0]["custom_id"] = "pay_1"
+    confirmed = webhook.confirmed_by_order(event, order)
+    assert confirmed is not None and confirmed.outcome is not None
+    assert (confirmed.outcome.status, confirmed.outcome.amount_received) == \
+        (S.REQUIRES_CAPTURE, None)
+    assert (confirmed.payment_id, confirmed.connector_payment_id, confirmed.amount,
+            confirmed.currency, confirmed.psp_event_id) == \
+        ("pay_1", ORDER, 5000, "usd", "WH-EVT")
+    assert webhook.confirmed_by_order(event, {"id": ORDER, "purchase_units": []}) is None
+
+
+def test_a_refund_event_is_rebuilt_from_the_refund_paypal_shows():
+    claim = {"id": "R1", "status": "COMPLETED", "amount": _money("15.00"),
+             "custom_id": "re_1", "supplementary_data": _RELATED}
+    [event] = webhook.translate(_event("PAYMENT.CAPTURE.REFUNDED", claim))
+    shown = {**claim, "status": "FAILED",
+             "supplementary_data": {"related_ids": {"order_id": "ORDER-REAL"}}}
+    confirmed = webhook.confirmed_by_refund(event, shown)
+    assert confirmed is not None and confirmed.refund is not None
+    assert (confirmed.connector_payment_id, confirmed.refund.succeeded,
+            confirmed.refund.failure_reason) == ("ORDER-REAL", False, "failed")
+    pending = webhook.confirmed_by_refund(event, {**claim, "status": "PENDING"})
+    assert pending is not None and pending.refund is None  # no verdict yet: settles nothing
+    assert webhook.confirmed_by_refund(event, {"id": "R1"}) is None
+
+
+def test_a_dispute_is_tied_to_the_order_of_its_capture():
+    dispute = {"dispute_id": "PP-D-1", "reason": "UNAUTHORISED",
+               "dispute_amount": _money("40.00"),
+               "disputed_transactions": [{"seller_transaction_id": "C1", "custom": "pay_x"}]}
+    [event] = webhook.translate(_event("CUSTOMER.DISPUTE.CREATED", dispute))
+    capture = {"id": "C1", "status": "COMPLETED", "amount": _money("40.00"),
+               "custom_id": "pay_2", "supplementary_data": _RELATED}
+    confirmed = webhook.confirmed_by_capture(event, capture)
+    assert confirmed is not None
+    assert (confirmed.payment_id, confirmed.connector_payment_id, confirmed.dispute) == \
+        ("pay_2", ORDER, ("PP-D-1", 4000, "fraudulent"))
+    assert webhook.confirmed_by_capture(event, {"id": "C1"}) is None
 
 
 def test_unknown_events_are_ignored_and_garbage_is_rejected():

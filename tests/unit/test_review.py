@@ -106,3 +106,73 @@ def test_review_and_payment_ids_map_both_ways(suffix):
 @pytest.mark.parametrize("bad", ["", "rev_", "pay_1", "review_1"])
 def test_a_review_id_that_names_no_payment(bad):
     assert payment_id_for(bad) is None
+
+
+# -- settled at the PSP while under review ----------------------------------------------------
+
+def test_a_capture_at_the_psp_closes_the_open_review_for_the_fraud_team():
+    p = authorised(held_payment())
+    later = NOW + timedelta(minutes=3)
+    assert p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), later)
+    assert p.review is not None
+    assert (p.review.status, p.review.closed_reason, p.review.closed_at) == \
+        (R.CLOSED, "captured_at_psp", later)
+    closed = p.events[-1]
+    assert closed.type == "review.closed"
+    assert (closed.detail["review_id"], closed.detail["reason"], closed.detail["amount_captured"],
+            closed.detail["fraud_score"], closed.detail["status"]) == \
+        ("rev_abc", "captured_at_psp", 5000, 75, "succeeded")
+    # No one decided, and there is nothing left to decide.
+    types = [e.type for e in p.events]
+    assert "review.approved" not in types and "review.rejected" not in types
+    for decision in (R.APPROVED, R.REJECTED):
+        with pytest.raises(InvalidTransition):
+            p.close_review(decision, later)
+    # The same capture reported again closes nothing more.
+    assert not p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), later)
+    assert [e.type for e in p.events].count("review.closed") == 1
+
+
+def test_a_failure_at_the_psp_closes_the_open_review():
+    p = authorised(held_payment())
+    p.apply_psp_outcome(PspOutcome(S.FAILED, "pi_1"), NOW)
+    assert p.review is not None
+    assert (p.review.status, p.review.closed_reason) == (R.CLOSED, "failed_at_psp")
+    assert p.events[-1].type == "review.closed"
+
+
+def test_a_held_payment_captured_before_its_review_opened_gets_one_closed():
+    p = held_payment()  # the PSP captured what it was asked only to authorise
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), NOW)
+    assert p.review is not None
+    assert (p.review.id, p.review.status, p.review.closed_reason, p.review.reason) == \
+        ("rev_abc", R.CLOSED, "captured_at_psp", "fraud score velocity_5m, unknown_device")
+    assert [e.type for e in p.events][-2:] == ["payment.succeeded", "review.closed"]
+
+
+def test_a_review_a_person_decided_stays_as_decided_when_the_capture_lands():
+    p = authorised(held_payment())
+    p.close_review(R.APPROVED, NOW)
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), NOW)
+    assert p.review is not None and p.review.status == R.APPROVED
+    assert p.review.closed_reason is None
+    assert "review.closed" not in [e.type for e in p.events]
+
+
+def test_a_review_a_rule_opened_closes_on_a_capture_at_the_psp_too():
+    p = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_r",
+                         merchant_id="m", amount=900, currency="usd", customer_id="c",
+                         payment_method="pm", capture_method="manual", connector="stripe")
+    p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_r", amount_capturable=900), NOW)
+    assert p.open_review(NOW, "rule high-risk")
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_r", amount_received=900), NOW)
+    assert p.review is not None
+    assert (p.review.status, p.review.closed_reason) == (R.CLOSED, "captured_at_psp")
+
+
+def test_an_allowed_payment_captured_at_the_psp_has_no_review():
+    p = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_n",
+                         merchant_id="m", amount=900, currency="usd", customer_id="c",
+                         payment_method="pm", capture_method="manual", connector="stripe")
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_n", amount_received=900), NOW)
+    assert p.review is None

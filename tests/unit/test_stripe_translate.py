@@ -127,3 +127,32 @@ def test_webhook_translation_of_a_dispute_and_a_refund():
         {"id": "e", "type": "customer.created", "created": 1, "data": {"object": {}}})) == []
     with pytest.raises(WebhookRejected):
         webhook.translate(b"not json")
+
+
+def _event(event_type: str, obj: dict) -> bytes:
+    return msgspec.json.encode({"id": "evt_1", "type": event_type, "created": 1,
+                                "data": {"object": obj}})
+
+
+def test_each_event_states_the_money_of_its_object():
+    intent = {"id": "pi_9", "object": "payment_intent", "status": "requires_capture",
+              "amount": 2500, "currency": "eur", "amount_capturable": 2500,
+              "metadata": {"paymesh_payment_id": "pay_1"}}
+    [event] = webhook.translate(_event("payment_intent.amount_capturable_updated", intent))
+    assert (event.payment_id, event.connector_payment_id, event.amount, event.currency) == \
+        ("pay_1", "pi_9", 2500, "eur")
+    charge = {"id": "ch_1", "payment_intent": "pi_9", "amount": 2500, "currency": "eur",
+              "amount_refunded": 300}
+    [event] = webhook.translate(_event("charge.refunded", charge))
+    assert (event.amount, event.currency, event.amount_refunded) == (2500, "eur", 300)
+    # A dispute holds a part of the payment: its amount is the dispute's, not the payment's.
+    dispute = {"id": "dp_1", "amount": 700, "currency": "eur", "payment_intent": "pi_9"}
+    [event] = webhook.translate(_event("charge.dispute.created", dispute))
+    assert (event.amount, event.currency, event.dispute) == (None, "eur", ("dp_1", 700, None))
+
+
+@pytest.mark.parametrize("amount", ["2500", None, True, 25.0])
+def test_an_amount_that_is_not_an_integer_states_no_amount(amount):
+    intent = {"id": "pi_9", "status": "succeeded", "amount": amount, "currency": 7}
+    [event] = webhook.translate(_event("payment_intent.succeeded", intent))
+    assert (event.amount, event.currency) == (None, None)

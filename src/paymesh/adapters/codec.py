@@ -70,7 +70,8 @@ def payment_to_doc(p: Payment) -> bytes:
         "review": None if p.review is None else {
             "id": p.review.id, "status": p.review.status.value, "reason": p.review.reason,
             "opened_us": to_micros(p.review.opened_at),
-            "closed_us": None if p.review.closed_at is None else to_micros(p.review.closed_at)},
+            "closed_us": None if p.review.closed_at is None else to_micros(p.review.closed_at),
+            "closed_reason": p.review.closed_reason},
     })
 
 
@@ -88,7 +89,8 @@ def _review(d: dict[str, Any] | None) -> Review | None:
         return None
     return Review(id=d["id"], status=ReviewStatus(d["status"]), reason=d["reason"],
                   opened_at=from_micros(d["opened_us"]),
-                  closed_at=None if d["closed_us"] is None else from_micros(d["closed_us"]))
+                  closed_at=None if d["closed_us"] is None else from_micros(d["closed_us"]),
+                  closed_reason=d.get("closed_reason"))
 
 
 def payment_from_doc(raw: bytes | str, version: int) -> Payment:
@@ -150,8 +152,12 @@ def rule_from_doc(raw: bytes) -> Rule:
 
 
 def _delivery_doc(x: Delivery) -> dict[str, Any]:
+    # No signing secret: the sender looks it up in the rule. The key stays, always null, so
+    # a row or message read by an older version still decodes (and the secret a row written
+    # by one carried is dropped the next time the row is saved).
     return {"target": _target_doc(x.target), "event_us": to_micros(x.event_time),
-            "created_us": to_micros(x.created_at), "signing_secret": x.signing_secret,
+            "created_us": to_micros(x.created_at), "signing_secret": None,
+            "default_rule": x.default_rule,
             "history": [{"at_us": to_micros(a.at), "error": a.error} for a in x.history]}
 
 
@@ -172,7 +178,8 @@ def _delivery(did: str, event_id: str, merchant_id: str, rule: str, status: str,
                     target=_target(d["target"]), event_time=from_micros(d["event_us"]),
                     created_at=from_micros(d["created_us"]),
                     next_attempt_at=from_micros(next_us), attempts=attempts, status=status,
-                    signing_secret=d["signing_secret"],
+                    # Rows written before the flag: only a merchant's own rule had a secret.
+                    default_rule=d.get("default_rule", d.get("signing_secret") is None),
                     history=[Attempt(from_micros(a["at_us"]), a["error"]) for a in d["history"]])
 
 

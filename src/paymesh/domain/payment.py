@@ -15,7 +15,13 @@ from typing import Any
 from paymesh.domain.errors import InvalidTransition, RefundNotAllowed
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.refund import Refund, RefundStatus
-from paymesh.domain.review import Review, ReviewStatus, review_id_for
+from paymesh.domain.review import (
+    CAPTURED_AT_PSP,
+    FAILED_AT_PSP,
+    Review,
+    ReviewStatus,
+    review_id_for,
+)
 from paymesh.domain.status import CAPTURED, PaymentStatus, can_move
 
 S = PaymentStatus
@@ -144,6 +150,9 @@ class Payment:
         """
         if outcome.connector_payment_id in self.retired_refs:
             return False  # about an attempt given up on; the current one decides
+        if outcome.connector_payment_id and self.connector_payment_id and \
+                outcome.connector_payment_id != self.connector_payment_id:
+            return False  # about another PSP object: never news of this payment
         changed = False
         if outcome.connector_payment_id and not self.connector_payment_id:
             self.connector_payment_id = outcome.connector_payment_id
@@ -176,10 +185,20 @@ class Payment:
         self._record(_STATUS_EVENTS[target], now, **extra)
         if target == S.CANCELED and self.review and self.review.status == ReviewStatus.OPEN:
             self.close_review(ReviewStatus.REJECTED, now)  # voided: nothing left to decide
+        if target in (S.SUCCEEDED, S.FAILED):
+            self._settled_past_review(target, now)
         if target == S.REQUIRES_CAPTURE and self.held_for_review:
-            self.open_review(now, "fraud score " + ", ".join(self.fraud.factors)
-                             if self.fraud and self.fraud.factors else "fraud score")
+            self.open_review(now, self._held_reason())
         return True
+
+    def authorised_as_requested(self, outcome: PspOutcome) -> PspOutcome:
+        """An authorisation the PSP reports without a trusted word on its capture (Adyen's
+        AUTHORISATION notification): the PSP did what we asked, and we asked for a capture
+        at once unless this payment's capture is manual or held for review."""
+        if outcome.status != S.REQUIRES_CAPTURE or self.psp_capture_method == "manual":
+            return outcome
+        return PspOutcome(status=S.SUCCEEDED, connector_payment_id=outcome.connector_payment_id,
+                          amount_received=outcome.amount_capturable)
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -229,6 +248,36 @@ class Payment:
         self._record("review.opened", now, review_id=self.review.id, reason=reason,
                      fraud_score=self.fraud.score if self.fraud else None)
         return True
+
+    def _held_reason(self) -> str:
+        return "fraud score " + ", ".join(self.fraud.factors) \
+            if self.fraud and self.fraud.factors else "fraud score"
+
+    def _settled_past_review(self, target: PaymentStatus, now: datetime) -> None:
+        """The PSP captured (or failed) the payment while a person was to decide on it.
+
+        No decision is left to make, and a review must never stay `open` on a settled
+        payment; nor may it pass as approved or rejected when no one decided. It is closed
+        with the reason, in a `review.closed` event the fraud team can route: money that
+        moved past the hold (captured at the PSP's dashboard, or by a PSP that ignored the
+        manual capture) is exactly what they must see. A payment held for review that the
+        PSP captured before any review was opened gets one, closed the same way.
+        """
+        review = self.review
+        if review is None:
+            if target != S.SUCCEEDED or not self.held_for_review:
+                return  # a decline held nothing: there was never anything to review
+            review = self.review = Review(id=review_id_for(self.id), status=ReviewStatus.OPEN,
+                                          opened_at=now, reason=self._held_reason())
+        elif review.status != ReviewStatus.OPEN:
+            return  # decided by a person first: that decision stands
+        reason = CAPTURED_AT_PSP if target == S.SUCCEEDED else FAILED_AT_PSP
+        review.status = ReviewStatus.CLOSED
+        review.closed_at = now
+        review.closed_reason = reason
+        self._record("review.closed", now, review_id=review.id, reason=reason,
+                     amount_captured=self.amount_captured if target == S.SUCCEEDED else None,
+                     fraud_score=self.fraud.score if self.fraud else None)
 
     def close_review(self, decision: ReviewStatus, now: datetime) -> bool:
         """Record a reviewer's decision; the same decision again changes nothing."""

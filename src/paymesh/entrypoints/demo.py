@@ -65,7 +65,7 @@ def run_demo() -> int:
         settings = Settings.from_env(data_dir=Path(tmp), port=free_port(), rate_limit=0.0,
                                      stripe_api_base=None, adyen_api_base=None,
                                      paypal_api_base=None, fraud_rules=rules_file,
-                                     mode="sandbox")
+                                     mode="sandbox", target_allowlist="127.0.0.1")
         # One key for the demo merchant, made as `paymesh keys create` makes it.
         async def make_key() -> str:
             store = SqliteStore(settings.sqlite_path)

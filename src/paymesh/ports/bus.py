@@ -58,7 +58,10 @@ class Delivery:
     attempts: int = 0
     status: str = "pending"  # pending | delivered | dead
     history: list[Attempt] = field(default_factory=list)
-    signing_secret: str | None = None
+    #: Routed by a default rule (merchant "*"), so signed with the deployment's secret; else
+    #: by the merchant's own rule, whose secret is looked up when the delivery is sent. No
+    #: secret is ever copied into a delivery (nor its row, nor a bus message).
+    default_rule: bool = False
 
 
 class BusStore(Protocol):

@@ -66,18 +66,42 @@ class RefundUpdate:
 
 @dataclass(frozen=True, slots=True)
 class WebhookEvent:
-    """A PSP notification, verified and translated. Exactly one of the optional parts is set."""
+    """A PSP notification, verified and translated. Exactly one of the optional parts
+    (outcome, amount_refunded, refund, dispute) is set.
+
+    A signature proves the PSP sent the body, not that the object it describes is the
+    payment its metadata names: anyone able to make an object at the PSP chooses its
+    metadata. So the event also says which PSP object it is about and what money that
+    object holds, and the service applies it only to the payment that object belongs to.
+    """
 
     psp_event_id: str
     created: datetime
-    payment_id: str | None  # ours, when the PSP echoes our metadata
-    connector_payment_id: str | None
+    payment_id: str | None  # ours, when the PSP echoes our metadata: a hint, never proof
+    connector_payment_id: str | None  # the PSP's id of the payment object it is about
     outcome: PspOutcome | None = None
     #: Cumulative amount refunded at the PSP, with the PSP's refund ids when known (Stripe).
     amount_refunded: int | None = None
     connector_refund_ids: tuple[str, ...] = ()
     refund: RefundUpdate | None = None
     dispute: tuple[str, int, str | None] | None = None  # (dispute id, amount, reason)
+    #: The PSP object's money, from signed (or PSP-confirmed) fields only: its currency, and
+    #: the payment's whole amount when the object states it (a PaymentIntent, an Adyen
+    #: authorisation, a PayPal order). None where the object holds only a part of it (a
+    #: capture, a refund, a dispute): those parts are in `outcome`, `refund` or `dispute`.
+    amount: int | None = None
+    currency: str | None = None
+    #: The outcome is an authorisation the PSP reports without a signed word on whether it
+    #: was captured (Adyen's AUTHORISATION: only its unsigned additionalData would say). The
+    #: PSP did what we asked, and what we asked is the payment's own capture mode: that, not
+    #: the notification, decides between `requires_capture` and `succeeded`.
+    capture_as_requested: bool = False
+    #: The PSP's id of the delivery, when it signs one (PayPal's PAYPAL-TRANSMISSION-ID): a
+    #: transmission seen before is a replay and changes nothing.
+    transmission_id: str | None = None
+    #: The PSP's id of the object the event reports on when it is neither the payment nor a
+    #: refund (PayPal: the disputed capture), for `Connector.confirm` to look up.
+    psp_object_id: str | None = None
 
 
 class Connector(Protocol):
@@ -106,6 +130,17 @@ class Connector(Protocol):
     def parse_webhook(self, headers: dict[str, str], body: bytes,
                       now: datetime) -> list[WebhookEvent]:
         """Verify and translate; raise WebhookRejected. No I/O."""
+        ...
+
+    async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
+        """The event as the PSP itself states it now, before anything acts on it.
+
+        A PSP whose signature covers every field we act on returns the event as it is
+        (Stripe, Adyen). One whose webhook bodies are only a hint asks its API about the
+        object and answers with what the API says (PayPal); None when the PSP does not know
+        the object. Raises PspError when the PSP cannot be asked: the webhook is then
+        refused, and the PSP delivers it again later.
+        """
         ...
 
     async def aclose(self) -> None: ...

@@ -8,6 +8,8 @@ Two loops share one task:
   holds up another, nor the API.
 Everything is in the store: a restart delivers what was pending. Delivery is at-least-once;
 built-in handlers are idempotent by event id, HTTP targets get the event id to do the same.
+Every HTTP delivery is signed (`Paymesh-Signature`, as Stripe signs its webhooks): with its
+rule's secret, or the deployment's for the default rules; secrets stay in the rules.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from paymesh.ports.store import Changeset, Store
 from paymesh.ports.targets import TargetSender, TargetUnreachable
 from paymesh.service import ids
 from paymesh.service.retry import after_failure, after_success
-from paymesh.service.router import Router
+from paymesh.service.router import DEFAULT, Router
 from paymesh.service.signing import signature_header
+from paymesh.service.target_policy import TargetPolicy
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,42 @@ class TargetFailed(Exception):
         self.retry_after = retry_after
 
 
+class SigningSecrets:
+    """The secret that signs an HTTP delivery, looked up when it is sent, never copied into
+    the delivery (whose rows and bus messages outlive a rule and are read by more than the
+    bus): the merchant's own rule's, or for a default rule (merchant "*": the inventory
+    target) the deployment's `default_secret`. No secret, no delivery: nothing goes out
+    unsigned."""
+
+    def __init__(self, router: Router, default_secret: str | None) -> None:
+        self.router = router
+        self.default_secret = default_secret
+
+    def for_delivery(self, delivery: Delivery) -> str:
+        if delivery.default_rule:
+            if not self.default_secret:
+                log.error("default rule %r has an HTTP target but the deployment has no "
+                          "signing secret for it; not sending", delivery.rule)
+                raise TargetFailed("no signing secret for this target")
+            return self.default_secret
+        rule = self.router.own(delivery.merchant_id, delivery.rule)
+        if rule is None:
+            raise TargetFailed("rule no longer exists")
+        if not rule.signing_secret:
+            raise TargetFailed("no signing secret for this target")
+        return rule.signing_secret
+
+
 class EventBus:
     def __init__(self, store: BusBackend, router: Router, builtins: dict[str, Builtin],
                  sender: TargetSender, clock: Callable[[], datetime],
                  rand: Callable[[], float] = random.random, lease_seconds: float = 60.0,
                  per_target: int = 8, poll_seconds: float = 0.5, batch: int = 500,
-                 retry_base_seconds: float = 1.0) -> None:
+                 retry_base_seconds: float = 1.0, default_signing_secret: str | None = None,
+                 target_policy: TargetPolicy | None = None) -> None:
+        """`default_signing_secret` signs the default rules' HTTP deliveries (without one
+        they are not sent). `target_policy` is what rules may name as HTTP targets, checked
+        when a rule is stored; the sender enforces its own at delivery."""
         self.store = store
         self.router = router
         self.clock = clock
@@ -69,7 +102,9 @@ class EventBus:
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.retry_base = retry_base_seconds
-        self.targets = Targets(builtins, sender, per_target)
+        self.target_policy = target_policy or TargetPolicy()
+        self.targets = Targets(builtins, sender, per_target,
+                               secrets=SigningSecrets(router, default_signing_secret))
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         # Envelopes of recently routed events: their deliveries mostly run moments later,
@@ -109,7 +144,7 @@ class EventBus:
                 Delivery(id=ids.new_id("dlv"), event_id=e.id, merchant_id=e.merchant_id,
                          rule=route.rule.name, target=route.target, event_time=e.time,
                          created_at=now, next_attempt_at=now,
-                         signing_secret=route.rule.signing_secret)
+                         default_rule=route.rule.merchant_id == DEFAULT)
                 for e in events for route in self.router.routes(e.envelope)]
             await self.store.commit(Changeset(routed=[e.id for e in events],
                                               deliveries=deliveries))
@@ -152,9 +187,10 @@ class Targets:
     a signed HTTP POST, at most `per_target` at a time per (merchant, rule, target)."""
 
     def __init__(self, builtins: dict[str, Builtin], sender: TargetSender,
-                 per_target: int = 8) -> None:
+                 per_target: int = 8, *, secrets: SigningSecrets | None = None) -> None:
         self.builtins = builtins
         self.sender = sender
+        self.secrets = secrets
         self.per_target = per_target
         self._slots: dict[tuple[str, str, str], asyncio.Semaphore] = {}
         self._encode = msgspec.json.Encoder().encode
@@ -193,14 +229,21 @@ class Targets:
             await handler(event, delivery)
             return
         assert target.url is not None
+        if self.secrets is None:
+            raise TargetFailed("no signing secret for this target")
+        secret = self.secrets.for_delivery(delivery)
         body = self._encode(event)
-        headers = {"Content-Type": "application/json", "Paymesh-Event-Id": delivery.event_id}
-        if delivery.signing_secret:
-            headers["Paymesh-Signature"] = signature_header(
-                body, delivery.signing_secret, int(time.time()))
+        headers = {"Content-Type": "application/json", "Paymesh-Event-Id": delivery.event_id,
+                   "Paymesh-Signature": signature_header(body, secret, int(time.time()))}
         try:
             status, retry_after = await self.sender.post(target.url, body, headers)
         except TargetUnreachable as exc:
-            raise TargetFailed(str(exc)) from exc
+            raise TargetFailed(str(exc)) from exc  # the sender's fixed phrases only
+        except Exception as exc:
+            # What a merchant reads in its dead letters must not map the network: no OS error.
+            log.warning("delivery %s: the sender failed: %r", delivery.id, exc)
+            raise TargetFailed("target unreachable") from exc
+        if 300 <= status < 400:
+            raise TargetFailed("redirect not followed")
         if not 200 <= status < 300:
             raise TargetFailed(f"HTTP {status}", retry_after)

@@ -1,7 +1,9 @@
 """The manual review queue: list, approve (capture the held authorisation), reject (void it).
 
 Both decisions are idempotent by state: a second approve of an approved review answers the
-same review and asks the PSP nothing; approving a rejected review (or the reverse) is a 409.
+same review and asks the PSP nothing; approving a rejected review (or the reverse) is a 409,
+and so is either decision on a review the PSP closed by settling the payment first (a capture
+made at the PSP): no one may capture or void it again through the review.
 The PSP is asked with the payment's own capture/cancel key, so two approvals racing still
 make one capture at the PSP, and the decision commits together with the PSP's answer.
 """
@@ -12,8 +14,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from paymesh.domain.payment import Payment
-from paymesh.domain.review import ReviewStatus, payment_id_for
-from paymesh.domain.status import PaymentStatus
+from paymesh.domain.review import CAPTURED_AT_PSP, FAILED_AT_PSP, ReviewStatus, payment_id_for
+from paymesh.domain.status import CAPTURED, PaymentStatus
 from paymesh.ports.store import PaymentQuery, Store
 from paymesh.service.errors import NotFound, StateConflict
 from paymesh.service.payments import PaymentService, psp_key
@@ -60,8 +62,7 @@ class ReviewService:
         if review.status == decision:
             return Reply.of(200, review_view(payment))
         if review.status != ReviewStatus.OPEN:
-            raise StateConflict(f"review {review_id} is already {review.status.value}",
-                                code="review_closed")
+            raise _closed(review_id, payment)
         if payment.status != PaymentStatus.REQUIRES_CAPTURE or not payment.connector_payment_id:
             raise StateConflict(f"payment {payment.id} is {payment.status.value}; nothing to "
                                 f"{'capture' if decision == ReviewStatus.APPROVED else 'void'}",
@@ -80,9 +81,31 @@ class ReviewService:
         now = self.clock()
 
         def decide(p: Payment) -> None:
+            if p.review is not None and p.review.status == ReviewStatus.CLOSED:
+                # The PSP's own capture landed (by webhook) while we asked: its answer to
+                # ours was that same capture, and no one decided this review.
+                raise _closed(review_id, p)
             if p.review is not None and p.review.status == ReviewStatus.OPEN:
                 p.close_review(decision, now)
             p.apply_psp_outcome(outcome, now)
 
         payment = await self.payments.settle(payment, decide)
         return Reply.of(200, review_view(payment))
+
+
+_SETTLED_AT_PSP = {CAPTURED_AT_PSP: "the payment was captured at the PSP",
+                   FAILED_AT_PSP: "the payment failed at the PSP"}
+
+
+def _closed(review_id: str, payment: Payment) -> StateConflict:
+    review = payment.review
+    assert review is not None
+    if review.status != ReviewStatus.CLOSED:
+        return StateConflict(f"review {review_id} is already {review.status.value}",
+                             code="review_closed")
+    # The payment's status says the same as the reason, for a store that did not keep it.
+    why = _SETTLED_AT_PSP.get(review.closed_reason or "") or _SETTLED_AT_PSP[
+        CAPTURED_AT_PSP if payment.status in CAPTURED else FAILED_AT_PSP]
+    return StateConflict(f"review {review_id} is closed: {why} before anyone decided (payment "
+                         f"{payment.id} is {payment.status.value}); there is nothing left to "
+                         "approve or reject", code="review_closed")

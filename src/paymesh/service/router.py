@@ -96,6 +96,10 @@ class Router:
     def get(self, merchant_id: str, name: str) -> Rule | None:
         return self._own.get((merchant_id, name)) or self._defaults.get(name)
 
+    def own(self, merchant_id: str, name: str) -> Rule | None:
+        """The merchant's own rule of that name, not a default one."""
+        return self._own.get((merchant_id, name))
+
     def rules_for(self, merchant_id: str) -> list[Rule]:
         merged = {name: rule for name, rule in self._defaults.items()}
         merged.update({name: r for (m, name), r in self._own.items() if m == merchant_id})

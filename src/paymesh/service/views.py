@@ -96,7 +96,8 @@ def review_view(p: Payment) -> dict[str, Any]:
                 "score": p.fraud.score, "factors": list(p.fraud.factors),
                 "decision": p.fraud.decision},
             "opened_at": iso(r.opened_at),
-            "closed_at": None if r.closed_at is None else iso(r.closed_at)}
+            "closed_at": None if r.closed_at is None else iso(r.closed_at),
+            "closed_reason": r.closed_reason}
 
 
 def event_view(e: StoredEvent) -> dict[str, Any]:

@@ -1,10 +1,35 @@
-"""PSP webhooks in: verified by the connector, de-duplicated by PSP event id, applied through
-the state machine.
+"""PSP webhooks in: verified by the connector, confirmed with the PSP where its signature is
+not enough, applied only to the payment whose own PSP object they describe, de-duplicated by
+PSP event id, and applied through the state machine.
 
 The de-duplication mark and the payment change commit together, so a webhook is applied
 exactly once even when the PSP sends it twice at the same moment. Order needs no queue: the
 state machine only moves forward and refund totals only grow, so a late or reordered webhook
-changes nothing it should not.
+changes nothing it should not. A PSP that names each delivery (PayPal's transmission id) has
+it marked too: a replayed transmission is a duplicate, whatever it carries.
+
+Ownership. A signature says the PSP sent the body, not whose payment its object is: anyone who
+can make an object at the PSP (a buyer creating a PayPal order with our client id, say)
+chooses its metadata, and so which of our payments the webhook names. An event changes a
+payment only when
+
+- the PSP object it describes is the payment's own: the payment is found by (PSP, the
+  object's id), and any payment id its metadata names is that payment's; and
+- its money is the payment's: the same currency, the same whole amount where the object
+  states one, and no part (captured, capturable, refunded, disputed) larger than the payment.
+
+Anything else changes nothing, is logged at WARNING and answered "mismatch".
+
+A payment with no PSP reference yet (the PSP's answer was lost in a crash, or is not stored
+yet) is bound by no webhook, however well its amount and currency match. Binding it would let
+a stranger's object of the same amount become the payment's, and the PSP's true answer would
+then be refused as news about another object. Only the PSP's answer to our own request binds
+it: the inline call, or the sync job, which sends the authorisation again with the same
+idempotency key and so gets the original object back. Such a webhook is answered "unbound",
+logged at INFO (a webhook racing our own answer is normal); its news is in that answer too.
+
+One word per event: applied, duplicate, unknown (no payment of ours), mismatch, unbound,
+stale (about an attempt the payment gave up), unconfirmed (the PSP does not know the object).
 """
 
 from __future__ import annotations
@@ -16,8 +41,9 @@ from datetime import datetime
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import RefundStatus
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.connector import Connector, RefundUpdate, WebhookEvent
+from paymesh.ports.connector import Connector, PspError, RefundUpdate, WebhookEvent
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store, VersionConflict
+from paymesh.service.errors import PspUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,35 +63,103 @@ class WebhookService:
         self.on_processing = on_processing
 
     async def receive(self, psp: str, headers: dict[str, str], body: bytes) -> list[str]:
-        """Verify and apply; returns one word per event (applied/duplicate/unknown)."""
+        """Verify, confirm and apply; returns one word per event (see the module doc).
+
+        Raises WebhookRejected (a 400: not the PSP's), or PspUnavailable when the PSP cannot
+        confirm the event now (a 503: the PSP delivers it again later).
+        """
         connector = self.connectors[psp]
         events = connector.parse_webhook(headers, body, self.clock())  # raises WebhookRejected
-        return [await self.apply(psp, event) for event in events]
+        if not events:
+            return []
+        if not await self._first_transmission(psp, events):
+            return ["duplicate"] * len(events)
+        return [await self._confirm_and_apply(psp, connector, event) for event in events]
 
-    async def _find(self, psp: str, event: WebhookEvent) -> Payment | None:
+    async def _first_transmission(self, psp: str, events: list[WebhookEvent]) -> bool:
+        """Mark the delivery's transmission id; False if it was marked before (a replay).
+
+        Marked on its own commit, before anything is applied: a delivery that then fails is
+        delivered again by the PSP under a new transmission id, never under this one.
+        """
+        seen = sorted({e.transmission_id for e in events if e.transmission_id})
+        if not seen:
+            return True
+        try:
+            await self.store.commit(Changeset(
+                processed=[(f"webhook-transmission:{psp}", t) for t in seen]))
+        except AlreadyProcessed:
+            log.warning("webhook transmission %r from %s was received before: a replay, "
+                        "nothing changed", seen[0], psp)
+            return False
+        return True
+
+    async def _confirm_and_apply(self, psp: str, connector: Connector,
+                                 event: WebhookEvent) -> str:
+        try:
+            confirmed = await connector.confirm(event)
+        except PspError as exc:
+            raise PspUnavailable(f"{psp} could not confirm webhook {event.psp_event_id!r}: "
+                                 f"{exc.message}; deliver it again later",
+                                 code="psp_unavailable") from exc
+        if confirmed is None:
+            log.warning("webhook %r from %s: the PSP does not confirm the object it names; "
+                        "nothing changed", event.psp_event_id, psp)
+            return "unconfirmed"
+        return await self.apply(psp, confirmed)
+
+    async def _owner(self, psp: str, event: WebhookEvent) -> Payment | str:
+        """The payment whose own PSP object the event describes, or the word for why none."""
+        ref, named = event.connector_payment_id, event.payment_id
         # A signed body is the PSP's, but its fields are still data: ids must be strings.
-        if not isinstance(event.payment_id, str | None) or \
-                not isinstance(event.connector_payment_id, str | None):
-            return None
-        if event.payment_id:
-            payment = await self.store.get_payment(event.payment_id)
-            if payment is not None and payment.connector == psp:
-                return payment
-        if event.connector_payment_id:
-            return await self.store.find_payment_by_connector_ref(psp, event.connector_payment_id)
-        return None
+        if not isinstance(ref, str | None) or not isinstance(named, str | None):
+            log.info("webhook %r from %s names no payment we could look up",
+                     event.psp_event_id, psp)
+            return "unknown"
+        payment = await self.store.find_payment_by_connector_ref(psp, ref) if ref else None
+        if payment is None:
+            payment = await self.store.get_payment(named) if named else None
+            if payment is None:
+                # Not ours (made outside paymesh) or not yet recorded: nothing to move.
+                log.info("webhook %r from %s names no known payment", event.psp_event_id, psp)
+                return "unknown"
+            if ref is not None and ref in payment.retired_refs:
+                log.info("webhook %r from %s is about %r, an attempt payment %s gave up on",
+                         event.psp_event_id, psp, ref, payment.id)
+                return "stale"
+            if payment.connector != psp:
+                return _mismatch(psp, event, f"it names payment {payment.id}, which is at "
+                                             f"{payment.connector}")
+            if payment.connector_payment_id is not None or ref is None:
+                return _mismatch(psp, event, f"it names payment {payment.id}, whose PSP object "
+                                             f"is {payment.connector_payment_id!r}, not {ref!r}")
+            wrong_money = _money_mismatch(payment, event)
+            if wrong_money:
+                return _mismatch(psp, event, f"payment {payment.id}: {wrong_money}")
+            log.info("webhook %r from %s names payment %s, which has no PSP reference yet: "
+                     "only the PSP's answer to our own request binds one", event.psp_event_id,
+                     psp, payment.id)
+            return "unbound"
+        if named and named != payment.id:
+            return _mismatch(psp, event, f"it names payment {named!r}, but its PSP object "
+                                         f"{ref!r} is payment {payment.id}'s")
+        wrong_money = _money_mismatch(payment, event)
+        if wrong_money:
+            return _mismatch(psp, event, f"payment {payment.id}: {wrong_money}")
+        return payment
 
     async def apply(self, psp: str, event: WebhookEvent) -> str:
         for _ in range(_WRITE_RETRIES):
-            payment = await self._find(psp, event)
-            if payment is None:
-                # Not ours (made outside paymesh) or not yet recorded: nothing to move.
-                log.info("webhook %s from %s names no known payment", event.psp_event_id, psp)
-                return "unknown"
+            found = await self._owner(psp, event)
+            if isinstance(found, str):
+                return found
+            payment = found
             now = self.clock()
             changed = False
             if event.outcome is not None:
-                changed |= payment.apply_psp_outcome(event.outcome, now)
+                outcome = payment.authorised_as_requested(event.outcome) \
+                    if event.capture_as_requested else event.outcome
+                changed |= payment.apply_psp_outcome(outcome, now)
             if event.amount_refunded is not None:
                 changed |= _settle_refunds(payment, event, now)
             if event.refund is not None:
@@ -89,6 +183,33 @@ class WebhookService:
                 self.on_processing(payment)
             return "applied"
         raise RuntimeError(f"webhook {event.psp_event_id}: too many concurrent writers")
+
+
+def _mismatch(psp: str, event: WebhookEvent, why: str) -> str:
+    # Ids and amounts only: a webhook body may carry card or customer data, never logged.
+    log.warning("webhook %r from %s is not about the payment it names, nothing changed: %s",
+                event.psp_event_id, psp, why)
+    return "mismatch"
+
+
+def _money_mismatch(payment: Payment, event: WebhookEvent) -> str | None:
+    """Why the event's money is not the payment's, or None if it is."""
+    currency = event.currency
+    if not isinstance(currency, str) or currency.lower() != payment.currency.lower():
+        return f"currency {currency!r} is not the payment's {payment.currency!r}"
+    if event.amount is not None and event.amount != payment.amount:
+        return f"amount {event.amount!r} is not the payment's {payment.amount}"
+    parts: list[object] = [event.amount_refunded]
+    if event.outcome is not None:
+        parts += [event.outcome.amount_received, event.outcome.amount_capturable]
+    if event.refund is not None:
+        parts.append(event.refund.amount)
+    if event.dispute is not None:
+        parts.append(event.dispute[1])
+    for part in parts:
+        if part is not None and (not isinstance(part, int) or not 0 <= part <= payment.amount):
+            return f"a part of {part!r} does not fit in the payment's {payment.amount}"
+    return None
 
 
 def _settle_one_refund(payment: Payment, update: RefundUpdate, now: datetime) -> bool:

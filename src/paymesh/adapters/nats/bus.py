@@ -53,7 +53,7 @@ from paymesh.adapters.codec import (
 from paymesh.ports.bus import Delivery
 from paymesh.ports.store import Changeset
 from paymesh.service.bus import BusBackend, Targets
-from paymesh.service.router import Router
+from paymesh.service.router import DEFAULT, Router
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class Dispatcher:
                                     merchant_id=envelope["account"], rule=route.rule.name,
                                     target=target, event_time=event_time, created_at=now,
                                     next_attempt_at=now,
-                                    signing_secret=route.rule.signing_secret)
+                                    default_rule=route.rule.merchant_id == DEFAULT)
                 publishes.append(self.js.publish(
                     self.layout.deliveries_subject, delivery_to_message(delivery, envelope),
                     headers={"Nats-Msg-Id": did}))

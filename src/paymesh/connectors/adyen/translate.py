@@ -3,9 +3,8 @@
 `Authorised` means SUCCEEDED when Adyen captures at once and REQUIRES_CAPTURE when the
 capture is ours to make. The connector always says which when it authorises
 (`captureDelayHours: 0`, or `additionalData.manualCapture`), so no merchant-account default
-can surprise it, and it records the choice in the payment's `metadata` under `CAPTURE_KEY`:
-Adyen returns metadata in the AUTHORISATION notification, which is how a webhook tells the
-two apart (see `webhook`).
+can surprise it. An AUTHORISATION notification signs neither, so there the payment's own
+capture mode decides (see `webhook`).
 """
 
 from __future__ import annotations
@@ -19,12 +18,9 @@ from paymesh.ports.connector import AuthorizeRequest
 
 S = PaymentStatus
 
-__all__ = ["CAPTURE_KEY", "RESULT_CODES", "STATES", "authorised", "cancel_request",
+__all__ = ["RESULT_CODES", "STATES", "authorised", "cancel_request",
            "capture_request", "outcome_from_capture", "outcome_from_payment",
            "outcome_from_state", "payment_request", "refund_request"]
-
-#: The metadata key that carries the capture mode to the AUTHORISATION notification.
-CAPTURE_KEY = "paymesh_capture"
 
 #: Every Checkout `resultCode`, mapped once. `Authorised` depends on the capture mode
 #: (`authorised`); an unknown code is PROCESSING, so the sync job asks again later.
@@ -64,7 +60,6 @@ def payment_request(req: AuthorizeRequest, merchant_account: str,
                     return_url: str | None) -> dict[str, Any]:
     manual = req.capture_method == "manual"
     metadata = dict(req.metadata or {})
-    metadata[CAPTURE_KEY] = "manual" if manual else "automatic"
     body: dict[str, Any] = {
         "amount": _amount(req.amount, req.currency),
         "reference": req.payment_id,  # echoed as merchantReference in every notification
@@ -104,10 +99,8 @@ def refund_request(merchant_account: str, amount: int, currency: str, refund_id:
     return body
 
 
-def authorised(ref: str | None, amount: int | None, manual: bool | None) -> PspOutcome:
-    """An authorisation: captured at once, capturable, or (mode unknown) still to be asked."""
-    if manual is None:
-        return PspOutcome(status=S.PROCESSING, connector_payment_id=ref)
+def authorised(ref: str | None, amount: int | None, manual: bool) -> PspOutcome:
+    """An authorisation: captured at once, or held for our capture."""
     if manual:
         return PspOutcome(status=S.REQUIRES_CAPTURE, connector_payment_id=ref,
                           amount_capturable=amount)

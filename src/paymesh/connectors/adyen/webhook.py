@@ -7,12 +7,16 @@ A body with one item that fails is rejected whole: a forger must not slip an ite
 a genuine one. Adyen signs no timestamp, so replays are stopped downstream, by `psp_event_id`
 (`eventCode:pspReference:success`, the same on every delivery of one event).
 
-    AUTHORISATION ok    SUCCEEDED or REQUIRES_CAPTURE, told by `metadata.paymesh_capture`,
-                        which the connector sets on every payment. Without it (a payment
-                        made elsewhere) PROCESSING: the sync job then asks. Guessing
-                        SUCCEEDED could mark an uncaptured payment paid; guessing
-                        REQUIRES_CAPTURE could strand a captured one.
-    AUTHORISATION fail  FAILED, with the refusal reason
+Only those signed fields decide anything. The rest of an item (`additionalData`, `reason`,
+`eventDate`) can be changed by whoever holds one genuine notification, so it may describe a
+failure but never choose a state:
+
+    AUTHORISATION ok    the payment is authorised, captured or not as we asked: the payment's
+                        own capture mode decides (`capture_as_requested`), never the
+                        unsigned `additionalData` (which echoes the metadata we sent, and
+                        would let a replayed item turn a held authorisation into "paid")
+    AUTHORISATION fail  FAILED; the unsigned `reason` only describes it, so it is never
+                        retried on its word
     CAPTURE             SUCCEEDED, amount_received = the amount captured
     CANCELLATION        CANCELED
     REFUND              a refund's verdict (merchantReference = our refund id)
@@ -34,8 +38,8 @@ from typing import Any
 import msgspec
 
 from paymesh.connectors.adyen.refusals import failure_for
-from paymesh.connectors.adyen.translate import CAPTURE_KEY, authorised
-from paymesh.domain.payment import PspOutcome
+from paymesh.connectors.adyen.translate import authorised
+from paymesh.domain.payment import Failure, PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import RefundUpdate, WebhookEvent, WebhookRejected
 
@@ -106,21 +110,24 @@ def _event(item: Item, now: datetime) -> WebhookEvent | None:
     original = item.get("originalReference") or None
     merchant_reference = item.get("merchantReference") or None
     amount = int(item["amount"]["value"])
-    additional = item.get("additionalData") or {}
+    currency = str(item["amount"]["currency"])
     base: dict[str, Any] = {"psp_event_id": f"{code}:{psp_reference}:{item['success']}",
-                            "created": _created(item.get("eventDate"), now)}
+                            "created": _created(item.get("eventDate"), now),
+                            "currency": currency}
     if code == "AUTHORISATION":
         if success:
-            mode = additional.get(f"metadata.{CAPTURE_KEY}")
-            outcome = authorised(psp_reference, amount,
-                                 None if mode not in ("manual", "automatic") else mode == "manual")
-        else:
-            failure = failure_for("Refused", item.get("reason"), None,
-                                  additional.get("refusalReasonRaw"))
-            outcome = PspOutcome(status=S.FAILED, connector_payment_id=psp_reference,
-                                 failure=failure)
+            # Held until the payment's own capture mode says otherwise (see the module doc).
+            return WebhookEvent(**base, payment_id=merchant_reference,
+                                connector_payment_id=psp_reference, amount=amount,
+                                outcome=authorised(psp_reference, amount, manual=True),
+                                capture_as_requested=True)
+        refused = failure_for("Refused", item.get("reason"))
+        failure = Failure(code=refused.code, message=refused.message, retryable=False,
+                          decline_code=refused.decline_code)
+        outcome = PspOutcome(status=S.FAILED, connector_payment_id=psp_reference,
+                             failure=failure)
         return WebhookEvent(**base, payment_id=merchant_reference,
-                            connector_payment_id=psp_reference, outcome=outcome)
+                            connector_payment_id=psp_reference, amount=amount, outcome=outcome)
     if code == "CAPTURE" and success:
         outcome = PspOutcome(status=S.SUCCEEDED, connector_payment_id=original,
                              amount_received=amount)

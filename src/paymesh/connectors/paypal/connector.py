@@ -22,7 +22,7 @@ a lost response should be. Transport and PayPal's errors become PspError in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -221,7 +221,39 @@ class PayPalConnector:
             raise WebhookRejected("no trusted PayPal certificate is configured")
         webhook.verify(headers, body, self._certificate, self.settings.webhook_id, now,
                        self.settings.webhook_tolerance_seconds)
-        return webhook.translate(body)
+        transmission = {k.lower(): v for k, v in headers.items()}["paypal-transmission-id"]
+        return [replace(event, transmission_id=transmission)
+                for event in webhook.translate(body)]
+
+    async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
+        """Act on what PayPal's API says, not on the body: PayPal signs the body's bytes
+        for our webhook id, and any resource in our account (an order a buyer made
+        client-side with our client id, with the custom_id of their choice, say) produces
+        such a body. The order (or the refund, or the disputed capture) is fetched, and the
+        event rebuilt from it; one PayPal does not know is None."""
+        if event.outcome is not None:
+            order = await self._lookup("/v2/checkout/orders/", event.connector_payment_id)
+            return None if order is None else webhook.confirmed_by_order(event, order)
+        if event.refund is not None:
+            refund = await self._lookup("/v2/payments/refunds/",
+                                        event.refund.connector_refund_id)
+            return None if refund is None else webhook.confirmed_by_refund(event, refund)
+        if event.dispute is not None:
+            capture = await self._lookup("/v2/payments/captures/", event.psp_object_id)
+            return None if capture is None else webhook.confirmed_by_capture(event, capture)
+        return None  # nothing we act on: nothing to confirm
+
+    async def _lookup(self, path: str, resource_id: object) -> dict[str, Any] | None:
+        """A resource as PayPal's API shows it; None if it has no such resource. Errors that
+        say nothing about the resource (credentials, 429, 5xx, transport) are PspError."""
+        if not isinstance(resource_id, str) or not resource_id:
+            return None
+        status, found = await self._http.request("GET", path + quote(resource_id, ""))
+        if status == 200:
+            return found
+        if status in (400, 404, 422):  # unknown, or not an id PayPal would make
+            return None
+        raise error_for(status, found, outcome_unknown=False)
 
 
 def _payments(order: dict[str, Any], kind: str) -> list[dict[str, Any]]:

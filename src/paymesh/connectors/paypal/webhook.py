@@ -11,7 +11,15 @@ be within the tolerance, which stops a captured webhook being replayed later
 (PayPal re-signs every retry, so a late retry is still fresh).
 
 The event `id` (`WH-...`) is the same on every delivery of one event: it is
-our de-duplication key.
+our de-duplication key. The `paypal-transmission-id` is new on every delivery:
+one seen before is a replay of a captured request, and changes nothing.
+
+A verified body is still only PayPal's word at the moment it was sent, and
+PayPal signs a hash of the body with our webhook id, not a statement that the
+resource is ours: so nothing is acted on as the body says it. The connector's
+`confirm` asks PayPal's API for the resource (the order, the refund, the
+disputed capture) and `confirmed_by_*` below rebuild the event from what the
+API answers.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +45,8 @@ from paymesh.connectors.paypal.translate import (
 )
 from paymesh.ports.connector import RefundUpdate, WebhookEvent, WebhookRejected
 
-__all__ = ["DISPUTE_REASONS", "TOLERANCE_SECONDS", "load_certificate", "translate", "verify"]
+__all__ = ["DISPUTE_REASONS", "TOLERANCE_SECONDS", "confirmed_by_capture", "confirmed_by_order",
+           "confirmed_by_refund", "load_certificate", "translate", "verify"]
 
 TOLERANCE_SECONDS = 300
 AUTH_ALGO = "SHA256withRSA"
@@ -111,18 +121,32 @@ def translate(payload: bytes) -> list[WebhookEvent]:
         raise WebhookRejected("the body is not a PayPal webhook event") from exc
 
 
+def _money(obj: Any) -> tuple[int | None, str | None]:
+    """(amount, currency) of a PayPal resource's `amount`, or Nones if it has none."""
+    try:
+        return from_paypal(obj.get("amount") if isinstance(obj, dict) else None)
+    except ValueError:
+        return None, None
+
+
 def _translate(event_id: str, event_type: str, resource: dict[str, Any],
                created: datetime) -> list[WebhookEvent]:
     related = (resource.get("supplementary_data") or {}).get("related_ids") or {}
     order_id = related.get("order_id")
+    # A capture, refund or dispute holds a part of the payment's money: only its currency
+    # says something about the payment. An authorization or an order holds all of it.
+    _, currency = _money(resource)
     if event_type in _CAPTURE_EVENTS:
         return [WebhookEvent(psp_event_id=event_id, created=created,
                              payment_id=resource.get("custom_id"), connector_payment_id=order_id,
-                             outcome=outcome_from_capture(resource, order_id))]
+                             outcome=outcome_from_capture(resource, order_id),
+                             currency=currency)]
     if event_type in _AUTHORIZATION_EVENTS:
+        amount, currency = _money(resource)
         return [WebhookEvent(psp_event_id=event_id, created=created,
                              payment_id=resource.get("custom_id"), connector_payment_id=order_id,
-                             outcome=outcome_from_authorization(resource, order_id))]
+                             outcome=outcome_from_authorization(resource, order_id),
+                             amount=amount, currency=currency)]
     if event_type in _REFUND_EVENTS:
         status = resource.get("status")
         if status == "PENDING":
@@ -134,19 +158,90 @@ def _translate(event_id: str, event_type: str, resource: dict[str, Any],
                               succeeded=succeeded,
                               failure_reason=None if succeeded else str(status).lower())
         return [WebhookEvent(psp_event_id=event_id, created=created, payment_id=None,
-                             connector_payment_id=order_id, refund=refund)]
+                             connector_payment_id=order_id, refund=refund, currency=currency)]
     if event_type == "CHECKOUT.ORDER.APPROVED":
         units = resource.get("purchase_units") or [{}]
+        amount, currency = _money(units[0])
         return [WebhookEvent(psp_event_id=event_id, created=created,
                              payment_id=units[0].get("custom_id"),
                              connector_payment_id=resource.get("id"),
-                             outcome=outcome_from_order(resource))]
+                             outcome=outcome_from_order(resource),
+                             amount=amount, currency=currency)]
     if event_type == "CUSTOMER.DISPUTE.CREATED":
         transactions = resource.get("disputed_transactions") or [{}]
-        amount, _ = from_paypal(resource["dispute_amount"])
+        amount, currency = from_paypal(resource["dispute_amount"])
         reason = DISPUTE_REASONS.get(str(resource.get("reason")), "general")
+        # The dispute names the capture, not the order: `confirm` finds the order from it.
         return [WebhookEvent(psp_event_id=event_id, created=created,
                              payment_id=transactions[0].get("custom"),
                              connector_payment_id=None,
-                             dispute=(str(resource["dispute_id"]), amount, reason))]
+                             dispute=(str(resource["dispute_id"]), amount, reason),
+                             currency=currency,
+                             psp_object_id=transactions[0].get("seller_transaction_id"))]
     return []  # a type we do not act on: acknowledged, ignored
+
+
+# -- what PayPal's API says about the resource, as the event to act on ---------------------
+
+
+def _first_unit(order: dict[str, Any]) -> dict[str, Any]:
+    units = order.get("purchase_units")
+    unit = units[0] if isinstance(units, list) and units else None
+    return unit if isinstance(unit, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _order_of(resource: dict[str, Any]) -> str | None:
+    related = (resource.get("supplementary_data") or {}).get("related_ids") or {}
+    return _text(related.get("order_id")) if isinstance(related, dict) else None
+
+
+def confirmed_by_order(event: WebhookEvent, order: dict[str, Any]) -> WebhookEvent | None:
+    """A payment event, as the order `GET /v2/checkout/orders/{id}` answers it: its state,
+    our payment id, its amount and currency; None if the answer is not an order."""
+    unit = _first_unit(order)
+    amount, currency = _money(unit)
+    order_id = _text(order.get("id"))
+    if order_id is None or amount is None:
+        return None
+    try:
+        outcome = outcome_from_order(order)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        return None
+    return replace(event, payment_id=_text(unit.get("custom_id")), connector_payment_id=order_id,
+                   outcome=outcome, amount=amount, currency=currency)
+
+
+def confirmed_by_refund(event: WebhookEvent, refund: dict[str, Any]) -> WebhookEvent | None:
+    """A refund event, as `GET /v2/payments/refunds/{id}` answers it: its order, and its
+    verdict if it has one (a refund still PENDING there settles nothing yet)."""
+    order_id = _order_of(refund)
+    amount, currency = _money(refund)
+    refund_id = _text(refund.get("id"))
+    if order_id is None or amount is None or refund_id is None:
+        return None
+    status = refund.get("status")
+    update = None
+    if status in ("COMPLETED", "FAILED", "CANCELLED"):
+        succeeded = status == "COMPLETED"
+        update = RefundUpdate(refund_id=_text(refund.get("custom_id")),
+                              connector_refund_id=refund_id, amount=amount, succeeded=succeeded,
+                              failure_reason=None if succeeded else str(status).lower())
+    return replace(event, payment_id=None, connector_payment_id=order_id, refund=update,
+                   amount=None, currency=currency)
+
+
+def confirmed_by_capture(event: WebhookEvent, capture: dict[str, Any]) -> WebhookEvent | None:
+    """A dispute event, tied to its order by the disputed capture
+    (`GET /v2/payments/captures/{id}`). The dispute itself is the body's word: the sandbox,
+    like many integrations, has no Disputes API; its amount is only ever a part of the
+    payment's, checked as such."""
+    order_id = _order_of(capture)
+    _, currency = _money(capture)
+    if order_id is None or currency is None:
+        return None
+    return replace(event, payment_id=_text(capture.get("custom_id")),
+                   connector_payment_id=order_id, currency=currency)

@@ -55,6 +55,16 @@ def _metadata_payment_id(obj: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _currency(obj: dict[str, Any]) -> str | None:
+    value = obj.get("currency")
+    return value if isinstance(value, str) else None
+
+
+def _amount(obj: dict[str, Any]) -> int | None:
+    value = obj.get("amount")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def translate(payload: bytes) -> list[WebhookEvent]:
     try:
         event = msgspec.json.decode(payload)
@@ -73,21 +83,26 @@ def translate(payload: bytes) -> list[WebhookEvent]:
 
 def _translate(event_id: str, event_type: str, obj: dict[str, Any],
                created: datetime) -> list[WebhookEvent]:
+    # The whole body is signed, so every field below is Stripe's. A PaymentIntent and its
+    # Charge state the payment's whole amount; a dispute only the part disputed.
     if event_type.startswith("payment_intent."):
         return [WebhookEvent(psp_event_id=event_id, created=created,
                              payment_id=_metadata_payment_id(obj),
                              connector_payment_id=obj.get("id"),
-                             outcome=outcome_from_intent(obj))]
+                             outcome=outcome_from_intent(obj),
+                             amount=_amount(obj), currency=_currency(obj))]
     if event_type == "charge.refunded":
         refunds = (obj.get("refunds") or {}).get("data") or []
         return [WebhookEvent(psp_event_id=event_id, created=created,
                              payment_id=_metadata_payment_id(obj),
                              connector_payment_id=obj.get("payment_intent"),
                              amount_refunded=int(obj.get("amount_refunded") or 0),
-                             connector_refund_ids=tuple(r["id"] for r in refunds))]
+                             connector_refund_ids=tuple(r["id"] for r in refunds),
+                             amount=_amount(obj), currency=_currency(obj))]
     if event_type == "charge.dispute.created":
         return [WebhookEvent(psp_event_id=event_id, created=created, payment_id=None,
                              connector_payment_id=obj.get("payment_intent"),
                              dispute=(obj["id"], int(obj.get("amount") or 0),
-                                      obj.get("reason")))]
+                                      obj.get("reason")),
+                             currency=_currency(obj))]
     return []  # a type we do not act on: acknowledged, ignored
