@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
+from paymesh.sandbox.limits import MemoryLimits
 from tests.support.live_server import live_server
 from tests.support.webhook_inbox import WebhookInbox, webhook_inbox
 
@@ -399,7 +400,9 @@ def test_the_fault_config_reads_back(client: httpx.Client) -> None:
 def test_three_d_secure_redirect_then_details(
     api: str, client: httpx.Client, inbox: WebhookInbox
 ) -> None:
-    answer = pay(client, vault("pm_card_threeDSecure2Required")).json()
+    # A shop on this machine: loopback is where the sandbox sends shoppers back by default.
+    answer = pay(client, vault("pm_card_threeDSecure2Required"),
+                 returnUrl="http://127.0.0.1:8080/return").json()
     assert answer["resultCode"] == "RedirectShopper"
     ref = answer["pspReference"]
     action = answer["action"]
@@ -416,7 +419,7 @@ def test_three_d_secure_redirect_then_details(
     done = httpx.post(action["url"], params={"outcome": "succeed"})
     assert done.status_code == 303
     location = httpx.URL(done.headers["location"])
-    assert str(location).startswith("https://shop.example/return?redirectResult=")
+    assert str(location).startswith("http://127.0.0.1:8080/return?redirectResult=")
     redirect_result = location.params["redirectResult"]
 
     details = client.post(
@@ -461,6 +464,96 @@ def test_details_with_an_unknown_redirect_result_is_refused(client: httpx.Client
 def test_a_payment_without_a_challenge_has_no_3ds_page(api: str, client: httpx.Client) -> None:
     ref = pay(client).json()["pspReference"]
     assert httpx.get(f"{api}/_3ds/{ref}", params={"outcome": "succeed"}).status_code == 404
+
+
+def challenge(client: httpx.Client, return_url: str) -> httpx.Response:
+    answer = pay(client, vault("pm_card_threeDSecure2Required"), returnUrl=return_url).json()
+    return httpx.post(answer["action"]["url"], params={"outcome": "succeed"})
+
+
+@pytest.mark.parametrize("return_url", [
+    "https://shop.example/return",  # not on the allow list: by default loopback only
+    "https://127.0.0.1@evil.example/",  # user info: the browser goes to evil.example
+    "ftp://127.0.0.1/return",
+    "my-app://adyen-return",  # an app's scheme: fine for Adyen, no page for a browser here
+])  # fmt: skip
+def test_three_d_secure_never_redirects_off_the_allowed_hosts(
+    client: httpx.Client, return_url: str
+) -> None:
+    done = challenge(client, return_url)
+    assert done.status_code == 200
+    assert "location" not in done.headers
+    body = done.json()
+    assert body["returnUrlFollowed"] is False
+    # The challenge itself completed: only the redirect was withheld.
+    details = client.post("/v71/payments/details",
+                          json={"details": {"redirectResult": body["redirectResult"]}})
+    assert (details.json()["resultCode"], details.json()["pspReference"]) == (
+        "Authorised", body["pspReference"])
+
+
+def test_three_d_secure_follows_the_configured_hosts_only() -> None:
+    sandbox = AdyenSandbox(AdyenSandboxSettings(hmac_key=HMAC_KEY, merchant_account=MERCHANT,
+                                                return_url_hosts=("shop.example",)))
+    with live_server(parent_app(sandbox)) as base, httpx.Client(
+            base_url=f"{base}/sandbox/adyen", headers={"X-API-Key": API_KEY}) as client:
+        allowed = challenge(client, "https://shop.example/return?cart=9")
+        assert allowed.status_code == 303
+        assert allowed.headers["location"].startswith(
+            "https://shop.example/return?cart=9&redirectResult=")
+        for elsewhere in ("http://127.0.0.1:8080/return", "https://shop.example.evil.example/"):
+            refused = challenge(client, elsewhere)
+            assert (refused.status_code, refused.json()["returnUrlFollowed"]) == (200, False)
+
+
+@pytest.mark.parametrize("return_url", [
+    "javascript:alert(document.cookie)", "data:text/html,<script>alert(1)</script>",
+    "//evil.example/phish", "/return", "shop.example/return", "https:///no-host",
+])  # fmt: skip
+def test_a_return_url_no_browser_should_follow_is_refused_up_front(
+    sandbox: tuple[AdyenSandbox, str], client: httpx.Client, return_url: str
+) -> None:
+    refused = pay(client, vault("pm_card_threeDSecure2Required"), returnUrl=return_url)
+    body = adyen_error(refused, 422, "702")
+    assert body["message"] == "'returnUrl' is not a valid URL"
+    assert sandbox[0].ledger.payments == {}  # nothing was made
+
+
+# --- memory bounds -------------------------------------------------------------------------
+
+
+def test_payments_and_keys_are_bounded_oldest_forgotten_first() -> None:
+    limits = MemoryLimits(objects=4, idempotency_keys=3)
+    sandbox = AdyenSandbox(AdyenSandboxSettings(hmac_key=HMAC_KEY, merchant_account=MERCHANT,
+                                                limits=limits))
+    with live_server(parent_app(sandbox)) as base, httpx.Client(
+            base_url=f"{base}/sandbox/adyen", headers={"X-API-Key": API_KEY}) as client:
+        refs = []
+        for i in range(7):
+            answer = pay(client, vault("pm_card_threeDSecure2Required"), key=f"k{i}",
+                         reference=f"pay_{i}", returnUrl=None).json()
+            done = httpx.post(answer["action"]["url"], params={"outcome": "succeed"}).json()
+            refs.append((answer["pspReference"], done["redirectResult"]))
+        ledger = sandbox.ledger
+        assert list(ledger.payments) == [ref for ref, _ in refs[3:]]
+        assert set(ledger.by_redirect_result.values()) == set(ledger.payments)
+        assert len(ledger.idempotency) == 3
+        # What is forgotten is unknown, in Adyen's words.
+        old_ref, old_result = refs[0]
+        adyen_error(client.post(f"/v71/payments/{old_ref}/captures",
+                                json={"merchantAccount": MERCHANT,
+                                      "amount": {"value": 2000, "currency": "USD"}}),
+                    422, "167")
+        adyen_error(client.post("/v71/payments/details",
+                                json={"details": {"redirectResult": old_result}}), 422, "702")
+        # The newest keys replay; the oldest may be used afresh.
+        replay = pay(client, vault("pm_card_threeDSecure2Required"), key="k6",
+                     reference="pay_6", returnUrl=None)
+        assert replay.json()["pspReference"] == refs[6][0]
+        fresh = pay(client, key="k0", reference="pay_again", returnUrl=None)
+        assert fresh.status_code == 200 and fresh.json()["resultCode"] == "Authorised"
+        rows = httpx.get(f"{base}/sandbox/adyen/_ledger").json()["payments"]
+        assert [row["reference"] for row in rows] == ["pay_4", "pay_5", "pay_6", "pay_again"]
 
 
 # --- modifications -----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from starlette.routing import Mount
 from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, PspError, WebhookEvent, WebhookRejected
+from paymesh.sandbox.limits import MemoryLimits
 from paymesh.sandbox.paypal import (
     ECHECK_DENIED,
     PayPalSandbox,
@@ -39,7 +40,8 @@ S = PaymentStatus
 CLIENT_ID = "paymesh-integration"
 SECRET = "integration-secret"  # a sandbox test secret
 WEBHOOK_ID = "WH-INTEGRATION"
-RETURN_URL = "https://shop.example/paypal/return"
+# A shop on this machine: loopback is where the sandbox sends payers back by default.
+RETURN_URL = "http://127.0.0.1:8080/paypal/return"
 
 
 @dataclass
@@ -458,6 +460,73 @@ def test_an_order_without_a_payment_source_waits_at_its_approve_link(api: httpx.
         ("COMPLETED", "CREATED", "5.00")
 
 
+def wallet_order(api: httpx.Client, return_url: str, cancel_url: str | None = None,
+                 ) -> dict[str, Any]:
+    context = {"return_url": return_url, **({"cancel_url": cancel_url} if cancel_url else {})}
+    order = post(api, "/v2/checkout/orders",
+                 order_body(source={"paypal": {"experience_context": context}}))
+    assert order.status_code == 201, order.text
+    return dict(order.json())
+
+
+@pytest.mark.parametrize("return_url", [
+    "https://evil.example/phish",
+    "https://127.0.0.1@evil.example/",  # user info: the browser goes to evil.example
+    "ftp://127.0.0.1/return",
+])  # fmt: skip
+def test_the_payer_pages_never_redirect_off_the_allowed_hosts(
+    api: httpx.Client, return_url: str
+) -> None:
+    order = wallet_order(api, return_url, cancel_url=return_url)
+    canceled = httpx.get(link(order, "payer-action") + "&outcome=cancel")
+    assert (canceled.status_code, "location" in canceled.headers) == (200, False)
+    assert canceled.json() == {"id": order["id"], "status": "PAYER_ACTION_REQUIRED",
+                               "return_url_followed": False}
+    approved = httpx.get(link(order, "payer-action"))
+    assert (approved.status_code, "location" in approved.headers) == (200, False)
+    assert approved.json() == {"id": order["id"], "status": "APPROVED",
+                               "return_url_followed": False}
+    # The card's 3-D Secure page follows the same rule.
+    body = order_body(source={"card": {"vault_id": "pm_card_threeDSecure2Required",
+                                       "experience_context": {"return_url": return_url}}})
+    carded = post(api, "/v2/checkout/orders", body).json()
+    verified = httpx.get(link(carded, "payer-action"))
+    assert (verified.status_code, verified.json()["return_url_followed"]) == (200, False)
+
+
+def test_the_payer_pages_follow_the_configured_hosts_only() -> None:
+    sandbox = PayPalSandbox(PayPalSandboxSettings(return_url_hosts=("shop.example",)))
+    with live_server(sandbox.app) as base, httpx.Client(base_url=base, headers={
+            "Authorization": f"Bearer {get_token(base, 'app', 's')}"}) as api:
+        order = wallet_order(api, "https://shop.example/return?cart=9")
+        approved = httpx.get(link(order, "payer-action"))
+        assert approved.status_code == 302
+        assert approved.headers["location"].startswith(
+            f"https://shop.example/return?cart=9&token={order['id']}&PayerID=")
+        for elsewhere in (RETURN_URL, "https://shop.example.evil.example/"):
+            refused = httpx.get(link(wallet_order(api, elsewhere), "payer-action"))
+            assert (refused.status_code, refused.json()["return_url_followed"]) == (200, False)
+
+
+@pytest.mark.parametrize("bad", [
+    "javascript:alert(document.cookie)", "data:text/html,<script>alert(1)</script>",
+    "//evil.example/phish", "/return", "shop.example/return", "https:///no-host",
+])  # fmt: skip
+def test_a_return_url_paypal_would_not_take_is_refused_up_front(
+    api: httpx.Client, bad: str
+) -> None:
+    for name in ("return_url", "cancel_url"):
+        context = {"return_url": RETURN_URL, "cancel_url": RETURN_URL, name: bad}
+        refused = post(api, "/v2/checkout/orders",
+                       order_body(source={"paypal": {"experience_context": context}}))
+        assert refused.status_code == 400
+        assert refused.json()["name"] == "INVALID_REQUEST"
+        assert refused.json()["details"] == [{
+            "field": f"/payment_source/paypal/experience_context/{name}", "value": bad,
+            "location": "body", "issue": "INVALID_PARAMETER_SYNTAX",
+            "description": "The value of a field does not conform to the expected format."}]
+
+
 async def test_a_wallet_payment_through_the_connector(connector: PayPalConnector,
                                                        inbox: WebhookInbox,
                                                        running: Running) -> None:
@@ -833,3 +902,61 @@ async def test_a_stale_transmission_is_a_replay(connector: PayPalConnector,
     later = datetime.now(UTC) + timedelta(minutes=10)
     with pytest.raises(WebhookRejected, match="tolerance"):
         connector.parse_webhook(headers, body, later)
+
+
+# -- memory bounds --------------------------------------------------------------------------
+
+
+def test_each_merchants_objects_and_request_ids_are_bounded() -> None:
+    limits = MemoryLimits(objects=4, idempotency_keys=3)
+    sandbox = PayPalSandbox(PayPalSandboxSettings(limits=limits))
+    with live_server(sandbox.app) as base, httpx.Client(base_url=base, headers={
+            "Authorization": f"Bearer {get_token(base, 'app', 's')}"}) as api:
+        made = []
+        for i in range(4):  # each a card order, captured at once: an order and a capture
+            order = post(api, "/v2/checkout/orders", order_body(source=card(),
+                                                                custom_id=f"pay_{i}"), f"r{i}")
+            made.append(order.json())
+        [merchant] = sandbox.merchants._by_client.values()
+        assert merchant.objects() == 4 and list(merchant.orders) == [o["id"] for o in made[2:]]
+        assert len(merchant.request_ids) == 3
+        assert list(sandbox.merchants.by_order) == [o["id"] for o in made[2:]]
+        # The forgotten order and its capture are unknown, in PayPal's words.
+        gone = api.get(f"/v2/checkout/orders/{made[0]['id']}")
+        assert (gone.status_code, gone.json()["name"]) == (404, "RESOURCE_NOT_FOUND")
+        capture_id = unit_payments(made[0])["captures"][0]["id"]
+        assert api.get(f"/v2/payments/captures/{capture_id}").status_code == 404
+        rows = httpx.get(f"{base}/_ledger").json()["payments"]
+        assert [row["reference"] for row in rows] == ["pay_2", "pay_3"]
+        # The newest request ids replay; the oldest is free again.
+        replayed = post(api, "/v2/checkout/orders", order_body(source=card()), "r3")
+        assert (replayed.status_code, replayed.json()["id"]) == (200, made[3]["id"])
+        fresh = post(api, "/v2/checkout/orders", order_body(source=card()), "r0")
+        assert fresh.status_code == 201 and fresh.json()["id"] != made[0]["id"]
+
+
+def test_client_ids_and_tokens_are_bounded() -> None:
+    sandbox = PayPalSandbox(PayPalSandboxSettings(limits=MemoryLimits(accounts=2,
+                                                                      access_tokens=3)))
+    with live_server(sandbox.app) as base:
+        tokens = [get_token(base, f"app-{i}", "s") for i in range(4)]
+        assert len(sandbox.tokens) == 3
+        revoked = httpx.get(f"{base}/v2/checkout/orders/x",
+                            headers={"Authorization": f"Bearer {tokens[0]}"})
+        assert (revoked.status_code, revoked.json()) == (401, {
+            "error": "invalid_token", "error_description": "Access Token not found in cache"})
+        orders = {}
+        for i in (1, 2, 3):  # three client ids, at most two merchants kept
+            answer = httpx.post(f"{base}/v2/checkout/orders", json=order_body(source=card()),
+                                headers={"Authorization": f"Bearer {tokens[i]}",
+                                         "PayPal-Request-Id": f"app-{i}"})
+            assert answer.status_code == 201
+            orders[i] = answer.json()["id"]
+        assert len(sandbox.merchants) == 2
+        assert list(sandbox.merchants._by_client) == ["app-2", "app-3"]
+        assert set(sandbox.merchants.by_order) == {orders[2], orders[3]}
+        # A forgotten client starts afresh: a new, empty merchant (not a 401).
+        again = httpx.get(f"{base}/v2/checkout/orders/{orders[1]}",
+                          headers={"Authorization": f"Bearer {tokens[1]}"})
+        assert again.status_code == 404
+        assert list(sandbox.merchants._by_client) == ["app-3", "app-1"]

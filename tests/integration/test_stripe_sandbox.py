@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from paymesh.sandbox.limits import MemoryLimits
 from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
 from tests.support.live_server import live_server
 
@@ -344,18 +345,19 @@ def test_three_d_secure_redirect_completes(
 
 
 def test_three_d_secure_failure_and_return_url(client: stripe.StripeClient) -> None:
+    # A shop on this machine: loopback is where the sandbox sends customers back by default.
     intent = create_intent(
         client,
         payment_method="pm_card_threeDSecure2Required",
         confirm=True,
-        return_url="https://shop.example/return?cart=9",
+        return_url="http://127.0.0.1:8080/return?cart=9",
     )
     url, return_url = redirect_of(intent)
-    assert return_url == "https://shop.example/return?cart=9"
+    assert return_url == "http://127.0.0.1:8080/return?cart=9"
     answer = httpx.post(url, params={"outcome": "fail"})
     assert answer.status_code == 303
     location = answer.headers["location"]
-    assert location.startswith("https://shop.example/return?cart=9&payment_intent=")
+    assert location.startswith("http://127.0.0.1:8080/return?cart=9&payment_intent=")
     assert "redirect_status=failed" in location
 
     failed = client.v1.payment_intents.retrieve(intent.id)
@@ -365,6 +367,86 @@ def test_three_d_secure_failure_and_return_url(client: stripe.StripeClient) -> N
     # Visiting the page again changes nothing.
     httpx.post(url, params={"outcome": "succeed"})
     assert client.v1.payment_intents.retrieve(intent.id).status == "requires_payment_method"
+
+
+def three_d_secure_answer(client: stripe.StripeClient, return_url: str) -> httpx.Response:
+    intent = create_intent(
+        client, payment_method="pm_card_threeDSecure2Required", confirm=True,
+        return_url=return_url,
+    )
+    url, _ = redirect_of(intent)
+    return httpx.post(url, params={"outcome": "succeed"})
+
+
+@pytest.mark.parametrize("return_url", [
+    "https://evil.example/phish",
+    "https://127.0.0.1@evil.example/",  # user info: the browser goes to evil.example
+    "ftp://127.0.0.1/return",
+    "myapp://payment-done",  # an app's scheme: valid for Stripe, no page for a browser here
+])  # fmt: skip
+def test_three_d_secure_never_redirects_off_the_allowed_hosts(
+    client: stripe.StripeClient, return_url: str
+) -> None:
+    answer = three_d_secure_answer(client, return_url)
+    assert answer.status_code == 200
+    assert "location" not in answer.headers
+    body = answer.json()
+    assert (body["status"], body["redirect_status"]) == ("succeeded", "succeeded")
+    assert body["return_url_followed"] is False
+    # The payment itself completed: only the redirect was withheld.
+    assert client.v1.payment_intents.retrieve(body["payment_intent"]).status == "succeeded"
+
+
+@pytest.mark.parametrize("return_url", [
+    "http://localhost:3000/done", "http://127.0.0.1/done", "http://[::1]:8000/done",
+])  # fmt: skip
+def test_three_d_secure_redirects_to_a_loopback_shop(
+    client: stripe.StripeClient, return_url: str
+) -> None:
+    answer = three_d_secure_answer(client, return_url)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith(f"{return_url}?payment_intent=pi_")
+
+
+def test_three_d_secure_follows_the_configured_hosts_only() -> None:
+    settings = StripeSandboxSettings(return_url_hosts=("shop.example",))
+    with running_sandbox(settings) as (_, api):
+        client = client_for(api)
+        allowed = three_d_secure_answer(client, "https://shop.example/return?cart=9#top")
+        assert allowed.status_code == 303
+        location = allowed.headers["location"]
+        assert location.startswith("https://shop.example/return?cart=9&payment_intent=")
+        assert location.endswith("&redirect_status=succeeded#top")
+        # Configured hosts replace the defaults: loopback is not followed now.
+        for elsewhere in ("http://127.0.0.1:8080/return", "https://shop.example.evil.example/"):
+            answer = three_d_secure_answer(client, elsewhere)
+            assert (answer.status_code, answer.json()["return_url_followed"]) == (200, False)
+
+
+@pytest.mark.parametrize("return_url", [
+    "javascript:alert(document.cookie)", "JavaScript:alert(1)",
+    "data:text/html,<script>alert(1)</script>", "//evil.example/phish", "/return",
+    "shop.example/return", "https:///no-host", "http://exa mple.com/",
+    "http://localhost:8080\\@evil.example/",  # a backslash, which browsers read as a slash
+])  # fmt: skip
+def test_a_return_url_stripe_would_not_take_is_refused_up_front(
+    client: stripe.StripeClient, api: str, return_url: str
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        create_intent(client, payment_method="pm_card_threeDSecure2Required", confirm=True,
+                      return_url=return_url)
+    assert refused.value.http_status == 400
+    assert refused.value.error is not None
+    assert (refused.value.error.type, refused.value.error.code, refused.value.error.param) == (
+        "invalid_request_error", "url_invalid", "return_url")
+    assert refused.value.error.message == "Not a valid URL"
+    assert client.v1.payment_intents.list().data == []  # nothing was made
+    # Confirming checks it the same way.
+    intent = create_intent(client, payment_method="pm_card_threeDSecure2Required")
+    answer = post(api, f"/v1/payment_intents/{intent.id}/confirm", {"return_url": return_url})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "url_invalid"
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_confirmation"
 
 
 def test_off_session_payment_cannot_wait_for_authentication(client: stripe.StripeClient) -> None:
@@ -854,3 +936,84 @@ def test_idempotency_keys_are_forgotten_after_their_lifetime() -> None:
     time.sleep(0.06)
     assert store.claim("k", request_fingerprint("POST", "/v1/refunds", {"amount": "5"})) is None
     assert len(store) == 1
+
+
+# --- memory bounds -----------------------------------------------------------------------
+
+
+def test_each_keys_objects_are_bounded_oldest_forgotten_first() -> None:
+    limits = MemoryLimits(accounts=10, objects=5, idempotency_keys=4)
+    with running_sandbox(StripeSandboxSettings(limits=limits)) as (sandbox, api):
+        client = client_for(api)
+        made = [
+            post(api, "/v1/payment_intents", {"amount": str(1000 + i), "currency": "usd",
+                                              "payment_method": "pm_card_visa",
+                                              "confirm": "true"}, key=f"order-{i}").json()["id"]
+            for i in range(8)
+        ]  # fmt: skip
+        account = next(iter(sandbox.accounts._by_key.values()))
+        assert len(account.payment_intents) == len(account.charges) == 5
+        assert len(account.events) == 5 and len(account.idempotency) == 4
+        assert [pi.id for pi in client.v1.payment_intents.list(params={"limit": 100})] == (
+            made[::-1][:5])
+        # A forgotten PaymentIntent is gone as Stripe says it: 404 resource_missing.
+        gone = httpx.get(f"{api}/v1/payment_intents/{made[0]}", headers=AUTH)
+        assert gone.status_code == 404
+        assert gone.json()["error"] == {
+            "type": "invalid_request_error", "code": "resource_missing", "param": "intent",
+            "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+            "message": f"No such payment_intent: '{made[0]}'"}  # fmt: skip
+        # A cursor on it is refused as an unknown object, not mis-paged.
+        cursor = httpx.get(f"{api}/v1/payment_intents", headers=AUTH,
+                           params={"starting_after": made[0]})
+        assert (cursor.status_code, cursor.json()["error"]["param"]) == (400, "starting_after")
+        # The newest idempotency keys still replay; the oldest were forgotten.
+        replay = post(api, "/v1/payment_intents", {"amount": "1007", "currency": "usd",
+                                                   "payment_method": "pm_card_visa",
+                                                   "confirm": "true"}, key="order-7")
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.json()["id"] == made[7]
+        reused = post(api, "/v1/payment_intents", {"amount": "500", "currency": "eur"},
+                      key="order-0")
+        assert reused.status_code == 200 and "idempotent-replayed" not in reused.headers
+        # The audit ledger shows what is kept, no more.
+        ledger = httpx.get(f"{api}/_ledger").json()["payments"]
+        assert len(ledger) == 5
+        assert [row["psp_reference"] for row in ledger][-1] == reused.json()["id"]
+
+
+def test_forgotten_three_d_secure_payments_leave_no_index_behind() -> None:
+    limits = MemoryLimits(accounts=10, objects=3)
+    with running_sandbox(StripeSandboxSettings(limits=limits)) as (sandbox, api):
+        client = client_for(api)
+        pages = [
+            redirect_of(create_intent(client, payment_method="pm_card_threeDSecure2Required",
+                                      confirm=True))[0]
+            for _ in range(6)
+        ]  # fmt: skip
+        account = next(iter(sandbox.accounts._by_key.values()))
+        assert len(sandbox.accounts.by_payment_intent) == len(account.authentications) == 3
+        stale = httpx.post(pages[0], params={"outcome": "succeed"})
+        assert stale.status_code == 404
+        assert stale.json()["error"]["code"] == "resource_missing"
+        assert httpx.post(pages[-1], params={"outcome": "succeed"}).status_code == 200
+
+
+def test_accounts_beyond_the_cap_forget_the_least_recently_used() -> None:
+    limits = MemoryLimits(accounts=3)
+    with running_sandbox(StripeSandboxSettings(limits=limits)) as (sandbox, api):
+        keys = [f"sk_test_rotated_{i}" for i in range(6)]
+        developer = client_for(api, keys[0])
+        first = create_intent(developer, payment_method="pm_card_threeDSecure2Required",
+                              confirm=True)
+        for key in keys[1:]:  # an attacker rotating keys, while the developer works on
+            create_intent(client_for(api, key))
+            developer.v1.payment_intents.list()
+        assert len(sandbox.accounts) == 3
+        # The idle accounts were forgotten, oldest first; never the one in use.
+        assert list(sandbox.accounts._by_key) == [keys[4], keys[5], keys[0]]
+        assert developer.v1.payment_intents.retrieve(first.id).id == first.id
+        # A forgotten key is welcome again, as a new empty account (not a 401).
+        assert client_for(api, keys[1]).v1.payment_intents.list().data == []
+        assert len(sandbox.accounts) == 3
+        assert first.id in sandbox.accounts.by_payment_intent  # key 0 kept its 3DS page

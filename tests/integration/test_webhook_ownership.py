@@ -322,19 +322,20 @@ async def test_a_replayed_paypal_transmission_is_a_duplicate(service, store, con
     order = str((await paypal.authorize(request_for(p))).connector_payment_id)
     headers, body = await inbox.wait_for(
         lambda _h, b: order.encode() in b and b'"PAYMENT.CAPTURE.COMPLETED"' in b)
-    # Not stored yet: the first delivery moves nothing and marks no event as processed ...
+    # Not stored yet: the first delivery moves nothing and marks nothing, so the same
+    # transmission delivered again (PayPal retrying it) still counts once the payment exists.
     assert await service.receive("paypal", headers, body) == ["unknown"]
-    # ... yet the very same transmission again is a replay, whatever it would now find.
     p.apply_psp_outcome(PspOutcome(S.PROCESSING, order), now())
     await save(store, p)
-    assert await service.receive("paypal", headers, body) == ["duplicate"]
-    assert (await stored(store, p)).status == S.PROCESSING
-    # PayPal's own retry signs the body afresh, under a new transmission id: it is applied.
-    retry = paypal_headers(signing, body)
-    assert await service.receive("paypal", retry, body) == ["applied"]
+    assert await service.receive("paypal", headers, body) == ["applied"]
     after = await stored(store, p)
     assert (after.status, after.connector_payment_id, after.amount_captured) == \
         (S.SUCCEEDED, order, 2000)
+    # Applied, its transmission id is marked with the change: a replay of it is a duplicate,
+    # and so is the same event under a new transmission id.
+    assert await service.receive("paypal", headers, body) == ["duplicate"]
+    assert await service.receive("paypal", paypal_headers(signing, body), body) == ["duplicate"]
+    assert (await stored(store, p)).amount_captured == 2000
 
 
 async def test_a_paypal_body_claiming_a_capture_paypal_has_not_made_moves_nothing(

@@ -16,6 +16,14 @@ exposed (`card_cpp_disputes`) wherever it is used next.
 
 Windows for rare events (declines, disputes, alerts) are made on the first such
 event: an entity that never had one costs nothing for them, and its count reads 0.
+
+Scope. A customer id is the merchant's own name for its customer: "cus_1" at shop A and
+"cus_1" at shop B are two people. So a customer's state is keyed by (merchant, customer id)
+(`customer_key`), and one merchant's traffic never moves another merchant's customer
+features. Cards, devices and IPs stay network-wide on purpose: they name the same thing
+wherever they appear, and that is a network's value (a card seen failing at A is risky at
+B; a device enumerating cards at A is the same device at B). A transaction with no
+merchant (a replay file without `merchant_id`) keys its customer by the id alone.
 """
 
 from __future__ import annotations
@@ -176,6 +184,19 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 12_742.0 * math.asin(math.sqrt(min(1.0, a)))
 
 
+def customer_key(txn: Transaction) -> str:
+    """The customer as its merchant knows it: `<len>:<merchant>:<customer id>`.
+
+    Customer ids are each merchant's own (see the module docstring), so the merchant is
+    part of the key; its length first keeps the key unambiguous whatever characters
+    either id holds. Without a merchant the customer id alone is the key.
+    """
+    merchant = txn.merchant_id
+    if merchant is None:
+        return txn.customer_id
+    return f"{len(merchant)}:{merchant}:{txn.customer_id}"
+
+
 def _rare_count(state: EntityState, name: str, since: float) -> float:
     window: EventWindow | None = getattr(state, name)
     return 0.0 if window is None else float(window.count(since))
@@ -221,7 +242,9 @@ class FeatureStore:
     def features(self, txn: Transaction) -> dict[str, float]:
         ts = txn.timestamp
         f: dict[str, float] = {"amount": float(txn.amount)}
-        cust = self._peek("customer", txn.customer_id)
+        # Scoped to the merchant; card, device and IP below are network-wide (module doc).
+        cust_key = customer_key(txn)
+        cust = self._peek("customer", cust_key)
         if cust is not None:
             n30, mean, std = cust.amounts.summary(ts)
             f["cust_txn_5m"], f["cust_txn_1h"], f["cust_txn_24h"] = cust.txns.count3(
@@ -270,7 +293,7 @@ class FeatureStore:
             f["card_alerts_24h"] = 0 if w is None else w.count(ts - DAY)
             f["card_small_auths_10m"] = card.txns.count_at_most(ts - 600, SMALL_AMOUNT)
             f["card_customers_24h"] = card.customers.count_since(ts - DAY)
-            f["card_customer_new"] = _is_new(card.customers, txn.customer_id)
+            f["card_customer_new"] = _is_new(card.customers, cust_key)
             f["card_channel_new"] = _is_new(card.channels, txn.channel)
             usual = card.usual
             f["card_payments"] = usual.n
@@ -315,7 +338,8 @@ class FeatureStore:
     def observe(self, txn: Transaction, score: int = 0) -> None:
         """Add `txn` to its entities' windows and remember it (with its `score`) for feedback."""
         ts = txn.timestamp
-        cust = self._touch("customer", txn.customer_id)
+        cust_key = customer_key(txn)  # per merchant; card, device and IP network-wide
+        cust = self._touch("customer", cust_key)
         cust.txns.add(ts, txn.amount)
         cust.amounts.add(ts, txn.amount)
         for window, key in (
@@ -333,7 +357,7 @@ class FeatureStore:
             card = self._touch("card", card_key)
             card.txns.add(ts, txn.amount)
             card.usual.add(txn.amount)
-            card.customers.add(txn.customer_id, ts)
+            card.customers.add(cust_key, ts)
             if txn.channel is not None:
                 card.channels.add(txn.channel, ts)
             if txn.merchant_id is not None:
@@ -341,7 +365,7 @@ class FeatureStore:
             for kind, key in (("device", txn.device_id), ("ip", txn.ip_address)):
                 if key is not None:
                     self._touch(kind, key).cards.add(card_key, ts)
-        entities = (txn.customer_id, card_key, txn.device_id, txn.ip_address, txn.merchant_id)
+        entities = (cust_key, card_key, txn.device_id, txn.ip_address, txn.merchant_id)
         status = PENDING if txn.approved is None else APPROVED if txn.approved else DECLINED
         if status == DECLINED:
             self._charge(entities, "declines", ts)
@@ -405,7 +429,15 @@ class FeatureStore:
         }
 
     @classmethod
-    def restore(cls, data: dict[str, Any]) -> FeatureStore:
+    def restore(cls, data: dict[str, Any], customers_scoped: bool = True) -> FeatureStore:
+        """The store a `snapshot()` describes.
+
+        `customers_scoped=False` reads a snapshot from before customers were keyed per
+        merchant: its customer state mixed every merchant's "cus_1" into one and cannot
+        be split again, so it is dropped, with every trace of those keys (the customers
+        each card was seen with, and the customer of each remembered transaction).
+        Cards, devices, IPs, merchants and the compromise search are kept as they are.
+        """
         memory = FeedbackMemory.from_dict(data["memory"])
         store = cls(
             int(data["max_entities"]),
@@ -417,9 +449,15 @@ class FeatureStore:
         for kind, entities in data["kinds"].items():
             if kind not in store.kinds:
                 raise ValueError(f"snapshot: unknown entity kind {kind!r}")
-            store.kinds[kind] = OrderedDict(
-                (k, EntityState.from_dict(kind, s)) for k, s in entities.items()
-            )
+            if not customers_scoped and kind == "customer":
+                continue
+            states = OrderedDict((k, EntityState.from_dict(kind, s)) for k, s in entities.items())
+            if not customers_scoped and kind == "card":
+                for state in states.values():
+                    state.customers = _KIND_WINDOWS["card"]["customers"]()
+            store.kinds[kind] = states
+        if not customers_scoped:
+            memory.forget_customers()
         return store
 
 

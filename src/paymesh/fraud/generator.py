@@ -1,16 +1,18 @@
 """A labelled synthetic payment stream, deterministic by seed, for tests and benchmarks.
 
 Legitimate customers have habits (home city, a device or two, one card, typical
-amounts), decline now and then (~2 %), and some check out as guests (the same
-card under another customer id). Attacks and legitimate look-alikes are mixed
-in; every transaction carries a label:
+amounts, one to three shops), decline now and then (~2 %), and some check out as
+guests (the same card under another customer id). A customer id is a shop's account
+for its customer, as customer ids are each merchant's own: a customer's payments under
+their id go to their shops, and the fraud engine sees one customer per shop. Attacks and
+legitimate look-alikes are mixed in; every transaction carries a label:
 
 - `card_testing`: one stolen card probed with small amounts, mostly declined;
 - `card_enumeration`: one device and IP trying many cards;
 - `account_takeover`: big payments on a customer's account from a new device abroad;
 - `leaked_card`: the card's details leaked and used card-not-present, as a guest,
   from a fraud ring's device and IP, with amounts well over the card's habit;
-- `compromised_terminal`: every card used at one merchant during a few days was
+- `compromised_terminal`: every card used at one busy merchant during a few days was
   skimmed; days later the clones are used in shops near the holder's home, for
   somewhat more than usual. Nothing in the payments gives it away; only the
   disputes that follow do (see `outcomes`);
@@ -81,6 +83,8 @@ Labelled = tuple[Transaction, str]
 class _Gen:
     def __init__(self, n: int, seed: int) -> None:
         self.rng = random.Random(seed)
+        # Apart from `rng`, so that choosing shops leaves every other draw as it was.
+        self.shops_rng = random.Random(f"shops-{seed}")
         self.out: list[Labelled] = []
         self.episode: list[str] = []  # parallel to `out`: the attack episode, "" if none
         self.merchants = max(50, n // 250)  # ~250 payments a merchant a month
@@ -103,6 +107,9 @@ class _Gen:
         merchant: str | None = None,
     ) -> None:
         rng = self.rng
+        lat = round(city[2] + rng.uniform(-0.05, 0.05), 4)
+        lon = round(city[3] + rng.uniform(-0.05, 0.05), 4)
+        anywhere = f"m{rng.randrange(self.merchants)}"  # drawn always: the stream stays put
         txn = Transaction(
             transaction_id="",
             timestamp=round(ts, 3),
@@ -114,9 +121,9 @@ class _Gen:
             ip_address=ip,
             country=city[0],
             city=city[1],
-            lat=round(city[2] + rng.uniform(-0.05, 0.05), 4),
-            lon=round(city[3] + rng.uniform(-0.05, 0.05), 4),
-            merchant_id=merchant or f"m{rng.randrange(self.merchants)}",
+            lat=lat,
+            lon=lon,
+            merchant_id=merchant or anywhere,
             channel=channel,
             approved=approved,
         )
@@ -135,6 +142,7 @@ class _Gen:
         new_phone_at = START + rng.uniform(5, SPAN_DAYS) * DAY if rng.random() < 0.1 else None
         big_at = START + rng.uniform(5, SPAN_DAYS) * DAY if rng.random() < 0.15 else None
         guest_share = 0.15 if rng.random() < 0.1 else 0.0
+        shops = self._shops()
         for ts in times:
             city, label, ip, payer = home, "legit", f"ip-c{i}", cid
             if new_phone_at is not None and ts >= new_phone_at:
@@ -152,9 +160,11 @@ class _Gen:
             if label == "legit" and rng.random() < guest_share:
                 payer = f"guest-c{i}-{int(ts)}"  # checking out without logging in
             approved = rng.random() >= 0.02  # insufficient funds, expired card...
-            self.emit(label, ts, payer, amount, card, device, ip, city, approved)
+            shop = shops[0] if self.shops_rng.random() < 0.7 else self.shops_rng.choice(shops)
+            self.emit(label, ts, payer, amount, card, device, ip, city, approved, merchant=shop)
         if rng.random() < 0.15:  # a burst of transit taps: small, approved, minutes apart
             ts = START + rng.uniform(1, SPAN_DAYS) * DAY
+            operator = f"m{self.shops_rng.randrange(self.merchants)}"
             for _ in range(rng.randint(4, 8)):
                 ts += rng.uniform(180, 720)
                 self.emit(
@@ -167,11 +177,17 @@ class _Gen:
                     f"ip-c{i}",
                     home,
                     channel="pos",
+                    merchant=operator,
                 )
         if rng.random() < 0.04:
-            self.account_takeover(cid, home, typical, i)
+            self.account_takeover(cid, home, typical, i, shops[0])
         elif rng.random() < 0.04:
             self.leaked_card(card, typical, i)
+
+    def _shops(self) -> list[str]:
+        """Where a customer has an account: one shop mostly, sometimes two or three."""
+        rng = self.shops_rng
+        return [f"m{rng.randrange(self.merchants)}" for _ in range(rng.choice((1, 1, 2, 3)))]
 
     def _trip(self, home: City) -> tuple[float, float, float, City]:
         rng = self.rng
@@ -180,7 +196,8 @@ class _Gen:
         leave = START + rng.uniform(7, SPAN_DAYS - 6) * DAY
         return leave, leave + flight, leave + flight + rng.uniform(2, 5) * DAY, dest
 
-    def account_takeover(self, cid: str, home: City, typical: float, i: int) -> None:
+    def account_takeover(self, cid: str, home: City, typical: float, i: int, shop: str) -> None:
+        """The customer's account at their main shop, used from a new device abroad."""
         rng = self.rng
         city = rng.choice([c for c in CITIES if c[0] != home[0]])
         ts = START + rng.uniform(10, SPAN_DAYS) * DAY
@@ -195,6 +212,7 @@ class _Gen:
                 f"ato-ip-{i}",
                 city,
                 episode=f"ato-c{i}",
+                merchant=shop,
             )
             ts += rng.uniform(120, 900)
 
@@ -259,23 +277,29 @@ class _Gen:
             ts += rng.uniform(5, 30)
 
     def compromised_terminal(self, k: int) -> None:
-        """Skim every card used at one merchant for 1-3 days; use ~70 % of them later.
+        """Skim every card used at one busy merchant for 1-3 days; use ~70 % of them later.
 
         The clones are sold on and used over the following weeks (a week after the
         skimming on average), each a few times, until the month ends.
         """
         rng = self.rng
-        merchant = f"m{rng.randrange(self.merchants)}"
+        drawn = f"m{rng.randrange(self.merchants)}"
         start = START + rng.uniform(1, 8) * DAY
         end = start + rng.uniform(1, 3) * DAY
-        skimmed = {
-            txn.card_fingerprint: None
-            for txn, _ in self.out
-            if txn.merchant_id == merchant
-            and start <= txn.timestamp < end
-            and txn.approved
-            and txn.card_fingerprint in self.holders
-        }
+        cards_at: dict[str, dict[str | None, None]] = {}
+        for txn, _ in self.out:
+            if (
+                start <= txn.timestamp < end
+                and txn.approved
+                and txn.card_fingerprint in self.holders
+                and txn.merchant_id is not None
+            ):
+                cards_at.setdefault(txn.merchant_id, {})[txn.card_fingerprint] = None
+        # A skimmer is planted where many cards pass: the busiest of a few shops (customers
+        # keep to their shops, so shops differ in size).
+        shops = [drawn, *(f"m{self.shops_rng.randrange(self.merchants)}" for _ in range(7))]
+        merchant = max(shops, key=lambda shop: len(cards_at.get(shop, ())))
+        skimmed = cards_at.get(merchant, {})
         for card in skimmed:
             if card is None or rng.random() >= 0.7:
                 continue

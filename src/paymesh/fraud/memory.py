@@ -2,9 +2,10 @@
 
 A decline comes seconds after the score, a dispute days or weeks after: by then only
 the transaction id is at hand. The memory keeps, per id, the time, the five entities
-(customer, card, device, IP, merchant), the channel, the score we gave and the outcome
-so far, in insertion order with a cap: the oldest transaction is forgotten first. One
-record is a flat tuple of strings and numbers, which the cyclic GC stops tracking.
+(customer as its merchant knows it, see `features.customer_key`; card, device, IP,
+merchant), the channel, the score we gave and the outcome so far, in insertion order with
+a cap: the oldest transaction is forgotten first. One record is a flat tuple of strings
+and numbers, which the cyclic GC stops tracking.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ class FeedbackMemory:
     def set_status(self, transaction_id: str, status: int) -> None:
         record = self.records[transaction_id]
         self.records[transaction_id] = (*record[:8], status)
+
+    def forget_customers(self) -> None:
+        """Blank every record's customer: an outcome then charges the other four only.
+
+        For records keyed the way customers no longer are (see `FeatureStore.restore`).
+        """
+        records = self.records
+        for transaction_id, record in list(records.items()):
+            records[transaction_id] = (record[0], None, *record[2:])
 
     def to_dict(self) -> dict[str, Any]:
         # Records are immutable tuples: shared, not copied.

@@ -19,7 +19,10 @@ from paymesh.fraud.transactions import Transaction
 from paymesh.ports.fraud_feed import FraudFeed, NoFeed
 from paymesh.ports.risk import RiskInput
 
-SNAPSHOT_FORMAT = "paymesh.fraud.snapshot/1"
+SNAPSHOT_FORMAT = "paymesh.fraud.snapshot/2"
+#: Before customers were keyed per merchant: restored without its customer state (see
+#: `FeatureStore.restore`), so a checkpoint written by an older paymesh still loads.
+_UNSCOPED_FORMAT = "paymesh.fraud.snapshot/1"
 
 
 class SnapshotError(ValueError):
@@ -75,14 +78,19 @@ class FraudEngine:
     def restore(self, data: bytes) -> None:
         """Replace the learned state with a `snapshot()`; keeps this engine's rules.
 
-        Raises SnapshotError (and changes nothing) when `data` is not a snapshot.
+        A snapshot of the previous format (customers not yet keyed per merchant) loads
+        without its customer state. Raises SnapshotError (and changes nothing) when `data`
+        is not a snapshot.
         """
         try:
             with _gc_paused():
                 decoded: Any = msgspec.msgpack.decode(data)
-                if not isinstance(decoded, dict) or decoded.get("format") != SNAPSHOT_FORMAT:
+                found = decoded.get("format") if isinstance(decoded, dict) else None
+                if found not in (SNAPSHOT_FORMAT, _UNSCOPED_FORMAT):
                     raise SnapshotError(f"not a fraud snapshot ({SNAPSHOT_FORMAT})")
-                store = FeatureStore.restore(decoded["store"])
+                store = FeatureStore.restore(
+                    decoded["store"], customers_scoped=found == SNAPSHOT_FORMAT
+                )
         except SnapshotError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -109,7 +117,9 @@ class FraudRiskScorer:
 
     The payment id is the transaction id, so `engine.feedback(payment_id, ...)` finds
     the payment later. The payment method stands in for the card fingerprint: the same
-    saved method is the same card. The clock is injected so tests are reproducible.
+    saved method is the same card. The merchant goes with it: the engine keys customers
+    per merchant, since each merchant names its own customers. The clock is injected so
+    tests are reproducible.
     Each scored transaction is announced on `feed`, so the engines of other processes
     count it too (scaled out, this one sees only its share of the payments).
     """

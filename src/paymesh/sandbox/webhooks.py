@@ -6,7 +6,9 @@ real PSP. The sender then behaves like one, including its bad habits when the
 faults ask for them: late (`webhook_delay_ms`), twice (`webhook_duplicate_rate`,
 the same body again) or out of order (`webhook_reorder`: a small batch is held
 and sent shuffled). A delivery that fails (connection error or non-2xx) is
-retried a few times with exponential backoff and jitter, then dropped.
+retried a few times with exponential backoff and jitter, then dropped. At most
+`max_pending` wait (queued or between retries): beyond that new ones are
+dropped, so a receiver that is down cannot grow the sandbox's memory without end.
 
 Headers may be given as a function so that a timestamped signature (Stripe's
 `t=...`) is made afresh for each attempt, as the PSP re-signs its retries.
@@ -70,8 +72,13 @@ class WebhookSender:
         max_backoff_s: float = 5.0,
         timeout_s: float = 10.0,
         max_in_flight: int = 64,
+        # Queued or being retried, at most: a receiver that is down must not grow the
+        # sandbox's memory without end (`paymesh.sandbox.limits`). Beyond it, dropped.
+        max_pending: int = 100_000,
     ) -> None:
         self._faults = faults
+        self._max_pending = max_pending
+        self._overflowing = False
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
@@ -93,6 +100,14 @@ class WebhookSender:
         if self._worker is None:
             self.stats.dropped += 1
             return
+        if self._queue.qsize() + len(self._tasks) >= self._max_pending:
+            self.stats.dropped += 1
+            if not self._overflowing:  # once per overflow, not once per notification
+                self._overflowing = True
+                log.warning("webhooks: %d waiting for delivery; dropping new ones until "
+                            "the receiver catches up", self._max_pending)
+            return
+        self._overflowing = False
         self._queue.put_nowait(_Delivery(url, body, headers))
 
     async def start(self) -> None:

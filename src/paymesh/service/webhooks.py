@@ -6,7 +6,7 @@ The de-duplication mark and the payment change commit together, so a webhook is 
 exactly once even when the PSP sends it twice at the same moment. Order needs no queue: the
 state machine only moves forward and refund totals only grow, so a late or reordered webhook
 changes nothing it should not. A PSP that names each delivery (PayPal's transmission id) has
-it marked too: a replayed transmission is a duplicate, whatever it carries.
+it marked too, in the same commit: a replayed transmission is a duplicate.
 
 Ownership. A signature says the PSP sent the body, not whose payment its object is: anyone who
 can make an object at the PSP (a buyer creating a PayPal order with our client id, say)
@@ -72,27 +72,7 @@ class WebhookService:
         events = connector.parse_webhook(headers, body, self.clock())  # raises WebhookRejected
         if not events:
             return []
-        if not await self._first_transmission(psp, events):
-            return ["duplicate"] * len(events)
         return [await self._confirm_and_apply(psp, connector, event) for event in events]
-
-    async def _first_transmission(self, psp: str, events: list[WebhookEvent]) -> bool:
-        """Mark the delivery's transmission id; False if it was marked before (a replay).
-
-        Marked on its own commit, before anything is applied: a delivery that then fails is
-        delivered again by the PSP under a new transmission id, never under this one.
-        """
-        seen = sorted({e.transmission_id for e in events if e.transmission_id})
-        if not seen:
-            return True
-        try:
-            await self.store.commit(Changeset(
-                processed=[(f"webhook-transmission:{psp}", t) for t in seen]))
-        except AlreadyProcessed:
-            log.warning("webhook transmission %r from %s was received before: a replay, "
-                        "nothing changed", seen[0], psp)
-            return False
-        return True
 
     async def _confirm_and_apply(self, psp: str, connector: Connector,
                                  event: WebhookEvent) -> str:
@@ -167,7 +147,13 @@ class WebhookService:
             if event.dispute is not None:
                 dispute_id, amount, reason = event.dispute
                 changed |= payment.open_dispute(dispute_id, amount, reason, now)
-            changes = Changeset(processed=[(f"webhook:{psp}", event.psp_event_id)])
+            marks = [(f"webhook:{psp}", event.psp_event_id)]
+            if event.transmission_id:
+                # In the same commit as the change, never before it: a delivery that fails
+                # (the PSP could not confirm, the process died) must still apply when the
+                # PSP delivers it again, whatever transmission id it then carries.
+                marks.append((f"webhook-transmission:{psp}", event.transmission_id))
+            changes = Changeset(processed=marks)
             if changed:  # a webhook that tells us nothing new must not race real writes
                 changes.save(payment)
             try:

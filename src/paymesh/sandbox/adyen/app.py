@@ -26,6 +26,8 @@ from paymesh.sandbox.adyen.three_d_secure import three_d_secure_route
 from paymesh.sandbox.faults import FaultInjector, fault_config_route
 from paymesh.sandbox.ledger import ledger_route
 from paymesh.sandbox.lifecycle import SandboxLifecycle
+from paymesh.sandbox.limits import MemoryLimits
+from paymesh.sandbox.return_urls import ReturnHosts
 from paymesh.sandbox.webhooks import WebhookSender
 
 __all__ = ["DEFAULT_HMAC_KEY", "AdyenSandbox", "AdyenSandboxSettings"]
@@ -53,6 +55,11 @@ class AdyenSandboxSettings:
     other_merchant_accounts: tuple[str, ...] = ()
     #: The merchant accounts' default capture mode (in Adyen, a Customer Area setting).
     manual_capture: bool = False
+    #: Hosts the 3-D Secure page may send the shopper back to (`returnUrl`); None:
+    #: loopback and `webhook_url`'s host. Any other return URL is not followed.
+    return_url_hosts: tuple[str, ...] | None = None
+    #: What the sandbox keeps in memory at most (`paymesh.sandbox.limits`).
+    limits: MemoryLimits = field(default_factory=MemoryLimits)
 
     def __post_init__(self) -> None:
         try:  # fail now, not at the first notification
@@ -67,8 +74,8 @@ class AdyenSandbox(SandboxLifecycle):
     def __init__(self, settings: AdyenSandboxSettings) -> None:
         self.settings = settings
         self.faults = FaultInjector(settings.seed)
-        self.webhooks = WebhookSender(self.faults)
-        self.ledger = Ledger()
+        self.webhooks = WebhookSender(self.faults, max_pending=settings.limits.pending_webhooks)
+        self.ledger = Ledger(settings.limits)
         notifier = Notifier(settings, self.webhooks)
         api = AdyenApi(
             self.ledger,
@@ -82,7 +89,7 @@ class AdyenSandbox(SandboxLifecycle):
         ]
         routes.append(fault_config_route(self.faults))
         routes.append(ledger_route("adyen", partial(audit.ledger_rows, self.ledger)))
-        routes.append(three_d_secure_route(self.ledger, notifier))
+        routes.append(three_d_secure_route(self.ledger, notifier, self._return_hosts))
         self.app = Starlette(
             routes=routes,
             lifespan=self._lifespan,
@@ -91,6 +98,10 @@ class AdyenSandbox(SandboxLifecycle):
 
     def _merchant_accounts(self) -> frozenset[str]:
         return frozenset((self.settings.merchant_account, *self.settings.other_merchant_accounts))
+
+    def _return_hosts(self) -> ReturnHosts:
+        # Read at each redirect: the webhook URL may be set after the sandbox is made.
+        return ReturnHosts(self.settings.return_url_hosts, self.settings.webhook_url)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

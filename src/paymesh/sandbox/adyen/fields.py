@@ -6,8 +6,9 @@ from collections.abc import Collection
 from typing import Any
 
 from paymesh.sandbox.adyen.errors import AdyenError
+from paymesh.sandbox.return_urls import is_valid
 
-__all__ = ["Body", "amount", "merchant_account", "obj", "string", "string_map"]
+__all__ = ["Body", "amount", "merchant_account", "obj", "string", "string_map", "url"]
 
 Body = dict[str, Any]
 
@@ -31,6 +32,15 @@ def string(body: Body, name: str, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise AdyenError.field(f"'{name}' must be a string")
+    return value
+
+
+def url(body: Body, name: str) -> str | None:
+    """A URL a shopper's browser can be sent to: absolute, never `javascript:`, `data:` or
+    scheme-relative (`paymesh.sandbox.return_urls`); an app's own scheme is fine."""
+    value = string(body, name)
+    if value is not None and not is_valid(value):
+        raise AdyenError.field(f"'{name}' is not a valid URL")
     return value
 
 

@@ -7,6 +7,7 @@ An `Idempotency-Key` (at most 64 characters) on a POST, for the company account:
     same request again   the saved status and body; the response echoes `Idempotency-Key`
     another request      422, errorCode 704, `transient-error: false`: never with this key
     after 31 days        the key is forgotten and may be reused
+    beyond `max_entries` the oldest saved key is forgotten early (memory is bounded)
 
 Adyen stores keys "at a company account level", not per merchant account: the same key sent
 for two merchant accounts of one company is one request (the second, whose body names another
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import msgspec
 
 from paymesh.sandbox.adyen.errors import AdyenError
+from paymesh.sandbox.limits import forget_oldest
 
 __all__ = ["MAX_KEY_LENGTH", "IdempotencyStore", "SavedAnswer", "request_fingerprint"]
 
@@ -39,6 +41,10 @@ class SavedAnswer:
     body: bytes = b""
 
 
+def _in_flight(entry: SavedAnswer) -> bool:
+    return entry.status is None
+
+
 def request_fingerprint(method: str, path: str, body: object) -> bytes:
     """What "the same request" means: method, path and JSON body, key order ignored."""
     encoded = msgspec.json.encode([method, path, body], order="sorted")
@@ -46,8 +52,9 @@ def request_fingerprint(method: str, path: str, body: object) -> bytes:
 
 
 class IdempotencyStore:
-    def __init__(self, ttl_seconds: float = TTL_SECONDS) -> None:
+    def __init__(self, ttl_seconds: float = TTL_SECONDS, max_entries: int = 100_000) -> None:
         self._ttl = ttl_seconds
+        self._max = max_entries
         # One fixed TTL: insertion order is expiry order, so the sweep only looks at the front.
         self._entries: dict[str, SavedAnswer] = {}
 
@@ -61,6 +68,7 @@ class IdempotencyStore:
         entry = self._entries.get(key)
         if entry is None:
             self._entries[key] = SavedAnswer(fingerprint, now + self._ttl)
+            forget_oldest(self._entries, self._max, keep=_in_flight)
             return None
         if entry.fingerprint != fingerprint:
             raise AdyenError.key_reused()

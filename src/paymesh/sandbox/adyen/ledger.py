@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from paymesh.sandbox.adyen.idempotency import IdempotencyStore
 from paymesh.sandbox.adyen.outcomes import Refusal
 from paymesh.sandbox.cards import TestCard
+from paymesh.sandbox.limits import MemoryLimits
 
 __all__ = ["Ledger", "SandboxPayment", "new_psp_reference", "new_token"]
 
@@ -75,12 +76,24 @@ class SandboxPayment:
 
 @dataclass
 class Ledger:
+    """At most `limits.objects` payments (the oldest forgotten first, with its 3DS result)
+    and `limits.idempotency_keys` keys: see `paymesh.sandbox.limits`. One company account,
+    whatever the API key, so there are no per-key accounts to bound here."""
+
+    limits: MemoryLimits = field(default_factory=MemoryLimits)
     payments: dict[str, SandboxPayment] = field(default_factory=dict)
     by_redirect_result: dict[str, str] = field(default_factory=dict)
-    idempotency: IdempotencyStore = field(default_factory=IdempotencyStore)
+    idempotency: IdempotencyStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.idempotency = IdempotencyStore(max_entries=self.limits.idempotency_keys)
 
     def add(self, payment: SandboxPayment) -> None:
         self.payments[payment.psp_reference] = payment
+        while len(self.payments) > self.limits.objects:
+            forgotten = self.payments.pop(next(iter(self.payments)))
+            if forgotten.redirect_result is not None:
+                self.by_redirect_result.pop(forgotten.redirect_result, None)
 
     def find(
         self,

@@ -42,7 +42,7 @@ def create(call: Call) -> Answer:
         raise AdyenError.reference_missing()
     method = fields.obj(body, "paymentMethod", required=True)
     additional = fields.obj(body, "additionalData")
-    return_url = fields.string(body, "returnUrl")
+    return_url = fields.url(body, "returnUrl")
     metadata = fields.string_map(body, "metadata")
     fields.string(body, "shopperReference")
     manual = _manual_capture(body, additional, call.manual_capture_default)

@@ -10,12 +10,17 @@
 Then the browser is sent (303) to the payment's `returnUrl` with `redirectResult`, as Adyen
 does; the merchant posts that to `/payments/details`. Without a returnUrl the page answers
 `{"pspReference", "redirectResult"}` as JSON. Completing a challenge twice changes nothing.
+
+Only to a returnUrl on an allowed host (`paymesh.sandbox.return_urls`): anyone with an API
+key can create a payment, and the page must not become a redirector to wherever its creator
+points. For any other returnUrl the page answers with the JSON, plus
+`"returnUrlFollowed": false`.
 """
 
 from __future__ import annotations
 
 import html
-from urllib.parse import urlencode
+from collections.abc import Callable
 
 import msgspec
 from starlette.requests import Request
@@ -29,11 +34,14 @@ from paymesh.sandbox.adyen.errors import AdyenError
 from paymesh.sandbox.adyen.ledger import Ledger, SandboxPayment, new_token
 from paymesh.sandbox.adyen.notifications import Notifier
 from paymesh.sandbox.forms import FormError, parse_form
+from paymesh.sandbox.return_urls import ReturnHosts, with_query
 
 __all__ = ["three_d_secure_route"]
 
 
-def three_d_secure_route(ledger: Ledger, notifier: Notifier) -> Route:
+def three_d_secure_route(
+    ledger: Ledger, notifier: Notifier, return_hosts: Callable[[], ReturnHosts]
+) -> Route:
     async def page(request: Request) -> Response:
         psp_reference = request.path_params["pspReference"]
         payment = ledger.find(psp_reference)
@@ -57,11 +65,16 @@ def three_d_secure_route(ledger: Ledger, notifier: Notifier) -> Route:
         if payment.redirect_result is None:
             _complete(ledger, notifier, payment, outcome == "succeed")
         assert payment.redirect_result is not None
-        if payment.return_url:
-            separator = "&" if "?" in payment.return_url else "?"
-            query = urlencode({"redirectResult": payment.redirect_result})
-            return RedirectResponse(f"{payment.return_url}{separator}{query}", status_code=303)
-        answer = {"pspReference": payment.psp_reference, "redirectResult": payment.redirect_result}
+        return_url = payment.return_url
+        if return_url and return_hosts().allows(return_url):
+            query = {"redirectResult": payment.redirect_result}
+            return RedirectResponse(with_query(return_url, query), status_code=303)
+        answer: dict[str, object] = {
+            "pspReference": payment.psp_reference,
+            "redirectResult": payment.redirect_result,
+        }
+        if return_url:
+            answer["returnUrlFollowed"] = False  # not an allowed host: see the docstring
         return json_response(200, msgspec.json.encode(answer), {})
 
     return Route("/_3ds/{pspReference}", page, methods=["GET", "POST"])

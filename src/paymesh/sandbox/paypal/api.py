@@ -125,6 +125,7 @@ class PayPalApi:
         if isinstance(answer, Answer):
             merchant.request_ids.save(operation.call_type, request_id, answer)
             response = _render(answer, call.urls, representation)
+            self._merchants.make_room(merchant)
         else:
             merchant.request_ids.release(operation.call_type, request_id)
             response = error_response(answer)
@@ -135,7 +136,9 @@ class PayPalApi:
         answer = self._answer(call, endpoint)
         if isinstance(answer, PayPalError):
             return error_response(answer)
-        return _render(answer, call.urls, representation)
+        response = _render(answer, call.urls, representation)
+        self._merchants.make_room(call.merchant)  # after rendering: it may forget the oldest
+        return response
 
     @staticmethod
     def _answer(call: Call, endpoint: Endpoint) -> Answer | PayPalError:

@@ -8,7 +8,7 @@ run standalone, the app's own lifespan does it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import msgspec
@@ -21,6 +21,7 @@ from starlette.routing import Route
 from paymesh.sandbox.faults import FaultInjector, fault_config_route
 from paymesh.sandbox.ledger import ledger_route
 from paymesh.sandbox.lifecycle import SandboxLifecycle
+from paymesh.sandbox.limits import MemoryLimits
 from paymesh.sandbox.paypal import audit, orders, payments
 from paymesh.sandbox.paypal.api import Operation, PayPalApi, error_response, json_response
 from paymesh.sandbox.paypal.calls import Later
@@ -32,6 +33,7 @@ from paymesh.sandbox.paypal.oauth import TokenServer
 from paymesh.sandbox.paypal.payer import payer_routes
 from paymesh.sandbox.paypal.signing import SigningIdentity
 from paymesh.sandbox.paypal.state import Merchants
+from paymesh.sandbox.return_urls import ReturnHosts
 from paymesh.sandbox.webhooks import WebhookSender
 
 __all__ = ["PayPalSandbox", "PayPalSandboxSettings"]
@@ -68,6 +70,11 @@ class PayPalSandboxSettings:
     echeck_delay_ms: int = 200
     #: The signing identity; None makes a new key pair and certificate for this sandbox.
     signing: SigningIdentity | None = None
+    #: Hosts the approval and 3-D Secure pages may send the payer back to (`return_url`,
+    #: `cancel_url`); None: loopback and `webhook_url`'s host. Others are not followed.
+    return_url_hosts: tuple[str, ...] | None = None
+    #: What the sandbox keeps in memory at most (`paymesh.sandbox.limits`).
+    limits: MemoryLimits = field(default_factory=MemoryLimits)
 
 
 class PayPalSandbox(SandboxLifecycle):
@@ -77,10 +84,11 @@ class PayPalSandbox(SandboxLifecycle):
         self.settings = settings
         self.signing = settings.signing or SigningIdentity.generate()
         self.faults = FaultInjector(settings.seed)
-        self.webhooks = WebhookSender(self.faults)
+        self.webhooks = WebhookSender(self.faults, max_pending=settings.limits.pending_webhooks)
         self.tokens = TokenServer(settings.client_id, settings.client_secret,
-                                  settings.token_ttl_seconds)
-        self.merchants = Merchants(settings.request_id_ttl_seconds)
+                                  settings.token_ttl_seconds,
+                                  max_tokens=settings.limits.access_tokens)
+        self.merchants = Merchants(settings.request_id_ttl_seconds, settings.limits)
         self.events = EventPublisher(settings, self.webhooks, self.signing)
         self._later = Later()
         api = PayPalApi(self.tokens, self.merchants, self.faults, self.events, self._later,
@@ -88,7 +96,7 @@ class PayPalSandbox(SandboxLifecycle):
         routes = [Route(path, api.handler(op), methods=[method]) for path, method, op in _API]
         routes.append(Route("/v1/oauth2/token", self._token, methods=["POST"]))
         routes += notification_routes(self.signing, self.tokens, self.events)
-        routes += payer_routes(self.merchants, self.events, self._later)
+        routes += payer_routes(self.merchants, self.events, self._later, self._return_hosts)
         routes.append(fault_config_route(self.faults))
         routes.append(ledger_route("paypal", partial(audit.ledger_rows, self.merchants)))
         self.app = Starlette(routes=routes, lifespan=self._lifespan,
@@ -103,6 +111,10 @@ class PayPalSandbox(SandboxLifecycle):
     def cert_path(self) -> str:
         return cert_path(self.signing)
 
+
+    def _return_hosts(self) -> ReturnHosts:
+        # Read at each redirect: the webhook URL may be set after the sandbox is made.
+        return ReturnHosts(self.settings.return_url_hosts, self.settings.webhook_url)
 
     async def stop(self) -> None:
         self._later.cancel_all()  # scheduled eCheck outcomes too

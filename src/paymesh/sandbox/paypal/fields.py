@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from paymesh.sandbox.paypal.errors import PayPalError
+from paymesh.sandbox.return_urls import is_valid
 
-__all__ = ["flag", "mapping", "text"]
+__all__ = ["flag", "mapping", "text", "url"]
 
 
 def mapping(body: dict[str, Any], name: str, field: str, api: str = "orders/v2",
@@ -39,6 +40,18 @@ def text(body: dict[str, Any], name: str, field: str, max_length: int,
         raise PayPalError.invalid_request("INVALID_STRING_LENGTH",
                                           "The value of a field is either too short or too "
                                           "long.", field=field, value=value, api=api)
+    return value
+
+
+def url(body: dict[str, Any], name: str, field: str, max_length: int,
+        api: str = "orders/v2") -> str | None:
+    """A URI a payer's browser can be sent back to, as PayPal's schema requires: absolute,
+    never `javascript:`, `data:` or scheme-relative (`paymesh.sandbox.return_urls`)."""
+    value = text(body, name, field, max_length, api)
+    if value is not None and not is_valid(value):
+        raise PayPalError.invalid_request("INVALID_PARAMETER_SYNTAX",
+                                          "The value of a field does not conform to the expected "
+                                          "format.", field=field, value=value, api=api)
     return value
 
 

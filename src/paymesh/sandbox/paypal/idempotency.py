@@ -5,6 +5,7 @@
     used again             200 with the *latest* state of that resource
     other body or path     the same: the id alone names the request, the body is not read
     after the retention    forgotten; the id may be used again (Orders v2 keeps ids 6 hours)
+    beyond `max_entries`   the oldest remembered id is forgotten early (memory is bounded)
 
 PayPal scopes an id to one "API call type" ("unique for both each request and
 an API call type"), so the key is (operation, id): one id may create an order
@@ -23,8 +24,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from paymesh.sandbox.limits import forget_oldest
 from paymesh.sandbox.paypal.errors import PayPalError
 
 __all__ = ["TTL_SECONDS", "RequestIds"]
@@ -40,11 +42,17 @@ class _Entry(Generic[T]):
     result: T | None = None  # None while the first request is executing
 
 
+def _in_flight(entry: _Entry[Any]) -> bool:
+    return entry.result is None
+
+
 class RequestIds(Generic[T]):
     def __init__(self, ttl_seconds: float = TTL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 max_entries: int = 100_000) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
+        self._max = max_entries
         # One fixed TTL: insertion order is expiry order, so the sweep stops at the first
         # entry still alive.
         self._entries: dict[tuple[str, str], _Entry[T]] = {}
@@ -60,6 +68,7 @@ class RequestIds(Generic[T]):
         entry = self._entries.get(key)
         if entry is None:
             self._entries[key] = _Entry(now + self._ttl)
+            forget_oldest(self._entries, self._max, keep=_in_flight)
             return None
         if entry.result is None:
             raise PayPalError.request_in_progress()

@@ -7,7 +7,9 @@ client configured any non-empty id and secret are accepted, as the Stripe
 sandbox accepts any test key; with one configured, only that pair is.
 
 Tokens expire after `expires_in` seconds (PayPal: 32400) and can be expired
-at once with `expire_all()`, so a client's refresh-on-401 can be tested.
+at once with `expire_all()`, so a client's refresh-on-401 can be tested. At most
+`max_tokens` are kept (`paymesh.sandbox.limits`): issuing one more revokes the
+oldest, whose client gets the same 401 as on expiry and asks for a new one.
 """
 
 from __future__ import annotations
@@ -43,12 +45,16 @@ class _Token:
 
 class TokenServer:
     def __init__(self, client_id: str | None, client_secret: str | None, ttl_seconds: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_tokens: int = 10_000) -> None:
         self._client_id = client_id
         self._client_secret = client_secret
         self._ttl = ttl_seconds
         self._clock = clock
+        self._max = max_tokens
         self._tokens: dict[str, _Token] = {}
+
+    def __len__(self) -> int:
+        return len(self._tokens)
 
     def issue(self, authorization: str | None, form: bytes) -> dict[str, Any]:
         client_id = self._client(authorization)
@@ -60,6 +66,8 @@ class TokenServer:
         self._sweep(now)
         token = access_token()
         self._tokens[token] = _Token(client_id, now + self._ttl)
+        while len(self._tokens) > self._max:  # memory is bounded: the oldest is revoked
+            del self._tokens[next(iter(self._tokens))]
         return {"scope": _SCOPES, "access_token": token, "token_type": "Bearer",
                 "app_id": "APP-80W284485P519543T", "expires_in": self._ttl,
                 "nonce": f"{iso_time()}{token[-12:]}"}

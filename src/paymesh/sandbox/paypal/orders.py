@@ -23,7 +23,7 @@ from paymesh.sandbox.paypal.amounts import parse_money
 from paymesh.sandbox.paypal.calls import Call
 from paymesh.sandbox.paypal.charging import complete_order
 from paymesh.sandbox.paypal.errors import PayPalError
-from paymesh.sandbox.paypal.fields import mapping, text
+from paymesh.sandbox.paypal.fields import mapping, text, url
 from paymesh.sandbox.paypal.ids import resource_id
 from paymesh.sandbox.paypal.objects import Order
 from paymesh.sandbox.paypal.state import Answer, Brief
@@ -115,10 +115,10 @@ def _apply_payment_source(call: Call, order: Order, source: dict[str, Any] | Non
 
 def _experience(order: Order, source: dict[str, Any], field: str) -> None:
     context = mapping(source, "experience_context", f"{field}/experience_context") or {}
-    order.return_url = text(context, "return_url", f"{field}/experience_context/return_url",
-                            4000)
-    order.cancel_url = text(context, "cancel_url", f"{field}/experience_context/cancel_url",
-                            4000)
+    order.return_url = url(context, "return_url", f"{field}/experience_context/return_url",
+                           4000)
+    order.cancel_url = url(context, "cancel_url", f"{field}/experience_context/cancel_url",
+                           4000)
 
 
 def retrieve(call: Call) -> Answer:

@@ -11,7 +11,10 @@ Approval (or 3-D Secure, passed or failed) makes the order APPROVED, sends
 CHECKOUT.ORDER.APPROVED, and redirects (302) to the order's `return_url` with
 `token` and `PayerID` (`liability_shift` after 3-D Secure), as PayPal does. A
 cancel redirects to `cancel_url` and changes nothing. Without a URL to go back
-to, the page answers with the order's id and status as JSON. A failed 3-D
+to, the page answers with the order's id and status as JSON; so it does for a URL
+whose host is not allowed (`paymesh.sandbox.return_urls`), marked
+`"return_url_followed": false`: anyone with a client id can create an order, and
+these pages must not redirect to wherever its creator points. A failed 3-D
 Secure is recorded in `payment_source.card.authentication_result` with
 `liability_shift: NO`; deciding not to capture then is the merchant's job, as
 PayPal leaves it.
@@ -19,7 +22,7 @@ PayPal leaves it.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from collections.abc import Callable
 
 import msgspec
 from starlette.requests import Request
@@ -34,6 +37,7 @@ from paymesh.sandbox.paypal.ids import payer_id
 from paymesh.sandbox.paypal.objects import Order
 from paymesh.sandbox.paypal.state import Merchants
 from paymesh.sandbox.paypal.wallets import wallet_for
+from paymesh.sandbox.return_urls import ReturnHosts, with_query
 
 __all__ = ["payer_routes"]
 
@@ -43,7 +47,8 @@ _FAILED = {"liability_shift": "NO",
            "three_d_secure": {"enrollment_status": "Y", "authentication_status": "N"}}
 
 
-def payer_routes(merchants: Merchants, events: EventPublisher, later: Later) -> list[Route]:
+def payer_routes(merchants: Merchants, events: EventPublisher, later: Later,
+                 return_hosts: Callable[[], ReturnHosts]) -> list[Route]:
     def find(order_id: str | None) -> Order | PayPalError:
         merchant = merchants.by_order.get(order_id or "")
         if merchant is None or order_id is None:
@@ -59,7 +64,7 @@ def payer_routes(merchants: Merchants, events: EventPublisher, later: Later) -> 
             order.touch()
             call.emit("CHECKOUT.ORDER.APPROVED", "checkout-order", order.wire(call.urls),
                       "An order has been approved by buyer")
-        return _back(order, order.return_url, query)
+        return _back(order, order.return_url, query, return_hosts())
 
     async def checkout(request: Request) -> Response:
         order = find(request.query_params.get("token"))
@@ -70,7 +75,7 @@ def payer_routes(merchants: Merchants, events: EventPublisher, later: Later) -> 
                 "PAYER_ACTION_REQUIRED", "This order is paid by card: follow its payer-action "
                                          "link to 3-D Secure."))
         if request.query_params.get("outcome") == "cancel":
-            return _back(order, order.cancel_url, {"token": order.id})
+            return _back(order, order.cancel_url, {"token": order.id}, return_hosts())
         if order.status in ("CREATED", "PAYER_ACTION_REQUIRED"):
             order.wallet = order.wallet or wallet_for(None)
             order.payer_id = payer_id()
@@ -94,8 +99,10 @@ def payer_routes(merchants: Merchants, events: EventPublisher, later: Later) -> 
             Route("/webapps/helios", three_d_secure, methods=["GET"])]
 
 
-def _back(order: Order, url: str | None, query: dict[str, str]) -> Response:
+def _back(order: Order, url: str | None, query: dict[str, str], hosts: ReturnHosts) -> Response:
+    if url and hosts.allows(url):
+        return RedirectResponse(with_query(url, query), status_code=302)
+    body: dict[str, object] = {"id": order.id, "status": order.status}
     if url:
-        separator = "&" if "?" in url else "?"
-        return RedirectResponse(f"{url}{separator}{urlencode(query)}", status_code=302)
-    return json_response(200, msgspec.json.encode({"id": order.id, "status": order.status}))
+        body["return_url_followed"] = False  # not an allowed host: see the docstring
+    return json_response(200, msgspec.json.encode(body))

@@ -3,6 +3,10 @@
 Objects live in memory in `Ledger`s: a dict for O(1) lookup plus the creation
 order, so Stripe's cursor pagination (newest first, `starting_after`,
 `ending_before`) costs O(limit) rather than a sort per request.
+
+Memory is bounded (`paymesh.sandbox.limits`): each ledger keeps at most
+`objects` of its kind, forgetting the oldest; the account's idempotency keys are
+capped; and beyond `accounts` keys the least recently used account is forgotten.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import msgspec
 
 from paymesh.sandbox.cards import TestCard
+from paymesh.sandbox.limits import MemoryLimits
 from paymesh.sandbox.stripe.errors import StripeError
 from paymesh.sandbox.stripe.idempotency import IdempotencyStore
 from paymesh.sandbox.stripe.objects import Charge, Dispute, PaymentIntent, Refund
@@ -24,38 +29,52 @@ __all__ = ["Account", "Accounts", "Ledger", "PendingAuthentication", "StoredEven
 
 T = TypeVar("T")
 
-EVENTS_KEPT = 100_000
-
 
 class Ledger(Generic[T]):
-    """Objects of one kind in creation order; `kind` names them in Stripe's 404s."""
+    """Objects of one kind in creation order; `kind` names them in Stripe's 404s.
 
-    def __init__(self, kind: str, capacity: int | None = None) -> None:
+    At most `capacity` are kept: adding one more forgets the oldest, and tells
+    `on_forget` its id (so that what refers to it can let go too).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        capacity: int | None = None,
+        on_forget: Callable[[str], None] | None = None,
+    ) -> None:
         self.kind = kind
         self._capacity = capacity
+        self._on_forget = on_forget
         self._items: dict[str, T] = {}
         self._order: list[str] = []
-        # Absolute positions; `_dropped` of them have been forgotten (capacity).
+        # `_order[:_start]` are forgotten ids not yet cut off the list: the O(n) cut is
+        # paid once per capacity/4 adds. Positions are absolute; `_dropped` were cut.
+        self._start = 0
         self._position: dict[str, int] = {}
         self._dropped = 0
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._order) - self._start
 
     def add(self, object_id: str, item: T) -> None:
         self._position[object_id] = self._dropped + len(self._order)
         self._order.append(object_id)
         self._items[object_id] = item
-        if self._capacity is not None and len(self._order) > self._capacity * 5 // 4:
-            self._forget_oldest(len(self._order) - self._capacity)
+        if self._capacity is not None and len(self) > self._capacity:
+            self._forget_oldest()
 
-    def _forget_oldest(self, count: int) -> None:
-        # In batches, so that the O(n) list shift is paid once per capacity/4 adds.
-        for object_id in self._order[:count]:
-            del self._items[object_id]
-            del self._position[object_id]
-        del self._order[:count]
-        self._dropped += count
+    def _forget_oldest(self) -> None:
+        object_id = self._order[self._start]
+        del self._items[object_id]
+        del self._position[object_id]
+        self._start += 1
+        if self._start > max(16, (self._capacity or 0) // 4):
+            del self._order[: self._start]
+            self._dropped += self._start
+            self._start = 0
+        if self._on_forget is not None:
+            self._on_forget(object_id)
 
     def get(self, object_id: str | None) -> T | None:
         return None if object_id is None else self._items.get(object_id)
@@ -83,7 +102,7 @@ class Ledger(Generic[T]):
             if starting_after is not None
             else len(self._order)
         )
-        older = self._collect(range(end - 1, -1, -1), limit, where)
+        older = self._collect(range(end - 1, self._start - 1, -1), limit, where)
         return older[:limit], len(older) > limit
 
     def _cursor(self, object_id: str, param: str) -> int:
@@ -120,37 +139,73 @@ class PendingAuthentication:
     return_url: str | None
 
 
-@dataclass
 class Account:
-    api_key: str
-    payment_intents: Ledger[PaymentIntent] = field(default_factory=lambda: Ledger("payment_intent"))
-    charges: Ledger[Charge] = field(default_factory=lambda: Ledger("charge"))
-    refunds: Ledger[Refund] = field(default_factory=lambda: Ledger("refund"))
-    disputes: Ledger[Dispute] = field(default_factory=lambda: Ledger("dispute"))
-    # Events are the bulk of the memory under load (several per payment), so
-    # only the most recent are kept; Stripe itself keeps 30 days of them.
-    events: Ledger[StoredEvent] = field(
-        default_factory=lambda: Ledger("event", capacity=EVENTS_KEPT)
-    )
-    idempotency: IdempotencyStore = field(default_factory=IdempotencyStore)
-    authentications: dict[str, PendingAuthentication] = field(default_factory=dict)
+    """One API key's Stripe account: its objects, events and idempotency keys."""
+
+    def __init__(
+        self,
+        api_key: str,
+        limits: MemoryLimits | None = None,
+        forgotten: Callable[[str], None] | None = None,
+    ) -> None:
+        """`forgotten` is told the id of each PaymentIntent the account lets go of."""
+        limits = limits or MemoryLimits()
+        cap = limits.objects
+        self.api_key = api_key
+        self.payment_intents: Ledger[PaymentIntent] = Ledger(
+            "payment_intent", cap, self._forget_payment_intent
+        )
+        self.charges: Ledger[Charge] = Ledger("charge", cap)
+        self.refunds: Ledger[Refund] = Ledger("refund", cap)
+        self.disputes: Ledger[Dispute] = Ledger("dispute", cap)
+        # Events are the bulk of the memory under load (several per payment); Stripe
+        # itself keeps 30 days of them.
+        self.events: Ledger[StoredEvent] = Ledger("event", cap)
+        self.idempotency = IdempotencyStore(max_entries=limits.idempotency_keys)
+        # PaymentIntents that went through 3-D Secure, by id (see `Accounts.by_payment_intent`).
+        self.authentications: dict[str, PendingAuthentication] = {}
+        self._forgotten = forgotten
+
+    def _forget_payment_intent(self, intent_id: str) -> None:
+        self.authentications.pop(intent_id, None)
+        if self._forgotten is not None:
+            self._forgotten(intent_id)
 
 
 class Accounts:
-    """Every account the sandbox has seen, by API key, created on first use."""
+    """Every account the sandbox has seen, by API key, created on first use.
 
-    def __init__(self) -> None:
-        self._by_key: dict[str, Account] = {}
+    At most `limits.accounts` are kept: a new key beyond them forgets the account
+    used least recently (see `paymesh.sandbox.limits` for why not refuse the key).
+    """
+
+    def __init__(self, limits: MemoryLimits | None = None) -> None:
+        self.limits = limits or MemoryLimits()
+        self._by_key: dict[str, Account] = {}  # least recently used first
         # The 3DS page is visited by a customer's browser, which has no API key:
         # it finds the account through the PaymentIntent id.
         self.by_payment_intent: dict[str, Account] = {}
 
+    def __len__(self) -> int:
+        return len(self._by_key)
+
     def authenticate(self, authorization: str | None) -> Account:
         key = _api_key(authorization)
-        account = self._by_key.get(key)
+        account = self._by_key.pop(key, None)
         if account is None:
-            account = self._by_key[key] = Account(key)
+            account = Account(key, self.limits, forgotten=self._unindex)
+            while len(self._by_key) >= self.limits.accounts:
+                self._forget(next(iter(self._by_key)))
+        self._by_key[key] = account  # now the most recently used
         return account
+
+    def _forget(self, key: str) -> None:
+        account = self._by_key.pop(key)
+        for intent_id in account.authentications:
+            self.by_payment_intent.pop(intent_id, None)
+
+    def _unindex(self, intent_id: str) -> None:
+        self.by_payment_intent.pop(intent_id, None)
 
 
 def _api_key(authorization: str | None) -> str:

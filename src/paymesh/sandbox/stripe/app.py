@@ -8,7 +8,7 @@ run standalone, the app's own lifespan does it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from starlette.applications import Starlette
@@ -21,6 +21,8 @@ from starlette.routing import Route
 from paymesh.sandbox.faults import FaultInjector, fault_config_route
 from paymesh.sandbox.ledger import ledger_route
 from paymesh.sandbox.lifecycle import SandboxLifecycle
+from paymesh.sandbox.limits import MemoryLimits
+from paymesh.sandbox.return_urls import ReturnHosts
 from paymesh.sandbox.stripe import audit, lookups, payment_intent_actions, payment_intents, refunds
 from paymesh.sandbox.stripe.accounts import Accounts
 from paymesh.sandbox.stripe.api import RequestIds, StripeApi, json_response
@@ -55,6 +57,11 @@ class StripeSandboxSettings:
     webhook_url: str | None = None  # where to POST webhooks; None = don't send
     webhook_secret: str = "whsec_paymesh_sandbox"  # noqa: S105 - a public test secret
     seed: int | None = None  # for deterministic fault injection in tests
+    #: Hosts the 3-D Secure page may send the customer back to (`return_url`); None:
+    #: loopback and `webhook_url`'s host. Any other return URL is not followed.
+    return_url_hosts: tuple[str, ...] | None = None
+    #: What the sandbox keeps in memory at most (`paymesh.sandbox.limits`).
+    limits: MemoryLimits = field(default_factory=MemoryLimits)
 
 
 class StripeSandbox(SandboxLifecycle):
@@ -63,8 +70,8 @@ class StripeSandbox(SandboxLifecycle):
     def __init__(self, settings: StripeSandboxSettings) -> None:
         self.settings = settings
         self.faults = FaultInjector(settings.seed)
-        self.webhooks = WebhookSender(self.faults)
-        self.accounts = Accounts()
+        self.webhooks = WebhookSender(self.faults, max_pending=settings.limits.pending_webhooks)
+        self.accounts = Accounts(settings.limits)
         self._events = EventPublisher(settings, self.webhooks)
         api = StripeApi(self.accounts, self.faults, self._events)
         routes = [
@@ -72,13 +79,17 @@ class StripeSandbox(SandboxLifecycle):
         ]
         routes.append(fault_config_route(self.faults))
         routes.append(ledger_route("stripe", partial(audit.ledger_rows, self.accounts)))
-        routes.append(three_d_secure_route(self.accounts, self._events))
+        routes.append(three_d_secure_route(self.accounts, self._events, self._return_hosts))
         self.app = Starlette(
             routes=routes,
             lifespan=self._lifespan,
             exception_handlers={404: _not_found, 405: _not_found},
             middleware=[Middleware(RequestIds)],
         )
+
+    def _return_hosts(self) -> ReturnHosts:
+        # Read at each redirect: the webhook URL may be set after the sandbox is made.
+        return ReturnHosts(self.settings.return_url_hosts, self.settings.webhook_url)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,8 @@
 
     401 invalid_request_error   no or bad API key
     400 invalid_request_error   parameter_missing, parameter_unknown, parameter_invalid_integer,
-                                payment_intent_unexpected_state, amount_too_large, ...
+                                payment_intent_unexpected_state, amount_too_large,
+                                url_invalid, ...
     400 idempotency_error       an Idempotency-Key reused with other parameters
     402 card_error              a decline, with the PaymentIntent embedded
     404 invalid_request_error   resource_missing ("No such payment_intent: 'pi_x'")
@@ -73,6 +74,10 @@ class StripeError(Exception):
         return cls.invalid_request(
             f"No such {kind}: '{object_id}'", code="resource_missing", param=param, status=status
         )
+
+    @classmethod
+    def url_invalid(cls, param: str) -> StripeError:
+        return cls.invalid_request("Not a valid URL", code="url_invalid", param=param)
 
     @classmethod
     def unexpected_state(cls, message: str) -> StripeError:

@@ -7,6 +7,7 @@ For one account, an `Idempotency-Key` on a POST:
     same request again   the saved status and body, with `Idempotent-Replayed: true`
     other parameters     400 idempotency_error (the key stays bound to the first)
     after 24 hours       the key is forgotten and may be reused
+    beyond `max_entries` the oldest answered key is forgotten early (memory is bounded)
 
 Only requests that started executing are saved, whatever their outcome (a
 402 decline is replayed as a 402). Requests that failed parameter validation,
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from paymesh.sandbox.limits import forget_oldest
 from paymesh.sandbox.stripe.errors import StripeError
 
 __all__ = ["IdempotencyStore", "SavedResponse", "request_fingerprint"]
@@ -38,6 +40,10 @@ class SavedResponse:
     request_id: str = ""
 
 
+def _in_flight(entry: SavedResponse) -> bool:
+    return entry.status is None
+
+
 def request_fingerprint(method: str, path: str, params: object) -> bytes:
     """What "the same request" means: method, path and parameters, order-insensitive."""
     encoded = msgspec.json.encode([method, path, params], order="sorted")
@@ -45,8 +51,9 @@ def request_fingerprint(method: str, path: str, params: object) -> bytes:
 
 
 class IdempotencyStore:
-    def __init__(self, ttl_seconds: float = TTL_SECONDS) -> None:
+    def __init__(self, ttl_seconds: float = TTL_SECONDS, max_entries: int = 100_000) -> None:
         self._ttl = ttl_seconds
+        self._max = max_entries
         # Insertion order is expiry order (one fixed TTL), so expired keys are
         # always at the front and are swept in amortised O(1).
         self._entries: dict[str, SavedResponse] = {}
@@ -65,6 +72,7 @@ class IdempotencyStore:
         entry = self._entries.get(key)
         if entry is None:
             self._entries[key] = SavedResponse(fingerprint, now + self._ttl)
+            forget_oldest(self._entries, self._max, keep=_in_flight)
             return None
         if entry.status is None:
             raise StripeError.idempotency_key_in_use(key)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from paymesh.sandbox.return_urls import is_valid
 from paymesh.sandbox.stripe.errors import StripeError
 
 __all__ = ["Params"]
@@ -55,6 +56,14 @@ class Params:
             return None
         if not isinstance(value, str):
             raise StripeError.invalid_request(f"Invalid string: {value!r}", param=name)
+        return value
+
+    def url(self, name: str) -> str | None:
+        """A URL Stripe would redirect a browser to (`url_invalid` otherwise): absolute,
+        never `javascript:`/`data:` nor scheme-relative (`paymesh.sandbox.return_urls`)."""
+        value = self.string(name)
+        if value is not None and not is_valid(value):
+            raise StripeError.url_invalid(name)
         return value
 
     def integer(

@@ -37,7 +37,7 @@ def confirm(params: Params) -> Execute:
     params.only(_CONFIRM)
     intent_id = params.path_id()
     token = params.string("payment_method")
-    return_url = params.string("return_url")
+    return_url = params.url("return_url")
     off_session = params.off_session()
     capture_method = params.choice("capture_method", CAPTURE_METHODS)
 

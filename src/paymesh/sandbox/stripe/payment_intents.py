@@ -82,7 +82,7 @@ def create(params: Params) -> Execute:
     metadata = merge_metadata({}, params.metadata())
     description = params.string("description")
     customer = params.string("customer")
-    return_url = params.string("return_url")
+    return_url = params.url("return_url")
     off_session = params.off_session()
     receipt_email = params.string("receipt_email")
     descriptor = params.string("statement_descriptor")

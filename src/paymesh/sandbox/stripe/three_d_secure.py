@@ -9,13 +9,18 @@
 Then it redirects (303) to the PaymentIntent's `return_url` with Stripe's
 query parameters, or, without one, answers with the new status as JSON.
 Visiting again after completion changes nothing.
+
+Only to a return URL on an allowed host (`paymesh.sandbox.return_urls`): anyone
+with a test key can create a PaymentIntent, and the page must not become a
+redirector to wherever its creator points. For any other return URL the page
+answers with the JSON result, marked `"return_url_followed": false`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import html
-from urllib.parse import urlencode
+from collections.abc import Callable
 
 import msgspec
 from starlette.requests import Request
@@ -23,6 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from paymesh.sandbox.forms import FormError, parse_form
+from paymesh.sandbox.return_urls import ReturnHosts, with_query
 from paymesh.sandbox.stripe.accounts import Accounts
 from paymesh.sandbox.stripe.api import json_response, sandbox_url
 from paymesh.sandbox.stripe.calls import Call
@@ -34,7 +40,9 @@ from paymesh.sandbox.stripe.objects import EventRequest
 __all__ = ["three_d_secure_route"]
 
 
-def three_d_secure_route(accounts: Accounts, events: EventPublisher) -> Route:
+def three_d_secure_route(
+    accounts: Accounts, events: EventPublisher, return_hosts: Callable[[], ReturnHosts]
+) -> Route:
     async def page(request: Request) -> Response:
         """The customer's side of 3-D Secure: `outcome=succeed|fail` completes it."""
         intent_id = request.path_params["pi_id"]
@@ -69,21 +77,20 @@ def three_d_secure_route(accounts: Accounts, events: EventPublisher) -> Route:
         redirect_status = (
             "succeeded" if intent.status in ("succeeded", "requires_capture") else "failed"
         )
-        if return_url:
-            query = urlencode(
-                {
-                    "payment_intent": intent.id,
-                    "payment_intent_client_secret": intent.client_secret,
-                    "redirect_status": redirect_status,
-                }
-            )
-            separator = "&" if "?" in return_url else "?"
-            return RedirectResponse(f"{return_url}{separator}{query}", status_code=303)
-        body = {
+        if return_url and return_hosts().allows(return_url):
+            query = {
+                "payment_intent": intent.id,
+                "payment_intent_client_secret": intent.client_secret,
+                "redirect_status": redirect_status,
+            }
+            return RedirectResponse(with_query(return_url, query), status_code=303)
+        body: dict[str, object] = {
             "payment_intent": intent.id,
             "status": intent.status,
             "redirect_status": redirect_status,
         }
+        if return_url:
+            body["return_url_followed"] = False  # not an allowed host: see the docstring
         return json_response(200, msgspec.json.encode(body), {})
 
     return Route("/_3ds/{pi_id}", page, methods=["GET", "POST"])
