@@ -39,7 +39,9 @@ BAD_BODIES = [
     ({**GOOD, "customer_id": ""}, "customer_id", "parameter_invalid"),
     ({**GOOD, "capture_method": "later"}, "capture_method", "parameter_invalid"),
     ({**GOOD, "metadata": {"order_id": 5}}, "metadata", "parameter_invalid"),
-    ({**GOOD, "card_number": "4242424242424242"}, "card_number", "parameter_unknown"),
+    ({**GOOD, "card_number": "tok_1"}, "card_number", "parameter_unknown"),
+    # A card number is refused as card data wherever it is, before its field is looked at.
+    ({**GOOD, "card_number": "4242424242424242"}, "card_number", "card_data_not_allowed"),
     ({**GOOD, "connector": "acme"}, "connector", "parameter_invalid"),
     ({**GOOD, "country": "USA"}, "country", "parameter_invalid"),
 ]
@@ -153,7 +155,9 @@ def authorised_payment(server: Server) -> tuple[dict, dict]:
     """A payment held for capture, and a Stripe 'canceled' PaymentIntent that names it."""
     with server.client() as http:
         p = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"}).json()
+    # As Stripe sends it: with its amount and currency, which a webhook must match to apply.
     pi = {"id": p["connector_payment_id"], "object": "payment_intent", "status": "canceled",
+          "amount": p["amount"], "currency": p["currency"],
           "metadata": {"paymesh_payment_id": p["id"]}}
     return p, pi
 

@@ -121,6 +121,7 @@ def test_a_rule_naming_a_non_public_target_is_refused(server: Server, url: str):
         r = http.put("/v1/rules/ssrf", json=http_rule(url))
         assert r.status_code == 400
         assert r.json()["error"]["param"] == "targets"
+        assert r.json()["error"]["code"] in ("target_url_not_allowed", "parameter_invalid")
         assert "ssrf" not in [x["name"] for x in http.get("/v1/rules").json()["data"]]
 
 

@@ -53,6 +53,7 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
     import uvicorn
 
     from paymesh.bootstrap import build_app
+    from paymesh.entrypoints.http.server import build_config
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
@@ -65,8 +66,9 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
         raise typer.Exit(2) from exc
     for line in app.state.psp_lines:
         typer.echo(line, err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level,
-                access_log=False, loop="uvloop", http="httptools", lifespan="on")
+    # The limits (body, headers, header-read timeout, connections) and errors in the API's
+    # shape come with the server configuration.
+    uvicorn.Server(build_config(app, host=host, port=port, log_level=log_level)).run()
 
 
 def _settings(**overrides: Any) -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -12,10 +11,7 @@ from typing import Any
 
 import uvicorn
 
-
-class _QuietServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the main thread owns signals
-        pass
+from paymesh.entrypoints.http.server import ServerLimits, build_config
 
 
 def free_port() -> int:
@@ -25,12 +21,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, port: int | None = None, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve `app` on a loopback port (one the OS picks by default); yield its base URL."""
+def serving(app: Any, port: int | None = None, host: str = "127.0.0.1",
+            limits: ServerLimits | None = None) -> Iterator[str]:
+    """Serve `app` on a loopback port (one the OS picks by default) as `paymesh serve` would
+    (same server, loop and limits; `limits` to change them); yield its base URL.
+
+    Signals stay with the main thread: uvicorn listens for them only when run there."""
     port = port or free_port()
-    server = _QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                         lifespan="on", access_log=False))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    server = uvicorn.Server(build_config(app, host=host, port=port, log_level="warning",
+                                         limits=limits))
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:

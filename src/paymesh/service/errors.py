@@ -2,13 +2,22 @@
 
     ApiError
     ├── BadRequest            400 invalid_request_error (param names the field)
+    │   └── CardDataRefused   400 invalid_request_error card_data_not_allowed
     ├── Unauthorized          401 authentication_error
     ├── NotFound              404 invalid_request_error resource_missing
     ├── StateConflict         409 invalid_request_error (the state machine forbids it)
     ├── IdempotencyInFlight   409 invalid_request_error idempotency_key_in_use
+    ├── RequestTimeout        408 invalid_request_error request_timeout (headers too slow)
+    ├── RequestTooLarge       413 invalid_request_error request_too_large
+    ├── UnsupportedMediaType  415 invalid_request_error unsupported_media_type
     ├── IdempotencyMismatch   422 idempotency_error
     ├── RateLimited           429 rate_limit_error (+ Retry-After)
-    └── PspUnavailable        503 api_error
+    ├── HeadersTooLarge       431 invalid_request_error request_headers_too_large
+    ├── PspUnavailable        503 api_error
+    └── Overloaded            503 api_error server_overloaded (too many connections)
+
+The HTTP server itself (entrypoints/http/server.py) answers 400, 408, 431 and 503 in this
+shape too, for what never reaches the app: bytes that are not HTTP, slow or huge headers.
 """
 
 from __future__ import annotations
@@ -46,6 +55,18 @@ class BadRequest(ApiError):
     code = "parameter_invalid"
 
 
+class CardDataRefused(BadRequest):
+    """A card number where paymesh takes PSP tokens only; never echoes the number."""
+
+    code = "card_data_not_allowed"
+
+    def __init__(self, param: str | None) -> None:
+        where = f" (in {param})" if param else ""
+        super().__init__(f"the request holds what looks like a card number{where}; paymesh "
+                         "never takes card numbers: send the PSP's payment-method token, and "
+                         "keep card data out of descriptions, metadata and ids", param=param)
+
+
 class Unauthorized(ApiError):
     status = 401
     type = "authentication_error"
@@ -70,6 +91,24 @@ class IdempotencyInFlight(ApiError):
     code = "idempotency_key_in_use"
 
 
+class RequestTimeout(ApiError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class RequestTooLarge(ApiError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class IdempotencyMismatch(ApiError):
     status = 422
     type = "idempotency_error"
@@ -86,10 +125,22 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
+class HeadersTooLarge(ApiError):
+    status = 431
+    type = "invalid_request_error"
+    code = "request_headers_too_large"
+
+
 class PspUnavailable(ApiError):
     status = 503
     type = "api_error"
     code = "psp_unavailable"
+
+
+class Overloaded(ApiError):
+    status = 503
+    type = "api_error"
+    code = "server_overloaded"
 
 
 def from_domain(exc: DomainError) -> ApiError:

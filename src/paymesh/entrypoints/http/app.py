@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
@@ -33,6 +34,7 @@ from paymesh.entrypoints.http.common import (
     reply_response,
     time_param,
 )
+from paymesh.entrypoints.http.intake import Intake
 from paymesh.entrypoints.http.reviews_api import review_routes
 from paymesh.entrypoints.http.routing_api import routing_routes
 from paymesh.entrypoints.http.rules_api import bus_routes
@@ -258,6 +260,7 @@ def exception_handlers() -> dict[Any, Any]:
 def build_http_app(state: Api, extra_routes: list[BaseRoute], lifespan: Any) -> Starlette:
     app = Starlette(routes=[*routes(), *bus_routes(), *review_routes(), *routing_routes(),
                             *extra_routes],
+                    middleware=[Middleware(Intake)],
                     exception_handlers=exception_handlers(), lifespan=lifespan)
     app.state.api = state
     return app

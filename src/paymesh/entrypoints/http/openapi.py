@@ -117,6 +117,13 @@ def build_openapi() -> dict[str, Any]:
         "/healthz": {"get": {**_op("Liveness", errors=()), "security": []}},
         "/readyz": {"get": {**_op("Readiness", errors=(503,)), "security": []}},
     }
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            if method in ("post", "put"):  # a body: its size, and on /v1 its media type
+                for status in (413, 415) if path.startswith("/v1/") else (413,):
+                    op["responses"].setdefault(str(status), {
+                        "description": "error",
+                        "content": {"application/json": {"schema": _ERROR}}})
     return {
         "openapi": "3.1.0",
         "info": {"title": "paymesh", "version": "1"},

@@ -1,4 +1,10 @@
-"""Routes of the event bus: rules, TestEventPattern, dead letters."""
+"""Routes of the event bus: rules, TestEventPattern, dead letters.
+
+A merchant's rules keep EventBridge's own quotas (Amazon EventBridge quotas, "Rules", "Event
+pattern size", and PutTargets: "each rule can have up to five targets"): every rule is
+compiled into the router and tried against every event, so their number and size bound the
+CPU and memory each merchant can claim.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +25,16 @@ from paymesh.ports.bus import Delivery, RetryPolicy, Rule, Target
 from paymesh.rules import InvalidEventPattern, compile_pattern, test_event_pattern
 from paymesh.service import views
 from paymesh.service.errors import BadRequest, NotFound, StateConflict
+from paymesh.service.target_policy import TargetPolicy, TargetUrlRefused
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+#: EventBridge: 300 rules per event bus (its default quota); here, per merchant, defaults aside.
+MAX_RULES = 300
+#: EventBridge: an event pattern is at most 2,048 characters.
+MAX_PATTERN_CHARS = 2048
+#: EventBridge: at most five targets per rule.
+MAX_TARGETS = 5
 
 
 class RetryPolicyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -38,7 +52,7 @@ class TargetBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class RuleBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     event_pattern: dict[str, Any]
-    targets: Annotated[list[TargetBody], Meta(min_length=1, max_length=5)]
+    targets: Annotated[list[TargetBody], Meta(min_length=1, max_length=MAX_TARGETS)]
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     description: Annotated[str, Meta(max_length=512)] | None = None
 
@@ -48,10 +62,23 @@ class PatternTestBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     event: dict[str, Any]
 
 
-def to_rule(merchant_id: str, name: str, body: RuleBody, builtins: set[str]) -> Rule:
-    """Checks what msgspec cannot: the pattern, target names and urls, unique target ids."""
+def check_pattern_size(pattern: dict[str, Any]) -> None:
+    """EventBridge counts the pattern's characters as sent; we count its compact JSON, so
+    white space a client adds is free and the same pattern always gets the same answer."""
+    size = len(msgspec.json.encode(pattern).decode())
+    if size > MAX_PATTERN_CHARS:
+        raise BadRequest(f"the event pattern is {size} characters; EventBridge's limit, kept "
+                         f"here, is {MAX_PATTERN_CHARS}", param="event_pattern",
+                         code="event_pattern_too_large")
+
+
+def to_rule(merchant_id: str, name: str, body: RuleBody, builtins: set[str],
+            policy: TargetPolicy | None = None) -> Rule:
+    """Checks what msgspec cannot: the pattern, target names and urls (against `policy`: no
+    internal address, https in live mode), unique target ids."""
     if not _NAME.match(name):
         raise BadRequest("a rule name is 1-64 letters, digits, '.', '_' or '-'", param="name")
+    check_pattern_size(body.event_pattern)
     targets = []
     for t in body.targets:
         if t.type == "builtin" and t.name not in builtins:
@@ -59,6 +86,12 @@ def to_rule(merchant_id: str, name: str, body: RuleBody, builtins: set[str]) -> 
                              f"{', '.join(sorted(builtins))}", param="targets")
         if t.type == "http" and not t.url:
             raise BadRequest(f"target {t.id!r} of type http needs a url", param="targets")
+        if t.type == "http" and t.url and policy is not None:
+            try:
+                policy.check_url(t.url)
+            except TargetUrlRefused as exc:
+                raise BadRequest(f"target {t.id!r}: {exc}", param="targets",
+                                 code="target_url_not_allowed") from exc
         targets.append(Target(id=t.id, type=t.type, name=t.name, url=t.url,
                               retry_policy=RetryPolicy(**msgspec.structs.asdict(t.retry_policy))))
     if len({t.id for t in targets}) != len(targets):
@@ -107,8 +140,16 @@ async def put_rule(request: Request) -> Response:
     merchant = await merchant_of(request)
     bus = api(request).bus
     body = schemas.decode(await request.body(), RuleBody)
-    rule = to_rule(merchant, request.path_params["name"], body, set(bus.targets.builtins))
+    rule = to_rule(merchant, request.path_params["name"], body, set(bus.targets.builtins),
+                   bus.target_policy)
     existing = bus.router.get(merchant, rule.name)
+    own = [r for r in bus.router.rules_for(merchant) if not bus.router.is_default(r)]
+    if len(own) >= MAX_RULES and all(r.name != rule.name for r in own):
+        # 400, as EventBridge's LimitExceededException: the request is refused as it stands
+        # (no state of this rule conflicts); deleting a rule makes room.
+        raise BadRequest(f"a merchant has at most {MAX_RULES} rules of its own (EventBridge's "
+                         "quota per event bus); delete one, or replace one by its name",
+                         param="name", code="rule_limit_exceeded")
     secret = existing.signing_secret if existing and existing.merchant_id == merchant else None
     rule = replace(rule, signing_secret=secret or "whsec_" + secrets.token_urlsafe(24))
     await api(request).store.put_rule(rule)
@@ -132,6 +173,7 @@ async def delete_rule(request: Request) -> Response:
 async def test_pattern(request: Request) -> Response:
     await merchant_of(request)
     body = schemas.decode(await request.body(), PatternTestBody)
+    check_pattern_size(body.event_pattern)  # what could not be stored is not worth trying
     try:
         return json_response(200, {"result": test_event_pattern(body.event_pattern,
                                                                 body.event)})
