@@ -94,7 +94,7 @@ def build_openapi() -> dict[str, Any]:
             "post": _op("Deliver a dead letter again", params=(_path("delivery_id"),))},
         "/v1/reviews": {"get": _op("The manual review queue", params=(
             {"name": "status", "in": "query", "required": False,
-             "schema": {"type": "string", "enum": ["open", "approved", "rejected"]}},
+             "schema": {"type": "string", "enum": ["open", "approved", "rejected", "closed"]}},
             _query("limit", "integer"), _query("starting_after")))},
         "/v1/reviews/{review_id}": {"get": _op("Retrieve a review",
                                                params=(_path("review_id"),))},
