@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
+from paymesh.adapters.sqlite import SqliteStore
 from tests.support.nats import NatsServer, running_nats
 from tests.support.postgres import PostgresServer, running_postgres
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Any) -> AsyncIterator[SqliteStore]:
+    """A fresh SQLite store in the test's own directory, opened and closed around it."""
+    store = SqliteStore(tmp_path / "paymesh.db")
+    await store.open()
+    yield store
+    await store.close()
 
 
 @pytest.fixture(scope="session")

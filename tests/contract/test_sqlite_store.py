@@ -12,11 +12,8 @@ from tests.contract.store_contract import StoreContract
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "paymesh.db")
-    await s.open()
-    yield s
-    await s.close()
+def store(sqlite_store):
+    return sqlite_store
 
 
 class TestSqliteStore(StoreContract):

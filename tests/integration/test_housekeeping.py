@@ -7,18 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from paymesh.adapters.sqlite import SqliteStore
 from paymesh.ports.store import AlreadyProcessed, Changeset, Purged
 from paymesh.service.housekeeping import Housekeeping
 from tests.contract.store_contract import claim
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "paymesh.db")
-    await s.open()
-    yield s
-    await s.close()
+def store(sqlite_store):
+    return sqlite_store
 
 
 async def test_a_pass_purges_everything_due_in_batches_and_nothing_else(store):

@@ -29,11 +29,8 @@ async def refused_after(auth: Authenticator, secret: str, within: float) -> floa
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "paymesh.db")
-    await s.open()
-    yield s
-    await s.close()
+def store(sqlite_store):
+    return sqlite_store
 
 
 async def test_a_cached_key_is_read_again_after_the_ttl_and_refused_once_revoked(store):

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from paymesh.config import Settings
-from paymesh.entrypoints.cli_keys import keys_app
+from paymesh.entrypoints.cli_keys import keys_app, with_store
 
 app = typer.Typer(help="paymesh: payments in front of Stripe, Adyen and PayPal.",
                   no_args_is_help=True, add_completion=False)
@@ -182,20 +182,6 @@ def rules_test(pattern: Annotated[str, typer.Option(help="the event pattern: JSO
     raise typer.Exit(0 if result else 1)
 
 
-def _with_store(settings: Settings, run: Any) -> Any:
-    from paymesh.bootstrap import build_store
-
-    async def go() -> Any:
-        store = build_store(settings)
-        await store.open()
-        try:
-            return await run(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
-
-
 @dlq_app.command("list")
 def dlq_list(merchant: Annotated[str, typer.Option(help="merchant id")],
              data_dir: DataDir = None, database: Database = None,
@@ -204,7 +190,7 @@ def dlq_list(merchant: Annotated[str, typer.Option(help="merchant id")],
     from rich.console import Console
     from rich.table import Table
 
-    dead, _ = _with_store(Settings.from_env(data_dir=data_dir, database=database),
+    dead, _ = with_store(Settings.from_env(data_dir=data_dir, database=database),
                           lambda store: store.dead_letters(merchant, limit, None))
     table = Table(title=f"dead letters of {merchant}")
     for col in ("id", "event", "rule/target", "attempts", "last error"):
@@ -219,7 +205,7 @@ def dlq_list(merchant: Annotated[str, typer.Option(help="merchant id")],
 def dlq_redrive(delivery_id: str, merchant: Annotated[str, typer.Option(help="merchant id")],
                 data_dir: DataDir = None, database: Database = None) -> None:
     """Send a dead letter to its target again (once); a running server picks it up."""
-    done = _with_store(Settings.from_env(data_dir=data_dir, database=database),
+    done = with_store(Settings.from_env(data_dir=data_dir, database=database),
                        lambda store: store.redrive(merchant, delivery_id, datetime.now(UTC)))
     if not done:
         typer.echo(f"no dead letter {delivery_id} for {merchant} (or already redriven)",

@@ -17,7 +17,7 @@ import typer
 from paymesh.config import Settings
 
 if TYPE_CHECKING:
-    from paymesh.ports.store import Store
+    from paymesh.service.bus import BusBackend
 
 T = TypeVar("T")
 
@@ -37,7 +37,8 @@ def _settings(data_dir: Path | None, database: str | None) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _on_store(settings: Settings, run: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(settings: Settings, run: Callable[[BusBackend], Awaitable[T]]) -> T:
+    """Open the configured store, run `run` on it, close it: for one-shot commands."""
     from paymesh.bootstrap import build_store
 
     async def go() -> T:
@@ -64,7 +65,7 @@ def keys_create(merchant: Annotated[str, typer.Option(help="merchant id")],
 
     settings = _settings(data_dir, database)
     try:
-        secret = _on_store(settings, lambda store: create_key(store, merchant,
+        secret = with_store(settings, lambda store: create_key(store, merchant,
                                                               datetime.now(UTC)))
     except ApiError as exc:
         typer.echo(f"error: {exc.message}", err=True)
@@ -82,7 +83,7 @@ def keys_list(merchant: Annotated[str | None, typer.Option(help="only this merch
     from rich.table import Table
 
     settings = _settings(data_dir, database)
-    keys = _on_store(settings, lambda store: store.list_api_keys(merchant))
+    keys = with_store(settings, lambda store: store.list_api_keys(merchant))
     table = Table(title="API keys" + (f" of {merchant}" if merchant else ""))
     table.add_column("key", no_wrap=True)
     table.add_column("merchant", no_wrap=True)
@@ -105,7 +106,7 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="the key's prefix, as `p
 
     settings = _settings(data_dir, database)
     try:
-        revoked, now = _on_store(settings, lambda store: revoke_key(
+        revoked, now = with_store(settings, lambda store: revoke_key(
             store, key, datetime.now(UTC), merchant))
     except ApiError as exc:
         typer.echo(f"error: {exc.message}", err=True)
