@@ -1,52 +1,82 @@
 # The two commands a new user needs: `make demo` and `make test`. Both build the virtualenv
-# themselves on a fresh machine.
+# themselves on a fresh machine, from the lock files: `make demo` installs what paymesh needs
+# to run (requirements.lock), `make test` adds the development tools (requirements-dev.lock).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+# Test processes (pytest-xdist). Much of the suite waits on sockets and subprocesses, so more
+# workers than cores pays: 4 on the 2-core reference machine.
+WORKERS ?= 4
 
-.PHONY: install demo test lint unit bench bench-payments bench-cost profile chaos scaleout bench-scaleout fuzz clean
+.PHONY: install dev demo test lint unit lock bench bench-payments bench-cost profile chaos scaleout bench-scaleout fuzz clean
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
+	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# Installed from the lock, every file checked against its hash; then paymesh itself, editable.
+$(VENV)/.runtime: requirements.lock pyproject.toml | $(BIN)/python
+	@echo "==> [2/3] installing paymesh's runtime dependencies (requirements.lock, $$(grep -c '^[A-Za-z0-9]' requirements.lock) packages)"
+	$(PIP) install -r requirements.lock
+	@echo "==> [3/3] installing paymesh itself (editable)"
+	$(PIP) install --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime
+	@echo "==> installing the development tools (requirements-dev.lock, $$(grep -c '^[A-Za-z0-9]' requirements-dev.lock) packages)"
+	$(PIP) install -r requirements-dev.lock
+	touch $@
+
+# What running paymesh needs (the CLI, the server, the demo).
+install: $(VENV)/.runtime
+
+# That, and the tests, linters, benchmarks and pip-tools.
+dev: $(VENV)/.dev
 
 demo: install
 	$(BIN)/paymesh demo
 
-lint: install
+lint: dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
-test: install lint
-	$(BIN)/pytest
+test: dev lint
+	$(BIN)/pytest -n $(WORKERS)
 
-unit: install
+unit: dev
 	$(BIN)/pytest tests/unit tests/contract
+
+# Regenerates both lock files from pyproject.toml: exact versions of everything installed,
+# with hashes. Run it after changing a dependency there; commit the result.
+LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+lock: dev
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK) --output-file=requirements.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK) --extra=dev --output-file=requirements-dev.lock pyproject.toml
 
 # The load benchmark: a sweep of arrival rates with the realistic mix, the sandboxes in their
 # own process; JSON and PNG plots in bench-results/.
-bench: install
+bench: dev
 	$(BIN)/python benchmarks/payments_load.py --sweep 50,100,150,200,250 --duration 10 --sandbox-process --json bench-results/bench.json --plots bench-results
 
-bench-payments: install
+bench-payments: dev
 	$(BIN)/python benchmarks/payments_load.py --sweep 200,500,1000,1500 --duration 10 --mix success
 
 # Server CPU per payment by elimination (bus off, sandbox out of process): what limits it.
-bench-cost: install
+bench-cost: dev
 	$(BIN)/python benchmarks/payment_cost.py --rate 150 --duration 10
 
 # py-spy on paymesh serve during the payments load: server CPU per payment by category, and
 # the ceilings on payments/s that follow (issue 6).
-profile: install
+profile: dev
 	$(BIN)/python benchmarks/profile_payments.py --rate 180 --duration 25
 
 # SIGKILLs paymesh serve 20 times under load, clean PSPs then PSP faults (10% 5xx, 5% timeouts,
 # duplicated and reordered webhooks); audits every invariant against the sandboxes' ledgers.
 # Both profiles always run; non-zero if either finds a breach.
-chaos: install
+chaos: dev
 	$(BIN)/python benchmarks/chaos.py; clean=$$?; \
 	$(BIN)/python benchmarks/chaos.py --faults; faults=$$?; \
 	test $$clean -eq 0 && test $$faults -eq 0
@@ -56,14 +86,14 @@ chaos: install
 # 2 serve + 2 worker processes on PostgreSQL + NATS JetStream (both started here): 5,000
 # payments, a tenth sent twice at once to the other API process, a worker SIGKILLed halfway;
 # audited against the PSP sandboxes' ledgers. Non-zero on any breach.
-scaleout: install
+scaleout: dev
 	$(BIN)/python benchmarks/scaleout.py audit --payments 5000 --rate 100
 
 # payments/s and latency: embedded vs 1, 2 and 4 API processes (2 workers) in one run.
-bench-scaleout: install
+bench-scaleout: dev
 	$(BIN)/python benchmarks/scaleout.py bench --apis 1,2,4 --rates 100,200,300 --duration 10
 
-fuzz: install
+fuzz: dev
 	PAYMESH_FUZZ_EXAMPLES=500 PAYMESH_FUZZ_RUNS=200 PAYMESH_FUZZ_STEPS=100 \
 		$(BIN)/pytest tests/fuzz -p no:cacheprovider
 

