@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from paymesh.adapters.sqlite import SqliteStore
+from tests.support.conformance import MISSING_IDS, corpus_dir, missing, required
 from tests.support.nats import NatsServer, running_nats
 from tests.support.postgres import PostgresServer, running_postgres
 
@@ -38,13 +39,29 @@ def nats_server() -> Iterator[NatsServer]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print how much of the shared EventBridge conformance corpus passed, every run."""
-    def count(outcome: str, test: str) -> int:
-        return sum(1 for report in terminalreporter.stats.get(outcome, [])
-                   if "test_eventbridge_conformance" in getattr(report, "nodeid", "")
-                   and f"::{test}[" in report.nodeid)
+    """How much of the shared EventBridge conformance corpus ran, in one line, every run that
+    collected it; without the corpus, how many cases were not run and why. Under xdist this
+    runs in the controller, which holds every worker's reports by node id."""
+    def reports(outcome: str, test: str) -> list[Any]:
+        return [report for report in terminalreporter.stats.get(outcome, [])
+                if "test_eventbridge_conformance" in getattr(report, "nodeid", "")
+                and f"::{test}[" in report.nodeid]
 
-    cases = {o: count(o, "test_corpus_case") for o in ("passed", "failed", "skipped")}
+    def count(outcome: str, test: str) -> int:
+        return len(reports(outcome, test))
+
+    outcomes = ("passed", "failed", "skipped")
+    absent = [r for o in outcomes for t in ("test_corpus_case", "test_invalid_pattern_is_rejected")
+              for r in reports(o, t) if any(f"[{i}]" in r.nodeid for i in MISSING_IDS)]
+    if absent:
+        failed = any(r.outcome == "failed" for r in absent)
+        terminalreporter.write_line(
+            f"EventBridge conformance: {missing(corpus_dir())}"
+            + (f" and this run requires it ({required()}): FAILED" if failed else
+               "; CI fails without it (CI=true or PAYMESH_REQUIRE_CONFORMANCE=1)"),
+            red=failed, yellow=not failed, bold=True)
+        return
+    cases = {o: count(o, "test_corpus_case") for o in outcomes}
     invalid = {o: count(o, "test_invalid_pattern_is_rejected") for o in ("passed", "failed")}
     if any(cases.values()) or any(invalid.values()):
         terminalreporter.write_line(

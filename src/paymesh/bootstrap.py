@@ -1,7 +1,8 @@
 """The composition root: the one place that wires adapters to ports.
 
-Nothing is built at import time; `build_app` builds everything for one server and its
-lifespan opens and closes it in order.
+Nothing is built at import time. `build_core` builds what every process shares; `build_api`
+adds what an API process's routes call and the background work of its lifetime (the HTTP app
+around it is the entrypoint's: `paymesh.entrypoints.http.asgi`); `run_worker` runs a worker.
 """
 
 from __future__ import annotations
@@ -9,36 +10,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from starlette.applications import Starlette
-
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.config import PSPS, ConfigError, Settings
-from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
-from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
-from paymesh.connectors.stripe import StripeConnector, StripeSettings
+from paymesh.connectors.aiohttp_transport import AiohttpTransport
+from paymesh.connectors.registry import REGISTRY, ConnectorSetup
+from paymesh.connectors.transport import HttpTransport
 from paymesh.domain.payment import Payment
-from paymesh.entrypoints.http.app import build_http_app
-from paymesh.entrypoints.http.common import Api
-from paymesh.entrypoints.http.openapi import build_openapi
-from paymesh.entrypoints.http.rules_api import RuleBody, to_rule
 from paymesh.fraud import FraudEngine, FraudRiskScorer
 from paymesh.fraud import RuleSet as FraudRuleSet
-from paymesh.ports.bus import Rule, Target
+from paymesh.ports.bus import DEFAULT, Rule, Target
+from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.connector import Connector
 from paymesh.ports.ratelimit import RateLimit
 from paymesh.sandbox.suite import SandboxListener, SandboxSuite
 from paymesh.service.apikeys import Authenticator
-from paymesh.service.bus import Builtin, BusBackend, EventBus
+from paymesh.service.bus import Builtin, EventBus
 from paymesh.service.circuit import CircuitBreakers
+from paymesh.service.event_router import Router, RulesWatcher
 from paymesh.service.fraud_stream import FeatureCheckpoint, FraudStream, fraud_review
 from paymesh.service.handlers import (
+    PROCESS_PAYMENT_GRACE,
     Analytics,
     payment_retry,
     placeholder,
@@ -47,11 +45,11 @@ from paymesh.service.handlers import (
 )
 from paymesh.service.housekeeping import Housekeeping
 from paymesh.service.payments import PaymentService
+from paymesh.service.psp_routing import RoutingService
 from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.recovery import Reconciler
 from paymesh.service.reviews import ReviewService
-from paymesh.service.router import DEFAULT, Router, RulesWatcher
-from paymesh.service.routing import RoutingService
+from paymesh.service.rule_definitions import definition_of, to_rule
 from paymesh.service.webhooks import WebhookService
 
 if TYPE_CHECKING:  # imported when the NATS bus is configured, not by every process
@@ -77,11 +75,13 @@ def utcnow() -> datetime:
 
 
 def build_connectors(settings: Settings, sandbox_url: str | None = None,
-                     paypal_sandbox_cert: bytes | None = None) -> dict[str, Connector]:
-    """One connector per enabled PSP, Stripe first (the default failover order follows this).
+                     sandboxes: Mapping[str, object] | None = None,
+                     transport: HttpTransport | None = None) -> dict[str, Connector]:
+    """One connector per enabled PSP, in the registry's order (the default failover order).
 
     A disabled PSP (live mode, not configured) gets no connector at all, so nothing can route
-    or fail over to it; a built-in sandbox PSP is reached at `sandbox_url`."""
+    or fail over to it; a built-in sandbox PSP is reached at `sandbox_url`. Every connector
+    shares `transport`: one connection pool per process."""
     def base(psp: str) -> str:
         configured = settings.api_base_of(psp)
         if configured:
@@ -92,43 +92,10 @@ def build_connectors(settings: Settings, sandbox_url: str | None = None,
                               "`paymesh sandbox`")
         return f"{sandbox_url}/sandbox/{psp}"
 
-    def secret(value: str | None) -> str:
-        assert value is not None, "Settings.from_env resolves every enabled PSP's secrets"
-        return value
-
     enabled = settings.enabled_psps
-    connectors: dict[str, Connector] = {}
-    if "stripe" in enabled:
-        connectors["stripe"] = StripeConnector(StripeSettings(
-            api_base=base("stripe"), secret_key=secret(settings.stripe_secret_key),
-            webhook_secret=secret(settings.stripe_webhook_secret),
-            timeout_seconds=settings.psp_timeout))
-    if "adyen" in enabled:
-        connectors["adyen"] = AdyenConnector(AdyenSettings(
-            api_base=base("adyen"), api_key=secret(settings.adyen_api_key),
-            merchant_account=secret(settings.adyen_merchant_account),
-            hmac_key=secret(settings.adyen_hmac_key), timeout_seconds=settings.psp_timeout))
-    if "paypal" in enabled:
-        connectors["paypal"] = PayPalConnector(PayPalSettings(
-            api_base=base("paypal"), client_id=secret(settings.paypal_client_id),
-            client_secret=secret(settings.paypal_client_secret),
-            webhook_id=secret(settings.paypal_webhook_id),
-            trusted_cert_pem=_paypal_cert(settings, paypal_sandbox_cert),
-            timeout_seconds=settings.psp_timeout))
-    return connectors
-
-
-def _paypal_cert(settings: Settings, built_in: bytes | None) -> bytes | None:
-    """The certificate PayPal webhooks must be signed under: the configured one; the built-in
-    sandbox's; or, for a `paymesh sandbox` sharing this data directory, the one it keeps."""
-    if settings.paypal_trusted_cert:
-        return settings.paypal_trusted_cert.read_bytes()
-    if built_in is not None:
-        return built_in
-    kept = settings.sandbox_dir / "paypal-webhook-cert.pem"
-    if settings.psp_mode("paypal") == "sandbox" and kept.exists():
-        return kept.read_bytes()
-    return None
+    return {psp: entry.connector(ConnectorSetup(settings, base(psp), transport,
+                                                (sandboxes or {}).get(psp)))
+            for psp, entry in REGISTRY.items() if psp in enabled}
 
 
 def psp_lines(settings: Settings, listener: SandboxListener | None) -> list[str]:
@@ -162,7 +129,7 @@ def default_rules(inventory_url: str | None) -> list[Rule]:
     rules = []
     for item in msgspec.json.decode(raw):
         name = item.pop("name")
-        rule = to_rule(DEFAULT, name, msgspec.convert(item, RuleBody), builtin_names())
+        rule = to_rule(DEFAULT, name, definition_of(item), builtin_names())
         if inventory_url:  # the merchant's inventory service, as a signed HTTP target
             rule = replace(rule, targets=tuple(
                 Target(id=t.id, type="http", url=inventory_url, retry_policy=t.retry_policy)
@@ -187,6 +154,8 @@ class Core:
     bus: EventBus
     reconciler: Reconciler
     sender: AiohttpTargetSender
+    #: The one HTTP client pool every connector shares (closed after them).
+    transport: HttpTransport
     #: Called after every commit; what it wakes (the bus, or the relay) is added at start.
     on_commit: Callable[[], None]
     wake: list[Callable[[], None]]
@@ -208,6 +177,7 @@ class Core:
         await self.sender.aclose()
         for connector in self.connectors.values():
             await connector.aclose()
+        await self.transport.aclose()
         await self.store.close()
 
 
@@ -218,10 +188,9 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
         suite = SandboxSuite(settings.sandbox_secrets, settings.self_url,
                              settings.sandboxed_psps)
         listener = SandboxListener(suite, port=settings.sandbox_port)
-    connectors = build_connectors(
-        settings, listener.url if listener else None,
-        listener.suite.paypal_signing.cert_pem
-        if listener and "paypal" in listener.suite.boxes else None)
+    transport = AiohttpTransport()
+    connectors = build_connectors(settings, listener.url if listener else None,
+                                  listener.suite.boxes if listener else None, transport)
     rules = (FraudRuleSet.from_json(settings.fraud_rules.read_text()) if settings.fraud_rules
              else FraudRuleSet.default())
     engine = FraudEngine(rules)
@@ -262,14 +231,15 @@ def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
     bus = EventBus(store, Router(default_rules(settings.inventory_url)), builtins, sender,
                    utcnow, retry_base_seconds=settings.bus_retry_base,
                    default_signing_secret=settings.delivery_signing_secret,
-                   target_policy=sender.policy)
+                   target_policy=sender.policy,
+                   start_delays={"process_payment": PROCESS_PAYMENT_GRACE.total_seconds()})
     reconciler = Reconciler(payments, utcnow, grace=timedelta(seconds=settings.recovery_grace),
                             interval=settings.recovery_interval)
     return Core(settings=settings, store=store, listener=listener, connectors=connectors,
                 engine=engine, payments=payments, routing=routing,
                 checkpoint=FeatureCheckpoint(engine, store, utcnow), bus=bus,
-                reconciler=reconciler, sender=sender, on_commit=on_commit, wake=wake, nc=nc,
-                feed=feed)
+                reconciler=reconciler, sender=sender, transport=transport, on_commit=on_commit,
+                wake=wake, nc=nc, feed=feed)
 
 
 @contextlib.asynccontextmanager
@@ -297,31 +267,24 @@ async def nats_bus(core: Core) -> AsyncIterator[tuple[Any, Any]]:
             await nc.drain()
 
 
-def build_app(settings: Settings) -> Starlette:
-    import msgspec
+@dataclass
+class ApiProcess:
+    """One API process (`paymesh serve`): the core, the services its routes call besides the
+    core's, and, in `running`, the background work of its lifetime."""
 
-    core = build_core(settings)
-    store, bus, payments, listener = core.store, core.bus, core.payments, core.listener
-    background: set[asyncio.Task[object]] = set()
-
-    async def drive(payment: Payment) -> None:
-        try:
-            await payments.drive(payment)
-        except Exception:  # recovery will try again; this was only to be quicker
-            log.exception("driving payment %s after its webhook failed", payment.id)
-
-    def drive_soon(payment: Payment) -> None:
-        task = asyncio.get_running_loop().create_task(drive(payment))
-        background.add(task)  # a task nobody holds may be collected before it runs
-        task.add_done_callback(background.discard)
-
-    webhooks = WebhookService(store, core.connectors, utcnow, core.on_commit,
-                              on_processing=drive_soon)
+    core: Core
+    webhooks: WebhookService
+    reviews: ReviewService
+    auth: Authenticator
+    limiter: RateLimit
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def running(self) -> AsyncIterator[None]:
+        """Open the core, start the background work; on exit stop it all and close, in
+        order."""
+        core = self.core
+        settings, store, bus, listener = core.settings, core.store, core.bus, core.listener
         await core.open()
-        # Embedded: one process owns this file, so leases left by a dead one are free now.
         if not settings.uses_postgres:
             # Embedded: this process owns the file, so what a dead one held is free now. With
             # PostgreSQL other live processes hold leases too: they expire on their own.
@@ -331,8 +294,6 @@ def build_app(settings: Settings) -> Starlette:
             await listener.start()
         async with contextlib.AsyncExitStack() as stack:
             tasks = [asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
-                 asyncio.create_task(Housekeeping(core.store, utcnow).run_forever(),
-                                     name="housekeeping"),
                      asyncio.create_task(Housekeeping(store, utcnow).run_forever(),
                                          name="housekeeping")]
             if settings.uses_postgres:
@@ -364,14 +325,29 @@ def build_app(settings: Settings) -> Starlette:
             await listener.stop()
         await core.close()
 
-    state = Api(store=store, payments=payments, webhooks=webhooks, auth=Authenticator(store),
-                limiter=_rate_limiter(settings, store), bus=bus,
-                reviews=ReviewService(store, payments, utcnow), routing=core.routing,
-                openapi=msgspec.json.encode(build_openapi()))
-    app = build_http_app(state, [], lifespan)
-    app.state.sandbox_url = listener.url if listener else None
-    app.state.psp_lines = psp_lines(settings, listener)
-    return app
+
+def build_api(settings: Settings) -> ApiProcess:
+    core = build_core(settings)
+    payments = core.payments
+    background: set[asyncio.Task[object]] = set()
+
+    async def drive(payment: Payment) -> None:
+        try:
+            await payments.drive(payment)
+        except Exception:  # recovery will try again; this was only to be quicker
+            log.exception("driving payment %s after its webhook failed", payment.id)
+
+    def drive_soon(payment: Payment) -> None:
+        task = asyncio.get_running_loop().create_task(drive(payment))
+        background.add(task)  # a task nobody holds may be collected before it runs
+        task.add_done_callback(background.discard)
+
+    webhooks = WebhookService(core.store, core.connectors, utcnow, core.on_commit,
+                              on_processing=drive_soon)
+    return ApiProcess(core=core, webhooks=webhooks,
+                      reviews=ReviewService(core.store, payments, utcnow),
+                      auth=Authenticator(core.store),
+                      limiter=_rate_limiter(settings, core.store))
 
 
 def _rate_limiter(settings: Settings, store: BusBackend) -> RateLimit:

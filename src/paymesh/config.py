@@ -156,7 +156,7 @@ class Settings:
         return settings._resolve_psps()
 
     def _check_targets(self) -> None:
-        from paymesh.service.target_policy import TargetPolicy, TargetUrlRefused
+        from paymesh.domain.target_policy import TargetPolicy, TargetUrlRefused
 
         try:
             policy = TargetPolicy.parse(self.target_allowlist, require_https=self.is_live)

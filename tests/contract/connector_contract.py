@@ -3,7 +3,8 @@ fixtures `connector` (talking real HTTP to its sandbox), `set_faults` (a callabl
 sandbox's fault settings), `unreachable` (the same connector pointed at a closed port) and
 `inbox` (a `tests.support.webhook_inbox.WebhookInbox` the sandbox sends its webhooks to, signed
 with the secret the connector verifies with); and the class attributes naming its test payment
-methods. Adding a PSP means one folder under connectors/ and sandbox/, and one subclass."""
+methods. Adding a PSP means one folder under connectors/ and sandbox/, one subclass, and one
+line in `paymesh.connectors.registry`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from paymesh.config import Settings
+from paymesh.connectors.registry import REGISTRY, ConnectorSetup
 from paymesh.domain.payment import PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, PspError, WebhookEvent, WebhookRejected
@@ -35,6 +38,16 @@ class ConnectorContract:
     #: make the body the PSP's word on the object (PayPal); False when the signature covers
     #: every field the event is built from (Stripe, Adyen), so there is nothing to ask.
     confirms_with_psp: bool = False
+
+    async def test_the_psp_is_in_the_registry(self, connector, tmp_path):
+        # What bootstrap builds from the registry for this PSP is this connector.
+        entry = REGISTRY[connector.name]
+        built = entry.connector(ConnectorSetup(Settings.from_env(data_dir=tmp_path),
+                                               "http://127.0.0.1:9"))
+        try:
+            assert (entry.name, type(built)) == (connector.name, type(connector))
+        finally:
+            await built.aclose()
 
     async def test_an_approved_card_succeeds(self, connector):
         out = await connector.authorize(request(self.approved))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +18,13 @@ from paymesh.ports.bus import Delivery, Rule
 from paymesh.ports.store import Changeset
 from paymesh.service import ids
 from paymesh.service.bus import EventBus
-from paymesh.service.router import Router
-from tests.contract.bus_contract import NAMES, BusContract, Recorder
+from paymesh.service.event_router import Router
+from tests.contract.bus_contract import NAMES, BusContract, Recorder, cancelled
 
 
 class InProcessHarness:
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.store = SqliteStore(path)
         self.recorder = Recorder()
         self.sender = AiohttpTargetSender()
@@ -41,8 +44,7 @@ class InProcessHarness:
 
     async def kill(self) -> None:
         assert self.bus is not None and self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await cancelled(self.task)
         await self.bus.stop()  # its leases stay: the next bus waits them out, as after a crash
         self.bus = None
 
@@ -60,6 +62,15 @@ class InProcessHarness:
     def notify(self) -> None:
         if self.bus is not None:
             self.bus.notify()
+
+    async def idle(self) -> bool:
+        # Read from the file, as another process would: every event routed (its deliveries
+        # made in the same commit) and no delivery still pending, leased or not.
+        with contextlib.closing(sqlite3.connect(self.path)) as db:
+            (busy,) = db.execute(
+                "SELECT (SELECT count(*) FROM events WHERE delivered = 0)"
+                " + (SELECT count(*) FROM deliveries WHERE status = 'pending')").fetchone()
+        return bool(busy == 0)
 
     async def close(self) -> None:
         if self.bus is not None:

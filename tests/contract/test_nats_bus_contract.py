@@ -19,8 +19,8 @@ from paymesh.adapters.postgres import PostgresStore
 from paymesh.domain.events import DomainEvent
 from paymesh.ports.bus import Rule
 from paymesh.service.bus import Targets
-from paymesh.service.router import Router
-from tests.contract.bus_contract import NAMES, BusContract, Recorder
+from paymesh.service.event_router import Router
+from tests.contract.bus_contract import NAMES, BusContract, Recorder, cancelled
 from tests.support.nats import NatsServer
 from tests.support.postgres import PostgresServer
 
@@ -61,8 +61,7 @@ class NatsHarness:
 
     async def kill(self) -> None:
         assert self.dispatcher is not None and self.worker_nc is not None
-        self.worker.cancel()
-        await asyncio.gather(self.worker, return_exceptions=True)
+        await cancelled(self.worker)
         await self.dispatcher.stop()
         await self.worker_nc.close()  # no ack, no more in-progress: JetStream times it out
         self.dispatcher = None
@@ -78,12 +77,24 @@ class NatsHarness:
         if self.relay is not None:
             self.relay.notify()
 
+    async def idle(self) -> bool:
+        # The outbox relayed, then both work-queue streams empty: a message leaves one only
+        # when acked, which routing does after publishing its deliveries and delivery does
+        # after the target took it or the letter was buried (a retry waits in the stream).
+        if await self.store.undelivered_events(1):
+            return False
+        assert self.relay_nc is not None
+        js = self.relay_nc.jetstream()
+        for stream in (self.layout.events_stream, self.layout.deliveries_stream):
+            if (await js.stream_info(stream)).state.messages:
+                return False
+        return True
+
     async def close(self) -> None:
         if self.dispatcher is not None:
             await self.kill()
         for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+            await cancelled(task)
         if self.relay_nc is not None:
             await self.relay_nc.close()
         await self.sender.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from itertools import count
 
@@ -134,9 +135,19 @@ async def test_a_check_that_waited_for_the_lock_counts_the_time_it_waited(
         tx = holder.transaction()
         await tx.start()
         await holder.execute("SELECT 1 FROM rate_buckets WHERE key = 'k' FOR UPDATE")
+        async def queued() -> int:  # sessions PostgreSQL reports waiting for a lock
+            return int(await holder.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"))
+
+        began = time.monotonic()
         waiting = asyncio.create_task(limiter.check("k"))
-        await asyncio.sleep(0.3)  # three tokens' worth, while the check waits
-        assert not waiting.done()
+        while not await queued():  # the check is queued behind the row lock
+            assert time.monotonic() - began < 10, "the check never waited for the lock"
+            await asyncio.sleep(0.01)
+        # Three tokens' worth of time pass while it waits: the time is what is under test.
+        await asyncio.sleep(max(0.0, began + 0.3 - time.monotonic()))
+        assert await queued() == 1 and not waiting.done()
         await tx.commit()
         assert await waiting is None
     finally:

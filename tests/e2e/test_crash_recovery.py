@@ -193,7 +193,12 @@ def test_kill_9_during_delivery_delivers_everything_and_applies_nothing_twice(no
             ).status_code == 200
             paid = [http.post("/v1/payments", json=body(500 + i)).json()["id"]
                     for i in range(20)]
-        time.sleep(0.4)  # some delivered, some in flight, some not yet claimed
+        # Killed once the first deliveries got through: some delivered, some in flight (the
+        # target takes 0.3 s), some not yet claimed.
+        deadline = time.monotonic() + 20
+        while not seen:
+            assert time.monotonic() < deadline, "no delivery reached the target"
+            time.sleep(0.02)
         n.kill9()
         n.start()
         with n.client() as http:

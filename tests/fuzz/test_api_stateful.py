@@ -270,6 +270,11 @@ class PaymentsMachine(RuleBasedStateMachine):
         if tracked.status in UNSETTLED:
             tracked.awaiting = "3ds"
             self.settle(tracked)
+        if tracked.card == DISPUTED and tracked.status in (S.SUCCEEDED,):
+            # Its dispute webhook follows the capture: a refund racing it may meet either
+            # state, so wait for the dispute before any later step.
+            tracked.awaiting = "dispute"
+            self.settle(tracked)
 
     def check_created(self, r: httpx.Response, body: dict[str, Any]) -> dict[str, Any]:
         """The first answer to a create: a payment (201) or a decline/block (402)."""

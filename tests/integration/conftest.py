@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from paymesh.bootstrap import build_app, build_store
+from paymesh.bootstrap import build_store
 from paymesh.config import Settings
+from paymesh.entrypoints.http.asgi import build_app
 from paymesh.service.apikeys import create_key
 from tests.support.live_server import free_port, live_server
 

@@ -25,10 +25,10 @@ from starlette.routing import Route
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.domain.events import DomainEvent
-from paymesh.ports.bus import Delivery, RetryPolicy, Rule, Target
+from paymesh.ports.bus import DEFAULT, Delivery, RetryPolicy, Rule, Target
 from paymesh.ports.store import Changeset
 from paymesh.service.bus import EventBus
-from paymesh.service.router import DEFAULT, Router
+from paymesh.service.event_router import Router
 from tests.support.live_server import live_server
 
 MERCHANT_SECRET = "whsec_merchant_rule_secret_0123456789"
@@ -174,8 +174,9 @@ async def test_a_default_rules_delivery_is_never_signed_with_a_merchants_secret(
                           rule="payment-succeeded", target=inventory.targets[0],
                           event_time=now, created_at=now, next_attempt_at=now,
                           default_rule=True)
-        await b.store.commit(Changeset(events=[event]))
-        await b.store.commit(Changeset(routed=[event.id], deliveries=[routed]))
+        # One commit: committed alone, the event could be routed by the bus meanwhile, and
+        # the merchant's rule's delivery would race this one to the inbox.
+        await b.store.commit(Changeset(events=[event], routed=[event.id], deliveries=[routed]))
         b.bus.notify()
         await until(box.arrived)
     [(headers, body)] = box.got
@@ -197,8 +198,9 @@ async def test_a_rule_deleted_before_its_delivery_sends_nothing(tmp_path: Path,
         routed = Delivery(id="dlv_own", event_id=event.id, merchant_id="m1",
                           rule="payment-succeeded", target=own.targets[0], event_time=now,
                           created_at=now, next_attempt_at=now)
-        await b.store.commit(Changeset(events=[event]))
-        await b.store.commit(Changeset(routed=[event.id], deliveries=[routed]))
+        # One commit: committed alone, the event could be routed by the bus meanwhile, and
+        # the merchant's rule's delivery would race this one to the inbox.
+        await b.store.commit(Changeset(events=[event], routed=[event.id], deliveries=[routed]))
         b.bus.notify()
         await until(b.any_dead)
         [letter] = await b.dead()

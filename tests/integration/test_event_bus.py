@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.integration.conftest import Server, start
+from tests.support.bus_state import wait_rule_settled
 from tests.support.live_server import free_port, live_server
 
 PAY = {"amount": 2500, "currency": "usd", "customer_id": "cus_bus",
@@ -205,7 +206,7 @@ def test_a_merchants_rule_sees_only_its_own_events(server: Server, receiver):
         theirs.post("/v1/payments", json=PAY)
         mine.post("/v1/payments", json=PAY)
     wait_for(lambda: len(r.ok) == 1)
-    time.sleep(0.3)
+    wait_rule_settled(server.settings.sqlite_path, "mine")
     assert len(r.ok) == 1
 
 
@@ -216,7 +217,7 @@ def test_a_target_that_fails_three_times_is_delivered_once(server: Server, recei
         http.put("/v1/rules/flaky", json=http_rule(url, retries=3))
         http.post("/v1/payments", json=PAY)
     wait_for(lambda: len(r.ok) == 1)
-    time.sleep(0.3)
+    wait_rule_settled(server.settings.sqlite_path, "flaky")
     assert (len(r.calls), len(r.ok)) == (4, 1)
     with server.client() as http:
         assert http.get("/v1/dead-letters").json()["data"] == []
@@ -240,7 +241,7 @@ def test_an_always_failing_target_dead_letters_and_a_redrive_delivers_once(serve
         wait_for(lambda: len(r.ok) == 1)
         again = http.post(f"/v1/dead-letters/{dead['id']}/redrive")
         assert again.status_code == 404
-        time.sleep(0.3)
+        wait_rule_settled(server.settings.sqlite_path, "broken")
         assert len(r.ok) == 1
         assert http.get("/v1/dead-letters").json()["data"] == []
     with server.client(server.other_key) as other:
@@ -272,7 +273,7 @@ def test_a_default_rule_can_be_disabled_and_restored_but_not_deleted(server: Ser
                            for t in default["targets"]]}
         assert http.put("/v1/rules/payment-succeeded", json=off).status_code == 200
         quiet = http.post("/v1/payments", json=PAY).json()
-        time.sleep(0.5)
+        wait_rule_settled(server.settings.sqlite_path, "payment-succeeded")
         assert http.get(f"/v1/payments/{quiet['id']}/notifications").json()["data"] == []
         assert http.delete("/v1/rules/payment-succeeded").status_code == 200
         loud = http.post("/v1/payments", json=PAY).json()
@@ -328,7 +329,7 @@ def test_a_hard_decline_is_never_retried(server: Server):
         r = http.post("/v1/payments", json={**PAY, "payment_method":
                                             "pm_card_chargeDeclinedInsufficientFunds"})
         payment_id = r.json()["error"]["payment_id"]
-        time.sleep(0.5)
+        wait_rule_settled(server.settings.sqlite_path, "payment-failed")  # payment_retry's
         p = http.get(f"/v1/payments/{payment_id}").json()
         assert p["status"] == "failed"
         timeline = [e["detail-type"] for e in
@@ -347,7 +348,7 @@ def test_retries_stop_after_five_attempts(server: Server):
             return sum(e["detail-type"] == "payment.failed" for e in events)
 
         wait_for(lambda: attempts() == 5, seconds=20)
-        time.sleep(1.0)
+        wait_rule_settled(server.settings.sqlite_path, "payment-failed")  # payment_retry's
         assert attempts() == 5
         assert http.get(f"/v1/payments/{payment_id}").json()["status"] == "failed"
     with server.sandbox() as psp:
@@ -357,3 +358,24 @@ def test_retries_stop_after_five_attempts(server: Server):
         assert len(intents) == 5
         assert all(pi["status"] != "succeeded" and pi["amount_received"] == 0
                    for pi in intents)
+
+
+def test_process_payment_is_first_tried_after_the_inline_attempts_grace(server: Server,
+                                                                         receiver):
+    """The inline request settles a payment well within the grace: process_payment's delivery
+    waits for it instead of being tried at once and told to come back (a wasted attempt)."""
+    r, url = receiver
+    with server.client() as http:
+        http.put("/v1/rules/to-shop", json=http_rule(url))
+        payment = http.post("/v1/payments", json=PAY).json()
+    wait_for(lambda: len(r.ok) == 1)  # routed: payment.succeeded already reached the shop
+    with contextlib.closing(sqlite3.connect(server.settings.sqlite_path)) as db:
+        rows = db.execute(
+            "SELECT d.status, d.attempts, d.next_attempt_us, e.time_us FROM deliveries d "
+            "JOIN events e ON e.id = d.event_id WHERE d.rule = 'payment-initiated' "
+            "AND d.target_id = 'process' AND e.payment_id = ?",
+            (payment["id"],)).fetchall()
+    assert len(rows) == 1
+    status, attempts, next_us, event_us = rows[0]
+    assert (status, attempts) == ("pending", 0)
+    assert next_us - event_us == 10_000_000  # first tried 10 s after the event, not at once

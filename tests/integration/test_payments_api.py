@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import Server
+from tests.support.bus_state import wait_rule_settled
 
 
 def pay(http: httpx.Client, method: str = "pm_card_visa", amount: int = 2000,
@@ -259,12 +260,14 @@ def test_a_confirmation_is_recorded_once_per_success(server: Server):
             if sent:
                 break
             time.sleep(0.05)
-        time.sleep(0.3)  # a second delivery, if there were one, would land by now
+        # send_confirmation is the default rule payment-succeeded's: once the bus has no
+        # delivery of it left to run, no second confirmation can still come.
+        wait_rule_settled(server.settings.sqlite_path, "payment-succeeded")
         sent = http.get(f"/v1/payments/{p['id']}/notifications").json()["data"]
         assert [(n["template"], n["recipient"]) for n in sent] == \
             [("payment_succeeded", "cus_1")]
         declined = pay(http, "pm_card_chargeDeclined").json()["error"]["payment_id"]
-        time.sleep(0.3)
+        wait_rule_settled(server.settings.sqlite_path, "payment-succeeded")
         assert http.get(f"/v1/payments/{declined}/notifications").json()["data"] == []
 
 

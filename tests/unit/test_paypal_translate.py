@@ -13,7 +13,7 @@ from paymesh.connectors.paypal import translate, webhook
 from paymesh.connectors.paypal.amounts import AmountNotRepresentable, from_paypal, to_paypal
 from paymesh.connectors.paypal.token import TokenCache
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.connector import AuthorizeRequest, WebhookRejected
+from paymesh.ports.connector import AuthorizeRequest, WebhookEvent, WebhookRejected
 from paymesh.sandbox.cards import CARDS
 from paymesh.sandbox.paypal.amounts import parse_money
 from paymesh.sandbox.paypal.charging import RESPONSE_CODES
@@ -341,17 +341,22 @@ def _event(event_type: str, resource: dict) -> bytes:
 _RELATED = {"related_ids": {"order_id": ORDER}}
 
 
+def translated(body: bytes) -> list[WebhookEvent]:
+    """A body's events, its signature taken as checked: the template's steps after `verify`."""
+    return webhook.PayPalWebhooks(None, "WH-1").translate({}, body, datetime.now(UTC))
+
+
 def test_capture_events_become_outcomes():
     completed = {"id": "C1", "status": "COMPLETED", "amount": _money("25.00"),
                  "custom_id": "pay_1", "supplementary_data": _RELATED}
-    [event] = webhook.translate(_event("PAYMENT.CAPTURE.COMPLETED", completed))
+    [event] = translated(_event("PAYMENT.CAPTURE.COMPLETED", completed))
     assert (event.psp_event_id, event.payment_id, event.connector_payment_id) == \
         ("WH-EVT", "pay_1", ORDER)
     assert event.outcome is not None
     assert (event.outcome.status, event.outcome.amount_received) == (S.SUCCEEDED, 2500)
     assert event.created == datetime(2026, 11, 23, 19, 0, 0, 123000, tzinfo=UTC)
     denied = {**completed, "status": "DENIED"}
-    [event] = webhook.translate(_event("PAYMENT.CAPTURE.DENIED", denied))
+    [event] = translated(_event("PAYMENT.CAPTURE.DENIED", denied))
     assert event.outcome is not None and event.outcome.status == S.FAILED
     # A capture may be partial: only its currency speaks for the whole payment.
     assert (event.amount, event.currency) == (None, "usd")
@@ -360,31 +365,31 @@ def test_capture_events_become_outcomes():
 def test_a_refund_event_names_our_refund():
     refund = {"id": "R1", "status": "COMPLETED", "amount": _money("15.00"),
               "custom_id": "re_1", "supplementary_data": _RELATED}
-    [event] = webhook.translate(_event("PAYMENT.CAPTURE.REFUNDED", refund))
+    [event] = translated(_event("PAYMENT.CAPTURE.REFUNDED", refund))
     assert event.connector_payment_id == ORDER
     assert event.refund is not None
     assert (event.refund.refund_id, event.refund.connector_refund_id, event.refund.amount,
             event.refund.succeeded) == ("re_1", "R1", 1500, True)
-    assert webhook.translate(_event("PAYMENT.CAPTURE.REFUNDED",
+    assert translated(_event("PAYMENT.CAPTURE.REFUNDED",
                                     {**refund, "status": "PENDING"})) == []
-    [failed] = webhook.translate(_event("PAYMENT.REFUND.FAILED", {**refund, "status": "FAILED"}))
+    [failed] = translated(_event("PAYMENT.REFUND.FAILED", {**refund, "status": "FAILED"}))
     assert failed.refund is not None and failed.refund.succeeded is False
 
 
 def test_authorization_and_dispute_events():
     auth = {"id": "A1", "status": "CREATED", "amount": _money("40.00"), "custom_id": "pay_2",
             "supplementary_data": _RELATED}
-    [created] = webhook.translate(_event("PAYMENT.AUTHORIZATION.CREATED", auth))
+    [created] = translated(_event("PAYMENT.AUTHORIZATION.CREATED", auth))
     assert created.outcome is not None
     assert (created.outcome.status, created.outcome.amount_capturable) == \
         (S.REQUIRES_CAPTURE, 4000)
-    [voided] = webhook.translate(_event("PAYMENT.AUTHORIZATION.VOIDED",
+    [voided] = translated(_event("PAYMENT.AUTHORIZATION.VOIDED",
                                         {**auth, "status": "VOIDED"}))
     assert voided.outcome is not None and voided.outcome.status == S.CANCELED
     dispute = {"dispute_id": "PP-D-1", "reason": "UNAUTHORISED",
                "dispute_amount": _money("40.00"),
                "disputed_transactions": [{"seller_transaction_id": "C1", "custom": "pay_2"}]}
-    [opened] = webhook.translate(_event("CUSTOMER.DISPUTE.CREATED", dispute))
+    [opened] = translated(_event("CUSTOMER.DISPUTE.CREATED", dispute))
     assert (opened.payment_id, opened.dispute) == ("pay_2", ("PP-D-1", 4000, "fraudulent"))
     # The dispute names the capture, not the order: `confirm` finds the order from it.
     assert (opened.connector_payment_id, opened.psp_object_id, opened.currency) == \
@@ -396,7 +401,7 @@ def test_a_payment_event_is_rebuilt_from_the_order_paypal_shows():
     # The body claims a completed capture of another payment; the order says otherwise.
     claim = {"id": "C1", "status": "COMPLETED", "amount": _money("25.00"),
              "custom_id": "pay_other", "supplementary_data": _RELATED}
-    [event] = webhook.translate(_event("PAYMENT.CAPTURE.COMPLETED", claim))
+    [event] = translated(_event("PAYMENT.CAPTURE.COMPLETED", claim))
     authorized = {"id": "A1", "status": "CREATED", "amount": _money("50.00")}
     order = _order("COMPLETED", {"authorizations": [authorized]})
     order["purchase_units"][0]["custom_id"] = "pay_1"
@@ -413,7 +418,7 @@ def test_a_payment_event_is_rebuilt_from_the_order_paypal_shows():
 def test_a_refund_event_is_rebuilt_from_the_refund_paypal_shows():
     claim = {"id": "R1", "status": "COMPLETED", "amount": _money("15.00"),
              "custom_id": "re_1", "supplementary_data": _RELATED}
-    [event] = webhook.translate(_event("PAYMENT.CAPTURE.REFUNDED", claim))
+    [event] = translated(_event("PAYMENT.CAPTURE.REFUNDED", claim))
     shown = {**claim, "status": "FAILED",
              "supplementary_data": {"related_ids": {"order_id": "ORDER-REAL"}}}
     confirmed = webhook.confirmed_by_refund(event, shown)
@@ -429,7 +434,7 @@ def test_a_dispute_is_tied_to_the_order_of_its_capture():
     dispute = {"dispute_id": "PP-D-1", "reason": "UNAUTHORISED",
                "dispute_amount": _money("40.00"),
                "disputed_transactions": [{"seller_transaction_id": "C1", "custom": "pay_x"}]}
-    [event] = webhook.translate(_event("CUSTOMER.DISPUTE.CREATED", dispute))
+    [event] = translated(_event("CUSTOMER.DISPUTE.CREATED", dispute))
     capture = {"id": "C1", "status": "COMPLETED", "amount": _money("40.00"),
                "custom_id": "pay_2", "supplementary_data": _RELATED}
     confirmed = webhook.confirmed_by_capture(event, capture)
@@ -440,11 +445,11 @@ def test_a_dispute_is_tied_to_the_order_of_its_capture():
 
 
 def test_unknown_events_are_ignored_and_garbage_is_rejected():
-    assert webhook.translate(_event("BILLING.PLAN.CREATED", {"id": "P-1"})) == []
+    assert translated(_event("BILLING.PLAN.CREATED", {"id": "P-1"})) == []
     for body in [b"not json", b"[]", b'{"id": "WH-1"}',
                  _event("PAYMENT.CAPTURE.REFUNDED", {"id": "R1"})]:
         with pytest.raises(WebhookRejected):
-            webhook.translate(body)
+            translated(body)
 
 
 # -- the token cache ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from ipaddress import ip_address
 
 import pytest
 
-from paymesh.service.target_policy import TargetPolicy, TargetUrlRefused, is_public
+from paymesh.domain.target_policy import TargetPolicy, TargetUrlRefused, is_public
 
 NON_PUBLIC = ["127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.1.1",
               "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255",

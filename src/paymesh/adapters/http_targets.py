@@ -20,8 +20,8 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from paymesh.domain.target_policy import TargetPolicy
 from paymesh.ports.targets import TargetRefused, TargetUnreachable
-from paymesh.service.target_policy import TargetPolicy
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
     events."""
     import uvicorn
 
-    from paymesh.bootstrap import build_app
+    from paymesh.entrypoints.http.asgi import build_app
     from paymesh.entrypoints.http.server import build_config
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "

@@ -17,7 +17,7 @@ import typer
 from paymesh.config import Settings
 
 if TYPE_CHECKING:
-    from paymesh.service.bus import BusBackend
+    from paymesh.ports.bus_backend import BusBackend
 
 T = TypeVar("T")
 

@@ -49,7 +49,7 @@ def run_demo() -> int:
     import asyncio
 
     from paymesh.adapters.sqlite import SqliteStore
-    from paymesh.bootstrap import build_app
+    from paymesh.entrypoints.http.asgi import build_app
     from paymesh.entrypoints.server_thread import free_port, serving
     from paymesh.service.apikeys import create_key
 

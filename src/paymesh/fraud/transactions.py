@@ -1,35 +1,18 @@
-"""The transaction the fraud core scores, and its parsing (and feedback's) from replay records."""
+"""Parsing of the transaction the fraud core scores (and of feedback) from replay records."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+# Re-exported: the fraud core and its callers know it by this name.
+from paymesh.domain.fraud_transaction import Transaction as Transaction
 
 OUTCOMES = ("approved", "declined", "disputed")
 
 
 class TransactionError(ValueError):
     """A replay record that cannot become a `Transaction`; the message names the field."""
-
-
-@dataclass(slots=True)
-class Transaction:
-    transaction_id: str
-    timestamp: float  # epoch seconds
-    customer_id: str
-    amount: int  # minor units
-    currency: str
-    card_fingerprint: str | None = None
-    device_id: str | None = None
-    ip_address: str | None = None
-    country: str | None = None
-    city: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    merchant_id: str | None = None
-    channel: str | None = None
-    approved: bool | None = None
 
 
 _OPTIONAL_STR = (

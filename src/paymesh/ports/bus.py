@@ -4,13 +4,21 @@ Routing an event is one commit (see `Changeset.deliveries` and `Changeset.routed
 is marked routed and one delivery per matching (rule, target) is created, so a crash cannot
 lose or duplicate a delivery. Each delivery then lives on its own: attempts, backoff and, when
 its retry policy is spent, the dead-letter queue, from which a redrive brings it back once.
+
+Whatever carries the events (the store's own tables, or a message broker's streams), routing
+asks an `EventRouter` where an event goes and a delivery is run by a `Deliverer`: both are
+the service's, so a bus adapter only moves messages.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+#: The merchant id of the default rules, which apply to every merchant.
+DEFAULT = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +38,7 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    merchant_id: str  # "*" for a default rule that applies to every merchant
+    merchant_id: str  # DEFAULT ("*") for a default rule that applies to every merchant
     name: str
     event_pattern: dict[str, Any]
     targets: tuple[Target, ...]
@@ -64,7 +72,33 @@ class Delivery:
     default_rule: bool = False
 
 
-class BusStore(Protocol):
+@dataclass(frozen=True, slots=True)
+class RuleTarget:
+    """One target of a rule an event matched: the event gets one delivery per RuleTarget."""
+
+    rule: Rule
+    target: Target
+
+
+class EventRouter(Protocol):
+    def routes(self, envelope: dict[str, Any]) -> list[RuleTarget]:
+        """Where an event goes: each (rule, target) of every enabled rule it matches."""
+        ...
+
+
+class Deliverer(Protocol):
+    async def attempt(self, delivery: Delivery, event: dict[str, Any] | None,
+                      clock: Callable[[], datetime], rand: Callable[[], float],
+                      retry_base: float) -> None:
+        """Run one attempt of `delivery` (`event` None: the event no longer exists). The
+        delivery comes back delivered, rescheduled (its `next_attempt_at`) or dead; never
+        raises for the target's failure."""
+        ...
+
+
+class RuleStore(Protocol):
+    """Merchants' rules (the default ones live in code)."""
+
     async def put_rule(self, rule: Rule) -> None: ...
 
     async def delete_rule(self, merchant_id: str, name: str) -> bool: ...
@@ -72,6 +106,11 @@ class BusStore(Protocol):
     async def rules(self) -> list[Rule]:
         """Every stored rule of every merchant (the router compiles them all)."""
         ...
+
+
+class DeliveryStore(Protocol):
+    """Deliveries of events to targets: leases, attempts, dead letters and redrive. They are
+    created by routing, in the commit that takes their event out of the outbox."""
 
     async def claim_deliveries(self, now: datetime, lease_seconds: float,
                                limit: int) -> list[Delivery]:
@@ -95,3 +134,7 @@ class BusStore(Protocol):
         ...
 
     async def get_event(self, event_id: str) -> dict[str, Any] | None: ...
+
+
+class BusStore(RuleStore, DeliveryStore, Protocol):
+    pass

@@ -8,14 +8,17 @@ the engines that will score that card next: the feed carries both.
 Both calls are fire-and-forget: they are made in the payment path, so they never block and
 never raise. What is said may be lost (`paymesh.adapters.nats.fraud_feed` says why that is
 acceptable). `NoFeed` is the embedded mode's: one process, one engine, nothing to share.
+
+What a feed hears from the other processes it hands to a `FraudLearner`: this process's
+fraud engine (`paymesh.fraud.FraudEngine` is one), so the feed's adapter moves messages and
+knows nothing of how they are learned.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:  # the fraud package imports this port: only a type, to keep out of its way
-    from paymesh.fraud.transactions import Transaction
+from paymesh.domain.fraud_transaction import Transaction
 
 
 class FraudFeed(Protocol):
@@ -32,3 +35,14 @@ class NoFeed:
 
     def outcome(self, transaction_id: str, outcome: str, at: float) -> None:
         pass
+
+
+class FraudLearner(Protocol):
+    """Learns what other processes scored and what became of it. Called on the event loop
+    that scores, never concurrently with scoring."""
+
+    def observe(self, txn: Transaction, score: int) -> None:
+        """Another process scored `txn` at `score`."""
+
+    def feedback(self, transaction_id: str, outcome: str, at: float) -> object:
+        """Another process fed back `approved`, `declined` or `disputed` at `at`."""

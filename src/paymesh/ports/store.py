@@ -157,12 +157,22 @@ class Purged:
     processed: int
 
 
-class Store(Protocol):
-    """Durable state. Implementations: SQLite (embedded); PostgreSQL and DynamoDB later."""
+# -- the store, by what it holds ------------------------------------------------------------
+# Each consumer asks for the protocols it uses; a backend implements them all (`Store`). Each
+# has its own contract suite (tests/contract/store_contract.py).
+
+
+class UnitOfWork(Protocol):
+    """The one way to write: a payment change, its events, its idempotency record and consumer
+    marks, all or nothing."""
 
     async def commit(self, changes: Changeset) -> None:
         """Apply every write or none (see module doc); durable when it returns."""
         ...
+
+
+class PaymentStore(Protocol):
+    """Payments with their refunds and reviews, and the queries the jobs run over them."""
 
     async def get_payment(self, payment_id: str, merchant_id: str | None = None) -> Payment | None:
         """The payment with its refunds; with `merchant_id`, only if it is that merchant's."""
@@ -174,11 +184,22 @@ class Store(Protocol):
     async def get_refund(self, refund_id: str, merchant_id: str) -> Refund | None: ...
 
     async def list_payments(self, query: PaymentQuery) -> tuple[list[Payment], bool]:
-        """Newest first; (page, has_more)."""
+        """Newest first; (page, has_more). With `under_review`, the review queue."""
         ...
 
     async def payments_to_sync(self, statuses: frozenset[PaymentStatus],
                                updated_before: datetime, limit: int) -> list[Payment]: ...
+
+    async def payments_with_pending_refunds(self, created_before: datetime,
+                                            limit: int) -> list[Payment]:
+        """Payments with a refund still pending since before `created_before` (recovery)."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency records (written through `UnitOfWork.commit`) and their housekeeping."""
+
+    async def get_idempotency(self, merchant_id: str, key: str) -> IdempotencyRecord | None: ...
 
     async def release_claims(self) -> int:
         """End the lease of every unfinished idempotency claim, so a client's retry resumes at
@@ -186,12 +207,16 @@ class Store(Protocol):
         embedded server at start, whose in-flight requests died with the last process."""
         ...
 
-    async def payments_with_pending_refunds(self, created_before: datetime,
-                                            limit: int) -> list[Payment]:
-        """Payments with a refund still pending since before `created_before` (recovery)."""
+    async def purge_expired(self, now: datetime, processed_before: datetime,
+                            limit: int = 1000) -> Purged:
+        """Delete up to `limit` idempotency records expired at `now` (none still leased) and
+        up to `limit` consumer marks written before `processed_before`. Call again while a
+        count equals `limit`: each call is one short write, never a long lock."""
         ...
 
-    async def get_idempotency(self, merchant_id: str, key: str) -> IdempotencyRecord | None: ...
+
+class EventLog(Protocol):
+    """The outbox and the record of what was published and sent: events, notifications."""
 
     async def events_for_payment(self, merchant_id: str, payment_id: str) -> list[StoredEvent]:
         """The payment's timeline, oldest first."""
@@ -206,6 +231,10 @@ class Store(Protocol):
 
     async def notifications_for_payment(self, merchant_id: str,
                                         payment_id: str) -> list[Notification]: ...
+
+
+class KeyStore(Protocol):
+    """API keys, by the hash of their secret."""
 
     async def add_api_key(self, key: ApiKey) -> None: ...
 
@@ -222,19 +251,16 @@ class Store(Protocol):
         already revoked (its first revocation time stands)."""
         ...
 
-    async def purge_expired(self, now: datetime, processed_before: datetime,
-                            limit: int = 1000) -> Purged:
-        """Delete up to `limit` idempotency records expired at `now` (none still leased) and
-        up to `limit` consumer marks written before `processed_before`. Call again while a
-        count equals `limit`: each call is one short write, never a long lock."""
-        ...
 
-    async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
-        """A named document kept across restarts: learned fraud features, a routing table."""
-        ...
+class StateStore(Protocol):
+    """Named documents kept across restarts: learned fraud features, a routing table."""
+
+    async def put_blob(self, name: str, data: bytes, at: datetime) -> None: ...
 
     async def get_blob(self, name: str) -> bytes | None: ...
 
+
+class Lifecycle(Protocol):
     async def open(self) -> None:
         """Connect, and bring the schema up to date."""
         ...
@@ -244,3 +270,9 @@ class Store(Protocol):
     async def ping(self) -> bool:
         """True when the store can serve; for /readyz."""
         ...
+
+
+class Store(UnitOfWork, PaymentStore, IdempotencyStore, EventLog, KeyStore, StateStore,
+            Lifecycle, Protocol):
+    """Durable state, all of it. Implementations: SQLite (embedded), PostgreSQL (scale-out),
+    in memory (tests)."""

@@ -120,11 +120,10 @@ class SandboxSuite:
                 webhook_url=url("adyen"), hmac_key=secrets.adyen_hmac_key,
                 merchant_account=secrets.adyen_merchant_account))
         if "paypal" in psps:
-            self.paypal_signing = SigningIdentity.load_or_create(secrets.paypal_signing_dir)
             self.boxes["paypal"] = PayPalSandbox(PayPalSandboxSettings(
                 webhook_url=url("paypal"), webhook_id=secrets.paypal_webhook_id,
                 client_id=secrets.paypal_client_id, client_secret=secrets.paypal_client_secret,
-                signing=self.paypal_signing))
+                signing=SigningIdentity.load_or_create(secrets.paypal_signing_dir)))
 
     def mounts(self) -> list[Mount]:
         return [Mount(f"/sandbox/{psp}", app=box.app) for psp, box in self.boxes.items()]

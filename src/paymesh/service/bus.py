@@ -20,28 +20,23 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
-import msgspec
-
-from paymesh.ports.bus import BusStore, Delivery
-from paymesh.ports.store import Changeset, Store
+from paymesh.domain.target_policy import TargetPolicy
+from paymesh.ports.bus import DEFAULT, Delivery, Target
+from paymesh.ports.bus_backend import BusBackend
+from paymesh.ports.store import Changeset
 from paymesh.ports.targets import TargetSender, TargetUnreachable
-from paymesh.service import ids
+from paymesh.service import compact_json, ids
+from paymesh.service.event_router import Router
 from paymesh.service.retry import after_failure, after_success
-from paymesh.service.router import DEFAULT, Router
-from paymesh.service.signing import signature_header
-from paymesh.service.target_policy import TargetPolicy
+from paymesh.signing import signature_header
 
 log = logging.getLogger(__name__)
 
 Builtin = Callable[[dict[str, Any], Delivery], Awaitable[None]]
-
-
-class BusBackend(Store, BusStore, Protocol):
-    pass
 
 
 class RetryLater(Exception):
@@ -90,10 +85,14 @@ class EventBus:
                  rand: Callable[[], float] = random.random, lease_seconds: float = 60.0,
                  per_target: int = 8, poll_seconds: float = 0.5, batch: int = 500,
                  retry_base_seconds: float = 1.0, default_signing_secret: str | None = None,
-                 target_policy: TargetPolicy | None = None) -> None:
+                 target_policy: TargetPolicy | None = None,
+                 start_delays: Mapping[str, float] | None = None) -> None:
         """`default_signing_secret` signs the default rules' HTTP deliveries (without one
         they are not sent). `target_policy` is what rules may name as HTTP targets, checked
-        when a rule is stored; the sender enforces its own at delivery."""
+        when a rule is stored; the sender enforces its own at delivery. `start_delays`:
+        seconds after the event a built-in target is first tried (process_payment: the
+        inline attempt is still running when its event is routed, so trying at once would
+        only be told to come back)."""
         self.store = store
         self.router = router
         self.clock = clock
@@ -103,6 +102,8 @@ class EventBus:
         self.batch = batch
         self.retry_base = retry_base_seconds
         self.target_policy = target_policy or TargetPolicy()
+        self.start_delays = {name: timedelta(seconds=s)
+                             for name, s in (start_delays or {}).items()}
         self.targets = Targets(builtins, sender, per_target,
                                secrets=SigningSecrets(router, default_signing_secret))
         self._wake = asyncio.Event()
@@ -122,8 +123,11 @@ class EventBus:
                 await self.deliver_due()
             except Exception:
                 log.exception("event bus pass failed; retrying")
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
+            # as the wake fires, and the loop would outlive stop().
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def stop(self) -> None:
@@ -131,6 +135,10 @@ class EventBus:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _first_try(self, target: Target, event_time: datetime, now: datetime) -> datetime:
+        delay = self.start_delays.get(target.name or "") if target.type == "builtin" else None
+        return max(now, event_time + delay) if delay else now
 
     async def route_pending(self) -> int:
         """Route what the outbox holds; returns how many events left it."""
@@ -143,7 +151,8 @@ class EventBus:
             deliveries = [
                 Delivery(id=ids.new_id("dlv"), event_id=e.id, merchant_id=e.merchant_id,
                          rule=route.rule.name, target=route.target, event_time=e.time,
-                         created_at=now, next_attempt_at=now,
+                         created_at=now, next_attempt_at=self._first_try(route.target, e.time,
+                                                                         now),
                          default_rule=route.rule.merchant_id == DEFAULT)
                 for e in events for route in self.router.routes(e.envelope)]
             await self.store.commit(Changeset(routed=[e.id for e in events],
@@ -184,7 +193,8 @@ class EventBus:
 
 class Targets:
     """Runs one delivery against its target, whichever bus carried it: a built-in handler or
-    a signed HTTP POST, at most `per_target` at a time per (merchant, rule, target)."""
+    a signed HTTP POST, at most `per_target` at a time per (merchant, rule, target).
+    Implements `paymesh.ports.bus.Deliverer`."""
 
     def __init__(self, builtins: dict[str, Builtin], sender: TargetSender,
                  per_target: int = 8, *, secrets: SigningSecrets | None = None) -> None:
@@ -193,7 +203,6 @@ class Targets:
         self.secrets = secrets
         self.per_target = per_target
         self._slots: dict[tuple[str, str, str], asyncio.Semaphore] = {}
-        self._encode = msgspec.json.Encoder().encode
 
     async def attempt(self, delivery: Delivery, event: dict[str, Any] | None,
                       clock: Callable[[], datetime], rand: Callable[[], float],
@@ -232,7 +241,7 @@ class Targets:
         if self.secrets is None:
             raise TargetFailed("no signing secret for this target")
         secret = self.secrets.for_delivery(delivery)
-        body = self._encode(event)
+        body = compact_json.encode(event)
         headers = {"Content-Type": "application/json", "Paymesh-Event-Id": delivery.event_id,
                    "Paymesh-Signature": signature_header(body, secret, int(time.time()))}
         try:

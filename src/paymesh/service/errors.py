@@ -1,23 +1,17 @@
-"""Errors the API answers with, each carrying its HTTP status and DESIGN.md's error shape.
+"""Errors the service raises, each carrying DESIGN.md's error shape: a type, a code, a message
+(and the field it is about, and facts a client acts on). No HTTP status: the HTTP layer maps
+each kind to one (`paymesh.entrypoints.http.errors`), the CLI to a message and exit code.
 
-    ApiError
-    ├── BadRequest            400 invalid_request_error (param names the field)
-    │   └── CardDataRefused   400 invalid_request_error card_data_not_allowed
-    ├── Unauthorized          401 authentication_error
-    ├── NotFound              404 invalid_request_error resource_missing
-    ├── StateConflict         409 invalid_request_error (the state machine forbids it)
-    ├── IdempotencyInFlight   409 invalid_request_error idempotency_key_in_use
-    ├── RequestTimeout        408 invalid_request_error request_timeout (headers too slow)
-    ├── RequestTooLarge       413 invalid_request_error request_too_large
-    ├── UnsupportedMediaType  415 invalid_request_error unsupported_media_type
-    ├── IdempotencyMismatch   422 idempotency_error
-    ├── RateLimited           429 rate_limit_error (+ Retry-After)
-    ├── HeadersTooLarge       431 invalid_request_error request_headers_too_large
-    ├── PspUnavailable        503 api_error
-    └── Overloaded            503 api_error server_overloaded (too many connections)
-
-The HTTP server itself (entrypoints/http/server.py) answers 400, 408, 431 and 503 in this
-shape too, for what never reaches the app: bytes that are not HTTP, slow or huge headers.
+    ApiError              api_error internal_error
+    ├── BadRequest        invalid_request_error (param names the field)
+    │   └── CardDataRefused   invalid_request_error card_data_not_allowed
+    ├── Unauthorized      authentication_error
+    ├── NotFound          invalid_request_error resource_missing
+    ├── StateConflict     invalid_request_error (the state machine forbids it)
+    ├── IdempotencyInFlight   invalid_request_error idempotency_key_in_use
+    ├── IdempotencyMismatch   idempotency_error
+    ├── RateLimited       rate_limit_error (retry_after: seconds)
+    └── PspUnavailable    api_error
 """
 
 from __future__ import annotations
@@ -28,7 +22,6 @@ from paymesh.domain.errors import DomainError, InvalidTransition, ValidationErro
 
 
 class ApiError(Exception):
-    status = 500
     type = "api_error"
     code = "internal_error"
 
@@ -50,7 +43,6 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
-    status = 400
     type = "invalid_request_error"
     code = "parameter_invalid"
 
@@ -68,55 +60,31 @@ class CardDataRefused(BadRequest):
 
 
 class Unauthorized(ApiError):
-    status = 401
     type = "authentication_error"
     code = "api_key_invalid"
 
 
 class NotFound(ApiError):
-    status = 404
     type = "invalid_request_error"
     code = "resource_missing"
 
 
 class StateConflict(ApiError):
-    status = 409
     type = "invalid_request_error"
     code = "payment_unexpected_state"
 
 
 class IdempotencyInFlight(ApiError):
-    status = 409
     type = "invalid_request_error"
     code = "idempotency_key_in_use"
 
 
-class RequestTimeout(ApiError):
-    status = 408
-    type = "invalid_request_error"
-    code = "request_timeout"
-
-
-class RequestTooLarge(ApiError):
-    status = 413
-    type = "invalid_request_error"
-    code = "request_too_large"
-
-
-class UnsupportedMediaType(ApiError):
-    status = 415
-    type = "invalid_request_error"
-    code = "unsupported_media_type"
-
-
 class IdempotencyMismatch(ApiError):
-    status = 422
     type = "idempotency_error"
     code = "idempotency_key_reused"
 
 
 class RateLimited(ApiError):
-    status = 429
     type = "rate_limit_error"
     code = "rate_limit"
 
@@ -125,22 +93,9 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
-class HeadersTooLarge(ApiError):
-    status = 431
-    type = "invalid_request_error"
-    code = "request_headers_too_large"
-
-
 class PspUnavailable(ApiError):
-    status = 503
     type = "api_error"
     code = "psp_unavailable"
-
-
-class Overloaded(ApiError):
-    status = 503
-    type = "api_error"
-    code = "server_overloaded"
 
 
 def from_domain(exc: DomainError) -> ApiError:

@@ -36,8 +36,14 @@ def send_confirmation(store: Store, clock: Callable[[], datetime]) -> Builtin:
     return handle
 
 
+#: How long process_payment leaves a payment to the request that created it. Its deliveries
+#: are first tried this long after the event (`EventBus(start_delays=...)`), so the usual
+#: payment, settled inline by then, costs one look and no "come back later".
+PROCESS_PAYMENT_GRACE = timedelta(seconds=10)
+
+
 def process_payment(payments: PaymentService, clock: Callable[[], datetime],
-                    grace: timedelta = timedelta(seconds=10)) -> Builtin:
+                    grace: timedelta = PROCESS_PAYMENT_GRACE) -> Builtin:
     """Drives a payment to its PSP if the inline attempt did not finish.
 
     The inline request normally settles the payment first; while it may still be working

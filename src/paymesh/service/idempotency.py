@@ -18,9 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from paymesh.ports.store import IdempotencyRecord, IdempotencyWrite, Store
+from paymesh.service.compact_json import encode_sorted
 from paymesh.service.errors import IdempotencyInFlight, IdempotencyMismatch
 from paymesh.service.views import Reply
 
@@ -32,7 +31,7 @@ MAX_KEY_LENGTH = 255
 
 def fingerprint(operation: str, request: Any) -> str:
     """Hash of the operation and its validated request, key order independent."""
-    canonical = msgspec.json.encode({"op": operation, "req": request}, order="sorted")
+    canonical = encode_sorted({"op": operation, "req": request})
     return hashlib.sha256(canonical).hexdigest()
 
 

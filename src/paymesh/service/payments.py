@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
 
-from paymesh.domain import money
+from paymesh.domain import failover, money
 from paymesh.domain.errors import InvalidTransition
 from paymesh.domain.payment import Failure, Payment, PspOutcome, RiskContext, Routing
 from paymesh.domain.routing import PaymentFacts, method_type
@@ -41,7 +41,7 @@ from paymesh.service.errors import (
     StateConflict,
 )
 from paymesh.service.idempotency import Claim, IdempotencyGuard, derived_key, fingerprint
-from paymesh.service.routing import RoutingService
+from paymesh.service.psp_routing import RoutingService
 from paymesh.service.views import Reply, payment_reply, refund_view
 
 log = logging.getLogger(__name__)
@@ -275,8 +275,10 @@ class PaymentService:
                           ) -> tuple[Payment, bool, bool]:
         """One PSP's turn; the last flag says the payment moved on to the next PSP."""
         connector = self.connector_for(payment)
-        if first_send and payment.can_fail_over() and not self.breakers.allows(connector.name):
+        if failover.before_call(first_send=first_send, can_fail_over=payment.can_fail_over(),
+                                circuit_open=not self.breakers.allows(connector.name)):
             return await self._fail_over(payment, f"{connector.name}: circuit open"), False, True
+        known = payment.connector_payment_id is not None
         try:
             if payment.connector_payment_id is None:
                 request = AuthorizeRequest(
@@ -292,26 +294,36 @@ class PaymentService:
                 ref = payment.connector_payment_id
                 outcome = await self._call_psp(connector.name, lambda: connector.retrieve(ref))
         except PspError as exc:
-            if exc.outcome_unknown or not first_send or payment.connector_payment_id:
+            step = failover.after_call(failover.Attempt(
+                answered=False, outcome_unknown=exc.outcome_unknown, retryable=exc.retryable,
+                first_send=first_send, known_to_psp=known,
+                can_fail_over=payment.can_fail_over()))
+            if step == failover.Next.LEAVE:
                 log.warning("payment %s: %s did not answer (%s); left %s for recovery",
                             payment.id, exc.psp, exc.code or exc.http_status, payment.status)
                 return payment, False, False
-            # The PSP provably did not act (refused connection, 429, rejected request).
-            if exc.retryable and payment.can_fail_over():
+            if step == failover.Next.FAIL_OVER:  # the PSP provably did not act
                 reason = f"{exc.psp}: {exc.code or exc.http_status or 'unavailable'}"
                 return await self._fail_over(payment, reason), False, True
             failure = Failure(code="psp_unavailable" if exc.retryable else
                               (exc.code or "psp_rejected"),
                               message=f"{exc.psp}: {exc.message}", retryable=exc.retryable)
             outcome = PspOutcome(status=S.FAILED, failure=failure)
-        soft = outcome.failure
-        if (outcome.status == S.FAILED and soft is not None and soft.retryable
-                and payment.routing is not None and payment.routing.retry_soft_declines
-                and payment.can_fail_over()):
-            # A soft decline the route lets another PSP try; the first charged nothing.
-            reason = f"{connector.name}: soft decline {soft.decline_code or soft.code}"
-            return await self._fail_over(payment, reason, outcome.connector_payment_id), \
-                False, True
+        else:
+            soft = outcome.failure
+            step = failover.after_call(failover.Attempt(
+                answered=True,
+                soft_decline=outcome.status == S.FAILED and soft is not None and soft.retryable,
+                first_send=first_send, known_to_psp=known,
+                can_fail_over=payment.can_fail_over(),
+                route_retries_soft_declines=bool(payment.routing
+                                                 and payment.routing.retry_soft_declines)))
+            if step == failover.Next.FAIL_OVER:
+                # A soft decline the route lets another PSP try; the first charged nothing.
+                assert soft is not None
+                reason = f"{connector.name}: soft decline {soft.decline_code or soft.code}"
+                return await self._fail_over(payment, reason, outcome.connector_payment_id), \
+                    False, True
         now = self.clock()
         payment = await self.settle(payment, lambda p: p.apply_psp_outcome(outcome, now),
                                     completion)

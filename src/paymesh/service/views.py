@@ -10,14 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import msgspec
-
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.store import Notification, StoredEvent
-
-_encode = msgspec.json.Encoder().encode
+from paymesh.service.compact_json import encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +25,7 @@ class Reply:
 
     @classmethod
     def of(cls, status: int, data: dict[str, Any]) -> Reply:
-        return cls(status, _encode(data))
+        return cls(status, encode(data))
 
 
 def iso(ts: datetime) -> str:

@@ -25,8 +25,10 @@ yet) is bound by no webhook, however well its amount and currency match. Binding
 a stranger's object of the same amount become the payment's, and the PSP's true answer would
 then be refused as news about another object. Only the PSP's answer to our own request binds
 it: the inline call, or the sync job, which sends the authorisation again with the same
-idempotency key and so gets the original object back. Such a webhook is answered "unbound",
-logged at INFO (a webhook racing our own answer is normal); its news is in that answer too.
+idempotency key and so gets the original object back. Such a webhook is "unbound", logged at
+INFO (a webhook racing our own answer is normal), and refused with a 409
+`payment_not_ready`, so that the PSP delivers it again: by then our own answer is recorded and
+the webhook applies (a dispute sent right after a capture is news that answer does not hold).
 
 One word per event: applied, duplicate, unknown (no payment of ours), mismatch, unbound,
 stale (about an attempt the payment gave up), unconfirmed (the PSP does not know the object).
@@ -43,7 +45,7 @@ from paymesh.domain.refund import RefundStatus
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import Connector, PspError, RefundUpdate, WebhookEvent
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store, VersionConflict
-from paymesh.service.errors import PspUnavailable
+from paymesh.service.errors import PspUnavailable, StateConflict
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,13 @@ class WebhookService:
         events = connector.parse_webhook(headers, body, self.clock())  # raises WebhookRejected
         if not events:
             return []
-        return [await self._confirm_and_apply(psp, connector, event) for event in events]
+        results = [await self._confirm_and_apply(psp, connector, event) for event in events]
+        if "unbound" in results:
+            # Applied events are marked processed: the PSP's next delivery skips them.
+            raise StateConflict(f"{psp} webhook about a payment whose {psp} answer is not "
+                                "recorded yet; deliver it again later",
+                                code="payment_not_ready")
+        return results
 
     async def _confirm_and_apply(self, psp: str, connector: Connector,
                                  event: WebhookEvent) -> str:
@@ -99,6 +107,10 @@ class WebhookService:
         payment = await self.store.find_payment_by_connector_ref(psp, ref) if ref else None
         if payment is None:
             payment = await self.store.get_payment(named) if named else None
+            if payment is not None and ref is not None and payment.connector == psp \
+                    and payment.connector_payment_id == ref:
+                # The PSP's answer was committed between the two reads: it is its own.
+                return self._checked_money(psp, event, payment)
             if payment is None:
                 # Not ours (made outside paymesh) or not yet recorded: nothing to move.
                 log.info("webhook %r from %s names no known payment", event.psp_event_id, psp)
@@ -123,6 +135,10 @@ class WebhookService:
         if named and named != payment.id:
             return _mismatch(psp, event, f"it names payment {named!r}, but its PSP object "
                                          f"{ref!r} is payment {payment.id}'s")
+        return self._checked_money(psp, event, payment)
+
+    @staticmethod
+    def _checked_money(psp: str, event: WebhookEvent, payment: Payment) -> Payment | str:
         wrong_money = _money_mismatch(payment, event)
         if wrong_money:
             return _mismatch(psp, event, f"payment {payment.id}: {wrong_money}")

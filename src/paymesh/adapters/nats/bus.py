@@ -50,10 +50,9 @@ from paymesh.adapters.codec import (
     encode_json,
     to_micros,
 )
-from paymesh.ports.bus import Delivery
+from paymesh.ports.bus import DEFAULT, Deliverer, Delivery, EventRouter
+from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.store import Changeset
-from paymesh.service.bus import BusBackend, Targets
-from paymesh.service.router import DEFAULT, Router
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +142,11 @@ class OutboxRelay:
                 await self.relay_pending()
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
+            # as the wake fires, and the loop would outlive stop().
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def relay_pending(self) -> int:
@@ -165,10 +167,14 @@ class OutboxRelay:
 
 
 class Dispatcher:
-    """Routes events to deliveries and runs deliveries, as one of any number of workers."""
+    """Routes events to deliveries and runs deliveries, as one of any number of workers.
+
+    Where an event goes is the `router`'s to say and what a delivery attempt does is the
+    `targets`' (both the service's, through `paymesh.ports.bus`); this moves the messages,
+    acks them and holds their leases."""
 
     def __init__(self, store: BusBackend, js: JetStreamContext, layout: Layout,
-                 router: Router, targets: Targets, clock: Callable[[], datetime],
+                 router: EventRouter, targets: Deliverer, clock: Callable[[], datetime],
                  rand: Callable[[], float] = random.random, retry_base_seconds: float = 1.0,
                  max_in_flight: int = 512, fetch_batch: int = 128) -> None:
         self.store = store

@@ -30,8 +30,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
-from paymesh.fraud.scorer import FraudEngine
-from paymesh.fraud.transactions import Transaction
+from paymesh.domain.fraud_transaction import Transaction
+from paymesh.ports.fraud_feed import FraudLearner
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class NatsFraudFeed:
     `published`, `applied` (messages of other feeds given to the engine) and `dropped` count.
     """
 
-    def __init__(self, nc: Client, engine: FraudEngine, subject: str = SUBJECT,
+    def __init__(self, nc: Client, engine: FraudLearner, subject: str = SUBJECT,
                  max_queued: int = 10_000) -> None:
         self.nc = nc
         self.engine = engine

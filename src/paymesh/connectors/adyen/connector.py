@@ -1,7 +1,8 @@
 """The Adyen connector: our port over Adyen's Checkout API v71 (the sandbox, or Adyen's own).
 
-Transport failures are translated here, once, into PspError with the two facts the service
-needs: may a retry help (`retryable`), and may Adyen have acted (`outcome_unknown`).
+It translates, and the process's `HttpTransport` sends. Failures become PspError with the two
+facts the service needs: may a retry help (`retryable`), and may Adyen have acted
+(`outcome_unknown`); the transport's in `connectors.transport`, Adyen's answers here:
 
     connection refused, connect timeout   retryable, nothing done
     read timeout, 5xx                     retryable, outcome unknown: sync with the same key
@@ -19,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from paymesh.connectors.adyen import translate, webhook
-from paymesh.connectors.transport import psp_transport_errors
+from paymesh.connectors.aiohttp_transport import AiohttpTransport
+from paymesh.connectors.transport import HttpTransport, psp_transport_errors
 from paymesh.domain.payment import PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, PspError, RefundOutcome, WebhookEvent
@@ -63,47 +64,39 @@ class AdyenConnector:
     name = PSP
     webhook_ack: bytes | None = b"[accepted]"  # Adyen's notification contract, or it keeps retrying
 
-    def __init__(self, settings: AdyenSettings) -> None:
+    def __init__(self, settings: AdyenSettings, transport: HttpTransport | None = None) -> None:
         self.settings = settings
         try:  # a bad key fails here, not at every webhook
-            self._hmac_key = bytes.fromhex(settings.hmac_key)
+            hmac_key = bytes.fromhex(settings.hmac_key)
         except ValueError:
             raise ValueError("hmac_key must be hex, as Adyen's Customer Area shows it") from None
+        self._webhooks = webhook.AdyenWebhooks(hmac_key)
         self._base = f"{settings.api_base.rstrip('/')}/{API_VERSION}"
         self._headers = {"X-API-Key": settings.api_key, "Content-Type": "application/json"}
-        self._session: aiohttp.ClientSession | None = None
+        # The process's shared transport; without one, a transport of its own, closed with it.
+        self._owns_transport = transport is None
+        self._transport = transport or AiohttpTransport()
         self._currencies: OrderedDict[str, str] = OrderedDict()
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running loop, as aiohttp requires.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds,
-                                              sock_connect=2.0),
-                connector=aiohttp.TCPConnector(limit=200, limit_per_host=200))
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._owns_transport:
+            await self._transport.aclose()
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
                        idempotency_key: str | None = None,
-                       ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+                       ) -> tuple[int, dict[str, Any], Mapping[str, str]]:
+        headers = dict(self._headers)
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         data = msgspec.json.encode(body) if body is not None else None
         with psp_transport_errors(PSP, "Adyen"):
-            async with self._client().request(method, self._base + path, data=data,
-                                              headers=headers) as response:
-                status, raw = response.status, await response.read()
-                answer_headers = {k.lower(): v for k, v in response.headers.items()}
+            answer = await self._transport.request(method, self._base + path, headers, data,
+                                                   self.settings.timeout_seconds)
         try:
-            decoded = msgspec.json.decode(raw)
+            decoded = msgspec.json.decode(answer.body)
         except msgspec.DecodeError:
             decoded = {}
-        return status, decoded if isinstance(decoded, dict) else {}, answer_headers
+        return answer.status, decoded if isinstance(decoded, dict) else {}, answer.headers
 
     async def authorize(self, request: AuthorizeRequest) -> PspOutcome:
         body = translate.payment_request(request, self.settings.merchant_account,
@@ -172,7 +165,7 @@ class AdyenConnector:
 
     def parse_webhook(self, headers: dict[str, str], body: bytes,
                       now: datetime) -> list[WebhookEvent]:
-        return webhook.translate(webhook.verify(body, self._hmac_key), now)
+        return self._webhooks.parse(headers, body, now)
 
     async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
         # Every field the event is built from is under the item's HMAC (see `webhook`), and

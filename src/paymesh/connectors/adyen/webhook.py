@@ -25,6 +25,10 @@ failure but never choose a state:
 
 A failed CAPTURE or CANCELLATION leaves the payment as it was: nothing to apply. Other event
 codes are verified and acknowledged, then ignored.
+
+Adyen signs fields, not bytes: verifying an item means reading its signed fields, so `verify`
+decodes the body too (into the same typed items `decode` gives), and an item with a field of
+another type is rejected before any signature is computed over it.
 """
 
 from __future__ import annotations
@@ -32,125 +36,170 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from paymesh.connectors.adyen.refusals import failure_for
 from paymesh.connectors.adyen.translate import authorised
+from paymesh.connectors.webhook_template import WebhookTemplate
 from paymesh.domain.payment import Failure, PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import RefundUpdate, WebhookEvent, WebhookRejected
 
-__all__ = ["items", "sign", "translate", "verify"]
+__all__ = ["AdyenWebhooks", "NotificationItem", "sign"]
 
 S = PaymentStatus
-Item = dict[str, Any]
 
 _SIGNED_FIELDS = ("pspReference", "originalReference", "merchantAccountCode",
                   "merchantReference", "value", "currency", "eventCode", "success")
 
 
-def sign(item: Item, key: bytes) -> str:
-    amount = item.get("amount") or {}
-    fields = {**item, "value": amount.get("value"), "currency": amount.get("currency")}
-    signed = ":".join("" if fields.get(name) is None else str(fields[name])
+def _signature(values: Mapping[str, object], key: bytes) -> str:
+    signed = ":".join("" if values.get(name) is None else str(values[name])
                       for name in _SIGNED_FIELDS)
     return base64.b64encode(hmac.new(key, signed.encode(), hashlib.sha256).digest()).decode()
 
 
-def items(payload: bytes) -> list[Item]:
-    """The notification's items, or WebhookRejected if the body is not Adyen's."""
-    try:
-        body = msgspec.json.decode(payload)
-        wrapped = body["notificationItems"]
-        found = [entry["NotificationRequestItem"] for entry in wrapped]
-    except (msgspec.DecodeError, KeyError, TypeError) as exc:
-        raise WebhookRejected("the body is not an Adyen notification") from exc
-    if not found or not all(_well_formed(item) for item in found):
-        raise WebhookRejected("the body is not an Adyen notification")
-    return found
+def sign(item: Mapping[str, Any], key: bytes) -> str:
+    """An item's hmacSignature, as Adyen computes it (for tests and tools that sign)."""
+    amount = item.get("amount") or {}
+    return _signature({**item, "value": amount.get("value"),
+                       "currency": amount.get("currency")}, key)
 
 
-def _well_formed(item: object) -> bool:
-    if not isinstance(item, dict):
-        return False
-    amount = item.get("amount")
-    return (isinstance(item.get("pspReference"), str) and isinstance(item.get("eventCode"), str)
-            and isinstance(item.get("success"), str) and isinstance(amount, dict)
-            and isinstance(amount.get("value"), int) and isinstance(amount.get("currency"), str)
-            and isinstance(item.get("additionalData") or {}, dict))
+# -- the fields we read, with their types ---------------------------------------------------
+
+class _Amount(msgspec.Struct):
+    value: int
+    currency: str
 
 
-def verify(payload: bytes, key: bytes) -> list[Item]:
-    found = items(payload)
-    for item in found:
-        given = (item.get("additionalData") or {}).get("hmacSignature")
-        if not isinstance(given, str) or not given:
-            raise WebhookRejected("an Adyen notification item has no hmacSignature")
-        if not hmac.compare_digest(sign(item, key).encode(), given.encode()):
-            raise WebhookRejected("an Adyen notification item's hmacSignature does not match")
-    return found
+class _AdditionalData(msgspec.Struct, rename="camel"):
+    # The rest of additionalData is unsigned and never read.
+    hmac_signature: str | None = None
 
 
-def translate(found: list[Item], now: datetime) -> list[WebhookEvent]:
-    try:
-        events = [_event(item, now) for item in found]
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        # Signed means Adyen sent it, not that every field has the shape we expect.
-        raise WebhookRejected("the notification's fields are not Adyen's") from exc
-    return [event for event in events if event is not None]
+class NotificationItem(msgspec.Struct, rename="camel"):
+    psp_reference: Annotated[str, msgspec.Meta(min_length=1)]  # part of the event's id
+    event_code: str
+    success: str  # "true" or "false", as Adyen writes it
+    amount: _Amount
+    original_reference: str | None = None
+    merchant_account_code: str | None = None
+    merchant_reference: str | None = None
+    reason: str | None = None  # unsigned
+    event_date: str | None = None  # unsigned
+    additional_data: _AdditionalData | None = None
+
+    def signature(self, key: bytes) -> str:
+        return _signature({"pspReference": self.psp_reference,
+                           "originalReference": self.original_reference,
+                           "merchantAccountCode": self.merchant_account_code,
+                           "merchantReference": self.merchant_reference,
+                           "value": self.amount.value, "currency": self.amount.currency,
+                           "eventCode": self.event_code, "success": self.success}, key)
 
 
-def _event(item: Item, now: datetime) -> WebhookEvent | None:
-    code = item["eventCode"]
-    success = item["success"] == "true"
-    psp_reference = item["pspReference"]
-    original = item.get("originalReference") or None
-    merchant_reference = item.get("merchantReference") or None
-    amount = int(item["amount"]["value"])
-    currency = str(item["amount"]["currency"])
-    base: dict[str, Any] = {"psp_event_id": f"{code}:{psp_reference}:{item['success']}",
-                            "created": _created(item.get("eventDate"), now),
-                            "currency": currency}
+class _Entry(msgspec.Struct, rename="pascal"):
+    notification_request_item: NotificationItem
+
+
+class _Notification(msgspec.Struct, rename="camel"):
+    notification_items: list[_Entry]
+
+
+def _items(body: bytes) -> list[NotificationItem]:
+    items = [entry.notification_request_item
+             for entry in msgspec.json.decode(body, type=_Notification).notification_items]
+    if not items:
+        raise WebhookRejected("an Adyen notification with no items")
+    return items
+
+
+class AdyenWebhooks(WebhookTemplate[list[NotificationItem]]):
+    display_name = "Adyen"
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+        """Every item's signature: a body with one item that fails is rejected whole, so a
+        forger cannot slip an item in next to a genuine one."""
+        try:
+            items = _items(body)
+        except msgspec.DecodeError as exc:
+            raise WebhookRejected(f"not a webhook Adyen sends: {exc}") from exc
+        for item in items:
+            given = item.additional_data.hmac_signature if item.additional_data else None
+            if not given:
+                raise WebhookRejected("an Adyen notification item has no hmacSignature")
+            if not hmac.compare_digest(item.signature(self._key).encode(), given.encode()):
+                raise WebhookRejected("an Adyen notification item's hmacSignature does not "
+                                      "match")
+
+    def decode(self, body: bytes) -> list[NotificationItem]:
+        return _items(body)
+
+    def to_events(self, decoded: list[NotificationItem], headers: Mapping[str, str],
+                  now: datetime) -> list[WebhookEvent]:
+        events = [_event(item, now) for item in decoded]
+        return [event for event in events if event is not None]
+
+
+def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
+    code, ref = item.event_code, item.psp_reference
+    success = item.success == "true"
+    original = item.original_reference or None
+    merchant_reference = item.merchant_reference or None
+    amount, currency = item.amount.value, item.amount.currency
+    event_id = f"{code}:{ref}:{item.success}"
+    created = _created(item.event_date, now)
     if code == "AUTHORISATION":
         if success:
             # Held until the payment's own capture mode says otherwise (see the module doc).
-            return WebhookEvent(**base, payment_id=merchant_reference,
-                                connector_payment_id=psp_reference, amount=amount,
-                                outcome=authorised(psp_reference, amount, manual=True),
+            return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
+                                payment_id=merchant_reference, connector_payment_id=ref,
+                                amount=amount, outcome=authorised(ref, amount, manual=True),
                                 capture_as_requested=True)
-        refused = failure_for("Refused", item.get("reason"))
+        refused = failure_for("Refused", item.reason)
         failure = Failure(code=refused.code, message=refused.message, retryable=False,
                           decline_code=refused.decline_code)
-        outcome = PspOutcome(status=S.FAILED, connector_payment_id=psp_reference,
-                             failure=failure)
-        return WebhookEvent(**base, payment_id=merchant_reference,
-                            connector_payment_id=psp_reference, amount=amount, outcome=outcome)
+        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
+                            payment_id=merchant_reference, connector_payment_id=ref,
+                            amount=amount, outcome=PspOutcome(status=S.FAILED,
+                                                              connector_payment_id=ref,
+                                                              failure=failure))
     if code == "CAPTURE" and success:
         outcome = PspOutcome(status=S.SUCCEEDED, connector_payment_id=original,
                              amount_received=amount)
-        return WebhookEvent(**base, payment_id=merchant_reference, connector_payment_id=original,
+        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
+                            payment_id=merchant_reference, connector_payment_id=original,
                             outcome=outcome)
     if code == "CANCELLATION" and success:
         outcome = PspOutcome(status=S.CANCELED, connector_payment_id=original)
-        return WebhookEvent(**base, payment_id=merchant_reference, connector_payment_id=original,
+        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
+                            payment_id=merchant_reference, connector_payment_id=original,
                             outcome=outcome)
     if code in ("REFUND", "REFUND_FAILED"):
         succeeded = success and code == "REFUND"
-        refund = RefundUpdate(refund_id=merchant_reference, connector_refund_id=psp_reference,
+        refund = RefundUpdate(refund_id=merchant_reference, connector_refund_id=ref,
                               amount=amount, succeeded=succeeded,
-                              failure_reason=None if succeeded else item.get("reason") or code)
-        return WebhookEvent(**base, payment_id=None, connector_payment_id=original, refund=refund)
+                              failure_reason=None if succeeded else item.reason or code)
+        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
+                            payment_id=None, connector_payment_id=original, refund=refund)
     if code == "CHARGEBACK":
-        return WebhookEvent(**base, payment_id=merchant_reference, connector_payment_id=original,
-                            dispute=(psp_reference, amount, item.get("reason") or None))
+        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
+                            payment_id=merchant_reference, connector_payment_id=original,
+                            dispute=(ref, amount, item.reason or None))
     return None
 
 
-def _created(event_date: object, now: datetime) -> datetime:
-    if not isinstance(event_date, str):
+def _created(event_date: str | None, now: datetime) -> datetime:
+    # Unsigned: a date that does not read as one is only a missing date.
+    if event_date is None:
         return now
     try:
         created = datetime.fromisoformat(event_date)

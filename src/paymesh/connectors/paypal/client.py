@@ -1,9 +1,9 @@
-"""PayPal's REST transport: an OAuth bearer token on every call, JSON both ways, and
-PayPal's failures as PspError.
+"""PayPal's REST API over the process's transport: an OAuth bearer token on every call, JSON
+both ways, and PayPal's failures as PspError.
 
-Transport failures and PayPal's error bodies are translated here, once, into
-PspError with the two facts the service needs: may a retry help
-(`retryable`), and may PayPal have acted (`outcome_unknown`).
+Transport failures (in `connectors.transport`) and PayPal's error bodies (here) become
+PspError with the two facts the service needs: may a retry help (`retryable`), and may
+PayPal have acted (`outcome_unknown`).
 
     connection refused             retryable, nothing done
     timeout, 5xx                   retryable, outcome unknown (sync with the same request id)
@@ -19,11 +19,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from paymesh.connectors.paypal.token import TokenCache
-from paymesh.connectors.transport import psp_transport_errors
+from paymesh.connectors.transport import HttpTransport, psp_transport_errors
 from paymesh.ports.connector import PspError
 
 __all__ = ["PSP", "PayPalHttp", "error_for", "issue_of"]
@@ -64,26 +63,13 @@ class PayPalHttp:
     """One PayPal account's API: base URL, client credentials, a cached bearer token."""
 
     def __init__(self, api_base: str, client_id: str, client_secret: str,
-                 timeout_seconds: float) -> None:
+                 timeout_seconds: float, transport: HttpTransport) -> None:
         self._base = api_base.rstrip("/")
         credentials = f"{client_id}:{client_secret}".encode()
         self._basic = f"Basic {base64.b64encode(credentials).decode()}"
         self._timeout = timeout_seconds
         self._tokens = TokenCache(self._fetch_token)
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running loop, as aiohttp requires.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout, sock_connect=2.0),
-                connector=aiohttp.TCPConnector(limit=200, limit_per_host=200))
-        return self._session
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._transport = transport
 
     async def _fetch_token(self) -> tuple[str, float]:
         headers = {"Authorization": self._basic,
@@ -91,14 +77,13 @@ class PayPalHttp:
                    "Content-Type": "application/x-www-form-urlencoded"}
         # A token request moves no money: whatever happens to it, nothing was charged.
         with psp_transport_errors(PSP, "PayPal", outcome_unknown=False):
-            async with self._client().post(f"{self._base}/v1/oauth2/token",
-                                           data=b"grant_type=client_credentials",
-                                           headers=headers) as response:
-                status, raw = response.status, await response.read()
-        body = _decode(raw)
+            answer = await self._transport.request("POST", f"{self._base}/v1/oauth2/token",
+                                                   headers, b"grant_type=client_credentials",
+                                                   self._timeout)
+        body = _decode(answer.body)
         token, expires_in = body.get("access_token"), body.get("expires_in")
-        if status != 200 or not isinstance(token, str) or not isinstance(expires_in, int):
-            raise error_for(status, body, outcome_unknown=False)
+        if answer.status != 200 or not isinstance(token, str) or not isinstance(expires_in, int):
+            raise error_for(answer.status, body, outcome_unknown=False)
         return token, float(expires_in)
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None,
@@ -112,10 +97,9 @@ class PayPalHttp:
             headers["Content-Type"] = "application/json"
             data = msgspec.json.encode(body or {})
         with psp_transport_errors(PSP, "PayPal"):
-            async with self._client().request(method, self._base + path, data=data,
-                                              headers=headers) as response:
-                status, raw = response.status, await response.read()
-        return status, _decode(raw)
+            answer = await self._transport.request(method, self._base + path, headers, data,
+                                                   self._timeout)
+        return answer.status, _decode(answer.body)
 
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
                       request_id: str | None = None) -> tuple[int, dict[str, Any]]:

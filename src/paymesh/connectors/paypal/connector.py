@@ -22,14 +22,16 @@ a lost response should be. Transport and PayPal's errors become PspError in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from paymesh.connectors.aiohttp_transport import AiohttpTransport
 from paymesh.connectors.paypal import translate, webhook
 from paymesh.connectors.paypal.amounts import AmountNotRepresentable, to_paypal
 from paymesh.connectors.paypal.client import PSP, PayPalHttp, error_for, issue_of
+from paymesh.connectors.transport import HttpTransport
 from paymesh.domain.payment import PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import (
@@ -37,7 +39,6 @@ from paymesh.ports.connector import (
     PspError,
     RefundOutcome,
     WebhookEvent,
-    WebhookRejected,
 )
 
 __all__ = ["PayPalConnector", "PayPalSettings"]
@@ -73,15 +74,21 @@ class PayPalConnector:
     name = PSP
     webhook_ack: bytes | None = None
 
-    def __init__(self, settings: PayPalSettings) -> None:
+    def __init__(self, settings: PayPalSettings, transport: HttpTransport | None = None) -> None:
         self.settings = settings
-        self._certificate = (webhook.load_certificate(settings.trusted_cert_pem)
-                             if settings.trusted_cert_pem else None)
+        certificate = (webhook.load_certificate(settings.trusted_cert_pem)
+                       if settings.trusted_cert_pem else None)
+        self._webhooks = webhook.PayPalWebhooks(certificate, settings.webhook_id,
+                                                settings.webhook_tolerance_seconds)
+        # The process's shared transport; without one, a transport of its own, closed with it.
+        self._owns_transport = transport is None
+        self._transport = transport or AiohttpTransport()
         self._http = PayPalHttp(settings.api_base, settings.client_id, settings.client_secret,
-                                settings.timeout_seconds)
+                                settings.timeout_seconds, self._transport)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_transport:
+            await self._transport.aclose()
 
     async def _order(self, order_id: str) -> dict[str, Any]:
         path = f"/v2/checkout/orders/{quote(order_id, '')}"
@@ -217,13 +224,7 @@ class PayPalConnector:
 
     def parse_webhook(self, headers: dict[str, str], body: bytes,
                       now: datetime) -> list[WebhookEvent]:
-        if self._certificate is None:
-            raise WebhookRejected("no trusted PayPal certificate is configured")
-        webhook.verify(headers, body, self._certificate, self.settings.webhook_id, now,
-                       self.settings.webhook_tolerance_seconds)
-        transmission = {k.lower(): v for k, v in headers.items()}["paypal-transmission-id"]
-        return [replace(event, transmission_id=transmission)
-                for event in webhook.translate(body)]
+        return self._webhooks.parse(headers, body, now)
 
     async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
         """Act on what PayPal's API says, not on the body: PayPal signs the body's bytes

@@ -20,6 +20,11 @@ resource is ours: so nothing is acted on as the body says it. The connector's
 `confirm` asks PayPal's API for the resource (the order, the refund, the
 disputed capture) and `confirmed_by_*` below rebuild the event from what the
 API answers.
+
+Both are read through the same typed structures (`Payment`, `Order`, `Dispute`): a
+resource of the event's type with a field of another type is a malformed body (rejected), or
+an answer that is not the resource (unconfirmed). The resource is decoded by the event's
+type, only for the types we act on; any other is acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from cryptography import x509
@@ -43,10 +49,22 @@ from paymesh.connectors.paypal.translate import (
     outcome_from_capture,
     outcome_from_order,
 )
+from paymesh.connectors.webhook_template import WebhookTemplate
 from paymesh.ports.connector import RefundUpdate, WebhookEvent, WebhookRejected
 
-__all__ = ["DISPUTE_REASONS", "TOLERANCE_SECONDS", "confirmed_by_capture", "confirmed_by_order",
-           "confirmed_by_refund", "load_certificate", "translate", "verify"]
+__all__ = [
+    "DISPUTE_REASONS",
+    "TOLERANCE_SECONDS",
+    "Dispute",
+    "Order",
+    "PayPalWebhooks",
+    "Payment",
+    "confirmed_by_capture",
+    "confirmed_by_order",
+    "confirmed_by_refund",
+    "load_certificate",
+    "verify",
+]
 
 TOLERANCE_SECONDS = 300
 AUTH_ALGO = "SHA256withRSA"
@@ -67,6 +85,8 @@ _AUTHORIZATION_EVENTS = frozenset({"PAYMENT.AUTHORIZATION.CREATED",
                                    "PAYMENT.AUTHORIZATION.VOIDED"})
 _REFUND_EVENTS = {"PAYMENT.CAPTURE.REFUNDED": True, "PAYMENT.REFUND.FAILED": False,
                   "PAYMENT.REFUND.CANCELLED": False}
+_ORDER_EVENT = "CHECKOUT.ORDER.APPROVED"
+_DISPUTE_EVENT = "CUSTOMER.DISPUTE.CREATED"
 
 
 def load_certificate(pem: bytes) -> x509.Certificate:
@@ -76,7 +96,7 @@ def load_certificate(pem: bytes) -> x509.Certificate:
     return certificate
 
 
-def verify(headers: dict[str, str], body: bytes, certificate: x509.Certificate,
+def verify(headers: Mapping[str, str], body: bytes, certificate: x509.Certificate,
            webhook_id: str, now: datetime, tolerance: int = TOLERANCE_SECONDS) -> None:
     h = {k.lower(): v for k, v in headers.items()}
     transmission_id = h.get("paypal-transmission-id")
@@ -107,141 +127,315 @@ def verify(headers: dict[str, str], body: bytes, certificate: x509.Certificate,
         raise WebhookRejected("paypal-transmission-sig does not match the payload") from exc
 
 
-def translate(payload: bytes) -> list[WebhookEvent]:
-    try:
-        event = msgspec.json.decode(payload)
-        event_id, event_type = event["id"], event["event_type"]
-        resource: dict[str, Any] = event["resource"]
-        created = datetime.fromisoformat(event["create_time"]).astimezone(UTC)
-        if not isinstance(event_id, str) or not isinstance(resource, dict):
-            raise TypeError("id or resource")
-        return _translate(event_id, str(event_type), resource, created)
-    except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError,
-            OverflowError) as exc:
-        raise WebhookRejected("the body is not a PayPal webhook event") from exc
+# -- the fields we read, with their types ---------------------------------------------------
+# omit_defaults: `msgspec.to_builtins` gives back only the fields the resource had, as the
+# dicts `translate` reads the API's answers as. Amounts stay PayPal's strings until
+# `from_paypal` reads them (a ValueError there is a malformed body too).
 
 
-def _money(obj: Any) -> tuple[int | None, str | None]:
-    """(amount, currency) of a PayPal resource's `amount`, or Nones if it has none."""
+#: An id: the de-duplication key of an event, the name of a dispute. Never empty.
+Id = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Struct(msgspec.Struct, omit_defaults=True):
+    pass
+
+
+class Money(_Struct):
+    currency_code: str | None = None
+    value: str | None = None
+
+
+class _RelatedIds(_Struct):
+    order_id: str | None = None
+
+
+class _SupplementaryData(_Struct):
+    related_ids: _RelatedIds | None = None
+
+
+class _ProcessorResponse(_Struct):
+    response_code: str | None = None
+    avs_code: str | None = None
+    cvv_code: str | None = None
+    payment_advice_code: str | None = None
+
+
+class _StatusDetails(_Struct):
+    reason: str | None = None
+
+
+class Payment(_Struct):
+    """A capture, an authorization or a refund."""
+
+    id: str | None = None
+    status: str | None = None
+    amount: Money | None = None
+    custom_id: str | None = None
+    supplementary_data: _SupplementaryData | None = None
+    processor_response: _ProcessorResponse | None = None
+    status_details: _StatusDetails | None = None
+
+    @property
+    def order_id(self) -> str | None:
+        related = self.supplementary_data.related_ids if self.supplementary_data else None
+        return related.order_id if related else None
+
+
+class _Payments(_Struct):
+    captures: list[Payment] | None = None
+    authorizations: list[Payment] | None = None
+
+
+class _PurchaseUnit(_Struct):
+    custom_id: str | None = None
+    amount: Money | None = None
+    payments: _Payments | None = None
+
+
+class _Link(_Struct):
+    rel: str | None = None
+    href: str | None = None
+
+
+class _ThreeDSecure(_Struct):
+    authentication_status: str | None = None
+
+
+class _AuthenticationResult(_Struct):
+    liability_shift: str | None = None
+    three_d_secure: _ThreeDSecure | None = None
+
+
+class _Card(_Struct):
+    authentication_result: _AuthenticationResult | None = None
+
+
+class _PaymentSource(_Struct):
+    card: _Card | None = None
+
+
+class Order(_Struct):
+    id: str | None = None
+    status: str | None = None
+    intent: str | None = None
+    purchase_units: list[_PurchaseUnit] | None = None
+    links: list[_Link] | None = None
+    payment_source: _PaymentSource | None = None
+
+    @property
+    def first_unit(self) -> _PurchaseUnit:
+        return self.purchase_units[0] if self.purchase_units else _PurchaseUnit()
+
+
+class _DisputedTransaction(_Struct):
+    seller_transaction_id: str | None = None
+    custom: str | None = None
+
+
+class Dispute(_Struct):
+    dispute_id: Id
+    dispute_amount: Money
+    reason: str | None = None
+    disputed_transactions: list[_DisputedTransaction] | None = None
+
+
+class _Event(msgspec.Struct):
+    id: Id
+    event_type: str
+    create_time: str
+    resource: msgspec.Raw  # decoded by the event's type
+
+
+Resource = Payment | Order | Dispute
+
+
+@dataclass(frozen=True, slots=True)
+class PayPalNotice:
+    """An event, and its resource decoded by its type (None: a type we do not act on)."""
+
+    id: str
+    event_type: str
+    create_time: str
+    resource: Resource | None
+
+
+def _resource_type(event_type: str) -> type[Resource] | None:
+    if event_type in _CAPTURE_EVENTS or event_type in _AUTHORIZATION_EVENTS or \
+            event_type in _REFUND_EVENTS:
+        return Payment
+    if event_type == _ORDER_EVENT:
+        return Order
+    if event_type == _DISPUTE_EVENT:
+        return Dispute
+    return None
+
+
+def _money(money: Money | None) -> tuple[int | None, str | None]:
+    """(amount, currency) of a PayPal amount, or Nones if there is none to read."""
     try:
-        return from_paypal(obj.get("amount") if isinstance(obj, dict) else None)
+        return from_paypal(msgspec.to_builtins(money) if money is not None else None)
     except ValueError:
         return None, None
 
 
-def _translate(event_id: str, event_type: str, resource: dict[str, Any],
-               created: datetime) -> list[WebhookEvent]:
-    related = (resource.get("supplementary_data") or {}).get("related_ids") or {}
-    order_id = related.get("order_id")
+class PayPalWebhooks(WebhookTemplate[PayPalNotice]):
+    display_name = "PayPal"
+
+    def __init__(self, certificate: x509.Certificate | None, webhook_id: str,
+                 tolerance: int = TOLERANCE_SECONDS) -> None:
+        self._certificate = certificate
+        self._webhook_id = webhook_id
+        self._tolerance = tolerance
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+        if self._certificate is None:
+            raise WebhookRejected("no trusted PayPal certificate is configured")
+        verify(headers, body, self._certificate, self._webhook_id, now, self._tolerance)
+
+    def decode(self, body: bytes) -> PayPalNotice:
+        event = msgspec.json.decode(body, type=_Event)
+        wanted = _resource_type(event.event_type)
+        resource = msgspec.json.decode(event.resource, type=wanted) if wanted else None
+        return PayPalNotice(event.id, event.event_type, event.create_time, resource)
+
+    def to_events(self, decoded: PayPalNotice, headers: Mapping[str, str],
+                  now: datetime) -> list[WebhookEvent]:
+        resource, event_type = decoded.resource, decoded.event_type
+        created = _created(decoded.create_time)
+        # The delivery's own id, signed: a transmission seen before is a replay.
+        transmission = headers.get("paypal-transmission-id")
+        base = WebhookEvent(psp_event_id=decoded.id, created=created, payment_id=None,
+                            connector_payment_id=None, transmission_id=transmission)
+        if isinstance(resource, Payment):
+            event = _payment_event(base, event_type, resource)
+        elif isinstance(resource, Order):
+            event = _order_event(base, resource)
+        elif isinstance(resource, Dispute):
+            event = _dispute_event(base, resource)
+        else:
+            event = None  # a type we do not act on: acknowledged, ignored
+        return [] if event is None else [event]
+
+
+def _created(create_time: str) -> datetime:
+    try:
+        return datetime.fromisoformat(create_time).astimezone(UTC)
+    except OSError as exc:  # a local time this platform cannot convert
+        raise ValueError("create_time is not a time") from exc
+
+
+def _payment_event(base: WebhookEvent, event_type: str,
+                   resource: Payment) -> WebhookEvent | None:
+    order_id = resource.order_id
     # A capture, refund or dispute holds a part of the payment's money: only its currency
     # says something about the payment. An authorization or an order holds all of it.
-    _, currency = _money(resource)
+    amount, currency = _money(resource.amount)
+    wire = msgspec.to_builtins(resource)
     if event_type in _CAPTURE_EVENTS:
-        return [WebhookEvent(psp_event_id=event_id, created=created,
-                             payment_id=resource.get("custom_id"), connector_payment_id=order_id,
-                             outcome=outcome_from_capture(resource, order_id),
-                             currency=currency)]
+        return replace(base, payment_id=resource.custom_id, connector_payment_id=order_id,
+                       outcome=outcome_from_capture(wire, order_id), currency=currency)
     if event_type in _AUTHORIZATION_EVENTS:
-        amount, currency = _money(resource)
-        return [WebhookEvent(psp_event_id=event_id, created=created,
-                             payment_id=resource.get("custom_id"), connector_payment_id=order_id,
-                             outcome=outcome_from_authorization(resource, order_id),
-                             amount=amount, currency=currency)]
-    if event_type in _REFUND_EVENTS:
-        status = resource.get("status")
-        if status == "PENDING":
-            return []  # accepted, no verdict yet
-        succeeded = _REFUND_EVENTS[event_type] and status == "COMPLETED"
-        amount, _ = from_paypal(resource["amount"])
-        refund = RefundUpdate(refund_id=resource.get("custom_id"),  # ours, echoed back
-                              connector_refund_id=resource["id"], amount=amount,
-                              succeeded=succeeded,
-                              failure_reason=None if succeeded else str(status).lower())
-        return [WebhookEvent(psp_event_id=event_id, created=created, payment_id=None,
-                             connector_payment_id=order_id, refund=refund, currency=currency)]
-    if event_type == "CHECKOUT.ORDER.APPROVED":
-        units = resource.get("purchase_units") or [{}]
-        amount, currency = _money(units[0])
-        return [WebhookEvent(psp_event_id=event_id, created=created,
-                             payment_id=units[0].get("custom_id"),
-                             connector_payment_id=resource.get("id"),
-                             outcome=outcome_from_order(resource),
-                             amount=amount, currency=currency)]
-    if event_type == "CUSTOMER.DISPUTE.CREATED":
-        transactions = resource.get("disputed_transactions") or [{}]
-        amount, currency = from_paypal(resource["dispute_amount"])
-        reason = DISPUTE_REASONS.get(str(resource.get("reason")), "general")
-        # The dispute names the capture, not the order: `confirm` finds the order from it.
-        return [WebhookEvent(psp_event_id=event_id, created=created,
-                             payment_id=transactions[0].get("custom"),
-                             connector_payment_id=None,
-                             dispute=(str(resource["dispute_id"]), amount, reason),
-                             currency=currency,
-                             psp_object_id=transactions[0].get("seller_transaction_id"))]
-    return []  # a type we do not act on: acknowledged, ignored
+        return replace(base, payment_id=resource.custom_id, connector_payment_id=order_id,
+                       outcome=outcome_from_authorization(wire, order_id), amount=amount,
+                       currency=currency)
+    if resource.status == "PENDING":
+        return None  # a refund accepted, with no verdict yet
+    if resource.id is None or amount is None:
+        raise ValueError("a refund without its id or amount")
+    succeeded = _REFUND_EVENTS[event_type] and resource.status == "COMPLETED"
+    refund = RefundUpdate(refund_id=resource.custom_id,  # ours, echoed back
+                          connector_refund_id=resource.id, amount=amount, succeeded=succeeded,
+                          failure_reason=None if succeeded else str(resource.status).lower())
+    return replace(base, connector_payment_id=order_id, refund=refund, currency=currency)
+
+
+def _order_event(base: WebhookEvent, order: Order) -> WebhookEvent:
+    unit = order.first_unit
+    amount, currency = _money(unit.amount)
+    return replace(base, payment_id=unit.custom_id, connector_payment_id=order.id,
+                   outcome=outcome_from_order(msgspec.to_builtins(order)), amount=amount,
+                   currency=currency)
+
+
+def _dispute_event(base: WebhookEvent, dispute: Dispute) -> WebhookEvent:
+    transactions = dispute.disputed_transactions or [_DisputedTransaction()]
+    amount, currency = from_paypal(msgspec.to_builtins(dispute.dispute_amount))
+    reason = DISPUTE_REASONS.get(str(dispute.reason), "general")
+    # The dispute names the capture, not the order: `confirm` finds the order from it.
+    return replace(base, payment_id=transactions[0].custom,
+                   dispute=(dispute.dispute_id, amount, reason), currency=currency,
+                   psp_object_id=transactions[0].seller_transaction_id)
 
 
 # -- what PayPal's API says about the resource, as the event to act on ---------------------
 
-
-def _first_unit(order: dict[str, Any]) -> dict[str, Any]:
-    units = order.get("purchase_units")
-    unit = units[0] if isinstance(units, list) and units else None
-    return unit if isinstance(unit, dict) else {}
+R = TypeVar("R", Payment, Order)
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _read(answer: dict[str, Any], kind: type[R]) -> R | None:
+    """PayPal's answer as the resource, or None if it is not one (a field of another type)."""
+    try:
+        return msgspec.convert(answer, kind)
+    except msgspec.ValidationError:
+        return None
 
 
-def _order_of(resource: dict[str, Any]) -> str | None:
-    related = (resource.get("supplementary_data") or {}).get("related_ids") or {}
-    return _text(related.get("order_id")) if isinstance(related, dict) else None
+def _text(value: str | None) -> str | None:
+    return value or None
 
 
-def confirmed_by_order(event: WebhookEvent, order: dict[str, Any]) -> WebhookEvent | None:
+def confirmed_by_order(event: WebhookEvent, answer: dict[str, Any]) -> WebhookEvent | None:
     """A payment event, as the order `GET /v2/checkout/orders/{id}` answers it: its state,
     our payment id, its amount and currency; None if the answer is not an order."""
-    unit = _first_unit(order)
-    amount, currency = _money(unit)
-    order_id = _text(order.get("id"))
+    order = _read(answer, Order)
+    if order is None:
+        return None
+    unit = order.first_unit
+    amount, currency = _money(unit.amount)
+    order_id = _text(order.id)
     if order_id is None or amount is None:
         return None
     try:
-        outcome = outcome_from_order(order)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        outcome = outcome_from_order(msgspec.to_builtins(order))
+    except ValueError:  # an amount PayPal would not write
         return None
-    return replace(event, payment_id=_text(unit.get("custom_id")), connector_payment_id=order_id,
+    return replace(event, payment_id=_text(unit.custom_id), connector_payment_id=order_id,
                    outcome=outcome, amount=amount, currency=currency)
 
 
-def confirmed_by_refund(event: WebhookEvent, refund: dict[str, Any]) -> WebhookEvent | None:
+def confirmed_by_refund(event: WebhookEvent, answer: dict[str, Any]) -> WebhookEvent | None:
     """A refund event, as `GET /v2/payments/refunds/{id}` answers it: its order, and its
     verdict if it has one (a refund still PENDING there settles nothing yet)."""
-    order_id = _order_of(refund)
-    amount, currency = _money(refund)
-    refund_id = _text(refund.get("id"))
+    refund = _read(answer, Payment)
+    if refund is None:
+        return None
+    order_id = _text(refund.order_id)
+    amount, currency = _money(refund.amount)
+    refund_id = _text(refund.id)
     if order_id is None or amount is None or refund_id is None:
         return None
-    status = refund.get("status")
     update = None
-    if status in ("COMPLETED", "FAILED", "CANCELLED"):
-        succeeded = status == "COMPLETED"
-        update = RefundUpdate(refund_id=_text(refund.get("custom_id")),
-                              connector_refund_id=refund_id, amount=amount, succeeded=succeeded,
-                              failure_reason=None if succeeded else str(status).lower())
+    if refund.status in ("COMPLETED", "FAILED", "CANCELLED"):
+        succeeded = refund.status == "COMPLETED"
+        update = RefundUpdate(refund_id=_text(refund.custom_id), connector_refund_id=refund_id,
+                              amount=amount, succeeded=succeeded,
+                              failure_reason=None if succeeded else refund.status.lower())
     return replace(event, payment_id=None, connector_payment_id=order_id, refund=update,
                    amount=None, currency=currency)
 
 
-def confirmed_by_capture(event: WebhookEvent, capture: dict[str, Any]) -> WebhookEvent | None:
+def confirmed_by_capture(event: WebhookEvent, answer: dict[str, Any]) -> WebhookEvent | None:
     """A dispute event, tied to its order by the disputed capture
     (`GET /v2/payments/captures/{id}`). The dispute itself is the body's word: the sandbox,
     like many integrations, has no Disputes API; its amount is only ever a part of the
     payment's, checked as such."""
-    order_id = _order_of(capture)
-    _, currency = _money(capture)
+    capture = _read(answer, Payment)
+    if capture is None:
+        return None
+    order_id = _text(capture.order_id)
+    _, currency = _money(capture.amount)
     if order_id is None or currency is None:
         return None
-    return replace(event, payment_id=_text(capture.get("custom_id")),
+    return replace(event, payment_id=_text(capture.custom_id),
                    connector_payment_id=order_id, currency=currency)

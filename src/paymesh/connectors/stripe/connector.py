@@ -1,21 +1,27 @@
 """The Stripe connector: our port over Stripe's HTTP API (the sandbox, or api.stripe.com).
 
-Transport failures are translated here, once, into PspError with the two facts the service
-needs: may a retry help (`retryable`), and may Stripe have acted (`outcome_unknown`).
+It translates, and the process's `HttpTransport` sends. Transport failures become PspError in
+`connectors.transport`, with the two facts the service needs: may a retry help
+(`retryable`), and may Stripe have acted (`outcome_unknown`); Stripe's answers here:
+
+    402 with its PaymentIntent           a decline: an answer, not an error
+    409 (our key still executing), 5xx   retryable, outcome unknown: sync with the same key
+    429                                  retryable, nothing done
+    other 4xx                            not retryable
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
 import msgspec
 
+from paymesh.connectors.aiohttp_transport import AiohttpTransport
 from paymesh.connectors.stripe import translate, webhook
-from paymesh.connectors.transport import psp_transport_errors
+from paymesh.connectors.transport import HttpTransport, psp_transport_errors
 from paymesh.domain.payment import PspOutcome
 from paymesh.ports.connector import AuthorizeRequest, PspError, RefundOutcome, WebhookEvent
 
@@ -49,47 +55,37 @@ class StripeConnector:
     name = PSP
     webhook_ack: bytes | None = None
 
-    def __init__(self, settings: StripeSettings) -> None:
+    def __init__(self, settings: StripeSettings, transport: HttpTransport | None = None) -> None:
         self.settings = settings
         self._base = settings.api_base.rstrip("/")
         self._headers = {"Authorization": f"Bearer {settings.secret_key}",
                          "Stripe-Version": API_VERSION}
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running loop, as aiohttp requires.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds,
-                                              sock_connect=2.0),
-                connector=aiohttp.TCPConnector(limit=200, limit_per_host=200),
-                json_serialize=lambda o: msgspec.json.encode(o).decode())
-        return self._session
+        # The process's shared transport; without one, a transport of its own, closed with it.
+        self._owns_transport = transport is None
+        self._transport = transport or AiohttpTransport()
+        self._webhooks = webhook.StripeWebhooks(settings.webhook_secret)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._owns_transport:
+            await self._transport.aclose()
 
     async def _request(self, method: str, path: str, params: dict[str, Any] | None = None,
                        idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        url = self._base + path
+        headers = dict(self._headers)
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        form = None
+        if method != "GET":
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            form = urlencode(translate.form_fields(params or {})).encode()
         with psp_transport_errors(PSP, "Stripe"):
-            if method == "GET":
-                async with self._client().get(url, headers=headers) as response:
-                    status, raw = response.status, await response.read()
-            else:
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
-                form = urlencode(translate.form_fields(params or {})).encode()
-                async with self._client().post(url, headers=headers, data=form) as response:
-                    status, raw = response.status, await response.read()
+            answer = await self._transport.request(method, self._base + path, headers, form,
+                                                   self.settings.timeout_seconds)
         try:
-            body = msgspec.json.decode(raw)
+            body = msgspec.json.decode(answer.body)
         except msgspec.DecodeError:
             body = {}
-        return status, body if isinstance(body, dict) else {}
+        return answer.status, body if isinstance(body, dict) else {}
 
     async def _intent_call(self, path: str, params: dict[str, Any], key: str,
                            accept_state_error: bool) -> PspOutcome:
@@ -152,10 +148,23 @@ class StripeConnector:
 
     def parse_webhook(self, headers: dict[str, str], body: bytes,
                       now: datetime) -> list[WebhookEvent]:
-        webhook.verify(body, headers.get("stripe-signature"), self.settings.webhook_secret, now)
-        return webhook.translate(body)
+        return self._webhooks.parse(headers, body, now)
 
     async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
         # The signature covers the whole body and a timestamp: every field is Stripe's own,
         # and ownership is then checked against the PaymentIntent id, amount and currency.
+        if event.dispute is not None and event.payment_id is None and event.connector_payment_id:
+            # A dispute names only the PaymentIntent. Opened right at capture, it can arrive
+            # before our own answer is stored, and would then be news of nobody's payment and
+            # lost: the intent's metadata names the payment, which then refuses it until our
+            # answer is stored, and Stripe delivers it again.
+            status, body = await self._request(
+                "GET", f"/v1/payment_intents/{event.connector_payment_id}")
+            if status == 404:
+                return event  # not an intent of this account: nobody's payment
+            if status != 200:
+                raise _error_for(status, body)
+            named = (body.get("metadata") or {}).get("paymesh_payment_id")
+            if isinstance(named, str):
+                return replace(event, payment_id=named)
         return event

@@ -1,22 +1,31 @@
-"""Stripe webhooks: verify `Stripe-Signature` as Stripe documents it, then translate.
+"""Stripe webhooks: verify `Stripe-Signature` as Stripe documents it, decode, translate.
 
 The signed payload is "{t}.{raw body}", HMAC-SHA256 with the endpoint secret; any of the v1
 signatures may match (Stripe sends several while a secret is rolled); the timestamp must be
 within the tolerance, which stops a captured webhook being replayed later.
+
+The whole body is signed, so every field is Stripe's. The event's `data.object` is decoded by
+the event's type, only for the types we act on (a PaymentIntent, a Charge, a Dispute); the
+object of any other type is acknowledged and ignored, whatever it holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
 import msgspec
 
 from paymesh.connectors.stripe.translate import outcome_from_intent
+from paymesh.connectors.webhook_template import WebhookTemplate
 from paymesh.ports.connector import WebhookEvent, WebhookRejected
-from paymesh.service.signing import signature_header
+from paymesh.signing import signature_header
+
+__all__ = ["TOLERANCE_SECONDS", "StripeWebhooks", "sign", "verify"]
 
 TOLERANCE_SECONDS = 300
 
@@ -50,59 +59,149 @@ def verify(payload: bytes, header: str | None, secret: str, now: datetime,
         raise WebhookRejected("Stripe-Signature timestamp is outside the tolerance")
 
 
-def _metadata_payment_id(obj: dict[str, Any]) -> str | None:
-    value = (obj.get("metadata") or {}).get("paymesh_payment_id")
-    return value if isinstance(value, str) else None
+# -- the fields we read, with their types ---------------------------------------------------
+
+#: An id: the de-duplication key of an event, the name of a dispute. Never empty.
+Id = Annotated[str, msgspec.Meta(min_length=1)]
+
+# omit_defaults: `msgspec.to_builtins` gives back only the fields the body had, as the dicts
+# `translate` reads the API's answers as.
 
 
-def _currency(obj: dict[str, Any]) -> str | None:
-    value = obj.get("currency")
-    return value if isinstance(value, str) else None
+class _Object(msgspec.Struct, omit_defaults=True):
+    """What every object we act on states about the payment's money."""
+
+    id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    metadata: dict[str, str] | None = None
 
 
-def _amount(obj: dict[str, Any]) -> int | None:
-    value = obj.get("amount")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+class _PaymentError(msgspec.Struct, omit_defaults=True):
+    type: str | None = None
+    code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
 
 
-def translate(payload: bytes) -> list[WebhookEvent]:
-    try:
-        event = msgspec.json.decode(payload)
-        event_id, event_type = event["id"], event["type"]
-        obj = event["data"]["object"]
-        created = datetime.fromtimestamp(int(event["created"]), tz=UTC)
-        if not (isinstance(event_id, str) and isinstance(event_type, str)
-                and isinstance(obj, dict)):
-            raise TypeError("id, type or data.object")
-        return _translate(event_id, event_type, obj, created)
-    except (msgspec.DecodeError, KeyError, TypeError, ValueError, OverflowError,
-            OSError, AttributeError) as exc:
-        # Signed means Stripe sent it, not that every field has the shape we expect.
-        raise WebhookRejected("the body is not a Stripe event") from exc
+class _Redirect(msgspec.Struct, omit_defaults=True):
+    url: str | None = None
 
 
-def _translate(event_id: str, event_type: str, obj: dict[str, Any],
-               created: datetime) -> list[WebhookEvent]:
-    # The whole body is signed, so every field below is Stripe's. A PaymentIntent and its
-    # Charge state the payment's whole amount; a dispute only the part disputed.
+class _NextAction(msgspec.Struct, omit_defaults=True):
+    type: str | None = None
+    redirect_to_url: _Redirect | None = None
+
+
+class PaymentIntent(_Object, omit_defaults=True):
+    status: str | None = None
+    amount_capturable: int | None = None
+    amount_received: int | None = None
+    last_payment_error: _PaymentError | None = None
+    next_action: _NextAction | None = None
+
+
+class _RefundRef(msgspec.Struct):
+    id: str
+
+
+class _Refunds(msgspec.Struct, omit_defaults=True):
+    data: list[_RefundRef] | None = None
+
+
+class Charge(_Object, omit_defaults=True):
+    payment_intent: str | None = None
+    amount_refunded: int | None = None
+    refunds: _Refunds | None = None
+
+
+class Dispute(msgspec.Struct, omit_defaults=True):
+    id: Id
+    amount: int | None = None
+    currency: str | None = None
+    payment_intent: str | None = None
+    reason: str | None = None
+
+
+class _Data(msgspec.Struct):
+    object: msgspec.Raw  # decoded by the event's type
+
+
+class _Event(msgspec.Struct):
+    id: Id
+    type: str
+    created: int
+    data: _Data
+
+
+@dataclass(frozen=True, slots=True)
+class StripeNotice:
+    """An event, and its object decoded by its type (None: a type we do not act on)."""
+
+    id: str
+    type: str
+    created: int
+    object: PaymentIntent | Charge | Dispute | None
+
+
+def _object_type(event_type: str) -> type[PaymentIntent | Charge | Dispute] | None:
     if event_type.startswith("payment_intent."):
-        return [WebhookEvent(psp_event_id=event_id, created=created,
-                             payment_id=_metadata_payment_id(obj),
-                             connector_payment_id=obj.get("id"),
-                             outcome=outcome_from_intent(obj),
-                             amount=_amount(obj), currency=_currency(obj))]
+        return PaymentIntent
     if event_type == "charge.refunded":
-        refunds = (obj.get("refunds") or {}).get("data") or []
-        return [WebhookEvent(psp_event_id=event_id, created=created,
-                             payment_id=_metadata_payment_id(obj),
-                             connector_payment_id=obj.get("payment_intent"),
-                             amount_refunded=int(obj.get("amount_refunded") or 0),
-                             connector_refund_ids=tuple(r["id"] for r in refunds),
-                             amount=_amount(obj), currency=_currency(obj))]
+        return Charge
     if event_type == "charge.dispute.created":
-        return [WebhookEvent(psp_event_id=event_id, created=created, payment_id=None,
-                             connector_payment_id=obj.get("payment_intent"),
-                             dispute=(obj["id"], int(obj.get("amount") or 0),
-                                      obj.get("reason")),
-                             currency=_currency(obj))]
-    return []  # a type we do not act on: acknowledged, ignored
+        return Dispute
+    return None
+
+
+def _created(timestamp: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(timestamp, tz=UTC)
+    except (OverflowError, OSError) as exc:  # no date this platform can hold
+        raise ValueError("created is not a time") from exc
+
+
+class StripeWebhooks(WebhookTemplate[StripeNotice]):
+    display_name = "Stripe"
+
+    def __init__(self, secret: str, tolerance: int = TOLERANCE_SECONDS) -> None:
+        self._secret = secret
+        self._tolerance = tolerance
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+        verify(body, headers.get("stripe-signature"), self._secret, now, self._tolerance)
+
+    def decode(self, body: bytes) -> StripeNotice:
+        event = msgspec.json.decode(body, type=_Event)
+        wanted = _object_type(event.type)
+        obj = msgspec.json.decode(event.data.object, type=wanted) if wanted else None
+        return StripeNotice(event.id, event.type, event.created, obj)
+
+    def to_events(self, decoded: StripeNotice, headers: Mapping[str, str],
+                  now: datetime) -> list[WebhookEvent]:
+        obj, event_id, created = decoded.object, decoded.id, _created(decoded.created)
+        # A PaymentIntent and its Charge state the payment's whole amount; a dispute only the
+        # part disputed.
+        if isinstance(obj, PaymentIntent):
+            return [WebhookEvent(psp_event_id=event_id, created=created,
+                                 payment_id=_payment_id(obj), connector_payment_id=obj.id,
+                                 outcome=outcome_from_intent(msgspec.to_builtins(obj)),
+                                 amount=obj.amount, currency=obj.currency)]
+        if isinstance(obj, Charge):
+            refunds = obj.refunds.data if obj.refunds and obj.refunds.data else []
+            return [WebhookEvent(psp_event_id=event_id, created=created,
+                                 payment_id=_payment_id(obj),
+                                 connector_payment_id=obj.payment_intent,
+                                 amount_refunded=obj.amount_refunded or 0,
+                                 connector_refund_ids=tuple(r.id for r in refunds),
+                                 amount=obj.amount, currency=obj.currency)]
+        if isinstance(obj, Dispute):
+            return [WebhookEvent(psp_event_id=event_id, created=created, payment_id=None,
+                                 connector_payment_id=obj.payment_intent,
+                                 dispute=(obj.id, obj.amount or 0, obj.reason),
+                                 currency=obj.currency)]
+        return []  # a type we do not act on: acknowledged, ignored
+
+
+def _payment_id(obj: _Object) -> str | None:
+    return (obj.metadata or {}).get("paymesh_payment_id")

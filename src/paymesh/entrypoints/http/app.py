@@ -34,6 +34,7 @@ from paymesh.entrypoints.http.common import (
     reply_response,
     time_param,
 )
+from paymesh.entrypoints.http.errors import RouteRefused
 from paymesh.entrypoints.http.intake import Intake
 from paymesh.entrypoints.http.reviews_api import review_routes
 from paymesh.entrypoints.http.routing_api import routing_routes
@@ -221,11 +222,8 @@ async def _on_domain_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    kind = {404: NotFound, 405: BadRequest}.get(exc.status_code, BadRequest)
-    error = kind(f"{request.method} {request.url.path}: {exc.detail}",
-                 code="route_not_found" if exc.status_code == 404 else "method_not_allowed")
-    error.status = exc.status_code
-    response = error_response(error)
+    response = error_response(RouteRefused(
+        exc.status_code, f"{request.method} {request.url.path}: {exc.detail}"))
     if exc.status_code == 405:  # name every method the path allows (RFC 9110), not one route's
         allowed: set[str] = set()
         for route in request.app.routes:

@@ -10,14 +10,16 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from paymesh.entrypoints.http.errors import status_of
+from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.ratelimit import RateLimit
 from paymesh.service.apikeys import Authenticator
-from paymesh.service.bus import BusBackend, EventBus
+from paymesh.service.bus import EventBus
 from paymesh.service.errors import ApiError, BadRequest, RateLimited
 from paymesh.service.idempotency import MAX_KEY_LENGTH
 from paymesh.service.payments import PaymentService
+from paymesh.service.psp_routing import RoutingService
 from paymesh.service.reviews import ReviewService
-from paymesh.service.routing import RoutingService
 from paymesh.service.views import Reply
 from paymesh.service.webhooks import WebhookService
 
@@ -27,7 +29,7 @@ JSON = "application/json"
 
 @dataclass(slots=True)
 class Api:
-    """What the routes need; built by bootstrap, the one composition root."""
+    """What the routes need, taken from what bootstrap built (`api_process.build_app`)."""
 
     store: BusBackend
     payments: PaymentService
@@ -53,7 +55,7 @@ def error_response(exc: ApiError) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
-    return json_response(exc.status, exc.body(), headers)
+    return json_response(status_of(exc), exc.body(), headers)
 
 
 def api(request: Request) -> Api:

@@ -31,13 +31,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymesh.domain.card_numbers import contains_card_number, find_in_json
 from paymesh.entrypoints.http.common import error_response
-from paymesh.service.errors import (
-    ApiError,
-    CardDataRefused,
+from paymesh.entrypoints.http.errors import (
     RequestTimeout,
     RequestTooLarge,
     UnsupportedMediaType,
 )
+from paymesh.service.errors import ApiError, CardDataRefused
 
 KiB = 1024
 

@@ -1,14 +1,11 @@
 """Routes of the event bus: rules, TestEventPattern, dead letters.
 
-A merchant's rules keep EventBridge's own quotas (Amazon EventBridge quotas, "Rules", "Event
-pattern size", and PutTargets: "each rule can have up to five targets"): every rule is
-compiled into the router and tried against every event, so their number and size bound the
-CPU and memory each merchant can claim.
+A rule's body is decoded and bounded by the Structs here; what it means (name, pattern,
+targets, EventBridge's quotas) is checked by `paymesh.service.rule_definitions`.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import replace
 from typing import Annotated, Any, Literal
@@ -21,20 +18,18 @@ from starlette.routing import BaseRoute, Route
 
 from paymesh.entrypoints.http import schemas
 from paymesh.entrypoints.http.common import api, int_param, json_response, merchant_of
-from paymesh.ports.bus import Delivery, RetryPolicy, Rule, Target
-from paymesh.rules import InvalidEventPattern, compile_pattern, test_event_pattern
+from paymesh.ports.bus import Delivery, RetryPolicy, Rule
+from paymesh.rules import InvalidEventPattern, test_event_pattern
 from paymesh.service import views
 from paymesh.service.errors import BadRequest, NotFound, StateConflict
-from paymesh.service.target_policy import TargetPolicy, TargetUrlRefused
-
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-#: EventBridge: 300 rules per event bus (its default quota); here, per merchant, defaults aside.
-MAX_RULES = 300
-#: EventBridge: an event pattern is at most 2,048 characters.
-MAX_PATTERN_CHARS = 2048
-#: EventBridge: at most five targets per rule.
-MAX_TARGETS = 5
+from paymesh.service.rule_definitions import (
+    MAX_RULES,
+    MAX_TARGETS,
+    RuleDefinition,
+    TargetDefinition,
+    check_pattern_size,
+    to_rule,
+)
 
 
 class RetryPolicyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -62,48 +57,20 @@ class PatternTestBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     event: dict[str, Any]
 
 
-def check_pattern_size(pattern: dict[str, Any]) -> None:
+def pattern_chars(pattern: dict[str, Any]) -> int:
     """EventBridge counts the pattern's characters as sent; we count its compact JSON, so
     white space a client adds is free and the same pattern always gets the same answer."""
-    size = len(msgspec.json.encode(pattern).decode())
-    if size > MAX_PATTERN_CHARS:
-        raise BadRequest(f"the event pattern is {size} characters; EventBridge's limit, kept "
-                         f"here, is {MAX_PATTERN_CHARS}", param="event_pattern",
-                         code="event_pattern_too_large")
+    return len(msgspec.json.encode(pattern).decode())
 
 
-def to_rule(merchant_id: str, name: str, body: RuleBody, builtins: set[str],
-            policy: TargetPolicy | None = None) -> Rule:
-    """Checks what msgspec cannot: the pattern, target names and urls (against `policy`: no
-    internal address, https in live mode), unique target ids."""
-    if not _NAME.match(name):
-        raise BadRequest("a rule name is 1-64 letters, digits, '.', '_' or '-'", param="name")
-    check_pattern_size(body.event_pattern)
-    targets = []
-    for t in body.targets:
-        if t.type == "builtin" and t.name not in builtins:
-            raise BadRequest(f"unknown built-in target {t.name!r}; known: "
-                             f"{', '.join(sorted(builtins))}", param="targets")
-        if t.type == "http" and not t.url:
-            raise BadRequest(f"target {t.id!r} of type http needs a url", param="targets")
-        if t.type == "http" and t.url and policy is not None:
-            try:
-                policy.check_url(t.url)
-            except TargetUrlRefused as exc:
-                raise BadRequest(f"target {t.id!r}: {exc}", param="targets",
-                                 code="target_url_not_allowed") from exc
-        targets.append(Target(id=t.id, type=t.type, name=t.name, url=t.url,
-                              retry_policy=RetryPolicy(**msgspec.structs.asdict(t.retry_policy))))
-    if len({t.id for t in targets}) != len(targets):
-        raise BadRequest("target ids must be unique within a rule", param="targets")
-    rule = Rule(merchant_id=merchant_id, name=name, event_pattern=body.event_pattern,
-                targets=tuple(targets), state=body.state, description=body.description)
-    try:
-        compile_pattern(body.event_pattern)
-    except InvalidEventPattern as exc:
-        raise BadRequest(f"invalid event_pattern: {exc}", param="event_pattern",
-                         code="event_pattern_invalid") from exc
-    return rule
+def definition(body: RuleBody) -> RuleDefinition:
+    return RuleDefinition(
+        event_pattern=body.event_pattern, pattern_chars=pattern_chars(body.event_pattern),
+        targets=tuple(TargetDefinition(
+            id=t.id, type=t.type, name=t.name, url=t.url,
+            retry_policy=RetryPolicy(**msgspec.structs.asdict(t.retry_policy)))
+            for t in body.targets),
+        state=body.state, description=body.description)
 
 
 def rule_view(rule: Rule, default: bool) -> dict[str, Any]:
@@ -140,8 +107,8 @@ async def put_rule(request: Request) -> Response:
     merchant = await merchant_of(request)
     bus = api(request).bus
     body = schemas.decode(await request.body(), RuleBody)
-    rule = to_rule(merchant, request.path_params["name"], body, set(bus.targets.builtins),
-                   bus.target_policy)
+    rule = to_rule(merchant, request.path_params["name"], definition(body),
+                   set(bus.targets.builtins), bus.target_policy)
     existing = bus.router.get(merchant, rule.name)
     own = [r for r in bus.router.rules_for(merchant) if not bus.router.is_default(r)]
     if len(own) >= MAX_RULES and all(r.name != rule.name for r in own):
@@ -173,7 +140,8 @@ async def delete_rule(request: Request) -> Response:
 async def test_pattern(request: Request) -> Response:
     await merchant_of(request)
     body = schemas.decode(await request.body(), PatternTestBody)
-    check_pattern_size(body.event_pattern)  # what could not be stored is not worth trying
+    # What could not be stored is not worth trying.
+    check_pattern_size(pattern_chars(body.event_pattern))
     try:
         return json_response(200, {"result": test_event_pattern(body.event_pattern,
                                                                 body.event)})

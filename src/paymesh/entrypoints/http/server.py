@@ -37,13 +37,13 @@ from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from paymesh.entrypoints.http.common import JSON, error_response
-from paymesh.service.errors import (
-    ApiError,
-    BadRequest,
+from paymesh.entrypoints.http.errors import (
     HeadersTooLarge,
     Overloaded,
     RequestTimeout,
+    status_of,
 )
+from paymesh.service.errors import ApiError, BadRequest
 
 __all__ = ["ServerLimits", "build_config"]
 
@@ -250,7 +250,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         body = _encode(error.body())
-        head = [STATUS_LINE[error.status]]
+        head = [STATUS_LINE[status_of(error)]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head += [b"content-type: ", JSON.encode(), b"\r\n",

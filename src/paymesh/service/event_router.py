@@ -1,4 +1,5 @@
-"""Which targets an event goes to: every enabled rule compiled into one RuleSet.
+"""The event router: which targets an event goes to, every enabled rule compiled into one
+RuleSet.
 
 Default rules (merchant "*", from the default rules file) apply to every merchant unless the
 merchant has a rule of the same name, which overrides it (to change or disable it). A
@@ -9,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paymesh.ports.bus import Rule, Target
+from paymesh.ports.bus import DEFAULT, Rule, RuleTarget
 from paymesh.rules import RuleSet, compile_pattern
-
-DEFAULT = "*"
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +22,9 @@ class RuleSource(Protocol):
     async def rules(self) -> list[Rule]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    rule: Rule
-    target: Target
-
-
 class Router:
+    """Implements `paymesh.ports.bus.EventRouter`; keeps the rules the API changes."""
+
     def __init__(self, defaults: list[Rule]) -> None:
         self._initial = list(defaults)
         self._synced: list[Rule] = []
@@ -108,16 +102,16 @@ class Router:
     def is_default(self, rule: Rule) -> bool:
         return rule.merchant_id == DEFAULT
 
-    def routes(self, envelope: dict[str, Any]) -> list[Route]:
+    def routes(self, envelope: dict[str, Any]) -> list[RuleTarget]:
         account = envelope.get("account")
-        out: list[Route] = []
+        out: list[RuleTarget] = []
         for rule in self._set.matching(envelope):
             if rule.merchant_id == DEFAULT:
                 if (account, rule.name) in self._own:
                     continue  # this merchant overrides the default
             elif rule.merchant_id != account:
                 continue
-            out.extend(Route(rule, target) for target in rule.targets)
+            out.extend(RuleTarget(rule, target) for target in rule.targets)
         return out
 
 

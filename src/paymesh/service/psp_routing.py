@@ -1,4 +1,5 @@
-"""Routing tables per merchant, kept through the store, and the plan for one payment.
+"""PSP routing: each merchant's routing table, kept through the store, and the plan for one
+payment (which PSP first, which to fail over to).
 
 A plan is the first PSP and the fallbacks, in order. PSPs whose circuit is open go to the
 back of the line rather than out of it: when every PSP is failing, trying the least recently
@@ -11,8 +12,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-import msgspec
-
 from paymesh.domain.payment import Routing
 from paymesh.domain.routing import (
     PaymentFacts,
@@ -21,6 +20,7 @@ from paymesh.domain.routing import (
     parse_table,
 )
 from paymesh.ports.store import Store
+from paymesh.service import compact_json
 from paymesh.service.circuit import CircuitBreakers
 
 
@@ -45,14 +45,14 @@ class RoutingService:
             return cached[0]
         raw = await self.store.get_blob(f"routing:{merchant_id}")
         table = self.default if raw is None else parse_table(
-            msgspec.json.decode(raw), self.connectors)
+            compact_json.decode(raw), self.connectors)
         self._tables[merchant_id] = (table, now)
         return table
 
     async def put(self, merchant_id: str, doc: object) -> RoutingTable:
         """Validate and keep a merchant's table; raises InvalidRoutingTable."""
         table = parse_table(doc, self.connectors)
-        await self.store.put_blob(f"routing:{merchant_id}", msgspec.json.encode(doc),
+        await self.store.put_blob(f"routing:{merchant_id}", compact_json.encode(doc),
                                   self.clock())
         self._tables[merchant_id] = (table, time.monotonic())
         return table

@@ -1,0 +1,37 @@
+"""The ASGI app of `paymesh serve`: the API process bootstrap builds, behind the v1 routes.
+
+Its lifespan is the process's: started with the server, stopped with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import msgspec
+from starlette.applications import Starlette
+
+from paymesh.bootstrap import build_api, psp_lines
+from paymesh.config import Settings
+from paymesh.entrypoints.http.app import build_http_app
+from paymesh.entrypoints.http.common import Api
+from paymesh.entrypoints.http.openapi import build_openapi
+
+
+def build_app(settings: Settings) -> Starlette:
+    process = build_api(settings)
+    core = process.core
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with process.running():
+            yield
+
+    state = Api(store=core.store, payments=core.payments, webhooks=process.webhooks,
+                auth=process.auth, limiter=process.limiter, bus=core.bus,
+                reviews=process.reviews, routing=core.routing,
+                openapi=msgspec.json.encode(build_openapi()))
+    app = build_http_app(state, [], lifespan)
+    app.state.sandbox_url = core.listener.url if core.listener else None
+    app.state.psp_lines = psp_lines(settings, core.listener)
+    return app
