@@ -181,16 +181,22 @@ class Core:
         await self.store.close()
 
 
-def build_core(settings: Settings, with_sandbox: bool = True) -> Core:
-    store = build_store(settings)
+def build_core(settings: Settings, with_sandbox: bool = True, *,
+               store: BusBackend | None = None,
+               connectors: dict[str, Connector] | None = None) -> Core:
+    """The core from `settings`. `store` and `connectors` replace what the settings would
+    build (tests inject the in-memory store and fake PSPs here; nothing in the configuration
+    can select them, so a deployment never runs on a fake)."""
+    store = store if store is not None else build_store(settings)
     listener = None
-    if settings.uses_sandbox and with_sandbox:
+    if settings.uses_sandbox and with_sandbox and connectors is None:
         suite = SandboxSuite(settings.sandbox_secrets, settings.self_url,
                              settings.sandboxed_psps)
         listener = SandboxListener(suite, port=settings.sandbox_port)
     transport = AiohttpTransport()
-    connectors = build_connectors(settings, listener.url if listener else None,
-                                  listener.suite.boxes if listener else None, transport)
+    if connectors is None:
+        connectors = build_connectors(settings, listener.url if listener else None,
+                                      listener.suite.boxes if listener else None, transport)
     rules = (FraudRuleSet.from_json(settings.fraud_rules.read_text()) if settings.fraud_rules
              else FraudRuleSet.default())
     engine = FraudEngine(rules)
@@ -326,8 +332,9 @@ class ApiProcess:
         await core.close()
 
 
-def build_api(settings: Settings) -> ApiProcess:
-    core = build_core(settings)
+def build_api(settings: Settings, core: Core | None = None) -> ApiProcess:
+    """An API process; `core` replaces the one the settings would build (see build_core)."""
+    core = core if core is not None else build_core(settings)
     payments = core.payments
     background: set[asyncio.Task[object]] = set()
 

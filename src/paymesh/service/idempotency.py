@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from paymesh.ports.store import IdempotencyRecord, IdempotencyWrite, Store
+from paymesh.ports.store import IdempotencyRecord, IdempotencyStore, IdempotencyWrite
 from paymesh.service.compact_json import encode_sorted
 from paymesh.service.errors import IdempotencyInFlight, IdempotencyMismatch
 from paymesh.service.views import Reply
@@ -62,7 +62,7 @@ class Claim:
 
 
 class IdempotencyGuard:
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: IdempotencyStore, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
 
