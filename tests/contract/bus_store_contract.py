@@ -1,4 +1,6 @@
-"""The BusStore port's contract: rules, routed deliveries, leases, dead letters, redrive."""
+"""The BusStore port's contract, one class per protocol of `paymesh.ports.bus`: rules;
+routed deliveries, leases, dead letters, redrive. A backend subclasses `BusStoreContract`
+(both) with a `store` fixture; routing writes through the store's `commit`."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ async def route(store, event_id: str, *deliveries: Delivery) -> None:
     await store.commit(Changeset(routed=[event_id], deliveries=list(deliveries)))
 
 
-class BusStoreContract:
+class RuleStoreContract:
     async def test_rules_are_stored_replaced_and_deleted(self, store):
         rule = Rule("m1", "big", {"detail": {"amount": [{"numeric": [">", 100]}]}}, (TARGET,))
         await store.put_rule(rule)
@@ -39,6 +41,18 @@ class BusStoreContract:
         assert not await store.delete_rule("m1", "big")
         assert [r.merchant_id for r in await store.rules()] == ["m2"]
 
+    async def test_a_stored_rule_changes_only_when_put_again(self, store):
+        rule = Rule("m1", "big", {"detail": {"amount": [{"numeric": [">", 100]}]}}, (TARGET,))
+        await store.put_rule(rule)
+        rule.event_pattern["detail"]["amount"] = [1]  # edited after it was stored
+        [stored] = await store.rules()
+        stored.event_pattern.clear()  # edited after it was read
+        [again] = await store.rules()
+        assert again.event_pattern == {"detail": {"amount": [{"numeric": [">", 100]}]}}
+
+
+
+class DeliveryStoreContract:
     async def test_routing_takes_the_event_out_of_the_outbox_with_its_deliveries(self, store):
         http = Target(id="inv", type="http", url="http://127.0.0.1:9/x")
         await route(store, "e1", delivery("d1"), delivery("d2", target=http))
@@ -90,6 +104,18 @@ class BusStoreContract:
         [again] = await store.claim_deliveries(T0 + timedelta(seconds=5), 30, 10)
         assert (again.attempts, [a.error for a in again.history]) == (1, ["HTTP 500"])
 
+    async def test_a_delivery_changes_only_when_saved(self, store):
+        routed = delivery("d1")
+        await route(store, "e1", routed)
+        routed.status = "delivered"  # edited after the commit that created it
+        [d] = await store.claim_deliveries(T0, 30, 10)
+        d.status, d.attempts = "dead", 3
+        d.history.append(Attempt(T0, "HTTP 500"))
+        assert await store.release_leases() == 1  # the worker died before saving
+        [again] = await store.claim_deliveries(T0, 30, 10)
+        assert (again.status, again.attempts, again.history) == ("pending", 0, [])
+        assert (await store.dead_letters("m1", 10, None))[0] == []
+
     async def test_delivered_ones_are_done(self, store):
         await route(store, "e1", delivery("d1"))
         [d] = await store.claim_deliveries(T0, 30, 10)
@@ -114,8 +140,25 @@ class BusStoreContract:
         assert (back.id, back.attempts, back.status) == ("d1", 0, "pending")
         assert [a.error for a in back.history] == ["HTTP 500", "HTTP 501", "HTTP 502"]
 
+    async def test_dead_letters_page_by_last_attempt_newest_first(self, store):
+        targets = [Target(id=f"t{i}", type="builtin", name="analytics") for i in range(3)]
+        await route(store, "e1", *(delivery(f"d{i}", target=t) for i, t in enumerate(targets)))
+        last_attempt = {"d0": 1, "d1": 3, "d2": 2}
+        for d in await store.claim_deliveries(T0, 30, 10):
+            d.status, d.attempts = "dead", 1
+            d.history = [Attempt(T0 + timedelta(seconds=last_attempt[d.id]), "HTTP 500")]
+            await store.save_delivery(d)
+        page, more = await store.dead_letters("m1", 2, None)
+        assert [d.id for d in page] == ["d1", "d2"] and more
+        page, more = await store.dead_letters("m1", 2, "d2")
+        assert [d.id for d in page] == ["d0"] and not more
+
     async def test_events_are_found_by_id(self, store):
         await route(store, "e1")
         event = await store.get_event("e1")
         assert event is not None and event["detail-type"] == "payment.succeeded"
         assert await store.get_event("nope") is None
+
+
+class BusStoreContract(RuleStoreContract, DeliveryStoreContract):
+    """The whole BusStore port: what a backend subclasses once."""

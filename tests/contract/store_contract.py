@@ -1,6 +1,10 @@
-"""The Store port's contract. A backend proves itself by subclassing `StoreContract` once and
-providing a `store` fixture (opened, empty); PostgreSQL and DynamoDB adapters will reuse this
-file unchanged."""
+"""The Store port's contract, one class per protocol of `paymesh.ports.store`.
+
+A backend proves itself by subclassing `StoreContract` (all of them) once and providing a
+`store` fixture (opened, empty); SQLite, PostgreSQL and the in-memory store run this file
+unchanged. The classes test one protocol each, but a store under test is a whole `Store`:
+most write through `commit`, the only way in.
+"""
 
 from __future__ import annotations
 
@@ -56,8 +60,67 @@ async def save(store, *payments: Payment) -> None:
     changes.committed()
 
 
-class StoreContract:
-    # -- payments -------------------------------------------------------------------------
+class UnitOfWorkContract:
+    """`commit`: every write of a changeset or none, each under its own condition."""
+
+    async def test_a_stale_version_is_refused_and_writes_nothing(self, store):
+        await save(store, payment("pay_1"))
+        first = await store.get_payment("pay_1")
+        second = await store.get_payment("pay_1")
+        first.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
+        await save(store, first)
+        second.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_1"), T0)
+        changes = Changeset()
+        changes.save(second)
+        with pytest.raises(VersionConflict):
+            await store.commit(changes)
+        assert (await store.get_payment("pay_1")).status == S.SUCCEEDED
+        events = await store.events_for_payment("m1", "pay_1")
+        assert [e.type for e in events] == ["payment.initiated", "payment.succeeded"]
+
+    async def test_the_same_new_payment_twice_conflicts(self, store):
+        await save(store, payment("pay_1"))
+        with pytest.raises(VersionConflict):
+            await save(store, payment("pay_1"))
+
+    async def test_a_second_write_of_one_payment_must_expect_the_firsts_version(self, store):
+        p = payment("pay_1")
+        changes = Changeset()
+        changes.save(p)
+        changes.save(p)  # both written as new: the second finds the first's version 1
+        with pytest.raises(VersionConflict):
+            await store.commit(changes)
+        assert await store.get_payment("pay_1") is None
+        assert await store.events_for_payment("m1", "pay_1") == []
+
+    async def test_claim_and_payment_are_one_write(self, store):
+        await store.commit(Changeset(idempotency=claim(token="a")))
+        changes = Changeset(idempotency=claim(token="b", resource="pay_2"))
+        changes.save(payment("pay_2"))
+        with pytest.raises(IdempotencyConflict):
+            await store.commit(changes)
+        assert await store.get_payment("pay_2") is None
+        assert await store.events_for_payment("m1", "pay_2") == []
+
+    async def test_a_consumer_applies_an_event_once(self, store):
+        await store.commit(Changeset(processed=[("send_confirmation", "e1")]))
+        n = Notification("ntf_1", "m1", "pay_1", "e1", "email", "c1", "t", T0)
+        with pytest.raises(AlreadyProcessed):
+            await store.commit(Changeset(processed=[("send_confirmation", "e1")],
+                                         notifications=[n]))
+        assert await store.notifications_for_payment("m1", "pay_1") == []
+        await store.commit(Changeset(processed=[("other_consumer", "e1")], notifications=[n]))
+        assert [x.id for x in await store.notifications_for_payment("m1", "pay_1")] == ["ntf_1"]
+
+    async def test_event_ids_are_unique(self, store):
+        event = DomainEvent("payment.initiated", "pay_1", "m1", T0, {})
+        await store.commit(Changeset(events=[event]))
+        with pytest.raises(Exception):  # noqa: B017 - any backend's uniqueness error
+            await store.commit(Changeset(events=[event]))
+
+
+class PaymentStoreContract:
+    """Payments read back whole, per merchant, and the queries the API and the jobs run."""
 
     async def test_a_committed_payment_reads_back_whole(self, store):
         p = payment("pay_1")
@@ -80,25 +143,18 @@ class StoreContract:
         assert await store.get_payment("pay_1", "m2") is None
         assert await store.get_payment("pay_1") is not None
 
-    async def test_a_stale_version_is_refused_and_writes_nothing(self, store):
-        await save(store, payment("pay_1"))
-        first = await store.get_payment("pay_1")
-        second = await store.get_payment("pay_1")
-        first.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
-        await save(store, first)
-        second.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_1"), T0)
-        changes = Changeset()
-        changes.save(second)
-        with pytest.raises(VersionConflict):
-            await store.commit(changes)
-        assert (await store.get_payment("pay_1")).status == S.SUCCEEDED
-        events = await store.events_for_payment("m1", "pay_1")
-        assert [e.type for e in events] == ["payment.initiated", "payment.succeeded"]
-
-    async def test_the_same_new_payment_twice_conflicts(self, store):
-        await save(store, payment("pay_1"))
-        with pytest.raises(VersionConflict):
-            await save(store, payment("pay_1"))
+    async def test_what_a_caller_holds_is_its_own_copy(self, store):
+        p = payment("pay_1")
+        await save(store, p)
+        p.metadata["order_id"] = "edited after the write"
+        got = await store.get_payment("pay_1")
+        got.amount, got.status = 1, S.FAILED
+        got.metadata["order_id"] = "edited after the read"
+        [listed], _ = await store.list_payments(PaymentQuery(merchant_id="m1"))
+        listed.metadata["order_id"] = "edited in a page"
+        again = await store.get_payment("pay_1")
+        assert (again.amount, again.status, again.metadata) == \
+            (2000, S.PENDING, {"order_id": "o-1"})
 
     async def test_find_by_connector_reference(self, store):
         p = payment("pay_1")
@@ -179,13 +235,6 @@ class StoreContract:
         await save(store, stored)
         assert await store.payments_with_pending_refunds(T0 + timedelta(seconds=1), 10) == []
 
-    async def test_a_checkpoint_is_kept_and_replaced(self, store):
-        assert await store.get_blob("fraud") is None
-        await store.put_blob("fraud", b"\x00one", T0)
-        await store.put_blob("fraud", b"two", T0 + timedelta(seconds=30))
-        assert await store.get_blob("fraud") == b"two"
-        assert await store.get_blob("other") is None
-
     async def test_payments_to_sync_are_unsettled_and_old_enough(self, store):
         old, fresh, done = (payment("pay_old"), payment("pay_new", at=T0 + timedelta(hours=1)),
                             payment("pay_done"))
@@ -194,7 +243,10 @@ class StoreContract:
         stale = await store.payments_to_sync(UNSETTLED, T0 + timedelta(minutes=1), 10)
         assert [p.id for p in stale] == ["pay_old"]
 
-    # -- idempotency ----------------------------------------------------------------------
+
+class IdempotencyStoreContract:
+    """Idempotency claims and leases, and the purge of what has expired (records, and the
+    consumer marks `purge_expired` also ages out)."""
 
     async def test_a_key_is_claimed_once(self, store):
         await store.commit(Changeset(idempotency=claim(token="a")))
@@ -235,6 +287,15 @@ class StoreContract:
                                                                   expected_token="t1")))
         assert (await store.get_idempotency("m1", "k1")).lease_token == "t9"
 
+    async def test_a_record_changes_only_through_a_commit(self, store):
+        write = claim(token="a")
+        await store.commit(Changeset(idempotency=write))
+        write.record.lease_token = "edited after the write"
+        got = await store.get_idempotency("m1", "k1")
+        got.lease_token, got.completed = "edited after the read", True
+        again = await store.get_idempotency("m1", "k1")
+        assert (again.lease_token, again.completed) == ("a", False)
+
     async def test_an_expired_key_can_be_claimed_again(self, store):
         await store.commit(Changeset(idempotency=claim(token="a")))
         later = T0 + timedelta(hours=25)
@@ -245,95 +306,6 @@ class StoreContract:
     async def test_keys_are_scoped_per_merchant(self, store):
         await store.commit(Changeset(idempotency=claim()))
         assert await store.get_idempotency("m2", "k1") is None
-
-    async def test_claim_and_payment_are_one_write(self, store):
-        await store.commit(Changeset(idempotency=claim(token="a")))
-        changes = Changeset(idempotency=claim(token="b", resource="pay_2"))
-        changes.save(payment("pay_2"))
-        with pytest.raises(IdempotencyConflict):
-            await store.commit(changes)
-        assert await store.get_payment("pay_2") is None
-        assert await store.events_for_payment("m1", "pay_2") == []
-
-    # -- consumers and the outbox ---------------------------------------------------------
-
-    async def test_a_consumer_applies_an_event_once(self, store):
-        await store.commit(Changeset(processed=[("send_confirmation", "e1")]))
-        n = Notification("ntf_1", "m1", "pay_1", "e1", "email", "c1", "t", T0)
-        with pytest.raises(AlreadyProcessed):
-            await store.commit(Changeset(processed=[("send_confirmation", "e1")],
-                                         notifications=[n]))
-        assert await store.notifications_for_payment("m1", "pay_1") == []
-        await store.commit(Changeset(processed=[("other_consumer", "e1")], notifications=[n]))
-        assert [x.id for x in await store.notifications_for_payment("m1", "pay_1")] == ["ntf_1"]
-
-    async def test_events_wait_in_the_outbox_until_delivered(self, store):
-        p = payment("pay_1")
-        p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
-        await save(store, p)
-        pending = await store.undelivered_events(10)
-        assert [e.type for e in pending] == ["payment.initiated", "payment.succeeded"]
-        envelope = pending[1].envelope
-        assert envelope["detail-type"] == "payment.succeeded"
-        assert envelope["account"] == "m1" and envelope["resources"] == ["pay_1"]
-        assert envelope["detail"]["amount"] == 2000
-        await store.commit(Changeset(routed=[pending[0].id]))
-        assert [e.id for e in await store.undelivered_events(10)] == [pending[1].id]
-
-    async def test_event_log_is_per_merchant_newest_first_with_type_filter(self, store):
-        a = payment("pay_a")
-        a.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
-        await save(store, a, payment("pay_b", merchant="m2"))
-        events, more = await store.list_events("m1", None, 10, None)
-        assert [e.type for e in events] == ["payment.succeeded", "payment.initiated"]
-        assert not more
-        events, more = await store.list_events("m1", None, 1, None)
-        assert more
-        older, _ = await store.list_events("m1", None, 10, events[0].id)
-        assert [e.type for e in older] == ["payment.initiated"]
-        only, _ = await store.list_events("m1", "payment.initiated", 10, None)
-        assert [e.payment_id for e in only] == ["pay_a"]
-
-    async def test_event_ids_are_unique(self, store):
-        event = DomainEvent("payment.initiated", "pay_1", "m1", T0, {})
-        await store.commit(Changeset(events=[event]))
-        with pytest.raises(Exception):  # noqa: B017 - any backend's uniqueness error
-            await store.commit(Changeset(events=[event]))
-
-    # -- keys -----------------------------------------------------------------------------
-
-    async def test_api_keys_are_found_by_hash(self, store):
-        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_abc"))
-        key = await store.find_api_key("h1")
-        assert key == ApiKey("h1", "m1", T0, "pmk_abc", revoked_at=None)
-        assert await store.find_api_key("h2") is None
-        assert await store.ping()
-
-    async def test_api_keys_are_listed_oldest_first_all_or_per_merchant(self, store):
-        await store.add_api_key(ApiKey("h3", "m1", T0 + timedelta(seconds=2), "pmk_ccc"))
-        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
-        await store.add_api_key(ApiKey("h2", "m2", T0 + timedelta(seconds=1), "pmk_bbb"))
-        every = await store.list_api_keys()
-        assert [(k.prefix, k.merchant_id, k.created_at, k.revoked_at) for k in every] == [
-            ("pmk_aaa", "m1", T0, None), ("pmk_bbb", "m2", T0 + timedelta(seconds=1), None),
-            ("pmk_ccc", "m1", T0 + timedelta(seconds=2), None)]
-        assert [k.prefix for k in await store.list_api_keys("m1")] == ["pmk_aaa", "pmk_ccc"]
-        assert await store.list_api_keys("m3") == []
-
-    async def test_a_revoked_key_stays_revoked_from_its_first_revocation(self, store):
-        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
-        await store.add_api_key(ApiKey("h2", "m1", T0, "pmk_bbb"))
-        revoked_at = T0 + timedelta(minutes=5)
-        assert await store.revoke_api_key("h1", revoked_at) is True
-        assert (await store.find_api_key("h1")).revoked_at == revoked_at
-        assert await store.revoke_api_key("h1", T0 + timedelta(hours=1)) is False
-        assert (await store.find_api_key("h1")).revoked_at == revoked_at
-        assert await store.revoke_api_key("h_unknown", revoked_at) is False
-        assert (await store.find_api_key("h2")).revoked_at is None
-        assert [(k.prefix, k.revoked_at) for k in await store.list_api_keys("m1")] == [
-            ("pmk_aaa", revoked_at), ("pmk_bbb", None)]
-
-    # -- housekeeping ---------------------------------------------------------------------
 
     async def test_purge_deletes_expired_idempotency_records_but_no_live_lease(self, store):
         def record(key: str, claimed: datetime, completed: bool,
@@ -381,3 +353,100 @@ class StoreContract:
         assert (purged.idempotency, purged.processed) == (0, 2)
         # Gone: the same event would now be applied again.
         await store.commit(Changeset(processed=[("webhook:stripe", "evt_1")]))
+
+
+class EventLogContract:
+    """The outbox and the event log: committed events, per merchant, in commit order."""
+
+    async def test_events_wait_in_the_outbox_until_delivered(self, store):
+        p = payment("pay_1")
+        p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
+        await save(store, p)
+        pending = await store.undelivered_events(10)
+        assert [e.type for e in pending] == ["payment.initiated", "payment.succeeded"]
+        envelope = pending[1].envelope
+        assert envelope["detail-type"] == "payment.succeeded"
+        assert envelope["account"] == "m1" and envelope["resources"] == ["pay_1"]
+        assert envelope["detail"]["amount"] == 2000
+        await store.commit(Changeset(routed=[pending[0].id]))
+        assert [e.id for e in await store.undelivered_events(10)] == [pending[1].id]
+
+    async def test_a_payments_timeline_is_oldest_first_and_its_merchants_alone(self, store):
+        p = payment("pay_a")
+        await save(store, p)
+        p.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_a"), T0)
+        p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
+        await save(store, p, payment("pay_b"))
+        timeline = await store.events_for_payment("m1", "pay_a")
+        assert [e.type for e in timeline] == \
+            ["payment.initiated", "payment.processing", "payment.succeeded"]
+        assert {e.payment_id for e in timeline} == {"pay_a"}
+        timeline[2].envelope["detail"]["amount"] = 1
+        again = await store.events_for_payment("m1", "pay_a")
+        assert again[2].envelope["detail"]["amount"] == 2000
+        assert await store.events_for_payment("m2", "pay_a") == []
+
+    async def test_event_log_is_per_merchant_newest_first_with_type_filter(self, store):
+        a = payment("pay_a")
+        a.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
+        await save(store, a, payment("pay_b", merchant="m2"))
+        events, more = await store.list_events("m1", None, 10, None)
+        assert [e.type for e in events] == ["payment.succeeded", "payment.initiated"]
+        assert not more
+        events, more = await store.list_events("m1", None, 1, None)
+        assert more
+        older, _ = await store.list_events("m1", None, 10, events[0].id)
+        assert [e.type for e in older] == ["payment.initiated"]
+        only, _ = await store.list_events("m1", "payment.initiated", 10, None)
+        assert [e.payment_id for e in only] == ["pay_a"]
+
+
+class KeyStoreContract:
+    """API keys by hash: listed, revoked once."""
+
+    async def test_api_keys_are_found_by_hash(self, store):
+        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_abc"))
+        key = await store.find_api_key("h1")
+        assert key == ApiKey("h1", "m1", T0, "pmk_abc", revoked_at=None)
+        assert await store.find_api_key("h2") is None
+        assert await store.ping()
+
+    async def test_api_keys_are_listed_oldest_first_all_or_per_merchant(self, store):
+        await store.add_api_key(ApiKey("h3", "m1", T0 + timedelta(seconds=2), "pmk_ccc"))
+        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
+        await store.add_api_key(ApiKey("h2", "m2", T0 + timedelta(seconds=1), "pmk_bbb"))
+        every = await store.list_api_keys()
+        assert [(k.prefix, k.merchant_id, k.created_at, k.revoked_at) for k in every] == [
+            ("pmk_aaa", "m1", T0, None), ("pmk_bbb", "m2", T0 + timedelta(seconds=1), None),
+            ("pmk_ccc", "m1", T0 + timedelta(seconds=2), None)]
+        assert [k.prefix for k in await store.list_api_keys("m1")] == ["pmk_aaa", "pmk_ccc"]
+        assert await store.list_api_keys("m3") == []
+
+    async def test_a_revoked_key_stays_revoked_from_its_first_revocation(self, store):
+        await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
+        await store.add_api_key(ApiKey("h2", "m1", T0, "pmk_bbb"))
+        revoked_at = T0 + timedelta(minutes=5)
+        assert await store.revoke_api_key("h1", revoked_at) is True
+        assert (await store.find_api_key("h1")).revoked_at == revoked_at
+        assert await store.revoke_api_key("h1", T0 + timedelta(hours=1)) is False
+        assert (await store.find_api_key("h1")).revoked_at == revoked_at
+        assert await store.revoke_api_key("h_unknown", revoked_at) is False
+        assert (await store.find_api_key("h2")).revoked_at is None
+        assert [(k.prefix, k.revoked_at) for k in await store.list_api_keys("m1")] == [
+            ("pmk_aaa", revoked_at), ("pmk_bbb", None)]
+
+
+class StateStoreContract:
+    """Named blobs kept across restarts."""
+
+    async def test_a_checkpoint_is_kept_and_replaced(self, store):
+        assert await store.get_blob("fraud") is None
+        await store.put_blob("fraud", b"\x00one", T0)
+        await store.put_blob("fraud", b"two", T0 + timedelta(seconds=30))
+        assert await store.get_blob("fraud") == b"two"
+        assert await store.get_blob("other") is None
+
+
+class StoreContract(UnitOfWorkContract, PaymentStoreContract, IdempotencyStoreContract,
+                    EventLogContract, KeyStoreContract, StateStoreContract):
+    """The whole Store port: what a backend subclasses once."""
