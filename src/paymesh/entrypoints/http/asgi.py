@@ -11,15 +11,17 @@ from collections.abc import AsyncIterator
 import msgspec
 from starlette.applications import Starlette
 
-from paymesh.bootstrap import build_api, psp_lines
+from paymesh.bootstrap import ApiProcess, build_api, psp_lines
 from paymesh.config import Settings
 from paymesh.entrypoints.http.app import build_http_app
 from paymesh.entrypoints.http.common import Api
 from paymesh.entrypoints.http.openapi import build_openapi
 
 
-def build_app(settings: Settings) -> Starlette:
-    process = build_api(settings)
+def build_app(settings: Settings, process: ApiProcess | None = None) -> Starlette:
+    """The app of `settings`; `process` replaces the API process they would build (tests run
+    the whole app on the in-memory store and fake PSPs this way)."""
+    process = process if process is not None else build_api(settings)
     core = process.core
 
     @contextlib.asynccontextmanager
