@@ -134,7 +134,7 @@ async def settled(h: Harness, seconds: float = 15.0) -> None:
 
 
 class BusContract:
-    async def test_each_matching_target_gets_the_event_once(self, harness: Harness):
+    async def test_each_matching_target_gets_the_event_once(self, harness: Harness) -> None:
         await harness.start([rule("paid", "a", "b"),
                              rule("refunds", "b", pattern={"detail-type": ["refund.succeeded"]})])
         paid, other = event(), event("payment.failed")
@@ -143,7 +143,7 @@ class BusContract:
         await settled(harness)
         assert sorted(harness.recorder.calls) == [("a", paid.id), ("b", paid.id)]
 
-    async def test_a_merchants_rule_sees_only_its_events(self, harness: Harness):
+    async def test_a_merchants_rule_sees_only_its_events(self, harness: Harness) -> None:
         await harness.start([rule("mine", "a", merchant="m1")])
         mine, theirs = event(merchant="m1"), event(merchant="m2")
         await publish(harness, theirs, mine)
@@ -151,7 +151,7 @@ class BusContract:
         await settled(harness)
         assert harness.recorder.calls == [("a", mine.id)]
 
-    async def test_a_failing_target_is_retried_and_delivered_once(self, harness: Harness):
+    async def test_a_failing_target_is_retried_and_delivered_once(self, harness: Harness) -> None:
         harness.recorder.fail["flaky"] = 2
         await harness.start([rule("paid", "flaky", "a")])
         paid = event()
@@ -164,7 +164,7 @@ class BusContract:
         assert harness.recorder.attempts["a"] == 1
 
     async def test_a_spent_policy_dead_letters_and_a_redrive_delivers_once(
-            self, harness: Harness):
+            self, harness: Harness) -> None:
         harness.recorder.fail["down"] = -1
         await harness.start([rule("paid", "down", retries=2)])
         paid = event()
@@ -191,7 +191,7 @@ class BusContract:
         assert harness.recorder.received("down") == [paid.id]
         assert await dead() == []
 
-    async def test_an_old_event_is_not_retried_past_its_age(self, harness: Harness):
+    async def test_an_old_event_is_not_retried_past_its_age(self, harness: Harness) -> None:
         harness.recorder.fail["down"] = -1
         await harness.start([rule("paid", "down", retries=100, max_age=1)])
         await publish(harness, event())
@@ -205,7 +205,7 @@ class BusContract:
             await asyncio.sleep(0.05)
         assert harness.recorder.attempts["down"] < 100
 
-    async def test_an_event_carried_twice_is_delivered_once(self, harness: Harness):
+    async def test_an_event_carried_twice_is_delivered_once(self, harness: Harness) -> None:
         await harness.start([rule("paid", "a")])
         paid = event()
         await publish(harness, paid)
@@ -214,7 +214,7 @@ class BusContract:
         await settled(harness)
         assert harness.recorder.received("a") == [paid.id]
 
-    async def test_a_slow_target_does_not_hold_up_another(self, harness: Harness):
+    async def test_a_slow_target_does_not_hold_up_another(self, harness: Harness) -> None:
         harness.recorder.block["slow"] = asyncio.Event()
         await harness.start([rule("paid", "slow", "a"),
                              rule("probe", "a", pattern={"detail-type": ["probe.sent"]})])
@@ -237,7 +237,7 @@ class BusContract:
         assert sorted(harness.recorder.received("slow")) == sorted(e.id for e in events)
 
     async def test_a_delivery_cut_by_a_dying_process_is_delivered_by_the_next(
-            self, harness: Harness):
+            self, harness: Harness) -> None:
         harness.recorder.block["slow"] = asyncio.Event()
         await harness.start([rule("paid", "slow")])
         paid = event()

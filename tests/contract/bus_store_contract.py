@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from paymesh.domain.events import DomainEvent
 from paymesh.ports.bus import Attempt, Delivery, Rule, Target
+from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.store import Changeset
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -21,14 +22,14 @@ def delivery(did: str, event_id: str = "e1", target: Target = TARGET, merchant: 
                     event_time=at, created_at=at, next_attempt_at=at)
 
 
-async def route(store, event_id: str, *deliveries: Delivery) -> None:
+async def route(store: BusBackend, event_id: str, *deliveries: Delivery) -> None:
     await store.commit(Changeset(
         events=[DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=event_id)]))
     await store.commit(Changeset(routed=[event_id], deliveries=list(deliveries)))
 
 
 class RuleStoreContract:
-    async def test_rules_are_stored_replaced_and_deleted(self, store):
+    async def test_rules_are_stored_replaced_and_deleted(self, store: BusBackend) -> None:
         rule = Rule("m1", "big", {"detail": {"amount": [{"numeric": [">", 100]}]}}, (TARGET,))
         await store.put_rule(rule)
         await store.put_rule(replace(rule, state="DISABLED"))
@@ -41,7 +42,7 @@ class RuleStoreContract:
         assert not await store.delete_rule("m1", "big")
         assert [r.merchant_id for r in await store.rules()] == ["m2"]
 
-    async def test_a_stored_rule_changes_only_when_put_again(self, store):
+    async def test_a_stored_rule_changes_only_when_put_again(self, store: BusBackend) -> None:
         rule = Rule("m1", "big", {"detail": {"amount": [{"numeric": [">", 100]}]}}, (TARGET,))
         await store.put_rule(rule)
         rule.event_pattern["detail"]["amount"] = [1]  # edited after it was stored
@@ -53,7 +54,8 @@ class RuleStoreContract:
 
 
 class DeliveryStoreContract:
-    async def test_routing_takes_the_event_out_of_the_outbox_with_its_deliveries(self, store):
+    async def test_routing_takes_the_event_out_of_the_outbox_with_its_deliveries(
+            self, store: BusBackend) -> None:
         http = Target(id="inv", type="http", url="http://127.0.0.1:9/x")
         await route(store, "e1", delivery("d1"), delivery("d2", target=http))
         assert await store.undelivered_events(10) == []
@@ -61,7 +63,8 @@ class DeliveryStoreContract:
         assert sorted(d.id for d in claimed) == ["d1", "d2"]
         assert {d.target.id for d in claimed} == {"conf", "inv"}
 
-    async def test_a_delivery_keeps_whether_a_default_rule_routed_it(self, store):
+    async def test_a_delivery_keeps_whether_a_default_rule_routed_it(
+            self, store: BusBackend) -> None:
         # Which secret signs it depends on that (the rule's own, or the deployment's); the
         # secret itself is never stored with a delivery.
         http = Target(id="inv", type="http", url="https://inventory.example.com/x")
@@ -75,25 +78,25 @@ class DeliveryStoreContract:
         dead, _ = await store.dead_letters("m1", 10, None)
         assert {d.id: d.default_rule for d in dead} == {"d1": True, "d2": False}
 
-    async def test_one_delivery_per_event_rule_and_target(self, store):
+    async def test_one_delivery_per_event_rule_and_target(self, store: BusBackend) -> None:
         await route(store, "e1", delivery("d1"))
         await store.commit(Changeset(routed=["e1"], deliveries=[delivery("d1-again")]))
         assert [d.id for d in await store.claim_deliveries(T0, 30, 10)] == ["d1"]
 
-    async def test_a_leased_delivery_is_not_claimed_twice(self, store):
+    async def test_a_leased_delivery_is_not_claimed_twice(self, store: BusBackend) -> None:
         await route(store, "e1", delivery("d1"))
         assert len(await store.claim_deliveries(T0, 30, 10)) == 1
         assert await store.claim_deliveries(T0 + timedelta(seconds=10), 30, 10) == []
         # the worker died: after the lease the delivery comes back
         assert len(await store.claim_deliveries(T0 + timedelta(seconds=31), 30, 10)) == 1
 
-    async def test_released_leases_are_claimable_at_once(self, store):
+    async def test_released_leases_are_claimable_at_once(self, store: BusBackend) -> None:
         await route(store, "e1", delivery("d1"))
         assert len(await store.claim_deliveries(T0, 60, 10)) == 1
         assert await store.release_leases() == 1
         assert len(await store.claim_deliveries(T0, 60, 10)) == 1
 
-    async def test_a_rescheduled_delivery_waits_for_its_time(self, store):
+    async def test_a_rescheduled_delivery_waits_for_its_time(self, store: BusBackend) -> None:
         await route(store, "e1", delivery("d1"))
         [d] = await store.claim_deliveries(T0, 30, 10)
         d.attempts = 1
@@ -104,7 +107,7 @@ class DeliveryStoreContract:
         [again] = await store.claim_deliveries(T0 + timedelta(seconds=5), 30, 10)
         assert (again.attempts, [a.error for a in again.history]) == (1, ["HTTP 500"])
 
-    async def test_a_delivery_changes_only_when_saved(self, store):
+    async def test_a_delivery_changes_only_when_saved(self, store: BusBackend) -> None:
         routed = delivery("d1")
         await route(store, "e1", routed)
         routed.status = "delivered"  # edited after the commit that created it
@@ -116,14 +119,15 @@ class DeliveryStoreContract:
         assert (again.status, again.attempts, again.history) == ("pending", 0, [])
         assert (await store.dead_letters("m1", 10, None))[0] == []
 
-    async def test_delivered_ones_are_done(self, store):
+    async def test_delivered_ones_are_done(self, store: BusBackend) -> None:
         await route(store, "e1", delivery("d1"))
         [d] = await store.claim_deliveries(T0, 30, 10)
         d.status = "delivered"
         await store.save_delivery(d)
         assert await store.claim_deliveries(T0 + timedelta(hours=1), 30, 10) == []
 
-    async def test_dead_letters_keep_every_attempt_and_redrive_once(self, store):
+    async def test_dead_letters_keep_every_attempt_and_redrive_once(
+            self, store: BusBackend) -> None:
         await route(store, "e1", delivery("d1"))
         [d] = await store.claim_deliveries(T0, 30, 10)
         d.status, d.attempts = "dead", 3
@@ -140,7 +144,7 @@ class DeliveryStoreContract:
         assert (back.id, back.attempts, back.status) == ("d1", 0, "pending")
         assert [a.error for a in back.history] == ["HTTP 500", "HTTP 501", "HTTP 502"]
 
-    async def test_dead_letters_page_by_last_attempt_newest_first(self, store):
+    async def test_dead_letters_page_by_last_attempt_newest_first(self, store: BusBackend) -> None:
         targets = [Target(id=f"t{i}", type="builtin", name="analytics") for i in range(3)]
         await route(store, "e1", *(delivery(f"d{i}", target=t) for i, t in enumerate(targets)))
         last_attempt = {"d0": 1, "d1": 3, "d2": 2}
@@ -153,7 +157,7 @@ class DeliveryStoreContract:
         page, more = await store.dead_letters("m1", 2, "d2")
         assert [d.id for d in page] == ["d0"] and not more
 
-    async def test_events_are_found_by_id(self, store):
+    async def test_events_are_found_by_id(self, store: BusBackend) -> None:
         await route(store, "e1")
         event = await store.get_event("e1")
         assert event is not None and event["detail-type"] == "payment.succeeded"

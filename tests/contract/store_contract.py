@@ -27,6 +27,7 @@ from paymesh.ports.store import (
     IdempotencyWrite,
     Notification,
     PaymentQuery,
+    Store,
     VersionConflict,
 )
 
@@ -52,7 +53,7 @@ def claim(key: str = "k1", token: str = "t1", now: datetime = T0, resource: str 
     return IdempotencyWrite(record, now)
 
 
-async def save(store, *payments: Payment) -> None:
+async def save(store: Store, *payments: Payment) -> None:
     changes = Changeset()
     for p in payments:
         changes.save(p)
@@ -63,10 +64,11 @@ async def save(store, *payments: Payment) -> None:
 class UnitOfWorkContract:
     """`commit`: every write of a changeset or none, each under its own condition."""
 
-    async def test_a_stale_version_is_refused_and_writes_nothing(self, store):
+    async def test_a_stale_version_is_refused_and_writes_nothing(self, store: Store) -> None:
         await save(store, payment("pay_1"))
         first = await store.get_payment("pay_1")
         second = await store.get_payment("pay_1")
+        assert first is not None and second is not None
         first.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
         await save(store, first)
         second.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_1"), T0)
@@ -74,16 +76,18 @@ class UnitOfWorkContract:
         changes.save(second)
         with pytest.raises(VersionConflict):
             await store.commit(changes)
-        assert (await store.get_payment("pay_1")).status == S.SUCCEEDED
+        stored = await store.get_payment("pay_1")
+        assert stored is not None and stored.status == S.SUCCEEDED
         events = await store.events_for_payment("m1", "pay_1")
         assert [e.type for e in events] == ["payment.initiated", "payment.succeeded"]
 
-    async def test_the_same_new_payment_twice_conflicts(self, store):
+    async def test_the_same_new_payment_twice_conflicts(self, store: Store) -> None:
         await save(store, payment("pay_1"))
         with pytest.raises(VersionConflict):
             await save(store, payment("pay_1"))
 
-    async def test_a_second_write_of_one_payment_must_expect_the_firsts_version(self, store):
+    async def test_a_second_write_of_one_payment_must_expect_the_firsts_version(
+            self, store: Store) -> None:
         p = payment("pay_1")
         changes = Changeset()
         changes.save(p)
@@ -93,7 +97,7 @@ class UnitOfWorkContract:
         assert await store.get_payment("pay_1") is None
         assert await store.events_for_payment("m1", "pay_1") == []
 
-    async def test_claim_and_payment_are_one_write(self, store):
+    async def test_claim_and_payment_are_one_write(self, store: Store) -> None:
         await store.commit(Changeset(idempotency=claim(token="a")))
         changes = Changeset(idempotency=claim(token="b", resource="pay_2"))
         changes.save(payment("pay_2"))
@@ -102,7 +106,7 @@ class UnitOfWorkContract:
         assert await store.get_payment("pay_2") is None
         assert await store.events_for_payment("m1", "pay_2") == []
 
-    async def test_a_consumer_applies_an_event_once(self, store):
+    async def test_a_consumer_applies_an_event_once(self, store: Store) -> None:
         await store.commit(Changeset(processed=[("send_confirmation", "e1")]))
         n = Notification("ntf_1", "m1", "pay_1", "e1", "email", "c1", "t", T0)
         with pytest.raises(AlreadyProcessed):
@@ -112,7 +116,7 @@ class UnitOfWorkContract:
         await store.commit(Changeset(processed=[("other_consumer", "e1")], notifications=[n]))
         assert [x.id for x in await store.notifications_for_payment("m1", "pay_1")] == ["ntf_1"]
 
-    async def test_event_ids_are_unique(self, store):
+    async def test_event_ids_are_unique(self, store: Store) -> None:
         event = DomainEvent("payment.initiated", "pay_1", "m1", T0, {})
         await store.commit(Changeset(events=[event]))
         with pytest.raises(Exception):  # noqa: B017 - any backend's uniqueness error
@@ -122,7 +126,7 @@ class UnitOfWorkContract:
 class PaymentStoreContract:
     """Payments read back whole, per merchant, and the queries the API and the jobs run."""
 
-    async def test_a_committed_payment_reads_back_whole(self, store):
+    async def test_a_committed_payment_reads_back_whole(self, store: Store) -> None:
         p = payment("pay_1")
         p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
         p.start_refund("re_1", 500, "requested_by_customer", T0)
@@ -138,25 +142,27 @@ class PaymentStoreContract:
         assert got.version == 1
         assert got.events == []
 
-    async def test_another_merchant_cannot_read_it(self, store):
+    async def test_another_merchant_cannot_read_it(self, store: Store) -> None:
         await save(store, payment("pay_1", merchant="m1"))
         assert await store.get_payment("pay_1", "m2") is None
         assert await store.get_payment("pay_1") is not None
 
-    async def test_what_a_caller_holds_is_its_own_copy(self, store):
+    async def test_what_a_caller_holds_is_its_own_copy(self, store: Store) -> None:
         p = payment("pay_1")
         await save(store, p)
         p.metadata["order_id"] = "edited after the write"
         got = await store.get_payment("pay_1")
+        assert got is not None
         got.amount, got.status = 1, S.FAILED
         got.metadata["order_id"] = "edited after the read"
         [listed], _ = await store.list_payments(PaymentQuery(merchant_id="m1"))
         listed.metadata["order_id"] = "edited in a page"
         again = await store.get_payment("pay_1")
+        assert again is not None
         assert (again.amount, again.status, again.metadata) == \
             (2000, S.PENDING, {"order_id": "o-1"})
 
-    async def test_find_by_connector_reference(self, store):
+    async def test_find_by_connector_reference(self, store: Store) -> None:
         p = payment("pay_1")
         p.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_77"), T0)
         await save(store, p)
@@ -164,7 +170,7 @@ class PaymentStoreContract:
         assert found is not None and found.id == "pay_1"
         assert await store.find_payment_by_connector_ref("adyen", "pi_77") is None
 
-    async def test_refund_lookup_is_per_merchant(self, store):
+    async def test_refund_lookup_is_per_merchant(self, store: Store) -> None:
         p = payment("pay_1")
         p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
         p.start_refund("re_9", 700, None, T0)
@@ -173,7 +179,7 @@ class PaymentStoreContract:
         assert refund is not None and (refund.amount, refund.payment_id) == (700, "pay_1")
         assert await store.get_refund("re_9", "m2") is None
 
-    async def test_list_is_newest_first_with_cursor_and_filters(self, store):
+    async def test_list_is_newest_first_with_cursor_and_filters(self, store: Store) -> None:
         ps = [payment(f"pay_{i:02d}", customer="c1" if i % 2 else "c2",
                       at=T0 + timedelta(seconds=i)) for i in range(7)]
         ps.append(payment("pay_other", merchant="m2", at=T0 + timedelta(seconds=99)))
@@ -194,14 +200,14 @@ class PaymentStoreContract:
             created_lt=T0 + timedelta(seconds=4), limit=10))
         assert [p.id for p in page] == ["pay_03", "pay_02"]
 
-    async def test_list_by_status(self, store):
+    async def test_list_by_status(self, store: Store) -> None:
         a, b = payment("pay_a"), payment("pay_b", at=T0 + timedelta(seconds=1))
         a.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
         await save(store, a, b)
         page, _ = await store.list_payments(PaymentQuery(merchant_id="m1", status=S.PENDING))
         assert [p.id for p in page] == ["pay_b"]
 
-    async def test_the_review_queue_lists_by_review_status(self, store):
+    async def test_the_review_queue_lists_by_review_status(self, store: Store) -> None:
         held, closed, plain = (payment("pay_h"), payment("pay_c", at=T0 + timedelta(seconds=1)),
                                payment("pay_p", at=T0 + timedelta(seconds=2)))
         for p in (held, closed, plain):
@@ -217,9 +223,11 @@ class PaymentStoreContract:
         every, _ = await store.list_payments(PaymentQuery(merchant_id="m1", under_review=True))
         assert [p.id for p in every] == ["pay_c", "pay_h"]
         stored = await store.get_payment("pay_c")
+        assert stored is not None and stored.review is not None
         assert stored.review.status == ReviewStatus.REJECTED and stored.review.closed_at == T0
 
-    async def test_payments_with_refunds_left_pending_are_found_for_recovery(self, store):
+    async def test_payments_with_refunds_left_pending_are_found_for_recovery(
+            self, store: Store) -> None:
         waiting, settled, none = payment("pay_w"), payment("pay_s"), payment("pay_n")
         for p in (waiting, settled, none):
             p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, f"pi_{p.id}", amount_received=2000), T0)
@@ -231,11 +239,12 @@ class PaymentStoreContract:
         assert [p.id for p in found] == ["pay_w"]
         assert await store.payments_with_pending_refunds(T0, 10) == []  # not old enough
         stored = await store.get_payment("pay_w")
+        assert stored is not None
         stored.settle_refund("re_w", True, T0)
         await save(store, stored)
         assert await store.payments_with_pending_refunds(T0 + timedelta(seconds=1), 10) == []
 
-    async def test_payments_to_sync_are_unsettled_and_old_enough(self, store):
+    async def test_payments_to_sync_are_unsettled_and_old_enough(self, store: Store) -> None:
         old, fresh, done = (payment("pay_old"), payment("pay_new", at=T0 + timedelta(hours=1)),
                             payment("pay_done"))
         done.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi", amount_received=2000), T0)
@@ -248,21 +257,21 @@ class IdempotencyStoreContract:
     """Idempotency claims and leases, and the purge of what has expired (records, and the
     consumer marks `purge_expired` also ages out)."""
 
-    async def test_a_key_is_claimed_once(self, store):
+    async def test_a_key_is_claimed_once(self, store: Store) -> None:
         await store.commit(Changeset(idempotency=claim(token="a")))
         with pytest.raises(IdempotencyConflict):
             await store.commit(Changeset(idempotency=claim(token="b")))
         got = await store.get_idempotency("m1", "k1")
         assert got is not None and got.lease_token == "a" and not got.completed
 
-    async def test_fifty_concurrent_claims_have_one_winner(self, store):
+    async def test_fifty_concurrent_claims_have_one_winner(self, store: Store) -> None:
         results = await asyncio.gather(
             *(store.commit(Changeset(idempotency=claim(token=f"t{i}"))) for i in range(50)),
             return_exceptions=True)
         assert sum(r is None for r in results) == 1
         assert all(isinstance(r, IdempotencyConflict) for r in results if r is not None)
 
-    async def test_completion_needs_the_lease_token(self, store):
+    async def test_completion_needs_the_lease_token(self, store: Store) -> None:
         write = claim(token="a")
         await store.commit(Changeset(idempotency=write))
         done = replace(write.record, completed=True, response_status=201, response_body=b"{}")
@@ -270,9 +279,10 @@ class IdempotencyStoreContract:
             await store.commit(Changeset(idempotency=IdempotencyWrite(done, T0, "wrong")))
         await store.commit(Changeset(idempotency=IdempotencyWrite(done, T0, "a")))
         got = await store.get_idempotency("m1", "k1")
+        assert got is not None
         assert (got.completed, got.response_status, got.response_body) == (True, 201, b"{}")
 
-    async def test_released_claims_are_taken_over_at_once(self, store):
+    async def test_released_claims_are_taken_over_at_once(self, store: Store) -> None:
         await store.commit(Changeset(idempotency=claim("k1", "t1")))
         done = claim("k2", "t2")
         await store.commit(Changeset(idempotency=done))
@@ -281,33 +291,39 @@ class IdempotencyStoreContract:
                                                                   expected_token="t2")))
         assert await store.release_claims() == 1  # the finished one has no lease to end
         record = await store.get_idempotency("m1", "k1")
+        assert record is not None
         assert record.locked_until <= T0 and not record.completed
         taken = replace(record, lease_token="t9", locked_until=T0 + timedelta(seconds=60))
         await store.commit(Changeset(idempotency=IdempotencyWrite(taken, T0,
                                                                   expected_token="t1")))
-        assert (await store.get_idempotency("m1", "k1")).lease_token == "t9"
+        record = await store.get_idempotency("m1", "k1")
+        assert record is not None and record.lease_token == "t9"
 
-    async def test_a_record_changes_only_through_a_commit(self, store):
+    async def test_a_record_changes_only_through_a_commit(self, store: Store) -> None:
         write = claim(token="a")
         await store.commit(Changeset(idempotency=write))
         write.record.lease_token = "edited after the write"
         got = await store.get_idempotency("m1", "k1")
+        assert got is not None
         got.lease_token, got.completed = "edited after the read", True
         again = await store.get_idempotency("m1", "k1")
+        assert again is not None
         assert (again.lease_token, again.completed) == ("a", False)
 
-    async def test_an_expired_key_can_be_claimed_again(self, store):
+    async def test_an_expired_key_can_be_claimed_again(self, store: Store) -> None:
         await store.commit(Changeset(idempotency=claim(token="a")))
         later = T0 + timedelta(hours=25)
         await store.commit(Changeset(idempotency=claim(token="b", now=later, fingerprint="x")))
         got = await store.get_idempotency("m1", "k1")
+        assert got is not None
         assert (got.lease_token, got.fingerprint) == ("b", "x")
 
-    async def test_keys_are_scoped_per_merchant(self, store):
+    async def test_keys_are_scoped_per_merchant(self, store: Store) -> None:
         await store.commit(Changeset(idempotency=claim()))
         assert await store.get_idempotency("m2", "k1") is None
 
-    async def test_purge_deletes_expired_idempotency_records_but_no_live_lease(self, store):
+    async def test_purge_deletes_expired_idempotency_records_but_no_live_lease(
+            self, store: Store) -> None:
         def record(key: str, claimed: datetime, completed: bool,
                    leased_until: datetime | None = None) -> IdempotencyWrite:
             write = claim(key, f"t-{key}", now=claimed)
@@ -331,7 +347,7 @@ class IdempotencyStoreContract:
             assert await store.get_idempotency("m1", kept) is not None
         assert (await store.purge_expired(now, now - timedelta(days=45))).idempotency == 0
 
-    async def test_purge_works_in_batches_of_at_most_limit(self, store):
+    async def test_purge_works_in_batches_of_at_most_limit(self, store: Store) -> None:
         for i in range(5):
             await store.commit(Changeset(idempotency=claim(f"k{i}", f"t{i}")))
         await store.commit(Changeset(processed=[("c", f"e{i}") for i in range(3)]))
@@ -340,7 +356,8 @@ class IdempotencyStoreContract:
         counts = [await store.purge_expired(later, soon, limit=2) for _ in range(4)]
         assert [(c.idempotency, c.processed) for c in counts] == [(2, 2), (2, 1), (1, 0), (0, 0)]
 
-    async def test_purge_deletes_consumer_marks_written_before_the_cutoff_only(self, store):
+    async def test_purge_deletes_consumer_marks_written_before_the_cutoff_only(
+            self, store: Store) -> None:
         before = datetime.now(UTC) - timedelta(seconds=1)
         await store.commit(Changeset(processed=[("webhook:stripe", "evt_1"),
                                                 ("send_confirmation", "e1")]))
@@ -358,7 +375,7 @@ class IdempotencyStoreContract:
 class EventLogContract:
     """The outbox and the event log: committed events, per merchant, in commit order."""
 
-    async def test_events_wait_in_the_outbox_until_delivered(self, store):
+    async def test_events_wait_in_the_outbox_until_delivered(self, store: Store) -> None:
         p = payment("pay_1")
         p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), T0)
         await save(store, p)
@@ -371,7 +388,8 @@ class EventLogContract:
         await store.commit(Changeset(routed=[pending[0].id]))
         assert [e.id for e in await store.undelivered_events(10)] == [pending[1].id]
 
-    async def test_a_payments_timeline_is_oldest_first_and_its_merchants_alone(self, store):
+    async def test_a_payments_timeline_is_oldest_first_and_its_merchants_alone(
+            self, store: Store) -> None:
         p = payment("pay_a")
         await save(store, p)
         p.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_a"), T0)
@@ -386,7 +404,8 @@ class EventLogContract:
         assert again[2].envelope["detail"]["amount"] == 2000
         assert await store.events_for_payment("m2", "pay_a") == []
 
-    async def test_event_log_is_per_merchant_newest_first_with_type_filter(self, store):
+    async def test_event_log_is_per_merchant_newest_first_with_type_filter(
+            self, store: Store) -> None:
         a = payment("pay_a")
         a.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
         await save(store, a, payment("pay_b", merchant="m2"))
@@ -404,14 +423,14 @@ class EventLogContract:
 class KeyStoreContract:
     """API keys by hash: listed, revoked once."""
 
-    async def test_api_keys_are_found_by_hash(self, store):
+    async def test_api_keys_are_found_by_hash(self, store: Store) -> None:
         await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_abc"))
         key = await store.find_api_key("h1")
         assert key == ApiKey("h1", "m1", T0, "pmk_abc", revoked_at=None)
         assert await store.find_api_key("h2") is None
         assert await store.ping()
 
-    async def test_api_keys_are_listed_oldest_first_all_or_per_merchant(self, store):
+    async def test_api_keys_are_listed_oldest_first_all_or_per_merchant(self, store: Store) -> None:
         await store.add_api_key(ApiKey("h3", "m1", T0 + timedelta(seconds=2), "pmk_ccc"))
         await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
         await store.add_api_key(ApiKey("h2", "m2", T0 + timedelta(seconds=1), "pmk_bbb"))
@@ -422,16 +441,20 @@ class KeyStoreContract:
         assert [k.prefix for k in await store.list_api_keys("m1")] == ["pmk_aaa", "pmk_ccc"]
         assert await store.list_api_keys("m3") == []
 
-    async def test_a_revoked_key_stays_revoked_from_its_first_revocation(self, store):
+    async def test_a_revoked_key_stays_revoked_from_its_first_revocation(
+            self, store: Store) -> None:
         await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
         await store.add_api_key(ApiKey("h2", "m1", T0, "pmk_bbb"))
         revoked_at = T0 + timedelta(minutes=5)
         assert await store.revoke_api_key("h1", revoked_at) is True
-        assert (await store.find_api_key("h1")).revoked_at == revoked_at
+        key = await store.find_api_key("h1")
+        assert key is not None and key.revoked_at == revoked_at
         assert await store.revoke_api_key("h1", T0 + timedelta(hours=1)) is False
-        assert (await store.find_api_key("h1")).revoked_at == revoked_at
+        key = await store.find_api_key("h1")
+        assert key is not None and key.revoked_at == revoked_at
         assert await store.revoke_api_key("h_unknown", revoked_at) is False
-        assert (await store.find_api_key("h2")).revoked_at is None
+        key = await store.find_api_key("h2")
+        assert key is not None and key.revoked_at is None
         assert [(k.prefix, k.revoked_at) for k in await store.list_api_keys("m1")] == [
             ("pmk_aaa", revoked_at), ("pmk_bbb", None)]
 
@@ -439,7 +462,7 @@ class KeyStoreContract:
 class StateStoreContract:
     """Named blobs kept across restarts."""
 
-    async def test_a_checkpoint_is_kept_and_replaced(self, store):
+    async def test_a_checkpoint_is_kept_and_replaced(self, store: Store) -> None:
         assert await store.get_blob("fraud") is None
         await store.put_blob("fraud", b"\x00one", T0)
         await store.put_blob("fraud", b"two", T0 + timedelta(seconds=30))

@@ -6,6 +6,7 @@ from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
 from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
 from tests.contract.connector_contract import ConnectorContract
 from tests.support.live_server import free_port, live_server
+from tests.support.webhook_inbox import WebhookInbox
 
 KEY = "AQE_contract_api_key"
 HMAC_KEY = "3C71D7C620CA13837C8D1FA38910FC7F39C6955DFBB5478384F23F9619ED7480"
@@ -13,7 +14,7 @@ MERCHANT = "PaymeshContract"
 
 
 @pytest.fixture(scope="module")
-def sandbox_url(inbox) -> Iterator[str]:
+def sandbox_url(inbox: WebhookInbox) -> Iterator[str]:
     sandbox = AdyenSandbox(AdyenSandboxSettings(webhook_url=inbox.url, hmac_key=HMAC_KEY,
                                                 merchant_account=MERCHANT))
     with live_server(sandbox.app) as base:
@@ -21,7 +22,7 @@ def sandbox_url(inbox) -> Iterator[str]:
 
 
 @pytest.fixture
-async def connector(sandbox_url) -> AsyncIterator[AdyenConnector]:
+async def connector(sandbox_url: str) -> AsyncIterator[AdyenConnector]:
     c = AdyenConnector(AdyenSettings(api_base=sandbox_url, api_key=KEY,
                                      merchant_account=MERCHANT, hmac_key=HMAC_KEY,
                                      timeout_seconds=5))

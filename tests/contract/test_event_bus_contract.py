@@ -15,6 +15,7 @@ from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.domain.events import DomainEvent
 from paymesh.ports.bus import Delivery, Rule
+from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.store import Changeset
 from paymesh.service import ids
 from paymesh.service.bus import EventBus
@@ -25,7 +26,7 @@ from tests.contract.bus_contract import NAMES, BusContract, Recorder, cancelled
 class InProcessHarness:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.store = SqliteStore(path)
+        self.store: BusBackend = SqliteStore(path)
         self.recorder = Recorder()
         self.sender = AiohttpTargetSender()
         self.bus: EventBus | None = None

@@ -28,7 +28,7 @@ class TestMemoryBusStore(BusStoreContract):
     pass
 
 
-async def test_a_closed_store_refuses_work_and_a_reopened_one_keeps_everything():
+async def test_a_closed_store_refuses_work_and_a_reopened_one_keeps_everything() -> None:
     store = MemoryStore()
     await store.open()
     await save(store, payment("pay_1"))
@@ -38,4 +38,5 @@ async def test_a_closed_store_refuses_work_and_a_reopened_one_keeps_everything()
         await store.get_payment("pay_1")
     await store.open()
     assert await store.ping()
-    assert (await store.get_payment("pay_1")).amount == 2000
+    stored = await store.get_payment("pay_1")
+    assert stored is not None and stored.amount == 2000

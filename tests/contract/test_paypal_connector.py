@@ -16,6 +16,7 @@ from paymesh.sandbox.paypal import PayPalSandbox, PayPalSandboxSettings, Signing
 from paymesh.sandbox.paypal.signing import signed_message
 from tests.contract.connector_contract import ConnectorContract, request
 from tests.support.live_server import free_port, live_server
+from tests.support.webhook_inbox import WebhookInbox
 
 CLIENT_ID = "paymesh-contract"
 CLIENT_SECRET = "contract-secret"  # a sandbox test secret
@@ -28,7 +29,7 @@ def signing() -> SigningIdentity:
 
 
 @pytest.fixture(scope="module")
-def sandbox_url(inbox, signing) -> Iterator[str]:
+def sandbox_url(inbox: WebhookInbox, signing: SigningIdentity) -> Iterator[str]:
     sandbox = PayPalSandbox(PayPalSandboxSettings(
         webhook_url=inbox.url, webhook_id=WEBHOOK_ID, client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET, signing=signing))
@@ -43,14 +44,14 @@ def settings_for(api_base: str, signing: SigningIdentity) -> PayPalSettings:
 
 
 @pytest.fixture
-async def connector(sandbox_url, signing) -> AsyncIterator[PayPalConnector]:
+async def connector(sandbox_url: str, signing: SigningIdentity) -> AsyncIterator[PayPalConnector]:
     c = PayPalConnector(settings_for(sandbox_url, signing))
     yield c
     await c.aclose()
 
 
 @pytest.fixture
-async def unreachable(signing) -> AsyncIterator[PayPalConnector]:
+async def unreachable(signing: SigningIdentity) -> AsyncIterator[PayPalConnector]:
     c = PayPalConnector(settings_for(f"http://127.0.0.1:{free_port()}", signing))
     yield c
     await c.aclose()
@@ -67,7 +68,8 @@ class TestPayPalConnector(ConnectorContract):
         return body.replace(b'"26.00"', b'"27.00"', 1)
 
 
-async def test_a_body_claiming_a_capture_is_confirmed_as_what_paypal_says(connector, signing):
+async def test_a_body_claiming_a_capture_is_confirmed_as_what_paypal_says(
+        connector: PayPalConnector, signing: SigningIdentity) -> None:
     held = await connector.authorize(request("pm_card_visa", 3100, "manual"))
     order = str(held.connector_payment_id)
     claim = {"id": "FORGEDCAPTURE01", "status": "COMPLETED",

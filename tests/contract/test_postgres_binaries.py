@@ -29,7 +29,7 @@ def test_the_wheel_provides_the_server_programs() -> None:
         assert (bindir / program).is_file(), program
 
 
-def test_package_uses_the_wheels_server_and_it_serves(monkeypatch) -> None:
+def test_package_uses_the_wheels_server_and_it_serves(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PAYMESH_PG_BINDIR", raising=False)
     monkeypatch.setenv("PAYMESH_TEST_POSTGRES", "package")
     assert find_bindir() == _wheel_bindirs()[0]
@@ -47,7 +47,7 @@ def test_package_uses_the_wheels_server_and_it_serves(monkeypatch) -> None:
     assert not server.root.exists()  # stopped and removed
 
 
-def test_system_never_takes_the_wheels(monkeypatch) -> None:
+def test_system_never_takes_the_wheels(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PAYMESH_PG_BINDIR", raising=False)
     monkeypatch.setenv("PAYMESH_TEST_POSTGRES", "system")
     try:
@@ -58,7 +58,8 @@ def test_system_never_takes_the_wheels(monkeypatch) -> None:
         assert found not in _wheel_bindirs()
 
 
-def test_a_wheel_that_is_not_installed_fails_saying_what_to_install(monkeypatch) -> None:
+def test_a_wheel_that_is_not_installed_fails_saying_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PAYMESH_PG_BINDIR", raising=False)
     monkeypatch.setenv("PAYMESH_TEST_POSTGRES", "package")
     monkeypatch.setattr(pg, "_package_bindirs", lambda: [])
@@ -66,7 +67,7 @@ def test_a_wheel_that_is_not_installed_fails_saying_what_to_install(monkeypatch)
         find_bindir()
 
 
-def test_an_unknown_source_is_refused_naming_the_choices(monkeypatch) -> None:
+def test_an_unknown_source_is_refused_naming_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PAYMESH_PG_BINDIR", raising=False)
     monkeypatch.setenv("PAYMESH_TEST_POSTGRES", "docker")
     with pytest.raises(PostgresUnavailable, match="expected one of auto, system, package"):
@@ -75,7 +76,7 @@ def test_an_unknown_source_is_refused_naming_the_choices(monkeypatch) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another account")
 def test_as_root_a_wheel_out_of_the_servers_reach_is_copied_where_it_can_run(
-        monkeypatch) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A virtualenv under /root (mode 0700): the server's account cannot reach its wheel."""
     [bindir] = _wheel_bindirs()
     site = bindir.parents[2]

@@ -22,10 +22,10 @@ import pytest
 from paymesh.adapters.postgres import PostgresStore
 from paymesh.adapters.postgres.migrate import MIGRATION_LOCK
 from paymesh.domain.events import DomainEvent
-from paymesh.domain.payment import PspOutcome
+from paymesh.domain.payment import Payment, PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus import Target
-from paymesh.ports.store import Changeset, IdempotencyConflict, VersionConflict
+from paymesh.ports.store import Changeset, IdempotencyConflict, StoredEvent, VersionConflict
 from tests.contract.bus_store_contract import BusStoreContract, delivery
 from tests.contract.store_contract import T0, StoreContract, claim, payment, save
 from tests.support.postgres import PostgresServer, PostgresUnavailable, running_postgres
@@ -91,7 +91,7 @@ async def _two_stores(dsn: str) -> tuple[PostgresStore, PostgresStore]:
     return first, second
 
 
-async def test_recovery_finds_refunds_pending_since_before_a_time(store):
+async def test_recovery_finds_refunds_pending_since_before_a_time(store: PostgresStore) -> None:
     # Not in the contract suite yet: Store.payments_with_pending_refunds is new.
     old, fresh, settled = payment("pay_old"), payment("pay_new"), payment("pay_done")
     for p in (old, fresh, settled):
@@ -105,24 +105,26 @@ async def test_recovery_finds_refunds_pending_since_before_a_time(store):
     due = await store.payments_with_pending_refunds(T0 + timedelta(minutes=1), 10)
     assert [p.id for p in due] == ["pay_old"]
     answered = await store.get_payment("pay_old")
+    assert answered is not None
     answered.settle_refund("re_old", True, T0 + timedelta(minutes=2))
     await save(store, answered)
     due = await store.payments_with_pending_refunds(T0 + timedelta(hours=2), 10)
     assert [p.id for p in due] == ["pay_new"]
 
 
-async def test_a_reopened_store_keeps_everything(database):
+async def test_a_reopened_store_keeps_everything(database: str) -> None:
     first = PostgresStore(database)
     await first.open()
     await save(first, payment("pay_1"))
     await first.close()
     second = PostgresStore(database)
     await second.open()
-    assert (await second.get_payment("pay_1")).amount == 2000
+    stored = await second.get_payment("pay_1")
+    assert stored is not None and stored.amount == 2000
     await second.close()
 
 
-async def test_two_processes_never_claim_the_same_delivery(database):
+async def test_two_processes_never_claim_the_same_delivery(database: str) -> None:
     a, b = await _two_stores(database)
     try:
         for n in range(30):
@@ -149,7 +151,7 @@ async def test_two_processes_never_claim_the_same_delivery(database):
         await asyncio.gather(a.close(), b.close())
 
 
-async def test_fifty_claims_across_two_processes_have_one_winner(database):
+async def test_fifty_claims_across_two_processes_have_one_winner(database: str) -> None:
     a, b = await _two_stores(database)
     try:
         results = await asyncio.gather(
@@ -158,18 +160,23 @@ async def test_fifty_claims_across_two_processes_have_one_winner(database):
         assert sum(r is None for r in results) == 1
         assert all(isinstance(r, IdempotencyConflict) for r in results if r is not None)
         winner = next(i for i, r in enumerate(results) if r is None)
-        assert (await a.get_idempotency("m1", "k1")).lease_token == f"t{winner}"
+        record = await a.get_idempotency("m1", "k1")
+        assert record is not None and record.lease_token == f"t{winner}"
     finally:
         await asyncio.gather(a.close(), b.close())
 
 
-async def test_concurrent_writes_of_one_payment_have_one_winner(database):
+async def test_concurrent_writes_of_one_payment_have_one_winner(database: str) -> None:
     a, b = await _two_stores(database)
     try:
         await save(a, payment("pay_1"))
 
         # Twenty writers, ten per process, all holding version 1.
-        copies = [(s, await s.get_payment("pay_1")) for s in [a, b] * 10]
+        copies: list[tuple[PostgresStore, Payment]] = []
+        for s in [a, b] * 10:
+            held = await s.get_payment("pay_1")
+            assert held is not None
+            copies.append((s, held))
         assert all(p.version == 1 for _, p in copies)
         for _, p in copies:
             p.apply_psp_outcome(PspOutcome(PaymentStatus.SUCCEEDED, "pi_1",
@@ -184,7 +191,7 @@ async def test_concurrent_writes_of_one_payment_have_one_winner(database):
         await asyncio.gather(a.close(), b.close())
 
 
-async def test_two_dispatchers_routing_one_outbox_make_one_delivery_each(database):
+async def test_two_dispatchers_routing_one_outbox_make_one_delivery_each(database: str) -> None:
     a, b = await _two_stores(database)
     try:
         await a.commit(Changeset(events=[
@@ -194,7 +201,7 @@ async def test_two_dispatchers_routing_one_outbox_make_one_delivery_each(databas
         seen_a, seen_b = await a.undelivered_events(100), await b.undelivered_events(100)
         assert len(seen_a) == len(seen_b) == 20
 
-        async def route(store: PostgresStore, events: list, tag: str) -> None:
+        async def route(store: PostgresStore, events: list[StoredEvent], tag: str) -> None:
             await store.commit(Changeset(
                 routed=[e.id for e in events],
                 deliveries=[delivery(f"{tag}-{e.id}", event_id=e.id) for e in events]))
@@ -221,7 +228,7 @@ asyncio.run(main())
 """
 
 
-async def test_processes_starting_together_migrate_once(postgres):
+async def test_processes_starting_together_migrate_once(postgres: PostgresServer) -> None:
     name = f"fresh_{os.getpid()}_{next(_names)}"
     dsn = await postgres.create_database(name)  # empty: no schema yet
     gate = await asyncpg.connect(dsn)
@@ -253,7 +260,7 @@ async def test_processes_starting_together_migrate_once(postgres):
         await _drop(postgres, name)
 
 
-async def test_stores_opening_together_in_one_process_share_the_schema(database):
+async def test_stores_opening_together_in_one_process_share_the_schema(database: str) -> None:
     stores = [PostgresStore(database, min_size=1, max_size=2) for _ in range(4)]
     try:
         await asyncio.gather(*(s.open() for s in stores))
@@ -263,7 +270,8 @@ async def test_stores_opening_together_in_one_process_share_the_schema(database)
         await asyncio.gather(*(s.close() for s in stores))
 
 
-def test_a_server_that_cannot_start_fails_the_run_saying_why(monkeypatch):
+def test_a_server_that_cannot_start_fails_the_run_saying_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # A directory of server programs that all fail, as a broken installation would.
     bindir = Path(tempfile.mkdtemp(prefix="paymesh-fake-pg-"))
     try:
@@ -281,7 +289,8 @@ def test_a_server_that_cannot_start_fails_the_run_saying_why(monkeypatch):
         bindir.rmdir()
 
 
-async def test_stores_of_two_databases_migrate_together_in_one_process(postgres):
+async def test_stores_of_two_databases_migrate_together_in_one_process(
+        postgres: PostgresServer) -> None:
     # Alembic's `op` and `context` are process-wide: two upgrades interleaving on one event
     # loop would send one database's statements down the other's connection.
     names = [f"fresh_{os.getpid()}_{next(_names)}" for _ in range(2)]
@@ -296,7 +305,7 @@ async def test_stores_of_two_databases_migrate_together_in_one_process(postgres)
             await _drop(postgres, name)
 
 
-async def test_a_key_revoked_by_one_process_is_refused_by_another_within_2_s(database):
+async def test_a_key_revoked_by_one_process_is_refused_by_another_within_2_s(database: str) -> None:
     from datetime import UTC, datetime
 
     from paymesh.service.apikeys import Authenticator, create_key, revoke_key
@@ -344,7 +353,8 @@ def _upgrade_to(dsn: str, revision: str) -> None:
     asyncio.run(run())
 
 
-async def test_consumer_marks_older_than_migration_0003_count_as_written_at_it(postgres):
+async def test_consumer_marks_older_than_migration_0003_count_as_written_at_it(
+        postgres: PostgresServer) -> None:
     from datetime import UTC, datetime
 
     from paymesh.ports.store import AlreadyProcessed

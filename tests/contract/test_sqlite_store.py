@@ -1,6 +1,7 @@
 import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.contract.store_contract import StoreContract
 
 
 @pytest.fixture
-def store(sqlite_store):
+def store(sqlite_store: SqliteStore) -> SqliteStore:
     return sqlite_store
 
 
@@ -20,7 +21,7 @@ class TestSqliteStore(StoreContract):
     pass
 
 
-async def test_a_reopened_file_keeps_everything(tmp_path):
+async def test_a_reopened_file_keeps_everything(tmp_path: Path) -> None:
     from tests.contract.store_contract import payment, save
 
     first = SqliteStore(tmp_path / "p.db")
@@ -29,7 +30,8 @@ async def test_a_reopened_file_keeps_everything(tmp_path):
     await first.close()
     second = SqliteStore(tmp_path / "p.db")
     await second.open()
-    assert (await second.get_payment("pay_1")).amount == 2000
+    stored = await second.get_payment("pay_1")
+    assert stored is not None and stored.amount == 2000
     await second.close()
 
 
@@ -37,11 +39,11 @@ class TestSqliteBusStore(BusStoreContract):
     pass
 
 
-def _mode(path) -> int:
+def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-async def test_the_database_file_and_its_wal_and_shm_are_the_owners_alone(tmp_path):
+async def test_the_database_file_and_its_wal_and_shm_are_the_owners_alone(tmp_path: Path) -> None:
     from tests.contract.store_contract import payment, save
 
     old = os.umask(0o022)  # the usual umask, which leaves new files world-readable
@@ -58,7 +60,7 @@ async def test_the_database_file_and_its_wal_and_shm_are_the_owners_alone(tmp_pa
         os.umask(old)
 
 
-async def test_an_existing_readable_database_file_is_made_the_owners_alone(tmp_path):
+async def test_an_existing_readable_database_file_is_made_the_owners_alone(tmp_path: Path) -> None:
     from tests.contract.store_contract import payment, save
 
     path = tmp_path / "paymesh.db"
@@ -76,7 +78,8 @@ async def test_an_existing_readable_database_file_is_made_the_owners_alone(tmp_p
     await again.close()
 
 
-async def test_consumer_marks_older_than_the_migration_count_as_written_at_it(tmp_path):
+async def test_consumer_marks_older_than_the_migration_count_as_written_at_it(
+        tmp_path: Path) -> None:
     # A file at schema 4 has marks with no time: none may be purged as if ancient.
     path = str(tmp_path / "old.db")
     conn = sqlite3.connect(path, isolation_level=None)
@@ -93,7 +96,8 @@ async def test_consumer_marks_older_than_the_migration_count_as_written_at_it(tm
             .processed == 0
         with pytest.raises(AlreadyProcessed):
             await store.commit(Changeset(processed=[("webhook:adyen", "psp_1")]))
-        assert (await store.find_api_key("h1")).revoked_at is None
+        key = await store.find_api_key("h1")
+        assert key is not None and key.revoked_at is None
         assert (await store.purge_expired(migrated, migrated + timedelta(minutes=1))) \
             .processed == 1
     finally:

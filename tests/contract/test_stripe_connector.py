@@ -6,20 +6,21 @@ from paymesh.connectors.stripe import StripeConnector, StripeSettings
 from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
 from tests.contract.connector_contract import ConnectorContract
 from tests.support.live_server import free_port, live_server
+from tests.support.webhook_inbox import WebhookInbox
 
 KEY = "sk_test_contract"
 SECRET = "whsec_contract"
 
 
 @pytest.fixture(scope="module")
-def sandbox_url(inbox) -> Iterator[str]:
+def sandbox_url(inbox: WebhookInbox) -> Iterator[str]:
     sandbox = StripeSandbox(StripeSandboxSettings(webhook_url=inbox.url, webhook_secret=SECRET))
     with live_server(sandbox.app) as base:
         yield base
 
 
 @pytest.fixture
-async def connector(sandbox_url) -> AsyncIterator[StripeConnector]:
+async def connector(sandbox_url: str) -> AsyncIterator[StripeConnector]:
     c = StripeConnector(StripeSettings(api_base=sandbox_url, secret_key=KEY,
                                        webhook_secret=SECRET, timeout_seconds=5))
     yield c
