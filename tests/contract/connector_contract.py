@@ -9,7 +9,10 @@ line in `paymesh.connectors.registry`."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -17,9 +20,26 @@ from paymesh.config import Settings
 from paymesh.connectors.registry import REGISTRY, ConnectorSetup
 from paymesh.domain.payment import PspOutcome
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.connector import AuthorizeRequest, PspError, WebhookEvent, WebhookRejected
+from paymesh.ports.connector import (
+    AuthorizeRequest,
+    Connector,
+    PspError,
+    WebhookEvent,
+    WebhookRejected,
+)
 
 S = PaymentStatus
+Received = tuple[dict[str, str], bytes]
+SetFaults = Callable[[dict[str, object]], None]
+
+
+class Inbox(Protocol):
+    """What the webhook tests read: a real `WebhookInbox`, or the fake's `FakeInbox`."""
+
+    async def wait_for(self, predicate: Callable[[dict[str, str], bytes], bool],
+                       within: float = ...) -> Received: ...
+
+    async def about(self, connector_payment_id: str, within: float = ...) -> Received: ...
 
 
 def request(method: str, amount: int = 2000, capture: str = "automatic",
@@ -41,7 +61,7 @@ class ConnectorContract:
     #: False only for a test double (the in-memory fake), which must never be in the registry.
     registered: bool = True
 
-    async def test_the_psp_is_in_the_registry(self, connector, tmp_path):
+    async def test_the_psp_is_in_the_registry(self, connector: Connector, tmp_path: Path) -> None:
         if not self.registered:
             pytest.skip("a test double: never in the registry, nothing there to build")
         # What bootstrap builds from the registry for this PSP is this connector.
@@ -53,48 +73,51 @@ class ConnectorContract:
         finally:
             await built.aclose()
 
-    async def test_an_approved_card_succeeds(self, connector):
+    async def test_an_approved_card_succeeds(self, connector: Connector) -> None:
         out = await connector.authorize(request(self.approved))
         assert out.status == S.SUCCEEDED
         assert out.connector_payment_id
         assert out.amount_received == 2000
 
-    async def test_a_decline_is_an_answer_not_an_error(self, connector):
+    async def test_a_decline_is_an_answer_not_an_error(self, connector: Connector) -> None:
         out = await connector.authorize(request(self.declined_insufficient_funds))
         assert out.status == S.FAILED
         assert out.failure is not None
         assert out.failure.decline_code == "insufficient_funds"
         assert out.failure.retryable is False
 
-    async def test_the_same_key_is_one_charge(self, connector):
+    async def test_the_same_key_is_one_charge(self, connector: Connector) -> None:
         req = request(self.approved)
         first = await connector.authorize(req)
         second = await connector.authorize(req)
         assert first.connector_payment_id == second.connector_payment_id
 
-    async def test_three_d_secure_asks_for_action(self, connector):
+    async def test_three_d_secure_asks_for_action(self, connector: Connector) -> None:
         out = await connector.authorize(request(self.needs_authentication))
         assert out.status == S.REQUIRES_ACTION
         assert out.next_action and out.next_action["redirect_url"].startswith("http")
 
-    async def test_partial_capture_of_an_authorisation(self, connector):
+    async def test_partial_capture_of_an_authorisation(self, connector: Connector) -> None:
         auth = await connector.authorize(request(self.approved, 5000, "manual"))
         assert auth.status == S.REQUIRES_CAPTURE
         ref = auth.connector_payment_id
+        assert ref is not None
         captured = await connector.capture(ref, 3000, f"cap-{ref}", currency="usd")
         assert (captured.status, captured.amount_received) == (S.SUCCEEDED, 3000)
         again = await connector.capture(ref, 3000, f"cap-{ref}")
         assert again.status == S.SUCCEEDED
         assert (await connector.retrieve(ref)).status == S.SUCCEEDED
 
-    async def test_cancel_an_authorisation(self, connector):
+    async def test_cancel_an_authorisation(self, connector: Connector) -> None:
         auth = await connector.authorize(request(self.approved, 1000, "manual"))
+        assert auth.connector_payment_id is not None
         out = await connector.cancel(auth.connector_payment_id, f"cancel-{uuid.uuid4()}")
         assert out.status == S.CANCELED
 
-    async def test_partial_refunds_up_to_the_amount(self, connector):
+    async def test_partial_refunds_up_to_the_amount(self, connector: Connector) -> None:
         paid = await connector.authorize(request(self.approved, 3000))
         ref = paid.connector_payment_id
+        assert ref is not None
         first = await connector.refund(ref, 1000, "re_a", None, f"re-a-{ref}")
         # None: accepted, the verdict comes by webhook (Adyen's "received").
         assert first.succeeded in (True, None) and first.connector_refund_id
@@ -105,35 +128,39 @@ class ConnectorContract:
         rest = await connector.refund(ref, 2000, "re_c", None, f"re-c-{ref}", currency="usd")
         assert rest.succeeded in (True, None) and rest.connector_refund_id
 
-    async def test_5xx_means_the_outcome_is_unknown(self, connector, set_faults):
+    async def test_5xx_means_the_outcome_is_unknown(self, connector: Connector,
+                                                    set_faults: SetFaults) -> None:
         set_faults({"error_rate": 1.0})
         with pytest.raises(PspError) as info:
             await connector.authorize(request(self.approved))
         assert info.value.retryable and info.value.outcome_unknown
 
-    async def test_429_means_nothing_was_done(self, connector, set_faults):
+    async def test_429_means_nothing_was_done(self, connector: Connector,
+                                              set_faults: SetFaults) -> None:
         set_faults({"rate_limit_rate": 1.0})
         with pytest.raises(PspError) as info:
             await connector.authorize(request(self.approved))
         assert info.value.retryable and not info.value.outcome_unknown
 
-    async def test_an_unreachable_psp_did_nothing(self, unreachable):
+    async def test_an_unreachable_psp_did_nothing(self, unreachable: Connector) -> None:
         with pytest.raises(PspError) as info:
             await unreachable.authorize(request(self.approved))
         assert info.value.retryable and not info.value.outcome_unknown
 
-    async def test_a_forged_webhook_is_rejected(self, connector):
+    async def test_a_forged_webhook_is_rejected(self, connector: Connector) -> None:
         with pytest.raises(WebhookRejected):
             connector.parse_webhook({}, b'{"id": "evt_x"}', datetime.now(UTC))
 
-    async def test_an_unknown_payment_is_a_permanent_error(self, connector):
+    async def test_an_unknown_payment_is_a_permanent_error(self, connector: Connector) -> None:
         with pytest.raises(PspError) as info:
             await connector.retrieve("no_such_payment_ref")
         assert info.value.retryable is False
 
-    async def test_the_sandboxs_signed_webhook_verifies_and_translates(self, connector, inbox):
+    async def test_the_sandboxs_signed_webhook_verifies_and_translates(self, connector: Connector,
+                                                                       inbox: Inbox) -> None:
         paid = await connector.authorize(request(self.approved, 2500))
         ref = paid.connector_payment_id
+        assert ref is not None
         headers, body = await inbox.about(ref)
         events = connector.parse_webhook(headers, body, datetime.now(UTC))
         about = [e for e in events if e.connector_payment_id == ref]
@@ -152,8 +179,10 @@ class ConnectorContract:
         """Change the amount (26.00) in a webhook body as this PSP spells it."""
         return body.replace(b"2600", b"2700", 1)
 
-    async def test_a_tampered_webhook_is_rejected(self, connector, inbox):
+    async def test_a_tampered_webhook_is_rejected(self, connector: Connector,
+                                                  inbox: Inbox) -> None:
         paid = await connector.authorize(request(self.approved, 2600))
+        assert paid.connector_payment_id is not None
         headers, body = await inbox.about(paid.connector_payment_id)
         tampered = self.tamper(body)
         assert tampered != body
@@ -161,9 +190,11 @@ class ConnectorContract:
         with pytest.raises(WebhookRejected):
             connector.parse_webhook(headers, tampered, datetime.now(UTC))
 
-    async def test_a_partial_refund_is_reported_by_webhook(self, connector, inbox):
+    async def test_a_partial_refund_is_reported_by_webhook(self, connector: Connector,
+                                                           inbox: Inbox) -> None:
         paid = await connector.authorize(request(self.approved, 4000))
         ref = paid.connector_payment_id
+        assert ref is not None
         out = await connector.refund(ref, 1500, "re_w", None, f"re-w-{ref}")
         assert out.succeeded in (True, None)
 
@@ -180,11 +211,12 @@ class ConnectorContract:
         singles = [(e.refund.amount, e.refund.succeeded) for e in events if e.refund]
         assert totals == [1500] or singles == [(1500, True)]
 
-    async def test_a_confirmed_webhook_names_its_payment_and_the_payments_money(self, connector,
-                                                                              inbox):
+    async def test_a_confirmed_webhook_names_its_payment_and_the_payments_money(
+            self, connector: Connector, inbox: Inbox) -> None:
         req = request(self.approved, 2400)
         paid = await connector.authorize(req)
         ref = paid.connector_payment_id
+        assert ref is not None
         headers, body = await inbox.about(ref)
         events = connector.parse_webhook(headers, body, datetime.now(UTC))
         confirmed = [await connector.confirm(e) for e in events]
@@ -204,7 +236,7 @@ class ConnectorContract:
                                                amount_received=100),
                             amount=100, currency="usd")
 
-    async def test_confirming_an_object_the_psp_does_not_know(self, connector):
+    async def test_confirming_an_object_the_psp_does_not_know(self, connector: Connector) -> None:
         event = self.forged_event()
         confirmed = await connector.confirm(event)
         if self.confirms_with_psp:
@@ -212,7 +244,7 @@ class ConnectorContract:
         else:
             assert confirmed == event  # the signature covered it all: nothing to ask
 
-    async def test_confirming_with_an_unreachable_psp(self, unreachable):
+    async def test_confirming_with_an_unreachable_psp(self, unreachable: Connector) -> None:
         event = self.forged_event()
         if not self.confirms_with_psp:
             assert await unreachable.confirm(event) == event  # asks nothing

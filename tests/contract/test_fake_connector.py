@@ -46,14 +46,14 @@ class TestFakePsp(ConnectorContract):
     needs_authentication = "pm_card_threeDSecure2Required"
     registered = False
 
-    def test_the_fake_is_never_a_configurable_psp(self, connector):
+    def test_the_fake_is_never_a_configurable_psp(self, connector: FakePsp) -> None:
         assert connector.name not in REGISTRY
         assert not any(entry.name == "fake" for entry in REGISTRY.values())
 
 
 # -- the controls the use-case tests rely on ------------------------------------------------
 
-async def test_an_answer_lost_after_the_work_is_one_charge_found_by_its_key():
+async def test_an_answer_lost_after_the_work_is_one_charge_found_by_its_key() -> None:
     psp = FakePsp("stripe")
     req = request(APPROVED, 1200)
     psp.fail_next("authorize", "timeout", acted=True)
@@ -70,7 +70,8 @@ async def test_an_answer_lost_after_the_work_is_one_charge_found_by_its_key():
 @pytest.mark.parametrize(("fault", "retryable", "unknown"), [
     ("timeout", True, True), ("5xx", True, True), ("429", True, False),
     ("unreachable", True, False), ("rejected", False, False)])
-async def test_a_fault_before_the_work_does_nothing(fault, retryable, unknown):
+async def test_a_fault_before_the_work_does_nothing(fault: str, retryable: bool,
+                                                    unknown: bool) -> None:
     psp = FakePsp()
     psp.fail_next("authorize", fault)
     with pytest.raises(PspError) as info:
@@ -80,14 +81,14 @@ async def test_a_fault_before_the_work_does_nothing(fault, retryable, unknown):
     assert (await psp.authorize(request(APPROVED))).status == S.SUCCEEDED  # used up
 
 
-def test_only_a_timeout_or_a_5xx_can_follow_work_done():
+def test_only_a_timeout_or_a_5xx_can_follow_work_done() -> None:
     with pytest.raises(ValueError, match="never follows work done"):
         FakePsp().fail_next("authorize", "429", acted=True)
     with pytest.raises(ValueError, match="unknown operation"):
         FakePsp().fail_next("charge", "timeout")
 
 
-async def test_the_same_key_with_another_request_is_refused():
+async def test_the_same_key_with_another_request_is_refused() -> None:
     psp = FakePsp()
     first = request(APPROVED, 1000, key="k-1")
     await psp.authorize(first)
@@ -97,10 +98,11 @@ async def test_the_same_key_with_another_request_is_refused():
     assert psp.authorizations == 1
 
 
-async def test_a_capture_beyond_the_authorisation_is_refused_and_moves_nothing():
+async def test_a_capture_beyond_the_authorisation_is_refused_and_moves_nothing() -> None:
     psp = FakePsp()
     auth = await psp.authorize(request(APPROVED, 5000, "manual"))
     ref = auth.connector_payment_id
+    assert ref is not None
     with pytest.raises(PspError) as info:
         await psp.capture(ref, 5001, "cap-1")
     assert (info.value.code, info.value.retryable) == ("amount_too_large", False)
@@ -108,7 +110,7 @@ async def test_a_capture_beyond_the_authorisation_is_refused_and_moves_nothing()
     assert (await psp.capture(ref, 5000, "cap-2")).amount_received == 5000
 
 
-async def test_a_soft_decline_is_retryable_and_a_hard_one_is_not():
+async def test_a_soft_decline_is_retryable_and_a_hard_one_is_not() -> None:
     psp = FakePsp()
     soft = await psp.authorize(request("pm_card_chargeDeclinedProcessingError"))
     hard = await psp.authorize(request("pm_card_chargeDeclined"))
@@ -117,9 +119,10 @@ async def test_a_soft_decline_is_retryable_and_a_hard_one_is_not():
     assert (soft.failure.retryable, hard.failure.retryable) == (True, False)
 
 
-async def test_three_d_secure_completes_by_webhook():
+async def test_three_d_secure_completes_by_webhook() -> None:
     psp = FakePsp()
     auth = await psp.authorize(request("pm_card_threeDSecure2Required", 900))
+    assert auth.connector_payment_id is not None
     psp.complete_authentication(auth.connector_payment_id)
     headers, body = psp.webhooks[-1]
     [event] = psp.parse_webhook(headers, body, datetime.now(UTC))
@@ -127,7 +130,7 @@ async def test_three_d_secure_completes_by_webhook():
     assert (event.outcome.status, event.outcome.amount_received) == (S.SUCCEEDED, 900)
 
 
-async def test_a_webhook_signed_with_another_secret_or_too_old_is_rejected():
+async def test_a_webhook_signed_with_another_secret_or_too_old_is_rejected() -> None:
     psp = FakePsp(webhook_secret="whsec_one")
     await psp.authorize(request(APPROVED))
     headers, body = psp.webhooks[0]
@@ -138,7 +141,7 @@ async def test_a_webhook_signed_with_another_secret_or_too_old_is_rejected():
         psp.parse_webhook(headers, body, late)
 
 
-async def test_random_faults_follow_the_seed():
+async def test_random_faults_follow_the_seed() -> None:
     async def run(seed: int) -> list[bool]:
         psp = FakePsp(seed=seed)
         psp.set_fault_rates(error_rate=0.5)

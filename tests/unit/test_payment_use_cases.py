@@ -174,7 +174,7 @@ async def world() -> AsyncIterator[World]:
 
 # -- create ---------------------------------------------------------------------------------
 
-async def test_an_approved_card_is_charged_once_at_the_first_psp(world):
+async def test_an_approved_card_is_charged_once_at_the_first_psp(world: World) -> None:
     status, p = await world.create(2000)
     assert (status, p["status"], p["amount_captured"], p["connector"]) == (
         201, "succeeded", 2000, "stripe")
@@ -184,7 +184,7 @@ async def test_an_approved_card_is_charged_once_at_the_first_psp(world):
     assert sum(world.adyen.calls.values()) == 0
 
 
-async def test_a_manual_capture_is_only_authorised(world):
+async def test_a_manual_capture_is_only_authorised(world: World) -> None:
     status, p = await world.create(5000, capture="manual")
     assert (status, p["status"], p["amount_captured"]) == (201, "requires_capture", 0)
     [charge] = world.stripe.charges_for(p["id"])
@@ -192,7 +192,7 @@ async def test_a_manual_capture_is_only_authorised(world):
         "manual", 5000, 0)
 
 
-async def test_a_hard_decline_fails_the_payment_with_a_402_and_no_failover(world):
+async def test_a_hard_decline_fails_the_payment_with_a_402_and_no_failover(world: World) -> None:
     status, p = await world.create(method="pm_card_chargeDeclinedInsufficientFunds")
     assert (status, p["status"]) == (402, "failed")
     assert p["failure"] == {"code": "card_declined", "decline_code": "insufficient_funds",
@@ -201,13 +201,13 @@ async def test_a_hard_decline_fails_the_payment_with_a_402_and_no_failover(world
     assert sum(world.adyen.calls.values()) == 0
 
 
-async def test_three_d_secure_asks_the_customer_to_act(world):
+async def test_three_d_secure_asks_the_customer_to_act(world: World) -> None:
     status, p = await world.create(method="pm_card_threeDSecure2Required")
     assert (status, p["status"], p["amount_captured"]) == (201, "requires_action", 0)
     assert p["next_action"]["redirect_url"].startswith("https://stripe.fake-psp.test/3ds/")
 
 
-async def test_a_blocked_payment_never_reaches_a_psp(world):
+async def test_a_blocked_payment_never_reaches_a_psp(world: World) -> None:
     world.scorer.decision = "block"
     status, body = await world.create()
     assert (status, body["status"]) == (402, "blocked")
@@ -215,7 +215,7 @@ async def test_a_blocked_payment_never_reaches_a_psp(world):
     assert sum(world.stripe.calls.values()) + sum(world.adyen.calls.values()) == 0
 
 
-async def test_a_payment_under_review_is_authorised_and_held_for_a_person(world):
+async def test_a_payment_under_review_is_authorised_and_held_for_a_person(world: World) -> None:
     world.scorer.decision = "review"
     status, p = await world.create(3000)  # automatic, but held: authorise only
     assert (status, p["status"], p["review"]["status"]) == (201, "requires_capture", "open")
@@ -227,7 +227,7 @@ async def test_a_payment_under_review_is_authorised_and_held_for_a_person(world)
     assert world.stripe.calls["capture"] == 0
 
 
-async def test_a_replayed_key_gets_the_same_reply_and_makes_no_second_charge(world):
+async def test_a_replayed_key_gets_the_same_reply_and_makes_no_second_charge(world: World) -> None:
     status, first = await world.create(key="order-1")
     reply = await world.payments.create(MERCHANT, CreatePayment(
         amount=2000, currency="usd", customer_id="cus_1", payment_method=VISA), "order-1")
@@ -236,7 +236,7 @@ async def test_a_replayed_key_gets_the_same_reply_and_makes_no_second_charge(wor
     assert (world.stripe.authorizations, world.stripe.calls["authorize"]) == (1, 1)
 
 
-async def test_a_key_reused_with_another_body_is_refused(world):
+async def test_a_key_reused_with_another_body_is_refused(world: World) -> None:
     await world.create(2000, key="order-2")
     with pytest.raises(IdempotencyMismatch):
         await world.create(2001, key="order-2")
@@ -245,7 +245,8 @@ async def test_a_key_reused_with_another_body_is_refused(world):
 
 # -- a PSP that does not answer ---------------------------------------------------------------
 
-async def test_a_lost_answer_leaves_the_payment_pending_and_drive_finds_the_one_charge(world):
+async def test_a_lost_answer_leaves_the_payment_pending_and_drive_finds_the_one_charge(
+        world: World) -> None:
     world.stripe.fail_next("authorize", "timeout", acted=True, times=TRIES)  # every try of the call
     status, p = await world.create(2500)
     assert (status, p["status"], p["connector_payment_id"]) == (201, "pending", None)
@@ -259,7 +260,7 @@ async def test_a_lost_answer_leaves_the_payment_pending_and_drive_finds_the_one_
     assert (world.stripe.authorizations, world.stripe.calls["authorize"]) == (1, TRIES + 1)
 
 
-async def test_the_clients_retry_after_a_lost_answer_resumes_the_same_payment(world):
+async def test_the_clients_retry_after_a_lost_answer_resumes_the_same_payment(world: World) -> None:
     world.stripe.fail_next("authorize", "timeout", acted=True, times=TRIES)
     _, first = await world.create(2500, key="order-3")
     status, again = await world.create(2500, key="order-3")
@@ -268,7 +269,7 @@ async def test_the_clients_retry_after_a_lost_answer_resumes_the_same_payment(wo
     assert world.ledger(first["id"]) == [("stripe", S.SUCCEEDED, 2500)]
 
 
-async def test_an_answer_lost_once_is_found_by_the_retry_inside_the_call(world):
+async def test_an_answer_lost_once_is_found_by_the_retry_inside_the_call(world: World) -> None:
     world.stripe.fail_next("authorize", "timeout", acted=True)
     _, p = await world.create(1800)
     assert p["status"] == "succeeded"
@@ -277,7 +278,8 @@ async def test_an_answer_lost_once_is_found_by_the_retry_inside_the_call(world):
 
 
 @pytest.mark.parametrize("fault", ["5xx", "429"])
-async def test_a_5xx_or_429_on_the_first_send_is_retried_with_the_same_key(world, fault):
+async def test_a_5xx_or_429_on_the_first_send_is_retried_with_the_same_key(
+        world: World, fault: str) -> None:
     world.stripe.fail_next("authorize", fault)
     _, p = await world.create(1900)
     assert (p["status"], p["connector"]) == ("succeeded", "stripe")
@@ -288,7 +290,8 @@ async def test_a_5xx_or_429_on_the_first_send_is_retried_with_the_same_key(world
 
 @pytest.mark.parametrize("acted", [False, True])
 @pytest.mark.parametrize("fault", ["timeout", "5xx"])
-async def test_an_ambiguous_failure_is_never_failed_over_nor_retried_as_new(world, fault, acted):
+async def test_an_ambiguous_failure_is_never_failed_over_nor_retried_as_new(
+        world: World, fault: str, acted: bool) -> None:
     world.stripe.fail_next("authorize", fault, acted=acted, times=TRIES)
     _, p = await world.create(2100)
     payment = await world.payment(p["id"])
@@ -298,7 +301,7 @@ async def test_an_ambiguous_failure_is_never_failed_over_nor_retried_as_new(worl
     assert world.stripe.authorizations == (1 if acted else 0)
 
 
-async def test_an_unreachable_psp_fails_over_and_only_the_second_psp_charges(world):
+async def test_an_unreachable_psp_fails_over_and_only_the_second_psp_charges(world: World) -> None:
     world.stripe.unreachable = True
     status, p = await world.create(2200)
     assert (status, p["status"], p["connector"]) == (201, "succeeded", "adyen")
@@ -308,11 +311,13 @@ async def test_an_unreachable_psp_fails_over_and_only_the_second_psp_charges(wor
     assert world.ledger(p["id"]) == [("adyen", S.SUCCEEDED, 2200)]
 
 
-async def test_an_unreachable_psp_with_none_left_fails_and_a_retry_charges_once(world):
+async def test_an_unreachable_psp_with_none_left_fails_and_a_retry_charges_once(
+        world: World) -> None:
     world.stripe.unreachable = True
     status, error = await world.create(2300, connector="stripe")  # named: no PSP to fail over to
     assert (status, error["code"]) == (503, "psp_unavailable")
     payment = await world.payment(error["payment_id"])
+    assert payment.failure is not None
     assert (payment.status, payment.connector, payment.failure.retryable) == (
         S.FAILED, "stripe", True)
     world.stripe.unreachable = False
@@ -322,7 +327,7 @@ async def test_an_unreachable_psp_with_none_left_fails_and_a_retry_charges_once(
     assert world.ledger(payment.id) == [("stripe", S.SUCCEEDED, 2300)]
 
 
-async def test_a_request_the_psp_rejects_fails_without_failover(world):
+async def test_a_request_the_psp_rejects_fails_without_failover(world: World) -> None:
     world.stripe.fail_next("authorize", "rejected")
     status, p = await world.create(2400)
     assert (status, p["status"], p["failure"]["code"]) == (402, "failed", "invalid_request")
@@ -330,7 +335,7 @@ async def test_a_request_the_psp_rejects_fails_without_failover(world):
     assert world.ledger(p["id"]) == []
 
 
-async def test_a_soft_decline_goes_to_the_next_psp_when_the_route_says_so(world):
+async def test_a_soft_decline_goes_to_the_next_psp_when_the_route_says_so(world: World) -> None:
     await world.routing.put(MERCHANT, {"routes": [
         {"name": "soft", "connectors": ["stripe", "adyen"], "retry_soft_declines": True}]})
     world.adyen.cards[SOFT_DECLINE] = FakeCard()  # Adyen's processor is fine today
@@ -343,13 +348,14 @@ async def test_a_soft_decline_goes_to_the_next_psp_when_the_route_says_so(world)
     assert (await world.payment(p["id"])).retired_refs == [declined.id]
 
 
-async def test_a_soft_decline_stays_declined_on_a_route_that_does_not_retry(world):
+async def test_a_soft_decline_stays_declined_on_a_route_that_does_not_retry(world: World) -> None:
     status, p = await world.create(1700, method=SOFT_DECLINE)
     assert (status, p["status"], p["failure"]["retryable"]) == (402, "failed", True)
     assert sum(world.adyen.calls.values()) == 0
 
 
-async def test_a_hard_decline_is_not_retried_elsewhere_even_on_a_retrying_route(world):
+async def test_a_hard_decline_is_not_retried_elsewhere_even_on_a_retrying_route(
+        world: World) -> None:
     await world.routing.put(MERCHANT, {"routes": [
         {"name": "soft", "connectors": ["stripe", "adyen"], "retry_soft_declines": True}]})
     status, p = await world.create(1800, method="pm_card_chargeDeclinedInsufficientFunds")
@@ -357,7 +363,7 @@ async def test_a_hard_decline_is_not_retried_elsewhere_even_on_a_retrying_route(
     assert sum(world.adyen.calls.values()) == 0
 
 
-async def test_an_open_circuit_routes_around_the_psp_without_calling_it(world):
+async def test_an_open_circuit_routes_around_the_psp_without_calling_it(world: World) -> None:
     for _ in range(world.breakers.threshold):
         world.breakers.failed("stripe")
     _, p = await world.create(2600)
@@ -365,7 +371,7 @@ async def test_an_open_circuit_routes_around_the_psp_without_calling_it(world):
     assert sum(world.stripe.calls.values()) == 0
 
 
-async def test_a_busy_half_open_circuit_fails_over_before_calling(world):
+async def test_a_busy_half_open_circuit_fails_over_before_calling(world: World) -> None:
     for _ in range(world.breakers.threshold):
         world.breakers.failed("stripe")
     world.clock.advance(seconds=world.breakers.cooldown + 1)
@@ -386,7 +392,8 @@ async def authorised(world: World, amount: int = 5000) -> str:
 
 
 @pytest.mark.parametrize(("amount", "captured"), [(None, 5000), (5000, 5000), (3000, 3000)])
-async def test_a_capture_takes_the_amount_asked(world, amount, captured):
+async def test_a_capture_takes_the_amount_asked(world: World, amount: int | None,
+                                                captured: int) -> None:
     pid = await authorised(world)
     reply = await world.payments.capture(MERCHANT, pid, amount, None)
     p = shown(reply)
@@ -395,7 +402,7 @@ async def test_a_capture_takes_the_amount_asked(world, amount, captured):
     assert (charge.amount_received, charge.amount_capturable) == (captured, 0)
 
 
-async def test_a_capture_beyond_the_authorisation_is_refused_before_the_psp(world):
+async def test_a_capture_beyond_the_authorisation_is_refused_before_the_psp(world: World) -> None:
     pid = await authorised(world)
     with pytest.raises(DomainError) as info:
         await world.payments.capture(MERCHANT, pid, 5001, None)
@@ -405,7 +412,7 @@ async def test_a_capture_beyond_the_authorisation_is_refused_before_the_psp(worl
     assert (await world.payment(pid)).status == S.REQUIRES_CAPTURE
 
 
-async def test_a_payment_that_is_not_authorised_cannot_be_captured(world):
+async def test_a_payment_that_is_not_authorised_cannot_be_captured(world: World) -> None:
     _, p = await world.create(2000)  # automatic: already captured
     with pytest.raises(DomainError) as info:
         await world.payments.capture(MERCHANT, p["id"], None, None)
@@ -413,7 +420,7 @@ async def test_a_payment_that_is_not_authorised_cannot_be_captured(world):
     assert world.stripe.calls["capture"] == 0
 
 
-async def test_a_capture_replayed_by_key_captures_once(world):
+async def test_a_capture_replayed_by_key_captures_once(world: World) -> None:
     pid = await authorised(world)
     first = await world.payments.capture(MERCHANT, pid, 4000, "cap-1")
     again = await world.payments.capture(MERCHANT, pid, 4000, "cap-1")
@@ -422,14 +429,14 @@ async def test_a_capture_replayed_by_key_captures_once(world):
     assert world.ledger(pid) == [("stripe", S.SUCCEEDED, 4000)]
 
 
-async def test_an_authorisation_is_cancelled(world):
+async def test_an_authorisation_is_cancelled(world: World) -> None:
     pid = await authorised(world)
     reply = await world.payments.cancel(MERCHANT, pid, None)
     assert (reply.status, shown(reply)["status"]) == (200, "canceled")
     assert world.ledger(pid) == [("stripe", S.CANCELED, 0)]
 
 
-async def test_a_succeeded_payment_cannot_be_cancelled(world):
+async def test_a_succeeded_payment_cannot_be_cancelled(world: World) -> None:
     _, p = await world.create(2000)
     with pytest.raises(DomainError) as info:
         await world.payments.cancel(MERCHANT, p["id"], None)
@@ -438,6 +445,6 @@ async def test_a_succeeded_payment_cannot_be_cancelled(world):
     assert world.ledger(p["id"]) == [("stripe", S.SUCCEEDED, 2000)]
 
 
-async def test_the_world_refuses_connections(world):
+async def test_the_world_refuses_connections(world: World) -> None:
     with socket.socket() as sock, pytest.raises(AssertionError, match="opened a connection"):
         sock.connect(("127.0.0.1", 9))

@@ -52,7 +52,7 @@ def psp_refunds(world: World, pid: str) -> list[int]:
 
 # -- refunds --------------------------------------------------------------------------------
 
-async def test_a_partial_refund_and_then_the_rest(world):
+async def test_a_partial_refund_and_then_the_rest(world: World) -> None:
     pid = await paid(world, 4000)
     status, first = await refund(world, pid, 1500)
     assert (status, first["status"], first["amount"]) == (201, "succeeded", 1500)
@@ -65,7 +65,7 @@ async def test_a_partial_refund_and_then_the_rest(world):
     assert psp_refunds(world, pid) == [1500, 2500]
 
 
-async def test_a_refund_beyond_what_is_left_is_refused_before_the_psp(world):
+async def test_a_refund_beyond_what_is_left_is_refused_before_the_psp(world: World) -> None:
     pid = await paid(world, 4000)
     await refund(world, pid, 1500)
     with pytest.raises(DomainError) as info:
@@ -77,7 +77,7 @@ async def test_a_refund_beyond_what_is_left_is_refused_before_the_psp(world):
     assert psp_refunds(world, pid) == [1500]
 
 
-async def test_a_refund_after_a_partial_capture_is_bounded_by_the_capture(world):
+async def test_a_refund_after_a_partial_capture_is_bounded_by_the_capture(world: World) -> None:
     _, p = await world.create(5000, capture="manual")
     await world.payments.capture(MERCHANT, p["id"], 3000, None)
     with pytest.raises(DomainError):
@@ -89,7 +89,7 @@ async def test_a_refund_after_a_partial_capture_is_bounded_by_the_capture(world)
         S.REFUNDED, 3000, 3000)
 
 
-async def test_a_refund_replayed_by_key_is_one_refund(world):
+async def test_a_refund_replayed_by_key_is_one_refund(world: World) -> None:
     pid = await paid(world)
     first = await world.payments.refund(MERCHANT, pid, 1000, None, "refund-1")
     again = await world.payments.refund(MERCHANT, pid, 1000, None, "refund-1")
@@ -99,7 +99,8 @@ async def test_a_refund_replayed_by_key_is_one_refund(world):
     assert (await world.payment(pid)).amount_refunded == 1000
 
 
-async def test_a_refund_whose_answer_was_lost_stays_pending_and_a_retry_completes_it_once(world):
+async def test_a_refund_whose_answer_was_lost_stays_pending_and_a_retry_completes_it_once(
+        world: World) -> None:
     pid = await paid(world, 4000)
     world.stripe.fail_next("refund", "timeout", acted=True, times=TRIES)
     status, pending = await refund(world, pid, 1500, key="refund-2")
@@ -127,7 +128,8 @@ async def three_d_secure(world: World) -> tuple[str, str]:
     return str(p["id"]), str(p["connector_payment_id"])
 
 
-async def test_a_webhook_is_applied_once_and_its_second_delivery_is_a_duplicate(world):
+async def test_a_webhook_is_applied_once_and_its_second_delivery_is_a_duplicate(
+        world: World) -> None:
     pid, ref = await three_d_secure(world)
     world.stripe.complete_authentication(ref)  # the customer passed 3-D Secure
     done = world.stripe.webhooks_about(ref)[-1]
@@ -139,7 +141,7 @@ async def test_a_webhook_is_applied_once_and_its_second_delivery_is_a_duplicate(
     assert (await world.payment(pid)).version == version  # not written again
 
 
-async def test_old_news_arriving_late_does_not_move_a_payment_back(world):
+async def test_old_news_arriving_late_does_not_move_a_payment_back(world: World) -> None:
     pid, ref = await three_d_secure(world)
     world.stripe.complete_authentication(ref)
     old, new = world.stripe.webhooks_about(ref)  # requires_action, then succeeded
@@ -149,7 +151,7 @@ async def test_old_news_arriving_late_does_not_move_a_payment_back(world):
     assert (p.status, p.amount_captured, p.next_action) == (S.SUCCEEDED, 2000, None)
 
 
-async def test_a_late_authorisation_webhook_does_not_undo_a_partial_capture(world):
+async def test_a_late_authorisation_webhook_does_not_undo_a_partial_capture(world: World) -> None:
     _, p = await world.create(5000, capture="manual")
     await world.payments.capture(MERCHANT, p["id"], 3000, None)
     authorised, captured = world.stripe.webhooks_about(p["connector_payment_id"])
@@ -159,7 +161,7 @@ async def test_a_late_authorisation_webhook_does_not_undo_a_partial_capture(worl
     assert (payment.status, payment.amount_captured) == (S.SUCCEEDED, 3000)
 
 
-async def test_a_refund_webhook_settles_a_refund_whose_answer_was_lost_once(world):
+async def test_a_refund_webhook_settles_a_refund_whose_answer_was_lost_once(world: World) -> None:
     pid = await paid(world, 4000)
     world.stripe.fail_next("refund", "timeout", acted=True, times=TRIES)
     _, pending = await refund(world, pid, 1500, key="refund-3")
@@ -174,7 +176,7 @@ async def test_a_refund_webhook_settles_a_refund_whose_answer_was_lost_once(worl
     assert psp_refunds(world, pid) == [1500]
 
 
-async def test_a_forged_or_foreign_webhook_is_rejected_and_changes_nothing(world):
+async def test_a_forged_or_foreign_webhook_is_rejected_and_changes_nothing(world: World) -> None:
     pid, ref = await three_d_secure(world)
     world.stripe.complete_authentication(ref)
     headers, body = world.stripe.webhooks_about(ref)[-1]
@@ -186,7 +188,7 @@ async def test_a_forged_or_foreign_webhook_is_rejected_and_changes_nothing(world
     assert (await world.payment(pid)).status == S.REQUIRES_ACTION
 
 
-async def test_a_webhook_cannot_bind_a_payment_whose_answer_was_lost(world):
+async def test_a_webhook_cannot_bind_a_payment_whose_answer_was_lost(world: World) -> None:
     world.stripe.fail_next("authorize", "timeout", acted=True, times=TRIES)
     _, p = await world.create(2500)
     [charge] = world.stripe.charges_for(p["id"])
@@ -203,7 +205,7 @@ async def test_a_webhook_cannot_bind_a_payment_whose_answer_was_lost(world):
 
 # -- recovery -------------------------------------------------------------------------------
 
-async def test_recovery_drives_a_payment_left_pending_to_its_one_charge(world):
+async def test_recovery_drives_a_payment_left_pending_to_its_one_charge(world: World) -> None:
     world.stripe.fail_next("authorize", "timeout", acted=True, times=TRIES)
     _, p = await world.create(2500)
     world.clock.advance(seconds=30)
@@ -224,7 +226,7 @@ async def test_recovery_drives_a_payment_left_pending_to_its_one_charge(world):
     assert world.stripe.authorizations == 1
 
 
-async def test_recovery_completes_a_refund_whose_answer_was_lost_once(world):
+async def test_recovery_completes_a_refund_whose_answer_was_lost_once(world: World) -> None:
     pid = await paid(world, 4000)
     world.stripe.fail_next("refund", "5xx", acted=True, times=TRIES)
     _, pending = await refund(world, pid, 4000)
