@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import stripe
@@ -12,7 +13,7 @@ import stripe
 from tests.support.live_server import free_port
 
 
-def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it(tmp_path):
+def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "paymesh", "sandbox", "--port", str(port),
                              "--data-dir", str(tmp_path)],
@@ -27,7 +28,9 @@ def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it(tmp_path):
             except httpx.HTTPError:
                 time.sleep(0.05)
         client = stripe.StripeClient("sk_test_cli", base_addresses={"api": base})
-        pi = client.v1.payment_intents.create(params={
+        # Deliberately the sandbox's API version's field (2024-06-20): the stripe package's
+        # types name only its successor, allowed_payment_method_types.
+        pi = client.v1.payment_intents.create(params={  # type: ignore[typeddict-unknown-key]
             "amount": 999, "currency": "eur", "payment_method": "pm_card_visa",
             "confirm": True, "payment_method_types": ["card"]})
         assert (pi.status, pi.amount_received) == ("succeeded", 999)
@@ -42,7 +45,7 @@ def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it(tmp_path):
         proc.wait()
 
 
-def test_paymesh_demo_runs_every_scenario_and_exits_0():
+def test_paymesh_demo_runs_every_scenario_and_exits_0() -> None:
     done = subprocess.run([sys.executable, "-m", "paymesh", "demo"], capture_output=True,
                           text=True, timeout=120, env={"COLUMNS": "200", "PATH": ""})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -57,7 +60,7 @@ def paymesh(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
 
 
-def test_paymesh_rules_test_answers_like_test_event_pattern(tmp_path):
+def test_paymesh_rules_test_answers_like_test_event_pattern(tmp_path: Path) -> None:
     pattern = '{"detail": {"amount": [{"numeric": [">", 10]}]}}'
     yes = paymesh("rules", "test", "--pattern", pattern, "--event", '{"detail": {"amount": 11}}')
     assert (yes.returncode, yes.stdout.strip()) == (0, "true")
@@ -69,7 +72,7 @@ def test_paymesh_rules_test_answers_like_test_event_pattern(tmp_path):
     assert bad.returncode == 2 and "invalid pattern" in bad.stderr
 
 
-def test_paymesh_dlq_lists_and_redrives_once(tmp_path):
+def test_paymesh_dlq_lists_and_redrives_once(tmp_path: Path) -> None:
     import asyncio
     from datetime import UTC, datetime
 
@@ -100,7 +103,7 @@ def test_paymesh_dlq_lists_and_redrives_once(tmp_path):
                                      str(tmp_path)).stdout
 
 
-def test_paymesh_fraud_replay_scores_each_line_in_order(tmp_path):
+def test_paymesh_fraud_replay_scores_each_line_in_order(tmp_path: Path) -> None:
     lines = [
         '{"transaction_id": "t1", "timestamp": "2026-11-24T10:00:00Z", "customer_id": "c1",'
         ' "amount": 1200, "currency": "usd", "device_id": "d1"}',

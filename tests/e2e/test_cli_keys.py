@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -23,7 +24,8 @@ def status(base: str, secret: str) -> httpx.Response:
                      headers={"Authorization": f"Bearer {secret}"})
 
 
-def test_keys_are_listed_without_secrets_and_a_revoked_one_is_refused_within_2_s(tmp_path):
+def test_keys_are_listed_without_secrets_and_a_revoked_one_is_refused_within_2_s(
+        tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
     created = [paymesh("keys", "create", "--merchant", m, *data) for m in ("shop", "other")]
     assert [c.returncode for c in created] == [0, 0], [c.stderr for c in created]

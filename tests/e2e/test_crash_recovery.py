@@ -71,7 +71,7 @@ class Node:
 
 
 @pytest.fixture
-def node(tmp_path) -> Iterator[tuple[Node, httpx.Client]]:
+def node(tmp_path: Path) -> Iterator[tuple[Node, httpx.Client]]:
     port = free_port()
     sandbox = StripeSandbox(StripeSandboxSettings(
         webhook_url=f"http://127.0.0.1:{port}/webhooks/stripe", webhook_secret=WEBHOOK_SECRET))
@@ -97,7 +97,7 @@ def body(amount: int) -> dict[str, object]:
             "payment_method": "pm_card_visa"}
 
 
-def test_an_acknowledged_payment_survives_kill_9(node):
+def test_an_acknowledged_payment_survives_kill_9(node: tuple[Node, httpx.Client]) -> None:
     n, _psp = node
     n.start()
     with n.client() as http:
@@ -116,7 +116,8 @@ def test_an_acknowledged_payment_survives_kill_9(node):
         assert timeline == ["payment.initiated", "payment.succeeded"]
 
 
-def test_a_payment_cut_off_before_the_psp_answered_ends_in_its_true_state(node):
+def test_a_payment_cut_off_before_the_psp_answered_ends_in_its_true_state(
+        node: tuple[Node, httpx.Client]) -> None:
     n, psp = node
     n.start()
     # Stripe takes the charge but its answer never comes back before we die.
@@ -164,7 +165,8 @@ def test_a_payment_cut_off_before_the_psp_answered_ends_in_its_true_state(node):
     assert len(intents) == 1
 
 
-def test_kill_9_during_delivery_delivers_everything_and_applies_nothing_twice(node):
+def test_kill_9_during_delivery_delivers_everything_and_applies_nothing_twice(
+        node: tuple[Node, httpx.Client]) -> None:
     """An HTTP target slow enough that deliveries are in flight when the server dies."""
     import asyncio as aio
 

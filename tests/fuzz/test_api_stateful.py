@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -279,6 +279,7 @@ class PaymentsMachine(RuleBasedStateMachine):
     def check_created(self, r: httpx.Response, body: dict[str, Any]) -> dict[str, Any]:
         """The first answer to a create: a payment (201) or a decline/block (402)."""
         assert r.status_code in (201, 402), describe(r)
+        view: dict[str, Any]
         if r.status_code == 402:
             error = r.json()["error"]
             assert error["type"] in ("card_error", "fraud_error"), describe(r)
@@ -499,8 +500,9 @@ class PaymentsMachine(RuleBasedStateMachine):
                                 "currency": view["currency"], "amount_received": 0,
                                 "metadata": {"paymesh_payment_id": tracked.id}}},
         }).encode()
-        signature = stripe_sign(body, self.server.settings.stripe_webhook_secret,
-                                int(time.time()))
+        secret = self.server.settings.stripe_webhook_secret
+        assert secret is not None  # sandbox mode generates every secret
+        signature = stripe_sign(body, secret, int(time.time()))
         r = httpx.post(f"{self.server.base}/webhooks/stripe", content=body,
                        headers={"Stripe-Signature": signature,
                                 "Content-Type": "application/json"})
@@ -571,7 +573,10 @@ class PaymentsMachine(RuleBasedStateMachine):
                 assert charged == [], f"{tracked.id} is {view['status']} but was charged: {mine}"
 
 
-def pick(data: st.DataObject, items: list[Any], label: str) -> Any:
+T = TypeVar("T")
+
+
+def pick(data: st.DataObject, items: list[T], label: str) -> T | None:
     """One of `items`, or None; always one draw, so a sequence replays whatever the server
     did meanwhile (a live system is not deterministic: fraud scores, webhooks)."""
     index = data.draw(st.integers(0, 255), label=label)
@@ -644,6 +649,7 @@ def forged(psp: str, tracked: Tracked | None, how: str,
                                                "metadata": {"paymesh_payment_id": pid}}}})
         raw = body.encode()
         secret = config.stripe_webhook_secret
+        assert secret is not None  # sandbox mode generates every secret
         signature = {"none": None, "garbage": "t=1,v1=deadbeef",
                      "wrong secret": stripe_sign(raw, "whsec_not_ours", now),
                      "stale": stripe_sign(raw, secret, now - 3600),
@@ -659,6 +665,7 @@ def forged(psp: str, tracked: Tracked | None, how: str,
         if how == "wrong key":
             item["additionalData"]["hmacSignature"] = "Zm9yZ2Vk"
         elif how == "tampered":
+            assert config.adyen_hmac_key is not None  # sandbox mode generates every secret
             key = bytes.fromhex(config.adyen_hmac_key)
             item["additionalData"]["hmacSignature"] = adyen_sign(item, key)
             item["eventCode"] = "CAPTURE"  # changed after signing
@@ -679,11 +686,11 @@ def forged(psp: str, tracked: Tracked | None, how: str,
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory) -> Iterator[Server]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from start(tmp_path_factory.mktemp("fuzz-stateful"))
 
 
-def test_random_sequences_keep_every_invariant(live):
+def test_random_sequences_keep_every_invariant(live: Server) -> None:
     machine = type("Machine", (PaymentsMachine,), {"server": live})
     run_state_machine_as_test(machine, settings=settings(
         max_examples=RUNS, stateful_step_count=STEPS, deadline=None, phases=PHASES,
@@ -700,7 +707,7 @@ def manual_payment(server: Server, **extra: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
-def test_cancelling_a_canceled_payment_with_a_new_key_answers_the_payment(live):
+def test_cancelling_a_canceled_payment_with_a_new_key_answers_the_payment(live: Server) -> None:
     """A cancel retried with its Idempotency-Key after the first answer was lost."""
     pid = manual_payment(live)["id"]
     with live.client() as http:
@@ -711,7 +718,7 @@ def test_cancelling_a_canceled_payment_with_a_new_key_answers_the_payment(live):
             assert r.json()["status"] == "canceled"
 
 
-def test_cancelling_an_adyen_payment_awaiting_3ds_is_not_a_5xx(live):
+def test_cancelling_an_adyen_payment_awaiting_3ds_is_not_a_5xx(live: Server) -> None:
     """requires_action -> canceled is a move of the state machine; the PSP's refusal is not
     'unavailable, retry' (a retry gets the same refusal forever)."""
     p = manual_payment(live, connector="adyen", payment_method="pm_card_threeDSecure2Required",
@@ -724,7 +731,7 @@ def test_cancelling_an_adyen_payment_awaiting_3ds_is_not_a_5xx(live):
         assert_error_shape(r, 409)
 
 
-def test_cancelling_a_payment_its_psp_has_not_answered_is_not_a_500(live):
+def test_cancelling_a_payment_its_psp_has_not_answered_is_not_a_500(live: Server) -> None:
     """While the PSP is slow the payment is `pending`, listed, and may be canceled by id."""
     sandbox = f"{live.sandbox_url}/sandbox/stripe/_config"
     assert httpx.put(sandbox, json={"latency_ms": 1500}).status_code == 200

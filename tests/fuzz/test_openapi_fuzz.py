@@ -62,7 +62,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None,
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory) -> Iterator[Server]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from start(tmp_path_factory.mktemp("fuzz-openapi"))
 
 
@@ -78,14 +78,16 @@ DOCUMENT = build_openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 # Unknown query parameters are ignored (unlike unknown body fields): a design choice, not a
 # crash to find, so none are generated.
-schema.config.generation.update(max_examples=EXAMPLES, modes=["positive", "negative"],
+schema.config.generation.update(max_examples=EXAMPLES,
+                                modes=[schemathesis.GenerationMode.POSITIVE,
+                                       schemathesis.GenerationMode.NEGATIVE],
                                 allow_extra_parameters=False)
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection, ignored_auth]
 
 
-def test_the_server_serves_the_document_that_is_fuzzed(live):
+def test_the_server_serves_the_document_that_is_fuzzed(live: Server) -> None:
     r = httpx.get(f"{live.base}/openapi.json")
     assert r.status_code == 200
     assert r.json() == json.loads(json.dumps(DOCUMENT))
@@ -93,7 +95,7 @@ def test_the_server_serves_the_document_that_is_fuzzed(live):
 
 @schema.parametrize()
 @FUZZ
-def test_every_documented_operation(case, live):
+def test_every_documented_operation(case: schemathesis.Case[Any], live: Server) -> None:
     response = case.call_and_validate(base_url=live.base, headers=auth(live), checks=CHECKS)
     if 400 <= response.status_code < 500:
         error = msgspec.json.decode(response.content)["error"]
@@ -127,7 +129,7 @@ WRITES = sorted({(m, r.path.format(**SAMPLE)) for r in app_routes()
                  for m in (r.methods or ()) if m in ("POST", "PUT")})
 
 
-def test_every_route_is_in_the_document():
+def test_every_route_is_in_the_document() -> None:
     """README: the full HTTP contract is at GET /openapi.json; a route missing there is a
     route schemathesis (and every client generator) never sees."""
     documented = {(m.upper(), p) for p, ops in DOCUMENT["paths"].items() for m in ops}
@@ -137,7 +139,7 @@ def test_every_route_is_in_the_document():
 
 
 @pytest.mark.parametrize("path", CONCRETE)
-def test_a_wrong_method_is_405_in_the_error_shape(live, path):
+def test_a_wrong_method_is_405_in_the_error_shape(live: Server, path: str) -> None:
     with live.client() as http:
         for method in WRONG:
             if method in allowed(path):
@@ -147,7 +149,7 @@ def test_a_wrong_method_is_405_in_the_error_shape(live, path):
             assert_error_shape(r, 405)
 
 
-def test_a_405_names_the_allowed_methods(live):
+def test_a_405_names_the_allowed_methods(live: Server) -> None:
     """RFC 9110 §15.5.6: a 405 carries `Allow` with the methods the resource supports."""
     wrong = []
     with live.client() as http:
@@ -195,7 +197,8 @@ NESTED = {
 
 @pytest.mark.parametrize("kind", list(NESTED))
 @pytest.mark.parametrize(("method", "path"), WRITES)
-def test_bodies_no_schema_allows_are_4xx(live, method, path, kind):
+def test_bodies_no_schema_allows_are_4xx(live: Server, method: str, path: str,
+                                         kind: str) -> None:
     started = time.monotonic()
     with live.client() as http:
         r = http.request(method, path, content=NESTED[kind],
@@ -220,7 +223,7 @@ INT_FIELDS = [
 
 
 @pytest.fixture(scope="module")
-def manual_payment(live) -> str:
+def manual_payment(live: Server) -> str:
     with live.client() as http:
         r = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"})
     assert r.status_code == 201, r.text
@@ -233,8 +236,10 @@ AMOUNT_CASES = [(*fields, literal) for fields in INT_FIELDS for literal in NUMBE
 
 
 @pytest.mark.parametrize(("method", "path", "field", "base", "literal"), AMOUNT_CASES)
-def test_an_amount_that_is_not_an_int_in_range_is_400(live, manual_payment, method, path, field,
-                                                       base, literal):
+def test_an_amount_that_is_not_an_int_in_range_is_400(live: Server, manual_payment: str,
+                                                       method: str, path: str, field: str,
+                                                       base: dict[str, Any],
+                                                       literal: str) -> None:
     with live.client() as http:
         before = http.get(f"/v1/payments/{manual_payment}").json()
         r = http.request(method, path.format(pid=manual_payment),
@@ -248,7 +253,8 @@ def test_an_amount_that_is_not_an_int_in_range_is_400(live, manual_payment, meth
 
 @pytest.mark.parametrize("literal", NUMBERS)
 @pytest.mark.parametrize("field", ["maximum_retry_attempts", "maximum_event_age_seconds"])
-def test_a_retry_policy_that_is_not_an_int_in_range_is_400(live, field, literal):
+def test_a_retry_policy_that_is_not_an_int_in_range_is_400(live: Server, field: str,
+                                                           literal: str) -> None:
     policy = json.dumps({field: "@@"}).replace('"@@"', literal)
     body = ('{"event_pattern": {"source": ["x"]}, "targets": [{"id": "t", "type": "builtin", '
             '"name": "analytics", "retry_policy": ' + policy + "}]}")
@@ -277,7 +283,8 @@ query_text = st.one_of(
 @FUZZ
 @given(path=st.sampled_from(QUERY_ROUTES),
        query=st.dictionaries(st.sampled_from(QUERY_NAMES), query_text, max_size=4))
-def test_any_query_string_is_a_page_or_a_400(live, path, query):
+def test_any_query_string_is_a_page_or_a_400(live: Server, path: str,
+                                             query: dict[str, str]) -> None:
     with live.client() as http:
         r = http.get(path, params=query)
     if r.status_code == 200:
@@ -315,8 +322,9 @@ def payment_body(field: str, value: str) -> dict[str, Any]:
 
 @FUZZ
 @given(field=st.sampled_from(STRING_FIELDS), value=nasty, ascii_only=st.booleans())
-def test_any_unicode_in_any_string_field_is_stored_as_sent_or_refused(live, field, value,
-                                                                     ascii_only):
+def test_any_unicode_in_any_string_field_is_stored_as_sent_or_refused(live: Server, field: str,
+                                                                     value: str,
+                                                                     ascii_only: bool) -> None:
     body = payment_body(field, value)
     raw = json.dumps(body, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     with live.client() as http:
@@ -356,7 +364,8 @@ patterns = st.recursive(
 
 @FUZZ
 @given(pattern=patterns | json_values, event=json_values)
-def test_any_pattern_and_event_is_a_verdict_or_a_400(live, pattern, event):
+def test_any_pattern_and_event_is_a_verdict_or_a_400(live: Server, pattern: object,
+                                                     event: object) -> None:
     with live.client() as http:
         r = http.post("/v1/rules/test", json={"event_pattern": pattern, "event": event})
     if r.status_code == 200:
@@ -368,7 +377,8 @@ def test_any_pattern_and_event_is_a_verdict_or_a_400(live, pattern, event):
 @FUZZ
 @given(name=st.text(min_size=1, max_size=70), description=st.none() | st.text(max_size=600),
        pattern=patterns | json_values)
-def test_any_rule_is_stored_or_a_400(live, name, description, pattern):
+def test_any_rule_is_stored_or_a_400(live: Server, name: str, description: str | None,
+                                     pattern: object) -> None:
     body = {"event_pattern": pattern, "description": description,
             "targets": [{"id": "t", "type": "builtin", "name": "analytics"}]}
     path = "/v1/rules/" + quote(name, safe="")
@@ -388,7 +398,7 @@ def test_any_rule_is_stored_or_a_400(live, name, description, pattern):
 @FUZZ
 @given(table=json_values | st.fixed_dictionaries(
     {}, optional={"routes": json_values, "default": json_values}))
-def test_any_routing_table_is_stored_or_a_400(live, table):
+def test_any_routing_table_is_stored_or_a_400(live: Server, table: object) -> None:
     with live.client(live.other_key) as http:  # keeps the main merchant's routing default
         r = http.put("/v1/routing", json=table)
     if r.status_code == 200:
@@ -410,14 +420,15 @@ VALID = "<the test key>"
 @FUZZ
 @given(authorization=st.none() | st.just(VALID) | latin1 | latin1.map("Bearer pmk_".__add__),
        key=st.none() | latin1)
-def test_any_authorization_and_idempotency_key_is_handled(live, authorization, key):
+def test_any_authorization_and_idempotency_key_is_handled(live: Server, authorization: str | None,
+                                                          key: str | None) -> None:
     headers = {"Content-Type": "application/json"}
     if authorization is not None:
         headers["Authorization"] = auth(live)["Authorization"] if authorization == VALID \
             else authorization
     if key is not None:
         headers["Idempotency-Key"] = key
-    encoded = {k: v.encode("latin-1") for k, v in headers.items()}
+    encoded = {k.encode(): v.encode("latin-1") for k, v in headers.items()}
     body = {**GOOD, "customer_id": f"cus_{uuid.uuid4().hex[:8]}"}
     r = httpx.post(f"{live.base}/v1/payments", content=json.dumps(body).encode(),
                    headers=encoded)
@@ -449,22 +460,25 @@ bodies = st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps
 
 @FUZZ
 @given(psp=st.sampled_from(list(SIGNATURE_HEADERS)), body=bodies, data=st.data())
-def test_an_unsigned_or_forged_webhook_is_400(live, psp, body, data):
+def test_an_unsigned_or_forged_webhook_is_400(live: Server, psp: str, body: bytes,
+                                              data: st.DataObject) -> None:
     headers = {name: data.draw(header_values, label=name)
                for name in SIGNATURE_HEADERS[psp] if data.draw(st.booleans(), label=f"{name}?")}
-    encoded = {k: v.encode("latin-1") for k, v in headers.items()}
+    encoded = {k.encode(): v.encode("latin-1") for k, v in headers.items()}
     r = httpx.post(f"{live.base}/webhooks/{psp}", content=body, headers=encoded)
     error = assert_error_shape(r, 400)
     assert error["code"] == "webhook_signature_invalid", describe(r)
 
 
 def stripe_signed(server: Server, body: bytes) -> dict[str, str]:
-    return {"Stripe-Signature": stripe_sign(body, server.settings.stripe_webhook_secret,
-                                            int(time.time()))}
+    secret = server.settings.stripe_webhook_secret
+    assert secret is not None  # sandbox mode generates every secret
+    return {"Stripe-Signature": stripe_sign(body, secret, int(time.time()))}
 
 
 def adyen_signed(server: Server, value: Any) -> bytes:
     """Sign every well-formed item, so the verifier passes and the translator sees it."""
+    assert server.settings.adyen_hmac_key is not None  # sandbox mode generates every secret
     key = bytes.fromhex(server.settings.adyen_hmac_key)
     if isinstance(value, dict):
         for entry in value.get("notificationItems") or []:
@@ -478,6 +492,7 @@ def paypal_signed(server: Server, body: bytes) -> dict[str, str]:
     identity = SigningIdentity.load_or_create(server.settings.data_dir / "sandbox")
     sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     transmission = str(uuid.uuid4())
+    assert server.settings.paypal_webhook_id is not None  # sandbox mode generates every secret
     message = signed_message(transmission, sent, server.settings.paypal_webhook_id, body)
     return {"PAYPAL-TRANSMISSION-ID": transmission, "PAYPAL-TRANSMISSION-TIME": sent,
             "PAYPAL-TRANSMISSION-SIG": identity.sign(message),
@@ -518,7 +533,8 @@ paypal_events = st.fixed_dictionaries(
 
 @FUZZ
 @given(psp=st.sampled_from(["stripe", "adyen", "paypal"]), data=st.data())
-def test_a_signed_garbage_webhook_is_never_a_5xx(live, psp, data):
+def test_a_signed_garbage_webhook_is_never_a_5xx(live: Server, psp: str,
+                                                 data: st.DataObject) -> None:
     """A PSP we trust may still send what we do not expect: a 4xx or an ignored event."""
     if psp == "stripe":
         body = json.dumps(data.draw(stripe_events)).encode()
@@ -536,7 +552,7 @@ def test_a_signed_garbage_webhook_is_never_a_5xx(live, psp, data):
 
 # -- found by the fuzzer: the largest amounts ---------------------------------------------------
 
-def test_the_largest_accepted_amount_does_not_break_the_fraud_checkpoint(tmp_path: Path):
+def test_the_largest_accepted_amount_does_not_break_the_fraud_checkpoint(tmp_path: Path) -> None:
     """The fraud engine's learned state is saved at shutdown (and every 5 minutes); one
     accepted payment near MAX_AMOUNT must not make that save fail from then on."""
     for server in start(tmp_path):

@@ -2,6 +2,7 @@
 official Adyen package's."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import pytest
@@ -34,7 +35,7 @@ NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     ("Received", False, S.PROCESSING),
     ("SomethingNew", False, S.PROCESSING),
 ])
-def test_every_result_code_maps(result_code, manual, ours):
+def test_every_result_code_maps(result_code: str, manual: bool, ours: PaymentStatus) -> None:
     answer = {"pspReference": "PSP0000000000001", "resultCode": result_code,
               "amount": {"value": 1500, "currency": "EUR"}}
     outcome = translate.outcome_from_payment(answer, manual=manual)
@@ -42,13 +43,13 @@ def test_every_result_code_maps(result_code, manual, ours):
     assert outcome.connector_payment_id == "PSP0000000000001"
 
 
-def test_the_table_covers_every_checkout_result_code():
+def test_the_table_covers_every_checkout_result_code() -> None:
     assert set(translate.RESULT_CODES) == {
         "Authorised", "Refused", "Error", "Cancelled", "RedirectShopper", "IdentifyShopper",
         "ChallengeShopper", "PresentToShopper", "Pending", "Received"}
 
 
-def test_an_automatic_authorisation_received_the_amount_a_manual_one_holds_it():
+def test_an_automatic_authorisation_received_the_amount_a_manual_one_holds_it() -> None:
     answer = {"pspReference": "P", "resultCode": "Authorised",
               "amount": {"value": 1500, "currency": "EUR"}}
     auto = translate.outcome_from_payment(answer, manual=False)
@@ -57,14 +58,14 @@ def test_an_automatic_authorisation_received_the_amount_a_manual_one_holds_it():
     assert (held.amount_received, held.amount_capturable) == (None, 1500)
 
 
-def test_a_redirect_becomes_a_redirect_to_url():
+def test_a_redirect_becomes_a_redirect_to_url() -> None:
     answer = {"pspReference": "P", "resultCode": "RedirectShopper",
               "action": {"type": "redirect", "method": "GET", "url": "https://x/3ds"}}
     assert translate.outcome_from_payment(answer, manual=False).next_action == {
         "type": "redirect_to_url", "redirect_url": "https://x/3ds"}
 
 
-def test_a_native_three_ds_action_is_kept_whole():
+def test_a_native_three_ds_action_is_kept_whole() -> None:
     action = {"type": "threeDS2", "token": "tok"}
     answer = {"pspReference": "P", "resultCode": "IdentifyShopper", "action": action}
     assert translate.outcome_from_payment(answer, manual=False).next_action == {
@@ -99,17 +100,19 @@ def test_a_native_three_ds_action_is_kept_whole():
     ("Refused", "Something new", "99", None, ("card_declined", "generic_decline", False)),
     ("Error", None, None, None, ("processing_error", "processing_error", True)),
 ])
-def test_refusals_map_to_our_decline_codes(result_code, reason, code, raw, expected):
+def test_refusals_map_to_our_decline_codes(
+        result_code: str, reason: str | None, code: str | None, raw: str | None,
+        expected: tuple[str, str, bool]) -> None:
     failure = refusals.failure_for(result_code, reason, code, raw)
     assert (failure.code, failure.decline_code, failure.retryable) == expected
 
 
-def test_only_technical_failures_are_retryable():
+def test_only_technical_failures_are_retryable() -> None:
     retryable = {code for code, refusal in refusals.REFUSALS.items() if refusal.retryable}
     assert retryable == {"0", "4", "9", "21"}
 
 
-def test_a_refused_answer_is_failed_with_its_reason():
+def test_a_refused_answer_is_failed_with_its_reason() -> None:
     answer = {"pspReference": "P", "resultCode": "Refused", "refusalReason": "Blocked Card",
               "refusalReasonCode": "5", "additionalData": {"refusalReasonRaw": "43 : Stolen card"}}
     outcome = translate.outcome_from_payment(answer, manual=False)
@@ -128,7 +131,7 @@ def _request(capture: str) -> AuthorizeRequest:
                             metadata={"order_id": "o-1"})
 
 
-def test_an_automatic_payment_asks_for_capture_at_once():
+def test_an_automatic_payment_asks_for_capture_at_once() -> None:
     body = translate.payment_request(_request("automatic"), "Shop", "https://r")
     assert body["captureDelayHours"] == 0
     assert "additionalData" not in body
@@ -140,7 +143,7 @@ def test_an_automatic_payment_asks_for_capture_at_once():
     assert body["metadata"] == {"order_id": "o-1"}
 
 
-def test_a_manual_payment_asks_for_manual_capture():
+def test_a_manual_payment_asks_for_manual_capture() -> None:
     body = translate.payment_request(_request("manual"), "Shop", None)
     assert body["additionalData"] == {"manualCapture": "true"}
     assert "captureDelayHours" not in body and "returnUrl" not in body
@@ -149,7 +152,7 @@ def test_a_manual_payment_asks_for_manual_capture():
 @pytest.mark.parametrize(("reason", "adyen"), [
     (None, None), ("duplicate", "DUPLICATE"), ("fraudulent", "FRAUD"),
     ("requested_by_customer", "CUSTOMER REQUEST"), ("anything else", "OTHER")])
-def test_refund_reasons(reason, adyen):
+def test_refund_reasons(reason: str | None, adyen: str | None) -> None:
     body = translate.refund_request("Shop", 500, "usd", "re_1", reason)
     assert body.get("merchantRefundReason") == adyen
     assert body["reference"] == "re_1"
@@ -168,19 +171,20 @@ def test_refund_reasons(reason, adyen):
     ({"status": "RedirectShopper", "resultCode": "RedirectShopper",
       "action": {"url": "http://x"}}, S.REQUIRES_ACTION, None, None),
 ])
-def test_the_status_lookup_maps(state, ours, received, capturable):
+def test_the_status_lookup_maps(state: dict[str, Any], ours: PaymentStatus,
+                                received: int | None, capturable: int | None) -> None:
     outcome = translate.outcome_from_state(
         {"pspReference": "P", "amount": {"value": 5000, "currency": "USD"}, **state})
     assert (outcome.status, outcome.amount_received, outcome.amount_capturable) == \
         (ours, received, capturable)
 
 
-def test_the_status_table_covers_every_sandbox_status():
+def test_the_status_table_covers_every_sandbox_status() -> None:
     assert set(translate.STATES) == {"Captured", "Authorised", "Cancelled", "Refused", "Error",
                                      "RedirectShopper", "Received"}
 
 
-def test_a_received_capture_is_the_captured_amount():
+def test_a_received_capture_is_the_captured_amount() -> None:
     outcome = translate.outcome_from_capture(
         {"paymentPspReference": "P", "pspReference": "C", "status": "received",
          "amount": {"value": 3000, "currency": "USD"}}, "P")
@@ -203,7 +207,8 @@ def test_a_received_capture_is_the_captured_amount():
     (404, "000", None, False, False),
 ])
 def test_error_answers_say_whether_to_retry_and_whether_adyen_acted(
-        status, code, transient, retryable, unknown):
+        status: int, code: str | None, transient: str | None, retryable: bool,
+        unknown: bool) -> None:
     headers = {"transient-error": transient} if transient else {}
     error = _error_for(status, {"errorCode": code, "message": "m"}, headers)
     assert (error.retryable, error.outcome_unknown, error.http_status) == \
@@ -212,7 +217,8 @@ def test_error_answers_say_whether_to_retry_and_whether_adyen_acted(
 
 # -- notifications --------------------------------------------------------------------------
 
-def _item(event_code: str = "AUTHORISATION", success: str = "true", **extra) -> dict:
+def _item(event_code: str = "AUTHORISATION", success: str = "true",
+          **extra: Any) -> dict[str, Any]:
     item = {"additionalData": {}, "amount": {"currency": "EUR", "value": 2500},
             "eventCode": event_code, "eventDate": "2030-01-02T03:04:05+01:00",
             "merchantAccountCode": "Shop", "merchantReference": "pay_1",
@@ -221,13 +227,13 @@ def _item(event_code: str = "AUTHORISATION", success: str = "true", **extra) -> 
     return item
 
 
-def _signed(item: dict) -> dict:
+def _signed(item: dict[str, Any]) -> dict[str, Any]:
     item["additionalData"]["hmacSignature"] = generate_notification_sig(
         {k: v for k, v in item.items() if k != "additionalData"}, HEX_KEY).decode()
     return item
 
 
-def _body(*found: dict) -> bytes:
+def _body(*found: dict[str, Any]) -> bytes:
     return msgspec.json.encode(
         {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in found]})
 
@@ -236,20 +242,20 @@ def verify(body: bytes, key: bytes = KEY) -> None:
     webhook.AdyenWebhooks(key).verify({}, body, NOW)
 
 
-def translated(*found: dict) -> list[WebhookEvent]:
+def translated(*found: dict[str, Any]) -> list[WebhookEvent]:
     """The items' events, their signatures taken as checked: the steps after `verify`."""
     return webhook.AdyenWebhooks(KEY).translate({}, _body(*found), NOW)
 
 
 @pytest.mark.parametrize("extra", [{}, {"originalReference": "ORIG000000000001"},
                                    {"amount": {"currency": "JPY", "value": 0}}])
-def test_our_signature_is_the_official_librarys(extra):
+def test_our_signature_is_the_official_librarys(extra: dict[str, Any]) -> None:
     item = _item(**extra)
     official = generate_notification_sig(item, HEX_KEY).decode()
     assert webhook.sign(item, KEY) == official
 
 
-def test_a_genuine_notification_verifies():
+def test_a_genuine_notification_verifies() -> None:
     item = _signed(_item())
     verify(_body(item))
     [event] = webhook.AdyenWebhooks(KEY).parse({}, _body(item), NOW)
@@ -257,7 +263,7 @@ def test_a_genuine_notification_verifies():
     assert is_valid_hmac_notification(msgspec.json.decode(_body(item)), HEX_KEY)
 
 
-def test_every_item_is_verified_not_only_the_first():
+def test_every_item_is_verified_not_only_the_first() -> None:
     genuine = _signed(_item())
     forged = _item("REFUND", originalReference="PSP0000000000001")
     forged["additionalData"]["hmacSignature"] = genuine["additionalData"]["hmacSignature"]
@@ -268,14 +274,14 @@ def test_every_item_is_verified_not_only_the_first():
 @pytest.mark.parametrize("change", [
     {"amount": {"currency": "EUR", "value": 2600}}, {"success": "false"},
     {"merchantReference": "pay_2"}, {"eventCode": "CAPTURE"}])
-def test_a_changed_item_is_rejected(change):
+def test_a_changed_item_is_rejected(change: dict[str, Any]) -> None:
     item = _signed(_item())
     item.update(change)
     with pytest.raises(WebhookRejected):
         verify(_body(item))
 
 
-def test_another_key_is_rejected():
+def test_another_key_is_rejected() -> None:
     item = _signed(_item())
     with pytest.raises(WebhookRejected):
         verify(_body(item), bytes(32))
@@ -286,12 +292,12 @@ def test_another_key_is_rejected():
     b'{"notificationItems": [{"Other": {}}]}',
     b'{"notificationItems": [{"NotificationRequestItem": {"pspReference": "P"}}]}',
 ])
-def test_a_body_that_is_not_adyens_is_rejected(payload):
+def test_a_body_that_is_not_adyens_is_rejected(payload: bytes) -> None:
     with pytest.raises(WebhookRejected):
         verify(payload)
 
 
-def test_an_unsigned_item_is_rejected():
+def test_an_unsigned_item_is_rejected() -> None:
     with pytest.raises(WebhookRejected):
         verify(_body(_item()))
 
@@ -299,7 +305,8 @@ def test_an_unsigned_item_is_rejected():
 @pytest.mark.parametrize("unsigned", [
     {}, {"metadata.paymesh_capture": "automatic"}, {"metadata.paymesh_capture": "manual"},
     {"manualCapture": "false", "captureDelayHours": "0"}])
-def test_a_successful_authorisation_is_held_until_the_payment_says_how_it_captures(unsigned):
+def test_a_successful_authorisation_is_held_until_the_payment_says_how_it_captures(
+        unsigned: dict[str, str]) -> None:
     # additionalData is outside the HMAC: whatever it says, the notification only says
     # "authorised", and the payment's own capture mode decides (`capture_as_requested`).
     item = _item()
@@ -315,7 +322,7 @@ def test_a_successful_authorisation_is_held_until_the_payment_says_how_it_captur
     assert event.created == datetime(2030, 1, 2, 2, 4, 5, tzinfo=UTC)
 
 
-def test_a_notification_differing_only_in_unsigned_fields_translates_the_same():
+def test_a_notification_differing_only_in_unsigned_fields_translates_the_same() -> None:
     plain = _signed(_item())
     dressed = _signed(_item(reason="anything"))
     dressed["additionalData"].update({"metadata.paymesh_capture": "automatic",
@@ -329,7 +336,7 @@ def test_a_notification_differing_only_in_unsigned_fields_translates_the_same():
         (b.outcome, b.capture_as_requested, b.amount, b.currency)
 
 
-def test_a_refused_authorisation_is_failed():
+def test_a_refused_authorisation_is_failed() -> None:
     item = _item(success="false", reason="Not enough balance")
     [event] = translated(item)
     assert event.outcome is not None and event.outcome.failure is not None
@@ -339,7 +346,7 @@ def test_a_refused_authorisation_is_failed():
     assert event.psp_event_id == "AUTHORISATION:PSP0000000000001:false"
 
 
-def test_an_unsigned_reason_describes_a_refusal_but_never_makes_it_retried():
+def test_an_unsigned_reason_describes_a_refusal_but_never_makes_it_retried() -> None:
     # "Acquirer Error" is a soft decline from Adyen's API answer; in a notification the
     # reason is not signed, so it must not start an automatic retry of the card.
     item = _item(success="false", reason="Acquirer Error")
@@ -351,7 +358,7 @@ def test_an_unsigned_reason_describes_a_refusal_but_never_makes_it_retried():
     assert event.outcome.failure.decline_code == "processing_error"  # not the raw "stolen"
 
 
-def test_capture_and_cancellation_are_about_the_original_payment():
+def test_capture_and_cancellation_are_about_the_original_payment() -> None:
     capture = _item("CAPTURE", pspReference="CAP0000000000001",
                     originalReference="PSP0000000000001")
     cancel = _item("CANCELLATION", pspReference="CAN0000000000001",
@@ -367,7 +374,7 @@ def test_capture_and_cancellation_are_about_the_original_payment():
     assert captured.payment_id == "pay_1"
 
 
-def test_a_failed_capture_or_cancellation_changes_nothing():
+def test_a_failed_capture_or_cancellation_changes_nothing() -> None:
     found = [_item("CAPTURE", success="false", originalReference="P"),
              _item("CANCELLATION", success="false", originalReference="P")]
     assert translated(*found) == []
@@ -375,7 +382,8 @@ def test_a_failed_capture_or_cancellation_changes_nothing():
 
 @pytest.mark.parametrize(("event_code", "success", "succeeded"), [
     ("REFUND", "true", True), ("REFUND", "false", False), ("REFUND_FAILED", "true", False)])
-def test_a_refund_is_reported_one_at_a_time(event_code, success, succeeded):
+def test_a_refund_is_reported_one_at_a_time(event_code: str, success: str,
+                                            succeeded: bool) -> None:
     item = _item(event_code, success=success, pspReference="REF0000000000001",
                  originalReference="PSP0000000000001", merchantReference="re_1",
                  reason="" if succeeded else "Insufficient balance on payment")
@@ -388,7 +396,7 @@ def test_a_refund_is_reported_one_at_a_time(event_code, success, succeeded):
                                            "Insufficient balance on payment")
 
 
-def test_a_chargeback_is_a_dispute():
+def test_a_chargeback_is_a_dispute() -> None:
     item = _item("CHARGEBACK", pspReference="DIS0000000000001",
                  originalReference="PSP0000000000001", reason="Fraud")
     [event] = translated(item)
@@ -396,18 +404,18 @@ def test_a_chargeback_is_a_dispute():
     assert (event.payment_id, event.connector_payment_id) == ("pay_1", "PSP0000000000001")
 
 
-def test_other_event_codes_are_acknowledged_and_ignored():
+def test_other_event_codes_are_acknowledged_and_ignored() -> None:
     assert translated(_item("REPORT_AVAILABLE"), _item("OFFER_CLOSED")) == []
 
 
-def test_the_event_id_is_the_same_on_every_delivery():
+def test_the_event_id_is_the_same_on_every_delivery() -> None:
     item = _item()
     first = translated(item)[0]
     again = translated(dict(item, eventDate="2030-01-03T00:00:00+00:00"))[0]
     assert first.psp_event_id == again.psp_event_id
 
 
-def test_a_missing_event_date_is_now():
+def test_a_missing_event_date_is_now() -> None:
     item = _item()
     del item["eventDate"]
     assert translated(item)[0].created == NOW
@@ -415,7 +423,7 @@ def test_a_missing_event_date_is_now():
 
 # -- settings -------------------------------------------------------------------------------
 
-def test_the_hmac_key_must_be_hex_and_secrets_stay_out_of_repr():
+def test_the_hmac_key_must_be_hex_and_secrets_stay_out_of_repr() -> None:
     with pytest.raises(ValueError, match="hex"):
         AdyenConnector(AdyenSettings(api_base="http://x", api_key="k", merchant_account="m",
                                      hmac_key="not-hex"))

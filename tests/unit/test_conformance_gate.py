@@ -20,7 +20,8 @@ def run_conformance(**env: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_without_the_corpus_a_plain_run_skips_its_cases_saying_how_many_and_why(tmp_path):
+def test_without_the_corpus_a_plain_run_skips_its_cases_saying_how_many_and_why(
+        tmp_path: Path) -> None:
     done = run_conformance(PAYMESH_CONFORMANCE_DIR=str(tmp_path / "absent"))
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines()
@@ -32,7 +33,7 @@ def test_without_the_corpus_a_plain_run_skips_its_cases_saying_how_many_and_why(
     assert "3 skipped" in done.stdout
 
 
-def test_without_the_corpus_a_ci_run_fails(tmp_path):
+def test_without_the_corpus_a_ci_run_fails(tmp_path: Path) -> None:
     for env in ({"CI": "true"}, {"PAYMESH_REQUIRE_CONFORMANCE": "1"}):
         done = run_conformance(PAYMESH_CONFORMANCE_DIR=str(tmp_path / "absent"), **env)
         assert done.returncode == 1, done.stdout + done.stderr
@@ -40,7 +41,7 @@ def test_without_the_corpus_a_ci_run_fails(tmp_path):
         assert "this run requires it" in done.stdout
 
 
-def test_with_the_corpus_a_ci_run_counts_every_case(tmp_path):
+def test_with_the_corpus_a_ci_run_counts_every_case(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "corpus.jsonl").write_text(

@@ -21,6 +21,7 @@ from paymesh.connectors.mock_transport import HttpRequest, MockTransport, json_a
 from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
 from paymesh.connectors.stripe import StripeConnector, StripeSettings
 from paymesh.connectors.transport import HttpAnswer, HttpTransport, NotSent
+from paymesh.domain.payment import PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, Connector, PspError
 
@@ -115,7 +116,7 @@ PSPS: dict[str, tuple[Callable[..., Connector], dict[str, Handler]]] = {
 }
 
 
-async def authorize_with(psp: str, handler: Handler) -> tuple[Any, MockTransport]:
+async def authorize_with(psp: str, handler: Handler) -> tuple[PspOutcome, MockTransport]:
     build, _ = PSPS[psp]
     transport = MockTransport(handler)
     connector = build(transport)
@@ -126,7 +127,7 @@ async def authorize_with(psp: str, handler: Handler) -> tuple[Any, MockTransport
 
 
 @pytest.mark.parametrize("psp", list(PSPS))
-async def test_an_approval(psp):
+async def test_an_approval(psp: str) -> None:
     out, transport = await authorize_with(psp, PSPS[psp][1]["approved"])
     assert (out.status, out.amount_received) == (S.SUCCEEDED, 2000)
     assert out.connector_payment_id
@@ -139,14 +140,14 @@ async def test_an_approval(psp):
 
 
 @pytest.mark.parametrize("psp", list(PSPS))
-async def test_a_decline_is_an_answer(psp):
+async def test_a_decline_is_an_answer(psp: str) -> None:
     out, _ = await authorize_with(psp, PSPS[psp][1]["declined"])
     assert out.status == S.FAILED and out.failure is not None
     assert (out.failure.decline_code, out.failure.retryable) == ("insufficient_funds", False)
 
 
 @pytest.mark.parametrize("psp", list(PSPS))
-async def test_a_5xx_leaves_the_outcome_unknown(psp):
+async def test_a_5xx_leaves_the_outcome_unknown(psp: str) -> None:
     with pytest.raises(PspError) as info:
         await authorize_with(psp, PSPS[psp][1]["5xx"])
     assert (info.value.psp, info.value.http_status) == (psp, 500)
@@ -154,7 +155,7 @@ async def test_a_5xx_leaves_the_outcome_unknown(psp):
 
 
 @pytest.mark.parametrize("psp", list(PSPS))
-async def test_a_psp_too_slow_to_answer_may_have_acted(psp):
+async def test_a_psp_too_slow_to_answer_may_have_acted(psp: str) -> None:
     async def slow(req: HttpRequest) -> HttpAnswer:
         await asyncio.sleep(5)  # past the connector's 0.2 s
         raise AssertionError("the call was not cut at its timeout")
@@ -167,7 +168,7 @@ async def test_a_psp_too_slow_to_answer_may_have_acted(psp):
 
 
 @pytest.mark.parametrize("psp", list(PSPS))
-async def test_a_psp_that_cannot_be_reached_did_nothing(psp):
+async def test_a_psp_that_cannot_be_reached_did_nothing(psp: str) -> None:
     def refused(req: HttpRequest) -> HttpAnswer:
         raise NotSent("ClientConnectorError")
 
@@ -178,7 +179,7 @@ async def test_a_psp_that_cannot_be_reached_did_nothing(psp):
     assert "ClientConnectorError" in info.value.message
 
 
-async def test_a_paypal_token_that_does_not_come_moved_no_money():
+async def test_a_paypal_token_that_does_not_come_moved_no_money() -> None:
     async def slow_token(req: HttpRequest) -> HttpAnswer:
         await asyncio.sleep(5)
         raise AssertionError("the call was not cut at its timeout")
@@ -189,7 +190,7 @@ async def test_a_paypal_token_that_does_not_come_moved_no_money():
     assert (info.value.code, info.value.outcome_unknown) == ("timeout", False)
 
 
-async def test_the_wire_each_psp_is_sent():
+async def test_the_wire_each_psp_is_sent() -> None:
     stripe_seen, adyen_seen, paypal_seen = (MockTransport(PSPS[p][1]["approved"])
                                             for p in ("stripe", "adyen", "paypal"))
     for build, transport in ((stripe, stripe_seen), (adyen, adyen_seen),
@@ -213,7 +214,7 @@ async def test_the_wire_each_psp_is_sent():
     assert order.json()["intent"] == "AUTHORIZE"
 
 
-async def test_one_transport_serves_every_psp_each_with_its_own_timeout():
+async def test_one_transport_serves_every_psp_each_with_its_own_timeout() -> None:
     answers = {"stripe.test": PSPS["stripe"][1]["approved"],
                "adyen.test": PSPS["adyen"][1]["approved"],
                "paypal.test": PSPS["paypal"][1]["approved"]}
@@ -222,7 +223,7 @@ async def test_one_transport_serves_every_psp_each_with_its_own_timeout():
         return answers[req.url.split("/")[2]](req)
 
     shared = MockTransport(route)
-    connectors = [stripe(shared, 1.5), adyen(shared, 2.5), paypal(shared, 3.5)]
+    connectors: list[Connector] = [stripe(shared, 1.5), adyen(shared, 2.5), paypal(shared, 3.5)]
     for connector in connectors:
         assert (await connector.authorize(request())).status == S.SUCCEEDED
     assert [(r.url.split("/")[2], r.timeout_seconds) for r in shared.requests] == [

@@ -29,21 +29,21 @@ def row(doc: bytes) -> tuple[object, ...]:
     return ("dlv_1", "evt_1", "m1", "to-shop", "pending", 0, 1_800_000_000_000_000, doc)
 
 
-def test_a_delivery_row_has_no_secret_and_keeps_which_rule_routed_it():
+def test_a_delivery_row_has_no_secret_and_keeps_which_rule_routed_it() -> None:
     for default_rule in (False, True):
         doc = delivery_to_doc(delivery(default_rule))
         assert msgspec.json.decode(doc)["signing_secret"] is None
         assert delivery_from_row(row(doc)).default_rule is default_rule
 
 
-def test_a_delivery_message_has_no_secret():
+def test_a_delivery_message_has_no_secret() -> None:
     raw = delivery_to_message(delivery(True), {"id": "evt_1"})
     assert msgspec.json.decode(raw)["doc"]["signing_secret"] is None
     decoded, event = delivery_from_message(raw)
     assert (decoded.default_rule, event) == (True, {"id": "evt_1"})
 
 
-def test_rows_written_with_a_secret_decode_without_it():
+def test_rows_written_with_a_secret_decode_without_it() -> None:
     """Before: a merchant's rule's secret was copied in; a default rule's was null."""
     base = msgspec.json.decode(delivery_to_doc(delivery(False)))
     del base["default_rule"]

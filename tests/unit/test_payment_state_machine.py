@@ -1,6 +1,7 @@
 """The payment aggregate: transitions, monotonicity, refunds, events."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -15,7 +16,7 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 ALLOW = FraudAssessment(score=0, factors=(), decision="allow")
 
 
-def new_payment(**kw) -> Payment:
+def new_payment(**kw: Any) -> Payment:
     fields = dict(id="pay_1", merchant_id="m", amount=2000, currency="usd", customer_id="c",
                   payment_method="pm_card_visa", capture_method="automatic",
                   connector="stripe")
@@ -23,17 +24,17 @@ def new_payment(**kw) -> Payment:
     return Payment.initiate(now=NOW, fraud=ALLOW, **fields)
 
 
-def test_the_table_has_no_cycles_so_no_status_can_come_back():
+def test_the_table_has_no_cycles_so_no_status_can_come_back() -> None:
     for status in S:
         assert status not in reachable(status)
 
 
 @pytest.mark.parametrize("terminal", [S.FAILED, S.CANCELED, S.BLOCKED, S.DISPUTED])
-def test_terminal_statuses_go_nowhere(terminal):
+def test_terminal_statuses_go_nowhere(terminal: PaymentStatus) -> None:
     assert TRANSITIONS[terminal] == frozenset()
 
 
-def test_initiate_records_payment_initiated_with_the_fraud_score():
+def test_initiate_records_payment_initiated_with_the_fraud_score() -> None:
     p = new_payment()
     assert p.status == S.PENDING
     assert [e.type for e in p.events] == ["payment.initiated"]
@@ -41,7 +42,7 @@ def test_initiate_records_payment_initiated_with_the_fraud_score():
     assert p.events[0].detail["amount"] == 2000
 
 
-def test_success_then_a_late_failure_webhook_changes_nothing():
+def test_success_then_a_late_failure_webhook_changes_nothing() -> None:
     p = new_payment()
     assert p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), NOW)
     failure = Failure("card_declined", "no", retryable=False)
@@ -51,7 +52,7 @@ def test_success_then_a_late_failure_webhook_changes_nothing():
     assert [e.type for e in p.events] == ["payment.initiated", "payment.succeeded"]
 
 
-def test_the_same_outcome_twice_records_one_event():
+def test_the_same_outcome_twice_records_one_event() -> None:
     p = new_payment()
     out = PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000)
     p.apply_psp_outcome(out, NOW)
@@ -59,7 +60,7 @@ def test_the_same_outcome_twice_records_one_event():
     assert sum(e.type == "payment.succeeded" for e in p.events) == 1
 
 
-def test_failed_outcome_keeps_the_decline_and_says_if_retryable():
+def test_failed_outcome_keeps_the_decline_and_says_if_retryable() -> None:
     p = new_payment()
     failure = Failure("card_declined", "Your card has insufficient funds.", retryable=False,
                       decline_code="insufficient_funds")
@@ -70,14 +71,14 @@ def test_failed_outcome_keeps_the_decline_and_says_if_retryable():
     assert p.events[-1].detail["retryable"] is False
 
 
-def test_capture_a_failed_payment_is_refused():
+def test_capture_a_failed_payment_is_refused() -> None:
     p = new_payment()
     p.apply_psp_outcome(PspOutcome(S.FAILED, failure=Failure("x", "y", False)), NOW)
     with pytest.raises(InvalidTransition):
         p.ensure_capturable(None)
 
 
-def test_manual_capture_records_captured_and_succeeded():
+def test_manual_capture_records_captured_and_succeeded() -> None:
     p = new_payment(capture_method="manual")
     p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_1"), NOW)
     assert p.ensure_capturable(1500) == 1500
@@ -88,13 +89,13 @@ def test_manual_capture_records_captured_and_succeeded():
     assert [e.type for e in p.events][-2:] == ["payment.captured", "payment.succeeded"]
 
 
-def succeeded(amount=2000) -> Payment:
+def succeeded(amount: int = 2000) -> Payment:
     p = new_payment(amount=amount)
     p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=amount), NOW)
     return p
 
 
-def test_partial_then_full_refund():
+def test_partial_then_full_refund() -> None:
     p = succeeded()
     p.start_refund("re_1", 500, None, NOW)
     assert p.refundable == 1500  # the pending refund reserves its amount
@@ -108,18 +109,18 @@ def test_partial_then_full_refund():
         p.start_refund("re_3", 1, None, NOW)
 
 
-def test_refund_more_than_captured_is_refused():
+def test_refund_more_than_captured_is_refused() -> None:
     p = succeeded()
     with pytest.raises(RefundNotAllowed):
         p.start_refund("re_1", 2001, None, NOW)
 
 
-def test_refund_of_an_unpaid_payment_is_refused():
+def test_refund_of_an_unpaid_payment_is_refused() -> None:
     with pytest.raises(InvalidTransition):
         new_payment().start_refund("re_1", 100, None, NOW)
 
 
-def test_a_failed_refund_frees_its_amount():
+def test_a_failed_refund_frees_its_amount() -> None:
     p = succeeded()
     p.start_refund("re_1", 2000, None, NOW)
     p.settle_refund("re_1", False, NOW, failure_reason="expired_or_canceled_card")
@@ -139,7 +140,7 @@ outcomes = st.builds(
 
 
 @given(st.lists(outcomes, max_size=12))
-def test_any_order_of_psp_outcomes_only_ever_moves_forward(seq):
+def test_any_order_of_psp_outcomes_only_ever_moves_forward(seq: list[PspOutcome]) -> None:
     p = new_payment()
     history = [p.status]
     for outcome in seq:
@@ -157,7 +158,7 @@ def test_any_order_of_psp_outcomes_only_ever_moves_forward(seq):
 
 
 @given(st.lists(st.tuples(st.integers(1, 3000), st.booleans()), max_size=10))
-def test_refunds_never_exceed_what_was_captured(attempts):
+def test_refunds_never_exceed_what_was_captured(attempts: list[tuple[int, bool]]) -> None:
     p = succeeded(2000)
     for i, (amount, ok) in enumerate(attempts):
         try:
@@ -177,7 +178,7 @@ def retryable_failure(p: Payment, ref: str = "pi_1") -> None:
         "processing_error", "try again", retryable=True)), NOW)
 
 
-def test_a_retryable_failure_can_be_retried_as_a_new_attempt():
+def test_a_retryable_failure_can_be_retried_as_a_new_attempt() -> None:
     p = new_payment()
     retryable_failure(p)
     p.retry(NOW, max_attempts=3)
@@ -190,7 +191,7 @@ def test_a_retryable_failure_can_be_retried_as_a_new_attempt():
     assert (p.status, p.connector_payment_id) == (S.SUCCEEDED, "pi_2")
 
 
-def test_retries_are_bounded_and_only_for_retryable_failures():
+def test_retries_are_bounded_and_only_for_retryable_failures() -> None:
     p = new_payment()
     retryable_failure(p)
     p.retry(NOW, max_attempts=2)
@@ -206,7 +207,7 @@ def test_retries_are_bounded_and_only_for_retryable_failures():
         new_payment().retry(NOW, max_attempts=5)
 
 
-def test_an_outcome_about_another_psp_object_never_moves_the_payment():
+def test_an_outcome_about_another_psp_object_never_moves_the_payment() -> None:
     p = new_payment(capture_method="manual")
     p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_1", amount_capturable=2000), NOW)
     failure = Failure("card_declined", "no", retryable=False)
@@ -222,7 +223,8 @@ def test_an_outcome_about_another_psp_object_never_moves_the_payment():
     ("automatic", "review", S.REQUIRES_CAPTURE, None, 2000),  # held: we asked for no capture
 ])
 def test_an_authorisation_reported_without_its_capture_follows_what_we_asked(
-        capture_method, decision, status, received, capturable):
+        capture_method: str, decision: str, status: PaymentStatus, received: int | None,
+        capturable: int | None) -> None:
     p = Payment.initiate(now=NOW, fraud=FraudAssessment(75, ("x",), decision), id="pay_1",
                          merchant_id="m", amount=2000, currency="usd", customer_id="c",
                          payment_method="pm", capture_method=capture_method,

@@ -3,6 +3,7 @@ token cache; and the sandbox's own money and request-id rules, which the connect
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -37,12 +38,13 @@ ORDER = "5O190127TN364715T"
     (150000, "huf", {"currency_code": "HUF", "value": "1500"}),  # PayPal: no decimals in HUF
     (9900, "twd", {"currency_code": "TWD", "value": "99"}),  # nor in TWD
 ])
-def test_minor_units_become_paypal_decimal_strings(amount, currency, wire):
+def test_minor_units_become_paypal_decimal_strings(amount: int, currency: str,
+                                                    wire: dict[str, str]) -> None:
     assert to_paypal(amount, currency) == wire
 
 
 @pytest.mark.parametrize(("amount", "currency"), [(150050, "huf"), (9901, "twd")])
-def test_cents_paypal_cannot_carry_are_refused_not_rounded(amount, currency):
+def test_cents_paypal_cannot_carry_are_refused_not_rounded(amount: int, currency: str) -> None:
     with pytest.raises(AmountNotRepresentable):
         to_paypal(amount, currency)
 
@@ -54,7 +56,7 @@ def test_cents_paypal_cannot_carry_are_refused_not_rounded(amount, currency):
     ({"currency_code": "JPY", "value": "1000"}, (1000, "jpy")),
     ({"currency_code": "HUF", "value": "1500"}, (150000, "huf")),
 ])
-def test_paypal_amounts_become_minor_units(wire, ours):
+def test_paypal_amounts_become_minor_units(wire: dict[str, str], ours: tuple[int, str]) -> None:
     assert from_paypal(wire) == ours
 
 
@@ -63,14 +65,14 @@ def test_paypal_amounts_become_minor_units(wire, ours):
     {"currency_code": "XXX", "value": "1"}, {"currency_code": "USD"}, "20.00", None,
     {"currency_code": "USD", "value": "Infinity"},
 ])
-def test_what_is_not_an_amount_is_refused(wire):
+def test_what_is_not_an_amount_is_refused(wire: object) -> None:
     with pytest.raises(ValueError):
         from_paypal(wire)
 
 
 @given(st.integers(min_value=1, max_value=99_999_999_999),
        st.sampled_from(["usd", "eur", "jpy", "kwd", "gbp"]))
-def test_money_round_trips_exactly(amount, currency):
+def test_money_round_trips_exactly(amount: int, currency: str) -> None:
     assert from_paypal(to_paypal(amount, currency)) == (amount, currency)
 
 
@@ -78,7 +80,8 @@ def test_money_round_trips_exactly(amount, currency):
     ("20.00", "USD", 2000, "20.00"), ("20", "USD", 2000, "20.00"), ("20.5", "USD", 2050, "20.50"),
     (".5", "USD", 50, "0.50"), ("1000", "JPY", 1000, "1000"), ("1500", "HUF", 1500, "1500"),
 ])
-def test_the_sandbox_reads_paypal_amounts(value, currency, minor, written):
+def test_the_sandbox_reads_paypal_amounts(value: str, currency: str, minor: int,
+                                          written: str) -> None:
     money = parse_money({"currency_code": currency, "value": value}, "/amount")
     assert (money.minor, money.wire()) == (minor, {"currency_code": currency, "value": written})
 
@@ -93,7 +96,8 @@ def test_the_sandbox_reads_paypal_amounts(value, currency, minor, written):
     ("1,00", "USD", 400, "INVALID_PARAMETER_SYNTAX"),
     ("20.00", "usd", 400, "INVALID_PARAMETER_SYNTAX"),
 ])
-def test_the_sandbox_refuses_amounts_as_paypal_does(value, currency, status, issue):
+def test_the_sandbox_refuses_amounts_as_paypal_does(value: str, currency: str, status: int,
+                                                    issue: str) -> None:
     with pytest.raises(PayPalError) as info:
         parse_money({"currency_code": currency, "value": value}, "/amount")
     assert (info.value.status, info.value.issue) == (status, issue)
@@ -102,7 +106,7 @@ def test_the_sandbox_refuses_amounts_as_paypal_does(value, currency, status, iss
 # -- statuses, as tables --------------------------------------------------------------------
 
 
-def test_the_tables_cover_every_paypal_status():
+def test_the_tables_cover_every_paypal_status() -> None:
     assert set(translate.ORDER_STATUS) == {"CREATED", "SAVED", "PAYER_ACTION_REQUIRED",
                                            "APPROVED", "VOIDED", "COMPLETED"}
     assert set(translate.CAPTURE_STATUS) == {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED",
@@ -116,12 +120,13 @@ def _money(value: str) -> dict[str, str]:
     return {"currency_code": "USD", "value": value}
 
 
-def _order(status: str, payments: dict | None = None, links: list | None = None,
-           card: dict | None = None) -> dict:
-    unit: dict = {"reference_id": "pay_1", "amount": _money("50.00")}
+def _order(status: str, payments: dict[str, Any] | None = None,
+           links: list[dict[str, str]] | None = None,
+           card: dict[str, Any] | None = None) -> dict[str, Any]:
+    unit: dict[str, Any] = {"reference_id": "pay_1", "amount": _money("50.00")}
     if payments:
         unit["payments"] = payments
-    order: dict = {"id": ORDER, "status": status, "purchase_units": [unit],
+    order: dict[str, Any] = {"id": ORDER, "status": status, "purchase_units": [unit],
                    "links": links or []}
     if card is not None:
         order["payment_source"] = {"card": card}
@@ -137,7 +142,8 @@ def _order(status: str, payments: dict | None = None, links: list | None = None,
     ("DENIED", S.FAILED, None),
     ("FAILED", S.FAILED, None),
 ])
-def test_a_completed_order_is_read_by_its_capture(capture_status, ours, received):
+def test_a_completed_order_is_read_by_its_capture(capture_status: str, ours: PaymentStatus,
+                                                  received: int | None) -> None:
     capture = {"id": "C1", "status": capture_status, "amount": _money("50.00")}
     out = translate.outcome_from_order(_order("COMPLETED", {"captures": [capture]}))
     assert (out.status, out.amount_received, out.connector_payment_id) == \
@@ -153,13 +159,14 @@ def test_a_completed_order_is_read_by_its_capture(capture_status, ours, received
     ("DENIED", S.FAILED, None),
     ("CAPTURED", S.SUCCEEDED, None),
 ])
-def test_an_authorize_order_is_read_by_its_authorization(auth_status, ours, capturable):
+def test_an_authorize_order_is_read_by_its_authorization(auth_status: str, ours: PaymentStatus,
+                                                         capturable: int | None) -> None:
     auth = {"id": "A1", "status": auth_status, "amount": _money("50.00")}
     out = translate.outcome_from_order(_order("COMPLETED", {"authorizations": [auth]}))
     assert (out.status, out.amount_capturable) == (ours, capturable)
 
 
-def test_a_partially_captured_authorization_received_only_what_was_captured():
+def test_a_partially_captured_authorization_received_only_what_was_captured() -> None:
     auth = {"id": "A1", "status": "CAPTURED", "amount": _money("50.00")}
     capture = {"id": "C1", "status": "COMPLETED", "amount": _money("30.00")}
     out = translate.outcome_from_order(
@@ -168,7 +175,7 @@ def test_a_partially_captured_authorization_received_only_what_was_captured():
 
 
 @pytest.mark.parametrize("rel", ["payer-action", "approve"])
-def test_an_order_waiting_for_its_payer_redirects_there(rel):
+def test_an_order_waiting_for_its_payer_redirects_there(rel: str) -> None:
     link = {"href": f"http://sandbox/{rel}?token={ORDER}", "rel": rel, "method": "GET"}
     status = "PAYER_ACTION_REQUIRED" if rel == "payer-action" else "CREATED"
     out = translate.outcome_from_order(_order(status, links=[
@@ -177,14 +184,14 @@ def test_an_order_waiting_for_its_payer_redirects_there(rel):
     assert out.next_action == {"type": "redirect_to_url", "redirect_url": link["href"]}
 
 
-def test_an_approved_order_is_processing_until_the_merchant_completes_it():
+def test_an_approved_order_is_processing_until_the_merchant_completes_it() -> None:
     assert translate.outcome_from_order(_order("APPROVED")).status == S.PROCESSING
     passed = {"authentication_result": {"liability_shift": "POSSIBLE", "three_d_secure": {
         "enrollment_status": "Y", "authentication_status": "Y"}}}
     assert translate.outcome_from_order(_order("APPROVED", card=passed)).status == S.PROCESSING
 
 
-def test_an_approved_order_whose_3ds_failed_is_failed():
+def test_an_approved_order_whose_3ds_failed_is_failed() -> None:
     failed = {"authentication_result": {"liability_shift": "NO", "three_d_secure": {
         "enrollment_status": "Y", "authentication_status": "N"}}}
     out = translate.outcome_from_order(_order("APPROVED", card=failed))
@@ -206,7 +213,7 @@ def test_an_approved_order_whose_3ds_failed_is_failed():
     ("8000", "processing_error", True),
     ("PPXX", "generic_decline", False),  # a code we do not know is a hard decline
 ])
-def test_processor_codes_become_decline_codes(code, decline, retryable):
+def test_processor_codes_become_decline_codes(code: str, decline: str, retryable: bool) -> None:
     failure = translate.failure_from_processor({"avs_code": "G", "cvv_code": "P",
                                                 "response_code": code})
     assert (failure.code, failure.decline_code, failure.retryable) == \
@@ -214,7 +221,7 @@ def test_processor_codes_become_decline_codes(code, decline, retryable):
     assert code in failure.message
 
 
-def test_every_declining_vault_card_reads_back_as_its_own_decline():
+def test_every_declining_vault_card_reads_back_as_its_own_decline() -> None:
     """The sandbox writes each vault decline as a PayPal code; the connector reads it back."""
     for card in CARDS.values():
         if card.decline is None:
@@ -227,7 +234,7 @@ def test_every_declining_vault_card_reads_back_as_its_own_decline():
         assert read == expected, card.token
 
 
-def test_a_denied_ewallet_capture_is_a_non_retryable_denial():
+def test_a_denied_ewallet_capture_is_a_non_retryable_denial() -> None:
     out = translate.outcome_from_capture(
         {"id": "C1", "status": "DENIED", "amount": _money("5.00")}, ORDER)
     assert out.status == S.FAILED
@@ -245,7 +252,7 @@ def _request(method: str, capture: str = "automatic") -> AuthorizeRequest:
                             description="order o-1")
 
 
-def test_a_card_order_carries_the_vault_token_and_our_ids():
+def test_a_card_order_carries_the_vault_token_and_our_ids() -> None:
     body = translate.order_request(_request("pm_card_visa"), "https://shop/return")
     assert body == {
         "intent": "CAPTURE",
@@ -261,7 +268,7 @@ def test_a_card_order_carries_the_vault_token_and_our_ids():
     }
 
 
-def test_manual_capture_is_an_authorize_order():
+def test_manual_capture_is_an_authorize_order() -> None:
     assert translate.order_request(_request("pm_card_visa", "manual"), None)["intent"] == \
         "AUTHORIZE"
 
@@ -269,7 +276,7 @@ def test_manual_capture_is_an_authorize_order():
 @pytest.mark.parametrize(("method", "email"), [("paypal", None),
                                                 ("paypal:buyer@example.com",
                                                  "buyer@example.com")])
-def test_a_wallet_order_asks_for_the_buyer(method, email):
+def test_a_wallet_order_asks_for_the_buyer(method: str, email: str | None) -> None:
     source = translate.order_request(_request(method), None)["payment_source"]
     assert list(source) == ["paypal"]
     assert source["paypal"].get("email_address") == email
@@ -295,7 +302,8 @@ def _signed(identity: SigningIdentity, body: bytes, sent: datetime,
             "PAYPAL-AUTH-ALGO": "SHA256withRSA"}
 
 
-def test_a_signed_transmission_verifies_and_any_change_does_not(identity):
+def test_a_signed_transmission_verifies_and_any_change_does_not(
+        identity: SigningIdentity) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     body = b'{"id":"WH-1"}'
     cert = webhook.load_certificate(identity.cert_pem)
@@ -317,7 +325,7 @@ def test_a_signed_transmission_verifies_and_any_change_does_not(identity):
             webhook.verify(h, b, cert, wid, at)
 
 
-def test_a_certificate_past_its_validity_is_no_trust_root():
+def test_a_certificate_past_its_validity_is_no_trust_root() -> None:
     short = SigningIdentity.generate(valid_days=1)
     later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     body = b"{}"
@@ -326,12 +334,12 @@ def test_a_certificate_past_its_validity_is_no_trust_root():
         webhook.verify(_signed(short, body, later), body, cert, "WH-1", later)
 
 
-def test_the_crc_is_the_unsigned_decimal_of_the_raw_body():
+def test_the_crc_is_the_unsigned_decimal_of_the_raw_body() -> None:
     message = signed_message("t", "2026-01-01T00:00:00Z", "WH-1", b"hello")
     assert message == b"t|2026-01-01T00:00:00Z|WH-1|907060870"
 
 
-def _event(event_type: str, resource: dict) -> bytes:
+def _event(event_type: str, resource: dict[str, Any]) -> bytes:
     return msgspec.json.encode({"id": "WH-EVT", "event_version": "1.0",
                                 "create_time": "2026-11-23T19:00:00.123Z",
                                 "resource_type": "x", "event_type": event_type,
@@ -346,7 +354,7 @@ def translated(body: bytes) -> list[WebhookEvent]:
     return webhook.PayPalWebhooks(None, "WH-1").translate({}, body, datetime.now(UTC))
 
 
-def test_capture_events_become_outcomes():
+def test_capture_events_become_outcomes() -> None:
     completed = {"id": "C1", "status": "COMPLETED", "amount": _money("25.00"),
                  "custom_id": "pay_1", "supplementary_data": _RELATED}
     [event] = translated(_event("PAYMENT.CAPTURE.COMPLETED", completed))
@@ -362,7 +370,7 @@ def test_capture_events_become_outcomes():
     assert (event.amount, event.currency) == (None, "usd")
 
 
-def test_a_refund_event_names_our_refund():
+def test_a_refund_event_names_our_refund() -> None:
     refund = {"id": "R1", "status": "COMPLETED", "amount": _money("15.00"),
               "custom_id": "re_1", "supplementary_data": _RELATED}
     [event] = translated(_event("PAYMENT.CAPTURE.REFUNDED", refund))
@@ -376,7 +384,7 @@ def test_a_refund_event_names_our_refund():
     assert failed.refund is not None and failed.refund.succeeded is False
 
 
-def test_authorization_and_dispute_events():
+def test_authorization_and_dispute_events() -> None:
     auth = {"id": "A1", "status": "CREATED", "amount": _money("40.00"), "custom_id": "pay_2",
             "supplementary_data": _RELATED}
     [created] = translated(_event("PAYMENT.AUTHORIZATION.CREATED", auth))
@@ -397,7 +405,7 @@ def test_authorization_and_dispute_events():
     assert (created.amount, created.currency) == (4000, "usd")
 
 
-def test_a_payment_event_is_rebuilt_from_the_order_paypal_shows():
+def test_a_payment_event_is_rebuilt_from_the_order_paypal_shows() -> None:
     # The body claims a completed capture of another payment; the order says otherwise.
     claim = {"id": "C1", "status": "COMPLETED", "amount": _money("25.00"),
              "custom_id": "pay_other", "supplementary_data": _RELATED}
@@ -415,7 +423,7 @@ def test_a_payment_event_is_rebuilt_from_the_order_paypal_shows():
     assert webhook.confirmed_by_order(event, {"id": ORDER, "purchase_units": []}) is None
 
 
-def test_a_refund_event_is_rebuilt_from_the_refund_paypal_shows():
+def test_a_refund_event_is_rebuilt_from_the_refund_paypal_shows() -> None:
     claim = {"id": "R1", "status": "COMPLETED", "amount": _money("15.00"),
              "custom_id": "re_1", "supplementary_data": _RELATED}
     [event] = translated(_event("PAYMENT.CAPTURE.REFUNDED", claim))
@@ -430,7 +438,7 @@ def test_a_refund_event_is_rebuilt_from_the_refund_paypal_shows():
     assert webhook.confirmed_by_refund(event, {"id": "R1"}) is None
 
 
-def test_a_dispute_is_tied_to_the_order_of_its_capture():
+def test_a_dispute_is_tied_to_the_order_of_its_capture() -> None:
     dispute = {"dispute_id": "PP-D-1", "reason": "UNAUTHORISED",
                "dispute_amount": _money("40.00"),
                "disputed_transactions": [{"seller_transaction_id": "C1", "custom": "pay_x"}]}
@@ -444,7 +452,7 @@ def test_a_dispute_is_tied_to_the_order_of_its_capture():
     assert webhook.confirmed_by_capture(event, {"id": "C1"}) is None
 
 
-def test_unknown_events_are_ignored_and_garbage_is_rejected():
+def test_unknown_events_are_ignored_and_garbage_is_rejected() -> None:
     assert translated(_event("BILLING.PLAN.CREATED", {"id": "P-1"})) == []
     for body in [b"not json", b"[]", b'{"id": "WH-1"}',
                  _event("PAYMENT.CAPTURE.REFUNDED", {"id": "R1"})]:
@@ -463,7 +471,7 @@ class _Clock:
         return self.now
 
 
-async def test_a_token_is_reused_until_shortly_before_it_expires():
+async def test_a_token_is_reused_until_shortly_before_it_expires() -> None:
     clock, fetched = _Clock(), []
 
     async def fetch() -> tuple[str, float]:
@@ -480,7 +488,7 @@ async def test_a_token_is_reused_until_shortly_before_it_expires():
     assert len(fetched) == 2
 
 
-async def test_a_refused_token_is_replaced_once_however_many_callers_saw_it():
+async def test_a_refused_token_is_replaced_once_however_many_callers_saw_it() -> None:
     clock, fetched = _Clock(), []
 
     async def fetch() -> tuple[str, float]:
@@ -489,14 +497,15 @@ async def test_a_refused_token_is_replaced_once_however_many_callers_saw_it():
 
     cache = TokenCache(fetch, clock)
     stale = await cache.get()
-    assert await asyncio.gather(cache.refresh(stale), cache.refresh(stale)) == ["t2", "t2"]
+    # gather answers a list; typeshed calls it a tuple.
+    assert list(await asyncio.gather(cache.refresh(stale), cache.refresh(stale))) == ["t2", "t2"]
     assert len(fetched) == 2
 
 
 # -- the sandbox's request ids --------------------------------------------------------------
 
 
-def test_a_request_id_is_claimed_held_replayed_and_forgotten():
+def test_a_request_id_is_claimed_held_replayed_and_forgotten() -> None:
     clock = _Clock()
     ids: RequestIds[str] = RequestIds(ttl_seconds=60, clock=clock)
     assert ids.claim("orders.create", "r1") is None

@@ -7,6 +7,7 @@ generates its secrets per data directory, so no secret is compiled into paymesh.
 from __future__ import annotations
 
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ ADYEN_LIVE = {"adyen_api_base": "https://abc123-checkout-live.adyenpayments.com/
 
 
 @pytest.fixture(autouse=True)
-def no_paymesh_env(monkeypatch):
+def no_paymesh_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for name in list(os.environ):
@@ -29,11 +30,11 @@ def no_paymesh_env(monkeypatch):
             monkeypatch.delenv(name)
 
 
-def live(tmp_path, **values) -> Settings:
+def live(tmp_path: Path, **values: object) -> Settings:
     return Settings.from_env(data_dir=tmp_path, mode="live", **values)
 
 
-def test_live_mode_disables_unconfigured_psps_instead_of_faking_them(tmp_path):
+def test_live_mode_disables_unconfigured_psps_instead_of_faking_them(tmp_path: Path) -> None:
     settings = live(tmp_path, **STRIPE_LIVE)
     assert [settings.psp_mode(p) for p in ("stripe", "adyen", "paypal")] == \
         ["live", "disabled", "disabled"]
@@ -43,30 +44,30 @@ def test_live_mode_disables_unconfigured_psps_instead_of_faking_them(tmp_path):
     assert list(build_connectors(settings)) == ["stripe"]
 
 
-def test_live_mode_refuses_to_start_with_no_psp(tmp_path):
+def test_live_mode_refuses_to_start_with_no_psp(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no PSP configured"):
         live(tmp_path)
 
 
 @pytest.mark.parametrize("secret", sorted(s for s in BUILT_IN_SECRETS if s.startswith("whsec")))
-def test_live_mode_refuses_a_built_in_webhook_secret(tmp_path, secret):
+def test_live_mode_refuses_a_built_in_webhook_secret(tmp_path: Path, secret: str) -> None:
     with pytest.raises(ConfigError, match="PAYMESH_STRIPE_WEBHOOK_SECRET is a built-in"):
         live(tmp_path, **{**STRIPE_LIVE, "stripe_webhook_secret": secret})
 
 
-def test_live_mode_refuses_a_half_configured_psp(tmp_path):
+def test_live_mode_refuses_a_half_configured_psp(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs PAYMESH_STRIPE_WEBHOOK_SECRET"):
         live(tmp_path, stripe_secret_key=STRIPE_LIVE["stripe_secret_key"])
     with pytest.raises(ConfigError, match="PAYMESH_ADYEN_HMAC_KEY does not look like"):
         live(tmp_path, **{**ADYEN_LIVE, "adyen_hmac_key": "not-hex"})
 
 
-def test_live_mode_refuses_a_plain_http_api_base(tmp_path):
+def test_live_mode_refuses_a_plain_http_api_base(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="must be https"):
         live(tmp_path, **STRIPE_LIVE, stripe_api_base="http://127.0.0.1:9/stripe")
 
 
-def test_mixing_live_and_sandbox_psps_needs_the_explicit_flag(tmp_path):
+def test_mixing_live_and_sandbox_psps_needs_the_explicit_flag(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="PAYMESH_ALLOW_MIXED_MODE"):
         live(tmp_path, **STRIPE_LIVE, sandbox_psps=("paypal",))
     mixed = live(tmp_path, **STRIPE_LIVE, sandbox_psps=("paypal",), allow_mixed_mode=True)
@@ -75,18 +76,18 @@ def test_mixing_live_and_sandbox_psps_needs_the_explicit_flag(tmp_path):
     assert mixed.sandboxed_psps == ("paypal",)
 
 
-def test_two_live_psps(tmp_path):
+def test_two_live_psps(tmp_path: Path) -> None:
     settings = live(tmp_path, **STRIPE_LIVE, **ADYEN_LIVE)
     assert settings.enabled_psps == ("stripe", "adyen")
     assert settings.adyen_api_base == ADYEN_LIVE["adyen_api_base"]
 
 
-def test_sandbox_mode_refuses_a_real_psp_api_base(tmp_path):
+def test_sandbox_mode_refuses_a_real_psp_api_base(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="sandbox mode"):
         Settings.from_env(data_dir=tmp_path, stripe_api_base="https://api.stripe.com")
 
 
-def test_sandbox_secrets_are_generated_per_data_directory(tmp_path):
+def test_sandbox_secrets_are_generated_per_data_directory(tmp_path: Path) -> None:
     one = Settings.from_env(data_dir=tmp_path / "one")
     again = Settings.from_env(data_dir=tmp_path / "one")
     other = Settings.from_env(data_dir=tmp_path / "two")
@@ -103,7 +104,8 @@ def test_sandbox_secrets_are_generated_per_data_directory(tmp_path):
     assert one.sandbox_secrets.stripe_webhook_secret == one.stripe_webhook_secret
 
 
-def test_a_given_secret_wins_over_the_generated_one(tmp_path, monkeypatch):
+def test_a_given_secret_wins_over_the_generated_one(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYMESH_STRIPE_WEBHOOK_SECRET", "whsec_mine_for_an_external_sandbox")
     settings = Settings.from_env(data_dir=tmp_path)
     assert settings.stripe_webhook_secret == "whsec_mine_for_an_external_sandbox"
@@ -111,7 +113,7 @@ def test_a_given_secret_wins_over_the_generated_one(tmp_path, monkeypatch):
         "whsec_mine_for_an_external_sandbox"
 
 
-def test_secrets_never_appear_in_a_repr(tmp_path):
+def test_secrets_never_appear_in_a_repr(tmp_path: Path) -> None:
     settings = live(tmp_path, **STRIPE_LIVE, **ADYEN_LIVE)
     sandbox = Settings.from_env(data_dir=tmp_path / "box")
     shown = repr(settings) + repr(sandbox) + repr(sandbox.sandbox_secrets)

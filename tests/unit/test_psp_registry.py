@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from paymesh.bootstrap import build_connectors
 from paymesh.config import PSPS, Settings
 from paymesh.connectors.adyen.webhook import sign as adyen_sign
 from paymesh.connectors.mock_transport import HttpRequest, MockTransport, json_answer
+from paymesh.connectors.psp_entry import Sandbox
 from paymesh.connectors.registry import REGISTRY, ConnectorSetup
 from paymesh.connectors.transport import HttpAnswer
 from paymesh.ports.connector import AuthorizeRequest, Connector, PspError
@@ -24,16 +26,17 @@ from paymesh.sandbox.paypal.signing import signed_message
 from paymesh.sandbox.stripe.events import stripe_signature
 
 SANDBOX_URL = "http://127.0.0.1:9"  # never reached: every call here goes to a MockTransport
+#: What `built` yields: the connectors, the sandboxes they share secrets with, the transport.
+Built = tuple[dict[str, Connector], dict[str, Sandbox], MockTransport]
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
+def settings(tmp_path: Path) -> Settings:
     return Settings.from_env(data_dir=tmp_path, psp_timeout=4.5)
 
 
 @pytest.fixture
-async def built(settings) -> AsyncIterator[tuple[dict[str, Connector], dict[str, object],
-                                                  MockTransport]]:
+async def built(settings: Settings) -> AsyncIterator[Built]:
     secrets = settings.sandbox_secrets
     boxes = {psp: entry.sandbox(secrets, f"http://127.0.0.1:9/webhooks/{psp}")
              for psp, entry in REGISTRY.items()}
@@ -50,12 +53,13 @@ async def built(settings) -> AsyncIterator[tuple[dict[str, Connector], dict[str,
         await connector.aclose()
 
 
-def test_the_registry_names_the_configured_psps_stripe_first():
+def test_the_registry_names_the_configured_psps_stripe_first() -> None:
     assert tuple(REGISTRY) == PSPS == ("stripe", "adyen", "paypal")
     assert all(entry.name == psp for psp, entry in REGISTRY.items())
 
 
-async def test_bootstrap_builds_each_enabled_psp_from_the_registry(settings, built):
+async def test_bootstrap_builds_each_enabled_psp_from_the_registry(settings: Settings,
+                                                                    built: Built) -> None:
     """Bootstrap's connectors are the registry's: every enabled PSP in the registry's order,
     at the built-in sandbox, on the one transport, PayPal trusting its sandbox's certificate."""
     _, boxes, transport = built
@@ -69,7 +73,7 @@ async def test_bootstrap_builds_each_enabled_psp_from_the_registry(settings, bui
     assert connectors["paypal"].settings.trusted_cert_pem == paypal_box.certificate_pem  # type: ignore[attr-defined]
 
 
-async def test_the_connectors_share_the_transport_they_are_given(built):
+async def test_the_connectors_share_the_transport_they_are_given(built: Built) -> None:
     connectors, _, transport = built
     for connector in connectors.values():
         request = AuthorizeRequest(payment_id="pay_1", amount=100, currency="usd",
@@ -83,7 +87,8 @@ async def test_the_connectors_share_the_transport_they_are_given(built):
     assert not transport.closed
 
 
-async def test_a_sandbox_and_a_connector_from_one_data_directory_agree(built, settings):
+async def test_a_sandbox_and_a_connector_from_one_data_directory_agree(
+        built: Built, settings: Settings) -> None:
     connectors, boxes, _ = built
     now = datetime.now(UTC)
     intent = {"id": "pi_1", "object": "payment_intent", "status": "succeeded", "amount": 100,

@@ -29,7 +29,7 @@ def authorised(p: Payment) -> Payment:
     return p
 
 
-def test_a_review_decision_asks_the_psp_for_a_manual_capture():
+def test_a_review_decision_asks_the_psp_for_a_manual_capture() -> None:
     p = held_payment("automatic")
     assert p.psp_capture_method == "manual"
     assert p.capture_method == "automatic"
@@ -40,7 +40,7 @@ def test_a_review_decision_asks_the_psp_for_a_manual_capture():
     assert allowed.psp_capture_method == "automatic"
 
 
-def test_the_authorisation_opens_the_review_with_the_factors():
+def test_the_authorisation_opens_the_review_with_the_factors() -> None:
     p = authorised(held_payment())
     assert p.review is not None
     assert (p.review.id, p.review.status) == ("rev_abc", R.OPEN)
@@ -53,7 +53,7 @@ def test_the_authorisation_opens_the_review_with_the_factors():
     assert [e.type for e in p.events].count("review.opened") == 1
 
 
-def test_an_open_review_blocks_a_direct_capture():
+def test_an_open_review_blocks_a_direct_capture() -> None:
     p = authorised(held_payment())
     with pytest.raises(InvalidTransition):
         p.ensure_capturable(None)
@@ -61,7 +61,7 @@ def test_an_open_review_blocks_a_direct_capture():
     assert p.ensure_capturable(None) == 5000
 
 
-def test_closing_is_idempotent_and_final():
+def test_closing_is_idempotent_and_final() -> None:
     p = authorised(held_payment())
     later = NOW + timedelta(minutes=5)
     assert p.close_review(R.APPROVED, later)
@@ -72,20 +72,20 @@ def test_closing_is_idempotent_and_final():
     assert [e.type for e in p.events].count("review.approved") == 1
 
 
-def test_a_void_closes_an_open_review_as_rejected():
+def test_a_void_closes_an_open_review_as_rejected() -> None:
     p = authorised(held_payment())
     p.apply_psp_outcome(PspOutcome(S.CANCELED, "pi_1"), NOW)
     assert p.review is not None and p.review.status == R.REJECTED
     assert [e.type for e in p.events][-2:] == ["payment.canceled", "review.rejected"]
 
 
-def test_a_declined_review_payment_opens_no_review():
+def test_a_declined_review_payment_opens_no_review() -> None:
     p = held_payment()
     p.apply_psp_outcome(PspOutcome(S.FAILED, "pi_1"), NOW)
     assert p.review is None
 
 
-def test_without_a_review_there_is_nothing_to_decide():
+def test_without_a_review_there_is_nothing_to_decide() -> None:
     p = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_y",
                          merchant_id="m", amount=1, currency="usd", customer_id="c",
                          payment_method="pm", capture_method="manual", connector="stripe")
@@ -99,18 +99,18 @@ def test_without_a_review_there_is_nothing_to_decide():
 
 
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=30))
-def test_review_and_payment_ids_map_both_ways(suffix):
+def test_review_and_payment_ids_map_both_ways(suffix: str) -> None:
     assert payment_id_for(review_id_for(f"pay_{suffix}")) == f"pay_{suffix}"
 
 
 @pytest.mark.parametrize("bad", ["", "rev_", "pay_1", "review_1"])
-def test_a_review_id_that_names_no_payment(bad):
+def test_a_review_id_that_names_no_payment(bad: str) -> None:
     assert payment_id_for(bad) is None
 
 
 # -- settled at the PSP while under review ----------------------------------------------------
 
-def test_a_capture_at_the_psp_closes_the_open_review_for_the_fraud_team():
+def test_a_capture_at_the_psp_closes_the_open_review_for_the_fraud_team() -> None:
     p = authorised(held_payment())
     later = NOW + timedelta(minutes=3)
     assert p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), later)
@@ -133,7 +133,7 @@ def test_a_capture_at_the_psp_closes_the_open_review_for_the_fraud_team():
     assert [e.type for e in p.events].count("review.closed") == 1
 
 
-def test_a_failure_at_the_psp_closes_the_open_review():
+def test_a_failure_at_the_psp_closes_the_open_review() -> None:
     p = authorised(held_payment())
     p.apply_psp_outcome(PspOutcome(S.FAILED, "pi_1"), NOW)
     assert p.review is not None
@@ -141,7 +141,7 @@ def test_a_failure_at_the_psp_closes_the_open_review():
     assert p.events[-1].type == "review.closed"
 
 
-def test_a_held_payment_captured_before_its_review_opened_gets_one_closed():
+def test_a_held_payment_captured_before_its_review_opened_gets_one_closed() -> None:
     p = held_payment()  # the PSP captured what it was asked only to authorise
     p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), NOW)
     assert p.review is not None
@@ -150,7 +150,7 @@ def test_a_held_payment_captured_before_its_review_opened_gets_one_closed():
     assert [e.type for e in p.events][-2:] == ["payment.succeeded", "review.closed"]
 
 
-def test_a_review_a_person_decided_stays_as_decided_when_the_capture_lands():
+def test_a_review_a_person_decided_stays_as_decided_when_the_capture_lands() -> None:
     p = authorised(held_payment())
     p.close_review(R.APPROVED, NOW)
     p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), NOW)
@@ -159,7 +159,7 @@ def test_a_review_a_person_decided_stays_as_decided_when_the_capture_lands():
     assert "review.closed" not in [e.type for e in p.events]
 
 
-def test_a_review_a_rule_opened_closes_on_a_capture_at_the_psp_too():
+def test_a_review_a_rule_opened_closes_on_a_capture_at_the_psp_too() -> None:
     p = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_r",
                          merchant_id="m", amount=900, currency="usd", customer_id="c",
                          payment_method="pm", capture_method="manual", connector="stripe")
@@ -170,7 +170,7 @@ def test_a_review_a_rule_opened_closes_on_a_capture_at_the_psp_too():
     assert (p.review.status, p.review.closed_reason) == (R.CLOSED, "captured_at_psp")
 
 
-def test_an_allowed_payment_captured_at_the_psp_has_no_review():
+def test_an_allowed_payment_captured_at_the_psp_has_no_review() -> None:
     p = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_n",
                          merchant_id="m", amount=900, currency="usd", customer_id="c",
                          payment_method="pm", capture_method="manual", connector="stripe")

@@ -30,7 +30,7 @@ TABLE = {
 }
 
 
-def test_the_first_matching_route_decides():
+def test_the_first_matching_route_decides() -> None:
     table = parse_table(TABLE, PSPS)
     big = PaymentFacts(amount=250_000, currency="eur", country="DE", payment_method_type="card")
     assert table.decide(big, "pay_1").connectors == ("adyen", "stripe")
@@ -42,7 +42,7 @@ def test_the_first_matching_route_decides():
     assert (decision.route, decision.connectors) == ("default", ("stripe", "adyen"))
 
 
-def test_amount_ranges_are_half_open():
+def test_amount_ranges_are_half_open() -> None:
     table = parse_table({"routes": [{"name": "r", "amount_gte": 100, "amount_lt": 200,
                                      "connectors": ["adyen"]}], "default": ["stripe"]}, PSPS)
     pick = [table.decide(PaymentFacts(a, "usd", None, "card"), "p").route
@@ -50,7 +50,7 @@ def test_amount_ranges_are_half_open():
     assert pick == ["default", "r", "r", "default"]
 
 
-def test_a_weighted_split_is_stable_per_payment_and_near_its_weights():
+def test_a_weighted_split_is_stable_per_payment_and_near_its_weights() -> None:
     table = parse_table(TABLE, PSPS)
     firsts = Counter(table.decide(EUR_CARD, f"pay_{i}").connectors[0] for i in range(4000))
     assert 0.65 < firsts["adyen"] / 4000 < 0.75
@@ -62,7 +62,8 @@ def test_a_weighted_split_is_stable_per_payment_and_near_its_weights():
 
 @given(st.dictionaries(st.sampled_from(PSPS), st.integers(0, 50), min_size=1),
        st.text(min_size=1, max_size=20))
-def test_the_pick_is_always_a_connector_with_weight(weights, payment_id):
+def test_the_pick_is_always_a_connector_with_weight(weights: dict[str, int],
+                                                    payment_id: str) -> None:
     if sum(weights.values()) == 0:
         return
     table = parse_table({"routes": [{"name": "w", "connectors": list(weights),
@@ -84,13 +85,13 @@ def test_the_pick_is_always_a_connector_with_weight(weights, payment_id):
     ({"routes": [{"name": "a", "connectors": ["stripe"]},
                  {"name": "a", "connectors": ["adyen"]}]}, "unique"),
 ])
-def test_a_bad_table_is_refused_with_the_reason(doc, says):
+def test_a_bad_table_is_refused_with_the_reason(doc: object, says: str) -> None:
     with pytest.raises(InvalidRoutingTable) as info:
         parse_table(doc, PSPS)
     assert says in str(info.value)
 
 
-def test_wallet_tokens_route_as_paypal():
+def test_wallet_tokens_route_as_paypal() -> None:
     assert method_type("paypal_wallet") == "paypal"
     assert method_type("pm_card_visa") == "card"
 
@@ -103,7 +104,7 @@ class Clock:
         return self.now
 
 
-def test_a_circuit_opens_after_consecutive_failures_and_probes_once_after_cooldown():
+def test_a_circuit_opens_after_consecutive_failures_and_probes_once_after_cooldown() -> None:
     clock = Clock()
     breakers = CircuitBreakers(failure_threshold=3, cooldown=10, clock=clock)
     for _ in range(2):
@@ -126,7 +127,7 @@ def test_a_circuit_opens_after_consecutive_failures_and_probes_once_after_cooldo
     assert breakers.state("stripe") == "closed" and breakers.allows("stripe")
 
 
-def test_fail_over_moves_a_pending_payment_to_the_next_psp_and_records_why():
+def test_fail_over_moves_a_pending_payment_to_the_next_psp_and_records_why() -> None:
     from datetime import UTC, datetime
 
     from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome, Routing
@@ -139,6 +140,7 @@ def test_fail_over_moves_a_pending_payment_to_the_next_psp_and_records_why():
                          connector="stripe", routing=Routing("eu", ["adyen", "paypal"]))
     assert p.events[0].detail["route"] == "eu"
     assert p.fail_over("stripe: connection_error", now)
+    assert p.routing is not None
     assert (p.connector, p.routing.fallbacks) == ("adyen", ["paypal"])
     p.connector_payment_id = "ADYEN_REF"  # a soft decline at adyen
     assert p.fail_over("adyen: soft decline", now)

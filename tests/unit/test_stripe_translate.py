@@ -2,6 +2,7 @@
 official stripe package's verifier."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import pytest
@@ -28,11 +29,11 @@ def translated(body: bytes) -> list[WebhookEvent]:
     ("succeeded", S.SUCCEEDED),
     ("canceled", S.CANCELED),
 ])
-def test_every_payment_intent_status_maps(stripe_status, ours):
+def test_every_payment_intent_status_maps(stripe_status: str, ours: PaymentStatus) -> None:
     assert translate.outcome_from_intent({"id": "pi_1", "status": stripe_status}).status == ours
 
 
-def test_the_table_covers_every_stripe_status():
+def test_the_table_covers_every_stripe_status() -> None:
     assert set(translate.STATUS_MAP) == {
         "requires_payment_method", "requires_confirmation", "requires_action", "processing",
         "requires_capture", "succeeded", "canceled"}
@@ -46,7 +47,8 @@ def test_the_table_covers_every_stripe_status():
     ("card_declined", "try_again_later", True),
     ("payment_intent_authentication_failure", None, False),
 ])
-def test_a_failed_attempt_is_failed_with_its_codes(code, decline, retryable):
+def test_a_failed_attempt_is_failed_with_its_codes(code: str, decline: str | None,
+                                                   retryable: bool) -> None:
     pi = {"id": "pi_1", "status": "requires_payment_method",
           "last_payment_error": {"code": code, "decline_code": decline, "message": "m"}}
     outcome = translate.outcome_from_intent(pi)
@@ -56,21 +58,21 @@ def test_a_failed_attempt_is_failed_with_its_codes(code, decline, retryable):
         (code, decline, retryable)
 
 
-def test_requires_action_keeps_the_redirect():
+def test_requires_action_keeps_the_redirect() -> None:
     pi = {"id": "pi_1", "status": "requires_action", "next_action": {
         "type": "redirect_to_url", "redirect_to_url": {"url": "https://x/3ds", "return_url": None}}}
     assert translate.outcome_from_intent(pi).next_action == \
         {"type": "redirect_to_url", "redirect_url": "https://x/3ds"}
 
 
-def test_form_encoding_is_stripes():
+def test_form_encoding_is_stripes() -> None:
     fields = translate.form_fields({"amount": 5, "confirm": True, "metadata": {"a": "b"},
                                     "payment_method_types": ["card"], "description": None})
     assert fields == [("amount", "5"), ("confirm", "true"), ("metadata[a]", "b"),
                       ("payment_method_types[0]", "card")]
 
 
-def test_authorize_carries_our_ids_and_never_a_stripe_customer():
+def test_authorize_carries_our_ids_and_never_a_stripe_customer() -> None:
     req = AuthorizeRequest(payment_id="pay_1", amount=100, currency="usd",
                            payment_method="pm_card_visa", capture_method="manual",
                            customer_id="cus_merchant", idempotency_key="k",
@@ -82,7 +84,7 @@ def test_authorize_carries_our_ids_and_never_a_stripe_customer():
     assert "customer" not in params
 
 
-def test_our_signature_is_accepted_by_the_official_stripe_verifier():
+def test_our_signature_is_accepted_by_the_official_stripe_verifier() -> None:
     body = msgspec.json.encode({"id": "evt_1", "object": "event", "type": "x",
                                 "data": {"object": {}}, "created": 1})
     now = int(datetime.now(UTC).timestamp())
@@ -91,7 +93,7 @@ def test_our_signature_is_accepted_by_the_official_stripe_verifier():
     assert event["id"] == "evt_1"
 
 
-def test_verify_rejects_what_stripe_rejects():
+def test_verify_rejects_what_stripe_rejects() -> None:
     body = b'{"id": "evt_1"}'
     now = datetime.now(UTC)
     good = webhook.sign(body, "whsec_a", int(now.timestamp()))
@@ -106,7 +108,7 @@ def test_verify_rejects_what_stripe_rejects():
         stripe.Webhook.construct_event(body.decode(), stale, "whsec_a")
 
 
-def test_a_rolled_secret_still_verifies_with_either_signature():
+def test_a_rolled_secret_still_verifies_with_either_signature() -> None:
     body = b"{}"
     now = datetime.now(UTC)
     t = int(now.timestamp())
@@ -116,7 +118,7 @@ def test_a_rolled_secret_still_verifies_with_either_signature():
     webhook.verify(body, header, "whsec_new", now)
 
 
-def test_webhook_translation_of_a_dispute_and_a_refund():
+def test_webhook_translation_of_a_dispute_and_a_refund() -> None:
     dispute = msgspec.json.encode({"id": "evt_d", "type": "charge.dispute.created", "created": 1,
                                    "data": {"object": {"id": "dp_1", "amount": 700,
                                                        "reason": "fraudulent",
@@ -134,12 +136,12 @@ def test_webhook_translation_of_a_dispute_and_a_refund():
         translated(b"not json")
 
 
-def _event(event_type: str, obj: dict) -> bytes:
+def _event(event_type: str, obj: dict[str, Any]) -> bytes:
     return msgspec.json.encode({"id": "evt_1", "type": event_type, "created": 1,
                                 "data": {"object": obj}})
 
 
-def test_each_event_states_the_money_of_its_object():
+def test_each_event_states_the_money_of_its_object() -> None:
     intent = {"id": "pi_9", "object": "payment_intent", "status": "requires_capture",
               "amount": 2500, "currency": "eur", "amount_capturable": 2500,
               "metadata": {"paymesh_payment_id": "pay_1"}}
@@ -156,7 +158,7 @@ def test_each_event_states_the_money_of_its_object():
     assert (event.amount, event.currency, event.dispute) == (None, "eur", ("dp_1", 700, None))
 
 
-def test_an_amount_that_is_absent_or_null_states_no_amount():
+def test_an_amount_that_is_absent_or_null_states_no_amount() -> None:
     intent = {"id": "pi_9", "status": "succeeded", "amount": None}
     [event] = translated(_event("payment_intent.succeeded", intent))
     assert (event.amount, event.currency) == (None, None)
@@ -165,7 +167,7 @@ def test_an_amount_that_is_absent_or_null_states_no_amount():
 @pytest.mark.parametrize("change", [{"amount": "2500"}, {"amount": True}, {"amount": 25.0},
                                     {"currency": 7}, {"metadata": "pay_1"},
                                     {"last_payment_error": "declined"}])
-def test_a_field_of_another_type_is_a_malformed_body(change):
+def test_a_field_of_another_type_is_a_malformed_body(change: dict[str, object]) -> None:
     # Signed means Stripe sent it, not that it has the shape we read: rejected whole (a 400
     # that changes nothing), never read as something it does not say.
     intent = {"id": "pi_9", "status": "succeeded", "amount": 2500, "currency": "usd", **change}

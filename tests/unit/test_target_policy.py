@@ -20,12 +20,12 @@ PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111",
 
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
-def test_non_public_addresses_are_not_public(address: str):
+def test_non_public_addresses_are_not_public(address: str) -> None:
     assert not is_public(ip_address(address))
 
 
 @pytest.mark.parametrize("address", PUBLIC)
-def test_public_addresses_are(address: str):
+def test_public_addresses_are(address: str) -> None:
     assert is_public(ip_address(address))
 
 
@@ -35,7 +35,7 @@ def test_public_addresses_are(address: str):
     # A name is not resolved when the rule is stored, whatever it will resolve to.
     "https://internal.example.com/hook",
 ])
-def test_public_urls_are_taken(url: str):
+def test_public_urls_are_taken(url: str) -> None:
     TargetPolicy().check_url(url)
 
 
@@ -60,12 +60,12 @@ def test_public_urls_are_taken(url: str):
     ("http://api.localhost/", "localhost"),
     ("http://hooks.example.com:99999/", "not a valid url"),
 ])
-def test_refused_urls_say_why(url: str, why: str):
+def test_refused_urls_say_why(url: str, why: str) -> None:
     with pytest.raises(TargetUrlRefused, match=why):
         TargetPolicy().check_url(url)
 
 
-def test_live_mode_takes_https_only():
+def test_live_mode_takes_https_only() -> None:
     live = TargetPolicy(require_https=True)
     live.check_url("https://hooks.example.com/")
     with pytest.raises(TargetUrlRefused, match="must be https"):
@@ -75,7 +75,7 @@ def test_live_mode_takes_https_only():
         TargetPolicy.parse(["127.0.0.1"], require_https=True).check_url("http://127.0.0.1/")
 
 
-def test_the_allow_list_lets_development_targets_through():
+def test_the_allow_list_lets_development_targets_through() -> None:
     policy = TargetPolicy.parse(["127.0.0.1:5000", "localhost:8123", "10.0.0.0/8",
                                  "[::1]:9000"])
     for url in ["http://127.0.0.1:5000/hook", "http://localhost:8123/hook",
@@ -90,7 +90,7 @@ def test_the_allow_list_lets_development_targets_through():
     TargetPolicy.parse(["127.0.0.1"]).check_url("http://localhost:8000/")
 
 
-def test_addresses_are_checked_against_the_host_and_port_they_serve():
+def test_addresses_are_checked_against_the_host_and_port_they_serve() -> None:
     policy = TargetPolicy.parse(["inventory.internal", "127.0.0.1:8123"])
     loopback, private = ip_address("127.0.0.1"), ip_address("10.0.0.5")
     # A name allow-listed takes whatever it resolves to.
@@ -105,7 +105,7 @@ def test_addresses_are_checked_against_the_host_and_port_they_serve():
 
 @pytest.mark.parametrize("entry", ["", "http://x", "10.0.0.0/33", "host:0", "host:70000",
                                    "bad host", "2130706433", "a..b"])
-def test_malformed_allow_list_entries_are_refused(entry: str):
+def test_malformed_allow_list_entries_are_refused(entry: str) -> None:
     if not entry:
         assert TargetPolicy.parse([entry]).allowed == ()  # blanks from "a,,b" are skipped
         return

@@ -163,14 +163,14 @@ def parse(psp: str, value: Any) -> list[WebhookEvent]:
 
 @pytest.mark.parametrize(("psp", "index"), [(psp, i) for psp, bodies in SAMPLES.items()
                                             for i in range(len(bodies))])
-def test_every_sandbox_body_parses_into_well_typed_events(psp, index):
+def test_every_sandbox_body_parses_into_well_typed_events(psp: str, index: int) -> None:
     events = parse(psp, SAMPLES[psp][index])
     assert events, f"{psp} sample {index} is about a payment: it must say something"
     for event in events:
         assert_well_typed(event)
 
 
-def test_the_samples_cover_every_event_type_we_act_on():
+def test_the_samples_cover_every_event_type_we_act_on() -> None:
     kinds = {psp: {body.get("type") or body.get("event_type")
                    or body["notificationItems"][0]["NotificationRequestItem"]["eventCode"]
                    for body in bodies} for psp, bodies in SAMPLES.items()}
@@ -195,7 +195,8 @@ def _paypal_capture() -> dict[str, Any]:
 @pytest.mark.parametrize("supplementary_data", [
     "related_ids", 7, ["order_id"], {"related_ids": "5O190127TN364715T"},
     {"related_ids": {"order_id": 42}}])
-def test_paypal_supplementary_data_of_another_type_is_rejected(supplementary_data):
+def test_paypal_supplementary_data_of_another_type_is_rejected(
+        supplementary_data: object) -> None:
     body = _paypal_capture()
     body["resource"]["supplementary_data"] = supplementary_data
     with pytest.raises(WebhookRejected, match="not a webhook PayPal sends"):
@@ -221,7 +222,8 @@ def test_paypal_supplementary_data_of_another_type_is_rejected(supplementary_dat
     ("paypal", "PAYMENT.CAPTURE.REFUNDED", ("resource", "amount", "value"), 15),
     ("paypal", "PAYMENT.CAPTURE.COMPLETED", ("create_time",), "0001-01-01T00:00:00+14:00"),
 ])
-def test_a_field_of_another_type_is_rejected_in_each_psp(psp, event_type, path, value):
+def test_a_field_of_another_type_is_rejected_in_each_psp(psp: str, event_type: str,
+                                                         path: Path_, value: object) -> None:
     [body] = [json.loads(json.dumps(b)) for b in SAMPLES[psp]
               if event_type in (b.get("type"), b.get("event_type"),
                                 (b.get("notificationItems") or [{}])[0]
@@ -294,7 +296,8 @@ def hostile_bodies(draw: st.DrawFn, psp: str) -> Any:
 @settings(max_examples=max(200, EXAMPLES), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_a_signed_body_with_any_field_of_any_type_is_events_or_rejected(psp, data):
+def test_a_signed_body_with_any_field_of_any_type_is_events_or_rejected(
+        psp: str, data: st.DataObject) -> None:
     body = data.draw(hostile_bodies(psp))
     try:
         events = parse(psp, body)
@@ -307,13 +310,14 @@ def test_a_signed_body_with_any_field_of_any_type_is_events_or_rejected(psp, dat
 @pytest.mark.parametrize("psp", ["stripe", "adyen", "paypal"])
 @pytest.mark.parametrize("body", [b"", b"not json", b"[]", b"null", b'"x"', b"{}", b"\xff\xfe",
                                   b'{"id": "evt_1"}'])
-def test_a_body_that_is_not_json_or_not_an_event_is_rejected_though_signed(psp, body):
+def test_a_body_that_is_not_json_or_not_an_event_is_rejected_though_signed(
+        psp: str, body: bytes) -> None:
     headers = {"stripe": _stripe_raw, "paypal": _paypal_raw}.get(psp, lambda _b: {})(body)
     with pytest.raises(WebhookRejected):
         CONNECTORS[psp].parse_webhook(headers, body, datetime.now(UTC))
 
 
-def test_msgspec_names_the_field_not_its_value():
+def test_msgspec_names_the_field_not_its_value() -> None:
     # The rejection's message goes back in the 400 (and to the log): the path and the types,
     # never the body's values.
     body = _paypal_capture()
