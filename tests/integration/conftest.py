@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -47,7 +48,7 @@ def make_keys(settings: Settings, *merchants: str) -> list[str]:
     return asyncio.run(run())
 
 
-def start(tmp_path, **overrides) -> Iterator[Server]:
+def start(tmp_path: Path, **overrides: object) -> Generator[Server, None, None]:
     port = free_port()
     settings = Settings.from_env(data_dir=tmp_path, port=port, **{"rate_limit": 0.0,
                                                                     **overrides})
@@ -58,5 +59,5 @@ def start(tmp_path, **overrides) -> Iterator[Server]:
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[Server]:
     yield from start(tmp_path)

@@ -135,7 +135,7 @@ def settle() -> None:
 
 def adyen_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert (body["status"], body["errorCode"]) == (status, code)
     assert set(body) == {"status", "errorCode", "message", "errorType"}
     return body

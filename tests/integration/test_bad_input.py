@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -23,7 +25,7 @@ def state(server: Server) -> tuple[int, int]:
     return len(payments), len(events)
 
 
-BAD_BODIES = [
+BAD_BODIES: list[tuple[bytes | dict[str, object], str | None, str]] = [
     (b"{not json", None, "json_invalid"),
     (b"", None, "body_missing"),
     (b"[1, 2]", None, "parameter_invalid"),
@@ -48,12 +50,13 @@ BAD_BODIES = [
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> Iterator[Server]:
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from start(tmp_path_factory.mktemp("bad"))
 
 
 @pytest.mark.parametrize(("body", "param", "code"), BAD_BODIES)
-def test_bad_payment_bodies_get_400_with_the_param_and_change_nothing(shared, body, param, code):
+def test_bad_payment_bodies_get_400_with_the_param_and_change_nothing(
+        shared: Server, body: bytes | dict[str, object], param: str | None, code: str) -> None:
     before = state(shared)
     raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
     with shared.client() as http:
@@ -68,13 +71,13 @@ def test_bad_payment_bodies_get_400_with_the_param_and_change_nothing(shared, bo
     assert state(shared) == before
 
 
-def test_card_numbers_are_not_echoed_back(shared):
+def test_card_numbers_are_not_echoed_back(shared: Server) -> None:
     with shared.client() as http:
         r = http.post("/v1/payments", json={**GOOD, "card_number": "4242424242424242"})
     assert "4242424242424242" not in r.text
 
 
-def test_an_over_long_idempotency_key_is_400(shared):
+def test_an_over_long_idempotency_key_is_400(shared: Server) -> None:
     before = state(shared)
     with shared.client() as http:
         r = http.post("/v1/payments", json=GOOD, headers={"Idempotency-Key": "k" * 256})
@@ -84,14 +87,14 @@ def test_an_over_long_idempotency_key_is_400(shared):
 
 
 @pytest.mark.parametrize("auth", [None, "Bearer nope", "Basic abc", "Bearer pmk_"])
-def test_missing_or_unknown_keys_are_401(shared, auth):
+def test_missing_or_unknown_keys_are_401(shared: Server, auth: str | None) -> None:
     headers = {"Authorization": auth} if auth else {}
     r = httpx.post(shared.base + "/v1/payments", json=GOOD, headers=headers)
     assert r.status_code == 401
     assert r.json()["error"]["type"] == "authentication_error"
 
 
-def test_unknown_ids_are_404(shared):
+def test_unknown_ids_are_404(shared: Server) -> None:
     with shared.client() as http:
         for path in ["/v1/payments/pay_nope", "/v1/refunds/re_nope",
                      "/v1/payments/pay_nope/events"]:
@@ -102,7 +105,7 @@ def test_unknown_ids_are_404(shared):
         assert r.status_code == 404
 
 
-def test_unknown_routes_and_methods_answer_in_the_error_shape(shared):
+def test_unknown_routes_and_methods_answer_in_the_error_shape(shared: Server) -> None:
     with shared.client() as http:
         r = http.get("/v1/nothing-here")
         assert r.status_code == 404 and r.json()["error"]["type"] == "invalid_request_error"
@@ -110,7 +113,7 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(shared):
         assert r.status_code == 405 and "error" in r.json()
 
 
-def test_bad_capture_and_refund_bodies_are_400(shared):
+def test_bad_capture_and_refund_bodies_are_400(shared: Server) -> None:
     with shared.client() as http:
         pid = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"}).json()["id"]
         for path, body in [(f"/v1/payments/{pid}/capture", {"amount": "all"}),
@@ -123,7 +126,7 @@ def test_bad_capture_and_refund_bodies_are_400(shared):
         assert http.get(f"/v1/payments/{pid}").json()["status"] == "requires_capture"
 
 
-def test_the_rate_limit_answers_429_with_retry_after(tmp_path):
+def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     for server in start(tmp_path, rate_limit=2.0):
         with server.client() as http:
             codes = [http.get("/v1/payments").status_code for _ in range(6)]
@@ -139,7 +142,7 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path):
 
 # -- webhooks -----------------------------------------------------------------------------
 
-def stripe_event(event_id: str, event_type: str, pi: dict) -> bytes:
+def stripe_event(event_id: str, event_type: str, pi: dict[str, Any]) -> bytes:
     return msgspec.json.encode({"id": event_id, "object": "event", "type": event_type,
                                 "created": int(time.time()), "data": {"object": pi}})
 
@@ -151,7 +154,7 @@ def post_webhook(server: Server, body: bytes, signature: str | None) -> httpx.Re
     return httpx.post(server.base + "/webhooks/stripe", content=body, headers=headers)
 
 
-def authorised_payment(server: Server) -> tuple[dict, dict]:
+def authorised_payment(server: Server) -> tuple[dict[str, Any], dict[str, Any]]:
     """A payment held for capture, and a Stripe 'canceled' PaymentIntent that names it."""
     with server.client() as http:
         p = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"}).json()
@@ -162,10 +165,11 @@ def authorised_payment(server: Server) -> tuple[dict, dict]:
     return p, pi
 
 
-def test_webhooks_with_bad_signatures_are_400_and_change_nothing(shared):
+def test_webhooks_with_bad_signatures_are_400_and_change_nothing(shared: Server) -> None:
     p, pi = authorised_payment(shared)
     body = stripe_event("evt_forged", "payment_intent.canceled", pi)
     secret = shared.settings.stripe_webhook_secret
+    assert secret is not None
     now = int(time.time())
     for signature in [None, "garbage", sign(body, "whsec_wrong", now),
                       sign(body, secret, now - 301), sign(body + b" ", secret, now)]:
@@ -176,10 +180,11 @@ def test_webhooks_with_bad_signatures_are_400_and_change_nothing(shared):
         assert http.get(f"/v1/payments/{p['id']}").json()["status"] == "requires_capture"
 
 
-def test_a_webhook_twice_is_applied_once_and_late_ones_never_move_back(shared):
+def test_a_webhook_twice_is_applied_once_and_late_ones_never_move_back(shared: Server) -> None:
     p, pi = authorised_payment(shared)
     body = stripe_event("evt_cancel_1", "payment_intent.canceled", pi)
     secret = shared.settings.stripe_webhook_secret
+    assert secret is not None
     first = post_webhook(shared, body, sign(body, secret, int(time.time())))
     second = post_webhook(shared, body, sign(body, secret, int(time.time())))
     assert first.json()["results"] == ["applied"]
@@ -194,7 +199,7 @@ def test_a_webhook_twice_is_applied_once_and_late_ones_never_move_back(shared):
         assert timeline.count("payment.canceled") == 1
 
 
-def test_an_unreachable_psp_is_503_and_nothing_is_charged(tmp_path):
+def test_an_unreachable_psp_is_503_and_nothing_is_charged(tmp_path: Path) -> None:
     from tests.support.live_server import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there

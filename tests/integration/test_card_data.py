@@ -24,7 +24,7 @@ RULE = {"event_pattern": {"source": ["paymesh"]},
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> Iterator[Server]:
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from start(tmp_path_factory.mktemp("card-data"))
 
 
@@ -50,7 +50,7 @@ def assert_refused(r: httpx.Response, param: str | None) -> None:
 
 
 @pytest.fixture
-def no_card_in_logs(caplog) -> Iterator[None]:
+def no_card_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.DEBUG)
     yield
     for record in caplog.records:
@@ -59,7 +59,8 @@ def no_card_in_logs(caplog) -> Iterator[None]:
         assert CARD not in digits(text), f"logged: {record.name}: {text[:300]}"
 
 
-def test_the_refusal_names_the_field_never_the_number(shared, no_card_in_logs):
+def test_the_refusal_names_the_field_never_the_number(
+        shared: Server, no_card_in_logs: None) -> None:
     with shared.client() as http:
         r = http.post("/v1/payments", json={**GOOD, "metadata": {
             "note": "card 4242 4242 4242 4242 exp 12/30"}})
@@ -90,7 +91,7 @@ PAYMENT_FIELDS = [
 
 @pytest.mark.parametrize(("fields", "param"), PAYMENT_FIELDS)
 def test_a_card_number_in_any_payment_field_is_refused_and_nothing_is_stored(
-        shared, no_card_in_logs, fields, param):
+        shared: Server, no_card_in_logs: None, fields: dict[str, Any], param: str | None) -> None:
     before = stored(shared)
     with shared.client() as http:
         r = http.post("/v1/payments", json={**GOOD, **fields},
@@ -99,7 +100,7 @@ def test_a_card_number_in_any_payment_field_is_refused_and_nothing_is_stored(
     assert stored(shared) == before
 
 
-def test_a_card_number_in_a_refund_reason_is_refused(shared, no_card_in_logs):
+def test_a_card_number_in_a_refund_reason_is_refused(shared: Server, no_card_in_logs: None) -> None:
     with shared.client() as http:
         pid = http.post("/v1/payments", json=GOOD).json()["id"]
         before = stored(shared)
@@ -119,7 +120,8 @@ def test_a_card_number_in_a_refund_reason_is_refused(shared, no_card_in_logs):
      "targets[0].url"),
     (CARD, RULE, "path"),  # the rule's name is stored too
 ])
-def test_a_card_number_in_a_rule_is_refused(shared, no_card_in_logs, name, body, param):
+def test_a_card_number_in_a_rule_is_refused(shared: Server, no_card_in_logs: None, name: str,
+                                            body: dict[str, Any], param: str) -> None:
     before = stored(shared)
     with shared.client() as http:
         r = http.put(f"/v1/rules/{name}", json=body)
@@ -127,8 +129,8 @@ def test_a_card_number_in_a_rule_is_refused(shared, no_card_in_logs, name, body,
     assert stored(shared) == before
 
 
-def test_a_card_number_in_a_pattern_test_or_a_routing_table_is_refused(shared,
-                                                                       no_card_in_logs):
+def test_a_card_number_in_a_pattern_test_or_a_routing_table_is_refused(
+        shared: Server, no_card_in_logs: None) -> None:
     with shared.client() as http:
         r = http.post("/v1/rules/test", json={"event_pattern": {"source": ["x"]},
                                               "event": {"detail": {"n": f"x {CARD}"}}})
@@ -144,12 +146,14 @@ def test_a_card_number_in_a_pattern_test_or_a_routing_table_is_refused(shared,
     ({"starting_after": f"pay_{CARD}"}, "starting_after"),
     ({"limit": "10", CARD: "1"}, None),  # a parameter's name: not echoed either
 ])
-def test_a_card_number_in_a_query_string_is_refused(shared, no_card_in_logs, params, param):
+def test_a_card_number_in_a_query_string_is_refused(
+        shared: Server, no_card_in_logs: None, params: dict[str, str], param: str | None) -> None:
     with shared.client() as http:
         assert_refused(http.get("/v1/payments", params=params), param)
 
 
-def test_a_card_number_as_an_idempotency_key_is_refused(shared, no_card_in_logs):
+def test_a_card_number_as_an_idempotency_key_is_refused(
+        shared: Server, no_card_in_logs: None) -> None:
     before = stored(shared)
     with shared.client() as http:
         r = http.post("/v1/payments", json=GOOD, headers={"Idempotency-Key": CARD})
@@ -157,7 +161,8 @@ def test_a_card_number_as_an_idempotency_key_is_refused(shared, no_card_in_logs)
     assert stored(shared) == before
 
 
-def test_a_card_number_in_a_body_that_is_not_json_is_still_refused(shared, no_card_in_logs):
+def test_a_card_number_in_a_body_that_is_not_json_is_still_refused(
+        shared: Server, no_card_in_logs: None) -> None:
     with shared.client() as http:
         r = http.post("/v1/payments", content=f'{{"payment_method": "{CARD}", '.encode(),
                       headers={"Content-Type": "application/json"})
@@ -171,7 +176,8 @@ def test_a_card_number_in_a_body_that_is_not_json_is_still_refused(shared, no_ca
                   "at": "2026-01-01 12:00:00", "sha": "da39a3ee5e6b4b0d3255bfef95601890afd8"}},
     {"amount": 4242},
 ])
-def test_what_only_resembles_a_card_number_is_accepted_as_sent(shared, fields):
+def test_what_only_resembles_a_card_number_is_accepted_as_sent(
+        shared: Server, fields: dict[str, Any]) -> None:
     with shared.client() as http:
         r = http.post("/v1/payments", json={**GOOD, **fields})
         assert r.status_code == 201, r.text
@@ -180,7 +186,7 @@ def test_what_only_resembles_a_card_number_is_accepted_as_sent(shared, fields):
         assert payment[name] == value
 
 
-def test_a_huge_integer_amount_is_an_invalid_amount_not_card_data(shared):
+def test_a_huge_integer_amount_is_an_invalid_amount_not_card_data(shared: Server) -> None:
     # Integers are amounts and counts, never card fields: the amount's own check answers.
     with shared.client() as http:
         r = http.post("/v1/payments", json={**GOOD, "amount": int(CARD)})
@@ -189,13 +195,15 @@ def test_a_huge_integer_amount_is_an_invalid_amount_not_card_data(shared):
         ("parameter_invalid", "amount")
 
 
-def test_a_psp_webhook_is_not_scanned_and_its_body_is_not_logged(shared, no_card_in_logs):
+def test_a_psp_webhook_is_not_scanned_and_its_body_is_not_logged(
+        shared: Server, no_card_in_logs: None) -> None:
     """A signed PSP body is the PSP's; a card-like string in it changes nothing here."""
     body = msgspec.json.encode({
         "id": "evt_card_data", "object": "event", "type": "payment_intent.succeeded",
         "created": int(time.time()), "data": {"object": {
             "id": "pi_unknown", "object": "payment_intent", "status": "succeeded",
             "amount": 2000, "currency": "usd", "metadata": {"note": CARD}}}})
+    assert shared.settings.stripe_webhook_secret is not None
     r = httpx.post(f"{shared.base}/webhooks/stripe", content=body, headers={
         "Content-Type": "application/json",
         "Stripe-Signature": sign(body, shared.settings.stripe_webhook_secret,

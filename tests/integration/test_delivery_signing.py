@@ -122,7 +122,7 @@ def verified(headers: dict[str, str], body: bytes, secret: str) -> dict[str, obj
 
 
 async def test_a_merchants_delivery_is_signed_with_its_rule_secret_kept_in_no_row(
-        tmp_path: Path, inbox: tuple[Inbox, str]):
+        tmp_path: Path, inbox: tuple[Inbox, str]) -> None:
     box, url = inbox
     async with running(tmp_path, [], [http_rule("m1", "to-shop", url, MERCHANT_SECRET)],
                        None) as b:
@@ -137,7 +137,7 @@ async def test_a_merchants_delivery_is_signed_with_its_rule_secret_kept_in_no_ro
 
 
 async def test_the_default_rules_http_target_is_signed_with_the_deployments_secret(
-        tmp_path: Path, inbox: tuple[Inbox, str]):
+        tmp_path: Path, inbox: tuple[Inbox, str]) -> None:
     box, url = inbox
     inventory = http_rule(DEFAULT, "payment-succeeded", url, None)
     async with running(tmp_path, [inventory], [], DEPLOYMENT_SECRET) as b:
@@ -149,7 +149,7 @@ async def test_the_default_rules_http_target_is_signed_with_the_deployments_secr
 
 
 async def test_without_a_deployment_secret_a_default_rules_delivery_is_not_sent(
-        tmp_path: Path, inbox: tuple[Inbox, str]):
+        tmp_path: Path, inbox: tuple[Inbox, str]) -> None:
     box, url = inbox
     inventory = http_rule(DEFAULT, "payment-succeeded", url, None)
     async with running(tmp_path, [inventory], [], None) as b:
@@ -161,7 +161,7 @@ async def test_without_a_deployment_secret_a_default_rules_delivery_is_not_sent(
 
 
 async def test_a_default_rules_delivery_is_never_signed_with_a_merchants_secret(
-        tmp_path: Path, inbox: tuple[Inbox, str]):
+        tmp_path: Path, inbox: tuple[Inbox, str]) -> None:
     """The merchant overrides the default rule after the event was routed by it: the
     delivery still goes out under the deployment's secret, the merchant's stays its own."""
     box, url = inbox
@@ -186,7 +186,7 @@ async def test_a_default_rules_delivery_is_never_signed_with_a_merchants_secret(
 
 
 async def test_a_rule_deleted_before_its_delivery_sends_nothing(tmp_path: Path,
-                                                                inbox: tuple[Inbox, str]):
+                                                                inbox: tuple[Inbox, str]) -> None:
     box, url = inbox
     # A default rule of the same name must not lend its (deployment) secret either.
     inventory = http_rule(DEFAULT, "payment-succeeded", url, None)

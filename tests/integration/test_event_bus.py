@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,18 +60,18 @@ LOCAL = "127.0.0.1"
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[Server]:
     yield from start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL)
 
 
-def http_rule(url: str, retries: int = 3, detail_type: str = "payment.succeeded") -> dict:
+def http_rule(url: str, retries: int = 3, detail_type: str = "payment.succeeded") -> dict[str, Any]:
     return {"event_pattern": {"detail-type": [detail_type]},
             "targets": [{"id": "hook", "type": "http", "url": url,
                          "retry_policy": {"maximum_retry_attempts": retries,
                                           "maximum_event_age_seconds": 3600}}]}
 
 
-def wait_for(check, seconds: float = 10.0) -> None:
+def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not check():
         if time.monotonic() > deadline:
@@ -77,7 +79,7 @@ def wait_for(check, seconds: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_the_reference_rules_are_there_by_default(server: Server):
+def test_the_reference_rules_are_there_by_default(server: Server) -> None:
     with server.client() as http:
         rules = http.get("/v1/rules").json()["data"]
     assert [r["name"] for r in rules] == ["fraud-stream", "high-risk-transaction",
@@ -102,7 +104,8 @@ def test_the_reference_rules_are_there_by_default(server: Server):
     ({"event_pattern": {}, "targets": [{"id": "t", "type": "http", "url": "ftp://x"}]},
      "targets"),
 ])
-def test_invalid_rules_are_refused_and_not_stored(server: Server, rule, param):
+def test_invalid_rules_are_refused_and_not_stored(
+        server: Server, rule: dict[str, Any], param: str) -> None:
     with server.client() as http:
         r = http.put("/v1/rules/bad-one", json=rule)
         assert r.status_code == 400
@@ -116,7 +119,7 @@ def test_invalid_rules_are_refused_and_not_stored(server: Server, rule, param):
     "http://10.0.0.7/hook", "http://[::1]:8080/hook", "http://[::ffff:169.254.169.254]/",
     "http://2130706433/hook", "https://user:pw@hooks.example.com/hook", "gopher://x/",
 ])
-def test_a_rule_naming_a_non_public_target_is_refused(server: Server, url: str):
+def test_a_rule_naming_a_non_public_target_is_refused(server: Server, url: str) -> None:
     """An HTTP target would make paymesh send from inside its network (issue 12, item 5)."""
     with server.client() as http:
         r = http.put("/v1/rules/ssrf", json=http_rule(url))
@@ -126,7 +129,7 @@ def test_a_rule_naming_a_non_public_target_is_refused(server: Server, url: str):
         assert "ssrf" not in [x["name"] for x in http.get("/v1/rules").json()["data"]]
 
 
-def test_rules_test_is_test_event_pattern(server: Server):
+def test_rules_test_is_test_event_pattern(server: Server) -> None:
     event = {"detail-type": "payment.succeeded", "detail": {"amount": 5000}}
     with server.client() as http:
         yes = http.post("/v1/rules/test", json={
@@ -141,7 +144,8 @@ def test_rules_test_is_test_event_pattern(server: Server):
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "event_pattern_invalid"
 
 
-def test_an_http_target_gets_the_event_signed_like_stripe(server: Server, receiver):
+def test_an_http_target_gets_the_event_signed_like_stripe(
+        server: Server, receiver: tuple[Receiver, str]) -> None:
     r, url = receiver
     with server.client() as http:
         rule = http.put("/v1/rules/to-inventory", json=http_rule(url)).json()
@@ -157,7 +161,8 @@ def test_an_http_target_gets_the_event_signed_like_stripe(server: Server, receiv
         stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"], "whsec_x")
 
 
-def test_delivery_rows_hold_no_signing_secret(server: Server, receiver):
+def test_delivery_rows_hold_no_signing_secret(
+        server: Server, receiver: tuple[Receiver, str]) -> None:
     """The secret stays in the rule; the delivery is signed from it when sent."""
     r, url = receiver
     with server.client() as http:
@@ -173,7 +178,8 @@ def test_delivery_rows_hold_no_signing_secret(server: Server, receiver):
     assert secret.encode() not in docs[0]
 
 
-def test_the_inventory_target_is_signed_with_the_deployments_secret(tmp_path, receiver):
+def test_the_inventory_target_is_signed_with_the_deployments_secret(
+        tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
     r, url = receiver
     for server in start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL,
                         inventory_url=url, delivery_signing_secret="whsec_inventory_test"):
@@ -187,7 +193,7 @@ def test_the_inventory_target_is_signed_with_the_deployments_secret(tmp_path, re
     assert event["resources"] == [payment["id"]]
 
 
-def test_dead_letters_do_not_say_why_a_target_did_not_answer(server: Server):
+def test_dead_letters_do_not_say_why_a_target_did_not_answer(server: Server) -> None:
     """No OS error, no address: refused, timed out and unroutable all read the same (the
     sender's tests show each), so a rule is no port scanner."""
     closed = free_port()  # nothing listens there: connection refused
@@ -199,7 +205,8 @@ def test_dead_letters_do_not_say_why_a_target_did_not_answer(server: Server):
     assert [e["error"] for e in dead["errors"]] == ["target unreachable"]
 
 
-def test_a_merchants_rule_sees_only_its_own_events(server: Server, receiver):
+def test_a_merchants_rule_sees_only_its_own_events(
+        server: Server, receiver: tuple[Receiver, str]) -> None:
     r, url = receiver
     with server.client() as mine, server.client(server.other_key) as theirs:
         mine.put("/v1/rules/mine", json=http_rule(url))
@@ -210,7 +217,8 @@ def test_a_merchants_rule_sees_only_its_own_events(server: Server, receiver):
     assert len(r.ok) == 1
 
 
-def test_a_target_that_fails_three_times_is_delivered_once(server: Server, receiver):
+def test_a_target_that_fails_three_times_is_delivered_once(
+        server: Server, receiver: tuple[Receiver, str]) -> None:
     r, url = receiver
     r.fail_first = 3
     with server.client() as http:
@@ -223,8 +231,8 @@ def test_a_target_that_fails_three_times_is_delivered_once(server: Server, recei
         assert http.get("/v1/dead-letters").json()["data"] == []
 
 
-def test_an_always_failing_target_dead_letters_and_a_redrive_delivers_once(server: Server,
-                                                                          receiver):
+def test_an_always_failing_target_dead_letters_and_a_redrive_delivers_once(
+        server: Server, receiver: tuple[Receiver, str]) -> None:
     r, url = receiver
     r.always_fail = True
     with server.client() as http:
@@ -248,7 +256,8 @@ def test_an_always_failing_target_dead_letters_and_a_redrive_delivers_once(serve
         assert other.get("/v1/dead-letters").json()["data"] == []
 
 
-def test_a_slow_target_does_not_hold_up_another(server: Server, receiver):
+def test_a_slow_target_does_not_hold_up_another(
+        server: Server, receiver: tuple[Receiver, str]) -> None:
     slow, slow_url = receiver
     slow.delay = 3.0
     fast = Receiver()
@@ -264,7 +273,7 @@ def test_a_slow_target_does_not_hold_up_another(server: Server, receiver):
         wait_for(lambda: len(slow.ok) == 3)
 
 
-def test_a_default_rule_can_be_disabled_and_restored_but_not_deleted(server: Server):
+def test_a_default_rule_can_be_disabled_and_restored_but_not_deleted(server: Server) -> None:
     with server.client() as http:
         default = next(r for r in http.get("/v1/rules").json()["data"]
                        if r["name"] == "payment-succeeded")
@@ -284,7 +293,7 @@ def test_a_default_rule_can_be_disabled_and_restored_but_not_deleted(server: Ser
         assert http.delete("/v1/rules/never-was").status_code == 404
 
 
-def test_rules_survive_a_restart(tmp_path, receiver):
+def test_rules_survive_a_restart(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
     r, url = receiver
     servers = start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL)
     server = next(servers)
@@ -298,12 +307,12 @@ def test_rules_survive_a_restart(tmp_path, receiver):
         wait_for(lambda: len(r.ok) == 1)
 
 
-def test_unknown_merchant_keys_cannot_touch_rules(server: Server):
+def test_unknown_merchant_keys_cannot_touch_rules(server: Server) -> None:
     r = httpx.get(server.base + "/v1/rules")
     assert r.status_code == 401
 
 
-def test_payment_retry_turns_a_psp_outage_into_one_charge(server: Server):
+def test_payment_retry_turns_a_psp_outage_into_one_charge(server: Server) -> None:
     with server.sandbox() as psp:
         psp.put("/_config", json={"rate_limit_rate": 1.0})  # 429: Stripe did nothing
     with server.client() as http:
@@ -324,7 +333,7 @@ def test_payment_retry_turns_a_psp_outage_into_one_charge(server: Server):
         assert [pi["metadata"]["paymesh_payment_id"] for pi in intents] == [payment_id]
 
 
-def test_a_hard_decline_is_never_retried(server: Server):
+def test_a_hard_decline_is_never_retried(server: Server) -> None:
     with server.client() as http:
         r = http.post("/v1/payments", json={**PAY, "payment_method":
                                             "pm_card_chargeDeclinedInsufficientFunds"})
@@ -337,7 +346,7 @@ def test_a_hard_decline_is_never_retried(server: Server):
         assert "payment.retrying" not in timeline
 
 
-def test_retries_stop_after_five_attempts(server: Server):
+def test_retries_stop_after_five_attempts(server: Server) -> None:
     with server.client() as http:
         r = http.post("/v1/payments", json={**PAY, "payment_method":
                                             "pm_card_chargeDeclinedProcessingError"})
@@ -360,8 +369,8 @@ def test_retries_stop_after_five_attempts(server: Server):
                    for pi in intents)
 
 
-def test_process_payment_is_first_tried_after_the_inline_attempts_grace(server: Server,
-                                                                         receiver):
+def test_process_payment_is_first_tried_after_the_inline_attempts_grace(
+        server: Server, receiver: tuple[Receiver, str]) -> None:
     """The inline request settles a payment well within the grace: process_payment's delivery
     waits for it instead of being tried at once and told to come back (a wasted attempt)."""
     r, url = receiver

@@ -10,18 +10,24 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
+import httpx
 import pytest
 
-from tests.integration.conftest import start
+from tests.integration.conftest import Server, start
+
+T = TypeVar("T")
 
 REVIEW_AMOUNT = 77_700
 BLOCK_AMOUNT = 88_800
 
 
 @pytest.fixture
-def fraud_server(tmp_path):
+def fraud_server(tmp_path: Path) -> Iterator[Server]:
     rules = json.loads(resources.files("paymesh.fraud").joinpath("default_fraud_rules.json")
                        .read_text())
     rules["rules"] += [
@@ -35,13 +41,14 @@ def fraud_server(tmp_path):
     yield from start(tmp_path / "data", fraud_rules=path)
 
 
-def pay(client, amount, method="pm_card_visa", customer=None, **extra):
+def pay(client: httpx.Client, amount: int, method: str = "pm_card_visa",
+        customer: str | None = None, **extra: Any) -> httpx.Response:
     body = {"amount": amount, "currency": "usd", "payment_method": method,
             "customer_id": customer or f"cus_{uuid.uuid4().hex[:8]}", **extra}
     return client.post("/v1/payments", json=body)
 
 
-def wait_for(fetch, ready, within=10.0):
+def wait_for(fetch: Callable[[], T], ready: Callable[[T], object], within: float = 10.0) -> T:
     deadline = time.monotonic() + within
     while True:
         value = fetch()
@@ -50,12 +57,12 @@ def wait_for(fetch, ready, within=10.0):
         time.sleep(0.05)
 
 
-def event_types(client, payment_id):
+def event_types(client: httpx.Client, payment_id: str) -> list[str]:
     events = client.get(f"/v1/payments/{payment_id}/events").json()["data"]
     return [e["detail-type"] for e in events]
 
 
-def test_a_blocked_payment_never_reaches_the_psp(fraud_server):
+def test_a_blocked_payment_never_reaches_the_psp(fraud_server: Server) -> None:
     with fraud_server.client() as c, fraud_server.sandbox() as psp:
         before = len(psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"])
         r = pay(c, BLOCK_AMOUNT)
@@ -74,7 +81,7 @@ def test_a_blocked_payment_never_reaches_the_psp(fraud_server):
             "payment.initiated", "payment.blocked"]
 
 
-def test_a_review_holds_the_capture_and_approval_captures_once(fraud_server):
+def test_a_review_holds_the_capture_and_approval_captures_once(fraud_server: Server) -> None:
     with fraud_server.client() as c, fraud_server.sandbox() as psp:
         r = pay(c, REVIEW_AMOUNT)
         assert r.status_code == 201
@@ -112,7 +119,7 @@ def test_a_review_holds_the_capture_and_approval_captures_once(fraud_server):
         assert rejected_late.status_code == 409
 
 
-def test_rejecting_a_review_voids_the_authorisation(fraud_server):
+def test_rejecting_a_review_voids_the_authorisation(fraud_server: Server) -> None:
     with fraud_server.client() as c, fraud_server.sandbox() as psp:
         payment = pay(c, REVIEW_AMOUNT).json()
         review_id = payment["review"]["id"]
@@ -129,7 +136,7 @@ def test_rejecting_a_review_voids_the_authorisation(fraud_server):
         assert "payment.succeeded" not in types
 
 
-def test_review_routes_refuse_what_they_do_not_know(fraud_server):
+def test_review_routes_refuse_what_they_do_not_know(fraud_server: Server) -> None:
     with fraud_server.client() as c:
         assert c.post("/v1/reviews/rev_nope/approve").status_code == 404
         assert c.post("/v1/reviews/pay_123/approve").status_code == 404
@@ -141,12 +148,12 @@ def test_review_routes_refuse_what_they_do_not_know(fraud_server):
             assert other.post(f"/v1/reviews/{payment['review']['id']}/approve").status_code == 404
 
 
-def test_a_high_score_raises_a_fraud_alert_event(fraud_server):
+def test_a_high_score_raises_a_fraud_alert_event(fraud_server: Server) -> None:
     with fraud_server.client() as c:
         payment = pay(c, REVIEW_AMOUNT).json()
 
-        def alerts():
-            params = {"type": "fraud.alert", "limit": 100}
+        def alerts() -> list[dict[str, Any]]:
+            params: dict[str, str | int] = {"type": "fraud.alert", "limit": 100}
             data = c.get("/v1/events", params=params).json()["data"]
             return [a for a in data if a["detail"]["payment_id"] == payment["id"]]
 
@@ -158,7 +165,8 @@ def test_a_high_score_raises_a_fraud_alert_event(fraud_server):
         assert "test_review" in alert["detail"]["fraud_factors"]
 
 
-def test_declines_fed_back_from_the_stream_raise_the_card_testing_score(fraud_server):
+def test_declines_fed_back_from_the_stream_raise_the_card_testing_score(
+        fraud_server: Server) -> None:
     card = "pm_card_chargeDeclined"
     with fraud_server.client() as c:
         first = pay(c, 100, method=card, customer="cus_probe")
@@ -167,15 +175,16 @@ def test_declines_fed_back_from_the_stream_raise_the_card_testing_score(fraud_se
         for _ in range(3):
             pay(c, 100, method=card, customer="cus_probe")
 
-        def probe():
+        def probe() -> dict[str, Any]:
             time.sleep(0.3)  # let the stream tell the features about the declines
-            return pay(c, 100, method=card, customer="cus_probe").json()["error"]["payment"]
+            declined = pay(c, 100, method=card, customer="cus_probe").json()
+            return cast(dict[str, Any], declined["error"]["payment"])
 
         later = wait_for(probe, lambda p: "card_testing" in p["fraud"]["factors"])
         assert "card_testing" in later["fraud"]["factors"]
 
 
-def test_learned_features_survive_a_restart(tmp_path):
+def test_learned_features_survive_a_restart(tmp_path: Path) -> None:
     customer = "cus_returning"
     with_device = {"device_id": "dev-phone-1", "country": "FR"}
     servers = start(tmp_path)

@@ -6,15 +6,19 @@ merchant's own). A burst at the first is a velocity alert there, and nothing at 
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+import httpx
+
 from tests.integration.conftest import Server
 
 
-def pay(client, method: str, amount: int = 2_000):
+def pay(client: httpx.Client, method: str, amount: int = 2_000) -> dict[str, Any]:
     body = {"amount": amount, "currency": "usd", "payment_method": method,
             "customer_id": "cus_1", "device_id": f"dev-{method}"}
     r = client.post("/v1/payments", json=body)
     assert r.status_code in (201, 402), r.text
-    return r.json()
+    return cast(dict[str, Any], r.json())
 
 
 def test_a_burst_at_one_merchant_does_not_score_the_others_customer(server: Server) -> None:

@@ -7,17 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from paymesh.adapters.sqlite import SqliteStore
 from paymesh.ports.store import AlreadyProcessed, Changeset, Purged
 from paymesh.service.housekeeping import Housekeeping
 from tests.contract.store_contract import claim
 
 
 @pytest.fixture
-def store(sqlite_store):
+def store(sqlite_store: SqliteStore) -> SqliteStore:
     return sqlite_store
 
 
-async def test_a_pass_purges_everything_due_in_batches_and_nothing_else(store):
+async def test_a_pass_purges_everything_due_in_batches_and_nothing_else(store: SqliteStore) -> None:
     now = datetime.now(UTC)
     for i in range(5):  # claimed 25 h ago: expired
         await store.commit(Changeset(idempotency=claim(f"old{i}", f"t{i}",
@@ -37,19 +38,21 @@ async def test_a_pass_purges_everything_due_in_batches_and_nothing_else(store):
     await store.commit(Changeset(processed=[("webhook:adyen", "psp_0")]))  # gone
 
 
-async def test_a_live_claim_is_kept_and_the_fresh_record_replays(store):
+async def test_a_live_claim_is_kept_and_the_fresh_record_replays(store: SqliteStore) -> None:
     now = datetime.now(UTC)
     await store.commit(Changeset(idempotency=claim("live", "t", now=now)))
     assert await Housekeeping(store, lambda: now).run_once() == Purged(0, 0)
-    assert (await store.get_idempotency("m1", "live")).lease_token == "t"
+    record = await store.get_idempotency("m1", "live")
+    assert record is not None and record.lease_token == "t"
 
 
-async def test_webhook_marks_cannot_be_kept_shorter_than_a_psp_redelivers(store):
+async def test_webhook_marks_cannot_be_kept_shorter_than_a_psp_redelivers(
+        store: SqliteStore) -> None:
     with pytest.raises(ValueError, match="at least 35 days"):
         Housekeeping(store, lambda: datetime.now(UTC), keep_processed=timedelta(days=7))
 
 
-async def test_run_forever_purges_at_start_and_then_every_interval(store):
+async def test_run_forever_purges_at_start_and_then_every_interval(store: SqliteStore) -> None:
     clock = [datetime.now(UTC)]
     house = Housekeeping(store, lambda: clock[0], interval_seconds=0.05)
     await store.commit(Changeset(idempotency=claim("a", "t", now=clock[0] - timedelta(days=2))))

@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -50,7 +51,8 @@ def base() -> Iterator[str]:
         yield url
 
 
-def error(status: int, code: str, message: str, kind: str = "invalid_request_error") -> tuple:
+def error(status: int, code: str, message: str,
+          kind: str = "invalid_request_error") -> tuple[int, dict[str, Any]]:
     return status, {"error": {"type": kind, "code": code, "message": message}}
 
 
@@ -64,7 +66,8 @@ def answer(raw: bytes) -> tuple[int, object]:
 
 # -- the header deadline ----------------------------------------------------------------------
 
-def test_a_client_sending_its_headers_a_byte_at_a_time_is_cut_off_at_the_deadline(base):
+def test_a_client_sending_its_headers_a_byte_at_a_time_is_cut_off_at_the_deadline(
+        base: str) -> None:
     with connect(base) as sock:
         lasted, received = send_slowly(sock, request_head("GET", "/ok", {"X-Pad": "x" * 50}),
                                        every=0.25, until=6)
@@ -73,14 +76,14 @@ def test_a_client_sending_its_headers_a_byte_at_a_time_is_cut_off_at_the_deadlin
                                      "the request headers did not arrive within 1 s")
 
 
-def test_a_connection_that_sends_nothing_is_closed_at_the_deadline(base):
+def test_a_connection_that_sends_nothing_is_closed_at_the_deadline(base: str) -> None:
     with connect(base) as sock:
         started = time.monotonic()
         assert closed_by_peer(sock, timeout=5)
         assert time.monotonic() - started < TIMEOUT + 1.0
 
 
-def test_the_deadline_runs_again_after_each_response(base):
+def test_the_deadline_runs_again_after_each_response(base: str) -> None:
     """300 connections each sending a byte a second stayed open 65 s: keep-alive does not
     help, since any byte stops its timer. The deadline starts again at every response."""
     with connect(base) as sock:
@@ -92,7 +95,7 @@ def test_the_deadline_runs_again_after_each_response(base):
     assert received.startswith(b"HTTP/1.1 408 ")
 
 
-def test_a_prompt_keep_alive_client_is_unaffected(base):
+def test_a_prompt_keep_alive_client_is_unaffected(base: str) -> None:
     with connect(base) as sock:
         for _ in range(6):  # 6 x 0.4 s: longer in all than the deadline, never idle past it
             sock.sendall(request_head("GET", "/ok"))
@@ -104,14 +107,14 @@ def test_a_prompt_keep_alive_client_is_unaffected(base):
         assert r is not None and r.status == 200 and "connection" not in r.headers
 
 
-def test_a_response_that_takes_longer_than_the_deadline_is_not_cut(base):
+def test_a_response_that_takes_longer_than_the_deadline_is_not_cut(base: str) -> None:
     with httpx.Client(base_url=base) as http:
         r = http.get("/slow", params={"s": TIMEOUT * 2})
         assert r.status_code == 200
         assert http.get("/ok").status_code == 200  # and the connection goes on
 
 
-def test_a_body_dripped_a_byte_at_a_time_is_cut_off_at_its_deadline(base):
+def test_a_body_dripped_a_byte_at_a_time_is_cut_off_at_its_deadline(base: str) -> None:
     """The same attack on the body: the app's intake gives a whole body a deadline."""
     with connect(base) as sock:
         sock.sendall(request_head("POST", "/ok", {"Content-Length": "100"}))
@@ -123,7 +126,7 @@ def test_a_body_dripped_a_byte_at_a_time_is_cut_off_at_its_deadline(base):
 
 # -- header size ----------------------------------------------------------------------------
 
-def test_headers_over_16_kib_are_431_in_the_error_shape(base):
+def test_headers_over_16_kib_are_431_in_the_error_shape(base: str) -> None:
     with connect(base) as sock:
         sock.sendall(request_head("GET", "/ok", {"X-Big": "x" * 17 * 1024}))
         r = read_response(sock)
@@ -136,7 +139,7 @@ def test_headers_over_16_kib_are_431_in_the_error_shape(base):
         assert closed_by_peer(sock)
 
 
-def test_many_headers_add_up(base):
+def test_many_headers_add_up(base: str) -> None:
     headers = {f"X-H{i}": "y" * 100 for i in range(200)}  # 200 small ones: 21 KiB
     with connect(base) as sock:
         sock.sendall(request_head("GET", "/ok", headers))
@@ -144,7 +147,7 @@ def test_many_headers_add_up(base):
         assert r is not None and r.status == 431
 
 
-def test_an_endless_header_is_refused_without_being_held(base):
+def test_an_endless_header_is_refused_without_being_held(base: str) -> None:
     """httptools keeps a header's bytes until it ends: one that never ends is cut off."""
     sent = 0
     with connect(base) as sock:
@@ -160,14 +163,14 @@ def test_an_endless_header_is_refused_without_being_held(base):
     assert sent < 20 * 1024 * 1024
 
 
-def test_a_long_url_counts_too(base):
+def test_a_long_url_counts_too(base: str) -> None:
     with connect(base) as sock:
         sock.sendall(request_head("GET", "/ok?q=" + "a" * 20_000))
         r = read_response(sock)
         assert r is not None and r.status == 431
 
 
-def test_headers_under_the_limit_pass(base):
+def test_headers_under_the_limit_pass(base: str) -> None:
     with httpx.Client(base_url=base) as http:
         r = http.get("/ok", headers={"X-Big": "x" * 15 * 1024})
     assert r.status_code == 200
@@ -183,7 +186,8 @@ def test_headers_under_the_limit_pass(base):
     (b"POST /ok HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
      "Duplicate Content-Length"),
 ])
-def test_bytes_that_are_not_http_get_a_400_in_the_error_shape(base, raw, reason):
+def test_bytes_that_are_not_http_get_a_400_in_the_error_shape(
+        base: str, raw: bytes, reason: str) -> None:
     with connect(base) as sock:
         sock.sendall(raw)
         r = read_response(sock)
@@ -198,7 +202,7 @@ def test_bytes_that_are_not_http_get_a_400_in_the_error_shape(base, raw, reason)
 
 # -- too many connections ---------------------------------------------------------------------
 
-def test_past_the_connection_limit_a_request_gets_a_503_in_the_error_shape(base):
+def test_past_the_connection_limit_a_request_gets_a_503_in_the_error_shape(base: str) -> None:
     idle = [connect(base) for _ in range(LIMITS.limit_concurrency or 0)]
     try:
         with connect(base) as sock:
@@ -224,7 +228,7 @@ def test_past_the_connection_limit_a_request_gets_a_503_in_the_error_shape(base)
 # -- the paymesh app: failures come out in its error shape -------------------------------------
 
 @pytest.fixture(scope="module")
-def paymesh(tmp_path_factory) -> Iterator[tuple[str, str, Starlette]]:
+def paymesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Starlette]]:
     port = free_port()
     settings = Settings.from_env(data_dir=Path(tmp_path_factory.mktemp("server")), port=port,
                                  rate_limit=0.0)
@@ -235,7 +239,9 @@ def paymesh(tmp_path_factory) -> Iterator[tuple[str, str, Starlette]]:
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("boom"), asyncio.CancelledError()])
-def test_an_app_failure_is_a_500_in_the_error_shape(paymesh, monkeypatch, failure):
+def test_an_app_failure_is_a_500_in_the_error_shape(
+        paymesh: tuple[str, str, Starlette], monkeypatch: pytest.MonkeyPatch,
+        failure: BaseException) -> None:
     url, key, app = paymesh
 
     async def fail(*args: object, **kwargs: object) -> None:
@@ -248,10 +254,11 @@ def test_an_app_failure_is_a_500_in_the_error_shape(paymesh, monkeypatch, failur
                                   "message": "an internal error occurred; it has been logged"}}
 
 
-def test_the_paymesh_server_refuses_non_http_in_its_error_shape(paymesh):
+def test_the_paymesh_server_refuses_non_http_in_its_error_shape(
+        paymesh: tuple[str, str, Starlette]) -> None:
     url, _, _ = paymesh
     with connect(url) as sock:
         sock.sendall(b"\x00\x01\x02\r\n\r\n")
         r = read_response(sock)
     assert r is not None and r.status == 400
-    assert r.json()["error"]["code"] == "http_request_invalid"
+    assert cast(dict[str, Any], r.json())["error"]["code"] == "http_request_invalid"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.domain.payment import FraudAssessment, Payment
@@ -42,7 +43,7 @@ def leave_a_crashed_request(server: Server, key: str, lease_left: timedelta) -> 
     asyncio.run(write())
 
 
-def test_a_retry_after_the_lease_resumes_the_same_payment_once(server: Server):
+def test_a_retry_after_the_lease_resumes_the_same_payment_once(server: Server) -> None:
     leave_a_crashed_request(server, "key-of-the-dead", lease_left=timedelta(seconds=-1))
     with server.client() as http:
         r = http.post("/v1/payments", json=BODY, headers={"Idempotency-Key": "key-of-the-dead"})
@@ -59,7 +60,7 @@ def test_a_retry_after_the_lease_resumes_the_same_payment_once(server: Server):
                 if pi["amount"] == 3141] == ["pay_crashed"]
 
 
-def test_a_claim_still_within_its_lease_is_409(server: Server):
+def test_a_claim_still_within_its_lease_is_409(server: Server) -> None:
     leave_a_crashed_request(server, "key-in-flight", lease_left=timedelta(seconds=30))
     with server.client() as http:
         r = http.post("/v1/payments", json=BODY, headers={"Idempotency-Key": "key-in-flight"})
@@ -70,7 +71,7 @@ def test_a_claim_still_within_its_lease_is_409(server: Server):
         assert [p["id"] for p in listed] == ["pay_crashed"]
 
 
-def test_a_lost_psp_answer_leaves_pending_and_a_retry_learns_the_truth(tmp_path):
+def test_a_lost_psp_answer_leaves_pending_and_a_retry_learns_the_truth(tmp_path: Path) -> None:
     from tests.integration.conftest import start
 
     for server in start(tmp_path, psp_timeout=0.5):

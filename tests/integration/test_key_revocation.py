@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -29,11 +30,12 @@ async def refused_after(auth: Authenticator, secret: str, within: float) -> floa
 
 
 @pytest.fixture
-def store(sqlite_store):
+def store(sqlite_store: SqliteStore) -> SqliteStore:
     return sqlite_store
 
 
-async def test_a_cached_key_is_read_again_after_the_ttl_and_refused_once_revoked(store):
+async def test_a_cached_key_is_read_again_after_the_ttl_and_refused_once_revoked(
+        store: SqliteStore) -> None:
     clock = [100.0]
     auth = Authenticator(store, ttl=1.0, clock=lambda: clock[0])
     secret = await create_key(store, "shop", NOW)
@@ -49,7 +51,8 @@ async def test_a_cached_key_is_read_again_after_the_ttl_and_refused_once_revoked
         await auth.identify(f"Bearer {secret}")
 
 
-async def test_two_processes_on_one_file_both_refuse_a_revoked_key_within_2_s(tmp_path):
+async def test_two_processes_on_one_file_both_refuse_a_revoked_key_within_2_s(
+        tmp_path: Path) -> None:
     # Two store handles on one file, as `paymesh serve` and `paymesh keys revoke` have.
     server, cli = SqliteStore(tmp_path / "p.db"), SqliteStore(tmp_path / "p.db")
     await server.open()
@@ -68,7 +71,7 @@ async def test_two_processes_on_one_file_both_refuse_a_revoked_key_within_2_s(tm
         await cli.close()
 
 
-async def test_revoke_names_exactly_one_key_or_refuses(store):
+async def test_revoke_names_exactly_one_key_or_refuses(store: SqliteStore) -> None:
     first = await create_key(store, "shop", NOW)
     other = await create_key(store, "other", NOW)
     assert first[:10] != other[:10]  # create_key never reuses a prefix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -13,23 +14,24 @@ from tests.support.bus_state import wait_rule_settled
 
 
 def pay(http: httpx.Client, method: str = "pm_card_visa", amount: int = 2000,
-        key: str | None = None, **extra) -> httpx.Response:
+        key: str | None = None, **extra: Any) -> httpx.Response:
     body = {"amount": amount, "currency": "USD", "customer_id": "cus_1",
             "payment_method": method, **extra}
     headers = {"Idempotency-Key": key} if key else {}
     return http.post("/v1/payments", json=body, headers=headers)
 
 
-def wait_status(http: httpx.Client, payment_id: str, status: str, seconds: float = 10) -> dict:
+def wait_status(http: httpx.Client, payment_id: str, status: str,
+                seconds: float = 10) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while True:
-        p = http.get(f"/v1/payments/{payment_id}").json()
+        p: dict[str, Any] = http.get(f"/v1/payments/{payment_id}").json()
         if p["status"] == status or time.monotonic() > deadline:
             return p
         time.sleep(0.05)
 
 
-def test_a_card_payment_succeeds_and_is_stored(server: Server):
+def test_a_card_payment_succeeds_and_is_stored(server: Server) -> None:
     with server.client() as http:
         r = pay(http, metadata={"order_id": "o-1"}, description="2 books")
         assert r.status_code == 201
@@ -48,7 +50,7 @@ def test_a_card_payment_succeeds_and_is_stored(server: Server):
         assert pi["metadata"]["paymesh_payment_id"] == p["id"]
 
 
-def test_another_merchants_payment_is_not_found(server: Server):
+def test_another_merchants_payment_is_not_found(server: Server) -> None:
     with server.client() as http:
         pid = pay(http).json()["id"]
     with server.client(server.other_key) as other:
@@ -59,7 +61,7 @@ def test_another_merchants_payment_is_not_found(server: Server):
         assert other.get(f"/v1/payments/{pid}/events").status_code == 404
 
 
-def test_a_decline_is_402_with_the_decline_code_and_the_payment_exists(server: Server):
+def test_a_decline_is_402_with_the_decline_code_and_the_payment_exists(server: Server) -> None:
     with server.client() as http:
         r = pay(http, "pm_card_chargeDeclinedInsufficientFunds")
         assert r.status_code == 402
@@ -74,7 +76,7 @@ def test_a_decline_is_402_with_the_decline_code_and_the_payment_exists(server: S
         assert events[1]["detail"]["retryable"] is False
 
 
-def test_a_processing_error_is_retryable(server: Server):
+def test_a_processing_error_is_retryable(server: Server) -> None:
     with server.client() as http:
         r = pay(http, "pm_card_chargeDeclinedProcessingError")
         assert r.status_code == 402
@@ -83,7 +85,7 @@ def test_a_processing_error_is_retryable(server: Server):
         assert p["failure"]["retryable"] is True
 
 
-def test_three_d_secure_then_the_webhook_completes_the_payment(server: Server):
+def test_three_d_secure_then_the_webhook_completes_the_payment(server: Server) -> None:
     with server.client() as http:
         r = pay(http, "pm_card_threeDSecure2Required")
         assert r.status_code == 201
@@ -99,7 +101,7 @@ def test_three_d_secure_then_the_webhook_completes_the_payment(server: Server):
         assert timeline == ["payment.initiated", "payment.requires_action", "payment.succeeded"]
 
 
-def test_manual_capture_partial_then_no_second_capture(server: Server):
+def test_manual_capture_partial_then_no_second_capture(server: Server) -> None:
     with server.client() as http:
         p = pay(http, "pm_card_mastercard", amount=5000, capture_method="manual").json()
         assert (p["status"], p["amount_captured"]) == ("requires_capture", 0)
@@ -114,7 +116,7 @@ def test_manual_capture_partial_then_no_second_capture(server: Server):
         assert r.status_code == 400 and r.json()["error"]["param"] == "amount"
 
 
-def test_capturing_a_failed_payment_is_409(server: Server):
+def test_capturing_a_failed_payment_is_409(server: Server) -> None:
     with server.client() as http:
         pid = pay(http, "pm_card_chargeDeclined").json()["error"]["payment_id"]
         r = http.post(f"/v1/payments/{pid}/capture", json={})
@@ -122,7 +124,7 @@ def test_capturing_a_failed_payment_is_409(server: Server):
         assert r.json()["error"]["type"] == "invalid_request_error"
 
 
-def test_cancel_an_authorisation(server: Server):
+def test_cancel_an_authorisation(server: Server) -> None:
     with server.client() as http:
         p = pay(http, capture_method="manual").json()
         r = http.post(f"/v1/payments/{p['id']}/cancel")
@@ -135,7 +137,7 @@ def test_cancel_an_authorisation(server: Server):
             "canceled"
 
 
-def test_refunds_partial_then_the_rest_never_more(server: Server):
+def test_refunds_partial_then_the_rest_never_more(server: Server) -> None:
     with server.client() as http:
         p = pay(http, amount=3000).json()
         r1 = http.post(f"/v1/payments/{p['id']}/refunds", json={"amount": 1000,
@@ -162,7 +164,7 @@ def test_refunds_partial_then_the_rest_never_more(server: Server):
         assert sorted(x["amount"] for x in mine) == [1000, 2000]
 
 
-def test_list_newest_first_with_filters_and_cursor(server: Server):
+def test_list_newest_first_with_filters_and_cursor(server: Server) -> None:
     with server.client() as http:
         ids = [pay(http, customer_id="cus_list").json()["id"] for _ in range(3)]
         declined = pay(http, "pm_card_chargeDeclined", customer_id="cus_list")
@@ -183,7 +185,7 @@ def test_list_newest_first_with_filters_and_cursor(server: Server):
             assert bad.status_code == 400 and bad.json()["error"]["param"] == param
 
 
-def test_replay_returns_the_stored_response(server: Server):
+def test_replay_returns_the_stored_response(server: Server) -> None:
     key = str(uuid.uuid4())
     with server.client() as http:
         first = pay(http, key=key, metadata={"order_id": "o-9"})
@@ -194,7 +196,7 @@ def test_replay_returns_the_stored_response(server: Server):
         assert "idempotent-replayed" not in first.headers
 
 
-def test_a_replayed_decline_is_the_same_402(server: Server):
+def test_a_replayed_decline_is_the_same_402(server: Server) -> None:
     key = str(uuid.uuid4())
     with server.client() as http:
         first = pay(http, "pm_card_chargeDeclined", key=key)
@@ -203,7 +205,7 @@ def test_a_replayed_decline_is_the_same_402(server: Server):
         assert again.json() == first.json()
 
 
-def test_same_key_different_body_is_422_and_charges_nothing_more(server: Server):
+def test_same_key_different_body_is_422_and_charges_nothing_more(server: Server) -> None:
     key = str(uuid.uuid4())
     with server.client() as http:
         pay(http, key=key)
@@ -213,14 +215,14 @@ def test_same_key_different_body_is_422_and_charges_nothing_more(server: Server)
         assert len(http.get("/v1/payments").json()["data"]) == 1
 
 
-def test_the_same_key_is_separate_per_merchant(server: Server):
+def test_the_same_key_is_separate_per_merchant(server: Server) -> None:
     key = str(uuid.uuid4())
     with server.client() as a, server.client(server.other_key) as b:
         assert pay(a, key=key).status_code == 201
         assert pay(b, key=key).status_code == 201
 
 
-def test_without_a_key_the_order_id_derives_one(server: Server):
+def test_without_a_key_the_order_id_derives_one(server: Server) -> None:
     with server.client() as http:
         first = pay(http, metadata={"order_id": "ord-derived"})
         again = pay(http, metadata={"order_id": "ord-derived"})
@@ -229,7 +231,8 @@ def test_without_a_key_the_order_id_derives_one(server: Server):
         assert other.json()["id"] != first.json()["id"]
 
 
-async def test_fifty_concurrent_requests_with_one_key_make_one_payment_intent(server: Server):
+async def test_fifty_concurrent_requests_with_one_key_make_one_payment_intent(
+        server: Server) -> None:
     key = str(uuid.uuid4())
     body = {"amount": 4242, "currency": "usd", "customer_id": "cus_race",
             "payment_method": "pm_card_visa"}
@@ -251,7 +254,7 @@ async def test_fifty_concurrent_requests_with_one_key_make_one_payment_intent(se
         assert [pi["amount"] for pi in intents].count(4242) == 1
 
 
-def test_a_confirmation_is_recorded_once_per_success(server: Server):
+def test_a_confirmation_is_recorded_once_per_success(server: Server) -> None:
     with server.client() as http:
         p = pay(http).json()
         deadline = time.monotonic() + 10
@@ -271,7 +274,7 @@ def test_a_confirmation_is_recorded_once_per_success(server: Server):
         assert http.get(f"/v1/payments/{declined}/notifications").json()["data"] == []
 
 
-def test_event_log_lists_the_merchants_events(server: Server):
+def test_event_log_lists_the_merchants_events(server: Server) -> None:
     with server.client() as http:
         p = pay(http).json()
         events = http.get("/v1/events", params={"type": "payment.succeeded"}).json()["data"]
@@ -282,7 +285,7 @@ def test_event_log_lists_the_merchants_events(server: Server):
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
-def test_operational_routes_answer_without_a_key(server: Server, path: str):
+def test_operational_routes_answer_without_a_key(server: Server, path: str) -> None:
     r = httpx.get(server.base + path)
     assert r.status_code == 200
     if path == "/openapi.json":

@@ -91,8 +91,12 @@ def api(running: Running) -> Iterator[httpx.Client]:
         yield client
 
 
+#: Sets the sandbox's injected faults for one test; the fixture clears them after it.
+Faults = Callable[[dict[str, Any]], None]
+
+
 @pytest.fixture
-def set_faults(running: Running) -> Iterator[Callable[[dict[str, Any]], None]]:
+def set_faults(running: Running) -> Iterator[Faults]:
     def apply(config: dict[str, Any]) -> None:
         assert httpx.put(f"{running.base}/_config", json=config).status_code == 200
 
@@ -357,7 +361,7 @@ def test_a_failed_request_leaves_its_id_free(api: httpx.Client) -> None:
     assert accepted.status_code == 201
 
 
-async def test_a_duplicate_in_flight_gets_409(running: Running, set_faults) -> None:
+async def test_a_duplicate_in_flight_gets_409(running: Running, set_faults: Faults) -> None:
     set_faults({"latency_ms": 300})
     headers = {"Authorization": f"Bearer {get_token(running.base)}",
                "PayPal-Request-Id": "in-flight-1"}
@@ -375,7 +379,7 @@ async def test_a_duplicate_in_flight_gets_409(running: Running, set_faults) -> N
 
 
 async def test_after_a_timeout_the_same_key_finds_the_one_order(running: Running,
-                                                                 set_faults) -> None:
+                                                                 set_faults: Faults) -> None:
     set_faults({"timeout_rate": 1.0, "timeout_hold_ms": 3000})
     req = authorize_request("pm_card_visa", 4400)
     slow = connector_for(running, timeout_seconds=0.5)
@@ -393,7 +397,7 @@ async def test_after_a_timeout_the_same_key_finds_the_one_order(running: Running
         [out.connector_payment_id]
 
 
-def test_injected_faults_answer_with_paypals_bodies(api: httpx.Client, set_faults) -> None:
+def test_injected_faults_answer_with_paypals_bodies(api: httpx.Client, set_faults: Faults) -> None:
     set_faults({"error_rate": 1.0})
     failed = post(api, "/v2/checkout/orders", order_body(source=card()), "fault-1")
     assert (failed.status_code, failed.json()["name"]) == (500, "INTERNAL_SERVER_ERROR")
@@ -781,7 +785,7 @@ async def test_an_echeck_is_pending_then_denied(connector: PayPalConnector,
 
 
 async def test_a_duplicate_delivery_is_the_same_event_in_a_new_transmission(
-        connector: PayPalConnector, inbox: WebhookInbox, set_faults) -> None:
+        connector: PayPalConnector, inbox: WebhookInbox, set_faults: Faults) -> None:
     set_faults({"webhook_duplicate_rate": 1.0})
     paid = await connector.authorize(authorize_request("pm_card_visa", 2900))
     needle = str(paid.connector_payment_id).encode()

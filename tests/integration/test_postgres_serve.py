@@ -6,22 +6,24 @@ from __future__ import annotations
 import asyncio
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import start
+from tests.integration.conftest import Server, start
+from tests.support.postgres import PostgresServer
 
 PAY = {"amount": 4200, "currency": "eur", "customer_id": "cus_pg",
        "payment_method": "pm_card_visa"}
 
 
 @pytest.fixture
-def dsn(postgres) -> str:
+def dsn(postgres: PostgresServer) -> str:
     name = f"serve_{uuid.uuid4().hex[:10]}"
     return asyncio.run(postgres.create_database(name))
 
 
-def test_a_server_on_postgres_takes_pays_refunds_and_remembers(tmp_path, dsn):
+def test_a_server_on_postgres_takes_pays_refunds_and_remembers(tmp_path: Path, dsn: str) -> None:
     servers = start(tmp_path / "a", database=dsn)
     server = next(servers)
     with server.client() as c:
@@ -47,16 +49,16 @@ def test_a_server_on_postgres_takes_pays_refunds_and_remembers(tmp_path, dsn):
         servers.close()
 
 
-def test_two_servers_on_one_database_make_one_payment_per_key(tmp_path, dsn):
+def test_two_servers_on_one_database_make_one_payment_per_key(tmp_path: Path, dsn: str) -> None:
     first_servers, second_servers = start(tmp_path / "a", database=dsn), \
         start(tmp_path / "b", database=dsn)
     first, second = next(first_servers), next(second_servers)
     try:
         keys = [f"dup-{i}" for i in range(10)]
 
-        def send(args: tuple[object, str]) -> tuple[int, str]:
+        def send(args: tuple[Server, str]) -> tuple[int, str]:
             server, key = args
-            with server.client(server.key) as c:  # type: ignore[attr-defined]
+            with server.client(server.key) as c:
                 r = c.post("/v1/payments", json={**PAY, "customer_id": f"cus_{key}"},
                            headers={"Idempotency-Key": key})
                 return r.status_code, r.json().get("id") or r.json()["error"]["code"]

@@ -45,7 +45,8 @@ async def transport() -> AsyncIterator[AiohttpTransport]:
     await t.aclose()
 
 
-async def test_any_status_is_an_answer_with_its_headers_named_in_lower_case(psp, transport):
+async def test_any_status_is_an_answer_with_its_headers_named_in_lower_case(
+        psp: str, transport: AiohttpTransport) -> None:
     for status in (200, 402, 503):
         answer = await transport.request("POST", f"{psp}/echo?status={status}",
                                          {"Idempotency-Key": "k-1"}, b"amount=2000", 2.0)
@@ -54,13 +55,15 @@ async def test_any_status_is_an_answer_with_its_headers_named_in_lower_case(psp,
         assert answer.body == b'{"method":"POST","body":"amount=2000","key":"k-1"}'
 
 
-async def test_a_psp_that_cannot_be_reached_was_not_sent_anything(transport):
+async def test_a_psp_that_cannot_be_reached_was_not_sent_anything(
+        transport: AiohttpTransport) -> None:
     with pytest.raises(NotSent):
         await transport.request("POST", f"http://127.0.0.1:{free_port()}/v1/payments", {},
                                 b"{}", 2.0)
 
 
-async def test_calls_on_one_transport_keep_their_own_timeouts(psp, transport):
+async def test_calls_on_one_transport_keep_their_own_timeouts(
+        psp: str, transport: AiohttpTransport) -> None:
     quick, patient = await asyncio.gather(
         transport.request("GET", f"{psp}/slow?s=0.6", {}, None, 0.2),
         transport.request("GET", f"{psp}/slow?s=0.6", {}, None, 5.0),
@@ -69,6 +72,7 @@ async def test_calls_on_one_transport_keep_their_own_timeouts(psp, transport):
     assert not isinstance(patient, BaseException) and patient.body == b"late"
 
 
-async def test_a_closed_transport_opens_again_on_next_use(psp, transport):
+async def test_a_closed_transport_opens_again_on_next_use(
+        psp: str, transport: AiohttpTransport) -> None:
     await transport.aclose()
     assert (await transport.request("GET", f"{psp}/echo", {}, None, 2.0)).status == 200

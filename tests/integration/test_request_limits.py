@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,11 +22,11 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> Iterator[Server]:
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from start(tmp_path_factory.mktemp("limits"))
 
 
-def too_large(limit: int) -> dict:
+def too_large(limit: int) -> dict[str, Any]:
     return {"error": {"type": "invalid_request_error", "code": "request_too_large",
                       "message": f"the request body is larger than this route's limit of "
                                  f"{limit // 1024} KiB"}}
@@ -42,7 +43,7 @@ def payments(server: Server) -> int:
                                              ("/webhooks/stripe", WEBHOOK_BODY_LIMIT),
                                              ("/webhooks/adyen", WEBHOOK_BODY_LIMIT)])
 def test_a_content_length_over_the_limit_is_413_at_once_and_the_connection_closed(
-        shared, path, limit):
+        shared: Server, path: str, limit: int) -> None:
     with connect(shared.base) as sock:
         started = time.monotonic()
         sock.sendall(request_head("POST", path, {
@@ -57,7 +58,7 @@ def test_a_content_length_over_the_limit_is_413_at_once_and_the_connection_close
         assert closed_by_peer(sock, timeout=5)
 
 
-def test_bodies_up_to_the_limit_are_read_and_one_byte_more_is_not(shared):
+def test_bodies_up_to_the_limit_are_read_and_one_byte_more_is_not(shared: Server) -> None:
     before = payments(shared)
     padding = b" " * (API_BODY_LIMIT - 2)  # JSON allows white space: `{` + padding + `}`
     with shared.client() as http:
@@ -72,7 +73,7 @@ def test_bodies_up_to_the_limit_are_read_and_one_byte_more_is_not(shared):
     assert payments(shared) == before
 
 
-def test_a_webhook_may_be_larger_than_an_api_body_up_to_its_own_limit(shared):
+def test_a_webhook_may_be_larger_than_an_api_body_up_to_its_own_limit(shared: Server) -> None:
     body = b'{"id": "evt_big", "pad": "' + b"x" * (WEBHOOK_BODY_LIMIT - 64) + b'"}'
     r = httpx.post(f"{shared.base}/webhooks/stripe", content=body,
                    headers={"Content-Type": "application/json", "Stripe-Signature": "t=1,v1=0"})
@@ -134,8 +135,8 @@ def send_chunked(base: str, path: str, headers: dict[str, str], total: int) -> t
 
 @pytest.mark.parametrize(("path", "limit"), [("/webhooks/stripe", WEBHOOK_BODY_LIMIT),
                                              ("/v1/payments", API_BODY_LIMIT)])
-def test_a_chunked_body_is_cut_off_past_the_limit_and_never_held_in_memory(shared, path,
-                                                                            limit):
+def test_a_chunked_body_is_cut_off_past_the_limit_and_never_held_in_memory(
+        shared: Server, path: str, limit: int) -> None:
     before = payments(shared)
     headers = {"Authorization": f"Bearer {shared.key}", "Content-Type": "application/json"}
     send_chunked(shared.base, path, headers, 2 * MiB)  # warm up: first-use allocations
@@ -149,7 +150,7 @@ def test_a_chunked_body_is_cut_off_past_the_limit_and_never_held_in_memory(share
     assert payments(shared) == before
 
 
-def test_many_concurrent_oversized_bodies_do_not_add_up(shared):
+def test_many_concurrent_oversized_bodies_do_not_add_up(shared: Server) -> None:
     """The attack: many connections each streaming a huge webhook. Each is cut at 1 MiB."""
     headers = {"Content-Type": "application/json"}
     with PeakRss() as rss:
@@ -175,7 +176,8 @@ UNSUPPORTED = {"error": {"type": "invalid_request_error", "code": "unsupported_m
     "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
     "application/xml", "application/json-patch+json", "application/json; charset=latin-1",
     None])
-def test_a_v1_body_that_is_not_json_is_415_and_changes_nothing(shared, content_type):
+def test_a_v1_body_that_is_not_json_is_415_and_changes_nothing(
+        shared: Server, content_type: str | None) -> None:
     before = payments(shared)
     headers = {"Authorization": f"Bearer {shared.key}"}
     if content_type is not None:
@@ -192,7 +194,7 @@ def test_a_v1_body_that_is_not_json_is_415_and_changes_nothing(shared, content_t
 @pytest.mark.parametrize("content_type", [
     "application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8",
     'application/json; charset="utf-8"'])
-def test_json_is_accepted_with_or_without_a_utf8_charset(shared, content_type):
+def test_json_is_accepted_with_or_without_a_utf8_charset(shared: Server, content_type: str) -> None:
     import msgspec
 
     with shared.client() as http:
@@ -201,7 +203,7 @@ def test_json_is_accepted_with_or_without_a_utf8_charset(shared, content_type):
     assert r.status_code == 201, r.text
 
 
-def test_a_post_without_a_body_needs_no_content_type(shared):
+def test_a_post_without_a_body_needs_no_content_type(shared: Server) -> None:
     with shared.client() as http:
         pid = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"}).json()["id"]
         r = http.post(f"/v1/payments/{pid}/cancel")  # no body, no Content-Type
@@ -209,7 +211,7 @@ def test_a_post_without_a_body_needs_no_content_type(shared):
         assert r.json()["status"] == "canceled"
 
 
-def test_webhooks_take_what_the_psp_sends_whatever_its_content_type(shared):
+def test_webhooks_take_what_the_psp_sends_whatever_its_content_type(shared: Server) -> None:
     for content_type in (None, "text/plain", "application/json; charset=utf-8"):
         headers = {"Content-Type": content_type} if content_type else {}
         r = httpx.post(f"{shared.base}/webhooks/stripe", content=b"{}", headers=headers)
@@ -217,7 +219,7 @@ def test_webhooks_take_what_the_psp_sends_whatever_its_content_type(shared):
         assert r.json()["error"]["code"] == "webhook_signature_invalid"
 
 
-def test_an_answer_before_the_body_is_read_closes_the_connection(shared):
+def test_an_answer_before_the_body_is_read_closes_the_connection(shared: Server) -> None:
     """415 before reading the body: the server hangs up rather than read the rest to find
     where the next request starts (a chunked body could go on for ever)."""
     with connect(shared.base) as sock:
@@ -231,7 +233,7 @@ def test_an_answer_before_the_body_is_read_closes_the_connection(shared):
         assert closed_by_peer(sock, timeout=5)
 
 
-def test_a_keep_alive_connection_serves_request_after_request(shared):
+def test_a_keep_alive_connection_serves_request_after_request(shared: Server) -> None:
     with connect(shared.base) as sock:
         for _ in range(5):
             sock.sendall(request_head("GET", "/v1/payments?limit=1",

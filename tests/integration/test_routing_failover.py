@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
 
-from tests.integration.conftest import start
+from tests.integration.conftest import Server, start
 
 PSPS = ("stripe", "adyen", "paypal")
 CLEAN = {"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latency_ms": 0,
@@ -20,22 +23,22 @@ CLEAN = {"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latenc
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path: Path) -> Iterator[Server]:
     yield from start(tmp_path, recovery_interval=0.3, recovery_grace=0.5, psp_timeout=0.5)
 
 
-def faults(server, psp: str, **config) -> None:
+def faults(server: Server, psp: str, **config: Any) -> None:
     r = httpx.put(f"{server.sandbox_url}/sandbox/{psp}/_config", json={**CLEAN, **config})
     assert r.status_code == 200, r.text
 
 
-def ledger(server, psp: str) -> list[dict]:
+def ledger(server: Server, psp: str) -> list[dict[str, Any]]:
     r = httpx.get(f"{server.sandbox_url}/sandbox/{psp}/_ledger")
     assert r.status_code == 200, r.text
-    return r.json()["payments"]
+    return cast(list[dict[str, Any]], r.json()["payments"])
 
 
-def charges(server) -> dict[str, list[tuple[str, int]]]:
+def charges(server: Server) -> dict[str, list[tuple[str, int]]]:
     """payment id -> [(psp, amount captured)] for every charged row in every sandbox."""
     found: dict[str, list[tuple[str, int]]] = {}
     for psp in PSPS:
@@ -45,13 +48,13 @@ def charges(server) -> dict[str, list[tuple[str, int]]]:
     return found
 
 
-def pay(c, amount=2500, **extra):
+def pay(c: httpx.Client, amount: int = 2500, **extra: Any) -> httpx.Response:
     body = {"amount": amount, "currency": "usd", "payment_method": "pm_card_visa",
             "customer_id": f"cus_{uuid.uuid4().hex[:8]}", **extra}
     return c.post("/v1/payments", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
 
-def settle(c, ids, within=20.0):
+def settle(c: httpx.Client, ids: list[str], within: float = 20.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + within
     while True:
         payments = [c.get(f"/v1/payments/{pid}").json() for pid in ids]
@@ -61,7 +64,7 @@ def settle(c, ids, within=20.0):
         time.sleep(0.1)
 
 
-def test_a_stripe_that_refuses_every_call_sends_payments_to_adyen(server):
+def test_a_stripe_that_refuses_every_call_sends_payments_to_adyen(server: Server) -> None:
     faults(server, "stripe", rate_limit_rate=1.0)  # 429: Stripe provably did nothing
     with server.client() as c:
         replies = [pay(c, 1000 + i) for i in range(4)]
@@ -79,7 +82,7 @@ def test_a_stripe_that_refuses_every_call_sends_payments_to_adyen(server):
         assert audit[p["id"]] == [("adyen", 1000 + i)]
 
 
-def test_a_stripe_answering_5xx_is_never_abandoned_before_it_is_known(server):
+def test_a_stripe_answering_5xx_is_never_abandoned_before_it_is_known(server: Server) -> None:
     """A 5xx may hide a charge, so those payments wait for Stripe (recovery, same key); the
     circuit opens after a few and later payments go straight to Adyen. One charge each."""
     faults(server, "stripe", error_rate=1.0)
@@ -100,7 +103,7 @@ def test_a_stripe_answering_5xx_is_never_abandoned_before_it_is_known(server):
         assert audit[p["id"]] == [(p["connector"], p["amount"])]
 
 
-def test_a_stripe_timing_out_after_accepting_charges_each_payment_once(server):
+def test_a_stripe_timing_out_after_accepting_charges_each_payment_once(server: Server) -> None:
     faults(server, "stripe", timeout_rate=1.0, timeout_hold_ms=1500)
     with server.client() as c:
         payments = [pay(c, 3000 + i).json() for i in range(3)]
@@ -113,7 +116,7 @@ def test_a_stripe_timing_out_after_accepting_charges_each_payment_once(server):
         assert audit[p["id"]] == [(p["connector"], p["amount"])]
 
 
-def test_a_routing_table_picks_the_psp_and_a_bad_one_is_refused(server):
+def test_a_routing_table_picks_the_psp_and_a_bad_one_is_refused(server: Server) -> None:
     table = {"routes": [{"name": "eur-adyen", "currency": ["eur"], "connectors": ["adyen"]},
                         {"name": "big", "amount_gte": 50_000, "connectors": ["paypal", "stripe"]}],
              "default": ["stripe"]}
@@ -139,7 +142,7 @@ def test_a_routing_table_picks_the_psp_and_a_bad_one_is_refused(server):
     assert audit[big["id"]] == [("paypal", 60_000)]
 
 
-def test_a_soft_decline_is_retried_on_the_next_psp_when_the_route_says_so(server):
+def test_a_soft_decline_is_retried_on_the_next_psp_when_the_route_says_so(server: Server) -> None:
     table = {"routes": [{"name": "soft", "connectors": ["stripe", "adyen"],
                          "retry_soft_declines": True}]}
     with server.client() as c:
@@ -156,7 +159,8 @@ def test_a_soft_decline_is_retried_on_the_next_psp_when_the_route_says_so(server
 
 
 @pytest.mark.parametrize("psp", PSPS)
-def test_duplicated_and_reordered_webhooks_leave_every_payment_in_its_true_state(server, psp):
+def test_duplicated_and_reordered_webhooks_leave_every_payment_in_its_true_state(
+        server: Server, psp: str) -> None:
     faults(server, psp, webhook_duplicate_rate=1.0, webhook_reorder=True)
     with server.client() as c:
         paid = pay(c, 4000, connector=psp).json()
@@ -198,7 +202,7 @@ def test_duplicated_and_reordered_webhooks_leave_every_payment_in_its_true_state
     assert not rows[final_declined["id"]]["charged"]
 
 
-def test_a_paypal_wallet_payment_is_captured_once_the_buyer_approves(tmp_path):
+def test_a_paypal_wallet_payment_is_captured_once_the_buyer_approves(tmp_path: Path) -> None:
     # Default recovery (every 30 s, 90 s grace): only the webhook path can be this quick.
     servers = start(tmp_path)
     server = next(servers)
@@ -222,7 +226,7 @@ def test_a_paypal_wallet_payment_is_captured_once_the_buyer_approves(tmp_path):
     servers.close()
 
 
-def test_a_refund_the_psp_did_not_answer_is_asked_again_never_doubled(server):
+def test_a_refund_the_psp_did_not_answer_is_asked_again_never_doubled(server: Server) -> None:
     with server.client() as c:
         paid = pay(c, 5000, connector="stripe").json()
         faults(server, "stripe", error_rate=1.0)
@@ -249,7 +253,7 @@ def test_a_refund_the_psp_did_not_answer_is_asked_again_never_doubled(server):
     assert rows[paid["id"]]["amount_refunded"] == 3000
 
 
-def test_a_repeated_cancel_under_a_new_key_answers_the_canceled_payment(server):
+def test_a_repeated_cancel_under_a_new_key_answers_the_canceled_payment(server: Server) -> None:
     with server.client() as c:
         p = pay(c, 1500, capture_method="manual", connector="stripe").json()
         one = c.post(f"/v1/payments/{p['id']}/cancel", headers={"Idempotency-Key": "c1"})
@@ -260,13 +264,15 @@ def test_a_repeated_cancel_under_a_new_key_answers_the_canceled_payment(server):
         assert replay.headers.get("idempotent-replayed") == "true"
 
 
-def test_adyen_is_answered_with_its_own_acknowledgement(server):
+def test_adyen_is_answered_with_its_own_acknowledgement(server: Server) -> None:
     from paymesh.connectors.adyen.webhook import sign
 
+    item: dict[str, Any]  # nested, and changed in place below
     item = {"pspReference": "ZZZZZZZZZZZZZZZZ", "merchantAccountCode": "PaymeshSandbox",
             "merchantReference": "pay_unknown", "eventCode": "AUTHORISATION",
             "success": "true", "amount": {"value": 100, "currency": "EUR"},
             "eventDate": "2026-11-25T00:00:00+01:00", "additionalData": {}}
+    assert server.settings.adyen_hmac_key is not None  # the sandbox's own key
     item["additionalData"]["hmacSignature"] = sign(
         item, bytes.fromhex(server.settings.adyen_hmac_key))
     body = {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}

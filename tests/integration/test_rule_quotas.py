@@ -4,6 +4,7 @@ five targets per rule (issue 12, item 7). Real server, real HTTP."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,11 +16,11 @@ TARGETS = [{"id": "t", "type": "builtin", "name": "analytics"}]
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> Iterator[Server]:
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from start(tmp_path_factory.mktemp("rule-quotas"))
 
 
-def pattern_of(chars: int) -> dict:
+def pattern_of(chars: int) -> dict[str, Any]:
     """An event pattern whose compact JSON is exactly `chars` characters."""
     skeleton = len(msgspec.json.encode({"source": [""]}))
     return {"source": ["x" * (chars - skeleton)]}
@@ -30,7 +31,7 @@ def own_rules(server: Server, key: str | None = None) -> list[str]:
         return [r["name"] for r in http.get("/v1/rules").json()["data"] if not r["default"]]
 
 
-def test_the_rule_after_the_300th_is_refused_until_one_is_deleted(shared):
+def test_the_rule_after_the_300th_is_refused_until_one_is_deleted(shared: Server) -> None:
     assert MAX_RULES == 300
     rule = {"event_pattern": {"source": ["paymesh"]}, "targets": TARGETS}
     with shared.client() as http:
@@ -55,7 +56,7 @@ def test_the_rule_after_the_300th_is_refused_until_one_is_deleted(shared):
     assert len(own_rules(shared)) == MAX_RULES
 
 
-def test_a_pattern_over_2048_characters_is_refused(shared):
+def test_a_pattern_over_2048_characters_is_refused(shared: Server) -> None:
     assert MAX_PATTERN_CHARS == 2048
     with shared.client(shared.other_key) as http:
         at_limit = http.put("/v1/rules/big", json={"event_pattern": pattern_of(2048),
@@ -76,7 +77,7 @@ def test_a_pattern_over_2048_characters_is_refused(shared):
     assert "too-big" not in own_rules(shared, shared.other_key)
 
 
-def test_white_space_in_a_pattern_does_not_count(shared):
+def test_white_space_in_a_pattern_does_not_count(shared: Server) -> None:
     pattern = pattern_of(2048)
     body = b'{"targets": ' + msgspec.json.encode(TARGETS) + b', "event_pattern": ' \
         + msgspec.json.format(msgspec.json.encode(pattern), indent=8) + b"}"
@@ -86,7 +87,7 @@ def test_white_space_in_a_pattern_does_not_count(shared):
     assert r.status_code == 200, r.text
 
 
-def test_more_than_five_targets_is_refused(shared):
+def test_more_than_five_targets_is_refused(shared: Server) -> None:
     targets = [{"id": f"t{i}", "type": "builtin", "name": "analytics"} for i in range(6)]
     with shared.client(shared.other_key) as http:
         assert http.put("/v1/rules/five", json={"event_pattern": {"source": ["x"]},

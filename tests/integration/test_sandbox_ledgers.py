@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -18,7 +18,7 @@ import pytest
 from paymesh.connectors.adyen import AdyenConnector, AdyenSettings
 from paymesh.connectors.paypal import PayPalConnector, PayPalSettings
 from paymesh.connectors.stripe import StripeConnector, StripeSettings
-from paymesh.ports.connector import AuthorizeRequest
+from paymesh.ports.connector import AuthorizeRequest, Connector
 from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
 from paymesh.sandbox.paypal import PayPalSandbox, PayPalSandboxSettings
 from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
@@ -56,7 +56,8 @@ def _paypal(url: str, account: int) -> PayPalConnector:
 
 
 @pytest.fixture(scope="module", params=["stripe", "adyen", "paypal"])
-def psp(request) -> Iterator[Psp]:
+def psp(request: pytest.FixtureRequest) -> Iterator[Psp]:
+    make: Callable[[str, int], Connector]
     if request.param == "stripe":
         app = StripeSandbox(StripeSandboxSettings()).app
         words = {"paid": "succeeded", "declined": "requires_payment_method",
@@ -76,11 +77,11 @@ def psp(request) -> Iterator[Psp]:
                  "authenticating": "PAYER_ACTION_REQUIRED", "canceled": "COMPLETED"}
         make = _paypal
     with live_server(app) as url:
-        yield Psp(request.param, url, lambda account, url=url: make(url, account), words)
+        yield Psp(request.param, url, lambda account: make(url, account), words)
 
 
 @pytest.fixture
-async def connect(psp) -> AsyncIterator[Callable[..., Any]]:
+async def connect(psp: Psp) -> AsyncIterator[Callable[..., Any]]:
     made: list[Any] = []
 
     def connector(account: int = 0) -> Any:
@@ -106,7 +107,7 @@ async def ledger(psp: Psp, **query: str) -> list[dict[str, Any]]:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["psp"] == psp.name
-    return body["payments"]
+    return cast(list[dict[str, Any]], body["payments"])
 
 
 async def only_row(psp: Psp, req: AuthorizeRequest, since: float) -> dict[str, Any]:
@@ -127,7 +128,8 @@ def expected(psp: Psp, req: AuthorizeRequest, psp_reference: str | None, word: s
             "idempotency_keys": [req.idempotency_key]}
 
 
-async def test_an_approved_payment_is_one_charged_row(psp, connect):
+async def test_an_approved_payment_is_one_charged_row(
+        psp: Psp, connect: Callable[..., Any]) -> None:
     since = time.time()
     req = payment()
     out = await connect().authorize(req)
@@ -136,7 +138,8 @@ async def test_an_approved_payment_is_one_charged_row(psp, connect):
                                                        "paid", captured=2000)
 
 
-async def test_a_declined_payment_is_a_row_that_charged_nothing(psp, connect):
+async def test_a_declined_payment_is_a_row_that_charged_nothing(
+        psp: Psp, connect: Callable[..., Any]) -> None:
     since = time.time()
     req = payment("pm_card_chargeDeclinedInsufficientFunds", 1500)
     await connect().authorize(req)
@@ -145,7 +148,8 @@ async def test_a_declined_payment_is_a_row_that_charged_nothing(psp, connect):
     assert row["psp_reference"]
 
 
-async def test_a_payment_waiting_for_3ds_has_charged_nothing(psp, connect):
+async def test_a_payment_waiting_for_3ds_has_charged_nothing(
+        psp: Psp, connect: Callable[..., Any]) -> None:
     since = time.time()
     req = payment("pm_card_threeDSecure2Required")
     out = await connect().authorize(req)
@@ -153,7 +157,8 @@ async def test_a_payment_waiting_for_3ds_has_charged_nothing(psp, connect):
         psp, req, out.connector_payment_id, "authenticating", captured=0)
 
 
-async def test_amounts_are_in_the_iso_minor_unit_whatever_the_psp_writes(psp, connect):
+async def test_amounts_are_in_the_iso_minor_unit_whatever_the_psp_writes(
+        psp: Psp, connect: Callable[..., Any]) -> None:
     # PayPal writes HUF without decimals ("200"), ISO 4217 and paymesh count its cents.
     connector = connect()
     for currency, amount in (("huf", 20000), ("jpy", 500)):
@@ -164,7 +169,8 @@ async def test_amounts_are_in_the_iso_minor_unit_whatever_the_psp_writes(psp, co
             currency, amount, amount)
 
 
-async def test_the_same_idempotency_key_twice_is_still_one_row(psp, connect):
+async def test_the_same_idempotency_key_twice_is_still_one_row(
+        psp: Psp, connect: Callable[..., Any]) -> None:
     since = time.time()
     req = payment(amount=2100)
     connector = connect()
@@ -175,7 +181,8 @@ async def test_the_same_idempotency_key_twice_is_still_one_row(psp, connect):
                                                        "paid", captured=2100)
 
 
-async def test_a_partial_capture_and_a_partial_refund(psp, connect):
+async def test_a_partial_capture_and_a_partial_refund(
+        psp: Psp, connect: Callable[..., Any]) -> None:
     since = time.time()
     req = payment(amount=5000, capture="manual")
     connector = connect()
@@ -192,7 +199,8 @@ async def test_a_partial_capture_and_a_partial_refund(psp, connect):
                                                        refunded=1000)
 
 
-async def test_a_released_authorisation_charged_nothing(psp, connect):
+async def test_a_released_authorisation_charged_nothing(
+        psp: Psp, connect: Callable[..., Any]) -> None:
     since = time.time()
     req = payment(amount=1200, capture="manual")
     connector = connect()
@@ -202,7 +210,8 @@ async def test_a_released_authorisation_charged_nothing(psp, connect):
     assert await only_row(psp, req, since) == expected(psp, req, ref, "canceled", captured=0)
 
 
-async def test_reference_filters_and_rows_come_oldest_first(psp, connect):
+async def test_reference_filters_and_rows_come_oldest_first(
+        psp: Psp, connect: Callable[..., Any]) -> None:
     connector = connect()
     first, second = payment(amount=1100), payment(amount=1200)
     await connector.authorize(first)
@@ -214,7 +223,7 @@ async def test_reference_filters_and_rows_come_oldest_first(psp, connect):
     assert await ledger(psp, reference="pay_nobody") == []
 
 
-async def test_every_account_is_in_the_one_ledger(psp, connect):
+async def test_every_account_is_in_the_one_ledger(psp: Psp, connect: Callable[..., Any]) -> None:
     mine, theirs = payment(amount=1300), payment(amount=1400)
     await connect(0).authorize(mine)
     await connect(1).authorize(theirs)
@@ -225,7 +234,7 @@ async def test_every_account_is_in_the_one_ledger(psp, connect):
     assert references.index(mine.payment_id) < references.index(theirs.payment_id)
 
 
-async def test_an_unknown_query_parameter_is_refused(psp):
+async def test_an_unknown_query_parameter_is_refused(psp: Psp) -> None:
     async with httpx.AsyncClient() as client:
         r = await client.get(f"{psp.url}/_ledger", params={"ref": "pay_x"})
     assert r.status_code == 400
@@ -236,7 +245,7 @@ async def test_an_unknown_query_parameter_is_refused(psp):
 # -- what the keys column cannot know: requests sent without a key --------------------------
 
 
-def test_stripe_never_takes_a_capture_or_cancel_key_for_the_create_key():
+def test_stripe_never_takes_a_capture_or_cancel_key_for_the_create_key() -> None:
     with live_server(StripeSandbox(StripeSandboxSettings()).app) as url, \
             httpx.Client(base_url=url, headers={"Authorization": "Bearer sk_test_x"}) as c:
         def create(reference: str) -> str:
@@ -245,7 +254,7 @@ def test_stripe_never_takes_a_capture_or_cancel_key_for_the_create_key():
                 "confirm": "true", "capture_method": "manual",
                 "metadata[paymesh_payment_id]": reference})  # no Idempotency-Key
             assert r.status_code == 200, r.text
-            return r.json()["id"]
+            return cast(str, r.json()["id"])
 
         captured, canceled = create("pay_captured"), create("pay_canceled")
         assert c.post(f"/v1/payment_intents/{captured}/capture", data={"amount_to_capture": 3000},
@@ -257,7 +266,7 @@ def test_stripe_never_takes_a_capture_or_cancel_key_for_the_create_key():
         == [("succeeded", 3000, []), ("canceled", 0, [])]
 
 
-def test_adyen_never_takes_a_details_key_for_the_payments_key():
+def test_adyen_never_takes_a_details_key_for_the_payments_key() -> None:
     sandbox = AdyenSandbox(AdyenSandboxSettings(hmac_key=ADYEN_HMAC,
                                                 merchant_account=ADYEN_MERCHANTS[0]))
     with live_server(sandbox.app) as url, \

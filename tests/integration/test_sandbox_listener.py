@@ -11,12 +11,14 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from paymesh.sandbox.suite import SandboxListener, SandboxSecrets, SandboxSuite
+from tests.integration.conftest import Server
 from tests.support.live_server import free_port
 
 
@@ -28,14 +30,14 @@ def clean_env() -> dict[str, str]:
 @pytest.mark.parametrize("path", ["/sandbox/stripe/_ledger", "/sandbox/stripe/_config",
                                   "/sandbox/adyen/_ledger", "/sandbox/paypal/_ledger",
                                   "/sandbox/stripe/v1/payment_intents"])
-def test_the_api_port_serves_no_sandbox(server, path):
+def test_the_api_port_serves_no_sandbox(server: Server, path: str) -> None:
     for method in ("GET", "PUT", "POST"):
         r = httpx.request(method, server.base + path, json={"error_rate": 1.0}, timeout=10)
         assert r.status_code == 404, (method, path, r.text)
         assert r.json()["error"]["code"] == "route_not_found"
 
 
-def test_the_sandboxes_have_their_own_loopback_port(server):
+def test_the_sandboxes_have_their_own_loopback_port(server: Server) -> None:
     api, box = urlsplit(server.base), urlsplit(server.sandbox_url)
     assert box.hostname == "127.0.0.1" and box.port != api.port
     r = httpx.get(f"{server.sandbox_url}/sandbox/stripe/_config", timeout=10)
@@ -52,20 +54,20 @@ def test_the_sandboxes_have_their_own_loopback_port(server):
         [(p["connector_payment_id"], 1500)]
 
 
-def test_a_sandbox_listener_refuses_a_non_loopback_host(tmp_path):
+def test_a_sandbox_listener_refuses_a_non_loopback_host(tmp_path: Path) -> None:
     suite = SandboxSuite(SandboxSecrets.generate(tmp_path), None, ("stripe",))
     with pytest.raises(ValueError, match="loopback only"):
         SandboxListener(suite, host="0.0.0.0")
 
 
-def test_paymesh_sandbox_refuses_a_non_loopback_host(tmp_path):
+def test_paymesh_sandbox_refuses_a_non_loopback_host(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "paymesh", "sandbox", "--host", "0.0.0.0",
                            "--data-dir", str(tmp_path)], capture_output=True, text=True,
                           timeout=60, env=clean_env())
     assert done.returncode == 2 and "loopback only" in done.stderr
 
 
-def _serve(tmp_path, env: dict[str, str], *args: str) -> tuple[str, int]:
+def _serve(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[str, int]:
     """Start `paymesh serve`, wait for /healthz, stop it; its stderr and the API port."""
     port = free_port()
     log = tmp_path / "serve.log"
@@ -88,7 +90,7 @@ def _serve(tmp_path, env: dict[str, str], *args: str) -> tuple[str, int]:
     return log.read_text(), port
 
 
-def test_serve_states_one_line_per_psp_in_sandbox_mode(tmp_path):
+def test_serve_states_one_line_per_psp_in_sandbox_mode(tmp_path: Path) -> None:
     out, port = _serve(tmp_path, clean_env())
     for psp in ("stripe", "adyen", "paypal"):
         line = next(x for x in out.splitlines() if x.startswith(f"{psp}: "))
@@ -98,7 +100,7 @@ def test_serve_states_one_line_per_psp_in_sandbox_mode(tmp_path):
     assert "whsec_" not in out and "sk_test_" not in out
 
 
-def test_serve_in_live_mode_runs_no_sandbox_and_says_which_psps_are_live(tmp_path):
+def test_serve_in_live_mode_runs_no_sandbox_and_says_which_psps_are_live(tmp_path: Path) -> None:
     env = {**clean_env(), "PAYMESH_MODE": "live",
            "PAYMESH_STRIPE_SECRET_KEY": "sk_live_" + "a1B2" * 8,
            "PAYMESH_STRIPE_WEBHOOK_SECRET": "whsec_" + "Zx9y" * 8}
@@ -110,7 +112,7 @@ def test_serve_in_live_mode_runs_no_sandbox_and_says_which_psps_are_live(tmp_pat
     assert "a1B2a1B2" not in out and "Zx9y" not in out
 
 
-def test_serve_in_live_mode_refuses_a_built_in_secret(tmp_path):
+def test_serve_in_live_mode_refuses_a_built_in_secret(tmp_path: Path) -> None:
     env = {**clean_env(), "PAYMESH_MODE": "live",
            "PAYMESH_STRIPE_SECRET_KEY": "sk_live_" + "a1B2" * 8,
            "PAYMESH_STRIPE_WEBHOOK_SECRET": "whsec_paymesh_sandbox"}

@@ -177,7 +177,7 @@ async def refusal(sender: AiohttpTargetSender, url: str) -> str:
 # -- the metadata service, and everything else that is not public ---------------------------
 
 async def test_a_name_resolving_to_the_metadata_service_is_refused_before_any_socket(
-        sockets: SocketWatch):
+        sockets: SocketWatch) -> None:
     dns = FakeDns({"metadata.paymesh-test.invalid": [["169.254.169.254"]]})
     sender = AiohttpTargetSender(resolver=dns)
     assert await refusal(sender, METADATA) == "target address not allowed"
@@ -185,7 +185,8 @@ async def test_a_name_resolving_to_the_metadata_service_is_refused_before_any_so
     assert sockets.tried == []  # ...and before any connection
 
 
-async def test_the_socket_watch_sees_a_connection_the_guard_lets_through(sockets: SocketWatch):
+async def test_the_socket_watch_sees_a_connection_the_guard_lets_through(
+        sockets: SocketWatch) -> None:
     """The control for the test above: the same name, let through by an allow-list entry,
     is connected to (and stopped by the watch), so an empty watch means no connection."""
     dns = FakeDns({"metadata.paymesh-test.invalid": [["169.254.169.254"]]})
@@ -206,7 +207,7 @@ def literal(address: str) -> str:
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
 async def test_a_non_public_address_in_the_url_is_refused_unresolved_and_unconnected(
-        sockets: SocketWatch, address: str):
+        sockets: SocketWatch, address: str) -> None:
     dns = FakeDns({})
     url = f"http://{literal(address)}:8080/hook"
     assert await refusal(AiohttpTargetSender(resolver=dns), url) == "target address not allowed"
@@ -215,14 +216,15 @@ async def test_a_non_public_address_in_the_url_is_refused_unresolved_and_unconne
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
 async def test_a_name_resolving_to_a_non_public_address_is_refused(sockets: SocketWatch,
-                                                                   address: str):
+                                                                   address: str) -> None:
     dns = FakeDns({"hooks.shop.test": [[address]]})
     assert await refusal(AiohttpTargetSender(resolver=dns), "https://hooks.shop.test/hook") \
         == "target address not allowed"
     assert sockets.tried == []
 
 
-async def test_one_internal_address_among_public_ones_refuses_the_name(sockets: SocketWatch):
+async def test_one_internal_address_among_public_ones_refuses_the_name(
+        sockets: SocketWatch) -> None:
     dns = FakeDns({"hooks.shop.test": [["203.0.113.0", "8.8.8.8", "10.0.0.1"]]})
     assert await refusal(AiohttpTargetSender(resolver=dns), "https://hooks.shop.test/hook") \
         == "target address not allowed"
@@ -231,7 +233,7 @@ async def test_one_internal_address_among_public_ones_refuses_the_name(sockets: 
 
 @pytest.mark.parametrize("url", ["http://2130706433:8080/hook", "http://user:pw@8.8.8.8/",
                                  "ftp://hooks.shop.test/hook", "http:///hook"])
-async def test_malformed_or_legacy_urls_are_refused(sockets: SocketWatch, url: str):
+async def test_malformed_or_legacy_urls_are_refused(sockets: SocketWatch, url: str) -> None:
     assert await refusal(AiohttpTargetSender(resolver=FakeDns({})), url) == \
         "target url not allowed"
     assert sockets.tried == []
@@ -239,7 +241,7 @@ async def test_malformed_or_legacy_urls_are_refused(sockets: SocketWatch, url: s
 
 # -- what is allowed, and how --------------------------------------------------------------
 
-async def test_an_allow_listed_loopback_target_is_delivered(sockets: SocketWatch):
+async def test_an_allow_listed_loopback_target_is_delivered(sockets: SocketWatch) -> None:
     with endpoint() as (hook, port):
         status, _ = await post(AiohttpTargetSender(allow=["127.0.0.1"]),
                                f"http://127.0.0.1:{port}/hook")
@@ -248,7 +250,7 @@ async def test_an_allow_listed_loopback_target_is_delivered(sockets: SocketWatch
     assert sockets.outside == []
 
 
-async def test_loopback_is_refused_without_the_allow_list(sockets: SocketWatch):
+async def test_loopback_is_refused_without_the_allow_list(sockets: SocketWatch) -> None:
     with endpoint() as (hook, port):
         assert await refusal(AiohttpTargetSender(), f"http://127.0.0.1:{port}/hook") \
             == "target address not allowed"
@@ -256,7 +258,7 @@ async def test_loopback_is_refused_without_the_allow_list(sockets: SocketWatch):
 
 
 async def test_the_checked_address_is_connected_to_with_the_names_host_header(
-        sockets: SocketWatch):
+        sockets: SocketWatch) -> None:
     """DNS rebinding: the name answers loopback (allowed here), then the metadata service.
     The connection goes where the check was made, and the request still names the host."""
     dns = FakeDns({"hooks.shop.test": [["127.0.0.1"], ["169.254.169.254"]]})
@@ -269,7 +271,7 @@ async def test_the_checked_address_is_connected_to_with_the_names_host_header(
     assert sockets.outside == []
 
 
-async def test_a_redirect_is_not_followed(sockets: SocketWatch):
+async def test_a_redirect_is_not_followed(sockets: SocketWatch) -> None:
     with endpoint() as (second, second_port), \
             endpoint(status=307,
                      redirect_to=f"http://127.0.0.1:{second_port}/hook") as (first, port):
@@ -280,7 +282,7 @@ async def test_a_redirect_is_not_followed(sockets: SocketWatch):
     assert second.got == []
 
 
-async def test_live_mode_requires_https(sockets: SocketWatch):
+async def test_live_mode_requires_https(sockets: SocketWatch) -> None:
     live = AiohttpTargetSender(require_https=True, allow=["127.0.0.1"])
     with endpoint() as (hook, port):
         assert await refusal(live, f"http://127.0.0.1:{port}/hook") == "target url not allowed"
@@ -305,7 +307,7 @@ async def attempt_once(targets: Targets, url: str) -> str:
     return delivery.history[-1].error
 
 
-async def test_dead_letter_reasons_do_not_map_the_network(sockets: SocketWatch):
+async def test_dead_letter_reasons_do_not_map_the_network(sockets: SocketWatch) -> None:
     router = Router([])
     router.put(Rule("m1", "hooks", {"source": ["paymesh"]}, (), signing_secret="whsec_test"))
     dns = FakeDns({"hooks.shop.test": [["10.0.0.9"]]})

@@ -13,11 +13,12 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -48,6 +49,7 @@ from tests.support.live_server import free_port, live_server
 from tests.support.webhook_inbox import WebhookInbox, webhook_inbox
 
 S = PaymentStatus
+T = TypeVar("T")
 STRIPE_KEY = "sk_test_ownership"
 STRIPE_SECRET = "whsec_ownership"  # a test secret for this module's own sandbox
 ADYEN_KEY = "AQE_ownership_api_key"
@@ -119,7 +121,7 @@ async def connectors(sandboxes: dict[str, str],
 
 
 @pytest.fixture
-async def store(tmp_path) -> AsyncIterator[SqliteStore]:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(tmp_path / "paymesh.db")
     await s.open()
     yield s
@@ -187,7 +189,8 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 # -- ownership: the PSP object must be the payment's own ---------------------------------------
 
 async def test_a_psp_object_whose_metadata_names_another_merchants_payment_changes_nothing(
-        service, store, connectors, inbox, caplog):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        inbox: WebhookInbox, caplog: pytest.LogCaptureFixture) -> None:
     stripe = connectors["stripe"]
     victim = await authorised(store, stripe, merchant="m-victim", capture="manual")
     assert victim.status == S.REQUIRES_CAPTURE
@@ -220,7 +223,8 @@ async def test_a_psp_object_whose_metadata_names_another_merchants_payment_chang
     ({}, "applied", S.CANCELED),
 ])
 async def test_a_webhook_whose_money_is_not_the_payments_changes_nothing(
-        service, store, connectors, change, word, status):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        change: dict[str, Any], word: str, status: PaymentStatus) -> None:
     p = await authorised(store, connectors["stripe"], capture="manual")
     intent = {"id": p.connector_payment_id, "object": "payment_intent", "status": "canceled",
               "amount": 2000, "currency": "usd", "amount_received": 0,
@@ -231,7 +235,7 @@ async def test_a_webhook_whose_money_is_not_the_payments_changes_nothing(
 
 
 async def test_a_webhook_about_one_payment_that_names_another_changes_neither(
-        service, store, connectors):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector]) -> None:
     a = await authorised(store, connectors["stripe"], capture="manual")
     b = await authorised(store, connectors["stripe"], capture="manual")
     intent = {"id": b.connector_payment_id, "object": "payment_intent", "status": "canceled",
@@ -242,7 +246,8 @@ async def test_a_webhook_about_one_payment_that_names_another_changes_neither(
 
 
 async def test_a_payment_without_a_psp_reference_is_bound_by_no_webhook(
-        service, store, connectors, inbox):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        inbox: WebhookInbox) -> None:
     stripe = connectors["stripe"]
     # Stored, then cut off before the PSP's answer was recorded (a crash).
     p = new_payment("stripe")
@@ -268,7 +273,8 @@ async def test_a_payment_without_a_psp_reference_is_bound_by_no_webhook(
     assert await service.receive("stripe", headers, body) == ["mismatch"]
 
 
-async def test_news_of_an_abandoned_attempt_is_stale(service, store, connectors):
+async def test_news_of_an_abandoned_attempt_is_stale(
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector]) -> None:
     p = new_payment("stripe")
     p.apply_psp_outcome(PspOutcome(S.PENDING, "pi_first_attempt"), now())
     p.retired_refs.append("pi_first_attempt")
@@ -291,7 +297,7 @@ def adyen_body(item: dict[str, Any]) -> bytes:
 
 
 async def test_unsigned_additional_data_cannot_turn_a_held_authorisation_into_a_capture(
-        service, store, connectors):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector]) -> None:
     held = await authorised(store, connectors["adyen"], fraud=REVIEW)
     assert held.status == S.REQUIRES_CAPTURE and held.review is not None
     # Every signed field is the genuine AUTHORISATION's; only additionalData (unsigned) lies.
@@ -309,7 +315,8 @@ async def test_unsigned_additional_data_cannot_turn_a_held_authorisation_into_a_
 @pytest.mark.parametrize(("capture", "status", "captured"), [
     ("automatic", S.SUCCEEDED, 2000), ("manual", S.REQUIRES_CAPTURE, 0)])
 async def test_a_genuine_authorisation_follows_the_payments_own_capture_mode(
-        service, store, connectors, inbox, capture, status, captured):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        inbox: WebhookInbox, capture: str, status: PaymentStatus, captured: int) -> None:
     adyen = connectors["adyen"]
     p = new_payment("adyen", capture=capture)
     answer = await adyen.authorize(request_for(p))
@@ -326,8 +333,9 @@ async def test_a_genuine_authorisation_follows_the_payments_own_capture_mode(
 
 # -- PayPal: confirmed with PayPal, de-duplicated by transmission --------------------------------
 
-async def test_a_replayed_paypal_transmission_is_a_duplicate(service, store, connectors, inbox,
-                                                           signing):
+async def test_a_replayed_paypal_transmission_is_a_duplicate(
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        inbox: WebhookInbox, signing: SigningIdentity) -> None:
     paypal = connectors["paypal"]
     p = new_payment("paypal")
     order = str((await paypal.authorize(request_for(p))).connector_payment_id)
@@ -350,7 +358,8 @@ async def test_a_replayed_paypal_transmission_is_a_duplicate(service, store, con
 
 
 async def test_a_paypal_body_claiming_a_capture_paypal_has_not_made_moves_nothing(
-        service, store, connectors, signing):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        signing: SigningIdentity) -> None:
     held = await authorised(store, connectors["paypal"], capture="manual")
     assert held.status == S.REQUIRES_CAPTURE
     capture = {"id": "3C679366HH908993F", "status": "COMPLETED",
@@ -368,7 +377,8 @@ async def test_a_paypal_body_claiming_a_capture_paypal_has_not_made_moves_nothin
 
 
 async def test_a_paypal_webhook_about_an_order_paypal_does_not_know_is_unconfirmed(
-        service, store, signing, caplog):
+        service: WebhookService, store: SqliteStore, signing: SigningIdentity,
+        caplog: pytest.LogCaptureFixture) -> None:
     p = new_payment("paypal")
     p.apply_psp_outcome(PspOutcome(S.PROCESSING, "ORDER-OF-NOBODY"), now())
     await save(store, p)
@@ -386,7 +396,8 @@ async def test_a_paypal_webhook_about_an_order_paypal_does_not_know_is_unconfirm
 
 
 async def test_a_paypal_webhook_paypal_cannot_confirm_now_is_refused_for_a_later_retry(
-        store, signing, inbox, connectors):
+        store: SqliteStore, signing: SigningIdentity, inbox: WebhookInbox,
+        connectors: dict[str, Connector]) -> None:
     dead = paypal_connector(f"http://127.0.0.1:{free_port()}", signing)
     try:
         service = WebhookService(store, {"paypal": dead}, now, on_commit=lambda: None)
@@ -401,7 +412,8 @@ async def test_a_paypal_webhook_paypal_cannot_confirm_now_is_refused_for_a_later
 
 
 async def test_a_stripe_dispute_racing_our_own_answer_is_refused_then_applied(
-        service, store, connectors, inbox):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        inbox: WebhookInbox) -> None:
     # The dispute card is disputed at capture: Stripe's webhook can beat our own answer to the
     # store. It names only the PaymentIntent, so it must not be taken for nobody's payment.
     p = new_payment("stripe")
@@ -424,7 +436,8 @@ async def test_a_stripe_dispute_racing_our_own_answer_is_refused_then_applied(
 
 
 async def test_a_paypal_dispute_is_tied_to_its_payment_by_paypals_capture(
-        service, store, connectors, inbox):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        inbox: WebhookInbox) -> None:
     p = new_payment("paypal")
     p.payment_method = "pm_card_createDispute"
     answer = await connectors["paypal"].authorize(request_for(p, method=p.payment_method))
@@ -440,7 +453,8 @@ async def test_a_paypal_dispute_is_tied_to_its_payment_by_paypals_capture(
 # -- a capture at the PSP while a review is open --------------------------------------------------
 
 async def test_a_capture_at_the_psp_closes_the_open_review_and_a_decision_is_a_409(
-        service, store, connectors, inbox):
+        service: WebhookService, store: SqliteStore, connectors: dict[str, Connector],
+        inbox: WebhookInbox) -> None:
     stripe = connectors["stripe"]
     held = await authorised(store, stripe, fraud=REVIEW)
     assert held.review is not None and held.review.status == ReviewStatus.OPEN
@@ -476,7 +490,7 @@ REVIEW_AMOUNT = 77_700
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[Server]:
     rules = json.loads(resources.files("paymesh.fraud").joinpath("default_fraud_rules.json")
                        .read_text())
     rules["rules"].append({"name": "test: review this amount", "factor": "test_review",
@@ -486,7 +500,7 @@ def server(tmp_path) -> Iterator[Server]:
     yield from start(tmp_path / "data", fraud_rules=path, stripe_webhook_secret=SERVER_SECRET)
 
 
-def wait_for(fetch, ready, within: float = 10.0):
+def wait_for(fetch: Callable[[], T], ready: Callable[[T], object], within: float = 10.0) -> T:
     deadline = time.monotonic() + within
     while True:
         value = fetch()
@@ -495,7 +509,7 @@ def wait_for(fetch, ready, within: float = 10.0):
         time.sleep(0.05)
 
 
-def pay(client, amount: int, **extra: Any) -> dict[str, Any]:
+def pay(client: httpx.Client, amount: int, **extra: Any) -> dict[str, Any]:
     r = client.post("/v1/payments", json={"amount": amount, "currency": "usd",
                                           "payment_method": "pm_card_visa",
                                           "customer_id": f"cus_{uuid.uuid4().hex[:8]}",
@@ -504,7 +518,8 @@ def pay(client, amount: int, **extra: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
-def test_over_http_a_stranger_intent_naming_another_merchants_payment_is_a_mismatch(server):
+def test_over_http_a_stranger_intent_naming_another_merchants_payment_is_a_mismatch(
+        server: Server) -> None:
     with server.client(server.other_key) as victim_api, server.sandbox() as psp:
         victim = pay(victim_api, 2000, capture_method="manual")
         assert victim["status"] == "requires_capture"
@@ -532,7 +547,8 @@ def test_over_http_a_stranger_intent_naming_another_merchants_payment_is_a_misma
         assert (after["status"], after["failure"]) == ("requires_capture", None)
 
 
-def test_over_http_a_capture_at_the_psp_closes_the_review_and_approval_is_a_409(server):
+def test_over_http_a_capture_at_the_psp_closes_the_review_and_approval_is_a_409(
+        server: Server) -> None:
     with server.client() as api, server.sandbox() as psp:
         held = pay(api, REVIEW_AMOUNT)
         assert held["status"] == "requires_capture" and held["review"]["status"] == "open"
@@ -602,7 +618,8 @@ def _signed_malformed(server: Server, psp: str, payment: dict[str, Any]) -> tupl
 
 
 @pytest.mark.parametrize("psp", ["stripe", "adyen", "paypal"])
-def test_over_http_a_signed_but_malformed_webhook_is_a_400_that_changes_nothing(server, psp):
+def test_over_http_a_signed_but_malformed_webhook_is_a_400_that_changes_nothing(
+        server: Server, psp: str) -> None:
     with server.client() as api:
         payment = pay(api, 2000, connector=psp, capture_method="manual")
         assert payment["status"] in ("requires_capture", "processing"), payment
