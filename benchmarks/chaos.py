@@ -71,16 +71,42 @@ from benchmarks.chaos_audit import (
 
 PSPS = ("stripe", "adyen", "paypal")
 #: The PSP-fault profile of `--faults`, set on all three sandboxes for the load.
-FAULTS = {"error_rate": 0.10, "timeout_rate": 0.05, "timeout_hold_ms": 3000,
-          "webhook_duplicate_rate": 0.25, "webhook_reorder": True}
-NO_FAULTS = {"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latency_ms": 0,
-             "webhook_delay_ms": 0, "webhook_duplicate_rate": 0.0, "webhook_reorder": False}
+FAULTS = {
+    "error_rate": 0.10,
+    "timeout_rate": 0.05,
+    "timeout_hold_ms": 3000,
+    "webhook_duplicate_rate": 0.25,
+    "webhook_reorder": True,
+}
+NO_FAULTS = {
+    "error_rate": 0.0,
+    "rate_limit_rate": 0.0,
+    "timeout_rate": 0.0,
+    "latency_ms": 0,
+    "webhook_delay_ms": 0,
+    "webhook_duplicate_rate": 0.0,
+    "webhook_reorder": False,
+}
 #: Orders by kind, with their share of the load.
-FLOWS = {"pay": 0.48, "pay_on_psp": 0.10, "decline": 0.08, "capture": 0.12, "cancel": 0.03,
-         "refund": 0.13, "replay": 0.06}
-ROUTING = {"routes": [{"name": "spread", "connectors": list(PSPS),
-                       "weights": {"stripe": 34, "adyen": 33, "paypal": 33}}],
-           "default": list(PSPS)}
+FLOWS = {
+    "pay": 0.48,
+    "pay_on_psp": 0.10,
+    "decline": 0.08,
+    "capture": 0.12,
+    "cancel": 0.03,
+    "refund": 0.13,
+    "replay": 0.06,
+}
+ROUTING = {
+    "routes": [
+        {
+            "name": "spread",
+            "connectors": list(PSPS),
+            "weights": {"stripe": 34, "adyen": 33, "paypal": 33},
+        }
+    ],
+    "default": list(PSPS),
+}
 DECLINE_TOKEN = "pm_card_chargeDeclinedInsufficientFunds"
 UNSETTLED = frozenset({"pending", "processing"})
 
@@ -110,8 +136,13 @@ class Process:
 
     def spawn(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill9(self) -> None:
         self._signal_and_wait(signal.SIGKILL, 10.0)
@@ -162,16 +193,46 @@ def build_fleet(paymesh: str, data_dir: Path, psp_timeout: float) -> Fleet:
     api_port, sandbox_port = _free_port(), _free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    sandbox = Process("sandbox", [paymesh, "sandbox", "--port", str(sandbox_port),
-                                  "--webhook-base", api_url, "--data-dir", str(data_dir)],
-                      dict(os.environ), data_dir / "sandbox.log")
-    env = {**os.environ, "PAYMESH_RATE_LIMIT": "0", "PAYMESH_PSP_TIMEOUT": f"{psp_timeout:g}",
-           "PAYMESH_PAYPAL_TRUSTED_CERT": str(data_dir / "sandbox" / "paypal-webhook-cert.pem")}
+    sandbox = Process(
+        "sandbox",
+        [
+            paymesh,
+            "sandbox",
+            "--port",
+            str(sandbox_port),
+            "--webhook-base",
+            api_url,
+            "--data-dir",
+            str(data_dir),
+        ],
+        dict(os.environ),
+        data_dir / "sandbox.log",
+    )
+    env = {
+        **os.environ,
+        "PAYMESH_RATE_LIMIT": "0",
+        "PAYMESH_PSP_TIMEOUT": f"{psp_timeout:g}",
+        "PAYMESH_PAYPAL_TRUSTED_CERT": str(data_dir / "sandbox" / "paypal-webhook-cert.pem"),
+    }
     for psp in PSPS:
         env[f"PAYMESH_{psp.upper()}_API_BASE"] = f"{sandbox_url}/sandbox/{psp}"
-    api = Process("api", [paymesh, "serve", "--host", "127.0.0.1", "--port", str(api_port),
-                          "--data-dir", str(data_dir), "--log-level", "warning"],
-                  env, data_dir / "serve.log")
+    api = Process(
+        "api",
+        [
+            paymesh,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(api_port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
+        env,
+        data_dir / "serve.log",
+    )
     return Fleet(data_dir, sandbox, api, api_url, sandbox_url)
 
 
@@ -246,8 +307,15 @@ class Shop:
     Every acknowledgement (a 2xx, or a 402 that names its payment) is recorded in `acks`:
     the audit holds paymesh to each of them."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, api_key: str,
-                 run_id: str, rng: random.Random, patience_s: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        run_id: str,
+        rng: random.Random,
+        patience_s: float,
+    ) -> None:
         self._session = session
         self._base = base_url
         self._auth = {"Authorization": f"Bearer {api_key}"}
@@ -261,8 +329,9 @@ class Shop:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
-                   key: str | None = None) -> Answer | None:
+    async def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> Answer | None:
         """Send until answered (a 5xx, 429 or key-in-use answer counts as unanswered);
         None when patience runs out."""
         headers = dict(self._auth)
@@ -282,8 +351,9 @@ class Shop:
             done = answer is not None and not _retryable(answer.status, answer.body)
             out_of_patience = not done and time.monotonic() >= give_up_at
             if key_in_use_since is not None and (done or out_of_patience):
-                self.stats.key_waits.append(KeyWait(f"{method} {path} key={key}",
-                                                    time.monotonic() - key_in_use_since, done))
+                self.stats.key_waits.append(
+                    KeyWait(f"{method} {path} key={key}", time.monotonic() - key_in_use_since, done)
+                )
             if done:
                 return answer
             attempt += 1
@@ -291,19 +361,22 @@ class Shop:
                 self.stats.gave_up += 1
                 self.stats.gave_up_on.append(
                     f"{method} {path} key={key} after {attempt} tries: "
-                    + ("no answer" if answer is None else f"{answer.status} {answer.body}"))
+                    + ("no answer" if answer is None else f"{answer.status} {answer.body}")
+                )
                 return None
             self.stats.retries += 1
             # Exponential with full jitter, capped: clients back off from a dead server.
-            await asyncio.sleep(self._rng.uniform(0.05, min(2.0, 0.1 * 2 ** attempt)))
+            await asyncio.sleep(self._rng.uniform(0.05, min(2.0, 0.1 * 2**attempt)))
 
-    async def _send(self, method: str, path: str, headers: dict[str, str],
-                    data: bytes | None) -> Answer | None:
+    async def _send(
+        self, method: str, path: str, headers: dict[str, str], data: bytes | None
+    ) -> Answer | None:
         writes = 1 if method != "GET" else 0
         self.writes_in_flight += writes
         try:
-            async with self._session.request(method, self._base + path, headers=headers,
-                                             data=data) as response:
+            async with self._session.request(
+                method, self._base + path, headers=headers, data=data
+            ) as response:
                 raw = await response.read()
                 status = response.status
                 replayed = response.headers.get("Idempotent-Replayed") == "true"
@@ -381,11 +454,16 @@ class Shop:
 
     def _ack(self, order_id: str, payment: dict[str, Any]) -> None:
         self.acks.payments[payment["id"]] = AckPayment(
-            order_id=order_id, payment_id=payment["id"], amount=payment["amount"],
-            currency=payment["currency"], status=payment["status"])
+            order_id=order_id,
+            payment_id=payment["id"],
+            amount=payment["amount"],
+            currency=payment["currency"],
+            status=payment["status"],
+        )
 
-    async def settled(self, payment: dict[str, Any], body: dict[str, Any],
-                      key: str) -> dict[str, Any] | None:
+    async def settled(
+        self, payment: dict[str, Any], body: dict[str, Any], key: str
+    ) -> dict[str, Any] | None:
         """Wait out a pending answer as the README tells clients: send again with the same
         key (paymesh asks the PSP again); poll a processing one."""
         give_up_at = time.monotonic() + self._patience
@@ -396,7 +474,7 @@ class Shop:
                 self.stats.gave_up_on.append(f"payment {payment['id']} still {payment['status']}")
                 return None
             attempt += 1
-            await asyncio.sleep(self._rng.uniform(0.1, min(2.0, 0.2 * 2 ** attempt)))
+            await asyncio.sleep(self._rng.uniform(0.1, min(2.0, 0.2 * 2**attempt)))
             if payment["status"] == "pending":
                 answer = await self.call("POST", "/v1/payments", body, key)
             else:
@@ -414,8 +492,9 @@ class Shop:
     async def capture(self, payment: dict[str, Any], order_id: str) -> None:
         partial = self._rng.random() < 0.4 and payment["amount"] > 1
         body = {"amount": self._rng.randint(1, payment["amount"] - 1)} if partial else {}
-        answer = await self.call("POST", f"/v1/payments/{payment['id']}/capture", body,
-                                 f"{order_id}-capture")
+        answer = await self.call(
+            "POST", f"/v1/payments/{payment['id']}/capture", body, f"{order_id}-capture"
+        )
         if answer is None:
             return
         if answer.status == 200 and answer.body.get("status") == "succeeded":
@@ -425,8 +504,9 @@ class Shop:
             self.stats.unexpected[f"capture {answer.status}"] += 1
 
     async def cancel(self, payment: dict[str, Any], order_id: str) -> None:
-        answer = await self.call("POST", f"/v1/payments/{payment['id']}/cancel", {},
-                                 f"{order_id}-cancel")
+        answer = await self.call(
+            "POST", f"/v1/payments/{payment['id']}/cancel", {}, f"{order_id}-cancel"
+        )
         if answer is None:
             return
         if answer.status == 200 and answer.body.get("status") == "canceled":
@@ -452,26 +532,34 @@ class Shop:
         if answer.status not in (200, 201):
             self.stats.unexpected[f"refund {answer.status}"] += 1
             return False
-        self.acks.refunds.append(AckRefund(payment_id, answer.body["id"],
-                                           answer.body["amount"], answer.body["status"]))
+        self.acks.refunds.append(
+            AckRefund(payment_id, answer.body["id"], answer.body["amount"], answer.body["status"])
+        )
         return True
 
-    async def replay(self, payment: dict[str, Any], body: dict[str, Any], key: str,
-                     order_id: str) -> None:
+    async def replay(
+        self, payment: dict[str, Any], body: dict[str, Any], key: str, order_id: str
+    ) -> None:
         answer = await self.call("POST", "/v1/payments", body, key)
         if answer is None:
             return
         again = self._payment_of(answer)
-        self.acks.replays.append(Replay(order_id, payment["id"],
-                                        None if again is None else again.get("id")))
+        self.acks.replays.append(
+            Replay(order_id, payment["id"], None if again is None else again.get("id"))
+        )
         if again is not None:
             self._ack(order_id, again)
 
     async def probe(self, n: int) -> bool:
         """The restart's proof of service: one payment through to `succeeded`."""
         order_id = f"{self._run}-probe-{n}"
-        body = {"amount": 1000 + n, "currency": "usd", "customer_id": f"cus_probe_{n}",
-                "payment_method": "pm_card_visa", "metadata": {"order_id": order_id}}
+        body = {
+            "amount": 1000 + n,
+            "currency": "usd",
+            "customer_id": f"cus_probe_{n}",
+            "payment_method": "pm_card_visa",
+            "metadata": {"order_id": order_id},
+        }
         key = f"{order_id}-create"
         payment = await self.create(body, key)
         if payment is not None:
@@ -526,11 +614,18 @@ class Chaos:
 
     async def run(self) -> Shop:
         timeout = aiohttp.ClientTimeout(total=20)
-        async with aiohttp.ClientSession(timeout=timeout,
-                                         connector=aiohttp.TCPConnector(limit=256)) as session:
+        async with aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(limit=256)
+        ) as session:
             self._client = session
-            shop = Shop(session, self.fleet.api_url, self.api_key, f"o{self.s.seed}",
-                        random.Random(self.s.seed + 1), self.s.patience)
+            shop = Shop(
+                session,
+                self.fleet.api_url,
+                self.api_key,
+                f"o{self.s.seed}",
+                random.Random(self.s.seed + 1),
+                self.s.patience,
+            )
             await self._bring_up(session, shop)
             await self._chaos(shop)
             await self._recover(session)
@@ -542,8 +637,11 @@ class Chaos:
     async def _bring_up(self, session: aiohttp.ClientSession, shop: Shop) -> None:
         fleet = self.fleet
         fleet.sandbox.spawn()
-        if not await _poll(lambda: _ok(session, f"{fleet.sandbox_url}/sandbox/stripe/_config"),
-                           self.s.startup_timeout, fleet.sandbox):
+        if not await _poll(
+            lambda: _ok(session, f"{fleet.sandbox_url}/sandbox/stripe/_config"),
+            self.s.startup_timeout,
+            fleet.sandbox,
+        ):
             raise SetupError(f"the sandbox did not start:\n{fleet.sandbox.log_tail()}")
         fleet.api.spawn()
         if await self._serving(shop) is None:
@@ -558,8 +656,11 @@ class Chaos:
         """Seconds from now to /readyz 200 and to a paid probe; None if it never got ready."""
         started = time.monotonic()
         api = self.fleet.api
-        if not await _poll(lambda: _ok(self._session(), f"{self.fleet.api_url}/readyz"),
-                           self.s.startup_timeout, api):
+        if not await _poll(
+            lambda: _ok(self._session(), f"{self.fleet.api_url}/readyz"),
+            self.s.startup_timeout,
+            api,
+        ):
             return None
         ready = time.monotonic() - started
         self._probes += 1
@@ -570,8 +671,12 @@ class Chaos:
 
     async def _chaos(self, shop: Shop) -> None:
         started = time.monotonic()
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[status]}"))
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+        )
         killer = asyncio.create_task(self._killer(shop, started))
         arrivals = asyncio.create_task(self._arrivals(shop, started))
         try:
@@ -579,10 +684,12 @@ class Chaos:
                 bar = progress.add_task("load + kills", total=self.s.duration, status="")
 
                 def show(label: str) -> None:
-                    progress.update(bar, description=label,
-                                    completed=min(self.s.duration, time.monotonic() - started),
-                                    status=_status(shop, self.outcome, self.s.kills,
-                                                   self._flows))
+                    progress.update(
+                        bar,
+                        description=label,
+                        completed=min(self.s.duration, time.monotonic() - started),
+                        status=_status(shop, self.outcome, self.s.kills, self._flows),
+                    )
 
                 while not arrivals.done():
                     show("load + kills")
@@ -637,8 +744,10 @@ class Chaos:
                 ready, serving = (None, None) if timing is None else timing
                 self.outcome.restarts.append(Restart(victim.kind, at, ready, serving, cut))
                 if ready is None:
-                    raise SetupError(f"{victim.kind} did not come back after kill {done + 1}:"
-                                     f"\n{victim.log_tail()}")
+                    raise SetupError(
+                        f"{victim.kind} did not come back after kill {done + 1}:"
+                        f"\n{victim.log_tail()}"
+                    )
         finally:
             self._kills_done.set()
 
@@ -651,11 +760,15 @@ class Chaos:
         fleet = self.fleet
         await _configure_faults(session, fleet.sandbox_url, NO_FAULTS)
         fleet.api.stop()
-        fleet.api.env = {**fleet.api.env, "PAYMESH_RECOVERY_GRACE": "1",
-                         "PAYMESH_RECOVERY_INTERVAL": "1"}
+        fleet.api.env = {
+            **fleet.api.env,
+            "PAYMESH_RECOVERY_GRACE": "1",
+            "PAYMESH_RECOVERY_INTERVAL": "1",
+        }
         fleet.api.spawn()
-        if not await _poll(lambda: _ok(session, f"{fleet.api_url}/readyz"),
-                           self.s.startup_timeout, fleet.api):
+        if not await _poll(
+            lambda: _ok(session, f"{fleet.api_url}/readyz"), self.s.startup_timeout, fleet.api
+        ):
             raise SetupError(f"paymesh serve did not restart:\n{fleet.api.log_tail()}")
         db = fleet.data_dir / "paymesh.db"
         auth = {"Authorization": f"Bearer {self.api_key}"}
@@ -692,8 +805,7 @@ async def _ok(session: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-async def _poll(check: Callable[[], Awaitable[bool]], within_s: float,
-                process: Process) -> bool:
+async def _poll(check: Callable[[], Awaitable[bool]], within_s: float, process: Process) -> bool:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline and process.alive:
         if await check():
@@ -702,8 +814,9 @@ async def _poll(check: Callable[[], Awaitable[bool]], within_s: float,
     return False
 
 
-async def _configure_faults(session: aiohttp.ClientSession, sandbox_url: str,
-                            faults: dict[str, Any]) -> None:
+async def _configure_faults(
+    session: aiohttp.ClientSession, sandbox_url: str, faults: dict[str, Any]
+) -> None:
     for psp in PSPS:
         async with session.put(f"{sandbox_url}/sandbox/{psp}/_config", json=faults) as response:
             if response.status != 200:
@@ -722,8 +835,9 @@ async def ledgers(sandbox_url: str) -> list[LedgerEntry]:
     return rows
 
 
-async def _unsettled(session: aiohttp.ClientSession, api_url: str, auth: dict[str, str],
-                     db: Path) -> dict[str, int]:
+async def _unsettled(
+    session: aiohttp.ClientSession, api_url: str, auth: dict[str, str], db: Path
+) -> dict[str, int]:
     """What recovery still has to do: unsettled payments (over the API) and the outbox (a
     read-only look at the file; SQLite's WAL lets a reader in beside the writer)."""
     left: dict[str, int] = {}
@@ -745,7 +859,8 @@ def _outbox_backlog(db: Path) -> dict[str, int]:
     try:
         events = conn.execute("SELECT count(*) FROM events WHERE delivered = 0").fetchone()[0]
         pending = conn.execute(
-            "SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
+            "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+        ).fetchone()[0]
     finally:
         conn.close()
     return {"events not routed": int(events), "deliveries pending": int(pending)}
@@ -756,18 +871,24 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _status(shop: Shop, outcome: Outcome, kills: int, flows: set[asyncio.Task[None]]) -> str:
-    return (f"kills {len(outcome.restarts)}/{kills} · orders {sum(shop.stats.orders.values())} "
-            f"· acked {len(shop.acks.payments)} · in flight {len(flows)} "
-            f"· retries {shop.stats.retries}")
+    return (
+        f"kills {len(outcome.restarts)}/{kills} · orders {sum(shop.stats.orders.values())} "
+        f"· acked {len(shop.acks.payments)} · in flight {len(flows)} "
+        f"· retries {shop.stats.retries}"
+    )
 
 
 # --------------------------------------------------------------------------- output
 
 
-def render(console: Console, settings: Settings, shop: Shop, outcome: Outcome,
-           checks: Sequence[Check]) -> None:
-    profile = "PSP faults (10% 5xx, 5% timeouts, duplicated + reordered webhooks)" \
-        if settings.faults else "clean PSPs"
+def render(
+    console: Console, settings: Settings, shop: Shop, outcome: Outcome, checks: Sequence[Check]
+) -> None:
+    profile = (
+        "PSP faults (10% 5xx, 5% timeouts, duplicated + reordered webhooks)"
+        if settings.faults
+        else "clean PSPs"
+    )
     stats = shop.stats
     console.print(
         f"chaos: {profile} · {settings.duration:g}s at {settings.rate:g} orders/s · "
@@ -780,9 +901,13 @@ def render(console: Console, settings: Settings, shop: Shop, outcome: Outcome,
         f"recovery: {'settled' if outcome.settled else 'NOT settled'} after "
         f"{outcome.settle_s:.1f}s ({_counts(Counter(outcome.left_unsettled)) or 'nothing left'})"
         f"; ledgers: {len(outcome.ledger)} PSP payments ({_counts(_per_psp(outcome.ledger))})",
-        highlight=False)
-    table = Table(title="Audit: paymesh's store against the PSPs' ledgers",
-                  title_justify="left", show_lines=True)
+        highlight=False,
+    )
+    table = Table(
+        title="Audit: paymesh's store against the PSPs' ledgers",
+        title_justify="left",
+        show_lines=True,
+    )
     table.add_column("invariant")
     table.add_column("checked", justify="right")
     table.add_column("breaches", justify="right")
@@ -810,8 +935,9 @@ def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counter.most_common() if v)
 
 
-def write_json(path: Path, settings: Settings, shop: Shop, outcome: Outcome,
-               checks: Sequence[Check]) -> None:
+def write_json(
+    path: Path, settings: Settings, shop: Shop, outcome: Outcome, checks: Sequence[Check]
+) -> None:
     stats = shop.stats
     document = {
         "profile": "faults" if settings.faults else "clean",
@@ -819,21 +945,32 @@ def write_json(path: Path, settings: Settings, shop: Shop, outcome: Outcome,
         "faults": FAULTS if settings.faults else None,
         "kills": len(outcome.restarts),
         "restarts": [asdict(r) for r in outcome.restarts],
-        "load": {"seconds": round(outcome.load_s, 2), "orders": dict(stats.orders),
-                 "completed": stats.completed, "gave_up": stats.gave_up,
-                 "gave_up_on": stats.gave_up_on,
-                 "abandoned": stats.abandoned, "requests": stats.requests,
-                 "retries": stats.retries, "answers": dict(stats.answers),
-                 "transport_errors": dict(stats.transport_errors),
-                 "unexpected": dict(stats.unexpected),
-                 "key_in_use_waits": [asdict(w) for w in stats.key_waits],
-                 "acknowledged": {"payments": len(shop.acks.payments),
-                                  "captures": len(shop.acks.captures),
-                                  "cancels": len(shop.acks.cancels),
-                                  "refunds": len(shop.acks.refunds),
-                                  "replays": len(shop.acks.replays)}},
-        "recovery": {"settled": outcome.settled, "seconds": round(outcome.settle_s, 2),
-                     "left": outcome.left_unsettled},
+        "load": {
+            "seconds": round(outcome.load_s, 2),
+            "orders": dict(stats.orders),
+            "completed": stats.completed,
+            "gave_up": stats.gave_up,
+            "gave_up_on": stats.gave_up_on,
+            "abandoned": stats.abandoned,
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "answers": dict(stats.answers),
+            "transport_errors": dict(stats.transport_errors),
+            "unexpected": dict(stats.unexpected),
+            "key_in_use_waits": [asdict(w) for w in stats.key_waits],
+            "acknowledged": {
+                "payments": len(shop.acks.payments),
+                "captures": len(shop.acks.captures),
+                "cancels": len(shop.acks.cancels),
+                "refunds": len(shop.acks.refunds),
+                "replays": len(shop.acks.replays),
+            },
+        },
+        "recovery": {
+            "settled": outcome.settled,
+            "seconds": round(outcome.settle_s, 2),
+            "left": outcome.left_unsettled,
+        },
         "ledger_rows": dict(_per_psp(outcome.ledger)),
         "checks": [c.to_dict() for c in checks],
         "breaches": sum(c.breach_count for c in checks if c.failed),
@@ -848,32 +985,57 @@ def write_json(path: Path, settings: Settings, shop: Shop, outcome: Outcome,
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Kill paymesh serve with SIGKILL under load, then audit every invariant "
-                    "against the PSP sandboxes' ledgers.")
+        "against the PSP sandboxes' ledgers."
+    )
     parser.add_argument("--duration", type=float, default=40.0, help="seconds of load (40)")
     parser.add_argument("--rate", type=float, default=25.0, help="orders per second (25)")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs during the load (20)")
-    parser.add_argument("--faults", action="store_true",
-                        help="PSP faults on all three sandboxes: 10%% 5xx, 5%% timeouts, "
-                             "25%% duplicated webhooks, reordered webhooks")
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="PSP faults on all three sandboxes: 10%% 5xx, 5%% timeouts, "
+        "25%% duplicated webhooks, reordered webhooks",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the mix and kill times")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write everything as JSON")
-    parser.add_argument("--psp-timeout", type=float, default=2.0,
-                        help="PAYMESH_PSP_TIMEOUT for the server, s (2)")
-    parser.add_argument("--patience", type=float, default=90.0,
-                        help="how long a client retries one request before giving up, s "
-                             "(90: longer than the 60 s lease of an idempotency key)")
-    parser.add_argument("--drain-timeout", type=float, default=90.0,
-                        help="after the load, how long unfinished orders may go on, s")
-    parser.add_argument("--settle-timeout", type=float, default=90.0,
-                        help="how long recovery may take before the audit, s")
-    parser.add_argument("--startup-timeout", type=float, default=30.0,
-                        help="a process not ready within this is a failure, s")
-    parser.add_argument("--flows", type=_flow_list, default=tuple(FLOWS),
-                        help=f"order kinds to send, comma-separated (default all: "
-                             f"{','.join(FLOWS)})")
+    parser.add_argument(
+        "--psp-timeout", type=float, default=2.0, help="PAYMESH_PSP_TIMEOUT for the server, s (2)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=90.0,
+        help="how long a client retries one request before giving up, s "
+        "(90: longer than the 60 s lease of an idempotency key)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=90.0,
+        help="after the load, how long unfinished orders may go on, s",
+    )
+    parser.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=90.0,
+        help="how long recovery may take before the audit, s",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=30.0,
+        help="a process not ready within this is a failure, s",
+    )
+    parser.add_argument(
+        "--flows",
+        type=_flow_list,
+        default=tuple(FLOWS),
+        help=f"order kinds to send, comma-separated (default all: {','.join(FLOWS)})",
+    )
     parser.add_argument("--paymesh", help="paymesh executable (default: the venv's)")
-    parser.add_argument("--keep-data", action="store_true",
-                        help="keep the data dir (kept anyway on a breach)")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="keep the data dir (kept anyway on a breach)"
+    )
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0 or args.kills < 0:
         parser.error("--duration and --rate must be positive, --kills not negative")
@@ -884,8 +1046,9 @@ def _flow_list(text: str) -> tuple[str, ...]:
     flows = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = sorted(set(flows) - set(FLOWS))
     if not flows or unknown:
-        raise argparse.ArgumentTypeError(f"unknown order kinds {unknown}; known: "
-                                         f"{', '.join(FLOWS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown order kinds {unknown}; known: {', '.join(FLOWS)}"
+        )
     return flows
 
 
@@ -908,11 +1071,19 @@ def _exit_on_sigterm() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _exit_on_sigterm()
-    settings = Settings(duration=args.duration, rate=args.rate, kills=args.kills,
-                        faults=args.faults, seed=args.seed, psp_timeout=args.psp_timeout,
-                        patience=args.patience, drain_timeout=args.drain_timeout,
-                        settle_timeout=args.settle_timeout, startup_timeout=args.startup_timeout,
-                        flows=args.flows)
+    settings = Settings(
+        duration=args.duration,
+        rate=args.rate,
+        kills=args.kills,
+        faults=args.faults,
+        seed=args.seed,
+        psp_timeout=args.psp_timeout,
+        patience=args.patience,
+        drain_timeout=args.drain_timeout,
+        settle_timeout=args.settle_timeout,
+        startup_timeout=args.startup_timeout,
+        flows=args.flows,
+    )
     console = Console(width=None if sys.stdout.isatty() else 160)
     data_dir = Path(tempfile.mkdtemp(prefix="paymesh-chaos-"))
     keep = args.keep_data
@@ -925,8 +1096,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         shop = _run_async(chaos)
         fleet.stop_all()
         store = read_store(data_dir / "paymesh.db")
-        checks = audit(shop.acks, store, chaos.outcome.ledger, chaos.outcome.restarts,
-                       shop.stats.answers, shop.stats.key_waits)
+        checks = audit(
+            shop.acks,
+            store,
+            chaos.outcome.ledger,
+            chaos.outcome.restarts,
+            shop.stats.answers,
+            shop.stats.key_waits,
+        )
         render(console, settings, shop, chaos.outcome, checks)
         if args.json:
             write_json(args.json, settings, shop, chaos.outcome, checks)
@@ -944,8 +1121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if fleet is not None:
             fleet.stop_all()
         if keep:
-            console.print(f"data dir (store, serve.log, sandbox.log) kept in {data_dir}",
-                          highlight=False)
+            console.print(
+                f"data dir (store, serve.log, sandbox.log) kept in {data_dir}", highlight=False
+            )
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -197,27 +197,42 @@ class LedgerEntry:
 
     @classmethod
     def from_json(cls, psp: str, row: Mapping[str, Any]) -> LedgerEntry:
-        return cls(psp=psp, psp_reference=row["psp_reference"], reference=row["reference"],
-                   currency=row["currency"], amount=row["amount"],
-                   amount_captured=row["amount_captured"],
-                   amount_refunded=row["amount_refunded"], status=row["status"],
-                   charged=row["charged"])
+        return cls(
+            psp=psp,
+            psp_reference=row["psp_reference"],
+            reference=row["reference"],
+            currency=row["currency"],
+            amount=row["amount"],
+            amount_captured=row["amount_captured"],
+            amount_refunded=row["amount_refunded"],
+            status=row["status"],
+            charged=row["charged"],
+        )
 
 
 def read_store(db_path: Path) -> StoreSnapshot:
     """Everything the audit needs from paymesh's SQLite file, opened read-only."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        payments = {pid: json.loads(doc)
-                    for pid, doc in conn.execute("SELECT id, doc FROM payments")}
-        events = [EventRow(eid, pid, kind, bool(delivered)) for eid, pid, kind, delivered in
-                  conn.execute("SELECT id, payment_id, type, delivered FROM events ORDER BY seq")]
+        payments = {
+            pid: json.loads(doc) for pid, doc in conn.execute("SELECT id, doc FROM payments")
+        }
+        events = [
+            EventRow(eid, pid, kind, bool(delivered))
+            for eid, pid, kind, delivered in conn.execute(
+                "SELECT id, payment_id, type, delivered FROM events ORDER BY seq"
+            )
+        ]
         deliveries = [
             DeliveryRow(did, eid, rule, target, status, attempts, _last_error(doc))
             for did, eid, rule, target, status, attempts, doc in conn.execute(
-                "SELECT id, event_id, rule, target_id, status, attempts, doc FROM deliveries")]
-        notifications = [NotificationRow(nid, pid, eid) for nid, pid, eid in
-                         conn.execute("SELECT id, payment_id, event_id FROM notifications")]
+                "SELECT id, event_id, rule, target_id, status, attempts, doc FROM deliveries"
+            )
+        ]
+        notifications = [
+            NotificationRow(nid, pid, eid)
+            for nid, pid, eid in conn.execute("SELECT id, payment_id, event_id FROM notifications")
+        ]
     finally:
         conn.close()
     return StoreSnapshot(payments, events, deliveries, notifications)
@@ -252,9 +267,14 @@ class Check:
             self.breaches.append(detail)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "checked": self.checked,
-                "breaches": self.breach_count if self.kind == "invariant" else None,
-                "summary": self.summary, "detail": self.breaches}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "checked": self.checked,
+            "breaches": self.breach_count if self.kind == "invariant" else None,
+            "summary": self.summary,
+            "detail": self.breaches,
+        }
 
 
 # --------------------------------------------------------------------------- the audit
@@ -279,18 +299,27 @@ class _Facts:
         if doc is None:
             stored = "not in the store"
         else:
-            refunds = ", ".join(f"{r['id']} {r['amount']} {r['status']}"
-                                for r in doc.get("refunds", [])) or "none"
+            refunds = (
+                ", ".join(f"{r['id']} {r['amount']} {r['status']}" for r in doc.get("refunds", []))
+                or "none"
+            )
             retired = doc.get("retired_refs") or []
-            stored = (f"store: {doc['status']} amount={doc['amount']} {doc['currency']} "
-                      f"captured={doc['amount_captured']} refunded={doc['amount_refunded']} "
-                      f"on {doc['connector']} ref={doc['connector_payment_id']} "
-                      f"attempt={doc.get('attempt')}"
-                      + (f" retired={retired}" if retired else "")
-                      + f"; refunds: {refunds}")
-        rows = "; ".join(f"{r.psp} {r.psp_reference} {r.status} amount={r.amount} "
-                         f"captured={r.amount_captured} refunded={r.amount_refunded}"
-                         for r in self.rows_of.get(payment_id, [])) or "no rows"
+            stored = (
+                f"store: {doc['status']} amount={doc['amount']} {doc['currency']} "
+                f"captured={doc['amount_captured']} refunded={doc['amount_refunded']} "
+                f"on {doc['connector']} ref={doc['connector_payment_id']} "
+                f"attempt={doc.get('attempt')}"
+                + (f" retired={retired}" if retired else "")
+                + f"; refunds: {refunds}"
+            )
+        rows = (
+            "; ".join(
+                f"{r.psp} {r.psp_reference} {r.status} amount={r.amount} "
+                f"captured={r.amount_captured} refunded={r.amount_refunded}"
+                for r in self.rows_of.get(payment_id, [])
+            )
+            or "no rows"
+        )
         events = " > ".join(self.timeline.get(payment_id, [])) or "none"
         return f"{payment_id}: {stored} | ledger: {rows} | events: {events}"
 
@@ -345,13 +374,15 @@ def _reachable(start: str) -> frozenset[str]:
 
 
 def _acknowledged_payments(acks: Acknowledged, facts: _Facts) -> Check:
-    check = Check("every acknowledged payment exists (id, amount, no step back)",
-                  len(acks.payments))
+    check = Check(
+        "every acknowledged payment exists (id, amount, no step back)", len(acks.payments)
+    )
     for ack in acks.payments.values():
         doc = facts.store.payments.get(ack.payment_id)
         if doc is None:
-            check.breach(f"answered {ack.status} for order {ack.order_id}, "
-                         f"{facts.describe(ack.payment_id)}")
+            check.breach(
+                f"answered {ack.status} for order {ack.order_id}, {facts.describe(ack.payment_id)}"
+            )
         elif (doc["amount"], doc["currency"]) != (ack.amount, ack.currency):
             check.breach(f"answered {ack.amount} {ack.currency}, {facts.describe(ack.payment_id)}")
         elif doc["status"] not in _reachable(ack.status):
@@ -366,10 +397,14 @@ def _acknowledged_changes(acks: Acknowledged, facts: _Facts) -> Check:
     captured = {s.value for s in CAPTURED}
     for cap in acks.captures:
         doc = payments.get(cap.payment_id)
-        if doc is None or doc["status"] not in captured or \
-                doc["amount_captured"] != cap.amount_captured:
-            check.breach(f"capture of {cap.amount_captured} answered, "
-                         f"{facts.describe(cap.payment_id)}")
+        if (
+            doc is None
+            or doc["status"] not in captured
+            or doc["amount_captured"] != cap.amount_captured
+        ):
+            check.breach(
+                f"capture of {cap.amount_captured} answered, {facts.describe(cap.payment_id)}"
+            )
     for cancel in acks.cancels:
         doc = payments.get(cancel.payment_id)
         if doc is None or doc["status"] != PaymentStatus.CANCELED.value:
@@ -378,10 +413,15 @@ def _acknowledged_changes(acks: Acknowledged, facts: _Facts) -> Check:
         doc = payments.get(refund.payment_id)
         stored = {r["id"]: r for r in doc.get("refunds", [])} if doc else {}
         found = stored.get(refund.refund_id)
-        if found is None or found["amount"] != refund.amount or (
-                refund.status != "pending" and found["status"] != refund.status):
-            check.breach(f"refund {refund.refund_id} of {refund.amount} answered "
-                         f"{refund.status}, {facts.describe(refund.payment_id)}")
+        if (
+            found is None
+            or found["amount"] != refund.amount
+            or (refund.status != "pending" and found["status"] != refund.status)
+        ):
+            check.breach(
+                f"refund {refund.refund_id} of {refund.amount} answered "
+                f"{refund.status}, {facts.describe(refund.payment_id)}"
+            )
     return check
 
 
@@ -394,8 +434,10 @@ def _one_payment_per_order(facts: _Facts) -> Check:
     check = Check("one payment per client order (each key ran once)", len(by_order))
     for order, ids in sorted(by_order.items()):
         if len(ids) > 1:
-            check.breach(f"order {order} has {len(ids)} payments: "
-                         + " || ".join(facts.describe(pid) for pid in sorted(ids)))
+            check.breach(
+                f"order {order} has {len(ids)} payments: "
+                + " || ".join(facts.describe(pid) for pid in sorted(ids))
+            )
     return check
 
 
@@ -408,9 +450,11 @@ def _no_charge_without_payment(facts: _Facts) -> Check:
     check = Check("no PSP charge without a paymesh payment", len(charged))
     for row in charged:
         if row.reference is None or row.reference not in facts.store.payments:
-            check.breach(f"{row.psp} {row.psp_reference} took {row.amount_captured} "
-                         f"{row.currency} for reference {row.reference!r}, which paymesh "
-                         "does not have")
+            check.breach(
+                f"{row.psp} {row.psp_reference} took {row.amount_captured} "
+                f"{row.currency} for reference {row.reference!r}, which paymesh "
+                "does not have"
+            )
     return check
 
 
@@ -427,8 +471,9 @@ def _no_double_charge(facts: _Facts) -> Check:
 
 
 def _captured_amounts_agree(facts: _Facts) -> Check:
-    check = Check("PSP captured = paymesh amount_captured (same PSP and reference)",
-                  len(facts.store.payments))
+    check = Check(
+        "PSP captured = paymesh amount_captured (same PSP and reference)", len(facts.store.payments)
+    )
     captured = {s.value for s in CAPTURED}
     for pid, doc in sorted(facts.store.payments.items()):
         rows = facts.rows_of.get(pid, [])
@@ -436,16 +481,18 @@ def _captured_amounts_agree(facts: _Facts) -> Check:
         ours = doc["amount_captured"] if doc["status"] in captured else 0
         if at_psp != ours:
             check.breach(f"PSP took {at_psp}, paymesh says {ours}: {facts.describe(pid)}")
-        elif any((row.psp, row.psp_reference) != (doc["connector"], doc["connector_payment_id"])
-                 for row in rows if row.charged):
+        elif any(
+            (row.psp, row.psp_reference) != (doc["connector"], doc["connector_payment_id"])
+            for row in rows
+            if row.charged
+        ):
             check.breach(f"charged elsewhere than paymesh records: {facts.describe(pid)}")
     return check
 
 
 def _nothing_unsettled(facts: _Facts) -> Check:
     unsettled = {s.value for s in UNSETTLED}
-    check = Check("no payment left pending/processing after recovery",
-                  len(facts.store.payments))
+    check = Check("no payment left pending/processing after recovery", len(facts.store.payments))
     for pid, doc in sorted(facts.store.payments.items()):
         if doc["status"] in unsettled:
             check.breach(facts.describe(pid))
@@ -457,14 +504,19 @@ def _refund_totals_agree(facts: _Facts) -> Check:
     for pid, doc in sorted(facts.store.payments.items()):
         at_psp = sum(row.amount_refunded for row in facts.rows_of.get(pid, []))
         if at_psp != doc["amount_refunded"]:
-            check.breach(f"PSP refunded {at_psp}, paymesh says {doc['amount_refunded']}: "
-                         f"{facts.describe(pid)}")
+            check.breach(
+                f"PSP refunded {at_psp}, paymesh says {doc['amount_refunded']}: "
+                f"{facts.describe(pid)}"
+            )
     return check
 
 
 def _no_refund_pending(facts: _Facts) -> Check:
-    refunds = [(pid, r) for pid, doc in sorted(facts.store.payments.items())
-               for r in doc.get("refunds", [])]
+    refunds = [
+        (pid, r)
+        for pid, doc in sorted(facts.store.payments.items())
+        for r in doc.get("refunds", [])
+    ]
     check = Check("no refund left pending after recovery", len(refunds))
     for pid, refund in refunds:
         if refund["status"] == "pending":
@@ -479,8 +531,10 @@ def _confirmed_once(facts: _Facts) -> Check:
     per_payment = Counter(e.payment_id for e in succeeded)
     for event in succeeded:
         if sent[event.id] != 1:
-            check.breach(f"event {event.id}: {sent[event.id]} confirmations, "
-                         f"{facts.describe(event.payment_id)}")
+            check.breach(
+                f"event {event.id}: {sent[event.id]} confirmations, "
+                f"{facts.describe(event.payment_id)}"
+            )
     for pid, count in sorted(per_payment.items()):
         if count > 1:
             check.breach(f"{count} payment.succeeded events, {facts.describe(pid)}")
@@ -493,15 +547,18 @@ def _confirmed_once(facts: _Facts) -> Check:
 
 def _outbox_drained(facts: _Facts) -> Check:
     events, deliveries = facts.store.events, facts.store.deliveries
-    check = Check("outbox drained (events routed, no delivery pending)",
-                  len(events) + len(deliveries))
+    check = Check(
+        "outbox drained (events routed, no delivery pending)", len(events) + len(deliveries)
+    )
     for event in events:
         if not event.delivered:
             check.breach(f"event {event.id} {event.type} of {event.payment_id} never routed")
     for d in deliveries:
         if d.status == "pending":
-            check.breach(f"delivery {d.id} of event {d.event_id} to {d.rule}/{d.target_id} "
-                         f"pending after {d.attempts} attempts (last error: {d.last_error})")
+            check.breach(
+                f"delivery {d.id} of event {d.event_id} to {d.rule}/{d.target_id} "
+                f"pending after {d.attempts} attempts (last error: {d.last_error})"
+            )
     dead = sum(1 for d in deliveries if d.status == "dead")
     check.summary = f"{len(events)} events, {len(deliveries)} deliveries, {dead} dead letters"
     return check
@@ -511,33 +568,45 @@ def _replays(acks: Acknowledged) -> Check:
     check = Check("idempotent replays answer the same payment", len(acks.replays))
     for replay in acks.replays:
         if replay.replay_id != replay.first_id:
-            check.breach(f"order {replay.order_id}: first {replay.first_id}, "
-                         f"replay {replay.replay_id}")
+            check.breach(
+                f"order {replay.order_id}: first {replay.first_id}, replay {replay.replay_id}"
+            )
     return check
 
 
 def _kills_survived(restarts: Sequence[Restart]) -> Check:
     check = Check("kills survived (restarted and served a payment)", len(restarts))
     cutting = [r.cut for r in restarts if r.cut]
-    check.summary = (f"{len(cutting)} kills cut {sum(cutting)} requests in flight"
-                     if restarts else "")
+    check.summary = (
+        f"{len(cutting)} kills cut {sum(cutting)} requests in flight" if restarts else ""
+    )
     for n, r in enumerate(restarts, 1):
         if r.serving_s is None:
-            check.breach(f"kill {n} of {r.kind} at {r.at_s:.1f}s: "
-                         + ("never ready" if r.ready_s is None else
-                            f"ready after {r.ready_s:.2f}s but no payment succeeded"))
+            check.breach(
+                f"kill {n} of {r.kind} at {r.at_s:.1f}s: "
+                + (
+                    "never ready"
+                    if r.ready_s is None
+                    else f"ready after {r.ready_s:.2f}s but no payment succeeded"
+                )
+            )
     return check
 
 
 def _restart_times(restarts: Sequence[Restart]) -> Check:
     serving = sorted(r.serving_s for r in restarts if r.serving_s is not None)
     ready = sorted(r.ready_s for r in restarts if r.ready_s is not None)
-    check = Check("restart to serving (spawn -> /readyz 200 -> a payment succeeded)",
-                  len(restarts), kind="report")
+    check = Check(
+        "restart to serving (spawn -> /readyz 200 -> a payment succeeded)",
+        len(restarts),
+        kind="report",
+    )
     if serving:
-        check.summary = (f"serving p50 {_nearest_rank(serving, 50):.2f}s "
-                         f"max {serving[-1]:.2f}s; ready p50 {_nearest_rank(ready, 50):.2f}s "
-                         f"max {ready[-1]:.2f}s")
+        check.summary = (
+            f"serving p50 {_nearest_rank(serving, 50):.2f}s "
+            f"max {serving[-1]:.2f}s; ready p50 {_nearest_rank(ready, 50):.2f}s "
+            f"max {ready[-1]:.2f}s"
+        )
     else:
         check.summary = "no restart"
     return check
@@ -549,30 +618,38 @@ def _dead_letters(facts: _Facts) -> Check:
     by_target = Counter(f"{d.rule}/{d.target_id}" for d in dead)
     check.summary = ", ".join(f"{k} x{v}" for k, v in by_target.most_common()) or "none"
     for d in dead:
-        check.breach(f"delivery {d.id} of event {d.event_id} to {d.rule}/{d.target_id} after "
-                     f"{d.attempts} attempts: {d.last_error}")
+        check.breach(
+            f"delivery {d.id} of event {d.event_id} to {d.rule}/{d.target_id} after "
+            f"{d.attempts} attempts: {d.last_error}"
+        )
     return check
 
 
 def _server_errors(answers: Mapping[str, int]) -> Check:
     errors = {k: v for k, v in answers.items() if k.startswith("5")}
-    check = Check("5xx answers (503: the PSP provably did nothing)", sum(answers.values()),
-                  kind="report")
+    check = Check(
+        "5xx answers (503: the PSP provably did nothing)", sum(answers.values()), kind="report"
+    )
     check.summary = ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())) or "none"
     return check
 
 
 def _keys_released(waits: Sequence[KeyWait]) -> Check:
-    check = Check(f"no idempotency key held past its lease ({LEASE.total_seconds():g} s)",
-                  len(waits))
+    check = Check(
+        f"no idempotency key held past its lease ({LEASE.total_seconds():g} s)", len(waits)
+    )
     ordered = sorted(w.waited_s for w in waits)
     if ordered:
-        check.summary = (f"{len(ordered)} retries told 409 key in use: answered after p50 "
-                         f"{_nearest_rank(ordered, 50):.1f}s, max {ordered[-1]:.1f}s")
+        check.summary = (
+            f"{len(ordered)} retries told 409 key in use: answered after p50 "
+            f"{_nearest_rank(ordered, 50):.1f}s, max {ordered[-1]:.1f}s"
+        )
     for wait in waits:
         if wait.waited_s > KEY_HELD_LIMIT_S:
-            check.breach(f"{wait.request}: 409 idempotency_key_in_use for {wait.waited_s:.1f}s"
-                         + ("" if wait.answered else ", then the client gave up"))
+            check.breach(
+                f"{wait.request}: 409 idempotency_key_in_use for {wait.waited_s:.1f}s"
+                + ("" if wait.answered else ", then the client gave up")
+            )
     return check
 
 

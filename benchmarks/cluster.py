@@ -46,8 +46,13 @@ class Proc:
 
     def spawn(self) -> None:
         with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            self.popen = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     @property
     def pid(self) -> int:
@@ -81,8 +86,14 @@ class Proc:
 
 
 class Cluster:
-    def __init__(self, apis: int = 2, workers: int = 2, embedded: bool = False,
-                 bus: bool = True, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        apis: int = 2,
+        workers: int = 2,
+        embedded: bool = False,
+        bus: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.apis, self.workers, self.embedded, self.bus = apis, workers, embedded, bus
         self.extra_env = env or {}
         self.root = Path(tempfile.mkdtemp(prefix="paymesh-cluster-"))
@@ -107,16 +118,22 @@ class Cluster:
             raise
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self) -> None:
-        env = {**os.environ, "PAYMESH_RATE_LIMIT": "0", "PAYMESH_DATA_DIR": str(self.root),
-               "PAYMESH_RECOVERY_INTERVAL": "5", "PAYMESH_RECOVERY_GRACE": "20",
-               # The merchant endpoints of the audit listen on loopback: allow them.
-               "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1",
-               **self.extra_env}
+        env = {
+            **os.environ,
+            "PAYMESH_RATE_LIMIT": "0",
+            "PAYMESH_DATA_DIR": str(self.root),
+            "PAYMESH_RECOVERY_INTERVAL": "5",
+            "PAYMESH_RECOVERY_GRACE": "20",
+            # The merchant endpoints of the audit listen on loopback: allow them.
+            "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1",
+            **self.extra_env,
+        }
         if not self.embedded:
             import asyncio
 
@@ -131,29 +148,55 @@ class Cluster:
         box_port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{box_port}/sandbox"
         # The PSPs' webhooks go to the first API process (a load balancer's job otherwise).
-        self.sandbox = Proc("sandbox", [self.paymesh, "sandbox", "--port", str(box_port),
-                                        "--webhook-base", self.api_urls[0],
-                                        "--data-dir", str(self.root)],
-                            env, self.root / "sandbox.log")
+        self.sandbox = Proc(
+            "sandbox",
+            [
+                self.paymesh,
+                "sandbox",
+                "--port",
+                str(box_port),
+                "--webhook-base",
+                self.api_urls[0],
+                "--data-dir",
+                str(self.root),
+            ],
+            env,
+            self.root / "sandbox.log",
+        )
         self.sandbox.spawn()
         self._wait(self.sandbox, f"{self.sandbox_url}/stripe/_config")
         for psp in PSPS:
             env[f"PAYMESH_{psp.upper()}_API_BASE"] = f"{self.sandbox_url}/{psp}"
-        env["PAYMESH_PAYPAL_TRUSTED_CERT"] = str(self.root / "sandbox" /
-                                                 "paypal-webhook-cert.pem")
+        env["PAYMESH_PAYPAL_TRUSTED_CERT"] = str(self.root / "sandbox" / "paypal-webhook-cert.pem")
         self.env = env
         self.api_key = self._create_key()
         for i, port in enumerate(ports):
-            proc = Proc(f"api{i}", [self.paymesh, "serve", "--host", "127.0.0.1", "--port",
-                                    str(port), "--log-level", "warning"],
-                        env, self.root / f"api{i}.log")
+            proc = Proc(
+                f"api{i}",
+                [
+                    self.paymesh,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                env,
+                self.root / f"api{i}.log",
+            )
             proc.spawn()
             self.api_procs.append(proc)
         for proc, url in zip(self.api_procs, self.api_urls, strict=True):
             self._wait(proc, f"{url}/readyz")
         for i in range(self.workers):
-            proc = Proc(f"worker{i}", [self.paymesh, "worker", "--log-level", "warning"], env,
-                        self.root / f"worker{i}.log")
+            proc = Proc(
+                f"worker{i}",
+                [self.paymesh, "worker", "--log-level", "warning"],
+                env,
+                self.root / f"worker{i}.log",
+            )
             proc.spawn()
             self.worker_procs.append(proc)
         time.sleep(1.0)  # workers have no port; a dead one shows here
@@ -188,9 +231,14 @@ class Cluster:
     # --- helpers ------------------------------------------------------------------------
 
     def _create_key(self) -> str:
-        done = subprocess.run([self.paymesh, "keys", "create", "--merchant", "bench"],
-                              env=self.env, capture_output=True, text=True, timeout=120,
-                              check=False)
+        done = subprocess.run(
+            [self.paymesh, "keys", "create", "--merchant", "bench"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         lines = done.stdout.strip().splitlines()
         if done.returncode != 0 or not lines:
             raise ClusterError(f"keys create failed:\n{done.stdout}{done.stderr}")

@@ -34,8 +34,13 @@ from rich.console import Console
 from rich.table import Table
 
 BIN = Path(sys.executable).parent
-DEFAULT_RULES = ("payment-initiated", "payment-succeeded", "payment-failed",
-                 "high-risk-transaction", "fraud-stream")
+DEFAULT_RULES = (
+    "payment-initiated",
+    "payment-succeeded",
+    "payment-failed",
+    "high-risk-transaction",
+    "fraud-stream",
+)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -43,22 +48,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(rate: float, duration: float, sandbox_process: bool,
-        no_rules: bool) -> dict[str, float]:
+def run(rate: float, duration: float, sandbox_process: bool, no_rules: bool) -> dict[str, float]:
     """Start the processes (blocking is fine here), then drive the load on a loop."""
     data = tempfile.mkdtemp(prefix="paymesh-cost-")
     port = 20000 + random.randint(0, 4000)
     env = {**os.environ, "PAYMESH_RATE_LIMIT": "0", "PAYMESH_DATA_DIR": data}
-    made = subprocess.run([str(BIN / "paymesh"), "keys", "create", "--merchant", "bench",
-                           "--data-dir", data], capture_output=True, text=True, env=env,
-                          check=True)
+    made = subprocess.run(
+        [str(BIN / "paymesh"), "keys", "create", "--merchant", "bench", "--data-dir", data],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     key = made.stdout.strip().splitlines()[-1]
     box = None
     if sandbox_process:
         box_port = port + 1
-        box = subprocess.Popen([str(BIN / "paymesh"), "sandbox", "--port", str(box_port),
-                                "--webhook-base", f"http://127.0.0.1:{port}", "--data-dir", data],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        box = subprocess.Popen(
+            [
+                str(BIN / "paymesh"),
+                "sandbox",
+                "--port",
+                str(box_port),
+                "--webhook-base",
+                f"http://127.0.0.1:{port}",
+                "--data-dir",
+                data,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for psp in ("stripe", "adyen", "paypal"):
             env[f"PAYMESH_{psp.upper()}_API_BASE"] = f"http://127.0.0.1:{box_port}/sandbox/{psp}"
         env["PAYMESH_PAYPAL_TRUSTED_CERT"] = f"{data}/sandbox/paypal-webhook-cert.pem"
@@ -66,12 +85,24 @@ def run(rate: float, duration: float, sandbox_process: bool,
         deadline = time.monotonic() + 20
         while not cert.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-    server = subprocess.Popen([str(BIN / "paymesh"), "serve", "--port", str(port),
-                               "--data-dir", data], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(BIN / "paymesh"), "serve", "--port", str(port), "--data-dir", data],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        return asyncio.run(load(f"http://127.0.0.1:{port}", key, rate, duration, no_rules,
-                                server.pid, box.pid if box else None))
+        return asyncio.run(
+            load(
+                f"http://127.0.0.1:{port}",
+                key,
+                rate,
+                duration,
+                no_rules,
+                server.pid,
+                box.pid if box else None,
+            )
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -80,8 +111,15 @@ def run(rate: float, duration: float, sandbox_process: bool,
             box.wait()
 
 
-async def load(base: str, key: str, rate: float, duration: float, no_rules: bool,
-               server_pid: int, box_pid: int | None) -> dict[str, float]:
+async def load(
+    base: str,
+    key: str,
+    rate: float,
+    duration: float,
+    no_rules: bool,
+    server_pid: int,
+    box_pid: int | None,
+) -> dict[str, float]:
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
         for _ in range(400):
             try:
@@ -93,8 +131,11 @@ async def load(base: str, key: str, rate: float, duration: float, no_rules: bool
             await asyncio.sleep(0.05)
         if no_rules:
             for name in DEFAULT_RULES:  # a merchant's rule of the same name overrides
-                body = {"event_pattern": {"source": ["none"]}, "state": "DISABLED",
-                        "targets": [{"id": "off", "type": "builtin", "name": "analytics"}]}
+                body = {
+                    "event_pattern": {"source": ["none"]},
+                    "state": "DISABLED",
+                    "targets": [{"id": "off", "type": "builtin", "name": "analytics"}],
+                }
                 async with http.put(f"{base}/v1/rules/{name}", json=body) as r:
                     assert r.status == 200, await r.text()
         count = int(rate * duration)
@@ -106,10 +147,15 @@ async def load(base: str, key: str, rate: float, duration: float, no_rules: bool
         async def pay(i: int) -> None:
             nonlocal failures
             await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            body = {"amount": 1000 + i % 4000, "currency": "usd",
-                    "customer_id": f"cus_{i}", "payment_method": "pm_card_visa"}
-            async with http.post(f"{base}/v1/payments", json=body,
-                                 headers={"Idempotency-Key": str(uuid.uuid4())}) as r:
+            body = {
+                "amount": 1000 + i % 4000,
+                "currency": "usd",
+                "customer_id": f"cus_{i}",
+                "payment_method": "pm_card_visa",
+            }
+            async with http.post(
+                f"{base}/v1/payments", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+            ) as r:
                 await r.read()
                 failures += r.status != 201
 
@@ -125,18 +171,31 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=150)
     parser.add_argument("--duration", type=float, default=10)
     args = parser.parse_args()
-    configs = [("full", False, False), ("no rules", False, True),
-               ("sandbox process", True, False), ("both", True, True)]
-    results = {name: run(args.rate, args.duration, box, off)
-               for name, box, off in configs}
+    configs = [
+        ("full", False, False),
+        ("no rules", False, True),
+        ("sandbox process", True, False),
+        ("both", True, True),
+    ]
+    results = {name: run(args.rate, args.duration, box, off) for name, box, off in configs}
     table = Table(title=f"server CPU per payment at {args.rate:.0f}/s ({args.duration:.0f} s)")
-    for col in ("configuration", "server ms/payment", "sandbox ms/payment", "ratio to full",
-                "failures"):
+    for col in (
+        "configuration",
+        "server ms/payment",
+        "sandbox ms/payment",
+        "ratio to full",
+        "failures",
+    ):
         table.add_column(col, justify="right")
     full = results["full"]["server_ms"]
     for name, r in results.items():
-        table.add_row(name, f"{r['server_ms']:.2f}", f"{r['sandbox_ms']:.2f}",
-                      f"{r['server_ms'] / full:.2f}", str(int(r["failures"])))
+        table.add_row(
+            name,
+            f"{r['server_ms']:.2f}",
+            f"{r['sandbox_ms']:.2f}",
+            f"{r['server_ms'] / full:.2f}",
+            str(int(r["failures"])),
+        )
     Console().print(table)
     print(f"one core at this cost: about {1000 / full:.0f} payments/s in full mode")
 

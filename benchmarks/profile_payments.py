@@ -122,10 +122,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--duration", type=float, default=25.0, help="seconds of each measured phase")
     add("--warmup", type=float, default=3.0, help="uncounted seconds of payments first")
     add("--sample-rate", type=int, default=250, help="py-spy samples/s (default 250)")
-    add("--busy-share", type=float, default=BUSY_SHARE, help="server CPU share of a core "
-        f"that marks the payments phase (default {BUSY_SHARE:g})")
-    add("--blocking", action="store_true", help="let py-spy pause the server for each "
-        "sample: whole stacks, at a cost to the server (default: --nonblocking)")
+    add(
+        "--busy-share",
+        type=float,
+        default=BUSY_SHARE,
+        help=f"server CPU share of a core that marks the payments phase (default {BUSY_SHARE:g})",
+    )
+    add(
+        "--blocking",
+        action="store_true",
+        help="let py-spy pause the server for each "
+        "sample: whole stacks, at a cost to the server (default: --nonblocking)",
+    )
     add("--top", type=int, default=15, help="leaf functions to list (default 15)")
     add("--startup-timeout", type=float, default=60.0, help="max wait for paymesh serve, s")
     add("--json", type=Path, metavar="FILE", help="write every figure as JSON")
@@ -219,8 +227,7 @@ def wait_for_payments(
     stat = Path(f"/proc/{pid}/stat")
     quiet_needed = max(2.0, 0.5 * args.duration)
     deadline = (
-        time.monotonic() + args.startup_timeout + args.warmup + args.duration + 2 * SETTLE_MAX
-        + 60
+        time.monotonic() + args.startup_timeout + args.warmup + args.duration + 2 * SETTLE_MAX + 60
     )
     history: deque[tuple[float, float]] = deque()
     stage, quiet_since = "warm-up", 0.0
@@ -244,8 +251,11 @@ def wait_for_payments(
                     quiet_since = now
                 elif now - quiet_since >= quiet_needed:
                     stage = "armed"
-                    console.print(f"quiet for {quiet_needed:g} s (the /healthz phase); waiting "
-                                  "for the payments phase", highlight=False)
+                    console.print(
+                        f"quiet for {quiet_needed:g} s (the /healthz phase); waiting "
+                        "for the payments phase",
+                        highlight=False,
+                    )
             elif stage == "armed" and busy:
                 return now
         time.sleep(TICK)
@@ -480,8 +490,9 @@ def figures(run: dict[str, Any], store: dict[str, Any]) -> Figures:
         server_ms=_get(pay, "server", "cpu_ms_per_payment"),
         healthz_ms=_get(hz, "server", "cpu_ms_per_payment"),
         sandbox_ms=_get(pay, "sandbox", "cpu_ms_per_payment"),
-        generator_ms_per_request=_per(None if generator_cpu is None else 1000 * generator_cpu,
-                                      requests),
+        generator_ms_per_request=_per(
+            None if generator_cpu is None else 1000 * generator_cpu, requests
+        ),
         generator_ms=_per(None if generator_cpu is None else 1000 * generator_cpu, payments),
         payments_per_s=pay.get("payments_per_s"),
         offered_per_s=pay.get("offered_payments_per_s"),
@@ -537,9 +548,7 @@ class Window:
     pyspy_lag_s: float = 0.0  # how far py-spy fell behind its rate, at worst
 
 
-def record(
-    pid: int, neighbours: dict[str, int], args: argparse.Namespace, work: Path
-) -> Window:
+def record(pid: int, neighbours: dict[str, int], args: argparse.Namespace, work: Path) -> Window:
     """py-spy on the server for --duration - 4 s. `neighbours`: the other processes whose
     CPU over the same window is worth knowing (name -> pid)."""
     seconds = max(1, round(args.duration - PROFILE_MARGIN))
@@ -583,9 +592,7 @@ def record(
     if split_before and split_after:
         window.cpu_user = split_after[0] - split_before[0]
         window.cpu_system = split_after[1] - split_before[1]
-    window.threads = {
-        tid: cpu - threads_before.get(tid, 0.0) for tid, cpu in threads_after.items()
-    }
+    window.threads = {tid: cpu - threads_before.get(tid, 0.0) for tid, cpu in threads_after.items()}
     text = log.read_text(errors="replace")
     found = re.search(r"Samples: (\d+) Errors: (\d+)", text)
     if found:
@@ -627,8 +634,11 @@ def stop_generator(generator: subprocess.Popen[bytes]) -> None:
 
 def remove_data_dir(path: Path | None) -> None:
     # Only ever a temp dir of the generator's own making, whatever the server's argv said.
-    if path is not None and path.parent == Path(tempfile.gettempdir()) and \
-            path.name.startswith("paymesh-bench-"):
+    if (
+        path is not None
+        and path.parent == Path(tempfile.gettempdir())
+        and path.name.startswith("paymesh-bench-")
+    ):
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -812,8 +822,13 @@ def report(
     for note in ctx.fig.assumptions:
         console.print(f"assumption: {note}", highlight=False)
     return {
-        "settings": {"rate": args.rate, "duration": args.duration, "warmup": args.warmup,
-                     "sample_rate": args.sample_rate, "busy_share": args.busy_share},
+        "settings": {
+            "rate": args.rate,
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "sample_rate": args.sample_rate,
+            "busy_share": args.busy_share,
+        },
         "categories": categories,
         "top_leaves": top,
         "threads": threads,
@@ -855,13 +870,27 @@ def category_table(console: Console, ctx: Context) -> dict[str, dict[str, float 
     for category in CATEGORIES:
         count = ctx.profile.by_category.get(category, 0)
         by_cpu = None if weighted is None else weighted.get(category, 0.0)
-        out[category] = {"samples": count, "share": count / ctx.total, "ms": ctx.ms(count),
-                         "ms_by_thread_cpu": by_cpu}
-        table.add_row(category, f"{count:.0f}", f"{100 * count / ctx.total:.1f}%",
-                      _f(ctx.ms(count)), _f(by_cpu))
+        out[category] = {
+            "samples": count,
+            "share": count / ctx.total,
+            "ms": ctx.ms(count),
+            "ms_by_thread_cpu": by_cpu,
+        }
+        table.add_row(
+            category,
+            f"{count:.0f}",
+            f"{100 * count / ctx.total:.1f}%",
+            _f(ctx.ms(count)),
+            _f(by_cpu),
+        )
     table.add_section()
-    table.add_row("total", str(ctx.profile.samples), "100%", _f(fig.server_ms),
-                  _f(None if weighted is None else sum(weighted.values())))
+    table.add_row(
+        "total",
+        str(ctx.profile.samples),
+        "100%",
+        _f(fig.server_ms),
+        _f(None if weighted is None else sum(weighted.values())),
+    )
     console.print(table)
     return out
 
@@ -877,10 +906,18 @@ def leaf_table(console: Console, ctx: Context) -> list[dict[str, Any]]:
     for rank, (leaf, count) in enumerate(ctx.profile.leaves.most_common(ctx.args.top), 1):
         shares = ctx.profile.leaf_category[leaf]
         category = max(shares, key=shares.__getitem__)
-        out.append({"function": leaf, "samples": count, "share": count / ctx.total,
-                    "ms": ctx.ms(count), "category": category})
-        table.add_row(str(rank), leaf, f"{100 * count / ctx.total:.1f}%", _f(ctx.ms(count)),
-                      category)
+        out.append(
+            {
+                "function": leaf,
+                "samples": count,
+                "share": count / ctx.total,
+                "ms": ctx.ms(count),
+                "category": category,
+            }
+        )
+        table.add_row(
+            str(rank), leaf, f"{100 * count / ctx.total:.1f}%", _f(ctx.ms(count)), category
+        )
     console.print(table)
     return out
 
@@ -903,15 +940,31 @@ def thread_table(console: Console, ctx: Context) -> list[dict[str, Any]]:
         if not gil and cpu < 0.005 * process_cpu:
             continue  # an idle helper thread
         share = _per(cpu, process_cpu)
-        thread_ms = None if share is None or ctx.fig.server_ms is None else \
-            share * ctx.fig.server_ms
+        thread_ms = (
+            None if share is None or ctx.fig.server_ms is None else share * ctx.fig.server_ms
+        )
         name = profile.thread_names.get(tid, "(no GIL samples)")
         role = profile.thread_role.get(tid, "-")
         pct = _pct(cpu, window.seconds)
-        out.append({"tid": tid, "name": name, "role": role, "gil_share": gil / ctx.total,
-                    "cpu_pct": pct, "cpu_share": share, "ms": thread_ms})
-        table.add_row(f"{name} ({tid})", role, f"{100 * gil / ctx.total:.1f}%", _f(pct, 1),
-                      _f(None if share is None else 100 * share, 1, "%"), _f(thread_ms))
+        out.append(
+            {
+                "tid": tid,
+                "name": name,
+                "role": role,
+                "gil_share": gil / ctx.total,
+                "cpu_pct": pct,
+                "cpu_share": share,
+                "ms": thread_ms,
+            }
+        )
+        table.add_row(
+            f"{name} ({tid})",
+            role,
+            f"{100 * gil / ctx.total:.1f}%",
+            _f(pct, 1),
+            _f(None if share is None else 100 * share, 1, "%"),
+            _f(thread_ms),
+        )
     console.print(table)
     return out
 
@@ -929,29 +982,44 @@ def measured_table(console: Console, ctx: Context) -> None:
     e = fig.exchanges
     held = ctx.gil_held
     rows = [
-        ("achieved payments/s (offered)",
-         f"{_f(fig.payments_per_s, 1)} ({_f(fig.offered_per_s, 1)})"),
+        (
+            "achieved payments/s (offered)",
+            f"{_f(fig.payments_per_s, 1)} ({_f(fig.offered_per_s, 1)})",
+        ),
         ("API latency p50 / p99, ms", f"{_f(fig.p50_ms, 1)} / {_f(fig.p99_ms, 1)}"),
         ("server CPU per payment, ms", _f(fig.server_ms)),
         ("healthz floor: server CPU per HTTP request, ms", _f(fig.healthz_ms, 3)),
         ("sandbox CPU per payment, ms", _f(fig.sandbox_ms)),
-        ("generator CPU per request (per payment), ms",
-         f"{_f(fig.generator_ms_per_request)} ({_f(fig.generator_ms)})"),
-        ("HTTP exchanges per payment: API in / PSP out / webhooks in / deliveries out",
-         " / ".join(_f(e[k]) for k in ("api_requests_in", "psp_calls_out", "webhooks_in",
-                                         "deliveries_out"))),
-        ("profile window: server CPU, % of a core (user / system)",
-         f"{_f(_pct(server, seconds), 1)} ({_f(_pct(window.cpu_user, seconds), 1)} / "
-         f"{_f(_pct(window.cpu_system, seconds), 1)})"),
-        ("profile window: GIL held, % of the time",
-         _f(None if held is None else 100 * held, 1)),
-        (f"profile window: all {os.cpu_count()} cores busy, % of one core",
-         f"{_f(_pct(window.machine, seconds), 0)} = {machine}"),
-        ("samples read without their root (shared as whole stacks; no whole stack to go by)",
-         f"{100 * ctx.profile.truncated / ctx.total:.1f}% "
-         f"({100 * ctx.profile.unmatched / ctx.total:.1f}%)"),
-        ("py-spy samples / errors (stacks it could not read) / fell behind, s",
-         f"{window.pyspy_samples} / {window.pyspy_errors} / {window.pyspy_lag_s:.2f}"),
+        (
+            "generator CPU per request (per payment), ms",
+            f"{_f(fig.generator_ms_per_request)} ({_f(fig.generator_ms)})",
+        ),
+        (
+            "HTTP exchanges per payment: API in / PSP out / webhooks in / deliveries out",
+            " / ".join(
+                _f(e[k])
+                for k in ("api_requests_in", "psp_calls_out", "webhooks_in", "deliveries_out")
+            ),
+        ),
+        (
+            "profile window: server CPU, % of a core (user / system)",
+            f"{_f(_pct(server, seconds), 1)} ({_f(_pct(window.cpu_user, seconds), 1)} / "
+            f"{_f(_pct(window.cpu_system, seconds), 1)})",
+        ),
+        ("profile window: GIL held, % of the time", _f(None if held is None else 100 * held, 1)),
+        (
+            f"profile window: all {os.cpu_count()} cores busy, % of one core",
+            f"{_f(_pct(window.machine, seconds), 0)} = {machine}",
+        ),
+        (
+            "samples read without their root (shared as whole stacks; no whole stack to go by)",
+            f"{100 * ctx.profile.truncated / ctx.total:.1f}% "
+            f"({100 * ctx.profile.unmatched / ctx.total:.1f}%)",
+        ),
+        (
+            "py-spy samples / errors (stacks it could not read) / fell behind, s",
+            f"{window.pyspy_samples} / {window.pyspy_errors} / {window.pyspy_lag_s:.2f}",
+        ),
     ]
     table = Table(title="Measured in the same run", title_justify="left", show_header=False)
     table.add_column("figure")
@@ -972,17 +1040,22 @@ def ceiling_table(
 ) -> None:
     fig = ctx.fig
     cores = os.cpu_count() or 1
-    table = Table(title="Ceilings on payments/s, from the figures above", title_justify="left",
-                  show_header=False)
+    table = Table(
+        title="Ceilings on payments/s, from the figures above",
+        title_justify="left",
+        show_header=False,
+    )
     table.add_column("ceiling")
     table.add_column("payments/s", justify="right")
     table.add_column("from")
     table.add_row(
-        "(a) one server process on a core of its own", _f(limits["server_per_core"], 0),
+        "(a) one server process on a core of its own",
+        _f(limits["server_per_core"], 0),
         f"1000 / {_f(fig.server_ms)} ms server CPU per payment",
     )
     table.add_row(
-        "(a') one interpreter's GIL", _f(limits["server_gil_bound"], 0),
+        "(a') one interpreter's GIL",
+        _f(limits["server_gil_bound"], 0),
         f"1000 / {_f(gil_ms)} ms of GIL held per payment in the window",
     )
     table.add_row(
@@ -994,7 +1067,8 @@ def ceiling_table(
     # The PSPs and the customers are not paymesh's, yet on this machine they share its cores:
     # this is what the benchmark itself allows.
     table.add_row(
-        "(b') this machine if the server cost nothing", _f(limits["machine_if_server_free"], 0),
+        "(b') this machine if the server cost nothing",
+        _f(limits["machine_if_server_free"], 0),
         f"{1000 * cores} / ({_f(fig.sandbox_ms)} + {_f(fig.generator_ms)}) ms per payment",
     )
     table.add_row(

@@ -49,7 +49,8 @@ class Sent:
     """What the clients were told, per idempotency key."""
 
     answers: dict[str, list[tuple[int, str | None]]] = field(
-        default_factory=lambda: defaultdict(list))
+        default_factory=lambda: defaultdict(list)
+    )
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -81,22 +82,38 @@ async def start_receiver(receiver: Receiver) -> tuple[web.AppRunner, str]:
 
 def body(i: int, rng: random.Random) -> dict[str, Any]:
     declined = rng.random() < 0.05
-    return {"amount": 1000 + i % 5000, "currency": "usd", "customer_id": f"cus_{i}",
-            "payment_method": "pm_card_chargeDeclined" if declined else "pm_card_visa",
-            "metadata": {"order": str(i)}}
+    return {
+        "amount": 1000 + i % 5000,
+        "currency": "usd",
+        "customer_id": f"cus_{i}",
+        "payment_method": "pm_card_chargeDeclined" if declined else "pm_card_visa",
+        "metadata": {"order": str(i)},
+    }
 
 
-async def send(session: aiohttp.ClientSession, url: str, auth: str, payload: dict[str, Any],
-               key: str, sent: Sent, scheduled: float) -> None:
+async def send(
+    session: aiohttp.ClientSession,
+    url: str,
+    auth: str,
+    payload: dict[str, Any],
+    key: str,
+    sent: Sent,
+    scheduled: float,
+) -> None:
     """POST with the key; a 409 `idempotency_key_in_use` (the twin is in flight) or a cut
     connection is sent again with the same key, as a client would."""
     for attempt in range(30):
         try:
-            async with session.post(f"{url}/v1/payments", json=payload, headers={
-                    "Authorization": f"Bearer {auth}", "Idempotency-Key": key}) as r:
+            async with session.post(
+                f"{url}/v1/payments",
+                json=payload,
+                headers={"Authorization": f"Bearer {auth}", "Idempotency-Key": key},
+            ) as r:
                 answer = await r.json()
-                if r.status == 409 and answer.get("error", {}).get("code") == \
-                        "idempotency_key_in_use":
+                if (
+                    r.status == 409
+                    and answer.get("error", {}).get("code") == "idempotency_key_in_use"
+                ):
                     await asyncio.sleep(0.2 * (attempt + 1))
                     continue
                 sent.answers[key].append((r.status, answer.get("id")))
@@ -108,14 +125,22 @@ async def send(session: aiohttp.ClientSession, url: str, auth: str, payload: dic
     sent.errors["gave up"] += 1
 
 
-async def drive_load(urls: list[str], auth: str, payments: int, rate: float,
-                     duplicates: float, seed: int, on_half: Any = None) -> Sent:
+async def drive_load(
+    urls: list[str],
+    auth: str,
+    payments: int,
+    rate: float,
+    duplicates: float,
+    seed: int,
+    on_half: Any = None,
+) -> Sent:
     rng = random.Random(seed)
     sent = Sent()
     tasks: set[asyncio.Task[None]] = set()
     connector = aiohttp.TCPConnector(limit=512)
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         start = time.monotonic()
         for i in range(payments):
             due = start + i / rate
@@ -151,18 +176,23 @@ async def settle(cluster: Cluster, receiver: Receiver, within: float) -> dict[st
                 left = {
                     "unsettled payments": await conn.fetchval(
                         "SELECT count(*) FROM payments WHERE status = ANY($1::text[])",
-                        list(UNSETTLED)),
+                        list(UNSETTLED),
+                    ),
                     "events not relayed": await conn.fetchval(
-                        "SELECT count(*) FROM events WHERE NOT delivered"),
+                        "SELECT count(*) FROM events WHERE NOT delivered"
+                    ),
                 }
                 succeeded = await conn.fetchval(
-                    "SELECT count(*) FROM payments WHERE status = 'succeeded'")
+                    "SELECT count(*) FROM payments WHERE status = 'succeeded'"
+                )
             finally:
                 await conn.close()
             if nc is not None:
                 js = nc.jetstream()
-                for stream, durable in (("PAYMESH_EVENTS", "paymesh-router"),
-                                        ("PAYMESH_DELIVERIES", "paymesh-deliverer")):
+                for stream, durable in (
+                    ("PAYMESH_EVENTS", "paymesh-router"),
+                    ("PAYMESH_DELIVERIES", "paymesh-deliverer"),
+                ):
                     info = await js.consumer_info(stream, durable)
                     left[f"{durable} backlog"] = info.num_pending + info.num_ack_pending
             left["succeeded events not received"] = max(0, succeeded - len(receiver.seen))
@@ -185,47 +215,82 @@ class Check:
 async def audit(cluster: Cluster, sent: Sent, receiver: Receiver) -> list[Check]:
     conn = await asyncpg.connect(cluster.dsn)
     try:
-        payments = {r["id"]: r for r in await conn.fetch(
-            "SELECT id, status FROM payments")}
+        payments = {r["id"]: r for r in await conn.fetch("SELECT id, status FROM payments")}
         keys = await conn.fetch("SELECT key FROM idempotency")
-        confirmations = Counter(r["payment_id"] for r in await conn.fetch(
-            "SELECT payment_id FROM notifications WHERE template = 'payment_succeeded'"))
+        confirmations = Counter(
+            r["payment_id"]
+            for r in await conn.fetch(
+                "SELECT payment_id FROM notifications WHERE template = 'payment_succeeded'"
+            )
+        )
         dead = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status = 'dead'")
     finally:
         await conn.close()
     rows = await ledgers(cluster.sandbox_url.removesuffix("/sandbox"))
     checks = []
 
-    acked = {pid for answers in sent.answers.values() for status, pid in answers
-             if status in (200, 201, 402) and pid}
-    checks.append(Check("acknowledged payments exist", len(acked),
-                        [p for p in acked if p not in payments]))
-    split = [k for k, answers in sent.answers.items()
-             if len({pid for _s, pid in answers if pid}) > 1]
+    acked = {
+        pid
+        for answers in sent.answers.values()
+        for status, pid in answers
+        if status in (200, 201, 402) and pid
+    }
+    checks.append(
+        Check("acknowledged payments exist", len(acked), [p for p in acked if p not in payments])
+    )
+    split = [
+        k for k, answers in sent.answers.items() if len({pid for _s, pid in answers if pid}) > 1
+    ]
     # Every key is a different order: a key that ran twice leaves more payments than keys.
     extra_payments = len(payments) - len(keys)
-    checks.append(Check("one payment per idempotency key (twins on two processes)",
-                        len(sent.answers),
-                        split + ([f"{extra_payments} payments more than keys"]
-                                 if extra_payments > 0 else [])))
+    checks.append(
+        Check(
+            "one payment per idempotency key (twins on two processes)",
+            len(sent.answers),
+            split + ([f"{extra_payments} payments more than keys"] if extra_payments > 0 else []),
+        )
+    )
     charged = [r for r in rows if r.charged]
     by_ref = Counter(r.reference for r in charged)
-    checks.append(Check("no PSP charge without a payment", len(charged),
-                        [r.psp_reference for r in charged if r.reference not in payments]))
-    checks.append(Check("exactly one charge per succeeded payment",
-                        sum(1 for p in payments.values() if p["status"] == "succeeded"),
-                        [p for p, r in payments.items() if r["status"] == "succeeded"
-                         and by_ref[p] != 1] + [p for p, n in by_ref.items() if n > 1]))
-    checks.append(Check("no payment left unsettled", len(payments),
-                        [p for p, r in payments.items() if r["status"] in UNSETTLED]))
+    checks.append(
+        Check(
+            "no PSP charge without a payment",
+            len(charged),
+            [r.psp_reference for r in charged if r.reference not in payments],
+        )
+    )
+    checks.append(
+        Check(
+            "exactly one charge per succeeded payment",
+            sum(1 for p in payments.values() if p["status"] == "succeeded"),
+            [p for p, r in payments.items() if r["status"] == "succeeded" and by_ref[p] != 1]
+            + [p for p, n in by_ref.items() if n > 1],
+        )
+    )
+    checks.append(
+        Check(
+            "no payment left unsettled",
+            len(payments),
+            [p for p, r in payments.items() if r["status"] in UNSETTLED],
+        )
+    )
     succeeded = {p for p, r in payments.items() if r["status"] == "succeeded"}
-    checks.append(Check("payment.succeeded confirmed exactly once (send_confirmation)",
-                        len(succeeded),
-                        [p for p in succeeded if confirmations[p] != 1]
-                        + [p for p in confirmations if p not in succeeded]))
+    checks.append(
+        Check(
+            "payment.succeeded confirmed exactly once (send_confirmation)",
+            len(succeeded),
+            [p for p in succeeded if confirmations[p] != 1]
+            + [p for p in confirmations if p not in succeeded],
+        )
+    )
     received = set(receiver.payments.values())
-    checks.append(Check("payment.succeeded reached the merchant's endpoint", len(succeeded),
-                        sorted(succeeded - received)))
+    checks.append(
+        Check(
+            "payment.succeeded reached the merchant's endpoint",
+            len(succeeded),
+            sorted(succeeded - received),
+        )
+    )
     checks.append(Check("dead letters", dead, [f"{dead} dead"] if dead else []))
     return checks
 
@@ -237,8 +302,9 @@ def print_checks(checks: list[Check], extra: dict[str, Any]) -> None:
     table.add_column("breaches", justify="right")
     table.add_column("examples")
     for c in checks:
-        table.add_row(c.name, str(c.checked), str(len(c.breaches)),
-                      ", ".join(map(str, c.breaches[:3])))
+        table.add_row(
+            c.name, str(c.checked), str(len(c.breaches)), ", ".join(map(str, c.breaches[:3]))
+        )
     console.print(table)
     for key, value in extra.items():
         console.print(f"{key}: {value}")
@@ -252,10 +318,17 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 async def add_receiver_rule(url: str, auth: str, hook: str) -> None:
-    async with aiohttp.ClientSession() as session, session.put(
-            f"{url}/v1/rules/scaleout-receiver", headers={"Authorization": f"Bearer {auth}"},
-            json={"event_pattern": {"detail-type": ["payment.succeeded"]},
-                  "targets": [{"id": "hook", "type": "http", "url": hook}]}) as r:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(
+            f"{url}/v1/rules/scaleout-receiver",
+            headers={"Authorization": f"Bearer {auth}"},
+            json={
+                "event_pattern": {"detail-type": ["payment.succeeded"]},
+                "targets": [{"id": "hook", "type": "http", "url": hook}],
+            },
+        ) as r,
+    ):
         if r.status != 200:
             raise RuntimeError(f"rule refused: {r.status} {await r.text()}")
 
@@ -267,9 +340,11 @@ async def run_audit(args: argparse.Namespace) -> int:
     cluster = Cluster(apis=args.apis, workers=args.workers, env=env)
     try:
         await asyncio.to_thread(cluster.start)
-        console.print(f"cluster up: {args.apis} API processes, {args.workers} workers, "
-                      f"PostgreSQL + NATS JetStream; sending {args.payments} payments at "
-                      f"{args.rate}/s, {args.duplicates:.0%} twice")
+        console.print(
+            f"cluster up: {args.apis} API processes, {args.workers} workers, "
+            f"PostgreSQL + NATS JetStream; sending {args.payments} payments at "
+            f"{args.rate}/s, {args.duplicates:.0%} twice"
+        )
         await add_receiver_rule(cluster.api_urls[0], cluster.api_key, hook)
         await asyncio.sleep(3)  # the workers' rule watchers pick the new rule up
         killed: list[float] = []
@@ -281,8 +356,15 @@ async def run_audit(args: argparse.Namespace) -> int:
                 console.print("SIGKILLed worker0 mid-run")
 
         started = time.monotonic()
-        sent = await drive_load(cluster.api_urls, cluster.api_key, args.payments, args.rate,
-                                args.duplicates, args.seed, on_half=kill)
+        sent = await drive_load(
+            cluster.api_urls,
+            cluster.api_key,
+            args.payments,
+            args.rate,
+            args.duplicates,
+            args.seed,
+            on_half=kill,
+        )
         load_s = time.monotonic() - started
         left = await settle(cluster, receiver, args.settle_timeout)
         settle_s = time.monotonic() - started - load_s
@@ -293,16 +375,21 @@ async def run_audit(args: argparse.Namespace) -> int:
             "requests answered": sum(len(a) for a in sent.answers.values()),
             "answers by status": dict(Counter(s for a in sent.answers.values() for s, _ in a)),
             "client errors": dict(sent.errors),
-            "load seconds": round(load_s, 1), "settled after (s)": round(settle_s, 1),
+            "load seconds": round(load_s, 1),
+            "settled after (s)": round(settle_s, 1),
             "left when settling stopped": left,
-            "API latency p50/p99 ms": (round(percentile(sent.latencies, 50) * 1000, 1),
-                                       round(percentile(sent.latencies, 99) * 1000, 1)),
+            "API latency p50/p99 ms": (
+                round(percentile(sent.latencies, 50) * 1000, 1),
+                round(percentile(sent.latencies, 99) * 1000, 1),
+            ),
             "events received twice by the endpoint (at-least-once)": twice,
         }
         print_checks(checks, extra)
         if args.json:
-            report = json.dumps({"checks": [c.__dict__ for c in checks],
-                                 **{k: str(v) for k, v in extra.items()}}, indent=2)
+            report = json.dumps(
+                {"checks": [c.__dict__ for c in checks], **{k: str(v) for k, v in extra.items()}},
+                indent=2,
+            )
             await asyncio.to_thread(Path(args.json).write_text, report)
         return 1 if any(c.breaches for c in checks) or any(left.values()) else 0
     finally:
@@ -310,8 +397,9 @@ async def run_audit(args: argparse.Namespace) -> int:
         await runner.cleanup()
 
 
-async def bench_config(label: str, cluster: Cluster, rates: list[float], duration: float,
-                       seed: int) -> list[dict[str, Any]]:
+async def bench_config(
+    label: str, cluster: Cluster, rates: list[float], duration: float, seed: int
+) -> list[dict[str, Any]]:
     rows = []
     try:
         await asyncio.to_thread(cluster.start)
@@ -319,15 +407,23 @@ async def bench_config(label: str, cluster: Cluster, rates: list[float], duratio
         for n, rate in enumerate(rates):
             count = int(rate * duration)
             started = time.monotonic()
-            sent = await drive_load(cluster.api_urls, cluster.api_key, count, rate, 0.0,
-                                    seed * 1000 + n)
+            sent = await drive_load(
+                cluster.api_urls, cluster.api_key, count, rate, 0.0, seed * 1000 + n
+            )
             elapsed = time.monotonic() - started
-            ok = sum(1 for a in sent.answers.values() for status, _ in a
-                     if status in (200, 201, 402))
-            rows.append({"mode": label, "offered/s": rate, "achieved/s": round(ok / elapsed, 1),
-                         "p50 ms": round(percentile(sent.latencies, 50) * 1000, 1),
-                         "p99 ms": round(percentile(sent.latencies, 99) * 1000, 1),
-                         "errors": sum(sent.errors.values()) + count - ok})
+            ok = sum(
+                1 for a in sent.answers.values() for status, _ in a if status in (200, 201, 402)
+            )
+            rows.append(
+                {
+                    "mode": label,
+                    "offered/s": rate,
+                    "achieved/s": round(ok / elapsed, 1),
+                    "p50 ms": round(percentile(sent.latencies, 50) * 1000, 1),
+                    "p99 ms": round(percentile(sent.latencies, 99) * 1000, 1),
+                    "errors": sum(sent.errors.values()) + count - ok,
+                }
+            )
             console.print(rows[-1])
             await asyncio.sleep(3)  # let the bus drain before the next rate
     finally:
@@ -337,16 +433,21 @@ async def bench_config(label: str, cluster: Cluster, rates: list[float], duratio
 
 async def run_bench(args: argparse.Namespace) -> int:
     rates = [float(r) for r in args.rates.split(",")]
-    configs: list[tuple[str, Cluster]] = [("embedded (SQLite)", Cluster(
-        apis=1, workers=0, embedded=True))]
-    configs += [(f"{n} API + {args.workers} workers (PG+NATS)",
-                 Cluster(apis=n, workers=args.workers)) for n in map(int, args.apis.split(","))]
+    configs: list[tuple[str, Cluster]] = [
+        ("embedded (SQLite)", Cluster(apis=1, workers=0, embedded=True))
+    ]
+    configs += [
+        (f"{n} API + {args.workers} workers (PG+NATS)", Cluster(apis=n, workers=args.workers))
+        for n in map(int, args.apis.split(","))
+    ]
     rows: list[dict[str, Any]] = []
     for label, cluster in configs:
         console.print(f"[bold]{label}[/bold]")
         rows += await bench_config(label, cluster, rates, args.duration, args.seed)
-    table = Table(title=f"payments/s and API latency, {args.duration:g} s per rate; the PSP "
-                        "sandboxes in their own process; 2 cores shared by everything")
+    table = Table(
+        title=f"payments/s and API latency, {args.duration:g} s per rate; the PSP "
+        "sandboxes in their own process; 2 cores shared by everything"
+    )
     for column in rows[0]:
         table.add_column(column, justify="left" if column == "mode" else "right")
     baseline = {r["offered/s"]: r["achieved/s"] for r in rows if r["mode"].startswith("emb")}
@@ -361,8 +462,9 @@ async def run_bench(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="payments, twins, a killed worker; then the audit")
     a.add_argument("--payments", type=int, default=5000)
@@ -371,8 +473,12 @@ def main() -> int:
     a.add_argument("--workers", type=int, default=2)
     a.add_argument("--duplicates", type=float, default=0.1)
     a.add_argument("--no-kill", dest="kill_worker", action="store_false")
-    a.add_argument("--ack-wait", type=float, default=10.0,
-                   help="seconds before a dead worker's deliveries go to another")
+    a.add_argument(
+        "--ack-wait",
+        type=float,
+        default=10.0,
+        help="seconds before a dead worker's deliveries go to another",
+    )
     a.add_argument("--settle-timeout", type=float, default=180.0)
     a.add_argument("--seed", type=int, default=1)
     a.add_argument("--json")

@@ -42,24 +42,39 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     """How much of the shared EventBridge conformance corpus ran, in one line, every run that
     collected it; without the corpus, how many cases were not run and why. Under xdist this
     runs in the controller, which holds every worker's reports by node id."""
+
     def reports(outcome: str, test: str) -> list[Any]:
-        return [report for report in terminalreporter.stats.get(outcome, [])
-                if "test_eventbridge_conformance" in getattr(report, "nodeid", "")
-                and f"::{test}[" in report.nodeid]
+        return [
+            report
+            for report in terminalreporter.stats.get(outcome, [])
+            if "test_eventbridge_conformance" in getattr(report, "nodeid", "")
+            and f"::{test}[" in report.nodeid
+        ]
 
     def count(outcome: str, test: str) -> int:
         return len(reports(outcome, test))
 
     outcomes = ("passed", "failed", "skipped")
-    absent = [r for o in outcomes for t in ("test_corpus_case", "test_invalid_pattern_is_rejected")
-              for r in reports(o, t) if any(f"[{i}]" in r.nodeid for i in MISSING_IDS)]
+    absent = [
+        r
+        for o in outcomes
+        for t in ("test_corpus_case", "test_invalid_pattern_is_rejected")
+        for r in reports(o, t)
+        if any(f"[{i}]" in r.nodeid for i in MISSING_IDS)
+    ]
     if absent:
         failed = any(r.outcome == "failed" for r in absent)
         terminalreporter.write_line(
             f"EventBridge conformance: {missing(corpus_dir())}"
-            + (f" and this run requires it ({required()}): FAILED" if failed else
-               "; CI fails without it (CI=true or PAYMESH_REQUIRE_CONFORMANCE=1)"),
-            red=failed, yellow=not failed, bold=True)
+            + (
+                f" and this run requires it ({required()}): FAILED"
+                if failed
+                else "; CI fails without it (CI=true or PAYMESH_REQUIRE_CONFORMANCE=1)"
+            ),
+            red=failed,
+            yellow=not failed,
+            bold=True,
+        )
         return
     cases = {o: count(o, "test_corpus_case") for o in outcomes}
     invalid = {o: count(o, "test_invalid_pattern_is_rejected") for o in ("passed", "failed")}
@@ -67,4 +82,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"EventBridge conformance: {cases['passed']} labelled cases passed, "
             f"{cases['failed']} failed, {cases['skipped']} skipped; "
-            f"{invalid['passed']} invalid patterns rejected, {invalid['failed']} failed")
+            f"{invalid['passed']} invalid patterns rejected, {invalid['failed']} failed"
+        )

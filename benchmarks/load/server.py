@@ -113,8 +113,16 @@ class ManagedServer:
                     env[f"PAYMESH_{psp.upper()}_API_BASE"] = f"{self.sandbox_url}/{psp}"
                 cert = self._data_dir / "sandbox" / "paypal-webhook-cert.pem"
                 env["PAYMESH_PAYPAL_TRUSTED_CERT"] = str(cert)
-            command = [self._paymesh, "serve", "--host", "127.0.0.1", "--port", str(port),
-                       "--sandbox-port", str(builtin_sandbox_port)]
+            command = [
+                self._paymesh,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--sandbox-port",
+                str(builtin_sandbox_port),
+            ]
             command += ["--data-dir", str(self._data_dir)]
             self._process = self._spawn(command, env, log)
         self._wait_ready(self._process, f"{self.base_url}/readyz", "paymesh serve")

@@ -74,28 +74,38 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_connectors(settings: Settings, sandbox_url: str | None = None,
-                     sandboxes: Mapping[str, object] | None = None,
-                     transport: HttpTransport | None = None) -> dict[str, Connector]:
+def build_connectors(
+    settings: Settings,
+    sandbox_url: str | None = None,
+    sandboxes: Mapping[str, object] | None = None,
+    transport: HttpTransport | None = None,
+) -> dict[str, Connector]:
     """One connector per enabled PSP, in the registry's order (the default failover order).
 
     A disabled PSP (live mode, not configured) gets no connector at all, so nothing can route
     or fail over to it; a built-in sandbox PSP is reached at `sandbox_url`. Every connector
     shares `transport`: one connection pool per process."""
+
     def base(psp: str) -> str:
         configured = settings.api_base_of(psp)
         if configured:
             return configured
         if sandbox_url is None:
-            raise ConfigError(f"{psp}: its sandbox is built into `paymesh serve`; a process "
-                              f"without it needs PAYMESH_{psp.upper()}_API_BASE pointing at a "
-                              "`paymesh sandbox`")
+            raise ConfigError(
+                f"{psp}: its sandbox is built into `paymesh serve`; a process "
+                f"without it needs PAYMESH_{psp.upper()}_API_BASE pointing at a "
+                "`paymesh sandbox`"
+            )
         return f"{sandbox_url}/sandbox/{psp}"
 
     enabled = settings.enabled_psps
-    return {psp: entry.connector(ConnectorSetup(settings, base(psp), transport,
-                                                (sandboxes or {}).get(psp)))
-            for psp, entry in REGISTRY.items() if psp in enabled}
+    return {
+        psp: entry.connector(
+            ConnectorSetup(settings, base(psp), transport, (sandboxes or {}).get(psp))
+        )
+        for psp, entry in REGISTRY.items()
+        if psp in enabled
+    }
 
 
 def psp_lines(settings: Settings, listener: SandboxListener | None) -> list[str]:
@@ -111,14 +121,20 @@ def psp_lines(settings: Settings, listener: SandboxListener | None) -> list[str]
             lines.append(f"{psp}: sandbox (test money only) at {settings.api_base_of(psp)}")
         else:
             where = listener.psp_url(psp) if listener else "(not started)"
-            lines.append(f"{psp}: sandbox (test money only), built in, at {where} "
-                         "(loopback only)")
+            lines.append(f"{psp}: sandbox (test money only), built in, at {where} (loopback only)")
     return lines
 
 
 def builtin_names() -> set[str]:
-    return {"send_confirmation", "process_payment", "update_inventory", "payment_retry",
-            "fraud_review", "fraud_detection", "analytics"}
+    return {
+        "send_confirmation",
+        "process_payment",
+        "update_inventory",
+        "payment_retry",
+        "fraud_review",
+        "fraud_detection",
+        "analytics",
+    }
 
 
 def default_rules(inventory_url: str | None) -> list[Rule]:
@@ -131,9 +147,15 @@ def default_rules(inventory_url: str | None) -> list[Rule]:
         name = item.pop("name")
         rule = to_rule(DEFAULT, name, definition_of(item), builtin_names())
         if inventory_url:  # the merchant's inventory service, as a signed HTTP target
-            rule = replace(rule, targets=tuple(
-                Target(id=t.id, type="http", url=inventory_url, retry_policy=t.retry_policy)
-                if t.name == "update_inventory" else t for t in rule.targets))
+            rule = replace(
+                rule,
+                targets=tuple(
+                    Target(id=t.id, type="http", url=inventory_url, retry_policy=t.retry_policy)
+                    if t.name == "update_inventory"
+                    else t
+                    for t in rule.targets
+                ),
+            )
         rules.append(rule)
     return rules
 
@@ -181,24 +203,34 @@ class Core:
         await self.store.close()
 
 
-def build_core(settings: Settings, with_sandbox: bool = True, *,
-               store: BusBackend | None = None,
-               connectors: dict[str, Connector] | None = None) -> Core:
+def build_core(
+    settings: Settings,
+    with_sandbox: bool = True,
+    *,
+    store: BusBackend | None = None,
+    connectors: dict[str, Connector] | None = None,
+) -> Core:
     """The core from `settings`. `store` and `connectors` replace what the settings would
     build (tests inject the in-memory store and fake PSPs here; nothing in the configuration
     can select them, so a deployment never runs on a fake)."""
     store = store if store is not None else build_store(settings)
     listener = None
     if settings.uses_sandbox and with_sandbox and connectors is None:
-        suite = SandboxSuite(settings.sandbox_secrets, settings.self_url,
-                             settings.sandboxed_psps)
+        suite = SandboxSuite(settings.sandbox_secrets, settings.self_url, settings.sandboxed_psps)
         listener = SandboxListener(suite, port=settings.sandbox_port)
     transport = AiohttpTransport()
     if connectors is None:
-        connectors = build_connectors(settings, listener.url if listener else None,
-                                      listener.suite.boxes if listener else None, transport)
-    rules = (FraudRuleSet.from_json(settings.fraud_rules.read_text()) if settings.fraud_rules
-             else FraudRuleSet.default())
+        connectors = build_connectors(
+            settings,
+            listener.url if listener else None,
+            listener.suite.boxes if listener else None,
+            transport,
+        )
+    rules = (
+        FraudRuleSet.from_json(settings.fraud_rules.read_text())
+        if settings.fraud_rules
+        else FraudRuleSet.default()
+    )
     engine = FraudEngine(rules)
     nc: Client | None = None
     feed: NatsFraudFeed | None = None
@@ -211,41 +243,77 @@ def build_core(settings: Settings, with_sandbox: bool = True, *,
         feed = NatsFraudFeed(nc, engine)
     breakers = CircuitBreakers()
     # Failover order when a merchant has no table: the configured PSPs, Stripe first.
-    routing = RoutingService(store, list(connectors), list(connectors), breakers, utcnow,
-                             ttl=2.0 if settings.uses_postgres else None)
+    routing = RoutingService(
+        store,
+        list(connectors),
+        list(connectors),
+        breakers,
+        utcnow,
+        ttl=2.0 if settings.uses_postgres else None,
+    )
     wake: list[Callable[[], None]] = []
 
     def on_commit() -> None:
         for hook in wake:
             hook()
 
-    payments = PaymentService(store, connectors, FraudRiskScorer(engine, feed=feed), utcnow,
-                              on_commit=on_commit, routing=routing, breakers=breakers)
+    payments = PaymentService(
+        store,
+        connectors,
+        FraudRiskScorer(engine, feed=feed),
+        utcnow,
+        on_commit=on_commit,
+        routing=routing,
+        breakers=breakers,
+    )
     builtins: dict[str, Builtin] = {
         "send_confirmation": send_confirmation(store, utcnow),
         "process_payment": process_payment(payments, utcnow),
         "update_inventory": placeholder("update_inventory", "PAYMESH_INVENTORY_URL"),
-        "payment_retry": payment_retry(payments, utcnow,
-                                       base=timedelta(seconds=settings.bus_retry_base * 2)),
+        "payment_retry": payment_retry(
+            payments, utcnow, base=timedelta(seconds=settings.bus_retry_base * 2)
+        ),
         "fraud_review": fraud_review(payments, utcnow),
         "fraud_detection": FraudStream(engine, store, utcnow, feed=feed),
         "analytics": Analytics(),
     }
     # Live: targets must be https. Either way only public addresses, bar the allow-list.
-    sender = AiohttpTargetSender(require_https=settings.is_live,
-                                 allow=settings.target_allowlist)
-    bus = EventBus(store, Router(default_rules(settings.inventory_url)), builtins, sender,
-                   utcnow, retry_base_seconds=settings.bus_retry_base,
-                   default_signing_secret=settings.delivery_signing_secret,
-                   target_policy=sender.policy,
-                   start_delays={"process_payment": PROCESS_PAYMENT_GRACE.total_seconds()})
-    reconciler = Reconciler(payments, utcnow, grace=timedelta(seconds=settings.recovery_grace),
-                            interval=settings.recovery_interval)
-    return Core(settings=settings, store=store, listener=listener, connectors=connectors,
-                engine=engine, payments=payments, routing=routing,
-                checkpoint=FeatureCheckpoint(engine, store, utcnow), bus=bus,
-                reconciler=reconciler, sender=sender, transport=transport, on_commit=on_commit,
-                wake=wake, nc=nc, feed=feed)
+    sender = AiohttpTargetSender(require_https=settings.is_live, allow=settings.target_allowlist)
+    bus = EventBus(
+        store,
+        Router(default_rules(settings.inventory_url)),
+        builtins,
+        sender,
+        utcnow,
+        retry_base_seconds=settings.bus_retry_base,
+        default_signing_secret=settings.delivery_signing_secret,
+        target_policy=sender.policy,
+        start_delays={"process_payment": PROCESS_PAYMENT_GRACE.total_seconds()},
+    )
+    reconciler = Reconciler(
+        payments,
+        utcnow,
+        grace=timedelta(seconds=settings.recovery_grace),
+        interval=settings.recovery_interval,
+    )
+    return Core(
+        settings=settings,
+        store=store,
+        listener=listener,
+        connectors=connectors,
+        engine=engine,
+        payments=payments,
+        routing=routing,
+        checkpoint=FeatureCheckpoint(engine, store, utcnow),
+        bus=bus,
+        reconciler=reconciler,
+        sender=sender,
+        transport=transport,
+        on_commit=on_commit,
+        wake=wake,
+        nc=nc,
+        feed=feed,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -259,8 +327,9 @@ async def nats_bus(core: Core) -> AsyncIterator[tuple[Any, Any]]:
     nc = await connect(core.settings.bus, name="paymesh", client=core.nc)
     try:
         js = nc.jetstream()
-        layout = Layout(prefix=core.settings.nats_prefix,
-                        ack_wait_seconds=core.settings.nats_ack_wait)
+        layout = Layout(
+            prefix=core.settings.nats_prefix, ack_wait_seconds=core.settings.nats_ack_wait
+        )
         await ensure_streams(js, layout)
         if core.feed is not None:
             await core.feed.start()
@@ -299,12 +368,14 @@ class ApiProcess:
         if listener:
             await listener.start()
         async with contextlib.AsyncExitStack() as stack:
-            tasks = [asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
-                     asyncio.create_task(Housekeeping(store, utcnow).run_forever(),
-                                         name="housekeeping")]
+            tasks = [
+                asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
+                asyncio.create_task(Housekeeping(store, utcnow).run_forever(), name="housekeeping"),
+            ]
             if settings.uses_postgres:
-                tasks.append(asyncio.create_task(RulesWatcher(bus.router, store).run(),
-                                                 name="rules-watcher"))
+                tasks.append(
+                    asyncio.create_task(RulesWatcher(bus.router, store).run(), name="rules-watcher")
+                )
             if settings.uses_nats:
                 # Scale-out: this process only relays its outbox; workers route, deliver and
                 # recover.
@@ -316,10 +387,13 @@ class ApiProcess:
                 tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
             else:
                 core.wake.append(bus.notify)
-                tasks += [asyncio.create_task(bus.run(), name="event-bus"),
-                          asyncio.create_task(_recover_then_watch(
-                              core.reconciler, at_start=not settings.uses_postgres),
-                              name="recovery")]
+                tasks += [
+                    asyncio.create_task(bus.run(), name="event-bus"),
+                    asyncio.create_task(
+                        _recover_then_watch(core.reconciler, at_start=not settings.uses_postgres),
+                        name="recovery",
+                    ),
+                ]
             try:
                 yield
             finally:
@@ -349,12 +423,16 @@ def build_api(settings: Settings, core: Core | None = None) -> ApiProcess:
         background.add(task)  # a task nobody holds may be collected before it runs
         task.add_done_callback(background.discard)
 
-    webhooks = WebhookService(core.store, core.connectors, utcnow, core.on_commit,
-                              on_processing=drive_soon)
-    return ApiProcess(core=core, webhooks=webhooks,
-                      reviews=ReviewService(core.store, payments, utcnow),
-                      auth=Authenticator(core.store),
-                      limiter=_rate_limiter(settings, core.store))
+    webhooks = WebhookService(
+        core.store, core.connectors, utcnow, core.on_commit, on_processing=drive_soon
+    )
+    return ApiProcess(
+        core=core,
+        webhooks=webhooks,
+        reviews=ReviewService(core.store, payments, utcnow),
+        auth=Authenticator(core.store),
+        limiter=_rate_limiter(settings, core.store),
+    )
 
 
 def _rate_limiter(settings: Settings, store: BusBackend) -> RateLimit:
@@ -374,25 +452,39 @@ async def run_worker(settings: Settings) -> None:
     core = build_core(settings, with_sandbox=False)
     await core.open()
     async with contextlib.AsyncExitStack() as stack:
-        tasks = [asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
-                 asyncio.create_task(Housekeeping(core.store, utcnow).run_forever(),
-                                     name="housekeeping"),
-                 asyncio.create_task(RulesWatcher(core.bus.router, core.store).run(),
-                                     name="rules-watcher"),
-                 asyncio.create_task(_recover_then_watch(core.reconciler, at_start=False),
-                                     name="recovery")]
+        tasks = [
+            asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
+            asyncio.create_task(
+                Housekeeping(core.store, utcnow).run_forever(), name="housekeeping"
+            ),
+            asyncio.create_task(
+                RulesWatcher(core.bus.router, core.store).run(), name="rules-watcher"
+            ),
+            asyncio.create_task(
+                _recover_then_watch(core.reconciler, at_start=False), name="recovery"
+            ),
+        ]
         dispatcher = None
         if settings.uses_nats:
             from paymesh.adapters.nats.bus import Dispatcher, OutboxRelay
 
             js, layout = await stack.enter_async_context(nats_bus(core))
-            dispatcher = Dispatcher(core.store, js, layout, core.bus.router, core.bus.targets,
-                                    utcnow, retry_base_seconds=settings.bus_retry_base)
+            dispatcher = Dispatcher(
+                core.store,
+                js,
+                layout,
+                core.bus.router,
+                core.bus.targets,
+                utcnow,
+                retry_base_seconds=settings.bus_retry_base,
+            )
             # The sweep: events an API process committed but died before relaying.
             relay = OutboxRelay(core.store, js, layout, poll_seconds=1.0)
             core.wake.append(relay.notify)
-            tasks += [asyncio.create_task(dispatcher.run(), name="dispatcher"),
-                      asyncio.create_task(relay.run(), name="outbox-sweep")]
+            tasks += [
+                asyncio.create_task(dispatcher.run(), name="dispatcher"),
+                asyncio.create_task(relay.run(), name="outbox-sweep"),
+            ]
         else:
             core.wake.append(core.bus.notify)
             tasks.append(asyncio.create_task(core.bus.run(), name="event-bus"))

@@ -36,11 +36,17 @@ _REAL_PSP_HOSTS = ("stripe.com", "adyen.com", "adyenpayments.com", "paypal.com")
 
 #: Values earlier versions compiled in, and the sandbox's own defaults: public, so never
 #: trusted as a live secret.
-BUILT_IN_SECRETS = frozenset({
-    "sk_test_paymesh_sandbox", "whsec_paymesh_sandbox", "AQE_paymesh_sandbox",
-    "08F2B4BA0114B680CB076A045C13272D1648E9661DC35E048F6989506280F155",
-    "paymesh-sandbox-client", "paymesh-sandbox-secret", "WH-PAYMESH-SANDBOX",
-})
+BUILT_IN_SECRETS = frozenset(
+    {
+        "sk_test_paymesh_sandbox",
+        "whsec_paymesh_sandbox",
+        "AQE_paymesh_sandbox",
+        "08F2B4BA0114B680CB076A045C13272D1648E9661DC35E048F6989506280F155",
+        "paymesh-sandbox-client",
+        "paymesh-sandbox-secret",
+        "WH-PAYMESH-SANDBOX",
+    }
+)
 
 
 class ConfigError(ValueError):
@@ -110,8 +116,9 @@ class Settings:
             "database": _env("DATABASE"),
             "mode": (_env("MODE", "sandbox") or "sandbox").strip().lower(),
             "sandbox_port": int(_env("SANDBOX_PORT", "0") or 0),
-            "sandbox_psps": tuple(p.strip().lower() for p in (_env("SANDBOX_PSPS") or "")
-                                  .split(",") if p.strip()),
+            "sandbox_psps": tuple(
+                p.strip().lower() for p in (_env("SANDBOX_PSPS") or "").split(",") if p.strip()
+            ),
             "allow_mixed_mode": _flag(_env("ALLOW_MIXED_MODE")),
             "stripe_api_base": _env("STRIPE_API_BASE"),
             "stripe_secret_key": _env("STRIPE_SECRET_KEY"),
@@ -132,8 +139,9 @@ class Settings:
             "bus_retry_base": float(_env("BUS_RETRY_BASE", str(cls.bus_retry_base)) or 1),
             "inventory_url": _env("INVENTORY_URL"),
             "delivery_signing_secret": _env("DELIVERY_SIGNING_SECRET"),
-            "target_allowlist": tuple(h.strip() for h in (_env("TARGET_ALLOWLIST") or "")
-                                      .split(",") if h.strip()),
+            "target_allowlist": tuple(
+                h.strip() for h in (_env("TARGET_ALLOWLIST") or "").split(",") if h.strip()
+            ),
             "fraud_rules": _env("FRAUD_RULES"),
             "bus": _env("BUS"),
             "nats_prefix": _env("NATS_PREFIX", cls.nats_prefix),
@@ -166,14 +174,18 @@ class Settings:
             try:
                 policy.check_url(self.inventory_url)
             except TargetUrlRefused as exc:
-                raise ConfigError(f"PAYMESH_INVENTORY_URL: {exc} (an internal inventory "
-                                  "service belongs in PAYMESH_TARGET_ALLOWLIST)") from exc
+                raise ConfigError(
+                    f"PAYMESH_INVENTORY_URL: {exc} (an internal inventory "
+                    "service belongs in PAYMESH_TARGET_ALLOWLIST)"
+                ) from exc
             if self.is_live and not self.delivery_signing_secret:
                 # The inventory service must verify what it is sent: the operator gives both
                 # sides the same secret; paymesh never sends an unsigned delivery.
-                raise ConfigError("live mode with PAYMESH_INVENTORY_URL needs "
-                                  "PAYMESH_DELIVERY_SIGNING_SECRET (the inventory service "
-                                  "verifies deliveries with it)")
+                raise ConfigError(
+                    "live mode with PAYMESH_INVENTORY_URL needs "
+                    "PAYMESH_DELIVERY_SIGNING_SECRET (the inventory service "
+                    "verifies deliveries with it)"
+                )
 
     def _check_bus(self) -> None:
         if self.bus is not None:
@@ -181,8 +193,9 @@ class Settings:
                 raise ConfigError(f"unsupported bus URL {self.bus!r}: use nats://HOST:PORT")
             if not self.uses_postgres:
                 # Many processes on one bus need one shared database; SQLite is one process.
-                raise ConfigError("the NATS bus is for scale-out: it needs "
-                                  "--database postgresql://...")
+                raise ConfigError(
+                    "the NATS bus is for scale-out: it needs --database postgresql://..."
+                )
 
     # -- PSP modes ------------------------------------------------------------------------
 
@@ -198,22 +211,26 @@ class Settings:
                 if base and _is_real_psp(base):
                     raise ConfigError(
                         f"{psp}: {base} is the real PSP, but paymesh runs in sandbox mode; "
-                        "set PAYMESH_MODE=live with that PSP's real credentials")
+                        "set PAYMESH_MODE=live with that PSP's real credentials"
+                    )
             return self._with_sandbox_secrets(PSPS)
         from paymesh.live_credentials import check_live_psp
 
         if self.sandbox_psps and not self.allow_mixed_mode:
             raise ConfigError(
                 f"live mode with sandbox PSPs ({', '.join(self.sandbox_psps)}) would fake "
-                "those PSPs beside real money: set PAYMESH_ALLOW_MIXED_MODE=true to mean it")
-        live = [psp for psp in PSPS if psp not in self.sandbox_psps
-                and check_live_psp(self, psp)]
+                "those PSPs beside real money: set PAYMESH_ALLOW_MIXED_MODE=true to mean it"
+            )
+        live = [psp for psp in PSPS if psp not in self.sandbox_psps and check_live_psp(self, psp)]
         if not live:
-            raise ConfigError("live mode with no PSP configured: give at least one PSP its "
-                              "real credentials (see the README's configuration table)")
+            raise ConfigError(
+                "live mode with no PSP configured: give at least one PSP its "
+                "real credentials (see the README's configuration table)"
+            )
         resolved = self._with_sandbox_secrets(self.sandbox_psps) if self.sandbox_psps else self
-        bases = {f"{psp}_api_base": resolved.api_base_of(psp) or LIVE_API_BASES.get(psp)
-                 for psp in live}
+        bases = {
+            f"{psp}_api_base": resolved.api_base_of(psp) or LIVE_API_BASES.get(psp) for psp in live
+        }
         return replace(resolved, **bases)  # type: ignore[arg-type]
 
     def _with_sandbox_secrets(self, psps: tuple[str, ...]) -> Settings:
@@ -250,8 +267,9 @@ class Settings:
     @property
     def sandboxed_psps(self) -> tuple[str, ...]:
         """The PSPs served by the built-in sandbox: sandbox PSPs with no API base."""
-        return tuple(psp for psp in PSPS
-                     if self.psp_mode(psp) == "sandbox" and self.api_base_of(psp) is None)
+        return tuple(
+            psp for psp in PSPS if self.psp_mode(psp) == "sandbox" and self.api_base_of(psp) is None
+        )
 
     @property
     def uses_sandbox(self) -> bool:
@@ -273,14 +291,16 @@ class Settings:
             adyen_merchant_account=self.adyen_merchant_account,
             paypal_client_id=self.paypal_client_id,
             paypal_client_secret=self.paypal_client_secret,
-            paypal_webhook_id=self.paypal_webhook_id)
+            paypal_webhook_id=self.paypal_webhook_id,
+        )
 
     # -- storage and addresses ------------------------------------------------------------
 
     @property
     def uses_postgres(self) -> bool:
         return bool(self.database) and str(self.database).startswith(
-            ("postgresql://", "postgres://"))
+            ("postgresql://", "postgres://")
+        )
 
     @property
     def uses_nats(self) -> bool:
@@ -290,8 +310,10 @@ class Settings:
     def sqlite_path(self) -> Path:
         if self.database:
             if not self.database.startswith("sqlite:///"):
-                raise ValueError(f"unsupported database URL {self.database!r}: use "
-                                 "sqlite:///PATH or postgresql://...")
+                raise ValueError(
+                    f"unsupported database URL {self.database!r}: use "
+                    "sqlite:///PATH or postgresql://..."
+                )
             return Path(self.database.removeprefix("sqlite:///"))
         return self.data_dir / "paymesh.db"
 

@@ -97,17 +97,27 @@ async def cancelled(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved: a loop that failed has been reported by its own test
 
 
-def rule(name: str, *targets: str, pattern: dict[str, Any] | None = None, retries: int = 3,
-         max_age: int = 3600, merchant: str = "m1") -> Rule:
+def rule(
+    name: str,
+    *targets: str,
+    pattern: dict[str, Any] | None = None,
+    retries: int = 3,
+    max_age: int = 3600,
+    merchant: str = "m1",
+) -> Rule:
     policy = RetryPolicy(maximum_retry_attempts=retries, maximum_event_age_seconds=max_age)
-    return Rule(merchant, name, pattern or {"detail-type": ["payment.succeeded"]},
-                tuple(Target(id=t, type="builtin", name=t, retry_policy=policy)
-                      for t in targets))
+    return Rule(
+        merchant,
+        name,
+        pattern or {"detail-type": ["payment.succeeded"]},
+        tuple(Target(id=t, type="builtin", name=t, retry_policy=policy) for t in targets),
+    )
 
 
 def event(kind: str = "payment.succeeded", merchant: str = "m1", **detail: Any) -> DomainEvent:
-    return DomainEvent(kind, f"pay_{uuid.uuid4().hex[:8]}", merchant, datetime.now(UTC),
-                       {"amount": 2500, **detail})
+    return DomainEvent(
+        kind, f"pay_{uuid.uuid4().hex[:8]}", merchant, datetime.now(UTC), {"amount": 2500, **detail}
+    )
 
 
 async def publish(h: Harness, *events: DomainEvent) -> None:
@@ -135,8 +145,12 @@ async def settled(h: Harness, seconds: float = 15.0) -> None:
 
 class BusContract:
     async def test_each_matching_target_gets_the_event_once(self, harness: Harness) -> None:
-        await harness.start([rule("paid", "a", "b"),
-                             rule("refunds", "b", pattern={"detail-type": ["refund.succeeded"]})])
+        await harness.start(
+            [
+                rule("paid", "a", "b"),
+                rule("refunds", "b", pattern={"detail-type": ["refund.succeeded"]}),
+            ]
+        )
         paid, other = event(), event("payment.failed")
         await publish(harness, paid, other)
         await until(lambda: len(harness.recorder.calls) >= 2)
@@ -164,7 +178,8 @@ class BusContract:
         assert harness.recorder.attempts["a"] == 1
 
     async def test_a_spent_policy_dead_letters_and_a_redrive_delivers_once(
-            self, harness: Harness) -> None:
+        self, harness: Harness
+    ) -> None:
         harness.recorder.fail["down"] = -1
         await harness.start([rule("paid", "down", retries=2)])
         paid = event()
@@ -216,8 +231,9 @@ class BusContract:
 
     async def test_a_slow_target_does_not_hold_up_another(self, harness: Harness) -> None:
         harness.recorder.block["slow"] = asyncio.Event()
-        await harness.start([rule("paid", "slow", "a"),
-                             rule("probe", "a", pattern={"detail-type": ["probe.sent"]})])
+        await harness.start(
+            [rule("paid", "slow", "a"), rule("probe", "a", pattern={"detail-type": ["probe.sent"]})]
+        )
         events = [event() for _ in range(20)]
         await publish(harness, *events)
         await until(lambda: len(harness.recorder.received("a")) == 20)
@@ -237,7 +253,8 @@ class BusContract:
         assert sorted(harness.recorder.received("slow")) == sorted(e.id for e in events)
 
     async def test_a_delivery_cut_by_a_dying_process_is_delivered_by_the_next(
-            self, harness: Harness) -> None:
+        self, harness: Harness
+    ) -> None:
         harness.recorder.block["slow"] = asyncio.Event()
         await harness.start([rule("paid", "slow")])
         paid = event()

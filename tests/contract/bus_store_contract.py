@@ -16,15 +16,25 @@ T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TARGET = Target(id="conf", type="builtin", name="send_confirmation")
 
 
-def delivery(did: str, event_id: str = "e1", target: Target = TARGET, merchant: str = "m1",
-             at: datetime = T0) -> Delivery:
-    return Delivery(id=did, event_id=event_id, merchant_id=merchant, rule="r1", target=target,
-                    event_time=at, created_at=at, next_attempt_at=at)
+def delivery(
+    did: str, event_id: str = "e1", target: Target = TARGET, merchant: str = "m1", at: datetime = T0
+) -> Delivery:
+    return Delivery(
+        id=did,
+        event_id=event_id,
+        merchant_id=merchant,
+        rule="r1",
+        target=target,
+        event_time=at,
+        created_at=at,
+        next_attempt_at=at,
+    )
 
 
 async def route(store: BusBackend, event_id: str, *deliveries: Delivery) -> None:
-    await store.commit(Changeset(
-        events=[DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=event_id)]))
+    await store.commit(
+        Changeset(events=[DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=event_id)])
+    )
     await store.commit(Changeset(routed=[event_id], deliveries=list(deliveries)))
 
 
@@ -35,8 +45,10 @@ class RuleStoreContract:
         await store.put_rule(replace(rule, state="DISABLED"))
         await store.put_rule(replace(rule, merchant_id="m2"))
         rules = await store.rules()
-        assert [(r.merchant_id, r.name, r.state) for r in rules] == \
-            [("m1", "big", "DISABLED"), ("m2", "big", "ENABLED")]
+        assert [(r.merchant_id, r.name, r.state) for r in rules] == [
+            ("m1", "big", "DISABLED"),
+            ("m2", "big", "ENABLED"),
+        ]
         assert rules[0].targets == (TARGET,)
         assert await store.delete_rule("m1", "big")
         assert not await store.delete_rule("m1", "big")
@@ -52,10 +64,10 @@ class RuleStoreContract:
         assert again.event_pattern == {"detail": {"amount": [{"numeric": [">", 100]}]}}
 
 
-
 class DeliveryStoreContract:
     async def test_routing_takes_the_event_out_of_the_outbox_with_its_deliveries(
-            self, store: BusBackend) -> None:
+        self, store: BusBackend
+    ) -> None:
         http = Target(id="inv", type="http", url="http://127.0.0.1:9/x")
         await route(store, "e1", delivery("d1"), delivery("d2", target=http))
         assert await store.undelivered_events(10) == []
@@ -64,12 +76,14 @@ class DeliveryStoreContract:
         assert {d.target.id for d in claimed} == {"conf", "inv"}
 
     async def test_a_delivery_keeps_whether_a_default_rule_routed_it(
-            self, store: BusBackend) -> None:
+        self, store: BusBackend
+    ) -> None:
         # Which secret signs it depends on that (the rule's own, or the deployment's); the
         # secret itself is never stored with a delivery.
         http = Target(id="inv", type="http", url="https://inventory.example.com/x")
-        await route(store, "e1", replace(delivery("d1", target=http), default_rule=True),
-                    delivery("d2"))
+        await route(
+            store, "e1", replace(delivery("d1", target=http), default_rule=True), delivery("d2")
+        )
         claimed = await store.claim_deliveries(T0, 30, 10)
         assert {d.id: d.default_rule for d in claimed} == {"d1": True, "d2": False}
         for d in claimed:
@@ -127,7 +141,8 @@ class DeliveryStoreContract:
         assert await store.claim_deliveries(T0 + timedelta(hours=1), 30, 10) == []
 
     async def test_dead_letters_keep_every_attempt_and_redrive_once(
-            self, store: BusBackend) -> None:
+        self, store: BusBackend
+    ) -> None:
         await route(store, "e1", delivery("d1"))
         [d] = await store.claim_deliveries(T0, 30, 10)
         d.status, d.attempts = "dead", 3

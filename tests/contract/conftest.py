@@ -10,8 +10,12 @@ import pytest
 
 from tests.support.webhook_inbox import WebhookInbox, webhook_inbox
 
-CLEAN_FAULTS: dict[str, object] = {"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0,
-                                   "latency_ms": 0}
+CLEAN_FAULTS: dict[str, object] = {
+    "error_rate": 0.0,
+    "rate_limit_rate": 0.0,
+    "timeout_rate": 0.0,
+    "latency_ms": 0,
+}
 
 
 @pytest.fixture(scope="module")

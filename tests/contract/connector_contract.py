@@ -36,18 +36,26 @@ SetFaults = Callable[[dict[str, object]], None]
 class Inbox(Protocol):
     """What the webhook tests read: a real `WebhookInbox`, or the fake's `FakeInbox`."""
 
-    async def wait_for(self, predicate: Callable[[dict[str, str], bytes], bool],
-                       within: float = ...) -> Received: ...
+    async def wait_for(
+        self, predicate: Callable[[dict[str, str], bytes], bool], within: float = ...
+    ) -> Received: ...
 
     async def about(self, connector_payment_id: str, within: float = ...) -> Received: ...
 
 
-def request(method: str, amount: int = 2000, capture: str = "automatic",
-            key: str | None = None) -> AuthorizeRequest:
+def request(
+    method: str, amount: int = 2000, capture: str = "automatic", key: str | None = None
+) -> AuthorizeRequest:
     pid = f"pay_{uuid.uuid4().hex[:12]}"
-    return AuthorizeRequest(payment_id=pid, amount=amount, currency="usd",
-                            payment_method=method, capture_method=capture,
-                            customer_id="cus_contract", idempotency_key=key or f"k-{pid}")
+    return AuthorizeRequest(
+        payment_id=pid,
+        amount=amount,
+        currency="usd",
+        payment_method=method,
+        capture_method=capture,
+        customer_id="cus_contract",
+        idempotency_key=key or f"k-{pid}",
+    )
 
 
 class ConnectorContract:
@@ -66,8 +74,9 @@ class ConnectorContract:
             pytest.skip("a test double: never in the registry, nothing there to build")
         # What bootstrap builds from the registry for this PSP is this connector.
         entry = REGISTRY[connector.name]
-        built = entry.connector(ConnectorSetup(Settings.from_env(data_dir=tmp_path),
-                                               "http://127.0.0.1:9"))
+        built = entry.connector(
+            ConnectorSetup(Settings.from_env(data_dir=tmp_path), "http://127.0.0.1:9")
+        )
         try:
             assert (entry.name, type(built)) == (connector.name, type(connector))
         finally:
@@ -128,15 +137,17 @@ class ConnectorContract:
         rest = await connector.refund(ref, 2000, "re_c", None, f"re-c-{ref}", currency="usd")
         assert rest.succeeded in (True, None) and rest.connector_refund_id
 
-    async def test_5xx_means_the_outcome_is_unknown(self, connector: Connector,
-                                                    set_faults: SetFaults) -> None:
+    async def test_5xx_means_the_outcome_is_unknown(
+        self, connector: Connector, set_faults: SetFaults
+    ) -> None:
         set_faults({"error_rate": 1.0})
         with pytest.raises(PspError) as info:
             await connector.authorize(request(self.approved))
         assert info.value.retryable and info.value.outcome_unknown
 
-    async def test_429_means_nothing_was_done(self, connector: Connector,
-                                              set_faults: SetFaults) -> None:
+    async def test_429_means_nothing_was_done(
+        self, connector: Connector, set_faults: SetFaults
+    ) -> None:
         set_faults({"rate_limit_rate": 1.0})
         with pytest.raises(PspError) as info:
             await connector.authorize(request(self.approved))
@@ -156,8 +167,9 @@ class ConnectorContract:
             await connector.retrieve("no_such_payment_ref")
         assert info.value.retryable is False
 
-    async def test_the_sandboxs_signed_webhook_verifies_and_translates(self, connector: Connector,
-                                                                       inbox: Inbox) -> None:
+    async def test_the_sandboxs_signed_webhook_verifies_and_translates(
+        self, connector: Connector, inbox: Inbox
+    ) -> None:
         paid = await connector.authorize(request(self.approved, 2500))
         ref = paid.connector_payment_id
         assert ref is not None
@@ -179,8 +191,7 @@ class ConnectorContract:
         """Change the amount (26.00) in a webhook body as this PSP spells it."""
         return body.replace(b"2600", b"2700", 1)
 
-    async def test_a_tampered_webhook_is_rejected(self, connector: Connector,
-                                                  inbox: Inbox) -> None:
+    async def test_a_tampered_webhook_is_rejected(self, connector: Connector, inbox: Inbox) -> None:
         paid = await connector.authorize(request(self.approved, 2600))
         assert paid.connector_payment_id is not None
         headers, body = await inbox.about(paid.connector_payment_id)
@@ -190,8 +201,9 @@ class ConnectorContract:
         with pytest.raises(WebhookRejected):
             connector.parse_webhook(headers, tampered, datetime.now(UTC))
 
-    async def test_a_partial_refund_is_reported_by_webhook(self, connector: Connector,
-                                                           inbox: Inbox) -> None:
+    async def test_a_partial_refund_is_reported_by_webhook(
+        self, connector: Connector, inbox: Inbox
+    ) -> None:
         paid = await connector.authorize(request(self.approved, 4000))
         ref = paid.connector_payment_id
         assert ref is not None
@@ -212,7 +224,8 @@ class ConnectorContract:
         assert totals == [1500] or singles == [(1500, True)]
 
     async def test_a_confirmed_webhook_names_its_payment_and_the_payments_money(
-            self, connector: Connector, inbox: Inbox) -> None:
+        self, connector: Connector, inbox: Inbox
+    ) -> None:
         req = request(self.approved, 2400)
         paid = await connector.authorize(req)
         ref = paid.connector_payment_id
@@ -230,11 +243,15 @@ class ConnectorContract:
                 assert (event.payment_id, event.amount) == (req.payment_id, 2400)
 
     def forged_event(self) -> WebhookEvent:
-        return WebhookEvent(psp_event_id="evt_contract", created=datetime.now(UTC),
-                            payment_id="pay_contract", connector_payment_id="no_such_payment_ref",
-                            outcome=PspOutcome(S.SUCCEEDED, "no_such_payment_ref",
-                                               amount_received=100),
-                            amount=100, currency="usd")
+        return WebhookEvent(
+            psp_event_id="evt_contract",
+            created=datetime.now(UTC),
+            payment_id="pay_contract",
+            connector_payment_id="no_such_payment_ref",
+            outcome=PspOutcome(S.SUCCEEDED, "no_such_payment_ref", amount_received=100),
+            amount=100,
+            currency="usd",
+        )
 
     async def test_confirming_an_object_the_psp_does_not_know(self, connector: Connector) -> None:
         event = self.forged_event()

@@ -36,20 +36,40 @@ T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ALLOW = FraudAssessment(score=3, factors=("new_customer",), decision="allow")
 
 
-def payment(pid: str, merchant: str = "m1", customer: str = "c1", at: datetime = T0,
-            amount: int = 2000) -> Payment:
-    return Payment.initiate(now=at, fraud=ALLOW, id=pid, merchant_id=merchant, amount=amount,
-                            currency="usd", customer_id=customer, payment_method="pm_card_visa",
-                            capture_method="automatic", connector="stripe",
-                            metadata={"order_id": "o-1"})
+def payment(
+    pid: str, merchant: str = "m1", customer: str = "c1", at: datetime = T0, amount: int = 2000
+) -> Payment:
+    return Payment.initiate(
+        now=at,
+        fraud=ALLOW,
+        id=pid,
+        merchant_id=merchant,
+        amount=amount,
+        currency="usd",
+        customer_id=customer,
+        payment_method="pm_card_visa",
+        capture_method="automatic",
+        connector="stripe",
+        metadata={"order_id": "o-1"},
+    )
 
 
-def claim(key: str = "k1", token: str = "t1", now: datetime = T0, resource: str = "pay_1",
-          fingerprint: str = "fp") -> IdempotencyWrite:
-    record = IdempotencyRecord(merchant_id="m1", key=key, fingerprint=fingerprint,
-                               resource_id=resource, lease_token=token,
-                               locked_until=now + timedelta(seconds=60),
-                               expires_at=now + timedelta(hours=24))
+def claim(
+    key: str = "k1",
+    token: str = "t1",
+    now: datetime = T0,
+    resource: str = "pay_1",
+    fingerprint: str = "fp",
+) -> IdempotencyWrite:
+    record = IdempotencyRecord(
+        merchant_id="m1",
+        key=key,
+        fingerprint=fingerprint,
+        resource_id=resource,
+        lease_token=token,
+        locked_until=now + timedelta(seconds=60),
+        expires_at=now + timedelta(hours=24),
+    )
     return IdempotencyWrite(record, now)
 
 
@@ -87,7 +107,8 @@ class UnitOfWorkContract:
             await save(store, payment("pay_1"))
 
     async def test_a_second_write_of_one_payment_must_expect_the_firsts_version(
-            self, store: Store) -> None:
+        self, store: Store
+    ) -> None:
         p = payment("pay_1")
         changes = Changeset()
         changes.save(p)
@@ -110,8 +131,9 @@ class UnitOfWorkContract:
         await store.commit(Changeset(processed=[("send_confirmation", "e1")]))
         n = Notification("ntf_1", "m1", "pay_1", "e1", "email", "c1", "t", T0)
         with pytest.raises(AlreadyProcessed):
-            await store.commit(Changeset(processed=[("send_confirmation", "e1")],
-                                         notifications=[n]))
+            await store.commit(
+                Changeset(processed=[("send_confirmation", "e1")], notifications=[n])
+            )
         assert await store.notifications_for_payment("m1", "pay_1") == []
         await store.commit(Changeset(processed=[("other_consumer", "e1")], notifications=[n]))
         assert [x.id for x in await store.notifications_for_payment("m1", "pay_1")] == ["ntf_1"]
@@ -133,8 +155,12 @@ class PaymentStoreContract:
         await save(store, p)
         got = await store.get_payment("pay_1", "m1")
         assert got is not None
-        assert (got.status, got.amount, got.amount_captured, got.connector_payment_id) == \
-            (S.SUCCEEDED, 2000, 2000, "pi_1")
+        assert (got.status, got.amount, got.amount_captured, got.connector_payment_id) == (
+            S.SUCCEEDED,
+            2000,
+            2000,
+            "pi_1",
+        )
         assert got.fraud == ALLOW
         assert got.metadata == {"order_id": "o-1"}
         assert [(r.id, r.amount, r.status) for r in got.refunds] == [("re_1", 500, "pending")]
@@ -159,8 +185,11 @@ class PaymentStoreContract:
         listed.metadata["order_id"] = "edited in a page"
         again = await store.get_payment("pay_1")
         assert again is not None
-        assert (again.amount, again.status, again.metadata) == \
-            (2000, S.PENDING, {"order_id": "o-1"})
+        assert (again.amount, again.status, again.metadata) == (
+            2000,
+            S.PENDING,
+            {"order_id": "o-1"},
+        )
 
     async def test_find_by_connector_reference(self, store: Store) -> None:
         p = payment("pay_1")
@@ -180,24 +209,34 @@ class PaymentStoreContract:
         assert await store.get_refund("re_9", "m2") is None
 
     async def test_list_is_newest_first_with_cursor_and_filters(self, store: Store) -> None:
-        ps = [payment(f"pay_{i:02d}", customer="c1" if i % 2 else "c2",
-                      at=T0 + timedelta(seconds=i)) for i in range(7)]
+        ps = [
+            payment(f"pay_{i:02d}", customer="c1" if i % 2 else "c2", at=T0 + timedelta(seconds=i))
+            for i in range(7)
+        ]
         ps.append(payment("pay_other", merchant="m2", at=T0 + timedelta(seconds=99)))
         await save(store, *ps)
         page, more = await store.list_payments(PaymentQuery(merchant_id="m1", limit=3))
         assert [p.id for p in page] == ["pay_06", "pay_05", "pay_04"] and more
         page, more = await store.list_payments(
-            PaymentQuery(merchant_id="m1", limit=3, starting_after="pay_04"))
+            PaymentQuery(merchant_id="m1", limit=3, starting_after="pay_04")
+        )
         assert [p.id for p in page] == ["pay_03", "pay_02", "pay_01"] and more
         page, more = await store.list_payments(
-            PaymentQuery(merchant_id="m1", limit=3, starting_after="pay_01"))
+            PaymentQuery(merchant_id="m1", limit=3, starting_after="pay_01")
+        )
         assert [p.id for p in page] == ["pay_00"] and not more
-        page, _ = await store.list_payments(PaymentQuery(merchant_id="m1", customer_id="c2",
-                                                         limit=10))
+        page, _ = await store.list_payments(
+            PaymentQuery(merchant_id="m1", customer_id="c2", limit=10)
+        )
         assert [p.id for p in page] == ["pay_06", "pay_04", "pay_02", "pay_00"]
-        page, _ = await store.list_payments(PaymentQuery(
-            merchant_id="m1", created_gte=T0 + timedelta(seconds=2),
-            created_lt=T0 + timedelta(seconds=4), limit=10))
+        page, _ = await store.list_payments(
+            PaymentQuery(
+                merchant_id="m1",
+                created_gte=T0 + timedelta(seconds=2),
+                created_lt=T0 + timedelta(seconds=4),
+                limit=10,
+            )
+        )
         assert [p.id for p in page] == ["pay_03", "pay_02"]
 
     async def test_list_by_status(self, store: Store) -> None:
@@ -208,16 +247,20 @@ class PaymentStoreContract:
         assert [p.id for p in page] == ["pay_b"]
 
     async def test_the_review_queue_lists_by_review_status(self, store: Store) -> None:
-        held, closed, plain = (payment("pay_h"), payment("pay_c", at=T0 + timedelta(seconds=1)),
-                               payment("pay_p", at=T0 + timedelta(seconds=2)))
+        held, closed, plain = (
+            payment("pay_h"),
+            payment("pay_c", at=T0 + timedelta(seconds=1)),
+            payment("pay_p", at=T0 + timedelta(seconds=2)),
+        )
         for p in (held, closed, plain):
             p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, f"pi_{p.id}"), T0)
         held.open_review(T0, "rule r")
         closed.open_review(T0, "rule r")
         closed.close_review(ReviewStatus.REJECTED, T0)
         await save(store, held, closed, plain)
-        open_ = await store.list_payments(PaymentQuery(merchant_id="m1", under_review=True,
-                                                       review_status=ReviewStatus.OPEN))
+        open_ = await store.list_payments(
+            PaymentQuery(merchant_id="m1", under_review=True, review_status=ReviewStatus.OPEN)
+        )
         assert [p.id for p in open_[0]] == ["pay_h"]
         assert open_[0][0].review is not None and open_[0][0].review.reason == "rule r"
         every, _ = await store.list_payments(PaymentQuery(merchant_id="m1", under_review=True))
@@ -227,7 +270,8 @@ class PaymentStoreContract:
         assert stored.review.status == ReviewStatus.REJECTED and stored.review.closed_at == T0
 
     async def test_payments_with_refunds_left_pending_are_found_for_recovery(
-            self, store: Store) -> None:
+        self, store: Store
+    ) -> None:
         waiting, settled, none = payment("pay_w"), payment("pay_s"), payment("pay_n")
         for p in (waiting, settled, none):
             p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, f"pi_{p.id}", amount_received=2000), T0)
@@ -245,8 +289,11 @@ class PaymentStoreContract:
         assert await store.payments_with_pending_refunds(T0 + timedelta(seconds=1), 10) == []
 
     async def test_payments_to_sync_are_unsettled_and_old_enough(self, store: Store) -> None:
-        old, fresh, done = (payment("pay_old"), payment("pay_new", at=T0 + timedelta(hours=1)),
-                            payment("pay_done"))
+        old, fresh, done = (
+            payment("pay_old"),
+            payment("pay_new", at=T0 + timedelta(hours=1)),
+            payment("pay_done"),
+        )
         done.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi", amount_received=2000), T0)
         await save(store, old, fresh, done)
         stale = await store.payments_to_sync(UNSETTLED, T0 + timedelta(minutes=1), 10)
@@ -267,7 +314,8 @@ class IdempotencyStoreContract:
     async def test_fifty_concurrent_claims_have_one_winner(self, store: Store) -> None:
         results = await asyncio.gather(
             *(store.commit(Changeset(idempotency=claim(token=f"t{i}"))) for i in range(50)),
-            return_exceptions=True)
+            return_exceptions=True,
+        )
         assert sum(r is None for r in results) == 1
         assert all(isinstance(r, IdempotencyConflict) for r in results if r is not None)
 
@@ -287,15 +335,15 @@ class IdempotencyStoreContract:
         done = claim("k2", "t2")
         await store.commit(Changeset(idempotency=done))
         finished = replace(done.record, completed=True, response_status=201, response_body=b"{}")
-        await store.commit(Changeset(idempotency=IdempotencyWrite(finished, T0,
-                                                                  expected_token="t2")))
+        await store.commit(
+            Changeset(idempotency=IdempotencyWrite(finished, T0, expected_token="t2"))
+        )
         assert await store.release_claims() == 1  # the finished one has no lease to end
         record = await store.get_idempotency("m1", "k1")
         assert record is not None
         assert record.locked_until <= T0 and not record.completed
         taken = replace(record, lease_token="t9", locked_until=T0 + timedelta(seconds=60))
-        await store.commit(Changeset(idempotency=IdempotencyWrite(taken, T0,
-                                                                  expected_token="t1")))
+        await store.commit(Changeset(idempotency=IdempotencyWrite(taken, T0, expected_token="t1")))
         record = await store.get_idempotency("m1", "k1")
         assert record is not None and record.lease_token == "t9"
 
@@ -323,21 +371,28 @@ class IdempotencyStoreContract:
         assert await store.get_idempotency("m2", "k1") is None
 
     async def test_purge_deletes_expired_idempotency_records_but_no_live_lease(
-            self, store: Store) -> None:
-        def record(key: str, claimed: datetime, completed: bool,
-                   leased_until: datetime | None = None) -> IdempotencyWrite:
+        self, store: Store
+    ) -> None:
+        def record(
+            key: str, claimed: datetime, completed: bool, leased_until: datetime | None = None
+        ) -> IdempotencyWrite:
             write = claim(key, f"t-{key}", now=claimed)
-            r = replace(write.record, completed=completed,
-                        locked_until=leased_until or write.record.locked_until)
+            r = replace(
+                write.record,
+                completed=completed,
+                locked_until=leased_until or write.record.locked_until,
+            )
             return IdempotencyWrite(r, claimed)
 
         now = T0 + timedelta(hours=25)
-        for write in (record("done_old", T0, True),  # expired at T0 + 24 h
-                      record("cut_old", T0, False),  # expired, its lease long over
-                      record("done_new", T0 + timedelta(hours=2), True),  # not expired
-                      record("live_new", now - timedelta(seconds=5), False),  # in flight
-                      # expired, yet leased past now: a request may still be completing it
-                      record("leased_old", T0, False, leased_until=now + timedelta(minutes=1))):
+        for write in (
+            record("done_old", T0, True),  # expired at T0 + 24 h
+            record("cut_old", T0, False),  # expired, its lease long over
+            record("done_new", T0 + timedelta(hours=2), True),  # not expired
+            record("live_new", now - timedelta(seconds=5), False),  # in flight
+            # expired, yet leased past now: a request may still be completing it
+            record("leased_old", T0, False, leased_until=now + timedelta(minutes=1)),
+        ):
             await store.commit(Changeset(idempotency=write))
         purged = await store.purge_expired(now, now - timedelta(days=45))
         assert (purged.idempotency, purged.processed) == (2, 0)
@@ -357,10 +412,12 @@ class IdempotencyStoreContract:
         assert [(c.idempotency, c.processed) for c in counts] == [(2, 2), (2, 1), (1, 0), (0, 0)]
 
     async def test_purge_deletes_consumer_marks_written_before_the_cutoff_only(
-            self, store: Store) -> None:
+        self, store: Store
+    ) -> None:
         before = datetime.now(UTC) - timedelta(seconds=1)
-        await store.commit(Changeset(processed=[("webhook:stripe", "evt_1"),
-                                                ("send_confirmation", "e1")]))
+        await store.commit(
+            Changeset(processed=[("webhook:stripe", "evt_1"), ("send_confirmation", "e1")])
+        )
         after = datetime.now(UTC) + timedelta(seconds=1)
         # Marks written after the cutoff stay, and still refuse a second application.
         assert (await store.purge_expired(T0, before)).processed == 0
@@ -389,15 +446,19 @@ class EventLogContract:
         assert [e.id for e in await store.undelivered_events(10)] == [pending[1].id]
 
     async def test_a_payments_timeline_is_oldest_first_and_its_merchants_alone(
-            self, store: Store) -> None:
+        self, store: Store
+    ) -> None:
         p = payment("pay_a")
         await save(store, p)
         p.apply_psp_outcome(PspOutcome(S.PROCESSING, "pi_a"), T0)
         p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
         await save(store, p, payment("pay_b"))
         timeline = await store.events_for_payment("m1", "pay_a")
-        assert [e.type for e in timeline] == \
-            ["payment.initiated", "payment.processing", "payment.succeeded"]
+        assert [e.type for e in timeline] == [
+            "payment.initiated",
+            "payment.processing",
+            "payment.succeeded",
+        ]
         assert {e.payment_id for e in timeline} == {"pay_a"}
         timeline[2].envelope["detail"]["amount"] = 1
         again = await store.events_for_payment("m1", "pay_a")
@@ -405,7 +466,8 @@ class EventLogContract:
         assert await store.events_for_payment("m2", "pay_a") == []
 
     async def test_event_log_is_per_merchant_newest_first_with_type_filter(
-            self, store: Store) -> None:
+        self, store: Store
+    ) -> None:
         a = payment("pay_a")
         a.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_a", amount_received=2000), T0)
         await save(store, a, payment("pay_b", merchant="m2"))
@@ -436,13 +498,16 @@ class KeyStoreContract:
         await store.add_api_key(ApiKey("h2", "m2", T0 + timedelta(seconds=1), "pmk_bbb"))
         every = await store.list_api_keys()
         assert [(k.prefix, k.merchant_id, k.created_at, k.revoked_at) for k in every] == [
-            ("pmk_aaa", "m1", T0, None), ("pmk_bbb", "m2", T0 + timedelta(seconds=1), None),
-            ("pmk_ccc", "m1", T0 + timedelta(seconds=2), None)]
+            ("pmk_aaa", "m1", T0, None),
+            ("pmk_bbb", "m2", T0 + timedelta(seconds=1), None),
+            ("pmk_ccc", "m1", T0 + timedelta(seconds=2), None),
+        ]
         assert [k.prefix for k in await store.list_api_keys("m1")] == ["pmk_aaa", "pmk_ccc"]
         assert await store.list_api_keys("m3") == []
 
     async def test_a_revoked_key_stays_revoked_from_its_first_revocation(
-            self, store: Store) -> None:
+        self, store: Store
+    ) -> None:
         await store.add_api_key(ApiKey("h1", "m1", T0, "pmk_aaa"))
         await store.add_api_key(ApiKey("h2", "m1", T0, "pmk_bbb"))
         revoked_at = T0 + timedelta(minutes=5)
@@ -456,7 +521,9 @@ class KeyStoreContract:
         key = await store.find_api_key("h2")
         assert key is not None and key.revoked_at is None
         assert [(k.prefix, k.revoked_at) for k in await store.list_api_keys("m1")] == [
-            ("pmk_aaa", revoked_at), ("pmk_bbb", None)]
+            ("pmk_aaa", revoked_at),
+            ("pmk_bbb", None),
+        ]
 
 
 class StateStoreContract:
@@ -470,6 +537,12 @@ class StateStoreContract:
         assert await store.get_blob("other") is None
 
 
-class StoreContract(UnitOfWorkContract, PaymentStoreContract, IdempotencyStoreContract,
-                    EventLogContract, KeyStoreContract, StateStoreContract):
+class StoreContract(
+    UnitOfWorkContract,
+    PaymentStoreContract,
+    IdempotencyStoreContract,
+    EventLogContract,
+    KeyStoreContract,
+    StateStoreContract,
+):
     """The whole Store port: what a backend subclasses once."""

@@ -15,25 +15,38 @@ MERCHANT = "PaymeshContract"
 
 @pytest.fixture(scope="module")
 def sandbox_url(inbox: WebhookInbox) -> Iterator[str]:
-    sandbox = AdyenSandbox(AdyenSandboxSettings(webhook_url=inbox.url, hmac_key=HMAC_KEY,
-                                                merchant_account=MERCHANT))
+    sandbox = AdyenSandbox(
+        AdyenSandboxSettings(webhook_url=inbox.url, hmac_key=HMAC_KEY, merchant_account=MERCHANT)
+    )
     with live_server(sandbox.app) as base:
         yield base
 
 
 @pytest.fixture
 async def connector(sandbox_url: str) -> AsyncIterator[AdyenConnector]:
-    c = AdyenConnector(AdyenSettings(api_base=sandbox_url, api_key=KEY,
-                                     merchant_account=MERCHANT, hmac_key=HMAC_KEY,
-                                     timeout_seconds=5))
+    c = AdyenConnector(
+        AdyenSettings(
+            api_base=sandbox_url,
+            api_key=KEY,
+            merchant_account=MERCHANT,
+            hmac_key=HMAC_KEY,
+            timeout_seconds=5,
+        )
+    )
     yield c
     await c.aclose()
 
 
 @pytest.fixture
 async def unreachable() -> AsyncIterator[AdyenConnector]:
-    c = AdyenConnector(AdyenSettings(api_base=f"http://127.0.0.1:{free_port()}", api_key=KEY,
-                                     merchant_account=MERCHANT, hmac_key=HMAC_KEY))
+    c = AdyenConnector(
+        AdyenSettings(
+            api_base=f"http://127.0.0.1:{free_port()}",
+            api_key=KEY,
+            merchant_account=MERCHANT,
+            hmac_key=HMAC_KEY,
+        )
+    )
     yield c
     await c.aclose()
 

@@ -37,10 +37,16 @@ class InProcessHarness:
             await self.store.put_rule(r)
         router = Router([])
         router.load(await self.store.rules())
-        self.bus = EventBus(self.store, router,
-                            {name: self.recorder.builtin(name) for name in NAMES},
-                            self.sender, lambda: datetime.now(UTC), lease_seconds=1.0,
-                            poll_seconds=0.05, retry_base_seconds=0.01)
+        self.bus = EventBus(
+            self.store,
+            router,
+            {name: self.recorder.builtin(name) for name in NAMES},
+            self.sender,
+            lambda: datetime.now(UTC),
+            lease_seconds=1.0,
+            poll_seconds=0.05,
+            retry_base_seconds=0.01,
+        )
         self.task = asyncio.create_task(self.bus.run())
 
     async def kill(self) -> None:
@@ -53,10 +59,19 @@ class InProcessHarness:
         assert self.bus is not None
         # A second router: the same event, rule and target make no second delivery.
         now = datetime.now(UTC)
-        again = [Delivery(id=ids.new_id("dlv"), event_id=event.id, merchant_id=event.merchant_id,
-                          rule=route.rule.name, target=route.target, event_time=event.time,
-                          created_at=now, next_attempt_at=now)
-                 for route in self.bus.router.routes(event.envelope())]
+        again = [
+            Delivery(
+                id=ids.new_id("dlv"),
+                event_id=event.id,
+                merchant_id=event.merchant_id,
+                rule=route.rule.name,
+                target=route.target,
+                event_time=event.time,
+                created_at=now,
+                next_attempt_at=now,
+            )
+            for route in self.bus.router.routes(event.envelope())
+        ]
         await self.store.commit(Changeset(routed=[event.id], deliveries=again))
         self.notify()
 
@@ -70,7 +85,8 @@ class InProcessHarness:
         with contextlib.closing(sqlite3.connect(self.path)) as db:
             (busy,) = db.execute(
                 "SELECT (SELECT count(*) FROM events WHERE delivered = 0)"
-                " + (SELECT count(*) FROM deliveries WHERE status = 'pending')").fetchone()
+                " + (SELECT count(*) FROM deliveries WHERE status = 'pending')"
+            ).fetchone()
         return bool(busy == 0)
 
     async def close(self) -> None:

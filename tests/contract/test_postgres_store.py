@@ -36,6 +36,7 @@ _names = itertools.count()
 @pytest.fixture(scope="session")
 def migrated(postgres: PostgresServer) -> str:
     """The DSN of one database at the schema's head, shared by the tests in turn."""
+
     async def create() -> str:
         store = PostgresStore(await postgres.create_database("paymesh"), min_size=1)
         await store.open()
@@ -59,8 +60,10 @@ async def database(migrated: str) -> str:
     where a fresh copy of a database takes a few hundred."""
     conn = await asyncpg.connect(migrated)
     try:
-        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname ="
-                                  " current_schema() AND tablename <> 'alembic_version'")
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname ="
+            " current_schema() AND tablename <> 'alembic_version'"
+        )
         async with conn.transaction():
             for (table,) in tables:
                 await conn.execute(f'DELETE FROM "{table}"')
@@ -95,8 +98,9 @@ async def test_recovery_finds_refunds_pending_since_before_a_time(store: Postgre
     # Not in the contract suite yet: Store.payments_with_pending_refunds is new.
     old, fresh, settled = payment("pay_old"), payment("pay_new"), payment("pay_done")
     for p in (old, fresh, settled):
-        p.apply_psp_outcome(PspOutcome(PaymentStatus.SUCCEEDED, f"pi_{p.id}",
-                                       amount_received=2000), T0)
+        p.apply_psp_outcome(
+            PspOutcome(PaymentStatus.SUCCEEDED, f"pi_{p.id}", amount_received=2000), T0
+        )
     old.start_refund("re_old", 500, None, T0)
     fresh.start_refund("re_new", 500, None, T0 + timedelta(hours=1))
     settled.start_refund("re_done", 500, None, T0)
@@ -129,12 +133,24 @@ async def test_two_processes_never_claim_the_same_delivery(database: str) -> Non
     try:
         for n in range(30):
             event_id = f"e{n}"
-            await a.commit(Changeset(events=[DomainEvent("payment.succeeded", "pay_1", "m1", T0,
-                                                         {}, id=event_id)]))
-            await a.commit(Changeset(routed=[event_id], deliveries=[
-                delivery(f"d{n}-{t}", event_id=event_id,
-                         target=Target(id=f"t{t}", type="builtin", name="analytics"))
-                for t in range(10)]))
+            await a.commit(
+                Changeset(
+                    events=[DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=event_id)]
+                )
+            )
+            await a.commit(
+                Changeset(
+                    routed=[event_id],
+                    deliveries=[
+                        delivery(
+                            f"d{n}-{t}",
+                            event_id=event_id,
+                            target=Target(id=f"t{t}", type="builtin", name="analytics"),
+                        )
+                        for t in range(10)
+                    ],
+                )
+            )
 
         async def worker(store: PostgresStore) -> list[str]:
             taken: list[str] = []
@@ -155,8 +171,12 @@ async def test_fifty_claims_across_two_processes_have_one_winner(database: str) 
     a, b = await _two_stores(database)
     try:
         results = await asyncio.gather(
-            *((a if i % 2 else b).commit(Changeset(idempotency=claim(token=f"t{i}")))
-              for i in range(50)), return_exceptions=True)
+            *(
+                (a if i % 2 else b).commit(Changeset(idempotency=claim(token=f"t{i}")))
+                for i in range(50)
+            ),
+            return_exceptions=True,
+        )
         assert sum(r is None for r in results) == 1
         assert all(isinstance(r, IdempotencyConflict) for r in results if r is not None)
         winner = next(i for i, r in enumerate(results) if r is None)
@@ -179,10 +199,10 @@ async def test_concurrent_writes_of_one_payment_have_one_winner(database: str) -
             copies.append((s, held))
         assert all(p.version == 1 for _, p in copies)
         for _, p in copies:
-            p.apply_psp_outcome(PspOutcome(PaymentStatus.SUCCEEDED, "pi_1",
-                                           amount_received=2000), T0)
-        results = await asyncio.gather(*(save(s, p) for s, p in copies),
-                                       return_exceptions=True)
+            p.apply_psp_outcome(
+                PspOutcome(PaymentStatus.SUCCEEDED, "pi_1", amount_received=2000), T0
+            )
+        results = await asyncio.gather(*(save(s, p) for s, p in copies), return_exceptions=True)
         assert sum(r is None for r in results) == 1
         assert all(isinstance(r, VersionConflict) for r in results if r is not None)
         events = await a.events_for_payment("m1", "pay_1")
@@ -194,17 +214,25 @@ async def test_concurrent_writes_of_one_payment_have_one_winner(database: str) -
 async def test_two_dispatchers_routing_one_outbox_make_one_delivery_each(database: str) -> None:
     a, b = await _two_stores(database)
     try:
-        await a.commit(Changeset(events=[
-            DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=f"e{n}")
-            for n in range(20)]))
+        await a.commit(
+            Changeset(
+                events=[
+                    DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=f"e{n}")
+                    for n in range(20)
+                ]
+            )
+        )
         # Both read the same outbox before either routes it, as two processes may.
         seen_a, seen_b = await a.undelivered_events(100), await b.undelivered_events(100)
         assert len(seen_a) == len(seen_b) == 20
 
         async def route(store: PostgresStore, events: list[StoredEvent], tag: str) -> None:
-            await store.commit(Changeset(
-                routed=[e.id for e in events],
-                deliveries=[delivery(f"{tag}-{e.id}", event_id=e.id) for e in events]))
+            await store.commit(
+                Changeset(
+                    routed=[e.id for e in events],
+                    deliveries=[delivery(f"{tag}-{e.id}", event_id=e.id) for e in events],
+                )
+            )
 
         await asyncio.gather(route(a, seen_a, "a"), route(b, list(reversed(seen_b)), "b"))
         assert await a.undelivered_events(100) == []
@@ -236,12 +264,21 @@ async def test_processes_starting_together_migrate_once(postgres: PostgresServer
     try:
         # Hold the migration lock so that every process is waiting on it, then let them race.
         await gate.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _OPEN_ONCE, dsn, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT) for _ in range(3)]
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                _OPEN_ONCE,
+                dsn,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
         for _ in range(300):
             waiting = await gate.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
             if waiting == len(procs):
                 break
             await asyncio.sleep(0.05)
@@ -271,7 +308,8 @@ async def test_stores_opening_together_in_one_process_share_the_schema(database:
 
 
 def test_a_server_that_cannot_start_fails_the_run_saying_why(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A directory of server programs that all fail, as a broken installation would.
     bindir = Path(tempfile.mkdtemp(prefix="paymesh-fake-pg-"))
     try:
@@ -290,7 +328,8 @@ def test_a_server_that_cannot_start_fails_the_run_saying_why(
 
 
 async def test_stores_of_two_databases_migrate_together_in_one_process(
-        postgres: PostgresServer) -> None:
+    postgres: PostgresServer,
+) -> None:
     # Alembic's `op` and `context` are process-wide: two upgrades interleaving on one event
     # loop would send one database's statements down the other's connection.
     names = [f"fresh_{os.getpid()}_{next(_names)}" for _ in range(2)]
@@ -336,10 +375,12 @@ def _upgrade_to(dsn: str, revision: str) -> None:
     from paymesh.adapters.postgres.migrate import SCRIPTS
 
     async def run() -> None:
-        engine = create_async_engine("postgresql+asyncpg://", poolclass=NullPool,
-                                     async_creator=partial(asyncpg.connect, dsn))
+        engine = create_async_engine(
+            "postgresql+asyncpg://", poolclass=NullPool, async_creator=partial(asyncpg.connect, dsn)
+        )
         try:
             async with engine.begin() as conn:
+
                 def upgrade(connection: object) -> None:
                     config = Config()
                     config.set_main_option("script_location", str(SCRIPTS))
@@ -354,7 +395,8 @@ def _upgrade_to(dsn: str, revision: str) -> None:
 
 
 async def test_consumer_marks_older_than_migration_0003_count_as_written_at_it(
-        postgres: PostgresServer) -> None:
+    postgres: PostgresServer,
+) -> None:
     from datetime import UTC, datetime
 
     from paymesh.ports.store import AlreadyProcessed
@@ -372,12 +414,14 @@ async def test_consumer_marks_older_than_migration_0003_count_as_written_at_it(
         await store.open()  # to head: 0003 stamps the mark with the migration's time
         try:
             migrated = datetime.now(UTC)
-            assert (await store.purge_expired(migrated, migrated - timedelta(minutes=1))) \
-                .processed == 0
+            assert (
+                await store.purge_expired(migrated, migrated - timedelta(minutes=1))
+            ).processed == 0
             with pytest.raises(AlreadyProcessed):
                 await store.commit(Changeset(processed=[("webhook:adyen", "psp_1")]))
-            assert (await store.purge_expired(migrated, migrated + timedelta(minutes=1))) \
-                .processed == 1
+            assert (
+                await store.purge_expired(migrated, migrated + timedelta(minutes=1))
+            ).processed == 1
         finally:
             await store.close()
     finally:

@@ -35,7 +35,8 @@ class RateLimitContract:
     """A backend proves itself by subclassing this and providing a `make` fixture."""
 
     async def test_a_burst_is_admitted_and_the_next_is_refused_with_the_wait(
-            self, make: Make) -> None:
+        self, make: Make
+    ) -> None:
         # A slow rate, so that the time the checks take refills nothing worth a token.
         limiter = make(1.0, 5.0)
         assert await _admitted(limiter, "k", 5) == 5
@@ -77,6 +78,7 @@ class TestMemoryRateLimit(RateLimitContract):
 @pytest.fixture(scope="session")
 def rate_db(postgres: PostgresServer) -> str:
     """The DSN of one migrated database, shared by the tests in turn."""
+
     async def create() -> str:
         store = PostgresStore(await postgres.create_database("rate_limits"), min_size=1)
         await store.open()
@@ -125,7 +127,8 @@ async def test_two_processes_share_one_budget(database: str) -> None:
 
 
 async def test_a_check_that_waited_for_the_lock_counts_the_time_it_waited(
-        store: PostgresStore) -> None:
+    store: PostgresStore,
+) -> None:
     # The clock is read once the row is locked: read before, a check that waited would be
     # judged as of when it started waiting, and the row would move back in time.
     limiter = PostgresRateLimiter(store, rate=10.0, burst=1.0)
@@ -135,10 +138,14 @@ async def test_a_check_that_waited_for_the_lock_counts_the_time_it_waited(
         tx = holder.transaction()
         await tx.start()
         await holder.execute("SELECT 1 FROM rate_buckets WHERE key = 'k' FOR UPDATE")
+
         async def queued() -> int:  # sessions PostgreSQL reports waiting for a lock
-            return int(await holder.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND datname = current_database()"))
+            return int(
+                await holder.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+            )
 
         began = time.monotonic()
         waiting = asyncio.create_task(limiter.check("k"))
@@ -166,7 +173,8 @@ async def test_a_migrated_database_has_the_buckets_table(postgres: PostgresServe
     await store.open()
     try:
         persistence = await store.pool.fetchval(
-            "SELECT relpersistence::text FROM pg_class WHERE oid = to_regclass('rate_buckets')")
+            "SELECT relpersistence::text FROM pg_class WHERE oid = to_regclass('rate_buckets')"
+        )
         assert persistence == "u"  # unlogged: see the migration
         # 0002 made the table; later migrations (0003: key revocation) keep it.
         assert await store.pool.fetchval("SELECT version_num FROM alembic_version") >= "0002"

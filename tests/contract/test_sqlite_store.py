@@ -51,8 +51,7 @@ async def test_the_database_file_and_its_wal_and_shm_are_the_owners_alone(tmp_pa
         store = SqliteStore(tmp_path / "data" / "paymesh.db")
         await store.open()
         await save(store, payment("pay_1"))  # a write: the -wal and -shm now exist
-        files = [tmp_path / "data" / n for n in ("paymesh.db", "paymesh.db-wal",
-                                                 "paymesh.db-shm")]
+        files = [tmp_path / "data" / n for n in ("paymesh.db", "paymesh.db-wal", "paymesh.db-shm")]
         assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
         assert _mode(tmp_path / "data") == 0o700
         await store.close()
@@ -79,7 +78,8 @@ async def test_an_existing_readable_database_file_is_made_the_owners_alone(tmp_p
 
 
 async def test_consumer_marks_older_than_the_migration_count_as_written_at_it(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # A file at schema 4 has marks with no time: none may be purged as if ancient.
     path = str(tmp_path / "old.db")
     conn = sqlite3.connect(path, isolation_level=None)
@@ -92,13 +92,11 @@ async def test_consumer_marks_older_than_the_migration_count_as_written_at_it(
     await store.open()
     try:
         migrated = datetime.now(UTC)
-        assert (await store.purge_expired(migrated, migrated - timedelta(minutes=1))) \
-            .processed == 0
+        assert (await store.purge_expired(migrated, migrated - timedelta(minutes=1))).processed == 0
         with pytest.raises(AlreadyProcessed):
             await store.commit(Changeset(processed=[("webhook:adyen", "psp_1")]))
         key = await store.find_api_key("h1")
         assert key is not None and key.revoked_at is None
-        assert (await store.purge_expired(migrated, migrated + timedelta(minutes=1))) \
-            .processed == 1
+        assert (await store.purge_expired(migrated, migrated + timedelta(minutes=1))).processed == 1
     finally:
         await store.close()

@@ -21,16 +21,22 @@ def sandbox_url(inbox: WebhookInbox) -> Iterator[str]:
 
 @pytest.fixture
 async def connector(sandbox_url: str) -> AsyncIterator[StripeConnector]:
-    c = StripeConnector(StripeSettings(api_base=sandbox_url, secret_key=KEY,
-                                       webhook_secret=SECRET, timeout_seconds=5))
+    c = StripeConnector(
+        StripeSettings(
+            api_base=sandbox_url, secret_key=KEY, webhook_secret=SECRET, timeout_seconds=5
+        )
+    )
     yield c
     await c.aclose()
 
 
 @pytest.fixture
 async def unreachable() -> AsyncIterator[StripeConnector]:
-    c = StripeConnector(StripeSettings(api_base=f"http://127.0.0.1:{free_port()}",
-                                       secret_key=KEY, webhook_secret="whsec_x"))
+    c = StripeConnector(
+        StripeSettings(
+            api_base=f"http://127.0.0.1:{free_port()}", secret_key=KEY, webhook_secret="whsec_x"
+        )
+    )
     yield c
     await c.aclose()
 

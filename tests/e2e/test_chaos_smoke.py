@@ -24,10 +24,31 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "chaos.py"
 def test_chaos_survives_three_kills_with_no_breach(tmp_path: Path) -> None:
     report = tmp_path / "chaos.json"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--duration", "8", "--rate", "10", "--kills", "3",
-         "--flows", "pay,pay_on_psp,decline,replay", "--patience", "10",
-         "--drain-timeout", "15", "--seed", "7", "--json", str(report)],
-        capture_output=True, text=True, timeout=170, check=False)
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--duration",
+            "8",
+            "--rate",
+            "10",
+            "--kills",
+            "3",
+            "--flows",
+            "pay,pay_on_psp,decline,replay",
+            "--patience",
+            "10",
+            "--drain-timeout",
+            "15",
+            "--seed",
+            "7",
+            "--json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     result = json.loads(report.read_text())
     assert result["kills"] == 3

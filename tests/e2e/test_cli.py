@@ -15,9 +15,20 @@ from tests.support.live_server import free_port
 
 def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "paymesh", "sandbox", "--port", str(port),
-                             "--data-dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "paymesh",
+            "sandbox",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}/sandbox/stripe"
         deadline = time.monotonic() + 20
@@ -30,34 +41,60 @@ def test_paymesh_sandbox_runs_alone_and_the_stripe_library_drives_it(tmp_path: P
         client = stripe.StripeClient("sk_test_cli", base_addresses={"api": base})
         # Deliberately the sandbox's API version's field (2024-06-20): the stripe package's
         # types name only its successor, allowed_payment_method_types.
-        pi = client.v1.payment_intents.create(params={  # type: ignore[typeddict-unknown-key]
-            "amount": 999, "currency": "eur", "payment_method": "pm_card_visa",
-            "confirm": True, "payment_method_types": ["card"]})
+        pi = client.v1.payment_intents.create(
+            params={  # type: ignore[typeddict-unknown-key]
+                "amount": 999,
+                "currency": "eur",
+                "payment_method": "pm_card_visa",
+                "confirm": True,
+                "payment_method_types": ["card"],
+            }
+        )
         assert (pi.status, pi.amount_received) == ("succeeded", 999)
         # The other two answer beside it, and PayPal's certificate is where the CLI says.
         adyen = httpx.get(f"http://127.0.0.1:{port}/sandbox/adyen/_config", timeout=5)
         paypal = httpx.get(f"http://127.0.0.1:{port}/sandbox/paypal/_config", timeout=5)
         assert (adyen.status_code, paypal.status_code) == (200, 200)
-        assert (tmp_path / "sandbox" / "paypal-webhook-cert.pem").read_bytes().startswith(
-            b"-----BEGIN CERTIFICATE-----")
+        assert (
+            (tmp_path / "sandbox" / "paypal-webhook-cert.pem")
+            .read_bytes()
+            .startswith(b"-----BEGIN CERTIFICATE-----")
+        )
     finally:
         proc.kill()
         proc.wait()
 
 
 def test_paymesh_demo_runs_every_scenario_and_exits_0() -> None:
-    done = subprocess.run([sys.executable, "-m", "paymesh", "demo"], capture_output=True,
-                          text=True, timeout=120, env={"COLUMNS": "200", "PATH": ""})
+    done = subprocess.run(
+        [sys.executable, "-m", "paymesh", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every scenario ended as expected" in done.stdout
-    for scenario in ("card payment", "declined card", "3-D Secure", "manual capture", "refund",
-                     "event rule -> HTTP", "idempotent replay"):
+    for scenario in (
+        "card payment",
+        "declined card",
+        "3-D Secure",
+        "manual capture",
+        "refund",
+        "event rule -> HTTP",
+        "idempotent replay",
+    ):
         assert scenario in done.stdout
 
 
 def paymesh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "paymesh", *args], capture_output=True,
-                          text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+    return subprocess.run(
+        [sys.executable, "-m", "paymesh", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
 
 
 def test_paymesh_rules_test_answers_like_test_event_pattern(tmp_path: Path) -> None:
@@ -96,11 +133,12 @@ def test_paymesh_dlq_lists_and_redrives_once(tmp_path: Path) -> None:
     assert "dlv_dead" in listed.stdout and "HTTP 500" in listed.stdout
     first = paymesh("dlq", "redrive", "dlv_dead", "--merchant", "m1", "--data-dir", str(tmp_path))
     assert first.returncode == 0, first.stderr
-    second = paymesh("dlq", "redrive", "dlv_dead", "--merchant", "m1",
-                     "--data-dir", str(tmp_path))
+    second = paymesh("dlq", "redrive", "dlv_dead", "--merchant", "m1", "--data-dir", str(tmp_path))
     assert second.returncode == 1
-    assert "dlv_dead" not in paymesh("dlq", "list", "--merchant", "m1", "--data-dir",
-                                     str(tmp_path)).stdout
+    assert (
+        "dlv_dead"
+        not in paymesh("dlq", "list", "--merchant", "m1", "--data-dir", str(tmp_path)).stdout
+    )
 
 
 def test_paymesh_fraud_replay_scores_each_line_in_order(tmp_path: Path) -> None:
@@ -118,8 +156,7 @@ def test_paymesh_fraud_replay_scores_each_line_in_order(tmp_path: Path) -> None:
 
     out = [json.loads(line) for line in done.stdout.splitlines()]
     assert [o["transaction_id"] for o in out] == ["t1", "t2"]
-    assert all(set(o) == {"transaction_id", "risk_score", "risk_factors", "decision"}
-               for o in out)
+    assert all(set(o) == {"transaction_id", "risk_score", "risk_factors", "decision"} for o in out)
     assert "unknown_device" in out[1]["risk_factors"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"transaction_id": "x"}\n')

@@ -15,17 +15,27 @@ from tests.support.live_server import free_port, live_server
 
 
 def paymesh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "paymesh", *args], capture_output=True,
-                          text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+    return subprocess.run(
+        [sys.executable, "-m", "paymesh", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
 
 
 def status(base: str, secret: str) -> httpx.Response:
-    return httpx.get(f"{base}/v1/payments", params={"limit": 1}, timeout=10,
-                     headers={"Authorization": f"Bearer {secret}"})
+    return httpx.get(
+        f"{base}/v1/payments",
+        params={"limit": 1},
+        timeout=10,
+        headers={"Authorization": f"Bearer {secret}"},
+    )
 
 
 def test_keys_are_listed_without_secrets_and_a_revoked_one_is_refused_within_2_s(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     data = ("--data-dir", str(tmp_path))
     created = [paymesh("keys", "create", "--merchant", m, *data) for m in ("shop", "other")]
     assert [c.returncode for c in created] == [0, 0], [c.stderr for c in created]

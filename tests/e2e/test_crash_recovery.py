@@ -29,8 +29,14 @@ WEBHOOK_SECRET = "whsec_crash"
 
 
 def paymesh(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "paymesh", *args], env=env, check=True,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "paymesh", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @dataclass
@@ -47,9 +53,22 @@ class Node:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "paymesh", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--log-level", "warning"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "paymesh",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -66,24 +85,37 @@ class Node:
         self.proc.wait(timeout=10)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, timeout=30,
-                            headers={"Authorization": f"Bearer {self.key}"})
+        return httpx.Client(
+            base_url=self.base, timeout=30, headers={"Authorization": f"Bearer {self.key}"}
+        )
 
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[tuple[Node, httpx.Client]]:
     port = free_port()
-    sandbox = StripeSandbox(StripeSandboxSettings(
-        webhook_url=f"http://127.0.0.1:{port}/webhooks/stripe", webhook_secret=WEBHOOK_SECRET))
+    sandbox = StripeSandbox(
+        StripeSandboxSettings(
+            webhook_url=f"http://127.0.0.1:{port}/webhooks/stripe", webhook_secret=WEBHOOK_SECRET
+        )
+    )
     with live_server(sandbox.app) as psp_base:
-        env = {**os.environ, "PAYMESH_STRIPE_API_BASE": psp_base, "PAYMESH_RATE_LIMIT": "0",
-               "PAYMESH_STRIPE_SECRET_KEY": SECRET, "PAYMESH_PSP_TIMEOUT": "5",
-               "PAYMESH_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
-        key = paymesh("keys", "create", "--merchant", "shop", "--data-dir", str(tmp_path),
-                      env=env).stdout.strip().splitlines()[-1]
+        env = {
+            **os.environ,
+            "PAYMESH_STRIPE_API_BASE": psp_base,
+            "PAYMESH_RATE_LIMIT": "0",
+            "PAYMESH_STRIPE_SECRET_KEY": SECRET,
+            "PAYMESH_PSP_TIMEOUT": "5",
+            "PAYMESH_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
+        key = (
+            paymesh("keys", "create", "--merchant", "shop", "--data-dir", str(tmp_path), env=env)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         n = Node(tmp_path, port, env, key)
-        psp = httpx.Client(base_url=psp_base, timeout=10,
-                           headers={"Authorization": f"Bearer {SECRET}"})
+        psp = httpx.Client(
+            base_url=psp_base, timeout=10, headers={"Authorization": f"Bearer {SECRET}"}
+        )
         try:
             yield n, psp
         finally:
@@ -93,8 +125,12 @@ def node(tmp_path: Path) -> Iterator[tuple[Node, httpx.Client]]:
 
 
 def body(amount: int) -> dict[str, object]:
-    return {"amount": amount, "currency": "usd", "customer_id": "cus_crash",
-            "payment_method": "pm_card_visa"}
+    return {
+        "amount": amount,
+        "currency": "usd",
+        "customer_id": "cus_crash",
+        "payment_method": "pm_card_visa",
+    }
 
 
 def test_an_acknowledged_payment_survives_kill_9(node: tuple[Node, httpx.Client]) -> None:
@@ -111,18 +147,23 @@ def test_an_acknowledged_payment_survives_kill_9(node: tuple[Node, httpx.Client]
         assert after.status_code == 200
         assert after.json()["status"] == "succeeded"
         assert after.json()["amount_captured"] == 1111
-        timeline = [e["detail-type"] for e in
-                    http.get(f"/v1/payments/{acknowledged['id']}/events").json()["data"]]
+        timeline = [
+            e["detail-type"]
+            for e in http.get(f"/v1/payments/{acknowledged['id']}/events").json()["data"]
+        ]
         assert timeline == ["payment.initiated", "payment.succeeded"]
 
 
 def test_a_payment_cut_off_before_the_psp_answered_ends_in_its_true_state(
-        node: tuple[Node, httpx.Client]) -> None:
+    node: tuple[Node, httpx.Client],
+) -> None:
     n, psp = node
     n.start()
     # Stripe takes the charge but its answer never comes back before we die.
-    assert psp.put("/_config", json={"timeout_rate": 1.0, "timeout_hold_ms": 60_000}
-                   ).status_code == 200
+    assert (
+        psp.put("/_config", json={"timeout_rate": 1.0, "timeout_hold_ms": 60_000}).status_code
+        == 200
+    )
     key = str(uuid.uuid4())
 
     def doomed_request() -> None:
@@ -139,8 +180,11 @@ def test_a_payment_cut_off_before_the_psp_answered_ends_in_its_true_state(
     n.kill9()
     killed_at = time.time()
     assert psp.put("/_config", json={"timeout_rate": 0.0}).status_code == 200
-    charged = [pi for pi in psp.get("/v1/payment_intents", params={"limit": 100}
-                                    ).json()["data"] if pi["amount"] == 2323]
+    charged = [
+        pi
+        for pi in psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
+        if pi["amount"] == 2323
+    ]
     assert len(charged) == 1, "the sandbox should have taken the charge before the kill"
     assert charged[0]["created"] <= killed_at
 
@@ -160,13 +204,17 @@ def test_a_payment_cut_off_before_the_psp_answered_ends_in_its_true_state(
         retry = http.post("/v1/payments", json=body(2323), headers={"Idempotency-Key": key})
         assert retry.status_code in (200, 201)
         assert retry.json()["id"] == payment["id"]
-    intents = [pi for pi in psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
-               if pi["amount"] == 2323]
+    intents = [
+        pi
+        for pi in psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
+        if pi["amount"] == 2323
+    ]
     assert len(intents) == 1
 
 
 def test_kill_9_during_delivery_delivers_everything_and_applies_nothing_twice(
-        node: tuple[Node, httpx.Client]) -> None:
+    node: tuple[Node, httpx.Client],
+) -> None:
     """An HTTP target slow enough that deliveries are in flight when the server dies."""
     import asyncio as aio
 
@@ -189,12 +237,17 @@ def test_kill_9_during_delivery_delivers_everything_and_applies_nothing_twice(
     with live_server(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
         n.start()
         with n.client() as http:
-            assert http.put("/v1/rules/slow-hook", json={
-                "event_pattern": {"detail-type": ["payment.succeeded"]},
-                "targets": [{"id": "hook", "type": "http", "url": base + "/hook"}]}
-            ).status_code == 200
-            paid = [http.post("/v1/payments", json=body(500 + i)).json()["id"]
-                    for i in range(20)]
+            assert (
+                http.put(
+                    "/v1/rules/slow-hook",
+                    json={
+                        "event_pattern": {"detail-type": ["payment.succeeded"]},
+                        "targets": [{"id": "hook", "type": "http", "url": base + "/hook"}],
+                    },
+                ).status_code
+                == 200
+            )
+            paid = [http.post("/v1/payments", json=body(500 + i)).json()["id"] for i in range(20)]
         # Killed once the first deliveries got through: some delivered, some in flight (the
         # target takes 0.3 s), some not yet claimed.
         deadline = time.monotonic() + 20
@@ -208,8 +261,9 @@ def test_kill_9_during_delivery_delivers_everything_and_applies_nothing_twice(
             while len(seen) < 20 and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert len(seen) == 20, f"{len(seen)} of 20 events reached the target"
-            events = http.get("/v1/events", params={"type": "payment.succeeded",
-                                                    "limit": 100}).json()["data"]
+            events = http.get(
+                "/v1/events", params={"type": "payment.succeeded", "limit": 100}
+            ).json()["data"]
             assert set(seen) == {e["id"] for e in events}
             # Built-in effects happen once per event, redeliveries or not.
             for payment_id in paid:

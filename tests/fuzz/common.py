@@ -20,8 +20,15 @@ import httpx
 import pytest
 from hypothesis import Phase
 
-__all__ = ["EXAMPLES", "PHASES", "RUNS", "STEPS", "assert_error_shape",
-           "assert_no_server_error", "describe"]
+__all__ = [
+    "EXAMPLES",
+    "PHASES",
+    "RUNS",
+    "STEPS",
+    "assert_error_shape",
+    "assert_no_server_error",
+    "describe",
+]
 
 
 def _size(name: str, default: int) -> int:
@@ -42,8 +49,9 @@ def describe(r: httpx.Response) -> str:
     except httpx.RequestNotRead:
         body = b"<streamed>"
     shown = body[:300] + (b"..." if len(body) > 300 else b"")
-    return (f"{r.request.method} {r.request.url} body={shown!r}\n"
-            f"  -> {r.status_code} {r.text[:400]!r}")
+    return (
+        f"{r.request.method} {r.request.url} body={shown!r}\n  -> {r.status_code} {r.text[:400]!r}"
+    )
 
 
 def assert_no_server_error(r: httpx.Response) -> None:
@@ -57,8 +65,9 @@ def assert_no_server_error(r: httpx.Response) -> None:
         pytest.fail(f"server error:\n{describe(r)}", pytrace=False)
 
 
-def assert_error_shape(r: httpx.Response, status: int | tuple[int, ...] | None = None) -> \
-        dict[str, Any]:
+def assert_error_shape(
+    r: httpx.Response, status: int | tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """A 4xx in DESIGN.md's shape: {"error": {"type", "code", "message", "param"?}}."""
     assert_no_server_error(r)
     if status is not None:
@@ -70,7 +79,8 @@ def assert_error_shape(r: httpx.Response, status: int | tuple[int, ...] | None =
     assert isinstance(body, dict) and isinstance(body.get("error"), dict), describe(r)
     error: dict[str, Any] = body["error"]
     for field in ("type", "code", "message"):
-        assert isinstance(error.get(field), str) and error[field], \
+        assert isinstance(error.get(field), str) and error[field], (
             f"error.{field} missing:\n{describe(r)}"
+        )
     assert "param" not in error or isinstance(error["param"], str), describe(r)
     return error

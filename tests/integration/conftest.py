@@ -27,13 +27,17 @@ class Server:
     sandbox_url: str  # the built-in sandboxes' own listener: http://127.0.0.1:PORT
 
     def client(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.base, timeout=20,
-                            headers={"Authorization": f"Bearer {key or self.key}"})
+        return httpx.Client(
+            base_url=self.base, timeout=20, headers={"Authorization": f"Bearer {key or self.key}"}
+        )
 
     def sandbox(self) -> httpx.Client:
         """The Stripe sandbox, as the connector sees it (same secret key: same account)."""
-        return httpx.Client(base_url=f"{self.sandbox_url}/sandbox/stripe", timeout=20, headers={
-            "Authorization": f"Bearer {self.settings.stripe_secret_key}"})
+        return httpx.Client(
+            base_url=f"{self.sandbox_url}/sandbox/stripe",
+            timeout=20,
+            headers={"Authorization": f"Bearer {self.settings.stripe_secret_key}"},
+        )
 
 
 def make_keys(settings: Settings, *merchants: str) -> list[str]:
@@ -50,8 +54,7 @@ def make_keys(settings: Settings, *merchants: str) -> list[str]:
 
 def start(tmp_path: Path, **overrides: object) -> Generator[Server, None, None]:
     port = free_port()
-    settings = Settings.from_env(data_dir=tmp_path, port=port, **{"rate_limit": 0.0,
-                                                                    **overrides})
+    settings = Settings.from_env(data_dir=tmp_path, port=port, **{"rate_limit": 0.0, **overrides})
     key, other = make_keys(settings, "shop", "other-shop")
     app = build_app(settings)
     with live_server(app, port) as base:

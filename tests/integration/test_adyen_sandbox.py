@@ -401,8 +401,9 @@ def test_three_d_secure_redirect_then_details(
     api: str, client: httpx.Client, inbox: WebhookInbox
 ) -> None:
     # A shop on this machine: loopback is where the sandbox sends shoppers back by default.
-    answer = pay(client, vault("pm_card_threeDSecure2Required"),
-                 returnUrl="http://127.0.0.1:8080/return").json()
+    answer = pay(
+        client, vault("pm_card_threeDSecure2Required"), returnUrl="http://127.0.0.1:8080/return"
+    ).json()
     assert answer["resultCode"] == "RedirectShopper"
     ref = answer["pspReference"]
     action = answer["action"]
@@ -486,21 +487,30 @@ def test_three_d_secure_never_redirects_off_the_allowed_hosts(
     body = done.json()
     assert body["returnUrlFollowed"] is False
     # The challenge itself completed: only the redirect was withheld.
-    details = client.post("/v71/payments/details",
-                          json={"details": {"redirectResult": body["redirectResult"]}})
+    details = client.post(
+        "/v71/payments/details", json={"details": {"redirectResult": body["redirectResult"]}}
+    )
     assert (details.json()["resultCode"], details.json()["pspReference"]) == (
-        "Authorised", body["pspReference"])
+        "Authorised",
+        body["pspReference"],
+    )
 
 
 def test_three_d_secure_follows_the_configured_hosts_only() -> None:
-    sandbox = AdyenSandbox(AdyenSandboxSettings(hmac_key=HMAC_KEY, merchant_account=MERCHANT,
-                                                return_url_hosts=("shop.example",)))
-    with live_server(parent_app(sandbox)) as base, httpx.Client(
-            base_url=f"{base}/sandbox/adyen", headers={"X-API-Key": API_KEY}) as client:
+    sandbox = AdyenSandbox(
+        AdyenSandboxSettings(
+            hmac_key=HMAC_KEY, merchant_account=MERCHANT, return_url_hosts=("shop.example",)
+        )
+    )
+    with (
+        live_server(parent_app(sandbox)) as base,
+        httpx.Client(base_url=f"{base}/sandbox/adyen", headers={"X-API-Key": API_KEY}) as client,
+    ):
         allowed = challenge(client, "https://shop.example/return?cart=9")
         assert allowed.status_code == 303
         assert allowed.headers["location"].startswith(
-            "https://shop.example/return?cart=9&redirectResult=")
+            "https://shop.example/return?cart=9&redirectResult="
+        )
         for elsewhere in ("http://127.0.0.1:8080/return", "https://shop.example.evil.example/"):
             refused = challenge(client, elsewhere)
             assert (refused.status_code, refused.json()["returnUrlFollowed"]) == (200, False)
@@ -524,14 +534,22 @@ def test_a_return_url_no_browser_should_follow_is_refused_up_front(
 
 def test_payments_and_keys_are_bounded_oldest_forgotten_first() -> None:
     limits = MemoryLimits(objects=4, idempotency_keys=3)
-    sandbox = AdyenSandbox(AdyenSandboxSettings(hmac_key=HMAC_KEY, merchant_account=MERCHANT,
-                                                limits=limits))
-    with live_server(parent_app(sandbox)) as base, httpx.Client(
-            base_url=f"{base}/sandbox/adyen", headers={"X-API-Key": API_KEY}) as client:
+    sandbox = AdyenSandbox(
+        AdyenSandboxSettings(hmac_key=HMAC_KEY, merchant_account=MERCHANT, limits=limits)
+    )
+    with (
+        live_server(parent_app(sandbox)) as base,
+        httpx.Client(base_url=f"{base}/sandbox/adyen", headers={"X-API-Key": API_KEY}) as client,
+    ):
         refs = []
         for i in range(7):
-            answer = pay(client, vault("pm_card_threeDSecure2Required"), key=f"k{i}",
-                         reference=f"pay_{i}", returnUrl=None).json()
+            answer = pay(
+                client,
+                vault("pm_card_threeDSecure2Required"),
+                key=f"k{i}",
+                reference=f"pay_{i}",
+                returnUrl=None,
+            ).json()
             done = httpx.post(answer["action"]["url"], params={"outcome": "succeed"}).json()
             refs.append((answer["pspReference"], done["redirectResult"]))
         ledger = sandbox.ledger
@@ -540,15 +558,27 @@ def test_payments_and_keys_are_bounded_oldest_forgotten_first() -> None:
         assert len(ledger.idempotency) == 3
         # What is forgotten is unknown, in Adyen's words.
         old_ref, old_result = refs[0]
-        adyen_error(client.post(f"/v71/payments/{old_ref}/captures",
-                                json={"merchantAccount": MERCHANT,
-                                      "amount": {"value": 2000, "currency": "USD"}}),
-                    422, "167")
-        adyen_error(client.post("/v71/payments/details",
-                                json={"details": {"redirectResult": old_result}}), 422, "702")
+        adyen_error(
+            client.post(
+                f"/v71/payments/{old_ref}/captures",
+                json={"merchantAccount": MERCHANT, "amount": {"value": 2000, "currency": "USD"}},
+            ),
+            422,
+            "167",
+        )
+        adyen_error(
+            client.post("/v71/payments/details", json={"details": {"redirectResult": old_result}}),
+            422,
+            "702",
+        )
         # The newest keys replay; the oldest may be used afresh.
-        replay = pay(client, vault("pm_card_threeDSecure2Required"), key="k6",
-                     reference="pay_6", returnUrl=None)
+        replay = pay(
+            client,
+            vault("pm_card_threeDSecure2Required"),
+            key="k6",
+            reference="pay_6",
+            returnUrl=None,
+        )
         assert replay.json()["pspReference"] == refs[6][0]
         fresh = pay(client, key="k0", reference="pay_again", returnUrl=None)
         assert fresh.status_code == 200 and fresh.json()["resultCode"] == "Authorised"

@@ -56,12 +56,12 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.mark.parametrize(("body", "param", "code"), BAD_BODIES)
 def test_bad_payment_bodies_get_400_with_the_param_and_change_nothing(
-        shared: Server, body: bytes | dict[str, object], param: str | None, code: str) -> None:
+    shared: Server, body: bytes | dict[str, object], param: str | None, code: str
+) -> None:
     before = state(shared)
     raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
     with shared.client() as http:
-        r = http.post("/v1/payments", content=raw,
-                      headers={"Content-Type": "application/json"})
+        r = http.post("/v1/payments", content=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     error = r.json()["error"]
     assert error["type"] == "invalid_request_error"
@@ -96,8 +96,11 @@ def test_missing_or_unknown_keys_are_401(shared: Server, auth: str | None) -> No
 
 def test_unknown_ids_are_404(shared: Server) -> None:
     with shared.client() as http:
-        for path in ["/v1/payments/pay_nope", "/v1/refunds/re_nope",
-                     "/v1/payments/pay_nope/events"]:
+        for path in [
+            "/v1/payments/pay_nope",
+            "/v1/refunds/re_nope",
+            "/v1/payments/pay_nope/events",
+        ]:
             r = http.get(path)
             assert r.status_code == 404, path
             assert r.json()["error"]["code"] == "resource_missing"
@@ -116,11 +119,13 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(shared: Server) ->
 def test_bad_capture_and_refund_bodies_are_400(shared: Server) -> None:
     with shared.client() as http:
         pid = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"}).json()["id"]
-        for path, body in [(f"/v1/payments/{pid}/capture", {"amount": "all"}),
-                           (f"/v1/payments/{pid}/capture", {"amount": 0}),
-                           (f"/v1/payments/{pid}/refunds", {"amount": -1}),
-                           (f"/v1/payments/{pid}/refunds", {"amount": 1, "extra": 1}),
-                           (f"/v1/payments/{pid}/cancel", {"cancellation_reason": "x"})]:
+        for path, body in [
+            (f"/v1/payments/{pid}/capture", {"amount": "all"}),
+            (f"/v1/payments/{pid}/capture", {"amount": 0}),
+            (f"/v1/payments/{pid}/refunds", {"amount": -1}),
+            (f"/v1/payments/{pid}/refunds", {"amount": 1, "extra": 1}),
+            (f"/v1/payments/{pid}/cancel", {"cancellation_reason": "x"}),
+        ]:
             r = http.post(path, json=body)
             assert r.status_code == 400, (path, body)
         assert http.get(f"/v1/payments/{pid}").json()["status"] == "requires_capture"
@@ -142,9 +147,17 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
 
 # -- webhooks -----------------------------------------------------------------------------
 
+
 def stripe_event(event_id: str, event_type: str, pi: dict[str, Any]) -> bytes:
-    return msgspec.json.encode({"id": event_id, "object": "event", "type": event_type,
-                                "created": int(time.time()), "data": {"object": pi}})
+    return msgspec.json.encode(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": int(time.time()),
+            "data": {"object": pi},
+        }
+    )
 
 
 def post_webhook(server: Server, body: bytes, signature: str | None) -> httpx.Response:
@@ -159,9 +172,14 @@ def authorised_payment(server: Server) -> tuple[dict[str, Any], dict[str, Any]]:
     with server.client() as http:
         p = http.post("/v1/payments", json={**GOOD, "capture_method": "manual"}).json()
     # As Stripe sends it: with its amount and currency, which a webhook must match to apply.
-    pi = {"id": p["connector_payment_id"], "object": "payment_intent", "status": "canceled",
-          "amount": p["amount"], "currency": p["currency"],
-          "metadata": {"paymesh_payment_id": p["id"]}}
+    pi = {
+        "id": p["connector_payment_id"],
+        "object": "payment_intent",
+        "status": "canceled",
+        "amount": p["amount"],
+        "currency": p["currency"],
+        "metadata": {"paymesh_payment_id": p["id"]},
+    }
     return p, pi
 
 
@@ -171,8 +189,13 @@ def test_webhooks_with_bad_signatures_are_400_and_change_nothing(shared: Server)
     secret = shared.settings.stripe_webhook_secret
     assert secret is not None
     now = int(time.time())
-    for signature in [None, "garbage", sign(body, "whsec_wrong", now),
-                      sign(body, secret, now - 301), sign(body + b" ", secret, now)]:
+    for signature in [
+        None,
+        "garbage",
+        sign(body, "whsec_wrong", now),
+        sign(body, secret, now - 301),
+        sign(body + b" ", secret, now),
+    ]:
         r = post_webhook(shared, body, signature)
         assert r.status_code == 400, signature
         assert r.json()["error"]["code"] == "webhook_signature_invalid"
@@ -189,13 +212,15 @@ def test_a_webhook_twice_is_applied_once_and_late_ones_never_move_back(shared: S
     second = post_webhook(shared, body, sign(body, secret, int(time.time())))
     assert first.json()["results"] == ["applied"]
     assert second.json()["results"] == ["duplicate"]
-    late = stripe_event("evt_late", "payment_intent.amount_capturable_updated",
-                        {**pi, "status": "requires_capture"})
+    late = stripe_event(
+        "evt_late", "payment_intent.amount_capturable_updated", {**pi, "status": "requires_capture"}
+    )
     assert post_webhook(shared, late, sign(late, secret, int(time.time()))).status_code == 200
     with shared.client() as http:
         assert http.get(f"/v1/payments/{p['id']}").json()["status"] == "canceled"
-        timeline = [e["detail-type"] for e in
-                    http.get(f"/v1/payments/{p['id']}/events").json()["data"]]
+        timeline = [
+            e["detail-type"] for e in http.get(f"/v1/payments/{p['id']}/events").json()["data"]
+        ]
         assert timeline.count("payment.canceled") == 1
 
 
@@ -204,8 +229,7 @@ def test_an_unreachable_psp_is_503_and_nothing_is_charged(tmp_path: Path) -> Non
 
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     # Every PSP that could take it is down: after failing over through all three, 503.
-    for server in start(tmp_path, stripe_api_base=dead, adyen_api_base=dead,
-                        paypal_api_base=dead):
+    for server in start(tmp_path, stripe_api_base=dead, adyen_api_base=dead, paypal_api_base=dead):
         with server.client() as http:
             r = http.post("/v1/payments", json=GOOD, headers={"Idempotency-Key": "k-503"})
             assert r.status_code == 503

@@ -36,18 +36,21 @@ async def stops_at_once(loop: Any) -> bool:
 
 
 async def test_the_in_process_bus_stops_when_cancelled_as_it_is_notified(
-        sqlite_store: SqliteStore) -> None:
+    sqlite_store: SqliteStore,
+) -> None:
     sender = AiohttpTargetSender()
     try:
-        bus = EventBus(sqlite_store, Router([]), {}, sender, lambda: datetime.now(UTC),
-                       poll_seconds=0.05)
+        bus = EventBus(
+            sqlite_store, Router([]), {}, sender, lambda: datetime.now(UTC), poll_seconds=0.05
+        )
         assert await stops_at_once(bus)
     finally:
         await sender.aclose()
 
 
 async def test_the_outbox_relay_stops_when_cancelled_as_it_is_notified(
-        sqlite_store: SqliteStore) -> None:
+    sqlite_store: SqliteStore,
+) -> None:
     # An empty outbox: the relay never reaches JetStream, so it needs none.
     relay = OutboxRelay(sqlite_store, cast(Any, None), Layout(prefix="t"), poll_seconds=0.05)
     assert await stops_at_once(relay)

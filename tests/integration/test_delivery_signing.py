@@ -55,10 +55,17 @@ def inbox() -> Iterator[tuple[Inbox, str]]:
 
 
 def http_rule(merchant: str, name: str, url: str, secret: str | None) -> Rule:
-    return Rule(merchant, name, {"detail-type": ["payment.succeeded"]},
-                (Target(id="hook", type="http", url=url,
-                        retry_policy=RetryPolicy(maximum_retry_attempts=0)),),
-                signing_secret=secret)
+    return Rule(
+        merchant,
+        name,
+        {"detail-type": ["payment.succeeded"]},
+        (
+            Target(
+                id="hook", type="http", url=url, retry_policy=RetryPolicy(maximum_retry_attempts=0)
+            ),
+        ),
+        signing_secret=secret,
+    )
 
 
 @dataclass
@@ -68,8 +75,9 @@ class Bus:
     db: Path
 
     async def publish(self, merchant: str = "m1") -> DomainEvent:
-        event = DomainEvent("payment.succeeded", "pay_1", merchant, datetime.now(UTC),
-                            {"amount": 2500})
+        event = DomainEvent(
+            "payment.succeeded", "pay_1", merchant, datetime.now(UTC), {"amount": 2500}
+        )
         await self.store.commit(Changeset(events=[event]))
         self.bus.notify()
         return event
@@ -86,8 +94,9 @@ class Bus:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, defaults: list[Rule], own: list[Rule],
-                  default_secret: str | None) -> AsyncIterator[Bus]:
+async def running(
+    tmp_path: Path, defaults: list[Rule], own: list[Rule], default_secret: str | None
+) -> AsyncIterator[Bus]:
     store = SqliteStore(tmp_path / "bus.db")
     await store.open()
     for rule in own:
@@ -95,8 +104,16 @@ async def running(tmp_path: Path, defaults: list[Rule], own: list[Rule],
     router = Router(defaults)
     router.load(await store.rules())
     sender = AiohttpTargetSender(allow=["127.0.0.1"])
-    bus = EventBus(store, router, {}, sender, lambda: datetime.now(UTC), poll_seconds=0.05,
-                   retry_base_seconds=0.01, default_signing_secret=default_secret)
+    bus = EventBus(
+        store,
+        router,
+        {},
+        sender,
+        lambda: datetime.now(UTC),
+        poll_seconds=0.05,
+        retry_base_seconds=0.01,
+        default_signing_secret=default_secret,
+    )
     task = asyncio.create_task(bus.run())
     try:
         yield Bus(store, bus, tmp_path / "bus.db")
@@ -117,15 +134,16 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> 
 
 def verified(headers: dict[str, str], body: bytes, secret: str) -> dict[str, object]:
     event: dict[str, object] = stripe.Webhook.construct_event(
-        body.decode(), headers["paymesh-signature"], secret)
+        body.decode(), headers["paymesh-signature"], secret
+    )
     return event
 
 
 async def test_a_merchants_delivery_is_signed_with_its_rule_secret_kept_in_no_row(
-        tmp_path: Path, inbox: tuple[Inbox, str]) -> None:
+    tmp_path: Path, inbox: tuple[Inbox, str]
+) -> None:
     box, url = inbox
-    async with running(tmp_path, [], [http_rule("m1", "to-shop", url, MERCHANT_SECRET)],
-                       None) as b:
+    async with running(tmp_path, [], [http_rule("m1", "to-shop", url, MERCHANT_SECRET)], None) as b:
         event = await b.publish()
         await until(box.arrived)
         docs = b.delivery_docs()
@@ -137,7 +155,8 @@ async def test_a_merchants_delivery_is_signed_with_its_rule_secret_kept_in_no_ro
 
 
 async def test_the_default_rules_http_target_is_signed_with_the_deployments_secret(
-        tmp_path: Path, inbox: tuple[Inbox, str]) -> None:
+    tmp_path: Path, inbox: tuple[Inbox, str]
+) -> None:
     box, url = inbox
     inventory = http_rule(DEFAULT, "payment-succeeded", url, None)
     async with running(tmp_path, [inventory], [], DEPLOYMENT_SECRET) as b:
@@ -149,7 +168,8 @@ async def test_the_default_rules_http_target_is_signed_with_the_deployments_secr
 
 
 async def test_without_a_deployment_secret_a_default_rules_delivery_is_not_sent(
-        tmp_path: Path, inbox: tuple[Inbox, str]) -> None:
+    tmp_path: Path, inbox: tuple[Inbox, str]
+) -> None:
     box, url = inbox
     inventory = http_rule(DEFAULT, "payment-succeeded", url, None)
     async with running(tmp_path, [inventory], [], None) as b:
@@ -161,7 +181,8 @@ async def test_without_a_deployment_secret_a_default_rules_delivery_is_not_sent(
 
 
 async def test_a_default_rules_delivery_is_never_signed_with_a_merchants_secret(
-        tmp_path: Path, inbox: tuple[Inbox, str]) -> None:
+    tmp_path: Path, inbox: tuple[Inbox, str]
+) -> None:
     """The merchant overrides the default rule after the event was routed by it: the
     delivery still goes out under the deployment's secret, the merchant's stays its own."""
     box, url = inbox
@@ -170,10 +191,17 @@ async def test_a_default_rules_delivery_is_never_signed_with_a_merchants_secret(
         b.bus.router.put(http_rule("m1", "payment-succeeded", url, MERCHANT_SECRET))
         now = datetime.now(UTC)
         event = DomainEvent("payment.succeeded", "pay_1", "m1", now, {"amount": 1})
-        routed = Delivery(id="dlv_default", event_id=event.id, merchant_id="m1",
-                          rule="payment-succeeded", target=inventory.targets[0],
-                          event_time=now, created_at=now, next_attempt_at=now,
-                          default_rule=True)
+        routed = Delivery(
+            id="dlv_default",
+            event_id=event.id,
+            merchant_id="m1",
+            rule="payment-succeeded",
+            target=inventory.targets[0],
+            event_time=now,
+            created_at=now,
+            next_attempt_at=now,
+            default_rule=True,
+        )
         # One commit: committed alone, the event could be routed by the bus meanwhile, and
         # the merchant's rule's delivery would race this one to the inbox.
         await b.store.commit(Changeset(events=[event], routed=[event.id], deliveries=[routed]))
@@ -185,8 +213,9 @@ async def test_a_default_rules_delivery_is_never_signed_with_a_merchants_secret(
         verified(headers, body, MERCHANT_SECRET)
 
 
-async def test_a_rule_deleted_before_its_delivery_sends_nothing(tmp_path: Path,
-                                                                inbox: tuple[Inbox, str]) -> None:
+async def test_a_rule_deleted_before_its_delivery_sends_nothing(
+    tmp_path: Path, inbox: tuple[Inbox, str]
+) -> None:
     box, url = inbox
     # A default rule of the same name must not lend its (deployment) secret either.
     inventory = http_rule(DEFAULT, "payment-succeeded", url, None)
@@ -195,9 +224,16 @@ async def test_a_rule_deleted_before_its_delivery_sends_nothing(tmp_path: Path,
         b.bus.router.delete("m1", "payment-succeeded")
         now = datetime.now(UTC)
         event = DomainEvent("payment.succeeded", "pay_1", "m1", now, {"amount": 1})
-        routed = Delivery(id="dlv_own", event_id=event.id, merchant_id="m1",
-                          rule="payment-succeeded", target=own.targets[0], event_time=now,
-                          created_at=now, next_attempt_at=now)
+        routed = Delivery(
+            id="dlv_own",
+            event_id=event.id,
+            merchant_id="m1",
+            rule="payment-succeeded",
+            target=own.targets[0],
+            event_time=now,
+            created_at=now,
+            next_attempt_at=now,
+        )
         # One commit: committed alone, the event could be routed by the bus meanwhile, and
         # the merchant's rule's delivery would race this one to the inbox.
         await b.store.commit(Changeset(events=[event], routed=[event.id], deliveries=[routed]))
@@ -206,4 +242,3 @@ async def test_a_rule_deleted_before_its_delivery_sends_nothing(tmp_path: Path,
         [letter] = await b.dead()
     assert [a.error for a in letter.history] == ["rule no longer exists"]
     assert box.got == []
-

@@ -23,8 +23,12 @@ from tests.integration.conftest import Server, start
 from tests.support.bus_state import wait_rule_settled
 from tests.support.live_server import free_port, live_server
 
-PAY = {"amount": 2500, "currency": "usd", "customer_id": "cus_bus",
-       "payment_method": "pm_card_visa"}
+PAY = {
+    "amount": 2500,
+    "currency": "usd",
+    "customer_id": "cus_bus",
+    "payment_method": "pm_card_visa",
+}
 
 
 @dataclass
@@ -65,10 +69,20 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def http_rule(url: str, retries: int = 3, detail_type: str = "payment.succeeded") -> dict[str, Any]:
-    return {"event_pattern": {"detail-type": [detail_type]},
-            "targets": [{"id": "hook", "type": "http", "url": url,
-                         "retry_policy": {"maximum_retry_attempts": retries,
-                                          "maximum_event_age_seconds": 3600}}]}
+    return {
+        "event_pattern": {"detail-type": [detail_type]},
+        "targets": [
+            {
+                "id": "hook",
+                "type": "http",
+                "url": url,
+                "retry_policy": {
+                    "maximum_retry_attempts": retries,
+                    "maximum_event_age_seconds": 3600,
+                },
+            }
+        ],
+    }
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
@@ -82,30 +96,54 @@ def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
 def test_the_reference_rules_are_there_by_default(server: Server) -> None:
     with server.client() as http:
         rules = http.get("/v1/rules").json()["data"]
-    assert [r["name"] for r in rules] == ["fraud-stream", "high-risk-transaction",
-                                          "payment-failed", "payment-initiated",
-                                          "payment-succeeded"]
+    assert [r["name"] for r in rules] == [
+        "fraud-stream",
+        "high-risk-transaction",
+        "payment-failed",
+        "payment-initiated",
+        "payment-succeeded",
+    ]
     assert all(r["default"] for r in rules)
     failed = next(r for r in rules if r["name"] == "payment-failed")
     assert failed["event_pattern"]["detail"] == {"retryable": [True]}
-    assert failed["targets"][0]["retry_policy"] == {"maximum_retry_attempts": 5,
-                                                    "maximum_event_age_seconds": 7200}
+    assert failed["targets"][0]["retry_policy"] == {
+        "maximum_retry_attempts": 5,
+        "maximum_event_age_seconds": 7200,
+    }
 
 
-@pytest.mark.parametrize(("rule", "param"), [
-    ({"event_pattern": {"detail": {"amount": [{"numeric": [">", "x"]}]}},
-      "targets": [{"id": "t", "type": "builtin", "name": "analytics"}]}, "event_pattern"),
-    ({"event_pattern": {"a": 1}, "targets": [{"id": "t", "type": "builtin",
-                                              "name": "analytics"}]}, "event_pattern"),
-    ({"event_pattern": {}, "targets": [{"id": "t", "type": "builtin", "name": "nope"}]},
-     "targets"),
-    ({"event_pattern": {}, "targets": [{"id": "t", "type": "http"}]}, "targets"),
-    ({"event_pattern": {}, "targets": []}, "targets"),
-    ({"event_pattern": {}, "targets": [{"id": "t", "type": "http", "url": "ftp://x"}]},
-     "targets"),
-])
+@pytest.mark.parametrize(
+    ("rule", "param"),
+    [
+        (
+            {
+                "event_pattern": {"detail": {"amount": [{"numeric": [">", "x"]}]}},
+                "targets": [{"id": "t", "type": "builtin", "name": "analytics"}],
+            },
+            "event_pattern",
+        ),
+        (
+            {
+                "event_pattern": {"a": 1},
+                "targets": [{"id": "t", "type": "builtin", "name": "analytics"}],
+            },
+            "event_pattern",
+        ),
+        (
+            {"event_pattern": {}, "targets": [{"id": "t", "type": "builtin", "name": "nope"}]},
+            "targets",
+        ),
+        ({"event_pattern": {}, "targets": [{"id": "t", "type": "http"}]}, "targets"),
+        ({"event_pattern": {}, "targets": []}, "targets"),
+        (
+            {"event_pattern": {}, "targets": [{"id": "t", "type": "http", "url": "ftp://x"}]},
+            "targets",
+        ),
+    ],
+)
 def test_invalid_rules_are_refused_and_not_stored(
-        server: Server, rule: dict[str, Any], param: str) -> None:
+    server: Server, rule: dict[str, Any], param: str
+) -> None:
     with server.client() as http:
         r = http.put("/v1/rules/bad-one", json=rule)
         assert r.status_code == 400
@@ -114,11 +152,18 @@ def test_invalid_rules_are_refused_and_not_stored(
         assert "bad-one" not in names
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
-    "http://10.0.0.7/hook", "http://[::1]:8080/hook", "http://[::ffff:169.254.169.254]/",
-    "http://2130706433/hook", "https://user:pw@hooks.example.com/hook", "gopher://x/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://10.0.0.7/hook",
+        "http://[::1]:8080/hook",
+        "http://[::ffff:169.254.169.254]/",
+        "http://2130706433/hook",
+        "https://user:pw@hooks.example.com/hook",
+        "gopher://x/",
+    ],
+)
 def test_a_rule_naming_a_non_public_target_is_refused(server: Server, url: str) -> None:
     """An HTTP target would make paymesh send from inside its network (issue 12, item 5)."""
     with server.client() as http:
@@ -132,20 +177,28 @@ def test_a_rule_naming_a_non_public_target_is_refused(server: Server, url: str) 
 def test_rules_test_is_test_event_pattern(server: Server) -> None:
     event = {"detail-type": "payment.succeeded", "detail": {"amount": 5000}}
     with server.client() as http:
-        yes = http.post("/v1/rules/test", json={
-            "event_pattern": {"detail": {"amount": [{"numeric": [">=", 5000]}]}},
-            "event": event})
-        no = http.post("/v1/rules/test", json={
-            "event_pattern": {"detail": {"amount": [{"numeric": [">", 5000]}]}},
-            "event": event})
-        bad = http.post("/v1/rules/test", json={"event_pattern": {"detail": 5},
-                                                "event": event})
+        yes = http.post(
+            "/v1/rules/test",
+            json={
+                "event_pattern": {"detail": {"amount": [{"numeric": [">=", 5000]}]}},
+                "event": event,
+            },
+        )
+        no = http.post(
+            "/v1/rules/test",
+            json={
+                "event_pattern": {"detail": {"amount": [{"numeric": [">", 5000]}]}},
+                "event": event,
+            },
+        )
+        bad = http.post("/v1/rules/test", json={"event_pattern": {"detail": 5}, "event": event})
     assert (yes.json(), no.json()) == ({"result": True}, {"result": False})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "event_pattern_invalid"
 
 
 def test_an_http_target_gets_the_event_signed_like_stripe(
-        server: Server, receiver: tuple[Receiver, str]) -> None:
+    server: Server, receiver: tuple[Receiver, str]
+) -> None:
     r, url = receiver
     with server.client() as http:
         rule = http.put("/v1/rules/to-inventory", json=http_rule(url)).json()
@@ -162,7 +215,8 @@ def test_an_http_target_gets_the_event_signed_like_stripe(
 
 
 def test_delivery_rows_hold_no_signing_secret(
-        server: Server, receiver: tuple[Receiver, str]) -> None:
+    server: Server, receiver: tuple[Receiver, str]
+) -> None:
     """The secret stays in the rule; the delivery is signed from it when sent."""
     r, url = receiver
     with server.client() as http:
@@ -172,23 +226,31 @@ def test_delivery_rows_hold_no_signing_secret(
     headers, body, _ = r.calls[0]
     stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"], secret)
     with contextlib.closing(sqlite3.connect(server.settings.sqlite_path)) as db:
-        docs = [bytes(doc) for (doc,) in db.execute(
-            "SELECT doc FROM deliveries WHERE rule = 'to-shop'")]
+        docs = [
+            bytes(doc) for (doc,) in db.execute("SELECT doc FROM deliveries WHERE rule = 'to-shop'")
+        ]
     assert len(docs) == 1
     assert secret.encode() not in docs[0]
 
 
 def test_the_inventory_target_is_signed_with_the_deployments_secret(
-        tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+    tmp_path: Path, receiver: tuple[Receiver, str]
+) -> None:
     r, url = receiver
-    for server in start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL,
-                        inventory_url=url, delivery_signing_secret="whsec_inventory_test"):
+    for server in start(
+        tmp_path,
+        bus_retry_base=0.05,
+        target_allowlist=LOCAL,
+        inventory_url=url,
+        delivery_signing_secret="whsec_inventory_test",
+    ):
         with server.client() as http:
             payment = http.post("/v1/payments", json=PAY).json()
         wait_for(lambda: len(r.ok) == 1)
     headers, body, _ = r.calls[0]
-    event = stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"],
-                                           "whsec_inventory_test")
+    event = stripe.Webhook.construct_event(
+        body.decode(), headers["paymesh-signature"], "whsec_inventory_test"
+    )
     assert event["detail-type"] == "payment.succeeded"
     assert event["resources"] == [payment["id"]]
 
@@ -206,7 +268,8 @@ def test_dead_letters_do_not_say_why_a_target_did_not_answer(server: Server) -> 
 
 
 def test_a_merchants_rule_sees_only_its_own_events(
-        server: Server, receiver: tuple[Receiver, str]) -> None:
+    server: Server, receiver: tuple[Receiver, str]
+) -> None:
     r, url = receiver
     with server.client() as mine, server.client(server.other_key) as theirs:
         mine.put("/v1/rules/mine", json=http_rule(url))
@@ -218,7 +281,8 @@ def test_a_merchants_rule_sees_only_its_own_events(
 
 
 def test_a_target_that_fails_three_times_is_delivered_once(
-        server: Server, receiver: tuple[Receiver, str]) -> None:
+    server: Server, receiver: tuple[Receiver, str]
+) -> None:
     r, url = receiver
     r.fail_first = 3
     with server.client() as http:
@@ -232,7 +296,8 @@ def test_a_target_that_fails_three_times_is_delivered_once(
 
 
 def test_an_always_failing_target_dead_letters_and_a_redrive_delivers_once(
-        server: Server, receiver: tuple[Receiver, str]) -> None:
+    server: Server, receiver: tuple[Receiver, str]
+) -> None:
     r, url = receiver
     r.always_fail = True
     with server.client() as http:
@@ -257,12 +322,15 @@ def test_an_always_failing_target_dead_letters_and_a_redrive_delivers_once(
 
 
 def test_a_slow_target_does_not_hold_up_another(
-        server: Server, receiver: tuple[Receiver, str]) -> None:
+    server: Server, receiver: tuple[Receiver, str]
+) -> None:
     slow, slow_url = receiver
     slow.delay = 3.0
     fast = Receiver()
-    with live_server(Starlette(routes=[Route("/hook", fast.hook, methods=["POST"])])) as base, \
-            server.client() as http:
+    with (
+        live_server(Starlette(routes=[Route("/hook", fast.hook, methods=["POST"])])) as base,
+        server.client() as http,
+    ):
         http.put("/v1/rules/slow", json=http_rule(slow_url))
         http.put("/v1/rules/fast", json=http_rule(base + "/hook"))
         began = time.monotonic()
@@ -275,19 +343,21 @@ def test_a_slow_target_does_not_hold_up_another(
 
 def test_a_default_rule_can_be_disabled_and_restored_but_not_deleted(server: Server) -> None:
     with server.client() as http:
-        default = next(r for r in http.get("/v1/rules").json()["data"]
-                       if r["name"] == "payment-succeeded")
-        off = {"event_pattern": default["event_pattern"], "state": "DISABLED",
-               "targets": [{k: t[k] for k in ("id", "type", "name")}
-                           for t in default["targets"]]}
+        default = next(
+            r for r in http.get("/v1/rules").json()["data"] if r["name"] == "payment-succeeded"
+        )
+        off = {
+            "event_pattern": default["event_pattern"],
+            "state": "DISABLED",
+            "targets": [{k: t[k] for k in ("id", "type", "name")} for t in default["targets"]],
+        }
         assert http.put("/v1/rules/payment-succeeded", json=off).status_code == 200
         quiet = http.post("/v1/payments", json=PAY).json()
         wait_rule_settled(server.settings.sqlite_path, "payment-succeeded")
         assert http.get(f"/v1/payments/{quiet['id']}/notifications").json()["data"] == []
         assert http.delete("/v1/rules/payment-succeeded").status_code == 200
         loud = http.post("/v1/payments", json=PAY).json()
-        wait_for(lambda: bool(http.get(f"/v1/payments/{loud['id']}/notifications"
-                                       ).json()["data"]))
+        wait_for(lambda: bool(http.get(f"/v1/payments/{loud['id']}/notifications").json()["data"]))
         r = http.delete("/v1/rules/payment-succeeded")
         assert r.status_code == 409 and r.json()["error"]["code"] == "rule_is_default"
         assert http.delete("/v1/rules/never-was").status_code == 404
@@ -322,10 +392,13 @@ def test_payment_retry_turns_a_psp_outage_into_one_charge(server: Server) -> Non
         payment_id = r.json()["error"]["payment_id"]
         with server.sandbox() as psp:
             psp.put("/_config", json={"rate_limit_rate": 0.0})  # Stripe is back
-        wait_for(lambda: http.get(f"/v1/payments/{payment_id}").json()["status"]
-                 == "succeeded", seconds=15)
-        timeline = [e["detail-type"] for e in
-                    http.get(f"/v1/payments/{payment_id}/events").json()["data"]]
+        wait_for(
+            lambda: http.get(f"/v1/payments/{payment_id}").json()["status"] == "succeeded",
+            seconds=15,
+        )
+        timeline = [
+            e["detail-type"] for e in http.get(f"/v1/payments/{payment_id}/events").json()["data"]
+        ]
         assert timeline[:3] == ["payment.initiated", "payment.failed", "payment.retrying"]
         assert timeline[-1] == "payment.succeeded"
     with server.sandbox() as psp:
@@ -335,21 +408,25 @@ def test_payment_retry_turns_a_psp_outage_into_one_charge(server: Server) -> Non
 
 def test_a_hard_decline_is_never_retried(server: Server) -> None:
     with server.client() as http:
-        r = http.post("/v1/payments", json={**PAY, "payment_method":
-                                            "pm_card_chargeDeclinedInsufficientFunds"})
+        r = http.post(
+            "/v1/payments",
+            json={**PAY, "payment_method": "pm_card_chargeDeclinedInsufficientFunds"},
+        )
         payment_id = r.json()["error"]["payment_id"]
         wait_rule_settled(server.settings.sqlite_path, "payment-failed")  # payment_retry's
         p = http.get(f"/v1/payments/{payment_id}").json()
         assert p["status"] == "failed"
-        timeline = [e["detail-type"] for e in
-                    http.get(f"/v1/payments/{payment_id}/events").json()["data"]]
+        timeline = [
+            e["detail-type"] for e in http.get(f"/v1/payments/{payment_id}/events").json()["data"]
+        ]
         assert "payment.retrying" not in timeline
 
 
 def test_retries_stop_after_five_attempts(server: Server) -> None:
     with server.client() as http:
-        r = http.post("/v1/payments", json={**PAY, "payment_method":
-                                            "pm_card_chargeDeclinedProcessingError"})
+        r = http.post(
+            "/v1/payments", json={**PAY, "payment_method": "pm_card_chargeDeclinedProcessingError"}
+        )
         payment_id = r.json()["error"]["payment_id"]
 
         def attempts() -> int:
@@ -361,16 +438,18 @@ def test_retries_stop_after_five_attempts(server: Server) -> None:
         assert attempts() == 5
         assert http.get(f"/v1/payments/{payment_id}").json()["status"] == "failed"
     with server.sandbox() as psp:
-        intents = [pi for pi in psp.get("/v1/payment_intents", params={"limit": 100}
-                                        ).json()["data"]
-                   if pi["metadata"]["paymesh_payment_id"] == payment_id]
+        intents = [
+            pi
+            for pi in psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
+            if pi["metadata"]["paymesh_payment_id"] == payment_id
+        ]
         assert len(intents) == 5
-        assert all(pi["status"] != "succeeded" and pi["amount_received"] == 0
-                   for pi in intents)
+        assert all(pi["status"] != "succeeded" and pi["amount_received"] == 0 for pi in intents)
 
 
 def test_process_payment_is_first_tried_after_the_inline_attempts_grace(
-        server: Server, receiver: tuple[Receiver, str]) -> None:
+    server: Server, receiver: tuple[Receiver, str]
+) -> None:
     """The inline request settles a payment well within the grace: process_payment's delivery
     waits for it instead of being tried at once and told to come back (a wasted attempt)."""
     r, url = receiver
@@ -383,7 +462,8 @@ def test_process_payment_is_first_tried_after_the_inline_attempts_grace(
             "SELECT d.status, d.attempts, d.next_attempt_us, e.time_us FROM deliveries d "
             "JOIN events e ON e.id = d.event_id WHERE d.rule = 'payment-initiated' "
             "AND d.target_id = 'process' AND e.payment_id = ?",
-            (payment["id"],)).fetchall()
+            (payment["id"],),
+        ).fetchall()
     assert len(rows) == 1
     status, attempts, next_us, event_us = rows[0]
     assert (status, attempts) == ("pending", 0)

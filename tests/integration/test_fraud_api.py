@@ -28,23 +28,42 @@ BLOCK_AMOUNT = 88_800
 
 @pytest.fixture
 def fraud_server(tmp_path: Path) -> Iterator[Server]:
-    rules = json.loads(resources.files("paymesh.fraud").joinpath("default_fraud_rules.json")
-                       .read_text())
+    rules = json.loads(
+        resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_text()
+    )
     rules["rules"] += [
-        {"name": "test: review this amount", "factor": "test_review", "weight": 75,
-         "when": ["amount", "==", REVIEW_AMOUNT]},
-        {"name": "test: block this amount", "factor": "test_block", "weight": 95,
-         "when": ["amount", "==", BLOCK_AMOUNT]},
+        {
+            "name": "test: review this amount",
+            "factor": "test_review",
+            "weight": 75,
+            "when": ["amount", "==", REVIEW_AMOUNT],
+        },
+        {
+            "name": "test: block this amount",
+            "factor": "test_block",
+            "weight": 95,
+            "when": ["amount", "==", BLOCK_AMOUNT],
+        },
     ]
     path = tmp_path / "fraud-rules.json"
     path.write_text(json.dumps(rules))
     yield from start(tmp_path / "data", fraud_rules=path)
 
 
-def pay(client: httpx.Client, amount: int, method: str = "pm_card_visa",
-        customer: str | None = None, **extra: Any) -> httpx.Response:
-    body = {"amount": amount, "currency": "usd", "payment_method": method,
-            "customer_id": customer or f"cus_{uuid.uuid4().hex[:8]}", **extra}
+def pay(
+    client: httpx.Client,
+    amount: int,
+    method: str = "pm_card_visa",
+    customer: str | None = None,
+    **extra: Any,
+) -> httpx.Response:
+    body = {
+        "amount": amount,
+        "currency": "usd",
+        "payment_method": method,
+        "customer_id": customer or f"cus_{uuid.uuid4().hex[:8]}",
+        **extra,
+    }
     return client.post("/v1/payments", json=body)
 
 
@@ -78,7 +97,9 @@ def test_a_blocked_payment_never_reaches_the_psp(fraud_server: Server) -> None:
         assert after == before
         # (its fraud.alert may join the timeline a moment later: it comes from the stream)
         assert [t for t in event_types(c, payment["id"]) if t.startswith("payment.")] == [
-            "payment.initiated", "payment.blocked"]
+            "payment.initiated",
+            "payment.blocked",
+        ]
 
 
 def test_a_review_holds_the_capture_and_approval_captures_once(fraud_server: Server) -> None:
@@ -166,7 +187,8 @@ def test_a_high_score_raises_a_fraud_alert_event(fraud_server: Server) -> None:
 
 
 def test_declines_fed_back_from_the_stream_raise_the_card_testing_score(
-        fraud_server: Server) -> None:
+    fraud_server: Server,
+) -> None:
     card = "pm_card_chargeDeclined"
     with fraud_server.client() as c:
         first = pay(c, 100, method=card, customer="cus_probe")

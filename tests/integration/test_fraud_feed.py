@@ -30,8 +30,16 @@ from tests.support.nats import NatsServer
 T0 = 1_700_000_000.0
 DAY = 86_400.0
 NOW = datetime.fromtimestamp(T0, UTC)
-DELIVERY = Delivery("d", "e", "shop", "r", Target("t", "builtin", "fraud_detection"),
-                    event_time=NOW, created_at=NOW, next_attempt_at=NOW)
+DELIVERY = Delivery(
+    "d",
+    "e",
+    "shop",
+    "r",
+    Target("t", "builtin", "fraud_detection"),
+    event_time=NOW,
+    created_at=NOW,
+    next_attempt_at=NOW,
+)
 
 
 @dataclass
@@ -69,8 +77,9 @@ class Cluster:
         engine = FraudEngine()
         feed = NatsFraudFeed(nc, engine, self.subject)
         await feed.start()  # returns once the server has its subscription
-        process = Process(nc, engine, feed, FraudRiskScorer(engine, self.clock, feed),
-                          baseline=self.published())
+        process = Process(
+            nc, engine, feed, FraudRiskScorer(engine, self.clock, feed), baseline=self.published()
+        )
         self.processes.append(process)
         return process
 
@@ -81,8 +90,11 @@ class Cluster:
         """(applied, expected) of each feed that has not applied exactly what others said."""
         total = self.published()
         expected = {p.feed.origin: total - p.feed.published - p.baseline for p in self.processes}
-        return {p.feed.origin: (p.feed.applied, expected[p.feed.origin])
-                for p in self.processes if p.feed.applied != expected[p.feed.origin]}
+        return {
+            p.feed.origin: (p.feed.applied, expected[p.feed.origin])
+            for p in self.processes
+            if p.feed.applied != expected[p.feed.origin]
+        }
 
     async def settle(self, within: float = 5.0) -> None:
         for p in self.processes:
@@ -109,18 +121,28 @@ async def cluster(nats_server: NatsServer) -> AsyncIterator[Cluster]:
         await c.close()
 
 
-def probe(n: int, card: str, customer: str = "carder", device: str = "rig",
-          amount: int = 100) -> RiskInput:
-    return RiskInput(payment_id=f"pay_{n}", merchant_id="shop", customer_id=customer,
-                     amount=amount, currency="usd", payment_method=card,
-                     context=RiskContext(device_id=device, ip_address=f"ip-{device}",
-                                         country="GB"))
+def probe(
+    n: int, card: str, customer: str = "carder", device: str = "rig", amount: int = 100
+) -> RiskInput:
+    return RiskInput(
+        payment_id=f"pay_{n}",
+        merchant_id="shop",
+        customer_id=customer,
+        amount=amount,
+        currency="usd",
+        payment_method=card,
+        context=RiskContext(device_id=device, ip_address=f"ip-{device}", country="GB"),
+    )
 
 
 def event(kind: str, payment_id: str, at: float, **detail: object) -> dict[str, object]:
-    return {"id": f"evt-{kind}-{payment_id}", "detail-type": kind, "account": "shop",
-            "time": datetime.fromtimestamp(at, UTC).isoformat(),
-            "detail": {"payment_id": payment_id, **detail}}
+    return {
+        "id": f"evt-{kind}-{payment_id}",
+        "detail-type": kind,
+        "account": "shop",
+        "time": datetime.fromtimestamp(at, UTC).isoformat(),
+        "detail": {"payment_id": payment_id, **detail},
+    }
 
 
 def worker_stream(worker: Process) -> FraudStream:
@@ -149,8 +171,7 @@ async def test_card_testing_spread_over_two_processes_scores_as_on_one(cluster: 
     assert a.engine.snapshot() == b.engine.snapshot() == whole.engine.snapshot()
 
 
-async def test_outcomes_learned_by_the_worker_reach_every_scoring_process(
-        cluster: Cluster) -> None:
+async def test_outcomes_learned_by_the_worker_reach_every_scoring_process(cluster: Cluster) -> None:
     a, b, worker = await cluster.join(), await cluster.join(), await cluster.join()
     stream = worker_stream(worker)
     reference = FraudEngine()  # a single process: scores, and is told every outcome
@@ -165,8 +186,9 @@ async def test_outcomes_learned_by_the_worker_reach_every_scoring_process(
 
     async def outcome(kind: str, n: int, at: float, **detail: object) -> None:
         await stream(event(kind, f"pay_{n}", at, **detail), DELIVERY)
-        reference.feedback(f"pay_{n}", {"payment.failed": "declined",
-                                         "payment.disputed": "disputed"}[kind], at)
+        reference.feedback(
+            f"pay_{n}", {"payment.failed": "declined", "payment.disputed": "disputed"}[kind], at
+        )
         await cluster.settle()
 
     # Two small probes on one card, one through each API process, each declined at the PSP.
@@ -194,7 +216,8 @@ async def test_outcomes_learned_by_the_worker_reach_every_scoring_process(
 
 
 async def test_a_worker_that_never_saw_the_payment_still_tells_the_one_that_scored_it(
-        cluster: Cluster) -> None:
+    cluster: Cluster,
+) -> None:
     a = await cluster.join()
     reference = FraudEngine()
     whole = FraudRiskScorer(reference, cluster.clock)
@@ -206,8 +229,9 @@ async def test_a_worker_that_never_saw_the_payment_still_tells_the_one_that_scor
     stream = worker_stream(worker)
     for n in range(2):
         at = T0 + 30 * n + 2
-        await stream(event("payment.failed", f"pay_{n}", at, failure_code="card_declined"),
-                     DELIVERY)
+        await stream(
+            event("payment.failed", f"pay_{n}", at, failure_code="card_declined"), DELIVERY
+        )
         assert worker.engine.feedback(f"pay_{n}", "declined", at) is False
         reference.feedback(f"pay_{n}", "declined", at)
     await cluster.settle()

@@ -14,8 +14,13 @@ from tests.integration.conftest import Server
 
 
 def pay(client: httpx.Client, method: str, amount: int = 2_000) -> dict[str, Any]:
-    body = {"amount": amount, "currency": "usd", "payment_method": method,
-            "customer_id": "cus_1", "device_id": f"dev-{method}"}
+    body = {
+        "amount": amount,
+        "currency": "usd",
+        "payment_method": method,
+        "customer_id": "cus_1",
+        "device_id": f"dev-{method}",
+    }
     r = client.post("/v1/payments", json=body)
     assert r.status_code in (201, 402), r.text
     return cast(dict[str, Any], r.json())

@@ -21,8 +21,9 @@ def store(sqlite_store: SqliteStore) -> SqliteStore:
 async def test_a_pass_purges_everything_due_in_batches_and_nothing_else(store: SqliteStore) -> None:
     now = datetime.now(UTC)
     for i in range(5):  # claimed 25 h ago: expired
-        await store.commit(Changeset(idempotency=claim(f"old{i}", f"t{i}",
-                                                       now=now - timedelta(hours=25))))
+        await store.commit(
+            Changeset(idempotency=claim(f"old{i}", f"t{i}", now=now - timedelta(hours=25)))
+        )
     await store.commit(Changeset(idempotency=claim("fresh", "t", now=now)))
     await store.commit(Changeset(processed=[("webhook:adyen", f"psp_{i}") for i in range(3)]))
 
@@ -47,7 +48,8 @@ async def test_a_live_claim_is_kept_and_the_fresh_record_replays(store: SqliteSt
 
 
 async def test_webhook_marks_cannot_be_kept_shorter_than_a_psp_redelivers(
-        store: SqliteStore) -> None:
+    store: SqliteStore,
+) -> None:
     with pytest.raises(ValueError, match="at least 35 days"):
         Housekeeping(store, lambda: datetime.now(UTC), keep_processed=timedelta(days=7))
 

@@ -51,8 +51,9 @@ def base() -> Iterator[str]:
         yield url
 
 
-def error(status: int, code: str, message: str,
-          kind: str = "invalid_request_error") -> tuple[int, dict[str, Any]]:
+def error(
+    status: int, code: str, message: str, kind: str = "invalid_request_error"
+) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"type": kind, "code": code, "message": message}}
 
 
@@ -66,14 +67,18 @@ def answer(raw: bytes) -> tuple[int, object]:
 
 # -- the header deadline ----------------------------------------------------------------------
 
+
 def test_a_client_sending_its_headers_a_byte_at_a_time_is_cut_off_at_the_deadline(
-        base: str) -> None:
+    base: str,
+) -> None:
     with connect(base) as sock:
-        lasted, received = send_slowly(sock, request_head("GET", "/ok", {"X-Pad": "x" * 50}),
-                                       every=0.25, until=6)
+        lasted, received = send_slowly(
+            sock, request_head("GET", "/ok", {"X-Pad": "x" * 50}), every=0.25, until=6
+        )
     assert TIMEOUT - 0.1 < lasted < TIMEOUT + 1.0, f"open for {lasted:.1f} s"
-    assert answer(received) == error(408, "request_timeout",
-                                     "the request headers did not arrive within 1 s")
+    assert answer(received) == error(
+        408, "request_timeout", "the request headers did not arrive within 1 s"
+    )
 
 
 def test_a_connection_that_sends_nothing_is_closed_at_the_deadline(base: str) -> None:
@@ -120,22 +125,32 @@ def test_a_body_dripped_a_byte_at_a_time_is_cut_off_at_its_deadline(base: str) -
         sock.sendall(request_head("POST", "/ok", {"Content-Length": "100"}))
         lasted, received = send_slowly(sock, b"x" * 100, every=0.25, until=6)
     assert lasted < TIMEOUT + 1.0, f"open for {lasted:.1f} s"
-    assert answer(received) == error(408, "request_timeout",
-                                     "the request body did not arrive within 1 s")
+    assert answer(received) == error(
+        408, "request_timeout", "the request body did not arrive within 1 s"
+    )
 
 
 # -- header size ----------------------------------------------------------------------------
+
 
 def test_headers_over_16_kib_are_431_in_the_error_shape(base: str) -> None:
     with connect(base) as sock:
         sock.sendall(request_head("GET", "/ok", {"X-Big": "x" * 17 * 1024}))
         r = read_response(sock)
         assert r is not None
-        assert (r.status, r.headers["content-type"], r.headers["connection"]) == \
-            (431, "application/json", "close")
-        assert r.json() == error(431, "request_headers_too_large",
-                                 "the request line and headers are larger than 16384 "
-                                 "bytes")[1]
+        assert (r.status, r.headers["content-type"], r.headers["connection"]) == (
+            431,
+            "application/json",
+            "close",
+        )
+        assert (
+            r.json()
+            == error(
+                431,
+                "request_headers_too_large",
+                "the request line and headers are larger than 16384 bytes",
+            )[1]
+        )
         assert closed_by_peer(sock)
 
 
@@ -178,29 +193,44 @@ def test_headers_under_the_limit_pass(base: str) -> None:
 
 # -- what is not HTTP -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("raw", "reason"), [
-    (b"GARBAGE\r\n\r\n", "Invalid method encountered"),
-    (b"GET /ok HTTP/1.1\r\nHost: a\x01b\r\n\r\n", "Invalid header value char"),
-    (b"GET /o k HTTP/1.1\r\n\r\n", "Expected HTTP/, RTSP/ or ICE/"),
-    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "Invalid method encountered"),  # TLS
-    (b"POST /ok HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-     "Duplicate Content-Length"),
-])
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"GARBAGE\r\n\r\n", "Invalid method encountered"),
+        (b"GET /ok HTTP/1.1\r\nHost: a\x01b\r\n\r\n", "Invalid header value char"),
+        (b"GET /o k HTTP/1.1\r\n\r\n", "Expected HTTP/, RTSP/ or ICE/"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "Invalid method encountered"),  # TLS
+        (
+            b"POST /ok HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "Duplicate Content-Length",
+        ),
+    ],
+)
 def test_bytes_that_are_not_http_get_a_400_in_the_error_shape(
-        base: str, raw: bytes, reason: str) -> None:
+    base: str, raw: bytes, reason: str
+) -> None:
     with connect(base) as sock:
         sock.sendall(raw)
         r = read_response(sock)
         assert r is not None
-        assert (r.status, r.headers["content-type"], r.headers["connection"]) == \
-            (400, "application/json", "close")
-        assert r.json() == {"error": {
-            "type": "invalid_request_error", "code": "http_request_invalid",
-            "message": f"the request is not valid HTTP/1.1: {reason}"}}
+        assert (r.status, r.headers["content-type"], r.headers["connection"]) == (
+            400,
+            "application/json",
+            "close",
+        )
+        assert r.json() == {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "http_request_invalid",
+                "message": f"the request is not valid HTTP/1.1: {reason}",
+            }
+        }
         assert closed_by_peer(sock)
 
 
 # -- too many connections ---------------------------------------------------------------------
+
 
 def test_past_the_connection_limit_a_request_gets_a_503_in_the_error_shape(base: str) -> None:
     idle = [connect(base) for _ in range(LIMITS.limit_concurrency or 0)]
@@ -209,12 +239,19 @@ def test_past_the_connection_limit_a_request_gets_a_503_in_the_error_shape(base:
             sock.sendall(request_head("GET", "/ok"))
             r = read_response(sock)
         assert r is not None
-        assert (r.status, r.headers["content-type"], r.headers["retry-after"]) == \
-            (503, "application/json", "1")
-        assert r.json() == {"error": {
-            "type": "api_error", "code": "server_overloaded",
-            "message": "the server is at its connection limit; retry after the Retry-After "
-                       "delay"}}
+        assert (r.status, r.headers["content-type"], r.headers["retry-after"]) == (
+            503,
+            "application/json",
+            "1",
+        )
+        assert r.json() == {
+            "error": {
+                "type": "api_error",
+                "code": "server_overloaded",
+                "message": "the server is at its connection limit; retry after the Retry-After "
+                "delay",
+            }
+        }
     finally:
         for s in idle:
             s.close()
@@ -227,11 +264,13 @@ def test_past_the_connection_limit_a_request_gets_a_503_in_the_error_shape(base:
 
 # -- the paymesh app: failures come out in its error shape -------------------------------------
 
+
 @pytest.fixture(scope="module")
 def paymesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Starlette]]:
     port = free_port()
-    settings = Settings.from_env(data_dir=Path(tmp_path_factory.mktemp("server")), port=port,
-                                 rate_limit=0.0)
+    settings = Settings.from_env(
+        data_dir=Path(tmp_path_factory.mktemp("server")), port=port, rate_limit=0.0
+    )
     (key,) = make_keys(settings, "shop")
     app = build_app(settings)
     with live_server(app, port) as url:
@@ -240,8 +279,8 @@ def paymesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
 
 @pytest.mark.parametrize("failure", [RuntimeError("boom"), asyncio.CancelledError()])
 def test_an_app_failure_is_a_500_in_the_error_shape(
-        paymesh: tuple[str, str, Starlette], monkeypatch: pytest.MonkeyPatch,
-        failure: BaseException) -> None:
+    paymesh: tuple[str, str, Starlette], monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
     url, key, app = paymesh
 
     async def fail(*args: object, **kwargs: object) -> None:
@@ -250,12 +289,18 @@ def test_an_app_failure_is_a_500_in_the_error_shape(
     monkeypatch.setattr(app.state.api.store, "list_payments", fail)
     r = httpx.get(f"{url}/v1/payments", headers={"Authorization": f"Bearer {key}"})
     assert (r.status_code, r.headers["content-type"]) == (500, "application/json")
-    assert r.json() == {"error": {"type": "api_error", "code": "internal_error",
-                                  "message": "an internal error occurred; it has been logged"}}
+    assert r.json() == {
+        "error": {
+            "type": "api_error",
+            "code": "internal_error",
+            "message": "an internal error occurred; it has been logged",
+        }
+    }
 
 
 def test_the_paymesh_server_refuses_non_http_in_its_error_shape(
-        paymesh: tuple[str, str, Starlette]) -> None:
+    paymesh: tuple[str, str, Starlette],
+) -> None:
     url, _, _ = paymesh
     with connect(url) as sock:
         sock.sendall(b"\x00\x01\x02\r\n\r\n")

@@ -13,24 +13,41 @@ from paymesh.service.idempotency import fingerprint
 from paymesh.service.payments import CreatePayment
 from tests.integration.conftest import Server
 
-BODY = {"amount": 3141, "currency": "usd", "customer_id": "cus_crash",
-        "payment_method": "pm_card_visa"}
+BODY = {
+    "amount": 3141,
+    "currency": "usd",
+    "customer_id": "cus_crash",
+    "payment_method": "pm_card_visa",
+}
 
 
 def leave_a_crashed_request(server: Server, key: str, lease_left: timedelta) -> None:
     """What a process that died between recording the payment and asking the PSP leaves."""
     now = datetime.now(UTC)
-    request = CreatePayment(amount=3141, currency="usd", customer_id="cus_crash",
-                            payment_method="pm_card_visa")
+    request = CreatePayment(
+        amount=3141, currency="usd", customer_id="cus_crash", payment_method="pm_card_visa"
+    )
     record = IdempotencyRecord(
-        merchant_id="shop", key=key, fingerprint=fingerprint("create_payment", request),
-        resource_id="pay_crashed", lease_token="dead-process",
-        locked_until=now + lease_left, expires_at=now + timedelta(hours=24))
+        merchant_id="shop",
+        key=key,
+        fingerprint=fingerprint("create_payment", request),
+        resource_id="pay_crashed",
+        lease_token="dead-process",
+        locked_until=now + lease_left,
+        expires_at=now + timedelta(hours=24),
+    )
     payment = Payment.initiate(
-        now=now - timedelta(minutes=2), fraud=FraudAssessment(0, (), "allow"),
-        id="pay_crashed", merchant_id="shop", amount=3141, currency="usd",
-        customer_id="cus_crash", payment_method="pm_card_visa", capture_method="automatic",
-        connector="stripe")
+        now=now - timedelta(minutes=2),
+        fraud=FraudAssessment(0, (), "allow"),
+        id="pay_crashed",
+        merchant_id="shop",
+        amount=3141,
+        currency="usd",
+        customer_id="cus_crash",
+        payment_method="pm_card_visa",
+        capture_method="automatic",
+        connector="stripe",
+    )
 
     async def write() -> None:
         store = SqliteStore(server.settings.sqlite_path)
@@ -50,14 +67,14 @@ def test_a_retry_after_the_lease_resumes_the_same_payment_once(server: Server) -
         assert r.status_code == 201
         assert r.json()["id"] == "pay_crashed"
         assert r.json()["status"] == "succeeded"
-        again = http.post("/v1/payments", json=BODY,
-                          headers={"Idempotency-Key": "key-of-the-dead"})
+        again = http.post("/v1/payments", json=BODY, headers={"Idempotency-Key": "key-of-the-dead"})
         assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
         assert again.json()["id"] == "pay_crashed"
     with server.sandbox() as psp:
         intents = psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
-        assert [pi["metadata"]["paymesh_payment_id"] for pi in intents
-                if pi["amount"] == 3141] == ["pay_crashed"]
+        assert [pi["metadata"]["paymesh_payment_id"] for pi in intents if pi["amount"] == 3141] == [
+            "pay_crashed"
+        ]
 
 
 def test_a_claim_still_within_its_lease_is_409(server: Server) -> None:

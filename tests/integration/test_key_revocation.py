@@ -35,7 +35,8 @@ def store(sqlite_store: SqliteStore) -> SqliteStore:
 
 
 async def test_a_cached_key_is_read_again_after_the_ttl_and_refused_once_revoked(
-        store: SqliteStore) -> None:
+    store: SqliteStore,
+) -> None:
     clock = [100.0]
     auth = Authenticator(store, ttl=1.0, clock=lambda: clock[0])
     secret = await create_key(store, "shop", NOW)
@@ -52,7 +53,8 @@ async def test_a_cached_key_is_read_again_after_the_ttl_and_refused_once_revoked
 
 
 async def test_two_processes_on_one_file_both_refuse_a_revoked_key_within_2_s(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # Two store handles on one file, as `paymesh serve` and `paymesh keys revoke` have.
     server, cli = SqliteStore(tmp_path / "p.db"), SqliteStore(tmp_path / "p.db")
     await server.open()

@@ -13,16 +13,27 @@ from tests.integration.conftest import Server
 from tests.support.bus_state import wait_rule_settled
 
 
-def pay(http: httpx.Client, method: str = "pm_card_visa", amount: int = 2000,
-        key: str | None = None, **extra: Any) -> httpx.Response:
-    body = {"amount": amount, "currency": "USD", "customer_id": "cus_1",
-            "payment_method": method, **extra}
+def pay(
+    http: httpx.Client,
+    method: str = "pm_card_visa",
+    amount: int = 2000,
+    key: str | None = None,
+    **extra: Any,
+) -> httpx.Response:
+    body = {
+        "amount": amount,
+        "currency": "USD",
+        "customer_id": "cus_1",
+        "payment_method": method,
+        **extra,
+    }
     headers = {"Idempotency-Key": key} if key else {}
     return http.post("/v1/payments", json=body, headers=headers)
 
 
-def wait_status(http: httpx.Client, payment_id: str, status: str,
-                seconds: float = 10) -> dict[str, Any]:
+def wait_status(
+    http: httpx.Client, payment_id: str, status: str, seconds: float = 10
+) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while True:
         p: dict[str, Any] = http.get(f"/v1/payments/{payment_id}").json()
@@ -66,8 +77,11 @@ def test_a_decline_is_402_with_the_decline_code_and_the_payment_exists(server: S
         r = pay(http, "pm_card_chargeDeclinedInsufficientFunds")
         assert r.status_code == 402
         err = r.json()["error"]
-        assert (err["type"], err["code"], err["decline_code"]) == \
-            ("card_error", "card_declined", "insufficient_funds")
+        assert (err["type"], err["code"], err["decline_code"]) == (
+            "card_error",
+            "card_declined",
+            "insufficient_funds",
+        )
         p = http.get(f"/v1/payments/{err['payment_id']}").json()
         assert p["status"] == "failed"
         assert p["failure"]["retryable"] is False
@@ -96,8 +110,9 @@ def test_three_d_secure_then_the_webhook_completes_the_payment(server: Server) -
         assert httpx.post(url, params={"outcome": "succeed"}).status_code < 400
         done = wait_status(http, p["id"], "succeeded")
         assert done["status"] == "succeeded"
-        timeline = [e["detail-type"] for e in
-                    http.get(f"/v1/payments/{p['id']}/events").json()["data"]]
+        timeline = [
+            e["detail-type"] for e in http.get(f"/v1/payments/{p['id']}/events").json()["data"]
+        ]
         assert timeline == ["payment.initiated", "payment.requires_action", "payment.succeeded"]
 
 
@@ -133,19 +148,26 @@ def test_cancel_an_authorisation(server: Server) -> None:
         done = pay(http).json()
         assert http.post(f"/v1/payments/{done['id']}/cancel").status_code == 409
     with server.sandbox() as psp:
-        assert psp.get(f"/v1/payment_intents/{p['connector_payment_id']}").json()["status"] == \
-            "canceled"
+        assert (
+            psp.get(f"/v1/payment_intents/{p['connector_payment_id']}").json()["status"]
+            == "canceled"
+        )
 
 
 def test_refunds_partial_then_the_rest_never_more(server: Server) -> None:
     with server.client() as http:
         p = pay(http, amount=3000).json()
-        r1 = http.post(f"/v1/payments/{p['id']}/refunds", json={"amount": 1000,
-                                                                 "reason": "requested_by_customer"})
+        r1 = http.post(
+            f"/v1/payments/{p['id']}/refunds",
+            json={"amount": 1000, "reason": "requested_by_customer"},
+        )
         assert r1.status_code == 201
         refund = r1.json()
-        assert (refund["object"], refund["amount"], refund["status"]) == \
-            ("refund", 1000, "succeeded")
+        assert (refund["object"], refund["amount"], refund["status"]) == (
+            "refund",
+            1000,
+            "succeeded",
+        )
         over = http.post(f"/v1/payments/{p['id']}/refunds", json={"amount": 2001})
         assert over.status_code == 400 and over.json()["error"]["param"] == "amount"
         r2 = http.post(f"/v1/payments/{p['id']}/refunds", json={})
@@ -173,14 +195,23 @@ def test_list_newest_first_with_filters_and_cursor(server: Server) -> None:
         assert body["object"] == "list" and body["has_more"] is True
         assert len(body["data"]) == 2
         assert body["data"][0]["id"] == declined.json()["error"]["payment_id"]
-        rest = http.get("/v1/payments", params={"customer_id": "cus_list", "limit": 10,
-                                                "starting_after": body["data"][1]["id"]}).json()
+        rest = http.get(
+            "/v1/payments",
+            params={
+                "customer_id": "cus_list",
+                "limit": 10,
+                "starting_after": body["data"][1]["id"],
+            },
+        ).json()
         assert [p["id"] for p in rest["data"]] == list(reversed(ids))[1:]
         failed = http.get("/v1/payments", params={"status": "failed"}).json()["data"]
         assert [p["status"] for p in failed] == ["failed"]
-        for params, param in [({"status": "nope"}, "status"), ({"limit": "0"}, "limit"),
-                              ({"limit": "x"}, "limit"), ({"created_gte": "soon"},
-                                                          "created_gte")]:
+        for params, param in [
+            ({"status": "nope"}, "status"),
+            ({"limit": "0"}, "limit"),
+            ({"limit": "x"}, "limit"),
+            ({"created_gte": "soon"}, "created_gte"),
+        ]:
             bad = http.get("/v1/payments", params=params)
             assert bad.status_code == 400 and bad.json()["error"]["param"] == param
 
@@ -232,23 +263,33 @@ def test_without_a_key_the_order_id_derives_one(server: Server) -> None:
 
 
 async def test_fifty_concurrent_requests_with_one_key_make_one_payment_intent(
-        server: Server) -> None:
+    server: Server,
+) -> None:
     key = str(uuid.uuid4())
-    body = {"amount": 4242, "currency": "usd", "customer_id": "cus_race",
-            "payment_method": "pm_card_visa"}
-    async with httpx.AsyncClient(base_url=server.base, timeout=30, headers={
-            "Authorization": f"Bearer {server.key}", "Idempotency-Key": key}) as http:
+    body = {
+        "amount": 4242,
+        "currency": "usd",
+        "customer_id": "cus_race",
+        "payment_method": "pm_card_visa",
+    }
+    async with httpx.AsyncClient(
+        base_url=server.base,
+        timeout=30,
+        headers={"Authorization": f"Bearer {server.key}", "Idempotency-Key": key},
+    ) as http:
         import asyncio
 
-        answers = await asyncio.gather(*(http.post("/v1/payments", json=body)
-                                         for _ in range(50)))
+        answers = await asyncio.gather(*(http.post("/v1/payments", json=body) for _ in range(50)))
     statuses = sorted({a.status_code for a in answers})
     assert set(statuses) <= {200, 201, 409}
     assert sum(a.status_code == 201 for a in answers) == 1
     ids = {a.json()["id"] for a in answers if a.status_code in (200, 201)}
     assert len(ids) == 1
-    assert all(a.json()["error"]["code"] == "idempotency_key_in_use"
-               for a in answers if a.status_code == 409)
+    assert all(
+        a.json()["error"]["code"] == "idempotency_key_in_use"
+        for a in answers
+        if a.status_code == 409
+    )
     with server.sandbox() as psp:
         intents = psp.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
         assert [pi["amount"] for pi in intents].count(4242) == 1
@@ -267,8 +308,7 @@ def test_a_confirmation_is_recorded_once_per_success(server: Server) -> None:
         # delivery of it left to run, no second confirmation can still come.
         wait_rule_settled(server.settings.sqlite_path, "payment-succeeded")
         sent = http.get(f"/v1/payments/{p['id']}/notifications").json()["data"]
-        assert [(n["template"], n["recipient"]) for n in sent] == \
-            [("payment_succeeded", "cus_1")]
+        assert [(n["template"], n["recipient"]) for n in sent] == [("payment_succeeded", "cus_1")]
         declined = pay(http, "pm_card_chargeDeclined").json()["error"]["payment_id"]
         wait_rule_settled(server.settings.sqlite_path, "payment-succeeded")
         assert http.get(f"/v1/payments/{declined}/notifications").json()["data"] == []

@@ -13,8 +13,7 @@ import pytest
 from tests.integration.conftest import Server, start
 from tests.support.postgres import PostgresServer
 
-PAY = {"amount": 4200, "currency": "eur", "customer_id": "cus_pg",
-       "payment_method": "pm_card_visa"}
+PAY = {"amount": 4200, "currency": "eur", "customer_id": "cus_pg", "payment_method": "pm_card_visa"}
 
 
 @pytest.fixture
@@ -41,8 +40,10 @@ def test_a_server_on_postgres_takes_pays_refunds_and_remembers(tmp_path: Path, d
             assert again.headers["idempotent-replayed"] == "true"
             stored = c.get(f"/v1/payments/{paid.json()['id']}").json()
             assert (stored["status"], stored["amount_refunded"]) == ("partially_refunded", 1200)
-            kinds = [e["detail-type"] for e in
-                     c.get(f"/v1/payments/{paid.json()['id']}/events").json()["data"]]
+            kinds = [
+                e["detail-type"]
+                for e in c.get(f"/v1/payments/{paid.json()['id']}/events").json()["data"]
+            ]
             assert kinds[:2] == ["payment.initiated", "payment.succeeded"]
             assert "refund.succeeded" in kinds
     finally:
@@ -50,8 +51,10 @@ def test_a_server_on_postgres_takes_pays_refunds_and_remembers(tmp_path: Path, d
 
 
 def test_two_servers_on_one_database_make_one_payment_per_key(tmp_path: Path, dsn: str) -> None:
-    first_servers, second_servers = start(tmp_path / "a", database=dsn), \
-        start(tmp_path / "b", database=dsn)
+    first_servers, second_servers = (
+        start(tmp_path / "a", database=dsn),
+        start(tmp_path / "b", database=dsn),
+    )
     first, second = next(first_servers), next(second_servers)
     try:
         keys = [f"dup-{i}" for i in range(10)]
@@ -59,8 +62,11 @@ def test_two_servers_on_one_database_make_one_payment_per_key(tmp_path: Path, ds
         def send(args: tuple[Server, str]) -> tuple[int, str]:
             server, key = args
             with server.client(server.key) as c:
-                r = c.post("/v1/payments", json={**PAY, "customer_id": f"cus_{key}"},
-                           headers={"Idempotency-Key": key})
+                r = c.post(
+                    "/v1/payments",
+                    json={**PAY, "customer_id": f"cus_{key}"},
+                    headers={"Idempotency-Key": key},
+                )
                 return r.status_code, r.json().get("id") or r.json()["error"]["code"]
 
         # Each key goes to both servers at once, as one merchant (the first server's API key

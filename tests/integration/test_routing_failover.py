@@ -18,8 +18,14 @@ import pytest
 from tests.integration.conftest import Server, start
 
 PSPS = ("stripe", "adyen", "paypal")
-CLEAN = {"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "latency_ms": 0,
-         "webhook_duplicate_rate": 0.0, "webhook_reorder": False}
+CLEAN = {
+    "error_rate": 0.0,
+    "rate_limit_rate": 0.0,
+    "timeout_rate": 0.0,
+    "latency_ms": 0,
+    "webhook_duplicate_rate": 0.0,
+    "webhook_reorder": False,
+}
 
 
 @pytest.fixture
@@ -49,8 +55,13 @@ def charges(server: Server) -> dict[str, list[tuple[str, int]]]:
 
 
 def pay(c: httpx.Client, amount: int = 2500, **extra: Any) -> httpx.Response:
-    body = {"amount": amount, "currency": "usd", "payment_method": "pm_card_visa",
-            "customer_id": f"cus_{uuid.uuid4().hex[:8]}", **extra}
+    body = {
+        "amount": amount,
+        "currency": "usd",
+        "payment_method": "pm_card_visa",
+        "customer_id": f"cus_{uuid.uuid4().hex[:8]}",
+        **extra,
+    }
     return c.post("/v1/payments", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
 
@@ -58,8 +69,10 @@ def settle(c: httpx.Client, ids: list[str], within: float = 20.0) -> list[dict[s
     deadline = time.monotonic() + within
     while True:
         payments = [c.get(f"/v1/payments/{pid}").json() for pid in ids]
-        if all(p["status"] not in ("pending", "processing") for p in payments) \
-                or time.monotonic() > deadline:
+        if (
+            all(p["status"] not in ("pending", "processing") for p in payments)
+            or time.monotonic() > deadline
+        ):
             return payments
         time.sleep(0.1)
 
@@ -117,9 +130,13 @@ def test_a_stripe_timing_out_after_accepting_charges_each_payment_once(server: S
 
 
 def test_a_routing_table_picks_the_psp_and_a_bad_one_is_refused(server: Server) -> None:
-    table = {"routes": [{"name": "eur-adyen", "currency": ["eur"], "connectors": ["adyen"]},
-                        {"name": "big", "amount_gte": 50_000, "connectors": ["paypal", "stripe"]}],
-             "default": ["stripe"]}
+    table = {
+        "routes": [
+            {"name": "eur-adyen", "currency": ["eur"], "connectors": ["adyen"]},
+            {"name": "big", "amount_gte": 50_000, "connectors": ["paypal", "stripe"]},
+        ],
+        "default": ["stripe"],
+    }
     with server.client() as c:
         assert c.put("/v1/routing", json=table).status_code == 200
         assert c.get("/v1/routing").json()["table"] == table
@@ -128,8 +145,11 @@ def test_a_routing_table_picks_the_psp_and_a_bad_one_is_refused(server: Server) 
         small = pay(c, 1300).json()
         forced = pay(c, 1400, connector="paypal").json()
         assert [(p["connector"], p["status"]) for p in (eur, big, small, forced)] == [
-            ("adyen", "succeeded"), ("paypal", "succeeded"), ("stripe", "succeeded"),
-            ("paypal", "succeeded")]
+            ("adyen", "succeeded"),
+            ("paypal", "succeeded"),
+            ("stripe", "succeeded"),
+            ("paypal", "succeeded"),
+        ]
         assert (eur["routing"]["route"], forced["routing"]["route"]) == ("eur-adyen", "explicit")
         bad = c.put("/v1/routing", json={"routes": [{"connectors": ["worldpay"]}]})
         assert bad.status_code == 400
@@ -143,8 +163,9 @@ def test_a_routing_table_picks_the_psp_and_a_bad_one_is_refused(server: Server) 
 
 
 def test_a_soft_decline_is_retried_on_the_next_psp_when_the_route_says_so(server: Server) -> None:
-    table = {"routes": [{"name": "soft", "connectors": ["stripe", "adyen"],
-                         "retry_soft_declines": True}]}
+    table = {
+        "routes": [{"name": "soft", "connectors": ["stripe", "adyen"], "retry_soft_declines": True}]
+    }
     with server.client() as c:
         assert c.put("/v1/routing", json=table).status_code == 200
         # processing_error is a soft (retryable) decline in the shared test vault.
@@ -160,7 +181,8 @@ def test_a_soft_decline_is_retried_on_the_next_psp_when_the_route_says_so(server
 
 @pytest.mark.parametrize("psp", PSPS)
 def test_duplicated_and_reordered_webhooks_leave_every_payment_in_its_true_state(
-        server: Server, psp: str) -> None:
+    server: Server, psp: str
+) -> None:
     faults(server, psp, webhook_duplicate_rate=1.0, webhook_reorder=True)
     with server.client() as c:
         paid = pay(c, 4000, connector=psp).json()
@@ -172,8 +194,9 @@ def test_duplicated_and_reordered_webhooks_leave_every_payment_in_its_true_state
         cap = c.post(f"/v1/payments/{manual['id']}/capture", json={"amount": 3000})
         assert cap.status_code == 200
         deadline = time.monotonic() + 10
-        while (final_paid := c.get(f"/v1/payments/{paid['id']}").json())["status"] \
-                != "partially_refunded" and time.monotonic() < deadline:
+        while (final_paid := c.get(f"/v1/payments/{paid['id']}").json())[
+            "status"
+        ] != "partially_refunded" and time.monotonic() < deadline:
             time.sleep(0.1)
         # The webhooks of all this arrive late, twice and out of order (batches shuffled
         # within 50 ms, each copy retried). Watched at every look while they land: nothing
@@ -183,21 +206,25 @@ def test_duplicated_and_reordered_webhooks_leave_every_payment_in_its_true_state
         while True:
             final_manual = c.get(f"/v1/payments/{manual['id']}").json()
             final_declined = c.get(f"/v1/payments/{declined_id}").json()
-            assert (final_manual["status"], final_manual["amount_captured"]) == (
-                "succeeded", 3000)
+            assert (final_manual["status"], final_manual["amount_captured"]) == ("succeeded", 3000)
             assert final_declined["status"] == "failed"
             if time.monotonic() > until:
                 break
             time.sleep(0.05)
         final_paid = c.get(f"/v1/payments/{paid['id']}").json()
-    assert (final_paid["status"], final_paid["amount_captured"],
-            final_paid["amount_refunded"]) == ("partially_refunded", 4000, 1500)
+    assert (final_paid["status"], final_paid["amount_captured"], final_paid["amount_refunded"]) == (
+        "partially_refunded",
+        4000,
+        1500,
+    )
     assert final_paid["refunds"][0]["status"] == "succeeded"
     assert (final_manual["status"], final_manual["amount_captured"]) == ("succeeded", 3000)
     assert final_declined["status"] == "failed"
     rows = {r["reference"]: r for r in ledger(server, psp)}
     assert (rows[paid["id"]]["amount_captured"], rows[paid["id"]]["amount_refunded"]) == (
-        4000, 1500)
+        4000,
+        1500,
+    )
     assert rows[manual["id"]]["amount_captured"] == 3000
     assert not rows[final_declined["id"]]["charged"]
 
@@ -244,8 +271,10 @@ def test_a_refund_the_psp_did_not_answer_is_asked_again_never_doubled(server: Se
         assert lone["status"] == "pending"
         faults(server, "stripe")
         deadline = time.monotonic() + 10
-        while c.get(f"/v1/refunds/{lone['id']}").json()["status"] == "pending" \
-                and time.monotonic() < deadline:
+        while (
+            c.get(f"/v1/refunds/{lone['id']}").json()["status"] == "pending"
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         final = c.get(f"/v1/payments/{paid['id']}").json()
     assert (final["status"], final["amount_refunded"]) == ("partially_refunded", 3000)
@@ -268,13 +297,20 @@ def test_adyen_is_answered_with_its_own_acknowledgement(server: Server) -> None:
     from paymesh.connectors.adyen.webhook import sign
 
     item: dict[str, Any]  # nested, and changed in place below
-    item = {"pspReference": "ZZZZZZZZZZZZZZZZ", "merchantAccountCode": "PaymeshSandbox",
-            "merchantReference": "pay_unknown", "eventCode": "AUTHORISATION",
-            "success": "true", "amount": {"value": 100, "currency": "EUR"},
-            "eventDate": "2026-11-25T00:00:00+01:00", "additionalData": {}}
+    item = {
+        "pspReference": "ZZZZZZZZZZZZZZZZ",
+        "merchantAccountCode": "PaymeshSandbox",
+        "merchantReference": "pay_unknown",
+        "eventCode": "AUTHORISATION",
+        "success": "true",
+        "amount": {"value": 100, "currency": "EUR"},
+        "eventDate": "2026-11-25T00:00:00+01:00",
+        "additionalData": {},
+    }
     assert server.settings.adyen_hmac_key is not None  # the sandbox's own key
     item["additionalData"]["hmacSignature"] = sign(
-        item, bytes.fromhex(server.settings.adyen_hmac_key))
+        item, bytes.fromhex(server.settings.adyen_hmac_key)
+    )
     body = {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
     ok = httpx.post(f"{server.base}/webhooks/adyen", json=body)
     assert (ok.status_code, ok.content) == (200, b"[accepted]")

@@ -39,11 +39,15 @@ def test_the_rule_after_the_300th_is_refused_until_one_is_deleted(shared: Server
             assert http.put(f"/v1/rules/r{i}", json=rule).status_code == 200
         r = http.put("/v1/rules/one-too-many", json=rule)
         assert r.status_code == 400
-        assert r.json() == {"error": {
-            "type": "invalid_request_error", "code": "rule_limit_exceeded",
-            "message": "a merchant has at most 300 rules of its own (EventBridge's quota per "
-                       "event bus); delete one, or replace one by its name",
-            "param": "name"}}
+        assert r.json() == {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "rule_limit_exceeded",
+                "message": "a merchant has at most 300 rules of its own (EventBridge's quota per "
+                "event bus); delete one, or replace one by its name",
+                "param": "name",
+            }
+        }
         assert "one-too-many" not in own_rules(shared)
         # Replacing a rule adds none: allowed at the limit.
         replaced = http.put("/v1/rules/r7", json={**rule, "state": "DISABLED"})
@@ -59,43 +63,62 @@ def test_the_rule_after_the_300th_is_refused_until_one_is_deleted(shared: Server
 def test_a_pattern_over_2048_characters_is_refused(shared: Server) -> None:
     assert MAX_PATTERN_CHARS == 2048
     with shared.client(shared.other_key) as http:
-        at_limit = http.put("/v1/rules/big", json={"event_pattern": pattern_of(2048),
-                                                   "targets": TARGETS})
+        at_limit = http.put(
+            "/v1/rules/big", json={"event_pattern": pattern_of(2048), "targets": TARGETS}
+        )
         assert at_limit.status_code == 200, at_limit.text
-        r = http.put("/v1/rules/too-big", json={"event_pattern": pattern_of(2049),
-                                                "targets": TARGETS})
+        r = http.put(
+            "/v1/rules/too-big", json={"event_pattern": pattern_of(2049), "targets": TARGETS}
+        )
         assert r.status_code == 400
-        assert r.json() == {"error": {
-            "type": "invalid_request_error", "code": "event_pattern_too_large",
-            "message": "the event pattern is 2049 characters; EventBridge's limit, kept here, "
-                       "is 2048",
-            "param": "event_pattern"}}
+        assert r.json() == {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "event_pattern_too_large",
+                "message": "the event pattern is 2049 characters; EventBridge's limit, kept here, "
+                "is 2048",
+                "param": "event_pattern",
+            }
+        }
         # TestEventPattern refuses what could not be stored.
-        r = http.post("/v1/rules/test", json={"event_pattern": pattern_of(2049),
-                                              "event": {"source": "x"}})
+        r = http.post(
+            "/v1/rules/test", json={"event_pattern": pattern_of(2049), "event": {"source": "x"}}
+        )
         assert (r.status_code, r.json()["error"]["code"]) == (400, "event_pattern_too_large")
     assert "too-big" not in own_rules(shared, shared.other_key)
 
 
 def test_white_space_in_a_pattern_does_not_count(shared: Server) -> None:
     pattern = pattern_of(2048)
-    body = b'{"targets": ' + msgspec.json.encode(TARGETS) + b', "event_pattern": ' \
-        + msgspec.json.format(msgspec.json.encode(pattern), indent=8) + b"}"
+    body = (
+        b'{"targets": '
+        + msgspec.json.encode(TARGETS)
+        + b', "event_pattern": '
+        + msgspec.json.format(msgspec.json.encode(pattern), indent=8)
+        + b"}"
+    )
     with shared.client(shared.other_key) as http:
-        r = http.put("/v1/rules/spaced", content=body,
-                     headers={"Content-Type": "application/json"})
+        r = http.put("/v1/rules/spaced", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
 
 
 def test_more_than_five_targets_is_refused(shared: Server) -> None:
     targets = [{"id": f"t{i}", "type": "builtin", "name": "analytics"} for i in range(6)]
     with shared.client(shared.other_key) as http:
-        assert http.put("/v1/rules/five", json={"event_pattern": {"source": ["x"]},
-                                                "targets": targets[:5]}).status_code == 200
-        r = http.put("/v1/rules/six", json={"event_pattern": {"source": ["x"]},
-                                            "targets": targets})
+        assert (
+            http.put(
+                "/v1/rules/five", json={"event_pattern": {"source": ["x"]}, "targets": targets[:5]}
+            ).status_code
+            == 200
+        )
+        r = http.put("/v1/rules/six", json={"event_pattern": {"source": ["x"]}, "targets": targets})
     assert r.status_code == 400
-    assert r.json() == {"error": {
-        "type": "invalid_request_error", "code": "parameter_invalid",
-        "message": "Expected `array` of length <= 5 - at `$.targets`", "param": "targets"}}
+    assert r.json() == {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "parameter_invalid",
+            "message": "Expected `array` of length <= 5 - at `$.targets`",
+            "param": "targets",
+        }
+    }
     assert "six" not in own_rules(shared, shared.other_key)

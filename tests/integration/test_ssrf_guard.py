@@ -43,17 +43,25 @@ class FakeDns(AbstractResolver):
         self.answers = answers
         self.asked: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         self.asked.append(host)
         if host not in self.answers:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         series = self.answers[host]
         addresses = series.pop(0) if len(series) > 1 else series[0]
-        return [ResolveResult(hostname=host, host=a, port=port,
-                              family=socket.AF_INET6 if ":" in a else socket.AF_INET,
-                              proto=0, flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
-                for a in addresses]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=a,
+                port=port,
+                family=socket.AF_INET6 if ":" in a else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
+            for a in addresses
+        ]
 
     async def close(self) -> None:
         pass
@@ -176,8 +184,10 @@ async def refusal(sender: AiohttpTargetSender, url: str) -> str:
 
 # -- the metadata service, and everything else that is not public ---------------------------
 
+
 async def test_a_name_resolving_to_the_metadata_service_is_refused_before_any_socket(
-        sockets: SocketWatch) -> None:
+    sockets: SocketWatch,
+) -> None:
     dns = FakeDns({"metadata.paymesh-test.invalid": [["169.254.169.254"]]})
     sender = AiohttpTargetSender(resolver=dns)
     assert await refusal(sender, METADATA) == "target address not allowed"
@@ -186,7 +196,8 @@ async def test_a_name_resolving_to_the_metadata_service_is_refused_before_any_so
 
 
 async def test_the_socket_watch_sees_a_connection_the_guard_lets_through(
-        sockets: SocketWatch) -> None:
+    sockets: SocketWatch,
+) -> None:
     """The control for the test above: the same name, let through by an allow-list entry,
     is connected to (and stopped by the watch), so an empty watch means no connection."""
     dns = FakeDns({"metadata.paymesh-test.invalid": [["169.254.169.254"]]})
@@ -196,9 +207,22 @@ async def test_the_socket_watch_sees_a_connection_the_guard_lets_through(
     assert "169.254.169.254" in sockets.tried
 
 
-NON_PUBLIC = ["127.0.0.1", "10.0.0.7", "172.16.5.4", "192.168.1.1", "169.254.169.254",
-              "100.100.100.200", "0.0.0.0", "224.0.0.251", "::1", "fd00::1", "fe80::1",
-              "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"]
+NON_PUBLIC = [
+    "127.0.0.1",
+    "10.0.0.7",
+    "172.16.5.4",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.100.100.200",
+    "0.0.0.0",
+    "224.0.0.251",
+    "::1",
+    "fd00::1",
+    "fe80::1",
+    "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254",
+    "64:ff9b::a9fe:a9fe",
+]
 
 
 def literal(address: str) -> str:
@@ -207,7 +231,8 @@ def literal(address: str) -> str:
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
 async def test_a_non_public_address_in_the_url_is_refused_unresolved_and_unconnected(
-        sockets: SocketWatch, address: str) -> None:
+    sockets: SocketWatch, address: str
+) -> None:
     dns = FakeDns({})
     url = f"http://{literal(address)}:8080/hook"
     assert await refusal(AiohttpTargetSender(resolver=dns), url) == "target address not allowed"
@@ -215,36 +240,50 @@ async def test_a_non_public_address_in_the_url_is_refused_unresolved_and_unconne
 
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
-async def test_a_name_resolving_to_a_non_public_address_is_refused(sockets: SocketWatch,
-                                                                   address: str) -> None:
+async def test_a_name_resolving_to_a_non_public_address_is_refused(
+    sockets: SocketWatch, address: str
+) -> None:
     dns = FakeDns({"hooks.shop.test": [[address]]})
-    assert await refusal(AiohttpTargetSender(resolver=dns), "https://hooks.shop.test/hook") \
+    assert (
+        await refusal(AiohttpTargetSender(resolver=dns), "https://hooks.shop.test/hook")
         == "target address not allowed"
+    )
     assert sockets.tried == []
 
 
 async def test_one_internal_address_among_public_ones_refuses_the_name(
-        sockets: SocketWatch) -> None:
+    sockets: SocketWatch,
+) -> None:
     dns = FakeDns({"hooks.shop.test": [["203.0.113.0", "8.8.8.8", "10.0.0.1"]]})
-    assert await refusal(AiohttpTargetSender(resolver=dns), "https://hooks.shop.test/hook") \
+    assert (
+        await refusal(AiohttpTargetSender(resolver=dns), "https://hooks.shop.test/hook")
         == "target address not allowed"
+    )
     assert sockets.tried == []
 
 
-@pytest.mark.parametrize("url", ["http://2130706433:8080/hook", "http://user:pw@8.8.8.8/",
-                                 "ftp://hooks.shop.test/hook", "http:///hook"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433:8080/hook",
+        "http://user:pw@8.8.8.8/",
+        "ftp://hooks.shop.test/hook",
+        "http:///hook",
+    ],
+)
 async def test_malformed_or_legacy_urls_are_refused(sockets: SocketWatch, url: str) -> None:
-    assert await refusal(AiohttpTargetSender(resolver=FakeDns({})), url) == \
-        "target url not allowed"
+    assert await refusal(AiohttpTargetSender(resolver=FakeDns({})), url) == "target url not allowed"
     assert sockets.tried == []
 
 
 # -- what is allowed, and how --------------------------------------------------------------
 
+
 async def test_an_allow_listed_loopback_target_is_delivered(sockets: SocketWatch) -> None:
     with endpoint() as (hook, port):
-        status, _ = await post(AiohttpTargetSender(allow=["127.0.0.1"]),
-                               f"http://127.0.0.1:{port}/hook")
+        status, _ = await post(
+            AiohttpTargetSender(allow=["127.0.0.1"]), f"http://127.0.0.1:{port}/hook"
+        )
     assert status == 200
     assert hook.got == [(f"127.0.0.1:{port}", b'{"id": "evt_1"}')]
     assert sockets.outside == []
@@ -252,19 +291,24 @@ async def test_an_allow_listed_loopback_target_is_delivered(sockets: SocketWatch
 
 async def test_loopback_is_refused_without_the_allow_list(sockets: SocketWatch) -> None:
     with endpoint() as (hook, port):
-        assert await refusal(AiohttpTargetSender(), f"http://127.0.0.1:{port}/hook") \
+        assert (
+            await refusal(AiohttpTargetSender(), f"http://127.0.0.1:{port}/hook")
             == "target address not allowed"
+        )
     assert hook.got == []
 
 
 async def test_the_checked_address_is_connected_to_with_the_names_host_header(
-        sockets: SocketWatch) -> None:
+    sockets: SocketWatch,
+) -> None:
     """DNS rebinding: the name answers loopback (allowed here), then the metadata service.
     The connection goes where the check was made, and the request still names the host."""
     dns = FakeDns({"hooks.shop.test": [["127.0.0.1"], ["169.254.169.254"]]})
     with endpoint() as (hook, port):
-        status, _ = await post(AiohttpTargetSender(resolver=dns, allow=["127.0.0.1"]),
-                               f"http://hooks.shop.test:{port}/hook")
+        status, _ = await post(
+            AiohttpTargetSender(resolver=dns, allow=["127.0.0.1"]),
+            f"http://hooks.shop.test:{port}/hook",
+        )
     assert status == 200
     assert hook.got == [(f"hooks.shop.test:{port}", b'{"id": "evt_1"}')]
     assert dns.asked == ["hooks.shop.test"]  # one lookup, the checked one
@@ -272,11 +316,13 @@ async def test_the_checked_address_is_connected_to_with_the_names_host_header(
 
 
 async def test_a_redirect_is_not_followed(sockets: SocketWatch) -> None:
-    with endpoint() as (second, second_port), \
-            endpoint(status=307,
-                     redirect_to=f"http://127.0.0.1:{second_port}/hook") as (first, port):
-        status, _ = await post(AiohttpTargetSender(allow=["127.0.0.1"]),
-                               f"http://127.0.0.1:{port}/hook")
+    with (
+        endpoint() as (second, second_port),
+        endpoint(status=307, redirect_to=f"http://127.0.0.1:{second_port}/hook") as (first, port),
+    ):
+        status, _ = await post(
+            AiohttpTargetSender(allow=["127.0.0.1"]), f"http://127.0.0.1:{port}/hook"
+        )
     assert status == 307
     assert len(first.got) == 1
     assert second.got == []
@@ -298,11 +344,17 @@ async def attempt_once(targets: Targets, url: str) -> str:
     """One attempt through the bus's own target runner; the error it records (the one the
     dead-letter API shows)."""
     policy = RetryPolicy(maximum_retry_attempts=0)
-    delivery = Delivery(id="dlv_1", event_id="evt_1", merchant_id="m1", rule="hooks",
-                        target=Target(id="hook", type="http", url=url, retry_policy=policy),
-                        event_time=datetime.now(UTC), created_at=T0, next_attempt_at=T0)
-    await targets.attempt(delivery, {"id": "evt_1"}, lambda: datetime.now(UTC), lambda: 0.5,
-                          0.01)
+    delivery = Delivery(
+        id="dlv_1",
+        event_id="evt_1",
+        merchant_id="m1",
+        rule="hooks",
+        target=Target(id="hook", type="http", url=url, retry_policy=policy),
+        event_time=datetime.now(UTC),
+        created_at=T0,
+        next_attempt_at=T0,
+    )
+    await targets.attempt(delivery, {"id": "evt_1"}, lambda: datetime.now(UTC), lambda: 0.5, 0.01)
     assert delivery.status == "dead"
     return delivery.history[-1].error
 
@@ -315,8 +367,11 @@ async def test_dead_letter_reasons_do_not_map_the_network(sockets: SocketWatch) 
     targets = Targets({}, sender, secrets=SigningSecrets(router, None))
     closed = free_port()  # nothing listens there: connection refused
     try:
-        with black_hole() as silent, endpoint(status=503) as (_, down), \
-                endpoint(status=302, redirect_to="http://127.0.0.1:9/") as (_, moved):
+        with (
+            black_hole() as silent,
+            endpoint(status=503) as (_, down),
+            endpoint(status=302, redirect_to="http://127.0.0.1:9/") as (_, moved),
+        ):
             errors = {
                 "refused": await attempt_once(targets, f"http://127.0.0.1:{closed}/hook"),
                 "timed out": await attempt_once(targets, f"http://127.0.0.1:{silent}/hook"),
@@ -329,9 +384,12 @@ async def test_dead_letter_reasons_do_not_map_the_network(sockets: SocketWatch) 
     finally:
         await sender.aclose()
     assert errors == {
-        "refused": "target unreachable", "timed out": "target unreachable",
+        "refused": "target unreachable",
+        "timed out": "target unreachable",
         "no such host": "target unreachable",
         "internal name": "target address not allowed",
         "internal address": "target address not allowed",
-        "503": "HTTP 503", "redirect": "redirect not followed"}
+        "503": "HTTP 503",
+        "redirect": "redirect not followed",
+    }
     assert sockets.outside == []

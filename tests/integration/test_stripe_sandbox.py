@@ -371,7 +371,9 @@ def test_three_d_secure_failure_and_return_url(client: stripe.StripeClient) -> N
 
 def three_d_secure_answer(client: stripe.StripeClient, return_url: str) -> httpx.Response:
     intent = create_intent(
-        client, payment_method="pm_card_threeDSecure2Required", confirm=True,
+        client,
+        payment_method="pm_card_threeDSecure2Required",
+        confirm=True,
         return_url=return_url,
     )
     url, _ = redirect_of(intent)
@@ -433,12 +435,19 @@ def test_a_return_url_stripe_would_not_take_is_refused_up_front(
     client: stripe.StripeClient, api: str, return_url: str
 ) -> None:
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        create_intent(client, payment_method="pm_card_threeDSecure2Required", confirm=True,
-                      return_url=return_url)
+        create_intent(
+            client,
+            payment_method="pm_card_threeDSecure2Required",
+            confirm=True,
+            return_url=return_url,
+        )
     assert refused.value.http_status == 400
     assert refused.value.error is not None
     assert (refused.value.error.type, refused.value.error.code, refused.value.error.param) == (
-        "invalid_request_error", "url_invalid", "return_url")
+        "invalid_request_error",
+        "url_invalid",
+        "return_url",
+    )
     assert refused.value.error.message == "Not a valid URL"
     assert client.v1.payment_intents.list().data == []  # nothing was made
     # Confirming checks it the same way.
@@ -955,7 +964,8 @@ def test_each_keys_objects_are_bounded_oldest_forgotten_first() -> None:
         assert len(account.payment_intents) == len(account.charges) == 5
         assert len(account.events) == 5 and len(account.idempotency) == 4
         assert [pi.id for pi in client.v1.payment_intents.list(params={"limit": 100})] == (
-            made[::-1][:5])
+            made[::-1][:5]
+        )
         # A forgotten PaymentIntent is gone as Stripe says it: 404 resource_missing.
         gone = httpx.get(f"{api}/v1/payment_intents/{made[0]}", headers=AUTH)
         assert gone.status_code == 404
@@ -964,17 +974,27 @@ def test_each_keys_objects_are_bounded_oldest_forgotten_first() -> None:
             "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
             "message": f"No such payment_intent: '{made[0]}'"}  # fmt: skip
         # A cursor on it is refused as an unknown object, not mis-paged.
-        cursor = httpx.get(f"{api}/v1/payment_intents", headers=AUTH,
-                           params={"starting_after": made[0]})
+        cursor = httpx.get(
+            f"{api}/v1/payment_intents", headers=AUTH, params={"starting_after": made[0]}
+        )
         assert (cursor.status_code, cursor.json()["error"]["param"]) == (400, "starting_after")
         # The newest idempotency keys still replay; the oldest were forgotten.
-        replay = post(api, "/v1/payment_intents", {"amount": "1007", "currency": "usd",
-                                                   "payment_method": "pm_card_visa",
-                                                   "confirm": "true"}, key="order-7")
+        replay = post(
+            api,
+            "/v1/payment_intents",
+            {
+                "amount": "1007",
+                "currency": "usd",
+                "payment_method": "pm_card_visa",
+                "confirm": "true",
+            },
+            key="order-7",
+        )
         assert replay.headers["idempotent-replayed"] == "true"
         assert replay.json()["id"] == made[7]
-        reused = post(api, "/v1/payment_intents", {"amount": "500", "currency": "eur"},
-                      key="order-0")
+        reused = post(
+            api, "/v1/payment_intents", {"amount": "500", "currency": "eur"}, key="order-0"
+        )
         assert reused.status_code == 200 and "idempotent-replayed" not in reused.headers
         # The audit ledger shows what is kept, no more.
         ledger = httpx.get(f"{api}/_ledger").json()["payments"]
@@ -1004,8 +1024,9 @@ def test_accounts_beyond_the_cap_forget_the_least_recently_used() -> None:
     with running_sandbox(StripeSandboxSettings(limits=limits)) as (sandbox, api):
         keys = [f"sk_test_rotated_{i}" for i in range(6)]
         developer = client_for(api, keys[0])
-        first = create_intent(developer, payment_method="pm_card_threeDSecure2Required",
-                              confirm=True)
+        first = create_intent(
+            developer, payment_method="pm_card_threeDSecure2Required", confirm=True
+        )
         for key in keys[1:]:  # an attacker rotating keys, while the developer works on
             create_intent(client_for(api, key))
             developer.v1.payment_intents.list()

@@ -20,7 +20,8 @@ def rule_settled(database: Path, rule: str) -> bool:
         (left,) = db.execute(
             "SELECT (SELECT count(*) FROM events WHERE delivered = 0)"
             " + (SELECT count(*) FROM deliveries WHERE status = 'pending' AND rule = ?)",
-            (rule,)).fetchone()
+            (rule,),
+        ).fetchone()
     return bool(left == 0)
 
 

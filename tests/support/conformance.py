@@ -36,6 +36,8 @@ def required() -> str | None:
 
 def missing(corpus: Path) -> str:
     """The one line saying what was not run and why."""
-    return (f"{EXPECTED_CASES + EXPECTED_INVALID} cases ({EXPECTED_CASES} labelled "
-            f"pattern/event pairs, {EXPECTED_INVALID} invalid patterns) not run: no corpus "
-            f"at {corpus}")
+    return (
+        f"{EXPECTED_CASES + EXPECTED_INVALID} cases ({EXPECTED_CASES} labelled "
+        f"pattern/event pairs, {EXPECTED_INVALID} invalid patterns) not run: no corpus "
+        f"at {corpus}"
+    )

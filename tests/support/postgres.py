@@ -40,9 +40,11 @@ from pathlib import Path
 import asyncpg
 
 _SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
-_INSTALL_HINT = ("install the dev extras (`make dev`, which `make test` runs, brings pgserver), "
-                 "or the machine's server (`apt-get install -y postgresql` on Debian/Ubuntu), "
-                 "or set PAYMESH_PG_BINDIR")
+_INSTALL_HINT = (
+    "install the dev extras (`make dev`, which `make test` runs, brings pgserver), "
+    "or the machine's server (`apt-get install -y postgresql` on Debian/Ubuntu), "
+    "or set PAYMESH_PG_BINDIR"
+)
 #: PAYMESH_TEST_POSTGRES: where the server's programs may come from.
 _SOURCES = {"auto": ("system", "package"), "system": ("system",), "package": ("package",)}
 
@@ -59,8 +61,9 @@ def find_bindir() -> Path:
         return _checked([Path(override)], "PAYMESH_PG_BINDIR")
     choice = os.environ.get("PAYMESH_TEST_POSTGRES", "auto").strip().lower() or "auto"
     if choice not in _SOURCES:
-        raise PostgresUnavailable(f"PAYMESH_TEST_POSTGRES={choice!r}: expected one of "
-                                  f"{', '.join(_SOURCES)}")
+        raise PostgresUnavailable(
+            f"PAYMESH_TEST_POSTGRES={choice!r}: expected one of {', '.join(_SOURCES)}"
+        )
     candidates: list[Path] = []
     for source in _SOURCES[choice]:
         candidates += _system_bindirs() if source == "system" else _package_bindirs()
@@ -74,15 +77,17 @@ def _checked(candidates: list[Path], choice: str) -> Path:
     looked = ", ".join(str(c) for c in candidates) or "nowhere"
     raise PostgresUnavailable(
         f"the tests start their own PostgreSQL server, but no directory holds "
-        f"{', '.join(_SERVER_PROGRAMS)} ({choice}; looked in: {looked}); {_INSTALL_HINT}")
+        f"{', '.join(_SERVER_PROGRAMS)} ({choice}; looked in: {looked}); {_INSTALL_HINT}"
+    )
 
 
 def _system_bindirs() -> list[Path]:
     candidates: list[Path] = []
     if pg_config := shutil.which("pg_config"):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
-                                 check=True, timeout=10).stdout.strip()
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
             candidates.append(Path(out))
     debian = [Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")]
     candidates += sorted(debian, key=_major_version, reverse=True)
@@ -98,8 +103,7 @@ def _package_bindirs() -> list[Path]:
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         return []
-    return [Path(location) / "pginstall" / "bin"
-            for location in spec.submodule_search_locations]
+    return [Path(location) / "pginstall" / "bin" for location in spec.submodule_search_locations]
 
 
 def _major_version(bindir: Path) -> int:
@@ -115,12 +119,13 @@ def _server_account() -> pwd.struct_passwd | None:
     for name in ("postgres", "nobody"):
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
-    raise PostgresUnavailable("running as root, and PostgreSQL refuses to: there is no "
-                              "`postgres` or `nobody` account to run it as")
+    raise PostgresUnavailable(
+        "running as root, and PostgreSQL refuses to: there is no "
+        "`postgres` or `nobody` account to run it as"
+    )
 
 
-def _identity(account: pwd.struct_passwd | None) -> tuple[int | None, int | None,
-                                                         list[int] | None]:
+def _identity(account: pwd.struct_passwd | None) -> tuple[int | None, int | None, list[int] | None]:
     """subprocess's user, group and extra_groups for running as `account` (None: as we are)."""
     if account is None:
         return None, None, None
@@ -187,15 +192,25 @@ class _Runner:
         cmd = [str(self.server.bindir / program), *args]
         uid, gid, groups = _identity(self.account)
         try:
-            done = subprocess.run(cmd, cwd=self.server.root, env=self.env, capture_output=True,
-                                  text=True, timeout=timeout, check=False, user=uid, group=gid,
-                                  extra_groups=groups)
+            done = subprocess.run(
+                cmd,
+                cwd=self.server.root,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                user=uid,
+                group=gid,
+                extra_groups=groups,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             raise PostgresUnavailable(f"could not run {program}: {exc}") from exc
         if done.returncode != 0:
             raise PostgresUnavailable(
                 f"`{' '.join(cmd)}` failed with exit code {done.returncode}:\n"
-                f"{done.stdout}{done.stderr}\n-- server log --\n{self.server.log_tail()}")
+                f"{done.stdout}{done.stderr}\n-- server log --\n{self.server.log_tail()}"
+            )
 
 
 def _init_cluster(server: PostgresServer, run: _Runner) -> None:
@@ -204,9 +219,20 @@ def _init_cluster(server: PostgresServer, run: _Runner) -> None:
     if run.account is not None:
         os.chown(password_file, run.account.pw_uid, run.account.pw_gid)
     # --no-sync: only initdb's own final flush is skipped; the server runs with fsync on.
-    run("initdb", "-D", str(server.data_dir), "-U", server.user, f"--pwfile={password_file}",
-        "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-locale",
-        "--no-sync")
+    run(
+        "initdb",
+        "-D",
+        str(server.data_dir),
+        "-U",
+        server.user,
+        f"--pwfile={password_file}",
+        "--auth-host=scram-sha-256",
+        "--auth-local=trust",
+        "-E",
+        "UTF8",
+        "--no-locale",
+        "--no-sync",
+    )
     password_file.unlink()
     with (server.data_dir / "postgresql.conf").open("a") as conf:
         conf.write(
@@ -216,22 +242,38 @@ def _init_cluster(server: PostgresServer, run: _Runner) -> None:
             "fsync = on\n"
             "synchronous_commit = on\n"
             "max_connections = 200\n"
-            "timezone = 'UTC'\n")
+            "timezone = 'UTC'\n"
+        )
 
 
 # Waits for EOF on stdin, which comes when the test run ends however it ends (even SIGKILL),
 # then stops a server still running and removes the directory: nothing outlives the run.
-_REAPER = ('cat >/dev/null; if [ -f "$1/data/postmaster.pid" ]; then'
-           ' "$2" stop -w -m immediate -D "$1/data" >/dev/null 2>&1; fi; rm -rf "$1"')
+_REAPER = (
+    'cat >/dev/null; if [ -f "$1/data/postmaster.pid" ]; then'
+    ' "$2" stop -w -m immediate -D "$1/data" >/dev/null 2>&1; fi; rm -rf "$1"'
+)
 
 
 def _start_reaper(server: PostgresServer, run: _Runner) -> subprocess.Popen[bytes]:
     uid, gid, groups = _identity(run.account)
     # Its own session: a Ctrl-C meant for pytest must not stop the reaper before it reaps.
-    return subprocess.Popen(["/bin/sh", "-c", _REAPER, "paymesh-pg-reaper", str(server.root),
-                             str(server.bindir / "pg_ctl")], stdin=subprocess.PIPE,
-                            cwd="/", env=run.env, start_new_session=True, user=uid, group=gid,
-                            extra_groups=groups)
+    return subprocess.Popen(
+        [
+            "/bin/sh",
+            "-c",
+            _REAPER,
+            "paymesh-pg-reaper",
+            str(server.root),
+            str(server.bindir / "pg_ctl"),
+        ],
+        stdin=subprocess.PIPE,
+        cwd="/",
+        env=run.env,
+        start_new_session=True,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
+    )
 
 
 def _start(server: PostgresServer, run: _Runner, attempts: int = 3) -> None:
@@ -239,8 +281,20 @@ def _start(server: PostgresServer, run: _Runner, attempts: int = 3) -> None:
     for attempt in range(attempts):
         server.port = _free_port()
         try:
-            run("pg_ctl", "start", "-w", "-t", "60", "-D", str(server.data_dir),
-                "-l", str(server.log_file), "-o", f"-p {server.port}", timeout=90)
+            run(
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(server.data_dir),
+                "-l",
+                str(server.log_file),
+                "-o",
+                f"-p {server.port}",
+                timeout=90,
+            )
             return
         except PostgresUnavailable:
             if attempt + 1 == attempts or "could not bind" not in server.log_tail():
@@ -279,9 +333,16 @@ def _runs_as(account: pwd.struct_passwd, bindir: Path) -> bool:
     the program and its libraries readable)."""
     try:
         uid, gid, groups = _identity(account)
-        done = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True,
-                              cwd="/", timeout=30, check=False, user=uid, group=gid,
-                              extra_groups=groups)
+        done = subprocess.run(
+            [str(bindir / "postgres"), "--version"],
+            capture_output=True,
+            cwd="/",
+            timeout=30,
+            check=False,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
@@ -298,8 +359,10 @@ def _runnable_bindir(bindir: Path, account: pwd.struct_passwd, root: Path) -> Pa
         for name in (folder, *(os.path.join(folder, n) for n in dirs + files)):
             os.chown(name, account.pw_uid, account.pw_gid, follow_symlinks=False)
     if not _runs_as(account, staged):
-        raise PostgresUnavailable(f"{account.pw_name!r} cannot run {staged / 'postgres'}, a "
-                                  f"copy of {bindir}: {_INSTALL_HINT}")
+        raise PostgresUnavailable(
+            f"{account.pw_name!r} cannot run {staged / 'postgres'}, a "
+            f"copy of {bindir}: {_INSTALL_HINT}"
+        )
     return staged
 
 

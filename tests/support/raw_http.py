@@ -80,8 +80,9 @@ def _recv(sock: socket.socket) -> bytes:
         return b""
 
 
-def send_slowly(sock: socket.socket, data: bytes, every: float,
-                until: float) -> tuple[float, bytes]:
+def send_slowly(
+    sock: socket.socket, data: bytes, every: float, until: float
+) -> tuple[float, bytes]:
     """Send `data` a byte at a time, one every `every` seconds, until the server answers or
     hangs up, or `until` seconds pass. Returns how long the connection lasted from the first
     byte, and what the server sent (b"" for a bare close)."""

@@ -41,8 +41,9 @@ class WebhookInbox:
         with self._lock:
             return list(self._received)
 
-    async def wait_for(self, predicate: Callable[[dict[str, str], bytes], bool],
-                       within: float = 10.0) -> Received:
+    async def wait_for(
+        self, predicate: Callable[[dict[str, str], bytes], bool], within: float = 10.0
+    ) -> Received:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             for headers, body in self.received:

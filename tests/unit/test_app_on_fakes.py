@@ -41,25 +41,36 @@ async def until(check: Any, seconds: float = 5.0) -> None:
 
 
 async def test_a_payment_through_the_whole_app_on_the_in_memory_store_and_a_fake_psp(
-        tmp_path: Path, no_sockets: None) -> None:
+    tmp_path: Path, no_sockets: None
+) -> None:
     data_dir = tmp_path / "data"
     settings = Settings.from_env(data_dir=data_dir, rate_limit=0.0)
     store, psp = MemoryStore(), FakePsp("stripe")
-    process = build_api(settings, build_core(settings, store=store,
-                                             connectors={"stripe": psp}))
+    process = build_api(settings, build_core(settings, store=store, connectors={"stripe": psp}))
     app = build_app(settings, process)
     async with process.running():
         key = await create_key(store, "shop", datetime.now(UTC))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://paymesh.test") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://paymesh.test"
+        ) as client:
             auth = {"Authorization": f"Bearer {key}"}
-            created = await client.post("/v1/payments", headers=auth, json={
-                "amount": 2500, "currency": "usd", "customer_id": "cus_1",
-                "payment_method": "pm_card_visa"})
+            created = await client.post(
+                "/v1/payments",
+                headers=auth,
+                json={
+                    "amount": 2500,
+                    "currency": "usd",
+                    "customer_id": "cus_1",
+                    "payment_method": "pm_card_visa",
+                },
+            )
             assert created.status_code == 201, created.text
             body = created.json()
-            assert (body["status"], body["amount_captured"], body["connector"]) == \
-                ("succeeded", 2500, "stripe")
+            assert (body["status"], body["amount_captured"], body["connector"]) == (
+                "succeeded",
+                2500,
+                "stripe",
+            )
             [charge] = psp.charges_for(body["id"])
             assert charge.amount == 2500
 

@@ -22,23 +22,55 @@ from benchmarks.chaos_audit import (
 )
 
 
-def payment(pid: str, status: str = "succeeded", amount: int = 1000, *, captured: int | None = None,
-            refunded: int = 0, connector: str = "stripe", ref: str | None = None,
-            order: str | None = None, refunds: list[dict[str, Any]] | None = None
-            ) -> dict[str, Any]:
+def payment(
+    pid: str,
+    status: str = "succeeded",
+    amount: int = 1000,
+    *,
+    captured: int | None = None,
+    refunded: int = 0,
+    connector: str = "stripe",
+    ref: str | None = None,
+    order: str | None = None,
+    refunds: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     taken = status in ("succeeded", "partially_refunded", "refunded", "disputed")
-    return {"id": pid, "amount": amount, "currency": "usd", "status": status,
-            "amount_captured": (amount if taken else 0) if captured is None else captured,
-            "amount_refunded": refunded, "connector": connector,
-            "connector_payment_id": ref or f"pi_{pid}", "attempt": 1, "retired_refs": [],
-            "metadata": {"order_id": order or f"order-{pid}"}, "refunds": refunds or []}
+    return {
+        "id": pid,
+        "amount": amount,
+        "currency": "usd",
+        "status": status,
+        "amount_captured": (amount if taken else 0) if captured is None else captured,
+        "amount_refunded": refunded,
+        "connector": connector,
+        "connector_payment_id": ref or f"pi_{pid}",
+        "attempt": 1,
+        "retired_refs": [],
+        "metadata": {"order_id": order or f"order-{pid}"},
+        "refunds": refunds or [],
+    }
 
 
-def row(pid: str | None, captured: int = 1000, *, psp: str = "stripe", ref: str | None = None,
-        refunded: int = 0, status: str = "succeeded") -> LedgerEntry:
-    return LedgerEntry(psp=psp, psp_reference=ref or f"pi_{pid}", reference=pid, currency="usd",
-                       amount=1000, amount_captured=captured, amount_refunded=refunded,
-                       status=status, charged=captured > 0)
+def row(
+    pid: str | None,
+    captured: int = 1000,
+    *,
+    psp: str = "stripe",
+    ref: str | None = None,
+    refunded: int = 0,
+    status: str = "succeeded",
+) -> LedgerEntry:
+    return LedgerEntry(
+        psp=psp,
+        psp_reference=ref or f"pi_{pid}",
+        reference=pid,
+        currency="usd",
+        amount=1000,
+        amount_captured=captured,
+        amount_refunded=refunded,
+        status=status,
+        charged=captured > 0,
+    )
 
 
 def succeeded_events(*pids: str) -> tuple[list[EventRow], list[NotificationRow]]:
@@ -49,19 +81,24 @@ def succeeded_events(*pids: str) -> tuple[list[EventRow], list[NotificationRow]]
 def clean_run() -> tuple[Acknowledged, StoreSnapshot, list[LedgerEntry], list[Restart]]:
     """Two paid payments, one refunded in part, one declined; every record agrees."""
     refund = {"id": "re_1", "amount": 300, "status": "succeeded"}
-    store = StoreSnapshot(payments={
-        "pay_a": payment("pay_a"),
-        "pay_b": payment("pay_b", "partially_refunded", refunded=300, refunds=[refund]),
-        "pay_c": payment("pay_c", "failed"),
-    })
+    store = StoreSnapshot(
+        payments={
+            "pay_a": payment("pay_a"),
+            "pay_b": payment("pay_b", "partially_refunded", refunded=300, refunds=[refund]),
+            "pay_c": payment("pay_c", "failed"),
+        }
+    )
     store.events, store.notifications = succeeded_events("pay_a", "pay_b")
     ledger = [row("pay_a"), row("pay_b", refunded=300), row("pay_c", 0, status="declined")]
     acks = Acknowledged(
-        payments={p: AckPayment(f"order-{p}", p, 1000, "usd", store.payments[p]["status"])
-                  for p in store.payments},
+        payments={
+            p: AckPayment(f"order-{p}", p, 1000, "usd", store.payments[p]["status"])
+            for p in store.payments
+        },
         captures=[AckCapture("pay_a", 1000)],
         refunds=[AckRefund("pay_b", "re_1", 300, "succeeded")],
-        replays=[Replay("order-pay_a", "pay_a", "pay_a")])
+        replays=[Replay("order-pay_a", "pay_a", "pay_a")],
+    )
     return acks, store, ledger, [Restart("api", 1.0, 0.5, 0.6)]
 
 
@@ -98,8 +135,10 @@ def test_two_charges_for_one_payment_and_a_stuck_payment_are_reported() -> None:
     amounts = checks["PSP captured = paymesh amount_captured"]
     assert amounts.breach_count == 2
     assert failed(list(checks.values())) == {
-        "no payment charged twice", "no payment left pending/processing after recovery",
-        "PSP captured = paymesh amount_captured"}
+        "no payment charged twice",
+        "no payment left pending/processing after recovery",
+        "PSP captured = paymesh amount_captured",
+    }
 
 
 def test_a_charge_paymesh_has_no_payment_for_is_reported() -> None:
@@ -153,20 +192,26 @@ def test_an_outbox_left_full_is_a_breach_and_dead_letters_only_a_report() -> Non
     acks, store, ledger, restarts = clean_run()
     store.events.append(EventRow("evt_late", "pay_c", "payment.failed", False))
     store.deliveries = [
-        DeliveryRow("dlv_1", "evt_pay_a", "payment-succeeded", "confirmation", "pending", 2,
-                    "boom"),
-        DeliveryRow("dlv_2", "evt_pay_b", "payment-succeeded", "inventory", "dead", 4, "gone")]
+        DeliveryRow(
+            "dlv_1", "evt_pay_a", "payment-succeeded", "confirmation", "pending", 2, "boom"
+        ),
+        DeliveryRow("dlv_2", "evt_pay_b", "payment-succeeded", "inventory", "dead", 4, "gone"),
+    ]
     checks = by_name(audit(acks, store, ledger, restarts))
     assert checks["outbox drained"].breach_count == 2
     assert checks["outbox drained"].summary.endswith("1 dead letters")
     dead = checks["dead letters"]
-    assert (dead.kind, dead.failed, dead.summary) == ("report", False,
-                                                      "payment-succeeded/inventory x1")
+    assert (dead.kind, dead.failed, dead.summary) == (
+        "report",
+        False,
+        "payment-succeeded/inventory x1",
+    )
 
 
 @pytest.mark.parametrize(("ready", "serving"), [(None, None), (0.5, None)])
-def test_a_restart_that_never_served_is_a_breach(ready: float | None,
-                                                 serving: float | None) -> None:
+def test_a_restart_that_never_served_is_a_breach(
+    ready: float | None, serving: float | None
+) -> None:
     acks, store, ledger, restarts = clean_run()
     restarts.append(Restart("api", 2.0, ready, serving, cut=3))
     check = by_name(audit(acks, store, ledger, restarts))["kills survived"]
@@ -175,9 +220,13 @@ def test_a_restart_that_never_served_is_a_breach(ready: float | None,
 
 
 def test_a_key_still_in_use_long_after_its_lease_is_a_breach() -> None:
-    waits = [KeyWait("POST /v1/payments key=a", 58.0, True),
-             KeyWait("POST /v1/payments/pay_x/capture key=b", 89.5, False)]
+    waits = [
+        KeyWait("POST /v1/payments key=a", 58.0, True),
+        KeyWait("POST /v1/payments/pay_x/capture key=b", 89.5, False),
+    ]
     check = by_name(audit(*clean_run(), key_waits=waits))["no idempotency key held past its lease"]
     assert (check.checked, check.breach_count) == (2, 1)
-    assert check.breaches == ["POST /v1/payments/pay_x/capture key=b: 409 "
-                              "idempotency_key_in_use for 89.5s, then the client gave up"]
+    assert check.breaches == [
+        "POST /v1/payments/pay_x/capture key=b: 409 "
+        "idempotency_key_in_use for 89.5s, then the client gave up"
+    ]

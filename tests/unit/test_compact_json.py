@@ -22,9 +22,10 @@ from paymesh.service.payments import CreatePayment
 # What the service encodes: views, event envelopes, error bodies, fingerprinted requests.
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text()
 documents = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner,
-                                                                         max_size=5),
-    max_leaves=25)
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=25,
+)
 
 
 @given(documents)
@@ -59,24 +60,43 @@ def test_sorts_dataclass_fields_as_msgspec_does() -> None:
     value = {"op": "x", "req": _Outer("n", _Inner("z"), {"b": "1", "a": "2"})}
     assert compact_json.encode_sorted(value) == msgspec.json.encode(value, order="sorted")
     assert compact_json.encode_sorted(value) == (
-        b'{"op":"x","req":{"inner":{"alpha":null,"zeta":"z"},"name":"n",'
-        b'"tags":{"a":"2","b":"1"}}}')
+        b'{"op":"x","req":{"inner":{"alpha":null,"zeta":"z"},"name":"n","tags":{"a":"2","b":"1"}}}'
+    )
 
 
-@given(amount=st.integers(1, 10**9), currency=st.sampled_from(["usd", "eur", "jpy"]),
-       customer=st.text(min_size=1), method=st.text(min_size=1),
-       connector=st.none() | st.sampled_from(["stripe", "adyen"]),
-       description=st.none() | st.text(),
-       metadata=st.dictionaries(st.text(max_size=40), st.text(max_size=50), max_size=4),
-       country=st.none() | st.text(max_size=2))
+@given(
+    amount=st.integers(1, 10**9),
+    currency=st.sampled_from(["usd", "eur", "jpy"]),
+    customer=st.text(min_size=1),
+    method=st.text(min_size=1),
+    connector=st.none() | st.sampled_from(["stripe", "adyen"]),
+    description=st.none() | st.text(),
+    metadata=st.dictionaries(st.text(max_size=40), st.text(max_size=50), max_size=4),
+    country=st.none() | st.text(max_size=2),
+)
 def test_a_create_payment_fingerprint_is_the_one_kept_before(
-        amount: int, currency: str, customer: str, method: str, connector: str | None,
-        description: str | None, metadata: dict[str, str], country: str | None) -> None:
-    req = CreatePayment(amount=amount, currency=currency, customer_id=customer,
-                        payment_method=method, connector=connector, description=description,
-                        metadata=metadata, risk=RiskContext(country=country))
-    before = hashlib.sha256(msgspec.json.encode({"op": "create_payment", "req": req},
-                                                order="sorted")).hexdigest()
+    amount: int,
+    currency: str,
+    customer: str,
+    method: str,
+    connector: str | None,
+    description: str | None,
+    metadata: dict[str, str],
+    country: str | None,
+) -> None:
+    req = CreatePayment(
+        amount=amount,
+        currency=currency,
+        customer_id=customer,
+        payment_method=method,
+        connector=connector,
+        description=description,
+        metadata=metadata,
+        risk=RiskContext(country=country),
+    )
+    before = hashlib.sha256(
+        msgspec.json.encode({"op": "create_payment", "req": req}, order="sorted")
+    ).hexdigest()
     assert fingerprint("create_payment", req) == before
 
 

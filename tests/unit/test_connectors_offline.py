@@ -31,37 +31,66 @@ Handler = Callable[[HttpRequest], Any]
 
 
 def stripe(transport: HttpTransport, timeout: float = 0.2) -> StripeConnector:
-    return StripeConnector(StripeSettings(api_base="https://stripe.test/", secret_key="sk_test_1",
-                                          webhook_secret="whsec_1", timeout_seconds=timeout),
-                           transport=transport)
+    return StripeConnector(
+        StripeSettings(
+            api_base="https://stripe.test/",
+            secret_key="sk_test_1",
+            webhook_secret="whsec_1",
+            timeout_seconds=timeout,
+        ),
+        transport=transport,
+    )
 
 
 def adyen(transport: HttpTransport, timeout: float = 0.2) -> AdyenConnector:
-    return AdyenConnector(AdyenSettings(api_base="https://adyen.test", api_key="AQE_key",
-                                        merchant_account="Shop", hmac_key=HMAC_KEY,
-                                        timeout_seconds=timeout), transport=transport)
+    return AdyenConnector(
+        AdyenSettings(
+            api_base="https://adyen.test",
+            api_key="AQE_key",
+            merchant_account="Shop",
+            hmac_key=HMAC_KEY,
+            timeout_seconds=timeout,
+        ),
+        transport=transport,
+    )
 
 
 def paypal(transport: HttpTransport, timeout: float = 0.2) -> PayPalConnector:
-    return PayPalConnector(PayPalSettings(api_base="https://paypal.test", client_id="client",
-                                          client_secret="secret", webhook_id="WH-1",
-                                          trusted_cert_pem=None, timeout_seconds=timeout),
-                           transport=transport)
+    return PayPalConnector(
+        PayPalSettings(
+            api_base="https://paypal.test",
+            client_id="client",
+            client_secret="secret",
+            webhook_id="WH-1",
+            trusted_cert_pem=None,
+            timeout_seconds=timeout,
+        ),
+        transport=transport,
+    )
 
 
 def request(capture: str = "automatic") -> AuthorizeRequest:
-    return AuthorizeRequest(payment_id="pay_1", amount=2000, currency="usd",
-                            payment_method="pm_card_visa", capture_method=capture,
-                            customer_id="cus_1", idempotency_key="pay_1:authorize:1")
+    return AuthorizeRequest(
+        payment_id="pay_1",
+        amount=2000,
+        currency="usd",
+        payment_method="pm_card_visa",
+        capture_method=capture,
+        customer_id="cus_1",
+        idempotency_key="pay_1:authorize:1",
+    )
 
 
 def paypal_token_then(answer: Handler) -> Handler:
     """PayPal's token endpoint, then `answer` for every other call."""
+
     def handle(req: HttpRequest) -> Any:
         if req.url.endswith("/v1/oauth2/token"):
-            return json_answer(200, {"access_token": "A21AA-token", "token_type": "Bearer",
-                                     "expires_in": 32400})
+            return json_answer(
+                200, {"access_token": "A21AA-token", "token_type": "Bearer", "expires_in": 32400}
+            )
         return answer(req)
+
     return handle
 
 
@@ -70,49 +99,123 @@ def _money(value: str) -> dict[str, str]:
 
 
 def _order(capture: dict[str, Any]) -> dict[str, Any]:
-    return {"id": "5O190127TN364715T", "status": "COMPLETED", "intent": "CAPTURE",
-            "purchase_units": [{"custom_id": "pay_1", "amount": _money("20.00"),
-                                "payments": {"captures": [capture]}}]}
+    return {
+        "id": "5O190127TN364715T",
+        "status": "COMPLETED",
+        "intent": "CAPTURE",
+        "purchase_units": [
+            {"custom_id": "pay_1", "amount": _money("20.00"), "payments": {"captures": [capture]}}
+        ],
+    }
 
 
 #: Per PSP: how it is built, and the PSP's answer to an authorisation that is approved, that
 #: is declined for insufficient funds, and that fails with a 5xx.
 PSPS: dict[str, tuple[Callable[..., Connector], dict[str, Handler]]] = {
-    "stripe": (stripe, {
-        "approved": lambda req: json_answer(200, {
-            "id": "pi_1", "object": "payment_intent", "status": "succeeded", "amount": 2000,
-            "amount_received": 2000, "currency": "usd"}),
-        "declined": lambda req: json_answer(402, {"error": {
-            "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-            "message": "Your card has insufficient funds.",
-            "payment_intent": {"id": "pi_2", "status": "requires_payment_method",
-                               "last_payment_error": {"type": "card_error",
-                                                      "code": "card_declined",
-                                                      "decline_code": "insufficient_funds"}}}}),
-        "5xx": lambda req: json_answer(500, {"error": {"type": "api_error",
-                                                       "message": "Something went wrong"}}),
-    }),
-    "adyen": (adyen, {
-        "approved": lambda req: json_answer(200, {
-            "resultCode": "Authorised", "pspReference": "PSP0000000000001",
-            "amount": {"value": 2000, "currency": "USD"}, "merchantReference": "pay_1"}),
-        "declined": lambda req: json_answer(200, {
-            "resultCode": "Refused", "pspReference": "PSP0000000000002",
-            "refusalReason": "Not enough balance", "refusalReasonCode": "12"}),
-        "5xx": lambda req: json_answer(500, {"status": 500, "errorCode": "905",
-                                             "message": "Payment details are not supported",
-                                             "errorType": "configuration"}),
-    }),
-    "paypal": (paypal, {
-        "approved": paypal_token_then(lambda req: json_answer(201, _order(
-            {"id": "CAP1", "status": "COMPLETED", "amount": _money("20.00")}))),
-        "declined": paypal_token_then(lambda req: json_answer(201, _order(
-            {"id": "CAP2", "status": "DECLINED", "amount": _money("20.00"),
-             "processor_response": {"response_code": "5120"}}))),
-        "5xx": paypal_token_then(lambda req: json_answer(500, {
-            "name": "INTERNAL_SERVER_ERROR", "message": "An internal server error occurred.",
-            "debug_id": "90957fca61718"})),
-    }),
+    "stripe": (
+        stripe,
+        {
+            "approved": lambda req: json_answer(
+                200,
+                {
+                    "id": "pi_1",
+                    "object": "payment_intent",
+                    "status": "succeeded",
+                    "amount": 2000,
+                    "amount_received": 2000,
+                    "currency": "usd",
+                },
+            ),
+            "declined": lambda req: json_answer(
+                402,
+                {
+                    "error": {
+                        "type": "card_error",
+                        "code": "card_declined",
+                        "decline_code": "insufficient_funds",
+                        "message": "Your card has insufficient funds.",
+                        "payment_intent": {
+                            "id": "pi_2",
+                            "status": "requires_payment_method",
+                            "last_payment_error": {
+                                "type": "card_error",
+                                "code": "card_declined",
+                                "decline_code": "insufficient_funds",
+                            },
+                        },
+                    }
+                },
+            ),
+            "5xx": lambda req: json_answer(
+                500, {"error": {"type": "api_error", "message": "Something went wrong"}}
+            ),
+        },
+    ),
+    "adyen": (
+        adyen,
+        {
+            "approved": lambda req: json_answer(
+                200,
+                {
+                    "resultCode": "Authorised",
+                    "pspReference": "PSP0000000000001",
+                    "amount": {"value": 2000, "currency": "USD"},
+                    "merchantReference": "pay_1",
+                },
+            ),
+            "declined": lambda req: json_answer(
+                200,
+                {
+                    "resultCode": "Refused",
+                    "pspReference": "PSP0000000000002",
+                    "refusalReason": "Not enough balance",
+                    "refusalReasonCode": "12",
+                },
+            ),
+            "5xx": lambda req: json_answer(
+                500,
+                {
+                    "status": 500,
+                    "errorCode": "905",
+                    "message": "Payment details are not supported",
+                    "errorType": "configuration",
+                },
+            ),
+        },
+    ),
+    "paypal": (
+        paypal,
+        {
+            "approved": paypal_token_then(
+                lambda req: json_answer(
+                    201, _order({"id": "CAP1", "status": "COMPLETED", "amount": _money("20.00")})
+                )
+            ),
+            "declined": paypal_token_then(
+                lambda req: json_answer(
+                    201,
+                    _order(
+                        {
+                            "id": "CAP2",
+                            "status": "DECLINED",
+                            "amount": _money("20.00"),
+                            "processor_response": {"response_code": "5120"},
+                        }
+                    ),
+                )
+            ),
+            "5xx": paypal_token_then(
+                lambda req: json_answer(
+                    500,
+                    {
+                        "name": "INTERNAL_SERVER_ERROR",
+                        "message": "An internal server error occurred.",
+                        "debug_id": "90957fca61718",
+                    },
+                )
+            ),
+        },
+    ),
 }
 
 
@@ -133,10 +236,14 @@ async def test_an_approval(psp: str) -> None:
     assert out.connector_payment_id
     last = transport.requests[-1]
     # Our idempotency key rides on the money call, as each PSP names it.
-    key = {"stripe": "idempotency-key", "adyen": "idempotency-key",
-           "paypal": "paypal-request-id"}[psp]
-    assert (last.method, last.headers[key], last.timeout_seconds) == \
-        ("POST", "pay_1:authorize:1", 0.2)
+    key = {"stripe": "idempotency-key", "adyen": "idempotency-key", "paypal": "paypal-request-id"}[
+        psp
+    ]
+    assert (last.method, last.headers[key], last.timeout_seconds) == (
+        "POST",
+        "pay_1:authorize:1",
+        0.2,
+    )
 
 
 @pytest.mark.parametrize("psp", list(PSPS))
@@ -163,8 +270,11 @@ async def test_a_psp_too_slow_to_answer_may_have_acted(psp: str) -> None:
     handler = paypal_token_then(slow) if psp == "paypal" else slow
     with pytest.raises(PspError) as info:
         await authorize_with(psp, handler)
-    assert (info.value.code, info.value.retryable, info.value.outcome_unknown) == \
-        ("timeout", True, True)
+    assert (info.value.code, info.value.retryable, info.value.outcome_unknown) == (
+        "timeout",
+        True,
+        True,
+    )
 
 
 @pytest.mark.parametrize("psp", list(PSPS))
@@ -174,8 +284,11 @@ async def test_a_psp_that_cannot_be_reached_did_nothing(psp: str) -> None:
 
     with pytest.raises(PspError) as info:
         await authorize_with(psp, refused)
-    assert (info.value.code, info.value.retryable, info.value.outcome_unknown) == \
-        ("connection_error", True, False)
+    assert (info.value.code, info.value.retryable, info.value.outcome_unknown) == (
+        "connection_error",
+        True,
+        False,
+    )
     assert "ClientConnectorError" in info.value.message
 
 
@@ -191,33 +304,40 @@ async def test_a_paypal_token_that_does_not_come_moved_no_money() -> None:
 
 
 async def test_the_wire_each_psp_is_sent() -> None:
-    stripe_seen, adyen_seen, paypal_seen = (MockTransport(PSPS[p][1]["approved"])
-                                            for p in ("stripe", "adyen", "paypal"))
-    for build, transport in ((stripe, stripe_seen), (adyen, adyen_seen),
-                             (paypal, paypal_seen)):
+    stripe_seen, adyen_seen, paypal_seen = (
+        MockTransport(PSPS[p][1]["approved"]) for p in ("stripe", "adyen", "paypal")
+    )
+    for build, transport in ((stripe, stripe_seen), (adyen, adyen_seen), (paypal, paypal_seen)):
         await build(transport).authorize(request("manual"))
     [sent] = stripe_seen.requests
-    assert (sent.url, sent.headers["authorization"], sent.headers["stripe-version"]) == \
-        ("https://stripe.test/v1/payment_intents", "Bearer sk_test_1", "2024-06-20")
+    assert (sent.url, sent.headers["authorization"], sent.headers["stripe-version"]) == (
+        "https://stripe.test/v1/payment_intents",
+        "Bearer sk_test_1",
+        "2024-06-20",
+    )
     assert sent.headers["content-type"] == "application/x-www-form-urlencoded"
     assert b"capture_method=manual" in (sent.body or b"")
     [sent] = adyen_seen.requests
-    assert (sent.url, sent.headers["x-api-key"]) == ("https://adyen.test/v71/payments",
-                                                     "AQE_key")
+    assert (sent.url, sent.headers["x-api-key"]) == ("https://adyen.test/v71/payments", "AQE_key")
     assert sent.json()["additionalData"] == {"manualCapture": "true"}
     token, order = paypal_seen.requests
     assert (token.url, token.headers["authorization"]) == (
         "https://paypal.test/v1/oauth2/token",
-        "Basic " + base64.b64encode(b"client:secret").decode())
+        "Basic " + base64.b64encode(b"client:secret").decode(),
+    )
     assert (order.url, order.headers["authorization"]) == (
-        "https://paypal.test/v2/checkout/orders", "Bearer A21AA-token")
+        "https://paypal.test/v2/checkout/orders",
+        "Bearer A21AA-token",
+    )
     assert order.json()["intent"] == "AUTHORIZE"
 
 
 async def test_one_transport_serves_every_psp_each_with_its_own_timeout() -> None:
-    answers = {"stripe.test": PSPS["stripe"][1]["approved"],
-               "adyen.test": PSPS["adyen"][1]["approved"],
-               "paypal.test": PSPS["paypal"][1]["approved"]}
+    answers = {
+        "stripe.test": PSPS["stripe"][1]["approved"],
+        "adyen.test": PSPS["adyen"][1]["approved"],
+        "paypal.test": PSPS["paypal"][1]["approved"],
+    }
 
     def route(req: HttpRequest) -> Any:
         return answers[req.url.split("/")[2]](req)
@@ -227,7 +347,11 @@ async def test_one_transport_serves_every_psp_each_with_its_own_timeout() -> Non
     for connector in connectors:
         assert (await connector.authorize(request())).status == S.SUCCEEDED
     assert [(r.url.split("/")[2], r.timeout_seconds) for r in shared.requests] == [
-        ("stripe.test", 1.5), ("adyen.test", 2.5), ("paypal.test", 3.5), ("paypal.test", 3.5)]
+        ("stripe.test", 1.5),
+        ("adyen.test", 2.5),
+        ("paypal.test", 3.5),
+        ("paypal.test", 3.5),
+    ]
     for connector in connectors:
         await connector.aclose()
     # Whoever made a shared transport closes it: a connector closing does not.

@@ -20,9 +20,17 @@ HOOK = Target(id="hook", type="http", url="https://hooks.example.com/paymesh")
 
 
 def delivery(default_rule: bool) -> Delivery:
-    return Delivery(id="dlv_1", event_id="evt_1", merchant_id="m1", rule="to-shop",
-                    target=HOOK, event_time=T0, created_at=T0, next_attempt_at=T0,
-                    default_rule=default_rule)
+    return Delivery(
+        id="dlv_1",
+        event_id="evt_1",
+        merchant_id="m1",
+        rule="to-shop",
+        target=HOOK,
+        event_time=T0,
+        created_at=T0,
+        next_attempt_at=T0,
+        default_rule=default_rule,
+    )
 
 
 def row(doc: bytes) -> tuple[object, ...]:

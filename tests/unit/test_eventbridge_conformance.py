@@ -50,8 +50,7 @@ def _absent() -> NoReturn:
     """Without the corpus each test is one placeholder that skips (one line in the summary:
     the same reason from the same place), unless this run must have it (CI): then it fails."""
     if why := required():
-        pytest.fail(f"the EventBridge conformance corpus is required ({why}): "
-                    f"{missing(CORPUS)}")
+        pytest.fail(f"the EventBridge conformance corpus is required ({why}): {missing(CORPUS)}")
     pytest.skip(missing(CORPUS))
 
 

@@ -8,10 +8,17 @@ from hypothesis import strategies as st
 
 from paymesh.domain.failover import Attempt, Next, after_call, before_call
 
-attempts = st.builds(Attempt, answered=st.booleans(), soft_decline=st.booleans(),
-                     outcome_unknown=st.booleans(), retryable=st.booleans(),
-                     first_send=st.booleans(), known_to_psp=st.booleans(),
-                     can_fail_over=st.booleans(), route_retries_soft_declines=st.booleans())
+attempts = st.builds(
+    Attempt,
+    answered=st.booleans(),
+    soft_decline=st.booleans(),
+    outcome_unknown=st.booleans(),
+    retryable=st.booleans(),
+    first_send=st.booleans(),
+    known_to_psp=st.booleans(),
+    can_fail_over=st.booleans(),
+    route_retries_soft_declines=st.booleans(),
+)
 
 
 @given(attempts)
@@ -28,8 +35,11 @@ def test_an_answer_moves_on_only_as_a_soft_decline_the_route_allows(a: Attempt) 
     """An answered authorisation (succeeded, held, processing, a hard decline) is recorded:
     only a soft decline, which charged nothing, may go to the next PSP."""
     if a.answered:
-        expected = Next.FAIL_OVER if (a.soft_decline and a.route_retries_soft_declines
-                                      and a.can_fail_over) else Next.RECORD
+        expected = (
+            Next.FAIL_OVER
+            if (a.soft_decline and a.route_retries_soft_declines and a.can_fail_over)
+            else Next.RECORD
+        )
         assert after_call(a) == expected
 
 
@@ -50,15 +60,17 @@ def test_a_payment_fails_only_when_the_psp_provably_did_nothing(a: Attempt) -> N
 @given(attempts)
 def test_recording_happens_exactly_for_answers_kept_at_this_psp(a: Attempt) -> None:
     assert (after_call(a) == Next.RECORD) == (
-        a.answered and not (a.soft_decline and a.route_retries_soft_declines
-                            and a.can_fail_over))
+        a.answered and not (a.soft_decline and a.route_retries_soft_declines and a.can_fail_over)
+    )
 
 
 @given(st.booleans(), st.booleans(), st.booleans())
 def test_an_open_circuit_is_skipped_only_on_a_first_send_with_a_psp_left(
-        first_send: bool, can_fail_over: bool, circuit_open: bool) -> None:
-    skip = before_call(first_send=first_send, can_fail_over=can_fail_over,
-                       circuit_open=circuit_open)
+    first_send: bool, can_fail_over: bool, circuit_open: bool
+) -> None:
+    skip = before_call(
+        first_send=first_send, can_fail_over=can_fail_over, circuit_open=circuit_open
+    )
     assert skip == (circuit_open and first_send and can_fail_over)
 
 
@@ -66,5 +78,8 @@ def test_a_refused_first_send_fails_over_and_a_timeout_does_not() -> None:
     refused = Attempt(answered=False, retryable=True, can_fail_over=True)
     timed_out = Attempt(answered=False, outcome_unknown=True, can_fail_over=True)
     rejected = Attempt(answered=False, retryable=False, can_fail_over=True)
-    assert (after_call(refused), after_call(timed_out), after_call(rejected)) == \
-        (Next.FAIL_OVER, Next.LEAVE, Next.FAIL)
+    assert (after_call(refused), after_call(timed_out), after_call(rejected)) == (
+        Next.FAIL_OVER,
+        Next.LEAVE,
+        Next.FAIL,
+    )

@@ -39,20 +39,37 @@ class AlertSink:
 
 
 def risk_input(n: int, amount: int = 100, method: str = "pm_card_1") -> RiskInput:
-    return RiskInput(payment_id=f"pay_{n}", merchant_id="shop", customer_id="carder",
-                     amount=amount, currency="usd", payment_method=method,
-                     context=RiskContext(device_id="rig", ip_address="203.0.113.9",
-                                         country="GB"))
+    return RiskInput(
+        payment_id=f"pay_{n}",
+        merchant_id="shop",
+        customer_id="carder",
+        amount=amount,
+        currency="usd",
+        payment_method=method,
+        context=RiskContext(device_id="rig", ip_address="203.0.113.9", country="GB"),
+    )
 
 
 def event(kind: str, payment_id: str, at: float, **detail: object) -> dict[str, object]:
-    return {"id": f"evt-{kind}-{payment_id}", "detail-type": kind, "account": "shop",
-            "time": datetime.fromtimestamp(at, UTC).isoformat(),
-            "detail": {"payment_id": payment_id, **detail}}
+    return {
+        "id": f"evt-{kind}-{payment_id}",
+        "detail-type": kind,
+        "account": "shop",
+        "time": datetime.fromtimestamp(at, UTC).isoformat(),
+        "detail": {"payment_id": payment_id, **detail},
+    }
 
 
-DELIVERY = Delivery("d", "e", "shop", "r", Target("t", "builtin", "fraud_detection"),
-                    event_time=NOW, created_at=NOW, next_attempt_at=NOW)
+DELIVERY = Delivery(
+    "d",
+    "e",
+    "shop",
+    "r",
+    Target("t", "builtin", "fraud_detection"),
+    event_time=NOW,
+    created_at=NOW,
+    next_attempt_at=NOW,
+)
 
 
 def test_no_feed_takes_everything_and_is_the_default() -> None:
@@ -60,15 +77,15 @@ def test_no_feed_takes_everything_and_is_the_default() -> None:
     feed.observed(Transaction("t", T0, "c", 100, "usd"), 10)
     feed.outcome("t", "declined", T0)
     assert isinstance(FraudRiskScorer(FraudEngine()).feed, NoFeed)
-    assert isinstance(FraudStream(FraudEngine(), cast(Store, AlertSink()), lambda: NOW).feed,
-                      NoFeed)
+    assert isinstance(
+        FraudStream(FraudEngine(), cast(Store, AlertSink()), lambda: NOW).feed, NoFeed
+    )
 
 
 async def test_the_scorer_announces_each_transaction_with_the_score_it_gave() -> None:
     feed = RecordingFeed()
     scorer = FraudRiskScorer(FraudEngine(), clock=lambda: T0, feed=feed)
-    scores = [(await scorer.assess(risk_input(n, method=f"pm_card_{n}"))).score
-              for n in range(6)]
+    scores = [(await scorer.assess(risk_input(n, method=f"pm_card_{n}"))).score for n in range(6)]
     assert [s for _, s in feed.observations] == scores
     assert max(scores) > 0  # card enumeration: the scores announced are not all the same
     txn, _ = feed.observations[0]
@@ -79,9 +96,17 @@ async def test_the_scorer_announces_each_transaction_with_the_score_it_gave() ->
 def test_observing_what_another_engine_scored_learns_what_scoring_would() -> None:
     scoring, observing = FraudEngine(), FraudEngine()
     for n in range(8):  # a card-enumeration run: late ones score over the alert threshold
-        txn = Transaction(f"t{n}", T0 + 30 * n, "carder", 100, "usd",
-                          card_fingerprint=f"card{n}", device_id="rig", ip_address="ip",
-                          merchant_id="shop")
+        txn = Transaction(
+            f"t{n}",
+            T0 + 30 * n,
+            "carder",
+            100,
+            "usd",
+            card_fingerprint=f"card{n}",
+            device_id="rig",
+            ip_address="ip",
+            merchant_id="shop",
+        )
         observing.observe(txn, scoring.score(txn).score)
     assert scoring.store.features(txn)["device_alerts_24h"] > 0
     assert observing.snapshot() == scoring.snapshot()
@@ -94,15 +119,16 @@ async def test_the_stream_announces_each_card_outcome_it_feeds_back() -> None:
     for n in range(3):
         await scorer.assess(risk_input(n))
     await stream(event("payment.initiated", "pay_0", T0, fraud_score=5), DELIVERY)
-    await stream(event("payment.failed", "pay_0", T0 + 2, failure_code="psp_unavailable"),
-                 DELIVERY)
+    await stream(event("payment.failed", "pay_0", T0 + 2, failure_code="psp_unavailable"), DELIVERY)
     assert feed.outcomes == []  # no outcome: the PSP being down says nothing about the card
-    await stream(event("payment.failed", "pay_0", T0 + 3, failure_code="card_declined"),
-                 DELIVERY)
+    await stream(event("payment.failed", "pay_0", T0 + 3, failure_code="card_declined"), DELIVERY)
     await stream(event("payment.succeeded", "pay_1", T0 + 4), DELIVERY)
     await stream(event("payment.disputed", "pay_2", T0 + 9 * 86_400), DELIVERY)
-    assert feed.outcomes == [("pay_0", "declined", T0 + 3), ("pay_1", "approved", T0 + 4),
-                             ("pay_2", "disputed", T0 + 9 * 86_400)]
+    assert feed.outcomes == [
+        ("pay_0", "declined", T0 + 3),
+        ("pay_1", "approved", T0 + 4),
+        ("pay_2", "disputed", T0 + 9 * 86_400),
+    ]
     assert len(sink.commits) == 1  # the dispute's alert, as before
 
 

@@ -51,23 +51,38 @@ def burst_at_a(engine: FraudEngine) -> None:
 
 
 # B's first payment for its own "cus_1": another card, device and IP than A's.
-B_FIRST = txn(100, T0 + 200, "shop-b", card_fingerprint="card-b", device_id="dev-b",
-              ip_address="ip-b", country="FR")
+B_FIRST = txn(
+    100,
+    T0 + 200,
+    "shop-b",
+    card_fingerprint="card-b",
+    device_id="dev-b",
+    ip_address="ip-b",
+    country="FR",
+)
 
 
 def test_one_merchants_burst_does_not_move_another_merchants_customer() -> None:
     engine = FraudEngine()
     burst_at_a(engine)
     # The burst is real where it happened: A's next payment for cus_1 is a velocity alert.
-    at_a = engine.score(txn(50, T0 + 190, "shop-a", card_fingerprint="card-c",
-                            device_id="dev-c", ip_address="ip-c", country="FR"))
+    at_a = engine.score(
+        txn(
+            50,
+            T0 + 190,
+            "shop-a",
+            card_fingerprint="card-c",
+            device_id="dev-c",
+            ip_address="ip-c",
+            country="FR",
+        )
+    )
     assert "velocity_5m" in at_a.factors
 
     fresh = FraudEngine()
     assert engine.store.features(B_FIRST) == fresh.store.features(B_FIRST)
     seen, first = engine.score(B_FIRST), fresh.score(B_FIRST)
-    assert (seen.score, seen.factors, seen.decision) == (first.score, first.factors,
-                                                         first.decision)
+    assert (seen.score, seen.factors, seen.decision) == (first.score, first.factors, first.decision)
     assert "velocity_5m" not in seen.factors
 
 
@@ -89,8 +104,9 @@ def test_a_card_and_a_device_seen_at_one_merchant_still_count_at_another() -> No
     for i in range(3):
         engine.score(txn(i, T0 + i * 30, "shop-a", amount=100, approved=False))
     for i in range(3, 6):
-        engine.score(txn(i, T0 + i * 30, "shop-a", customer_id=f"g{i}",
-                         card_fingerprint=f"other-card-{i}"))
+        engine.score(
+            txn(i, T0 + i * 30, "shop-a", customer_id=f"g{i}", card_fingerprint=f"other-card-{i}")
+        )
     # At B, under B's own cus_1 (never seen there), with the same card and device.
     probe = txn(10, T0 + 200, "shop-b", amount=100)
     f = engine.store.features(probe)
@@ -118,9 +134,15 @@ def test_risk_scorer_keys_customers_by_the_payments_merchant() -> None:
     scorer = FraudRiskScorer(FraudEngine(), clock=lambda: next(clock))
 
     def subject(n: int, merchant: str, method: str) -> RiskInput:
-        return RiskInput(payment_id=f"pay_{n}", merchant_id=merchant, customer_id="cus_1",
-                         amount=2000, currency="eur", payment_method=method,
-                         context=RiskContext(device_id=f"dev-{merchant}"))
+        return RiskInput(
+            payment_id=f"pay_{n}",
+            merchant_id=merchant,
+            customer_id="cus_1",
+            amount=2000,
+            currency="eur",
+            payment_method=method,
+            context=RiskContext(device_id=f"dev-{merchant}"),
+        )
 
     async def run() -> tuple[FraudAssessment, FraudAssessment, FraudAssessment]:
         for n in range(6):
@@ -137,8 +159,14 @@ def test_risk_scorer_keys_customers_by_the_payments_merchant() -> None:
 
 def test_replay_scopes_customers_by_merchant_id_when_present() -> None:
     def record(n: int, merchant: str | None) -> str:
-        fields = {"transaction_id": f"t{n}", "timestamp": T0 + n, "customer_id": "cus_1",
-                  "amount": 1000, "currency": "EUR", "card_fingerprint": f"card-{n}"}
+        fields = {
+            "transaction_id": f"t{n}",
+            "timestamp": T0 + n,
+            "customer_id": "cus_1",
+            "amount": 1000,
+            "currency": "EUR",
+            "card_fingerprint": f"card-{n}",
+        }
         if merchant is not None:
             fields["merchant_id"] = merchant
         return json.dumps(fields)
@@ -178,8 +206,11 @@ class _BlobStore:
 def test_an_old_checkpoint_loads_without_its_unscoped_customers() -> None:
     blob, old = old_checkpoint()
     engine = FraudEngine()
-    checkpoint = FeatureCheckpoint(engine, _BlobStore({CHECKPOINT: blob}),  # type: ignore[arg-type]
-                                   lambda: datetime.now(UTC))
+    checkpoint = FeatureCheckpoint(
+        engine,
+        _BlobStore({CHECKPOINT: blob}),  # type: ignore[arg-type]
+        lambda: datetime.now(UTC),
+    )
     assert asyncio.run(checkpoint.load()) is True
     store = engine.store
     assert len(store.kinds["customer"]) == 0  # mixed every merchant's cus_1: dropped

@@ -284,9 +284,20 @@ def test_features_after_payments_in_any_order_equal_time_order(
     payments: list[tuple[int, str, str, str, int, bool | None]], data: st.DataObject
 ) -> None:
     txns = [
-        Transaction(f"t{n}", T0 + t, c, amount, "EUR", card_fingerprint=k, device_id=d,
-                    ip_address=d, country="GB", merchant_id="m1", channel="pos",
-                    approved=approved)
+        Transaction(
+            f"t{n}",
+            T0 + t,
+            c,
+            amount,
+            "EUR",
+            card_fingerprint=k,
+            device_id=d,
+            ip_address=d,
+            country="GB",
+            merchant_id="m1",
+            channel="pos",
+            approved=approved,
+        )
         for n, (t, c, k, d, amount, approved) in enumerate(payments)
     ]
     arrivals = data.draw(st.permutations(txns), label="arrival order")
@@ -296,8 +307,18 @@ def test_features_after_payments_in_any_order_equal_time_order(
     for txn in sorted(arrivals, key=lambda txn: txn.timestamp):
         ordered.observe(txn)
     for t in (0, 600, 3_600, 7_300):
-        probe = Transaction("p", T0 + t, "c1", 5_000, "EUR", card_fingerprint="k1",
-                            device_id="d1", ip_address="d1", country="FR", merchant_id="m1")
+        probe = Transaction(
+            "p",
+            T0 + t,
+            "c1",
+            5_000,
+            "EUR",
+            card_fingerprint="k1",
+            device_id="d1",
+            ip_address="d1",
+            country="FR",
+            merchant_id="m1",
+        )
         got, want = late.features(probe), ordered.features(probe)
         assert got.keys() == want.keys()
         assert {k: v for k, v in got.items() if k not in ARRIVAL_ORDER_FEATURES} == {

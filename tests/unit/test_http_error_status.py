@@ -46,17 +46,24 @@ STATUSES = [
     (HeadersTooLarge("huge"), 431, "invalid_request_error", "request_headers_too_large"),
     (PspUnavailable("down"), 503, "api_error", "psp_unavailable"),
     (Overloaded("full"), 503, "api_error", "server_overloaded"),
-    (RouteRefused(404, "GET /nope: Not Found"), 404, "invalid_request_error",
-     "route_not_found"),
-    (RouteRefused(405, "PUT /v1/payments: Method Not Allowed"), 405,
-     "invalid_request_error", "method_not_allowed"),
+    (RouteRefused(404, "GET /nope: Not Found"), 404, "invalid_request_error", "route_not_found"),
+    (
+        RouteRefused(405, "PUT /v1/payments: Method Not Allowed"),
+        405,
+        "invalid_request_error",
+        "method_not_allowed",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("error", "status", "type_", "code"), STATUSES,
-                         ids=[f"{type(e[0]).__name__}-{e[1]}" for e in STATUSES])
-def test_each_error_answers_with_its_status_and_shape(error: ApiError, status: int,
-                                                      type_: str, code: str) -> None:
+@pytest.mark.parametrize(
+    ("error", "status", "type_", "code"),
+    STATUSES,
+    ids=[f"{type(e[0]).__name__}-{e[1]}" for e in STATUSES],
+)
+def test_each_error_answers_with_its_status_and_shape(
+    error: ApiError, status: int, type_: str, code: str
+) -> None:
     response = error_response(error)
     assert response.status_code == status
     body = msgspec.json.decode(bytes(response.body))

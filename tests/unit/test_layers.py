@@ -24,11 +24,22 @@ def lint_imports(src: Path) -> subprocess.CompletedProcess[str]:
     """`lint-imports` over the `paymesh` package found in `src` (ahead of the installed one)."""
     env = {**os.environ, "PYTHONPATH": str(src), "COLUMNS": "250", "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from importlinter.cli import lint_imports_command; "
-         "sys.exit(lint_imports_command())",
-         "--config", str(CONFIG), "--no-cache"],
-        cwd=src, env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; "
+            "sys.exit(lint_imports_command())",
+            "--config",
+            str(CONFIG),
+            "--no-cache",
+        ],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_this_tree_keeps_every_contract() -> None:
@@ -39,33 +50,70 @@ def test_this_tree_keeps_every_contract() -> None:
     assert "0 broken" in run.stdout
 
 
-@pytest.mark.parametrize(("module", "line", "contract", "reported"), [
-    # The service reaching an adapter (the test the issue asks for).
-    ("service/ids.py", "import paymesh.adapters.sqlite", LAYERS,
-     "paymesh.service.ids -> paymesh.adapters.sqlite"),
-    ("service/ids.py", "import msgspec", SERVICE, "paymesh.service.ids -> msgspec"),
-    ("domain/money.py", "import sqlite3", DOMAIN, "paymesh.domain.money -> sqlite3"),
-    ("domain/money.py", "import starlette.responses", DOMAIN,
-     "paymesh.domain.money -> starlette"),
-    ("bootstrap.py", "import paymesh.entrypoints.http.app", LAYERS,
-     "paymesh.bootstrap -> paymesh.entrypoints.http.app"),
-    ("ports/fraud_feed.py", "import paymesh.fraud.transactions", LAYERS,
-     "paymesh.ports.fraud_feed -> paymesh.fraud.transactions"),
-    ("adapters/nats/fraud_feed.py", "import paymesh.fraud.scorer", EDGES,
-     "paymesh.adapters.nats.fraud_feed -> paymesh.fraud.scorer"),
-    ("connectors/__init__.py", "import paymesh.service.ids", EDGES,
-     "paymesh.connectors -> paymesh.service.ids"),
-    # Only a PSP's registry entry may name its sandbox; a connector must not lean on one.
-    ("connectors/__init__.py", "import paymesh.sandbox.cards", LAYERS,
-     "paymesh.connectors -> paymesh.sandbox.cards"),
-    ("sandbox/__init__.py", "import paymesh.connectors", LAYERS,
-     "paymesh.sandbox -> paymesh.connectors"),
-])
-def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, line: str,
-                                                contract: str, reported: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "line", "contract", "reported"),
+    [
+        # The service reaching an adapter (the test the issue asks for).
+        (
+            "service/ids.py",
+            "import paymesh.adapters.sqlite",
+            LAYERS,
+            "paymesh.service.ids -> paymesh.adapters.sqlite",
+        ),
+        ("service/ids.py", "import msgspec", SERVICE, "paymesh.service.ids -> msgspec"),
+        ("domain/money.py", "import sqlite3", DOMAIN, "paymesh.domain.money -> sqlite3"),
+        (
+            "domain/money.py",
+            "import starlette.responses",
+            DOMAIN,
+            "paymesh.domain.money -> starlette",
+        ),
+        (
+            "bootstrap.py",
+            "import paymesh.entrypoints.http.app",
+            LAYERS,
+            "paymesh.bootstrap -> paymesh.entrypoints.http.app",
+        ),
+        (
+            "ports/fraud_feed.py",
+            "import paymesh.fraud.transactions",
+            LAYERS,
+            "paymesh.ports.fraud_feed -> paymesh.fraud.transactions",
+        ),
+        (
+            "adapters/nats/fraud_feed.py",
+            "import paymesh.fraud.scorer",
+            EDGES,
+            "paymesh.adapters.nats.fraud_feed -> paymesh.fraud.scorer",
+        ),
+        (
+            "connectors/__init__.py",
+            "import paymesh.service.ids",
+            EDGES,
+            "paymesh.connectors -> paymesh.service.ids",
+        ),
+        # Only a PSP's registry entry may name its sandbox; a connector must not lean on one.
+        (
+            "connectors/__init__.py",
+            "import paymesh.sandbox.cards",
+            LAYERS,
+            "paymesh.connectors -> paymesh.sandbox.cards",
+        ),
+        (
+            "sandbox/__init__.py",
+            "import paymesh.connectors",
+            LAYERS,
+            "paymesh.sandbox -> paymesh.connectors",
+        ),
+    ],
+)
+def test_a_forbidden_import_breaks_its_contract(
+    tmp_path: Path, module: str, line: str, contract: str, reported: str
+) -> None:
     copy = tmp_path / "paymesh"
-    shutil.copytree(ROOT / "src" / "paymesh", copy,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        ROOT / "src" / "paymesh", copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     target = copy / module
     target.write_text(target.read_text() + f"\n{line}  # noqa\n")
 

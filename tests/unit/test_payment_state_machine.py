@@ -17,9 +17,16 @@ ALLOW = FraudAssessment(score=0, factors=(), decision="allow")
 
 
 def new_payment(**kw: Any) -> Payment:
-    fields = dict(id="pay_1", merchant_id="m", amount=2000, currency="usd", customer_id="c",
-                  payment_method="pm_card_visa", capture_method="automatic",
-                  connector="stripe")
+    fields = dict(
+        id="pay_1",
+        merchant_id="m",
+        amount=2000,
+        currency="usd",
+        customer_id="c",
+        payment_method="pm_card_visa",
+        capture_method="automatic",
+        connector="stripe",
+    )
     fields.update(kw)
     return Payment.initiate(now=NOW, fraud=ALLOW, **fields)
 
@@ -62,8 +69,12 @@ def test_the_same_outcome_twice_records_one_event() -> None:
 
 def test_failed_outcome_keeps_the_decline_and_says_if_retryable() -> None:
     p = new_payment()
-    failure = Failure("card_declined", "Your card has insufficient funds.", retryable=False,
-                      decline_code="insufficient_funds")
+    failure = Failure(
+        "card_declined",
+        "Your card has insufficient funds.",
+        retryable=False,
+        decline_code="insufficient_funds",
+    )
     p.apply_psp_outcome(PspOutcome(S.FAILED, "pi_1", failure=failure), NOW)
     assert p.status == S.FAILED
     assert p.failure == failure
@@ -131,8 +142,17 @@ def test_a_failed_refund_frees_its_amount() -> None:
 
 outcomes = st.builds(
     PspOutcome,
-    status=st.sampled_from([S.PENDING, S.PROCESSING, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE,
-                            S.SUCCEEDED, S.FAILED, S.CANCELED]),
+    status=st.sampled_from(
+        [
+            S.PENDING,
+            S.PROCESSING,
+            S.REQUIRES_ACTION,
+            S.REQUIRES_CAPTURE,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.CANCELED,
+        ]
+    ),
     connector_payment_id=st.just("pi_1"),
     amount_received=st.just(2000),
     failure=st.just(Failure("card_declined", "declined", False)),
@@ -174,8 +194,10 @@ def test_refunds_never_exceed_what_was_captured(attempts: list[tuple[int, bool]]
 
 
 def retryable_failure(p: Payment, ref: str = "pi_1") -> None:
-    p.apply_psp_outcome(PspOutcome(S.FAILED, ref, failure=Failure(
-        "processing_error", "try again", retryable=True)), NOW)
+    p.apply_psp_outcome(
+        PspOutcome(S.FAILED, ref, failure=Failure("processing_error", "try again", retryable=True)),
+        NOW,
+    )
 
 
 def test_a_retryable_failure_can_be_retried_as_a_new_attempt() -> None:
@@ -199,8 +221,9 @@ def test_retries_are_bounded_and_only_for_retryable_failures() -> None:
     with pytest.raises(InvalidTransition):
         p.retry(NOW, max_attempts=2)
     declined = new_payment()
-    declined.apply_psp_outcome(PspOutcome(S.FAILED, "pi_9", failure=Failure(
-        "card_declined", "no", retryable=False)), NOW)
+    declined.apply_psp_outcome(
+        PspOutcome(S.FAILED, "pi_9", failure=Failure("card_declined", "no", retryable=False)), NOW
+    )
     with pytest.raises(InvalidTransition):
         declined.retry(NOW, max_attempts=5)
     with pytest.raises(InvalidTransition):
@@ -217,21 +240,40 @@ def test_an_outcome_about_another_psp_object_never_moves_the_payment() -> None:
     assert p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=2000), NOW)
 
 
-@pytest.mark.parametrize(("capture_method", "decision", "status", "received", "capturable"), [
-    ("automatic", "allow", S.SUCCEEDED, 2000, None),
-    ("manual", "allow", S.REQUIRES_CAPTURE, None, 2000),
-    ("automatic", "review", S.REQUIRES_CAPTURE, None, 2000),  # held: we asked for no capture
-])
+@pytest.mark.parametrize(
+    ("capture_method", "decision", "status", "received", "capturable"),
+    [
+        ("automatic", "allow", S.SUCCEEDED, 2000, None),
+        ("manual", "allow", S.REQUIRES_CAPTURE, None, 2000),
+        ("automatic", "review", S.REQUIRES_CAPTURE, None, 2000),  # held: we asked for no capture
+    ],
+)
 def test_an_authorisation_reported_without_its_capture_follows_what_we_asked(
-        capture_method: str, decision: str, status: PaymentStatus, received: int | None,
-        capturable: int | None) -> None:
-    p = Payment.initiate(now=NOW, fraud=FraudAssessment(75, ("x",), decision), id="pay_1",
-                         merchant_id="m", amount=2000, currency="usd", customer_id="c",
-                         payment_method="pm", capture_method=capture_method,
-                         connector="adyen")
+    capture_method: str,
+    decision: str,
+    status: PaymentStatus,
+    received: int | None,
+    capturable: int | None,
+) -> None:
+    p = Payment.initiate(
+        now=NOW,
+        fraud=FraudAssessment(75, ("x",), decision),
+        id="pay_1",
+        merchant_id="m",
+        amount=2000,
+        currency="usd",
+        customer_id="c",
+        payment_method="pm",
+        capture_method=capture_method,
+        connector="adyen",
+    )
     reported = PspOutcome(S.REQUIRES_CAPTURE, "PSP1", amount_capturable=2000)
     out = p.authorised_as_requested(reported)
-    assert (out.status, out.connector_payment_id, out.amount_received,
-            out.amount_capturable) == (status, "PSP1", received, capturable)
+    assert (out.status, out.connector_payment_id, out.amount_received, out.amount_capturable) == (
+        status,
+        "PSP1",
+        received,
+        capturable,
+    )
     failed = PspOutcome(S.FAILED, "PSP1")
     assert p.authorised_as_requested(failed) is failed

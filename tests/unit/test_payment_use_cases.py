@@ -51,6 +51,7 @@ TRIES = 3
 
 # -- the world the use cases run in -------------------------------------------------------
 
+
 class Clock:
     """Fixed until a test moves it; the circuit breakers read the same time."""
 
@@ -92,13 +93,27 @@ class World:
     recovery: Reconciler
     waits: list[float]
 
-    async def create(self, amount: int = 2000, method: str = VISA,
-                     capture: str = "automatic", key: str | None = None,
-                     **extra: Any) -> tuple[int, dict[str, Any]]:
+    async def create(
+        self,
+        amount: int = 2000,
+        method: str = VISA,
+        capture: str = "automatic",
+        key: str | None = None,
+        **extra: Any,
+    ) -> tuple[int, dict[str, Any]]:
         """Create a payment; the reply's status and the payment as the reply shows it."""
-        reply = await self.payments.create(MERCHANT, CreatePayment(
-            amount=amount, currency="usd", customer_id="cus_1", payment_method=method,
-            capture_method=capture, **extra), key)
+        reply = await self.payments.create(
+            MERCHANT,
+            CreatePayment(
+                amount=amount,
+                currency="usd",
+                customer_id="cus_1",
+                payment_method=method,
+                capture_method=capture,
+                **extra,
+            ),
+            key,
+        )
         return reply.status, shown(reply)
 
     async def payment(self, payment_id: str) -> Payment:
@@ -108,8 +123,11 @@ class World:
 
     def ledger(self, payment_id: str) -> list[tuple[str, PaymentStatus, int]]:
         """Every charge for the payment at either PSP: (psp, status, amount captured)."""
-        return [(psp.name, c.status, c.amount_received) for psp in (self.stripe, self.adyen)
-                for c in psp.charges_for(payment_id)]
+        return [
+            (psp.name, c.status, c.amount_received)
+            for psp in (self.stripe, self.adyen)
+            for c in psp.charges_for(payment_id)
+        ]
 
     async def deliver(self, psp: FakePsp, webhook: tuple[dict[str, str], bytes]) -> list[str]:
         headers, body = webhook
@@ -155,13 +173,30 @@ async def open_world() -> AsyncIterator[World]:
         breakers = CircuitBreakers(clock=clock.seconds)
         routing = RoutingService(store, list(connectors), list(connectors), breakers, clock)
         scorer = Scorer()
-        payments = PaymentService(store, dict(connectors), scorer, clock,
-                                  default_connector="stripe", routing=routing,
-                                  breakers=breakers)
+        payments = PaymentService(
+            store,
+            dict(connectors),
+            scorer,
+            clock,
+            default_connector="stripe",
+            routing=routing,
+            breakers=breakers,
+        )
         webhooks = WebhookService(store, dict(connectors), clock, on_commit=lambda: None)
         try:
-            yield World(store, stripe, adyen, clock, scorer, breakers, routing, payments,
-                        webhooks, Reconciler(payments, clock), waits)
+            yield World(
+                store,
+                stripe,
+                adyen,
+                clock,
+                scorer,
+                breakers,
+                routing,
+                payments,
+                webhooks,
+                Reconciler(payments, clock),
+                waits,
+            )
         finally:
             await store.close()
 
@@ -174,10 +209,15 @@ async def world() -> AsyncIterator[World]:
 
 # -- create ---------------------------------------------------------------------------------
 
+
 async def test_an_approved_card_is_charged_once_at_the_first_psp(world: World) -> None:
     status, p = await world.create(2000)
     assert (status, p["status"], p["amount_captured"], p["connector"]) == (
-        201, "succeeded", 2000, "stripe")
+        201,
+        "succeeded",
+        2000,
+        "stripe",
+    )
     [charge] = world.stripe.charges_for(p["id"])
     assert p["connector_payment_id"] == charge.id
     assert world.ledger(p["id"]) == [("stripe", S.SUCCEEDED, 2000)]
@@ -189,14 +229,21 @@ async def test_a_manual_capture_is_only_authorised(world: World) -> None:
     assert (status, p["status"], p["amount_captured"]) == (201, "requires_capture", 0)
     [charge] = world.stripe.charges_for(p["id"])
     assert (charge.capture_method, charge.amount_capturable, charge.amount_received) == (
-        "manual", 5000, 0)
+        "manual",
+        5000,
+        0,
+    )
 
 
 async def test_a_hard_decline_fails_the_payment_with_a_402_and_no_failover(world: World) -> None:
     status, p = await world.create(method="pm_card_chargeDeclinedInsufficientFunds")
     assert (status, p["status"]) == (402, "failed")
-    assert p["failure"] == {"code": "card_declined", "decline_code": "insufficient_funds",
-                            "message": "Your card has insufficient funds.", "retryable": False}
+    assert p["failure"] == {
+        "code": "card_declined",
+        "decline_code": "insufficient_funds",
+        "message": "Your card has insufficient funds.",
+        "retryable": False,
+    }
     assert world.ledger(p["id"]) == [("stripe", S.FAILED, 0)]
     assert sum(world.adyen.calls.values()) == 0
 
@@ -229,8 +276,11 @@ async def test_a_payment_under_review_is_authorised_and_held_for_a_person(world:
 
 async def test_a_replayed_key_gets_the_same_reply_and_makes_no_second_charge(world: World) -> None:
     status, first = await world.create(key="order-1")
-    reply = await world.payments.create(MERCHANT, CreatePayment(
-        amount=2000, currency="usd", customer_id="cus_1", payment_method=VISA), "order-1")
+    reply = await world.payments.create(
+        MERCHANT,
+        CreatePayment(amount=2000, currency="usd", customer_id="cus_1", payment_method=VISA),
+        "order-1",
+    )
     assert (status, reply.status, reply.replayed) == (201, 200, True)
     assert shown(reply) == first
     assert (world.stripe.authorizations, world.stripe.calls["authorize"]) == (1, 1)
@@ -245,8 +295,10 @@ async def test_a_key_reused_with_another_body_is_refused(world: World) -> None:
 
 # -- a PSP that does not answer ---------------------------------------------------------------
 
+
 async def test_a_lost_answer_leaves_the_payment_pending_and_drive_finds_the_one_charge(
-        world: World) -> None:
+    world: World,
+) -> None:
     world.stripe.fail_next("authorize", "timeout", acted=True, times=TRIES)  # every try of the call
     status, p = await world.create(2500)
     assert (status, p["status"], p["connector_payment_id"]) == (201, "pending", None)
@@ -279,7 +331,8 @@ async def test_an_answer_lost_once_is_found_by_the_retry_inside_the_call(world: 
 
 @pytest.mark.parametrize("fault", ["5xx", "429"])
 async def test_a_5xx_or_429_on_the_first_send_is_retried_with_the_same_key(
-        world: World, fault: str) -> None:
+    world: World, fault: str
+) -> None:
     world.stripe.fail_next("authorize", fault)
     _, p = await world.create(1900)
     assert (p["status"], p["connector"]) == ("succeeded", "stripe")
@@ -291,7 +344,8 @@ async def test_a_5xx_or_429_on_the_first_send_is_retried_with_the_same_key(
 @pytest.mark.parametrize("acted", [False, True])
 @pytest.mark.parametrize("fault", ["timeout", "5xx"])
 async def test_an_ambiguous_failure_is_never_failed_over_nor_retried_as_new(
-        world: World, fault: str, acted: bool) -> None:
+    world: World, fault: str, acted: bool
+) -> None:
     world.stripe.fail_next("authorize", fault, acted=acted, times=TRIES)
     _, p = await world.create(2100)
     payment = await world.payment(p["id"])
@@ -312,18 +366,21 @@ async def test_an_unreachable_psp_fails_over_and_only_the_second_psp_charges(wor
 
 
 async def test_an_unreachable_psp_with_none_left_fails_and_a_retry_charges_once(
-        world: World) -> None:
+    world: World,
+) -> None:
     world.stripe.unreachable = True
     status, error = await world.create(2300, connector="stripe")  # named: no PSP to fail over to
     assert (status, error["code"]) == (503, "psp_unavailable")
     payment = await world.payment(error["payment_id"])
     assert payment.failure is not None
     assert (payment.status, payment.connector, payment.failure.retryable) == (
-        S.FAILED, "stripe", True)
+        S.FAILED,
+        "stripe",
+        True,
+    )
     world.stripe.unreachable = False
     payment = await world.payments.retry(payment, max_attempts=3)
-    assert (payment.status, payment.attempt, payment.amount_captured) == (
-        S.SUCCEEDED, 2, 2300)
+    assert (payment.status, payment.attempt, payment.amount_captured) == (S.SUCCEEDED, 2, 2300)
     assert world.ledger(payment.id) == [("stripe", S.SUCCEEDED, 2300)]
 
 
@@ -336,8 +393,14 @@ async def test_a_request_the_psp_rejects_fails_without_failover(world: World) ->
 
 
 async def test_a_soft_decline_goes_to_the_next_psp_when_the_route_says_so(world: World) -> None:
-    await world.routing.put(MERCHANT, {"routes": [
-        {"name": "soft", "connectors": ["stripe", "adyen"], "retry_soft_declines": True}]})
+    await world.routing.put(
+        MERCHANT,
+        {
+            "routes": [
+                {"name": "soft", "connectors": ["stripe", "adyen"], "retry_soft_declines": True}
+            ]
+        },
+    )
     world.adyen.cards[SOFT_DECLINE] = FakeCard()  # Adyen's processor is fine today
     status, p = await world.create(1700, method=SOFT_DECLINE)
     assert (status, p["status"], p["connector"]) == (201, "succeeded", "adyen")
@@ -355,9 +418,16 @@ async def test_a_soft_decline_stays_declined_on_a_route_that_does_not_retry(worl
 
 
 async def test_a_hard_decline_is_not_retried_elsewhere_even_on_a_retrying_route(
-        world: World) -> None:
-    await world.routing.put(MERCHANT, {"routes": [
-        {"name": "soft", "connectors": ["stripe", "adyen"], "retry_soft_declines": True}]})
+    world: World,
+) -> None:
+    await world.routing.put(
+        MERCHANT,
+        {
+            "routes": [
+                {"name": "soft", "connectors": ["stripe", "adyen"], "retry_soft_declines": True}
+            ]
+        },
+    )
     status, p = await world.create(1800, method="pm_card_chargeDeclinedInsufficientFunds")
     assert (status, p["connector"], p["routing"]["attempts"]) == (402, "stripe", [])
     assert sum(world.adyen.calls.values()) == 0
@@ -385,6 +455,7 @@ async def test_a_busy_half_open_circuit_fails_over_before_calling(world: World) 
 
 # -- capture and cancel ---------------------------------------------------------------------
 
+
 async def authorised(world: World, amount: int = 5000) -> str:
     _, p = await world.create(amount, capture="manual")
     assert p["status"] == "requires_capture"
@@ -392,8 +463,9 @@ async def authorised(world: World, amount: int = 5000) -> str:
 
 
 @pytest.mark.parametrize(("amount", "captured"), [(None, 5000), (5000, 5000), (3000, 3000)])
-async def test_a_capture_takes_the_amount_asked(world: World, amount: int | None,
-                                                captured: int) -> None:
+async def test_a_capture_takes_the_amount_asked(
+    world: World, amount: int | None, captured: int
+) -> None:
     pid = await authorised(world)
     reply = await world.payments.capture(MERCHANT, pid, amount, None)
     p = shown(reply)

@@ -14,11 +14,16 @@ import pytest
 from paymesh.bootstrap import build_connectors
 from paymesh.config import BUILT_IN_SECRETS, ConfigError, Settings
 
-STRIPE_LIVE = {"stripe_secret_key": "sk_live_" + "a1B2" * 8,
-               "stripe_webhook_secret": "whsec_" + "Zx9y" * 8}
-ADYEN_LIVE = {"adyen_api_base": "https://abc123-checkout-live.adyenpayments.com/checkout",
-              "adyen_api_key": "AQEyhmfxK4" + "q" * 40, "adyen_merchant_account": "ShopECOM",
-              "adyen_hmac_key": "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"}
+STRIPE_LIVE = {
+    "stripe_secret_key": "sk_live_" + "a1B2" * 8,
+    "stripe_webhook_secret": "whsec_" + "Zx9y" * 8,
+}
+ADYEN_LIVE = {
+    "adyen_api_base": "https://abc123-checkout-live.adyenpayments.com/checkout",
+    "adyen_api_key": "AQEyhmfxK4" + "q" * 40,
+    "adyen_merchant_account": "ShopECOM",
+    "adyen_hmac_key": "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +41,11 @@ def live(tmp_path: Path, **values: object) -> Settings:
 
 def test_live_mode_disables_unconfigured_psps_instead_of_faking_them(tmp_path: Path) -> None:
     settings = live(tmp_path, **STRIPE_LIVE)
-    assert [settings.psp_mode(p) for p in ("stripe", "adyen", "paypal")] == \
-        ["live", "disabled", "disabled"]
+    assert [settings.psp_mode(p) for p in ("stripe", "adyen", "paypal")] == [
+        "live",
+        "disabled",
+        "disabled",
+    ]
     assert settings.stripe_api_base == "https://api.stripe.com"
     assert settings.sandboxed_psps == ()
     # No connector for a disabled PSP: nothing can be routed or failed over to it.
@@ -71,8 +79,11 @@ def test_mixing_live_and_sandbox_psps_needs_the_explicit_flag(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="PAYMESH_ALLOW_MIXED_MODE"):
         live(tmp_path, **STRIPE_LIVE, sandbox_psps=("paypal",))
     mixed = live(tmp_path, **STRIPE_LIVE, sandbox_psps=("paypal",), allow_mixed_mode=True)
-    assert [mixed.psp_mode(p) for p in ("stripe", "adyen", "paypal")] == \
-        ["live", "disabled", "sandbox"]
+    assert [mixed.psp_mode(p) for p in ("stripe", "adyen", "paypal")] == [
+        "live",
+        "disabled",
+        "sandbox",
+    ]
     assert mixed.sandboxed_psps == ("paypal",)
 
 
@@ -91,8 +102,15 @@ def test_sandbox_secrets_are_generated_per_data_directory(tmp_path: Path) -> Non
     one = Settings.from_env(data_dir=tmp_path / "one")
     again = Settings.from_env(data_dir=tmp_path / "one")
     other = Settings.from_env(data_dir=tmp_path / "two")
-    names = ("stripe_secret_key", "stripe_webhook_secret", "adyen_api_key", "adyen_hmac_key",
-             "paypal_client_secret", "paypal_webhook_id", "delivery_signing_secret")
+    names = (
+        "stripe_secret_key",
+        "stripe_webhook_secret",
+        "adyen_api_key",
+        "adyen_hmac_key",
+        "paypal_client_secret",
+        "paypal_webhook_id",
+        "delivery_signing_secret",
+    )
     for name in names:
         value = getattr(one, name)
         assert value and value not in BUILT_IN_SECRETS, name
@@ -104,27 +122,36 @@ def test_sandbox_secrets_are_generated_per_data_directory(tmp_path: Path) -> Non
     assert one.sandbox_secrets.stripe_webhook_secret == one.stripe_webhook_secret
 
 
-def test_a_given_secret_wins_over_the_generated_one(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_given_secret_wins_over_the_generated_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PAYMESH_STRIPE_WEBHOOK_SECRET", "whsec_mine_for_an_external_sandbox")
     settings = Settings.from_env(data_dir=tmp_path)
     assert settings.stripe_webhook_secret == "whsec_mine_for_an_external_sandbox"
-    assert settings.sandbox_secrets.stripe_webhook_secret == \
-        "whsec_mine_for_an_external_sandbox"
+    assert settings.sandbox_secrets.stripe_webhook_secret == "whsec_mine_for_an_external_sandbox"
 
 
 def test_secrets_never_appear_in_a_repr(tmp_path: Path) -> None:
     settings = live(tmp_path, **STRIPE_LIVE, **ADYEN_LIVE)
     sandbox = Settings.from_env(data_dir=tmp_path / "box")
     shown = repr(settings) + repr(sandbox) + repr(sandbox.sandbox_secrets)
-    secrets = [*STRIPE_LIVE.values(), ADYEN_LIVE["adyen_api_key"], ADYEN_LIVE["adyen_hmac_key"],
-               sandbox.stripe_webhook_secret, sandbox.stripe_secret_key,
-               sandbox.adyen_hmac_key, sandbox.paypal_client_secret,
-               sandbox.delivery_signing_secret]
+    secrets = [
+        *STRIPE_LIVE.values(),
+        ADYEN_LIVE["adyen_api_key"],
+        ADYEN_LIVE["adyen_hmac_key"],
+        sandbox.stripe_webhook_secret,
+        sandbox.stripe_secret_key,
+        sandbox.adyen_hmac_key,
+        sandbox.paypal_client_secret,
+        sandbox.delivery_signing_secret,
+    ]
     for secret in secrets:
         assert secret and secret not in shown
     for connector in build_connectors(settings).values():
         shown = repr(connector) + repr(connector.settings)  # type: ignore[attr-defined]
-        for secret in (*STRIPE_LIVE.values(), ADYEN_LIVE["adyen_api_key"],
-                       ADYEN_LIVE["adyen_hmac_key"]):
+        for secret in (
+            *STRIPE_LIVE.values(),
+            ADYEN_LIVE["adyen_api_key"],
+            ADYEN_LIVE["adyen_hmac_key"],
+        ):
             assert secret not in shown

@@ -38,8 +38,9 @@ async def paid(world: World, amount: int = 4000) -> str:
     return str(p["id"])
 
 
-async def refund(world: World, pid: str, amount: int | None,
-                 key: str | None = None) -> tuple[int, dict[str, Any]]:
+async def refund(
+    world: World, pid: str, amount: int | None, key: str | None = None
+) -> tuple[int, dict[str, Any]]:
     reply = await world.payments.refund(MERCHANT, pid, amount, None, key)
     return reply.status, json.loads(reply.body)
 
@@ -51,6 +52,7 @@ def psp_refunds(world: World, pid: str) -> list[int]:
 
 
 # -- refunds --------------------------------------------------------------------------------
+
 
 async def test_a_partial_refund_and_then_the_rest(world: World) -> None:
     pid = await paid(world, 4000)
@@ -86,7 +88,10 @@ async def test_a_refund_after_a_partial_capture_is_bounded_by_the_capture(world:
     assert (rest["status"], rest["amount"]) == ("succeeded", 3000)
     payment = await world.payment(p["id"])
     assert (payment.status, payment.amount_captured, payment.amount_refunded) == (
-        S.REFUNDED, 3000, 3000)
+        S.REFUNDED,
+        3000,
+        3000,
+    )
 
 
 async def test_a_refund_replayed_by_key_is_one_refund(world: World) -> None:
@@ -100,7 +105,8 @@ async def test_a_refund_replayed_by_key_is_one_refund(world: World) -> None:
 
 
 async def test_a_refund_whose_answer_was_lost_stays_pending_and_a_retry_completes_it_once(
-        world: World) -> None:
+    world: World,
+) -> None:
     pid = await paid(world, 4000)
     world.stripe.fail_next("refund", "timeout", acted=True, times=TRIES)
     status, pending = await refund(world, pid, 1500, key="refund-2")
@@ -122,6 +128,7 @@ async def test_a_refund_whose_answer_was_lost_stays_pending_and_a_retry_complete
 
 # -- webhooks -------------------------------------------------------------------------------
 
+
 async def three_d_secure(world: World) -> tuple[str, str]:
     _, p = await world.create(2000, method="pm_card_threeDSecure2Required")
     assert p["status"] == "requires_action"
@@ -129,7 +136,8 @@ async def three_d_secure(world: World) -> tuple[str, str]:
 
 
 async def test_a_webhook_is_applied_once_and_its_second_delivery_is_a_duplicate(
-        world: World) -> None:
+    world: World,
+) -> None:
     pid, ref = await three_d_secure(world)
     world.stripe.complete_authentication(ref)  # the customer passed 3-D Secure
     done = world.stripe.webhooks_about(ref)[-1]
@@ -181,8 +189,9 @@ async def test_a_forged_or_foreign_webhook_is_rejected_and_changes_nothing(world
     world.stripe.complete_authentication(ref)
     headers, body = world.stripe.webhooks_about(ref)[-1]
     with pytest.raises(WebhookRejected):
-        await world.deliver(world.stripe, (headers, body.replace(b'"amount":2000',
-                                                                 b'"amount":20', 1)))
+        await world.deliver(
+            world.stripe, (headers, body.replace(b'"amount":2000', b'"amount":20', 1))
+        )
     with pytest.raises(WebhookRejected):  # signed by Adyen's fake, posted as Stripe's
         await world.deliver(world.adyen, (headers, body))
     assert (await world.payment(pid)).status == S.REQUIRES_ACTION
@@ -204,6 +213,7 @@ async def test_a_webhook_cannot_bind_a_payment_whose_answer_was_lost(world: Worl
 
 
 # -- recovery -------------------------------------------------------------------------------
+
 
 async def test_recovery_drives_a_payment_left_pending_to_its_one_charge(world: World) -> None:
     world.stripe.fail_next("authorize", "timeout", acted=True, times=TRIES)
@@ -235,5 +245,8 @@ async def test_recovery_completes_a_refund_whose_answer_was_lost_once(world: Wor
     assert await world.recovery.run_once() == 1
     p = await world.payment(pid)
     assert (p.refund(pending["id"]).status, p.status, p.amount_refunded) == (
-        RefundStatus.SUCCEEDED, S.REFUNDED, 4000)
+        RefundStatus.SUCCEEDED,
+        S.REFUNDED,
+        4000,
+    )
     assert psp_refunds(world, pid) == [4000]

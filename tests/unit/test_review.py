@@ -19,9 +19,18 @@ REVIEW = FraudAssessment(score=75, factors=("velocity_5m", "unknown_device"), de
 
 
 def held_payment(capture_method: str = "automatic") -> Payment:
-    return Payment.initiate(now=NOW, fraud=REVIEW, id="pay_abc", merchant_id="m", amount=5000,
-                            currency="usd", customer_id="c", payment_method="pm_card_visa",
-                            capture_method=capture_method, connector="stripe")
+    return Payment.initiate(
+        now=NOW,
+        fraud=REVIEW,
+        id="pay_abc",
+        merchant_id="m",
+        amount=5000,
+        currency="usd",
+        customer_id="c",
+        payment_method="pm_card_visa",
+        capture_method=capture_method,
+        connector="stripe",
+    )
 
 
 def authorised(p: Payment) -> Payment:
@@ -33,10 +42,18 @@ def test_a_review_decision_asks_the_psp_for_a_manual_capture() -> None:
     p = held_payment("automatic")
     assert p.psp_capture_method == "manual"
     assert p.capture_method == "automatic"
-    allowed = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_x",
-                               merchant_id="m", amount=1, currency="usd", customer_id="c",
-                               payment_method="pm", capture_method="automatic",
-                               connector="stripe")
+    allowed = Payment.initiate(
+        now=NOW,
+        fraud=FraudAssessment(0, (), "allow"),
+        id="pay_x",
+        merchant_id="m",
+        amount=1,
+        currency="usd",
+        customer_id="c",
+        payment_method="pm",
+        capture_method="automatic",
+        connector="stripe",
+    )
     assert allowed.psp_capture_method == "automatic"
 
 
@@ -86,9 +103,18 @@ def test_a_declined_review_payment_opens_no_review() -> None:
 
 
 def test_without_a_review_there_is_nothing_to_decide() -> None:
-    p = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_y",
-                         merchant_id="m", amount=1, currency="usd", customer_id="c",
-                         payment_method="pm", capture_method="manual", connector="stripe")
+    p = Payment.initiate(
+        now=NOW,
+        fraud=FraudAssessment(0, (), "allow"),
+        id="pay_y",
+        merchant_id="m",
+        amount=1,
+        currency="usd",
+        customer_id="c",
+        payment_method="pm",
+        capture_method="manual",
+        connector="stripe",
+    )
     p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_1"), NOW)
     assert p.review is None
     with pytest.raises(InvalidTransition):
@@ -110,18 +136,26 @@ def test_a_review_id_that_names_no_payment(bad: str) -> None:
 
 # -- settled at the PSP while under review ----------------------------------------------------
 
+
 def test_a_capture_at_the_psp_closes_the_open_review_for_the_fraud_team() -> None:
     p = authorised(held_payment())
     later = NOW + timedelta(minutes=3)
     assert p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), later)
     assert p.review is not None
-    assert (p.review.status, p.review.closed_reason, p.review.closed_at) == \
-        (R.CLOSED, "captured_at_psp", later)
+    assert (p.review.status, p.review.closed_reason, p.review.closed_at) == (
+        R.CLOSED,
+        "captured_at_psp",
+        later,
+    )
     closed = p.events[-1]
     assert closed.type == "review.closed"
-    assert (closed.detail["review_id"], closed.detail["reason"], closed.detail["amount_captured"],
-            closed.detail["fraud_score"], closed.detail["status"]) == \
-        ("rev_abc", "captured_at_psp", 5000, 75, "succeeded")
+    assert (
+        closed.detail["review_id"],
+        closed.detail["reason"],
+        closed.detail["amount_captured"],
+        closed.detail["fraud_score"],
+        closed.detail["status"],
+    ) == ("rev_abc", "captured_at_psp", 5000, 75, "succeeded")
     # No one decided, and there is nothing left to decide.
     types = [e.type for e in p.events]
     assert "review.approved" not in types and "review.rejected" not in types
@@ -145,8 +179,12 @@ def test_a_held_payment_captured_before_its_review_opened_gets_one_closed() -> N
     p = held_payment()  # the PSP captured what it was asked only to authorise
     p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_1", amount_received=5000), NOW)
     assert p.review is not None
-    assert (p.review.id, p.review.status, p.review.closed_reason, p.review.reason) == \
-        ("rev_abc", R.CLOSED, "captured_at_psp", "fraud score velocity_5m, unknown_device")
+    assert (p.review.id, p.review.status, p.review.closed_reason, p.review.reason) == (
+        "rev_abc",
+        R.CLOSED,
+        "captured_at_psp",
+        "fraud score velocity_5m, unknown_device",
+    )
     assert [e.type for e in p.events][-2:] == ["payment.succeeded", "review.closed"]
 
 
@@ -160,9 +198,18 @@ def test_a_review_a_person_decided_stays_as_decided_when_the_capture_lands() -> 
 
 
 def test_a_review_a_rule_opened_closes_on_a_capture_at_the_psp_too() -> None:
-    p = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_r",
-                         merchant_id="m", amount=900, currency="usd", customer_id="c",
-                         payment_method="pm", capture_method="manual", connector="stripe")
+    p = Payment.initiate(
+        now=NOW,
+        fraud=FraudAssessment(0, (), "allow"),
+        id="pay_r",
+        merchant_id="m",
+        amount=900,
+        currency="usd",
+        customer_id="c",
+        payment_method="pm",
+        capture_method="manual",
+        connector="stripe",
+    )
     p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_r", amount_capturable=900), NOW)
     assert p.open_review(NOW, "rule high-risk")
     p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_r", amount_received=900), NOW)
@@ -171,8 +218,17 @@ def test_a_review_a_rule_opened_closes_on_a_capture_at_the_psp_too() -> None:
 
 
 def test_an_allowed_payment_captured_at_the_psp_has_no_review() -> None:
-    p = Payment.initiate(now=NOW, fraud=FraudAssessment(0, (), "allow"), id="pay_n",
-                         merchant_id="m", amount=900, currency="usd", customer_id="c",
-                         payment_method="pm", capture_method="manual", connector="stripe")
+    p = Payment.initiate(
+        now=NOW,
+        fraud=FraudAssessment(0, (), "allow"),
+        id="pay_n",
+        merchant_id="m",
+        amount=900,
+        currency="usd",
+        customer_id="c",
+        payment_method="pm",
+        capture_method="manual",
+        connector="stripe",
+    )
     p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_n", amount_received=900), NOW)
     assert p.review is None

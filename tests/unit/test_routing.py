@@ -19,12 +19,21 @@ EUR_CARD = PaymentFacts(amount=5000, currency="eur", country="DE", payment_metho
 
 TABLE = {
     "routes": [
-        {"name": "big-eur", "currency": ["EUR"], "amount_gte": 100_000,
-         "connectors": ["adyen", "stripe"]},
+        {
+            "name": "big-eur",
+            "currency": ["EUR"],
+            "amount_gte": 100_000,
+            "connectors": ["adyen", "stripe"],
+        },
         {"name": "wallet", "payment_method_type": ["paypal"], "connectors": ["paypal"]},
-        {"name": "eu-cards", "currency": ["eur"], "country": ["de", "fr"],
-         "connectors": ["stripe", "adyen"], "weights": {"stripe": 30, "adyen": 70},
-         "retry_soft_declines": True},
+        {
+            "name": "eu-cards",
+            "currency": ["eur"],
+            "country": ["de", "fr"],
+            "connectors": ["stripe", "adyen"],
+            "weights": {"stripe": 30, "adyen": 70},
+            "retry_soft_declines": True,
+        },
     ],
     "default": ["stripe", "adyen"],
 }
@@ -43,10 +52,16 @@ def test_the_first_matching_route_decides() -> None:
 
 
 def test_amount_ranges_are_half_open() -> None:
-    table = parse_table({"routes": [{"name": "r", "amount_gte": 100, "amount_lt": 200,
-                                     "connectors": ["adyen"]}], "default": ["stripe"]}, PSPS)
-    pick = [table.decide(PaymentFacts(a, "usd", None, "card"), "p").route
-            for a in (99, 100, 199, 200)]
+    table = parse_table(
+        {
+            "routes": [{"name": "r", "amount_gte": 100, "amount_lt": 200, "connectors": ["adyen"]}],
+            "default": ["stripe"],
+        },
+        PSPS,
+    )
+    pick = [
+        table.decide(PaymentFacts(a, "usd", None, "card"), "p").route for a in (99, 100, 199, 200)
+    ]
     assert pick == ["default", "r", "r", "default"]
 
 
@@ -60,31 +75,47 @@ def test_a_weighted_split_is_stable_per_payment_and_near_its_weights() -> None:
         assert sorted(one) == ["adyen", "stripe"]  # the other stays as the fallback
 
 
-@given(st.dictionaries(st.sampled_from(PSPS), st.integers(0, 50), min_size=1),
-       st.text(min_size=1, max_size=20))
-def test_the_pick_is_always_a_connector_with_weight(weights: dict[str, int],
-                                                    payment_id: str) -> None:
+@given(
+    st.dictionaries(st.sampled_from(PSPS), st.integers(0, 50), min_size=1),
+    st.text(min_size=1, max_size=20),
+)
+def test_the_pick_is_always_a_connector_with_weight(
+    weights: dict[str, int], payment_id: str
+) -> None:
     if sum(weights.values()) == 0:
         return
-    table = parse_table({"routes": [{"name": "w", "connectors": list(weights),
-                                     "weights": weights}]}, PSPS)
+    table = parse_table(
+        {"routes": [{"name": "w", "connectors": list(weights), "weights": weights}]}, PSPS
+    )
     first = table.decide(EUR_CARD, payment_id).connectors[0]
     assert weights[first] > 0
 
 
-@pytest.mark.parametrize(("doc", "says"), [
-    ([], "an object"),
-    ({"routes": [{"connectors": ["worldpay"]}]}, "unknown connector(s) worldpay"),
-    ({"routes": [{"connectors": []}]}, "a list of distinct connector names"),
-    ({"routes": [{"connectors": ["stripe"], "colour": "red"}]}, "unknown field(s) colour"),
-    ({"routes": [{"connectors": ["stripe"], "amount_gte": 5, "amount_lt": 5}]},
-     "amount_gte must be below amount_lt"),
-    ({"routes": [{"connectors": ["stripe"], "weights": {"adyen": 1}}]}, "weights"),
-    ({"routes": [{"connectors": ["stripe"], "weights": {"stripe": 0}}]}, "weights"),
-    ({"routes": [{"connectors": ["stripe"], "currency": "eur"}]}, "currency"),
-    ({"routes": [{"name": "a", "connectors": ["stripe"]},
-                 {"name": "a", "connectors": ["adyen"]}]}, "unique"),
-])
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        ([], "an object"),
+        ({"routes": [{"connectors": ["worldpay"]}]}, "unknown connector(s) worldpay"),
+        ({"routes": [{"connectors": []}]}, "a list of distinct connector names"),
+        ({"routes": [{"connectors": ["stripe"], "colour": "red"}]}, "unknown field(s) colour"),
+        (
+            {"routes": [{"connectors": ["stripe"], "amount_gte": 5, "amount_lt": 5}]},
+            "amount_gte must be below amount_lt",
+        ),
+        ({"routes": [{"connectors": ["stripe"], "weights": {"adyen": 1}}]}, "weights"),
+        ({"routes": [{"connectors": ["stripe"], "weights": {"stripe": 0}}]}, "weights"),
+        ({"routes": [{"connectors": ["stripe"], "currency": "eur"}]}, "currency"),
+        (
+            {
+                "routes": [
+                    {"name": "a", "connectors": ["stripe"]},
+                    {"name": "a", "connectors": ["adyen"]},
+                ]
+            },
+            "unique",
+        ),
+    ],
+)
 def test_a_bad_table_is_refused_with_the_reason(doc: object, says: str) -> None:
     with pytest.raises(InvalidRoutingTable) as info:
         parse_table(doc, PSPS)
@@ -117,8 +148,8 @@ def test_a_circuit_opens_after_consecutive_failures_and_probes_once_after_cooldo
     assert breakers.allows("adyen")
     clock.now += 10
     assert breakers.state("stripe") == "half_open"
-    assert breakers.allows("stripe")       # the one trial
-    assert not breakers.allows("stripe")   # nobody else while it runs
+    assert breakers.allows("stripe")  # the one trial
+    assert not breakers.allows("stripe")  # nobody else while it runs
     breakers.failed("stripe")
     assert breakers.state("stripe") == "open"
     clock.now += 10
@@ -134,10 +165,19 @@ def test_fail_over_moves_a_pending_payment_to_the_next_psp_and_records_why() -> 
     from paymesh.domain.status import PaymentStatus as S
 
     now = datetime(2026, 11, 25, tzinfo=UTC)
-    p = Payment.initiate(now=now, fraud=FraudAssessment(0, (), "allow"), id="pay_f",
-                         merchant_id="m", amount=900, currency="eur", customer_id="c",
-                         payment_method="pm_card_visa", capture_method="automatic",
-                         connector="stripe", routing=Routing("eu", ["adyen", "paypal"]))
+    p = Payment.initiate(
+        now=now,
+        fraud=FraudAssessment(0, (), "allow"),
+        id="pay_f",
+        merchant_id="m",
+        amount=900,
+        currency="eur",
+        customer_id="c",
+        payment_method="pm_card_visa",
+        capture_method="automatic",
+        connector="stripe",
+        routing=Routing("eu", ["adyen", "paypal"]),
+    )
     assert p.events[0].detail["route"] == "eu"
     assert p.fail_over("stripe: connection_error", now)
     assert p.routing is not None

@@ -27,13 +27,26 @@ def test_urls_refused_when_the_payment_is_made(url: str) -> None:
 
 def test_by_default_loopback_and_the_webhook_host() -> None:
     hosts = ReturnHosts(None, "http://Shop.Internal:9000/webhooks/stripe")
-    for url in ("http://localhost/r", "http://LOCALHOST.:3000/r", "http://127.0.0.1/r",
-                "http://127.8.9.10:80/r", "http://[::1]:8000/r", "https://shop.internal/r"):
+    for url in (
+        "http://localhost/r",
+        "http://LOCALHOST.:3000/r",
+        "http://127.0.0.1/r",
+        "http://127.8.9.10:80/r",
+        "http://[::1]:8000/r",
+        "https://shop.internal/r",
+    ):
         assert hosts.allows(url), url
-    for url in ("https://evil.example/", "http://localhost.evil.example/",
-                "http://127.0.0.1.evil.example/", "http://user@localhost/",
-                "http://localhost:pw@evil.example/", "javascript://localhost/%0aalert(1)",
-                "myapp://localhost/", "//localhost/r", "http://2130706433/"):
+    for url in (
+        "https://evil.example/",
+        "http://localhost.evil.example/",
+        "http://127.0.0.1.evil.example/",
+        "http://user@localhost/",
+        "http://localhost:pw@evil.example/",
+        "javascript://localhost/%0aalert(1)",
+        "myapp://localhost/",
+        "//localhost/r",
+        "http://2130706433/",
+    ):
         assert not hosts.allows(url), url
 
 
@@ -49,4 +62,5 @@ def test_a_configured_list_replaces_the_defaults() -> None:
 def test_the_psps_parameters_go_before_any_fragment() -> None:
     assert with_query("https://s.example/r", {"a": "1 2"}) == "https://s.example/r?a=1+2"
     assert with_query("https://s.example/r?x=1#top", {"a": "b"}) == (
-        "https://s.example/r?x=1&a=b#top")
+        "https://s.example/r?x=1&a=b#top"
+    )

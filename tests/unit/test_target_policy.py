@@ -9,14 +9,42 @@ import pytest
 
 from paymesh.domain.target_policy import TargetPolicy, TargetUrlRefused, is_public
 
-NON_PUBLIC = ["127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.1.1",
-              "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255",
-              "240.0.0.1", "198.18.0.1", "::1", "::", "fd00::1", "fe80::1", "fec0::1",
-              "ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
-              "64:ff9b:1::1", "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
-              "::127.0.0.1"]
-PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111",
-          "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]
+NON_PUBLIC = [
+    "127.0.0.1",
+    "127.8.9.10",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "0.0.0.0",
+    "224.0.0.1",
+    "255.255.255.255",
+    "240.0.0.1",
+    "198.18.0.1",
+    "::1",
+    "::",
+    "fd00::1",
+    "fe80::1",
+    "fec0::1",
+    "ff02::1",
+    "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254",
+    "64:ff9b::a9fe:a9fe",
+    "64:ff9b:1::1",
+    "2002:a9fe:a9fe::1",
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "::127.0.0.1",
+]
+PUBLIC = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.216.34",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+    "2002:808:808::1",
+]
 
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
@@ -29,37 +57,45 @@ def test_public_addresses_are(address: str) -> None:
     assert is_public(ip_address(address))
 
 
-@pytest.mark.parametrize("url", [
-    "https://hooks.example.com/paymesh", "http://hooks.example.com:8080/x?y=1",
-    "https://8.8.8.8/hook", "https://[2606:4700:4700::1111]/hook",
-    # A name is not resolved when the rule is stored, whatever it will resolve to.
-    "https://internal.example.com/hook",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/paymesh",
+        "http://hooks.example.com:8080/x?y=1",
+        "https://8.8.8.8/hook",
+        "https://[2606:4700:4700::1111]/hook",
+        # A name is not resolved when the rule is stored, whatever it will resolve to.
+        "https://internal.example.com/hook",
+    ],
+)
 def test_public_urls_are_taken(url: str) -> None:
     TargetPolicy().check_url(url)
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("ftp://hooks.example.com/x", "http or https"),
-    ("file:///etc/passwd", "http or https"),
-    ("gopher://127.0.0.1:6379/_x", "http or https"),
-    ("http:///hook", "no host"),
-    ("https://user:pw@hooks.example.com/", "user name or password"),
-    ("https://hooks.example.com@127.0.0.1/", "user name or password"),
-    ("http://169.254.169.254/latest/meta-data/", "non-public"),
-    ("http://127.0.0.1:8000/hook", "non-public"),
-    ("http://[::1]:8000/hook", "non-public"),
-    ("http://[::ffff:10.0.0.1]/hook", "non-public"),
-    ("http://10.0.0.7/hook", "non-public"),
-    ("http://100.100.100.200/latest/meta-data", "non-public"),
-    ("http://0.0.0.0:8000/", "non-public"),
-    ("http://2130706433/", "not an IP address in dotted form"),
-    ("http://0x7f.1/", "not an IP address in dotted form"),
-    ("http://127.1/", "not an IP address in dotted form"),
-    ("http://localhost:8000/", "localhost"),
-    ("http://api.localhost/", "localhost"),
-    ("http://hooks.example.com:99999/", "not a valid url"),
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://hooks.example.com/x", "http or https"),
+        ("file:///etc/passwd", "http or https"),
+        ("gopher://127.0.0.1:6379/_x", "http or https"),
+        ("http:///hook", "no host"),
+        ("https://user:pw@hooks.example.com/", "user name or password"),
+        ("https://hooks.example.com@127.0.0.1/", "user name or password"),
+        ("http://169.254.169.254/latest/meta-data/", "non-public"),
+        ("http://127.0.0.1:8000/hook", "non-public"),
+        ("http://[::1]:8000/hook", "non-public"),
+        ("http://[::ffff:10.0.0.1]/hook", "non-public"),
+        ("http://10.0.0.7/hook", "non-public"),
+        ("http://100.100.100.200/latest/meta-data", "non-public"),
+        ("http://0.0.0.0:8000/", "non-public"),
+        ("http://2130706433/", "not an IP address in dotted form"),
+        ("http://0x7f.1/", "not an IP address in dotted form"),
+        ("http://127.1/", "not an IP address in dotted form"),
+        ("http://localhost:8000/", "localhost"),
+        ("http://api.localhost/", "localhost"),
+        ("http://hooks.example.com:99999/", "not a valid url"),
+    ],
+)
 def test_refused_urls_say_why(url: str, why: str) -> None:
     with pytest.raises(TargetUrlRefused, match=why):
         TargetPolicy().check_url(url)
@@ -76,14 +112,22 @@ def test_live_mode_takes_https_only() -> None:
 
 
 def test_the_allow_list_lets_development_targets_through() -> None:
-    policy = TargetPolicy.parse(["127.0.0.1:5000", "localhost:8123", "10.0.0.0/8",
-                                 "[::1]:9000"])
-    for url in ["http://127.0.0.1:5000/hook", "http://localhost:8123/hook",
-                "http://10.20.30.40/hook", "http://[::1]:9000/",
-                "http://[::ffff:127.0.0.1]:5000/"]:
+    policy = TargetPolicy.parse(["127.0.0.1:5000", "localhost:8123", "10.0.0.0/8", "[::1]:9000"])
+    for url in [
+        "http://127.0.0.1:5000/hook",
+        "http://localhost:8123/hook",
+        "http://10.20.30.40/hook",
+        "http://[::1]:9000/",
+        "http://[::ffff:127.0.0.1]:5000/",
+    ]:
         policy.check_url(url)
-    for url in ["http://127.0.0.1:5001/hook", "http://localhost:8124/hook",
-                "http://[::1]:9001/", "http://192.168.0.1/", "http://169.254.169.254/"]:
+    for url in [
+        "http://127.0.0.1:5001/hook",
+        "http://localhost:8124/hook",
+        "http://[::1]:9001/",
+        "http://192.168.0.1/",
+        "http://169.254.169.254/",
+    ]:
         with pytest.raises(TargetUrlRefused):
             policy.check_url(url)
     # localhost is loopback: allow-listing 127.0.0.1 takes it, as the delivery will.
@@ -103,8 +147,10 @@ def test_addresses_are_checked_against_the_host_and_port_they_serve() -> None:
     assert policy.allows_address("shop.example.com", 443, ip_address("8.8.8.8"))
 
 
-@pytest.mark.parametrize("entry", ["", "http://x", "10.0.0.0/33", "host:0", "host:70000",
-                                   "bad host", "2130706433", "a..b"])
+@pytest.mark.parametrize(
+    "entry",
+    ["", "http://x", "10.0.0.0/33", "host:0", "host:70000", "bad host", "2130706433", "a..b"],
+)
 def test_malformed_allow_list_entries_are_refused(entry: str) -> None:
     if not entry:
         assert TargetPolicy.parse([entry]).allowed == ()  # blanks from "a,,b" are skipped

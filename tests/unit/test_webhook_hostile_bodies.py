@@ -39,9 +39,12 @@ from paymesh.sandbox.paypal.signing import SigningIdentity, signed_message
 from tests.fuzz.common import EXAMPLES
 
 SAMPLES: dict[str, list[dict[str, Any]]] = {
-    psp: bodies for psp, bodies in
-    json.loads((Path(__file__).parent / "webhook_samples.json").read_text()).items()
-    if psp != "about"}
+    psp: bodies
+    for psp, bodies in json.loads(
+        (Path(__file__).parent / "webhook_samples.json").read_text()
+    ).items()
+    if psp != "about"
+}
 STRIPE_SECRET = "whsec_hostile"
 ADYEN_HMAC = "3C71D7C620CA13837C8D1FA38910FC7F39C6955DFBB5478384F23F9619ED7480"
 WEBHOOK_ID = "WH-HOSTILE"
@@ -53,22 +56,38 @@ def _no_io(request: HttpRequest) -> HttpAnswer:
 
 
 CONNECTORS: dict[str, Connector] = {
-    "stripe": StripeConnector(StripeSettings(api_base="http://stripe.invalid",
-                                             secret_key="sk_test_hostile",
-                                             webhook_secret=STRIPE_SECRET),
-                              transport=MockTransport(_no_io)),
-    "adyen": AdyenConnector(AdyenSettings(api_base="http://adyen.invalid", api_key="AQE_hostile",
-                                          merchant_account="Hostile", hmac_key=ADYEN_HMAC),
-                            transport=MockTransport(_no_io)),
-    "paypal": PayPalConnector(PayPalSettings(api_base="http://paypal.invalid",
-                                             client_id="hostile", client_secret="hostile-secret",
-                                             webhook_id=WEBHOOK_ID,
-                                             trusted_cert_pem=IDENTITY.cert_pem),
-                              transport=MockTransport(_no_io)),
+    "stripe": StripeConnector(
+        StripeSettings(
+            api_base="http://stripe.invalid",
+            secret_key="sk_test_hostile",
+            webhook_secret=STRIPE_SECRET,
+        ),
+        transport=MockTransport(_no_io),
+    ),
+    "adyen": AdyenConnector(
+        AdyenSettings(
+            api_base="http://adyen.invalid",
+            api_key="AQE_hostile",
+            merchant_account="Hostile",
+            hmac_key=ADYEN_HMAC,
+        ),
+        transport=MockTransport(_no_io),
+    ),
+    "paypal": PayPalConnector(
+        PayPalSettings(
+            api_base="http://paypal.invalid",
+            client_id="hostile",
+            client_secret="hostile-secret",
+            webhook_id=WEBHOOK_ID,
+            trusted_cert_pem=IDENTITY.cert_pem,
+        ),
+        transport=MockTransport(_no_io),
+    ),
 }
 
 
 # -- signing as each PSP signs --------------------------------------------------------------
+
 
 def _stripe_raw(body: bytes) -> dict[str, str]:
     return {"stripe-signature": stripe_sign(body, STRIPE_SECRET, int(time.time()))}
@@ -76,11 +95,13 @@ def _stripe_raw(body: bytes) -> dict[str, str]:
 
 def _paypal_raw(body: bytes) -> dict[str, str]:
     tid, sent = str(uuid.uuid4()), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {"paypal-transmission-id": tid, "paypal-transmission-time": sent,
-            "paypal-transmission-sig": IDENTITY.sign(signed_message(tid, sent, WEBHOOK_ID,
-                                                                    body)),
-            "paypal-cert-url": "https://api.paypal.com/v1/notifications/certs/CERT-1",
-            "paypal-auth-algo": "SHA256withRSA"}
+    return {
+        "paypal-transmission-id": tid,
+        "paypal-transmission-time": sent,
+        "paypal-transmission-sig": IDENTITY.sign(signed_message(tid, sent, WEBHOOK_ID, body)),
+        "paypal-cert-url": "https://api.paypal.com/v1/notifications/certs/CERT-1",
+        "paypal-auth-algo": "SHA256withRSA",
+    }
 
 
 def _stripe(value: Any) -> tuple[dict[str, str], bytes]:
@@ -100,7 +121,8 @@ def _adyen(value: Any) -> tuple[dict[str, str], bytes]:
                 item["additionalData"] = {}
             amount = item.get("amount")
             item["additionalData"]["hmacSignature"] = adyen_sign(
-                {**item, "amount": amount if isinstance(amount, dict) else {}}, key)
+                {**item, "amount": amount if isinstance(amount, dict) else {}}, key
+            )
     return {}, json.dumps(value).encode()
 
 
@@ -110,10 +132,14 @@ def _paypal(value: Any) -> tuple[dict[str, str], bytes]:
 
 
 SIGN: dict[str, Callable[[Any], tuple[dict[str, str], bytes]]] = {
-    "stripe": _stripe, "adyen": _adyen, "paypal": _paypal}
+    "stripe": _stripe,
+    "adyen": _adyen,
+    "paypal": _paypal,
+}
 
 
 # -- what a parsed event must be ------------------------------------------------------------
+
 
 def _optional(value: object, kind: type) -> bool:
     return value is None or (isinstance(value, kind) and type(value) is not bool)
@@ -122,8 +148,13 @@ def _optional(value: object, kind: type) -> bool:
 def assert_well_typed(event: WebhookEvent) -> None:
     assert isinstance(event.psp_event_id, str) and event.psp_event_id
     assert isinstance(event.created, datetime) and event.created.tzinfo is not None
-    for text in (event.payment_id, event.connector_payment_id, event.currency,
-                 event.transmission_id, event.psp_object_id):
+    for text in (
+        event.payment_id,
+        event.connector_payment_id,
+        event.currency,
+        event.transmission_id,
+        event.psp_object_id,
+    ):
         assert _optional(text, str), event
     assert _optional(event.amount, int) and _optional(event.amount_refunded, int), event
     assert all(isinstance(ref, str) for ref in event.connector_refund_ids), event
@@ -161,8 +192,10 @@ def parse(psp: str, value: Any) -> list[WebhookEvent]:
 
 # -- the sandboxes' own bodies ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("psp", "index"), [(psp, i) for psp, bodies in SAMPLES.items()
-                                            for i in range(len(bodies))])
+
+@pytest.mark.parametrize(
+    ("psp", "index"), [(psp, i) for psp, bodies in SAMPLES.items() for i in range(len(bodies))]
+)
 def test_every_sandbox_body_parses_into_well_typed_events(psp: str, index: int) -> None:
     events = parse(psp, SAMPLES[psp][index])
     assert events, f"{psp} sample {index} is about a payment: it must say something"
@@ -171,20 +204,35 @@ def test_every_sandbox_body_parses_into_well_typed_events(psp: str, index: int) 
 
 
 def test_the_samples_cover_every_event_type_we_act_on() -> None:
-    kinds = {psp: {body.get("type") or body.get("event_type")
-                   or body["notificationItems"][0]["NotificationRequestItem"]["eventCode"]
-                   for body in bodies} for psp, bodies in SAMPLES.items()}
-    assert {"payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded",
-            "charge.dispute.created"} <= kinds["stripe"]
-    assert {"AUTHORISATION", "CAPTURE", "CANCELLATION", "REFUND", "CHARGEBACK"} <= \
-        kinds["adyen"]
-    assert {"PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.DECLINED",
-            "PAYMENT.AUTHORIZATION.CREATED", "PAYMENT.AUTHORIZATION.VOIDED",
-            "PAYMENT.CAPTURE.REFUNDED", "CHECKOUT.ORDER.APPROVED",
-            "CUSTOMER.DISPUTE.CREATED"} <= kinds["paypal"]
+    kinds = {
+        psp: {
+            body.get("type")
+            or body.get("event_type")
+            or body["notificationItems"][0]["NotificationRequestItem"]["eventCode"]
+            for body in bodies
+        }
+        for psp, bodies in SAMPLES.items()
+    }
+    assert {
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "charge.refunded",
+        "charge.dispute.created",
+    } <= kinds["stripe"]
+    assert {"AUTHORISATION", "CAPTURE", "CANCELLATION", "REFUND", "CHARGEBACK"} <= kinds["adyen"]
+    assert {
+        "PAYMENT.CAPTURE.COMPLETED",
+        "PAYMENT.CAPTURE.DECLINED",
+        "PAYMENT.AUTHORIZATION.CREATED",
+        "PAYMENT.AUTHORIZATION.VOIDED",
+        "PAYMENT.CAPTURE.REFUNDED",
+        "CHECKOUT.ORDER.APPROVED",
+        "CUSTOMER.DISPUTE.CREATED",
+    } <= kinds["paypal"]
 
 
 # -- the fuzzer's find, and its kind ----------------------------------------------------------
+
 
 def _paypal_capture() -> dict[str, Any]:
     [body] = [b for b in SAMPLES["paypal"] if b["event_type"] == "PAYMENT.CAPTURE.COMPLETED"]
@@ -192,42 +240,68 @@ def _paypal_capture() -> dict[str, Any]:
     return copy
 
 
-@pytest.mark.parametrize("supplementary_data", [
-    "related_ids", 7, ["order_id"], {"related_ids": "5O190127TN364715T"},
-    {"related_ids": {"order_id": 42}}])
-def test_paypal_supplementary_data_of_another_type_is_rejected(
-        supplementary_data: object) -> None:
+@pytest.mark.parametrize(
+    "supplementary_data",
+    [
+        "related_ids",
+        7,
+        ["order_id"],
+        {"related_ids": "5O190127TN364715T"},
+        {"related_ids": {"order_id": 42}},
+    ],
+)
+def test_paypal_supplementary_data_of_another_type_is_rejected(supplementary_data: object) -> None:
     body = _paypal_capture()
     body["resource"]["supplementary_data"] = supplementary_data
     with pytest.raises(WebhookRejected, match="not a webhook PayPal sends"):
         parse("paypal", body)
 
 
-@pytest.mark.parametrize(("psp", "event_type", "path", "value"), [
-    ("stripe", "payment_intent.succeeded", ("data", "object", "metadata"), "pay_1"),
-    ("stripe", "payment_intent.payment_failed", ("data", "object", "last_payment_error"), "x"),
-    ("stripe", "charge.refunded", ("data", "object", "amount_refunded"), "300"),
-    ("stripe", "charge.refunded", ("data", "object", "refunds"), {"data": [{"id": 1}]}),
-    ("stripe", "charge.dispute.created", ("data", "object", "amount"), 7.5),
-    ("stripe", "payment_intent.succeeded", ("created",), 10**30),
-    ("adyen", "AUTHORISATION", ("notificationItems", 0, "NotificationRequestItem",
-                                "merchantReference"), 2000),
-    ("adyen", "REFUND", ("notificationItems", 0, "NotificationRequestItem", "reason"), []),
-    ("adyen", "CAPTURE", ("notificationItems", 0, "NotificationRequestItem", "amount",
-                          "value"), True),
-    ("paypal", "CHECKOUT.ORDER.APPROVED", ("resource", "purchase_units"), {"0": {}}),
-    ("paypal", "CHECKOUT.ORDER.APPROVED", ("resource", "links", 0), "https://x.test"),
-    ("paypal", "CUSTOMER.DISPUTE.CREATED", ("resource", "disputed_transactions", 0), None),
-    ("paypal", "PAYMENT.CAPTURE.DECLINED", ("resource", "processor_response"), "0500"),
-    ("paypal", "PAYMENT.CAPTURE.REFUNDED", ("resource", "amount", "value"), 15),
-    ("paypal", "PAYMENT.CAPTURE.COMPLETED", ("create_time",), "0001-01-01T00:00:00+14:00"),
-])
-def test_a_field_of_another_type_is_rejected_in_each_psp(psp: str, event_type: str,
-                                                         path: Path_, value: object) -> None:
-    [body] = [json.loads(json.dumps(b)) for b in SAMPLES[psp]
-              if event_type in (b.get("type"), b.get("event_type"),
-                                (b.get("notificationItems") or [{}])[0]
-                                .get("NotificationRequestItem", {}).get("eventCode"))][:1]
+@pytest.mark.parametrize(
+    ("psp", "event_type", "path", "value"),
+    [
+        ("stripe", "payment_intent.succeeded", ("data", "object", "metadata"), "pay_1"),
+        ("stripe", "payment_intent.payment_failed", ("data", "object", "last_payment_error"), "x"),
+        ("stripe", "charge.refunded", ("data", "object", "amount_refunded"), "300"),
+        ("stripe", "charge.refunded", ("data", "object", "refunds"), {"data": [{"id": 1}]}),
+        ("stripe", "charge.dispute.created", ("data", "object", "amount"), 7.5),
+        ("stripe", "payment_intent.succeeded", ("created",), 10**30),
+        (
+            "adyen",
+            "AUTHORISATION",
+            ("notificationItems", 0, "NotificationRequestItem", "merchantReference"),
+            2000,
+        ),
+        ("adyen", "REFUND", ("notificationItems", 0, "NotificationRequestItem", "reason"), []),
+        (
+            "adyen",
+            "CAPTURE",
+            ("notificationItems", 0, "NotificationRequestItem", "amount", "value"),
+            True,
+        ),
+        ("paypal", "CHECKOUT.ORDER.APPROVED", ("resource", "purchase_units"), {"0": {}}),
+        ("paypal", "CHECKOUT.ORDER.APPROVED", ("resource", "links", 0), "https://x.test"),
+        ("paypal", "CUSTOMER.DISPUTE.CREATED", ("resource", "disputed_transactions", 0), None),
+        ("paypal", "PAYMENT.CAPTURE.DECLINED", ("resource", "processor_response"), "0500"),
+        ("paypal", "PAYMENT.CAPTURE.REFUNDED", ("resource", "amount", "value"), 15),
+        ("paypal", "PAYMENT.CAPTURE.COMPLETED", ("create_time",), "0001-01-01T00:00:00+14:00"),
+    ],
+)
+def test_a_field_of_another_type_is_rejected_in_each_psp(
+    psp: str, event_type: str, path: Path_, value: object
+) -> None:
+    [body] = [
+        json.loads(json.dumps(b))
+        for b in SAMPLES[psp]
+        if event_type
+        in (
+            b.get("type"),
+            b.get("event_type"),
+            (b.get("notificationItems") or [{}])[0]
+            .get("NotificationRequestItem", {})
+            .get("eventCode"),
+        )
+    ][:1]
     _set(body, path, value)
     with pytest.raises(WebhookRejected):
         parse(psp, body)
@@ -239,21 +313,43 @@ Path_ = tuple[str | int, ...]
 _DROP = object()  # the field removed, not replaced
 
 hostile_values = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=2**63, max_value=2**80),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
-    st.sampled_from(["", "0", "-1", "1e3", "20.001", "USD", "true", "null", "2026-13-45",
-                     "0001-01-01T00:00:00+14:00"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**63, max_value=2**80),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "1e3",
+            "20.001",
+            "USD",
+            "true",
+            "null",
+            "2026-13-45",
+            "0001-01-01T00:00:00+14:00",
+        ]
+    ),
     st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=4)), max_size=3),
-    st.dictionaries(st.text(max_size=6), st.one_of(st.none(), st.integers(),
-                                                   st.text(max_size=4)), max_size=2),
-    st.just(_DROP))
+    st.dictionaries(
+        st.text(max_size=6), st.one_of(st.none(), st.integers(), st.text(max_size=4)), max_size=2
+    ),
+    st.just(_DROP),
+)
 
 
 def _paths(value: Any, prefix: Path_ = ()) -> list[Path_]:
     found: list[Path_] = []
     children: list[tuple[str | int, Any]] = (
-        list(value.items()) if isinstance(value, dict) else
-        list(enumerate(value)) if isinstance(value, list) else [])
+        list(value.items())
+        if isinstance(value, dict)
+        else list(enumerate(value))
+        if isinstance(value, list)
+        else []
+    )
     for key, child in children:
         found.append((*prefix, key))
         found.extend(_paths(child, (*prefix, key)))
@@ -293,11 +389,13 @@ def hostile_bodies(draw: st.DrawFn, psp: str) -> Any:
 
 
 @pytest.mark.parametrize("psp", ["stripe", "adyen", "paypal"])
-@settings(max_examples=max(200, EXAMPLES), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=max(200, EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_a_signed_body_with_any_field_of_any_type_is_events_or_rejected(
-        psp: str, data: st.DataObject) -> None:
+    psp: str, data: st.DataObject
+) -> None:
     body = data.draw(hostile_bodies(psp))
     try:
         events = parse(psp, body)
@@ -308,10 +406,12 @@ def test_a_signed_body_with_any_field_of_any_type_is_events_or_rejected(
 
 
 @pytest.mark.parametrize("psp", ["stripe", "adyen", "paypal"])
-@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b"null", b'"x"', b"{}", b"\xff\xfe",
-                                  b'{"id": "evt_1"}'])
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"[]", b"null", b'"x"', b"{}", b"\xff\xfe", b'{"id": "evt_1"}']
+)
 def test_a_body_that_is_not_json_or_not_an_event_is_rejected_though_signed(
-        psp: str, body: bytes) -> None:
+    psp: str, body: bytes
+) -> None:
     headers = {"stripe": _stripe_raw, "paypal": _paypal_raw}.get(psp, lambda _b: {})(body)
     with pytest.raises(WebhookRejected):
         CONNECTORS[psp].parse_webhook(headers, body, datetime.now(UTC))

@@ -59,8 +59,9 @@ class CheckedResolver(AbstractResolver):
         self._policy = policy
         self._inner = inner
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
         if not found:
             raise TargetUnreachable(UNREACHABLE)
@@ -97,8 +98,14 @@ class AiohttpTargetSender:
     default, so no loopback, private or link-local target is reached. `resolver`: the name
     lookup under the check (aiohttp's threaded getaddrinfo by default; tests pass a fake)."""
 
-    def __init__(self, timeout_seconds: float = 10.0, *, require_https: bool = False,
-                 allow: Iterable[str] = (), resolver: AbstractResolver | None = None) -> None:
+    def __init__(
+        self,
+        timeout_seconds: float = 10.0,
+        *,
+        require_https: bool = False,
+        allow: Iterable[str] = (),
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self.policy = TargetPolicy.parse(allow, require_https=require_https)
         self._timeout = timeout_seconds
         self._resolver = resolver
@@ -111,7 +118,8 @@ class AiohttpTargetSender:
                 connector=aiohttp.TCPConnector(resolver=CheckedResolver(self.policy, inner)),
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),  # nothing carried from one target to another
-                trust_env=False)  # no proxy from the environment: the connection is the check
+                trust_env=False,
+            )  # no proxy from the environment: the connection is the check
         return self._session
 
     def _checked(self, url: str) -> URL:
@@ -119,21 +127,28 @@ class AiohttpTargetSender:
         gets sent, so the check and the request cannot parse it differently."""
         try:
             target = URL(url)
-            endpoint = self.policy.endpoint(target.scheme, target.raw_host, target.port,
-                                            bool(target.raw_user or target.raw_password))
+            endpoint = self.policy.endpoint(
+                target.scheme,
+                target.raw_host,
+                target.port,
+                bool(target.raw_user or target.raw_password),
+            )
         except ValueError:  # a TargetUrlRefused, or a url yarl cannot read
             raise TargetRefused(URL_NOT_ALLOWED) from None
         if endpoint.address is not None and not self.policy.allows_address(
-                endpoint.host, endpoint.port, endpoint.address):
+            endpoint.host, endpoint.port, endpoint.address
+        ):
             raise TargetRefused(NOT_ALLOWED)
         return target
 
-    async def post(self, url: str, body: bytes,
-                   headers: dict[str, str]) -> tuple[int, float | None]:
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, float | None]:
         target = self._checked(url)
         try:
-            async with self._open().post(target, data=body, headers=headers,
-                                         allow_redirects=False) as response:
+            async with self._open().post(
+                target, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 left = _ANSWER_LIMIT
                 while left > 0 and (chunk := await response.content.read(min(left, 16384))):
                     left -= len(chunk)
@@ -153,4 +168,3 @@ class AiohttpTargetSender:
         if self._session is not None:
             await self._session.close()
             self._session = None
-

@@ -31,17 +31,26 @@ class AiohttpTransport:
         # Made on first use, inside the running loop, as aiohttp requires.
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit,
-                                               limit_per_host=self._limit_per_host),
-                cookie_jar=aiohttp.DummyCookieJar())
+                connector=aiohttp.TCPConnector(
+                    limit=self._limit, limit_per_host=self._limit_per_host
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
         return self._session
 
-    async def request(self, method: str, url: str, headers: Mapping[str, str],
-                      body: bytes | None, timeout_seconds: float) -> HttpAnswer:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout_seconds: float,
+    ) -> HttpAnswer:
         limits = aiohttp.ClientTimeout(total=timeout_seconds, sock_connect=CONNECT_TIMEOUT)
         try:
-            async with self._client().request(method, url, headers=dict(headers), data=body,
-                                              timeout=limits) as response:
+            async with self._client().request(
+                method, url, headers=dict(headers), data=body, timeout=limits
+            ) as response:
                 raw = await response.read()
                 answer_headers = {k.lower(): v for k, v in response.headers.items()}
                 return HttpAnswer(response.status, answer_headers, raw)

@@ -41,8 +41,9 @@ Handler = Callable[[HttpRequest], HttpAnswer | Awaitable[HttpAnswer]]
 
 
 def json_answer(status: int, body: object, headers: Mapping[str, str] | None = None) -> HttpAnswer:
-    return HttpAnswer(status, {"content-type": "application/json", **(headers or {})},
-                      msgspec.json.encode(body))
+    return HttpAnswer(
+        status, {"content-type": "application/json", **(headers or {})}, msgspec.json.encode(body)
+    )
 
 
 class MockTransport:
@@ -51,10 +52,17 @@ class MockTransport:
         self.requests: list[HttpRequest] = []
         self.closed = False
 
-    async def request(self, method: str, url: str, headers: Mapping[str, str],
-                      body: bytes | None, timeout_seconds: float) -> HttpAnswer:
-        request = HttpRequest(method, url, {k.lower(): v for k, v in headers.items()}, body,
-                              timeout_seconds)
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout_seconds: float,
+    ) -> HttpAnswer:
+        request = HttpRequest(
+            method, url, {k.lower(): v for k, v in headers.items()}, body, timeout_seconds
+        )
         self.requests.append(request)
         answer = self.handler(request)
         if isinstance(answer, HttpAnswer):

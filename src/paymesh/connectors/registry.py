@@ -15,8 +15,11 @@ from paymesh.connectors.stripe import entry as stripe
 
 __all__ = ["REGISTRY", "ConnectorSetup", "PspEntry"]
 
-REGISTRY: dict[str, PspEntry] = {entry.name: entry for entry in (
-    stripe.ENTRY,
-    adyen.ENTRY,
-    paypal.ENTRY,
-)}
+REGISTRY: dict[str, PspEntry] = {
+    entry.name: entry
+    for entry in (
+        stripe.ENTRY,
+        adyen.ENTRY,
+        paypal.ENTRY,
+    )
+}

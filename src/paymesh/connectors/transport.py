@@ -25,8 +25,14 @@ from typing import NamedTuple, Protocol
 
 from paymesh.ports.connector import PspError
 
-__all__ = ["HttpAnswer", "HttpTransport", "NoAnswer", "NotSent", "TransportError",
-           "psp_transport_errors"]
+__all__ = [
+    "HttpAnswer",
+    "HttpTransport",
+    "NoAnswer",
+    "NotSent",
+    "TransportError",
+    "psp_transport_errors",
+]
 
 
 class HttpAnswer(NamedTuple):
@@ -61,23 +67,35 @@ class HttpTransport(Protocol):
     Safe to share between connectors and concurrent calls. `aclose` is for whoever made it.
     """
 
-    async def request(self, method: str, url: str, headers: Mapping[str, str],
-                      body: bytes | None, timeout_seconds: float) -> HttpAnswer: ...
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout_seconds: float,
+    ) -> HttpAnswer: ...
 
     async def aclose(self) -> None: ...
 
 
 @contextmanager
-def psp_transport_errors(psp: str, display_name: str,
-                         outcome_unknown: bool = True) -> Iterator[None]:
+def psp_transport_errors(
+    psp: str, display_name: str, outcome_unknown: bool = True
+) -> Iterator[None]:
     """`outcome_unknown=False` for calls that cannot move money (fetching a token)."""
     try:
         yield
     except NotSent as exc:
         # Nothing reached the PSP: safe to call this a plain failure.
-        raise PspError(psp, f"cannot reach {display_name}: {exc.reason}",
-                       code="connection_error") from exc
+        raise PspError(
+            psp, f"cannot reach {display_name}: {exc.reason}", code="connection_error"
+        ) from exc
     except NoAnswer as exc:
         # The request may have arrived and been acted on; only a sync can tell.
-        raise PspError(psp, f"no answer from {display_name}: {exc.reason}",
-                       code="timeout", outcome_unknown=outcome_unknown) from exc
+        raise PspError(
+            psp,
+            f"no answer from {display_name}: {exc.reason}",
+            code="timeout",
+            outcome_unknown=outcome_unknown,
+        ) from exc

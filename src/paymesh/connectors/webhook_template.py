@@ -39,15 +39,15 @@ class WebhookTemplate(ABC, Generic[Decoded]):
     #: The PSP's name as its webhooks' rejections say it ("Stripe").
     display_name: str
 
-    def parse(self, headers: Mapping[str, str], body: bytes,
-              now: datetime) -> list[WebhookEvent]:
+    def parse(self, headers: Mapping[str, str], body: bytes, now: datetime) -> list[WebhookEvent]:
         """Verify, decode and translate one webhook; raises WebhookRejected. No I/O."""
         lowered = {name.lower(): value for name, value in headers.items()}
         self.verify(lowered, body, now)
         return self.translate(lowered, body, now)
 
-    def translate(self, headers: Mapping[str, str], body: bytes,
-                  now: datetime) -> list[WebhookEvent]:
+    def translate(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> list[WebhookEvent]:
         """The steps after the signature: a body already verified, as events."""
         try:
             decoded = self.decode(body)
@@ -58,8 +58,9 @@ class WebhookTemplate(ABC, Generic[Decoded]):
             return self.to_events(decoded, headers, now)
         except (ValueError, OverflowError) as exc:
             # Not quoted: its message may repeat the body's values, and a 400 is logged.
-            raise WebhookRejected(f"not a webhook {self.display_name} sends: a field has a "
-                                  "value it never has") from exc
+            raise WebhookRejected(
+                f"not a webhook {self.display_name} sends: a field has a value it never has"
+            ) from exc
 
     @abstractmethod
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
@@ -71,6 +72,7 @@ class WebhookTemplate(ABC, Generic[Decoded]):
         msgspec's DecodeError for a body that is not JSON or has a field of another type."""
 
     @abstractmethod
-    def to_events(self, decoded: Decoded, headers: Mapping[str, str],
-                  now: datetime) -> list[WebhookEvent]:
+    def to_events(
+        self, decoded: Decoded, headers: Mapping[str, str], now: datetime
+    ) -> list[WebhookEvent]:
         """Our events; ValueError for a field whose type is right but whose value is not."""

@@ -49,8 +49,10 @@ MIN_DIGITS, MAX_DIGITS = 12, 19
 # never backtracks: linear in the text.
 _RUN = re.compile(r"\d+(?:[ -]\d+)*")
 _SEPARATOR = re.compile(r"[ -]")
-_UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"
-                   r"(?![0-9A-Fa-f])")
+_UUID = re.compile(
+    r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"
+    r"(?![0-9A-Fa-f])"
+)
 # Groups that fit a card's printed layout, beyond the first group of four.
 _WIDE = ((4, 6, 4), (4, 6, 5))
 

@@ -1,11 +1,11 @@
 """Domain errors. Each says which rule was broken; entrypoints map them to HTTP statuses.
 
-    DomainError
-    ├── ValidationError            bad input            -> 400 invalid_request_error
-    │   ├── InvalidAmount
-    │   └── UnsupportedCurrency
-    ├── InvalidTransition          state machine says no -> 409
-    └── RefundNotAllowed           more than is left     -> 400 (param amount)
+DomainError
+├── ValidationError            bad input            -> 400 invalid_request_error
+│   ├── InvalidAmount
+│   └── UnsupportedCurrency
+├── InvalidTransition          state machine says no -> 409
+└── RefundNotAllowed           more than is left     -> 400 (param amount)
 """
 
 from __future__ import annotations

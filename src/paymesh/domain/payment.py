@@ -131,9 +131,14 @@ class Payment:
     @classmethod
     def initiate(cls, *, now: datetime, fraud: FraudAssessment, **fields: Any) -> Payment:
         payment = cls(created_at=now, updated_at=now, fraud=fraud, **fields)
-        payment._record("payment.initiated", now, fraud_score=fraud.score,
-                        fraud_factors=list(fraud.factors), fraud_decision=fraud.decision,
-                        route=payment.routing.route if payment.routing else None)
+        payment._record(
+            "payment.initiated",
+            now,
+            fraud_score=fraud.score,
+            fraud_factors=list(fraud.factors),
+            fraud_decision=fraud.decision,
+            route=payment.routing.route if payment.routing else None,
+        )
         return payment
 
     def block(self, now: datetime) -> None:
@@ -150,8 +155,11 @@ class Payment:
         """
         if outcome.connector_payment_id in self.retired_refs:
             return False  # about an attempt given up on; the current one decides
-        if outcome.connector_payment_id and self.connector_payment_id and \
-                outcome.connector_payment_id != self.connector_payment_id:
+        if (
+            outcome.connector_payment_id
+            and self.connector_payment_id
+            and outcome.connector_payment_id != self.connector_payment_id
+        ):
             return False  # about another PSP object: never news of this payment
         changed = False
         if outcome.connector_payment_id and not self.connector_payment_id:
@@ -178,8 +186,11 @@ class Payment:
             self.amount_captured = outcome.amount_received or self.amount
         extra: dict[str, Any] = {}
         if target == S.FAILED and outcome.failure:
-            extra = {"retryable": outcome.failure.retryable, "failure_code": outcome.failure.code,
-                     "decline_code": outcome.failure.decline_code}
+            extra = {
+                "retryable": outcome.failure.retryable,
+                "failure_code": outcome.failure.code,
+                "decline_code": outcome.failure.decline_code,
+            }
         if target == S.SUCCEEDED and self.psp_capture_method == "manual":
             self._record("payment.captured", now, amount_captured=self.amount_captured)
         self._record(_STATUS_EVENTS[target], now, **extra)
@@ -197,8 +208,11 @@ class Payment:
         at once unless this payment's capture is manual or held for review."""
         if outcome.status != S.REQUIRES_CAPTURE or self.psp_capture_method == "manual":
             return outcome
-        return PspOutcome(status=S.SUCCEEDED, connector_payment_id=outcome.connector_payment_id,
-                          amount_received=outcome.amount_capturable)
+        return PspOutcome(
+            status=S.SUCCEEDED,
+            connector_payment_id=outcome.connector_payment_id,
+            amount_received=outcome.amount_capturable,
+        )
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -223,8 +237,13 @@ class Payment:
         self.connector = self.routing.fallbacks.pop(0)
         self.routing.attempts.append(PspAttempt(previous, reason, now))
         self.updated_at = now
-        self._record("payment.failover", now, from_connector=previous,
-                     to_connector=self.connector, reason=reason)
+        self._record(
+            "payment.failover",
+            now,
+            from_connector=previous,
+            to_connector=self.connector,
+            reason=reason,
+        )
         return True
 
     # -- manual review ----------------------------------------------------------------------
@@ -242,16 +261,25 @@ class Payment:
         """Hold an authorised payment for a person; False if one is open or it is too late."""
         if self.review is not None or self.status != S.REQUIRES_CAPTURE:
             return False
-        self.review = Review(id=review_id_for(self.id), status=ReviewStatus.OPEN,
-                             opened_at=now, reason=reason)
+        self.review = Review(
+            id=review_id_for(self.id), status=ReviewStatus.OPEN, opened_at=now, reason=reason
+        )
         self.updated_at = now
-        self._record("review.opened", now, review_id=self.review.id, reason=reason,
-                     fraud_score=self.fraud.score if self.fraud else None)
+        self._record(
+            "review.opened",
+            now,
+            review_id=self.review.id,
+            reason=reason,
+            fraud_score=self.fraud.score if self.fraud else None,
+        )
         return True
 
     def _held_reason(self) -> str:
-        return "fraud score " + ", ".join(self.fraud.factors) \
-            if self.fraud and self.fraud.factors else "fraud score"
+        return (
+            "fraud score " + ", ".join(self.fraud.factors)
+            if self.fraud and self.fraud.factors
+            else "fraud score"
+        )
 
     def _settled_past_review(self, target: PaymentStatus, now: datetime) -> None:
         """The PSP captured (or failed) the payment while a person was to decide on it.
@@ -267,17 +295,26 @@ class Payment:
         if review is None:
             if target != S.SUCCEEDED or not self.held_for_review:
                 return  # a decline held nothing: there was never anything to review
-            review = self.review = Review(id=review_id_for(self.id), status=ReviewStatus.OPEN,
-                                          opened_at=now, reason=self._held_reason())
+            review = self.review = Review(
+                id=review_id_for(self.id),
+                status=ReviewStatus.OPEN,
+                opened_at=now,
+                reason=self._held_reason(),
+            )
         elif review.status != ReviewStatus.OPEN:
             return  # decided by a person first: that decision stands
         reason = CAPTURED_AT_PSP if target == S.SUCCEEDED else FAILED_AT_PSP
         review.status = ReviewStatus.CLOSED
         review.closed_at = now
         review.closed_reason = reason
-        self._record("review.closed", now, review_id=review.id, reason=reason,
-                     amount_captured=self.amount_captured if target == S.SUCCEEDED else None,
-                     fraud_score=self.fraud.score if self.fraud else None)
+        self._record(
+            "review.closed",
+            now,
+            review_id=review.id,
+            reason=reason,
+            amount_captured=self.amount_captured if target == S.SUCCEEDED else None,
+            fraud_score=self.fraud.score if self.fraud else None,
+        )
 
     def close_review(self, decision: ReviewStatus, now: datetime) -> bool:
         """Record a reviewer's decision; the same decision again changes nothing."""
@@ -287,8 +324,9 @@ class Payment:
         if review.status == decision:
             return False
         if review.status != ReviewStatus.OPEN:
-            raise InvalidTransition(self.id, f"review already {review.status.value}",
-                                    f"{decision.value} review of")
+            raise InvalidTransition(
+                self.id, f"review already {review.status.value}", f"{decision.value} review of"
+            )
         review.status = decision
         review.closed_at = now
         self.updated_at = now
@@ -305,8 +343,9 @@ class Payment:
         if self.status != S.FAILED or self.failure is None or not self.failure.retryable:
             raise InvalidTransition(self.id, self.status, "retry")
         if self.attempt >= max_attempts:
-            raise InvalidTransition(self.id, f"{self.status} after {self.attempt} attempts",
-                                    "retry")
+            raise InvalidTransition(
+                self.id, f"{self.status} after {self.attempt} attempts", "retry"
+            )
         if self.connector_payment_id:
             self.retired_refs.append(self.connector_payment_id)
         self.connector_payment_id = None
@@ -328,7 +367,8 @@ class Payment:
         if amount > self.amount:
             raise RefundNotAllowed(
                 f"amount to capture ({amount}) is greater than the authorised {self.amount}",
-                "amount")
+                "amount",
+            )
         return amount
 
     def ensure_cancelable(self) -> None:
@@ -343,8 +383,9 @@ class Payment:
         reserved = sum(r.amount for r in self.refunds if r.status == RefundStatus.PENDING)
         return self.amount_captured - self.amount_refunded - reserved
 
-    def start_refund(self, refund_id: str, amount: int | None, reason: str | None,
-                     now: datetime) -> Refund:
+    def start_refund(
+        self, refund_id: str, amount: int | None, reason: str | None, now: datetime
+    ) -> Refund:
         if self.status not in CAPTURED or self.status == S.DISPUTED:
             raise InvalidTransition(self.id, self.status, "refund")
         available = self.refundable
@@ -354,10 +395,18 @@ class Payment:
         if amount <= 0 or amount > available:
             raise RefundNotAllowed(
                 f"refund amount ({amount}) is greater than what is left to refund ({available})",
-                "amount")
-        refund = Refund(id=refund_id, payment_id=self.id, merchant_id=self.merchant_id,
-                        amount=amount, currency=self.currency, reason=reason, created_at=now,
-                        updated_at=now)
+                "amount",
+            )
+        refund = Refund(
+            id=refund_id,
+            payment_id=self.id,
+            merchant_id=self.merchant_id,
+            amount=amount,
+            currency=self.currency,
+            reason=reason,
+            created_at=now,
+            updated_at=now,
+        )
         self.refunds.append(refund)
         self.updated_at = now
         return refund
@@ -368,8 +417,9 @@ class Payment:
                 return r
         raise KeyError(refund_id)
 
-    def note_refund_reference(self, refund_id: str, connector_refund_id: str,
-                              now: datetime) -> bool:
+    def note_refund_reference(
+        self, refund_id: str, connector_refund_id: str, now: datetime
+    ) -> bool:
         """The PSP's id of a refund it accepted without a verdict (its webhook can name it)."""
         refund = self.refund(refund_id)
         if refund.connector_refund_id == connector_refund_id:
@@ -384,9 +434,14 @@ class Payment:
         pending = [r.created_at for r in self.refunds if r.status == RefundStatus.PENDING]
         return min(pending) if pending else None
 
-    def settle_refund(self, refund_id: str, succeeded: bool, now: datetime,
-                      connector_refund_id: str | None = None,
-                      failure_reason: str | None = None) -> bool:
+    def settle_refund(
+        self,
+        refund_id: str,
+        succeeded: bool,
+        now: datetime,
+        connector_refund_id: str | None = None,
+        failure_reason: str | None = None,
+    ) -> bool:
         """Record the PSP's verdict on a refund; a repeat verdict changes nothing."""
         refund = self.refund(refund_id)
         if refund.status != RefundStatus.PENDING:
@@ -397,13 +452,19 @@ class Payment:
         if not succeeded:
             refund.status = RefundStatus.FAILED
             refund.failure_reason = failure_reason
-            self._record("refund.failed", now, refund_id=refund.id, refund_amount=refund.amount,
-                         failure_reason=failure_reason)
+            self._record(
+                "refund.failed",
+                now,
+                refund_id=refund.id,
+                refund_amount=refund.amount,
+                failure_reason=failure_reason,
+            )
             return True
         refund.status = RefundStatus.SUCCEEDED
         self.amount_refunded += refund.amount
-        target = S.REFUNDED if self.amount_refunded >= self.amount_captured else \
-            S.PARTIALLY_REFUNDED
+        target = (
+            S.REFUNDED if self.amount_refunded >= self.amount_captured else S.PARTIALLY_REFUNDED
+        )
         if target != self.status and can_move(self.status, target):
             self.status = target
         self._record("refund.succeeded", now, refund_id=refund.id, refund_amount=refund.amount)
@@ -411,15 +472,15 @@ class Payment:
 
     # -- disputes -------------------------------------------------------------------------
 
-    def open_dispute(self, dispute_id: str, amount: int, reason: str | None,
-                     now: datetime) -> bool:
+    def open_dispute(self, dispute_id: str, amount: int, reason: str | None, now: datetime) -> bool:
         if self.dispute_id == dispute_id or not can_move(self.status, S.DISPUTED):
             return False
         self.dispute_id = dispute_id
         self.status = S.DISPUTED
         self.updated_at = now
-        self._record("dispute.created", now, dispute_id=dispute_id, dispute_amount=amount,
-                     reason=reason)
+        self._record(
+            "dispute.created", now, dispute_id=dispute_id, dispute_amount=amount, reason=reason
+        )
         return True
 
     # -- internals ------------------------------------------------------------------------
@@ -442,5 +503,12 @@ class Payment:
             "metadata": dict(self.metadata),
         }
         detail.update({k: v for k, v in extra.items() if v is not None})
-        self.events.append(DomainEvent(type=event_type, payment_id=self.id,
-                                       merchant_id=self.merchant_id, time=now, detail=detail))
+        self.events.append(
+            DomainEvent(
+                type=event_type,
+                payment_id=self.id,
+                merchant_id=self.merchant_id,
+                time=now,
+                detail=detail,
+            )
+        )

@@ -40,12 +40,16 @@ class Route:
     retry_soft_declines: bool = False
 
     def matches(self, facts: PaymentFacts) -> bool:
-        return ((self.currencies is None or facts.currency in self.currencies)
-                and (self.countries is None or (facts.country or "").upper() in self.countries)
-                and (self.payment_method_types is None
-                     or facts.payment_method_type in self.payment_method_types)
-                and (self.amount_gte is None or facts.amount >= self.amount_gte)
-                and (self.amount_lt is None or facts.amount < self.amount_lt))
+        return (
+            (self.currencies is None or facts.currency in self.currencies)
+            and (self.countries is None or (facts.country or "").upper() in self.countries)
+            and (
+                self.payment_method_types is None
+                or facts.payment_method_type in self.payment_method_types
+            )
+            and (self.amount_gte is None or facts.amount >= self.amount_gte)
+            and (self.amount_lt is None or facts.amount < self.amount_lt)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +93,17 @@ def method_type(payment_method: str) -> str:
     return "paypal" if payment_method.startswith(("paypal", "pm_paypal")) else "card"
 
 
-_ROUTE_FIELDS = {"name", "connectors", "currency", "country", "payment_method_type",
-                 "amount_gte", "amount_lt", "weights", "retry_soft_declines"}
+_ROUTE_FIELDS = {
+    "name",
+    "connectors",
+    "currency",
+    "country",
+    "payment_method_type",
+    "amount_gte",
+    "amount_lt",
+    "weights",
+    "retry_soft_declines",
+}
 
 
 def parse_table(doc: Any, known: Iterable[str]) -> RoutingTable:
@@ -117,12 +130,17 @@ def parse_table(doc: Any, known: Iterable[str]) -> RoutingTable:
         names.add(name)
         connectors = _connectors(raw.get("connectors"), known_set, f"{where}.connectors")
         weights = raw.get("weights")
-        if weights is not None and (not isinstance(weights, dict) or not weights
-                or any(c not in connectors for c in weights)
-                or any(type(w) is not int or w < 0 for w in weights.values())
-                or sum(weights.values()) <= 0):
-            raise InvalidRoutingTable(f"{where}.weights: non-negative integers for some of "
-                                      "the route's connectors, not all zero")
+        if weights is not None and (
+            not isinstance(weights, dict)
+            or not weights
+            or any(c not in connectors for c in weights)
+            or any(type(w) is not int or w < 0 for w in weights.values())
+            or sum(weights.values()) <= 0
+        ):
+            raise InvalidRoutingTable(
+                f"{where}.weights: non-negative integers for some of "
+                "the route's connectors, not all zero"
+            )
         gte, lt = raw.get("amount_gte"), raw.get("amount_lt")
         for label, value in (("amount_gte", gte), ("amount_lt", lt)):
             if value is not None and (type(value) is not int or value < 0):
@@ -132,25 +150,40 @@ def parse_table(doc: Any, known: Iterable[str]) -> RoutingTable:
         soft = raw.get("retry_soft_declines", False)
         if not isinstance(soft, bool):
             raise InvalidRoutingTable(f"{where}.retry_soft_declines: true or false")
-        routes.append(Route(
-            name=name, connectors=connectors,
-            currencies=_strings(raw.get("currency"), f"{where}.currency", str.lower),
-            countries=_strings(raw.get("country"), f"{where}.country", str.upper),
-            payment_method_types=_strings(raw.get("payment_method_type"),
-                                          f"{where}.payment_method_type", str.lower),
-            amount_gte=gte, amount_lt=lt, weights=weights, retry_soft_declines=soft))
+        routes.append(
+            Route(
+                name=name,
+                connectors=connectors,
+                currencies=_strings(raw.get("currency"), f"{where}.currency", str.lower),
+                countries=_strings(raw.get("country"), f"{where}.country", str.upper),
+                payment_method_types=_strings(
+                    raw.get("payment_method_type"), f"{where}.payment_method_type", str.lower
+                ),
+                amount_gte=gte,
+                amount_lt=lt,
+                weights=weights,
+                retry_soft_declines=soft,
+            )
+        )
     return RoutingTable(tuple(routes), default, doc)
 
 
-def _connectors(value: Any, known: set[str], where: str,
-                allow_empty: bool = False) -> tuple[str, ...]:
-    if not isinstance(value, list) or (not value and not allow_empty) or \
-            any(not isinstance(c, str) for c in value) or len(set(value)) != len(value):
+def _connectors(
+    value: Any, known: set[str], where: str, allow_empty: bool = False
+) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list)
+        or (not value and not allow_empty)
+        or any(not isinstance(c, str) for c in value)
+        or len(set(value)) != len(value)
+    ):
         raise InvalidRoutingTable(f"{where}: a list of distinct connector names")
     unknown = [c for c in value if c not in known]
     if unknown:
-        raise InvalidRoutingTable(f"{where}: unknown connector(s) {', '.join(unknown)}; "
-                                  f"configured: {', '.join(sorted(known))}")
+        raise InvalidRoutingTable(
+            f"{where}: unknown connector(s) {', '.join(unknown)}; "
+            f"configured: {', '.join(sorted(known))}"
+        )
     return tuple(value)
 
 

@@ -27,8 +27,15 @@ S = PaymentStatus
 
 TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     S.PENDING: frozenset(
-        {S.REQUIRES_ACTION, S.PROCESSING, S.REQUIRES_CAPTURE, S.SUCCEEDED, S.FAILED, S.CANCELED,
-         S.BLOCKED}
+        {
+            S.REQUIRES_ACTION,
+            S.PROCESSING,
+            S.REQUIRES_CAPTURE,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.CANCELED,
+            S.BLOCKED,
+        }
     ),
     S.REQUIRES_ACTION: frozenset(
         {S.PROCESSING, S.REQUIRES_CAPTURE, S.SUCCEEDED, S.FAILED, S.CANCELED}

@@ -57,8 +57,13 @@ def is_public(address: IPAddress) -> bool:
         if address.is_site_local:
             return False
     return address.is_global and not (
-        address.is_private or address.is_loopback or address.is_link_local
-        or address.is_multicast or address.is_reserved or address.is_unspecified)
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
 
 
 def _unwrap(address: IPAddress) -> IPAddress:
@@ -99,8 +104,9 @@ class Allowed:
         except ValueError:
             pass
         host, port = text, None
-        match = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?", text) or \
-            re.fullmatch(r"([^:]+):(\d{1,5})", text)
+        match = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?", text) or re.fullmatch(
+            r"([^:]+):(\d{1,5})", text
+        )
         if match:
             host, port = match.group(1), int(match.group(2)) if match.group(2) else None
             if port is not None and not 1 <= port <= 65535:
@@ -110,18 +116,24 @@ class Allowed:
         except ValueError:
             pass
         name = _normal_host(host)
-        if not all(_LABEL.fullmatch(label) for label in name.split(".")) or \
-                _NUMERIC_HOST.match(name):
-            raise ValueError(f"allow-list entry {entry!r} is not a host, host:port, IP "
-                             "address or CIDR network")
+        if not all(_LABEL.fullmatch(label) for label in name.split(".")) or _NUMERIC_HOST.match(
+            name
+        ):
+            raise ValueError(
+                f"allow-list entry {entry!r} is not a host, host:port, IP address or CIDR network"
+            )
         return cls(host=name, port=port)
 
     def admits_host(self, host: str, port: int) -> bool:
         return self.host is not None and self.host == host and self.port in (None, port)
 
     def admits_address(self, address: IPAddress, port: int) -> bool:
-        return (self.network is not None and self.network.version == address.version
-                and address in self.network and self.port in (None, port))
+        return (
+            self.network is not None
+            and self.network.version == address.version
+            and address in self.network
+            and self.port in (None, port)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +147,9 @@ class TargetPolicy:
     def parse(cls, allow: Iterable[str] = (), require_https: bool = False) -> TargetPolicy:
         """`allow`: entries such as "127.0.0.1", "localhost:8123", "10.0.0.0/8";
         raises ValueError naming a malformed one."""
-        return cls(require_https=require_https,
-                   allowed=tuple(Allowed.parse(e) for e in allow if e.strip()))
+        return cls(
+            require_https=require_https, allowed=tuple(Allowed.parse(e) for e in allow if e.strip())
+        )
 
     def check_url(self, url: str) -> Endpoint:
         """A rule's target url, when the rule is stored: raises TargetUrlRefused. Names are not
@@ -146,21 +159,31 @@ class TargetPolicy:
             port = parts.port
         except ValueError as exc:
             raise TargetUrlRefused("target url is not a valid url") from exc
-        endpoint = self.endpoint(parts.scheme, parts.hostname, port,
-                                 parts.username is not None or parts.password is not None)
-        if endpoint.address is not None and \
-                not self.allows_address(endpoint.host, endpoint.port, endpoint.address):
-            raise TargetUrlRefused("target url must not name a loopback, private, link-local "
-                                   "or other non-public address")
+        endpoint = self.endpoint(
+            parts.scheme,
+            parts.hostname,
+            port,
+            parts.username is not None or parts.password is not None,
+        )
+        if endpoint.address is not None and not self.allows_address(
+            endpoint.host, endpoint.port, endpoint.address
+        ):
+            raise TargetUrlRefused(
+                "target url must not name a loopback, private, link-local "
+                "or other non-public address"
+            )
         # The one name that needs no lookup: "localhost" is loopback by definition (RFC 6761).
-        if endpoint.address is None and (endpoint.host == "localhost" or
-                                         endpoint.host.endswith(".localhost")) and \
-                not self.allows_address(endpoint.host, endpoint.port, _LOOPBACK):
+        if (
+            endpoint.address is None
+            and (endpoint.host == "localhost" or endpoint.host.endswith(".localhost"))
+            and not self.allows_address(endpoint.host, endpoint.port, _LOOPBACK)
+        ):
             raise TargetUrlRefused("target url must not name localhost")
         return endpoint
 
-    def endpoint(self, scheme: str | None, host: str | None, port: int | None,
-                 userinfo: bool) -> Endpoint:
+    def endpoint(
+        self, scheme: str | None, host: str | None, port: int | None, userinfo: bool
+    ) -> Endpoint:
         """The checks that need no address: scheme, https in live mode, a host, no
         credentials in the url, no legacy numeric host. Raises TargetUrlRefused."""
         scheme = (scheme or "").lower()
@@ -178,8 +201,9 @@ class TargetPolicy:
         except ValueError:
             address = None
             if _NUMERIC_HOST.match(name):
-                raise TargetUrlRefused("target url host is a number but not an IP "
-                                       "address in dotted form") from None
+                raise TargetUrlRefused(
+                    "target url host is a number but not an IP address in dotted form"
+                ) from None
         return Endpoint(scheme, name, port or _DEFAULT_PORTS[scheme], address)
 
     def allows_host(self, host: str, port: int) -> bool:

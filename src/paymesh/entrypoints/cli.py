@@ -14,8 +14,11 @@ import typer
 from paymesh.config import Settings
 from paymesh.entrypoints.cli_keys import keys_app, with_store
 
-app = typer.Typer(help="paymesh: payments in front of Stripe, Adyen and PayPal.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="paymesh: payments in front of Stripe, Adyen and PayPal.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 app.add_typer(keys_app, name="keys")
 rules_app = typer.Typer(help="Event rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
@@ -24,28 +27,51 @@ app.add_typer(dlq_app, name="dlq")
 fraud_app = typer.Typer(help="Fraud scoring.", no_args_is_help=True)
 app.add_typer(fraud_app, name="fraud")
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where the SQLite file lives "
-                                              "(env PAYMESH_DATA_DIR)")]
-Database = Annotated[str | None, typer.Option("--database", help="sqlite:///PATH or "
-                                              "postgresql://... (env PAYMESH_DATABASE)")]
-Bus = Annotated[str | None, typer.Option("--bus", help="nats://HOST:PORT: the event bus on NATS "
-                                         "JetStream, for scale-out (env PAYMESH_BUS)")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="where the SQLite file lives (env PAYMESH_DATA_DIR)"),
+]
+Database = Annotated[
+    str | None,
+    typer.Option("--database", help="sqlite:///PATH or postgresql://... (env PAYMESH_DATABASE)"),
+]
+Bus = Annotated[
+    str | None,
+    typer.Option(
+        "--bus",
+        help="nats://HOST:PORT: the event bus on NATS JetStream, for scale-out (env PAYMESH_BUS)",
+    ),
+]
 
 
-Mode = Annotated[str | None, typer.Option(
-    "--mode", help="sandbox (the default: test PSPs only) or live (real PSP credentials "
-    "only; env PAYMESH_MODE)")]
+Mode = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        help="sandbox (the default: test PSPs only) or live (real PSP credentials "
+        "only; env PAYMESH_MODE)",
+    ),
+]
 
 
 @app.command()
-def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
-          port: Annotated[int, typer.Option()] = 8080,
-          data_dir: DataDir = None, database: Database = None, bus: Bus = None,
-          mode: Mode = None,
-          sandbox_port: Annotated[int | None, typer.Option(
-              "--sandbox-port", help="the built-in sandboxes' own loopback port (default: a "
-              "free one, printed at start; env PAYMESH_SANDBOX_PORT)")] = None,
-          log_level: Annotated[str, typer.Option()] = "info") -> None:
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+    data_dir: DataDir = None,
+    database: Database = None,
+    bus: Bus = None,
+    mode: Mode = None,
+    sandbox_port: Annotated[
+        int | None,
+        typer.Option(
+            "--sandbox-port",
+            help="the built-in sandboxes' own loopback port (default: a "
+            "free one, printed at start; env PAYMESH_SANDBOX_PORT)",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
     """Run the API server. In sandbox mode the PSP sandboxes run beside it on their own
     loopback port; in live mode only PSPs with real credentials are used. One line per PSP
     says which. With --bus nats://, run `paymesh worker` processes too: they deliver the
@@ -55,10 +81,18 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
     from paymesh.entrypoints.http.asgi import build_app
     from paymesh.entrypoints.http.server import build_config
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    settings = _settings(host=host, port=port, data_dir=data_dir, database=database, bus=bus,
-                         mode=mode, sandbox_port=sandbox_port)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database=database,
+        bus=bus,
+        mode=mode,
+        sandbox_port=sandbox_port,
+    )
     try:
         app = build_app(settings)
     except (ValueError, OSError) as exc:
@@ -80,26 +114,35 @@ def _settings(**overrides: Any) -> Settings:
 
 
 @app.command()
-def worker(data_dir: DataDir = None, database: Database = None, bus: Bus = None,
-           log_level: Annotated[str, typer.Option()] = "info") -> None:
+def worker(
+    data_dir: DataDir = None,
+    database: Database = None,
+    bus: Bus = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
     """Run a worker: event routing and deliveries (retries, dead letters, the fraud stream),
     the outbox sweep and recovery. Run any number, next to any number of `serve`."""
     import signal
 
     from paymesh.bootstrap import run_worker
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = _settings(data_dir=data_dir, database=database, bus=bus)
     if not settings.uses_postgres:
-        typer.echo("error: a worker shares the database with the API processes: it needs "
-                   "--database postgresql://... (an embedded server delivers its own events)",
-                   err=True)
+        typer.echo(
+            "error: a worker shares the database with the API processes: it needs "
+            "--database postgresql://... (an embedded server delivers its own events)",
+            err=True,
+        )
         raise typer.Exit(2)
     if settings.sandboxed_psps:  # the built-in sandboxes live inside `paymesh serve`
-        typer.echo("error: a worker reaches sandbox PSPs through a `paymesh sandbox` process: "
-                   "set PAYMESH_{" + ",".join(p.upper() for p in settings.sandboxed_psps)
-                   + "}_API_BASE", err=True)
+        typer.echo(
+            "error: a worker reaches sandbox PSPs through a `paymesh sandbox` process: "
+            "set PAYMESH_{" + ",".join(p.upper() for p in settings.sandboxed_psps) + "}_API_BASE",
+            err=True,
+        )
         raise typer.Exit(2)
 
     async def main() -> None:
@@ -117,13 +160,17 @@ def worker(data_dir: DataDir = None, database: Database = None, bus: Bus = None,
 
 
 @app.command()
-def sandbox(host: Annotated[str, typer.Option(help="loopback only: a sandbox has no "
-                                              "authentication")] = "127.0.0.1",
-            port: Annotated[int, typer.Option()] = 12111,
-            webhook_base: Annotated[str | None, typer.Option(
-                "--webhook-base", help="webhooks go to URL/webhooks/{psp}")] = None,
-            log_level: Annotated[str, typer.Option()] = "warning",
-            data_dir: DataDir = None) -> None:
+def sandbox(
+    host: Annotated[
+        str, typer.Option(help="loopback only: a sandbox has no authentication")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 12111,
+    webhook_base: Annotated[
+        str | None, typer.Option("--webhook-base", help="webhooks go to URL/webhooks/{psp}")
+    ] = None,
+    log_level: Annotated[str, typer.Option()] = "warning",
+    data_dir: DataDir = None,
+) -> None:
     """Run the three PSP sandboxes as their own process, on loopback. Point servers at them
     with PAYMESH_{STRIPE,ADYEN,PAYPAL}_API_BASE=http://HOST:PORT/sandbox/{psp}; a server
     with the same --data-dir shares the sandboxes' generated secrets and certificate."""
@@ -136,8 +183,11 @@ def sandbox(host: Annotated[str, typer.Option(help="loopback only: a sandbox has
     from paymesh.sandbox.suite import LOOPBACK_HOSTS, SandboxSuite
 
     if host not in LOOPBACK_HOSTS:
-        typer.echo(f"error: the sandboxes listen on loopback only ({', '.join(LOOPBACK_HOSTS)})"
-                   ": anyone who reaches one can capture or fail its payments", err=True)
+        typer.echo(
+            f"error: the sandboxes listen on loopback only ({', '.join(LOOPBACK_HOSTS)})"
+            ": anyone who reaches one can capture or fail its payments",
+            err=True,
+        )
         raise typer.Exit(2)
     settings = _settings(data_dir=data_dir)
     suite = SandboxSuite(settings.sandbox_secrets, webhook_base)
@@ -152,8 +202,16 @@ def sandbox(host: Annotated[str, typer.Option(help="loopback only: a sandbox has
             await suite.stop()
 
     sandboxes = Starlette(routes=list(suite.mounts()), lifespan=lifespan)
-    uvicorn.run(sandboxes, host=host, port=port, log_level=log_level, access_log=False,
-                loop="uvloop", http="httptools", lifespan="on")
+    uvicorn.run(
+        sandboxes,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+    )
 
 
 def _json_arg(text: str) -> object:
@@ -165,8 +223,10 @@ def _json_arg(text: str) -> object:
 
 
 @rules_app.command("test")
-def rules_test(pattern: Annotated[str, typer.Option(help="the event pattern: JSON or @FILE")],
-               event: Annotated[str, typer.Option(help="the event: JSON or @FILE")]) -> None:
+def rules_test(
+    pattern: Annotated[str, typer.Option(help="the event pattern: JSON or @FILE")],
+    event: Annotated[str, typer.Option(help="the event: JSON or @FILE")],
+) -> None:
     """EventBridge's TestEventPattern: prints true or false (exit 0 or 1); 2 if invalid."""
     from paymesh.rules import InvalidEventPattern, test_event_pattern
 
@@ -183,40 +243,54 @@ def rules_test(pattern: Annotated[str, typer.Option(help="the event pattern: JSO
 
 
 @dlq_app.command("list")
-def dlq_list(merchant: Annotated[str, typer.Option(help="merchant id")],
-             data_dir: DataDir = None, database: Database = None,
-             limit: Annotated[int, typer.Option()] = 50) -> None:
+def dlq_list(
+    merchant: Annotated[str, typer.Option(help="merchant id")],
+    data_dir: DataDir = None,
+    database: Database = None,
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
     """Dead letters of MERCHANT, newest first, with every attempt's error."""
     from rich.console import Console
     from rich.table import Table
 
-    dead, _ = with_store(Settings.from_env(data_dir=data_dir, database=database),
-                          lambda store: store.dead_letters(merchant, limit, None))
+    dead, _ = with_store(
+        Settings.from_env(data_dir=data_dir, database=database),
+        lambda store: store.dead_letters(merchant, limit, None),
+    )
     table = Table(title=f"dead letters of {merchant}")
     for col in ("id", "event", "rule/target", "attempts", "last error"):
         table.add_column(col)
     for d in dead:
-        table.add_row(d.id, d.event_id, f"{d.rule}/{d.target.id}", str(d.attempts),
-                      d.history[-1].error if d.history else "-")
+        table.add_row(
+            d.id,
+            d.event_id,
+            f"{d.rule}/{d.target.id}",
+            str(d.attempts),
+            d.history[-1].error if d.history else "-",
+        )
     Console().print(table)
 
 
 @dlq_app.command("redrive")
-def dlq_redrive(delivery_id: str, merchant: Annotated[str, typer.Option(help="merchant id")],
-                data_dir: DataDir = None, database: Database = None) -> None:
+def dlq_redrive(
+    delivery_id: str,
+    merchant: Annotated[str, typer.Option(help="merchant id")],
+    data_dir: DataDir = None,
+    database: Database = None,
+) -> None:
     """Send a dead letter to its target again (once); a running server picks it up."""
-    done = with_store(Settings.from_env(data_dir=data_dir, database=database),
-                       lambda store: store.redrive(merchant, delivery_id, datetime.now(UTC)))
+    done = with_store(
+        Settings.from_env(data_dir=data_dir, database=database),
+        lambda store: store.redrive(merchant, delivery_id, datetime.now(UTC)),
+    )
     if not done:
-        typer.echo(f"no dead letter {delivery_id} for {merchant} (or already redriven)",
-                   err=True)
+        typer.echo(f"no dead letter {delivery_id} for {merchant} (or already redriven)", err=True)
         raise typer.Exit(1)
     typer.echo(f"redriven: {delivery_id}")
 
 
 @fraud_app.command("replay")
-def fraud_replay(path: Annotated[Path, typer.Argument(help="JSON Lines, or CSV if *.csv")]
-                 ) -> None:
+def fraud_replay(path: Annotated[Path, typer.Argument(help="JSON Lines, or CSV if *.csv")]) -> None:
     """Score a stream offline, one JSON line per transaction, each scored before any later
     one is seen: transaction_id, risk_score, risk_factors, decision."""
     import sys

@@ -23,10 +23,14 @@ T = TypeVar("T")
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where the SQLite file lives "
-                                              "(env PAYMESH_DATA_DIR)")]
-Database = Annotated[str | None, typer.Option("--database", help="sqlite:///PATH or "
-                                              "postgresql://... (env PAYMESH_DATABASE)")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="where the SQLite file lives (env PAYMESH_DATA_DIR)"),
+]
+Database = Annotated[
+    str | None,
+    typer.Option("--database", help="sqlite:///PATH or postgresql://... (env PAYMESH_DATABASE)"),
+]
 
 
 def _settings(data_dir: Path | None, database: str | None) -> Settings:
@@ -57,27 +61,31 @@ def _when(at: datetime | None) -> str:
 
 
 @keys_app.command("create")
-def keys_create(merchant: Annotated[str, typer.Option(help="merchant id")],
-                data_dir: DataDir = None, database: Database = None) -> None:
+def keys_create(
+    merchant: Annotated[str, typer.Option(help="merchant id")],
+    data_dir: DataDir = None,
+    database: Database = None,
+) -> None:
     """Create an API key for MERCHANT; the secret key is printed once, as the last line."""
     from paymesh.service.apikeys import create_key
     from paymesh.service.errors import ApiError
 
     settings = _settings(data_dir, database)
     try:
-        secret = with_store(settings, lambda store: create_key(store, merchant,
-                                                              datetime.now(UTC)))
+        secret = with_store(settings, lambda store: create_key(store, merchant, datetime.now(UTC)))
     except ApiError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"created an API key for merchant {merchant!r}; it is shown only once:",
-               err=True)
+    typer.echo(f"created an API key for merchant {merchant!r}; it is shown only once:", err=True)
     typer.echo(secret)
 
 
 @keys_app.command("list")
-def keys_list(merchant: Annotated[str | None, typer.Option(help="only this merchant's")] = None,
-              data_dir: DataDir = None, database: Database = None) -> None:
+def keys_list(
+    merchant: Annotated[str | None, typer.Option(help="only this merchant's")] = None,
+    data_dir: DataDir = None,
+    database: Database = None,
+) -> None:
     """Every API key (or MERCHANT's), oldest first: prefix, merchant, created, revoked."""
     from rich.console import Console
     from rich.table import Table
@@ -95,24 +103,32 @@ def keys_list(merchant: Annotated[str | None, typer.Option(help="only this merch
 
 
 @keys_app.command("revoke")
-def keys_revoke(key: Annotated[str, typer.Argument(help="the key's prefix, as `paymesh keys "
-                                                   "list` shows it (pmk_XXXXXX)")],
-                merchant: Annotated[str | None, typer.Option(
-                    help="the key's merchant, when a prefix names several keys")] = None,
-                data_dir: DataDir = None, database: Database = None) -> None:
+def keys_revoke(
+    key: Annotated[
+        str, typer.Argument(help="the key's prefix, as `paymesh keys list` shows it (pmk_XXXXXX)")
+    ],
+    merchant: Annotated[
+        str | None, typer.Option(help="the key's merchant, when a prefix names several keys")
+    ] = None,
+    data_dir: DataDir = None,
+    database: Database = None,
+) -> None:
     """Revoke a key for good: every running server refuses it within 2 seconds."""
     from paymesh.service.apikeys import revoke_key
     from paymesh.service.errors import ApiError, NotFound
 
     settings = _settings(data_dir, database)
     try:
-        revoked, now = with_store(settings, lambda store: revoke_key(
-            store, key, datetime.now(UTC), merchant))
+        revoked, now = with_store(
+            settings, lambda store: revoke_key(store, key, datetime.now(UTC), merchant)
+        )
     except ApiError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1 if isinstance(exc, NotFound) else 2) from exc
     if now:
         typer.echo(f"revoked {revoked.prefix} of merchant {revoked.merchant_id!r}")
     else:
-        typer.echo(f"{revoked.prefix} of merchant {revoked.merchant_id!r} was already revoked "
-                   f"at {_when(revoked.revoked_at)}")
+        typer.echo(
+            f"{revoked.prefix} of merchant {revoked.merchant_id!r} was already revoked "
+            f"at {_when(revoked.revoked_at)}"
+        )

@@ -57,15 +57,30 @@ def run_demo() -> int:
     with tempfile.TemporaryDirectory(prefix="paymesh-demo-") as tmp:
         # The merchant's own fraud policy on top of the defaults: hold big orders for review.
         rules = msgspec.json.decode(
-            resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_bytes())
-        rules["rules"].append({"name": "orders of 900.00 or more", "factor": "large_order",
-                               "weight": 75, "when": ["amount", ">=", REVIEW_FROM]})
+            resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_bytes()
+        )
+        rules["rules"].append(
+            {
+                "name": "orders of 900.00 or more",
+                "factor": "large_order",
+                "weight": 75,
+                "when": ["amount", ">=", REVIEW_FROM],
+            }
+        )
         rules_file = Path(tmp) / "fraud-rules.json"
         rules_file.write_bytes(msgspec.json.encode(rules))
-        settings = Settings.from_env(data_dir=Path(tmp), port=free_port(), rate_limit=0.0,
-                                     stripe_api_base=None, adyen_api_base=None,
-                                     paypal_api_base=None, fraud_rules=rules_file,
-                                     mode="sandbox", target_allowlist="127.0.0.1")
+        settings = Settings.from_env(
+            data_dir=Path(tmp),
+            port=free_port(),
+            rate_limit=0.0,
+            stripe_api_base=None,
+            adyen_api_base=None,
+            paypal_api_base=None,
+            fraud_rules=rules_file,
+            mode="sandbox",
+            target_allowlist="127.0.0.1",
+        )
+
         # One key for the demo merchant, made as `paymesh keys create` makes it.
         async def make_key() -> str:
             store = SqliteStore(settings.sqlite_path)
@@ -80,22 +95,33 @@ def run_demo() -> int:
         app = build_app(settings)
         for line in app.state.psp_lines:
             console.print(line)
-        with serving(app, settings.port) as base, httpx.Client(
-                base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=15) as http:
+        with (
+            serving(app, settings.port) as base,
+            httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=15
+            ) as http,
+        ):
             rows = _scenarios(http, app.state.sandbox_url)
             table = Table(title="What happened")
             for col in ("scenario", "HTTP", "payment", "final status", "detail", "as expected"):
                 table.add_column(col)
             for r in rows:
-                table.add_row(r.scenario, r.http, r.payment_id, r.status, r.detail,
-                              "[green]yes[/]" if r.ok else "[red]NO[/]")
+                table.add_row(
+                    r.scenario,
+                    r.http,
+                    r.payment_id,
+                    r.status,
+                    r.detail,
+                    "[green]yes[/]" if r.ok else "[red]NO[/]",
+                )
             console.print(table)
             events = http.get("/v1/events", params={"limit": 100}).json()["data"]
             kinds: dict[str, int] = {}
             for e in events:
                 kinds[e["detail-type"]] = kinds.get(e["detail-type"], 0) + 1
-            console.print("events published: " + ", ".join(
-                f"{k} x{v}" for k, v in sorted(kinds.items())))
+            console.print(
+                "events published: " + ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items()))
+            )
         failed = [r.scenario for r in rows if not r.ok]
         if failed:
             console.print(f"[red]unexpected outcome in: {', '.join(failed)}[/]")
@@ -104,13 +130,20 @@ def run_demo() -> int:
         return 0
 
 
-def _pay(http: httpx.Client, method: str, amount: int = 2000, key: str | None = None,
-         **extra: Any) -> httpx.Response:
-    body = {"amount": amount, "currency": "usd", "customer_id": "cus_demo",
-            "payment_method": method, "metadata": {"order_id": f"ord-{uuid.uuid4().hex[:8]}"},
-            **extra}
-    return http.post("/v1/payments", json=body,
-                     headers={"Idempotency-Key": key or str(uuid.uuid4())})
+def _pay(
+    http: httpx.Client, method: str, amount: int = 2000, key: str | None = None, **extra: Any
+) -> httpx.Response:
+    body = {
+        "amount": amount,
+        "currency": "usd",
+        "customer_id": "cus_demo",
+        "payment_method": method,
+        "metadata": {"order_id": f"ord-{uuid.uuid4().hex[:8]}"},
+        **extra,
+    }
+    return http.post(
+        "/v1/payments", json=body, headers={"Idempotency-Key": key or str(uuid.uuid4())}
+    )
 
 
 def _payment(http: httpx.Client, payment_id: str) -> dict[str, Any]:
@@ -123,18 +156,33 @@ def _scenarios(http: httpx.Client, sandbox_url: str) -> list[Row]:
 
     r = _pay(http, "pm_card_visa")
     p = r.json()
-    notified = _wait_for(lambda: bool(http.get(
-        f"/v1/payments/{p['id']}/notifications").json()["data"]))
-    rows.append(Row("card payment", str(r.status_code), p["id"], p["status"],
-                    f"captured {p['amount_captured']}, confirmation "
-                    f"{'recorded' if notified else 'MISSING'}",
-                    r.status_code == 201 and p["status"] == "succeeded" and notified))
+    notified = _wait_for(
+        lambda: bool(http.get(f"/v1/payments/{p['id']}/notifications").json()["data"])
+    )
+    rows.append(
+        Row(
+            "card payment",
+            str(r.status_code),
+            p["id"],
+            p["status"],
+            f"captured {p['amount_captured']}, confirmation "
+            f"{'recorded' if notified else 'MISSING'}",
+            r.status_code == 201 and p["status"] == "succeeded" and notified,
+        )
+    )
 
     r = _pay(http, "pm_card_chargeDeclinedInsufficientFunds")
     err = r.json()["error"]
-    rows.append(Row("declined card", str(r.status_code), err.get("payment_id", "-"),
-                    err["payment"]["status"], f"{err['code']}/{err.get('decline_code')}",
-                    r.status_code == 402 and err.get("decline_code") == "insufficient_funds"))
+    rows.append(
+        Row(
+            "declined card",
+            str(r.status_code),
+            err.get("payment_id", "-"),
+            err["payment"]["status"],
+            f"{err['code']}/{err.get('decline_code')}",
+            r.status_code == 402 and err.get("decline_code") == "insufficient_funds",
+        )
+    )
 
     r = _pay(http, "pm_card_threeDSecure2Required")
     p = r.json()
@@ -144,27 +192,49 @@ def _scenarios(http: httpx.Client, sandbox_url: str) -> list[Row]:
         httpx.post(url, params={"outcome": "succeed"}, timeout=10)
         _wait_for(lambda: _payment(http, p["id"])["status"] == "succeeded")
     final = _payment(http, p["id"])["status"]
-    rows.append(Row("3-D Secure", str(r.status_code), p["id"], final,
-                    f"{first} -> customer authenticated -> {final} (by webhook)",
-                    first == "requires_action" and final == "succeeded"))
+    rows.append(
+        Row(
+            "3-D Secure",
+            str(r.status_code),
+            p["id"],
+            final,
+            f"{first} -> customer authenticated -> {final} (by webhook)",
+            first == "requires_action" and final == "succeeded",
+        )
+    )
 
     r = _pay(http, "pm_card_mastercard", amount=5000, capture_method="manual")
     p = r.json()
     c = http.post(f"/v1/payments/{p['id']}/capture", json={"amount": 4000})
     cp = c.json()
-    rows.append(Row("manual capture", f"{r.status_code}, {c.status_code}", p["id"],
-                    cp.get("status", "?"), f"authorised 5000, captured {cp.get('amount_captured')}",
-                    p["status"] == "requires_capture" and cp.get("status") == "succeeded"
-                    and cp.get("amount_captured") == 4000))
+    rows.append(
+        Row(
+            "manual capture",
+            f"{r.status_code}, {c.status_code}",
+            p["id"],
+            cp.get("status", "?"),
+            f"authorised 5000, captured {cp.get('amount_captured')}",
+            p["status"] == "requires_capture"
+            and cp.get("status") == "succeeded"
+            and cp.get("amount_captured") == 4000,
+        )
+    )
 
     r = _pay(http, "pm_card_visa", amount=3000)
     p = r.json()
     r1 = http.post(f"/v1/payments/{p['id']}/refunds", json={"amount": 1000})
     r2 = http.post(f"/v1/payments/{p['id']}/refunds", json={})
     final_p = _payment(http, p["id"])
-    rows.append(Row("refund", f"{r1.status_code}, {r2.status_code}", p["id"], final_p["status"],
-                    f"refunded {final_p['amount_refunded']} of 3000 in 2 refunds",
-                    final_p["status"] == "refunded" and final_p["amount_refunded"] == 3000))
+    rows.append(
+        Row(
+            "refund",
+            f"{r1.status_code}, {r2.status_code}",
+            p["id"],
+            final_p["status"],
+            f"refunded {final_p['amount_refunded']} of 3000 in 2 refunds",
+            final_p["status"] == "refunded" and final_p["amount_refunded"] == 3000,
+        )
+    )
 
     rows.append(_rule_to_http_target(http))
     rows.extend(_fraud(http))
@@ -172,15 +242,26 @@ def _scenarios(http: httpx.Client, sandbox_url: str) -> list[Row]:
 
     key = f"demo-{uuid.uuid4()}"
     first_r = _pay(http, "pm_card_visa", amount=1234, key=key)
-    body = {"amount": 1234, "currency": "usd", "customer_id": "cus_demo",
-            "payment_method": "pm_card_visa", "metadata": first_r.json()["metadata"]}
+    body = {
+        "amount": 1234,
+        "currency": "usd",
+        "customer_id": "cus_demo",
+        "payment_method": "pm_card_visa",
+        "metadata": first_r.json()["metadata"],
+    }
     again = http.post("/v1/payments", json=body, headers={"Idempotency-Key": key})
     same = again.json().get("id") == first_r.json()["id"]
-    rows.append(Row("idempotent replay", f"{first_r.status_code}, {again.status_code}",
-                    first_r.json()["id"], again.json().get("status", "?"),
-                    f"same payment: {same}, Idempotent-Replayed: "
-                    f"{again.headers.get('idempotent-replayed')}",
-                    same and again.headers.get("idempotent-replayed") == "true"))
+    rows.append(
+        Row(
+            "idempotent replay",
+            f"{first_r.status_code}, {again.status_code}",
+            first_r.json()["id"],
+            again.json().get("status", "?"),
+            f"same payment: {same}, Idempotent-Replayed: "
+            f"{again.headers.get('idempotent-replayed')}",
+            same and again.headers.get("idempotent-replayed") == "true",
+        )
+    )
     return rows
 
 
@@ -191,28 +272,56 @@ def _fraud(http: httpx.Client) -> list[Row]:
     review = p.get("review") or {}
     approved = http.post(f"/v1/reviews/{review.get('id')}/approve")
     final = _payment(http, p["id"])
-    rows.append(Row("held for review", f"{r.status_code}, {approved.status_code}", p["id"],
-                    final["status"], f"score {p['fraud']['score']} -> {p['status']}, "
-                    f"review approved -> captured {final['amount_captured']}",
-                    p["status"] == "requires_capture" and approved.status_code == 200
-                    and final["status"] == "succeeded"
-                    and final["amount_captured"] == REVIEW_FROM + 5000))
+    rows.append(
+        Row(
+            "held for review",
+            f"{r.status_code}, {approved.status_code}",
+            p["id"],
+            final["status"],
+            f"score {p['fraud']['score']} -> {p['status']}, "
+            f"review approved -> captured {final['amount_captured']}",
+            p["status"] == "requires_capture"
+            and approved.status_code == 200
+            and final["status"] == "succeeded"
+            and final["amount_captured"] == REVIEW_FROM + 5000,
+        )
+    )
 
     # Card enumeration: one device tries card after card.
-    cards = ["pm_card_visa", "pm_card_mastercard", "pm_card_amex", "pm_card_discover",
-             "pm_card_visa_debit"]
-    replies = [_pay(http, card, amount=900, customer_id=f"cus_enum_{i}",
-                    device_id="dev-enumerator", ip_address="203.0.113.9")
-               for i, card in enumerate(cards)]
+    cards = [
+        "pm_card_visa",
+        "pm_card_mastercard",
+        "pm_card_amex",
+        "pm_card_discover",
+        "pm_card_visa_debit",
+    ]
+    replies = [
+        _pay(
+            http,
+            card,
+            amount=900,
+            customer_id=f"cus_enum_{i}",
+            device_id="dev-enumerator",
+            ip_address="203.0.113.9",
+        )
+        for i, card in enumerate(cards)
+    ]
     last = replies[-1]
     err = last.json().get("error", {})
     blocked = err.get("payment", {})
-    rows.append(Row("card enumeration", ", ".join(str(x.status_code) for x in replies),
-                    err.get("payment_id", "-"), blocked.get("status", "?"),
-                    f"5th card on one device: score {blocked.get('fraud', {}).get('score')}, "
-                    "PSP never called",
-                    last.status_code == 402 and err.get("type") == "fraud_error"
-                    and blocked.get("connector_payment_id") is None))
+    rows.append(
+        Row(
+            "card enumeration",
+            ", ".join(str(x.status_code) for x in replies),
+            err.get("payment_id", "-"),
+            blocked.get("status", "?"),
+            f"5th card on one device: score {blocked.get('fraud', {}).get('score')}, "
+            "PSP never called",
+            last.status_code == 402
+            and err.get("type") == "fraud_error"
+            and blocked.get("connector_payment_id") is None,
+        )
+    )
     return rows
 
 
@@ -226,10 +335,16 @@ def _failover(http: httpx.Client, sandbox_url: str) -> Row:
         httpx.put(f"{base}/sandbox/stripe/_config", json={"rate_limit_rate": 0.0}, timeout=10)
     p = r.json()
     attempts = (p.get("routing") or {}).get("attempts") or []
-    return Row("PSP failover", str(r.status_code), p["id"], p["status"],
-               f"stripe refused -> taken by {p['connector']}",
-               p["status"] == "succeeded" and p["connector"] == "adyen"
-               and [a["connector"] for a in attempts] == ["stripe"])
+    return Row(
+        "PSP failover",
+        str(r.status_code),
+        p["id"],
+        p["status"],
+        f"stripe refused -> taken by {p['connector']}",
+        p["status"] == "succeeded"
+        and p["connector"] == "adyen"
+        and [a["connector"] for a in attempts] == ["stripe"],
+    )
 
 
 def _rule_to_http_target(http: httpx.Client) -> Row:
@@ -249,10 +364,16 @@ def _rule_to_http_target(http: httpx.Client) -> Row:
         return Response(b"ok")
 
     with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
-        rule = http.put("/v1/rules/big-payments", json={
-            "event_pattern": {"detail-type": ["payment.succeeded"],
-                              "detail": {"amount": [{"numeric": [">=", 10000]}]}},
-            "targets": [{"id": "crm", "type": "http", "url": base + "/hook"}]}).json()
+        rule = http.put(
+            "/v1/rules/big-payments",
+            json={
+                "event_pattern": {
+                    "detail-type": ["payment.succeeded"],
+                    "detail": {"amount": [{"numeric": [">=", 10000]}]},
+                },
+                "targets": [{"id": "crm", "type": "http", "url": base + "/hook"}],
+            },
+        ).json()
         small = _pay(http, "pm_card_visa", amount=500).json()
         big = _pay(http, "pm_card_visa", amount=25000).json()
         _wait_for(lambda: bool(received))
@@ -265,6 +386,12 @@ def _rule_to_http_target(http: httpx.Client) -> Row:
             verified = big["id"] in body.decode() and small["id"] not in body.decode()
         except Exception:
             verified = False
-    return Row("event rule -> HTTP", "201, 201", big["id"], big["status"],
-               f"{len(received)} signed event(s) for amount >= 10000; signature "
-               f"{'verified' if verified else 'NOT verified'}", verified)
+    return Row(
+        "event rule -> HTTP",
+        "201, 201",
+        big["id"],
+        big["status"],
+        f"{len(received)} signed event(s) for amount >= 10000; signature "
+        f"{'verified' if verified else 'NOT verified'}",
+        verified,
+    )

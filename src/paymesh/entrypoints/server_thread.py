@@ -21,15 +21,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, port: int | None = None, host: str = "127.0.0.1",
-            limits: ServerLimits | None = None) -> Iterator[str]:
+def serving(
+    app: Any, port: int | None = None, host: str = "127.0.0.1", limits: ServerLimits | None = None
+) -> Iterator[str]:
     """Serve `app` on a loopback port (one the OS picks by default) as `paymesh serve` would
     (same server, loop and limits; `limits` to change them); yield its base URL.
 
     Signals stay with the main thread: uvicorn listens for them only when run there."""
     port = port or free_port()
-    server = uvicorn.Server(build_config(app, host=host, port=port, log_level="warning",
-                                         limits=limits))
+    server = uvicorn.Server(
+        build_config(app, host=host, port=port, log_level="warning", limits=limits)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

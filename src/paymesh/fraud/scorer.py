@@ -124,8 +124,12 @@ class FraudRiskScorer:
     count it too (scaled out, this one sees only its share of the payments).
     """
 
-    def __init__(self, engine: FraudEngine, clock: Callable[[], float] = time.time,
-                 feed: FraudFeed | None = None) -> None:
+    def __init__(
+        self,
+        engine: FraudEngine,
+        clock: Callable[[], float] = time.time,
+        feed: FraudFeed | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.feed: FraudFeed = feed if feed is not None else NoFeed()

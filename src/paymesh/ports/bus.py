@@ -87,9 +87,14 @@ class EventRouter(Protocol):
 
 
 class Deliverer(Protocol):
-    async def attempt(self, delivery: Delivery, event: dict[str, Any] | None,
-                      clock: Callable[[], datetime], rand: Callable[[], float],
-                      retry_base: float) -> None:
+    async def attempt(
+        self,
+        delivery: Delivery,
+        event: dict[str, Any] | None,
+        clock: Callable[[], datetime],
+        rand: Callable[[], float],
+        retry_base: float,
+    ) -> None:
         """Run one attempt of `delivery` (`event` None: the event no longer exists). The
         delivery comes back delivered, rescheduled (its `next_attempt_at`) or dead; never
         raises for the target's failure."""
@@ -112,8 +117,9 @@ class DeliveryStore(Protocol):
     """Deliveries of events to targets: leases, attempts, dead letters and redrive. They are
     created by routing, in the commit that takes their event out of the outbox."""
 
-    async def claim_deliveries(self, now: datetime, lease_seconds: float,
-                               limit: int) -> list[Delivery]:
+    async def claim_deliveries(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[Delivery]:
         """Due pending deliveries, leased atomically so no other worker takes them."""
         ...
 
@@ -126,8 +132,9 @@ class DeliveryStore(Protocol):
         """Record an attempt's result (delivered, rescheduled or dead) and drop the lease."""
         ...
 
-    async def dead_letters(self, merchant_id: str, limit: int,
-                           starting_after: str | None) -> tuple[list[Delivery], bool]: ...
+    async def dead_letters(
+        self, merchant_id: str, limit: int, starting_after: str | None
+    ) -> tuple[list[Delivery], bool]: ...
 
     async def redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
         """Dead -> pending, once; False if it is not (or no longer) dead."""

@@ -17,9 +17,16 @@ from paymesh.domain.payment import PspOutcome
 
 
 class PspError(Exception):
-    def __init__(self, psp: str, message: str, *, http_status: int | None = None,
-                 code: str | None = None, retryable: bool = True,
-                 outcome_unknown: bool = False) -> None:
+    def __init__(
+        self,
+        psp: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: str | None = None,
+        retryable: bool = True,
+        outcome_unknown: bool = False,
+    ) -> None:
         super().__init__(message)
         self.psp = psp
         self.message = message
@@ -114,21 +121,35 @@ class Connector(Protocol):
 
     # `currency` is the payment's, for PSPs whose modifications name it (Adyen); a connector
     # may look it up when it is not given.
-    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
-                      *, currency: str | None = None) -> PspOutcome: ...
+    async def capture(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> PspOutcome: ...
 
     async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome: ...
 
-    async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str,
-                     *, currency: str | None = None) -> RefundOutcome: ...
+    async def refund(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        refund_id: str,
+        reason: str | None,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> RefundOutcome: ...
 
     async def retrieve(self, connector_payment_id: str) -> PspOutcome:
         """The PSP's current view of the payment (the sync job's question)."""
         ...
 
-    def parse_webhook(self, headers: dict[str, str], body: bytes,
-                      now: datetime) -> list[WebhookEvent]:
+    def parse_webhook(
+        self, headers: dict[str, str], body: bytes, now: datetime
+    ) -> list[WebhookEvent]:
         """Verify and translate; raise WebhookRejected. No I/O."""
         ...
 

@@ -178,8 +178,9 @@ class PaymentStore(Protocol):
         """The payment with its refunds; with `merchant_id`, only if it is that merchant's."""
         ...
 
-    async def find_payment_by_connector_ref(self, connector: str,
-                                            connector_payment_id: str) -> Payment | None: ...
+    async def find_payment_by_connector_ref(
+        self, connector: str, connector_payment_id: str
+    ) -> Payment | None: ...
 
     async def get_refund(self, refund_id: str, merchant_id: str) -> Refund | None: ...
 
@@ -187,11 +188,13 @@ class PaymentStore(Protocol):
         """Newest first; (page, has_more). With `under_review`, the review queue."""
         ...
 
-    async def payments_to_sync(self, statuses: frozenset[PaymentStatus],
-                               updated_before: datetime, limit: int) -> list[Payment]: ...
+    async def payments_to_sync(
+        self, statuses: frozenset[PaymentStatus], updated_before: datetime, limit: int
+    ) -> list[Payment]: ...
 
-    async def payments_with_pending_refunds(self, created_before: datetime,
-                                            limit: int) -> list[Payment]:
+    async def payments_with_pending_refunds(
+        self, created_before: datetime, limit: int
+    ) -> list[Payment]:
         """Payments with a refund still pending since before `created_before` (recovery)."""
         ...
 
@@ -207,8 +210,9 @@ class IdempotencyStore(Protocol):
         embedded server at start, whose in-flight requests died with the last process."""
         ...
 
-    async def purge_expired(self, now: datetime, processed_before: datetime,
-                            limit: int = 1000) -> Purged:
+    async def purge_expired(
+        self, now: datetime, processed_before: datetime, limit: int = 1000
+    ) -> Purged:
         """Delete up to `limit` idempotency records expired at `now` (none still leased) and
         up to `limit` consumer marks written before `processed_before`. Call again while a
         count equals `limit`: each call is one short write, never a long lock."""
@@ -222,15 +226,17 @@ class EventLog(Protocol):
         """The payment's timeline, oldest first."""
         ...
 
-    async def list_events(self, merchant_id: str, event_type: str | None, limit: int,
-                          starting_after: str | None) -> tuple[list[StoredEvent], bool]: ...
+    async def list_events(
+        self, merchant_id: str, event_type: str | None, limit: int, starting_after: str | None
+    ) -> tuple[list[StoredEvent], bool]: ...
 
     async def undelivered_events(self, limit: int) -> list[StoredEvent]:
         """Outbox: committed events not yet delivered, oldest first."""
         ...
 
-    async def notifications_for_payment(self, merchant_id: str,
-                                        payment_id: str) -> list[Notification]: ...
+    async def notifications_for_payment(
+        self, merchant_id: str, payment_id: str
+    ) -> list[Notification]: ...
 
 
 class KeyStore(Protocol):
@@ -272,7 +278,8 @@ class Lifecycle(Protocol):
         ...
 
 
-class Store(UnitOfWork, PaymentStore, IdempotencyStore, EventLog, KeyStore, StateStore,
-            Lifecycle, Protocol):
+class Store(
+    UnitOfWork, PaymentStore, IdempotencyStore, EventLog, KeyStore, StateStore, Lifecycle, Protocol
+):
     """Durable state, all of it. Implementations: SQLite (embedded), PostgreSQL (scale-out),
     in memory (tests)."""

@@ -25,7 +25,8 @@ class TargetRefused(TargetUnreachable):
 
 
 class TargetSender(Protocol):
-    async def post(self, url: str, body: bytes,
-                   headers: dict[str, str]) -> tuple[int, float | None]: ...
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, float | None]: ...
 
     async def aclose(self) -> None: ...

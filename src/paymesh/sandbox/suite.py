@@ -67,7 +67,8 @@ class SandboxSecrets:
             paypal_client_secret=secrets.token_hex(32),
             paypal_webhook_id="WH-" + secrets.token_hex(10).upper(),
             delivery_signing_secret="whsec_" + secrets.token_hex(24),
-            paypal_signing_dir=directory)
+            paypal_signing_dir=directory,
+        )
 
     @classmethod
     def load_or_create(cls, directory: Path) -> SandboxSecrets:
@@ -91,8 +92,13 @@ class SandboxSecrets:
         stored = json.loads(path.read_text())
         known = {f.name for f in fields(cls)}
         fresh = asdict(cls.generate(directory))  # fields added since the file was written
-        return cls(**{**fresh, **{k: v for k, v in stored.items() if k in known},
-                      "paypal_signing_dir": directory})
+        return cls(
+            **{
+                **fresh,
+                **{k: v for k, v in stored.items() if k in known},
+                "paypal_signing_dir": directory,
+            }
+        )
 
     def with_overrides(self, **given: str | None) -> SandboxSecrets:
         """The user's own values (PAYMESH_*) over the generated ones."""
@@ -104,8 +110,9 @@ class SandboxSecrets:
 
 
 class SandboxSuite:
-    def __init__(self, secrets: SandboxSecrets, webhook_base: str | None,
-                 psps: tuple[str, ...] = PSPS) -> None:
+    def __init__(
+        self, secrets: SandboxSecrets, webhook_base: str | None, psps: tuple[str, ...] = PSPS
+    ) -> None:
         base = webhook_base.rstrip("/") if webhook_base else None
 
         def url(psp: str) -> str | None:
@@ -113,17 +120,29 @@ class SandboxSuite:
 
         self.boxes: dict[str, Any] = {}
         if "stripe" in psps:
-            self.boxes["stripe"] = StripeSandbox(StripeSandboxSettings(
-                webhook_url=url("stripe"), webhook_secret=secrets.stripe_webhook_secret))
+            self.boxes["stripe"] = StripeSandbox(
+                StripeSandboxSettings(
+                    webhook_url=url("stripe"), webhook_secret=secrets.stripe_webhook_secret
+                )
+            )
         if "adyen" in psps:
-            self.boxes["adyen"] = AdyenSandbox(AdyenSandboxSettings(
-                webhook_url=url("adyen"), hmac_key=secrets.adyen_hmac_key,
-                merchant_account=secrets.adyen_merchant_account))
+            self.boxes["adyen"] = AdyenSandbox(
+                AdyenSandboxSettings(
+                    webhook_url=url("adyen"),
+                    hmac_key=secrets.adyen_hmac_key,
+                    merchant_account=secrets.adyen_merchant_account,
+                )
+            )
         if "paypal" in psps:
-            self.boxes["paypal"] = PayPalSandbox(PayPalSandboxSettings(
-                webhook_url=url("paypal"), webhook_id=secrets.paypal_webhook_id,
-                client_id=secrets.paypal_client_id, client_secret=secrets.paypal_client_secret,
-                signing=SigningIdentity.load_or_create(secrets.paypal_signing_dir)))
+            self.boxes["paypal"] = PayPalSandbox(
+                PayPalSandboxSettings(
+                    webhook_url=url("paypal"),
+                    webhook_id=secrets.paypal_webhook_id,
+                    client_id=secrets.paypal_client_id,
+                    client_secret=secrets.paypal_client_secret,
+                    signing=SigningIdentity.load_or_create(secrets.paypal_signing_dir),
+                )
+            )
 
     def mounts(self) -> list[Mount]:
         return [Mount(f"/sandbox/{psp}", app=box.app) for psp, box in self.boxes.items()]
@@ -151,8 +170,7 @@ class SandboxListener:
 
     def __init__(self, suite: SandboxSuite, host: str = "127.0.0.1", port: int = 0) -> None:
         if host not in LOOPBACK_HOSTS:
-            raise ValueError("the sandboxes listen on loopback only: they have no "
-                             "authentication")
+            raise ValueError("the sandboxes listen on loopback only: they have no authentication")
         self.suite = suite
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
@@ -171,8 +189,9 @@ class SandboxListener:
     async def start(self) -> None:
         await self.suite.start()
         app = Starlette(routes=list(self.suite.mounts()))
-        server = _NoSignals(uvicorn.Config(app, lifespan="off", log_level="warning",
-                                           access_log=False))
+        server = _NoSignals(
+            uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+        )
         server.config.load()
         server.lifespan = server.config.lifespan_class(server.config)
         await server.startup(sockets=[self._socket])

@@ -104,8 +104,11 @@ class WebhookSender:
             self.stats.dropped += 1
             if not self._overflowing:  # once per overflow, not once per notification
                 self._overflowing = True
-                log.warning("webhooks: %d waiting for delivery; dropping new ones until "
-                            "the receiver catches up", self._max_pending)
+                log.warning(
+                    "webhooks: %d waiting for delivery; dropping new ones until "
+                    "the receiver catches up",
+                    self._max_pending,
+                )
             return
         self._overflowing = False
         self._queue.put_nowait(_Delivery(url, body, headers))

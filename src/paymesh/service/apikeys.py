@@ -33,21 +33,27 @@ def hash_key(secret: str) -> str:
 
 async def create_key(store: Store, merchant_id: str, now: datetime) -> str:
     if not _MERCHANT.match(merchant_id):
-        raise BadRequest("merchant must be 1-64 letters, digits, '.', '_' or '-'",
-                         param="merchant")
+        raise BadRequest("merchant must be 1-64 letters, digits, '.', '_' or '-'", param="merchant")
     # A prefix no other key has, so that it names this key alone. 36 random bits: a clash
     # is rare, and only ever costs another draw.
     taken = {k.prefix for k in await store.list_api_keys()}
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     while secret[:PREFIX_LENGTH] in taken:
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    await store.add_api_key(ApiKey(key_hash=hash_key(secret), merchant_id=merchant_id,
-                                   created_at=now, prefix=secret[:PREFIX_LENGTH]))
+    await store.add_api_key(
+        ApiKey(
+            key_hash=hash_key(secret),
+            merchant_id=merchant_id,
+            created_at=now,
+            prefix=secret[:PREFIX_LENGTH],
+        )
+    )
     return secret
 
 
-async def revoke_key(store: Store, name: str, now: datetime,
-                     merchant_id: str | None = None) -> tuple[ApiKey, bool]:
+async def revoke_key(
+    store: Store, name: str, now: datetime, merchant_id: str | None = None
+) -> tuple[ApiKey, bool]:
     """Revoke the one key `name` names: its prefix as `paymesh keys list` shows it (or the
     whole secret). (the key, True) if this revoked it, (the key, False) if it already was.
     Raises NotFound when no key matches and BadRequest when several do: never a guess."""
@@ -61,8 +67,11 @@ async def revoke_key(store: Store, name: str, now: datetime,
         raise NotFound(f"no API key {name[:PREFIX_LENGTH]}{whose}", param="key")
     if len(matches) > 1:
         merchants = ", ".join(sorted({k.merchant_id for k in matches}))
-        raise BadRequest(f"{name} names {len(matches)} keys (merchants {merchants}): revoke "
-                         "with --merchant, or with the whole secret key", param="key")
+        raise BadRequest(
+            f"{name} names {len(matches)} keys (merchants {merchants}): revoke "
+            "with --merchant, or with the whole secret key",
+            param="key",
+        )
     key = matches[0]
     if await store.revoke_api_key(key.key_hash, now):
         return ApiKey(key.key_hash, key.merchant_id, key.created_at, key.prefix, now), True
@@ -74,8 +83,9 @@ class Authenticator:
     then read again, so a revocation anywhere reaches this process within `ttl`: one
     primary-key read per key per `ttl`, however many requests it serves."""
 
-    def __init__(self, store: Store, ttl: float = CACHE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, store: Store, ttl: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
         self.ttl = ttl
         self._clock = clock
@@ -84,8 +94,9 @@ class Authenticator:
     async def identify(self, authorization: str | None) -> tuple[str, str]:
         """(merchant id, key hash) for a bearer header; raises Unauthorized."""
         if not authorization or not authorization.startswith("Bearer "):
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <secret key>'",
-                               code="api_key_missing")
+            raise Unauthorized(
+                "missing API key: send 'Authorization: Bearer <secret key>'", code="api_key_missing"
+            )
         digest = hash_key(authorization[7:].strip())
         now = self._clock()
         cached = self._cache.get(digest)

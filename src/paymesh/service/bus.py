@@ -67,8 +67,11 @@ class SigningSecrets:
     def for_delivery(self, delivery: Delivery) -> str:
         if delivery.default_rule:
             if not self.default_secret:
-                log.error("default rule %r has an HTTP target but the deployment has no "
-                          "signing secret for it; not sending", delivery.rule)
+                log.error(
+                    "default rule %r has an HTTP target but the deployment has no "
+                    "signing secret for it; not sending",
+                    delivery.rule,
+                )
                 raise TargetFailed("no signing secret for this target")
             return self.default_secret
         rule = self.router.own(delivery.merchant_id, delivery.rule)
@@ -80,13 +83,23 @@ class SigningSecrets:
 
 
 class EventBus:
-    def __init__(self, store: BusBackend, router: Router, builtins: dict[str, Builtin],
-                 sender: TargetSender, clock: Callable[[], datetime],
-                 rand: Callable[[], float] = random.random, lease_seconds: float = 60.0,
-                 per_target: int = 8, poll_seconds: float = 0.5, batch: int = 500,
-                 retry_base_seconds: float = 1.0, default_signing_secret: str | None = None,
-                 target_policy: TargetPolicy | None = None,
-                 start_delays: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        store: BusBackend,
+        router: Router,
+        builtins: dict[str, Builtin],
+        sender: TargetSender,
+        clock: Callable[[], datetime],
+        rand: Callable[[], float] = random.random,
+        lease_seconds: float = 60.0,
+        per_target: int = 8,
+        poll_seconds: float = 0.5,
+        batch: int = 500,
+        retry_base_seconds: float = 1.0,
+        default_signing_secret: str | None = None,
+        target_policy: TargetPolicy | None = None,
+        start_delays: Mapping[str, float] | None = None,
+    ) -> None:
         """`default_signing_secret` signs the default rules' HTTP deliveries (without one
         they are not sent). `target_policy` is what rules may name as HTTP targets, checked
         when a rule is stored; the sender enforces its own at delivery. `start_delays`:
@@ -102,10 +115,10 @@ class EventBus:
         self.batch = batch
         self.retry_base = retry_base_seconds
         self.target_policy = target_policy or TargetPolicy()
-        self.start_delays = {name: timedelta(seconds=s)
-                             for name, s in (start_delays or {}).items()}
-        self.targets = Targets(builtins, sender, per_target,
-                               secrets=SigningSecrets(router, default_signing_secret))
+        self.start_delays = {name: timedelta(seconds=s) for name, s in (start_delays or {}).items()}
+        self.targets = Targets(
+            builtins, sender, per_target, secrets=SigningSecrets(router, default_signing_secret)
+        )
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         # Envelopes of recently routed events: their deliveries mostly run moments later,
@@ -149,14 +162,21 @@ class EventBus:
                 return routed
             now = self.clock()
             deliveries = [
-                Delivery(id=ids.new_id("dlv"), event_id=e.id, merchant_id=e.merchant_id,
-                         rule=route.rule.name, target=route.target, event_time=e.time,
-                         created_at=now, next_attempt_at=self._first_try(route.target, e.time,
-                                                                         now),
-                         default_rule=route.rule.merchant_id == DEFAULT)
-                for e in events for route in self.router.routes(e.envelope)]
-            await self.store.commit(Changeset(routed=[e.id for e in events],
-                                              deliveries=deliveries))
+                Delivery(
+                    id=ids.new_id("dlv"),
+                    event_id=e.id,
+                    merchant_id=e.merchant_id,
+                    rule=route.rule.name,
+                    target=route.target,
+                    event_time=e.time,
+                    created_at=now,
+                    next_attempt_at=self._first_try(route.target, e.time, now),
+                    default_rule=route.rule.merchant_id == DEFAULT,
+                )
+                for e in events
+                for route in self.router.routes(e.envelope)
+            ]
+            await self.store.commit(Changeset(routed=[e.id for e in events], deliveries=deliveries))
             for e in events:
                 self._envelopes[e.id] = e.envelope
             while len(self._envelopes) > self._envelope_cap:
@@ -185,8 +205,9 @@ class EventBus:
         return forget
 
     async def _attempt(self, delivery: Delivery) -> None:
-        event = self._envelopes.get(delivery.event_id) or \
-            await self.store.get_event(delivery.event_id)
+        event = self._envelopes.get(delivery.event_id) or await self.store.get_event(
+            delivery.event_id
+        )
         await self.targets.attempt(delivery, event, self.clock, self.rand, self.retry_base)
         await self.store.save_delivery(delivery)
 
@@ -196,17 +217,28 @@ class Targets:
     a signed HTTP POST, at most `per_target` at a time per (merchant, rule, target).
     Implements `paymesh.ports.bus.Deliverer`."""
 
-    def __init__(self, builtins: dict[str, Builtin], sender: TargetSender,
-                 per_target: int = 8, *, secrets: SigningSecrets | None = None) -> None:
+    def __init__(
+        self,
+        builtins: dict[str, Builtin],
+        sender: TargetSender,
+        per_target: int = 8,
+        *,
+        secrets: SigningSecrets | None = None,
+    ) -> None:
         self.builtins = builtins
         self.sender = sender
         self.secrets = secrets
         self.per_target = per_target
         self._slots: dict[tuple[str, str, str], asyncio.Semaphore] = {}
 
-    async def attempt(self, delivery: Delivery, event: dict[str, Any] | None,
-                      clock: Callable[[], datetime], rand: Callable[[], float],
-                      retry_base: float) -> None:
+    async def attempt(
+        self,
+        delivery: Delivery,
+        event: dict[str, Any] | None,
+        clock: Callable[[], datetime],
+        rand: Callable[[], float],
+        retry_base: float,
+    ) -> None:
         """One attempt; `delivery` comes back delivered, rescheduled or dead."""
         key = (delivery.merchant_id, delivery.rule, delivery.target.id)
         slots = self._slots.setdefault(key, asyncio.Semaphore(self.per_target))
@@ -217,17 +249,24 @@ class Targets:
                 await self.send(delivery, event)
                 after_success(delivery, clock())
             except RetryLater as exc:
-                after_failure(delivery, clock(), f"retry later: {exc}", rand, exc.seconds,
-                              retry_base)
+                after_failure(
+                    delivery, clock(), f"retry later: {exc}", rand, exc.seconds, retry_base
+                )
             except TargetFailed as exc:
                 after_failure(delivery, clock(), str(exc), rand, exc.retry_after, retry_base)
             except Exception as exc:
-                after_failure(delivery, clock(), f"{type(exc).__name__}: {exc}", rand, None,
-                              retry_base)
+                after_failure(
+                    delivery, clock(), f"{type(exc).__name__}: {exc}", rand, None, retry_base
+                )
         if delivery.status == "dead":
-            log.warning("delivery %s of event %s to %s/%s is dead after %d attempts",
-                        delivery.id, delivery.event_id, delivery.rule, delivery.target.id,
-                        delivery.attempts)
+            log.warning(
+                "delivery %s of event %s to %s/%s is dead after %d attempts",
+                delivery.id,
+                delivery.event_id,
+                delivery.rule,
+                delivery.target.id,
+                delivery.attempts,
+            )
 
     async def send(self, delivery: Delivery, event: dict[str, Any]) -> None:
         target = delivery.target
@@ -242,8 +281,11 @@ class Targets:
             raise TargetFailed("no signing secret for this target")
         secret = self.secrets.for_delivery(delivery)
         body = compact_json.encode(event)
-        headers = {"Content-Type": "application/json", "Paymesh-Event-Id": delivery.event_id,
-                   "Paymesh-Signature": signature_header(body, secret, int(time.time()))}
+        headers = {
+            "Content-Type": "application/json",
+            "Paymesh-Event-Id": delivery.event_id,
+            "Paymesh-Signature": signature_header(body, secret, int(time.time())),
+        }
         try:
             status, retry_after = await self.sender.post(target.url, body, headers)
         except TargetUnreachable as exc:

@@ -21,8 +21,12 @@ class _State:
 
 
 class CircuitBreakers:
-    def __init__(self, failure_threshold: int = 5, cooldown: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        cooldown: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.threshold = failure_threshold
         self.cooldown = cooldown
         self.clock = clock

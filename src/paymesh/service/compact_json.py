@@ -23,8 +23,9 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-_sorted = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                           sort_keys=True, default=_plain)
+_sorted = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True, default=_plain
+)
 
 
 def encode(value: Any) -> bytes:

@@ -25,8 +25,14 @@ class ApiError(Exception):
     type = "api_error"
     code = "internal_error"
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
@@ -54,9 +60,12 @@ class CardDataRefused(BadRequest):
 
     def __init__(self, param: str | None) -> None:
         where = f" (in {param})" if param else ""
-        super().__init__(f"the request holds what looks like a card number{where}; paymesh "
-                         "never takes card numbers: send the PSP's payment-method token, and "
-                         "keep card data out of descriptions, metadata and ids", param=param)
+        super().__init__(
+            f"the request holds what looks like a card number{where}; paymesh "
+            "never takes card numbers: send the PSP's payment-method token, and "
+            "keep card data out of descriptions, metadata and ids",
+            param=param,
+        )
 
 
 class Unauthorized(ApiError):
@@ -102,6 +111,7 @@ def from_domain(exc: DomainError) -> ApiError:
     if isinstance(exc, ValidationError):
         return BadRequest(exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, InvalidTransition):
-        return StateConflict(str(exc), extra={"payment_id": exc.payment_id,
-                                              "payment_status": str(exc.status)})
+        return StateConflict(
+            str(exc), extra={"payment_id": exc.payment_id, "payment_status": str(exc.status)}
+        )
     return BadRequest(str(exc), code=exc.code)

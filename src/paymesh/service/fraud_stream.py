@@ -48,8 +48,14 @@ class FraudStream:
     once even across a restart. Each outcome is also announced on `feed`, for the engines
     of the processes that score payments (scaled out, not this one)."""
 
-    def __init__(self, engine: FraudEngine, store: Store, clock: Callable[[], datetime],
-                 alert_threshold: int = ALERT_THRESHOLD, feed: FraudFeed | None = None) -> None:
+    def __init__(
+        self,
+        engine: FraudEngine,
+        store: Store,
+        clock: Callable[[], datetime],
+        alert_threshold: int = ALERT_THRESHOLD,
+        feed: FraudFeed | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock
@@ -73,28 +79,36 @@ class FraudStream:
             self.feed.outcome(detail["payment_id"], outcome, at)
         score = detail.get("fraud_score")
         if kind in ("payment.initiated", "payment.disputed") and (
-                kind == "payment.disputed" or (isinstance(score, int)
-                                               and score >= self.alert_threshold)):
+            kind == "payment.disputed" or (isinstance(score, int) and score >= self.alert_threshold)
+        ):
             await self._alert(event)
 
     async def _alert(self, cause: dict[str, Any]) -> None:
         detail = cause["detail"]
         disputed = cause["detail-type"] == "payment.disputed"
         alert = DomainEvent(
-            type="fraud.alert", payment_id=detail["payment_id"], merchant_id=cause["account"],
+            type="fraud.alert",
+            payment_id=detail["payment_id"],
+            merchant_id=cause["account"],
             time=self.clock(),
             # Derived from its cause: the same event always raises the same alert.
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"paymesh:fraud.alert:{cause['id']}")),
-            detail={"payment_id": detail["payment_id"], "customer_id": detail.get("customer_id"),
-                    "amount": detail.get("amount"), "currency": detail.get("currency"),
-                    "reason": "dispute" if disputed else "high_score",
-                    "fraud_score": detail.get("fraud_score"),
-                    "fraud_factors": detail.get("fraud_factors", []),
-                    "fraud_decision": detail.get("fraud_decision"),
-                    "cause_event_id": cause["id"]})
+            detail={
+                "payment_id": detail["payment_id"],
+                "customer_id": detail.get("customer_id"),
+                "amount": detail.get("amount"),
+                "currency": detail.get("currency"),
+                "reason": "dispute" if disputed else "high_score",
+                "fraud_score": detail.get("fraud_score"),
+                "fraud_factors": detail.get("fraud_factors", []),
+                "fraud_decision": detail.get("fraud_decision"),
+                "cause_event_id": cause["id"],
+            },
+        )
         with contextlib.suppress(AlreadyProcessed):
-            await self.store.commit(Changeset(processed=[("fraud_detection", cause["id"])],
-                                              events=[alert]))
+            await self.store.commit(
+                Changeset(processed=[("fraud_detection", cause["id"])], events=[alert])
+            )
 
 
 def fraud_review(payments: PaymentService, clock: Callable[[], datetime]) -> Builtin:
@@ -111,8 +125,9 @@ def fraud_review(payments: PaymentService, clock: Callable[[], datetime]) -> Bui
         if payment is None or payment.review is not None:
             return
         if payment.status != PaymentStatus.REQUIRES_CAPTURE:
-            log.info("fraud_review: payment %s is %s, nothing to hold", payment.id,
-                     payment.status.value)
+            log.info(
+                "fraud_review: payment %s is %s, nothing to hold", payment.id, payment.status.value
+            )
             return
         now = clock()
         reason = f"rule {delivery.rule}: {event['detail-type']}"
@@ -133,8 +148,13 @@ class FeatureCheckpoint:
     every merchant's customers of one id (`FeatureStore.restore`). Anything else it cannot
     read is logged and discarded: the engine starts with no learned features."""
 
-    def __init__(self, engine: FraudEngine, store: Store, clock: Callable[[], datetime],
-                 every_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        engine: FraudEngine,
+        store: Store,
+        clock: Callable[[], datetime],
+        every_seconds: float = 300.0,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock

@@ -26,12 +26,21 @@ def send_confirmation(store: Store, clock: Callable[[], datetime]) -> Builtin:
     async def handle(event: dict[str, Any], delivery: Delivery) -> None:
         detail = event["detail"]
         notification = Notification(
-            id=ids.new_id("ntf"), merchant_id=event["account"], payment_id=detail["payment_id"],
-            event_id=event["id"], channel="email", recipient=str(detail.get("customer_id")),
-            template=event["detail-type"].replace(".", "_"), created_at=clock())
+            id=ids.new_id("ntf"),
+            merchant_id=event["account"],
+            payment_id=detail["payment_id"],
+            event_id=event["id"],
+            channel="email",
+            recipient=str(detail.get("customer_id")),
+            template=event["detail-type"].replace(".", "_"),
+            created_at=clock(),
+        )
         with contextlib.suppress(AlreadyProcessed):
-            await store.commit(Changeset(processed=[("send_confirmation", event["id"])],
-                                         notifications=[notification]))
+            await store.commit(
+                Changeset(
+                    processed=[("send_confirmation", event["id"])], notifications=[notification]
+                )
+            )
 
     return handle
 
@@ -42,8 +51,11 @@ def send_confirmation(store: Store, clock: Callable[[], datetime]) -> Builtin:
 PROCESS_PAYMENT_GRACE = timedelta(seconds=10)
 
 
-def process_payment(payments: PaymentService, clock: Callable[[], datetime],
-                    grace: timedelta = PROCESS_PAYMENT_GRACE) -> Builtin:
+def process_payment(
+    payments: PaymentService,
+    clock: Callable[[], datetime],
+    grace: timedelta = PROCESS_PAYMENT_GRACE,
+) -> Builtin:
     """Drives a payment to its PSP if the inline attempt did not finish.
 
     The inline request normally settles the payment first; while it may still be working
@@ -64,18 +76,26 @@ def process_payment(payments: PaymentService, clock: Callable[[], datetime],
     return handle
 
 
-def payment_retry(payments: PaymentService, clock: Callable[[], datetime],
-                  max_attempts: int = 5, base: timedelta = timedelta(seconds=2)) -> Builtin:
+def payment_retry(
+    payments: PaymentService,
+    clock: Callable[[], datetime],
+    max_attempts: int = 5,
+    base: timedelta = timedelta(seconds=2),
+) -> Builtin:
     """Retries a retryable failure with the same payment method, backing off between
     attempts (base, 2x base, ...), at most `max_attempts` in all. Each attempt has its own
     PSP key and the failed one charged nothing, so a retry can never charge twice."""
 
     async def handle(event: dict[str, Any], delivery: Delivery) -> None:
         payment = await payments.store.get_payment(event["detail"]["payment_id"])
-        if (payment is None or payment.status != PaymentStatus.FAILED
-                or payment.failure is None or not payment.failure.retryable
-                or payment.attempt >= max_attempts
-                or event["detail"].get("attempt") != payment.attempt):
+        if (
+            payment is None
+            or payment.status != PaymentStatus.FAILED
+            or payment.failure is None
+            or not payment.failure.retryable
+            or payment.attempt >= max_attempts
+            or event["detail"].get("attempt") != payment.attempt
+        ):
             return  # settled, exhausted, or this event is about an earlier attempt
         wait = base * 2 ** (payment.attempt - 1) - (clock() - payment.updated_at)
         if wait > timedelta(0):
@@ -100,7 +120,8 @@ def placeholder(name: str, arrives_with: str) -> Builtin:
     """A default rule's target that a later issue builds; accepts the event, does nothing."""
 
     async def handle(event: dict[str, Any], delivery: Delivery) -> None:
-        log.debug("%s: event %s accepted; the handler arrives with %s", name, event["id"],
-                  arrives_with)
+        log.debug(
+            "%s: event %s accepted; the handler arrives with %s", name, event["id"], arrives_with
+        )
 
     return handle

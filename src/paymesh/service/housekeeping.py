@@ -34,12 +34,19 @@ MIN_KEEP_PROCESSED = timedelta(days=35)
 
 
 class Housekeeping:
-    def __init__(self, store: Store, clock: Callable[[], datetime],
-                 interval_seconds: float = 3600.0, keep_processed: timedelta = KEEP_PROCESSED,
-                 batch: int = 1000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime],
+        interval_seconds: float = 3600.0,
+        keep_processed: timedelta = KEEP_PROCESSED,
+        batch: int = 1000,
+    ) -> None:
         if keep_processed < MIN_KEEP_PROCESSED:
-            raise ValueError(f"consumer marks must be kept at least {MIN_KEEP_PROCESSED.days} "
-                             "days: a PSP may redeliver a webhook that late")
+            raise ValueError(
+                f"consumer marks must be kept at least {MIN_KEEP_PROCESSED.days} "
+                "days: a PSP may redeliver a webhook that late"
+            )
         self.store = store
         self.clock = clock
         self.interval_seconds = interval_seconds
@@ -63,8 +70,11 @@ class Housekeeping:
             try:
                 purged = await self.run_once()
                 if purged.idempotency or purged.processed:
-                    log.info("housekeeping: purged %d expired idempotency records and %d "
-                             "consumer marks", purged.idempotency, purged.processed)
+                    log.info(
+                        "housekeeping: purged %d expired idempotency records and %d consumer marks",
+                        purged.idempotency,
+                        purged.processed,
+                    )
             except Exception:
                 log.exception("housekeeping pass failed; the next one will retry")
             await asyncio.sleep(self.interval_seconds)

@@ -35,8 +35,9 @@ def fingerprint(operation: str, request: Any) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def derived_key(merchant_id: str, amount: int, currency: str, customer_id: str,
-                order_id: str) -> str:
+def derived_key(
+    merchant_id: str, amount: int, currency: str, customer_id: str, order_id: str
+) -> str:
     """The key used when a client sends none but names its order (as the reference does)."""
     raw = f"{merchant_id}|{amount}|{currency}|{customer_id}|{order_id}".encode()
     return "derived_" + hashlib.sha256(raw).hexdigest()
@@ -51,11 +52,16 @@ class Claim:
     def resource_id(self) -> str:
         return self.write.record.resource_id
 
-    def complete(self, reply: Reply, now: datetime, *, first_write: bool = False) -> \
-            IdempotencyWrite:
+    def complete(
+        self, reply: Reply, now: datetime, *, first_write: bool = False
+    ) -> IdempotencyWrite:
         """The write that stores the reply; `first_write` when it is also the claim itself."""
-        record = replace(self.write.record, completed=True, response_status=reply.status,
-                         response_body=reply.body)
+        record = replace(
+            self.write.record,
+            completed=True,
+            response_status=reply.status,
+            response_body=reply.body,
+        )
         if first_write:
             return replace(self.write, record=record)
         return IdempotencyWrite(record, now, expected_token=self.write.record.lease_token)
@@ -66,8 +72,9 @@ class IdempotencyGuard:
         self._store = store
         self._clock = clock
 
-    async def begin(self, merchant_id: str, key: str, fp: str,
-                    new_resource_id: Callable[[], str]) -> Reply | Claim:
+    async def begin(
+        self, merchant_id: str, key: str, fp: str, new_resource_id: Callable[[], str]
+    ) -> Reply | Claim:
         """A stored reply to replay, or a claim to execute under; raises 409/422 errors."""
         now = self._clock()
         existing = await self._store.get_idempotency(merchant_id, key)
@@ -75,19 +82,27 @@ class IdempotencyGuard:
             if existing.fingerprint != fp:
                 raise IdempotencyMismatch(
                     "this idempotency key was already used with a different request",
-                    extra={"idempotency_key": key})
+                    extra={"idempotency_key": key},
+                )
             if existing.completed:
                 assert existing.response_status is not None and existing.response_body is not None
                 status = 200 if existing.response_status == 201 else existing.response_status
                 return Reply(status, existing.response_body, replayed=True)
             if existing.locked_until > now:
                 raise IdempotencyInFlight(
-                    "a request with this idempotency key is still being processed; retry later")
-            taken = replace(existing, lease_token=secrets.token_hex(16),
-                            locked_until=now + LEASE)
-            return Claim(IdempotencyWrite(taken, now, expected_token=existing.lease_token),
-                         resumed=True)
+                    "a request with this idempotency key is still being processed; retry later"
+                )
+            taken = replace(existing, lease_token=secrets.token_hex(16), locked_until=now + LEASE)
+            return Claim(
+                IdempotencyWrite(taken, now, expected_token=existing.lease_token), resumed=True
+            )
         record = IdempotencyRecord(
-            merchant_id=merchant_id, key=key, fingerprint=fp, resource_id=new_resource_id(),
-            lease_token=secrets.token_hex(16), locked_until=now + LEASE, expires_at=now + TTL)
+            merchant_id=merchant_id,
+            key=key,
+            fingerprint=fp,
+            resource_id=new_resource_id(),
+            lease_token=secrets.token_hex(16),
+            locked_until=now + LEASE,
+            expires_at=now + TTL,
+        )
         return Claim(IdempotencyWrite(record, now), resumed=False)

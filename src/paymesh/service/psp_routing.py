@@ -25,9 +25,15 @@ from paymesh.service.circuit import CircuitBreakers
 
 
 class RoutingService:
-    def __init__(self, store: Store, connectors: list[str], default_order: list[str],
-                 breakers: CircuitBreakers, clock: Callable[[], datetime],
-                 ttl: float | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        connectors: list[str],
+        default_order: list[str],
+        breakers: CircuitBreakers,
+        clock: Callable[[], datetime],
+        ttl: float | None = None,
+    ) -> None:
         self.store = store
         self.connectors = connectors
         self.default = default_table(default_order)
@@ -44,29 +50,33 @@ class RoutingService:
         if cached is not None and (self.ttl is None or now - cached[1] < self.ttl):
             return cached[0]
         raw = await self.store.get_blob(f"routing:{merchant_id}")
-        table = self.default if raw is None else parse_table(
-            compact_json.decode(raw), self.connectors)
+        table = (
+            self.default if raw is None else parse_table(compact_json.decode(raw), self.connectors)
+        )
         self._tables[merchant_id] = (table, now)
         return table
 
     async def put(self, merchant_id: str, doc: object) -> RoutingTable:
         """Validate and keep a merchant's table; raises InvalidRoutingTable."""
         table = parse_table(doc, self.connectors)
-        await self.store.put_blob(f"routing:{merchant_id}", compact_json.encode(doc),
-                                  self.clock())
+        await self.store.put_blob(f"routing:{merchant_id}", compact_json.encode(doc), self.clock())
         self._tables[merchant_id] = (table, time.monotonic())
         return table
 
     def circuits(self) -> dict[str, str]:
         return {c: self.breakers.state(c) for c in self.connectors}
 
-    async def plan(self, merchant_id: str, facts: PaymentFacts, payment_id: str,
-                   forced: str | None) -> tuple[str, Routing]:
+    async def plan(
+        self, merchant_id: str, facts: PaymentFacts, payment_id: str, forced: str | None
+    ) -> tuple[str, Routing]:
         if forced is not None:  # the merchant named the PSP: no other may take it
             return forced, Routing(route="explicit")
         decision = (await self.table(merchant_id)).decide(facts, payment_id)
         order = list(decision.connectors or self.default.default)
         closed = [c for c in order if self.breakers.state(c) != "open"]
         order = closed + [c for c in order if c not in closed]
-        return order[0], Routing(route=decision.route, fallbacks=order[1:],
-                                 retry_soft_declines=decision.retry_soft_declines)
+        return order[0], Routing(
+            route=decision.route,
+            fallbacks=order[1:],
+            retry_soft_declines=decision.retry_soft_declines,
+        )

@@ -18,8 +18,9 @@ class Bucket:
     at: float
 
 
-def take(bucket: Bucket | None, now: float, rate: float, burst: float) -> \
-        tuple[bool, float, Bucket]:
+def take(
+    bucket: Bucket | None, now: float, rate: float, burst: float
+) -> tuple[bool, float, Bucket]:
     """(allowed, seconds until a token is available, new bucket)."""
     if bucket is None:
         bucket = Bucket(burst, now)
@@ -44,8 +45,8 @@ class RateLimiter:
         event loop."""
         if self.rate <= 0:
             return None
-        allowed, wait, bucket = take(self._buckets.get(key),
-                                     time.monotonic() if now is None else now,
-                                     self.rate, self.burst)
+        allowed, wait, bucket = take(
+            self._buckets.get(key), time.monotonic() if now is None else now, self.rate, self.burst
+        )
         self._buckets[key] = bucket
         return None if allowed else wait

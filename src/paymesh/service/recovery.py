@@ -18,8 +18,13 @@ log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    def __init__(self, payments: PaymentService, clock: Callable[[], datetime],
-                 grace: timedelta = timedelta(seconds=90), interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        payments: PaymentService,
+        clock: Callable[[], datetime],
+        grace: timedelta = timedelta(seconds=90),
+        interval: float = 30.0,
+    ) -> None:
         self.payments = payments
         self.clock = clock
         self.grace = grace

@@ -16,14 +16,21 @@ BASE_SECONDS = 1.0
 CAP_SECONDS = 300.0
 
 
-def backoff(attempt: int, rand: Callable[[], float], base: float = BASE_SECONDS,
-            cap: float = CAP_SECONDS) -> float:
+def backoff(
+    attempt: int, rand: Callable[[], float], base: float = BASE_SECONDS, cap: float = CAP_SECONDS
+) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based)."""
     return rand() * min(cap, base * 2.0 ** (attempt - 1))
 
 
-def after_failure(delivery: Delivery, now: datetime, error: str, rand: Callable[[], float],
-                  retry_after: float | None = None, base: float = BASE_SECONDS) -> Delivery:
+def after_failure(
+    delivery: Delivery,
+    now: datetime,
+    error: str,
+    rand: Callable[[], float],
+    retry_after: float | None = None,
+    base: float = BASE_SECONDS,
+) -> Delivery:
     """Record a failed attempt: reschedule it, or mark it dead when the policy is spent."""
     policy = delivery.target.retry_policy
     delivery.attempts += 1

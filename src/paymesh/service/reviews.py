@@ -23,25 +23,34 @@ from paymesh.service.views import Reply, review_view
 
 
 class ReviewService:
-    def __init__(self, store: Store, payments: PaymentService,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: Store, payments: PaymentService, clock: Callable[[], datetime]
+    ) -> None:
         self.store = store
         self.payments = payments
         self.clock = clock
 
-    async def list(self, merchant_id: str, status: ReviewStatus | None, limit: int,
-                   starting_after: str | None) -> tuple[list[Payment], bool]:
+    async def list(
+        self, merchant_id: str, status: ReviewStatus | None, limit: int, starting_after: str | None
+    ) -> tuple[list[Payment], bool]:
         after = payment_id_for(starting_after) if starting_after else None
         if starting_after and after is None:
             return [], False
-        return await self.store.list_payments(PaymentQuery(
-            merchant_id=merchant_id, under_review=True, review_status=status, limit=limit,
-            starting_after=after))
+        return await self.store.list_payments(
+            PaymentQuery(
+                merchant_id=merchant_id,
+                under_review=True,
+                review_status=status,
+                limit=limit,
+                starting_after=after,
+            )
+        )
 
     async def _load(self, merchant_id: str, review_id: str) -> Payment:
         payment_id = payment_id_for(review_id)
-        payment = None if payment_id is None else \
-            await self.store.get_payment(payment_id, merchant_id)
+        payment = (
+            None if payment_id is None else await self.store.get_payment(payment_id, merchant_id)
+        )
         if payment is None or payment.review is None:
             raise NotFound(f"no such review: {review_id!r}", param="id")
         return payment
@@ -64,20 +73,25 @@ class ReviewService:
         if review.status != ReviewStatus.OPEN:
             raise _closed(review_id, payment)
         if payment.status != PaymentStatus.REQUIRES_CAPTURE or not payment.connector_payment_id:
-            raise StateConflict(f"payment {payment.id} is {payment.status.value}; nothing to "
-                                f"{'capture' if decision == ReviewStatus.APPROVED else 'void'}",
-                                code="payment_unexpected_state")
+            raise StateConflict(
+                f"payment {payment.id} is {payment.status.value}; nothing to "
+                f"{'capture' if decision == ReviewStatus.APPROVED else 'void'}",
+                code="payment_unexpected_state",
+            )
         connector = self.payments.connector_for(payment)
         ref = payment.connector_payment_id
         if decision == ReviewStatus.APPROVED:
             amount = payment.amount
             outcome = await self.payments.psp_or_503(
                 connector.name,
-                lambda: connector.capture(ref, amount, psp_key(payment.id, "capture"),
-                                          currency=payment.currency))
+                lambda: connector.capture(
+                    ref, amount, psp_key(payment.id, "capture"), currency=payment.currency
+                ),
+            )
         else:
             outcome = await self.payments.psp_or_503(
-                connector.name, lambda: connector.cancel(ref, psp_key(payment.id, "cancel")))
+                connector.name, lambda: connector.cancel(ref, psp_key(payment.id, "cancel"))
+            )
         now = self.clock()
 
         def decide(p: Payment) -> None:
@@ -93,19 +107,27 @@ class ReviewService:
         return Reply.of(200, review_view(payment))
 
 
-_SETTLED_AT_PSP = {CAPTURED_AT_PSP: "the payment was captured at the PSP",
-                   FAILED_AT_PSP: "the payment failed at the PSP"}
+_SETTLED_AT_PSP = {
+    CAPTURED_AT_PSP: "the payment was captured at the PSP",
+    FAILED_AT_PSP: "the payment failed at the PSP",
+}
 
 
 def _closed(review_id: str, payment: Payment) -> StateConflict:
     review = payment.review
     assert review is not None
     if review.status != ReviewStatus.CLOSED:
-        return StateConflict(f"review {review_id} is already {review.status.value}",
-                             code="review_closed")
+        return StateConflict(
+            f"review {review_id} is already {review.status.value}", code="review_closed"
+        )
     # The payment's status says the same as the reason, for a store that did not keep it.
-    why = _SETTLED_AT_PSP.get(review.closed_reason or "") or _SETTLED_AT_PSP[
-        CAPTURED_AT_PSP if payment.status in CAPTURED else FAILED_AT_PSP]
-    return StateConflict(f"review {review_id} is closed: {why} before anyone decided (payment "
-                         f"{payment.id} is {payment.status.value}); there is nothing left to "
-                         "approve or reject", code="review_closed")
+    why = (
+        _SETTLED_AT_PSP.get(review.closed_reason or "")
+        or _SETTLED_AT_PSP[CAPTURED_AT_PSP if payment.status in CAPTURED else FAILED_AT_PSP]
+    )
+    return StateConflict(
+        f"review {review_id} is closed: {why} before anyone decided (payment "
+        f"{payment.id} is {payment.status.value}); there is nothing left to "
+        "approve or reject",
+        code="review_closed",
+    )

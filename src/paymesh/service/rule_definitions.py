@@ -59,22 +59,38 @@ def definition_of(doc: dict[str, Any]) -> RuleDefinition:
     return RuleDefinition(
         event_pattern=doc["event_pattern"],
         pattern_chars=len(compact_json.encode(doc["event_pattern"]).decode()),
-        targets=tuple(TargetDefinition(id=t["id"], type=t["type"], name=t.get("name"),
-                                       url=t.get("url"),
-                                       retry_policy=RetryPolicy(**t.get("retry_policy", {})))
-                      for t in doc["targets"]),
-        state=doc.get("state", "ENABLED"), description=doc.get("description"))
+        targets=tuple(
+            TargetDefinition(
+                id=t["id"],
+                type=t["type"],
+                name=t.get("name"),
+                url=t.get("url"),
+                retry_policy=RetryPolicy(**t.get("retry_policy", {})),
+            )
+            for t in doc["targets"]
+        ),
+        state=doc.get("state", "ENABLED"),
+        description=doc.get("description"),
+    )
 
 
 def check_pattern_size(pattern_chars: int) -> None:
     if pattern_chars > MAX_PATTERN_CHARS:
-        raise BadRequest(f"the event pattern is {pattern_chars} characters; EventBridge's "
-                         f"limit, kept here, is {MAX_PATTERN_CHARS}", param="event_pattern",
-                         code="event_pattern_too_large")
+        raise BadRequest(
+            f"the event pattern is {pattern_chars} characters; EventBridge's "
+            f"limit, kept here, is {MAX_PATTERN_CHARS}",
+            param="event_pattern",
+            code="event_pattern_too_large",
+        )
 
 
-def to_rule(merchant_id: str, name: str, definition: RuleDefinition, builtins: set[str],
-            policy: TargetPolicy | None = None) -> Rule:
+def to_rule(
+    merchant_id: str,
+    name: str,
+    definition: RuleDefinition,
+    builtins: set[str],
+    policy: TargetPolicy | None = None,
+) -> Rule:
     """The rule, or BadRequest naming the first thing wrong: the name, the pattern's size,
     a target (unknown built-in, http without a url, a url `policy` refuses: an internal
     address, or http in live mode), duplicate target ids, a pattern that does not compile."""
@@ -84,26 +100,36 @@ def to_rule(merchant_id: str, name: str, definition: RuleDefinition, builtins: s
     targets = []
     for t in definition.targets:
         if t.type == "builtin" and t.name not in builtins:
-            raise BadRequest(f"unknown built-in target {t.name!r}; known: "
-                             f"{', '.join(sorted(builtins))}", param="targets")
+            raise BadRequest(
+                f"unknown built-in target {t.name!r}; known: {', '.join(sorted(builtins))}",
+                param="targets",
+            )
         if t.type == "http" and not t.url:
             raise BadRequest(f"target {t.id!r} of type http needs a url", param="targets")
         if t.type == "http" and t.url and policy is not None:
             try:
                 policy.check_url(t.url)
             except TargetUrlRefused as exc:
-                raise BadRequest(f"target {t.id!r}: {exc}", param="targets",
-                                 code="target_url_not_allowed") from exc
-        targets.append(Target(id=t.id, type=t.type, name=t.name, url=t.url,
-                              retry_policy=t.retry_policy))
+                raise BadRequest(
+                    f"target {t.id!r}: {exc}", param="targets", code="target_url_not_allowed"
+                ) from exc
+        targets.append(
+            Target(id=t.id, type=t.type, name=t.name, url=t.url, retry_policy=t.retry_policy)
+        )
     if len({t.id for t in targets}) != len(targets):
         raise BadRequest("target ids must be unique within a rule", param="targets")
-    rule = Rule(merchant_id=merchant_id, name=name, event_pattern=definition.event_pattern,
-                targets=tuple(targets), state=definition.state,
-                description=definition.description)
+    rule = Rule(
+        merchant_id=merchant_id,
+        name=name,
+        event_pattern=definition.event_pattern,
+        targets=tuple(targets),
+        state=definition.state,
+        description=definition.description,
+    )
     try:
         compile_pattern(definition.event_pattern)
     except InvalidEventPattern as exc:
-        raise BadRequest(f"invalid event_pattern: {exc}", param="event_pattern",
-                         code="event_pattern_invalid") from exc
+        raise BadRequest(
+            f"invalid event_pattern: {exc}", param="event_pattern", code="event_pattern_invalid"
+        ) from exc
     return rule

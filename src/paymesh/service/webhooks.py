@@ -53,9 +53,14 @@ _WRITE_RETRIES = 8
 
 
 class WebhookService:
-    def __init__(self, store: Store, connectors: dict[str, Connector],
-                 clock: Callable[[], datetime], on_commit: Callable[[], None],
-                 on_processing: Callable[[Payment], None] = lambda p: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        connectors: dict[str, Connector],
+        clock: Callable[[], datetime],
+        on_commit: Callable[[], None],
+        on_processing: Callable[[Payment], None] = lambda p: None,
+    ) -> None:
         self.store = store
         self.connectors = connectors
         self.clock = clock
@@ -77,22 +82,28 @@ class WebhookService:
         results = [await self._confirm_and_apply(psp, connector, event) for event in events]
         if "unbound" in results:
             # Applied events are marked processed: the PSP's next delivery skips them.
-            raise StateConflict(f"{psp} webhook about a payment whose {psp} answer is not "
-                                "recorded yet; deliver it again later",
-                                code="payment_not_ready")
+            raise StateConflict(
+                f"{psp} webhook about a payment whose {psp} answer is not "
+                "recorded yet; deliver it again later",
+                code="payment_not_ready",
+            )
         return results
 
-    async def _confirm_and_apply(self, psp: str, connector: Connector,
-                                 event: WebhookEvent) -> str:
+    async def _confirm_and_apply(self, psp: str, connector: Connector, event: WebhookEvent) -> str:
         try:
             confirmed = await connector.confirm(event)
         except PspError as exc:
-            raise PspUnavailable(f"{psp} could not confirm webhook {event.psp_event_id!r}: "
-                                 f"{exc.message}; deliver it again later",
-                                 code="psp_unavailable") from exc
+            raise PspUnavailable(
+                f"{psp} could not confirm webhook {event.psp_event_id!r}: "
+                f"{exc.message}; deliver it again later",
+                code="psp_unavailable",
+            ) from exc
         if confirmed is None:
-            log.warning("webhook %r from %s: the PSP does not confirm the object it names; "
-                        "nothing changed", event.psp_event_id, psp)
+            log.warning(
+                "webhook %r from %s: the PSP does not confirm the object it names; nothing changed",
+                event.psp_event_id,
+                psp,
+            )
             return "unconfirmed"
         return await self.apply(psp, confirmed)
 
@@ -101,14 +112,19 @@ class WebhookService:
         ref, named = event.connector_payment_id, event.payment_id
         # A signed body is the PSP's, but its fields are still data: ids must be strings.
         if not isinstance(ref, str | None) or not isinstance(named, str | None):
-            log.info("webhook %r from %s names no payment we could look up",
-                     event.psp_event_id, psp)
+            log.info(
+                "webhook %r from %s names no payment we could look up", event.psp_event_id, psp
+            )
             return "unknown"
         payment = await self.store.find_payment_by_connector_ref(psp, ref) if ref else None
         if payment is None:
             payment = await self.store.get_payment(named) if named else None
-            if payment is not None and ref is not None and payment.connector == psp \
-                    and payment.connector_payment_id == ref:
+            if (
+                payment is not None
+                and ref is not None
+                and payment.connector == psp
+                and payment.connector_payment_id == ref
+            ):
                 # The PSP's answer was committed between the two reads: it is its own.
                 return self._checked_money(psp, event, payment)
             if payment is None:
@@ -116,25 +132,42 @@ class WebhookService:
                 log.info("webhook %r from %s names no known payment", event.psp_event_id, psp)
                 return "unknown"
             if ref is not None and ref in payment.retired_refs:
-                log.info("webhook %r from %s is about %r, an attempt payment %s gave up on",
-                         event.psp_event_id, psp, ref, payment.id)
+                log.info(
+                    "webhook %r from %s is about %r, an attempt payment %s gave up on",
+                    event.psp_event_id,
+                    psp,
+                    ref,
+                    payment.id,
+                )
                 return "stale"
             if payment.connector != psp:
-                return _mismatch(psp, event, f"it names payment {payment.id}, which is at "
-                                             f"{payment.connector}")
+                return _mismatch(
+                    psp, event, f"it names payment {payment.id}, which is at {payment.connector}"
+                )
             if payment.connector_payment_id is not None or ref is None:
-                return _mismatch(psp, event, f"it names payment {payment.id}, whose PSP object "
-                                             f"is {payment.connector_payment_id!r}, not {ref!r}")
+                return _mismatch(
+                    psp,
+                    event,
+                    f"it names payment {payment.id}, whose PSP object "
+                    f"is {payment.connector_payment_id!r}, not {ref!r}",
+                )
             wrong_money = _money_mismatch(payment, event)
             if wrong_money:
                 return _mismatch(psp, event, f"payment {payment.id}: {wrong_money}")
-            log.info("webhook %r from %s names payment %s, which has no PSP reference yet: "
-                     "only the PSP's answer to our own request binds one", event.psp_event_id,
-                     psp, payment.id)
+            log.info(
+                "webhook %r from %s names payment %s, which has no PSP reference yet: "
+                "only the PSP's answer to our own request binds one",
+                event.psp_event_id,
+                psp,
+                payment.id,
+            )
             return "unbound"
         if named and named != payment.id:
-            return _mismatch(psp, event, f"it names payment {named!r}, but its PSP object "
-                                         f"{ref!r} is payment {payment.id}'s")
+            return _mismatch(
+                psp,
+                event,
+                f"it names payment {named!r}, but its PSP object {ref!r} is payment {payment.id}'s",
+            )
         return self._checked_money(psp, event, payment)
 
     @staticmethod
@@ -153,8 +186,11 @@ class WebhookService:
             now = self.clock()
             changed = False
             if event.outcome is not None:
-                outcome = payment.authorised_as_requested(event.outcome) \
-                    if event.capture_as_requested else event.outcome
+                outcome = (
+                    payment.authorised_as_requested(event.outcome)
+                    if event.capture_as_requested
+                    else event.outcome
+                )
                 changed |= payment.apply_psp_outcome(outcome, now)
             if event.amount_refunded is not None:
                 changed |= _settle_refunds(payment, event, now)
@@ -189,8 +225,12 @@ class WebhookService:
 
 def _mismatch(psp: str, event: WebhookEvent, why: str) -> str:
     # Ids and amounts only: a webhook body may carry card or customer data, never logged.
-    log.warning("webhook %r from %s is not about the payment it names, nothing changed: %s",
-                event.psp_event_id, psp, why)
+    log.warning(
+        "webhook %r from %s is not about the payment it names, nothing changed: %s",
+        event.psp_event_id,
+        psp,
+        why,
+    )
     return "mismatch"
 
 
@@ -218,10 +258,11 @@ def _settle_one_refund(payment: Payment, update: RefundUpdate, now: datetime) ->
     """Settle the refund the PSP names, by our id or its own; an unknown refund changes nothing."""
     for refund in payment.refunds:
         if (update.refund_id and refund.id == update.refund_id) or (
-                update.connector_refund_id
-                and refund.connector_refund_id == update.connector_refund_id):
-            return payment.settle_refund(refund.id, update.succeeded, now,
-                                         update.connector_refund_id, update.failure_reason)
+            update.connector_refund_id and refund.connector_refund_id == update.connector_refund_id
+        ):
+            return payment.settle_refund(
+                refund.id, update.succeeded, now, update.connector_refund_id, update.failure_reason
+            )
     return False
 
 

@@ -63,8 +63,14 @@ class _Event:
     delivered: bool = False
 
     def read(self) -> StoredEvent:
-        return StoredEvent(id=self.id, merchant_id=self.merchant_id, payment_id=self.payment_id,
-                           type=self.type, time=self.time, envelope=decode_json(self.envelope))
+        return StoredEvent(
+            id=self.id,
+            merchant_id=self.merchant_id,
+            payment_id=self.payment_id,
+            type=self.type,
+            time=self.time,
+            envelope=decode_json(self.envelope),
+        )
 
 
 @dataclass(slots=True)
@@ -102,7 +108,8 @@ def _check(db: _Tables, changes: Changeset) -> None:
             free = held is not None and held.lease_token == write.expected_token
         if not free:
             raise IdempotencyConflict(
-                f"idempotency key {write.record.key!r} is held by another request")
+                f"idempotency key {write.record.key!r} is held by another request"
+            )
     if (mark := _repeated(db.processed, changes.processed)) is not None:
         raise AlreadyProcessed(f"{mark[0]} already applied {mark[1]}")
     # Each write must find the version the previous one left, as in SQL, where the writes of
@@ -110,10 +117,13 @@ def _check(db: _Tables, changes: Changeset) -> None:
     versions: dict[str, int] = {}
     for w in changes.payments:
         stored = db.payments.get(w.payment.id)
-        if versions.get(w.payment.id, 0 if stored is None else stored.version) \
-                != w.expected_version:
-            raise VersionConflict(f"payment {w.payment.id} changed since version "
-                                  f"{w.expected_version}")
+        if (
+            versions.get(w.payment.id, 0 if stored is None else stored.version)
+            != w.expected_version
+        ):
+            raise VersionConflict(
+                f"payment {w.payment.id} changed since version {w.expected_version}"
+            )
         versions[w.payment.id] = w.expected_version + 1
     # The port names no error for these; the SQL stores' unique keys refuse them.
     if (i := _repeated(db.events, (e.id for e in changes.events))) is not None:
@@ -159,8 +169,9 @@ class MemoryStore:
         """Events still in the outbox plus deliveries still pending: zero when a bus running
         on this store has nothing left to do (what a test waits for). Not part of the port."""
         db = self._db
-        return (sum(not e.delivered for e in db.events.values())
-                + sum(r.delivery.status == "pending" for r in db.deliveries.values()))
+        return sum(not e.delivered for e in db.events.values()) + sum(
+            r.delivery.status == "pending" for r in db.deliveries.values()
+        )
 
     # -- UnitOfWork -------------------------------------------------------------------------
 
@@ -169,8 +180,18 @@ class MemoryStore:
         _check(db, changes)
         # Everything that could still fail (encoding) before the first change.
         payments = [_snapshot(w.payment, w.expected_version + 1) for w in changes.payments]
-        events = [_Event(len(db.events) + n, e.id, e.merchant_id, e.payment_id, e.type, e.time,
-                         encode_json(e.envelope())) for n, e in enumerate(changes.events)]
+        events = [
+            _Event(
+                len(db.events) + n,
+                e.id,
+                e.merchant_id,
+                e.payment_id,
+                e.type,
+                e.time,
+                encode_json(e.envelope()),
+            )
+            for n, e in enumerate(changes.events)
+        ]
         deliveries = copy.deepcopy(changes.deliveries)
         # From here on, plain assignments.
         if (write := changes.idempotency) is not None:
@@ -201,8 +222,9 @@ class MemoryStore:
             return None
         return _snapshot(p, p.version)
 
-    async def find_payment_by_connector_ref(self, connector: str,
-                                            connector_payment_id: str) -> Payment | None:
+    async def find_payment_by_connector_ref(
+        self, connector: str, connector_payment_id: str
+    ) -> Payment | None:
         for p in self._db.payments.values():
             if (p.connector, p.connector_payment_id) == (connector, connector_payment_id):
                 return _snapshot(p, p.version)
@@ -224,32 +246,45 @@ class MemoryStore:
                 return False
             if q.under_review and review is None:
                 return False
-            return (p.merchant_id == q.merchant_id
-                    and q.customer_id in (None, p.customer_id)
-                    and q.status in (None, p.status)
-                    and (q.created_gte is None or p.created_at >= q.created_gte)
-                    and (q.created_lt is None or p.created_at < q.created_lt))
+            return (
+                p.merchant_id == q.merchant_id
+                and q.customer_id in (None, p.customer_id)
+                and q.status in (None, p.status)
+                and (q.created_gte is None or p.created_at >= q.created_gte)
+                and (q.created_lt is None or p.created_at < q.created_lt)
+            )
 
-        rows = sorted(filter(wanted, db.payments.values()), key=lambda p: (p.created_at, p.id),
-                      reverse=True)
+        rows = sorted(
+            filter(wanted, db.payments.values()), key=lambda p: (p.created_at, p.id), reverse=True
+        )
         if q.starting_after is not None:
             cursor = db.payments.get(q.starting_after)
             if cursor is None or cursor.merchant_id != q.merchant_id:
                 return [], False
             rows = [p for p in rows if (p.created_at, p.id) < (cursor.created_at, cursor.id)]
-        return [_snapshot(p, p.version) for p in rows[:q.limit]], len(rows) > q.limit
+        return [_snapshot(p, p.version) for p in rows[: q.limit]], len(rows) > q.limit
 
-    async def payments_to_sync(self, statuses: frozenset[PaymentStatus],
-                               updated_before: datetime, limit: int) -> list[Payment]:
-        rows = sorted((p for p in self._db.payments.values()
-                       if p.status in statuses and p.updated_at < updated_before),
-                      key=lambda p: (p.updated_at, p.id))
+    async def payments_to_sync(
+        self, statuses: frozenset[PaymentStatus], updated_before: datetime, limit: int
+    ) -> list[Payment]:
+        rows = sorted(
+            (
+                p
+                for p in self._db.payments.values()
+                if p.status in statuses and p.updated_at < updated_before
+            ),
+            key=lambda p: (p.updated_at, p.id),
+        )
         return [_snapshot(p, p.version) for p in rows[:limit]]
 
-    async def payments_with_pending_refunds(self, created_before: datetime,
-                                            limit: int) -> list[Payment]:
-        waiting = [(since, p) for p in self._db.payments.values()
-                   if (since := p.oldest_pending_refund) is not None and since < created_before]
+    async def payments_with_pending_refunds(
+        self, created_before: datetime, limit: int
+    ) -> list[Payment]:
+        waiting = [
+            (since, p)
+            for p in self._db.payments.values()
+            if (since := p.oldest_pending_refund) is not None and since < created_before
+        ]
         waiting.sort(key=lambda row: (row[0], row[1].id))
         return [_snapshot(p, p.version) for _, p in waiting[:limit]]
 
@@ -260,20 +295,29 @@ class MemoryStore:
         return None if record is None else replace(record)
 
     async def release_claims(self) -> int:
-        unfinished = [r for r in self._db.idempotency.values()
-                      if not r.completed and r.locked_until > _EPOCH]
+        unfinished = [
+            r for r in self._db.idempotency.values() if not r.completed and r.locked_until > _EPOCH
+        ]
         for r in unfinished:
             r.locked_until = _EPOCH
         return len(unfinished)
 
-    async def purge_expired(self, now: datetime, processed_before: datetime,
-                            limit: int = 1000) -> Purged:
+    async def purge_expired(
+        self, now: datetime, processed_before: datetime, limit: int = 1000
+    ) -> Purged:
         db = self._db
         # Expired, and not leased by a request still in flight (completed, or its lease over).
-        records = list(islice((k for k, r in db.idempotency.items() if r.expires_at <= now
-                               and (r.completed or r.locked_until <= now)), limit))
-        marks = list(islice((m for m, at in db.processed.items() if at < processed_before),
-                            limit))
+        records = list(
+            islice(
+                (
+                    k
+                    for k, r in db.idempotency.items()
+                    if r.expires_at <= now and (r.completed or r.locked_until <= now)
+                ),
+                limit,
+            )
+        )
+        marks = list(islice((m for m, at in db.processed.items() if at < processed_before), limit))
         for k in records:
             del db.idempotency[k]
         for m in marks:
@@ -283,11 +327,15 @@ class MemoryStore:
     # -- EventLog ---------------------------------------------------------------------------
 
     async def events_for_payment(self, merchant_id: str, payment_id: str) -> list[StoredEvent]:
-        return [e.read() for e in self._db.events.values()
-                if (e.merchant_id, e.payment_id) == (merchant_id, payment_id)]
+        return [
+            e.read()
+            for e in self._db.events.values()
+            if (e.merchant_id, e.payment_id) == (merchant_id, payment_id)
+        ]
 
-    async def list_events(self, merchant_id: str, event_type: str | None, limit: int,
-                          starting_after: str | None) -> tuple[list[StoredEvent], bool]:
+    async def list_events(
+        self, merchant_id: str, event_type: str | None, limit: int, starting_after: str | None
+    ) -> tuple[list[StoredEvent], bool]:
         db = self._db
         before = len(db.events)
         if starting_after is not None:
@@ -295,19 +343,30 @@ class MemoryStore:
             if cursor is None or cursor.merchant_id != merchant_id:
                 return [], False
             before = cursor.seq
-        rows = [e for e in reversed(db.events.values()) if e.seq < before
-                and e.merchant_id == merchant_id and event_type in (None, e.type)]
+        rows = [
+            e
+            for e in reversed(db.events.values())
+            if e.seq < before and e.merchant_id == merchant_id and event_type in (None, e.type)
+        ]
         return [e.read() for e in rows[:limit]], len(rows) > limit
 
     async def undelivered_events(self, limit: int) -> list[StoredEvent]:
-        return [e.read() for e in islice(
-            (e for e in self._db.events.values() if not e.delivered), limit)]
+        return [
+            e.read()
+            for e in islice((e for e in self._db.events.values() if not e.delivered), limit)
+        ]
 
-    async def notifications_for_payment(self, merchant_id: str,
-                                        payment_id: str) -> list[Notification]:
-        return sorted((n for n in self._db.notifications.values()
-                       if (n.merchant_id, n.payment_id) == (merchant_id, payment_id)),
-                      key=lambda n: (n.created_at, n.id))
+    async def notifications_for_payment(
+        self, merchant_id: str, payment_id: str
+    ) -> list[Notification]:
+        return sorted(
+            (
+                n
+                for n in self._db.notifications.values()
+                if (n.merchant_id, n.payment_id) == (merchant_id, payment_id)
+            ),
+            key=lambda n: (n.created_at, n.id),
+        )
 
     # -- KeyStore ---------------------------------------------------------------------------
 
@@ -320,9 +379,10 @@ class MemoryStore:
         return self._db.api_keys.get(key_hash)
 
     async def list_api_keys(self, merchant_id: str | None = None) -> list[ApiKey]:
-        return sorted((k for k in self._db.api_keys.values()
-                       if merchant_id in (None, k.merchant_id)),
-                      key=lambda k: (k.created_at, k.prefix))
+        return sorted(
+            (k for k in self._db.api_keys.values() if merchant_id in (None, k.merchant_id)),
+            key=lambda k: (k.created_at, k.prefix),
+        )
 
     async def revoke_api_key(self, key_hash: str, at: datetime) -> bool:
         key = self._db.api_keys.get(key_hash)
@@ -352,18 +412,29 @@ class MemoryStore:
 
     # -- DeliveryStore ----------------------------------------------------------------------
 
-    async def claim_deliveries(self, now: datetime, lease_seconds: float,
-                               limit: int) -> list[Delivery]:
-        due = sorted((r for r in self._db.deliveries.values()
-                      if r.delivery.status == "pending" and r.delivery.next_attempt_at <= now
-                      and r.locked_until <= now), key=lambda r: r.delivery.next_attempt_at)
+    async def claim_deliveries(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[Delivery]:
+        due = sorted(
+            (
+                r
+                for r in self._db.deliveries.values()
+                if r.delivery.status == "pending"
+                and r.delivery.next_attempt_at <= now
+                and r.locked_until <= now
+            ),
+            key=lambda r: r.delivery.next_attempt_at,
+        )
         for r in due[:limit]:
             r.locked_until = now + timedelta(seconds=lease_seconds)
         return [copy.deepcopy(r.delivery) for r in due[:limit]]
 
     async def release_leases(self) -> int:
-        leased = [r for r in self._db.deliveries.values()
-                  if r.delivery.status == "pending" and r.locked_until > _EPOCH]
+        leased = [
+            r
+            for r in self._db.deliveries.values()
+            if r.delivery.status == "pending" and r.locked_until > _EPOCH
+        ]
         for r in leased:
             r.locked_until = _EPOCH
         return len(leased)
@@ -375,17 +446,28 @@ class MemoryStore:
         # The attempt's outcome is saved; what it was routed as (event, merchant, rule) stays,
         # so no edit can move it into another merchant's dead letters.
         old = row.delivery
-        row.delivery = replace(copy.deepcopy(delivery), event_id=old.event_id,
-                               merchant_id=old.merchant_id, rule=old.rule)
+        row.delivery = replace(
+            copy.deepcopy(delivery),
+            event_id=old.event_id,
+            merchant_id=old.merchant_id,
+            rule=old.rule,
+        )
         row.updated_at = delivery.history[-1].at if delivery.history else delivery.created_at
         row.locked_until = _EPOCH
 
-    async def dead_letters(self, merchant_id: str, limit: int,
-                           starting_after: str | None) -> tuple[list[Delivery], bool]:
+    async def dead_letters(
+        self, merchant_id: str, limit: int, starting_after: str | None
+    ) -> tuple[list[Delivery], bool]:
         db = self._db
-        rows = sorted((r for r in db.deliveries.values() if r.delivery.status == "dead"
-                       and r.delivery.merchant_id == merchant_id), key=_DeliveryRow.order,
-                      reverse=True)
+        rows = sorted(
+            (
+                r
+                for r in db.deliveries.values()
+                if r.delivery.status == "dead" and r.delivery.merchant_id == merchant_id
+            ),
+            key=_DeliveryRow.order,
+            reverse=True,
+        )
         if starting_after is not None:
             cursor = db.deliveries.get(starting_after)
             if cursor is None or cursor.delivery.merchant_id != merchant_id:

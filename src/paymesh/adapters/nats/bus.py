@@ -94,19 +94,30 @@ async def connect(url: str, name: str, client: Client | None = None) -> Client:
     """A connection that keeps reconnecting: a restarted nats-server is waited for, not fatal.
     `client`: one made earlier (unconnected) and already handed to those who publish on it."""
     nc = client or Client()
-    await nc.connect(servers=[url], name=name, max_reconnect_attempts=-1,
-                     reconnect_time_wait=1, connect_timeout=5)
+    await nc.connect(
+        servers=[url],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+    )
     return nc
 
 
 async def ensure_streams(js: JetStreamContext, layout: Layout) -> None:
     """Create the two streams if absent (every process may race to; the loser finds them)."""
-    for name, subject in ((layout.events_stream, layout.events_subject),
-                          (layout.deliveries_stream, layout.deliveries_subject)):
-        config = StreamConfig(name=name, subjects=[subject],
-                              retention=RetentionPolicy.WORK_QUEUE,
-                              discard=DiscardPolicy.OLD, max_age=layout.max_age_seconds,
-                              duplicate_window=layout.duplicate_window_seconds)
+    for name, subject in (
+        (layout.events_stream, layout.events_subject),
+        (layout.deliveries_stream, layout.deliveries_subject),
+    ):
+        config = StreamConfig(
+            name=name,
+            subjects=[subject],
+            retention=RetentionPolicy.WORK_QUEUE,
+            discard=DiscardPolicy.OLD,
+            max_age=layout.max_age_seconds,
+            duplicate_window=layout.duplicate_window_seconds,
+        )
         try:
             await js.stream_info(name)
         except NotFoundError:
@@ -124,8 +135,14 @@ def delivery_id(event_id: str, merchant_id: str, rule: str, target_id: str) -> s
 class OutboxRelay:
     """Moves committed outbox events onto the EVENTS stream."""
 
-    def __init__(self, store: BusBackend, js: JetStreamContext, layout: Layout,
-                 batch: int = 500, poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: BusBackend,
+        js: JetStreamContext,
+        layout: Layout,
+        batch: int = 500,
+        poll_seconds: float = 0.5,
+    ) -> None:
         self.store = store
         self.js = js
         self.layout = layout
@@ -157,9 +174,16 @@ class OutboxRelay:
                 return relayed
             # Published concurrently; the events' order is not a promise of the bus (as on
             # EventBridge): a payment's timeline is ordered by the store, not by delivery.
-            await asyncio.gather(*(
-                self.js.publish(self.layout.events_subject, encode_json(e.envelope),
-                                headers={"Nats-Msg-Id": e.id}) for e in events))
+            await asyncio.gather(
+                *(
+                    self.js.publish(
+                        self.layout.events_subject,
+                        encode_json(e.envelope),
+                        headers={"Nats-Msg-Id": e.id},
+                    )
+                    for e in events
+                )
+            )
             await self.store.commit(Changeset(routed=[e.id for e in events]))
             relayed += len(events)
             if len(events) < self.batch:
@@ -173,10 +197,19 @@ class Dispatcher:
     `targets`' (both the service's, through `paymesh.ports.bus`); this moves the messages,
     acks them and holds their leases."""
 
-    def __init__(self, store: BusBackend, js: JetStreamContext, layout: Layout,
-                 router: EventRouter, targets: Deliverer, clock: Callable[[], datetime],
-                 rand: Callable[[], float] = random.random, retry_base_seconds: float = 1.0,
-                 max_in_flight: int = 512, fetch_batch: int = 128) -> None:
+    def __init__(
+        self,
+        store: BusBackend,
+        js: JetStreamContext,
+        layout: Layout,
+        router: EventRouter,
+        targets: Deliverer,
+        clock: Callable[[], datetime],
+        rand: Callable[[], float] = random.random,
+        retry_base_seconds: float = 1.0,
+        max_in_flight: int = 512,
+        fetch_batch: int = 128,
+    ) -> None:
         self.store = store
         self.js = js
         self.layout = layout
@@ -194,8 +227,9 @@ class Dispatcher:
         self._held: dict[int, tuple[Msg, float]] = {}
 
     async def run(self) -> None:
-        await asyncio.gather(self._route_loop(), self._deliver_loop(), self._redrive_loop(),
-                             self._keep_alive())
+        await asyncio.gather(
+            self._route_loop(), self._deliver_loop(), self._redrive_loop(), self._keep_alive()
+        )
 
     async def stop(self) -> None:
         """Cancel attempts in flight: their messages are not acked, so JetStream hands them
@@ -206,13 +240,18 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _consumer(self, durable: str) -> ConsumerConfig:
-        return ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-                              ack_wait=self.layout.ack_wait_seconds, max_deliver=-1,
-                              max_ack_pending=20_000)
+        return ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.layout.ack_wait_seconds,
+            max_deliver=-1,
+            max_ack_pending=20_000,
+        )
 
     async def _subscribe(self, subject: str, stream: str, durable: str) -> Any:
-        return await self.js.pull_subscribe(subject, durable=durable, stream=stream,
-                                            config=self._consumer(durable))
+        return await self.js.pull_subscribe(
+            subject, durable=durable, stream=stream, config=self._consumer(durable)
+        )
 
     async def _fetch(self, sub: Any, batch: int) -> list[Msg]:
         try:
@@ -224,8 +263,9 @@ class Dispatcher:
     # --- routing: events -> deliveries ------------------------------------------------
 
     async def _route_loop(self) -> None:
-        sub = await self._subscribe(self.layout.events_subject, self.layout.events_stream,
-                                    f"{self.layout.prefix}-router")
+        sub = await self._subscribe(
+            self.layout.events_subject, self.layout.events_stream, f"{self.layout.prefix}-router"
+        )
         while True:
             try:
                 msgs = await self._fetch(sub, 256)
@@ -245,16 +285,25 @@ class Dispatcher:
             event_time = datetime.fromisoformat(envelope["time"])
             for route in self.router.routes(envelope):
                 target = route.target
-                did = delivery_id(envelope["id"], envelope["account"], route.rule.name,
-                                  target.id)
-                delivery = Delivery(id=did, event_id=envelope["id"],
-                                    merchant_id=envelope["account"], rule=route.rule.name,
-                                    target=target, event_time=event_time, created_at=now,
-                                    next_attempt_at=now,
-                                    default_rule=route.rule.merchant_id == DEFAULT)
-                publishes.append(self.js.publish(
-                    self.layout.deliveries_subject, delivery_to_message(delivery, envelope),
-                    headers={"Nats-Msg-Id": did}))
+                did = delivery_id(envelope["id"], envelope["account"], route.rule.name, target.id)
+                delivery = Delivery(
+                    id=did,
+                    event_id=envelope["id"],
+                    merchant_id=envelope["account"],
+                    rule=route.rule.name,
+                    target=target,
+                    event_time=event_time,
+                    created_at=now,
+                    next_attempt_at=now,
+                    default_rule=route.rule.merchant_id == DEFAULT,
+                )
+                publishes.append(
+                    self.js.publish(
+                        self.layout.deliveries_subject,
+                        delivery_to_message(delivery, envelope),
+                        headers={"Nats-Msg-Id": did},
+                    )
+                )
         await asyncio.gather(*publishes)
         # Acked only once every delivery is in the stream: a crash before this routes the
         # events again, and the deliveries' message ids keep one of each.
@@ -263,9 +312,11 @@ class Dispatcher:
     # --- delivery: deliveries -> targets ----------------------------------------------
 
     async def _deliver_loop(self) -> None:
-        sub = await self._subscribe(self.layout.deliveries_subject,
-                                    self.layout.deliveries_stream,
-                                    f"{self.layout.prefix}-deliverer")
+        sub = await self._subscribe(
+            self.layout.deliveries_subject,
+            self.layout.deliveries_stream,
+            f"{self.layout.prefix}-deliverer",
+        )
         while True:
             try:
                 room = min(self.fetch_batch, self.max_in_flight - len(self._running))
@@ -357,12 +408,12 @@ class Dispatcher:
             # The redrive stamped the row's due time: one message id per redrive, so a
             # worker that dies before marking it is de-duplicated, a later redrive is not.
             redriven_at = to_micros(delivery.next_attempt_at)
-            fresh = replace(delivery, attempts=0, history=[], status="pending",
-                            next_attempt_at=now)
-            await self.js.publish(self.layout.deliveries_subject,
-                                  delivery_to_message(fresh, event),
-                                  headers={"Nats-Msg-Id": f"{delivery.id}:redrive:"
-                                                          f"{redriven_at}"})
+            fresh = replace(delivery, attempts=0, history=[], status="pending", next_attempt_at=now)
+            await self.js.publish(
+                self.layout.deliveries_subject,
+                delivery_to_message(fresh, event),
+                headers={"Nats-Msg-Id": f"{delivery.id}:redrive:{redriven_at}"},
+            )
             delivery.status = "redriven"
             await self.store.save_delivery(delivery)
         return len(claimed)

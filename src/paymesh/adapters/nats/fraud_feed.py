@@ -61,12 +61,22 @@ class _Observed(msgspec.Struct, array_like=True, tag="o"):
 
     def transaction(self) -> Transaction:
         return Transaction(
-            transaction_id=self.transaction_id, timestamp=self.timestamp,
-            customer_id=self.customer_id, amount=self.amount, currency=self.currency,
-            card_fingerprint=self.card_fingerprint, device_id=self.device_id,
-            ip_address=self.ip_address, country=self.country, city=self.city, lat=self.lat,
-            lon=self.lon, merchant_id=self.merchant_id, channel=self.channel,
-            approved=self.approved)
+            transaction_id=self.transaction_id,
+            timestamp=self.timestamp,
+            customer_id=self.customer_id,
+            amount=self.amount,
+            currency=self.currency,
+            card_fingerprint=self.card_fingerprint,
+            device_id=self.device_id,
+            ip_address=self.ip_address,
+            country=self.country,
+            city=self.city,
+            lat=self.lat,
+            lon=self.lon,
+            merchant_id=self.merchant_id,
+            channel=self.channel,
+            approved=self.approved,
+        )
 
 
 class _Outcome(msgspec.Struct, array_like=True, tag="f"):
@@ -89,8 +99,9 @@ class NatsFraudFeed:
     `published`, `applied` (messages of other feeds given to the engine) and `dropped` count.
     """
 
-    def __init__(self, nc: Client, engine: FraudLearner, subject: str = SUBJECT,
-                 max_queued: int = 10_000) -> None:
+    def __init__(
+        self, nc: Client, engine: FraudLearner, subject: str = SUBJECT, max_queued: int = 10_000
+    ) -> None:
         self.nc = nc
         self.engine = engine
         self.subject = subject
@@ -108,8 +119,9 @@ class NatsFraudFeed:
         if self._sub is not None:
             return
         self._sub = await self.nc.subscribe(self.subject, cb=self._receive)
-        self._sender = asyncio.get_running_loop().create_task(self._send_queued(),
-                                                              name="fraud-feed")
+        self._sender = asyncio.get_running_loop().create_task(
+            self._send_queued(), name="fraud-feed"
+        )
         await self._sync()
 
     async def flush(self, within: float = 2.0) -> None:
@@ -145,11 +157,29 @@ class NatsFraudFeed:
 
     def observed(self, txn: Transaction, score: int) -> None:
         try:
-            self._queue.put_nowait(_encode(_Observed(
-                self.origin, txn.transaction_id, txn.timestamp, txn.customer_id, txn.amount,
-                txn.currency, score, txn.card_fingerprint, txn.device_id, txn.ip_address,
-                txn.country, txn.merchant_id, txn.city, txn.channel, txn.approved, txn.lat,
-                txn.lon)))
+            self._queue.put_nowait(
+                _encode(
+                    _Observed(
+                        self.origin,
+                        txn.transaction_id,
+                        txn.timestamp,
+                        txn.customer_id,
+                        txn.amount,
+                        txn.currency,
+                        score,
+                        txn.card_fingerprint,
+                        txn.device_id,
+                        txn.ip_address,
+                        txn.country,
+                        txn.merchant_id,
+                        txn.city,
+                        txn.channel,
+                        txn.approved,
+                        txn.lat,
+                        txn.lon,
+                    )
+                )
+            )
         except asyncio.QueueFull:
             self._lost("the publish queue is full")
         except Exception as exc:  # in the payment path: nothing may come out of here
@@ -167,8 +197,11 @@ class NatsFraudFeed:
         self.dropped += 1
         if not self._failing:  # once per outage, not once per payment
             self._failing = True
-            log.warning("fraud feed: dropping messages (%s); other processes' scores are "
-                        "less informed until it recovers", why)
+            log.warning(
+                "fraud feed: dropping messages (%s); other processes' scores are "
+                "less informed until it recovers",
+                why,
+            )
 
     async def _send_queued(self) -> None:
         queue = self._queue
@@ -183,8 +216,9 @@ class NatsFraudFeed:
                 self.published += 1
                 if self._failing:
                     self._failing = False
-                    log.info("fraud feed: publishing again (%d messages dropped so far)",
-                             self.dropped)
+                    log.info(
+                        "fraud feed: publishing again (%d messages dropped so far)", self.dropped
+                    )
             finally:
                 queue.task_done()
 
@@ -194,8 +228,9 @@ class NatsFraudFeed:
         except msgspec.DecodeError as exc:
             if not self._unreadable_logged:  # another version, mid-deploy: once is enough
                 self._unreadable_logged = True
-                log.warning("fraud feed: skipping messages it cannot read on %s (%s)",
-                            msg.subject, exc)
+                log.warning(
+                    "fraud feed: skipping messages it cannot read on %s (%s)", msg.subject, exc
+                )
             return
         if message.origin == self.origin:
             return

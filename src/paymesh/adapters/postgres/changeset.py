@@ -43,13 +43,15 @@ async def apply(conn: Any, changes: Changeset) -> None:
     refunds: list[tuple[str, str, str]] = []
     for write in sorted(changes.payments, key=lambda w: w.payment.id):
         await _write_payment(conn, write.payment, write.expected_version)
-        refunds += [(r.id, write.payment.merchant_id, write.payment.id)
-                    for r in write.payment.refunds]
+        refunds += [
+            (r.id, write.payment.merchant_id, write.payment.id) for r in write.payment.refunds
+        ]
     if refunds:
         await conn.execute(
             "INSERT INTO refunds (id, merchant_id, payment_id)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
-            *_columns(sorted(refunds), 3))
+            *_columns(sorted(refunds), 3),
+        )
     if changes.events:
         # WITH ORDINALITY ... ORDER BY: seq follows the changeset's order, a payment's timeline.
         await conn.execute(
@@ -58,34 +60,78 @@ async def apply(conn: Any, changes: Changeset) -> None:
             "$1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[])"
             " WITH ORDINALITY AS e(id, merchant_id, payment_id, type, occurred_at, envelope, n)"
             " ORDER BY n",
-            *_columns([(e.id, e.merchant_id, e.payment_id, e.type, e.time,
-                        encode_json(e.envelope())) for e in changes.events], 6))
+            *_columns(
+                [
+                    (e.id, e.merchant_id, e.payment_id, e.type, e.time, encode_json(e.envelope()))
+                    for e in changes.events
+                ],
+                6,
+            ),
+        )
     if changes.deliveries:
-        rows = sorted((d.event_id, d.rule, d.target.id, d.id, d.merchant_id, d.status,
-                       d.attempts, d.next_attempt_at, d.created_at, delivery_to_doc(d))
-                      for d in changes.deliveries)
+        rows = sorted(
+            (
+                d.event_id,
+                d.rule,
+                d.target.id,
+                d.id,
+                d.merchant_id,
+                d.status,
+                d.attempts,
+                d.next_attempt_at,
+                d.created_at,
+                delivery_to_doc(d),
+            )
+            for d in changes.deliveries
+        )
         await conn.execute(
             "INSERT INTO deliveries (event_id, rule, target_id, id, merchant_id, status,"
             " attempts, next_attempt_at, updated_at, doc) SELECT * FROM unnest($1::text[],"
             " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],"
             " $8::timestamptz[], $9::timestamptz[], $10::bytea[]) ON CONFLICT DO NOTHING",
-            *_columns(rows, 10))
+            *_columns(rows, 10),
+        )
     if changes.routed:
-        await conn.execute("UPDATE events SET delivered = true"
-                           " WHERE id = ANY($1::text[]) AND NOT delivered", changes.routed)
+        await conn.execute(
+            "UPDATE events SET delivered = true WHERE id = ANY($1::text[]) AND NOT delivered",
+            changes.routed,
+        )
     if changes.notifications:
         await conn.execute(
             "INSERT INTO notifications (id, merchant_id, payment_id, event_id, channel,"
             " recipient, template, created_at) SELECT * FROM unnest($1::text[], $2::text[],"
             " $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])",
-            *_columns([(n.id, n.merchant_id, n.payment_id, n.event_id, n.channel, n.recipient,
-                        n.template, n.created_at) for n in changes.notifications], 8))
+            *_columns(
+                [
+                    (
+                        n.id,
+                        n.merchant_id,
+                        n.payment_id,
+                        n.event_id,
+                        n.channel,
+                        n.recipient,
+                        n.template,
+                        n.created_at,
+                    )
+                    for n in changes.notifications
+                ],
+                8,
+            ),
+        )
 
 
 async def _write_idempotency(conn: Any, write: IdempotencyWrite) -> None:
     r = write.record
-    values = (r.fingerprint, r.resource_id, r.lease_token, r.locked_until, r.expires_at,
-              r.completed, r.response_status, r.response_body)
+    values = (
+        r.fingerprint,
+        r.resource_id,
+        r.lease_token,
+        r.locked_until,
+        r.expires_at,
+        r.completed,
+        r.response_status,
+        r.response_body,
+    )
     if write.expected_token is None:
         # The claim: one statement that inserts, or takes over only an expired record. A
         # concurrent claim of the same key waits for this one's commit, then finds it fresh.
@@ -98,13 +144,21 @@ async def _write_idempotency(conn: Any, write: IdempotencyWrite) -> None:
             " locked_until = excluded.locked_until, expires_at = excluded.expires_at,"
             " completed = excluded.completed, response_status = excluded.response_status,"
             " response_body = excluded.response_body WHERE idempotency.expires_at <= $11",
-            *values, r.merchant_id, r.key, write.now)
+            *values,
+            r.merchant_id,
+            r.key,
+            write.now,
+        )
     else:
         status = await conn.execute(
             "UPDATE idempotency SET fingerprint = $1, resource_id = $2, lease_token = $3,"
             " locked_until = $4, expires_at = $5, completed = $6, response_status = $7,"
             " response_body = $8 WHERE merchant_id = $9 AND key = $10 AND lease_token = $11",
-            *values, r.merchant_id, r.key, write.expected_token)
+            *values,
+            r.merchant_id,
+            r.key,
+            write.expected_token,
+        )
     if rowcount(status) != 1:
         raise IdempotencyConflict(f"idempotency key {r.key!r} is held by another request")
 
@@ -113,7 +167,9 @@ async def _mark_processed(conn: Any, marks: list[tuple[str, str]]) -> None:
     # processed_at is the column's default, the database's now(): see migration 0003.
     rows = await conn.fetch(
         "INSERT INTO processed (consumer, event_id) SELECT * FROM unnest($1::text[], $2::text[])"
-        " ON CONFLICT DO NOTHING RETURNING consumer, event_id", *_columns(marks, 2))
+        " ON CONFLICT DO NOTHING RETURNING consumer, event_id",
+        *_columns(marks, 2),
+    )
     if len(rows) != len(marks):
         fresh = {(row[0], row[1]) for row in rows}
         consumer, event_id = next((m for m in marks if m not in fresh), marks[0])
@@ -121,15 +177,28 @@ async def _mark_processed(conn: Any, marks: list[tuple[str, str]]) -> None:
 
 
 async def _write_payment(conn: Any, p: Payment, expected_version: int) -> None:
-    values = (p.merchant_id, p.customer_id, p.status.value, p.connector, p.connector_payment_id,
-              None if p.review is None else p.review.status.value, p.oldest_pending_refund,
-              p.created_at, p.updated_at, expected_version + 1, payment_to_doc(p))
+    values = (
+        p.merchant_id,
+        p.customer_id,
+        p.status.value,
+        p.connector,
+        p.connector_payment_id,
+        None if p.review is None else p.review.status.value,
+        p.oldest_pending_refund,
+        p.created_at,
+        p.updated_at,
+        expected_version + 1,
+        payment_to_doc(p),
+    )
     if expected_version == 0:
         status = await conn.execute(
             "INSERT INTO payments (id, merchant_id, customer_id, status, connector,"
             " connector_payment_id, review_status, refund_pending_at, created_at, updated_at,"
             " version, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            " ON CONFLICT (id) DO NOTHING", p.id, *values)
+            " ON CONFLICT (id) DO NOTHING",
+            p.id,
+            *values,
+        )
         if rowcount(status) != 1:
             raise VersionConflict(f"payment {p.id} already exists")
         return
@@ -137,6 +206,10 @@ async def _write_payment(conn: Any, p: Payment, expected_version: int) -> None:
         "UPDATE payments SET merchant_id = $2, customer_id = $3, status = $4, connector = $5,"
         " connector_payment_id = $6, review_status = $7, refund_pending_at = $8,"
         " created_at = $9, updated_at = $10, version = $11, doc = $12"
-        " WHERE id = $1 AND version = $13", p.id, *values, expected_version)
+        " WHERE id = $1 AND version = $13",
+        p.id,
+        *values,
+        expected_version,
+    )
     if rowcount(status) != 1:
         raise VersionConflict(f"payment {p.id} changed since version {expected_version}")

@@ -56,12 +56,12 @@ def _upgrade_alone(dsn: str) -> None:
 
 
 async def _upgrade_locked(dsn: str) -> None:
-    engine = create_async_engine("postgresql+asyncpg://", poolclass=NullPool,
-                                 async_creator=partial(asyncpg.connect, dsn))
+    engine = create_async_engine(
+        "postgresql+asyncpg://", poolclass=NullPool, async_creator=partial(asyncpg.connect, dsn)
+    )
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                               {"key": MIGRATION_LOCK})
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await conn.run_sync(_upgrade)
     finally:
         await engine.dispose()

@@ -53,23 +53,35 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
         _write_idempotency(conn, changes.idempotency)
     marked_us = to_micros(datetime.now(UTC))  # the mark's age is the store's to keep
     for consumer, event_id in changes.processed:
-        cur = conn.execute("INSERT OR IGNORE INTO processed (consumer, event_id, processed_us)"
-                           " VALUES (?, ?, ?)", (consumer, event_id, marked_us))
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO processed (consumer, event_id, processed_us) VALUES (?, ?, ?)",
+            (consumer, event_id, marked_us),
+        )
         if cur.rowcount != 1:
             raise AlreadyProcessed(f"{consumer} already applied {event_id}")
     for write in changes.payments:
         p = write.payment
-        row = (p.merchant_id, p.customer_id, p.status.value, p.connector, p.connector_payment_id,
-               to_micros(p.created_at), to_micros(p.updated_at), write.expected_version + 1,
-               payment_to_doc(p), None if p.review is None else p.review.status.value,
-               None if p.oldest_pending_refund is None else to_micros(p.oldest_pending_refund))
+        row = (
+            p.merchant_id,
+            p.customer_id,
+            p.status.value,
+            p.connector,
+            p.connector_payment_id,
+            to_micros(p.created_at),
+            to_micros(p.updated_at),
+            write.expected_version + 1,
+            payment_to_doc(p),
+            None if p.review is None else p.review.status.value,
+            None if p.oldest_pending_refund is None else to_micros(p.oldest_pending_refund),
+        )
         if write.expected_version == 0:
             try:
                 conn.execute(
                     "INSERT INTO payments (merchant_id, customer_id, status, connector,"
                     " connector_payment_id, created_us, updated_us, version, doc, review_status,"
                     " refund_pending_us, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*row, p.id))
+                    (*row, p.id),
+                )
             except sqlite3.IntegrityError as exc:
                 raise VersionConflict(f"payment {p.id} already exists") from exc
         else:
@@ -77,41 +89,89 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
                 "UPDATE payments SET merchant_id = ?, customer_id = ?, status = ?, connector = ?,"
                 " connector_payment_id = ?, created_us = ?, updated_us = ?, version = ?, doc = ?,"
                 " review_status = ?, refund_pending_us = ? WHERE id = ? AND version = ?",
-                (*row, p.id, write.expected_version))
+                (*row, p.id, write.expected_version),
+            )
             if cur.rowcount != 1:
-                raise VersionConflict(f"payment {p.id} changed since version "
-                                      f"{write.expected_version}")
-        conn.executemany("INSERT OR IGNORE INTO refunds (id, merchant_id, payment_id)"
-                         " VALUES (?, ?, ?)", [(r.id, p.merchant_id, p.id) for r in p.refunds])
+                raise VersionConflict(
+                    f"payment {p.id} changed since version {write.expected_version}"
+                )
+        conn.executemany(
+            "INSERT OR IGNORE INTO refunds (id, merchant_id, payment_id) VALUES (?, ?, ?)",
+            [(r.id, p.merchant_id, p.id) for r in p.refunds],
+        )
     if changes.events:
         conn.executemany(
             "INSERT INTO events (id, merchant_id, payment_id, type, time_us, envelope)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(e.id, e.merchant_id, e.payment_id, e.type, to_micros(e.time),
-              encode_json(e.envelope())) for e in changes.events])
+            [
+                (
+                    e.id,
+                    e.merchant_id,
+                    e.payment_id,
+                    e.type,
+                    to_micros(e.time),
+                    encode_json(e.envelope()),
+                )
+                for e in changes.events
+            ],
+        )
     if changes.deliveries:
         conn.executemany(
             "INSERT OR IGNORE INTO deliveries (id, event_id, merchant_id, rule, target_id,"
             " status, attempts, next_attempt_us, updated_us, doc)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(d.id, d.event_id, d.merchant_id, d.rule, d.target.id, d.status, d.attempts,
-              to_micros(d.next_attempt_at), to_micros(d.created_at), delivery_to_doc(d))
-             for d in changes.deliveries])
+            [
+                (
+                    d.id,
+                    d.event_id,
+                    d.merchant_id,
+                    d.rule,
+                    d.target.id,
+                    d.status,
+                    d.attempts,
+                    to_micros(d.next_attempt_at),
+                    to_micros(d.created_at),
+                    delivery_to_doc(d),
+                )
+                for d in changes.deliveries
+            ],
+        )
     if changes.routed:
-        conn.executemany("UPDATE events SET delivered = 1 WHERE id = ?",
-                         [(i,) for i in changes.routed])
+        conn.executemany(
+            "UPDATE events SET delivered = 1 WHERE id = ?", [(i,) for i in changes.routed]
+        )
     if changes.notifications:
         conn.executemany(
             "INSERT INTO notifications (id, merchant_id, payment_id, event_id, channel,"
             " recipient, template, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(n.id, n.merchant_id, n.payment_id, n.event_id, n.channel, n.recipient,
-              n.template, to_micros(n.created_at)) for n in changes.notifications])
+            [
+                (
+                    n.id,
+                    n.merchant_id,
+                    n.payment_id,
+                    n.event_id,
+                    n.channel,
+                    n.recipient,
+                    n.template,
+                    to_micros(n.created_at),
+                )
+                for n in changes.notifications
+            ],
+        )
 
 
 def _write_idempotency(conn: sqlite3.Connection, write: IdempotencyWrite) -> None:
     r = write.record
-    values = (r.fingerprint, r.resource_id, r.lease_token, to_micros(r.locked_until),
-              to_micros(r.expires_at), int(r.completed), r.response_status, r.response_body)
+    values = (
+        r.fingerprint,
+        r.resource_id,
+        r.lease_token,
+        to_micros(r.locked_until),
+        to_micros(r.expires_at),
+        int(r.completed),
+        r.response_status,
+        r.response_body,
+    )
     if write.expected_token is None:
         # The claim: one statement that inserts, or takes over only an expired record.
         cur = conn.execute(
@@ -123,40 +183,55 @@ def _write_idempotency(conn: sqlite3.Connection, write: IdempotencyWrite) -> Non
             " locked_until_us = excluded.locked_until_us, expires_us = excluded.expires_us,"
             " completed = excluded.completed, response_status = excluded.response_status,"
             " response_body = excluded.response_body WHERE idempotency.expires_us <= ?",
-            (r.merchant_id, r.key, *values, to_micros(write.now)))
+            (r.merchant_id, r.key, *values, to_micros(write.now)),
+        )
     else:
         cur = conn.execute(
             "UPDATE idempotency SET fingerprint = ?, resource_id = ?, lease_token = ?,"
             " locked_until_us = ?, expires_us = ?, completed = ?, response_status = ?,"
             " response_body = ? WHERE merchant_id = ? AND key = ? AND lease_token = ?",
-            (*values, r.merchant_id, r.key, write.expected_token))
+            (*values, r.merchant_id, r.key, write.expected_token),
+        )
     if cur.rowcount != 1:
         raise IdempotencyConflict(f"idempotency key {r.key!r} is held by another request")
 
 
 def _event(row: tuple[Any, ...]) -> StoredEvent:
     event_id, merchant_id, payment_id, event_type, time_us, envelope = row
-    return StoredEvent(id=event_id, merchant_id=merchant_id, payment_id=payment_id,
-                       type=event_type, time=from_micros(time_us), envelope=decode_json(envelope))
+    return StoredEvent(
+        id=event_id,
+        merchant_id=merchant_id,
+        payment_id=payment_id,
+        type=event_type,
+        time=from_micros(time_us),
+        envelope=decode_json(envelope),
+    )
 
 
 def _api_key(row: tuple[Any, ...]) -> ApiKey:
     key_hash, merchant_id, created_us, prefix, revoked_us = row
-    return ApiKey(key_hash=key_hash, merchant_id=merchant_id, created_at=from_micros(created_us),
-                  prefix=prefix, revoked_at=None if revoked_us is None else from_micros(revoked_us))
+    return ApiKey(
+        key_hash=key_hash,
+        merchant_id=merchant_id,
+        created_at=from_micros(created_us),
+        prefix=prefix,
+        revoked_at=None if revoked_us is None else from_micros(revoked_us),
+    )
 
 
-def _purge(conn: sqlite3.Connection, now_us: int, processed_before_us: int,
-           limit: int) -> Purged:
+def _purge(conn: sqlite3.Connection, now_us: int, processed_before_us: int, limit: int) -> Purged:
     # Expired, and not leased by a request still in flight (completed, or its lease is over).
     idempotency = conn.execute(
         "DELETE FROM idempotency WHERE (merchant_id, key) IN (SELECT merchant_id, key"
         " FROM idempotency WHERE expires_us <= ? AND (completed = 1 OR locked_until_us <= ?)"
-        " LIMIT ?)", (now_us, now_us, limit)).rowcount
+        " LIMIT ?)",
+        (now_us, now_us, limit),
+    ).rowcount
     processed = conn.execute(
         "DELETE FROM processed WHERE (consumer, event_id) IN (SELECT consumer, event_id"
         " FROM processed WHERE processed_us < ? LIMIT ?)",
-        (processed_before_us, limit)).rowcount
+        (processed_before_us, limit),
+    ).rowcount
     return Purged(idempotency=idempotency, processed=processed)
 
 
@@ -204,27 +279,38 @@ class SqliteStore:
         await self._write(lambda conn: _apply(changes, conn))
 
     async def add_api_key(self, key: ApiKey) -> None:
-        await self._write(lambda conn: conn.execute(
-            "INSERT INTO api_keys (key_hash, merchant_id, prefix, created_us) VALUES (?,?,?,?)",
-            (key.key_hash, key.merchant_id, key.prefix, to_micros(key.created_at))))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO api_keys (key_hash, merchant_id, prefix, created_us) VALUES (?,?,?,?)",
+                (key.key_hash, key.merchant_id, key.prefix, to_micros(key.created_at)),
+            )
+        )
 
     async def revoke_api_key(self, key_hash: str, at: datetime) -> bool:
-        cur = await self._write(lambda conn: conn.execute(
-            "UPDATE api_keys SET revoked_us = ? WHERE key_hash = ? AND revoked_us IS NULL",
-            (to_micros(at), key_hash)))
+        cur = await self._write(
+            lambda conn: conn.execute(
+                "UPDATE api_keys SET revoked_us = ? WHERE key_hash = ? AND revoked_us IS NULL",
+                (to_micros(at), key_hash),
+            )
+        )
         return bool(cur.rowcount == 1)
 
-    async def purge_expired(self, now: datetime, processed_before: datetime,
-                            limit: int = 1000) -> Purged:
+    async def purge_expired(
+        self, now: datetime, processed_before: datetime, limit: int = 1000
+    ) -> Purged:
         now_us, before_us = to_micros(now), to_micros(processed_before)
         result: Purged = await self._write(lambda conn: _purge(conn, now_us, before_us, limit))
         return result
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
-        await self._write(lambda conn: conn.execute(
-            "INSERT INTO blobs (name, saved_us, data) VALUES (?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET saved_us = excluded.saved_us, data = excluded.data",
-            (name, to_micros(at), data)))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO blobs (name, saved_us, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE"
+                " SET saved_us = excluded.saved_us, data = excluded.data",
+                (name, to_micros(at), data),
+            )
+        )
 
     async def get_blob(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT data FROM blobs WHERE name = ?", (name,)).fetchone()
@@ -238,21 +324,28 @@ class SqliteStore:
 
     async def get_payment(self, payment_id: str, merchant_id: str | None = None) -> Payment | None:
         if merchant_id is None:
-            return self._payment(f"SELECT {_PAYMENT_COLS} FROM payments WHERE id = ?",
-                                 (payment_id,))
+            return self._payment(
+                f"SELECT {_PAYMENT_COLS} FROM payments WHERE id = ?", (payment_id,)
+            )
         return self._payment(
             f"SELECT {_PAYMENT_COLS} FROM payments WHERE id = ? AND merchant_id = ?",
-            (payment_id, merchant_id))
+            (payment_id, merchant_id),
+        )
 
-    async def find_payment_by_connector_ref(self, connector: str,
-                                            connector_payment_id: str) -> Payment | None:
+    async def find_payment_by_connector_ref(
+        self, connector: str, connector_payment_id: str
+    ) -> Payment | None:
         return self._payment(
             f"SELECT {_PAYMENT_COLS} FROM payments"
-            " WHERE connector = ? AND connector_payment_id = ?", (connector, connector_payment_id))
+            " WHERE connector = ? AND connector_payment_id = ?",
+            (connector, connector_payment_id),
+        )
 
     async def get_refund(self, refund_id: str, merchant_id: str) -> Refund | None:
-        row = self._db.execute("SELECT payment_id FROM refunds WHERE id = ? AND merchant_id = ?",
-                               (refund_id, merchant_id)).fetchone()
+        row = self._db.execute(
+            "SELECT payment_id FROM refunds WHERE id = ? AND merchant_id = ?",
+            (refund_id, merchant_id),
+        ).fetchone()
         if row is None:
             return None
         payment = await self.get_payment(row[0], merchant_id)
@@ -281,53 +374,74 @@ class SqliteStore:
         if query.starting_after is not None:
             cursor = self._db.execute(
                 "SELECT created_us FROM payments WHERE id = ? AND merchant_id = ?",
-                (query.starting_after, query.merchant_id)).fetchone()
+                (query.starting_after, query.merchant_id),
+            ).fetchone()
             if cursor is None:
                 return [], False
             where.append("(created_us < ? OR (created_us = ? AND id < ?))")
             args.extend([cursor[0], cursor[0], query.starting_after])
-        sql = (f"SELECT {_PAYMENT_COLS} FROM payments WHERE {' AND '.join(where)}"
-               " ORDER BY created_us DESC, id DESC LIMIT ?")
+        sql = (
+            f"SELECT {_PAYMENT_COLS} FROM payments WHERE {' AND '.join(where)}"
+            " ORDER BY created_us DESC, id DESC LIMIT ?"
+        )
         rows = self._db.execute(sql, (*args, query.limit + 1)).fetchall()
         page = [payment_from_doc(doc, version) for doc, version in rows[: query.limit]]
         return page, len(rows) > query.limit
 
-    async def payments_to_sync(self, statuses: frozenset[PaymentStatus],
-                               updated_before: datetime, limit: int) -> list[Payment]:
+    async def payments_to_sync(
+        self, statuses: frozenset[PaymentStatus], updated_before: datetime, limit: int
+    ) -> list[Payment]:
         marks = ",".join("?" * len(statuses))
         rows = self._db.execute(
             f"SELECT {_PAYMENT_COLS} FROM payments WHERE status IN ({marks})"
             " AND updated_us < ? ORDER BY updated_us LIMIT ?",
-            (*[s.value for s in statuses], to_micros(updated_before), limit)).fetchall()
+            (*[s.value for s in statuses], to_micros(updated_before), limit),
+        ).fetchall()
         return [payment_from_doc(doc, version) for doc, version in rows]
 
-    async def payments_with_pending_refunds(self, created_before: datetime,
-                                            limit: int) -> list[Payment]:
+    async def payments_with_pending_refunds(
+        self, created_before: datetime, limit: int
+    ) -> list[Payment]:
         rows = self._db.execute(
             f"SELECT {_PAYMENT_COLS} FROM payments WHERE refund_pending_us < ?"
-            " ORDER BY refund_pending_us LIMIT ?", (to_micros(created_before), limit)).fetchall()
+            " ORDER BY refund_pending_us LIMIT ?",
+            (to_micros(created_before), limit),
+        ).fetchall()
         return [payment_from_doc(doc, version) for doc, version in rows]
 
     async def get_idempotency(self, merchant_id: str, key: str) -> IdempotencyRecord | None:
         row = self._db.execute(
             "SELECT fingerprint, resource_id, lease_token, locked_until_us, expires_us,"
             " completed, response_status, response_body FROM idempotency"
-            " WHERE merchant_id = ? AND key = ?", (merchant_id, key)).fetchone()
+            " WHERE merchant_id = ? AND key = ?",
+            (merchant_id, key),
+        ).fetchone()
         if row is None:
             return None
         return IdempotencyRecord(
-            merchant_id=merchant_id, key=key, fingerprint=row[0], resource_id=row[1],
-            lease_token=row[2], locked_until=from_micros(row[3]), expires_at=from_micros(row[4]),
-            completed=bool(row[5]), response_status=row[6], response_body=row[7])
+            merchant_id=merchant_id,
+            key=key,
+            fingerprint=row[0],
+            resource_id=row[1],
+            lease_token=row[2],
+            locked_until=from_micros(row[3]),
+            expires_at=from_micros(row[4]),
+            completed=bool(row[5]),
+            response_status=row[6],
+            response_body=row[7],
+        )
 
     async def events_for_payment(self, merchant_id: str, payment_id: str) -> list[StoredEvent]:
         rows = self._db.execute(
             f"SELECT {_EVENT_COLS} FROM events WHERE merchant_id = ? AND payment_id = ?"
-            " ORDER BY seq", (merchant_id, payment_id)).fetchall()
+            " ORDER BY seq",
+            (merchant_id, payment_id),
+        ).fetchall()
         return [_event(r) for r in rows]
 
-    async def list_events(self, merchant_id: str, event_type: str | None, limit: int,
-                          starting_after: str | None) -> tuple[list[StoredEvent], bool]:
+    async def list_events(
+        self, merchant_id: str, event_type: str | None, limit: int, starting_after: str | None
+    ) -> tuple[list[StoredEvent], bool]:
         where = ["merchant_id = ?"]
         args: list[Any] = [merchant_id]
         if event_type is not None:
@@ -338,59 +452,85 @@ class SqliteStore:
             args.extend([starting_after, merchant_id])
         rows = self._db.execute(
             f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)}"
-            " ORDER BY seq DESC LIMIT ?", (*args, limit + 1)).fetchall()
+            " ORDER BY seq DESC LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
         return [_event(r) for r in rows[:limit]], len(rows) > limit
 
     async def undelivered_events(self, limit: int) -> list[StoredEvent]:
         rows = self._db.execute(
-            f"SELECT {_EVENT_COLS} FROM events WHERE delivered = 0 ORDER BY seq LIMIT ?",
-            (limit,)).fetchall()
+            f"SELECT {_EVENT_COLS} FROM events WHERE delivered = 0 ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
         return [_event(r) for r in rows]
 
-    async def notifications_for_payment(self, merchant_id: str,
-                                        payment_id: str) -> list[Notification]:
+    async def notifications_for_payment(
+        self, merchant_id: str, payment_id: str
+    ) -> list[Notification]:
         rows = self._db.execute(
             "SELECT id, merchant_id, payment_id, event_id, channel, recipient, template,"
             " created_us FROM notifications WHERE merchant_id = ? AND payment_id = ?"
-            " ORDER BY created_us, id", (merchant_id, payment_id)).fetchall()
-        return [Notification(id=r[0], merchant_id=r[1], payment_id=r[2], event_id=r[3],
-                             channel=r[4], recipient=r[5], template=r[6],
-                             created_at=from_micros(r[7])) for r in rows]
+            " ORDER BY created_us, id",
+            (merchant_id, payment_id),
+        ).fetchall()
+        return [
+            Notification(
+                id=r[0],
+                merchant_id=r[1],
+                payment_id=r[2],
+                event_id=r[3],
+                channel=r[4],
+                recipient=r[5],
+                template=r[6],
+                created_at=from_micros(r[7]),
+            )
+            for r in rows
+        ]
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        row = self._db.execute(f"SELECT {_KEY_COLS} FROM api_keys WHERE key_hash = ?",
-                               (key_hash,)).fetchone()
+        row = self._db.execute(
+            f"SELECT {_KEY_COLS} FROM api_keys WHERE key_hash = ?", (key_hash,)
+        ).fetchone()
         return None if row is None else _api_key(row)
 
     async def list_api_keys(self, merchant_id: str | None = None) -> list[ApiKey]:
         if merchant_id is None:
             rows = self._db.execute(
-                f"SELECT {_KEY_COLS} FROM api_keys ORDER BY created_us, prefix").fetchall()
+                f"SELECT {_KEY_COLS} FROM api_keys ORDER BY created_us, prefix"
+            ).fetchall()
         else:
             rows = self._db.execute(
                 f"SELECT {_KEY_COLS} FROM api_keys WHERE merchant_id = ?"
-                " ORDER BY created_us, prefix", (merchant_id,)).fetchall()
+                " ORDER BY created_us, prefix",
+                (merchant_id,),
+            ).fetchall()
         return [_api_key(r) for r in rows]
 
     # -- the event bus ----------------------------------------------------------------------
 
     async def put_rule(self, rule: Rule) -> None:
-        await self._write(lambda conn: conn.execute(
-            "INSERT INTO rules (merchant_id, name, doc) VALUES (?, ?, ?) ON CONFLICT"
-            " (merchant_id, name) DO UPDATE SET doc = excluded.doc",
-            (rule.merchant_id, rule.name, rule_to_doc(rule))))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO rules (merchant_id, name, doc) VALUES (?, ?, ?) ON CONFLICT"
+                " (merchant_id, name) DO UPDATE SET doc = excluded.doc",
+                (rule.merchant_id, rule.name, rule_to_doc(rule)),
+            )
+        )
 
     async def delete_rule(self, merchant_id: str, name: str) -> bool:
-        cur = await self._write(lambda conn: conn.execute(
-            "DELETE FROM rules WHERE merchant_id = ? AND name = ?", (merchant_id, name)))
+        cur = await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM rules WHERE merchant_id = ? AND name = ?", (merchant_id, name)
+            )
+        )
         return bool(cur.rowcount == 1)
 
     async def rules(self) -> list[Rule]:
         rows = self._db.execute("SELECT doc FROM rules ORDER BY merchant_id, name").fetchall()
         return [rule_from_doc(r[0]) for r in rows]
 
-    async def claim_deliveries(self, now: datetime, lease_seconds: float,
-                               limit: int) -> list[Delivery]:
+    async def claim_deliveries(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[Delivery]:
         now_us = to_micros(now)
         lease_us = now_us + int(lease_seconds * 1_000_000)
 
@@ -399,54 +539,77 @@ class SqliteStore:
                 f"UPDATE deliveries SET locked_until_us = ? WHERE id IN (SELECT id FROM"
                 f" deliveries WHERE status = 'pending' AND next_attempt_us <= ? AND"
                 f" locked_until_us <= ? ORDER BY next_attempt_us LIMIT ?)"
-                f" RETURNING {_DELIVERY_COLS}", (lease_us, now_us, now_us, limit)).fetchall()
+                f" RETURNING {_DELIVERY_COLS}",
+                (lease_us, now_us, now_us, limit),
+            ).fetchall()
 
         rows = await self._write(claim)
         return [delivery_from_row(r) for r in rows]
 
     async def release_claims(self) -> int:
-        cur = await self._write(lambda conn: conn.execute(
-            "UPDATE idempotency SET locked_until_us = 0 WHERE completed = 0"
-            " AND locked_until_us > 0"))
+        cur = await self._write(
+            lambda conn: conn.execute(
+                "UPDATE idempotency SET locked_until_us = 0 WHERE completed = 0"
+                " AND locked_until_us > 0"
+            )
+        )
         return int(cur.rowcount)
 
     async def release_leases(self) -> int:
-        cur = await self._write(lambda conn: conn.execute(
-            "UPDATE deliveries SET locked_until_us = 0 WHERE status = 'pending'"
-            " AND locked_until_us > 0"))
+        cur = await self._write(
+            lambda conn: conn.execute(
+                "UPDATE deliveries SET locked_until_us = 0 WHERE status = 'pending'"
+                " AND locked_until_us > 0"
+            )
+        )
         return int(cur.rowcount)
 
     async def save_delivery(self, delivery: Delivery) -> None:
         d = delivery
-        await self._write(lambda conn: conn.execute(
-            "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_us = ?,"
-            " locked_until_us = 0, updated_us = ?, doc = ? WHERE id = ?",
-            (d.status, d.attempts, to_micros(d.next_attempt_at),
-             to_micros(d.history[-1].at if d.history else d.created_at), delivery_to_doc(d),
-             d.id)))
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_us = ?,"
+                " locked_until_us = 0, updated_us = ?, doc = ? WHERE id = ?",
+                (
+                    d.status,
+                    d.attempts,
+                    to_micros(d.next_attempt_at),
+                    to_micros(d.history[-1].at if d.history else d.created_at),
+                    delivery_to_doc(d),
+                    d.id,
+                ),
+            )
+        )
 
-    async def dead_letters(self, merchant_id: str, limit: int,
-                           starting_after: str | None) -> tuple[list[Delivery], bool]:
+    async def dead_letters(
+        self, merchant_id: str, limit: int, starting_after: str | None
+    ) -> tuple[list[Delivery], bool]:
         where, args = "merchant_id = ? AND status = 'dead'", [merchant_id]
         if starting_after is not None:
-            where += (" AND (updated_us, id) < (SELECT updated_us, id FROM deliveries"
-                      " WHERE id = ? AND merchant_id = ?)")
+            where += (
+                " AND (updated_us, id) < (SELECT updated_us, id FROM deliveries"
+                " WHERE id = ? AND merchant_id = ?)"
+            )
             args += [starting_after, merchant_id]
         rows = self._db.execute(
             f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {where}"
-            " ORDER BY updated_us DESC, id DESC LIMIT ?", (*args, limit + 1)).fetchall()
+            " ORDER BY updated_us DESC, id DESC LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
         return [delivery_from_row(r) for r in rows[:limit]], len(rows) > limit
 
     async def redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
-        cur = await self._write(lambda conn: conn.execute(
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_us = ?,"
-            " locked_until_us = 0 WHERE id = ? AND merchant_id = ? AND status = 'dead'",
-            (to_micros(now), delivery_id, merchant_id)))
+        cur = await self._write(
+            lambda conn: conn.execute(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_us = ?,"
+                " locked_until_us = 0 WHERE id = ? AND merchant_id = ? AND status = 'dead'",
+                (to_micros(now), delivery_id, merchant_id),
+            )
+        )
         return bool(cur.rowcount == 1)
 
     async def get_event(self, event_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT envelope FROM events WHERE id = ?",
-                               (event_id,)).fetchone()
+        row = self._db.execute("SELECT envelope FROM events WHERE id = ?", (event_id,)).fetchone()
         return None if row is None else dict(decode_json(row[0]))
 
     async def ping(self) -> bool:

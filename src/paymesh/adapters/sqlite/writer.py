@@ -35,8 +35,7 @@ class GroupCommitWriter:
         self._conn = conn
         self._max_batch = max_batch
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="paymesh-sqlite-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="paymesh-sqlite-writer", daemon=True)
         self._thread.start()
 
     async def submit(self, job: Callable[[sqlite3.Connection], T]) -> T:

@@ -82,16 +82,21 @@ class AdyenConnector:
         if self._owns_transport:
             await self._transport.aclose()
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                       idempotency_key: str | None = None,
-                       ) -> tuple[int, dict[str, Any], Mapping[str, str]]:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, dict[str, Any], Mapping[str, str]]:
         headers = dict(self._headers)
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         data = msgspec.json.encode(body) if body is not None else None
         with psp_transport_errors(PSP, "Adyen"):
-            answer = await self._transport.request(method, self._base + path, headers, data,
-                                                   self.settings.timeout_seconds)
+            answer = await self._transport.request(
+                method, self._base + path, headers, data, self.settings.timeout_seconds
+            )
         try:
             decoded = msgspec.json.decode(answer.body)
         except msgspec.DecodeError:
@@ -99,10 +104,12 @@ class AdyenConnector:
         return answer.status, decoded if isinstance(decoded, dict) else {}, answer.headers
 
     async def authorize(self, request: AuthorizeRequest) -> PspOutcome:
-        body = translate.payment_request(request, self.settings.merchant_account,
-                                         self.settings.return_url)
-        status, answer, headers = await self._request("POST", "/payments", body,
-                                                      request.idempotency_key)
+        body = translate.payment_request(
+            request, self.settings.merchant_account, self.settings.return_url
+        )
+        status, answer, headers = await self._request(
+            "POST", "/payments", body, request.idempotency_key
+        )
         if status != 200:
             raise _error_for(status, answer, headers)
         outcome = translate.outcome_from_payment(answer, request.capture_method == "manual")
@@ -110,12 +117,19 @@ class AdyenConnector:
             self._remember(outcome.connector_payment_id, request.currency)
         return outcome
 
-    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
-                      *, currency: str | None = None) -> PspOutcome:
+    async def capture(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> PspOutcome:
         currency = currency or await self._currency_of(connector_payment_id)
         body = translate.capture_request(self.settings.merchant_account, amount, currency)
         status, answer, headers = await self._request(
-            "POST", f"/payments/{connector_payment_id}/captures", body, idempotency_key)
+            "POST", f"/payments/{connector_payment_id}/captures", body, idempotency_key
+        )
         if status not in (200, 201):
             raise _error_for(status, answer, headers)
         return translate.outcome_from_capture(answer, connector_payment_id)
@@ -123,28 +137,42 @@ class AdyenConnector:
     async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome:
         body = translate.cancel_request(self.settings.merchant_account)
         status, answer, headers = await self._request(
-            "POST", f"/payments/{connector_payment_id}/cancels", body, idempotency_key)
+            "POST", f"/payments/{connector_payment_id}/cancels", body, idempotency_key
+        )
         if status not in (200, 201):
             raise _error_for(status, answer, headers)
-        return PspOutcome(status=PaymentStatus.CANCELED,
-                          connector_payment_id=answer.get("paymentPspReference")
-                          or connector_payment_id)
+        return PspOutcome(
+            status=PaymentStatus.CANCELED,
+            connector_payment_id=answer.get("paymentPspReference") or connector_payment_id,
+        )
 
-    async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str,
-                     *, currency: str | None = None) -> RefundOutcome:
+    async def refund(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        refund_id: str,
+        reason: str | None,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> RefundOutcome:
         currency = currency or await self._currency_of(connector_payment_id)
-        body = translate.refund_request(self.settings.merchant_account, amount, currency,
-                                        refund_id, reason)
+        body = translate.refund_request(
+            self.settings.merchant_account, amount, currency, refund_id, reason
+        )
         status, answer, headers = await self._request(
-            "POST", f"/payments/{connector_payment_id}/refunds", body, idempotency_key)
+            "POST", f"/payments/{connector_payment_id}/refunds", body, idempotency_key
+        )
         if status in (200, 201):
             # "received": Adyen has it; the REFUND notification brings the verdict.
             return RefundOutcome(succeeded=None, connector_refund_id=answer.get("pspReference"))
         if status == 422 and answer.get("errorCode") != "704":
             # Refused outright (more than is left, nothing captured): nothing was refunded.
-            return RefundOutcome(succeeded=False, connector_refund_id=None,
-                                 failure_reason=answer.get("message") or answer.get("errorCode"))
+            return RefundOutcome(
+                succeeded=False,
+                connector_refund_id=None,
+                failure_reason=answer.get("message") or answer.get("errorCode"),
+            )
         raise _error_for(status, answer, headers)
 
     async def retrieve(self, connector_payment_id: str) -> PspOutcome:
@@ -163,8 +191,9 @@ class AdyenConnector:
             self._remember(connector_payment_id, currency)
         return translate.outcome_from_state(answer)
 
-    def parse_webhook(self, headers: dict[str, str], body: bytes,
-                      now: datetime) -> list[WebhookEvent]:
+    def parse_webhook(
+        self, headers: dict[str, str], body: bytes, now: datetime
+    ) -> list[WebhookEvent]:
         return self._webhooks.parse(headers, body, now)
 
     async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:

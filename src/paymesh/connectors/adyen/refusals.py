@@ -66,8 +66,9 @@ REFUSALS: dict[str, Refusal] = {
     "31": _declined("Issuer Suspected Fraud", "fraudulent"),
     "32": _declined("AVS Declined", "incorrect_zip"),
     "38": _declined("Authentication required", "authentication_required"),
-    "46": _declined("Transaction blocked by Adyen to prevent excessive retry fees",
-                    "do_not_try_again"),
+    "46": _declined(
+        "Transaction blocked by Adyen to prevent excessive retry fees", "do_not_try_again"
+    ),
 }
 _BY_REASON = {refusal.reason.lower(): refusal for refusal in REFUSALS.values()}
 
@@ -78,8 +79,9 @@ _GENERIC = _declined("Refused", "generic_decline")
 _ERROR = Refusal("Error", PROCESSING, PROCESSING, retryable=True)
 
 
-def failure_for(result_code: str | None, reason: str | None, code: str | None = None,
-                raw: str | None = None) -> Failure:
+def failure_for(
+    result_code: str | None, reason: str | None, code: str | None = None, raw: str | None = None
+) -> Failure:
     """The Failure for a payment Adyen refused (or failed on, resultCode `Error`)."""
     refusal = REFUSALS.get(str(code)) if code is not None else None
     if refusal is None and reason:
@@ -90,5 +92,9 @@ def failure_for(result_code: str | None, reason: str | None, code: str | None = 
     raw_code = (raw or "").partition(":")[0].strip()
     if raw_code in _RAW:
         decline_code = _RAW[raw_code]
-    return Failure(code=refusal.code, decline_code=decline_code,
-                   message=reason or refusal.reason, retryable=refusal.retryable)
+    return Failure(
+        code=refusal.code,
+        decline_code=decline_code,
+        message=reason or refusal.reason,
+        retryable=refusal.retryable,
+    )

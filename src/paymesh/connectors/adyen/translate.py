@@ -18,9 +18,18 @@ from paymesh.ports.connector import AuthorizeRequest
 
 S = PaymentStatus
 
-__all__ = ["RESULT_CODES", "STATES", "authorised", "cancel_request",
-           "capture_request", "outcome_from_capture", "outcome_from_payment",
-           "outcome_from_state", "payment_request", "refund_request"]
+__all__ = [
+    "RESULT_CODES",
+    "STATES",
+    "authorised",
+    "cancel_request",
+    "capture_request",
+    "outcome_from_capture",
+    "outcome_from_payment",
+    "outcome_from_state",
+    "payment_request",
+    "refund_request",
+]
 
 #: Every Checkout `resultCode`, mapped once. `Authorised` depends on the capture mode
 #: (`authorised`); an unknown code is PROCESSING, so the sync job asks again later.
@@ -48,16 +57,20 @@ STATES: dict[str, PaymentStatus] = {
     "Received": S.PROCESSING,
 }
 
-_REFUND_REASONS = {"duplicate": "DUPLICATE", "fraudulent": "FRAUD",
-                   "requested_by_customer": "CUSTOMER REQUEST"}
+_REFUND_REASONS = {
+    "duplicate": "DUPLICATE",
+    "fraudulent": "FRAUD",
+    "requested_by_customer": "CUSTOMER REQUEST",
+}
 
 
 def _amount(value: int, currency: str) -> dict[str, Any]:
     return {"value": value, "currency": currency.upper()}
 
 
-def payment_request(req: AuthorizeRequest, merchant_account: str,
-                    return_url: str | None) -> dict[str, Any]:
+def payment_request(
+    req: AuthorizeRequest, merchant_account: str, return_url: str | None
+) -> dict[str, Any]:
     manual = req.capture_method == "manual"
     metadata = dict(req.metadata or {})
     body: dict[str, Any] = {
@@ -89,11 +102,14 @@ def cancel_request(merchant_account: str) -> dict[str, Any]:
     return {"merchantAccount": merchant_account}
 
 
-def refund_request(merchant_account: str, amount: int, currency: str, refund_id: str,
-                   reason: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"merchantAccount": merchant_account,
-                            "amount": _amount(amount, currency),
-                            "reference": refund_id}  # comes back as the REFUND's merchantReference
+def refund_request(
+    merchant_account: str, amount: int, currency: str, refund_id: str, reason: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "merchantAccount": merchant_account,
+        "amount": _amount(amount, currency),
+        "reference": refund_id,
+    }  # comes back as the REFUND's merchantReference
     if reason is not None:
         body["merchantRefundReason"] = _REFUND_REASONS.get(reason, "OTHER")
     return body
@@ -102,8 +118,9 @@ def refund_request(merchant_account: str, amount: int, currency: str, refund_id:
 def authorised(ref: str | None, amount: int | None, manual: bool) -> PspOutcome:
     """An authorisation: captured at once, or held for our capture."""
     if manual:
-        return PspOutcome(status=S.REQUIRES_CAPTURE, connector_payment_id=ref,
-                          amount_capturable=amount)
+        return PspOutcome(
+            status=S.REQUIRES_CAPTURE, connector_payment_id=ref, amount_capturable=amount
+        )
     return PspOutcome(status=S.SUCCEEDED, connector_payment_id=ref, amount_received=amount)
 
 
@@ -117,12 +134,16 @@ def outcome_from_payment(answer: dict[str, Any], manual: bool) -> PspOutcome:
     status = RESULT_CODES.get(code, S.PROCESSING)
     if status == S.FAILED:
         raw = (answer.get("additionalData") or {}).get("refusalReasonRaw")
-        failure = failure_for(code, answer.get("refusalReason"),
-                              answer.get("refusalReasonCode"), raw)
+        failure = failure_for(
+            code, answer.get("refusalReason"), answer.get("refusalReasonCode"), raw
+        )
         return PspOutcome(status=status, connector_payment_id=ref, failure=failure)
     if status == S.REQUIRES_ACTION:
-        return PspOutcome(status=status, connector_payment_id=ref,
-                          next_action=_next_action(answer.get("action") or {}))
+        return PspOutcome(
+            status=status,
+            connector_payment_id=ref,
+            next_action=_next_action(answer.get("action") or {}),
+        )
     return PspOutcome(status=status, connector_payment_id=ref)
 
 
@@ -135,8 +156,9 @@ def outcome_from_state(state: dict[str, Any]) -> PspOutcome:
     if status == S.SUCCEEDED:
         return PspOutcome(status=status, connector_payment_id=ref, amount_received=captured)
     if status == S.REQUIRES_CAPTURE:
-        return PspOutcome(status=status, connector_payment_id=ref,
-                          amount_capturable=value - captured)
+        return PspOutcome(
+            status=status, connector_payment_id=ref, amount_capturable=value - captured
+        )
     if status in (S.FAILED, S.REQUIRES_ACTION):
         return outcome_from_payment(state, manual=state.get("captureMode") == "manual")
     return PspOutcome(status=status, connector_payment_id=ref)
@@ -145,8 +167,11 @@ def outcome_from_state(state: dict[str, Any]) -> PspOutcome:
 def outcome_from_capture(answer: dict[str, Any], ref: str) -> PspOutcome:
     """A capture Adyen has "received": as good as done, its CAPTURE notification confirms."""
     value = (answer.get("amount") or {}).get("value")
-    return PspOutcome(status=S.SUCCEEDED, connector_payment_id=answer.get(
-        "paymentPspReference") or ref, amount_received=value)
+    return PspOutcome(
+        status=S.SUCCEEDED,
+        connector_payment_id=answer.get("paymentPspReference") or ref,
+        amount_received=value,
+    )
 
 
 def _next_action(action: dict[str, Any]) -> dict[str, Any]:

@@ -53,24 +53,35 @@ __all__ = ["AdyenWebhooks", "NotificationItem", "sign"]
 
 S = PaymentStatus
 
-_SIGNED_FIELDS = ("pspReference", "originalReference", "merchantAccountCode",
-                  "merchantReference", "value", "currency", "eventCode", "success")
+_SIGNED_FIELDS = (
+    "pspReference",
+    "originalReference",
+    "merchantAccountCode",
+    "merchantReference",
+    "value",
+    "currency",
+    "eventCode",
+    "success",
+)
 
 
 def _signature(values: Mapping[str, object], key: bytes) -> str:
-    signed = ":".join("" if values.get(name) is None else str(values[name])
-                      for name in _SIGNED_FIELDS)
+    signed = ":".join(
+        "" if values.get(name) is None else str(values[name]) for name in _SIGNED_FIELDS
+    )
     return base64.b64encode(hmac.new(key, signed.encode(), hashlib.sha256).digest()).decode()
 
 
 def sign(item: Mapping[str, Any], key: bytes) -> str:
     """An item's hmacSignature, as Adyen computes it (for tests and tools that sign)."""
     amount = item.get("amount") or {}
-    return _signature({**item, "value": amount.get("value"),
-                       "currency": amount.get("currency")}, key)
+    return _signature(
+        {**item, "value": amount.get("value"), "currency": amount.get("currency")}, key
+    )
 
 
 # -- the fields we read, with their types ---------------------------------------------------
+
 
 class _Amount(msgspec.Struct):
     value: int
@@ -95,12 +106,19 @@ class NotificationItem(msgspec.Struct, rename="camel"):
     additional_data: _AdditionalData | None = None
 
     def signature(self, key: bytes) -> str:
-        return _signature({"pspReference": self.psp_reference,
-                           "originalReference": self.original_reference,
-                           "merchantAccountCode": self.merchant_account_code,
-                           "merchantReference": self.merchant_reference,
-                           "value": self.amount.value, "currency": self.amount.currency,
-                           "eventCode": self.event_code, "success": self.success}, key)
+        return _signature(
+            {
+                "pspReference": self.psp_reference,
+                "originalReference": self.original_reference,
+                "merchantAccountCode": self.merchant_account_code,
+                "merchantReference": self.merchant_reference,
+                "value": self.amount.value,
+                "currency": self.amount.currency,
+                "eventCode": self.event_code,
+                "success": self.success,
+            },
+            key,
+        )
 
 
 class _Entry(msgspec.Struct, rename="pascal"):
@@ -112,8 +130,10 @@ class _Notification(msgspec.Struct, rename="camel"):
 
 
 def _items(body: bytes) -> list[NotificationItem]:
-    items = [entry.notification_request_item
-             for entry in msgspec.json.decode(body, type=_Notification).notification_items]
+    items = [
+        entry.notification_request_item
+        for entry in msgspec.json.decode(body, type=_Notification).notification_items
+    ]
     if not items:
         raise WebhookRejected("an Adyen notification with no items")
     return items
@@ -137,14 +157,14 @@ class AdyenWebhooks(WebhookTemplate[list[NotificationItem]]):
             if not given:
                 raise WebhookRejected("an Adyen notification item has no hmacSignature")
             if not hmac.compare_digest(item.signature(self._key).encode(), given.encode()):
-                raise WebhookRejected("an Adyen notification item's hmacSignature does not "
-                                      "match")
+                raise WebhookRejected("an Adyen notification item's hmacSignature does not match")
 
     def decode(self, body: bytes) -> list[NotificationItem]:
         return _items(body)
 
-    def to_events(self, decoded: list[NotificationItem], headers: Mapping[str, str],
-                  now: datetime) -> list[WebhookEvent]:
+    def to_events(
+        self, decoded: list[NotificationItem], headers: Mapping[str, str], now: datetime
+    ) -> list[WebhookEvent]:
         events = [_event(item, now) for item in decoded]
         return [event for event in events if event is not None]
 
@@ -160,40 +180,80 @@ def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
     if code == "AUTHORISATION":
         if success:
             # Held until the payment's own capture mode says otherwise (see the module doc).
-            return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
-                                payment_id=merchant_reference, connector_payment_id=ref,
-                                amount=amount, outcome=authorised(ref, amount, manual=True),
-                                capture_as_requested=True)
+            return WebhookEvent(
+                psp_event_id=event_id,
+                created=created,
+                currency=currency,
+                payment_id=merchant_reference,
+                connector_payment_id=ref,
+                amount=amount,
+                outcome=authorised(ref, amount, manual=True),
+                capture_as_requested=True,
+            )
         refused = failure_for("Refused", item.reason)
-        failure = Failure(code=refused.code, message=refused.message, retryable=False,
-                          decline_code=refused.decline_code)
-        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
-                            payment_id=merchant_reference, connector_payment_id=ref,
-                            amount=amount, outcome=PspOutcome(status=S.FAILED,
-                                                              connector_payment_id=ref,
-                                                              failure=failure))
+        failure = Failure(
+            code=refused.code,
+            message=refused.message,
+            retryable=False,
+            decline_code=refused.decline_code,
+        )
+        return WebhookEvent(
+            psp_event_id=event_id,
+            created=created,
+            currency=currency,
+            payment_id=merchant_reference,
+            connector_payment_id=ref,
+            amount=amount,
+            outcome=PspOutcome(status=S.FAILED, connector_payment_id=ref, failure=failure),
+        )
     if code == "CAPTURE" and success:
-        outcome = PspOutcome(status=S.SUCCEEDED, connector_payment_id=original,
-                             amount_received=amount)
-        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
-                            payment_id=merchant_reference, connector_payment_id=original,
-                            outcome=outcome)
+        outcome = PspOutcome(
+            status=S.SUCCEEDED, connector_payment_id=original, amount_received=amount
+        )
+        return WebhookEvent(
+            psp_event_id=event_id,
+            created=created,
+            currency=currency,
+            payment_id=merchant_reference,
+            connector_payment_id=original,
+            outcome=outcome,
+        )
     if code == "CANCELLATION" and success:
         outcome = PspOutcome(status=S.CANCELED, connector_payment_id=original)
-        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
-                            payment_id=merchant_reference, connector_payment_id=original,
-                            outcome=outcome)
+        return WebhookEvent(
+            psp_event_id=event_id,
+            created=created,
+            currency=currency,
+            payment_id=merchant_reference,
+            connector_payment_id=original,
+            outcome=outcome,
+        )
     if code in ("REFUND", "REFUND_FAILED"):
         succeeded = success and code == "REFUND"
-        refund = RefundUpdate(refund_id=merchant_reference, connector_refund_id=ref,
-                              amount=amount, succeeded=succeeded,
-                              failure_reason=None if succeeded else item.reason or code)
-        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
-                            payment_id=None, connector_payment_id=original, refund=refund)
+        refund = RefundUpdate(
+            refund_id=merchant_reference,
+            connector_refund_id=ref,
+            amount=amount,
+            succeeded=succeeded,
+            failure_reason=None if succeeded else item.reason or code,
+        )
+        return WebhookEvent(
+            psp_event_id=event_id,
+            created=created,
+            currency=currency,
+            payment_id=None,
+            connector_payment_id=original,
+            refund=refund,
+        )
     if code == "CHARGEBACK":
-        return WebhookEvent(psp_event_id=event_id, created=created, currency=currency,
-                            payment_id=merchant_reference, connector_payment_id=original,
-                            dispute=(ref, amount, item.reason or None))
+        return WebhookEvent(
+            psp_event_id=event_id,
+            created=created,
+            currency=currency,
+            payment_id=merchant_reference,
+            connector_payment_id=original,
+            dispute=(ref, amount, item.reason or None),
+        )
     return None
 
 

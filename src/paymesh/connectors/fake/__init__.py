@@ -17,5 +17,14 @@ from paymesh.connectors.fake.faults import FAULTS, OPERATIONS
 from paymesh.connectors.fake.psp import FakeCharge, FakePsp, FakeRefund
 from paymesh.connectors.fake.webhook import SIGNATURE_HEADER, SignedWebhook
 
-__all__ = ["FAULTS", "OPERATIONS", "SIGNATURE_HEADER", "TEST_CARDS", "FakeCard", "FakeCharge",
-           "FakePsp", "FakeRefund", "SignedWebhook"]
+__all__ = [
+    "FAULTS",
+    "OPERATIONS",
+    "SIGNATURE_HEADER",
+    "TEST_CARDS",
+    "FakeCard",
+    "FakeCharge",
+    "FakePsp",
+    "FakeRefund",
+    "SignedWebhook",
+]

@@ -25,24 +25,33 @@ class FakeCard:
 
 
 def _hard(decline_code: str, message: str = "Your card was declined.") -> FakeCard:
-    return FakeCard(Failure(code="card_declined", message=message, retryable=False,
-                            decline_code=decline_code))
+    return FakeCard(
+        Failure(code="card_declined", message=message, retryable=False, decline_code=decline_code)
+    )
 
 
 _APPROVES = FakeCard()
 
-TEST_CARDS: Mapping[str, FakeCard] = MappingProxyType({
-    "pm_card_visa": _APPROVES,
-    "pm_card_mastercard": _APPROVES,
-    "pm_card_amex": _APPROVES,
-    "pm_card_threeDSecure2Required": FakeCard(requires_3ds=True),
-    "pm_card_chargeDeclined": _hard("generic_decline"),
-    "pm_card_chargeDeclinedInsufficientFunds": _hard("insufficient_funds",
-                                                     "Your card has insufficient funds."),
-    "pm_card_chargeDeclinedLostCard": _hard("lost_card"),
-    # A processor hiccup, not the cardholder's answer: retryable, as Stripe's translator marks
-    # processing_error, so a route that retries soft declines may send it to the next PSP.
-    "pm_card_chargeDeclinedProcessingError": FakeCard(Failure(
-        code="processing_error", decline_code="processing_error", retryable=True,
-        message="An error occurred while processing your card. Try again in a little bit.")),
-})
+TEST_CARDS: Mapping[str, FakeCard] = MappingProxyType(
+    {
+        "pm_card_visa": _APPROVES,
+        "pm_card_mastercard": _APPROVES,
+        "pm_card_amex": _APPROVES,
+        "pm_card_threeDSecure2Required": FakeCard(requires_3ds=True),
+        "pm_card_chargeDeclined": _hard("generic_decline"),
+        "pm_card_chargeDeclinedInsufficientFunds": _hard(
+            "insufficient_funds", "Your card has insufficient funds."
+        ),
+        "pm_card_chargeDeclinedLostCard": _hard("lost_card"),
+        # A processor hiccup, not the cardholder's answer: retryable, as Stripe's translator marks
+        # processing_error, so a route that retries soft declines may send it to the next PSP.
+        "pm_card_chargeDeclinedProcessingError": FakeCard(
+            Failure(
+                code="processing_error",
+                decline_code="processing_error",
+                retryable=True,
+                message="An error occurred while processing your card. Try again in a little bit.",
+            )
+        ),
+    }
+)

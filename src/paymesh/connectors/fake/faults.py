@@ -30,18 +30,29 @@ _MAY_ACT = frozenset({"timeout", "5xx"})
 
 def error_for(psp: str, fault: str) -> PspError:
     if fault == "timeout":
-        return PspError(psp, f"no answer from {psp}: timed out", code="timeout",
-                        outcome_unknown=True)
+        return PspError(
+            psp, f"no answer from {psp}: timed out", code="timeout", outcome_unknown=True
+        )
     if fault == "5xx":
-        return PspError(psp, f"{psp} had an internal error", http_status=500, code="api_error",
-                        outcome_unknown=True)
+        return PspError(
+            psp,
+            f"{psp} had an internal error",
+            http_status=500,
+            code="api_error",
+            outcome_unknown=True,
+        )
     if fault == "429":
         return PspError(psp, f"{psp}: too many requests", http_status=429, code="rate_limit")
     if fault == "unreachable":
         return PspError(psp, f"cannot reach {psp}: connection refused", code="connection_error")
     if fault == "rejected":
-        return PspError(psp, f"{psp} rejected the request", http_status=400,
-                        code="invalid_request", retryable=False)
+        return PspError(
+            psp,
+            f"{psp} rejected the request",
+            http_status=400,
+            code="invalid_request",
+            retryable=False,
+        )
     raise ValueError(f"unknown fault {fault!r}; one of {sorted(FAULTS)}")
 
 

@@ -76,28 +76,52 @@ class FakeCharge:
 
     def outcome(self) -> PspOutcome:
         # A snapshot: a stored answer must not change when the charge does.
-        return PspOutcome(status=self.status, connector_payment_id=self.id,
-                          amount_capturable=self.amount_capturable,
-                          amount_received=self.amount_received, failure=self.failure,
-                          next_action=dict(self.next_action) if self.next_action else None)
+        return PspOutcome(
+            status=self.status,
+            connector_payment_id=self.id,
+            amount_capturable=self.amount_capturable,
+            amount_received=self.amount_received,
+            failure=self.failure,
+            next_action=dict(self.next_action) if self.next_action else None,
+        )
 
     def body(self) -> ChargeBody:
-        failure = None if self.failure is None else FailureBody(
-            self.failure.code, self.failure.message, self.failure.retryable,
-            self.failure.decline_code)
-        return ChargeBody(id=self.id, reference=self.payment_id, status=self.status,
-                          amount=self.amount, currency=self.currency,
-                          amount_capturable=self.amount_capturable,
-                          amount_received=self.amount_received, failure=failure,
-                          next_action=self.next_action)
+        failure = (
+            None
+            if self.failure is None
+            else FailureBody(
+                self.failure.code,
+                self.failure.message,
+                self.failure.retryable,
+                self.failure.decline_code,
+            )
+        )
+        return ChargeBody(
+            id=self.id,
+            reference=self.payment_id,
+            status=self.status,
+            amount=self.amount,
+            currency=self.currency,
+            amount_capturable=self.amount_capturable,
+            amount_received=self.amount_received,
+            failure=failure,
+            next_action=self.next_action,
+        )
 
 
 class FakePsp:
     webhook_ack: bytes | None = None
 
-    def __init__(self, name: str = "fake", *, webhook_secret: str = WEBHOOK_SECRET,
-                 cards: Mapping[str, FakeCard] | None = None, unreachable: bool = False,
-                 seed: int | None = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "fake",
+        *,
+        webhook_secret: str = WEBHOOK_SECRET,
+        cards: Mapping[str, FakeCard] | None = None,
+        unreachable: bool = False,
+        seed: int | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.name = name
         #: Every call fails as a refused connection would: the contract's `unreachable`.
         self.unreachable = unreachable
@@ -118,8 +142,7 @@ class FakePsp:
 
     # -- what tests control and read -------------------------------------------------------
 
-    def fail_next(self, operation: str, fault: str, *, acted: bool = False,
-                  times: int = 1) -> None:
+    def fail_next(self, operation: str, fault: str, *, acted: bool = False, times: int = 1) -> None:
         """Fail the next `times` calls of `operation` with `fault` (see `faults`); with
         `acted`, each does its work (or replays it) first and then loses the answer."""
         self._faults.script(operation, fault, acted, times)
@@ -128,8 +151,9 @@ class FakePsp:
         """Scripted faults not used yet: a test can check each was reached."""
         return self._faults.pending(operation)
 
-    def set_fault_rates(self, *, error_rate: float = 0.0, rate_limit_rate: float = 0.0,
-                        timeout_rate: float = 0.0) -> None:
+    def set_fault_rates(
+        self, *, error_rate: float = 0.0, rate_limit_rate: float = 0.0, timeout_rate: float = 0.0
+    ) -> None:
         """Random faults per call, as the sandboxes' `PUT /_config`; no argument: none."""
         self._faults.rates = FaultRates(error_rate, rate_limit_rate, timeout_rate)
 
@@ -149,38 +173,69 @@ class FakePsp:
             self._approve(charge)
         else:
             charge.status = S.FAILED
-            charge.failure = Failure(code="payment_intent_authentication_failure",
-                                     message="The customer failed 3-D Secure.", retryable=False)
+            charge.failure = Failure(
+                code="payment_intent_authentication_failure",
+                message="The customer failed 3-D Secure.",
+                retryable=False,
+            )
         self._notify(charge)
         return charge
 
     # -- the Connector port ----------------------------------------------------------------
 
     async def authorize(self, request: AuthorizeRequest) -> PspOutcome:
-        return self._call("authorize", request.idempotency_key, request,
-                          lambda: self._authorize(request))
+        return self._call(
+            "authorize", request.idempotency_key, request, lambda: self._authorize(request)
+        )
 
-    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
-                      *, currency: str | None = None) -> PspOutcome:
-        return self._call("capture", idempotency_key, (connector_payment_id, amount),
-                          lambda: self._capture(connector_payment_id, amount))
+    async def capture(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> PspOutcome:
+        return self._call(
+            "capture",
+            idempotency_key,
+            (connector_payment_id, amount),
+            lambda: self._capture(connector_payment_id, amount),
+        )
 
     async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome:
-        return self._call("cancel", idempotency_key, connector_payment_id,
-                          lambda: self._cancel(connector_payment_id))
+        return self._call(
+            "cancel",
+            idempotency_key,
+            connector_payment_id,
+            lambda: self._cancel(connector_payment_id),
+        )
 
-    async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str,
-                     *, currency: str | None = None) -> RefundOutcome:
-        return self._call("refund", idempotency_key, (connector_payment_id, amount, refund_id),
-                          lambda: self._refund(connector_payment_id, amount, refund_id))
+    async def refund(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        refund_id: str,
+        reason: str | None,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> RefundOutcome:
+        return self._call(
+            "refund",
+            idempotency_key,
+            (connector_payment_id, amount, refund_id),
+            lambda: self._refund(connector_payment_id, amount, refund_id),
+        )
 
     async def retrieve(self, connector_payment_id: str) -> PspOutcome:
-        return self._call("retrieve", None, None,
-                          lambda: self._charge(connector_payment_id).outcome())
+        return self._call(
+            "retrieve", None, None, lambda: self._charge(connector_payment_id).outcome()
+        )
 
-    def parse_webhook(self, headers: dict[str, str], body: bytes,
-                      now: datetime) -> list[WebhookEvent]:
+    def parse_webhook(
+        self, headers: dict[str, str], body: bytes, now: datetime
+    ) -> list[WebhookEvent]:
         return self._parser.parse(headers, body, now)
 
     async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
@@ -191,8 +246,7 @@ class FakePsp:
 
     # -- one call: faults, idempotency, the work ------------------------------------------
 
-    def _call(self, operation: str, key: str | None, request: object,
-              work: Callable[[], T]) -> T:
+    def _call(self, operation: str, key: str | None, request: object, work: Callable[[], T]) -> T:
         self.calls[operation] += 1
         if self.unreachable:
             raise error_for(self.name, "unreachable")
@@ -204,15 +258,21 @@ class FakePsp:
             raise error_for(self.name, fault.fault)
         return answer
 
-    def _answered(self, operation: str, key: str | None, request: object,
-                  work: Callable[[], T]) -> T:
+    def _answered(
+        self, operation: str, key: str | None, request: object, work: Callable[[], T]
+    ) -> T:
         if key is None:
             return work()
         seen = self._answers.get(key)
         if seen is not None:
             if seen[0] != (operation, request):
-                raise PspError(self.name, "this idempotency key was used with another request",
-                               http_status=400, code="idempotency_key_reused", retryable=False)
+                raise PspError(
+                    self.name,
+                    "this idempotency key was used with another request",
+                    http_status=400,
+                    code="idempotency_key_reused",
+                    retryable=False,
+                )
             # The same operation stored it, so the answer is of the type it returns.
             return cast(T, seen[1])
         answer = work()  # an error raised here is stored nowhere: a retry runs it again
@@ -222,19 +282,31 @@ class FakePsp:
     def _authorize(self, request: AuthorizeRequest) -> PspOutcome:
         card = self.cards.get(request.payment_method)
         if card is None:
-            raise PspError(self.name, f"no such payment method: {request.payment_method!r}",
-                           http_status=400, code="resource_missing", retryable=False)
+            raise PspError(
+                self.name,
+                f"no such payment method: {request.payment_method!r}",
+                http_status=400,
+                code="resource_missing",
+                retryable=False,
+            )
         self.authorizations += 1
-        charge = FakeCharge(id=self._new_id("ch"), payment_id=request.payment_id,
-                            amount=request.amount, currency=request.currency,
-                            payment_method=request.payment_method,
-                            capture_method=request.capture_method, status=S.PENDING)
+        charge = FakeCharge(
+            id=self._new_id("ch"),
+            payment_id=request.payment_id,
+            amount=request.amount,
+            currency=request.currency,
+            payment_method=request.payment_method,
+            capture_method=request.capture_method,
+            status=S.PENDING,
+        )
         if card.decline is not None:
             charge.status, charge.failure = S.FAILED, card.decline
         elif card.requires_3ds:
             charge.status = S.REQUIRES_ACTION
-            charge.next_action = {"type": "redirect_to_url", "redirect_url":
-                                  f"https://{self.name}.fake-psp.test/3ds/{charge.id}"}
+            charge.next_action = {
+                "type": "redirect_to_url",
+                "redirect_url": f"https://{self.name}.fake-psp.test/3ds/{charge.id}",
+            }
         else:
             self._approve(charge)
         self.charges[charge.id] = charge
@@ -253,11 +325,15 @@ class FakePsp:
             # As the Stripe connector reads Stripe's refusal: the charge's state is the answer.
             return charge.outcome()
         if not 0 < amount <= charge.amount_capturable:
-            raise PspError(self.name, f"cannot capture {amount} of {charge.amount_capturable}",
-                           http_status=400, code="amount_too_large", retryable=False)
+            raise PspError(
+                self.name,
+                f"cannot capture {amount} of {charge.amount_capturable}",
+                http_status=400,
+                code="amount_too_large",
+                retryable=False,
+            )
         # A partial capture releases the rest of the authorisation.
-        charge.status, charge.amount_received, charge.amount_capturable = \
-            S.SUCCEEDED, amount, 0
+        charge.status, charge.amount_received, charge.amount_capturable = S.SUCCEEDED, amount, 0
         self._notify(charge)
         return charge.outcome()
 
@@ -286,8 +362,13 @@ class FakePsp:
     def _charge(self, charge_id: str) -> FakeCharge:
         charge = self.charges.get(charge_id)
         if charge is None:
-            raise PspError(self.name, f"no such charge: {charge_id!r}", http_status=404,
-                           code="resource_missing", retryable=False)
+            raise PspError(
+                self.name,
+                f"no such charge: {charge_id!r}",
+                http_status=404,
+                code="resource_missing",
+                retryable=False,
+            )
         return charge
 
     def _new_id(self, kind: str) -> str:
@@ -295,8 +376,12 @@ class FakePsp:
 
     def _notify(self, charge: FakeCharge, refund: FakeRefund | None = None) -> None:
         notification = Notification(
-            id=self._new_id("evt"), type="refund.updated" if refund else "charge.updated",
-            created=int(self._clock().timestamp()), charge=charge.body(),
-            refund=None if refund is None else RefundBody(refund.id, refund.refund_id,
-                                                          refund.amount, succeeded=True))
+            id=self._new_id("evt"),
+            type="refund.updated" if refund else "charge.updated",
+            created=int(self._clock().timestamp()),
+            charge=charge.body(),
+            refund=None
+            if refund is None
+            else RefundBody(refund.id, refund.refund_id, refund.amount, succeeded=True),
+        )
         self.webhooks.append(sign(notification, self._secret))

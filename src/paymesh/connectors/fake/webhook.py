@@ -25,8 +25,17 @@ from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import RefundUpdate, WebhookEvent, WebhookRejected
 from paymesh.signing import signature_header
 
-__all__ = ["SIGNATURE_HEADER", "TOLERANCE_SECONDS", "ChargeBody", "FailureBody", "FakeWebhooks",
-           "Notification", "RefundBody", "SignedWebhook", "sign"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TOLERANCE_SECONDS",
+    "ChargeBody",
+    "FailureBody",
+    "FakeWebhooks",
+    "Notification",
+    "RefundBody",
+    "SignedWebhook",
+    "sign",
+]
 
 SIGNATURE_HEADER = "fake-signature"
 TOLERANCE_SECONDS = 300
@@ -76,8 +85,9 @@ class Notification(msgspec.Struct):
 
 def sign(notification: Notification, secret: str) -> SignedWebhook:
     body = msgspec.json.encode(notification)
-    return SignedWebhook({SIGNATURE_HEADER: signature_header(body, secret,
-                                                             notification.created)}, body)
+    return SignedWebhook(
+        {SIGNATURE_HEADER: signature_header(body, secret, notification.created)}, body
+    )
 
 
 def _verify(body: bytes, header: str | None, secret: str, now: datetime, tolerance: int) -> None:
@@ -101,14 +111,25 @@ def _verify(body: bytes, header: str | None, secret: str, now: datetime, toleran
 
 
 def _outcome(charge: ChargeBody) -> PspOutcome:
-    failure = None if charge.failure is None else Failure(
-        code=charge.failure.code, message=charge.failure.message,
-        retryable=charge.failure.retryable, decline_code=charge.failure.decline_code)
+    failure = (
+        None
+        if charge.failure is None
+        else Failure(
+            code=charge.failure.code,
+            message=charge.failure.message,
+            retryable=charge.failure.retryable,
+            decline_code=charge.failure.decline_code,
+        )
+    )
     next_action: dict[str, Any] | None = dict(charge.next_action) if charge.next_action else None
-    return PspOutcome(status=charge.status, connector_payment_id=charge.id,
-                      amount_capturable=charge.amount_capturable,
-                      amount_received=charge.amount_received, failure=failure,
-                      next_action=next_action)
+    return PspOutcome(
+        status=charge.status,
+        connector_payment_id=charge.id,
+        amount_capturable=charge.amount_capturable,
+        amount_received=charge.amount_received,
+        failure=failure,
+        next_action=next_action,
+    )
 
 
 class FakeWebhooks(WebhookTemplate[Notification]):
@@ -124,8 +145,9 @@ class FakeWebhooks(WebhookTemplate[Notification]):
     def decode(self, body: bytes) -> Notification:
         return msgspec.json.decode(body, type=Notification)
 
-    def to_events(self, decoded: Notification, headers: Mapping[str, str],
-                  now: datetime) -> list[WebhookEvent]:
+    def to_events(
+        self, decoded: Notification, headers: Mapping[str, str], now: datetime
+    ) -> list[WebhookEvent]:
         charge, refund = decoded.charge, decoded.refund
         try:
             created = datetime.fromtimestamp(decoded.created, tz=UTC)
@@ -133,18 +155,33 @@ class FakeWebhooks(WebhookTemplate[Notification]):
             raise ValueError("created is not a time") from exc
         if decoded.type == "charge.updated":
             # The charge states the payment's whole amount.
-            return [WebhookEvent(psp_event_id=decoded.id, created=created,
-                                 payment_id=charge.reference, connector_payment_id=charge.id,
-                                 outcome=_outcome(charge), amount=charge.amount,
-                                 currency=charge.currency)]
+            return [
+                WebhookEvent(
+                    psp_event_id=decoded.id,
+                    created=created,
+                    payment_id=charge.reference,
+                    connector_payment_id=charge.id,
+                    outcome=_outcome(charge),
+                    amount=charge.amount,
+                    currency=charge.currency,
+                )
+            ]
         if refund is None:
             raise ValueError("a refund.updated notification without its refund")
         # A refund is a part of the payment: its amount is in `refund`, not `amount`.
-        return [WebhookEvent(psp_event_id=decoded.id, created=created,
-                             payment_id=charge.reference, connector_payment_id=charge.id,
-                             refund=RefundUpdate(refund_id=refund.reference,
-                                                 connector_refund_id=refund.id,
-                                                 amount=refund.amount,
-                                                 succeeded=refund.succeeded,
-                                                 failure_reason=refund.failure_reason),
-                             currency=charge.currency)]
+        return [
+            WebhookEvent(
+                psp_event_id=decoded.id,
+                created=created,
+                payment_id=charge.reference,
+                connector_payment_id=charge.id,
+                refund=RefundUpdate(
+                    refund_id=refund.reference,
+                    connector_refund_id=refund.id,
+                    amount=refund.amount,
+                    succeeded=refund.succeeded,
+                    failure_reason=refund.failure_reason,
+                ),
+                currency=charge.currency,
+            )
+        ]

@@ -35,7 +35,8 @@ def to_paypal(amount: int, currency: str) -> dict[str, str]:
     if rest:
         raise AmountNotRepresentable(
             f"{currency.upper()} takes no decimals at PayPal; {amount} minor units is not a "
-            "whole amount")
+            "whole amount"
+        )
     whole, frac = divmod(units, 10**paypal)
     value = f"{whole}.{frac:0{paypal}d}" if paypal else str(whole)
     return {"currency_code": currency.upper(), "value": value}

@@ -46,8 +46,9 @@ def error_for(status: int, body: dict[str, Any], outcome_unknown: bool = True) -
     if status == 429:
         return PspError(PSP, message, http_status=status, code=code or "RATE_LIMIT_REACHED")
     if status == 409 or status >= 500:  # 409: our request id is still executing at PayPal
-        return PspError(PSP, message, http_status=status, code=code,
-                        outcome_unknown=outcome_unknown)
+        return PspError(
+            PSP, message, http_status=status, code=code, outcome_unknown=outcome_unknown
+        )
     return PspError(PSP, message, http_status=status, code=code, retryable=False)
 
 
@@ -62,8 +63,14 @@ def _decode(raw: bytes) -> dict[str, Any]:
 class PayPalHttp:
     """One PayPal account's API: base URL, client credentials, a cached bearer token."""
 
-    def __init__(self, api_base: str, client_id: str, client_secret: str,
-                 timeout_seconds: float, transport: HttpTransport) -> None:
+    def __init__(
+        self,
+        api_base: str,
+        client_id: str,
+        client_secret: str,
+        timeout_seconds: float,
+        transport: HttpTransport,
+    ) -> None:
         self._base = api_base.rstrip("/")
         credentials = f"{client_id}:{client_secret}".encode()
         self._basic = f"Basic {base64.b64encode(credentials).decode()}"
@@ -72,24 +79,39 @@ class PayPalHttp:
         self._transport = transport
 
     async def _fetch_token(self) -> tuple[str, float]:
-        headers = {"Authorization": self._basic,
-                   "Accept": "application/json",
-                   "Content-Type": "application/x-www-form-urlencoded"}
+        headers = {
+            "Authorization": self._basic,
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
         # A token request moves no money: whatever happens to it, nothing was charged.
         with psp_transport_errors(PSP, "PayPal", outcome_unknown=False):
-            answer = await self._transport.request("POST", f"{self._base}/v1/oauth2/token",
-                                                   headers, b"grant_type=client_credentials",
-                                                   self._timeout)
+            answer = await self._transport.request(
+                "POST",
+                f"{self._base}/v1/oauth2/token",
+                headers,
+                b"grant_type=client_credentials",
+                self._timeout,
+            )
         body = _decode(answer.body)
         token, expires_in = body.get("access_token"), body.get("expires_in")
         if answer.status != 200 or not isinstance(token, str) or not isinstance(expires_in, int):
             raise error_for(answer.status, body, outcome_unknown=False)
         return token, float(expires_in)
 
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None,
-                    request_id: str | None, token: str) -> tuple[int, dict[str, Any]]:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
-                   "Prefer": "return=representation"}
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        request_id: str | None,
+        token: str,
+    ) -> tuple[int, dict[str, Any]]:
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Prefer": "return=representation",
+        }
         if request_id:
             headers["PayPal-Request-Id"] = request_id
         data = None
@@ -97,12 +119,18 @@ class PayPalHttp:
             headers["Content-Type"] = "application/json"
             data = msgspec.json.encode(body or {})
         with psp_transport_errors(PSP, "PayPal"):
-            answer = await self._transport.request(method, self._base + path, headers, data,
-                                                   self._timeout)
+            answer = await self._transport.request(
+                method, self._base + path, headers, data, self._timeout
+            )
         return answer.status, _decode(answer.body)
 
-    async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                      request_id: str | None = None) -> tuple[int, dict[str, Any]]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         """(status, JSON body) of one call; a dropped token is replaced and the call made
         once more."""
         token = await self._tokens.get()

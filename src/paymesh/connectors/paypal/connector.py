@@ -47,10 +47,18 @@ S = PaymentStatus
 
 #: 422 issues saying the step was already taken (or can no longer be): the order's current
 #: state is then the answer, as for a retry after a lost response.
-_ALREADY_DONE = frozenset({"AUTHORIZATION_ALREADY_CAPTURED", "AUTHORIZATION_VOIDED",
-                           "PREVIOUSLY_CAPTURED", "PREVIOUSLY_VOIDED", "ORDER_ALREADY_CAPTURED",
-                           "ORDER_ALREADY_AUTHORIZED", "ORDER_ALREADY_COMPLETED",
-                           "AUTHORIZATION_DENIED"})
+_ALREADY_DONE = frozenset(
+    {
+        "AUTHORIZATION_ALREADY_CAPTURED",
+        "AUTHORIZATION_VOIDED",
+        "PREVIOUSLY_CAPTURED",
+        "PREVIOUSLY_VOIDED",
+        "ORDER_ALREADY_CAPTURED",
+        "ORDER_ALREADY_AUTHORIZED",
+        "ORDER_ALREADY_COMPLETED",
+        "AUTHORIZATION_DENIED",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +84,24 @@ class PayPalConnector:
 
     def __init__(self, settings: PayPalSettings, transport: HttpTransport | None = None) -> None:
         self.settings = settings
-        certificate = (webhook.load_certificate(settings.trusted_cert_pem)
-                       if settings.trusted_cert_pem else None)
-        self._webhooks = webhook.PayPalWebhooks(certificate, settings.webhook_id,
-                                                settings.webhook_tolerance_seconds)
+        certificate = (
+            webhook.load_certificate(settings.trusted_cert_pem)
+            if settings.trusted_cert_pem
+            else None
+        )
+        self._webhooks = webhook.PayPalWebhooks(
+            certificate, settings.webhook_id, settings.webhook_tolerance_seconds
+        )
         # The process's shared transport; without one, a transport of its own, closed with it.
         self._owns_transport = transport is None
         self._transport = transport or AiohttpTransport()
-        self._http = PayPalHttp(settings.api_base, settings.client_id, settings.client_secret,
-                                settings.timeout_seconds, self._transport)
+        self._http = PayPalHttp(
+            settings.api_base,
+            settings.client_id,
+            settings.client_secret,
+            settings.timeout_seconds,
+            self._transport,
+        )
 
     async def aclose(self) -> None:
         if self._owns_transport:
@@ -103,21 +120,28 @@ class PayPalConnector:
         try:
             body = translate.order_request(request, self.settings.return_url)
         except AmountNotRepresentable as exc:
-            raise PspError(PSP, str(exc), code="amount_not_representable",
-                           retryable=False) from exc
-        status, order = await self._http.request("POST", "/v2/checkout/orders", body,
-                                                 request.idempotency_key)
+            raise PspError(PSP, str(exc), code="amount_not_representable", retryable=False) from exc
+        status, order = await self._http.request(
+            "POST", "/v2/checkout/orders", body, request.idempotency_key
+        )
         if status in (200, 201):
             return translate.outcome_from_order(order)
         issue = issue_of(order)
         if status == 422 and translate.is_decline_issue(issue):
             assert issue is not None
-            return PspOutcome(status=S.FAILED,
-                              failure=translate.failure_from_issue(issue, order.get("message")))
+            return PspOutcome(
+                status=S.FAILED, failure=translate.failure_from_issue(issue, order.get("message"))
+            )
         raise error_for(status, order)
 
-    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
-                      *, currency: str | None = None) -> PspOutcome:
+    async def capture(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> PspOutcome:
         order = await self._order(connector_payment_id)
         authorization = _last(order, "authorizations")
         if authorization is None:
@@ -125,11 +149,11 @@ class PayPalConnector:
         try:
             money = to_paypal(amount, _currency(order))
         except AmountNotRepresentable as exc:
-            raise PspError(PSP, str(exc), code="amount_not_representable",
-                           retryable=False) from exc
+            raise PspError(PSP, str(exc), code="amount_not_representable", retryable=False) from exc
         path = f"/v2/payments/authorizations/{quote(authorization['id'], '')}/capture"
         status, capture = await self._http.request(
-            "POST", path, {"amount": money, "final_capture": True}, idempotency_key)
+            "POST", path, {"amount": money, "final_capture": True}, idempotency_key
+        )
         if status in (200, 201):
             return translate.outcome_from_capture(capture, connector_payment_id)
         if status == 422 and issue_of(capture) in _ALREADY_DONE:
@@ -141,8 +165,9 @@ class PayPalConnector:
         authorization = _last(order, "authorizations")
         if authorization is None:
             outcome = translate.outcome_from_order(order)
-            if outcome.status in (S.PENDING, S.REQUIRES_ACTION, S.PROCESSING) and \
-                    not _last(order, "captures"):
+            if outcome.status in (S.PENDING, S.REQUIRES_ACTION, S.PROCESSING) and not _last(
+                order, "captures"
+            ):
                 # Nothing was authorized, and PayPal has no void for an order: it expires
                 # unpaid. Canceling means we will never capture it, which is ours to decide.
                 return PspOutcome(status=S.CANCELED, connector_payment_id=connector_payment_id)
@@ -157,43 +182,66 @@ class PayPalConnector:
             return translate.outcome_from_order(await self._order(connector_payment_id))
         raise error_for(status, voided)
 
-    async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str,
-                     *, currency: str | None = None) -> RefundOutcome:
+    async def refund(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        refund_id: str,
+        reason: str | None,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> RefundOutcome:
         order = await self._order(connector_payment_id)
         # One capture per payment here; a fully refunded one is still named, so that PayPal
         # itself answers CAPTURE_FULLY_REFUNDED.
-        captures = sorted((c for c in _payments(order, "captures")
-                           if c.get("status") in ("COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED")),
-                          key=lambda c: c.get("status") == "REFUNDED")
+        captures = sorted(
+            (
+                c
+                for c in _payments(order, "captures")
+                if c.get("status") in ("COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED")
+            ),
+            key=lambda c: c.get("status") == "REFUNDED",
+        )
         if not captures:
-            return RefundOutcome(succeeded=False, connector_refund_id=None,
-                                 failure_reason="not_captured")
+            return RefundOutcome(
+                succeeded=False, connector_refund_id=None, failure_reason="not_captured"
+            )
         capture = captures[0]
         try:
             money = to_paypal(amount, _currency(order))
         except AmountNotRepresentable as exc:
-            return RefundOutcome(succeeded=False, connector_refund_id=None,
-                                 failure_reason=str(exc))
+            return RefundOutcome(succeeded=False, connector_refund_id=None, failure_reason=str(exc))
         # Our refund id rides in custom_id (and invoice_id, which PayPal keeps unique per
         # refund), so the refund's webhook names it.
-        body: dict[str, Any] = {"amount": money, "custom_id": refund_id,
-                                "invoice_id": refund_id}
+        body: dict[str, Any] = {"amount": money, "custom_id": refund_id, "invoice_id": refund_id}
         if reason:
             body["note_to_payer"] = reason.replace("_", " ")[:255]
         path = f"/v2/payments/captures/{quote(capture['id'], '')}/refund"
         status, refund = await self._http.request("POST", path, body, idempotency_key)
         if status in (200, 201):
             state = refund.get("status")
-            verdict = True if state == "COMPLETED" else False if state in (
-                "FAILED", "CANCELLED") else None
+            verdict = (
+                True
+                if state == "COMPLETED"
+                else False
+                if state in ("FAILED", "CANCELLED")
+                else None
+            )
             reason_detail = (refund.get("status_details") or {}).get("reason")
-            return RefundOutcome(succeeded=verdict, connector_refund_id=refund.get("id"),
-                                 failure_reason=None if verdict is not False else
-                                 str(reason_detail or state).lower())
+            return RefundOutcome(
+                succeeded=verdict,
+                connector_refund_id=refund.get("id"),
+                failure_reason=None
+                if verdict is not False
+                else str(reason_detail or state).lower(),
+            )
         if 400 <= status < 500 and status not in (401, 409, 429):
-            return RefundOutcome(succeeded=False, connector_refund_id=None,
-                                 failure_reason=issue_of(refund) or refund.get("name"))
+            return RefundOutcome(
+                succeeded=False,
+                connector_refund_id=None,
+                failure_reason=issue_of(refund) or refund.get("name"),
+            )
         raise error_for(status, refund)
 
     async def retrieve(self, connector_payment_id: str) -> PspOutcome:
@@ -208,8 +256,9 @@ class PayPalConnector:
         order_id = str(order["id"])
         action = "authorize" if order.get("intent") == "AUTHORIZE" else "capture"
         path = f"/v2/checkout/orders/{quote(order_id, '')}/{action}"
-        status, completed = await self._http.request("POST", path, None,
-                                                     f"paymesh:{order_id}:{action}")
+        status, completed = await self._http.request(
+            "POST", path, None, f"paymesh:{order_id}:{action}"
+        )
         if status in (200, 201):
             return translate.outcome_from_order(completed)
         issue = issue_of(completed)
@@ -217,13 +266,16 @@ class PayPalConnector:
             return translate.outcome_from_order(await self._order(order_id))
         if status == 422 and translate.is_decline_issue(issue):
             assert issue is not None
-            return PspOutcome(status=S.FAILED, connector_payment_id=order_id,
-                              failure=translate.failure_from_issue(issue,
-                                                                   completed.get("message")))
+            return PspOutcome(
+                status=S.FAILED,
+                connector_payment_id=order_id,
+                failure=translate.failure_from_issue(issue, completed.get("message")),
+            )
         raise error_for(status, completed)
 
-    def parse_webhook(self, headers: dict[str, str], body: bytes,
-                      now: datetime) -> list[WebhookEvent]:
+    def parse_webhook(
+        self, headers: dict[str, str], body: bytes, now: datetime
+    ) -> list[WebhookEvent]:
         return self._webhooks.parse(headers, body, now)
 
     async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
@@ -236,8 +288,7 @@ class PayPalConnector:
             order = await self._lookup("/v2/checkout/orders/", event.connector_payment_id)
             return None if order is None else webhook.confirmed_by_order(event, order)
         if event.refund is not None:
-            refund = await self._lookup("/v2/payments/refunds/",
-                                        event.refund.connector_refund_id)
+            refund = await self._lookup("/v2/payments/refunds/", event.refund.connector_refund_id)
             return None if refund is None else webhook.confirmed_by_refund(event, refund)
         if event.dispute is not None:
             capture = await self._lookup("/v2/payments/captures/", event.psp_object_id)
@@ -272,8 +323,9 @@ def _currency(order: dict[str, Any]) -> str:
     units = order.get("purchase_units") or [{}]
     currency = (units[0].get("amount") or {}).get("currency_code")
     if not isinstance(currency, str) or not currency:
-        raise PspError(PSP, f"order {order.get('id')} names no currency", code="bad_response",
-                       retryable=False)
+        raise PspError(
+            PSP, f"order {order.get('id')} names no currency", code="bad_response", retryable=False
+        )
     return currency.lower()
 
 
@@ -283,6 +335,10 @@ def _settled_or_raise(order: dict[str, Any], action: str) -> PspOutcome:
     outcome = translate.outcome_from_order(order)
     if outcome.status in (S.SUCCEEDED, S.CANCELED, S.FAILED):
         return outcome
-    raise PspError(PSP, f"order {order.get('id')} has no authorization to {action} "
-                        f"(PayPal status {order.get('status')})", code="no_authorization",
-                   retryable=False)
+    raise PspError(
+        PSP,
+        f"order {order.get('id')} has no authorization to {action} "
+        f"(PayPal status {order.get('status')})",
+        code="no_authorization",
+        retryable=False,
+    )

@@ -34,19 +34,29 @@ def trusted_certificate(settings: Settings, built_in: object | None) -> bytes | 
 
 def connector(setup: ConnectorSetup) -> PayPalConnector:
     s = setup.settings
-    return PayPalConnector(PayPalSettings(
-        api_base=setup.api_base, client_id=required(s.paypal_client_id, "paypal_client_id"),
-        client_secret=required(s.paypal_client_secret, "paypal_client_secret"),
-        webhook_id=required(s.paypal_webhook_id, "paypal_webhook_id"),
-        trusted_cert_pem=trusted_certificate(s, setup.sandbox),
-        timeout_seconds=s.psp_timeout), transport=setup.transport)
+    return PayPalConnector(
+        PayPalSettings(
+            api_base=setup.api_base,
+            client_id=required(s.paypal_client_id, "paypal_client_id"),
+            client_secret=required(s.paypal_client_secret, "paypal_client_secret"),
+            webhook_id=required(s.paypal_webhook_id, "paypal_webhook_id"),
+            trusted_cert_pem=trusted_certificate(s, setup.sandbox),
+            timeout_seconds=s.psp_timeout,
+        ),
+        transport=setup.transport,
+    )
 
 
 def sandbox(secrets: SandboxSecrets, webhook_url: str | None) -> PayPalSandbox:
-    return PayPalSandbox(PayPalSandboxSettings(
-        webhook_url=webhook_url, webhook_id=secrets.paypal_webhook_id,
-        client_id=secrets.paypal_client_id, client_secret=secrets.paypal_client_secret,
-        signing=SigningIdentity.load_or_create(secrets.paypal_signing_dir)))
+    return PayPalSandbox(
+        PayPalSandboxSettings(
+            webhook_url=webhook_url,
+            webhook_id=secrets.paypal_webhook_id,
+            client_id=secrets.paypal_client_id,
+            client_secret=secrets.paypal_client_secret,
+            signing=SigningIdentity.load_or_create(secrets.paypal_signing_dir),
+        )
+    )
 
 
 ENTRY = PspEntry("paypal", connector, sandbox)

@@ -28,8 +28,9 @@ class _Token:
 
 
 class TokenCache:
-    def __init__(self, fetch: Fetch, clock: Callable[[], float] = time.monotonic,
-                 max_margin_s: float = 60.0) -> None:
+    def __init__(
+        self, fetch: Fetch, clock: Callable[[], float] = time.monotonic, max_margin_s: float = 60.0
+    ) -> None:
         self._fetch = fetch
         self._clock = clock
         self._max_margin = max_margin_s

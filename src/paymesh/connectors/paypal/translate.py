@@ -98,13 +98,20 @@ DECLINES: dict[str, tuple[str, str, bool]] = {
 }
 
 #: 422 issues that mean the buyer's funding was refused: a decline, not a broken request.
-_DECLINE_ISSUES = frozenset({
-    "INSTRUMENT_DECLINED", "TRANSACTION_REFUSED", "PAYER_CANNOT_PAY",
-    "PAYER_ACCOUNT_RESTRICTED", "PAYER_ACCOUNT_LOCKED_OR_CLOSED",
-    "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING", "COMPLIANCE_VIOLATION",
-    "TRANSACTION_BLOCKED_BY_PAYEE", "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED",
-    "AUTHORIZATION_DENIED",
-})
+_DECLINE_ISSUES = frozenset(
+    {
+        "INSTRUMENT_DECLINED",
+        "TRANSACTION_REFUSED",
+        "PAYER_CANNOT_PAY",
+        "PAYER_ACCOUNT_RESTRICTED",
+        "PAYER_ACCOUNT_LOCKED_OR_CLOSED",
+        "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING",
+        "COMPLIANCE_VIOLATION",
+        "TRANSACTION_BLOCKED_BY_PAYEE",
+        "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED",
+        "AUTHORIZATION_DENIED",
+    }
+)
 
 
 def is_decline_issue(issue: str | None) -> bool:
@@ -125,22 +132,31 @@ def order_request(req: AuthorizeRequest, return_url: str | None) -> dict[str, An
     }
     if req.description:
         unit["description"] = req.description[:127]
-    return {"intent": "AUTHORIZE" if req.capture_method == "manual" else "CAPTURE",
-            "purchase_units": [unit],
-            "payment_source": payment_source(req.payment_method, return_url)}
+    return {
+        "intent": "AUTHORIZE" if req.capture_method == "manual" else "CAPTURE",
+        "purchase_units": [unit],
+        "payment_source": payment_source(req.payment_method, return_url),
+    }
 
 
 def payment_source(method: str, return_url: str | None) -> dict[str, Any]:
     context = {"return_url": return_url, "cancel_url": return_url} if return_url else {}
     if method == WALLET or method.startswith(WALLET + ":"):
-        wallet: dict[str, Any] = {"experience_context": {
-            **context, "user_action": "PAY_NOW", "shipping_preference": "NO_SHIPPING"}}
+        wallet: dict[str, Any] = {
+            "experience_context": {
+                **context,
+                "user_action": "PAY_NOW",
+                "shipping_preference": "NO_SHIPPING",
+            }
+        }
         email = method.partition(":")[2]
         if email:
             wallet["email_address"] = email
         return {"paypal": wallet}
-    card: dict[str, Any] = {"vault_id": method,
-                            "attributes": {"verification": {"method": "SCA_WHEN_REQUIRED"}}}
+    card: dict[str, Any] = {
+        "vault_id": method,
+        "attributes": {"verification": {"method": "SCA_WHEN_REQUIRED"}},
+    }
     if context:
         card["experience_context"] = context
     return {"card": card}
@@ -151,10 +167,15 @@ def payment_source(method: str, return_url: str | None) -> dict[str, Any]:
 
 def failure_from_processor(response: dict[str, Any] | None) -> Failure:
     code = (response or {}).get("response_code") or ""
-    decline_code, name, retryable = DECLINES.get(code, ("generic_decline", code or "DECLINED",
-                                                        False))
-    return Failure(code="card_declined", decline_code=decline_code, retryable=retryable,
-                   message=f"the card was declined: {name} ({code or 'no code'})")
+    decline_code, name, retryable = DECLINES.get(
+        code, ("generic_decline", code or "DECLINED", False)
+    )
+    return Failure(
+        code="card_declined",
+        decline_code=decline_code,
+        retryable=retryable,
+        message=f"the card was declined: {name} ({code or 'no code'})",
+    )
 
 
 def failure_from_issue(issue: str, description: str | None) -> Failure:
@@ -165,9 +186,12 @@ def _failure_of(payment: dict[str, Any]) -> Failure:
     if payment.get("processor_response"):
         return failure_from_processor(payment["processor_response"])
     reason = (payment.get("status_details") or {}).get("reason")
-    return Failure(code="payment_denied", retryable=False,
-                   message=f"PayPal {str(payment.get('status', 'denied')).lower()} the payment"
-                           + (f" ({reason})" if reason else ""))
+    return Failure(
+        code="payment_denied",
+        retryable=False,
+        message=f"PayPal {str(payment.get('status', 'denied')).lower()} the payment"
+        + (f" ({reason})" if reason else ""),
+    )
 
 
 def _amount(payment: dict[str, Any]) -> int:
@@ -183,18 +207,22 @@ def _link(obj: dict[str, Any], rel: str) -> str | None:
 
 def outcome_from_capture(capture: dict[str, Any], order_id: str | None) -> PspOutcome:
     status = CAPTURE_STATUS.get(capture.get("status", ""), S.PROCESSING)
-    return PspOutcome(status=status, connector_payment_id=order_id,
-                      amount_received=_amount(capture) if status == S.SUCCEEDED else None,
-                      failure=_failure_of(capture) if status == S.FAILED else None)
+    return PspOutcome(
+        status=status,
+        connector_payment_id=order_id,
+        amount_received=_amount(capture) if status == S.SUCCEEDED else None,
+        failure=_failure_of(capture) if status == S.FAILED else None,
+    )
 
 
-def outcome_from_authorization(authorization: dict[str, Any],
-                               order_id: str | None) -> PspOutcome:
+def outcome_from_authorization(authorization: dict[str, Any], order_id: str | None) -> PspOutcome:
     status = AUTHORIZATION_STATUS.get(authorization.get("status", ""), S.PROCESSING)
     return PspOutcome(
-        status=status, connector_payment_id=order_id,
+        status=status,
+        connector_payment_id=order_id,
         amount_capturable=_amount(authorization) if status == S.REQUIRES_CAPTURE else None,
-        failure=_failure_of(authorization) if status == S.FAILED else None)
+        failure=_failure_of(authorization) if status == S.FAILED else None,
+    )
 
 
 def outcome_from_order(order: dict[str, Any]) -> PspOutcome:
@@ -210,8 +238,11 @@ def outcome_from_order(order: dict[str, Any]) -> PspOutcome:
         link = _link(order, "payer-action") or _link(order, "approve")
         if link is None:
             return PspOutcome(status=S.PENDING, connector_payment_id=order_id)
-        return PspOutcome(status=S.REQUIRES_ACTION, connector_payment_id=order_id,
-                          next_action={"type": "redirect_to_url", "redirect_url": link})
+        return PspOutcome(
+            status=S.REQUIRES_ACTION,
+            connector_payment_id=order_id,
+            next_action={"type": "redirect_to_url", "redirect_url": link},
+        )
     if status == "APPROVED":
         failure = authentication_failure(order)
         if failure is not None:
@@ -219,12 +250,16 @@ def outcome_from_order(order: dict[str, Any]) -> PspOutcome:
     return PspOutcome(status=ORDER_STATUS.get(status, S.PENDING), connector_payment_id=order_id)
 
 
-def _from_payments(order_id: str | None, captures: list[dict[str, Any]],
-                   authorizations: list[dict[str, Any]]) -> PspOutcome:
+def _from_payments(
+    order_id: str | None, captures: list[dict[str, Any]], authorizations: list[dict[str, Any]]
+) -> PspOutcome:
     settled = [c for c in captures if CAPTURE_STATUS.get(c.get("status", "")) == S.SUCCEEDED]
     if settled:
-        return PspOutcome(status=S.SUCCEEDED, connector_payment_id=order_id,
-                          amount_received=sum(_amount(c) for c in settled))
+        return PspOutcome(
+            status=S.SUCCEEDED,
+            connector_payment_id=order_id,
+            amount_received=sum(_amount(c) for c in settled),
+        )
     if captures:
         return outcome_from_capture(captures[-1], order_id)
     return outcome_from_authorization(authorizations[-1], order_id)
@@ -238,10 +273,14 @@ def authentication_failure(order: dict[str, Any]) -> Failure | None:
     if not result:
         return None
     secure = result.get("three_d_secure") or {}
-    if result.get("liability_shift") in ("POSSIBLE", "YES") or \
-            secure.get("authentication_status") in ("Y", "A"):
+    if result.get("liability_shift") in ("POSSIBLE", "YES") or secure.get(
+        "authentication_status"
+    ) in ("Y", "A"):
         return None
-    return Failure(code="authentication_failed", retryable=False,
-                   message="3-D Secure authentication failed "
-                           f"(liability_shift {result.get('liability_shift')}, "
-                           f"authentication_status {secure.get('authentication_status')})")
+    return Failure(
+        code="authentication_failed",
+        retryable=False,
+        message="3-D Secure authentication failed "
+        f"(liability_shift {result.get('liability_shift')}, "
+        f"authentication_status {secure.get('authentication_status')})",
+    )

@@ -79,12 +79,20 @@ DISPUTE_REASONS = {
     "CANCELED_RECURRING_BILLING": "subscription_canceled",
 }
 
-_CAPTURE_EVENTS = frozenset({"PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.PENDING",
-                             "PAYMENT.CAPTURE.DECLINED", "PAYMENT.CAPTURE.DENIED"})
-_AUTHORIZATION_EVENTS = frozenset({"PAYMENT.AUTHORIZATION.CREATED",
-                                   "PAYMENT.AUTHORIZATION.VOIDED"})
-_REFUND_EVENTS = {"PAYMENT.CAPTURE.REFUNDED": True, "PAYMENT.REFUND.FAILED": False,
-                  "PAYMENT.REFUND.CANCELLED": False}
+_CAPTURE_EVENTS = frozenset(
+    {
+        "PAYMENT.CAPTURE.COMPLETED",
+        "PAYMENT.CAPTURE.PENDING",
+        "PAYMENT.CAPTURE.DECLINED",
+        "PAYMENT.CAPTURE.DENIED",
+    }
+)
+_AUTHORIZATION_EVENTS = frozenset({"PAYMENT.AUTHORIZATION.CREATED", "PAYMENT.AUTHORIZATION.VOIDED"})
+_REFUND_EVENTS = {
+    "PAYMENT.CAPTURE.REFUNDED": True,
+    "PAYMENT.REFUND.FAILED": False,
+    "PAYMENT.REFUND.CANCELLED": False,
+}
 _ORDER_EVENT = "CHECKOUT.ORDER.APPROVED"
 _DISPUTE_EVENT = "CUSTOMER.DISPUTE.CREATED"
 
@@ -96,8 +104,14 @@ def load_certificate(pem: bytes) -> x509.Certificate:
     return certificate
 
 
-def verify(headers: Mapping[str, str], body: bytes, certificate: x509.Certificate,
-           webhook_id: str, now: datetime, tolerance: int = TOLERANCE_SECONDS) -> None:
+def verify(
+    headers: Mapping[str, str],
+    body: bytes,
+    certificate: x509.Certificate,
+    webhook_id: str,
+    now: datetime,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> None:
     h = {k.lower(): v for k, v in headers.items()}
     transmission_id = h.get("paypal-transmission-id")
     sent = h.get("paypal-transmission-time")
@@ -121,8 +135,9 @@ def verify(headers: Mapping[str, str], body: bytes, certificate: x509.Certificat
     public_key = certificate.public_key()
     assert isinstance(public_key, rsa.RSAPublicKey)  # checked by load_certificate
     try:
-        public_key.verify(base64.b64decode(signature, validate=True), message,
-                          padding.PKCS1v15(), hashes.SHA256())
+        public_key.verify(
+            base64.b64decode(signature, validate=True), message, padding.PKCS1v15(), hashes.SHA256()
+        )
     except (InvalidSignature, binascii.Error, ValueError) as exc:
         raise WebhookRejected("paypal-transmission-sig does not match the payload") from exc
 
@@ -261,8 +276,11 @@ class PayPalNotice:
 
 
 def _resource_type(event_type: str) -> type[Resource] | None:
-    if event_type in _CAPTURE_EVENTS or event_type in _AUTHORIZATION_EVENTS or \
-            event_type in _REFUND_EVENTS:
+    if (
+        event_type in _CAPTURE_EVENTS
+        or event_type in _AUTHORIZATION_EVENTS
+        or event_type in _REFUND_EVENTS
+    ):
         return Payment
     if event_type == _ORDER_EVENT:
         return Order
@@ -282,8 +300,12 @@ def _money(money: Money | None) -> tuple[int | None, str | None]:
 class PayPalWebhooks(WebhookTemplate[PayPalNotice]):
     display_name = "PayPal"
 
-    def __init__(self, certificate: x509.Certificate | None, webhook_id: str,
-                 tolerance: int = TOLERANCE_SECONDS) -> None:
+    def __init__(
+        self,
+        certificate: x509.Certificate | None,
+        webhook_id: str,
+        tolerance: int = TOLERANCE_SECONDS,
+    ) -> None:
         self._certificate = certificate
         self._webhook_id = webhook_id
         self._tolerance = tolerance
@@ -299,14 +321,20 @@ class PayPalWebhooks(WebhookTemplate[PayPalNotice]):
         resource = msgspec.json.decode(event.resource, type=wanted) if wanted else None
         return PayPalNotice(event.id, event.event_type, event.create_time, resource)
 
-    def to_events(self, decoded: PayPalNotice, headers: Mapping[str, str],
-                  now: datetime) -> list[WebhookEvent]:
+    def to_events(
+        self, decoded: PayPalNotice, headers: Mapping[str, str], now: datetime
+    ) -> list[WebhookEvent]:
         resource, event_type = decoded.resource, decoded.event_type
         created = _created(decoded.create_time)
         # The delivery's own id, signed: a transmission seen before is a replay.
         transmission = headers.get("paypal-transmission-id")
-        base = WebhookEvent(psp_event_id=decoded.id, created=created, payment_id=None,
-                            connector_payment_id=None, transmission_id=transmission)
+        base = WebhookEvent(
+            psp_event_id=decoded.id,
+            created=created,
+            payment_id=None,
+            connector_payment_id=None,
+            transmission_id=transmission,
+        )
         if isinstance(resource, Payment):
             event = _payment_event(base, event_type, resource)
         elif isinstance(resource, Order):
@@ -325,37 +353,55 @@ def _created(create_time: str) -> datetime:
         raise ValueError("create_time is not a time") from exc
 
 
-def _payment_event(base: WebhookEvent, event_type: str,
-                   resource: Payment) -> WebhookEvent | None:
+def _payment_event(base: WebhookEvent, event_type: str, resource: Payment) -> WebhookEvent | None:
     order_id = resource.order_id
     # A capture, refund or dispute holds a part of the payment's money: only its currency
     # says something about the payment. An authorization or an order holds all of it.
     amount, currency = _money(resource.amount)
     wire = msgspec.to_builtins(resource)
     if event_type in _CAPTURE_EVENTS:
-        return replace(base, payment_id=resource.custom_id, connector_payment_id=order_id,
-                       outcome=outcome_from_capture(wire, order_id), currency=currency)
+        return replace(
+            base,
+            payment_id=resource.custom_id,
+            connector_payment_id=order_id,
+            outcome=outcome_from_capture(wire, order_id),
+            currency=currency,
+        )
     if event_type in _AUTHORIZATION_EVENTS:
-        return replace(base, payment_id=resource.custom_id, connector_payment_id=order_id,
-                       outcome=outcome_from_authorization(wire, order_id), amount=amount,
-                       currency=currency)
+        return replace(
+            base,
+            payment_id=resource.custom_id,
+            connector_payment_id=order_id,
+            outcome=outcome_from_authorization(wire, order_id),
+            amount=amount,
+            currency=currency,
+        )
     if resource.status == "PENDING":
         return None  # a refund accepted, with no verdict yet
     if resource.id is None or amount is None:
         raise ValueError("a refund without its id or amount")
     succeeded = _REFUND_EVENTS[event_type] and resource.status == "COMPLETED"
-    refund = RefundUpdate(refund_id=resource.custom_id,  # ours, echoed back
-                          connector_refund_id=resource.id, amount=amount, succeeded=succeeded,
-                          failure_reason=None if succeeded else str(resource.status).lower())
+    refund = RefundUpdate(
+        refund_id=resource.custom_id,  # ours, echoed back
+        connector_refund_id=resource.id,
+        amount=amount,
+        succeeded=succeeded,
+        failure_reason=None if succeeded else str(resource.status).lower(),
+    )
     return replace(base, connector_payment_id=order_id, refund=refund, currency=currency)
 
 
 def _order_event(base: WebhookEvent, order: Order) -> WebhookEvent:
     unit = order.first_unit
     amount, currency = _money(unit.amount)
-    return replace(base, payment_id=unit.custom_id, connector_payment_id=order.id,
-                   outcome=outcome_from_order(msgspec.to_builtins(order)), amount=amount,
-                   currency=currency)
+    return replace(
+        base,
+        payment_id=unit.custom_id,
+        connector_payment_id=order.id,
+        outcome=outcome_from_order(msgspec.to_builtins(order)),
+        amount=amount,
+        currency=currency,
+    )
 
 
 def _dispute_event(base: WebhookEvent, dispute: Dispute) -> WebhookEvent:
@@ -363,9 +409,13 @@ def _dispute_event(base: WebhookEvent, dispute: Dispute) -> WebhookEvent:
     amount, currency = from_paypal(msgspec.to_builtins(dispute.dispute_amount))
     reason = DISPUTE_REASONS.get(str(dispute.reason), "general")
     # The dispute names the capture, not the order: `confirm` finds the order from it.
-    return replace(base, payment_id=transactions[0].custom,
-                   dispute=(dispute.dispute_id, amount, reason), currency=currency,
-                   psp_object_id=transactions[0].seller_transaction_id)
+    return replace(
+        base,
+        payment_id=transactions[0].custom,
+        dispute=(dispute.dispute_id, amount, reason),
+        currency=currency,
+        psp_object_id=transactions[0].seller_transaction_id,
+    )
 
 
 # -- what PayPal's API says about the resource, as the event to act on ---------------------
@@ -400,8 +450,14 @@ def confirmed_by_order(event: WebhookEvent, answer: dict[str, Any]) -> WebhookEv
         outcome = outcome_from_order(msgspec.to_builtins(order))
     except ValueError:  # an amount PayPal would not write
         return None
-    return replace(event, payment_id=_text(unit.custom_id), connector_payment_id=order_id,
-                   outcome=outcome, amount=amount, currency=currency)
+    return replace(
+        event,
+        payment_id=_text(unit.custom_id),
+        connector_payment_id=order_id,
+        outcome=outcome,
+        amount=amount,
+        currency=currency,
+    )
 
 
 def confirmed_by_refund(event: WebhookEvent, answer: dict[str, Any]) -> WebhookEvent | None:
@@ -418,11 +474,21 @@ def confirmed_by_refund(event: WebhookEvent, answer: dict[str, Any]) -> WebhookE
     update = None
     if refund.status in ("COMPLETED", "FAILED", "CANCELLED"):
         succeeded = refund.status == "COMPLETED"
-        update = RefundUpdate(refund_id=_text(refund.custom_id), connector_refund_id=refund_id,
-                              amount=amount, succeeded=succeeded,
-                              failure_reason=None if succeeded else refund.status.lower())
-    return replace(event, payment_id=None, connector_payment_id=order_id, refund=update,
-                   amount=None, currency=currency)
+        update = RefundUpdate(
+            refund_id=_text(refund.custom_id),
+            connector_refund_id=refund_id,
+            amount=amount,
+            succeeded=succeeded,
+            failure_reason=None if succeeded else refund.status.lower(),
+        )
+    return replace(
+        event,
+        payment_id=None,
+        connector_payment_id=order_id,
+        refund=update,
+        amount=None,
+        currency=currency,
+    )
 
 
 def confirmed_by_capture(event: WebhookEvent, answer: dict[str, Any]) -> WebhookEvent | None:
@@ -437,5 +503,6 @@ def confirmed_by_capture(event: WebhookEvent, answer: dict[str, Any]) -> Webhook
     _, currency = _money(capture.amount)
     if order_id is None or currency is None:
         return None
-    return replace(event, payment_id=_text(capture.custom_id),
-                   connector_payment_id=order_id, currency=currency)
+    return replace(
+        event, payment_id=_text(capture.custom_id), connector_payment_id=order_id, currency=currency
+    )

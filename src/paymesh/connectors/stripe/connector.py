@@ -58,8 +58,10 @@ class StripeConnector:
     def __init__(self, settings: StripeSettings, transport: HttpTransport | None = None) -> None:
         self.settings = settings
         self._base = settings.api_base.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {settings.secret_key}",
-                         "Stripe-Version": API_VERSION}
+        self._headers = {
+            "Authorization": f"Bearer {settings.secret_key}",
+            "Stripe-Version": API_VERSION,
+        }
         # The process's shared transport; without one, a transport of its own, closed with it.
         self._owns_transport = transport is None
         self._transport = transport or AiohttpTransport()
@@ -69,8 +71,13 @@ class StripeConnector:
         if self._owns_transport:
             await self._transport.aclose()
 
-    async def _request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                       idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         headers = dict(self._headers)
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
@@ -79,16 +86,18 @@ class StripeConnector:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             form = urlencode(translate.form_fields(params or {})).encode()
         with psp_transport_errors(PSP, "Stripe"):
-            answer = await self._transport.request(method, self._base + path, headers, form,
-                                                   self.settings.timeout_seconds)
+            answer = await self._transport.request(
+                method, self._base + path, headers, form, self.settings.timeout_seconds
+            )
         try:
             body = msgspec.json.decode(answer.body)
         except msgspec.DecodeError:
             body = {}
         return answer.status, body if isinstance(body, dict) else {}
 
-    async def _intent_call(self, path: str, params: dict[str, Any], key: str,
-                           accept_state_error: bool) -> PspOutcome:
+    async def _intent_call(
+        self, path: str, params: dict[str, Any], key: str, accept_state_error: bool
+    ) -> PspOutcome:
         status, body = await self._request("POST", path, params, key)
         if status == 200:
             return translate.outcome_from_intent(body)
@@ -96,9 +105,11 @@ class StripeConnector:
         if status == 402 and error.get("payment_intent"):
             outcome = translate.outcome_from_intent(error["payment_intent"])
             if outcome.failure is None:
-                return PspOutcome(status=translate.S.FAILED,
-                                  connector_payment_id=outcome.connector_payment_id,
-                                  failure=translate.failure_from_error(error))
+                return PspOutcome(
+                    status=translate.S.FAILED,
+                    connector_payment_id=outcome.connector_payment_id,
+                    failure=translate.failure_from_error(error),
+                )
             return outcome
         if status == 400 and accept_state_error and error.get("payment_intent"):
             # e.g. capture of a PI already captured: its current state is the answer.
@@ -107,18 +118,32 @@ class StripeConnector:
 
     async def authorize(self, request: AuthorizeRequest) -> PspOutcome:
         params = translate.authorize_params(request, self.settings.return_url)
-        return await self._intent_call("/v1/payment_intents", params, request.idempotency_key,
-                                       accept_state_error=False)
+        return await self._intent_call(
+            "/v1/payment_intents", params, request.idempotency_key, accept_state_error=False
+        )
 
-    async def capture(self, connector_payment_id: str, amount: int, idempotency_key: str,
-                      *, currency: str | None = None) -> PspOutcome:
-        return await self._intent_call(f"/v1/payment_intents/{connector_payment_id}/capture",
-                                       {"amount_to_capture": amount}, idempotency_key,
-                                       accept_state_error=True)
+    async def capture(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> PspOutcome:
+        return await self._intent_call(
+            f"/v1/payment_intents/{connector_payment_id}/capture",
+            {"amount_to_capture": amount},
+            idempotency_key,
+            accept_state_error=True,
+        )
 
     async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome:
-        return await self._intent_call(f"/v1/payment_intents/{connector_payment_id}/cancel",
-                                       {}, idempotency_key, accept_state_error=True)
+        return await self._intent_call(
+            f"/v1/payment_intents/{connector_payment_id}/cancel",
+            {},
+            idempotency_key,
+            accept_state_error=True,
+        )
 
     async def retrieve(self, connector_payment_id: str) -> PspOutcome:
         status, body = await self._request("GET", f"/v1/payment_intents/{connector_payment_id}")
@@ -126,28 +151,46 @@ class StripeConnector:
             raise _error_for(status, body)
         return translate.outcome_from_intent(body)
 
-    async def refund(self, connector_payment_id: str, amount: int, refund_id: str,
-                     reason: str | None, idempotency_key: str,
-                     *, currency: str | None = None) -> RefundOutcome:
-        params: dict[str, Any] = {"payment_intent": connector_payment_id, "amount": amount,
-                                  "metadata": {"paymesh_refund_id": refund_id}}
+    async def refund(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        refund_id: str,
+        reason: str | None,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> RefundOutcome:
+        params: dict[str, Any] = {
+            "payment_intent": connector_payment_id,
+            "amount": amount,
+            "metadata": {"paymesh_refund_id": refund_id},
+        }
         if reason in ("duplicate", "fraudulent", "requested_by_customer"):
             params["reason"] = reason
         status, body = await self._request("POST", "/v1/refunds", params, idempotency_key)
         if status == 200:
             state = body.get("status")
-            verdict = True if state == "succeeded" else False if state in (
-                "failed", "canceled") else None
-            return RefundOutcome(succeeded=verdict, connector_refund_id=body.get("id"),
-                                 failure_reason=body.get("failure_reason"))
+            verdict = (
+                True if state == "succeeded" else False if state in ("failed", "canceled") else None
+            )
+            return RefundOutcome(
+                succeeded=verdict,
+                connector_refund_id=body.get("id"),
+                failure_reason=body.get("failure_reason"),
+            )
         if 400 <= status < 500 and status not in (409, 429):
             error = body.get("error") or {}
-            return RefundOutcome(succeeded=False, connector_refund_id=None,
-                                 failure_reason=error.get("code") or error.get("message"))
+            return RefundOutcome(
+                succeeded=False,
+                connector_refund_id=None,
+                failure_reason=error.get("code") or error.get("message"),
+            )
         raise _error_for(status, body)
 
-    def parse_webhook(self, headers: dict[str, str], body: bytes,
-                      now: datetime) -> list[WebhookEvent]:
+    def parse_webhook(
+        self, headers: dict[str, str], body: bytes, now: datetime
+    ) -> list[WebhookEvent]:
         return self._webhooks.parse(headers, body, now)
 
     async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
@@ -159,7 +202,8 @@ class StripeConnector:
             # lost: the intent's metadata names the payment, which then refuses it until our
             # answer is stored, and Stripe delivers it again.
             status, body = await self._request(
-                "GET", f"/v1/payment_intents/{event.connector_payment_id}")
+                "GET", f"/v1/payment_intents/{event.connector_payment_id}"
+            )
             if status == 404:
                 return event  # not an intent of this account: nobody's payment
             if status != 200:

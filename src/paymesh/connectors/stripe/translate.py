@@ -23,8 +23,15 @@ STATUS_MAP: dict[str, PaymentStatus] = {
 }
 
 #: Declines that may pass on a later try with the same card; the rest will not.
-RETRYABLE_CODES = frozenset({"processing_error", "try_again_later", "issuer_not_available",
-                             "reenter_transaction", "rate_limit"})
+RETRYABLE_CODES = frozenset(
+    {
+        "processing_error",
+        "try_again_later",
+        "issuer_not_available",
+        "reenter_transaction",
+        "rate_limit",
+    }
+)
 
 
 def form_fields(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -66,9 +73,12 @@ def authorize_params(req: AuthorizeRequest, return_url: str | None) -> dict[str,
 def failure_from_error(error: dict[str, Any]) -> Failure:
     code = error.get("code") or "card_declined"
     decline_code = error.get("decline_code")
-    return Failure(code=code, decline_code=decline_code,
-                   message=error.get("message") or "the card was declined",
-                   retryable=code in RETRYABLE_CODES or decline_code in RETRYABLE_CODES)
+    return Failure(
+        code=code,
+        decline_code=decline_code,
+        message=error.get("message") or "the card was declined",
+        retryable=code in RETRYABLE_CODES or decline_code in RETRYABLE_CODES,
+    )
 
 
 def outcome_from_intent(pi: dict[str, Any]) -> PspOutcome:
@@ -83,7 +93,11 @@ def outcome_from_intent(pi: dict[str, Any]) -> PspOutcome:
         action = pi["next_action"]
         redirect = action.get("redirect_to_url") or {}
         next_action = {"type": "redirect_to_url", "redirect_url": redirect.get("url")}
-    return PspOutcome(status=status, connector_payment_id=pi.get("id"),
-                      amount_capturable=pi.get("amount_capturable"),
-                      amount_received=pi.get("amount_received"), failure=failure,
-                      next_action=next_action)
+    return PspOutcome(
+        status=status,
+        connector_payment_id=pi.get("id"),
+        amount_capturable=pi.get("amount_capturable"),
+        amount_received=pi.get("amount_received"),
+        failure=failure,
+        next_action=next_action,
+    )

@@ -34,8 +34,13 @@ def sign(payload: bytes, secret: str, timestamp: int) -> str:
     return signature_header(payload, secret, timestamp)
 
 
-def verify(payload: bytes, header: str | None, secret: str, now: datetime,
-           tolerance: int = TOLERANCE_SECONDS) -> None:
+def verify(
+    payload: bytes,
+    header: str | None,
+    secret: str,
+    now: datetime,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> None:
     if not header:
         raise WebhookRejected("missing Stripe-Signature header")
     timestamp: int | None = None
@@ -51,8 +56,9 @@ def verify(payload: bytes, header: str | None, secret: str, now: datetime,
             candidates.append(value)
     if timestamp is None or not candidates:
         raise WebhookRejected("Stripe-Signature has no timestamp or no v1 signature")
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload,
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256
+    ).hexdigest()
     if not any(hmac.compare_digest(expected, c) for c in candidates):
         raise WebhookRejected("Stripe-Signature does not match the payload")
     if abs(now.timestamp() - timestamp) > tolerance:
@@ -177,29 +183,49 @@ class StripeWebhooks(WebhookTemplate[StripeNotice]):
         obj = msgspec.json.decode(event.data.object, type=wanted) if wanted else None
         return StripeNotice(event.id, event.type, event.created, obj)
 
-    def to_events(self, decoded: StripeNotice, headers: Mapping[str, str],
-                  now: datetime) -> list[WebhookEvent]:
+    def to_events(
+        self, decoded: StripeNotice, headers: Mapping[str, str], now: datetime
+    ) -> list[WebhookEvent]:
         obj, event_id, created = decoded.object, decoded.id, _created(decoded.created)
         # A PaymentIntent and its Charge state the payment's whole amount; a dispute only the
         # part disputed.
         if isinstance(obj, PaymentIntent):
-            return [WebhookEvent(psp_event_id=event_id, created=created,
-                                 payment_id=_payment_id(obj), connector_payment_id=obj.id,
-                                 outcome=outcome_from_intent(msgspec.to_builtins(obj)),
-                                 amount=obj.amount, currency=obj.currency)]
+            return [
+                WebhookEvent(
+                    psp_event_id=event_id,
+                    created=created,
+                    payment_id=_payment_id(obj),
+                    connector_payment_id=obj.id,
+                    outcome=outcome_from_intent(msgspec.to_builtins(obj)),
+                    amount=obj.amount,
+                    currency=obj.currency,
+                )
+            ]
         if isinstance(obj, Charge):
             refunds = obj.refunds.data if obj.refunds and obj.refunds.data else []
-            return [WebhookEvent(psp_event_id=event_id, created=created,
-                                 payment_id=_payment_id(obj),
-                                 connector_payment_id=obj.payment_intent,
-                                 amount_refunded=obj.amount_refunded or 0,
-                                 connector_refund_ids=tuple(r.id for r in refunds),
-                                 amount=obj.amount, currency=obj.currency)]
+            return [
+                WebhookEvent(
+                    psp_event_id=event_id,
+                    created=created,
+                    payment_id=_payment_id(obj),
+                    connector_payment_id=obj.payment_intent,
+                    amount_refunded=obj.amount_refunded or 0,
+                    connector_refund_ids=tuple(r.id for r in refunds),
+                    amount=obj.amount,
+                    currency=obj.currency,
+                )
+            ]
         if isinstance(obj, Dispute):
-            return [WebhookEvent(psp_event_id=event_id, created=created, payment_id=None,
-                                 connector_payment_id=obj.payment_intent,
-                                 dispute=(obj.id, obj.amount or 0, obj.reason),
-                                 currency=obj.currency)]
+            return [
+                WebhookEvent(
+                    psp_event_id=event_id,
+                    created=created,
+                    payment_id=None,
+                    connector_payment_id=obj.payment_intent,
+                    dispute=(obj.id, obj.amount or 0, obj.reason),
+                    currency=obj.currency,
+                )
+            ]
         return []  # a type we do not act on: acknowledged, ignored
 
 

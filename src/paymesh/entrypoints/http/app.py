@@ -50,17 +50,26 @@ log = logging.getLogger(__name__)
 
 # -- payments -------------------------------------------------------------------------------
 
+
 async def create_payment(request: Request) -> Response:
     merchant = await merchant_of(request)
     body = schemas.decode(await request.body(), schemas.CreatePaymentBody)
     command = CreatePayment(
-        amount=body.amount, currency=money.normalize_currency(body.currency),
-        customer_id=body.customer_id, payment_method=body.payment_method,
-        capture_method=body.capture_method, connector=body.connector,
-        description=body.description, metadata=dict(body.metadata),
-        risk=RiskContext(device_id=body.device_id, ip_address=body.ip_address,
-                         country=body.country.upper() if body.country else None,
-                         city=body.city))
+        amount=body.amount,
+        currency=money.normalize_currency(body.currency),
+        customer_id=body.customer_id,
+        payment_method=body.payment_method,
+        capture_method=body.capture_method,
+        connector=body.connector,
+        description=body.description,
+        metadata=dict(body.metadata),
+        risk=RiskContext(
+            device_id=body.device_id,
+            ip_address=body.ip_address,
+            country=body.country.upper() if body.country else None,
+            city=body.city,
+        ),
+    )
     key = idempotency_key(request)
     return reply_response(await api(request).payments.create(merchant, command, key))
 
@@ -87,50 +96,76 @@ async def list_payments(request: Request) -> Response:
     if status is not None and status not in PaymentStatus.__members__.values():
         raise BadRequest(f"unknown status {status!r}", param="status")
     query = PaymentQuery(
-        merchant_id=merchant, customer_id=q.get("customer_id"),
+        merchant_id=merchant,
+        customer_id=q.get("customer_id"),
         status=PaymentStatus(status) if status else None,
         created_gte=time_param(request, "created_gte"),
         created_lt=time_param(request, "created_lt"),
-        limit=int_param(request, "limit", 10, 1, 100), starting_after=q.get("starting_after"))
+        limit=int_param(request, "limit", 10, 1, 100),
+        starting_after=q.get("starting_after"),
+    )
     page, has_more = await api(request).store.list_payments(query)
-    return json_response(200, views.list_view([views.payment_view(p) for p in page], has_more,
-                                              "/v1/payments"))
+    return json_response(
+        200, views.list_view([views.payment_view(p) for p in page], has_more, "/v1/payments")
+    )
 
 
 async def payment_events(request: Request) -> Response:
     merchant, payment = await own_payment(request)
     events = await api(request).store.events_for_payment(merchant, payment.id)
-    return json_response(200, views.list_view([views.event_view(e) for e in events], False,
-                                              f"/v1/payments/{payment.id}/events"))
+    return json_response(
+        200,
+        views.list_view(
+            [views.event_view(e) for e in events], False, f"/v1/payments/{payment.id}/events"
+        ),
+    )
 
 
 async def payment_notifications(request: Request) -> Response:
     merchant, payment = await own_payment(request)
     sent = await api(request).store.notifications_for_payment(merchant, payment.id)
-    return json_response(200, views.list_view([views.notification_view(n) for n in sent],
-                                              False, f"/v1/payments/{payment.id}/notifications"))
+    return json_response(
+        200,
+        views.list_view(
+            [views.notification_view(n) for n in sent],
+            False,
+            f"/v1/payments/{payment.id}/notifications",
+        ),
+    )
 
 
 async def capture_payment(request: Request) -> Response:
     merchant = await merchant_of(request)
     body = schemas.decode(await request.body(), schemas.CaptureBody, empty_ok=True)
-    return reply_response(await api(request).payments.capture(
-        merchant, request.path_params["payment_id"], body.amount, idempotency_key(request)))
+    return reply_response(
+        await api(request).payments.capture(
+            merchant, request.path_params["payment_id"], body.amount, idempotency_key(request)
+        )
+    )
 
 
 async def cancel_payment(request: Request) -> Response:
     merchant = await merchant_of(request)
     schemas.decode(await request.body(), schemas.CancelBody, empty_ok=True)
-    return reply_response(await api(request).payments.cancel(
-        merchant, request.path_params["payment_id"], idempotency_key(request)))
+    return reply_response(
+        await api(request).payments.cancel(
+            merchant, request.path_params["payment_id"], idempotency_key(request)
+        )
+    )
 
 
 async def create_refund(request: Request) -> Response:
     merchant = await merchant_of(request)
     body = schemas.decode(await request.body(), schemas.RefundBody, empty_ok=True)
-    return reply_response(await api(request).payments.refund(
-        merchant, request.path_params["payment_id"], body.amount, body.reason,
-        idempotency_key(request)))
+    return reply_response(
+        await api(request).payments.refund(
+            merchant,
+            request.path_params["payment_id"],
+            body.amount,
+            body.reason,
+            idempotency_key(request),
+        )
+    )
 
 
 async def get_refund(request: Request) -> Response:
@@ -146,13 +181,15 @@ async def list_events(request: Request) -> Response:
     merchant = await merchant_of(request)
     q = request.query_params
     events, has_more = await api(request).store.list_events(
-        merchant, q.get("type"), int_param(request, "limit", 10, 1, 100),
-        q.get("starting_after"))
-    return json_response(200, views.list_view([views.event_view(e) for e in events], has_more,
-                                              "/v1/events"))
+        merchant, q.get("type"), int_param(request, "limit", 10, 1, 100), q.get("starting_after")
+    )
+    return json_response(
+        200, views.list_view([views.event_view(e) for e in events], has_more, "/v1/events")
+    )
 
 
 # -- webhooks and operations ----------------------------------------------------------------
+
 
 async def psp_webhook(request: Request) -> Response:
     psp = request.path_params["psp"]
@@ -196,8 +233,7 @@ def routes() -> list[BaseRoute]:
         Route("/v1/payments", list_payments, methods=["GET"]),
         Route("/v1/payments/{payment_id}", get_payment, methods=["GET"]),
         Route("/v1/payments/{payment_id}/events", payment_events, methods=["GET"]),
-        Route("/v1/payments/{payment_id}/notifications", payment_notifications,
-              methods=["GET"]),
+        Route("/v1/payments/{payment_id}/notifications", payment_notifications, methods=["GET"]),
         Route("/v1/payments/{payment_id}/capture", capture_payment, methods=["POST"]),
         Route("/v1/payments/{payment_id}/cancel", cancel_payment, methods=["POST"]),
         Route("/v1/payments/{payment_id}/refunds", create_refund, methods=["POST"]),
@@ -222,13 +258,17 @@ async def _on_domain_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    response = error_response(RouteRefused(
-        exc.status_code, f"{request.method} {request.url.path}: {exc.detail}"))
+    response = error_response(
+        RouteRefused(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+    )
     if exc.status_code == 405:  # name every method the path allows (RFC 9110), not one route's
         allowed: set[str] = set()
         for route in request.app.routes:
-            if isinstance(route, Route) and route.methods and \
-                    route.matches(request.scope)[0] == Match.PARTIAL:
+            if (
+                isinstance(route, Route)
+                and route.methods
+                and route.matches(request.scope)[0] == Match.PARTIAL
+            ):
                 allowed |= route.methods
         response.headers["Allow"] = ", ".join(sorted(allowed - {"HEAD"}))
     return response
@@ -240,8 +280,9 @@ async def _on_bad_bytes(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RecursionError):
         return error_response(BadRequest("the request nests too deeply", code="json_too_deep"))
     reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
-    return error_response(BadRequest(f"the request is not valid UTF-8: {reason}",
-                                      code="json_invalid"))
+    return error_response(
+        BadRequest(f"the request is not valid UTF-8: {reason}", code="json_invalid")
+    )
 
 
 async def _on_crash(request: Request, exc: Exception) -> Response:
@@ -250,15 +291,22 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
 
 
 def exception_handlers() -> dict[Any, Any]:
-    return {ApiError: _on_api_error, DomainError: _on_domain_error,
-            HTTPException: _on_http_error, UnicodeDecodeError: _on_bad_bytes,
-            RecursionError: _on_bad_bytes, Exception: _on_crash}
+    return {
+        ApiError: _on_api_error,
+        DomainError: _on_domain_error,
+        HTTPException: _on_http_error,
+        UnicodeDecodeError: _on_bad_bytes,
+        RecursionError: _on_bad_bytes,
+        Exception: _on_crash,
+    }
 
 
 def build_http_app(state: Api, extra_routes: list[BaseRoute], lifespan: Any) -> Starlette:
-    app = Starlette(routes=[*routes(), *bus_routes(), *review_routes(), *routing_routes(),
-                            *extra_routes],
-                    middleware=[Middleware(Intake)],
-                    exception_handlers=exception_handlers(), lifespan=lifespan)
+    app = Starlette(
+        routes=[*routes(), *bus_routes(), *review_routes(), *routing_routes(), *extra_routes],
+        middleware=[Middleware(Intake)],
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )
     app.state.api = state
     return app

@@ -29,10 +29,17 @@ def build_app(settings: Settings, process: ApiProcess | None = None) -> Starlett
         async with process.running():
             yield
 
-    state = Api(store=core.store, payments=core.payments, webhooks=process.webhooks,
-                auth=process.auth, limiter=process.limiter, bus=core.bus,
-                reviews=process.reviews, routing=core.routing,
-                openapi=msgspec.json.encode(build_openapi()))
+    state = Api(
+        store=core.store,
+        payments=core.payments,
+        webhooks=process.webhooks,
+        auth=process.auth,
+        limiter=process.limiter,
+        bus=core.bus,
+        reviews=process.reviews,
+        routing=core.routing,
+        openapi=msgspec.json.encode(build_openapi()),
+    )
     app = build_http_app(state, [], lifespan)
     app.state.sandbox_url = core.listener.url if core.listener else None
     app.state.psp_lines = psp_lines(settings, core.listener)

@@ -77,8 +77,11 @@ def idempotency_key(request: Request) -> str | None:
     if key is None:
         return None
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
-        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
-                         param="Idempotency-Key", code="idempotency_key_invalid")
+        raise BadRequest(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+            param="Idempotency-Key",
+            code="idempotency_key_invalid",
+        )
     return key
 
 
@@ -105,7 +108,4 @@ def time_param(request: Request, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError) as exc:
-        raise BadRequest(f"{name} must be epoch seconds or an ISO 8601 time",
-                         param=name) from exc
-
-
+        raise BadRequest(f"{name} must be epoch seconds or an ISO 8601 time", param=name) from exc

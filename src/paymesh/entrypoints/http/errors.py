@@ -71,8 +71,7 @@ class RouteRefused(ApiError):
     type = "invalid_request_error"
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message,
-                         code="route_not_found" if status == 404 else "method_not_allowed")
+        super().__init__(message, code="route_not_found" if status == 404 else "method_not_allowed")
         self.status = status
 
 

@@ -71,8 +71,10 @@ def _is_json(content_type: str) -> bool:
         return False
     for param in params.split(";"):
         name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and \
-                value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
             return False
     return True
 
@@ -128,13 +130,18 @@ class Intake:
             if where is None and contains_card_number(headers.get("idempotency-key", "")):
                 where = "Idempotency-Key"  # kept with the response it replays
             if where is not None:
-                await self._refuse(scope, receive, send, CardDataRefused(where or None),
-                                   has_body)
+                await self._refuse(scope, receive, send, CardDataRefused(where or None), has_body)
                 return
             if has_body and not _is_json(headers.get("content-type", "")):
-                await self._refuse(scope, receive, send, UnsupportedMediaType(
-                    "a request body must be JSON: send Content-Type: application/json"),
-                    unread=True)
+                await self._refuse(
+                    scope,
+                    receive,
+                    send,
+                    UnsupportedMediaType(
+                        "a request body must be JSON: send Content-Type: application/json"
+                    ),
+                    unread=True,
+                )
                 return
         if not has_body:
             await self.app(scope, receive, send)
@@ -146,9 +153,13 @@ class Intake:
             await self._refuse(scope, receive, send, _too_large(limit), unread=True)
             return
         except TimeoutError:
-            await self._refuse(scope, receive, send, RequestTimeout(
-                f"the request body did not arrive within {self.body_timeout:g} s"),
-                unread=True)
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} s"),
+                unread=True,
+            )
             return
         except _Disconnected:
             return
@@ -160,8 +171,9 @@ class Intake:
         await self.app(scope, _replay(body, receive), send)
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, error: ApiError,
-                      unread: bool = False) -> None:
+    async def _refuse(
+        scope: Scope, receive: Receive, send: Send, error: ApiError, unread: bool = False
+    ) -> None:
         response = error_response(error)
         if unread:
             response.headers["Connection"] = "close"
@@ -173,8 +185,9 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 def _too_large(limit: int) -> RequestTooLarge:
-    return RequestTooLarge(f"the request body is larger than this route's limit of "
-                           f"{limit // KiB} KiB")
+    return RequestTooLarge(
+        f"the request body is larger than this route's limit of {limit // KiB} KiB"
+    )
 
 
 async def _read(receive: Receive, limit: int) -> bytes:
@@ -198,8 +211,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         nonlocal sent
         if not sent:
             sent = True
-            message: dict[str, Any] = {"type": "http.request", "body": body,
-                                       "more_body": False}
+            message: dict[str, Any] = {"type": "http.request", "body": body, "more_body": False}
             return message
         return await receive()
 

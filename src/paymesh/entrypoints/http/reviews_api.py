@@ -25,33 +25,41 @@ async def list_reviews(request: Request) -> Response:
     try:
         status = None if raw is None else ReviewStatus(raw)
     except ValueError:
-        raise BadRequest(f"status must be one of {', '.join(s.value for s in ReviewStatus)}",
-                         param="status") from None
+        raise BadRequest(
+            f"status must be one of {', '.join(s.value for s in ReviewStatus)}", param="status"
+        ) from None
     page, has_more = await api(request).reviews.list(
-        merchant, status, int_param(request, "limit", 10, 1, 100),
-        request.query_params.get("starting_after"))
-    return json_response(200, views.list_view([views.review_view(p) for p in page], has_more,
-                                              "/v1/reviews"))
+        merchant,
+        status,
+        int_param(request, "limit", 10, 1, 100),
+        request.query_params.get("starting_after"),
+    )
+    return json_response(
+        200, views.list_view([views.review_view(p) for p in page], has_more, "/v1/reviews")
+    )
 
 
 async def get_review(request: Request) -> Response:
     merchant = await merchant_of(request)
-    return reply_response(await api(request).reviews.get(
-        merchant, request.path_params["review_id"]))
+    return reply_response(
+        await api(request).reviews.get(merchant, request.path_params["review_id"])
+    )
 
 
 async def approve_review(request: Request) -> Response:
     merchant = await merchant_of(request)
     decode(await request.body(), EmptyBody, empty_ok=True)
-    return reply_response(await api(request).reviews.approve(
-        merchant, request.path_params["review_id"]))
+    return reply_response(
+        await api(request).reviews.approve(merchant, request.path_params["review_id"])
+    )
 
 
 async def reject_review(request: Request) -> Response:
     merchant = await merchant_of(request)
     decode(await request.body(), EmptyBody, empty_ok=True)
-    return reply_response(await api(request).reviews.reject(
-        merchant, request.path_params["review_id"]))
+    return reply_response(
+        await api(request).reviews.reject(merchant, request.path_params["review_id"])
+    )
 
 
 def review_routes() -> list[BaseRoute]:

@@ -38,5 +38,7 @@ async def put_routing(request: Request) -> Response:
 
 
 def routing_routes() -> list[BaseRoute]:
-    return [Route("/v1/routing", get_routing, methods=["GET"]),
-            Route("/v1/routing", put_routing, methods=["PUT"])]
+    return [
+        Route("/v1/routing", get_routing, methods=["GET"]),
+        Route("/v1/routing", put_routing, methods=["PUT"]),
+    ]

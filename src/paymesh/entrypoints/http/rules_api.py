@@ -65,36 +65,68 @@ def pattern_chars(pattern: dict[str, Any]) -> int:
 
 def definition(body: RuleBody) -> RuleDefinition:
     return RuleDefinition(
-        event_pattern=body.event_pattern, pattern_chars=pattern_chars(body.event_pattern),
-        targets=tuple(TargetDefinition(
-            id=t.id, type=t.type, name=t.name, url=t.url,
-            retry_policy=RetryPolicy(**msgspec.structs.asdict(t.retry_policy)))
-            for t in body.targets),
-        state=body.state, description=body.description)
+        event_pattern=body.event_pattern,
+        pattern_chars=pattern_chars(body.event_pattern),
+        targets=tuple(
+            TargetDefinition(
+                id=t.id,
+                type=t.type,
+                name=t.name,
+                url=t.url,
+                retry_policy=RetryPolicy(**msgspec.structs.asdict(t.retry_policy)),
+            )
+            for t in body.targets
+        ),
+        state=body.state,
+        description=body.description,
+    )
 
 
 def rule_view(rule: Rule, default: bool) -> dict[str, Any]:
-    return {"object": "rule", "name": rule.name, "state": rule.state,
-            "description": rule.description, "event_pattern": rule.event_pattern,
-            "default": default, "signing_secret": rule.signing_secret,
-            "targets": [{"id": t.id, "type": t.type, "name": t.name, "url": t.url,
-                         "retry_policy": {
-                             "maximum_retry_attempts": t.retry_policy.maximum_retry_attempts,
-                             "maximum_event_age_seconds":
-                                 t.retry_policy.maximum_event_age_seconds}}
-                        for t in rule.targets]}
+    return {
+        "object": "rule",
+        "name": rule.name,
+        "state": rule.state,
+        "description": rule.description,
+        "event_pattern": rule.event_pattern,
+        "default": default,
+        "signing_secret": rule.signing_secret,
+        "targets": [
+            {
+                "id": t.id,
+                "type": t.type,
+                "name": t.name,
+                "url": t.url,
+                "retry_policy": {
+                    "maximum_retry_attempts": t.retry_policy.maximum_retry_attempts,
+                    "maximum_event_age_seconds": t.retry_policy.maximum_event_age_seconds,
+                },
+            }
+            for t in rule.targets
+        ],
+    }
 
 
 def dead_letter_view(d: Delivery, event: dict[str, Any] | None) -> dict[str, Any]:
-    return {"id": d.id, "object": "dead_letter", "event_id": d.event_id, "rule": d.rule,
-            "target": {"id": d.target.id, "type": d.target.type, "name": d.target.name,
-                       "url": d.target.url},
-            "attempts": d.attempts,
-            "errors": [{"at": views.iso(a.at), "error": a.error} for a in d.history],
-            "event": event}
+    return {
+        "id": d.id,
+        "object": "dead_letter",
+        "event_id": d.event_id,
+        "rule": d.rule,
+        "target": {
+            "id": d.target.id,
+            "type": d.target.type,
+            "name": d.target.name,
+            "url": d.target.url,
+        },
+        "attempts": d.attempts,
+        "errors": [{"at": views.iso(a.at), "error": a.error} for a in d.history],
+        "event": event,
+    }
 
 
 # -- routes ---------------------------------------------------------------------------------
+
 
 async def list_rules(request: Request) -> Response:
     merchant = await merchant_of(request)
@@ -107,16 +139,24 @@ async def put_rule(request: Request) -> Response:
     merchant = await merchant_of(request)
     bus = api(request).bus
     body = schemas.decode(await request.body(), RuleBody)
-    rule = to_rule(merchant, request.path_params["name"], definition(body),
-                   set(bus.targets.builtins), bus.target_policy)
+    rule = to_rule(
+        merchant,
+        request.path_params["name"],
+        definition(body),
+        set(bus.targets.builtins),
+        bus.target_policy,
+    )
     existing = bus.router.get(merchant, rule.name)
     own = [r for r in bus.router.rules_for(merchant) if not bus.router.is_default(r)]
     if len(own) >= MAX_RULES and all(r.name != rule.name for r in own):
         # 400, as EventBridge's LimitExceededException: the request is refused as it stands
         # (no state of this rule conflicts); deleting a rule makes room.
-        raise BadRequest(f"a merchant has at most {MAX_RULES} rules of its own (EventBridge's "
-                         "quota per event bus); delete one, or replace one by its name",
-                         param="name", code="rule_limit_exceeded")
+        raise BadRequest(
+            f"a merchant has at most {MAX_RULES} rules of its own (EventBridge's "
+            "quota per event bus); delete one, or replace one by its name",
+            param="name",
+            code="rule_limit_exceeded",
+        )
     secret = existing.signing_secret if existing and existing.merchant_id == merchant else None
     rule = replace(rule, signing_secret=secret or "whsec_" + secrets.token_urlsafe(24))
     await api(request).store.put_rule(rule)
@@ -130,8 +170,10 @@ async def delete_rule(request: Request) -> Response:
     bus = api(request).bus
     if not await api(request).store.delete_rule(merchant, name):
         if bus.router.get(merchant, name) is not None:
-            raise StateConflict(f"{name!r} is a default rule: PUT it with state DISABLED to "
-                                "turn it off", code="rule_is_default")
+            raise StateConflict(
+                f"{name!r} is a default rule: PUT it with state DISABLED to turn it off",
+                code="rule_is_default",
+            )
         raise NotFound(f"no such rule: {name!r}", param="name")
     bus.router.delete(merchant, name)
     return json_response(200, {"object": "rule", "name": name, "deleted": True})
@@ -143,18 +185,21 @@ async def test_pattern(request: Request) -> Response:
     # What could not be stored is not worth trying.
     check_pattern_size(pattern_chars(body.event_pattern))
     try:
-        return json_response(200, {"result": test_event_pattern(body.event_pattern,
-                                                                body.event)})
+        return json_response(200, {"result": test_event_pattern(body.event_pattern, body.event)})
     except InvalidEventPattern as exc:
-        raise BadRequest(f"invalid event_pattern: {exc}", param="event_pattern",
-                         code="event_pattern_invalid") from exc
+        raise BadRequest(
+            f"invalid event_pattern: {exc}", param="event_pattern", code="event_pattern_invalid"
+        ) from exc
 
 
 async def list_dead_letters(request: Request) -> Response:
     merchant = await merchant_of(request)
     store = api(request).store
-    dead, more = await store.dead_letters(merchant, int_param(request, "limit", 10, 1, 100),
-                                          request.query_params.get("starting_after"))
+    dead, more = await store.dead_letters(
+        merchant,
+        int_param(request, "limit", 10, 1, 100),
+        request.query_params.get("starting_after"),
+    )
     data = [dead_letter_view(d, await store.get_event(d.event_id)) for d in dead]
     return json_response(200, views.list_view(data, more, "/v1/dead-letters"))
 
@@ -164,8 +209,7 @@ async def redrive(request: Request) -> Response:
     delivery_id = request.path_params["delivery_id"]
     a = api(request)
     if not await a.store.redrive(merchant, delivery_id, a.bus.clock()):
-        raise NotFound(f"no dead letter {delivery_id!r} (unknown, or already redriven)",
-                       param="id")
+        raise NotFound(f"no dead letter {delivery_id!r} (unknown, or already redriven)", param="id")
     a.bus.notify()
     return json_response(200, {"id": delivery_id, "object": "dead_letter", "redriven": True})
 

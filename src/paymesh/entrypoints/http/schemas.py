@@ -25,8 +25,9 @@ class CreatePaymentBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     amount: Amount
     currency: Annotated[str, Meta(min_length=3, max_length=3, description="ISO 4217, any case")]
     customer_id: Text
-    payment_method: Annotated[str, Meta(min_length=1, max_length=255,
-                                        description="a PSP payment-method token")]
+    payment_method: Annotated[
+        str, Meta(min_length=1, max_length=255, description="a PSP payment-method token")
+    ]
     capture_method: Literal["automatic", "manual"] = "automatic"
     connector: Text | None = None
     description: Annotated[str, Meta(max_length=1000)] | None = None
@@ -79,9 +80,14 @@ def decode(raw: bytes, body_type: type[T], *, empty_ok: bool = False) -> T:
         return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        raise BadRequest(message, param=_param(message),
-                         code="parameter_unknown" if "unknown field" in message else
-                         "parameter_missing" if "missing required" in message else
-                         "parameter_invalid") from exc
+        raise BadRequest(
+            message,
+            param=_param(message),
+            code="parameter_unknown"
+            if "unknown field" in message
+            else "parameter_missing"
+            if "missing required" in message
+            else "parameter_invalid",
+        ) from exc
     except msgspec.DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", code="json_invalid") from exc

@@ -70,16 +70,33 @@ class ServerLimits:
     keep_alive: int = 5
 
 
-def build_config(app: Any, *, host: str, port: int, log_level: str = "info",
-                 limits: ServerLimits | None = None, loop: str = "uvloop") -> uvicorn.Config:
+def build_config(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    limits: ServerLimits | None = None,
+    loop: str = "uvloop",
+) -> uvicorn.Config:
     """The uvicorn configuration paymesh runs with; serve it with
     `uvicorn.Server(build_config(...)).run()` (in the main thread it handles SIGINT/SIGTERM)."""
     limits = limits or ServerLimits()
     return uvicorn.Config(
-        answered_in_api_shape(app), host=host, port=port, log_level=log_level, loop=loop,
-        http=guarded_protocol(limits), ws="none", lifespan="on", access_log=False,
-        server_header=False, limit_concurrency=limits.limit_concurrency,
-        backlog=limits.backlog, timeout_keep_alive=limits.keep_alive)
+        answered_in_api_shape(app),
+        host=host,
+        port=port,
+        log_level=log_level,
+        loop=loop,
+        http=guarded_protocol(limits),
+        ws="none",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        limit_concurrency=limits.limit_concurrency,
+        backlog=limits.backlog,
+        timeout_keep_alive=limits.keep_alive,
+    )
 
 
 def guarded_protocol(limits: ServerLimits) -> type[GuardedProtocol]:
@@ -110,8 +127,9 @@ def answered_in_api_shape(app: Any) -> Any:
             await app(scope, receive, tracked)
         except (Exception, asyncio.CancelledError):
             if not started:
-                response = error_response(ApiError("an internal error occurred; it has been "
-                                                   "logged"))
+                response = error_response(
+                    ApiError("an internal error occurred; it has been logged")
+                )
                 response.headers["Connection"] = "close"
                 await response(scope, receive, send)
             raise
@@ -120,8 +138,9 @@ def answered_in_api_shape(app: Any) -> Any:
 
 
 async def _overloaded(scope: Scope, receive: Receive, send: Send) -> None:
-    response = error_response(Overloaded("the server is at its connection limit; retry "
-                                         "after the Retry-After delay"))
+    response = error_response(
+        Overloaded("the server is at its connection limit; retry after the Retry-After delay")
+    )
     response.headers["Retry-After"] = "1"
     response.headers["Connection"] = "close"
     await response(scope, receive, send)
@@ -170,8 +189,11 @@ class GuardedProtocol(HttpToolsProtocol):
             else:
                 # llhttp's reason is a fixed phrase ("Invalid header value char"), never input.
                 log.info("refused a request that is not HTTP/1.1: %s", exc)
-                self._refuse(BadRequest(f"the request is not valid HTTP/1.1: {exc}",
-                                        code="http_request_invalid"))
+                self._refuse(
+                    BadRequest(
+                        f"the request is not valid HTTP/1.1: {exc}", code="http_request_invalid"
+                    )
+                )
             return
         if self._in_headers:
             # Inside a header httptools keeps every byte until the header ends: bound it here.
@@ -203,8 +225,9 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._header_bytes > self.limits.max_header_bytes:
             raise _HeadersTooLarge  # stops the parser; data_received answers 431
         capacity = self._capacity
-        busy = capacity is not None and (len(self.connections) >= capacity
-                                         or len(self.tasks) >= capacity)
+        busy = capacity is not None and (
+            len(self.connections) >= capacity or len(self.tasks) >= capacity
+        )
         self.app = _overloaded if busy else self._app
         super().on_headers_complete()
 
@@ -217,8 +240,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(self.limits.header_timeout,
-                                                  self._header_timeout)
+        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout)
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -232,16 +254,20 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:
             return  # a request is being answered; its response re-arms the deadline
         if self._in_headers:
-            self._refuse(RequestTimeout(f"the request headers did not arrive within "
-                                        f"{self.limits.header_timeout:g} s"))
+            self._refuse(
+                RequestTimeout(
+                    f"the request headers did not arrive within {self.limits.header_timeout:g} s"
+                )
+            )
         else:
             self.transport.close()  # idle: nothing to answer
 
     # -- answers of the server's own -------------------------------------------------------
 
     def _headers_too_large(self) -> ApiError:
-        return HeadersTooLarge(f"the request line and headers are larger than "
-                               f"{self.limits.max_header_bytes} bytes")
+        return HeadersTooLarge(
+            f"the request line and headers are larger than {self.limits.max_header_bytes} bytes"
+        )
 
     def _refuse(self, error: ApiError) -> None:
         """Answer in the API's error shape and close: what follows cannot be trusted."""
@@ -253,8 +279,15 @@ class GuardedProtocol(HttpToolsProtocol):
         head = [STATUS_LINE[status_of(error)]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
-        head += [b"content-type: ", JSON.encode(), b"\r\n",
-                 b"content-length: ", str(len(body)).encode(), b"\r\n",
-                 b"connection: close\r\n\r\n", body]
+        head += [
+            b"content-type: ",
+            JSON.encode(),
+            b"\r\n",
+            b"content-length: ",
+            str(len(body)).encode(),
+            b"\r\n",
+            b"connection: close\r\n\r\n",
+            body,
+        ]
         self.transport.write(b"".join(head))
         self.transport.close()

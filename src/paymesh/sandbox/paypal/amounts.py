@@ -16,10 +16,34 @@ from paymesh.sandbox.paypal.errors import PayPalError
 
 __all__ = ["SUPPORTED_CURRENCIES", "Money", "parse_money"]
 
-SUPPORTED_CURRENCIES = frozenset({
-    "AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "ILS", "JPY",
-    "MXN", "MYR", "NOK", "NZD", "PHP", "PLN", "SEK", "SGD", "THB", "TWD", "USD",
-})
+SUPPORTED_CURRENCIES = frozenset(
+    {
+        "AUD",
+        "BRL",
+        "CAD",
+        "CHF",
+        "CNY",
+        "CZK",
+        "DKK",
+        "EUR",
+        "GBP",
+        "HKD",
+        "HUF",
+        "ILS",
+        "JPY",
+        "MXN",
+        "MYR",
+        "NOK",
+        "NZD",
+        "PHP",
+        "PLN",
+        "SEK",
+        "SGD",
+        "THB",
+        "TWD",
+        "USD",
+    }
+)
 _NO_DECIMALS = frozenset({"HUF", "JPY", "TWD"})
 _VALUE = re.compile(r"^-?(?:\d+|\d*\.\d+)$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -56,37 +80,56 @@ def parse_money(raw: Any, field: str, api: str = "orders/v2") -> Money:
     if value is None:
         raise PayPalError.missing(f"{field}/value", api)
     if not isinstance(currency, str) or not _CURRENCY.match(currency):
-        raise PayPalError.invalid_request("INVALID_PARAMETER_SYNTAX",
-                                          "The value of a field does not conform to the expected "
-                                          "format.", field=f"{field}/currency_code",
-                                          value=currency, api=api)
+        raise PayPalError.invalid_request(
+            "INVALID_PARAMETER_SYNTAX",
+            "The value of a field does not conform to the expected format.",
+            field=f"{field}/currency_code",
+            value=currency,
+            api=api,
+        )
     if currency not in SUPPORTED_CURRENCIES:
-        raise PayPalError.unprocessable("CURRENCY_NOT_SUPPORTED",
-                                        "Currency code is not currently supported. Please refer "
-                                        "https://developer.paypal.com/docs/api/reference/"
-                                        "currency-codes/ for list of supported currency codes.",
-                                        field=f"{field}/currency_code", api=api)
+        raise PayPalError.unprocessable(
+            "CURRENCY_NOT_SUPPORTED",
+            "Currency code is not currently supported. Please refer "
+            "https://developer.paypal.com/docs/api/reference/"
+            "currency-codes/ for list of supported currency codes.",
+            field=f"{field}/currency_code",
+            api=api,
+        )
     if not isinstance(value, str) or len(value) > 32 or not _VALUE.match(value):
-        raise PayPalError.invalid_request("INVALID_PARAMETER_SYNTAX",
-                                          "The value of a field does not conform to the expected "
-                                          "format.", field=f"{field}/value", value=value, api=api)
+        raise PayPalError.invalid_request(
+            "INVALID_PARAMETER_SYNTAX",
+            "The value of a field does not conform to the expected format.",
+            field=f"{field}/value",
+            value=value,
+            api=api,
+        )
     whole, _, frac = value.lstrip("-").partition(".")
     exp = _exponent(currency)
     if frac and exp == 0:
-        raise PayPalError.unprocessable("DECIMALS_NOT_SUPPORTED",
-                                        "Currency does not support decimals.",
-                                        field=f"{field}/value", api=api)
+        raise PayPalError.unprocessable(
+            "DECIMALS_NOT_SUPPORTED",
+            "Currency does not support decimals.",
+            field=f"{field}/value",
+            api=api,
+        )
     if len(frac) > exp:
-        raise PayPalError.unprocessable("DECIMAL_PRECISION",
-                                        "If the currency supports decimals, only two decimal "
-                                        "place precision is supported.",
-                                        field=f"{field}/value", api=api)
+        raise PayPalError.unprocessable(
+            "DECIMAL_PRECISION",
+            "If the currency supports decimals, only two decimal place precision is supported.",
+            field=f"{field}/value",
+            api=api,
+        )
     minor = int(whole or "0") * 10**exp + int(frac.ljust(exp, "0") or "0")
     if value.startswith("-"):
         minor = -minor
     if minor <= 0:
-        raise PayPalError.unprocessable("CANNOT_BE_ZERO_OR_NEGATIVE",
-                                        "Must be greater than zero. If the currency supports "
-                                        "decimals, only two decimal place precision is "
-                                        "supported.", field=f"{field}/value", api=api)
+        raise PayPalError.unprocessable(
+            "CANNOT_BE_ZERO_OR_NEGATIVE",
+            "Must be greater than zero. If the currency supports "
+            "decimals, only two decimal place precision is "
+            "supported.",
+            field=f"{field}/value",
+            api=api,
+        )
     return Money(currency, minor)

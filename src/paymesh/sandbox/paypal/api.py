@@ -57,8 +57,12 @@ def sandbox_urls(request: Request) -> Urls:
 
 
 def json_response(status: int, body: bytes, debug: str | None = None) -> Response:
-    return Response(body, status_code=status, media_type="application/json",
-                    headers={"Paypal-Debug-Id": debug or debug_id()})
+    return Response(
+        body,
+        status_code=status,
+        media_type="application/json",
+        headers={"Paypal-Debug-Id": debug or debug_id()},
+    )
 
 
 def error_response(error: PayPalError) -> Response:
@@ -67,8 +71,15 @@ def error_response(error: PayPalError) -> Response:
 
 
 class PayPalApi:
-    def __init__(self, tokens: TokenServer, merchants: Merchants, faults: FaultInjector,
-                 events: EventPublisher, later: Later, echeck_delay_s: float) -> None:
+    def __init__(
+        self,
+        tokens: TokenServer,
+        merchants: Merchants,
+        faults: FaultInjector,
+        events: EventPublisher,
+        later: Later,
+        echeck_delay_s: float,
+    ) -> None:
         self._tokens = tokens
         self._merchants = merchants
         self._faults = faults
@@ -94,10 +105,17 @@ class PayPalApi:
             await add_latency(faults.latency_s)
             return error_response(error)
         merchant = self._merchants.get(client_id)
-        call = Call(merchant=merchant, merchants=self._merchants, events=self._events,
-                    later=self._later, urls=sandbox_urls(request), body=body,
-                    path=dict(request.path_params), request_id=request_id,
-                    echeck_delay_s=self._echeck_delay_s)
+        call = Call(
+            merchant=merchant,
+            merchants=self._merchants,
+            events=self._events,
+            later=self._later,
+            urls=sandbox_urls(request),
+            body=body,
+            path=dict(request.path_params),
+            request_id=request_id,
+            echeck_delay_s=self._echeck_delay_s,
+        )
         representation = "return=representation" in request.headers.get("prefer", "")
         if request_id is None or operation.call_type is None:
             await add_latency(faults.latency_s)
@@ -170,11 +188,13 @@ async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        raise PayPalError.invalid_request("MALFORMED_REQUEST_JSON",
-                                          "The request JSON is not well formed.") from None
+        raise PayPalError.invalid_request(
+            "MALFORMED_REQUEST_JSON", "The request JSON is not well formed."
+        ) from None
     if not isinstance(body, dict):
-        raise PayPalError.invalid_request("MALFORMED_REQUEST_JSON",
-                                          "The request JSON is not well formed.")
+        raise PayPalError.invalid_request(
+            "MALFORMED_REQUEST_JSON", "The request JSON is not well formed."
+        )
     return body
 
 

@@ -42,16 +42,24 @@ _API: list[tuple[str, str, Operation]] = [
     ("/v2/checkout/orders", "POST", Operation(orders.create, "orders.create")),
     ("/v2/checkout/orders/{id}", "GET", Operation(orders.retrieve)),
     ("/v2/checkout/orders/{id}/capture", "POST", Operation(orders.capture, "orders.capture")),
-    ("/v2/checkout/orders/{id}/authorize", "POST",
-     Operation(orders.authorize, "orders.authorize")),
+    ("/v2/checkout/orders/{id}/authorize", "POST", Operation(orders.authorize, "orders.authorize")),
     ("/v2/payments/authorizations/{id}", "GET", Operation(payments.show_authorization)),
-    ("/v2/payments/authorizations/{id}/capture", "POST",
-     Operation(payments.capture_authorized, "authorizations.capture")),
-    ("/v2/payments/authorizations/{id}/void", "POST",
-     Operation(payments.void_authorized, "authorizations.void")),
+    (
+        "/v2/payments/authorizations/{id}/capture",
+        "POST",
+        Operation(payments.capture_authorized, "authorizations.capture"),
+    ),
+    (
+        "/v2/payments/authorizations/{id}/void",
+        "POST",
+        Operation(payments.void_authorized, "authorizations.void"),
+    ),
     ("/v2/payments/captures/{id}", "GET", Operation(payments.show_capture)),
-    ("/v2/payments/captures/{id}/refund", "POST",
-     Operation(payments.refund_captured, "captures.refund")),
+    (
+        "/v2/payments/captures/{id}/refund",
+        "POST",
+        Operation(payments.refund_captured, "captures.refund"),
+    ),
     ("/v2/payments/refunds/{id}", "GET", Operation(payments.show_refund)),
 ]
 
@@ -85,22 +93,34 @@ class PayPalSandbox(SandboxLifecycle):
         self.signing = settings.signing or SigningIdentity.generate()
         self.faults = FaultInjector(settings.seed)
         self.webhooks = WebhookSender(self.faults, max_pending=settings.limits.pending_webhooks)
-        self.tokens = TokenServer(settings.client_id, settings.client_secret,
-                                  settings.token_ttl_seconds,
-                                  max_tokens=settings.limits.access_tokens)
+        self.tokens = TokenServer(
+            settings.client_id,
+            settings.client_secret,
+            settings.token_ttl_seconds,
+            max_tokens=settings.limits.access_tokens,
+        )
         self.merchants = Merchants(settings.request_id_ttl_seconds, settings.limits)
         self.events = EventPublisher(settings, self.webhooks, self.signing)
         self._later = Later()
-        api = PayPalApi(self.tokens, self.merchants, self.faults, self.events, self._later,
-                        settings.echeck_delay_ms / 1000)
+        api = PayPalApi(
+            self.tokens,
+            self.merchants,
+            self.faults,
+            self.events,
+            self._later,
+            settings.echeck_delay_ms / 1000,
+        )
         routes = [Route(path, api.handler(op), methods=[method]) for path, method, op in _API]
         routes.append(Route("/v1/oauth2/token", self._token, methods=["POST"]))
         routes += notification_routes(self.signing, self.tokens, self.events)
         routes += payer_routes(self.merchants, self.events, self._later, self._return_hosts)
         routes.append(fault_config_route(self.faults))
         routes.append(ledger_route("paypal", partial(audit.ledger_rows, self.merchants)))
-        self.app = Starlette(routes=routes, lifespan=self._lifespan,
-                             exception_handlers={404: _not_found, 405: _not_found})
+        self.app = Starlette(
+            routes=routes,
+            lifespan=self._lifespan,
+            exception_handlers={404: _not_found, 405: _not_found},
+        )
 
     @property
     def certificate_pem(self) -> bytes:
@@ -110,7 +130,6 @@ class PayPalSandbox(SandboxLifecycle):
     @property
     def cert_path(self) -> str:
         return cert_path(self.signing)
-
 
     def _return_hosts(self) -> ReturnHosts:
         # Read at each redirect: the webhook URL may be set after the sandbox is made.
@@ -122,8 +141,7 @@ class PayPalSandbox(SandboxLifecycle):
 
     async def _token(self, request: Request) -> Response:
         try:
-            token = self.tokens.issue(request.headers.get("authorization"),
-                                      await request.body())
+            token = self.tokens.issue(request.headers.get("authorization"), await request.body())
         except PayPalError as error:
             return error_response(error)
         return json_response(200, msgspec.json.encode(token))

@@ -55,10 +55,23 @@ class Call:
     #: How long a pending eCheck takes to settle, in seconds.
     echeck_delay_s: float = 0.2
 
-    def emit(self, event_type: str, resource_type: str, resource: dict[str, Any],
-             summary: str, resource_version: str = "2.0") -> None:
-        self.events.publish(self.merchant.client_id, event_type, resource_type, resource,
-                            summary, self.urls, resource_version)
+    def emit(
+        self,
+        event_type: str,
+        resource_type: str,
+        resource: dict[str, Any],
+        summary: str,
+        resource_version: str = "2.0",
+    ) -> None:
+        self.events.publish(
+            self.merchant.client_id,
+            event_type,
+            resource_type,
+            resource,
+            summary,
+            self.urls,
+            resource_version,
+        )
 
 
 Endpoint = Callable[[Call], Answer]

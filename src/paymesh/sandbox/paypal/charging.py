@@ -60,8 +60,11 @@ def _processor_response(decline: Decline | None) -> dict[str, str]:
         return dict(APPROVED)
     # PayPal's card testing: every rejection reports AVS "globally unavailable" (G) and
     # CVV "not processed" (P).
-    return {"avs_code": "G", "cvv_code": "P",
-            "response_code": RESPONSE_CODES.get(decline.decline_code, "5100")}
+    return {
+        "avs_code": "G",
+        "cvv_code": "P",
+        "response_code": RESPONSE_CODES.get(decline.decline_code, "5100"),
+    }
 
 
 def complete_order(call: Call, order: Order) -> None:
@@ -78,20 +81,35 @@ def _capture_order(call: Call, order: Order) -> None:
     decline = order.card.decline if order.card is not None else None
     funding = funding_of(order.wallet) if order.wallet is not None else Funding.INSTANT
     status = "DECLINED" if decline else "PENDING" if funding != Funding.INSTANT else "COMPLETED"
-    capture = Capture(id=resource_id(), order_id=order.id, authorization_id=None,
-                      amount=order.amount, status=status, final_capture=True,
-                      invoice_id=order.invoice_id, custom_id=order.custom_id,
-                      processor_response=_processor_response(decline) if order.card else None,
-                      created=datetime.now(UTC),
-                      status_reason="ECHECK" if status == "PENDING" else None)
+    capture = Capture(
+        id=resource_id(),
+        order_id=order.id,
+        authorization_id=None,
+        amount=order.amount,
+        status=status,
+        final_capture=True,
+        invoice_id=order.invoice_id,
+        custom_id=order.custom_id,
+        processor_response=_processor_response(decline) if order.card else None,
+        created=datetime.now(UTC),
+        status_reason="ECHECK" if status == "PENDING" else None,
+    )
     order.captures.append(capture)
     call.merchant.captures[capture.id] = capture
     if status == "DECLINED":
-        call.emit("PAYMENT.CAPTURE.DECLINED", "capture", capture.wire(call.urls),
-                  f"Payment declined for {capture.amount}")
+        call.emit(
+            "PAYMENT.CAPTURE.DECLINED",
+            "capture",
+            capture.wire(call.urls),
+            f"Payment declined for {capture.amount}",
+        )
     elif status == "PENDING":
-        call.emit("PAYMENT.CAPTURE.PENDING", "capture", capture.wire(call.urls),
-                  f"Payment pending for {capture.amount}")
+        call.emit(
+            "PAYMENT.CAPTURE.PENDING",
+            "capture",
+            capture.wire(call.urls),
+            f"Payment pending for {capture.amount}",
+        )
         call.later.run(call.echeck_delay_s, lambda: _settle_echeck(call, capture, funding))
     else:
         _captured(call, capture, order.card)
@@ -104,48 +122,85 @@ def _settle_echeck(call: Call, capture: Capture, funding: Funding) -> None:
     capture.status_reason = None
     if funding == Funding.ECHECK_DENIED:
         capture.status = "DENIED"
-        call.emit("PAYMENT.CAPTURE.DENIED", "capture", capture.wire(call.urls),
-                  f"Payment denied for {capture.amount}")
+        call.emit(
+            "PAYMENT.CAPTURE.DENIED",
+            "capture",
+            capture.wire(call.urls),
+            f"Payment denied for {capture.amount}",
+        )
         return
     capture.status = "COMPLETED"
     _captured(call, capture, None)
 
 
 def _captured(call: Call, capture: Capture, card: TestCard | None) -> None:
-    call.emit("PAYMENT.CAPTURE.COMPLETED", "capture", capture.wire(call.urls),
-              f"Payment completed for {capture.amount}")
+    call.emit(
+        "PAYMENT.CAPTURE.COMPLETED",
+        "capture",
+        capture.wire(call.urls),
+        f"Payment completed for {capture.amount}",
+    )
     if card is not None and card.disputed_after_capture:
-        dispute = Dispute(id=dispute_id(), capture=capture, amount=capture.amount,
-                          reason="UNAUTHORISED", created=datetime.now(UTC))
-        call.emit("CUSTOMER.DISPUTE.CREATED", "dispute", dispute.wire(call.urls),
-                  f"A new dispute opened with Case # {dispute.id}", resource_version="1.1")
+        dispute = Dispute(
+            id=dispute_id(),
+            capture=capture,
+            amount=capture.amount,
+            reason="UNAUTHORISED",
+            created=datetime.now(UTC),
+        )
+        call.emit(
+            "CUSTOMER.DISPUTE.CREATED",
+            "dispute",
+            dispute.wire(call.urls),
+            f"A new dispute opened with Case # {dispute.id}",
+            resource_version="1.1",
+        )
 
 
 def _authorize_order(call: Call, order: Order) -> None:
     decline = order.card.decline if order.card is not None else None
     authorization = Authorization(
-        id=resource_id(), order_id=order.id, amount=order.amount,
-        status="DENIED" if decline else "CREATED", invoice_id=order.invoice_id,
+        id=resource_id(),
+        order_id=order.id,
+        amount=order.amount,
+        status="DENIED" if decline else "CREATED",
+        invoice_id=order.invoice_id,
         custom_id=order.custom_id,
         processor_response=_processor_response(decline) if order.card else None,
-        created=datetime.now(UTC))
+        created=datetime.now(UTC),
+    )
     order.authorizations.append(authorization)
     call.merchant.authorizations[authorization.id] = authorization
     if decline is None:
-        call.emit("PAYMENT.AUTHORIZATION.CREATED", "authorization",
-                  authorization.wire(call.urls),
-                  f"Payment authorization is created for {authorization.amount}")
+        call.emit(
+            "PAYMENT.AUTHORIZATION.CREATED",
+            "authorization",
+            authorization.wire(call.urls),
+            f"Payment authorization is created for {authorization.amount}",
+        )
 
 
-def capture_authorization(call: Call, authorization: Authorization, amount: Money,
-                          final_capture: bool, invoice_id: str | None) -> Capture:
+def capture_authorization(
+    call: Call,
+    authorization: Authorization,
+    amount: Money,
+    final_capture: bool,
+    invoice_id: str | None,
+) -> Capture:
     order = call.merchant.order(authorization.order_id)
     now = datetime.now(UTC)
-    capture = Capture(id=resource_id(), order_id=order.id, authorization_id=authorization.id,
-                      amount=amount, status="COMPLETED", final_capture=final_capture,
-                      invoice_id=invoice_id or authorization.invoice_id,
-                      custom_id=authorization.custom_id,
-                      processor_response=dict(APPROVED) if order.card else None, created=now)
+    capture = Capture(
+        id=resource_id(),
+        order_id=order.id,
+        authorization_id=authorization.id,
+        amount=amount,
+        status="COMPLETED",
+        final_capture=final_capture,
+        invoice_id=invoice_id or authorization.invoice_id,
+        custom_id=authorization.custom_id,
+        processor_response=dict(APPROVED) if order.card else None,
+        created=now,
+    )
     authorization.captures.append(capture)
     order.captures.append(capture)
     call.merchant.captures[capture.id] = capture
@@ -161,21 +216,44 @@ def void_authorization(call: Call, authorization: Authorization) -> None:
     authorization.status = "VOIDED"
     authorization.updated = datetime.now(UTC)
     call.merchant.order(authorization.order_id).touch()
-    call.emit("PAYMENT.AUTHORIZATION.VOIDED", "authorization", authorization.wire(call.urls),
-              "A payment authorization was voided")
+    call.emit(
+        "PAYMENT.AUTHORIZATION.VOIDED",
+        "authorization",
+        authorization.wire(call.urls),
+        "A payment authorization was voided",
+    )
 
 
-def refund_capture(call: Call, capture: Capture, amount: Money, invoice_id: str | None,
-                   custom_id: str | None, note: str | None) -> Refund:
+def refund_capture(
+    call: Call,
+    capture: Capture,
+    amount: Money,
+    invoice_id: str | None,
+    custom_id: str | None,
+    note: str | None,
+) -> Refund:
     now = datetime.now(UTC)
-    refund = Refund(id=resource_id(), capture_id=capture.id, order_id=capture.order_id,
-                    amount=amount, status="COMPLETED", invoice_id=invoice_id,
-                    custom_id=custom_id, note_to_payer=note, created=now)
+    refund = Refund(
+        id=resource_id(),
+        capture_id=capture.id,
+        order_id=capture.order_id,
+        amount=amount,
+        status="COMPLETED",
+        invoice_id=invoice_id,
+        custom_id=custom_id,
+        note_to_payer=note,
+        created=now,
+    )
     capture.refunds.append(refund)
-    capture.status = "REFUNDED" if capture.refunded >= capture.amount.minor else \
-        "PARTIALLY_REFUNDED"
+    capture.status = (
+        "REFUNDED" if capture.refunded >= capture.amount.minor else "PARTIALLY_REFUNDED"
+    )
     capture.updated = now
     call.merchant.refunds[refund.id] = refund
-    call.emit("PAYMENT.CAPTURE.REFUNDED", "refund", refund.wire(call.urls),
-              f"A {amount} capture payment was refunded")
+    call.emit(
+        "PAYMENT.CAPTURE.REFUNDED",
+        "refund",
+        refund.wire(call.urls),
+        f"A {amount} capture payment was refunded",
+    )
     return refund

@@ -43,8 +43,9 @@ class Sender(Protocol):
 
 
 class EventPublisher:
-    def __init__(self, destination: WebhookDestination, sender: Sender,
-                 identity: SigningIdentity) -> None:
+    def __init__(
+        self, destination: WebhookDestination, sender: Sender, identity: SigningIdentity
+    ) -> None:
         self._destination = destination
         self._sender = sender
         self._identity = identity
@@ -55,9 +56,16 @@ class EventPublisher:
         found = self._recent.get(eid)
         return found[1] if found is not None and found[0] == owner else None
 
-    def publish(self, owner: str, event_type: str, resource_type: str,
-                resource: dict[str, Any], summary: str, urls: Urls,
-                resource_version: str = "2.0") -> dict[str, Any]:
+    def publish(
+        self,
+        owner: str,
+        event_type: str,
+        resource_type: str,
+        resource: dict[str, Any],
+        summary: str,
+        urls: Urls,
+        resource_version: str = "2.0",
+    ) -> dict[str, Any]:
         eid = event_id()
         event = {
             "id": eid,

@@ -47,9 +47,12 @@ def _in_flight(entry: _Entry[Any]) -> bool:
 
 
 class RequestIds(Generic[T]):
-    def __init__(self, ttl_seconds: float = TTL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = 100_000) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float = TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 100_000,
+    ) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
         self._max = max_entries

@@ -48,14 +48,16 @@ class _VerifyRequest(msgspec.Struct, forbid_unknown_fields=False):
     webhook_event: msgspec.Raw  # kept as sent: its CRC32 is part of what was signed
 
 
-def notification_routes(identity: SigningIdentity, tokens: TokenServer,
-                        events: EventPublisher) -> list[Route]:
+def notification_routes(
+    identity: SigningIdentity, tokens: TokenServer, events: EventPublisher
+) -> list[Route]:
     own_cert_path = cert_path(identity)
 
     async def certificate(request: Request) -> Response:
         if request.path_params["cert_id"] != identity.cert_id:
-            return error_response(PayPalError.not_found("cert_id",
-                                                        request.path_params["cert_id"], _API))
+            return error_response(
+                PayPalError.not_found("cert_id", request.path_params["cert_id"], _API)
+            )
         return Response(identity.cert_pem, media_type="application/x-pem-file")
 
     async def verify(request: Request) -> Response:
@@ -66,9 +68,9 @@ def notification_routes(identity: SigningIdentity, tokens: TokenServer,
             except msgspec.ValidationError as exc:
                 raise PayPalError.invalid_request("VALIDATION_ERROR", str(exc), api=_API) from None
             except msgspec.DecodeError:
-                raise PayPalError.invalid_request("MALFORMED_REQUEST_JSON",
-                                                  "The request JSON is not well formed.",
-                                                  api=_API) from None
+                raise PayPalError.invalid_request(
+                    "MALFORMED_REQUEST_JSON", "The request JSON is not well formed.", api=_API
+                ) from None
         except PayPalError as error:
             return error_response(error)
         status = "SUCCESS" if _verified(body, identity, own_cert_path) else "FAILURE"
@@ -81,8 +83,9 @@ def notification_routes(identity: SigningIdentity, tokens: TokenServer,
             return error_response(error)
         body = events.find(owner, request.path_params["event_id"])
         if body is None:
-            return error_response(PayPalError.not_found("event_id",
-                                                        request.path_params["event_id"], _API))
+            return error_response(
+                PayPalError.not_found("event_id", request.path_params["event_id"], _API)
+            )
         return json_response(200, body)
 
     return [
@@ -96,6 +99,5 @@ def _verified(body: _VerifyRequest, identity: SigningIdentity, own_cert_path: st
     if body.auth_algo != AUTH_ALGO or not urlsplit(body.cert_url).path.endswith(own_cert_path):
         return False
     event = bytes(body.webhook_event)
-    message = signed_message(body.transmission_id, body.transmission_time, body.webhook_id,
-                             event)
+    message = signed_message(body.transmission_id, body.transmission_time, body.webhook_id, event)
     return verify_signature(identity.certificate, message, body.transmission_sig)

@@ -28,13 +28,15 @@ from paymesh.sandbox.paypal.ids import access_token, iso_time
 
 __all__ = ["TokenServer"]
 
-_SCOPES = " ".join([
-    "https://uri.paypal.com/services/payments/payment/authcapture",
-    "https://uri.paypal.com/services/payments/refund",
-    "https://uri.paypal.com/services/payments/orders/client_sdk_orders_api",
-    "https://uri.paypal.com/services/applications/webhooks",
-    "https://uri.paypal.com/services/disputes/read-seller",
-])
+_SCOPES = " ".join(
+    [
+        "https://uri.paypal.com/services/payments/payment/authcapture",
+        "https://uri.paypal.com/services/payments/refund",
+        "https://uri.paypal.com/services/payments/orders/client_sdk_orders_api",
+        "https://uri.paypal.com/services/applications/webhooks",
+        "https://uri.paypal.com/services/disputes/read-seller",
+    ]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +46,14 @@ class _Token:
 
 
 class TokenServer:
-    def __init__(self, client_id: str | None, client_secret: str | None, ttl_seconds: int,
-                 clock: Callable[[], float] = time.monotonic, max_tokens: int = 10_000) -> None:
+    def __init__(
+        self,
+        client_id: str | None,
+        client_secret: str | None,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_tokens: int = 10_000,
+    ) -> None:
         self._client_id = client_id
         self._client_secret = client_secret
         self._ttl = ttl_seconds
@@ -68,9 +76,14 @@ class TokenServer:
         self._tokens[token] = _Token(client_id, now + self._ttl)
         while len(self._tokens) > self._max:  # memory is bounded: the oldest is revoked
             del self._tokens[next(iter(self._tokens))]
-        return {"scope": _SCOPES, "access_token": token, "token_type": "Bearer",
-                "app_id": "APP-80W284485P519543T", "expires_in": self._ttl,
-                "nonce": f"{iso_time()}{token[-12:]}"}
+        return {
+            "scope": _SCOPES,
+            "access_token": token,
+            "token_type": "Bearer",
+            "app_id": "APP-80W284485P519543T",
+            "expires_in": self._ttl,
+            "nonce": f"{iso_time()}{token[-12:]}",
+        }
 
     def client_for(self, authorization: str | None) -> str:
         """The client id a bearer token was issued to; PayPal's 401s otherwise."""
@@ -97,8 +110,9 @@ class TokenServer:
         if not client_id or not secret:
             raise PayPalError.invalid_client()
         if self._client_id is not None and not (
-                hmac.compare_digest(client_id, self._client_id)
-                and hmac.compare_digest(secret, self._client_secret or "")):
+            hmac.compare_digest(client_id, self._client_id)
+            and hmac.compare_digest(secret, self._client_secret or "")
+        ):
             raise PayPalError.invalid_client()
         return client_id
 

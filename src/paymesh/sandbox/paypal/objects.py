@@ -53,17 +53,23 @@ class Wallet:
     surname: str = "Buyer"
 
     def wire(self) -> dict[str, Any]:
-        return {"email_address": self.email, "account_id": self.account_id,
-                "account_status": "VERIFIED",
-                "name": {"given_name": self.given_name, "surname": self.surname},
-                "address": {"country_code": "US"}}
+        return {
+            "email_address": self.email,
+            "account_id": self.account_id,
+            "account_status": "VERIFIED",
+            "name": {"given_name": self.given_name, "surname": self.surname},
+            "address": {"country_code": "US"},
+        }
 
 
 def _card_wire(card: TestCard, authentication: dict[str, Any] | None) -> dict[str, Any]:
     # Only what PayPal itself echoes: brand, type, last digits and expiry, never a number.
-    wire: dict[str, Any] = {"last_digits": card.last4, "expiry": f"{card.exp_year}-"
-                            f"{card.exp_month:02d}", "brand": card.brand.upper(),
-                            "type": card.funding.upper()}
+    wire: dict[str, Any] = {
+        "last_digits": card.last4,
+        "expiry": f"{card.exp_year}-{card.exp_month:02d}",
+        "brand": card.brand.upper(),
+        "type": card.funding.upper(),
+    }
     if authentication is not None:
         wire["authentication_result"] = authentication
     return wire
@@ -82,19 +88,23 @@ class Refund:
     created: datetime
 
     def wire(self, urls: Urls, standalone: bool = True) -> dict[str, Any]:
-        wire: dict[str, Any] = {"id": self.id, "amount": self.amount.wire(),
-                                "status": self.status}
+        wire: dict[str, Any] = {"id": self.id, "amount": self.amount.wire(), "status": self.status}
         for name in ("invoice_id", "custom_id", "note_to_payer"):
             if getattr(self, name) is not None:
                 wire[name] = getattr(self, name)
-        wire["seller_payable_breakdown"] = {"gross_amount": self.amount.wire(),
-                                            "total_refunded_amount": self.amount.wire()}
+        wire["seller_payable_breakdown"] = {
+            "gross_amount": self.amount.wire(),
+            "total_refunded_amount": self.amount.wire(),
+        }
         if standalone:
-            wire["supplementary_data"] = {"related_ids": {"order_id": self.order_id,
-                                                          "capture_id": self.capture_id}}
+            wire["supplementary_data"] = {
+                "related_ids": {"order_id": self.order_id, "capture_id": self.capture_id}
+            }
         wire["create_time"] = wire["update_time"] = iso_time(self.created)
-        wire["links"] = [urls.link(f"/v2/payments/refunds/{self.id}", "self"),
-                         urls.link(f"/v2/payments/captures/{self.capture_id}", "up")]
+        wire["links"] = [
+            urls.link(f"/v2/payments/refunds/{self.id}", "self"),
+            urls.link(f"/v2/payments/captures/{self.capture_id}", "up"),
+        ]
         return wire
 
 
@@ -122,8 +132,11 @@ class Capture:
         wire: dict[str, Any] = {"id": self.id, "status": self.status}
         if self.status_reason:
             wire["status_details"] = {"reason": self.status_reason}
-        wire.update(amount=self.amount.wire(), final_capture=self.final_capture,
-                    seller_protection={"status": "NOT_ELIGIBLE"})
+        wire.update(
+            amount=self.amount.wire(),
+            final_capture=self.final_capture,
+            seller_protection={"status": "NOT_ELIGIBLE"},
+        )
         for name in ("invoice_id", "custom_id", "processor_response"):
             if getattr(self, name) is not None:
                 wire[name] = getattr(self, name)
@@ -134,11 +147,16 @@ class Capture:
             wire["supplementary_data"] = {"related_ids": related}
         wire["create_time"] = iso_time(self.created)
         wire["update_time"] = iso_time(self.updated or self.created)
-        up = (f"/v2/payments/authorizations/{self.authorization_id}" if self.authorization_id
-              else f"/v2/checkout/orders/{self.order_id}")
-        wire["links"] = [urls.link(f"/v2/payments/captures/{self.id}", "self"),
-                         urls.link(f"/v2/payments/captures/{self.id}/refund", "refund", "POST"),
-                         urls.link(up, "up")]
+        up = (
+            f"/v2/payments/authorizations/{self.authorization_id}"
+            if self.authorization_id
+            else f"/v2/checkout/orders/{self.order_id}"
+        )
+        wire["links"] = [
+            urls.link(f"/v2/payments/captures/{self.id}", "self"),
+            urls.link(f"/v2/payments/captures/{self.id}/refund", "refund", "POST"),
+            urls.link(up, "up"),
+        ]
         return wire
 
 
@@ -157,12 +175,14 @@ class Authorization:
 
     @property
     def captured(self) -> int:
-        return sum(c.amount.minor for c in self.captures
-                   if c.status in ("COMPLETED", "PENDING", "PARTIALLY_REFUNDED", "REFUNDED"))
+        return sum(
+            c.amount.minor
+            for c in self.captures
+            if c.status in ("COMPLETED", "PENDING", "PARTIALLY_REFUNDED", "REFUNDED")
+        )
 
     def wire(self, urls: Urls, standalone: bool = True) -> dict[str, Any]:
-        wire: dict[str, Any] = {"id": self.id, "status": self.status,
-                                "amount": self.amount.wire()}
+        wire: dict[str, Any] = {"id": self.id, "status": self.status, "amount": self.amount.wire()}
         for name in ("invoice_id", "custom_id", "processor_response"):
             if getattr(self, name) is not None:
                 wire[name] = getattr(self, name)
@@ -173,11 +193,13 @@ class Authorization:
         wire["create_time"] = iso_time(self.created)
         wire["update_time"] = iso_time(self.updated or self.created)
         path = f"/v2/payments/authorizations/{self.id}"
-        wire["links"] = [urls.link(path, "self"),
-                         urls.link(f"{path}/capture", "capture", "POST"),
-                         urls.link(f"{path}/void", "void", "POST"),
-                         urls.link(f"{path}/reauthorize", "reauthorize", "POST"),
-                         urls.link(f"/v2/checkout/orders/{self.order_id}", "up")]
+        wire["links"] = [
+            urls.link(path, "self"),
+            urls.link(f"{path}/capture", "capture", "POST"),
+            urls.link(f"{path}/void", "void", "POST"),
+            urls.link(f"{path}/reauthorize", "reauthorize", "POST"),
+            urls.link(f"/v2/checkout/orders/{self.order_id}", "up"),
+        ]
         return wire
 
 
@@ -212,25 +234,33 @@ class Order:
             wire["payment_source"] = {"card": _card_wire(self.card, self.authentication)}
         elif self.wallet is not None:
             wire["payment_source"] = {"paypal": self.wallet.wire()}
-        unit: dict[str, Any] = {"reference_id": self.reference_id, "amount": self.amount.wire(),
-                                "payee": {"merchant_id": "PAYMESHSANDBOX",
-                                          "email_address": "merchant@sandbox.paymesh.test"}}
+        unit: dict[str, Any] = {
+            "reference_id": self.reference_id,
+            "amount": self.amount.wire(),
+            "payee": {
+                "merchant_id": "PAYMESHSANDBOX",
+                "email_address": "merchant@sandbox.paymesh.test",
+            },
+        }
         for name in ("description", "custom_id", "invoice_id"):
             if getattr(self, name) is not None:
                 unit[name] = getattr(self, name)
         payments: dict[str, Any] = {}
         if self.authorizations:
-            payments["authorizations"] = [a.wire(urls, standalone=False)
-                                          for a in self.authorizations]
+            payments["authorizations"] = [
+                a.wire(urls, standalone=False) for a in self.authorizations
+            ]
         if self.captures:
             payments["captures"] = [c.wire(urls, standalone=False) for c in self.captures]
         if payments:
             unit["payments"] = payments
         wire["purchase_units"] = [unit]
         if self.wallet is not None and self.payer_id is not None:
-            wire["payer"] = {"name": {"given_name": self.wallet.given_name,
-                                      "surname": self.wallet.surname},
-                             "email_address": self.wallet.email, "payer_id": self.payer_id}
+            wire["payer"] = {
+                "name": {"given_name": self.wallet.given_name, "surname": self.wallet.surname},
+                "email_address": self.wallet.email,
+                "payer_id": self.payer_id,
+            }
         wire["create_time"] = iso_time(self.created)
         wire["update_time"] = iso_time(self.updated or self.created)
         wire["links"] = self.links(urls)
@@ -245,14 +275,18 @@ class Order:
         links = [urls.link(path, "self")]
         action = "capture" if self.intent == "CAPTURE" else "authorize"
         if self.status == "CREATED":
-            links += [urls.link(f"/checkoutnow?token={self.id}", "approve"),
-                      urls.link(path, "update", "PATCH"),
-                      urls.link(f"{path}/{action}", action, "POST")]
+            links += [
+                urls.link(f"/checkoutnow?token={self.id}", "approve"),
+                urls.link(path, "update", "PATCH"),
+                urls.link(f"{path}/{action}", action, "POST"),
+            ]
         elif self.status == "PAYER_ACTION_REQUIRED":
             links.append(urls.link(self.payer_action_path(), "payer-action"))
         elif self.status == "APPROVED":
-            links += [urls.link(path, "update", "PATCH"),
-                      urls.link(f"{path}/{action}", action, "POST")]
+            links += [
+                urls.link(path, "update", "PATCH"),
+                urls.link(f"{path}/{action}", action, "POST"),
+            ]
         return links
 
     def payer_action_path(self) -> str:

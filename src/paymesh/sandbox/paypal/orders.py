@@ -41,26 +41,33 @@ def create(call: Call) -> Answer:
     if intent is None:
         raise PayPalError.missing("/intent")
     if intent not in _INTENTS:
-        raise PayPalError.invalid_value("/intent", intent,
-                                        "The value of a field is invalid: CAPTURE or AUTHORIZE.")
+        raise PayPalError.invalid_value(
+            "/intent", intent, "The value of a field is invalid: CAPTURE or AUTHORIZE."
+        )
     units = body.get("purchase_units")
     if not isinstance(units, list) or not units:
         raise PayPalError.missing("/purchase_units")
     if len(units) > 1:
-        raise PayPalError.invalid_request("INVALID_ARRAY_MAX_ITEMS",
-                                          "The sandbox takes one purchase unit per order.",
-                                          field="/purchase_units", value=len(units))
+        raise PayPalError.invalid_request(
+            "INVALID_ARRAY_MAX_ITEMS",
+            "The sandbox takes one purchase unit per order.",
+            field="/purchase_units",
+            value=len(units),
+        )
     unit = units[0]
     if not isinstance(unit, dict):
         raise PayPalError.missing(_UNIT)
     order = Order(
-        id=resource_id(), intent=intent, status="CREATED",
+        id=resource_id(),
+        intent=intent,
+        status="CREATED",
         amount=parse_money(unit.get("amount"), f"{_UNIT}/amount"),
         reference_id=text(unit, "reference_id", f"{_UNIT}/reference_id", 256) or "default",
         custom_id=text(unit, "custom_id", f"{_UNIT}/custom_id", 255),
         invoice_id=text(unit, "invoice_id", f"{_UNIT}/invoice_id", 127),
         description=text(unit, "description", f"{_UNIT}/description", 127),
-        created=datetime.now(UTC))
+        created=datetime.now(UTC),
+    )
     source = mapping(body, "payment_source", "/payment_source")
     process_now = _apply_payment_source(call, order, source)
     call.merchant.orders[order.id] = order
@@ -76,36 +83,42 @@ def _apply_payment_source(call: Call, order: Order, source: dict[str, Any] | Non
         return False
     kinds = sorted(source)
     if kinds not in (["card"], ["paypal"]):
-        raise PayPalError.invalid_value("/payment_source", ",".join(kinds),
-                                        "The sandbox takes one payment source: card or paypal.")
+        raise PayPalError.invalid_value(
+            "/payment_source",
+            ",".join(kinds),
+            "The sandbox takes one payment source: card or paypal.",
+        )
     if "paypal" in source:
         wallet_source = mapping(source, "paypal", "/payment_source/paypal") or {}
         _experience(order, wallet_source, "/payment_source/paypal")
-        order.wallet = wallet_for(text(wallet_source, "email_address",
-                                       "/payment_source/paypal/email_address", 254))
+        order.wallet = wallet_for(
+            text(wallet_source, "email_address", "/payment_source/paypal/email_address", 254)
+        )
         order.status = "PAYER_ACTION_REQUIRED"
         return False
     card_source = mapping(source, "card", "/payment_source/card") or {}
-    vault_id = text(card_source, "vault_id", "/payment_source/card/vault_id", 255,
-                    required=True)
+    vault_id = text(card_source, "vault_id", "/payment_source/card/vault_id", 255, required=True)
     assert vault_id is not None
     if call.request_id is None:
         raise PayPalError.invalid_request(
             "PAYPAL_REQUEST_ID_REQUIRED",
             "A PayPal-Request-Id is required if you are trying to process payment for an Order. "
             "Please specify a PayPal-Request-Id or Create the Order without a 'payment_source' "
-            "specified.")
+            "specified.",
+        )
     card = card_for(vault_id)
     if card is None:
-        raise PayPalError.unprocessable("TOKEN_ID_NOT_FOUND",
-                                        "Specified token was not found. Verify the token and try "
-                                        "the request again.",
-                                        field="/payment_source/card/vault_id")
+        raise PayPalError.unprocessable(
+            "TOKEN_ID_NOT_FOUND",
+            "Specified token was not found. Verify the token and try the request again.",
+            field="/payment_source/card/vault_id",
+        )
     order.card = card
     _experience(order, card_source, "/payment_source/card")
     attributes = mapping(card_source, "attributes", "/payment_source/card/attributes") or {}
-    verification = mapping(attributes, "verification",
-                           "/payment_source/card/attributes/verification") or {}
+    verification = (
+        mapping(attributes, "verification", "/payment_source/card/attributes/verification") or {}
+    )
     always = verification.get("method") == "SCA_ALWAYS"
     if card.requires_3ds or always:
         order.status = "PAYER_ACTION_REQUIRED"
@@ -115,10 +128,8 @@ def _apply_payment_source(call: Call, order: Order, source: dict[str, Any] | Non
 
 def _experience(order: Order, source: dict[str, Any], field: str) -> None:
     context = mapping(source, "experience_context", f"{field}/experience_context") or {}
-    order.return_url = url(context, "return_url", f"{field}/experience_context/return_url",
-                           4000)
-    order.cancel_url = url(context, "cancel_url", f"{field}/experience_context/cancel_url",
-                           4000)
+    order.return_url = url(context, "return_url", f"{field}/experience_context/return_url", 4000)
+    order.cancel_url = url(context, "cancel_url", f"{field}/experience_context/cancel_url", 4000)
 
 
 def retrieve(call: Call) -> Answer:
@@ -126,15 +137,22 @@ def retrieve(call: Call) -> Answer:
 
 
 def capture(call: Call) -> Answer:
-    return _complete(call, "CAPTURE", "ORDER_ALREADY_CAPTURED",
-                     "Order already captured.If 'intent=CAPTURE' only one capture per order is "
-                     "allowed.")
+    return _complete(
+        call,
+        "CAPTURE",
+        "ORDER_ALREADY_CAPTURED",
+        "Order already captured.If 'intent=CAPTURE' only one capture per order is allowed.",
+    )
 
 
 def authorize(call: Call) -> Answer:
-    return _complete(call, "AUTHORIZE", "ORDER_ALREADY_AUTHORIZED",
-                     "Order already authorized.If 'intent=AUTHORIZE' only one authorization per "
-                     "order is allowed.")
+    return _complete(
+        call,
+        "AUTHORIZE",
+        "ORDER_ALREADY_AUTHORIZED",
+        "Order already authorized.If 'intent=AUTHORIZE' only one authorization per "
+        "order is allowed.",
+    )
 
 
 def _complete(call: Call, intent: str, done_issue: str, done_description: str) -> Answer:
@@ -145,7 +163,8 @@ def _complete(call: Call, intent: str, done_issue: str, done_description: str) -
             "ACTION_DOES_NOT_MATCH_INTENT",
             f"Order was created with an intent to '{order.intent}'. Please use "
             f"v2/checkout/orders/order_id/{action} to complete the transaction or alternately "
-            f"create an order with an intent of '{intent}'.")
+            f"create an order with an intent of '{intent}'.",
+        )
     if order.status == "COMPLETED":
         raise PayPalError.unprocessable(done_issue, done_description)
     if order.status != "APPROVED":
@@ -153,6 +172,7 @@ def _complete(call: Call, intent: str, done_issue: str, done_description: str) -
             "ORDER_NOT_APPROVED",
             "Payer has not yet approved the Order for payment. Please redirect the payer to the "
             "'rel':'approve' url returned as part of the HATEOAS links within the Create Order "
-            "call or provide a valid payment_source in the request.")
+            "call or provide a valid payment_source in the request.",
+        )
     complete_order(call, order)
     return Answer(201, order)

@@ -41,14 +41,22 @@ from paymesh.sandbox.return_urls import ReturnHosts, with_query
 
 __all__ = ["payer_routes"]
 
-_PASSED = {"liability_shift": "POSSIBLE",
-           "three_d_secure": {"enrollment_status": "Y", "authentication_status": "Y"}}
-_FAILED = {"liability_shift": "NO",
-           "three_d_secure": {"enrollment_status": "Y", "authentication_status": "N"}}
+_PASSED = {
+    "liability_shift": "POSSIBLE",
+    "three_d_secure": {"enrollment_status": "Y", "authentication_status": "Y"},
+}
+_FAILED = {
+    "liability_shift": "NO",
+    "three_d_secure": {"enrollment_status": "Y", "authentication_status": "N"},
+}
 
 
-def payer_routes(merchants: Merchants, events: EventPublisher, later: Later,
-                 return_hosts: Callable[[], ReturnHosts]) -> list[Route]:
+def payer_routes(
+    merchants: Merchants,
+    events: EventPublisher,
+    later: Later,
+    return_hosts: Callable[[], ReturnHosts],
+) -> list[Route]:
     def find(order_id: str | None) -> Order | PayPalError:
         merchant = merchants.by_order.get(order_id or "")
         if merchant is None or order_id is None:
@@ -57,13 +65,24 @@ def payer_routes(merchants: Merchants, events: EventPublisher, later: Later,
 
     def approve(request: Request, order: Order, query: dict[str, str]) -> Response:
         merchant = merchants.by_order[order.id]
-        call = Call(merchant=merchant, merchants=merchants, events=events, later=later,
-                    urls=sandbox_urls(request), body={}, path={})
+        call = Call(
+            merchant=merchant,
+            merchants=merchants,
+            events=events,
+            later=later,
+            urls=sandbox_urls(request),
+            body={},
+            path={},
+        )
         if order.status in ("CREATED", "PAYER_ACTION_REQUIRED"):
             order.status = "APPROVED"
             order.touch()
-            call.emit("CHECKOUT.ORDER.APPROVED", "checkout-order", order.wire(call.urls),
-                      "An order has been approved by buyer")
+            call.emit(
+                "CHECKOUT.ORDER.APPROVED",
+                "checkout-order",
+                order.wire(call.urls),
+                "An order has been approved by buyer",
+            )
         return _back(order, order.return_url, query, return_hosts())
 
     async def checkout(request: Request) -> Response:
@@ -71,9 +90,12 @@ def payer_routes(merchants: Merchants, events: EventPublisher, later: Later,
         if isinstance(order, PayPalError):
             return error_response(order)
         if order.card is not None:
-            return error_response(PayPalError.unprocessable(
-                "PAYER_ACTION_REQUIRED", "This order is paid by card: follow its payer-action "
-                                         "link to 3-D Secure."))
+            return error_response(
+                PayPalError.unprocessable(
+                    "PAYER_ACTION_REQUIRED",
+                    "This order is paid by card: follow its payer-action link to 3-D Secure.",
+                )
+            )
         if request.query_params.get("outcome") == "cancel":
             return _back(order, order.cancel_url, {"token": order.id}, return_hosts())
         if order.status in ("CREATED", "PAYER_ACTION_REQUIRED"):
@@ -86,17 +108,22 @@ def payer_routes(merchants: Merchants, events: EventPublisher, later: Later,
         if isinstance(order, PayPalError):
             return error_response(order)
         if order.card is None:
-            return error_response(PayPalError.unprocessable(
-                "PAYER_ACTION_REQUIRED", "This order is paid with PayPal: follow its approval "
-                                         "link."))
+            return error_response(
+                PayPalError.unprocessable(
+                    "PAYER_ACTION_REQUIRED",
+                    "This order is paid with PayPal: follow its approval link.",
+                )
+            )
         if order.status == "PAYER_ACTION_REQUIRED":
             failed = request.query_params.get("outcome") == "fail"
             order.authentication = dict(_FAILED if failed else _PASSED)
         shift = (order.authentication or {}).get("liability_shift", "")
         return approve(request, order, {"token": order.id, "liability_shift": shift})
 
-    return [Route("/checkoutnow", checkout, methods=["GET"]),
-            Route("/webapps/helios", three_d_secure, methods=["GET"])]
+    return [
+        Route("/checkoutnow", checkout, methods=["GET"]),
+        Route("/webapps/helios", three_d_secure, methods=["GET"]),
+    ]
 
 
 def _back(order: Order, url: str | None, query: dict[str, str], hosts: ReturnHosts) -> Response:

@@ -37,8 +37,9 @@ _KEY_FILE = "paypal-webhook-key.pem"
 _CERT_FILE = "paypal-webhook-cert.pem"
 
 
-def signed_message(transmission_id: str, transmission_time: str, webhook_id: str,
-                   body: bytes) -> bytes:
+def signed_message(
+    transmission_id: str, transmission_time: str, webhook_id: str, body: bytes
+) -> bytes:
     crc = zlib.crc32(body) & 0xFFFFFFFF
     return f"{transmission_id}|{transmission_time}|{webhook_id}|{crc}".encode()
 
@@ -61,11 +62,16 @@ class SigningIdentity:
     certificate: x509.Certificate
 
     @classmethod
-    def generate(cls, common_name: str = "paymesh PayPal sandbox webhooks",
-                 valid_days: int = 3650) -> SigningIdentity:
+    def generate(
+        cls, common_name: str = "paymesh PayPal sandbox webhooks", valid_days: int = 3650
+    ) -> SigningIdentity:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paymesh sandbox")])
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paymesh sandbox"),
+            ]
+        )
         now = datetime.now(UTC)
         certificate = (
             x509.CertificateBuilder()
@@ -76,11 +82,20 @@ class SigningIdentity:
             .not_valid_before(now - timedelta(days=1))
             .not_valid_after(now + timedelta(days=valid_days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(key, hashes.SHA256())
         )
         return cls(key, certificate)
@@ -111,9 +126,11 @@ class SigningIdentity:
 
     @property
     def key_pem(self) -> bytes:
-        return self.private_key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption())
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
     @property
     def cert_pem(self) -> bytes:

@@ -61,12 +61,10 @@ class Merchant:
     request_ids: RequestIds[Answer] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.request_ids = RequestIds(self.request_id_ttl,
-                                      max_entries=self.limits.idempotency_keys)
+        self.request_ids = RequestIds(self.request_id_ttl, max_entries=self.limits.idempotency_keys)
 
     def objects(self) -> int:
-        return len(self.orders) + len(self.authorizations) + len(self.captures) + len(
-            self.refunds)
+        return len(self.orders) + len(self.authorizations) + len(self.captures) + len(self.refunds)
 
     def make_room(self) -> list[str]:
         """Forget the oldest orders, each with what was made from it, until the merchant
@@ -109,8 +107,9 @@ class Merchant:
 
 
 class Merchants:
-    def __init__(self, request_id_ttl: float = TTL_SECONDS,
-                 limits: MemoryLimits | None = None) -> None:
+    def __init__(
+        self, request_id_ttl: float = TTL_SECONDS, limits: MemoryLimits | None = None
+    ) -> None:
         self._ttl = request_id_ttl
         self.limits = limits or MemoryLimits()
         self._by_client: dict[str, Merchant] = {}  # least recently used first

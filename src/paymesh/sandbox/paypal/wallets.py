@@ -17,8 +17,7 @@ import hashlib
 
 from paymesh.sandbox.paypal.objects import Wallet
 
-__all__ = ["DEFAULT_BUYER", "ECHECK_CLEARS", "ECHECK_DENIED", "Funding", "funding_of",
-           "wallet_for"]
+__all__ = ["DEFAULT_BUYER", "ECHECK_CLEARS", "ECHECK_DENIED", "Funding", "funding_of", "wallet_for"]
 
 DEFAULT_BUYER = "sb-buyer@personal.paymesh.test"
 ECHECK_DENIED = "echeck-denied@buyer.paymesh.test"

@@ -26,5 +26,12 @@ from paymesh.service.payments.commands import (
 from paymesh.service.payments.psp_caller import PspCaller, psp_key
 from paymesh.service.payments.service import PaymentService
 
-__all__ = ["CancelPayment", "CapturePayment", "CreatePayment", "PaymentService", "PspCaller",
-           "RefundPayment", "psp_key"]
+__all__ = [
+    "CancelPayment",
+    "CapturePayment",
+    "CreatePayment",
+    "PaymentService",
+    "PspCaller",
+    "RefundPayment",
+    "psp_key",
+]

@@ -29,14 +29,16 @@ Completion = Callable[[Payment], IdempotencyWrite | None]
 
 
 class AuthorizationDriver:
-    def __init__(self, writes: PaymentWrites, psp: PspCaller,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, writes: PaymentWrites, psp: PspCaller, clock: Callable[[], datetime]
+    ) -> None:
         self.writes = writes
         self.psp = psp
         self.clock = clock
 
-    async def drive(self, payment: Payment, first_send: bool = False,
-                    completion: Completion = lambda p: None) -> tuple[Payment, bool]:
+    async def drive(
+        self, payment: Payment, first_send: bool = False, completion: Completion = lambda p: None
+    ) -> tuple[Payment, bool]:
         """Ask the PSP about an unsettled payment and record its answer, with `completion`'s
         idempotency write in the same commit. Returns (payment, whether it was committed).
 
@@ -46,8 +48,7 @@ class AuthorizationDriver:
         charged; a resend after a crash may follow a send that did reach the PSP.
         """
         while True:
-            payment, committed, failed_over = await self._one_psp(payment, first_send,
-                                                                  completion)
+            payment, committed, failed_over = await self._one_psp(payment, first_send, completion)
             if not failed_over:
                 return payment, committed
 
@@ -61,67 +62,97 @@ class AuthorizationDriver:
         payment, _ = await self.drive(payment, first_send=True)
         return payment
 
-    async def _one_psp(self, payment: Payment, first_send: bool,
-                       completion: Completion) -> tuple[Payment, bool, bool]:
+    async def _one_psp(
+        self, payment: Payment, first_send: bool, completion: Completion
+    ) -> tuple[Payment, bool, bool]:
         """One PSP's turn; the last flag says the payment moved on to the next PSP."""
         connector = self.psp.connector_for(payment)
-        if failover.before_call(first_send=first_send, can_fail_over=payment.can_fail_over(),
-                                circuit_open=not self.psp.allows(connector.name)):
+        if failover.before_call(
+            first_send=first_send,
+            can_fail_over=payment.can_fail_over(),
+            circuit_open=not self.psp.allows(connector.name),
+        ):
             return await self._fail_over(payment, f"{connector.name}: circuit open"), False, True
         known = payment.connector_payment_id is not None
         try:
             if payment.connector_payment_id is None:
                 request = AuthorizeRequest(
-                    payment_id=payment.id, amount=payment.amount, currency=payment.currency,
+                    payment_id=payment.id,
+                    amount=payment.amount,
+                    currency=payment.currency,
                     payment_method=payment.payment_method,
                     capture_method=payment.psp_capture_method,
-                    customer_id=payment.customer_id, description=payment.description,
+                    customer_id=payment.customer_id,
+                    description=payment.description,
                     metadata=payment.metadata,
-                    idempotency_key=psp_key(payment.id, "authorize", payment.attempt))
-                outcome = await self.psp.call(connector.name,
-                                              lambda: connector.authorize(request))
+                    idempotency_key=psp_key(payment.id, "authorize", payment.attempt),
+                )
+                outcome = await self.psp.call(connector.name, lambda: connector.authorize(request))
             else:
                 ref = payment.connector_payment_id
                 outcome = await self.psp.call(connector.name, lambda: connector.retrieve(ref))
         except PspError as exc:
-            step = failover.after_call(failover.Attempt(
-                answered=False, outcome_unknown=exc.outcome_unknown, retryable=exc.retryable,
-                first_send=first_send, known_to_psp=known,
-                can_fail_over=payment.can_fail_over()))
+            step = failover.after_call(
+                failover.Attempt(
+                    answered=False,
+                    outcome_unknown=exc.outcome_unknown,
+                    retryable=exc.retryable,
+                    first_send=first_send,
+                    known_to_psp=known,
+                    can_fail_over=payment.can_fail_over(),
+                )
+            )
             if step == failover.Next.LEAVE:
-                log.warning("payment %s: %s did not answer (%s); left %s for recovery",
-                            payment.id, exc.psp, exc.code or exc.http_status, payment.status)
+                log.warning(
+                    "payment %s: %s did not answer (%s); left %s for recovery",
+                    payment.id,
+                    exc.psp,
+                    exc.code or exc.http_status,
+                    payment.status,
+                )
                 return payment, False, False
             if step == failover.Next.FAIL_OVER:  # the PSP provably did not act
                 reason = f"{exc.psp}: {exc.code or exc.http_status or 'unavailable'}"
                 return await self._fail_over(payment, reason), False, True
-            failure = Failure(code="psp_unavailable" if exc.retryable else
-                              (exc.code or "psp_rejected"),
-                              message=f"{exc.psp}: {exc.message}", retryable=exc.retryable)
+            failure = Failure(
+                code="psp_unavailable" if exc.retryable else (exc.code or "psp_rejected"),
+                message=f"{exc.psp}: {exc.message}",
+                retryable=exc.retryable,
+            )
             outcome = PspOutcome(status=S.FAILED, failure=failure)
         else:
             soft = outcome.failure
-            step = failover.after_call(failover.Attempt(
-                answered=True,
-                soft_decline=outcome.status == S.FAILED and soft is not None and soft.retryable,
-                first_send=first_send, known_to_psp=known,
-                can_fail_over=payment.can_fail_over(),
-                route_retries_soft_declines=bool(payment.routing
-                                                 and payment.routing.retry_soft_declines)))
+            step = failover.after_call(
+                failover.Attempt(
+                    answered=True,
+                    soft_decline=outcome.status == S.FAILED and soft is not None and soft.retryable,
+                    first_send=first_send,
+                    known_to_psp=known,
+                    can_fail_over=payment.can_fail_over(),
+                    route_retries_soft_declines=bool(
+                        payment.routing and payment.routing.retry_soft_declines
+                    ),
+                )
+            )
             if step == failover.Next.FAIL_OVER:
                 # A soft decline the route lets another PSP try; the first charged nothing.
                 assert soft is not None
                 reason = f"{connector.name}: soft decline {soft.decline_code or soft.code}"
-                return await self._fail_over(payment, reason, outcome.connector_payment_id), \
-                    False, True
+                return (
+                    await self._fail_over(payment, reason, outcome.connector_payment_id),
+                    False,
+                    True,
+                )
         now = self.clock()
         answer = outcome
-        payment = await self.writes.settle(payment, lambda p: p.apply_psp_outcome(answer, now),
-                                           completion)
+        payment = await self.writes.settle(
+            payment, lambda p: p.apply_psp_outcome(answer, now), completion
+        )
         return payment, True, False
 
-    async def _fail_over(self, payment: Payment, reason: str,
-                         declined_ref: str | None = None) -> Payment:
+    async def _fail_over(
+        self, payment: Payment, reason: str, declined_ref: str | None = None
+    ) -> Payment:
         now = self.clock()
 
         def move(p: Payment) -> None:

@@ -30,10 +30,17 @@ S = PaymentStatus
 
 
 class CreatePaymentHandler:
-    def __init__(self, writes: PaymentWrites, idempotent: Idempotent,
-                 driver: AuthorizationDriver, scorer: RiskScorer, psps: list[str],
-                 default_psp: str, routing: RoutingService | None,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        writes: PaymentWrites,
+        idempotent: Idempotent,
+        driver: AuthorizationDriver,
+        scorer: RiskScorer,
+        psps: list[str],
+        default_psp: str,
+        routing: RoutingService | None,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.writes = writes
         self.idempotent = idempotent
         self.driver = driver
@@ -43,31 +50,47 @@ class CreatePaymentHandler:
         self.routing = routing
         self.clock = clock
 
-    async def handle(self, merchant_id: str, command: CreatePayment,
-                     idempotency_key: str | None) -> Reply:
+    async def handle(
+        self, merchant_id: str, command: CreatePayment, idempotency_key: str | None
+    ) -> Reply:
         if command.connector is not None and command.connector not in self.psps:
-            raise BadRequest(f"unknown connector {command.connector!r}; configured: "
-                             f"{', '.join(sorted(self.psps))}", param="connector")
+            raise BadRequest(
+                f"unknown connector {command.connector!r}; configured: "
+                f"{', '.join(sorted(self.psps))}",
+                param="connector",
+            )
         key = idempotency_key
         if key is None and "order_id" in command.metadata:
-            key = derived_key(merchant_id, command.amount, command.currency,
-                              command.customer_id, command.metadata["order_id"])
+            key = derived_key(
+                merchant_id,
+                command.amount,
+                command.currency,
+                command.customer_id,
+                command.metadata["order_id"],
+            )
         fp = fingerprint("create_payment", command)
         return await self.idempotent.run(
-            merchant_id, key, fp, lambda: ids.new_id("pay"),
-            lambda claim: self._create(merchant_id, command, claim))
+            merchant_id,
+            key,
+            fp,
+            lambda: ids.new_id("pay"),
+            lambda claim: self._create(merchant_id, command, claim),
+        )
 
-    async def _plan(self, merchant_id: str, command: CreatePayment,
-                    payment_id: str) -> tuple[str, Routing | None]:
+    async def _plan(
+        self, merchant_id: str, command: CreatePayment, payment_id: str
+    ) -> tuple[str, Routing | None]:
         if self.routing is None:
             return command.connector or self.default_psp, None
-        facts = PaymentFacts(amount=command.amount, currency=command.currency,
-                             country=command.risk.country,
-                             payment_method_type=method_type(command.payment_method))
+        facts = PaymentFacts(
+            amount=command.amount,
+            currency=command.currency,
+            country=command.risk.country,
+            payment_method_type=method_type(command.payment_method),
+        )
         return await self.routing.plan(merchant_id, facts, payment_id, command.connector)
 
-    async def _create(self, merchant_id: str, command: CreatePayment,
-                      claim: Claim | None) -> Reply:
+    async def _create(self, merchant_id: str, command: CreatePayment, claim: Claim | None) -> Reply:
         now = self.clock()
         if claim is not None and claim.resumed:
             existing = await self.writes.store.get_payment(claim.resource_id)
@@ -75,18 +98,34 @@ class CreatePaymentHandler:
                 await self.writes.commit(Changeset(idempotency=claim.write))
                 return await self._finish(existing, claim)
         payment_id = claim.resource_id if claim else ids.new_id("pay")
-        assessment = await self.scorer.assess(RiskInput(
-            payment_id=payment_id, merchant_id=merchant_id, customer_id=command.customer_id,
-            amount=command.amount, currency=command.currency,
-            payment_method=command.payment_method, context=command.risk))
+        assessment = await self.scorer.assess(
+            RiskInput(
+                payment_id=payment_id,
+                merchant_id=merchant_id,
+                customer_id=command.customer_id,
+                amount=command.amount,
+                currency=command.currency,
+                payment_method=command.payment_method,
+                context=command.risk,
+            )
+        )
         connector, routing = await self._plan(merchant_id, command, payment_id)
         payment = Payment.initiate(
-            now=now, fraud=assessment,
-            id=payment_id, merchant_id=merchant_id,
-            amount=command.amount, currency=command.currency, customer_id=command.customer_id,
-            payment_method=command.payment_method, capture_method=command.capture_method,
-            connector=connector, description=command.description,
-            metadata=dict(command.metadata), risk=command.risk, routing=routing)
+            now=now,
+            fraud=assessment,
+            id=payment_id,
+            merchant_id=merchant_id,
+            amount=command.amount,
+            currency=command.currency,
+            customer_id=command.customer_id,
+            payment_method=command.payment_method,
+            capture_method=command.capture_method,
+            connector=connector,
+            description=command.description,
+            metadata=dict(command.metadata),
+            risk=command.risk,
+            routing=routing,
+        )
         changes = Changeset(idempotency=claim.write if claim else None)
         if assessment.decision == "block":
             payment.block(now)
@@ -102,14 +141,20 @@ class CreatePaymentHandler:
 
     @staticmethod
     def _reply_for(payment: Payment) -> Reply:
-        if payment.status == S.FAILED and payment.failure and \
-                payment.failure.code == "psp_unavailable":
-            return Reply.of(503, PspUnavailable(
-                payment.failure.message, extra={"payment_id": payment.id}).body())
+        if (
+            payment.status == S.FAILED
+            and payment.failure
+            and payment.failure.code == "psp_unavailable"
+        ):
+            return Reply.of(
+                503,
+                PspUnavailable(payment.failure.message, extra={"payment_id": payment.id}).body(),
+            )
         return payment_reply(payment, created=True)
 
-    async def _finish(self, payment: Payment, claim: Claim | None,
-                      first_send: bool = False) -> Reply:
+    async def _finish(
+        self, payment: Payment, claim: Claim | None, first_send: bool = False
+    ) -> Reply:
         """Drive a recorded payment as far as the PSP takes it now; reply and complete."""
         stored: list[Reply] = []
 

@@ -21,15 +21,21 @@ from paymesh.service.views import Reply, payment_reply
 
 
 class Idempotent:
-    def __init__(self, records: IdempotencyStore, writes: PaymentWrites,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, records: IdempotencyStore, writes: PaymentWrites, clock: Callable[[], datetime]
+    ) -> None:
         self.guard = IdempotencyGuard(records, clock)
         self.writes = writes
         self.clock = clock
 
-    async def run(self, merchant_id: str, key: str | None, fp: str,
-                  new_resource_id: Callable[[], str],
-                  execute: Callable[[Claim | None], Awaitable[Reply]]) -> Reply:
+    async def run(
+        self,
+        merchant_id: str,
+        key: str | None,
+        fp: str,
+        new_resource_id: Callable[[], str],
+        execute: Callable[[Claim | None], Awaitable[Reply]],
+    ) -> Reply:
         if key is None:
             return await execute(None)
         for _ in range(2):
@@ -52,23 +58,31 @@ class Idempotent:
         record = replace(claim.write.record, locked_until=now)
         # A conflict means the claim was never written, or is someone else's now.
         with contextlib.suppress(IdempotencyConflict):
-            await self.writes.store.commit(Changeset(idempotency=IdempotencyWrite(
-                record, now, expected_token=claim.write.record.lease_token)))
+            await self.writes.store.commit(
+                Changeset(
+                    idempotency=IdempotencyWrite(
+                        record, now, expected_token=claim.write.record.lease_token
+                    )
+                )
+            )
 
     async def store_claim(self, claim: Claim | None) -> None:
         """Write the claim alone, before a PSP call whose answer settles the payment."""
         if claim is not None:
             await self.writes.commit(Changeset(idempotency=claim.write))
 
-    async def store_reply(self, claim: Claim | None, reply: Reply,
-                          first_write: bool = False) -> Reply:
+    async def store_reply(
+        self, claim: Claim | None, reply: Reply, first_write: bool = False
+    ) -> Reply:
         """Keep `reply` for the key; `first_write` when the claim itself was not written."""
         if claim is not None:
-            await self.writes.commit(Changeset(idempotency=claim.complete(
-                reply, self.clock(), first_write=first_write)))
+            await self.writes.commit(
+                Changeset(idempotency=claim.complete(reply, self.clock(), first_write=first_write))
+            )
         return reply
 
-    async def complete(self, payment: Payment, claim: Claim | None,
-                       first_write: bool = False) -> Reply:
+    async def complete(
+        self, payment: Payment, claim: Claim | None, first_write: bool = False
+    ) -> Reply:
         """The payment's reply, kept for the key."""
         return await self.store_reply(claim, payment_reply(payment), first_write)

@@ -29,8 +29,12 @@ def psp_key(resource_id: str, operation: str, attempt: int = 1) -> str:
 
 
 class PspCaller:
-    def __init__(self, connectors: dict[str, Connector], breakers: CircuitBreakers,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+    def __init__(
+        self,
+        connectors: dict[str, Connector],
+        breakers: CircuitBreakers,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
         self.connectors = connectors
         self.breakers = breakers
         self.retry_delays = retry_delays
@@ -65,16 +69,20 @@ class PspCaller:
                 return outcome
         raise AssertionError("unreachable")
 
-    async def answer_or_error(self, psp: str,
-                              call: Callable[[], Awaitable[PspOutcome]]) -> PspOutcome:
+    async def answer_or_error(
+        self, psp: str, call: Callable[[], Awaitable[PspOutcome]]
+    ) -> PspOutcome:
         """For a request a client waits on: the PSP's answer, or the error the client gets
         (409 when the PSP refused, 503 when it did not answer: retrying is safe)."""
         try:
             return await self.call(psp, call)
         except PspError as exc:
             if not exc.retryable:  # the PSP answered no: asking again will not change that
-                raise StateConflict(f"{exc.psp} refused the request: {exc.message}",
-                                    code="psp_refused") from exc
-            raise PspUnavailable(f"{exc.psp} did not complete the request: {exc.message}; "
-                                 "retrying with the same idempotency key is safe",
-                                 code="psp_unavailable") from exc
+                raise StateConflict(
+                    f"{exc.psp} refused the request: {exc.message}", code="psp_refused"
+                ) from exc
+            raise PspUnavailable(
+                f"{exc.psp} did not complete the request: {exc.message}; "
+                "retrying with the same idempotency key is safe",
+                code="psp_unavailable",
+            ) from exc

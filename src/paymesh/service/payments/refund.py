@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 class RefundDriver:
     """Asks the PSP for a reserved refund and records its answer (also used by recovery)."""
 
-    def __init__(self, writes: PaymentWrites, psp: PspCaller,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, writes: PaymentWrites, psp: PspCaller, clock: Callable[[], datetime]
+    ) -> None:
         self.writes = writes
         self.psp = psp
         self.clock = clock
@@ -44,45 +45,73 @@ class RefundDriver:
         connector = self.psp.connector_for(payment)
         ref = payment.connector_payment_id
         try:
-            outcome = await self.psp.call(connector.name, lambda: connector.refund(
-                ref, refund.amount, refund.id, refund.reason, psp_key(refund.id, "refund"),
-                currency=payment.currency))
+            outcome = await self.psp.call(
+                connector.name,
+                lambda: connector.refund(
+                    ref,
+                    refund.amount,
+                    refund.id,
+                    refund.reason,
+                    psp_key(refund.id, "refund"),
+                    currency=payment.currency,
+                ),
+            )
         except PspError as exc:
-            log.warning("refund %s: %s did not answer (%s); left pending", refund_id, exc.psp,
-                        exc.code or exc.http_status)
+            log.warning(
+                "refund %s: %s did not answer (%s); left pending",
+                refund_id,
+                exc.psp,
+                exc.code or exc.http_status,
+            )
             return payment, False
         now = self.clock()
         if outcome.succeeded is None:  # accepted; the verdict comes by webhook
             if outcome.connector_refund_id and not refund.connector_refund_id:
                 psp_ref = outcome.connector_refund_id
                 payment = await self.writes.settle(
-                    payment, lambda p: p.note_refund_reference(refund_id, psp_ref, now))
+                    payment, lambda p: p.note_refund_reference(refund_id, psp_ref, now)
+                )
             return payment, True
         verdict = outcome.succeeded
-        return await self.writes.settle(payment, lambda p: p.settle_refund(
-            refund_id, verdict, now, outcome.connector_refund_id, outcome.failure_reason)), True
+        return await self.writes.settle(
+            payment,
+            lambda p: p.settle_refund(
+                refund_id, verdict, now, outcome.connector_refund_id, outcome.failure_reason
+            ),
+        ), True
 
 
 class RefundPaymentHandler:
-    def __init__(self, writes: PaymentWrites, idempotent: Idempotent, driver: RefundDriver,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        writes: PaymentWrites,
+        idempotent: Idempotent,
+        driver: RefundDriver,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.writes = writes
         self.idempotent = idempotent
         self.driver = driver
         self.clock = clock
 
-    async def handle(self, merchant_id: str, command: RefundPayment,
-                     idempotency_key: str | None) -> Reply:
+    async def handle(
+        self, merchant_id: str, command: RefundPayment, idempotency_key: str | None
+    ) -> Reply:
         if command.amount is not None:
             money.check_amount(command.amount)
-        fp = fingerprint("refund", {"payment_id": command.payment_id,
-                                    "amount": command.amount, "reason": command.reason})
+        fp = fingerprint(
+            "refund",
+            {"payment_id": command.payment_id, "amount": command.amount, "reason": command.reason},
+        )
         return await self.idempotent.run(
-            merchant_id, idempotency_key, fp, lambda: ids.new_id("re"),
-            lambda claim: self._refund(merchant_id, command, claim))
+            merchant_id,
+            idempotency_key,
+            fp,
+            lambda: ids.new_id("re"),
+            lambda claim: self._refund(merchant_id, command, claim),
+        )
 
-    async def _refund(self, merchant_id: str, command: RefundPayment,
-                      claim: Claim | None) -> Reply:
+    async def _refund(self, merchant_id: str, command: RefundPayment, claim: Claim | None) -> Reply:
         payment = await self.writes.load(merchant_id, command.payment_id)
         refund_id = claim.resource_id if claim else ids.new_id("re")
         now = self.clock()
@@ -91,8 +120,9 @@ class RefundPaymentHandler:
             if not any(r.id == refund_id for r in p.refunds):  # not on a resumed claim
                 p.start_refund(refund_id, command.amount, command.reason, now)
 
-        payment = await self.writes.settle(payment, reserve,
-                                           lambda p: claim.write if claim else None)
+        payment = await self.writes.settle(
+            payment, reserve, lambda p: claim.write if claim else None
+        )
         payment, answered = await self.driver.drive(payment, refund_id)
         reply = Reply.of(201, refund_view(payment.refund(refund_id)))
         if claim is not None and not answered:

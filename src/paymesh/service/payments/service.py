@@ -36,12 +36,17 @@ class PaymentStoreWithKeys(PaymentsAndCommit, IdempotencyStore, Protocol):
 
 
 class PaymentService:
-    def __init__(self, store: PaymentStoreWithKeys, connectors: dict[str, Connector],
-                 scorer: RiskScorer, clock: Callable[[], datetime],
-                 default_connector: str = "stripe",
-                 on_commit: Callable[[], None] = lambda: None,
-                 routing: RoutingService | None = None,
-                 breakers: CircuitBreakers | None = None) -> None:
+    def __init__(
+        self,
+        store: PaymentStoreWithKeys,
+        connectors: dict[str, Connector],
+        scorer: RiskScorer,
+        clock: Callable[[], datetime],
+        default_connector: str = "stripe",
+        on_commit: Callable[[], None] = lambda: None,
+        routing: RoutingService | None = None,
+        breakers: CircuitBreakers | None = None,
+    ) -> None:
         self.store = store
         self.connectors = connectors
         self.clock = clock
@@ -50,39 +55,57 @@ class PaymentService:
         idempotent = Idempotent(store, self.writes, clock)
         self.authorization = AuthorizationDriver(self.writes, self.psp, clock)
         self.refunds = RefundDriver(self.writes, self.psp, clock)
-        self.creating = CreatePaymentHandler(self.writes, idempotent, self.authorization,
-                                             scorer, list(connectors), default_connector,
-                                             routing, clock)
+        self.creating = CreatePaymentHandler(
+            self.writes,
+            idempotent,
+            self.authorization,
+            scorer,
+            list(connectors),
+            default_connector,
+            routing,
+            clock,
+        )
         self.capturing = CapturePaymentHandler(self.writes, idempotent, self.psp, clock)
         self.canceling = CancelPaymentHandler(self.writes, idempotent, self.psp, clock)
         self.refunding = RefundPaymentHandler(self.writes, idempotent, self.refunds, clock)
 
     # -- the client's requests ------------------------------------------------------------
 
-    async def create(self, merchant_id: str, req: CreatePayment,
-                     idempotency_key: str | None) -> Reply:
+    async def create(
+        self, merchant_id: str, req: CreatePayment, idempotency_key: str | None
+    ) -> Reply:
         return await self.creating.handle(merchant_id, req, idempotency_key)
 
-    async def capture(self, merchant_id: str, payment_id: str, amount: int | None,
-                      idempotency_key: str | None) -> Reply:
-        return await self.capturing.handle(merchant_id, CapturePayment(payment_id, amount),
-                                           idempotency_key)
+    async def capture(
+        self, merchant_id: str, payment_id: str, amount: int | None, idempotency_key: str | None
+    ) -> Reply:
+        return await self.capturing.handle(
+            merchant_id, CapturePayment(payment_id, amount), idempotency_key
+        )
 
-    async def cancel(self, merchant_id: str, payment_id: str,
-                     idempotency_key: str | None) -> Reply:
-        return await self.canceling.handle(merchant_id, CancelPayment(payment_id),
-                                           idempotency_key)
+    async def cancel(self, merchant_id: str, payment_id: str, idempotency_key: str | None) -> Reply:
+        return await self.canceling.handle(merchant_id, CancelPayment(payment_id), idempotency_key)
 
-    async def refund(self, merchant_id: str, payment_id: str, amount: int | None,
-                     reason: str | None, idempotency_key: str | None) -> Reply:
+    async def refund(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        amount: int | None,
+        reason: str | None,
+        idempotency_key: str | None,
+    ) -> Reply:
         return await self.refunding.handle(
-            merchant_id, RefundPayment(payment_id, amount, reason), idempotency_key)
+            merchant_id, RefundPayment(payment_id, amount, reason), idempotency_key
+        )
 
     # -- for the bus's targets, recovery and the review queue -----------------------------
 
-    async def drive(self, payment: Payment, first_send: bool = False,
-                    completion: Callable[[Payment], IdempotencyWrite | None] = lambda p: None,
-                    ) -> tuple[Payment, bool]:
+    async def drive(
+        self,
+        payment: Payment,
+        first_send: bool = False,
+        completion: Callable[[Payment], IdempotencyWrite | None] = lambda p: None,
+    ) -> tuple[Payment, bool]:
         return await self.authorization.drive(payment, first_send, completion)
 
     async def retry(self, payment: Payment, max_attempts: int) -> Payment:
@@ -100,6 +123,5 @@ class PaymentService:
     def connector_for(self, payment: Payment) -> Connector:
         return self.psp.connector_for(payment)
 
-    async def psp_or_503(self, psp: str,
-                         call: Callable[[], Awaitable[PspOutcome]]) -> PspOutcome:
+    async def psp_or_503(self, psp: str, call: Callable[[], Awaitable[PspOutcome]]) -> PspOutcome:
         return await self.psp.answer_or_error(psp, call)

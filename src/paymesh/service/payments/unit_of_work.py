@@ -30,8 +30,9 @@ class PaymentsAndCommit(UnitOfWork, PaymentStore, Protocol):
 
 
 class PaymentWrites:
-    def __init__(self, store: PaymentsAndCommit,
-                 on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, store: PaymentsAndCommit, on_commit: Callable[[], None] = lambda: None
+    ) -> None:
         self.store = store
         #: Wakes whatever publishes the outbox (the bus, the relay) once events are durable.
         self.on_commit = on_commit
@@ -48,9 +49,12 @@ class PaymentWrites:
             raise NotFound(f"no such payment: {payment_id!r}", param="id")
         return payment
 
-    async def settle(self, payment: Payment, change: Callable[[Payment], object],
-                     complete: Callable[[Payment], IdempotencyWrite | None] = lambda p: None,
-                     ) -> Payment:
+    async def settle(
+        self,
+        payment: Payment,
+        change: Callable[[Payment], object],
+        complete: Callable[[Payment], IdempotencyWrite | None] = lambda p: None,
+    ) -> Payment:
         """Apply `change` and commit, with `complete`'s idempotency write; on a lost race
         re-read and apply again."""
         for _ in range(_WRITE_RETRIES):

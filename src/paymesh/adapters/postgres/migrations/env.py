@@ -10,8 +10,10 @@ from alembic import context
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("paymesh applies its PostgreSQL migrations at PostgresStore.open(); "
-                       "this environment needs the connection it hands in")
+    raise RuntimeError(
+        "paymesh applies its PostgreSQL migrations at PostgresStore.open(); "
+        "this environment needs the connection it hands in"
+    )
 context.configure(connection=connection, target_metadata=None)
 with context.begin_transaction():
     context.run_migrations()

@@ -52,13 +52,11 @@ _STATEMENTS = (
     # Recovery finds refunds the PSP never answered: the oldest pending one's time, or NULL.
     """CREATE INDEX payments_refund_pending ON payments (refund_pending_at)
         WHERE refund_pending_at IS NOT NULL""",
-
     """CREATE TABLE refunds (
         id text PRIMARY KEY,
         merchant_id text NOT NULL,
         payment_id text NOT NULL
     )""",
-
     """CREATE TABLE idempotency (
         merchant_id text NOT NULL,
         key text NOT NULL,
@@ -73,7 +71,6 @@ _STATEMENTS = (
         PRIMARY KEY (merchant_id, key)
     )""",
     "CREATE INDEX idempotency_by_expiry ON idempotency (expires_at)",
-
     # seq is the outbox's order. Sequence values are taken before commit, so a reader may see
     # seq 10 before seq 9 commits. The outbox is read by its `delivered` flag, never by a
     # high-water mark, so the late event is routed on the next pass.
@@ -90,13 +87,11 @@ _STATEMENTS = (
     "CREATE INDEX events_by_payment ON events (merchant_id, payment_id, seq)",
     "CREATE INDEX events_by_merchant ON events (merchant_id, seq)",
     "CREATE INDEX events_undelivered ON events (seq) WHERE NOT delivered",
-
     """CREATE TABLE processed (
         consumer text NOT NULL,
         event_id text NOT NULL,
         PRIMARY KEY (consumer, event_id)
     )""",
-
     """CREATE TABLE notifications (
         id text PRIMARY KEY,
         merchant_id text NOT NULL,
@@ -108,21 +103,18 @@ _STATEMENTS = (
         created_at timestamptz NOT NULL
     )""",
     "CREATE INDEX notifications_by_payment ON notifications (merchant_id, payment_id)",
-
     """CREATE TABLE api_keys (
         key_hash text PRIMARY KEY,
         merchant_id text NOT NULL,
         prefix text NOT NULL,
         created_at timestamptz NOT NULL
     )""",
-
     """CREATE TABLE rules (
         merchant_id text COLLATE "C" NOT NULL,
         name text COLLATE "C" NOT NULL,
         doc bytea NOT NULL,
         PRIMARY KEY (merchant_id, name)
     )""",
-
     # A delivery is leased until `locked_until`, and '-infinity' means not leased.
     """CREATE TABLE deliveries (
         id text COLLATE "C" PRIMARY KEY,
@@ -143,7 +135,6 @@ _STATEMENTS = (
     "CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending'",
     """CREATE INDEX deliveries_dead ON deliveries (merchant_id, updated_at DESC, id DESC)
         WHERE status = 'dead'""",
-
     # Named documents: the fraud features checkpoint, routing tables.
     """CREATE TABLE blobs (
         name text PRIMARY KEY,
@@ -152,8 +143,18 @@ _STATEMENTS = (
     )""",
 )
 
-_TABLES = ("blobs", "deliveries", "rules", "api_keys", "notifications", "processed", "events",
-           "idempotency", "refunds", "payments")
+_TABLES = (
+    "blobs",
+    "deliveries",
+    "rules",
+    "api_keys",
+    "notifications",
+    "processed",
+    "events",
+    "idempotency",
+    "refunds",
+    "payments",
+)
 
 
 def upgrade() -> None:
