@@ -128,9 +128,13 @@ def notifications(
         time.sleep(0.02)
 
 
-def settle() -> None:
-    """Long enough for a notification that should not come to have arrived."""
-    time.sleep(0.3)
+def settle(sandbox: AdyenSandbox, timeout: float = 5.0) -> None:
+    """Until every notification the sandbox sent was delivered: any that should not come
+    would have arrived by then."""
+    deadline = time.monotonic() + timeout
+    while not sandbox.webhooks.idle:
+        assert time.monotonic() < deadline, "the sandbox's webhooks never finished"
+        time.sleep(0.01)
 
 
 def adyen_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -298,7 +302,9 @@ def test_a_holder_name_beats_the_vault_token(client: httpx.Client) -> None:
 
 
 def test_the_same_key_and_body_replays_the_answer(
-    client: httpx.Client, inbox: WebhookInbox
+    client: httpx.Client,
+    inbox: WebhookInbox,
+    sandbox: tuple[AdyenSandbox, str],
 ) -> None:
     first = pay(client, key="k-replay")
     second = pay(client, key="k-replay")
@@ -307,7 +313,7 @@ def test_the_same_key_and_body_replays_the_answer(
     assert second.headers["idempotency-key"] == "k-replay"
     ref = first.json()["pspReference"]
     notifications(inbox, ref)
-    settle()
+    settle(sandbox[0])
     assert len(notifications(inbox, ref)) == 1  # one payment, one AUTHORISATION
 
 
@@ -753,11 +759,13 @@ def test_a_refusal_is_notified_with_its_reason(client: httpx.Client, inbox: Webh
 
 
 def test_the_dispute_card_is_charged_back_once_captured(
-    client: httpx.Client, inbox: WebhookInbox
+    client: httpx.Client,
+    inbox: WebhookInbox,
+    sandbox: tuple[AdyenSandbox, str],
 ) -> None:
     ref = manual_payment(client, 4000, token="pm_card_createDispute")
     notifications(inbox, ref)
-    settle()
+    settle(sandbox[0])
     assert [i["eventCode"] for i in notifications(inbox, ref)] == ["AUTHORISATION"]
     capture(client, ref, 4000)
     found = notifications(inbox, ref, count=3)

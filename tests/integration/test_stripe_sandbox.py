@@ -698,7 +698,7 @@ def webhooks() -> Iterator[tuple[Receiver, StripeSandbox, str]]:
 def test_webhooks_are_signed_stripe_events(
     webhooks: tuple[Receiver, StripeSandbox, str],
 ) -> None:
-    receiver, _, api = webhooks
+    receiver, running, api = webhooks
     client = client_for(api)
     paid = create_intent(client, amount=5000, payment_method="pm_card_visa", confirm=True)
     with pytest.raises(stripe.CardError):
@@ -721,7 +721,7 @@ def test_webhooks_are_signed_stripe_events(
         "payment_intent.amount_capturable_updated", "payment_intent.canceled",  # held
     ])  # fmt: skip
     wait_until(lambda: len(receiver.deliveries) >= len(expected))
-    time.sleep(0.1)  # nothing more may arrive
+    wait_until(lambda: running.webhooks.idle)  # nothing more will arrive
     assert sorted(receiver.types()) == expected
 
     for body, headers, _ in receiver.deliveries:
@@ -782,7 +782,7 @@ def test_webhook_faults_delay_duplicate_and_retry(
     running.faults.update({"webhook_delay_ms": 0, "webhook_duplicate_rate": 1.0})
     create_intent(client, payment_method="pm_card_visa", confirm=True)
     wait_until(lambda: len(receiver.deliveries) == 3)
-    time.sleep(0.1)
+    wait_until(lambda: running.webhooks.idle)  # nothing more will arrive
     assert len(receiver.deliveries) == 3
     first, second = receiver.events()[1:]
     assert first["id"] == second["id"]

@@ -79,6 +79,8 @@ class WebhookSender:
         self._faults = faults
         self._max_pending = max_pending
         self._overflowing = False
+        #: Queued or being delivered (duplicates counted): 0 means nothing more will arrive.
+        self._unfinished = 0
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
@@ -90,6 +92,12 @@ class WebhookSender:
         self._client: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self.stats = DeliveryStats()
+
+    @property
+    def idle(self) -> bool:
+        """Every notification sent so far was delivered or dropped: nothing more arrives
+        until something new is sent. Tests wait on it instead of sleeping."""
+        return self._unfinished == 0
 
     @property
     def running(self) -> bool:
@@ -111,6 +119,7 @@ class WebhookSender:
                 )
             return
         self._overflowing = False
+        self._unfinished += 1
         self._queue.put_nowait(_Delivery(url, body, headers))
 
     async def start(self) -> None:
@@ -136,6 +145,7 @@ class WebhookSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._unfinished = 0
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -168,6 +178,7 @@ class WebhookSender:
     def _dispatch(self, delivery: _Delivery) -> None:
         copies = 2 if self._faults.duplicate_webhook() else 1
         self.stats.duplicated += copies - 1
+        self._unfinished += copies - 1
         delay_s = self._faults.config.webhook_delay_ms / 1000
         for _ in range(copies):
             task = asyncio.create_task(self._deliver(delivery, delay_s))
@@ -175,6 +186,12 @@ class WebhookSender:
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, delivery: _Delivery, delay_s: float) -> None:
+        try:
+            await self._attempts(delivery, delay_s)
+        finally:
+            self._unfinished -= 1
+
+    async def _attempts(self, delivery: _Delivery, delay_s: float) -> None:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
         assert self._client is not None and self._slots is not None
