@@ -429,7 +429,7 @@ def build_api(settings: Settings, core: Core | None = None) -> ApiProcess:
     return ApiProcess(
         core=core,
         webhooks=webhooks,
-        reviews=ReviewService(core.store, payments, utcnow),
+        reviews=ReviewService(core.store, payments.psp, payments.writes, utcnow),
         auth=Authenticator(core.store),
         limiter=_rate_limiter(settings, core.store),
     )

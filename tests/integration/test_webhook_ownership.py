@@ -652,8 +652,8 @@ async def test_a_capture_at_the_psp_closes_the_open_review_and_a_decision_is_a_4
     )
     assert "review.approved" not in [e.type for e in events]
 
-    # Approve and reject answer 409 before asking the PSP anything (no payment service).
-    reviews = ReviewService(store, payments=None, clock=now)  # type: ignore[arg-type]
+    # Approve and reject answer 409 before asking the PSP anything (no PSP, no writes).
+    reviews = ReviewService(store, psp=None, writes=None, clock=now)  # type: ignore[arg-type]
     for decide in (reviews.approve, reviews.reject):
         with pytest.raises(StateConflict) as info:
             await decide(held.merchant_id, held.review.id)

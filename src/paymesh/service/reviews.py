@@ -16,18 +16,24 @@ from datetime import datetime
 from paymesh.domain.payment import Payment
 from paymesh.domain.review import CAPTURED_AT_PSP, FAILED_AT_PSP, ReviewStatus, payment_id_for
 from paymesh.domain.status import CAPTURED, PaymentStatus
-from paymesh.ports.store import PaymentQuery, Store
+from paymesh.ports.store import PaymentQuery, PaymentStore
 from paymesh.service.errors import NotFound, StateConflict
-from paymesh.service.payments import PaymentService, psp_key
+from paymesh.service.payments.psp_caller import PspCaller, psp_key
+from paymesh.service.payments.unit_of_work import PaymentWrites
 from paymesh.service.views import Reply, review_view
 
 
 class ReviewService:
     def __init__(
-        self, store: Store, payments: PaymentService, clock: Callable[[], datetime]
+        self,
+        store: PaymentStore,
+        psp: PspCaller,
+        writes: PaymentWrites,
+        clock: Callable[[], datetime],
     ) -> None:
         self.store = store
-        self.payments = payments
+        self.psp = psp
+        self.writes = writes
         self.clock = clock
 
     async def list(
@@ -78,18 +84,18 @@ class ReviewService:
                 f"{'capture' if decision == ReviewStatus.APPROVED else 'void'}",
                 code="payment_unexpected_state",
             )
-        connector = self.payments.connector_for(payment)
+        connector = self.psp.connector_for(payment)
         ref = payment.connector_payment_id
         if decision == ReviewStatus.APPROVED:
             amount = payment.amount
-            outcome = await self.payments.psp_or_503(
+            outcome = await self.psp.answer_or_error(
                 connector.name,
                 lambda: connector.capture(
                     ref, amount, psp_key(payment.id, "capture"), currency=payment.currency
                 ),
             )
         else:
-            outcome = await self.payments.psp_or_503(
+            outcome = await self.psp.answer_or_error(
                 connector.name, lambda: connector.cancel(ref, psp_key(payment.id, "cancel"))
             )
         now = self.clock()
@@ -103,7 +109,7 @@ class ReviewService:
                 p.close_review(decision, now)
             p.apply_psp_outcome(outcome, now)
 
-        payment = await self.payments.settle(payment, decide)
+        payment = await self.writes.settle(payment, decide)
         return Reply.of(200, review_view(payment))
 
 
