@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,36 @@ def test_invalid_rules_are_refused_and_not_stored(
         assert "bad-one" not in names
 
 
+@pytest.fixture
+def outside_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every connection this process tries to an address outside loopback, refused before
+    the socket connects (the test client and server talk over loopback and pass)."""
+    tried: list[str] = []
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(address: Any) -> None:
+        host = str(address[0] if isinstance(address, tuple) else address)
+        try:
+            loopback = ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            loopback = False  # a path (AF_UNIX) or a name: not ours to allow
+        if not loopback and not isinstance(address, str | bytes):
+            tried.append(host)
+            raise OSError(f"test refused a connection to {host}")
+
+    def patched_connect(self: socket.socket, address: Any) -> None:
+        check(address)
+        connect(self, address)
+
+    def patched_connect_ex(self: socket.socket, address: Any) -> int:
+        check(address)
+        return connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", patched_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", patched_connect_ex)
+    yield tried
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -164,14 +196,18 @@ def test_invalid_rules_are_refused_and_not_stored(
         "gopher://x/",
     ],
 )
-def test_a_rule_naming_a_non_public_target_is_refused(server: Server, url: str) -> None:
-    """An HTTP target would make paymesh send from inside its network (issue 12, item 5)."""
+def test_a_rule_naming_a_non_public_target_is_refused(
+    server: Server, url: str, outside_connections: list[str]
+) -> None:
+    """An HTTP target would make paymesh send from inside its network (issue 12, item 5).
+    Refused when the rule is created, without a connection to the address it names."""
     with server.client() as http:
         r = http.put("/v1/rules/ssrf", json=http_rule(url))
         assert r.status_code == 400
         assert r.json()["error"]["param"] == "targets"
         assert r.json()["error"]["code"] in ("target_url_not_allowed", "parameter_invalid")
         assert "ssrf" not in [x["name"] for x in http.get("/v1/rules").json()["data"]]
+    assert outside_connections == []
 
 
 def test_rules_test_is_test_event_pattern(server: Server) -> None:
