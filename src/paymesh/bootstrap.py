@@ -29,6 +29,7 @@ from paymesh.ports.bus import DEFAULT, Rule, Target
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.connector import Connector
 from paymesh.ports.ratelimit import RateLimit
+from paymesh.ports.workflows import ReviewWorkflow
 from paymesh.sandbox.suite import SandboxListener, SandboxSuite
 from paymesh.service.apikeys import Authenticator
 from paymesh.service.bus import Builtin, EventBus
@@ -61,7 +62,12 @@ log = logging.getLogger("paymesh")
 
 
 def build_store(settings: Settings) -> BusBackend:
-    """SQLite (embedded, one process) or PostgreSQL (any number of processes)."""
+    """SQLite (embedded, one process), PostgreSQL (any number of processes) or DynamoDB
+    (AWS: Lambda functions)."""
+    if settings.uses_dynamodb:
+        from paymesh.adapters.dynamodb import DynamoStore
+
+        return DynamoStore(settings.dynamodb_prefix)
     if settings.uses_postgres:
         from paymesh.adapters.postgres import PostgresStore
 
@@ -249,7 +255,7 @@ def build_core(
         list(connectors),
         breakers,
         utcnow,
-        ttl=2.0 if settings.uses_postgres else None,
+        ttl=2.0 if settings.shared_store else None,
     )
     wake: list[Callable[[], None]] = []
 
@@ -406,8 +412,11 @@ class ApiProcess:
         await core.close()
 
 
-def build_api(settings: Settings, core: Core | None = None) -> ApiProcess:
-    """An API process; `core` replaces the one the settings would build (see build_core)."""
+def build_api(
+    settings: Settings, core: Core | None = None, review_workflow: ReviewWorkflow | None = None
+) -> ApiProcess:
+    """An API process; `core` replaces the one the settings would build (see build_core).
+    `review_workflow` hears of review decisions (on AWS, the Step Functions execution)."""
     core = core if core is not None else build_core(settings)
     payments = core.payments
     background: set[asyncio.Task[object]] = set()
@@ -429,7 +438,9 @@ def build_api(settings: Settings, core: Core | None = None) -> ApiProcess:
     return ApiProcess(
         core=core,
         webhooks=webhooks,
-        reviews=ReviewService(core.store, payments.psp, payments.writes, utcnow),
+        reviews=ReviewService(
+            core.store, payments.psp, payments.writes, utcnow, workflow=review_workflow
+        ),
         auth=Authenticator(core.store),
         limiter=_rate_limiter(settings, core.store),
     )

@@ -303,6 +303,24 @@ class Settings:
         )
 
     @property
+    def uses_dynamodb(self) -> bool:
+        """AWS mode: `dynamodb://PREFIX`, the tables the CDK stack made (`PREFIX-*`)."""
+        return bool(self.database) and str(self.database).startswith("dynamodb://")
+
+    @property
+    def dynamodb_prefix(self) -> str:
+        prefix = str(self.database).removeprefix("dynamodb://").strip("/")
+        if not prefix:
+            raise ConfigError("dynamodb:// needs the table prefix: dynamodb://paymesh")
+        return prefix
+
+    @property
+    def shared_store(self) -> bool:
+        """Other processes may be using the same store at the same time (PostgreSQL, or
+        DynamoDB under many Lambda containers): nothing may assume it is alone."""
+        return self.uses_postgres or self.uses_dynamodb
+
+    @property
     def uses_nats(self) -> bool:
         return self.bus is not None
 
@@ -312,7 +330,7 @@ class Settings:
             if not self.database.startswith("sqlite:///"):
                 raise ValueError(
                     f"unsupported database URL {self.database!r}: use "
-                    "sqlite:///PATH or postgresql://..."
+                    "sqlite:///PATH, postgresql://... or dynamodb://PREFIX"
                 )
             return Path(self.database.removeprefix("sqlite:///"))
         return self.data_dir / "paymesh.db"

@@ -7,12 +7,15 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from paymesh.config import Settings
 from paymesh.entrypoints.cli_keys import keys_app, with_store
+
+if TYPE_CHECKING:
+    from paymesh.adapters.aws.dead_letters import SqsDeadLetters
 
 app = typer.Typer(
     help="paymesh: payments in front of Stripe, Adyen and PayPal.",
@@ -249,14 +252,16 @@ def dlq_list(
     database: Database = None,
     limit: Annotated[int, typer.Option()] = 50,
 ) -> None:
-    """Dead letters of MERCHANT, newest first, with every attempt's error."""
+    """Dead letters of MERCHANT, newest first, with every attempt's error. On AWS
+    (--database dynamodb://PREFIX): the letters in the targets' SQS dead-letter queues."""
     from rich.console import Console
     from rich.table import Table
 
-    dead, _ = with_store(
-        Settings.from_env(data_dir=data_dir, database=database),
-        lambda store: store.dead_letters(merchant, limit, None),
-    )
+    settings = Settings.from_env(data_dir=data_dir, database=database)
+    if settings.uses_dynamodb:
+        _aws_dlq_list(settings, merchant, limit)
+        return
+    dead, _ = with_store(settings, lambda store: store.dead_letters(merchant, limit, None))
     table = Table(title=f"dead letters of {merchant}")
     for col in ("id", "event", "rule/target", "attempts", "last error"):
         table.add_column(col)
@@ -278,15 +283,44 @@ def dlq_redrive(
     data_dir: DataDir = None,
     database: Database = None,
 ) -> None:
-    """Send a dead letter to its target again (once); a running server picks it up."""
-    done = with_store(
-        Settings.from_env(data_dir=data_dir, database=database),
-        lambda store: store.redrive(merchant, delivery_id, datetime.now(UTC)),
-    )
+    """Send a dead letter to its target again (once); a running server picks it up. On AWS:
+    the event is handed to its target again and the letter leaves its SQS queue."""
+    settings = Settings.from_env(data_dir=data_dir, database=database)
+    if settings.uses_dynamodb:
+        done = _aws_dead_letters(settings).redrive(merchant, delivery_id)
+    else:
+        done = with_store(
+            settings, lambda store: store.redrive(merchant, delivery_id, datetime.now(UTC))
+        )
     if not done:
         typer.echo(f"no dead letter {delivery_id} for {merchant} (or already redriven)", err=True)
         raise typer.Exit(1)
     typer.echo(f"redriven: {delivery_id}")
+
+
+def _aws_dead_letters(settings: Settings) -> SqsDeadLetters:
+    import boto3
+
+    from paymesh.adapters.aws.dead_letters import SqsDeadLetters, lambda_invoker
+
+    return SqsDeadLetters(
+        boto3.client("sqs"), settings.dynamodb_prefix, lambda_invoker(boto3.client("lambda"))
+    )
+
+
+def _aws_dlq_list(settings: Settings, merchant: str, limit: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dead letters of {merchant} (SQS)")
+    for col in ("id", "event", "type", "rule/target", "error"):
+        table.add_column(col)
+    for letter in _aws_dead_letters(settings).letters(merchant, limit):
+        target = letter.target_arn.rsplit(":", 1)[-1]
+        table.add_row(
+            letter.id, letter.event_id, letter.detail_type, f"{letter.rule}/{target}", letter.error
+        )
+    Console(width=200).print(table)
 
 
 @fraud_app.command("replay")

@@ -17,6 +17,7 @@ from paymesh.domain.payment import Payment
 from paymesh.domain.review import CAPTURED_AT_PSP, FAILED_AT_PSP, ReviewStatus, payment_id_for
 from paymesh.domain.status import CAPTURED, PaymentStatus
 from paymesh.ports.store import PaymentQuery, PaymentStore
+from paymesh.ports.workflows import NoWorkflow, ReviewWorkflow
 from paymesh.service.errors import NotFound, StateConflict
 from paymesh.service.payments.psp_caller import PspCaller, psp_key
 from paymesh.service.payments.unit_of_work import PaymentWrites
@@ -30,11 +31,13 @@ class ReviewService:
         psp: PspCaller,
         writes: PaymentWrites,
         clock: Callable[[], datetime],
+        workflow: ReviewWorkflow | None = None,
     ) -> None:
         self.store = store
         self.psp = psp
         self.writes = writes
         self.clock = clock
+        self.workflow: ReviewWorkflow = workflow if workflow is not None else NoWorkflow()
 
     async def list(
         self, merchant_id: str, status: ReviewStatus | None, limit: int, starting_after: str | None
@@ -75,6 +78,8 @@ class ReviewService:
         review = payment.review
         assert review is not None
         if review.status == decision:
+            # Told again: a crash may have come between the commit and the telling.
+            await self.workflow.decided(payment.id, decision.value)
             return Reply.of(200, review_view(payment))
         if review.status != ReviewStatus.OPEN:
             raise _closed(review_id, payment)
@@ -110,6 +115,7 @@ class ReviewService:
             p.apply_psp_outcome(outcome, now)
 
         payment = await self.writes.settle(payment, decide)
+        await self.workflow.decided(payment.id, decision.value)
         return Reply.of(200, review_view(payment))
 
 

@@ -1,0 +1,1 @@
+"""AWS adapters: EventBridge, SNS, Step Functions and SQS behind paymesh's ports."""
