@@ -28,11 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the servers' launchers live in tests/support
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.load.server import PSPS, paymesh_executable  # noqa: E402
 from tests.support.live_server import free_port  # noqa: E402
 from tests.support.nats import NatsServer, start_nats, stop_nats  # noqa: E402
 from tests.support.postgres import PostgresServer, running_postgres  # noqa: E402
-
-from benchmarks.load.server import PSPS, paymesh_executable  # noqa: E402
 
 
 class ClusterError(RuntimeError):

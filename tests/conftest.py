@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -11,6 +12,10 @@ from paymesh.adapters.sqlite import SqliteStore
 from tests.support.conformance import MISSING_IDS, corpus_dir, missing, required
 from tests.support.nats import NatsServer, running_nats
 from tests.support.postgres import PostgresServer, running_postgres
+
+# Loopback only: an AWS request made outside moto (`tests.support.aws.moto_aws`, which lifts
+# this) goes to a closed loopback port and fails there, instead of going to AWS.
+os.environ.setdefault("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
 
 
 @pytest.fixture

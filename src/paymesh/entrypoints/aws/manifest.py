@@ -61,6 +61,16 @@ WORKFLOW_RULES: dict[str, dict[str, list[str]]] = {
     "review-timed-out": {"source": [WORKFLOW_SOURCE], "detail-type": ["review.timed_out"]},
 }
 
+#: Rules only the AWS deployment has whose target is a service, not a function:
+#: name -> (pattern, target). A fraud alert the stream scorer raises goes out through the
+#: outbox like any event, and this rule hands it to the `fraud-alerts` topic.
+SERVICE_RULES: dict[str, tuple[dict[str, list[str]], str]] = {
+    "fraud-alerts": (
+        {"source": ["fraud.service"], "detail-type": ["fraud.alert"]},
+        "sns:fraud-alerts",
+    ),
+}
+
 FUNCTIONS: tuple[Function, ...] = (
     Function(
         "api",
