@@ -10,9 +10,12 @@ lets every event run its course (outbox stream -> EventBridge -> targets -> SNS,
 fraud scorer), and counts per payment:
 
 - API Gateway requests: the `api` and `webhooks` invocations;
-- Lambda invocations, and GB-seconds from each invocation's measured duration (warm ones:
-  the first invocation of each function, its cold start, is reported apart) and the memory the
-  manifest gives the function;
+- Lambda invocations, and GB-seconds from each invocation's billed duration and the memory
+  the manifest gives the function. The billed duration is the handler's own time measured
+  here (its wall time less the time spent inside moto, whose DynamoDB copies every table on
+  each transaction and so slows as it fills) plus each AWS request it made at a typical
+  in-region latency (AWS_LATENCY, an assumption). Warm invocations only: each function's
+  first one, its cold start, is reported apart;
 - DynamoDB write and read request units, estimated from each request's items (1 KB per write
   unit, 4 KB per read unit, twice that in a transaction, plus one write per global secondary
   index the item is in);
@@ -62,6 +65,9 @@ PRICES = {
     "sfn_transition": 0.025 / 1e3,  # standard workflows
     "sqs_request": 0.40 / 1e6,
 }
+#: Seconds an AWS request typically takes from a Lambda function in the same region (an
+#: assumption: moto answers in-process, at a speed that says nothing about AWS's).
+AWS_LATENCY = {"dynamodb": 0.008, "events": 0.025, "sns": 0.025, "stepfunctions": 0.025}
 REFERENCE_PER_PAYMENT = 0.00036
 REFERENCE_MONTHLY_PAYMENTS = 90e6
 #: Kinesis shards the reference's peak of 1,500 payments/s needs, at the records per
@@ -231,7 +237,19 @@ def run(payments: int, declined: float, reviewed: float) -> dict[str, Any]:
     per_function: dict[str, list[float]] = defaultdict(list)
     for inv in cloud.invocations:
         per_function[inv.function].append(inv.seconds)
-    gb_seconds = sum(sum(times) * memory[name] / 1024 for name, times in per_function.items())
+    # Billed duration as on AWS: the handler's own time (its measured time less the time
+    # spent in moto, which grows with what moto holds) plus each AWS request at a typical
+    # in-region latency (AWS_LATENCY).
+    in_moto: dict[str, float] = defaultdict(float)
+    aws_wait: dict[str, float] = defaultdict(float)
+    for call in calls:
+        in_moto[call.function] += call.seconds
+        aws_wait[call.function] += AWS_LATENCY.get(call.service, 0.02)
+    billed = {
+        name: max(0.0, sum(times) - in_moto[name]) + aws_wait[name]
+        for name, times in per_function.items()
+    }
+    gb_seconds = sum(seconds * memory[name] / 1024 for name, seconds in billed.items())
     invocations = sum(len(t) for t in per_function.values())
     http = len(per_function["api"]) + len(per_function["webhooks"])
     wru, rru = _dynamodb_units([c for c in calls if c.service == "dynamodb"], indexes)
@@ -276,6 +294,9 @@ def run(payments: int, declined: float, reviewed: float) -> dict[str, Any]:
         "reference_usd": REFERENCE_PER_PAYMENT,
         "ratio_to_reference": total / REFERENCE_PER_PAYMENT,
         "requests_by_operation_per_payment": {k: v / n for k, v in sorted(ops.items())},
+        "billed_ms_per_invocation": {
+            name: billed[name] * 1000 / len(times) for name, times in sorted(per_function.items())
+        },
         "warm_ms_median": {
             name: statistics.median(times) * 1000 for name, times in sorted(per_function.items())
         },
@@ -349,6 +370,9 @@ def main() -> None:
     print("requests per payment by operation:")
     for op, count in result["requests_by_operation_per_payment"].items():
         print(f"  {op:<40}{count:>8.2f}")
+    print("billed duration per invocation, ms (own time + AWS requests at AWS_LATENCY):")
+    for name, ms in result["billed_ms_per_invocation"].items():
+        print(f"  {name:<24}{ms:>8.1f}")
     print("warm invocation, median ms (moto in-process, this machine):")
     for name, ms in result["warm_ms_median"].items():
         first = result["first_invocation_ms"].get(name, 0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -93,6 +93,33 @@ class Functions(Construct):
         self.roles: dict[str, iam.Role] = {}
         #: Stream consumers' failure queues, by function.
         self.failed_batches: dict[str, sqs.Queue] = {}
+        stack = Stack.of(self)
+        #: Merchants' rules, made at run time by the api function: all named
+        #: `<prefix>-m-...` on the bus (paymesh.adapters.aws.rules).
+        self.merchant_rules_arn = stack.format_arn(
+            service="events", resource="rule", resource_name=f"{names.bus}/{names.prefix}-m-*"
+        )
+        self.merchant_dead_letters = dead_letter_queue(
+            self,
+            "merchant-rules-dlq",
+            name=names.dead_letters("merchant", "rules"),
+            key=services.key,
+            holds="every merchant rule's targets",
+        )
+        self.merchant_dead_letters.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.merchant_dead_letters.queue_arn],
+                conditions={"ArnLike": {"aws:SourceArn": self.merchant_rules_arn}},
+            )
+        )
+        self.deliver_arn = stack.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=names.function("deliver_rule_target"),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         code = lambda_.Code.from_asset(str(SOURCE), exclude=_NOT_CODE)
         for function in FUNCTIONS:
             self._function(function, code)
@@ -108,6 +135,8 @@ class Functions(Construct):
             manifest.ENV_FRAUD_ALERTS_TOPIC: s.fraud_alerts.topic_arn,
             manifest.ENV_REVIEW_STATE_MACHINE: s.review.state_machine_arn,
             manifest.ENV_RETRY_STATE_MACHINE: s.retry.state_machine_arn,
+            manifest.ENV_RULE_TARGET_FUNCTION: self.deliver_arn,
+            manifest.ENV_RULE_DEAD_LETTERS: self.merchant_dead_letters.queue_arn,
         }
 
     def _function(self, function: Function, code: lambda_.Code) -> None:
@@ -157,6 +186,8 @@ class Functions(Construct):
             elif trigger.kind == "kinesis":
                 source = self.services.fraud_stream.stream_arn
                 self._stream_consumer(function, fn, role, source, report_failures=True)
+            elif trigger.kind == "merchant-rules":
+                self._merchant_rules_target(function, fn, role)
         Validations.of(fn).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-L1",
@@ -165,6 +196,17 @@ class Functions(Construct):
                 " Moving up is a change of that version, not of the stack.",
             )
         )
+        if "events:rules" in function.uses:
+            rules = f"rule/{self.names.bus}/{self.names.prefix}-m-*"
+            Validations.of(role).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:events:<AWS::Region>:"
+                    f"<AWS::AccountId>:{rules}]",
+                    reason="Merchants make their rules through the API at run time, so no rule"
+                    " can be named here: the grant is the merchant-rule name prefix on this bus"
+                    " only, never the stack's own rules.",
+                )
+            )
         wildcard = "xray:PutTraceSegments and xray:PutTelemetryRecords (X-Ray tracing)"
         if any(t.kind == "table-stream" for t in function.triggers):
             wildcard += " and dynamodb:ListStreams (Lambda's stream poller)"
@@ -255,6 +297,19 @@ class Functions(Construct):
                     iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
                     via(s.key, "sns", "kms:GenerateDataKey", "kms:Decrypt"),
                 ]
+            case "events:rules":
+                return [
+                    iam.PolicyStatement(
+                        actions=[
+                            "events:PutRule",
+                            "events:PutTargets",
+                            "events:RemoveTargets",
+                            "events:DeleteRule",
+                            "events:ListTargetsByRule",
+                        ],
+                        resources=[self.merchant_rules_arn],
+                    )
+                ]
             case "states:review":
                 return [
                     iam.PolicyStatement(
@@ -268,6 +323,33 @@ class Functions(Construct):
                     )
                 ]
         raise ValueError(f"manifest use {use!r}: the stack does not know what it grants")
+
+    def _merchant_rules_target(
+        self, function: Function, fn: lambda_.Function, role: iam.Role
+    ) -> None:
+        """Invoked by any merchant's rule (they are made at run time, so the permission names
+        their pattern), retried asynchronously, then a dead letter in their queue."""
+        fn.add_permission(
+            "merchant-rules-invoke",
+            principal=iam.ServicePrincipal("events.amazonaws.com"),
+            source_arn=self.merchant_rules_arn,
+        )
+        for statement in send_to(self.merchant_dead_letters, self.services.key):
+            role.add_to_policy(statement)
+        config = lambda_.CfnEventInvokeConfig(
+            self,
+            f"{function.name}-async",
+            function_name=fn.function_name,
+            qualifier="$LATEST",
+            maximum_retry_attempts=2,
+            maximum_event_age_in_seconds=3600,
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(
+                    destination=self.merchant_dead_letters.queue_arn
+                )
+            ),
+        )
+        config.node.add_dependency(role)
 
     def _stream_consumer(
         self,

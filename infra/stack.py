@@ -89,6 +89,7 @@ class PaymeshStack(Stack):
         )
         dead_letters: dict[str, sqs.IQueue] = {
             **rules.dead_letters,
+            names.dead_letters("merchant", "rules"): functions.merchant_dead_letters,
             **{
                 names.failed_batches(name): queue
                 for name, queue in functions.failed_batches.items()

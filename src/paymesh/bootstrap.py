@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from paymesh.ports.bus import DEFAULT, Rule, Target
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.connector import Connector
 from paymesh.ports.ratelimit import RateLimit
+from paymesh.ports.rule_mirror import NoMirror, RuleMirror
 from paymesh.ports.workflows import ReviewWorkflow
 from paymesh.sandbox.suite import SandboxListener, SandboxSuite
 from paymesh.service.apikeys import Authenticator
@@ -358,6 +359,8 @@ class ApiProcess:
     reviews: ReviewService
     auth: Authenticator
     limiter: RateLimit
+    #: Where merchants' rules also go (on AWS: EventBridge).
+    rule_mirror: RuleMirror = field(default_factory=NoMirror)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -413,10 +416,14 @@ class ApiProcess:
 
 
 def build_api(
-    settings: Settings, core: Core | None = None, review_workflow: ReviewWorkflow | None = None
+    settings: Settings,
+    core: Core | None = None,
+    review_workflow: ReviewWorkflow | None = None,
+    rule_mirror: RuleMirror | None = None,
 ) -> ApiProcess:
     """An API process; `core` replaces the one the settings would build (see build_core).
-    `review_workflow` hears of review decisions (on AWS, the Step Functions execution)."""
+    On AWS, `review_workflow` hears of review decisions (the Step Functions execution) and
+    `rule_mirror` of merchants' rules (EventBridge)."""
     core = core if core is not None else build_core(settings)
     payments = core.payments
     background: set[asyncio.Task[object]] = set()
@@ -443,6 +450,7 @@ def build_api(
         ),
         auth=Authenticator(core.store),
         limiter=_rate_limiter(settings, core.store),
+        rule_mirror=rule_mirror if rule_mirror is not None else NoMirror(),
     )
 
 

@@ -87,6 +87,8 @@ class AwsCall:
     operation: str
     params: dict[str, Any]
     response: dict[str, Any]
+    #: How long the call took here (moto in this process, not AWS).
+    seconds: float = 0.0
 
 
 class WebhookGate:
@@ -294,13 +296,15 @@ class Cloud:
         cloud = self
 
         def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            start = time.perf_counter()
             response = original(client, operation, params)
+            took = time.perf_counter() - start
             service = client.meta.service_model.service_name
             # The function's own thread, or the DynamoDB store's worker thread; not moto's
             # state machine threads (their requests are state transitions, counted apart).
             ours = threading.current_thread() is threading.main_thread() or service == "dynamodb"
             if cloud.running is not None and ours:
-                calls.append(AwsCall(cloud.running, service, operation, params, response))
+                calls.append(AwsCall(cloud.running, service, operation, params, response, took))
             return response
 
         BaseClient._make_api_call = make_api_call
@@ -457,7 +461,7 @@ class Cloud:
     ) -> None:
         function = self.functions[target["Arn"].rsplit(":", 1)[-1]]
         try:
-            self.invoke(function, event)
+            self.invoke(function, _transformed(target, event))
         except Exception as exc:
             if attempt < self.attempts:
                 self.retries.append((attempt + 1, json.dumps(rule), target, event))
@@ -521,6 +525,18 @@ class Cloud:
                     {"body": json.loads(m["Body"]), "attributes": m.get("MessageAttributes", {})}
                 )
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _transformed(target: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """The target's input, as EventBridge makes it: the event, or its input transformer's
+    template with `<aws.events.event>` (the only variable paymesh's templates use)."""
+    transformer = target.get("InputTransformer")
+    if not transformer:
+        return event
+    assert not transformer.get("InputPathsMap"), "the harness renders no input paths"
+    rendered = transformer["InputTemplate"].replace("<aws.events.event>", json.dumps(event))
+    result: dict[str, Any] = json.loads(rendered)
+    return result
 
 
 def _json_path(event: dict[str, Any], path: str) -> Any:
@@ -620,6 +636,15 @@ def deployed(deploy: Callable[[], Any], data_dir: Path) -> Iterator[Cloud]:
                 manifest.ENV_REVIEW_STATE_MACHINE: deployment.review_state_machine_arn,
                 manifest.ENV_RETRY_STATE_MACHINE: deployment.retry_state_machine_arn,
                 manifest.ENV_FRAUD_STREAM: deployment.fraud_stream_name,
+                manifest.ENV_RULE_TARGET_FUNCTION: (
+                    f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
+                    f"{deployment.table_prefix}-deliver_rule_target"
+                ),
+                manifest.ENV_RULE_DEAD_LETTERS: (
+                    f"arn:aws:sqs:{REGION}:{ACCOUNT}:{deployment.table_prefix}-dlq-merchant-rules"
+                ),
+                # Merchants' HTTP targets in the tests listen on loopback.
+                "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1",
             }
         )
         cloud = Cloud(

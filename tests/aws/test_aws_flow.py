@@ -10,9 +10,12 @@ import uuid
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
 
 from paymesh.adapters.aws.dead_letters import SqsDeadLetters
+from paymesh.entrypoints import cli
 from paymesh.entrypoints.aws import handlers, manifest
+from tests.aws.conftest import PREFIX
 from tests.aws.harness import REVIEW_AMOUNT, Cloud, Reply
 
 
@@ -217,6 +220,13 @@ def test_a_failing_target_dead_letters_to_sqs_and_a_redrive_delivers_it_once(
     assert dead[0].rule.endswith("payment-succeeded")
     failures = [i for i in cloud.invocations if i.function == "send_confirmation" and i.error]
     assert len(failures) >= cloud.attempts
+    # `paymesh dlq list` reads the same queues.
+    listed = CliRunner().invoke(
+        cli.app,
+        ["dlq", "list", "--merchant", "m_dlq", "--database", f"dynamodb://{PREFIX}"],
+    )
+    assert listed.exit_code == 0, listed.output
+    assert dead[0].id in listed.output and "payment.succeeded" in listed.output
 
     monkeypatch.setenv(manifest.ENV_CONFIRMATIONS_TOPIC, good_topic)
     assert letters.redrive("m_dlq", dead[0].id)
@@ -293,3 +303,116 @@ def test_a_review_no_one_decides_times_out_and_rejects_the_payment(cloud: Cloud)
     [row] = at_stripe(cloud, payment["id"])
     assert not row["charged"]
     assert any(i.function == "review_timed_out" and i.error is None for i in cloud.invocations)
+
+
+def test_a_psp_outage_is_retried_on_the_step_functions_schedule_into_one_charge(
+    cloud: Cloud,
+) -> None:
+    arn = cloud.deployment.retry_state_machine_arn
+    deployed = cloud.sfn.describe_state_machine(stateMachineArn=arn)
+    definition = json.loads(deployed["definition"])
+    waits = {n: s["Seconds"] for n, s in definition["States"].items() if s["Type"] == "Wait"}
+    assert waits == {"Wait1": 60, "Wait2": 120, "Wait3": 240, "Wait4": 480}  # as deployed
+    for name in waits:  # the deployed schedule, with its waits cut to nothing
+        definition["States"][name]["Seconds"] = 0
+    cloud.sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition))
+    stripe = f"{cloud.sandbox_url}/sandbox/stripe/_config"
+    try:
+        key = cloud.api_key("m_aws")
+        httpx.put(stripe, json={"rate_limit_rate": 1.0})  # 429: Stripe did nothing
+        # Named PSP: no failover to another, so the retry schedule is what brings it through.
+        reply = pay(cloud, key, 4_200, connector="stripe")[0]
+        assert reply.status == 503, reply
+        payment_id = reply.body["error"]["payment_id"]
+        httpx.put(stripe, json={"rate_limit_rate": 0.0})  # Stripe is back
+
+        def status() -> str:
+            got = cloud.http(
+                "GET", f"/v1/payments/{payment_id}", headers={"authorization": f"Bearer {key}"}
+            )
+            return str(got.body["status"])
+
+        cloud.pump(rounds=200, until=lambda: status() == "succeeded")
+    finally:
+        httpx.put(stripe, json={"rate_limit_rate": 0.0})
+        cloud.sfn.update_state_machine(stateMachineArn=arn, definition=deployed["definition"])
+    cloud.pump()
+    events = timeline(cloud, key, payment_id)
+    assert events[:3] == ["payment.initiated", "payment.failed", "payment.retrying"]
+    assert "payment.succeeded" in events
+    [row] = [r for r in at_stripe(cloud, payment_id) if r["charged"]]
+    assert row["amount_captured"] == 4_200
+    runs = [
+        cloud.sfn.describe_execution(executionArn=e["executionArn"])
+        for e in cloud.sfn.list_executions(stateMachineArn=arn)["executions"]
+    ]
+    mine = [r for r in runs if payment_id in r["input"]]
+    assert [r["status"] for r in mine] == ["SUCCEEDED"]
+    assert any(i.function == "payment_retry" and i.error is None for i in cloud.invocations)
+
+
+def test_a_merchants_rule_runs_on_eventbridge_and_its_target_gets_the_event_signed(
+    cloud: Cloud,
+) -> None:
+    import stripe
+
+    from paymesh.adapters.aws.rules import bus_rule_name
+    from paymesh.entrypoints.server_thread import serving
+    from tests.aws.harness import WebhookGate
+
+    receiver = WebhookGate()
+    key = cloud.api_key("m_rules")
+    other = cloud.api_key("m_other")
+    auth = {"authorization": f"Bearer {key}"}
+    with serving(receiver.app) as url:
+        made = cloud.http(
+            "PUT",
+            "/v1/rules/big-ones",
+            {
+                "event_pattern": {
+                    "detail-type": ["payment.succeeded"],
+                    "detail": {"amount": [{"numeric": [">=", 5000]}]},
+                },
+                "targets": [{"id": "hook", "type": "http", "url": f"{url}/hooks"}],
+            },
+            auth,
+        )
+        assert made.status == 200, made
+        secret = made.body["signing_secret"]
+        name = bus_rule_name(PREFIX, "m_rules", "big-ones")
+        on_bus = cloud.events.describe_rule(Name=name, EventBusName=cloud.bus)
+        assert json.loads(on_bus["EventPattern"]) == {
+            "detail-type": ["payment.succeeded"],
+            "detail": {
+                "amount": [{"numeric": [">=", 5000]}],
+                "paymesh": {"merchant_id": ["m_rules"]},
+            },
+        }
+        [target] = cloud.events.list_targets_by_rule(Rule=name, EventBusName=cloud.bus)["Targets"]
+        assert target["RetryPolicy"] == {
+            "MaximumRetryAttempts": 3,
+            "MaximumEventAgeInSeconds": 3600,
+        }
+        assert target["DeadLetterConfig"]["Arn"].endswith(f"{PREFIX}-dlq-merchant-rules")
+
+        big = pay(cloud, key, 6_000)[0].body
+        pay(cloud, key, 1_000)  # too small for the rule
+        pay(cloud, other, 9_000)  # another merchant's: never its business
+        cloud.pump()
+        [(path, headers, body)] = receiver.take()
+        event = stripe.Webhook.construct_event(body.decode(), headers["paymesh-signature"], secret)
+        assert (path, event["detail-type"], event["resources"]) == (
+            "/hooks",
+            "payment.succeeded",
+            [big["id"]],
+        )
+        assert event["account"] == "m_rules" and event["detail"]["amount"] == 6_000
+        assert headers["paymesh-event-id"] == event["id"]
+
+        deleted = cloud.http("DELETE", "/v1/rules/big-ones", headers=auth)
+        assert deleted.status == 200, deleted
+        names = [r["Name"] for r in cloud.events.list_rules(EventBusName=cloud.bus)["Rules"]]
+        assert name not in names
+        pay(cloud, key, 7_000)
+        cloud.pump()
+        assert receiver.take() == []

@@ -80,6 +80,8 @@ def test_every_acknowledgment_answers_a_finding_and_says_why(
     assert {rule_id for _, rule_id, _ in acknowledged} == {
         "AwsSolutions-L1",
         "AwsSolutions-IAM5[Resource::*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:events:<AWS::Region>:"
+        f"<AWS::AccountId>:rule/{PREFIX}-bus/{PREFIX}-m-*]",
         "AwsSolutions-SQS3",
         "AwsSolutions-APIG4",
     }

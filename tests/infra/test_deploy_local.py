@@ -114,7 +114,13 @@ def test_every_dead_letter_queue_exists_encrypted_and_open_to_its_rule_only(
         assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
         statements = json.loads(attributes["Policy"])["Statement"]
         senders = [s for s in statements if s["Effect"] == "Allow"]
-        if "-dlq-" in name:
+        if name.endswith("-dlq-merchant-rules"):  # any merchant rule, no other rule
+            (sender,) = senders
+            assert sender["Principal"] == {"Service": "events.amazonaws.com"}
+            assert sender["Condition"]["ArnLike"]["aws:SourceArn"].endswith(
+                f":rule/{deployed.bus_name}/{deployed.table_prefix}-m-*"
+            )
+        elif "-dlq-" in name:
             (sender,) = senders
             assert sender["Principal"] == {"Service": "events.amazonaws.com"}
             assert sender["Condition"]["ArnEquals"]["aws:SourceArn"].startswith("arn:aws:events:")

@@ -161,6 +161,14 @@ def test_a_dead_letter_queue_takes_messages_from_its_rule_only_encrypted_and_ove
     assert "KmsMasterKeyId" in template["Resources"][queue]["Properties"]
 
 
+def _logical_id(template: Template, function: str) -> str:
+    return next(
+        logical_id
+        for logical_id, f in resources(template, "AWS::Lambda::Function").items()
+        if f["Properties"]["FunctionName"] == f"{PREFIX}-{function}"
+    )
+
+
 def test_lambda_targets_fail_into_the_same_queue_after_their_async_retries(
     template: Template,
 ) -> None:
@@ -175,6 +183,10 @@ def test_lambda_targets_fail_into_the_same_queue_after_their_async_retries(
         for target in rule["Properties"]["Targets"]
         if target["Arn"].get("Fn::GetAtt", [""])[0] in functions
     ]
+    # Merchants' rules are made at run time; their function has its own configuration.
+    merchants = configs.pop(_logical_id(template, "deliver_rule_target"))
+    assert merchants["MaximumRetryAttempts"] == 2
+    assert "merchantrulesdlq" in json.dumps(merchants["DestinationConfig"])
     assert len(lambda_targets) == len(configs) == 6
     for target in lambda_targets:
         config = configs[target["Arn"]["Fn::GetAtt"][0]]

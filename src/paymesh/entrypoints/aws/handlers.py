@@ -75,11 +75,21 @@ async def api_of(env: Environment) -> ApiProcess:
     process: ApiProcess | None = env.state.get("api")
     if process is None:
         from paymesh.adapters.aws.reviews import StepFunctionsReviews
+        from paymesh.adapters.aws.rules import EventBridgeRules
         from paymesh.bootstrap import build_api
 
         core = await core_of(env)
         workflow = StepFunctionsReviews(core.store, _client(env, "stepfunctions"))
-        process = env.state["api"] = build_api(core.settings, core, review_workflow=workflow)
+        rules = EventBridgeRules(
+            _client(env, "events"),
+            os.environ[manifest.ENV_EVENT_BUS],
+            core.settings.dynamodb_prefix,
+            os.environ[manifest.ENV_RULE_TARGET_FUNCTION],
+            os.environ[manifest.ENV_RULE_DEAD_LETTERS],
+        )
+        process = env.state["api"] = build_api(
+            core.settings, core, review_workflow=workflow, rule_mirror=rules
+        )
     return process
 
 
@@ -263,6 +273,47 @@ send_confirmation = _target("send_confirmation", _send_confirmation)
 payment_retry = _target("payment_retry", _payment_retry)
 review_opened = _target("review_opened", _review_opened)
 review_timed_out = _target("review_timed_out", _review_timed_out)
+
+
+# -- merchants' rules ----------------------------------------------------------------------------
+
+
+def deliver_rule_target(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One event to one target of a merchant's rule (EventBridge hands over the event and,
+    by the rule's input transformer, which rule and target). A failure raises: EventBridge
+    and Lambda retry it, then it is a dead letter in the merchant rules' queue."""
+    from paymesh.adapters.aws.envelopes import envelope as envelope_of
+    from paymesh.ports.bus import Delivery
+
+    env = environment("deliver_rule_target")
+
+    async def deliver() -> str:
+        core = await core_of(env)
+        merchant, name = event["merchant_id"], event["rule"]
+        router = core.bus.router
+        rule = router.own(merchant, name)
+        if rule is None:  # made since this environment loaded the rules
+            router.load(await core.store.rules())
+            rule = router.own(merchant, name)
+        target = next((t for t in rule.targets if t.id == event["target"]), None) if rule else None
+        if rule is None or rule.state != "ENABLED" or target is None:
+            return "gone"  # deleted or changed since EventBridge matched it
+        paymesh_event = envelope_of(event["event"])
+        now = _now()
+        delivery = Delivery(
+            id=f"aws:{merchant}:{name}:{target.id}:{paymesh_event['id']}",
+            event_id=paymesh_event["id"],
+            merchant_id=merchant,
+            rule=name,
+            target=target,
+            event_time=now,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        await core.bus.targets.send(delivery, paymesh_event)
+        return "delivered"
+
+    return {"result": env.run(deliver())}
 
 
 # -- the fraud stream: Kinesis -> the stream scorer ---------------------------------------------

@@ -21,6 +21,9 @@ ENV_CONFIRMATIONS_TOPIC = "PAYMESH_CONFIRMATIONS_TOPIC_ARN"
 ENV_FRAUD_ALERTS_TOPIC = "PAYMESH_FRAUD_ALERTS_TOPIC_ARN"
 ENV_REVIEW_STATE_MACHINE = "PAYMESH_REVIEW_STATE_MACHINE_ARN"
 ENV_RETRY_STATE_MACHINE = "PAYMESH_RETRY_STATE_MACHINE_ARN"
+#: Merchants' rules: the function their targets are delivered by, and its dead letters.
+ENV_RULE_TARGET_FUNCTION = "PAYMESH_RULE_TARGET_FUNCTION_ARN"
+ENV_RULE_DEAD_LETTERS = "PAYMESH_RULE_DEAD_LETTERS_ARN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,8 @@ class Trigger:
     (DynamoDB stream of the table with suffix `detail`), "kinesis" (the fraud stream),
     "rule" (EventBridge rule named `detail`: a default rule of
     paymesh/service/default_rules.json, or one of WORKFLOW_RULES), "schedule" (an
-    EventBridge schedule expression in `detail`).
+    EventBridge schedule expression in `detail`), "merchant-rules" (the rules merchants
+    make through the API, put on the bus at run time by the `api` function).
     """
 
     kind: str
@@ -46,7 +50,8 @@ class Function:
     #: Tables (suffixes, see paymesh.adapters.dynamodb.tables) read and written.
     tables: tuple[str, ...] = ("transactions", "idempotency", "events", "state")
     #: What else it may do: "events:put", "kinesis:put", "kinesis:read",
-    #: "sns:confirmations", "sns:fraud-alerts", "states:review" (start + send task results).
+    #: "sns:confirmations", "sns:fraud-alerts", "states:review" (start + send task results),
+    #: "events:rules" (put and delete merchants' rules on the bus).
     uses: tuple[str, ...] = ()
     memory_mb: int = 512
     timeout_seconds: int = 30
@@ -76,7 +81,7 @@ FUNCTIONS: tuple[Function, ...] = (
         "api",
         "The payments API (the same ASGI app as `paymesh serve`)",
         (Trigger("http", "ANY /v1/{proxy+}"), Trigger("http", "GET /healthz")),
-        uses=("states:review",),
+        uses=("states:review", "events:rules"),
     ),
     Function(
         "webhooks",
@@ -120,6 +125,12 @@ FUNCTIONS: tuple[Function, ...] = (
         "review_timed_out",
         "Rejects a payment whose manual review was not decided in time",
         (Trigger("rule", "review-timed-out"),),
+        timeout_seconds=60,
+    ),
+    Function(
+        "deliver_rule_target",
+        "Delivers a merchant's rule's event to its target (a signed HTTP POST)",
+        (Trigger("merchant-rules", "*"),),
         timeout_seconds=60,
     ),
     Function(

@@ -39,6 +39,7 @@ def build_app(settings: Settings, process: ApiProcess | None = None) -> Starlett
         reviews=process.reviews,
         routing=core.routing,
         openapi=msgspec.json.encode(build_openapi()),
+        rules=process.rule_mirror,
     )
     app = build_http_app(state, [], lifespan)
     app.state.sandbox_url = core.listener.url if core.listener else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from starlette.responses import Response
 from paymesh.entrypoints.http.errors import status_of
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.ratelimit import RateLimit
+from paymesh.ports.rule_mirror import NoMirror, RuleMirror
 from paymesh.service.apikeys import Authenticator
 from paymesh.service.bus import EventBus
 from paymesh.service.errors import ApiError, BadRequest, RateLimited
@@ -40,6 +41,8 @@ class Api:
     reviews: ReviewService
     routing: RoutingService
     openapi: bytes
+    #: On AWS: EventBridge, where merchants' rules run.
+    rules: RuleMirror = field(default_factory=NoMirror)
 
 
 def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:

@@ -160,6 +160,7 @@ async def put_rule(request: Request) -> Response:
     secret = existing.signing_secret if existing and existing.merchant_id == merchant else None
     rule = replace(rule, signing_secret=secret or "whsec_" + secrets.token_urlsafe(24))
     await api(request).store.put_rule(rule)
+    await api(request).rules.put(rule)
     bus.router.put(rule)
     return json_response(200, rule_view(rule, False))
 
@@ -175,6 +176,7 @@ async def delete_rule(request: Request) -> Response:
                 code="rule_is_default",
             )
         raise NotFound(f"no such rule: {name!r}", param="name")
+    await api(request).rules.delete(merchant, name)
     bus.router.delete(merchant, name)
     return json_response(200, {"object": "rule", "name": name, "deleted": True})
 
