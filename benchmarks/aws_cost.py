@@ -375,8 +375,9 @@ def main() -> None:
         print(f"  {name:<24}{ms:>8.1f}")
     print("warm invocation, median ms (moto in-process, this machine):")
     for name, ms in result["warm_ms_median"].items():
-        first = result["first_invocation_ms"].get(name, 0)
-        print(f"  {name:<24}{ms:>8.1f}   first invocation {first:.1f}")
+        first = result["first_invocation_ms"].get(name)
+        shown = f"{first:.1f}" if first is not None else "- (not in the warm-up)"
+        print(f"  {name:<24}{ms:>8.1f}   first invocation {shown}")
     cs = result["cold_start"]
     print(
         "cold start: import paymesh.entrypoints.aws.handlers "
