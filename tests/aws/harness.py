@@ -527,6 +527,22 @@ class Cloud:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def as_delivered(put: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """The event EventBridge delivers for a PutEvents entry: its own new id, the AWS
+    account, the detail parsed."""
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": put["DetailType"],
+        "source": put["Source"],
+        "account": ACCOUNT,
+        "time": put["Time"],
+        "region": REGION,
+        "resources": put["Resources"],
+        "detail": json.loads(put["Detail"]),
+    }
+
+
 def _transformed(target: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     """The target's input, as EventBridge makes it: the event, or its input transformer's
     template with `<aws.events.event>` (the only variable paymesh's templates use)."""

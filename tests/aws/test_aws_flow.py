@@ -16,7 +16,7 @@ from paymesh.adapters.aws.dead_letters import SqsDeadLetters
 from paymesh.entrypoints import cli
 from paymesh.entrypoints.aws import handlers, manifest
 from tests.aws.conftest import PREFIX
-from tests.aws.harness import REVIEW_AMOUNT, Cloud, Reply
+from tests.aws.harness import REVIEW_AMOUNT, Cloud, Reply, as_delivered
 
 
 def pay(
@@ -111,19 +111,7 @@ def _bus_event(cloud: Cloud, payment_id: str, detail_type: str) -> dict[str, Any
         events = await core.store.events_for_payment(payment.merchant_id, payment_id)
         return next(e.envelope for e in events if e.type == detail_type)
 
-    envelope = env.run(stored())
-    put = entry(envelope, cloud.bus)
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": put["DetailType"],
-        "source": put["Source"],
-        "account": "123456789012",
-        "time": put["Time"],
-        "region": "us-east-1",
-        "resources": put["Resources"],
-        "detail": json.loads(put["Detail"]),
-    }
+    return as_delivered(entry(env.run(stored()), cloud.bus))
 
 
 def test_a_declined_payment_fails_and_sends_no_confirmation(cloud: Cloud) -> None:

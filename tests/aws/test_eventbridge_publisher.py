@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 
 from paymesh.adapters.aws.envelopes import entry, envelope
 from paymesh.adapters.aws.eventbridge import EventBridgePublisher, PublishFailed
+from tests.aws.harness import as_delivered
 from tests.support.aws import moto_aws
 
 
@@ -119,17 +120,7 @@ def test_an_entry_refused_every_time_fails_the_batch_instead_of_dropping_it() ->
 def test_the_envelope_survives_the_bus() -> None:
     original = event(7)
     put = entry(original, "pm-bus")
-    delivered = {
-        "version": "0",
-        "id": "eventbridge-own-id",
-        "detail-type": put["DetailType"],
-        "source": put["Source"],
-        "account": "123456789012",
-        "time": put["Time"],
-        "region": "us-east-1",
-        "resources": put["Resources"],
-        "detail": json.loads(put["Detail"]),
-    }
+    delivered = as_delivered(put, "eventbridge-own-id")
     back = envelope(delivered)
     assert {k: back[k] for k in ("id", "account", "detail", "detail-type", "source", "time")} == {
         k: original[k] for k in ("id", "account", "detail", "detail-type", "source", "time")
