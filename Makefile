@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz clean
+.PHONY: install dev demo test lint unit lock bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -68,6 +68,15 @@ bench-payments: dev
 # Server CPU per payment by elimination (bus off, sandbox out of process): what limits it.
 bench-cost: dev
 	$(BIN)/python benchmarks/payment_cost.py --rate 150 --duration 10
+
+# A scale-out cluster in the foreground: PostgreSQL and NATS (from the dev packages), the PSP
+# sandboxes as one process, APIS API servers behind one port (PORT) and CLUSTER_WORKERS
+# workers. Ctrl-C stops it all.
+APIS ?= 2
+CLUSTER_WORKERS ?= 2
+PORT ?= 8080
+cluster: dev
+	$(BIN)/python benchmarks/cluster.py up --apis $(APIS) --workers $(CLUSTER_WORKERS) --port $(PORT)
 
 # The AWS deployment's cost per payment: every AWS request the flow makes, counted in moto,
 # priced at on-demand list prices, against the reference's $0.00036 (and the cold start).

@@ -5,6 +5,10 @@ loopback in one temporary directory, stopped and removed at the end.
     with Cluster(apis=2, workers=2) as cluster:
         cluster.api_urls, cluster.api_key, cluster.kill_worker(0), cluster.dsn ...
 
+`make cluster` (`python benchmarks/cluster.py up`) starts one in the foreground, with the API
+servers behind one port (`Balancer`, round robin over TCP connections, as a load balancer in
+TCP mode), prints where everything is and stops it all on Ctrl-C.
+
 `Cluster(apis=1, workers=0, embedded=True)` is the embedded mode (SQLite, the bus in the
 server) beside the same sandbox process, for comparison in the same run.
 """
@@ -21,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -92,8 +97,14 @@ class Cluster:
         embedded: bool = False,
         bus: bool = True,
         env: dict[str, str] | None = None,
+        webhook_api: int = 0,
+        front_port: int | None = None,
     ) -> None:
         self.apis, self.workers, self.embedded, self.bus = apis, workers, embedded, bus
+        #: Which API process the PSPs' webhooks go to; None: the front port (round robin).
+        self.webhook_api: int | None = webhook_api
+        self.front_port = front_port
+        self.front: Balancer | None = None
         self.extra_env = env or {}
         self.root = Path(tempfile.mkdtemp(prefix="paymesh-cluster-"))
         self.paymesh = paymesh_executable()
@@ -144,9 +155,14 @@ class Cluster:
                 env["PAYMESH_BUS"] = self.nats.url
         ports = [free_port() for _ in range(self.apis)]
         self.api_urls = [f"http://127.0.0.1:{p}" for p in ports]
+        self.front = Balancer([("127.0.0.1", p) for p in ports], self.front_port or free_port())
+        self.front.start()
+        webhook_base = (
+            self.front.url if self.webhook_api is None else self.api_urls[self.webhook_api]
+        )
         box_port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{box_port}/sandbox"
-        # The PSPs' webhooks go to the first API process (a load balancer's job otherwise).
+        # The PSPs' webhooks go to one API process, or to all through the front port.
         self.sandbox = Proc(
             "sandbox",
             [
@@ -155,7 +171,7 @@ class Cluster:
                 "--port",
                 str(box_port),
                 "--webhook-base",
-                self.api_urls[0],
+                webhook_base,
                 "--data-dir",
                 str(self.root),
             ],
@@ -204,6 +220,8 @@ class Cluster:
                 raise ClusterError(f"{proc.name} exited at start:\n{proc.tail()}")
 
     def stop(self) -> None:
+        if self.front:
+            self.front.stop()
         for proc in [*self.worker_procs, *self.api_procs]:
             proc.stop()
         if self.sandbox:
@@ -254,3 +272,146 @@ class Cluster:
                         return
                 time.sleep(0.1)
         raise ClusterError(f"{url} not ready in {timeout:g}s:\n{proc.tail()}")
+
+
+class Balancer:
+    """One port in front of the API servers: each TCP connection goes to the next server in
+    turn (what a load balancer in TCP mode does; a keep-alive connection stays with its
+    server). Runs its own event loop in a thread."""
+
+    def __init__(self, backends: list[tuple[str, int]], port: int) -> None:
+        import threading
+
+        self.backends = backends
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._next = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="balancer", daemon=True)
+        self._loop: Any = None
+        self._server: Any = None
+        self._open: set[Any] = set()
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise ClusterError(f"the front port {self.port} did not open")
+        if self._server is None:
+            raise ClusterError(f"the front port {self.port} is in use")
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._close)
+        self._thread.join(timeout=5)
+
+    def _close(self) -> None:
+        """Close the port and every connection through it, then end the loop."""
+        for writer in list(self._open):
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+        self._loop.call_later(0.1, self._loop.stop)
+
+    def _run(self) -> None:
+        import asyncio
+
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._serve, "127.0.0.1", self.port)
+            )
+        except OSError:
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.run_until_complete(self._server.wait_closed())
+        loop.close()
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        host, port = self.backends[self._next % len(self.backends)]
+        self._next += 1
+        self._open.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+        except OSError:
+            self._open.discard(writer)
+            writer.close()
+            return
+        self._open.add(up_writer)
+
+        async def pipe(src: Any, dst: Any) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._open.discard(writer)
+        self._open.discard(up_writer)
+
+
+def up(apis: int, workers: int, port: int) -> int:
+    """`make cluster`: the cluster in the foreground until Ctrl-C."""
+    stopping = False
+
+    def interrupt(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    print(f"starting PostgreSQL, NATS, the PSP sandboxes, {apis} API servers, {workers} workers")
+    try:
+        cluster = Cluster(apis=apis, workers=workers, webhook_api=None, front_port=port)
+        cluster.__enter__()
+    except ClusterError as exc:
+        print(f"cluster: {exc}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    assert cluster.front is not None
+    print(f"API (all {apis} servers, round robin): {cluster.front.url}/v1")
+    for i, url in enumerate(cluster.api_urls):
+        print(f"  api{i}: {url}   (logs: {cluster.root / f'api{i}.log'})")
+    print(f"workers: {workers}   PostgreSQL: {cluster.dsn}")
+    if cluster.nats:
+        print(f"NATS: {cluster.nats.url}")
+    print(
+        f"PSP sandboxes: {cluster.sandbox_url}/{{stripe,adyen,paypal}} (webhooks to the API port)"
+    )
+    print(f"API key (merchant 'bench'): {cluster.api_key}")
+    print("Ctrl-C stops everything and removes its temporary directory.")
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            dead = [p.name for p in [*cluster.api_procs, *cluster.worker_procs] if not p.alive()]
+            if dead:
+                print(f"cluster: {', '.join(dead)} exited; stopping", file=sys.stderr)
+                return 1
+    finally:
+        print("stopping the cluster")
+        cluster.stop()
+    return 0
+
+
+def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A paymesh cluster on this machine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("up", help="start it in the foreground; Ctrl-C stops it")
+    start.add_argument("--apis", type=int, default=2)
+    start.add_argument("--workers", type=int, default=2)
+    start.add_argument("--port", type=int, default=8080, help="the API's one port")
+    args = parser.parse_args()
+    return up(args.apis, args.workers, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

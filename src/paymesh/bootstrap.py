@@ -17,6 +17,12 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from paymesh.adapters.http_targets import AiohttpTargetSender
+from paymesh.adapters.metrics import (  # observability (issue 16): see build_core
+    MeteredConnector,
+    MeteredDeliverer,
+    PaymeshMetrics,
+    observe_commits,
+)
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.config import PSPS, ConfigError, Settings
 from paymesh.connectors.aiohttp_transport import AiohttpTransport
@@ -192,6 +198,8 @@ class Core:
     #: feed over it, which shares every process's observations and outcomes with the others.
     nc: Client | None = None
     feed: NatsFraudFeed | None = None
+    #: This process's Prometheus metrics (observability; scraped at /metrics).
+    metrics: PaymeshMetrics = field(default_factory=PaymeshMetrics)
 
     async def open(self) -> None:
         await self.store.open()
@@ -233,6 +241,11 @@ def build_core(
             listener.suite.boxes if listener else None,
             transport,
         )
+    # -- observability (issue 16): PSP calls timed, committed outcomes counted ------------
+    metrics = PaymeshMetrics()
+    connectors = {name: MeteredConnector(c, metrics) for name, c in connectors.items()}
+    observe_commits(store, metrics)
+    # -- end observability ------------------------------------------------------------------
     rules = (
         FraudRuleSet.from_json(settings.fraud_rules.read_text())
         if settings.fraud_rules
@@ -297,6 +310,9 @@ def build_core(
         target_policy=sender.policy,
         start_delays={"process_payment": PROCESS_PAYMENT_GRACE.total_seconds()},
     )
+    # observability (issue 16): delivery results counted; circuits read at scrape time.
+    bus.targets = MeteredDeliverer(bus.targets, metrics)  # type: ignore[assignment]
+    metrics.watch_circuits(routing.circuits)
     reconciler = Reconciler(
         payments,
         utcnow,
@@ -320,6 +336,7 @@ def build_core(
         wake=wake,
         nc=nc,
         feed=feed,
+        metrics=metrics,
     )
 
 

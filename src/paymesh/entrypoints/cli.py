@@ -1,10 +1,13 @@
-"""The `paymesh` command: serve, keys, demo."""
+"""The `paymesh` command: serve, worker, keys, rules, dlq, listen, trigger, demo.
+
+An operator's command fails in one line: an unreachable database or bus, or a port in use,
+is said as such on stderr with a non-zero exit, never as a traceback (`main`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from paymesh.config import Settings
-from paymesh.entrypoints.cli_keys import keys_app, with_store
+from paymesh.entrypoints.cli_keys import keys_app, store_settings, with_store
+from paymesh.entrypoints.cli_live import live_commands
 
 if TYPE_CHECKING:
     from paymesh.adapters.aws.dead_letters import SqsDeadLetters
@@ -23,6 +27,29 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(keys_app, name="keys")
+live_commands(app)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from paymesh import __version__
+
+        typer.echo(f"paymesh {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """paymesh: payments in front of Stripe, Adyen and PayPal."""
+
+
 rules_app = typer.Typer(help="Event rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 dlq_app = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
@@ -57,6 +84,15 @@ Mode = Annotated[
 ]
 
 
+LogFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="text (the default) or json: one JSON object per line (env PAYMESH_LOG_FORMAT)",
+    ),
+]
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -74,6 +110,7 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option()] = "info",
+    log_format: LogFormat = None,
 ) -> None:
     """Run the API server. In sandbox mode the PSP sandboxes run beside it on their own
     loopback port; in live mode only PSPs with real credentials are used. One line per PSP
@@ -84,9 +121,7 @@ def serve(
     from paymesh.entrypoints.http.asgi import build_app
     from paymesh.entrypoints.http.server import build_config
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(log_format, log_level)
     settings = _settings(
         host=host,
         port=port,
@@ -101,11 +136,25 @@ def serve(
     except (ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    _preflight(settings, host, port)
     for line in app.state.psp_lines:
         typer.echo(line, err=True)
     # The limits (body, headers, header-read timeout, connections) and errors in the API's
     # shape come with the server configuration.
-    uvicorn.Server(build_config(app, host=host, port=port, log_level=log_level)).run()
+    uvicorn.Server(
+        build_config(app, host=host, port=port, log_level=log_level, own_logging=True)
+    ).run()
+
+
+def _configure_logging(log_format: str | None, log_level: str) -> None:
+    """Text or JSON lines, each with the request id and payment id (issue 16)."""
+    from paymesh.entrypoints.http.logs import configure_logging
+
+    try:
+        configure_logging(log_format, log_level)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -122,6 +171,7 @@ def worker(
     database: Database = None,
     bus: Bus = None,
     log_level: Annotated[str, typer.Option()] = "info",
+    log_format: LogFormat = None,
 ) -> None:
     """Run a worker: event routing and deliveries (retries, dead letters, the fraud stream),
     the outbox sweep and recovery. Run any number, next to any number of `serve`."""
@@ -129,9 +179,7 @@ def worker(
 
     from paymesh.bootstrap import run_worker
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(log_format, log_level)
     settings = _settings(data_dir=data_dir, database=database, bus=bus)
     if not settings.uses_postgres:
         typer.echo(
@@ -147,6 +195,8 @@ def worker(
             err=True,
         )
         raise typer.Exit(2)
+
+    _preflight(settings)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -247,33 +297,57 @@ def rules_test(
 
 @dlq_app.command("list")
 def dlq_list(
-    merchant: Annotated[str, typer.Option(help="merchant id")],
+    merchant: Annotated[
+        str | None, typer.Option(help="merchant id (default: every merchant's)")
+    ] = None,
     data_dir: DataDir = None,
     database: Database = None,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(help="at most this many per merchant")] = 50,
 ) -> None:
-    """Dead letters of MERCHANT, newest first, with every attempt's error. On AWS
-    (--database dynamodb://PREFIX): the letters in the targets' SQS dead-letter queues."""
+    """Dead letters, newest first per merchant, with every attempt's error: MERCHANT's, or
+    every merchant's. On AWS (--database dynamodb://PREFIX): the letters in the targets' SQS
+    dead-letter queues (--merchant needed there)."""
     from rich.console import Console
     from rich.table import Table
 
-    settings = Settings.from_env(data_dir=data_dir, database=database)
+    from paymesh.ports.bus import Delivery
+
+    settings = store_settings(data_dir, database, read_only=True)
     if settings.uses_dynamodb:
+        if merchant is None:
+            typer.echo("error: on AWS, dlq list needs --merchant", err=True)
+            raise typer.Exit(2)
         _aws_dlq_list(settings, merchant, limit)
         return
-    dead, _ = with_store(settings, lambda store: store.dead_letters(merchant, limit, None))
-    table = Table(title=f"dead letters of {merchant}")
-    for col in ("id", "event", "rule/target", "attempts", "last error"):
+
+    async def letters(store: Any) -> list[tuple[str, Delivery]]:
+        # The store's port has dead letters per merchant only; every merchant that has (or
+        # had) an API key is every merchant that can have a dead letter.
+        merchants = (
+            [merchant]
+            if merchant
+            else sorted({k.merchant_id for k in await store.list_api_keys(None)})
+        )
+        found: list[tuple[str, Delivery]] = []
+        for m in merchants:
+            dead, _ = await store.dead_letters(m, limit, None)
+            found.extend((m, d) for d in dead)
+        return found
+
+    rows = with_store(settings, letters)
+    table = Table(title=f"dead letters of {merchant}" if merchant else "dead letters")
+    for col in ("merchant", "id", "event", "rule/target", "attempts", "last error"):
         table.add_column(col)
-    for d in dead:
+    for m, d in rows:
         table.add_row(
+            m,
             d.id,
             d.event_id,
             f"{d.rule}/{d.target.id}",
             str(d.attempts),
             d.history[-1].error if d.history else "-",
         )
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 @dlq_app.command("redrive")
@@ -285,7 +359,7 @@ def dlq_redrive(
 ) -> None:
     """Send a dead letter to its target again (once); a running server picks it up. On AWS:
     the event is handed to its target again and the letter leaves its SQS queue."""
-    settings = Settings.from_env(data_dir=data_dir, database=database)
+    settings = store_settings(data_dir, database, read_only=True)
     if settings.uses_dynamodb:
         done = _aws_dead_letters(settings).redrive(merchant, delivery_id)
     else:
@@ -347,5 +421,27 @@ def demo() -> None:
     raise typer.Exit(run_demo())
 
 
+def _preflight(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Before starting: the port is free, the database and the bus answer. Found here, each
+    is one clear line; found by the server's startup, it would be a traceback in its log."""
+    from paymesh.entrypoints.infra_errors import check_infrastructure
+
+    problem = check_infrastructure(settings, host, port)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
+
+
 def main() -> None:
-    app()
+    from paymesh.entrypoints.infra_errors import describe
+
+    try:
+        app()
+    except Exception as exc:
+        # An unreachable database or bus mid-command: one line, not a traceback. Anything
+        # else is a bug, and its traceback is what a bug report needs.
+        problem = describe(exc)
+        if problem is None:
+            raise
+        typer.echo(f"error: {problem}", err=True)
+        raise SystemExit(1) from None

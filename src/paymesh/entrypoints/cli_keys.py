@@ -7,6 +7,7 @@ characters), which is also what `revoke` takes.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +34,39 @@ Database = Annotated[
 ]
 
 
-def _settings(data_dir: Path | None, database: str | None) -> Settings:
+def store_settings(
+    data_dir: Path | None, database: str | None, *, read_only: bool = False
+) -> Settings:
+    """Settings for a command that only opens the store (keys, dlq).
+
+    Not `Settings.from_env`: that resolves the PSPs, and in sandbox mode creates the data
+    directory's sandbox secrets, a side effect a command that lists keys must not have. Only
+    where the store is matters here. A read-only command on SQLite refuses a database file
+    that is not there instead of creating an empty one (and its directory) to list nothing.
+    """
+    settings = Settings(
+        data_dir=data_dir or Path(os.environ.get("PAYMESH_DATA_DIR") or "paymesh-data"),
+        database=database or os.environ.get("PAYMESH_DATABASE") or None,
+    )
+    if settings.uses_postgres or settings.uses_dynamodb:
+        return settings
     try:
-        return Settings.from_env(data_dir=data_dir, database=database)
+        path = settings.sqlite_path
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if read_only and not path.exists():
+        typer.echo(
+            f"error: no paymesh database at {path} (give --data-dir or --database, "
+            "or PAYMESH_DATA_DIR / PAYMESH_DATABASE)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+def _settings(data_dir: Path | None, database: str | None, read_only: bool = False) -> Settings:
+    return store_settings(data_dir, database, read_only=read_only)
 
 
 def with_store(settings: Settings, run: Callable[[BusBackend], Awaitable[T]]) -> T:
@@ -90,7 +118,7 @@ def keys_list(
     from rich.console import Console
     from rich.table import Table
 
-    settings = _settings(data_dir, database)
+    settings = _settings(data_dir, database, read_only=True)
     keys = with_store(settings, lambda store: store.list_api_keys(merchant))
     table = Table(title="API keys" + (f" of {merchant}" if merchant else ""))
     table.add_column("key", no_wrap=True)
@@ -117,7 +145,7 @@ def keys_revoke(
     from paymesh.service.apikeys import revoke_key
     from paymesh.service.errors import ApiError, NotFound
 
-    settings = _settings(data_dir, database)
+    settings = _settings(data_dir, database, read_only=True)
     try:
         revoked, now = with_store(
             settings, lambda store: revoke_key(store, key, datetime.now(UTC), merchant)

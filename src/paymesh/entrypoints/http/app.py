@@ -16,7 +16,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp
 
+from paymesh.adapters.metrics import PaymeshMetrics
 from paymesh.domain import money
 from paymesh.domain.errors import DomainError
 from paymesh.domain.payment import Payment, RiskContext
@@ -36,6 +38,7 @@ from paymesh.entrypoints.http.common import (
 )
 from paymesh.entrypoints.http.errors import RouteRefused
 from paymesh.entrypoints.http.intake import Intake
+from paymesh.entrypoints.http.metrics import metrics_routes, observed
 from paymesh.entrypoints.http.reviews_api import review_routes
 from paymesh.entrypoints.http.routing_api import routing_routes
 from paymesh.entrypoints.http.rules_api import bus_routes
@@ -301,12 +304,39 @@ def exception_handlers() -> dict[Any, Any]:
     }
 
 
-def build_http_app(state: Api, extra_routes: list[BaseRoute], lifespan: Any) -> Starlette:
-    app = Starlette(
-        routes=[*routes(), *bus_routes(), *review_routes(), *routing_routes(), *extra_routes],
+class ObservedApp(Starlette):
+    """Starlette with request ids and request metrics around everything, its own error
+    middleware included: a crash's 500 is counted and carries its `Request-Id` too, and the
+    line logging it carries the request id."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return observed(super().build_middleware_stack(), self.state.metrics)
+
+
+def build_http_app(
+    state: Api,
+    extra_routes: list[BaseRoute],
+    lifespan: Any,
+    *,
+    metrics: PaymeshMetrics | None = None,
+    metrics_token: str | None = None,
+) -> Starlette:
+    """`metrics`: the process's (a fresh registry when None); `metrics_token`: what
+    `/metrics` asks for (None: `/metrics` answers 404)."""
+    app = ObservedApp(
+        routes=[
+            *routes(),
+            *bus_routes(),
+            *review_routes(),
+            *routing_routes(),
+            *metrics_routes(),
+            *extra_routes,
+        ],
         middleware=[Middleware(Intake)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
     app.state.api = state
+    app.state.metrics = metrics if metrics is not None else PaymeshMetrics()
+    app.state.metrics_token = metrics_token
     return app

@@ -15,6 +15,8 @@ from paymesh.bootstrap import ApiProcess, build_api, psp_lines
 from paymesh.config import Settings
 from paymesh.entrypoints.http.app import build_http_app
 from paymesh.entrypoints.http.common import Api
+from paymesh.entrypoints.http.docs import docs_routes
+from paymesh.entrypoints.http.metrics import metrics_token
 from paymesh.entrypoints.http.openapi import build_openapi
 
 
@@ -41,7 +43,9 @@ def build_app(settings: Settings, process: ApiProcess | None = None) -> Starlett
         openapi=msgspec.json.encode(build_openapi()),
         rules=process.rule_mirror,
     )
-    app = build_http_app(state, [], lifespan)
+    app = build_http_app(
+        state, docs_routes(), lifespan, metrics=core.metrics, metrics_token=metrics_token()
+    )
     app.state.sandbox_url = core.listener.url if core.listener else None
     app.state.psp_lines = psp_lines(settings, core.listener)
     return app

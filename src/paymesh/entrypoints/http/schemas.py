@@ -91,3 +91,343 @@ def decode(raw: bytes, body_type: type[T], *, empty_ok: bool = False) -> T:
         ) from exc
     except msgspec.DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", code="json_invalid") from exc
+
+
+# -- response bodies --------------------------------------------------------------------------
+#
+# What the views in `paymesh.service.views` and the route modules render, as JSON Schema for
+# the OpenAPI document. Objects stay open (no `additionalProperties: false`): adding a field is
+# not a breaking change for a client, and the envelope of an event carries what the bus adds.
+# tests/integration/test_docs.py checks real responses against these, and schemathesis checks
+# every answer it provokes, so a view that drifts from its schema fails a test.
+
+JsonSchema = dict[str, object]
+
+
+def _nullable(kind: str, **extra: object) -> JsonSchema:
+    return {"type": [kind, "null"], **extra}
+
+
+def _obj(required: list[str], properties: dict[str, JsonSchema]) -> JsonSchema:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _ref(name: str) -> JsonSchema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_STR: JsonSchema = {"type": "string"}
+_INT: JsonSchema = {"type": "integer"}
+_TIME: JsonSchema = {"type": "string", "format": "date-time"}
+_PAYMENT_STATUSES = [
+    "pending",
+    "requires_action",
+    "processing",
+    "requires_capture",
+    "succeeded",
+    "failed",
+    "canceled",
+    "blocked",
+    "partially_refunded",
+    "refunded",
+    "disputed",
+]
+_FRAUD: JsonSchema = {
+    "type": ["object", "null"],
+    "required": ["score", "factors", "decision"],
+    "properties": {
+        "score": _INT,
+        "factors": {"type": "array", "items": _STR},
+        "decision": {"type": "string", "enum": ["allow", "review", "block"]},
+    },
+}
+
+
+def _list_of(item: str) -> JsonSchema:
+    return _obj(
+        ["object", "data", "has_more", "url"],
+        {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": _ref(item)},
+            "has_more": {"type": "boolean"},
+            "url": _STR,
+        },
+    )
+
+
+RESPONSES: dict[str, JsonSchema] = {
+    "Error": _obj(
+        ["error"],
+        {
+            "error": _obj(
+                ["type", "code", "message"],
+                {
+                    "type": {
+                        "type": "string",
+                        "description": "invalid_request_error, card_error, fraud_error, ...",
+                    },
+                    "code": _STR,
+                    "message": _STR,
+                    "param": {**_STR, "description": "the request field to fix, if one"},
+                    "decline_code": _nullable("string", description="card errors (402)"),
+                    "payment_id": {**_STR, "description": "402: the payment that was declined"},
+                    "payment": {**_ref("Payment"), "description": "402: the payment as stored"},
+                },
+            )
+        },
+    ),
+    "Refund": _obj(
+        ["id", "object", "payment_id", "amount", "currency", "status", "created_at"],
+        {
+            "id": _STR,
+            "object": {"const": "refund"},
+            "payment_id": _STR,
+            "amount": _INT,
+            "currency": _STR,
+            "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+            "reason": _nullable("string"),
+            "failure_reason": _nullable("string"),
+            "connector_refund_id": _nullable("string"),
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        },
+    ),
+    "Payment": _obj(
+        [
+            "id",
+            "object",
+            "status",
+            "amount",
+            "currency",
+            "amount_captured",
+            "amount_refunded",
+            "capture_method",
+            "customer_id",
+            "refunds",
+            "created_at",
+        ],
+        {
+            "id": _STR,
+            "object": {"const": "payment"},
+            "status": {"type": "string", "enum": _PAYMENT_STATUSES},
+            "amount": {**_INT, "description": "minor units of the currency"},
+            "currency": {**_STR, "description": "ISO 4217, upper case"},
+            "amount_captured": _INT,
+            "amount_refunded": _INT,
+            "capture_method": {"type": "string", "enum": ["automatic", "manual"]},
+            "customer_id": _STR,
+            "payment_method": _STR,
+            "connector": _nullable("string", description="the PSP that took the payment"),
+            "connector_payment_id": _nullable("string"),
+            "next_action": {
+                "type": ["object", "null"],
+                "description": "3-D Secure: where to send the customer",
+            },
+            "client_secret": {"type": "null"},
+            "failure": {
+                "type": ["object", "null"],
+                "required": ["code", "message", "retryable"],
+                "properties": {
+                    "code": _STR,
+                    "decline_code": _nullable("string"),
+                    "message": _STR,
+                    "retryable": {"type": "boolean"},
+                },
+            },
+            "fraud": _FRAUD,
+            "routing": {
+                "type": ["object", "null"],
+                "required": ["route", "attempts"],
+                "properties": {
+                    "route": {"type": ["string", "null"]},
+                    "attempts": {
+                        "type": "array",
+                        "items": _obj(
+                            ["connector", "at"],
+                            {"connector": _STR, "reason": _nullable("string"), "at": _TIME},
+                        ),
+                    },
+                },
+            },
+            "review": {
+                "type": ["object", "null"],
+                "required": ["id", "status"],
+                "properties": {"id": _STR, "status": _STR},
+            },
+            "description": _nullable("string"),
+            "metadata": {"type": "object", "additionalProperties": _STR},
+            "refunds": {"type": "array", "items": _ref("Refund")},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        },
+    ),
+    "Review": _obj(
+        ["id", "object", "payment_id", "status", "amount", "currency", "opened_at"],
+        {
+            "id": _STR,
+            "object": {"const": "review"},
+            "payment_id": _STR,
+            "status": {"type": "string", "enum": ["open", "approved", "rejected", "closed"]},
+            "reason": _nullable("string"),
+            "amount": _INT,
+            "currency": _STR,
+            "customer_id": _STR,
+            "payment_status": {"type": "string", "enum": _PAYMENT_STATUSES},
+            "fraud": _FRAUD,
+            "opened_at": _TIME,
+            "closed_at": {"type": ["string", "null"], "format": "date-time"},
+            "closed_reason": _nullable("string"),
+        },
+    ),
+    "Event": {
+        **_obj(
+            ["id", "detail-type", "source", "account", "time", "detail"],
+            {
+                "version": _STR,
+                "id": _STR,
+                "detail-type": {**_STR, "description": "payment.succeeded, refund.created, ..."},
+                "source": _STR,
+                "account": {**_STR, "description": "the merchant"},
+                "time": _TIME,
+                "region": _STR,
+                "resources": {"type": "array", "items": _STR},
+                "detail": {"type": "object"},
+            },
+        ),
+        "description": "an event as published: the EventBridge envelope",
+    },
+    "Notification": _obj(
+        ["id", "object", "payment_id", "event_id", "channel", "recipient", "template"],
+        {
+            "id": _STR,
+            "object": {"const": "notification"},
+            "payment_id": _STR,
+            "event_id": _STR,
+            "channel": _STR,
+            "recipient": _STR,
+            "template": _STR,
+            "created_at": _TIME,
+        },
+    ),
+    "Rule": _obj(
+        ["object", "name", "state", "event_pattern", "default", "targets"],
+        {
+            "object": {"const": "rule"},
+            "name": _STR,
+            "state": {"type": "string", "enum": ["ENABLED", "DISABLED"]},
+            "description": _nullable("string"),
+            "event_pattern": {"type": "object"},
+            "default": {"type": "boolean", "description": "a built-in rule: cannot be deleted"},
+            "signing_secret": _nullable(
+                "string", description="deliveries of this rule are signed with it"
+            ),
+            "targets": {
+                "type": "array",
+                "items": _obj(
+                    ["id", "type"],
+                    {
+                        "id": _STR,
+                        "type": {"type": "string", "enum": ["builtin", "http"]},
+                        "name": _nullable("string"),
+                        "url": _nullable("string"),
+                        "retry_policy": _obj(
+                            ["maximum_retry_attempts", "maximum_event_age_seconds"],
+                            {"maximum_retry_attempts": _INT, "maximum_event_age_seconds": _INT},
+                        ),
+                    },
+                ),
+            },
+        },
+    ),
+    "DeletedRule": _obj(
+        ["object", "name", "deleted"],
+        {"object": {"const": "rule"}, "name": _STR, "deleted": {"const": True}},
+    ),
+    "PatternTestResult": _obj(["result"], {"result": {"type": "boolean"}}),
+    "DeadLetter": _obj(
+        ["id", "object", "event_id", "rule", "target", "attempts", "errors"],
+        {
+            "id": _STR,
+            "object": {"const": "dead_letter"},
+            "event_id": _STR,
+            "rule": _STR,
+            "target": _obj(
+                ["id", "type"],
+                {
+                    "id": _STR,
+                    "type": _STR,
+                    "name": _nullable("string"),
+                    "url": _nullable("string"),
+                },
+            ),
+            "attempts": _INT,
+            "errors": {
+                "type": "array",
+                "items": _obj(["at", "error"], {"at": _TIME, "error": _STR}),
+            },
+            "event": {"anyOf": [_ref("Event"), {"type": "null"}], "description": "null: purged"},
+        },
+    ),
+    "Redriven": _obj(
+        ["id", "object", "redriven"],
+        {"id": _STR, "object": {"const": "dead_letter"}, "redriven": {"const": True}},
+    ),
+    "RoutingTable": _obj(
+        ["object", "table", "circuits"],
+        {
+            "object": {"const": "routing_table"},
+            "table": {"type": "object", "description": "the routing table as it was PUT"},
+            "circuits": {
+                "type": "object",
+                "additionalProperties": _STR,
+                "description": "each PSP's circuit breaker: closed, open or half_open",
+            },
+        },
+    ),
+    "WebhookReceipt": _obj(
+        ["received", "results"],
+        {"received": {"const": True}, "results": {"type": "array"}},
+    ),
+    "Health": _obj(["status"], {"status": {"type": "string", "enum": ["ok"]}}),
+    "Readiness": _obj(["status"], {"status": {"type": "string", "enum": ["ready", "unavailable"]}}),
+}
+for _name in ("Payment", "Refund", "Review", "Event", "Notification", "Rule", "DeadLetter"):
+    RESPONSES[f"{_name}List"] = _list_of(_name)
+
+_STRINGS: JsonSchema = {"type": "array", "minItems": 1, "items": _STR}
+_CONNECTORS: JsonSchema = {"type": "array", "items": _STR, "uniqueItems": True}
+
+#: PUT /v1/routing. Checked by `paymesh.domain.routing.parse_table` (which also knows the
+#: configured connectors), not by a Struct; this says the same for the docs.
+ROUTING_TABLE_BODY: JsonSchema = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "routes are tried in order; the first that matches the payment picks its "
+    "connectors, else `default`",
+    "properties": {
+        "default": _CONNECTORS,
+        "routes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["connectors"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "connectors": {**_CONNECTORS, "minItems": 1},
+                    "currency": _STRINGS,
+                    "country": _STRINGS,
+                    "payment_method_type": _STRINGS,
+                    "amount_gte": {"type": "integer", "minimum": 0},
+                    "amount_lt": {"type": "integer", "minimum": 0},
+                    "weights": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": {"type": "integer", "minimum": 0},
+                    },
+                    "retry_soft_declines": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}

@@ -78,15 +78,20 @@ def build_config(
     log_level: str = "info",
     limits: ServerLimits | None = None,
     loop: str = "uvloop",
+    own_logging: bool = False,
 ) -> uvicorn.Config:
     """The uvicorn configuration paymesh runs with; serve it with
-    `uvicorn.Server(build_config(...)).run()` (in the main thread it handles SIGINT/SIGTERM)."""
+    `uvicorn.Server(build_config(...)).run()` (in the main thread it handles SIGINT/SIGTERM).
+    `own_logging`: the caller has configured the root logger (`paymesh serve`, for
+    `--log-format`) and uvicorn's loggers pass their lines to it instead of installing
+    handlers of their own."""
     limits = limits or ServerLimits()
     return uvicorn.Config(
         answered_in_api_shape(app),
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None if own_logging else uvicorn.config.LOGGING_CONFIG,
         loop=loop,
         http=guarded_protocol(limits),
         ws="none",

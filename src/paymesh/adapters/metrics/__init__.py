@@ -1,0 +1,15 @@
+"""Prometheus metrics of one paymesh process (prometheus-client, text exposition).
+
+Scale-out: every process (`paymesh serve`, `paymesh worker`) keeps its own registry and is
+scraped on its own; Prometheus adds the series of the processes up (`sum by (route)` …).
+No multiprocess mode: a paymesh process is one interpreter, never forked workers.
+"""
+
+from paymesh.adapters.metrics.instruments import (
+    MeteredConnector,
+    MeteredDeliverer,
+    PaymeshMetrics,
+    observe_commits,
+)
+
+__all__ = ["MeteredConnector", "MeteredDeliverer", "PaymeshMetrics", "observe_commits"]

@@ -1,0 +1,316 @@
+"""The metrics of one process and the wrappers that feed them.
+
+What is counted where (each at the one place it is true, nothing inferred from logs):
+
+- HTTP: by the API's ASGI middleware (`paymesh.entrypoints.http.metrics`), per route
+  template (`/v1/payments/{payment_id}`, never a raw path: no ids in label values).
+- PSP calls: `MeteredConnector` wraps each `Connector` (the port) and times every call that
+  reaches the PSP; a `PspError` (or any exception) is an error, a decline is an answer.
+- Payments by outcome and fraud decisions: `observe_commits` counts the events of every
+  changeset once its commit has returned, so a count means a durable fact, counted once, by
+  the process that committed it (an API process, or a worker driving a payment).
+- Deliveries: `MeteredDeliverer` wraps the bus's `Deliverer` and reads the outcome each
+  attempt leaves on the delivery (delivered, retrying, dead).
+- Read at scrape time: circuit state per PSP and the outbox's backlog and lag.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from paymesh.domain.payment import PspOutcome
+from paymesh.ports.bus import Deliverer, Delivery
+from paymesh.ports.connector import AuthorizeRequest, Connector, RefundOutcome, WebhookEvent
+from paymesh.ports.store import Changeset, StoredEvent
+
+#: Payment events that are an outcome (the status a payment reached), counted by status.
+OUTCOME_EVENTS = {
+    "payment.requires_action": "requires_action",
+    "payment.requires_capture": "requires_capture",
+    "payment.succeeded": "succeeded",
+    "payment.failed": "failed",
+    "payment.canceled": "canceled",
+    "payment.blocked": "blocked",
+}
+
+#: Seconds: an API call takes a few ms, a PSP call tens to hundreds; both tails reach 10 s.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CIRCUIT_STATES = ("closed", "half_open", "open")
+#: The outbox is read at most this deep per scrape: a backlog past it reads as this number.
+OUTBOX_SCAN = 1000
+
+
+class PaymeshMetrics:
+    """Every metric of one process, in its own registry (two apps in one test process never
+    share a series)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "paymesh_http_requests",
+            "HTTP requests answered, by route template and status class (2xx, 4xx, 5xx).",
+            ["method", "route", "status_class"],
+            registry=r,
+        )
+        self.http_errors = Counter(
+            "paymesh_http_request_errors",
+            "HTTP requests answered with a 5xx (the server's fault, not the client's).",
+            ["method", "route"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "paymesh_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.psp_calls = Counter(
+            "paymesh_psp_calls", "Calls to a PSP.", ["psp", "operation"], registry=r
+        )
+        self.psp_errors = Counter(
+            "paymesh_psp_call_errors",
+            "PSP calls without an answer we can act on (timeouts, 5xx, refused); a decline "
+            "is an answer, not an error.",
+            ["psp", "operation"],
+            registry=r,
+        )
+        self.psp_duration = Histogram(
+            "paymesh_psp_call_duration_seconds",
+            "Duration of PSP calls.",
+            ["psp", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.payments = Counter(
+            "paymesh_payments",
+            "Payments reaching an outcome, counted when the change is committed.",
+            ["outcome"],
+            registry=r,
+        )
+        self.fraud_decisions = Counter(
+            "paymesh_fraud_decisions",
+            "Fraud decisions on new payments (allow, review, block), counted at commit.",
+            ["decision"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "paymesh_delivery_attempts",
+            "Delivery attempts by target and result (delivered, retrying, dead).",
+            ["target", "result"],
+            registry=r,
+        )
+        self.delivery_failures = Counter(
+            "paymesh_delivery_failures",
+            "Delivery attempts that failed (retrying or dead).",
+            ["target"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "paymesh_dead_letters",
+            "Deliveries that became dead letters in this process, by target.",
+            ["target"],
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "paymesh_outbox_backlog",
+            f"Committed events not yet routed (read at scrape, at most {OUTBOX_SCAN}).",
+            registry=r,
+        )
+        self.outbox_lag = Gauge(
+            "paymesh_outbox_lag_seconds",
+            "Age of the oldest committed event not yet routed; 0 when the outbox is empty.",
+            registry=r,
+        )
+        self._circuits: list[Callable[[], dict[str, str]]] = []
+        r.register(_CircuitCollector(self._circuits))
+
+    # -- scrape time -----------------------------------------------------------------------
+
+    def watch_circuits(self, circuits: Callable[[], dict[str, str]]) -> None:
+        """Read circuit state per PSP from `circuits` at every scrape."""
+        self._circuits.append(circuits)
+
+    def read_outbox(self, oldest_first: list[StoredEvent], now: datetime | None = None) -> None:
+        self.outbox_backlog.set(len(oldest_first))
+        if oldest_first:
+            now = now or datetime.now(UTC)
+            self.outbox_lag.set(max(0.0, (now - oldest_first[0].time).total_seconds()))
+        else:
+            self.outbox_lag.set(0.0)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # -- at commit -------------------------------------------------------------------------
+
+    def committed(self, changes: Changeset) -> None:
+        for event in changes.events:
+            outcome = OUTCOME_EVENTS.get(event.type)
+            if outcome is not None:
+                self.payments.labels(outcome).inc()
+            elif event.type == "payment.initiated":
+                decision = event.detail.get("fraud_decision")
+                if isinstance(decision, str):
+                    self.fraud_decisions.labels(decision).inc()
+
+
+class _CircuitCollector(Collector):
+    def __init__(self, sources: list[Callable[[], dict[str, str]]]) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "paymesh_psp_circuit_state",
+            "Circuit breaker state per PSP: 1 for the state it is in, 0 for the others.",
+            labels=["psp", "state"],
+        )
+        for source in self.sources:
+            for psp, state in sorted(source().items()):
+                for candidate in CIRCUIT_STATES:
+                    family.add_metric([psp, candidate], 1.0 if state == candidate else 0.0)
+        yield family
+
+
+def observe_commits(store: Any, metrics: PaymeshMetrics) -> None:
+    """Count each changeset's facts once `store.commit` has returned (durable): the one place
+    every payment change passes, without a hook in the service. A failed commit counts
+    nothing. Replaces the instance's bound `commit`; the store's class is untouched."""
+    commit = store.commit
+
+    async def counted(changes: Changeset) -> None:
+        await commit(changes)
+        metrics.committed(changes)
+
+    store.commit = counted
+
+
+def target_label(delivery: Delivery) -> str:
+    """A bounded label: the default rules' targets by id; merchants' own HTTP targets, whose
+    ids merchants choose (any number of them), as one series."""
+    if delivery.default_rule or delivery.target.type == "builtin":
+        return delivery.target.name or delivery.target.id
+    return f"merchant_{delivery.target.type}"
+
+
+class MeteredDeliverer:
+    """A `Deliverer` that counts each attempt's result; attempts run as before."""
+
+    def __init__(self, inner: Deliverer, metrics: PaymeshMetrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+
+    async def attempt(
+        self,
+        delivery: Delivery,
+        event: dict[str, Any] | None,
+        clock: Callable[[], datetime],
+        rand: Callable[[], float],
+        retry_base: float,
+    ) -> None:
+        await self.inner.attempt(delivery, event, clock, rand, retry_base)
+        target = target_label(delivery)
+        result = {"delivered": "delivered", "dead": "dead"}.get(delivery.status, "retrying")
+        self.metrics.deliveries.labels(target, result).inc()
+        if result != "delivered":
+            self.metrics.delivery_failures.labels(target).inc()
+        if result == "dead":
+            self.metrics.dead_letters.labels(target).inc()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # the bus's other uses of its targets, unchanged
+
+
+class MeteredConnector:
+    """A `Connector` whose calls to the PSP are counted and timed; answers pass unchanged."""
+
+    def __init__(self, inner: Connector, metrics: PaymeshMetrics) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.webhook_ack = inner.webhook_ack
+        self._calls = metrics.psp_calls
+        self._errors = metrics.psp_errors
+        self._duration = metrics.psp_duration
+
+    async def _timed(self, operation: str, call: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await call
+        except BaseException:
+            self._errors.labels(self.name, operation).inc()
+            raise
+        finally:
+            self._calls.labels(self.name, operation).inc()
+            self._duration.labels(self.name, operation).observe(time.perf_counter() - started)
+
+    async def authorize(self, request: AuthorizeRequest) -> PspOutcome:
+        outcome: PspOutcome = await self._timed("authorize", self.inner.authorize(request))
+        return outcome
+
+    async def capture(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> PspOutcome:
+        outcome: PspOutcome = await self._timed(
+            "capture",
+            self.inner.capture(connector_payment_id, amount, idempotency_key, currency=currency),
+        )
+        return outcome
+
+    async def cancel(self, connector_payment_id: str, idempotency_key: str) -> PspOutcome:
+        outcome: PspOutcome = await self._timed(
+            "cancel", self.inner.cancel(connector_payment_id, idempotency_key)
+        )
+        return outcome
+
+    async def refund(
+        self,
+        connector_payment_id: str,
+        amount: int,
+        refund_id: str,
+        reason: str | None,
+        idempotency_key: str,
+        *,
+        currency: str | None = None,
+    ) -> RefundOutcome:
+        outcome: RefundOutcome = await self._timed(
+            "refund",
+            self.inner.refund(
+                connector_payment_id, amount, refund_id, reason, idempotency_key, currency=currency
+            ),
+        )
+        return outcome
+
+    async def retrieve(self, connector_payment_id: str) -> PspOutcome:
+        outcome: PspOutcome = await self._timed(
+            "retrieve", self.inner.retrieve(connector_payment_id)
+        )
+        return outcome
+
+    def parse_webhook(
+        self, headers: dict[str, str], body: bytes, now: datetime
+    ) -> list[WebhookEvent]:
+        return self.inner.parse_webhook(headers, body, now)  # no I/O: nothing to time
+
+    async def confirm(self, event: WebhookEvent) -> WebhookEvent | None:
+        # Not timed: most connectors answer from the signed event without a call (Stripe,
+        # Adyen); counting those as PSP calls would hide PayPal's real ones among them.
+        return await self.inner.confirm(event)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # a connector's own extras (tests, sandboxes)

@@ -1,0 +1,115 @@
+"""`/metrics` and the middleware that observes every request.
+
+`/metrics` answers the Prometheus text exposition of this process only: in scale-out, scrape
+every `paymesh serve` on its own (a worker has no HTTP listener yet; its deliveries are in
+its own registry, see the lead's notes). It is not for the world: it answers only a request
+with `Authorization: Bearer <PAYMESH_METRICS_TOKEN>`; with no token configured it answers
+404 as if it did not exist, so a deployment exposes nothing until it chooses a token.
+
+`Observed` wraps the whole app (outside Starlette's own error middleware, so a crash's 500
+is seen too): it gives the request its id (`request_ids`), stamps `Request-Id` on the
+response, and counts and times it per route template. Its cost is a few dict lookups and one
+histogram observation per request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paymesh.adapters.metrics import PaymeshMetrics
+from paymesh.adapters.metrics.instruments import OUTBOX_SCAN
+from paymesh.entrypoints.http.common import api, error_response
+from paymesh.entrypoints.http.errors import RouteRefused
+from paymesh.entrypoints.http.request_ids import HEADER, RequestContext, current, new_request_id
+from paymesh.service.errors import Unauthorized
+
+TOKEN_ENV = "PAYMESH_METRICS_TOKEN"  # noqa: S105 (the variable's name, not a token)
+EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
+#: The route label of a request no route matched: raw paths would put ids (and anything a
+#: scanner tries) into label values, without bound.
+UNMATCHED = "unmatched"
+
+log = logging.getLogger("paymesh.http")
+_HEADER = HEADER.lower().encode()
+_STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+def metrics_token() -> str | None:
+    """The token `/metrics` asks for; None (unset or empty): `/metrics` is off."""
+    return os.environ.get(TOKEN_ENV) or None
+
+
+class Observed:
+    def __init__(self, app: ASGIApp, metrics: PaymeshMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = new_request_id()
+        current.set(RequestContext(request_id, scope))
+        header = (_HEADER, request_id.encode())
+        status = 500  # what the client gets if the app fails before answering
+
+        async def stamped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = route.path if isinstance(route, Route) else UNMATCHED
+        method = scope["method"]
+        m = self.metrics
+        m.http_requests.labels(method, template, _STATUS_CLASS.get(status // 100, "5xx")).inc()
+        m.http_duration.labels(method, template).observe(seconds)
+        if status >= 500:
+            m.http_errors.labels(method, template).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s %d in %.1f ms", method, template, status, seconds * 1000)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    token: str | None = request.app.state.metrics_token
+    if token is None:  # off: the same answer as any path that does not exist
+        return error_response(RouteRefused(404, "GET /metrics: Not Found"))
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        response = error_response(
+            Unauthorized(
+                "GET /metrics needs Authorization: Bearer <metrics token>",
+                code="metrics_token_invalid",
+            )
+        )
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    metrics: PaymeshMetrics = request.app.state.metrics
+    metrics.read_outbox(await api(request).store.undelivered_events(OUTBOX_SCAN))
+    return Response(metrics.exposition(), media_type=EXPOSITION)
+
+
+def metrics_routes() -> list[BaseRoute]:
+    return [Route("/metrics", metrics_endpoint, methods=["GET"])]
+
+
+def observed(app: Any, metrics: PaymeshMetrics) -> Observed:
+    return Observed(app, metrics)
