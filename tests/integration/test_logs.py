@@ -61,6 +61,10 @@ def test_every_response_has_a_fresh_request_id_that_its_log_lines_carry(
     [get_line] = [line for line in logged if line["request_id"] == ids[1]]
     assert get_line["message"].startswith("GET /v1/payments/{payment_id} 200")
     assert get_line["payment_id"] == payment_id
+    # The request that creates the payment: its id is made by the service, and known after.
+    [post_line] = [line for line in logged if line["request_id"] == ids[0]]
+    assert post_line["message"].startswith("POST /v1/payments 201")
+    assert post_line["payment_id"] == payment_id
     [missing_line] = [line for line in logged if line["request_id"] == ids[2]]
     assert missing_line["message"].startswith("GET unmatched 404")
     assert missing_line["payment_id"] is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from contextvars import ContextVar
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -22,3 +23,10 @@ def _b32(n: int, width: int) -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{_b32(time.time_ns() // 1_000_000, 9)}{_b32(secrets.randbits(80), 16)}"
+
+
+#: The payment the running task works on, for its log lines (`payment_id`): set where a
+#: payment's id is first known, so the lines of the request that creates it carry it too.
+#: Each request and each delivery runs in its own task, so the value never leaks into
+#: another's.
+working_on: ContextVar[str | None] = ContextVar("paymesh_payment", default=None)

@@ -15,6 +15,8 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+from paymesh.service.ids import working_on
+
 HEADER = "Request-Id"
 
 
@@ -46,14 +48,16 @@ current: ContextVar[RequestContext | None] = ContextVar("paymesh_request", defau
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds `request_id` and `payment_id` (None outside a request) to every record."""
+    """Adds `request_id` (None outside a request) and `payment_id` to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = current.get()
+        given = getattr(record, "payment_id", None)
         if context is None:
             record.request_id = getattr(record, "request_id", None)
-            record.payment_id = getattr(record, "payment_id", None)
+            record.payment_id = given or working_on.get()
         else:
             record.request_id = context.request_id
-            record.payment_id = getattr(record, "payment_id", None) or context.payment_id
+            # The path's payment, else the one the service made in this request.
+            record.payment_id = given or context.payment_id or working_on.get()
         return True

@@ -98,6 +98,7 @@ class CreatePaymentHandler:
                 await self.writes.commit(Changeset(idempotency=claim.write))
                 return await self._finish(existing, claim)
         payment_id = claim.resource_id if claim else ids.new_id("pay")
+        ids.working_on.set(payment_id)
         assessment = await self.scorer.assess(
             RiskInput(
                 payment_id=payment_id,
