@@ -528,6 +528,8 @@ async def run_worker(settings: Settings) -> None:
         try:
             await asyncio.gather(*tasks)
         finally:
+            if dispatcher:
+                dispatcher.closing()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -172,6 +172,46 @@ class DeliveryStoreContract:
         page, more = await store.dead_letters("m1", 2, "d2")
         assert [d.id for d in page] == ["d0"] and not more
 
+    async def test_dead_letter_depth_counts_the_dead_of_every_merchant_per_target(
+        self, store: BusBackend
+    ) -> None:
+        # Merchants' own targets, each its own id (one delivery per event, rule and target).
+        hooks = [Target(id=f"hook{i}", type="http", url="http://127.0.0.1:9/x") for i in range(3)]
+        inventory = Target(id="inv", type="http", name="inventory", url="http://127.0.0.1:9/y")
+        await route(
+            store,
+            "e1",
+            delivery("a1"),  # built-in: counted by its name
+            delivery("a2", target=hooks[0]),  # merchant m1's own HTTP target
+            delivery("a3", target=hooks[1]),  # redriven below: no longer dead
+            delivery("a4", target=hooks[2]),  # delivered: never dead
+        )
+        await route(
+            store,
+            "e2",
+            delivery("b1", event_id="e2", merchant="m2"),
+            delivery("b2", event_id="e2", target=hooks[0], merchant="m2"),
+            replace(
+                delivery("b3", event_id="e2", target=inventory, merchant="m2"), default_rule=True
+            ),
+            delivery("b4", event_id="e2", target=hooks[1], merchant="m2"),  # still pending
+        )
+        assert await store.dead_letter_depth() == {}
+        for d in await store.claim_deliveries(T0, 30, 10):
+            if d.id == "b4":
+                continue
+            d.status, d.attempts = ("delivered", 1) if d.id == "a4" else ("dead", 1)
+            d.history = [Attempt(T0, "HTTP 500")]
+            await store.save_delivery(d)
+        assert await store.redrive("m1", "a3", T0 + timedelta(minutes=1))
+        assert await store.dead_letter_depth() == {
+            "send_confirmation": 2,  # a1, b1
+            "merchant_http": 2,  # a2, b2
+            "inventory": 1,  # b3: a default rule's target, by name
+        }
+        assert await store.redrive("m2", "b2", T0 + timedelta(minutes=1))
+        assert (await store.dead_letter_depth())["merchant_http"] == 1
+
     async def test_events_are_found_by_id(self, store: BusBackend) -> None:
         await route(store, "e1")
         event = await store.get_event("e1")

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from tests.integration.conftest import Server, start
+from tests.integration.test_event_bus import LOCAL, PAY, Receiver, http_rule, wait_for
 from tests.integration.test_payments_api import pay
+from tests.support.bus_state import wait_rule_settled
+from tests.support.live_server import free_port, live_server
 
 TOKEN = "metrics-token-for-tests"
 
@@ -123,3 +128,35 @@ def test_without_a_configured_token_metrics_do_not_exist(
         r = httpx.get(f"{server.base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 404
         assert r.json()["error"]["code"] == "route_not_found"
+
+
+DEPTH = 'paymesh_dead_letter_depth{target="merchant_http"}'
+
+
+@pytest.fixture
+def bus_metered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    monkeypatch.setenv("PAYMESH_METRICS_TOKEN", TOKEN)
+    yield from start(tmp_path, bus_retry_base=0.05, target_allowlist=LOCAL)
+
+
+def test_dead_letter_depth_is_the_dead_letters_now_not_those_ever_made(
+    bus_metered: Server,
+) -> None:
+    closed = free_port()  # nothing listens there yet: the one attempt is refused
+    received = Receiver()
+    hook = Starlette(routes=[Route("/hook", received.hook, methods=["POST"])])
+    with bus_metered.client() as http:
+        rule = http_rule(f"http://127.0.0.1:{closed}/hook", retries=0)
+        assert http.put("/v1/rules/refused", json=rule).status_code == 200
+        assert http.post("/v1/payments", json=PAY).status_code == 201
+        wait_for(lambda: bool(http.get("/v1/dead-letters").json()["data"]))
+        [dead] = http.get("/v1/dead-letters").json()["data"]
+        assert value(scrape(bus_metered), DEPTH) == 1.0
+        # The target is back: the redrive delivers it, so it does not die again.
+        with live_server(hook, closed):
+            assert http.post(f"/v1/dead-letters/{dead['id']}/redrive").status_code == 200
+            wait_for(lambda: len(received.ok) == 1)
+        wait_rule_settled(bus_metered.settings.sqlite_path, "refused")
+    text = scrape(bus_metered)
+    assert f"{DEPTH} 0.0" in text.splitlines()  # still exposed, now 0
+    assert value(text, 'paymesh_dead_letters_total{target="merchant_http"}') == 1.0

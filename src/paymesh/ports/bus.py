@@ -80,6 +80,15 @@ class RuleTarget:
     target: Target
 
 
+def target_label(target: Target, default_rule: bool) -> str:
+    """The bounded name a target is counted under (metrics, dead-letter depth): the default
+    rules' and built-in targets by name; merchants' own targets, whose ids merchants choose
+    (any number of them), as one series per type (`merchant_http`)."""
+    if default_rule or target.type == "builtin":
+        return target.name or target.id
+    return f"merchant_{target.type}"
+
+
 class EventRouter(Protocol):
     def routes(self, envelope: dict[str, Any]) -> list[RuleTarget]:
         """Where an event goes: each (rule, target) of every enabled rule it matches."""
@@ -138,6 +147,13 @@ class DeliveryStore(Protocol):
 
     async def redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
         """Dead -> pending, once; False if it is not (or no longer) dead."""
+        ...
+
+    async def dead_letter_depth(self) -> dict[str, int]:
+        """How many deliveries are dead now (not redriven), across all merchants, per
+        `target_label`: the dead-letter queue's depth, read at scrape time. Labels rather
+        than (rule, target) rows: a target's type and name live in the delivery's document,
+        not in columns, and dead letters are few, so a backend reads them and counts."""
         ...
 
     async def get_event(self, event_id: str) -> dict[str, Any] | None: ...

@@ -10,6 +10,7 @@ delivered one leaves both. Deliveries are created by routing, in a commit (`chan
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from paymesh.adapters.dynamodb.connection import Connection
 from paymesh.adapters.dynamodb.items import B, Item, N, S, b, key, n, padded, s, us
 from paymesh.adapters.dynamodb.queries import Query, merged, run
 from paymesh.adapters.dynamodb.tables import QUEUE_SHARDS
-from paymesh.ports.bus import Delivery, Rule
+from paymesh.ports.bus import Delivery, Rule, target_label
 
 
 def queue_shards(name: str) -> list[str]:
@@ -179,9 +180,12 @@ class BusTables(Connection):
             update += ", #q = #dq, #p = :p"
             names["#dq"] = "deadQueue"
             values[":p"] = S(records.queue_position(updated, d.id))
+            # Listed before the delivery dies, so a crash between the two writes leaves a
+            # merchant listed with nothing dead (one empty query), never a letter uncounted.
+            self._list_dead_merchant(d.merchant_id)
         else:
             update += " REMOVE #q, #p"
-        self._update(
+        saved = self._update(
             TableName=self.tables.state,
             Key=records.delivery_key(d.id),
             UpdateExpression=update,
@@ -189,6 +193,13 @@ class BusTables(Connection):
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+        if saved is not None and d.status == "dead" and s(saved, "merchantId") != d.merchant_id:
+            # It went to the dead letters of the merchant it was routed for: list that one.
+            self._list_dead_merchant(s(saved, "merchantId"))
+
+    def _list_dead_merchant(self, merchant_id: str) -> None:
+        # Idempotent, and only when a delivery dies: rare.
+        self._db.put_item(TableName=self.tables.state, Item=records.dead_merchant_item(merchant_id))
 
     async def save_delivery(self, delivery: Delivery) -> None:
         await self._call(self._save_delivery, delivery)
@@ -211,6 +222,28 @@ class BusTables(Connection):
         self, merchant_id: str, limit: int, starting_after: str | None
     ) -> tuple[list[Delivery], bool]:
         return await self._call(self._dead_letters, merchant_id, limit, starting_after)
+
+    def _dead_letter_depth(self) -> dict[str, int]:
+        # No index lists the `dead#<merchant>` partitions, and a Scan reads the whole table.
+        # So: the merchants that have had a dead letter (one partition, written when a
+        # delivery dies) and, for letters made before this list existed, those with API keys
+        # (one partition), then one Query per merchant's dead-letter queue. A sparse index over
+        # dead letters alone would be one Query, but is a new GSI on every deployed table.
+        listed = Query(self.tables.state, None).partition("pk", S(records.DEAD_MERCHANTS))
+        keys = Query(self.tables.state, None).partition("pk", S(records.API_KEYS))
+        merchants = {s(i, "sk") for i in run(self._db, listed)}
+        merchants.update(s(i, "merchantId") for i in run(self._db, keys))
+        depth: Counter[str] = Counter()
+        for merchant in sorted(merchants):
+            qq = Query(self.tables.state, "QueueIndex")
+            qq.partition("queue", S(records.dead_queue(merchant)))
+            for item in run(self._db, qq):
+                d = records.delivery_of(item)
+                depth[target_label(d.target, d.default_rule)] += 1
+        return dict(depth)
+
+    async def dead_letter_depth(self) -> dict[str, int]:
+        return await self._call(self._dead_letter_depth)
 
     def _redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
         return (

@@ -201,6 +201,7 @@ def idempotency_of(item: Item) -> IdempotencyRecord:
 # blob#<name>                          head | chunk#…  a named document, in chunks
 # delivery#<id>                        delivery        a delivery (QueueIndex: due or dead)
 # route#<event>                        <rule>#<target> one delivery per (event, rule, target)
+# deadletters                          <merchant>      a merchant that has had a dead letter
 
 MARK = "mark"
 
@@ -291,6 +292,15 @@ def due_queue(delivery_id: str) -> str:
 
 def dead_queue(merchant_id: str) -> str:
     return key("dead", merchant_id)
+
+
+#: One partition naming every merchant that has had a dead letter, so the dead-letter depth
+#: of all merchants is a query per merchant's `dead#<merchant>` queue, never a scan.
+DEAD_MERCHANTS = "deadletters"
+
+
+def dead_merchant_item(merchant_id: str) -> Item:
+    return {"pk": S(DEAD_MERCHANTS), "sk": S(merchant_id)}
 
 
 def queue_position(at_micros: int, delivery_id: str) -> str:

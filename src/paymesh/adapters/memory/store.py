@@ -16,6 +16,7 @@ Where the port leaves a detail open (ties, cursors that name nothing) this follo
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Container, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from paymesh.adapters.codec import decode_json, encode_json, payment_from_doc, p
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.bus import Delivery, Rule
+from paymesh.ports.bus import Delivery, Rule, target_label
 from paymesh.ports.store import (
     AlreadyProcessed,
     ApiKey,
@@ -474,6 +475,15 @@ class MemoryStore:
                 return [], False
             rows = [r for r in rows if r.order() < cursor.order()]
         return [copy.deepcopy(r.delivery) for r in rows[:limit]], len(rows) > limit
+
+    async def dead_letter_depth(self) -> dict[str, int]:
+        return dict(
+            Counter(
+                target_label(r.delivery.target, r.delivery.default_rule)
+                for r in self._db.deliveries.values()
+                if r.delivery.status == "dead"
+            )
+        )
 
     async def redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
         row = self._db.deliveries.get(delivery_id)

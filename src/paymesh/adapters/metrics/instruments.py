@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from paymesh.domain.payment import PspOutcome
 from paymesh.ports.bus import Deliverer, Delivery
+from paymesh.ports.bus import target_label as bus_target_label
 from paymesh.ports.connector import AuthorizeRequest, Connector, RefundOutcome, WebhookEvent
 from paymesh.ports.store import Changeset, StoredEvent
 
@@ -130,6 +131,13 @@ class PaymeshMetrics:
             "Age of the oldest committed event not yet routed; 0 when the outbox is empty.",
             registry=r,
         )
+        self.dead_letter_depth = Gauge(
+            "paymesh_dead_letter_depth",
+            "Deliveries dead now (not redriven), all merchants, by target (read at scrape).",
+            ["target"],
+            registry=r,
+        )
+        self._dead_targets: set[str] = set()
         self._circuits: list[Callable[[], dict[str, str]]] = []
         r.register(_CircuitCollector(self._circuits))
 
@@ -146,6 +154,14 @@ class PaymeshMetrics:
             self.outbox_lag.set(max(0.0, (now - oldest_first[0].time).total_seconds()))
         else:
             self.outbox_lag.set(0.0)
+
+    def read_dead_letters(self, depth: dict[str, int]) -> None:
+        """The dead-letter queue's depth per target, from the store. A target seen before
+        and now absent reads 0 (its letters redriven), not a vanished series that an alert
+        on it would take for missing data."""
+        self._dead_targets.update(depth)
+        for target in self._dead_targets:
+            self.dead_letter_depth.labels(target).set(depth.get(target, 0))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -194,11 +210,9 @@ def observe_commits(store: Any, metrics: PaymeshMetrics) -> None:
 
 
 def target_label(delivery: Delivery) -> str:
-    """A bounded label: the default rules' targets by id; merchants' own HTTP targets, whose
-    ids merchants choose (any number of them), as one series."""
-    if delivery.default_rule or delivery.target.type == "builtin":
-        return delivery.target.name or delivery.target.id
-    return f"merchant_{delivery.target.type}"
+    """A bounded label (see `paymesh.ports.bus.target_label`), the same a store's
+    `dead_letter_depth` counts under."""
+    return bus_target_label(delivery.target, delivery.default_rule)
 
 
 class MeteredDeliverer:

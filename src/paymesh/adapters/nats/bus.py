@@ -225,11 +225,21 @@ class Dispatcher:
         #: Messages being worked on (by id: a Msg is not hashable), with when their ack wait
         #: last restarted.
         self._held: dict[int, tuple[Msg, float]] = {}
+        self.stopping = False
+        self._subs: list[Any] = []
 
     async def run(self) -> None:
         await asyncio.gather(
             self._route_loop(), self._deliver_loop(), self._redrive_loop(), self._keep_alive()
         )
+
+    def closing(self) -> None:
+        """Take no more messages: the fetch loops end at their next turn (within the 1 s
+        fetch timeout). Cancelling them is not enough on its own: nats-py's fetch waits in
+        `asyncio.wait_for`, which on Python 3.11 can swallow a cancel, and a loop that
+        missed it would keep fetching while the worker shuts down."""
+        self.stopping = True
+        self._freed.set()
 
     async def stop(self) -> None:
         """Cancel attempts in flight: their messages are not acked, so JetStream hands them
@@ -238,6 +248,13 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Messages a last fetch brought but no loop took wait in the subscriptions' queues,
+        # and the connection's drain would wait for them (30 s): let go of them instead;
+        # unacked, JetStream hands them out again.
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
 
     def _consumer(self, durable: str) -> ConsumerConfig:
         return ConsumerConfig(
@@ -249,9 +266,11 @@ class Dispatcher:
         )
 
     async def _subscribe(self, subject: str, stream: str, durable: str) -> Any:
-        return await self.js.pull_subscribe(
+        sub = await self.js.pull_subscribe(
             subject, durable=durable, stream=stream, config=self._consumer(durable)
         )
+        self._subs.append(sub)
+        return sub
 
     async def _fetch(self, sub: Any, batch: int) -> list[Msg]:
         try:
@@ -266,10 +285,12 @@ class Dispatcher:
         sub = await self._subscribe(
             self.layout.events_subject, self.layout.events_stream, f"{self.layout.prefix}-router"
         )
-        while True:
+        while not self.stopping:
             try:
                 msgs = await self._fetch(sub, 256)
-                if msgs:
+                if self.stopping:  # handed back now, not after the ack wait
+                    await asyncio.gather(*(msg.nak() for msg in msgs), return_exceptions=True)
+                elif msgs:
                     await self.route(msgs)
             except asyncio.CancelledError:
                 raise
@@ -317,14 +338,18 @@ class Dispatcher:
             self.layout.deliveries_stream,
             f"{self.layout.prefix}-deliverer",
         )
-        while True:
+        while not self.stopping:
             try:
                 room = min(self.fetch_batch, self.max_in_flight - len(self._running))
                 if room <= 0:  # take no more than can run: the rest stay for other workers
                     self._freed.clear()
                     await self._freed.wait()
                     continue
-                for msg in await self._fetch(sub, room):
+                msgs = await self._fetch(sub, room)
+                if self.stopping:  # handed back now, not after the ack wait
+                    await asyncio.gather(*(msg.nak() for msg in msgs), return_exceptions=True)
+                    break
+                for msg in msgs:
                     task = asyncio.create_task(self._attempt(msg))
                     self._running.add(task)
                     task.add_done_callback(self._finished)

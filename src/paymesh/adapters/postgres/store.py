@@ -16,6 +16,7 @@ sync (NTP) when several share a database.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from paymesh.adapters.postgres.migrate import upgrade
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.bus import Delivery, Rule
+from paymesh.ports.bus import Delivery, Rule, target_label
 from paymesh.ports.store import (
     ApiKey,
     Changeset,
@@ -445,6 +446,15 @@ class PostgresStore:
             *args,
         )
         return [_delivery(row) for row in rows[:limit]], len(rows) > limit
+
+    async def dead_letter_depth(self) -> dict[str, int]:
+        # The partial index `deliveries_dead` holds exactly these rows (few: each is a
+        # failure someone should look at); a target's type and name are in its document.
+        rows = await self._db.fetch(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE status = 'dead'"
+        )
+        dead = (_delivery(row) for row in rows)
+        return dict(Counter(target_label(d.target, d.default_rule) for d in dead))
 
     async def redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
         status = await self._db.execute(

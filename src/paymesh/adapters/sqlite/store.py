@@ -8,6 +8,7 @@ and WAL readers never wait for the writer.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from paymesh.adapters.sqlite.writer import GroupCommitWriter
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.bus import Delivery, Rule
+from paymesh.ports.bus import Delivery, Rule, target_label
 from paymesh.ports.store import (
     AlreadyProcessed,
     ApiKey,
@@ -597,6 +598,16 @@ class SqliteStore:
             (*args, limit + 1),
         ).fetchall()
         return [delivery_from_row(r) for r in rows[:limit]], len(rows) > limit
+
+    async def dead_letter_depth(self) -> dict[str, int]:
+        # The partial index `deliveries_dead` holds exactly these rows (few: each is a
+        # failure someone should look at); a target's type and name are in its document.
+        rows = self._db.execute(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries INDEXED BY deliveries_dead"
+            " WHERE status = 'dead'"
+        ).fetchall()
+        dead = (delivery_from_row(r) for r in rows)
+        return dict(Counter(target_label(d.target, d.default_rule) for d in dead))
 
     async def redrive(self, merchant_id: str, delivery_id: str, now: datetime) -> bool:
         cur = await self._write(

@@ -103,7 +103,9 @@ async def metrics_endpoint(request: Request) -> Response:
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
     metrics: PaymeshMetrics = request.app.state.metrics
-    metrics.read_outbox(await api(request).store.undelivered_events(OUTBOX_SCAN))
+    store = api(request).store
+    metrics.read_outbox(await store.undelivered_events(OUTBOX_SCAN))
+    metrics.read_dead_letters(await store.dead_letter_depth())
     return Response(metrics.exposition(), media_type=EXPOSITION)
 
 
