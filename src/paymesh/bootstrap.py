@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.metrics import (  # observability (issue 16): see build_core
     MeteredConnector,
-    MeteredDeliverer,
     PaymeshMetrics,
+    delivery_counter,
     observe_commits,
 )
 from paymesh.adapters.sqlite import SqliteStore
@@ -311,7 +311,7 @@ def build_core(
         start_delays={"process_payment": PROCESS_PAYMENT_GRACE.total_seconds()},
     )
     # observability (issue 16): delivery results counted; circuits read at scrape time.
-    bus.targets = MeteredDeliverer(bus.targets, metrics)  # type: ignore[assignment]
+    bus.targets.observers.append(delivery_counter(metrics))
     metrics.watch_circuits(routing.circuits)
     reconciler = Reconciler(
         payments,

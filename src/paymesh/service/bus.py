@@ -230,6 +230,8 @@ class Targets:
         self.secrets = secrets
         self.per_target = per_target
         self._slots: dict[tuple[str, str, str], asyncio.Semaphore] = {}
+        #: Told of every attempt's result (delivered, rescheduled or dead): the metrics.
+        self.observers: list[Callable[[Delivery], None]] = []
 
     async def attempt(
         self,
@@ -258,6 +260,8 @@ class Targets:
                 after_failure(
                     delivery, clock(), f"{type(exc).__name__}: {exc}", rand, None, retry_base
                 )
+        for observe in self.observers:
+            observe(delivery)
         if delivery.status == "dead":
             log.warning(
                 "delivery %s of event %s to %s/%s is dead after %d attempts",

@@ -7,9 +7,9 @@ No multiprocess mode: a paymesh process is one interpreter, never forked workers
 
 from paymesh.adapters.metrics.instruments import (
     MeteredConnector,
-    MeteredDeliverer,
     PaymeshMetrics,
+    delivery_counter,
     observe_commits,
 )
 
-__all__ = ["MeteredConnector", "MeteredDeliverer", "PaymeshMetrics", "observe_commits"]
+__all__ = ["MeteredConnector", "PaymeshMetrics", "delivery_counter", "observe_commits"]

@@ -9,7 +9,7 @@ What is counted where (each at the one place it is true, nothing inferred from l
 - Payments by outcome and fraud decisions: `observe_commits` counts the events of every
   changeset once its commit has returned, so a count means a durable fact, counted once, by
   the process that committed it (an API process, or a worker driving a payment).
-- Deliveries: `MeteredDeliverer` wraps the bus's `Deliverer` and reads the outcome each
+- Deliveries: `delivery_counter`, called by the bus's `Targets`, reads the outcome each
   attempt leaves on the delivery (delivered, retrying, dead).
 - Read at scrape time: circuit state per PSP and the outbox's backlog and lag.
 """
@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from paymesh.domain.payment import PspOutcome
-from paymesh.ports.bus import Deliverer, Delivery
+from paymesh.ports.bus import Delivery
 from paymesh.ports.bus import target_label as bus_target_label
 from paymesh.ports.connector import AuthorizeRequest, Connector, RefundOutcome, WebhookEvent
 from paymesh.ports.store import Changeset, StoredEvent
@@ -215,32 +215,20 @@ def target_label(delivery: Delivery) -> str:
     return bus_target_label(delivery.target, delivery.default_rule)
 
 
-class MeteredDeliverer:
-    """A `Deliverer` that counts each attempt's result; attempts run as before."""
+def delivery_counter(metrics: PaymeshMetrics) -> Callable[[Delivery], None]:
+    """Counts each delivery attempt's result (delivered, retrying, dead) by target; the
+    bus's `Targets` calls it after every attempt (`Targets.observers`)."""
 
-    def __init__(self, inner: Deliverer, metrics: PaymeshMetrics) -> None:
-        self.inner = inner
-        self.metrics = metrics
-
-    async def attempt(
-        self,
-        delivery: Delivery,
-        event: dict[str, Any] | None,
-        clock: Callable[[], datetime],
-        rand: Callable[[], float],
-        retry_base: float,
-    ) -> None:
-        await self.inner.attempt(delivery, event, clock, rand, retry_base)
+    def count(delivery: Delivery) -> None:
         target = target_label(delivery)
         result = {"delivered": "delivered", "dead": "dead"}.get(delivery.status, "retrying")
-        self.metrics.deliveries.labels(target, result).inc()
+        metrics.deliveries.labels(target, result).inc()
         if result != "delivered":
-            self.metrics.delivery_failures.labels(target).inc()
+            metrics.delivery_failures.labels(target).inc()
         if result == "dead":
-            self.metrics.dead_letters.labels(target).inc()
+            metrics.dead_letters.labels(target).inc()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)  # the bus's other uses of its targets, unchanged
+    return count
 
 
 class MeteredConnector:
