@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -43,8 +43,20 @@ lint: dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: dev lint
+# The dashboard's browser tests drive Debian's chromium through Playwright (never
+# `playwright install`: it downloads from a host a locked-down machine cannot reach).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	@echo "==> installing Debian's chromium for the dashboard's browser tests"
+	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+test: dev lint $(CHROMIUM)
 	$(BIN)/pytest -n $(WORKERS)
+
+# Every dashboard page, as the browser tests see it, saved to docs/screenshots (the README's).
+screenshots: dev $(CHROMIUM)
+	PAYMESH_SCREENSHOTS=docs/screenshots $(BIN)/pytest -n 0 -q tests/dashboard
 
 unit: dev
 	$(BIN)/pytest tests/unit tests/contract

@@ -287,3 +287,14 @@ def test_a_psp_webhook_is_not_scanned_and_its_body_is_not_logged(
     )
     assert r.status_code == 200, r.text
     assert r.json()["results"] == ["unknown"]
+
+
+def test_a_card_number_in_a_dashboard_form_or_query_is_refused(
+    shared: Server, no_card_in_logs: None
+) -> None:
+    """The dashboard's forms (a reviewer's note, a search) are screened as the API is."""
+    with httpx.Client(base_url=shared.base, timeout=10) as http:
+        r = http.post("/dashboard/reviews/rev_x/approve", data={"note": f"card {CARD}"})
+        assert_refused(r, "note")
+        r = http.get("/dashboard/payments", params={"customer": CARD})
+        assert_refused(r, "customer")

@@ -144,8 +144,11 @@ def test_rejecting_a_review_voids_the_authorisation(fraud_server: Server) -> Non
     with fraud_server.client() as c, fraud_server.sandbox() as psp:
         payment = pay(c, REVIEW_AMOUNT).json()
         review_id = payment["review"]["id"]
-        rejected = c.post(f"/v1/reviews/{review_id}/reject")
-        assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+        too_long = c.post(f"/v1/reviews/{review_id}/reject", json={"note": "x" * 501})
+        assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "note"
+        rejected = c.post(f"/v1/reviews/{review_id}/reject", json={"note": "card testing"})
+        assert rejected.status_code == 200
+        assert (rejected.json()["status"], rejected.json()["note"]) == ("rejected", "card testing")
         assert c.post(f"/v1/reviews/{review_id}/reject").json()["status"] == "rejected"
         assert c.post(f"/v1/reviews/{review_id}/approve").status_code == 409
         final = c.get(f"/v1/payments/{payment['id']}").json()
@@ -154,6 +157,12 @@ def test_rejecting_a_review_voids_the_authorisation(fraud_server: Server) -> Non
         assert intent["status"] == "canceled"
         types = event_types(c, payment["id"])
         assert "review.rejected" in types and "payment.canceled" in types
+        decided = [
+            e["detail"]
+            for e in c.get(f"/v1/payments/{payment['id']}/events").json()["data"]
+            if e["detail-type"] == "review.rejected"
+        ]
+        assert decided[0]["note"] == "card testing"
         assert "payment.succeeded" not in types
 
 

@@ -114,6 +114,7 @@ def payment_to_doc(p: Payment) -> bytes:
                 "opened_us": to_micros(p.review.opened_at),
                 "closed_us": None if p.review.closed_at is None else to_micros(p.review.closed_at),
                 "closed_reason": p.review.closed_reason,
+                "note": p.review.note,
             },
         }
     )
@@ -142,6 +143,7 @@ def _review(d: dict[str, Any] | None) -> Review | None:
         opened_at=from_micros(d["opened_us"]),
         closed_at=None if d["closed_us"] is None else from_micros(d["closed_us"]),
         closed_reason=d.get("closed_reason"),
+        note=d.get("note"),
     )
 
 

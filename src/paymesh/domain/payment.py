@@ -316,8 +316,11 @@ class Payment:
             fraud_score=self.fraud.score if self.fraud else None,
         )
 
-    def close_review(self, decision: ReviewStatus, now: datetime) -> bool:
-        """Record a reviewer's decision; the same decision again changes nothing."""
+    def close_review(
+        self, decision: ReviewStatus, now: datetime, note: str | None = None
+    ) -> bool:
+        """Record a reviewer's decision and their note; the same decision again changes
+        nothing (the first note stands)."""
         review = self.review
         if review is None:
             raise InvalidTransition(self.id, "not under review", f"{decision.value} review of")
@@ -329,8 +332,9 @@ class Payment:
             )
         review.status = decision
         review.closed_at = now
+        review.note = note
         self.updated_at = now
-        self._record(f"review.{decision.value}", now, review_id=review.id)
+        self._record(f"review.{decision.value}", now, review_id=review.id, note=note)
         return True
 
     def retry(self, now: datetime, max_attempts: int) -> None:

@@ -34,6 +34,8 @@ class Review:
     #: Why a review closed without a decision (status `closed`): CAPTURED_AT_PSP or
     #: FAILED_AT_PSP.
     closed_reason: str | None = None
+    #: What the reviewer wrote when approving or rejecting: the audit trail of a decision.
+    note: str | None = None
 
 
 #: A `closed` review's reasons.

@@ -67,13 +67,15 @@ class ReviewService:
     async def get(self, merchant_id: str, review_id: str) -> Reply:
         return Reply.of(200, review_view(await self._load(merchant_id, review_id)))
 
-    async def approve(self, merchant_id: str, review_id: str) -> Reply:
-        return await self._decide(merchant_id, review_id, ReviewStatus.APPROVED)
+    async def approve(self, merchant_id: str, review_id: str, note: str | None = None) -> Reply:
+        return await self._decide(merchant_id, review_id, ReviewStatus.APPROVED, note)
 
-    async def reject(self, merchant_id: str, review_id: str) -> Reply:
-        return await self._decide(merchant_id, review_id, ReviewStatus.REJECTED)
+    async def reject(self, merchant_id: str, review_id: str, note: str | None = None) -> Reply:
+        return await self._decide(merchant_id, review_id, ReviewStatus.REJECTED, note)
 
-    async def _decide(self, merchant_id: str, review_id: str, decision: ReviewStatus) -> Reply:
+    async def _decide(
+        self, merchant_id: str, review_id: str, decision: ReviewStatus, note: str | None
+    ) -> Reply:
         payment = await self._load(merchant_id, review_id)
         review = payment.review
         assert review is not None
@@ -111,7 +113,7 @@ class ReviewService:
                 # ours was that same capture, and no one decided this review.
                 raise _closed(review_id, p)
             if p.review is not None and p.review.status == ReviewStatus.OPEN:
-                p.close_review(decision, now)
+                p.close_review(decision, now, note)
             p.apply_psp_outcome(outcome, now)
 
         payment = await self.writes.settle(payment, decide)

@@ -148,6 +148,7 @@ def review_view(p: Payment) -> dict[str, Any]:
         "opened_at": iso(r.opened_at),
         "closed_at": None if r.closed_at is None else iso(r.closed_at),
         "closed_reason": r.closed_reason,
+        "note": r.note,
     }
 
 

@@ -36,6 +36,8 @@ from paymesh.entrypoints.http.common import (
     reply_response,
     time_param,
 )
+from paymesh.entrypoints.http.dashboard import dashboard_routes
+from paymesh.entrypoints.http.dashboard.live import LiveFigures
 from paymesh.entrypoints.http.errors import RouteRefused
 from paymesh.entrypoints.http.intake import Intake
 from paymesh.entrypoints.http.metrics import metrics_routes, observed
@@ -330,6 +332,7 @@ def build_http_app(
             *review_routes(),
             *routing_routes(),
             *metrics_routes(),
+            *dashboard_routes(),
             *extra_routes,
         ],
         middleware=[Middleware(Intake)],
@@ -339,4 +342,5 @@ def build_http_app(
     app.state.api = state
     app.state.metrics = metrics if metrics is not None else PaymeshMetrics()
     app.state.metrics_token = metrics_token
+    app.state.live_figures = LiveFigures(app.state.metrics)
     return app

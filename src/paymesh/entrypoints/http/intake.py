@@ -12,7 +12,8 @@ One ASGI middleware, so no route can forget it:
   named): 415 otherwise. A request without a body (cancel, approve) needs no Content-Type.
 - A /v1 request whose path, query string, Idempotency-Key (stored) or JSON strings hold a
   card number gets 400 `card_data_not_allowed` naming the field, never the number; nothing
-  after this sees it, so nothing stores, logs, echoes or sends it on.
+  after this sees it, so nothing stores, logs, echoes or sends it on. The dashboard's paths,
+  queries and form fields are screened the same way.
 
 Webhooks are the PSPs' signed bodies: only their size is checked here.
 
@@ -118,11 +119,13 @@ class Intake:
             length = 0
         has_body = chunked or length > 0
         api = path.startswith("/v1/") or path == "/v1"
+        # The dashboard's forms (a search, a reviewer's note) are screened as the API is.
+        dashboard = path.startswith("/dashboard/") or path == "/dashboard"
 
         if length > limit:
             await self._refuse(scope, receive, send, _too_large(limit), unread=True)
             return
-        if api:
+        if api or dashboard:
             if contains_card_number(path):
                 await self._refuse(scope, receive, send, CardDataRefused("path"), has_body)
                 return
@@ -132,17 +135,17 @@ class Intake:
             if where is not None:
                 await self._refuse(scope, receive, send, CardDataRefused(where or None), has_body)
                 return
-            if has_body and not _is_json(headers.get("content-type", "")):
-                await self._refuse(
-                    scope,
-                    receive,
-                    send,
-                    UnsupportedMediaType(
-                        "a request body must be JSON: send Content-Type: application/json"
-                    ),
-                    unread=True,
-                )
-                return
+        if api and has_body and not _is_json(headers.get("content-type", "")):
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                UnsupportedMediaType(
+                    "a request body must be JSON: send Content-Type: application/json"
+                ),
+                unread=True,
+            )
+            return
         if not has_body:
             await self.app(scope, receive, send)
             return
@@ -163,8 +166,9 @@ class Intake:
             return
         except _Disconnected:
             return
-        if api:
-            where = _body_card_param(body)
+        if api or dashboard:
+            # The dashboard posts forms: their fields are read as a query string is.
+            where = _body_card_param(body) if api else _query_card_param(body)
             if where is not None:
                 await self._refuse(scope, receive, send, CardDataRefused(where or None))
                 return

@@ -234,6 +234,7 @@ def build_openapi() -> dict[str, Any]:
         "/v1/reviews/{review_id}/approve": {
             "post": _op(
                 "Approve: capture the held payment",
+                "ReviewDecisionBody",
                 errors=(400, 401, 404, 409, 429, 503),
                 params=(_path("review_id"),),
                 returns="Review",
@@ -242,6 +243,7 @@ def build_openapi() -> dict[str, Any]:
         "/v1/reviews/{review_id}/reject": {
             "post": _op(
                 "Reject: void the held payment",
+                "ReviewDecisionBody",
                 errors=(400, 401, 404, 409, 429, 503),
                 params=(_path("review_id"),),
                 returns="Review",

@@ -14,7 +14,7 @@ from paymesh.entrypoints.http.common import (
     merchant_of,
     reply_response,
 )
-from paymesh.entrypoints.http.schemas import EmptyBody, decode
+from paymesh.entrypoints.http.schemas import ReviewDecisionBody, decode
 from paymesh.service import views
 from paymesh.service.errors import BadRequest
 
@@ -48,17 +48,17 @@ async def get_review(request: Request) -> Response:
 
 async def approve_review(request: Request) -> Response:
     merchant = await merchant_of(request)
-    decode(await request.body(), EmptyBody, empty_ok=True)
+    body = decode(await request.body(), ReviewDecisionBody, empty_ok=True)
     return reply_response(
-        await api(request).reviews.approve(merchant, request.path_params["review_id"])
+        await api(request).reviews.approve(merchant, request.path_params["review_id"], body.note)
     )
 
 
 async def reject_review(request: Request) -> Response:
     merchant = await merchant_of(request)
-    decode(await request.body(), EmptyBody, empty_ok=True)
+    body = decode(await request.body(), ReviewDecisionBody, empty_ok=True)
     return reply_response(
-        await api(request).reviews.reject(merchant, request.path_params["review_id"])
+        await api(request).reviews.reject(merchant, request.path_params["review_id"], body.note)
     )
 
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from paymesh.entrypoints.http import schemas
-from paymesh.entrypoints.http.common import api, int_param, json_response, merchant_of
+from paymesh.entrypoints.http.common import Api, api, int_param, json_response, merchant_of
 from paymesh.ports.bus import Delivery, RetryPolicy, Rule
 from paymesh.rules import InvalidEventPattern, test_event_pattern
 from paymesh.service import views
@@ -137,15 +137,17 @@ async def list_rules(request: Request) -> Response:
 
 async def put_rule(request: Request) -> Response:
     merchant = await merchant_of(request)
-    bus = api(request).bus
     body = schemas.decode(await request.body(), RuleBody)
-    rule = to_rule(
-        merchant,
-        request.path_params["name"],
-        definition(body),
-        set(bus.targets.builtins),
-        bus.target_policy,
-    )
+    rule = await save_rule(api(request), merchant, request.path_params["name"], definition(body))
+    return json_response(200, rule_view(rule, False))
+
+
+async def save_rule(a: Api, merchant: str, name: str, d: RuleDefinition) -> Rule:
+    """Create or replace the merchant's rule `name` (a default rule's name shadows it), in
+    the store, the cloud's bus if any, and this process's router. The API and the dashboard
+    both save rules this way."""
+    bus = a.bus
+    rule = to_rule(merchant, name, d, set(bus.targets.builtins), bus.target_policy)
     existing = bus.router.get(merchant, rule.name)
     own = [r for r in bus.router.rules_for(merchant) if not bus.router.is_default(r)]
     if len(own) >= MAX_RULES and all(r.name != rule.name for r in own):
@@ -159,10 +161,10 @@ async def put_rule(request: Request) -> Response:
         )
     secret = existing.signing_secret if existing and existing.merchant_id == merchant else None
     rule = replace(rule, signing_secret=secret or "whsec_" + secrets.token_urlsafe(24))
-    await api(request).store.put_rule(rule)
-    await api(request).rules.put(rule)
+    await a.store.put_rule(rule)
+    await a.rules.put(rule)
     bus.router.put(rule)
-    return json_response(200, rule_view(rule, False))
+    return rule
 
 
 async def delete_rule(request: Request) -> Response:

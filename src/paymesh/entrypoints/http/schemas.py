@@ -46,8 +46,10 @@ class CancelBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """No fields yet; a body, if sent, must not carry any (they would be ignored)."""
 
 
-class EmptyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A decision takes no parameters; a body, if sent, must be an empty object."""
+class ReviewDecisionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An approval or rejection; `note`, the reviewer's reason, is kept with the review."""
+
+    note: Annotated[str, Meta(max_length=500)] | None = None
 
 
 class RefundBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -55,7 +57,7 @@ class RefundBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reason: Annotated[str, Meta(max_length=200)] | None = None
 
 
-BODIES = [CreatePaymentBody, CaptureBody, CancelBody, RefundBody]
+BODIES = [CreatePaymentBody, CaptureBody, CancelBody, RefundBody, ReviewDecisionBody]
 
 T = TypeVar("T")
 
@@ -277,6 +279,7 @@ RESPONSES: dict[str, JsonSchema] = {
             "opened_at": _TIME,
             "closed_at": {"type": ["string", "null"], "format": "date-time"},
             "closed_reason": _nullable("string"),
+            "note": _nullable("string", description="the reviewer's note on the decision"),
         },
     ),
     "Event": {
