@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -112,6 +113,8 @@ class Cluster:
         self.worker_procs: list[Proc] = []
         self.sandbox: Proc | None = None
         self.api_urls: list[str] = []
+        #: Each worker's own /metrics (a worker has no other listener).
+        self.worker_metrics_urls: list[str] = []
         self.api_key = ""
         self.dsn = ""
         self.nats: NatsServer | None = None
@@ -142,6 +145,9 @@ class Cluster:
             "PAYMESH_RECOVERY_GRACE": "20",
             # The merchant endpoints of the audit listen on loopback: allow them.
             "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1",
+            # /metrics of every process, behind a token made for this cluster.
+            "PAYMESH_METRICS_TOKEN": os.environ.get("PAYMESH_METRICS_TOKEN")
+            or "mtok_" + secrets.token_urlsafe(18),
             **self.extra_env,
         }
         if not self.embedded:
@@ -206,9 +212,18 @@ class Cluster:
         for proc, url in zip(self.api_procs, self.api_urls, strict=True):
             self._wait(proc, f"{url}/readyz")
         for i in range(self.workers):
+            metrics_port = free_port()
+            self.worker_metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
             proc = Proc(
                 f"worker{i}",
-                [self.paymesh, "worker", "--log-level", "warning"],
+                [
+                    self.paymesh,
+                    "worker",
+                    "--log-level",
+                    "warning",
+                    "--metrics-port",
+                    str(metrics_port),
+                ],
                 env,
                 self.root / f"worker{i}.log",
             )
@@ -377,8 +392,14 @@ def up(apis: int, workers: int, port: int) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     assert cluster.front is not None
     print(f"API (all {apis} servers, round robin): {cluster.front.url}/v1")
+    print(f"dashboard: {cluster.front.url}/dashboard   (log in with the API key below)")
     for i, url in enumerate(cluster.api_urls):
         print(f"  api{i}: {url}   (logs: {cluster.root / f'api{i}.log'})")
+    print(
+        f"metrics: each server's {{url}}/metrics and each worker's "
+        f"{', '.join(cluster.worker_metrics_urls) or '(none)'}, with "
+        f"'Authorization: Bearer {cluster.env['PAYMESH_METRICS_TOKEN']}'"
+    )
     print(f"workers: {workers}   PostgreSQL: {cluster.dsn}")
     if cluster.nats:
         print(f"NATS: {cluster.nats.url}")

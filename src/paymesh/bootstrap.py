@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -482,12 +482,20 @@ def _rate_limiter(settings: Settings, store: BusBackend) -> RateLimit:
     return RateLimiter(settings.rate_limit)
 
 
-async def run_worker(settings: Settings) -> None:
+#: Something a worker runs for its lifetime beside its work, given its core: the entrypoint's
+#: `/metrics` listener (passed in, as bootstrap imports no entrypoint).
+Alongside = Callable[[Core], contextlib.AbstractAsyncContextManager[None]]
+
+
+async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) -> None:
     """`paymesh worker`: the bus's routing and deliveries (retries, dead letters, the fraud
-    stream among the built-in targets), the outbox sweep and recovery, with no HTTP."""
+    stream among the built-in targets), the outbox sweep and recovery, with no HTTP API.
+    `alongside` start after the core opens and stop after the work has stopped."""
     core = build_core(settings, with_sandbox=False)
     await core.open()
     async with contextlib.AsyncExitStack() as stack:
+        for extra in alongside:
+            await stack.enter_async_context(extra(core))
         tasks = [
             asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
             asyncio.create_task(

@@ -141,6 +141,8 @@ def _seed(d: Deployment) -> None:
         refunded = d.pay(http, 3000)
         http.post(f"/v1/payments/{refunded['id']}/refunds", json={"amount": 1000})
         d.ids["refunded"] = refunded["id"]
+        disputed = d.pay(http, 2500, payment_method="pm_card_createDispute", customer_id="cus_eve")
+        d.ids["disputed"] = disputed["id"]
         d.ids["approve"] = d.pay(http, 95_000, customer_id="cus_big")["id"]
         d.ids["reject"] = d.pay(http, 120_000, customer_id="cus_big")["id"]
         # Deliveries to a port nothing listens on: dead after one try (no retries). Only this
@@ -164,6 +166,13 @@ def _seed(d: Deployment) -> None:
         d.ids["dead_2"] = d.pay(http, 1600, customer_id="cus_erp")["id"]
         dead = wait_for(lambda: len(http.get("/v1/dead-letters").json()["data"]) >= 2)
         assert dead, "the seeded deliveries never became dead letters"
+        disputes = wait_for(
+            lambda: any(
+                e["detail-type"] == "dispute.created"
+                for e in http.get(f"/v1/payments/{disputed['id']}/events").json()["data"]
+            )
+        )
+        assert disputes, "the sandbox's dispute webhook never arrived"
 
 
 @pytest.fixture(scope="module")

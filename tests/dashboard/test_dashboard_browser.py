@@ -126,6 +126,21 @@ def test_a_payments_page_shows_its_timeline_psp_and_fraud_reasons(
     expect(page.locator("#fraud .score")).to_contain_text("decision allow")
     visit.shoot("payment")
 
+    # A dispute only ever arrives by webhook: the change names the PSP's notification.
+    disputed = deployment.ids["disputed"]
+    with deployment.http() as http:
+        events = http.get(f"/v1/payments/{disputed}/events").json()["data"]
+    (dispute,) = [e for e in events if e["detail-type"] == "dispute.created"]
+    assert dispute["detail"]["psp_event_id"].startswith("evt_")
+    assert all("psp_event_id" not in e["detail"] for e in events if e is not dispute)
+    page = visit.go(f"/dashboard/payments/{disputed}")
+    expect(page.locator("#webhooks tbody tr")).to_have_count(1)
+    expect(page.locator("#webhooks tbody tr")).to_contain_text(dispute["detail"]["psp_event_id"])
+    expect(page.locator("#webhooks tbody tr")).to_contain_text("dispute.created")
+    expect(page.locator("#timeline .via")).to_have_text(
+        f"by stripe webhook {dispute['detail']['psp_event_id']}"
+    )
+
     held = visit.go(f"/dashboard/payments/{deployment.ids['approve']}")
     expect(held.locator("#fraud .factors")).to_contain_text("large_order")
     expect(held.locator("#fraud")).to_contain_text("Review")

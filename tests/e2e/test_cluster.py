@@ -74,3 +74,30 @@ def test_a_payment_moves_through_three_api_servers_and_the_front_port() -> None:
                 got = fresh.get(f"/v1/payments/{payment['id']}").json()
                 assert (got["amount_captured"], got["amount_refunded"]) == (5_000, 2_000)
         assert front.get("/healthz").status_code == 200
+
+        # The dashboard through the front port: a session made on one server is good on the
+        # next (the cookie is the key, checked against the shared database).
+        with httpx.Client(base_url=cluster.front.url, timeout=10) as browser:
+            login = browser.post(
+                "/dashboard/login",
+                data={"key": cluster.api_key},
+                headers={"Origin": cluster.front.url},
+            )
+            assert login.status_code == 303, login.text
+            for _ in range(3):
+                with httpx.Client(
+                    base_url=cluster.front.url, cookies=browser.cookies, timeout=10
+                ) as tab:
+                    page = tab.get(f"/dashboard/payments/{payment['id']}")
+                    assert page.status_code == 200 and "20.00 USD" in page.text
+        # Every server's own /metrics, behind the cluster's token.
+        token = {"Authorization": f"Bearer {cluster.env['PAYMESH_METRICS_TOKEN']}"}
+        for url in cluster.api_urls:
+            scraped = httpx.get(f"{url}/metrics", headers=token, timeout=10)
+            assert scraped.status_code == 200
+            assert "paymesh_http_requests_total" in scraped.text
+        assert len(cluster.worker_metrics_urls) == 1
+        for url in cluster.worker_metrics_urls:
+            scraped = httpx.get(url, headers=token, timeout=10)
+            assert scraped.status_code == 200
+            assert "paymesh_dead_letter_depth" in scraped.text

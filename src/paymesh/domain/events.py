@@ -18,10 +18,15 @@ class DomainEvent:
     time: datetime
     detail: dict[str, Any]
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: The W3C trace context of the work that recorded it, stamped by the service when it
+    #: commits (the domain knows no tracer): the delivery of the event continues that trace.
+    traceparent: str | None = None
 
     def envelope(self, region: str = "local") -> dict[str, Any]:
-        """The EventBridge envelope this event is published in (DESIGN.md, Events)."""
-        return {
+        """The EventBridge envelope this event is published in (DESIGN.md, Events), with a
+        top-level `traceparent` when the event has one (EventBridge itself gets it carried
+        in the detail, see `paymesh.adapters.aws.envelopes`)."""
+        envelope: dict[str, Any] = {
             "version": "0",
             "id": self.id,
             "source": _SOURCES.get(self.type.split(".", 1)[0], "payment.service"),
@@ -32,6 +37,9 @@ class DomainEvent:
             "resources": [self.payment_id],
             "detail": self.detail,
         }
+        if self.traceparent:
+            envelope["traceparent"] = self.traceparent
+        return envelope
 
 
 _SOURCES = {"fraud": "fraud.service", "review": "fraud.service"}

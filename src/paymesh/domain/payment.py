@@ -316,9 +316,7 @@ class Payment:
             fraud_score=self.fraud.score if self.fraud else None,
         )
 
-    def close_review(
-        self, decision: ReviewStatus, now: datetime, note: str | None = None
-    ) -> bool:
+    def close_review(self, decision: ReviewStatus, now: datetime, note: str | None = None) -> bool:
         """Record a reviewer's decision and their note; the same decision again changes
         nothing (the first note stands)."""
         review = self.review

@@ -93,6 +93,27 @@ LogFormat = Annotated[
 ]
 
 
+Traces = Annotated[
+    str | None,
+    typer.Option(
+        "--traces",
+        help="off (the default), console (spans printed as JSON, for development) or otlp "
+        "(to OTEL_EXPORTER_OTLP_ENDPOINT); env PAYMESH_TRACES",
+    ),
+]
+
+
+def _configure_tracing(traces: str | None, service: str) -> None:
+    """The OpenTelemetry SDK for `--traces` (issue 16); nothing at all when off."""
+    from paymesh.entrypoints.tracing_setup import configure_tracing, trace_mode
+
+    try:
+        configure_tracing(trace_mode(traces), service)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -111,6 +132,7 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option()] = "info",
     log_format: LogFormat = None,
+    traces: Traces = None,
 ) -> None:
     """Run the API server. In sandbox mode the PSP sandboxes run beside it on their own
     loopback port; in live mode only PSPs with real credentials are used. One line per PSP
@@ -122,6 +144,7 @@ def serve(
     from paymesh.entrypoints.http.server import build_config
 
     _configure_logging(log_format, log_level)
+    _configure_tracing(traces, "paymesh-api")
     settings = _settings(
         host=host,
         port=port,
@@ -172,14 +195,34 @@ def worker(
     bus: Bus = None,
     log_level: Annotated[str, typer.Option()] = "info",
     log_format: LogFormat = None,
+    traces: Traces = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="PAYMESH_WORKER_METRICS_PORT",
+            help="serve this worker's /metrics on this port (off by default; behind "
+            "PAYMESH_METRICS_TOKEN as the API's; env PAYMESH_WORKER_METRICS_PORT)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            envvar="PAYMESH_WORKER_METRICS_HOST",
+            help="the address /metrics listens on (env PAYMESH_WORKER_METRICS_HOST)",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run a worker: event routing and deliveries (retries, dead letters, the fraud stream),
-    the outbox sweep and recovery. Run any number, next to any number of `serve`."""
+    the outbox sweep and recovery. Run any number, next to any number of `serve`. With
+    --metrics-port, each worker serves its own /metrics: scrape every one."""
     import signal
 
-    from paymesh.bootstrap import run_worker
+    from paymesh.bootstrap import Alongside, run_worker
 
     _configure_logging(log_format, log_level)
+    _configure_tracing(traces, "paymesh-worker")
     settings = _settings(data_dir=data_dir, database=database, bus=bus)
     if not settings.uses_postgres:
         typer.echo(
@@ -196,7 +239,21 @@ def worker(
         )
         raise typer.Exit(2)
 
-    _preflight(settings)
+    alongside: list[Alongside] = []
+    if metrics_port is None:
+        _preflight(settings)
+    else:
+        from paymesh.entrypoints.http.metrics import metrics_token
+        from paymesh.entrypoints.worker_metrics import metrics_listener
+
+        _preflight(settings, metrics_host, metrics_port)
+        token = metrics_token()
+        alongside.append(metrics_listener(metrics_host, metrics_port, token))
+        typer.echo(
+            f"metrics: http://{metrics_host}:{metrics_port}/metrics"
+            + ("" if token else " (answers 404 until PAYMESH_METRICS_TOKEN is set)"),
+            err=True,
+        )
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -205,7 +262,7 @@ def worker(
         for sig in (signal.SIGTERM, signal.SIGINT):  # stop cleanly: unacked work goes back
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await run_worker(settings)
+            await run_worker(settings, alongside)
 
     import uvloop
 

@@ -10,6 +10,8 @@ Everything is in the store: a restart delivers what was pending. Delivery is at-
 built-in handlers are idempotent by event id, HTTP targets get the event id to do the same.
 Every HTTP delivery is signed (`Paymesh-Signature`, as Stripe signs its webhooks): with its
 rule's secret, or the deployment's for the default rules; secrets stay in the rules.
+Traces: routing an event and each delivery attempt are spans of the trace the event was
+recorded in (its envelope's `traceparent`, `paymesh.tracing`), whichever bus carried it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, StatusCode
+
 from paymesh.domain.target_policy import TargetPolicy
-from paymesh.ports.bus import DEFAULT, Delivery, Target
+from paymesh.ports.bus import DEFAULT, Delivery, Target, target_label
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.store import Changeset
 from paymesh.ports.targets import TargetSender, TargetUnreachable
@@ -33,6 +38,7 @@ from paymesh.service import compact_json, ids
 from paymesh.service.event_router import Router
 from paymesh.service.retry import after_failure, after_success
 from paymesh.signing import signature_header
+from paymesh.tracing import KEY, context_of, event_span, traceparent, tracer
 
 log = logging.getLogger(__name__)
 
@@ -161,22 +167,30 @@ class EventBus:
             if not events:
                 return routed
             now = self.clock()
-            deliveries = [
-                Delivery(
-                    id=ids.new_id("dlv"),
-                    event_id=e.id,
-                    merchant_id=e.merchant_id,
-                    rule=route.rule.name,
-                    target=route.target,
-                    event_time=e.time,
-                    created_at=now,
-                    next_attempt_at=self._first_try(route.target, e.time, now),
-                    default_rule=route.rule.merchant_id == DEFAULT,
+            # The outbox's step of each traced event, in its own trace: routing and the commit.
+            spans = [event_span(e.envelope, "route", SpanKind.PRODUCER) for e in events]
+            try:
+                deliveries = [
+                    Delivery(
+                        id=ids.new_id("dlv"),
+                        event_id=e.id,
+                        merchant_id=e.merchant_id,
+                        rule=route.rule.name,
+                        target=route.target,
+                        event_time=e.time,
+                        created_at=now,
+                        next_attempt_at=self._first_try(route.target, e.time, now),
+                        default_rule=route.rule.merchant_id == DEFAULT,
+                    )
+                    for e in events
+                    for route in self.router.routes(e.envelope)
+                ]
+                await self.store.commit(
+                    Changeset(routed=[e.id for e in events], deliveries=deliveries)
                 )
-                for e in events
-                for route in self.router.routes(e.envelope)
-            ]
-            await self.store.commit(Changeset(routed=[e.id for e in events], deliveries=deliveries))
+            finally:
+                for span in spans:
+                    span.end()
             for e in events:
                 self._envelopes[e.id] = e.envelope
             while len(self._envelopes) > self._envelope_cap:
@@ -241,25 +255,48 @@ class Targets:
         rand: Callable[[], float],
         retry_base: float,
     ) -> None:
-        """One attempt; `delivery` comes back delivered, rescheduled or dead."""
+        """One attempt; `delivery` comes back delivered, rescheduled or dead.
+
+        It runs in a consumer span whose parent is the context the event was recorded in (its
+        envelope's `traceparent`, whichever bus carried it), so the handler's work and the
+        events it records continue the event's trace; an untraced event starts a new one."""
         key = (delivery.merchant_id, delivery.rule, delivery.target.id)
         slots = self._slots.setdefault(key, asyncio.Semaphore(self.per_target))
-        async with slots:
-            try:
-                if event is None:
-                    raise TargetFailed(f"event {delivery.event_id} no longer exists")
-                await self.send(delivery, event)
-                after_success(delivery, clock())
-            except RetryLater as exc:
-                after_failure(
-                    delivery, clock(), f"retry later: {exc}", rand, exc.seconds, retry_base
-                )
-            except TargetFailed as exc:
-                after_failure(delivery, clock(), str(exc), rand, exc.retry_after, retry_base)
-            except Exception as exc:
-                after_failure(
-                    delivery, clock(), f"{type(exc).__name__}: {exc}", rand, None, retry_base
-                )
+        label = target_label(delivery.target, delivery.default_rule)
+        with tracer().start_as_current_span(
+            f"deliver {label}",
+            context=(context_of(event) if event else None) or Context(),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.message.id": delivery.event_id,
+                "messaging.destination.name": delivery.rule,
+                "paymesh.delivery.id": delivery.id,
+                "paymesh.delivery.attempt": delivery.attempts + 1,
+                "paymesh.target": label,
+            },
+        ) as span:
+            async with slots:
+                try:
+                    if event is None:
+                        raise TargetFailed(f"event {delivery.event_id} no longer exists")
+                    await self.send(delivery, event)
+                    after_success(delivery, clock())
+                except RetryLater as exc:
+                    after_failure(
+                        delivery, clock(), f"retry later: {exc}", rand, exc.seconds, retry_base
+                    )
+                except TargetFailed as exc:
+                    after_failure(delivery, clock(), str(exc), rand, exc.retry_after, retry_base)
+                except Exception as exc:
+                    after_failure(
+                        delivery, clock(), f"{type(exc).__name__}: {exc}", rand, None, retry_base
+                    )
+            span.set_attribute("paymesh.delivery.status", delivery.status)
+            if delivery.status != "delivered" and delivery.history:
+                span.set_attribute("paymesh.delivery.error", delivery.history[-1].error)
+            if delivery.status == "dead":
+                span.set_status(StatusCode.ERROR, "dead letter")
         for observe in self.observers:
             observe(delivery)
         if delivery.status == "dead":
@@ -278,7 +315,8 @@ class Targets:
             handler = self.builtins.get(target.name or "")
             if handler is None:
                 raise TargetFailed(f"no built-in handler named {target.name!r}")
-            await handler(event, delivery)
+            with tracer().start_as_current_span(f"handle {target.name}"):
+                await handler(event, delivery)
             return
         assert target.url is not None
         if self.secrets is None:
@@ -290,6 +328,9 @@ class Targets:
             "Paymesh-Event-Id": delivery.event_id,
             "Paymesh-Signature": signature_header(body, secret, int(time.time())),
         }
+        parent = traceparent()  # the delivery's span: the target's own trace can join it
+        if parent:
+            headers[KEY] = parent
         try:
             status, retry_after = await self.sender.post(target.url, body, headers)
         except TargetUnreachable as exc:

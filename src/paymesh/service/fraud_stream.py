@@ -25,6 +25,7 @@ from paymesh.ports.fraud_feed import FraudFeed, NoFeed
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store
 from paymesh.service.bus import Builtin
 from paymesh.service.payments import PaymentService
+from paymesh.tracing import traceparent
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ class FraudStream:
                 "fraud_decision": detail.get("fraud_decision"),
                 "cause_event_id": cause["id"],
             },
+            # Raised inside its cause's delivery span: the alert continues that trace.
+            traceparent=traceparent(),
         )
         with contextlib.suppress(AlreadyProcessed):
             await self.store.commit(

@@ -38,14 +38,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span
+
+from paymesh.domain.events import DomainEvent
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import RefundStatus
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import Connector, PspError, RefundUpdate, WebhookEvent
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store, VersionConflict
 from paymesh.service.errors import PspUnavailable, StateConflict
+from paymesh.tracing import context_of, stamp, tracer
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +185,51 @@ class WebhookService:
         return payment
 
     async def apply(self, psp: str, event: WebhookEvent) -> str:
-        for _ in range(_WRITE_RETRIES):
-            found = await self._owner(psp, event)
-            if isinstance(found, str):
-                return found
-            payment = found
+        found = await self._owner(psp, event)
+        if isinstance(found, str):
+            return found
+        with await self._in_payment_trace(psp, event, found) as span:
+            result = await self._apply(psp, event, found)
+            span.set_attribute("paymesh.webhook.result", result)
+            return result
+
+    async def _in_payment_trace(
+        self, psp: str, event: WebhookEvent, payment: Payment
+    ) -> AbstractContextManager[Span]:
+        """The span a webhook is applied in, in the payment's own trace.
+
+        The PSP's request starts a trace of its own (a PSP sends no traceparent of ours), yet
+        the webhook is the answer to the payment's PSP call. So the span's parent is the
+        context recorded with the payment's latest event that has one (the work that last
+        changed it: usually the request whose PSP call this answers), and it links to the
+        webhook request's span. The events it records, and their deliveries, stay in the
+        payment's trace. The timeline is read only when this process records spans."""
+        request = trace.get_current_span()
+        parent = None
+        if request.is_recording():
+            timeline = await self.store.events_for_payment(payment.merchant_id, payment.id)
+            parent = next(
+                (ctx for e in reversed(timeline) if (ctx := context_of(e.envelope)) is not None),
+                None,
+            )
+        return tracer().start_as_current_span(
+            f"webhook {psp}",
+            context=parent,  # None: the webhook request's span, a payment not yet traced
+            links=[Link(request.get_span_context())] if parent is not None else (),
+            attributes={
+                "paymesh.psp": psp,
+                "paymesh.payment_id": payment.id,
+                "paymesh.webhook.event_id": event.psp_event_id,
+            },
+        )
+
+    async def _apply(self, psp: str, event: WebhookEvent, payment: Payment) -> str:
+        for attempt in range(_WRITE_RETRIES):
+            if attempt:  # a lost race: read the payment again, and whose it is
+                found = await self._owner(psp, event)
+                if isinstance(found, str):
+                    return found
+                payment = found
             now = self.clock()
             changed = False
             if event.outcome is not None:
@@ -208,6 +255,8 @@ class WebhookService:
             changes = Changeset(processed=marks)
             if changed:  # a webhook that tells us nothing new must not race real writes
                 changes.save(payment)
+                changes.events[:] = caused_by(changes.events, event.psp_event_id)
+            stamp(changes.events)
             try:
                 await self.store.commit(changes)
             except AlreadyProcessed:
@@ -221,6 +270,13 @@ class WebhookService:
                 self.on_processing(payment)
             return "applied"
         raise RuntimeError(f"webhook {event.psp_event_id}: too many concurrent writers")
+
+
+def caused_by(events: list[DomainEvent], psp_event_id: str) -> list[DomainEvent]:
+    """`events`, each naming the PSP notification that caused it (`psp_event_id` in its
+    detail, as a Stripe event names its request): a payment's timeline then tells which
+    change came from the PSP's webhook and which from our own call."""
+    return [replace(e, detail={**e.detail, "psp_event_id": psp_event_id}) for e in events]
 
 
 def _mismatch(psp: str, event: WebhookEvent, why: str) -> str:

@@ -4,7 +4,8 @@ paymesh's envelope is EventBridge's shape already (DESIGN.md, Events), with two 
 EventBridge will not carry: it gives every event it receives a fresh `id`, and its `account`
 is the AWS account, not the merchant. Both travel in `detail.paymesh`; a target gets the
 envelope back with paymesh's own id, which every consumer de-duplicates by, so an event put
-twice (a retried batch) still takes effect once.
+twice (a retried batch) still takes effect once. So does the envelope's W3C `traceparent`
+(when the event has one): PutEvents takes no top-level field of ours.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ CARRIED = "paymesh"
 def entry(envelope: dict[str, Any], bus: str) -> dict[str, Any]:
     """The PutEvents entry for `envelope` on `bus`."""
     detail = dict(envelope["detail"])
-    detail[CARRIED] = {"event_id": envelope["id"], "merchant_id": envelope["account"]}
+    carried = {"event_id": envelope["id"], "merchant_id": envelope["account"]}
+    if isinstance(envelope.get("traceparent"), str):
+        carried["traceparent"] = envelope["traceparent"]
+    detail[CARRIED] = carried
     return {
         "EventBusName": bus,
         "Source": envelope["source"],
@@ -37,7 +41,7 @@ def envelope(event: dict[str, Any]) -> dict[str, Any]:
     paymesh's own state machines) keeps EventBridge's id and account."""
     detail = dict(event.get("detail") or {})
     carried = detail.pop(CARRIED, None) or {}
-    return {
+    restored = {
         "version": event.get("version", "0"),
         "id": carried.get("event_id", event.get("id")),
         "source": event.get("source"),
@@ -48,3 +52,6 @@ def envelope(event: dict[str, Any]) -> dict[str, Any]:
         "resources": event.get("resources", []),
         "detail": detail,
     }
+    if isinstance(carried.get("traceparent"), str):
+        restored["traceparent"] = carried["traceparent"]
+    return restored

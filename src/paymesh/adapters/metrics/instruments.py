@@ -5,7 +5,8 @@ What is counted where (each at the one place it is true, nothing inferred from l
 - HTTP: by the API's ASGI middleware (`paymesh.entrypoints.http.metrics`), per route
   template (`/v1/payments/{payment_id}`, never a raw path: no ids in label values).
 - PSP calls: `MeteredConnector` wraps each `Connector` (the port) and times every call that
-  reaches the PSP; a `PspError` (or any exception) is an error, a decline is an answer.
+  reaches the PSP, in a client span of the trace (`paymesh.tracing`); a `PspError` (or any
+  exception) is an error, a decline is an answer.
 - Payments by outcome and fraud decisions: `observe_commits` counts the events of every
   changeset once its commit has returned, so a count means a durable fact, counted once, by
   the process that committed it (an API process, or a worker driving a payment).
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -30,6 +32,7 @@ from paymesh.ports.bus import Delivery
 from paymesh.ports.bus import target_label as bus_target_label
 from paymesh.ports.connector import AuthorizeRequest, Connector, RefundOutcome, WebhookEvent
 from paymesh.ports.store import Changeset, StoredEvent
+from paymesh.tracing import tracer
 
 #: Payment events that are an outcome (the status a payment reached), counted by status.
 OUTCOME_EVENTS = {
@@ -232,7 +235,8 @@ def delivery_counter(metrics: PaymeshMetrics) -> Callable[[Delivery], None]:
 
 
 class MeteredConnector:
-    """A `Connector` whose calls to the PSP are counted and timed; answers pass unchanged."""
+    """A `Connector` whose calls to the PSP are counted, timed and traced (a client span
+    each, `paymesh.tracing`); answers pass unchanged."""
 
     def __init__(self, inner: Connector, metrics: PaymeshMetrics) -> None:
         self.inner = inner
@@ -244,14 +248,21 @@ class MeteredConnector:
 
     async def _timed(self, operation: str, call: Any) -> Any:
         started = time.perf_counter()
-        try:
-            return await call
-        except BaseException:
-            self._errors.labels(self.name, operation).inc()
-            raise
-        finally:
-            self._calls.labels(self.name, operation).inc()
-            self._duration.labels(self.name, operation).observe(time.perf_counter() - started)
+        # A client span per call, child of whatever asked (a request, a delivery's handler);
+        # an exception ends it in error (the API's span records it), a decline does not.
+        with tracer().start_as_current_span(
+            f"{self.name} {operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"paymesh.psp": self.name, "paymesh.psp.operation": operation},
+        ):
+            try:
+                return await call
+            except BaseException:
+                self._errors.labels(self.name, operation).inc()
+                raise
+            finally:
+                self._calls.labels(self.name, operation).inc()
+                self._duration.labels(self.name, operation).observe(time.perf_counter() - started)
 
     async def authorize(self, request: AuthorizeRequest) -> PspOutcome:
         outcome: PspOutcome = await self._timed("authorize", self.inner.authorize(request))

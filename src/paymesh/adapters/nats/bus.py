@@ -21,6 +21,10 @@ process:
 
 Delivery is at-least-once, as in the embedded bus: built-in handlers are idempotent by
 event id, and HTTP targets get the event id to do the same.
+
+Traces cross with the events: an envelope's `traceparent` rides inside the message (the
+delivery message holds the envelope), so the publish, the routing and each delivery's span
+(the service's `Targets`) join the trace the event was recorded in, in whichever process.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
 from paymesh.adapters.codec import (
     decode_json,
@@ -53,6 +58,7 @@ from paymesh.adapters.codec import (
 from paymesh.ports.bus import DEFAULT, Deliverer, Delivery, EventRouter
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.store import Changeset
+from paymesh.tracing import event_span
 
 log = logging.getLogger(__name__)
 
@@ -174,16 +180,23 @@ class OutboxRelay:
                 return relayed
             # Published concurrently; the events' order is not a promise of the bus (as on
             # EventBridge): a payment's timeline is ordered by the store, not by delivery.
-            await asyncio.gather(
-                *(
-                    self.js.publish(
-                        self.layout.events_subject,
-                        encode_json(e.envelope),
-                        headers={"Nats-Msg-Id": e.id},
+            # The envelope carries its traceparent across: each traced event's publish is a
+            # span of its trace.
+            spans = [event_span(e.envelope, "publish", SpanKind.PRODUCER) for e in events]
+            try:
+                await asyncio.gather(
+                    *(
+                        self.js.publish(
+                            self.layout.events_subject,
+                            encode_json(e.envelope),
+                            headers={"Nats-Msg-Id": e.id},
+                        )
+                        for e in events
                     )
-                    for e in events
                 )
-            )
+            finally:
+                for span in spans:
+                    span.end()
             await self.store.commit(Changeset(routed=[e.id for e in events]))
             relayed += len(events)
             if len(events) < self.batch:
@@ -301,34 +314,42 @@ class Dispatcher:
     async def route(self, msgs: list[Msg]) -> None:
         now = self.clock()
         publishes = []
-        for msg in msgs:
-            envelope: dict[str, Any] = decode_json(msg.data)
-            event_time = datetime.fromisoformat(envelope["time"])
-            for route in self.router.routes(envelope):
-                target = route.target
-                did = delivery_id(envelope["id"], envelope["account"], route.rule.name, target.id)
-                delivery = Delivery(
-                    id=did,
-                    event_id=envelope["id"],
-                    merchant_id=envelope["account"],
-                    rule=route.rule.name,
-                    target=target,
-                    event_time=event_time,
-                    created_at=now,
-                    next_attempt_at=now,
-                    default_rule=route.rule.merchant_id == DEFAULT,
-                )
-                publishes.append(
-                    self.js.publish(
-                        self.layout.deliveries_subject,
-                        delivery_to_message(delivery, envelope),
-                        headers={"Nats-Msg-Id": did},
+        spans = []
+        try:
+            for msg in msgs:
+                envelope: dict[str, Any] = decode_json(msg.data)
+                spans.append(event_span(envelope, "route", SpanKind.CONSUMER))
+                event_time = datetime.fromisoformat(envelope["time"])
+                for route in self.router.routes(envelope):
+                    target = route.target
+                    did = delivery_id(
+                        envelope["id"], envelope["account"], route.rule.name, target.id
                     )
-                )
-        await asyncio.gather(*publishes)
-        # Acked only once every delivery is in the stream: a crash before this routes the
-        # events again, and the deliveries' message ids keep one of each.
-        await asyncio.gather(*(msg.ack() for msg in msgs))
+                    delivery = Delivery(
+                        id=did,
+                        event_id=envelope["id"],
+                        merchant_id=envelope["account"],
+                        rule=route.rule.name,
+                        target=target,
+                        event_time=event_time,
+                        created_at=now,
+                        next_attempt_at=now,
+                        default_rule=route.rule.merchant_id == DEFAULT,
+                    )
+                    publishes.append(
+                        self.js.publish(
+                            self.layout.deliveries_subject,
+                            delivery_to_message(delivery, envelope),
+                            headers={"Nats-Msg-Id": did},
+                        )
+                    )
+            await asyncio.gather(*publishes)
+            # Acked only once every delivery is in the stream: a crash before this routes the
+            # events again, and the deliveries' message ids keep one of each.
+            await asyncio.gather(*(msg.ack() for msg in msgs))
+        finally:
+            for span in spans:
+                span.end()
 
     # --- delivery: deliveries -> targets ----------------------------------------------
 

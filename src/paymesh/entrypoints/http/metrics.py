@@ -1,15 +1,17 @@
 """`/metrics` and the middleware that observes every request.
 
 `/metrics` answers the Prometheus text exposition of this process only: in scale-out, scrape
-every `paymesh serve` on its own (a worker has no HTTP listener yet; its deliveries are in
-its own registry, see the lead's notes). It is not for the world: it answers only a request
-with `Authorization: Bearer <PAYMESH_METRICS_TOKEN>`; with no token configured it answers
-404 as if it did not exist, so a deployment exposes nothing until it chooses a token.
+every `paymesh serve` on its own, and every `paymesh worker --metrics-port` on its own
+listener (`paymesh.entrypoints.worker_metrics`, under the same token rule). It is not for
+the world: it answers only a request with `Authorization: Bearer <PAYMESH_METRICS_TOKEN>`;
+with no token configured it answers 404 as if it did not exist, so a deployment exposes
+nothing until it chooses a token.
 
 `Observed` wraps the whole app (outside Starlette's own error middleware, so a crash's 500
 is seen too): it gives the request its id (`request_ids`), stamps `Request-Id` on the
-response, and counts and times it per route template. Its cost is a few dict lookups and one
-histogram observation per request.
+response, counts and times it per route template, and runs it in a server span
+(`paymesh.tracing`; a no-op unless traces are on) that joins a caller's `traceparent`. Its
+cost is a few dict lookups and one histogram observation per request.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import hmac
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -30,7 +33,10 @@ from paymesh.adapters.metrics.instruments import OUTBOX_SCAN
 from paymesh.entrypoints.http.common import api, error_response
 from paymesh.entrypoints.http.errors import RouteRefused
 from paymesh.entrypoints.http.request_ids import HEADER, RequestContext, current, new_request_id
+from paymesh.ports.bus import DeliveryStore
+from paymesh.ports.store import EventLog
 from paymesh.service.errors import Unauthorized
+from paymesh.tracing import KEY, context_of, tracer
 
 TOKEN_ENV = "PAYMESH_METRICS_TOKEN"  # noqa: S105 (the variable's name, not a token)
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,6 +47,11 @@ UNMATCHED = "unmatched"
 log = logging.getLogger("paymesh.http")
 _HEADER = HEADER.lower().encode()
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+_TRACEPARENT = KEY.encode()
+
+
+class MetricsSource(EventLog, DeliveryStore, Protocol):
+    """What a scrape reads from the store: the outbox's backlog, the dead letters' depth."""
 
 
 def metrics_token() -> str | None:
@@ -70,15 +81,29 @@ class Observed:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        try:
-            await self.app(scope, receive, stamped)
-        finally:
-            self._record(scope, status, time.perf_counter() - started)
-
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = scope.get("route")
-        template = route.path if isinstance(route, Route) else UNMATCHED
         method = scope["method"]
+        with tracer().start_as_current_span(
+            method,  # named for its route once routing has found it
+            context=context_of(_trace_headers(scope)),  # None: a new trace
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "paymesh.request_id": request_id,
+            },
+        ) as span:
+            try:
+                await self.app(scope, receive, stamped)
+            finally:
+                template = _template(scope)
+                self._record(method, template, status, time.perf_counter() - started)
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+
+    def _record(self, method: str, template: str, status: int, seconds: float) -> None:
         m = self.metrics
         m.http_requests.labels(method, template, _STATUS_CLASS.get(status // 100, "5xx")).inc()
         m.http_duration.labels(method, template).observe(seconds)
@@ -88,8 +113,29 @@ class Observed:
             log.debug("%s %s %d in %.1f ms", method, template, status, seconds * 1000)
 
 
+def _template(scope: Scope) -> str:
+    route = scope.get("route")
+    return route.path if isinstance(route, Route) else UNMATCHED
+
+
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    """The caller's W3C trace context, if it sent one: its request joins the caller's trace."""
+    for name, value in scope.get("headers", ()):
+        if name == _TRACEPARENT:
+            return {KEY: value.decode("latin-1")}
+    return {}
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    token: str | None = request.app.state.metrics_token
+    refusal = refused(request, request.app.state.metrics_token)
+    if refusal is not None:
+        return refusal
+    return await exposition(request.app.state.metrics, api(request).store)
+
+
+def refused(request: Request, token: str | None) -> Response | None:
+    """The answer to a scrape without the right token (None: let it through). No token
+    configured: 404, as if `/metrics` did not exist; a missing or wrong one: 401."""
     if token is None:  # off: the same answer as any path that does not exist
         return error_response(RouteRefused(404, "GET /metrics: Not Found"))
     given = request.headers.get("authorization", "")
@@ -102,8 +148,11 @@ async def metrics_endpoint(request: Request) -> Response:
         )
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
-    metrics: PaymeshMetrics = request.app.state.metrics
-    store = api(request).store
+    return None
+
+
+async def exposition(metrics: PaymeshMetrics, store: MetricsSource) -> Response:
+    """This process's metrics, with what is read at scrape time (outbox, dead letters)."""
     metrics.read_outbox(await store.undelivered_events(OUTBOX_SCAN))
     metrics.read_dead_letters(await store.dead_letter_depth())
     return Response(metrics.exposition(), media_type=EXPOSITION)

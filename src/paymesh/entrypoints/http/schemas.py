@@ -295,6 +295,11 @@ RESPONSES: dict[str, JsonSchema] = {
                 "region": _STR,
                 "resources": {"type": "array", "items": _STR},
                 "detail": {"type": "object"},
+                "traceparent": {
+                    **_STR,
+                    "description": "W3C trace context of the work that recorded the event; "
+                    "present only while tracing is on",
+                },
             },
         ),
         "description": "an event as published: the EventBridge envelope",

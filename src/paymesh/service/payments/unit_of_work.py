@@ -3,7 +3,8 @@
 A use case changes a payment in memory (the domain's transitions record their events) and
 commits the change, its events and its idempotency record together, in one `Changeset`. A
 commit that loses a race with another writer (a webhook, a concurrent request) re-reads the
-payment and applies the same change again: both orders end the same.
+payment and applies the same change again: both orders end the same. The events carry the
+trace of the work that recorded them (`paymesh.tracing.stamp`), so their deliveries join it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from paymesh.ports.store import (
     VersionConflict,
 )
 from paymesh.service.errors import NotFound
+from paymesh.tracing import stamp
 
 #: Concurrent writers of one payment are a handful at most (the request, a webhook, the bus).
 _WRITE_RETRIES = 8
@@ -38,6 +40,7 @@ class PaymentWrites:
         self.on_commit = on_commit
 
     async def commit(self, changes: Changeset) -> None:
+        stamp(changes.events)
         await self.store.commit(changes)
         changes.committed()
         if changes.events:

@@ -186,6 +186,7 @@ async def payment(request: Request, merchant: str) -> Response:
         )
     events = await a.store.events_for_payment(merchant, found.id)
     event_ids = {e.id for e in events}
+    timeline = [_timeline_entry(e.type, e.time, e.envelope) for e in events]
     dead, _ = await a.store.dead_letters(merchant, 100, None)
     return render(
         request,
@@ -194,7 +195,10 @@ async def payment(request: Request, merchant: str) -> Response:
             "section": "payments",
             "merchant": merchant,
             "p": found,
-            "events": [_timeline_entry(e.type, e.time, e.envelope) for e in events],
+            "events": timeline,
+            # The PSP notifications that changed it (ones that told nothing new change
+            # nothing, and are not recorded).
+            "webhooks": [e for e in timeline if e["psp_event_id"]],
             "notifications": await a.store.notifications_for_payment(merchant, found.id),
             "dead_letters": [d for d in dead if d.event_id in event_ids],
         },
@@ -213,7 +217,14 @@ def _timeline_entry(kind: str, at: datetime, envelope: dict[str, Any]) -> dict[s
         for k, v in envelope.get("detail", {}).items()
         if k not in _SAME_FOR_EVERY_EVENT and v not in (None, "", [], {})
     }
-    return {"type": kind, "at": at, "detail": detail, "id": envelope.get("id")}
+    return {
+        "type": kind,
+        "at": at,
+        "detail": detail,
+        "id": envelope.get("id"),
+        "psp_event_id": detail.pop("psp_event_id", None),
+        "psp": envelope.get("detail", {}).get("connector"),
+    }
 
 
 __all__ = ["HEADERS", "live", "overview", "payment", "payments"]
