@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock screenshots bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -92,6 +92,11 @@ cluster: dev
 
 # The AWS deployment's cost per payment: every AWS request the flow makes, counted in moto,
 # priced at on-demand list prices, against the reference's $0.00036 (and the cold start).
+# Reconciliation: generated days of each PSP's settlement report with known discrepancies,
+# matched against the ledger (found, typed, false exceptions, auto-resolved, time).
+bench-reconcile: dev
+	$(BIN)/python benchmarks/reconciliation.py --days 10 --payments 2000
+
 bench-cost-aws: dev
 	$(BIN)/python benchmarks/aws_cost.py --payments 200 --declined 0.1 --reviewed 0.02
 

@@ -229,7 +229,8 @@ class Cluster:
             )
             proc.spawn()
             self.worker_procs.append(proc)
-        time.sleep(1.0)  # workers have no port; a dead one shows here
+        for proc, url in zip(self.worker_procs, self.worker_metrics_urls, strict=True):
+            self._wait_worker(proc, url)
         for proc in self.worker_procs:
             if not proc.alive():
                 raise ClusterError(f"{proc.name} exited at start:\n{proc.tail()}")
@@ -253,6 +254,13 @@ class Cluster:
 
     def restart_worker(self, i: int) -> None:
         self.worker_procs[i].spawn()
+        self._wait_worker(self.worker_procs[i], self.worker_metrics_urls[i])
+
+    def _wait_worker(self, proc: Proc, metrics_url: str) -> None:
+        """A worker is running once its /metrics answers: it opens that listener when its
+        core is open and its signal handlers are in place."""
+        token = self.env["PAYMESH_METRICS_TOKEN"]
+        self._wait(proc, metrics_url, headers={"Authorization": f"Bearer {token}"})
 
     def pids(self) -> dict[str, int]:
         procs = [*self.api_procs, *self.worker_procs]
@@ -276,9 +284,11 @@ class Cluster:
             raise ClusterError(f"keys create failed:\n{done.stdout}{done.stderr}")
         return lines[-1].strip()
 
-    def _wait(self, proc: Proc, url: str, timeout: float = 60.0) -> None:
+    def _wait(
+        self, proc: Proc, url: str, timeout: float = 60.0, headers: dict[str, str] | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
+        with httpx.Client(timeout=1.0, headers=headers) as client:
             while time.monotonic() < deadline:
                 if not proc.alive():
                     raise ClusterError(f"{proc.name} exited at start:\n{proc.tail()}")

@@ -169,10 +169,12 @@ class Rules(Construct):
             principal=iam.ServicePrincipal("events.amazonaws.com"),
             source_arn=cfn.attr_arn,
         )
-        # One asynchronous-invocation configuration per function: a second rule targeting
-        # the same function would need its dead letters in one queue. None does today.
+        # One asynchronous-invocation configuration per function: when several rules target
+        # it (send_confirmation: payment-succeeded and customer-confirmation), what fails
+        # inside Lambda after its own retries goes to the first rule's queue; what
+        # EventBridge cannot deliver still goes to each rule's own.
         if target.function in self._invoke_configs:
-            raise ValueError(f"{target.function} is the target of two rules")
+            return fn.function_arn
         self._invoke_configs.add(target.function)
         for statement in send_to(queue, self.key):
             self.roles[target.function].add_to_policy(statement)

@@ -23,6 +23,13 @@ from paymesh.adapters.metrics import (  # observability (issue 16): see build_co
     delivery_counter,
     observe_commits,
 )
+from paymesh.adapters.notify import (
+    TWILIO_API_BASE,
+    JinjaTemplates,
+    SmtpEmailSender,
+    SmtpSettings,
+    TwilioSmsSender,
+)
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.config import PSPS, ConfigError, Settings
 from paymesh.connectors.aiohttp_transport import AiohttpTransport
@@ -135,7 +142,80 @@ def psp_lines(settings: Settings, listener: SandboxListener | None) -> list[str]
         else:
             where = listener.psp_url(psp) if listener else "(not started)"
             lines.append(f"{psp}: sandbox (test money only), built in, at {where} (loopback only)")
-    return lines
+    return lines + confirmation_lines(settings, listener)
+
+
+#: Twilio's test number that sends successfully: the SMS sandbox's sender by default.
+SANDBOX_SMS_FROM = "+15005550006"
+
+
+def confirmation_lines(settings: Settings, listener: SandboxListener | None) -> list[str]:
+    """Where customer confirmations go: one line for email, one for SMS."""
+    if settings.smtp_configured:
+        email = (
+            f"email: confirmations sent through {settings.smtp_host}:"
+            f"{settings.smtp_port_or_default} ({settings.smtp_security})"
+        )
+    else:
+        email = "email: no PAYMESH_SMTP_HOST, confirmations recorded, not sent"
+    sms_base = _sms_base(settings, listener)
+    if settings.sms_mode == "live":
+        sms = f"sms: LIVE through Twilio at {sms_base}"
+    elif sms_base:
+        sms = f"sms: sandbox (no message leaves this machine) at {sms_base}"
+    else:
+        sms = "sms: no Twilio configured, confirmations recorded, not sent"
+    return [email, sms]
+
+
+def _sms_base(settings: Settings, listener: SandboxListener | None) -> str | None:
+    if settings.sms_mode == "off":
+        return None
+    if settings.twilio_api_base:
+        return settings.twilio_api_base
+    if settings.sms_mode == "live":
+        return TWILIO_API_BASE
+    if listener is not None and "twilio" in listener.suite.boxes:
+        return f"{listener.url}/sandbox/twilio"
+    return None  # sandbox mode without the built-in listener (a worker): not sent
+
+
+def build_confirmations(
+    settings: Settings, listener: SandboxListener | None
+) -> tuple[SmtpEmailSender | None, TwilioSmsSender | None]:
+    """The email and SMS senders the settings configure; None for a channel not configured,
+    whose confirmations are then recorded, not sent."""
+    email = None
+    if settings.smtp_host:
+        assert settings.mail_from is not None  # Settings checks it
+        email = SmtpEmailSender(
+            SmtpSettings(
+                host=settings.smtp_host,
+                port=settings.smtp_port_or_default,
+                mail_from=settings.mail_from,
+                security=settings.smtp_security,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+            )
+        )
+    elif settings.is_live:
+        log.warning(
+            "live mode without PAYMESH_SMTP_HOST: customers' email confirmations are "
+            "recorded but NOT sent; configure PAYMESH_SMTP_HOST and PAYMESH_MAIL_FROM"
+        )
+    sms = None
+    base = _sms_base(settings, listener)
+    if base and settings.twilio_account_sid and settings.twilio_auth_token:
+        sender = settings.twilio_from or (None if settings.is_live else SANDBOX_SMS_FROM)
+        if sender:
+            sms = TwilioSmsSender(
+                base,
+                settings.twilio_account_sid,
+                settings.twilio_auth_token,
+                sender,
+                timeout=settings.psp_timeout,
+            )
+    return email, sms
 
 
 def builtin_names() -> set[str]:
@@ -200,6 +280,8 @@ class Core:
     feed: NatsFraudFeed | None = None
     #: This process's Prometheus metrics (observability; scraped at /metrics).
     metrics: PaymeshMetrics = field(default_factory=PaymeshMetrics)
+    #: The SMS sender's connection pool, closed with the core.
+    sms: TwilioSmsSender | None = None
 
     async def open(self) -> None:
         await self.store.open()
@@ -212,6 +294,8 @@ class Core:
         except Exception:  # never let it keep the rest of shutdown from running
             log.exception("fraud checkpoint at shutdown failed")
         await self.sender.aclose()
+        if self.sms is not None:
+            await self.sms.aclose()
         for connector in self.connectors.values():
             await connector.aclose()
         await self.transport.aclose()
@@ -230,9 +314,15 @@ def build_core(
     can select them, so a deployment never runs on a fake)."""
     store = store if store is not None else build_store(settings)
     listener = None
-    if settings.uses_sandbox and with_sandbox and connectors is None:
-        suite = SandboxSuite(settings.sandbox_secrets, settings.self_url, settings.sandboxed_psps)
+    if (settings.uses_sandbox or settings.sms_sandboxed) and with_sandbox and connectors is None:
+        suite = SandboxSuite(
+            settings.sandbox_secrets,
+            settings.self_url,
+            settings.sandboxed_psps,
+            sms=settings.sms_sandboxed,
+        )
         listener = SandboxListener(suite, port=settings.sandbox_port)
+    email, sms = build_confirmations(settings, listener)
     transport = AiohttpTransport()
     if connectors is None:
         connectors = build_connectors(
@@ -287,7 +377,14 @@ def build_core(
         breakers=breakers,
     )
     builtins: dict[str, Builtin] = {
-        "send_confirmation": send_confirmation(store, utcnow),
+        "send_confirmation": send_confirmation(
+            store,
+            utcnow,
+            JinjaTemplates(settings.templates_dir),
+            email,
+            sms,
+            after_send=_crash if settings.fault_crash_after_send else None,
+        ),
         "process_payment": process_payment(payments, utcnow),
         "update_inventory": placeholder("update_inventory", "PAYMESH_INVENTORY_URL"),
         "payment_retry": payment_retry(
@@ -337,7 +434,16 @@ def build_core(
         nc=nc,
         feed=feed,
         metrics=metrics,
+        sms=sms,
     )
+
+
+def _crash() -> None:
+    """PAYMESH_FAULT_CRASH_AFTER_SEND (sandbox mode, tests only): die as SIGKILL would, right
+    after a confirmation left and before it was recorded."""
+    import os
+
+    os._exit(137)
 
 
 @contextlib.asynccontextmanager

@@ -106,6 +106,27 @@ class Settings:
     nats_prefix: str = "paymesh"  # stream and consumer names; deployments sharing a server
     #: Seconds a dead worker's unacknowledged deliveries wait before another worker takes them.
     nats_ack_wait: float = 60.0
+    # -- customer confirmations (paymesh.service.confirmations) --------------------------
+    #: The mail server confirmations are sent through; None: emails are recorded, not sent
+    #: (live mode says so at start).
+    smtp_host: str | None = None
+    smtp_port: int | None = None  # None: 587 with starttls, 465 with tls, 25 with none
+    smtp_security: str = "starttls"  # none | starttls | tls
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    mail_from: str | None = None
+    #: Twilio's Messages API; None: the built-in SMS sandbox in sandbox mode,
+    #: https://api.twilio.com in live mode.
+    twilio_api_base: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_from: str | None = None
+    #: Merchants' own confirmation templates: <templates_dir>/<merchant_id>/<name>.{subject,
+    #: txt,sms}; None: the packaged ones only.
+    templates_dir: Path | None = None
+    #: Test-only (sandbox mode): the process exits right after a confirmation is sent and
+    #: before it is recorded, as a crash there would (tests/e2e/test_confirmation_crash.py).
+    fault_crash_after_send: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -146,9 +167,23 @@ class Settings:
             "bus": _env("BUS"),
             "nats_prefix": _env("NATS_PREFIX", cls.nats_prefix),
             "nats_ack_wait": float(_env("NATS_ACK_WAIT", str(cls.nats_ack_wait)) or 60),
+            "smtp_host": _env("SMTP_HOST") or None,
+            "smtp_port": int(_env("SMTP_PORT") or 0) or None,
+            "smtp_security": (_env("SMTP_SECURITY") or cls.smtp_security).strip().lower(),
+            "smtp_username": _env("SMTP_USERNAME") or None,
+            "smtp_password": _env("SMTP_PASSWORD") or None,
+            "mail_from": _env("MAIL_FROM") or None,
+            "twilio_api_base": _env("TWILIO_API_BASE") or None,
+            "twilio_account_sid": _env("TWILIO_ACCOUNT_SID") or None,
+            "twilio_auth_token": _env("TWILIO_AUTH_TOKEN") or None,
+            "twilio_from": _env("TWILIO_FROM") or None,
+            "templates_dir": _env("TEMPLATES_DIR") or None,
+            # Read in sandbox mode only: a live server never takes a crash hook.
+            "fault_crash_after_send": _flag(_env("FAULT_CRASH_AFTER_SEND"))
+            and (_env("MODE", "sandbox") or "sandbox").strip().lower() == "sandbox",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("data_dir", "fraud_rules", "paypal_trusted_cert"):
+        for name in ("data_dir", "fraud_rules", "paypal_trusted_cert", "templates_dir"):
             value = values[name]
             if isinstance(value, str):
                 values[name] = Path(value)
@@ -161,7 +196,64 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         settings._check_bus()
         settings._check_targets()
+        settings._check_confirmations()
         return settings._resolve_psps()
+
+    def _check_confirmations(self) -> None:
+        if self.smtp_security not in ("none", "starttls", "tls"):
+            raise ConfigError(
+                f"PAYMESH_SMTP_SECURITY {self.smtp_security!r}: use none, starttls or tls"
+            )
+        if self.smtp_host and not self.mail_from:
+            raise ConfigError("PAYMESH_SMTP_HOST needs PAYMESH_MAIL_FROM (the sender address)")
+        if (
+            self.smtp_host
+            and self.smtp_username
+            and self.smtp_security == "none"
+            and self.smtp_host not in ("127.0.0.1", "::1", "localhost")
+        ):
+            raise ConfigError(
+                "PAYMESH_SMTP_USERNAME with PAYMESH_SMTP_SECURITY=none would send the SMTP "
+                "password in the clear: use starttls or tls"
+            )
+        if self.mode == "live" and self.fault_crash_after_send:
+            raise ConfigError("PAYMESH_FAULT_CRASH_AFTER_SEND is for tests in sandbox mode")
+        if self.mode != "live" and self.twilio_api_base and _is_real_twilio(self.twilio_api_base):
+            raise ConfigError(
+                f"{self.twilio_api_base} is Twilio itself, but paymesh runs in sandbox mode; "
+                "set PAYMESH_MODE=live with real Twilio credentials"
+            )
+        if self.mode == "live" and (self.twilio_account_sid or self.twilio_auth_token):
+            missing = [
+                f"PAYMESH_TWILIO_{name.upper()}"
+                for name in ("account_sid", "auth_token", "from")
+                if not getattr(self, f"twilio_{name}")
+            ]
+            if missing:
+                raise ConfigError(f"live SMS through Twilio also needs {', '.join(missing)}")
+
+    # -- confirmations --------------------------------------------------------------------
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or {"tls": 465, "none": 25}.get(self.smtp_security, 587)
+
+    @property
+    def sms_mode(self) -> str:
+        """`live` (Twilio), `sandbox` (the built-in one, or a `paymesh sandbox`'s) or `off`
+        (live mode without Twilio credentials: SMS confirmations are recorded, not sent)."""
+        if not self.is_live:
+            return "sandbox"
+        return "live" if self.twilio_account_sid and self.twilio_auth_token else "off"
+
+    @property
+    def sms_sandboxed(self) -> bool:
+        """The built-in SMS sandbox serves this process's SMS (no API base given)."""
+        return self.sms_mode == "sandbox" and self.twilio_api_base is None
 
     def _check_targets(self) -> None:
         from paymesh.domain.target_policy import TargetPolicy, TargetUrlRefused
@@ -244,6 +336,10 @@ class Settings:
                 fill[name] = value
         if self.delivery_signing_secret is None:
             fill["delivery_signing_secret"] = generated.delivery_signing_secret
+        if not self.is_live:  # the SMS sandbox's account, shared like the PSPs' secrets
+            for name, value in generated.twilio().items():
+                if getattr(self, name) is None:
+                    fill[name] = value
         return replace(self, **fill)  # type: ignore[arg-type]
 
     @property
@@ -292,6 +388,8 @@ class Settings:
             paypal_client_id=self.paypal_client_id,
             paypal_client_secret=self.paypal_client_secret,
             paypal_webhook_id=self.paypal_webhook_id,
+            twilio_account_sid=self.twilio_account_sid if not self.is_live else None,
+            twilio_auth_token=self.twilio_auth_token if not self.is_live else None,
         )
 
     # -- storage and addresses ------------------------------------------------------------
@@ -339,6 +437,11 @@ class Settings:
     def self_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+
+def _is_real_twilio(base: str) -> bool:
+    host = (urlsplit(base).hostname or "").lower()
+    return host == "twilio.com" or host.endswith(".twilio.com")
 
 
 def _is_real_psp(base: str) -> bool:

@@ -114,13 +114,14 @@ def _bus_event(cloud: Cloud, payment_id: str, detail_type: str) -> dict[str, Any
     return as_delivered(entry(env.run(stored()), cloud.bus))
 
 
-def test_a_declined_payment_fails_and_sends_no_confirmation(cloud: Cloud) -> None:
+def test_a_declined_payment_fails_and_is_confirmed_once_as_failed(cloud: Cloud) -> None:
     key = cloud.api_key("m_aws")
     reply = pay(cloud, key, 3_100, method="pm_card_chargeDeclined")[0]
     assert reply.status == 402, reply
     payment_id = reply.body["error"]["payment_id"]
     cloud.pump()
-    assert confirmations(cloud, payment_id) == []
+    # A decline no retry follows is an outcome the customer is told of (customer-confirmation).
+    assert [c["template"] for c in confirmations(cloud, payment_id)] == ["payment_failed"]
     got = cloud.http(
         "GET", f"/v1/payments/{payment_id}", headers={"authorization": f"Bearer {key}"}
     ).body

@@ -9,12 +9,17 @@ most write through `commit`, the only way in.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
+from paymesh.domain.errors import DomainError
 from paymesh.domain.events import DomainEvent
+from paymesh.domain.ledger import LedgerTransaction, schedule
 from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome
 from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import UNSETTLED, PaymentStatus
@@ -537,6 +542,195 @@ class StateStoreContract:
         assert await store.get_blob("other") is None
 
 
+def _captured(pid: str, merchant: str = "m1", amount: int = 2000) -> Payment:
+    """A payment authorised (a hold) and captured (the hold released, the money and the fee
+    booked)."""
+    p = payment(pid, merchant=merchant, amount=amount)
+    p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_" + pid), T0)
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_" + pid, amount_received=amount), T0)
+    return p
+
+
+class LedgerStoreContract:
+    """Transactions are kept with the change that booked them, once; balances are the sums
+    of their postings, split by the day the money becomes available."""
+
+    async def test_a_capture_books_the_hold_its_release_the_charge_and_its_fee(
+        self, store: Store
+    ) -> None:
+        await save(store, _captured("pay_1", amount=10_000))
+        # Stripe's schedule: 2.9% + 30 = 320; available two days after the capture.
+        day = T0.date()
+        assert await store.ledger_balances("m1", day) == {
+            ("authorized_funds", "usd"): (0, 0),
+            ("authorizations", "usd"): (0, 0),
+            ("psp_receivable", "usd"): (0, 9_680),
+            ("sales", "usd"): (0, -10_000),
+            ("psp_fees", "usd"): (0, 320),
+        }
+        later = await store.ledger_balances("m1", day + timedelta(days=2))
+        assert later[("psp_receivable", "usd")] == (9_680, 0)
+        assert await store.ledger_balances("m2", day) == {}
+
+    async def test_balance_transactions_are_the_merchants_money_moves_newest_first(
+        self, store: Store
+    ) -> None:
+        first = _captured("pay_1", amount=10_000)
+        await save(store, first)
+        refund = first.start_refund("re_1", 4_000, None, T0)
+        first.settle_refund(refund.id, True, T0 + timedelta(hours=1))
+        await save(store, first, _captured("pay_2", amount=5_000), _captured("pay_o", "m2"))
+        page, more = await store.balance_transactions("m1", limit=2)
+        assert [(t.payment_id, t.kind.value, t.amount, t.fee, t.net) for t in page] == [
+            ("pay_2", "charge", 5_000, 175, 4_825),
+            ("pay_1", "refund", -4_000, 0, -4_000),
+        ]
+        assert more
+        rest, more = await store.balance_transactions("m1", 10, starting_after=page[-1].id)
+        assert [(t.payment_id, t.kind.value, t.net) for t in rest] == [("pay_1", "charge", 9_680)]
+        assert not more
+        only, _ = await store.balance_transactions("m1", 10, payment_id="pay_1")
+        assert [t.kind.value for t in only] == ["refund", "charge"]
+
+    async def test_a_booking_replayed_is_kept_once_and_a_failed_commit_books_nothing(
+        self, store: Store
+    ) -> None:
+        p = _captured("pay_1")
+        changes = Changeset()
+        changes.save(p)
+        await store.commit(changes)
+        again = Changeset(ledger=list(changes.ledger))  # the same transactions, re-sent
+        await store.commit(again)
+        stale = _captured("pay_1")  # version 0 again: refused, and its booking with it
+        with pytest.raises(VersionConflict):
+            await save(store, stale)
+        assert len(await store.ledger_transactions("stripe", T0, T0 + timedelta(days=1))) == 3
+        sums = await store.ledger_balances("m1", T0.date() + timedelta(days=2))
+        assert sums[("psp_receivable", "usd")] == (2000 - 88, 0)
+
+    async def test_a_psps_day_is_read_across_merchants_oldest_first(self, store: Store) -> None:
+        await save(store, _captured("pay_1"), _captured("pay_2", "m2"))
+        day = await store.ledger_transactions("stripe", T0, T0 + timedelta(days=1))
+        assert {t.merchant_id for t in day} == {"m1", "m2"}
+        assert [t.kind.value for t in day if t.payment_id == "pay_1"] == [
+            "authorization",
+            "authorization_release",
+            "charge",
+        ]
+        assert await store.ledger_transactions("adyen", T0, T0 + timedelta(days=1)) == []
+        assert (
+            await store.ledger_transactions(
+                "stripe", T0 + timedelta(days=1), T0 + timedelta(days=2)
+            )
+            == []
+        )
+
+
+# -- the ledger's invariants, for any sequence of PSP answers, webhooks and refunds ------------
+
+_STEP = st.tuples(
+    st.integers(0, 1),  # which of two payments
+    st.sampled_from(["auth", "capture", "fail", "cancel", "refund", "dispute", "replay"]),
+    st.integers(1, 100),  # a percentage: of the amount to capture, refund or dispute
+    st.booleans(),  # does the refund succeed at the PSP
+)
+
+
+def _apply(p: Payment, op: str, pct: int, ok: bool, disputes: dict[str, int]) -> None:
+    """One command or webhook on `p`, as the PSP might send it: in any order, repeated; what
+    the domain refuses is refused."""
+    ref = "pi_" + p.id
+    part = max(1, p.amount * pct // 100)
+    try:
+        if op == "auth":
+            p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, ref), T0)
+        elif op == "capture":
+            p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, ref, amount_received=part), T0)
+        elif op == "fail":
+            p.apply_psp_outcome(PspOutcome(S.FAILED, ref), T0)
+        elif op == "cancel":
+            p.apply_psp_outcome(PspOutcome(S.CANCELED, ref), T0)
+        elif op == "refund":
+            amount = max(1, p.refundable * pct // 100)
+            refund = p.start_refund(f"re_{p.id}_{len(p.refunds)}", amount, None, T0)
+            p.settle_refund(refund.id, ok, T0)
+        elif op == "dispute" and p.open_dispute(f"dp_{p.id}", part, None, T0):
+            disputes[p.id] = part
+    except DomainError:
+        pass
+
+
+class LedgerPropertyContract:
+    """For any sequence: every merchant's accounts sum to zero per currency, and what the
+    PSPs owe equals the payments' captured minus refunded minus fees minus disputes."""
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        # One store serves every example (each uses its own merchant); each backend's class
+        # runs this same method, which is what differing_executors is about.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(
+        steps=st.lists(_STEP, min_size=4, max_size=30),
+        amounts=st.lists(st.integers(1, 10**7), min_size=2, max_size=2),
+    )
+    @example(  # every kind of movement at least once
+        steps=[
+            (0, "auth", 100, True),
+            (0, "capture", 60, True),
+            (0, "refund", 50, True),
+            (0, "replay", 1, True),
+            (0, "refund", 100, False),
+            (0, "dispute", 30, True),
+            (1, "auth", 1, True),
+            (1, "cancel", 1, True),
+        ],
+        amounts=[10_000, 777],
+    )
+    async def test_the_books_balance_for_any_sequence(
+        self, store: Store, steps: list[tuple[int, str, int, bool]], amounts: list[int]
+    ) -> None:
+        merchant = "m_" + uuid.uuid4().hex  # the store is shared by the examples
+        payments = [
+            payment(f"pay_{uuid.uuid4().hex}", merchant=merchant, amount=a) for a in amounts
+        ]
+        disputes: dict[str, int] = {}
+        last: list[LedgerTransaction] = []
+        for index, op, pct, ok in steps:
+            p = payments[index]
+            if op == "replay":  # a redelivered commit: the same transactions again
+                await store.commit(Changeset(ledger=list(last)))
+                continue
+            _apply(p, op, pct, ok, disputes)
+            if p.events or p.version == 0:
+                changes = Changeset()
+                changes.save(p)
+                await store.commit(changes)
+                changes.committed()
+                last = changes.ledger
+        sums = await store.ledger_balances(merchant, T0.date() + timedelta(days=30))
+        assert all(later == 0 for _, later in sums.values())  # all settled 30 days on
+        books = {account: now for (account, _), (now, _) in sums.items()}
+        assert sum(books.values()) == 0
+        stripe = schedule("stripe")
+        owed = sum(
+            p.amount_captured
+            - p.amount_refunded
+            - (stripe.fee(p.amount_captured) if p.amount_captured else 0)
+            - (disputes[p.id] + stripe.dispute_fee if p.id in disputes else 0)
+            for p in payments
+        )
+        assert books.get("psp_receivable", 0) == owed
+        assert books.get("sales", 0) == -sum(p.amount_captured for p in payments)
+        held = sum(p.amount for p in payments if p.status == S.REQUIRES_CAPTURE)
+        assert books.get("authorized_funds", 0) == held == -books.get("authorizations", 0)
+
+
 class StoreContract(
     UnitOfWorkContract,
     PaymentStoreContract,
@@ -544,5 +738,7 @@ class StoreContract(
     EventLogContract,
     KeyStoreContract,
     StateStoreContract,
+    LedgerStoreContract,
+    LedgerPropertyContract,
 ):
     """The whole Store port: what a backend subclasses once."""

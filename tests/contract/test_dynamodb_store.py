@@ -1,7 +1,7 @@
 """The DynamoDB store runs every store and bus-store contract SQLite and PostgreSQL run,
 against moto's DynamoDB in this process; the tests below them are what only DynamoDB needs
 saying: the reference's table, the sharded status index, all-or-nothing transactions, and
-items DynamoDB cannot hold in one."""
+items DynamoDB cannot hold in one, and the ledger's replays."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import pytest
 from paymesh.adapters.dynamodb import DynamoStore, envelope_from_image
 from paymesh.adapters.dynamodb.store import BLOB_CHUNK
 from paymesh.domain.events import DomainEvent
-from paymesh.domain.payment import PspOutcome
+from paymesh.domain.ledger import LedgerTransaction, Move, Movement, postings_for
+from paymesh.domain.payment import Payment, PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.store import (
@@ -292,3 +293,77 @@ async def test_a_closed_store_refuses_work_and_a_store_without_tables_will_not_o
     stored = await again.get_payment("pay_1")
     assert stored is not None and stored.amount == 2000
     await again.close()
+
+
+def _captured(payment_id: str) -> Payment:
+    p = payment(payment_id)
+    p.apply_psp_outcome(PspOutcome(S.REQUIRES_CAPTURE, "pi_" + payment_id), T0)
+    p.apply_psp_outcome(PspOutcome(S.SUCCEEDED, "pi_" + payment_id, amount_received=2000), T0)
+    return p
+
+
+def _payout(txn_id: str, amount: int) -> LedgerTransaction:
+    """A payout is booked on its own: it belongs to no payment."""
+    at = T0 + timedelta(days=2)
+    return LedgerTransaction(
+        id=txn_id,
+        merchant_id="m1",
+        payment_id="",
+        psp="stripe",
+        currency="usd",
+        kind=Move.PAYOUT,
+        created_at=at,
+        available_on=at.date(),
+        postings=postings_for("stripe", Movement(Move.PAYOUT, amount)),
+    )
+
+
+async def test_a_replayed_booking_keeps_its_first_copy_and_the_rest_of_the_commit_is_written(
+    store: DynamoStore, dynamodb: Any
+) -> None:
+    first = Changeset()
+    first.save(_captured("pay_1"))
+    await store.commit(first)
+    stored = {i["ledgerId"]["S"]: i for i in _scan(dynamodb, store.tables.ledger)}
+    assert len(stored) == 3
+    # Redelivered beside a new payment's booking: the stored three are skipped, not written
+    # again (a rewrite would give them a later place in the booking order).
+    again = Changeset(ledger=list(first.ledger))
+    again.save(_captured("pay_2"))
+    await store.commit(again)
+    after = {i["ledgerId"]["S"]: i for i in _scan(dynamodb, store.tables.ledger)}
+    assert len(after) == 6
+    assert {k: after[k] for k in stored} == stored
+    assert await store.get_payment("pay_2") is not None
+    page, _ = await store.balance_transactions("m1", 10)
+    assert [t.payment_id for t in page] == ["pay_2", "pay_1"]
+
+
+async def test_a_payout_without_a_payment_is_listed_with_the_merchants_balance_transactions(
+    store: DynamoStore, dynamodb: Any
+) -> None:
+    await save(store, _captured("pay_1"))
+    await store.commit(Changeset(ledger=[_payout("txn_po_1", 1_000)]))
+    items = {i["kind"]["S"]: i for i in _scan(dynamodb, store.tables.ledger)}
+    # Only what moves the PSP's debt is in the balance indexes; nothing expires.
+    assert "balanceMerchant" not in items["authorization"]
+    assert items["charge"]["balancePayment"] == {"S": "pay_1"}
+    assert "balancePayment" not in items["payout"]  # an empty index key would be refused
+    assert all("ttl" not in i for i in items.values())
+    page, _ = await store.balance_transactions("m1", 10)
+    assert [(t.kind.value, t.net) for t in page] == [("payout", -1_000), ("charge", 1_912)]
+    only, _ = await store.balance_transactions("m1", 10, payment_id="pay_1")
+    assert [t.kind.value for t in only] == ["charge"]
+
+
+async def test_ledger_transactions_are_writes_of_the_commits_one_transaction(
+    store: DynamoStore, dynamodb: Any
+) -> None:
+    events = [DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}) for _ in range(99)]
+    payouts = [_payout("txn_po_1", 1_000), _payout("txn_po_2", 2_000)]
+    with pytest.raises(ValueError, match="100"):
+        await store.commit(Changeset(events=events, ledger=payouts))
+    assert _scan(dynamodb, store.tables.ledger) == []
+    assert _scan(dynamodb, store.tables.events) == []
+    await store.commit(Changeset(events=events, ledger=payouts[:1]))
+    assert len(_scan(dynamodb, store.tables.ledger)) == 1

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic.script import ScriptDirectory
 
 from paymesh.adapters.postgres import PostgresStore
-from paymesh.adapters.postgres.migrate import MIGRATION_LOCK
+from paymesh.adapters.postgres.migrate import MIGRATION_LOCK, SCRIPTS
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.payment import Payment, PspOutcome
 from paymesh.domain.status import PaymentStatus
@@ -211,6 +212,31 @@ async def test_concurrent_writes_of_one_payment_have_one_winner(database: str) -
         await asyncio.gather(a.close(), b.close())
 
 
+async def test_a_booking_committed_by_two_processes_at_once_is_kept_once(database: str) -> None:
+    # A webhook redelivered to two processes at the same moment: both commit the same
+    # ledger transactions; one inserts them, the others wait on the unique id, then skip
+    # them and their postings.
+    captured = payment("pay_1")
+    captured.apply_psp_outcome(PspOutcome(PaymentStatus.REQUIRES_CAPTURE, "pi_1"), T0)
+    captured.apply_psp_outcome(
+        PspOutcome(PaymentStatus.SUCCEEDED, "pi_1", amount_received=2000), T0
+    )
+    booked = Changeset()
+    booked.save(captured)
+    a, b = await _two_stores(database)
+    try:
+        await asyncio.gather(
+            *((a if i % 2 else b).commit(Changeset(ledger=list(booked.ledger))) for i in range(20))
+        )
+        day = await a.ledger_transactions("stripe", T0, T0 + timedelta(days=1))
+        assert [t.kind.value for t in day] == ["authorization", "authorization_release", "charge"]
+        sums = await b.ledger_balances("m1", T0.date() + timedelta(days=2))
+        assert sums[("psp_receivable", "usd")] == (2000 - 88, 0)  # 2.9% + 30 once
+        assert sums[("sales", "usd")] == (-2000, 0)
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
 async def test_two_dispatchers_routing_one_outbox_make_one_delivery_each(database: str) -> None:
     a, b = await _two_stores(database)
     try:
@@ -287,7 +313,8 @@ async def test_processes_starting_together_migrate_once(postgres: PostgresServer
         await gate.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         outputs = await asyncio.gather(*(p.communicate() for p in procs))
         assert [p.returncode for p in procs] == [0] * len(procs), outputs
-        assert await gate.fetch("SELECT version_num FROM alembic_version") == [("0003",)]
+        head = ScriptDirectory(str(SCRIPTS)).get_current_head()
+        assert await gate.fetch("SELECT version_num FROM alembic_version") == [(head,)]
     finally:
         for p in procs:
             if p.returncode is None:
@@ -371,8 +398,6 @@ def _upgrade_to(dsn: str, revision: str) -> None:
     from alembic.config import Config
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
-
-    from paymesh.adapters.postgres.migrate import SCRIPTS
 
     async def run() -> None:
         engine = create_async_engine(

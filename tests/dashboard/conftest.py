@@ -168,7 +168,7 @@ def _seed(d: Deployment) -> None:
         assert dead, "the seeded deliveries never became dead letters"
         disputes = wait_for(
             lambda: any(
-                e["detail-type"] == "dispute.created"
+                e["detail-type"] == "payment.dispute.created"
                 for e in http.get(f"/v1/payments/{disputed['id']}/events").json()["data"]
             )
         )
@@ -208,7 +208,16 @@ def visit(browser: Browser, deployment: Deployment) -> Iterator[Visit]:
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # A failed load is reported with its URL (the console's message names none).
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(deployment.base + "/dashboard/login")
     page.fill("#key", deployment.key)

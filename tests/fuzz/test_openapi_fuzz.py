@@ -354,7 +354,7 @@ def test_a_retry_policy_that_is_not_an_int_in_range_is_400(
             assert_error_shape(r, 400)
 
 
-QUERY_ROUTES = ["/v1/payments", "/v1/events", "/v1/reviews", "/v1/dead-letters"]
+QUERY_ROUTES = ["/v1/payments", "/v1/events", "/v1/reviews", "/v1/dead-letters", "/v1/disputes"]
 QUERY_NAMES = [
     "limit",
     "starting_after",

@@ -37,6 +37,7 @@ def test_builtin_targets_resolve_to_the_manifest_function_or_a_service() -> None
         ("payment-initiated", "process"): ("function", "process_payment"),
         ("payment-succeeded", "confirmation"): ("function", "send_confirmation"),
         ("payment-failed", "retry"): ("states:retry", None),
+        ("customer-confirmation", "confirmation"): ("function", "send_confirmation"),
         ("high-risk-transaction", "review"): ("states:review", None),
         ("fraud-stream", "fraud"): ("kinesis", None),
         ("payment-retry-due", "payment_retry"): ("function", "payment_retry"),

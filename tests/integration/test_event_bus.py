@@ -99,6 +99,7 @@ def test_the_reference_rules_are_there_by_default(server: Server) -> None:
     with server.client() as http:
         rules = http.get("/v1/rules").json()["data"]
     assert [r["name"] for r in rules] == [
+        "customer-confirmation",
         "fraud-stream",
         "high-risk-transaction",
         "payment-failed",

@@ -187,7 +187,9 @@ async def test_outcomes_learned_by_the_worker_reach_every_scoring_process(cluste
     async def outcome(kind: str, n: int, at: float, **detail: object) -> None:
         await stream(event(kind, f"pay_{n}", at, **detail), DELIVERY)
         reference.feedback(
-            f"pay_{n}", {"payment.failed": "declined", "payment.disputed": "disputed"}[kind], at
+            f"pay_{n}",
+            {"payment.failed": "declined", "payment.dispute.created": "disputed"}[kind],
+            at,
         )
         await cluster.settle()
 
@@ -205,7 +207,7 @@ async def test_outcomes_learned_by_the_worker_reach_every_scoring_process(cluste
 
     # A card used by its holder on A, disputed ten days later: B hears of it from the worker.
     await pay(10, a, probe(10, "pm_card_y", customer="holder", device="phone", amount=5000))
-    await outcome("payment.disputed", 10, T0 + 10 * DAY)
+    await outcome("payment.dispute.created", 10, T0 + 10 * DAY)
     cluster.clock.now = T0 + 11 * DAY
     subject = probe(11, "pm_card_y", customer="stranger", device="other", amount=5000)
     got, want, before = [await s.assess(subject) for s in (b.scorer, whole, unaware)]

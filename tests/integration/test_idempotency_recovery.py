@@ -9,8 +9,8 @@ from pathlib import Path
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.domain.payment import FraudAssessment, Payment
 from paymesh.ports.store import Changeset, IdempotencyRecord, IdempotencyWrite
-from paymesh.service.idempotency import fingerprint
 from paymesh.service.payments import CreatePayment
+from paymesh.service.payments.create import request_fingerprint
 from tests.integration.conftest import Server
 
 BODY = {
@@ -30,7 +30,7 @@ def leave_a_crashed_request(server: Server, key: str, lease_left: timedelta) -> 
     record = IdempotencyRecord(
         merchant_id="shop",
         key=key,
-        fingerprint=fingerprint("create_payment", request),
+        fingerprint=request_fingerprint(request),
         resource_id="pay_crashed",
         lease_token="dead-process",
         locked_until=now + lease_left,

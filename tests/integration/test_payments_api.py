@@ -295,7 +295,7 @@ async def test_fifty_concurrent_requests_with_one_key_make_one_payment_intent(
         assert [pi["amount"] for pi in intents].count(4242) == 1
 
 
-def test_a_confirmation_is_recorded_once_per_success(server: Server) -> None:
+def test_a_confirmation_is_recorded_once_per_outcome(server: Server) -> None:
     with server.client() as http:
         p = pay(http).json()
         deadline = time.monotonic() + 10
@@ -308,10 +308,14 @@ def test_a_confirmation_is_recorded_once_per_success(server: Server) -> None:
         # delivery of it left to run, no second confirmation can still come.
         wait_rule_settled(server.settings.sqlite_path, "payment-succeeded")
         sent = http.get(f"/v1/payments/{p['id']}/notifications").json()["data"]
-        assert [(n["template"], n["recipient"]) for n in sent] == [("payment_succeeded", "cus_1")]
+        # No receipt_email nor receipt_phone: nothing is sent, and that is recorded.
+        assert [(n["channel"], n["template"], n["recipient"]) for n in sent] == [
+            ("none", "payment_succeeded", "cus_1")
+        ]
         declined = pay(http, "pm_card_chargeDeclined").json()["error"]["payment_id"]
-        wait_rule_settled(server.settings.sqlite_path, "payment-succeeded")
-        assert http.get(f"/v1/payments/{declined}/notifications").json()["data"] == []
+        wait_rule_settled(server.settings.sqlite_path, "customer-confirmation")
+        sent = http.get(f"/v1/payments/{declined}/notifications").json()["data"]
+        assert [(n["channel"], n["template"]) for n in sent] == [("none", "payment_failed")]
 
 
 def test_event_log_lists_the_merchants_events(server: Server) -> None:

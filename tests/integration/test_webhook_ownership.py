@@ -599,7 +599,7 @@ async def test_a_stripe_dispute_racing_our_own_answer_is_refused_then_applied(
     await save(store, recorded)
     assert await service.receive("stripe", headers, body) == ["applied"]  # Stripe's redelivery
     after = await stored(store, p)
-    assert after.status == S.DISPUTED and after.dispute_id
+    assert after.status == S.DISPUTED and after.dispute is not None
 
 
 async def test_a_paypal_dispute_is_tied_to_its_payment_by_paypals_capture(
@@ -618,7 +618,7 @@ async def test_a_paypal_dispute_is_tied_to_its_payment_by_paypals_capture(
     )
     assert await service.receive("paypal", headers, body) == ["applied"]
     after = await stored(store, p)
-    assert after.status == S.DISPUTED and after.dispute_id
+    assert after.status == S.DISPUTED and after.dispute is not None
 
 
 # -- a capture at the PSP while a review is open --------------------------------------------------

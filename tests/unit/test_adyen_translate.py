@@ -626,3 +626,23 @@ def test_the_hmac_key_must_be_hex_and_secrets_stay_out_of_repr() -> None:
         api_base="http://x", api_key="AQE_secret", merchant_account="m", hmac_key=HEX_KEY
     )
     assert "AQE_secret" not in repr(settings) and HEX_KEY not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("code", "won"), [("CHARGEBACK_REVERSED", True), ("SECOND_CHARGEBACK", False)]
+)
+def test_a_chargeback_reversed_is_won_and_a_second_chargeback_lost(code: str, won: bool) -> None:
+    item = _item(code, pspReference="DIS0000000000001", originalReference="PSP0000000000001")
+    [event] = translated(item)
+    assert (event.dispute_closed, event.dispute, event.currency) == (
+        ("DIS0000000000001", won),
+        None,
+        "EUR",
+    )
+    assert (event.payment_id, event.connector_payment_id) == ("pay_1", "PSP0000000000001")
+    assert event.psp_event_id == f"{code}:DIS0000000000001:true"
+
+
+def test_an_unsuccessful_dispute_verdict_decides_nothing() -> None:
+    item = _item("CHARGEBACK_REVERSED", "false", originalReference="PSP0000000000001")
+    assert translated(item) == []

@@ -123,7 +123,7 @@ async def test_the_stream_announces_each_card_outcome_it_feeds_back() -> None:
     assert feed.outcomes == []  # no outcome: the PSP being down says nothing about the card
     await stream(event("payment.failed", "pay_0", T0 + 3, failure_code="card_declined"), DELIVERY)
     await stream(event("payment.succeeded", "pay_1", T0 + 4), DELIVERY)
-    await stream(event("payment.disputed", "pay_2", T0 + 9 * 86_400), DELIVERY)
+    await stream(event("payment.dispute.created", "pay_2", T0 + 9 * 86_400), DELIVERY)
     assert feed.outcomes == [
         ("pay_0", "declined", T0 + 3),
         ("pay_1", "approved", T0 + 4),

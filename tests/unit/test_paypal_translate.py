@@ -689,3 +689,35 @@ def test_a_request_id_is_claimed_held_replayed_and_forgotten() -> None:
     assert ids.claim("orders.capture", "r1") is None  # released: free again
     clock.now += 61
     assert ids.claim("orders.create", "r1") is None  # past the retention
+
+
+@pytest.mark.parametrize(
+    ("code", "won"),
+    [("RESOLVED_SELLER_FAVOUR", True), ("RESOLVED_BUYER_FAVOUR", False), ("ACCEPTED", False)],
+)
+def test_a_resolved_dispute_is_its_outcome(code: str, won: bool) -> None:
+    resolved = {
+        "dispute_id": "PP-D-1",
+        "reason": "UNAUTHORISED",
+        "status": "RESOLVED",
+        "dispute_amount": _money("40.00"),
+        "disputed_transactions": [{"seller_transaction_id": "C1", "custom": "pay_2"}],
+        "dispute_outcome": {"outcome_code": code},
+    }
+    [event] = translated(_event("CUSTOMER.DISPUTE.RESOLVED", resolved))
+    assert (event.payment_id, event.dispute_closed, event.dispute) == (
+        "pay_2",
+        ("PP-D-1", won),
+        None,
+    )
+    # Tied to its order through the capture, by `confirm`, as the opening is.
+    assert (event.psp_object_id, event.connector_payment_id, event.currency) == ("C1", None, "usd")
+
+
+def test_a_resolution_that_moves_none_of_the_merchants_money_is_ignored() -> None:
+    resolved = {
+        "dispute_id": "PP-D-1",
+        "dispute_amount": _money("40.00"),
+        "dispute_outcome": {"outcome_code": "RESOLVED_WITH_PAYOUT"},
+    }
+    assert translated(_event("CUSTOMER.DISPUTE.RESOLVED", resolved)) == []

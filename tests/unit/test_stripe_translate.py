@@ -267,3 +267,26 @@ def test_a_field_of_another_type_is_a_malformed_body(change: dict[str, object]) 
     intent = {"id": "pi_9", "status": "succeeded", "amount": 2500, "currency": "usd", **change}
     with pytest.raises(WebhookRejected, match="not a webhook Stripe sends"):
         translated(_event("payment_intent.succeeded", intent))
+
+
+@pytest.mark.parametrize(("status", "won"), [("won", True), ("lost", False)])
+def test_a_closed_dispute_is_its_verdict(status: str, won: bool) -> None:
+    dispute = {
+        "id": "dp_1",
+        "amount": 700,
+        "currency": "eur",
+        "payment_intent": "pi_9",
+        "status": status,
+    }
+    [event] = translated(_event("charge.dispute.closed", dispute))
+    assert (event.connector_payment_id, event.dispute_closed, event.dispute) == (
+        "pi_9",
+        ("dp_1", won),
+        None,
+    )
+    assert (event.amount, event.currency) == (None, "eur")
+
+
+def test_an_inquiry_closed_without_a_chargeback_is_ignored() -> None:
+    inquiry = {"id": "dp_1", "amount": 700, "currency": "eur", "status": "warning_closed"}
+    assert translated(_event("charge.dispute.closed", inquiry)) == []

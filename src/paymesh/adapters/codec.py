@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from paymesh.domain.dispute import Dispute, DisputeStatus, dispute_id_for
 from paymesh.domain.payment import (
     Failure,
     FraudAssessment,
@@ -91,8 +92,13 @@ def payment_to_doc(p: Payment) -> bytes:
                 "city": p.risk.city,
             },
             "attempt": p.attempt,
-            "dispute_id": p.dispute_id,
+            # The PSP's id, as documents had it before `dispute`: a process of the previous
+            # version can still read what this one writes.
+            "dispute_id": None if p.dispute is None else p.dispute.connector_dispute_id,
+            "dispute": _dispute_doc(p.dispute),
             "retired_refs": p.retired_refs,
+            "receipt_email": p.receipt_email,
+            "receipt_phone": p.receipt_phone,
             "refunds": [_refund_doc(r) for r in p.refunds],
             "routing": None
             if p.routing is None
@@ -117,6 +123,47 @@ def payment_to_doc(p: Payment) -> bytes:
                 "note": p.review.note,
             },
         }
+    )
+
+
+def _dispute_doc(dispute: Dispute | None) -> dict[str, Any] | None:
+    if dispute is None:
+        return None
+    return {
+        "id": dispute.id,
+        "connector_dispute_id": dispute.connector_dispute_id,
+        "amount": dispute.amount,
+        "reason": dispute.reason,
+        "status": dispute.status.value,
+        "opened_us": to_micros(dispute.opened_at),
+        "closed_us": None if dispute.closed_at is None else to_micros(dispute.closed_at),
+    }
+
+
+def _dispute(d: dict[str, Any]) -> Dispute | None:
+    doc = d.get("dispute")
+    if doc is not None:
+        return Dispute(
+            id=doc["id"],
+            connector_dispute_id=doc["connector_dispute_id"],
+            amount=doc["amount"],
+            reason=doc["reason"],
+            status=DisputeStatus(doc["status"]),
+            opened_at=from_micros(doc["opened_us"]),
+            closed_at=None if doc["closed_us"] is None else from_micros(doc["closed_us"]),
+        )
+    if d.get("dispute_id") is None:
+        return None
+    # Written before disputes were kept whole: only the PSP's id was, and no dispute was
+    # closed then. The PSPs dispute what was captured, and the payment's last change is the
+    # nearest we have to the opening (a disputed payment takes no new refund).
+    return Dispute(
+        id=dispute_id_for(d["id"]),
+        connector_dispute_id=d["dispute_id"],
+        amount=d["amount_captured"],
+        reason=None,
+        status=DisputeStatus.OPEN,
+        opened_at=from_micros(d["updated_us"]),
     )
 
 
@@ -177,11 +224,14 @@ def payment_from_doc(raw: bytes | str, version: int) -> Payment:
         metadata=d["metadata"],
         risk=RiskContext(**d["risk"]),
         attempt=d["attempt"],
-        dispute_id=d["dispute_id"],
+        dispute=_dispute(d),
         version=version,
         retired_refs=d.get("retired_refs", []),
         review=_review(d.get("review")),
         routing=_routing(d.get("routing")),
+        # Documents written before confirmations had these have neither.
+        receipt_email=d.get("receipt_email"),
+        receipt_phone=d.get("receipt_phone"),
     )
     payment.refunds = [
         Refund(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from paymesh.domain.ledger import Movement
+
 
 @dataclass(frozen=True, slots=True)
 class DomainEvent:
@@ -21,6 +23,9 @@ class DomainEvent:
     #: The W3C trace context of the work that recorded it, stamped by the service when it
     #: commits (the domain knows no tracer): the delivery of the event continues that trace.
     traceparent: str | None = None
+    #: The money it announces moving, booked in the ledger in the same commit; not part of
+    #: the envelope (the detail says it in the merchant's terms).
+    movements: tuple[Movement, ...] = ()
 
     def envelope(self, region: str = "local") -> dict[str, Any]:
         """The EventBridge envelope this event is published in (DESIGN.md, Events), with a

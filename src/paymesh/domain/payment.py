@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from paymesh.domain.dispute import Dispute, DisputeStatus, dispute_id_for
 from paymesh.domain.errors import InvalidTransition, RefundNotAllowed
 from paymesh.domain.events import DomainEvent
+from paymesh.domain.ledger import Move, Movement
 from paymesh.domain.refund import Refund, RefundStatus
 from paymesh.domain.review import (
     CAPTURED_AT_PSP,
@@ -82,6 +84,20 @@ class Routing:
     attempts: list[PspAttempt] = field(default_factory=list)
 
 
+#: Where the customer's confirmations go, as given at creation (Stripe's `receipt_email`).
+#: An address as HTML's email inputs accept it, with a dotted domain: nothing that could
+#: break out of a mail header (no spaces, line breaks, angle brackets or commas).
+RECEIPT_EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+(?![\s\S])"
+)
+RECEIPT_EMAIL_MAX = 254  # RFC 5321's longest forward path, less its angle brackets
+#: E.164: a plus, then 8 to 15 digits, the first not 0. Both patterns end in "nothing
+#: follows", not `$`, which would let a trailing line break through.
+RECEIPT_PHONE_PATTERN = r"^\+[1-9][0-9]{7,14}(?![\s\S])"
+
+
 # The event that announces arrival in each status reached through a PSP outcome.
 _STATUS_EVENTS = {
     S.PROCESSING: "payment.processing",
@@ -117,11 +133,15 @@ class Payment:
     risk: RiskContext = field(default_factory=RiskContext)
     attempt: int = 1
     refunds: list[Refund] = field(default_factory=list)
-    dispute_id: str | None = None
+    dispute: Dispute | None = None
     review: Review | None = None
     routing: Routing | None = None
     #: PSP references of abandoned attempts: their late answers must not touch this one.
     retired_refs: list[str] = field(default_factory=list)
+    #: The customer's confirmations go here; kept off the events (every event is delivered
+    #: to merchants' endpoints, and an address does not belong in all of them).
+    receipt_email: str | None = None
+    receipt_phone: str | None = None
     #: Optimistic concurrency: the store writes only if the stored version is still this.
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, repr=False)
@@ -177,6 +197,7 @@ class Payment:
             if changed:
                 self.updated_at = now
             return changed
+        held = self.status == S.REQUIRES_CAPTURE  # an authorisation hold is open
         self.status = target
         self.updated_at = now
         self.next_action = outcome.next_action if target == S.REQUIRES_ACTION else None
@@ -193,7 +214,7 @@ class Payment:
             }
         if target == S.SUCCEEDED and self.psp_capture_method == "manual":
             self._record("payment.captured", now, amount_captured=self.amount_captured)
-        self._record(_STATUS_EVENTS[target], now, **extra)
+        self._record(_STATUS_EVENTS[target], now, movements=self._moved(target, held), **extra)
         if target == S.CANCELED and self.review and self.review.status == ReviewStatus.OPEN:
             self.close_review(ReviewStatus.REJECTED, now)  # voided: nothing left to decide
         if target in (S.SUCCEEDED, S.FAILED):
@@ -201,6 +222,18 @@ class Payment:
         if target == S.REQUIRES_CAPTURE and self.held_for_review:
             self.open_review(now, self._held_reason())
         return True
+
+    def _moved(self, target: PaymentStatus, held: bool) -> tuple[Movement, ...]:
+        """The money a move to `target` moves: an authorisation opens a hold on the card;
+        a capture takes the money and, with the void or a failed capture, ends the hold."""
+        release = (Movement(Move.RELEASE, self.amount),) if held else ()
+        if target == S.REQUIRES_CAPTURE:
+            return (Movement(Move.HOLD, self.amount),)
+        if target == S.SUCCEEDED:
+            return (*release, Movement(Move.CAPTURE, self.amount_captured))
+        if target in (S.CANCELED, S.FAILED):
+            return release
+        return ()
 
     def authorised_as_requested(self, outcome: PspOutcome) -> PspOutcome:
         """An authorisation the PSP reports without a trusted word on its capture (Adyen's
@@ -469,21 +502,96 @@ class Payment:
         )
         if target != self.status and can_move(self.status, target):
             self.status = target
-        self._record("refund.succeeded", now, refund_id=refund.id, refund_amount=refund.amount)
+        self._record(
+            "refund.succeeded",
+            now,
+            movements=(Movement(Move.REFUND, refund.amount),),
+            refund_id=refund.id,
+            refund_amount=refund.amount,
+        )
         return True
 
     # -- disputes -------------------------------------------------------------------------
 
-    def open_dispute(self, dispute_id: str, amount: int, reason: str | None, now: datetime) -> bool:
-        if self.dispute_id == dispute_id or not can_move(self.status, S.DISPUTED):
+    def open_dispute(
+        self, connector_dispute_id: str, amount: int, reason: str | None, now: datetime
+    ) -> bool:
+        """The PSP took `amount` back for the customer; a repeat of it changes nothing.
+
+        One dispute per payment (see `paymesh.domain.dispute`): once it has one, another
+        opening is news of that one or of nothing.
+        """
+        if self.dispute is not None or not can_move(self.status, S.DISPUTED):
             return False
-        self.dispute_id = dispute_id
+        self.dispute = Dispute(
+            id=dispute_id_for(self.id),
+            connector_dispute_id=connector_dispute_id,
+            amount=amount,
+            reason=reason,
+            status=DisputeStatus.OPEN,
+            opened_at=now,
+        )
         self.status = S.DISPUTED
         self.updated_at = now
         self._record(
-            "dispute.created", now, dispute_id=dispute_id, dispute_amount=amount, reason=reason
+            "payment.dispute.created",
+            now,
+            movements=(Movement(Move.DISPUTE, amount),),
+            **self._dispute_detail(),
+            # For the fraud alert a dispute raises: how the payment scored when it was made.
+            fraud_score=self.fraud.score if self.fraud else None,
         )
         return True
+
+    def close_dispute(self, connector_dispute_id: str, won: bool, now: datetime) -> bool:
+        """The bank decided. Won: the funds come back (the dispute fee does not) and the
+        payment is captured again, in the status its refunds leave it in. Lost: it stays
+        `disputed`, which is final, and nothing more moves: the money left when the dispute
+        opened. A repeated or later verdict on a closed dispute changes nothing.
+
+        Raises InvalidTransition for a dispute this payment does not hold.
+        """
+        dispute = self.dispute
+        if dispute is None or dispute.connector_dispute_id != connector_dispute_id:
+            raise InvalidTransition(
+                self.id,
+                f"{self.status.value}, without dispute {connector_dispute_id!r}",
+                "close a dispute of",
+            )
+        if dispute.status != DisputeStatus.OPEN:
+            return False
+        dispute.status = DisputeStatus.WON if won else DisputeStatus.LOST
+        dispute.closed_at = now
+        self.updated_at = now
+        movements: tuple[Movement, ...] = ()
+        if won:
+            self.status = self._captured_status()
+            movements = (Movement(Move.DISPUTE_WON, dispute.amount),)
+        self._record(
+            "payment.dispute.closed",
+            now,
+            movements=movements,
+            **self._dispute_detail(),
+            outcome=dispute.status.value,
+        )
+        return True
+
+    def _captured_status(self) -> PaymentStatus:
+        """Where the money stands with the dispute gone: captured, less what was refunded."""
+        if self.amount_refunded <= 0:
+            return S.SUCCEEDED
+        if self.amount_refunded < self.amount_captured:
+            return S.PARTIALLY_REFUNDED
+        return S.REFUNDED
+
+    def _dispute_detail(self) -> dict[str, Any]:
+        assert self.dispute is not None
+        return {
+            "dispute_id": self.dispute.id,
+            "connector_dispute_id": self.dispute.connector_dispute_id,
+            "dispute_amount": self.dispute.amount,
+            "reason": self.dispute.reason,
+        }
 
     # -- internals ------------------------------------------------------------------------
 
@@ -493,7 +601,13 @@ class Payment:
         self.status = target
         self.updated_at = now
 
-    def _record(self, event_type: str, now: datetime, **extra: Any) -> None:
+    def _record(
+        self,
+        event_type: str,
+        now: datetime,
+        movements: tuple[Movement, ...] = (),
+        **extra: Any,
+    ) -> None:
         detail: dict[str, Any] = {
             "payment_id": self.id,
             "status": self.status.value,
@@ -512,5 +626,6 @@ class Payment:
                 merchant_id=self.merchant_id,
                 time=now,
                 detail=detail,
+                movements=movements,
             )
         )

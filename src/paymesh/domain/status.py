@@ -2,6 +2,12 @@
 
 Transitions are monotonic: a status never goes back, so a webhook that arrives late, twice
 or out of order can only move a payment forward or be ignored.
+
+Two moves step outside the table, each made by its own command on news that no payment
+outcome carries: `Payment.retry` (after a retryable failure, back to pending) and
+`Payment.close_dispute` when the merchant won (back to the captured status its refunds
+leave it in, one of `DISPUTE_WON_RETURNS`). Neither is in `TRANSITIONS`, so no late
+`succeeded` webhook can lift a dispute.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 UNSETTLED = frozenset({S.PENDING, S.PROCESSING})
 #: Money was taken: refunds and disputes apply.
 CAPTURED = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED})
+#: Where a won dispute returns a payment: the money is back, so it is captured again.
+DISPUTE_WON_RETURNS = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED})
 
 
 def can_move(current: PaymentStatus, target: PaymentStatus) -> bool:

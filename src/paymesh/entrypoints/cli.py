@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +18,7 @@ import typer
 from paymesh.config import Settings
 from paymesh.entrypoints.cli_keys import keys_app, store_settings, with_store
 from paymesh.entrypoints.cli_live import live_commands
+from paymesh.entrypoints.cli_reconcile import reconcile_command
 
 if TYPE_CHECKING:
     from paymesh.adapters.aws.dead_letters import SqsDeadLetters
@@ -28,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 live_commands(app)
+app.command("reconcile")(reconcile_command)
 
 
 def _print_version(value: bool) -> None:
@@ -218,6 +221,10 @@ def worker(
     the outbox sweep and recovery. Run any number, next to any number of `serve`. With
     --metrics-port, each worker serves its own /metrics: scrape every one."""
     import signal
+
+    # Until the event loop takes the signals over, SIGTERM ends start-up quietly: nothing has
+    # been fetched yet, so nothing can be lost.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
     from paymesh.bootstrap import Alongside, run_worker
 

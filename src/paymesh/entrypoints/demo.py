@@ -1,15 +1,20 @@
 """`paymesh demo`: real payments through a real server and the three PSP sandboxes, end to end.
 
+Without PAYMESH_SMTP_HOST the demo runs its own mail server on loopback (aiosmtpd), so the
+customer's confirmation emails are really sent, and prints one as the customer receives it.
+
 Each scenario states what it expects; the demo exits 1 if any expectation fails, so
 `make demo` is a check, not a show.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -24,6 +29,7 @@ from rich.table import Table
 from paymesh.config import Settings
 
 REVIEW_FROM = 90_000  # the demo merchant reviews orders of 900.00 and more
+CUSTOMER_EMAIL = "customer@demo-shop.example"
 
 
 @dataclass
@@ -54,7 +60,10 @@ def run_demo() -> int:
     from paymesh.service.apikeys import create_key
 
     console = Console()
-    with tempfile.TemporaryDirectory(prefix="paymesh-demo-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="paymesh-demo-") as tmp,
+        _mail_server() as (mail, inbox),
+    ):
         # The merchant's own fraud policy on top of the defaults: hold big orders for review.
         rules = msgspec.json.decode(
             resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_bytes()
@@ -79,6 +88,7 @@ def run_demo() -> int:
             fraud_rules=rules_file,
             mode="sandbox",
             target_allowlist="127.0.0.1",
+            **mail,
         )
 
         # One key for the demo merchant, made as `paymesh keys create` makes it.
@@ -122,6 +132,8 @@ def run_demo() -> int:
             console.print(
                 "events published: " + ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items()))
             )
+            if inbox is not None:
+                rows.append(_show_confirmation(console, inbox))
         failed = [r.scenario for r in rows if not r.ok]
         if failed:
             console.print(f"[red]unexpected outcome in: {', '.join(failed)}[/]")
@@ -139,6 +151,7 @@ def _pay(
         "customer_id": "cus_demo",
         "payment_method": method,
         "metadata": {"order_id": f"ord-{uuid.uuid4().hex[:8]}"},
+        "receipt_email": CUSTOMER_EMAIL,
         **extra,
     }
     return http.post(
@@ -248,6 +261,7 @@ def _scenarios(http: httpx.Client, sandbox_url: str) -> list[Row]:
         "customer_id": "cus_demo",
         "payment_method": "pm_card_visa",
         "metadata": first_r.json()["metadata"],
+        "receipt_email": CUSTOMER_EMAIL,
     }
     again = http.post("/v1/payments", json=body, headers={"Idempotency-Key": key})
     same = again.json().get("id") == first_r.json()["id"]
@@ -394,4 +408,47 @@ def _rule_to_http_target(http: httpx.Client) -> Row:
         f"{len(received)} signed event(s) for amount >= 10000; signature "
         f"{'verified' if verified else 'NOT verified'}",
         verified,
+    )
+
+
+@contextlib.contextmanager
+def _mail_server() -> Iterator[tuple[dict[str, object], Any]]:
+    """The configured mail server, or a local one on loopback that keeps what it receives
+    (aiosmtpd): the settings for it, and its inbox (None: the configured one, not ours)."""
+    if os.environ.get("PAYMESH_SMTP_HOST"):
+        yield {}, None
+        return
+    from paymesh.sandbox.mailbox import smtp_inbox
+
+    with smtp_inbox() as inbox:
+        yield (
+            {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": inbox.port,
+                "smtp_security": "none",
+                "mail_from": "receipts@demo-shop.example",
+            },
+            inbox,
+        )
+
+
+def _show_confirmation(console: Console, inbox: Any) -> Row:
+    """Print the first confirmation email the customer received, as received."""
+    _wait_for(lambda: bool(inbox.messages))
+    if not inbox.messages:
+        return Row("confirmation email", "-", "-", "-", "no email arrived", False)
+    mail = inbox.messages[0]
+    console.print("\n[bold]a confirmation email, as the local mail server received it[/]")
+    for header in ("From", "To", "Subject", "Date", "Message-ID"):
+        console.print(f"{header}: {mail[header]}", markup=False, highlight=False)
+    console.print("")
+    console.print(mail.get_content().rstrip(), markup=False, highlight=False)
+    console.print("")
+    return Row(
+        "confirmation email",
+        "SMTP 250",
+        "-",
+        "received",
+        f"{len(inbox.messages)} emails to {CUSTOMER_EMAIL}; first: {mail['Subject']}",
+        mail["To"] == CUSTOMER_EMAIL and str(mail["Message-ID"]).endswith("@paymesh>"),
     )

@@ -74,7 +74,7 @@ class RefundUpdate:
 @dataclass(frozen=True, slots=True)
 class WebhookEvent:
     """A PSP notification, verified and translated. Exactly one of the optional parts
-    (outcome, amount_refunded, refund, dispute) is set.
+    (outcome, amount_refunded, refund, dispute, dispute_closed) is set.
 
     A signature proves the PSP sent the body, not that the object it describes is the
     payment its metadata names: anyone able to make an object at the PSP chooses its
@@ -92,6 +92,9 @@ class WebhookEvent:
     connector_refund_ids: tuple[str, ...] = ()
     refund: RefundUpdate | None = None
     dispute: tuple[str, int, str | None] | None = None  # (dispute id, amount, reason)
+    #: The bank's verdict on a dispute: (the PSP's dispute id, won). Its money is the
+    #: dispute's, known since it opened; `currency` is still the object's.
+    dispute_closed: tuple[str, bool] | None = None
     #: The PSP object's money, from signed (or PSP-confirmed) fields only: its currency, and
     #: the payment's whole amount when the object states it (a PaymentIntent, an Adyen
     #: authorisation, a PayPal order). None where the object holds only a part of it (a

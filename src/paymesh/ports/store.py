@@ -12,6 +12,8 @@ DynamoDB TransactWriteItems:
                                                                           -> IdempotencyConflict
 - a consumer mark (consumer, event id) is written only if absent           -> AlreadyProcessed
   (the store stamps it with the time it was written, for `purge_expired`)
+- ledger transactions are written with the change that booked them; one whose id is
+  already stored is kept once (its id derives from the booking event)
 
 If any condition fails nothing is written. When `commit` returns, the write is durable.
 """
@@ -19,10 +21,11 @@ If any condition fails nothing is written. When `commit` returns, the write is d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from paymesh.domain.events import DomainEvent
+from paymesh.domain.ledger import LedgerTransaction, book
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.review import ReviewStatus
@@ -97,11 +100,26 @@ class Changeset:
     #: Routing: events leave the outbox together with the deliveries they fan out to.
     routed: list[str] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    #: The double-entry transactions of the money the change moved (`save` books them from
+    #: the events' movements; a payout is booked on its own).
+    ledger: list[LedgerTransaction] = field(default_factory=list)
 
     def save(self, payment: Payment) -> None:
-        """Write `payment` at its read version and take the events it recorded."""
+        """Write `payment` at its read version, take the events it recorded and book the
+        money they moved."""
         self.payments.append(PaymentWrite(payment, payment.version))
         self.events.extend(payment.events)
+        for e in payment.events:
+            if e.movements:
+                self.ledger += book(
+                    event_id=e.id,
+                    merchant_id=payment.merchant_id,
+                    payment_id=payment.id,
+                    psp=payment.connector,
+                    currency=payment.currency,
+                    at=e.time,
+                    movements=e.movements,
+                )
 
     def committed(self) -> None:
         """After a successful commit: the payments are at their new versions, events are out."""
@@ -266,6 +284,38 @@ class StateStore(Protocol):
     async def get_blob(self, name: str) -> bytes | None: ...
 
 
+#: (account, currency) -> (the part available on the day asked about, the part still pending)
+Balances = dict[tuple[str, str], tuple[int, int]]
+
+
+class LedgerStore(Protocol):
+    """The ledger's transactions (written through `UnitOfWork.commit`) and the sums of their
+    postings: balances are always derived, never stored."""
+
+    async def ledger_balances(self, merchant_id: str, today: date) -> Balances:
+        """Every account of the merchant with postings, per currency: the sum of postings of
+        transactions available on or before `today`, and of those available later."""
+        ...
+
+    async def balance_transactions(
+        self,
+        merchant_id: str,
+        limit: int,
+        starting_after: str | None = None,
+        payment_id: str | None = None,
+    ) -> tuple[list[LedgerTransaction], bool]:
+        """The merchant's transactions that change what the PSPs owe it (`BALANCE_KINDS`),
+        newest first (of one payment, when given); (page, has_more)."""
+        ...
+
+    async def ledger_transactions(
+        self, psp: str, created_gte: datetime, created_lt: datetime
+    ) -> list[LedgerTransaction]:
+        """Every transaction booked against `psp` in the window, all merchants, oldest first
+        (reconciliation reads a PSP's day)."""
+        ...
+
+
 class Lifecycle(Protocol):
     async def open(self) -> None:
         """Connect, and bring the schema up to date."""
@@ -279,7 +329,15 @@ class Lifecycle(Protocol):
 
 
 class Store(
-    UnitOfWork, PaymentStore, IdempotencyStore, EventLog, KeyStore, StateStore, Lifecycle, Protocol
+    UnitOfWork,
+    PaymentStore,
+    IdempotencyStore,
+    EventLog,
+    KeyStore,
+    StateStore,
+    LedgerStore,
+    Lifecycle,
+    Protocol,
 ):
     """Durable state, all of it. Implementations: SQLite (embedded), PostgreSQL (scale-out),
     in memory (tests)."""

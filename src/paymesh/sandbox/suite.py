@@ -1,4 +1,5 @@
-"""The three sandboxes together, as `paymesh serve` and `paymesh sandbox` run them.
+"""The sandboxes together (the three PSPs' and the SMS provider's), as `paymesh serve` and
+`paymesh sandbox` run them.
 
 Each PSP's sandbox is mounted at `/sandbox/{psp}` of the sandboxes' own listener, never of the
 API's port: a sandbox has no authentication (anyone who reaches it can capture or fail a
@@ -25,6 +26,7 @@ from starlette.routing import Mount
 from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
 from paymesh.sandbox.paypal import PayPalSandbox, PayPalSandboxSettings, SigningIdentity
 from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
+from paymesh.sandbox.twilio import TwilioSandbox, TwilioSandboxSettings
 
 PSPS = ("stripe", "adyen", "paypal")
 _SECRETS_FILE = "secrets.json"
@@ -52,6 +54,9 @@ class SandboxSecrets:
     paypal_client_secret: str = field(repr=False)
     paypal_webhook_id: str
     delivery_signing_secret: str = field(repr=False)
+    #: The SMS sandbox's one Twilio account (`PAYMESH_TWILIO_ACCOUNT_SID`/`_AUTH_TOKEN`).
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = field(default="", repr=False)
     #: Where the PayPal sandbox keeps its signing key and certificate (made on first use).
     paypal_signing_dir: Path = Path()
 
@@ -67,6 +72,8 @@ class SandboxSecrets:
             paypal_client_secret=secrets.token_hex(32),
             paypal_webhook_id="WH-" + secrets.token_hex(10).upper(),
             delivery_signing_secret="whsec_" + secrets.token_hex(24),
+            twilio_account_sid="AC" + secrets.token_hex(16),
+            twilio_auth_token=secrets.token_hex(16),
             paypal_signing_dir=directory,
         )
 
@@ -108,10 +115,24 @@ class SandboxSecrets:
     def for_psps(self, psps: tuple[str, ...]) -> dict[str, str]:
         return {name: getattr(self, name) for psp in psps for name in _PSP_FIELDS[psp]}
 
+    def twilio(self) -> dict[str, str]:
+        """The SMS sandbox's account, as the settings name it."""
+        return {
+            "twilio_account_sid": self.twilio_account_sid,
+            "twilio_auth_token": self.twilio_auth_token,
+        }
+
 
 class SandboxSuite:
+    """The PSP sandboxes named in `psps` and, with `sms`, the SMS provider's (Twilio's, at
+    `/sandbox/twilio`, which sends no webhooks)."""
+
     def __init__(
-        self, secrets: SandboxSecrets, webhook_base: str | None, psps: tuple[str, ...] = PSPS
+        self,
+        secrets: SandboxSecrets,
+        webhook_base: str | None,
+        psps: tuple[str, ...] = PSPS,
+        sms: bool = True,
     ) -> None:
         base = webhook_base.rstrip("/") if webhook_base else None
 
@@ -141,6 +162,12 @@ class SandboxSuite:
                     client_id=secrets.paypal_client_id,
                     client_secret=secrets.paypal_client_secret,
                     signing=SigningIdentity.load_or_create(secrets.paypal_signing_dir),
+                )
+            )
+        if sms:
+            self.boxes["twilio"] = TwilioSandbox(
+                TwilioSandboxSettings(
+                    account_sid=secrets.twilio_account_sid, auth_token=secrets.twilio_auth_token
                 )
             )
 

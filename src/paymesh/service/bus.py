@@ -54,9 +54,16 @@ class RetryLater(Exception):
 
 
 class TargetFailed(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    """The target did not take the event. `permanent`: trying again cannot help (a customer's
+    address refused, say), so the delivery goes to the dead letters at once instead of
+    spending its retry policy."""
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, permanent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.permanent = permanent
 
 
 class SigningSecrets:
@@ -288,6 +295,9 @@ class Targets:
                     )
                 except TargetFailed as exc:
                     after_failure(delivery, clock(), str(exc), rand, exc.retry_after, retry_base)
+                    if exc.permanent:
+                        delivery.status = "dead"
+                        delivery.next_attempt_at = delivery.history[-1].at
                 except Exception as exc:
                     after_failure(
                         delivery, clock(), f"{type(exc).__name__}: {exc}", rand, None, retry_base

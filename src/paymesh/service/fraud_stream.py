@@ -31,11 +31,13 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "fraud-features"
 ALERT_THRESHOLD = 70
+#: The event a payment records when its PSP opens a dispute (`Payment.open_dispute`).
+DISPUTE_OPENED = "payment.dispute.created"
 _OUTCOMES = {
     "payment.succeeded": "approved",
     "payment.requires_capture": "approved",
     "payment.failed": "declined",
-    "payment.disputed": "disputed",
+    DISPUTE_OPENED: "disputed",
 }
 
 
@@ -79,14 +81,14 @@ class FraudStream:
             # it still knows it: that one must hear of the decline all the same.
             self.feed.outcome(detail["payment_id"], outcome, at)
         score = detail.get("fraud_score")
-        if kind in ("payment.initiated", "payment.disputed") and (
-            kind == "payment.disputed" or (isinstance(score, int) and score >= self.alert_threshold)
+        if kind == DISPUTE_OPENED or (
+            kind == "payment.initiated" and isinstance(score, int) and score >= self.alert_threshold
         ):
             await self._alert(event)
 
     async def _alert(self, cause: dict[str, Any]) -> None:
         detail = cause["detail"]
-        disputed = cause["detail-type"] == "payment.disputed"
+        disputed = cause["detail-type"] == DISPUTE_OPENED
         alert = DomainEvent(
             type="fraud.alert",
             payment_id=detail["payment_id"],

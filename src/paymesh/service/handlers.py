@@ -3,7 +3,6 @@ the same commit as its effect, or its effect is itself idempotent (driving a pay
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -12,37 +11,26 @@ from typing import Any
 
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus import Delivery
-from paymesh.ports.store import AlreadyProcessed, Changeset, Notification, Store
-from paymesh.service import ids
+from paymesh.ports.notifier import EmailSender, SmsSender, Templates
+from paymesh.ports.store import Store
 from paymesh.service.bus import Builtin, RetryLater
+from paymesh.service.confirmations import Confirmations
 from paymesh.service.payments import PaymentService
 
 log = logging.getLogger(__name__)
 
 
-def send_confirmation(store: Store, clock: Callable[[], datetime]) -> Builtin:
-    """Records the customer's payment confirmation (email delivery comes behind a notifier)."""
-
-    async def handle(event: dict[str, Any], delivery: Delivery) -> None:
-        detail = event["detail"]
-        notification = Notification(
-            id=ids.new_id("ntf"),
-            merchant_id=event["account"],
-            payment_id=detail["payment_id"],
-            event_id=event["id"],
-            channel="email",
-            recipient=str(detail.get("customer_id")),
-            template=event["detail-type"].replace(".", "_"),
-            created_at=clock(),
-        )
-        with contextlib.suppress(AlreadyProcessed):
-            await store.commit(
-                Changeset(
-                    processed=[("send_confirmation", event["id"])], notifications=[notification]
-                )
-            )
-
-    return handle
+def send_confirmation(
+    store: Store,
+    clock: Callable[[], datetime],
+    templates: Templates,
+    email: EmailSender | None = None,
+    sms: SmsSender | None = None,
+    after_send: Callable[[], None] | None = None,
+) -> Builtin:
+    """Sends the customer one message per payment outcome, by email and/or SMS, and records
+    it; never twice for one outcome (`paymesh.service.confirmations`)."""
+    return Confirmations(store, clock, templates, email, sms, after_send)
 
 
 #: How long process_payment leaves a payment to the request that created it. Its deliveries

@@ -95,6 +95,8 @@ def payment_view(p: Payment) -> dict[str, Any]:
         else {"id": p.review.id, "status": p.review.status.value},
         "description": p.description,
         "metadata": p.metadata,
+        "receipt_email": p.receipt_email,
+        "receipt_phone": p.receipt_phone,
         "refunds": [refund_view(r) for r in p.refunds],
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),

@@ -16,7 +16,9 @@ payment only when
 - the PSP object it describes is the payment's own: the payment is found by (PSP, the
   object's id), and any payment id its metadata names is that payment's; and
 - its money is the payment's: the same currency, the same whole amount where the object
-  states one, and no part (captured, capturable, refunded, disputed) larger than the payment.
+  states one, and no part (captured, capturable, refunded, disputed) larger than the payment;
+- a dispute's verdict is about the dispute the payment holds (by the PSP's dispute id): the
+  payment's own PSP object never closes another payment's dispute.
 
 Anything else changes nothing, is logged at WARNING and answered "mismatch".
 
@@ -45,6 +47,7 @@ from datetime import datetime
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span
 
+from paymesh.domain.errors import InvalidTransition
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import RefundStatus
@@ -246,6 +249,14 @@ class WebhookService:
             if event.dispute is not None:
                 dispute_id, amount, reason = event.dispute
                 changed |= payment.open_dispute(dispute_id, amount, reason, now)
+            if event.dispute_closed is not None:
+                dispute_id, won = event.dispute_closed
+                try:
+                    changed |= payment.close_dispute(dispute_id, won, now)
+                except InvalidTransition:
+                    return _mismatch(
+                        psp, event, f"payment {payment.id} holds no dispute {dispute_id!r}"
+                    )
             marks = [(f"webhook:{psp}", event.psp_event_id)]
             if event.transmission_id:
                 # In the same commit as the change, never before it: a delivery that fails

@@ -8,13 +8,24 @@
     notification     Put, `attribute_not_exists`                                 ValueError
     routed mark      Update: out of the outbox index, if the event exists        skipped
     delivery         Put of its route guard and of itself, both if absent        skipped
+    ledger entry     Put, `attribute_not_exists`                                 skipped
     lookups          connector reference and refund id -> payment (no condition)
 
 DynamoDB cancels the whole transaction when any condition fails and names, by position, every
 item whose condition failed (`CancellationReasons`): `Transaction.failure` maps those back to
-the port's errors, in the order the other backends check them. The last three kinds are
+the port's errors, in the order the other backends check them. The "skipped" kinds are
 "insert or skip" in SQL (`ON CONFLICT DO NOTHING`), which one transaction cannot say: a
 failed one is dropped and the rest retried, which is safe because nothing was written.
+
+A ledger transaction is one of those. Its id derives from the event that booked it, so a
+replayed booking (a redelivered webhook, a retried commit) meets its own item; dropping it
+keeps the first copy, as the SQL stores do. Putting it unconditionally instead would cost no
+second round trip but would rewrite the stored copy (a new `seq`, so a replay would move it
+in the booking order) and would trust that whatever is re-sent under an id is what was
+booked; reading the ids first would add a read to every commit, and still race a concurrent
+commit of the same booking, which the condition settles on the item. Replays are rare, and
+each costs one cancelled attempt. Every ledger transaction is an action of the transaction,
+so it counts against DynamoDB's 100 (`MAX_ITEMS`) like any other write.
 
 Writes to the same payment twice in one changeset (a chain of versions) become one write of
 the last state, conditioned on the first expected version: DynamoDB refuses two operations
@@ -32,6 +43,7 @@ from typing import Any, TypeVar
 
 from paymesh.adapters.dynamodb import records
 from paymesh.adapters.dynamodb.items import Item, N, S, key, us
+from paymesh.domain.ledger import LedgerTransaction
 from paymesh.domain.payment import Payment
 from paymesh.ports.store import (
     AlreadyProcessed,
@@ -59,6 +71,7 @@ class Tables:
     idempotency: str
     events: str
     state: str
+    ledger: str
 
 
 @dataclass(slots=True)
@@ -169,6 +182,10 @@ def plan(
             )
         )
     tx.actions += _deliveries(changes, tables.state)
+    # Skippable groups: after the routed marks' and the deliveries' numbers.
+    tx.actions += _ledger(
+        changes.ledger, tables.ledger, len(changes.routed) + len(changes.deliveries)
+    )
     if len(tx.actions) > MAX_ITEMS:
         raise ValueError(
             f"a changeset of {len(tx.actions)} writes is more than one DynamoDB transaction"
@@ -358,3 +375,26 @@ def _deliveries(changes: Changeset, table: str) -> list[_Action]:
             )
         group += 1
     return actions
+
+
+def _ledger(ledger: list[LedgerTransaction], table: str, first_group: int) -> list[_Action]:
+    """Each transaction once (see the module doc), in booking order: `seq` is the commit's
+    time, then its place in the changeset, then its id, as an event's."""
+    once: dict[str, LedgerTransaction] = {}
+    for t in ledger:  # DynamoDB refuses two writes of one item in a transaction
+        once.setdefault(t.id, t)
+    at = _commit_time_ns()
+    return [
+        _Action(
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": records.ledger_item(t, f"{at:020d}.{i:03d}.{t.id}"),
+                    "ConditionExpression": "attribute_not_exists(ledgerId)",
+                }
+            },
+            None,
+            group=first_group + i,
+        )
+        for i, t in enumerate(once.values())
+    ]

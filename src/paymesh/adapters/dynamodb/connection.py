@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from paymesh.adapters.dynamodb.changeset import Tables
 from paymesh.adapters.dynamodb.items import Item
 from paymesh.adapters.dynamodb.schema import check_tables, create_tables
-from paymesh.adapters.dynamodb.tables import EVENTS, IDEMPOTENCY, STATE, TRANSACTIONS
+from paymesh.adapters.dynamodb.tables import EVENTS, IDEMPOTENCY, LEDGER, STATE, TRANSACTIONS
 
 R = TypeVar("R")
 
@@ -71,6 +71,7 @@ class Connection:
             idempotency=IDEMPOTENCY.name(prefix),
             events=EVENTS.name(prefix),
             state=STATE.name(prefix),
+            ledger=LEDGER.name(prefix),
         )
         self._client: Any = None
 

@@ -41,8 +41,10 @@ from paymesh.adapters.dynamodb.items import (
     when,
     when_or,
 )
-from paymesh.adapters.dynamodb.tables import QUEUE_SHARDS, STATUS_SHARDS
+from paymesh.adapters.dynamodb.tables import LEDGER_SHARDS, QUEUE_SHARDS, STATUS_SHARDS
+from paymesh.adapters.ledger_codec import ledger_from_doc, ledger_to_doc
 from paymesh.domain.events import DomainEvent
+from paymesh.domain.ledger import BALANCE_KINDS, LedgerTransaction
 from paymesh.domain.payment import Payment
 from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import PaymentStatus
@@ -98,6 +100,37 @@ def payment_item(p: Payment, version: int) -> Item:
 
 def payment_of(item: Item) -> Payment:
     return payment_from_doc(b(item, "doc"), n(item, "version"))
+
+
+# -- the ledger ---------------------------------------------------------------------------
+
+
+def psp_shard(psp: str, number: int) -> str:
+    return key(psp, f"{number:02d}")
+
+
+def ledger_item(t: LedgerTransaction, seq: str) -> Item:
+    """The transaction's document and its index keys (tables.LEDGER); no `ttl`: a ledger is
+    kept as long as the payments it books."""
+    item: Item = {
+        "ledgerId": S(t.id),
+        "merchantId": S(t.merchant_id),
+        "kind": S(t.kind.value),
+        "seq": S(seq),
+        "createdAt": N(us(t.created_at)),
+        "pspShard": S(psp_shard(t.psp, shard(t.id, LEDGER_SHARDS))),
+        "doc": B(ledger_to_doc(t)),
+    }
+    if t.kind in BALANCE_KINDS:
+        item["balanceMerchant"] = S(t.merchant_id)
+        # A payout is booked on its own: no payment, and no empty index key.
+        if t.payment_id:
+            item["balancePayment"] = S(t.payment_id)
+    return item
+
+
+def ledger_of(item: Item) -> LedgerTransaction:
+    return ledger_from_doc(b(item, "doc"))
 
 
 # -- events -------------------------------------------------------------------------------

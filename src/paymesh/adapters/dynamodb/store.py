@@ -1,11 +1,12 @@
-"""The Store and BusStore ports on DynamoDB: four tables (`tables.py`), one boto3 client.
+"""The Store and BusStore ports on DynamoDB: five tables (`tables.py`), one boto3 client.
 
 Every AWS call runs on one thread of its own (`connection.py`): boto3 blocks, and moto's
 in-process DynamoDB, which the tests run on, is not thread-safe.
 
-A commit is one `TransactWriteItems` (`changeset.py`). Everything else is one conditional
-write or a read, except where DynamoDB has no single call for what the port asks; each such
-place says why it is still safe:
+A commit is one `TransactWriteItems` (`changeset.py`), the ledger's transactions with it
+(their reads: `ledger.py`). Everything else is one conditional write or a read, except where
+DynamoDB has no single call for what the port asks; each such place says why it is still
+safe:
 
 - claiming deliveries: a query for due ones, then one conditional update per delivery, so
   two workers never lease the same one (the condition re-checks the lease on the item);
@@ -37,6 +38,7 @@ from paymesh.adapters.dynamodb.bus import BusTables, queue_shards
 from paymesh.adapters.dynamodb.changeset import Transaction, plan
 from paymesh.adapters.dynamodb.connection import conditional_failed
 from paymesh.adapters.dynamodb.items import B, Item, N, S, b, key, n, padded, s, us
+from paymesh.adapters.dynamodb.ledger import LedgerTables
 from paymesh.adapters.dynamodb.queries import Query, merged, run, take
 from paymesh.adapters.dynamodb.tables import QUEUE_SHARDS, STATUS_SHARDS
 from paymesh.domain.payment import Payment
@@ -66,7 +68,7 @@ def _created(item: Item) -> tuple[int, str]:
     return n(item, "createdAt"), s(item, "transactionId")
 
 
-class DynamoStore(BusTables):
+class DynamoStore(BusTables, LedgerTables):
     """Implements `paymesh.ports.bus_backend.BusBackend` on the tables `<prefix>-*`.
 
     `create_tables`: create missing tables at `open()` (tests, local deploys); otherwise

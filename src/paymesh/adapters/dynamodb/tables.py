@@ -122,4 +122,27 @@ STATE = TableSpec(
     ttl_attribute="ttl",
 )
 
-TABLES: tuple[TableSpec, ...] = (TRANSACTIONS, IDEMPOTENCY, EVENTS, STATE)
+#: How many shards a PSP's ledger transactions are spread over in PspIndex: every booking
+#: of every merchant on that PSP writes there, so one partition per PSP would take them all.
+LEDGER_SHARDS = 16
+
+#: The double-entry ledger: one item per transaction, keyed by its id (which derives from
+#: the booking event, so a replayed booking meets its own item and is kept once). `seq` is
+#: the booking order (the commit's time, the place in it, the id), as the events' `seq`.
+LEDGER = TableSpec(
+    suffix="ledger",
+    hash_key=Key("ledgerId", "S"),
+    indexes=(
+        # All of a merchant's transactions: what its balances are summed from.
+        Index("MerchantIndex", Key("merchantId", "S"), Key("seq", "S")),
+        # Sparse: `balanceMerchant` and `balancePayment` are set only on the kinds that
+        # change what the PSP owes (`BALANCE_KINDS`), so a page of balance transactions
+        # reads those and nothing else.
+        Index("BalanceIndex", Key("balanceMerchant", "S"), Key("seq", "S")),
+        Index("PaymentBalanceIndex", Key("balancePayment", "S"), Key("seq", "S")),
+        # A PSP's transactions by creation time (`<psp>#<00..15>`): reconciliation's day.
+        Index("PspIndex", Key("pspShard", "S"), CREATED_AT),
+    ),
+)
+
+TABLES: tuple[TableSpec, ...] = (TRANSACTIONS, IDEMPOTENCY, EVENTS, STATE, LEDGER)

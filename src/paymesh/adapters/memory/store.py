@@ -19,11 +19,12 @@ import copy
 from collections import Counter
 from collections.abc import Container, Hashable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
 from paymesh.adapters.codec import decode_json, encode_json, payment_from_doc, payment_to_doc
+from paymesh.domain.ledger import BALANCE_KINDS, LedgerTransaction, balances
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
@@ -31,6 +32,7 @@ from paymesh.ports.bus import Delivery, Rule, target_label
 from paymesh.ports.store import (
     AlreadyProcessed,
     ApiKey,
+    Balances,
     Changeset,
     IdempotencyConflict,
     IdempotencyRecord,
@@ -97,6 +99,7 @@ class _Tables:
     rules: dict[tuple[str, str], Rule] = field(default_factory=dict)
     deliveries: dict[str, _DeliveryRow] = field(default_factory=dict)
     routes: set[tuple[str, str, str]] = field(default_factory=set)  # event, rule, target
+    ledger: dict[str, LedgerTransaction] = field(default_factory=dict)  # in booking order
 
 
 def _check(db: _Tables, changes: Changeset) -> None:
@@ -214,6 +217,45 @@ class MemoryStore:
             if event_id in db.events:
                 db.events[event_id].delivered = True
         db.notifications.update((n.id, n) for n in changes.notifications)
+        for t in changes.ledger:
+            db.ledger.setdefault(t.id, t)
+
+    # -- LedgerStore ------------------------------------------------------------------------
+
+    async def ledger_balances(self, merchant_id: str, today: date) -> Balances:
+        return balances(
+            (t for t in self._db.ledger.values() if t.merchant_id == merchant_id), today
+        )
+
+    async def balance_transactions(
+        self,
+        merchant_id: str,
+        limit: int,
+        starting_after: str | None = None,
+        payment_id: str | None = None,
+    ) -> tuple[list[LedgerTransaction], bool]:
+        newest_first = [
+            t
+            for t in reversed(self._db.ledger.values())
+            if t.merchant_id == merchant_id
+            and t.kind in BALANCE_KINDS
+            and (payment_id is None or t.payment_id == payment_id)
+        ]
+        if starting_after is not None:
+            ids = [t.id for t in newest_first]
+            if starting_after not in ids:
+                return [], False
+            newest_first = newest_first[ids.index(starting_after) + 1 :]
+        return newest_first[:limit], len(newest_first) > limit
+
+    async def ledger_transactions(
+        self, psp: str, created_gte: datetime, created_lt: datetime
+    ) -> list[LedgerTransaction]:
+        return [
+            t
+            for t in self._db.ledger.values()
+            if t.psp == psp and created_gte <= t.created_at < created_lt
+        ]
 
     # -- PaymentStore -----------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from paymesh.adapters.codec import delivery_to_doc, encode_json, payment_to_doc
+from paymesh.adapters.ledger_codec import ledger_to_doc
+from paymesh.domain.ledger import LedgerTransaction
 from paymesh.domain.payment import Payment
 from paymesh.ports.store import (
     AlreadyProcessed,
@@ -118,6 +120,57 @@ async def apply(conn: Any, changes: Changeset) -> None:
                 8,
             ),
         )
+    if changes.ledger:
+        await _book(conn, changes.ledger)
+
+
+async def _book(conn: Any, ledger: list[LedgerTransaction]) -> None:
+    """Each transaction once, in booking order (`seq`, as events), with its postings.
+
+    A transaction's id derives from the event that booked it, so a replayed booking meets
+    its own row: `ON CONFLICT DO NOTHING` inserts nothing, and the postings go in only for
+    the rows this statement inserted (`booked`), never a second time. A concurrent commit
+    of the same transaction waits on the unique id and then finds it there. Rows go in
+    booking order, not key order (module doc): two changesets meet on the same ids only
+    when one replays the other's booking, which lists them in the same order."""
+    once: dict[str, LedgerTransaction] = {}
+    for t in ledger:
+        once.setdefault(t.id, t)
+    txns = list(once.values())
+    postings = [
+        (t.id, n, t.merchant_id, p.account.value, t.currency, p.amount, t.available_on)
+        for t in txns
+        for n, p in enumerate(t.postings)
+    ]
+    await conn.execute(
+        "WITH booked AS (INSERT INTO ledger_transactions (id, merchant_id, payment_id, psp,"
+        " kind, created_at, doc) SELECT id, merchant_id, payment_id, psp, kind, created_at,"
+        " doc FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::timestamptz[], $7::bytea[]) WITH ORDINALITY"
+        " AS t(id, merchant_id, payment_id, psp, kind, created_at, doc, n) ORDER BY n"
+        " ON CONFLICT (id) DO NOTHING RETURNING id)"
+        " INSERT INTO ledger_postings (txn_id, n, merchant_id, account, currency, amount,"
+        " available_on) SELECT * FROM unnest($8::text[], $9::integer[], $10::text[],"
+        " $11::text[], $12::text[], $13::bigint[], $14::date[])"
+        " AS p(txn_id, n, merchant_id, account, currency, amount, available_on)"
+        " WHERE p.txn_id IN (SELECT id FROM booked)",
+        *_columns(
+            [
+                (
+                    t.id,
+                    t.merchant_id,
+                    t.payment_id,
+                    t.psp,
+                    t.kind.value,
+                    t.created_at,
+                    ledger_to_doc(t),
+                )
+                for t in txns
+            ],
+            7,
+        ),
+        *_columns(postings, 7),
+    )
 
 
 async def _write_idempotency(conn: Any, write: IdempotencyWrite) -> None:

@@ -17,7 +17,7 @@ sync (NTP) when several share a database.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -30,14 +30,17 @@ from paymesh.adapters.codec import (
     rule_from_doc,
     rule_to_doc,
 )
+from paymesh.adapters.ledger_codec import ledger_from_doc
 from paymesh.adapters.postgres.changeset import apply, rowcount
 from paymesh.adapters.postgres.migrate import upgrade
+from paymesh.domain.ledger import BALANCE_KINDS, LedgerTransaction
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus import Delivery, Rule, target_label
 from paymesh.ports.store import (
     ApiKey,
+    Balances,
     Changeset,
     IdempotencyRecord,
     Notification,
@@ -340,6 +343,55 @@ class PostgresStore:
             payment_id,
         )
         return [Notification(*row) for row in rows]
+
+    # -- the ledger -------------------------------------------------------------------------
+
+    async def ledger_balances(self, merchant_id: str, today: date) -> Balances:
+        rows = await self._db.fetch(
+            "SELECT account, currency,"
+            " COALESCE(SUM(amount) FILTER (WHERE available_on <= $2), 0),"
+            " COALESCE(SUM(amount) FILTER (WHERE available_on > $2), 0)"
+            " FROM ledger_postings WHERE merchant_id = $1 GROUP BY account, currency",
+            merchant_id,
+            today,
+        )
+        return {(row[0], row[1]): (int(row[2]), int(row[3])) for row in rows}
+
+    async def balance_transactions(
+        self,
+        merchant_id: str,
+        limit: int,
+        starting_after: str | None = None,
+        payment_id: str | None = None,
+    ) -> tuple[list[LedgerTransaction], bool]:
+        where = _Where()
+        where.add(f"merchant_id = {where.arg(merchant_id)}")
+        where.add(f"kind = ANY({where.arg(sorted(k.value for k in BALANCE_KINDS))}::text[])")
+        if payment_id is not None:
+            where.add(f"payment_id = {where.arg(payment_id)}")
+        if starting_after is not None:
+            where.add(
+                f"seq < (SELECT seq FROM ledger_transactions WHERE id = {where.arg(starting_after)}"
+                " AND merchant_id = $1)"
+            )
+        rows = await self._db.fetch(
+            f"SELECT doc FROM ledger_transactions WHERE {where}"
+            f" ORDER BY seq DESC LIMIT {where.arg(limit + 1)}",
+            *where.args,
+        )
+        return [ledger_from_doc(row[0]) for row in rows[:limit]], len(rows) > limit
+
+    async def ledger_transactions(
+        self, psp: str, created_gte: datetime, created_lt: datetime
+    ) -> list[LedgerTransaction]:
+        rows = await self._db.fetch(
+            "SELECT doc FROM ledger_transactions WHERE psp = $1 AND created_at >= $2"
+            " AND created_at < $3 ORDER BY seq",
+            psp,
+            created_gte,
+            created_lt,
+        )
+        return [ledger_from_doc(row[0]) for row in rows]
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
         row = await self._db.fetchrow(

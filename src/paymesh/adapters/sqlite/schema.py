@@ -150,6 +150,33 @@ MIGRATIONS: list[str] = [
     UPDATE processed SET processed_us = CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
     CREATE INDEX processed_by_age ON processed (processed_us);
     """,
+    """
+    -- The ledger: each transaction as a document (seq: booking order), and its postings as
+    -- rows, which balances are summed from. A transaction's id derives from the event that
+    -- booked it, so a booking replayed is ignored.
+    CREATE TABLE ledger_transactions (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        merchant_id TEXT NOT NULL,
+        payment_id TEXT NOT NULL,
+        psp TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        created_us INTEGER NOT NULL,
+        doc BLOB NOT NULL
+    );
+    CREATE INDEX ledger_by_merchant ON ledger_transactions (merchant_id, kind, seq);
+    CREATE INDEX ledger_by_payment ON ledger_transactions (merchant_id, payment_id, seq);
+    CREATE INDEX ledger_by_psp ON ledger_transactions (psp, created_us);
+    CREATE TABLE ledger_postings (
+        txn_id TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        available_on TEXT NOT NULL
+    );
+    CREATE INDEX ledger_postings_by_account ON ledger_postings (merchant_id, account, currency);
+    """,
 ]
 
 #: The database holds payments, customers and key hashes: only its owner may read it.

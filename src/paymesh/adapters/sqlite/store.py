@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,10 @@ from paymesh.adapters.codec import (
     rule_to_doc,
     to_micros,
 )
+from paymesh.adapters.ledger_codec import ledger_from_doc, ledger_to_doc
 from paymesh.adapters.sqlite.schema import connect, migrate
 from paymesh.adapters.sqlite.writer import GroupCommitWriter
+from paymesh.domain.ledger import BALANCE_KINDS, LedgerTransaction
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
 from paymesh.domain.status import PaymentStatus
@@ -34,6 +36,7 @@ from paymesh.ports.bus import Delivery, Rule, target_label
 from paymesh.ports.store import (
     AlreadyProcessed,
     ApiKey,
+    Balances,
     Changeset,
     IdempotencyConflict,
     IdempotencyRecord,
@@ -157,6 +160,40 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
                     to_micros(n.created_at),
                 )
                 for n in changes.notifications
+            ],
+        )
+    for t in changes.ledger:
+        _book(conn, t)
+
+
+def _book(conn: sqlite3.Connection, t: LedgerTransaction) -> None:
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO ledger_transactions (id, merchant_id, payment_id, psp, kind,"
+        " created_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            t.id,
+            t.merchant_id,
+            t.payment_id,
+            t.psp,
+            t.kind.value,
+            to_micros(t.created_at),
+            ledger_to_doc(t),
+        ),
+    )
+    if cur.rowcount == 1:  # booked once, whatever replays the booking
+        conn.executemany(
+            "INSERT INTO ledger_postings (txn_id, merchant_id, account, currency, amount,"
+            " available_on) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    t.id,
+                    t.merchant_id,
+                    p.account.value,
+                    t.currency,
+                    p.amount,
+                    t.available_on.isoformat(),
+                )
+                for p in t.postings
             ],
         )
 
@@ -463,6 +500,53 @@ class SqliteStore:
             f"SELECT {_EVENT_COLS} FROM events WHERE delivered = 0 ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
         return [_event(r) for r in rows]
+
+    # -- ledger -----------------------------------------------------------------------------
+
+    async def ledger_balances(self, merchant_id: str, today: date) -> Balances:
+        rows = self._db.execute(
+            "SELECT account, currency,"
+            " SUM(CASE WHEN available_on <= ? THEN amount ELSE 0 END),"
+            " SUM(CASE WHEN available_on > ? THEN amount ELSE 0 END)"
+            " FROM ledger_postings WHERE merchant_id = ? GROUP BY account, currency",
+            (today.isoformat(), today.isoformat(), merchant_id),
+        ).fetchall()
+        return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+
+    async def balance_transactions(
+        self,
+        merchant_id: str,
+        limit: int,
+        starting_after: str | None = None,
+        payment_id: str | None = None,
+    ) -> tuple[list[LedgerTransaction], bool]:
+        kinds = sorted(k.value for k in BALANCE_KINDS)
+        where = [f"merchant_id = ? AND kind IN ({', '.join('?' * len(kinds))})"]
+        args: list[Any] = [merchant_id, *kinds]
+        if payment_id is not None:
+            where.append("payment_id = ?")
+            args.append(payment_id)
+        if starting_after is not None:
+            where.append(
+                "seq < (SELECT seq FROM ledger_transactions WHERE id = ? AND merchant_id = ?)"
+            )
+            args += [starting_after, merchant_id]
+        rows = self._db.execute(
+            f"SELECT doc FROM ledger_transactions WHERE {' AND '.join(where)}"
+            " ORDER BY seq DESC LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
+        return [ledger_from_doc(r[0]) for r in rows[:limit]], len(rows) > limit
+
+    async def ledger_transactions(
+        self, psp: str, created_gte: datetime, created_lt: datetime
+    ) -> list[LedgerTransaction]:
+        rows = self._db.execute(
+            "SELECT doc FROM ledger_transactions WHERE psp = ? AND created_us >= ?"
+            " AND created_us < ? ORDER BY seq",
+            (psp, to_micros(created_gte), to_micros(created_lt)),
+        ).fetchall()
+        return [ledger_from_doc(r[0]) for r in rows]
 
     async def notifications_for_payment(
         self, merchant_id: str, payment_id: str

@@ -22,6 +22,8 @@ failure but never choose a state:
     REFUND              a refund's verdict (merchantReference = our refund id)
     REFUND_FAILED       a refund that failed after Adyen had accepted it
     CHARGEBACK          a dispute (pspReference = the dispute's)
+    CHARGEBACK_REVERSED the dispute won: the funds come back (same pspReference)
+    SECOND_CHARGEBACK   the dispute lost: the issuer declined the defence, final
 
 A failed CAPTURE or CANCELLATION leaves the payment as it was: nothing to apply. Other event
 codes are verified and acknowledged, then ignored.
@@ -169,6 +171,10 @@ class AdyenWebhooks(WebhookTemplate[list[NotificationItem]]):
         return [event for event in events if event is not None]
 
 
+#: The dispute notifications that decide it: won or lost.
+_VERDICTS = {"CHARGEBACK_REVERSED": True, "SECOND_CHARGEBACK": False}
+
+
 def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
     code, ref = item.event_code, item.psp_reference
     success = item.success == "true"
@@ -244,6 +250,17 @@ def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
             payment_id=None,
             connector_payment_id=original,
             refund=refund,
+        )
+    if code in _VERDICTS and success:
+        # Adyen's docs call CHARGEBACK_REVERSED "not final": an issuer may still present a
+        # second chargeback. The funds are back when it is sent, and that is what we book.
+        return WebhookEvent(
+            psp_event_id=event_id,
+            created=created,
+            currency=currency,
+            payment_id=merchant_reference,
+            connector_payment_id=original,
+            dispute_closed=(ref, _VERDICTS[code]),
         )
     if code == "CHARGEBACK":
         return WebhookEvent(

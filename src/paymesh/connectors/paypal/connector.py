@@ -290,7 +290,7 @@ class PayPalConnector:
         if event.refund is not None:
             refund = await self._lookup("/v2/payments/refunds/", event.refund.connector_refund_id)
             return None if refund is None else webhook.confirmed_by_refund(event, refund)
-        if event.dispute is not None:
+        if event.dispute is not None or event.dispute_closed is not None:
             capture = await self._lookup("/v2/payments/captures/", event.psp_object_id)
             return None if capture is None else webhook.confirmed_by_capture(event, capture)
         return None  # nothing we act on: nothing to confirm

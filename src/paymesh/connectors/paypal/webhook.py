@@ -53,6 +53,7 @@ from paymesh.connectors.webhook_template import WebhookTemplate
 from paymesh.ports.connector import RefundUpdate, WebhookEvent, WebhookRejected
 
 __all__ = [
+    "DISPUTE_OUTCOMES",
     "DISPUTE_REASONS",
     "TOLERANCE_SECONDS",
     "Dispute",
@@ -95,6 +96,18 @@ _REFUND_EVENTS = {
 }
 _ORDER_EVENT = "CHECKOUT.ORDER.APPROVED"
 _DISPUTE_EVENT = "CUSTOMER.DISPUTE.CREATED"
+_DISPUTE_RESOLVED = "CUSTOMER.DISPUTE.RESOLVED"
+#: A resolved dispute's `dispute_outcome.outcome_code`: True where the merchant keeps the
+#: money (PayPal decided for the seller, the buyer withdrew, the claim was denied), False
+#: where the buyer does. Any other code (a payout PayPal made itself, NONE) moves nothing
+#: of the merchant's: acknowledged, ignored.
+DISPUTE_OUTCOMES = {
+    "RESOLVED_SELLER_FAVOUR": True,
+    "CANCELED_BY_BUYER": True,
+    "DENIED": True,
+    "RESOLVED_BUYER_FAVOUR": False,
+    "ACCEPTED": False,
+}
 
 
 def load_certificate(pem: bytes) -> x509.Certificate:
@@ -248,11 +261,16 @@ class _DisputedTransaction(_Struct):
     custom: str | None = None
 
 
+class _DisputeOutcome(_Struct):
+    outcome_code: str | None = None
+
+
 class Dispute(_Struct):
     dispute_id: Id
     dispute_amount: Money
     reason: str | None = None
     disputed_transactions: list[_DisputedTransaction] | None = None
+    dispute_outcome: _DisputeOutcome | None = None
 
 
 class _Event(msgspec.Struct):
@@ -284,7 +302,7 @@ def _resource_type(event_type: str) -> type[Resource] | None:
         return Payment
     if event_type == _ORDER_EVENT:
         return Order
-    if event_type == _DISPUTE_EVENT:
+    if event_type in (_DISPUTE_EVENT, _DISPUTE_RESOLVED):
         return Dispute
     return None
 
@@ -339,6 +357,8 @@ class PayPalWebhooks(WebhookTemplate[PayPalNotice]):
             event = _payment_event(base, event_type, resource)
         elif isinstance(resource, Order):
             event = _order_event(base, resource)
+        elif isinstance(resource, Dispute) and event_type == _DISPUTE_RESOLVED:
+            event = _resolved_dispute_event(base, resource)
         elif isinstance(resource, Dispute):
             event = _dispute_event(base, resource)
         else:
@@ -413,6 +433,23 @@ def _dispute_event(base: WebhookEvent, dispute: Dispute) -> WebhookEvent:
         base,
         payment_id=transactions[0].custom,
         dispute=(dispute.dispute_id, amount, reason),
+        currency=currency,
+        psp_object_id=transactions[0].seller_transaction_id,
+    )
+
+
+def _resolved_dispute_event(base: WebhookEvent, dispute: Dispute) -> WebhookEvent | None:
+    outcome = dispute.dispute_outcome.outcome_code if dispute.dispute_outcome else None
+    won = DISPUTE_OUTCOMES.get(str(outcome))
+    if won is None:
+        return None
+    transactions = dispute.disputed_transactions or [_DisputedTransaction()]
+    _, currency = _money(dispute.dispute_amount)
+    # Tied to its order through the disputed capture, as the opening is (`confirm`).
+    return replace(
+        base,
+        payment_id=transactions[0].custom,
+        dispute_closed=(dispute.dispute_id, won),
         currency=currency,
         psp_object_id=transactions[0].seller_transaction_id,
     )

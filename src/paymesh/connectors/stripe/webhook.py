@@ -127,6 +127,12 @@ class Dispute(msgspec.Struct, omit_defaults=True):
     currency: str | None = None
     payment_intent: str | None = None
     reason: str | None = None
+    status: str | None = None
+
+
+#: A closed dispute's final status: won (the funds came back) or lost. Stripe also closes a
+#: `warning_closed` inquiry, which never took money and is not a dispute we hold.
+_CLOSED = {"won": True, "lost": False}
 
 
 class _Data(msgspec.Struct):
@@ -155,7 +161,7 @@ def _object_type(event_type: str) -> type[PaymentIntent | Charge | Dispute] | No
         return PaymentIntent
     if event_type == "charge.refunded":
         return Charge
-    if event_type == "charge.dispute.created":
+    if event_type in ("charge.dispute.created", "charge.dispute.closed"):
         return Dispute
     return None
 
@@ -212,6 +218,20 @@ class StripeWebhooks(WebhookTemplate[StripeNotice]):
                     amount_refunded=obj.amount_refunded or 0,
                     connector_refund_ids=tuple(r.id for r in refunds),
                     amount=obj.amount,
+                    currency=obj.currency,
+                )
+            ]
+        if isinstance(obj, Dispute) and decoded.type == "charge.dispute.closed":
+            won = _CLOSED.get(str(obj.status))
+            if won is None:
+                return []
+            return [
+                WebhookEvent(
+                    psp_event_id=event_id,
+                    created=created,
+                    payment_id=None,
+                    connector_payment_id=obj.payment_intent,
+                    dispute_closed=(obj.id, won),
                     currency=obj.currency,
                 )
             ]

@@ -48,7 +48,7 @@ class Function:
     description: str
     triggers: tuple[Trigger, ...]
     #: Tables (suffixes, see paymesh.adapters.dynamodb.tables) read and written.
-    tables: tuple[str, ...] = ("transactions", "idempotency", "events", "state")
+    tables: tuple[str, ...] = ("transactions", "idempotency", "events", "state", "ledger")
     #: What else it may do: "events:put", "kinesis:put", "kinesis:read",
     #: "sns:confirmations", "sns:fraud-alerts", "states:review" (start + send task results),
     #: "events:rules" (put and delete merchants' rules on the bus).
@@ -105,7 +105,7 @@ FUNCTIONS: tuple[Function, ...] = (
     Function(
         "send_confirmation",
         "One confirmation per payment outcome, through SNS",
-        (Trigger("rule", "payment-succeeded"),),
+        (Trigger("rule", "payment-succeeded"), Trigger("rule", "customer-confirmation")),
         uses=("sns:confirmations",),
         target_id="confirmation",
     ),

@@ -38,8 +38,10 @@ from paymesh.entrypoints.http.common import (
 )
 from paymesh.entrypoints.http.dashboard import dashboard_routes
 from paymesh.entrypoints.http.dashboard.live import LiveFigures
+from paymesh.entrypoints.http.disputes_api import dispute_routes
 from paymesh.entrypoints.http.errors import RouteRefused
 from paymesh.entrypoints.http.intake import Intake
+from paymesh.entrypoints.http.ledger_api import ledger_routes
 from paymesh.entrypoints.http.metrics import metrics_routes, observed
 from paymesh.entrypoints.http.reviews_api import review_routes
 from paymesh.entrypoints.http.routing_api import routing_routes
@@ -74,6 +76,8 @@ async def create_payment(request: Request) -> Response:
             country=body.country.upper() if body.country else None,
             city=body.city,
         ),
+        receipt_email=body.receipt_email,
+        receipt_phone=body.receipt_phone,
     )
     key = idempotency_key(request)
     return reply_response(await api(request).payments.create(merchant, command, key))
@@ -331,6 +335,8 @@ def build_http_app(
             *bus_routes(),
             *review_routes(),
             *routing_routes(),
+            *ledger_routes(),
+            *dispute_routes(),
             *metrics_routes(),
             *dashboard_routes(),
             *extra_routes,

@@ -171,6 +171,35 @@ def build_openapi() -> dict[str, Any]:
                 returns="EventList",
             )
         },
+        "/v1/balance": {
+            "get": _op(
+                "What the PSPs owe the merchant, available and pending, per currency",
+                errors=(401, 429),
+                returns="Balance",
+            )
+        },
+        "/v1/balance_transactions": {
+            "get": _op(
+                "Money movements (charges with their fees, refunds, disputes, payouts)",
+                params=(
+                    _query("payment_id"),
+                    _query("limit", "integer"),
+                    _query("starting_after"),
+                ),
+                returns="BalanceTransactionList",
+            )
+        },
+        "/v1/disputes": {
+            "get": _op(
+                "Disputes (chargebacks) the PSPs opened, newest first",
+                errors=(400, 401, 429),
+                params=(_query("limit", "integer"), _query("starting_after")),
+                returns="DisputeList",
+            )
+        },
+        "/v1/disputes/{dispute_id}": {
+            "get": _op("Retrieve a dispute", params=(_path("dispute_id"),), returns="Dispute")
+        },
         "/v1/rules": {"get": _op("Rules: the defaults and the merchant's own", returns="RuleList")},
         "/v1/rules/test": {
             "post": _op(

@@ -13,6 +13,11 @@ import msgspec
 from msgspec import Meta
 
 from paymesh.domain.money import MAX_AMOUNT
+from paymesh.domain.payment import (
+    RECEIPT_EMAIL_MAX,
+    RECEIPT_EMAIL_PATTERN,
+    RECEIPT_PHONE_PATTERN,
+)
 from paymesh.service.errors import BadRequest
 
 Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT, description="minor units of the currency")]
@@ -36,6 +41,27 @@ class CreatePaymentBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     ip_address: Annotated[str, Meta(max_length=45)] | None = None
     country: Annotated[str, Meta(pattern="^[A-Za-z]{2}$")] | None = None
     city: Text | None = None
+    receipt_email: (
+        Annotated[
+            str,
+            Meta(
+                max_length=RECEIPT_EMAIL_MAX,
+                pattern=RECEIPT_EMAIL_PATTERN,
+                description="the customer's confirmations are emailed here",
+            ),
+        ]
+        | None
+    ) = None
+    receipt_phone: (
+        Annotated[
+            str,
+            Meta(
+                pattern=RECEIPT_PHONE_PATTERN,
+                description="E.164 (+ and 8-15 digits): the customer's confirmations by SMS",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class CaptureBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -258,6 +284,8 @@ RESPONSES: dict[str, JsonSchema] = {
             },
             "description": _nullable("string"),
             "metadata": {"type": "object", "additionalProperties": _STR},
+            "receipt_email": _nullable("string", description="where confirmations are emailed"),
+            "receipt_phone": _nullable("string", description="where confirmations go by SMS"),
             "refunds": {"type": "array", "items": _ref("Refund")},
             "created_at": _TIME,
             "updated_at": _TIME,
@@ -399,8 +427,85 @@ RESPONSES: dict[str, JsonSchema] = {
     "Health": _obj(["status"], {"status": {"type": "string", "enum": ["ok"]}}),
     "Readiness": _obj(["status"], {"status": {"type": "string", "enum": ["ready", "unavailable"]}}),
 }
-for _name in ("Payment", "Refund", "Review", "Event", "Notification", "Rule", "DeadLetter"):
+_MONEY_BY_CURRENCY: JsonSchema = {
+    "type": "array",
+    "items": _obj(["amount", "currency"], {"amount": _INT, "currency": _STR}),
+}
+RESPONSES["Balance"] = _obj(
+    ["object", "available", "pending", "accounts"],
+    {
+        "object": {"const": "balance"},
+        "available": {
+            **_MONEY_BY_CURRENCY,
+            "description": "owed by the PSPs and settled per their schedule, per currency",
+        },
+        "pending": {**_MONEY_BY_CURRENCY, "description": "owed, not yet settled"},
+        "accounts": {
+            "type": "array",
+            "description": "every ledger account's balance (debit > 0); per currency they sum "
+            "to zero",
+            "items": _obj(
+                ["account", "currency", "balance"],
+                {"account": _STR, "currency": _STR, "balance": _INT},
+            ),
+        },
+    },
+)
+RESPONSES["BalanceTransaction"] = _obj(
+    ["id", "object", "type", "amount", "fee", "net", "currency", "created", "status"],
+    {
+        "id": _STR,
+        "object": {"const": "balance_transaction"},
+        "type": {
+            "type": "string",
+            "enum": ["charge", "refund", "dispute", "dispute_reversal", "payout"],
+        },
+        "reporting_category": _STR,
+        "amount": {**_INT, "description": "before fees; negative when money leaves"},
+        "fee": _INT,
+        "net": {**_INT, "description": "amount - fee"},
+        "currency": _STR,
+        "created": {**_INT, "description": "epoch seconds"},
+        "available_on": {**_INT, "description": "epoch seconds of the settlement day"},
+        "status": {"type": "string", "enum": ["available", "pending"]},
+        "source": {**_STR, "description": "the payment"},
+        "payment_id": _STR,
+        "psp": _STR,
+    },
+)
+for _name in (
+    "Payment",
+    "Refund",
+    "Review",
+    "Event",
+    "Notification",
+    "Rule",
+    "DeadLetter",
+    "BalanceTransaction",
+):
     RESPONSES[f"{_name}List"] = _list_of(_name)
+
+RESPONSES["Dispute"] = _obj(
+    ["id", "object", "amount", "currency", "payment_id", "reason", "status", "created"],
+    {
+        "id": _STR,
+        "object": {"const": "dispute"},
+        "amount": {**_INT, "description": "disputed, in minor units"},
+        "currency": _STR,
+        "payment_id": _STR,
+        "reason": _nullable("string", description="as Stripe words it, e.g. fraudulent"),
+        "status": {
+            "type": "string",
+            "enum": ["needs_response", "won", "lost"],
+            "description": "needs_response while open",
+        },
+        "created": {**_INT, "description": "epoch seconds"},
+        "closed": _nullable("integer", description="epoch seconds; null while open"),
+        "connector": _STR,
+        "connector_dispute_id": {**_STR, "description": "the PSP's id of the dispute"},
+    },
+)
+RESPONSES["DisputeList"] = _list_of("Dispute")
 
 _STRINGS: JsonSchema = {"type": "array", "minItems": 1, "items": _STR}
 _CONNECTORS: JsonSchema = {"type": "array", "items": _STR, "uniqueItems": True}

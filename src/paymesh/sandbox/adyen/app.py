@@ -16,18 +16,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from paymesh.sandbox.adyen import audit, modifications, payments
+from paymesh.sandbox.adyen import audit, disputes, modifications, payments
 from paymesh.sandbox.adyen.api import AdyenApi, error_response
 from paymesh.sandbox.adyen.calls import Endpoint
 from paymesh.sandbox.adyen.errors import AdyenError
 from paymesh.sandbox.adyen.ledger import Ledger
-from paymesh.sandbox.adyen.notifications import Notifier
+from paymesh.sandbox.adyen.settlement_report import (
+    JournalingNotifier,
+    SettlementJournal,
+    write_report,
+)
 from paymesh.sandbox.adyen.three_d_secure import three_d_secure_route
+from paymesh.sandbox.disputes import close_route
 from paymesh.sandbox.faults import FaultInjector, fault_config_route
 from paymesh.sandbox.ledger import ledger_route
 from paymesh.sandbox.lifecycle import SandboxLifecycle
 from paymesh.sandbox.limits import MemoryLimits
 from paymesh.sandbox.return_urls import ReturnHosts
+from paymesh.sandbox.settlement import settlement_route
 from paymesh.sandbox.webhooks import WebhookSender
 
 __all__ = ["DEFAULT_HMAC_KEY", "AdyenSandbox", "AdyenSandboxSettings"]
@@ -76,7 +82,9 @@ class AdyenSandbox(SandboxLifecycle):
         self.faults = FaultInjector(settings.seed)
         self.webhooks = WebhookSender(self.faults, max_pending=settings.limits.pending_webhooks)
         self.ledger = Ledger(settings.limits)
-        notifier = Notifier(settings, self.webhooks)
+        # Adyen's payments keep no times: the settlement report's journal is kept as it notifies.
+        self.journal = SettlementJournal(settings.limits.objects)
+        notifier = JournalingNotifier(settings, self.webhooks, self.ledger, self.journal)
         api = AdyenApi(
             self.ledger,
             self.faults,
@@ -88,7 +96,15 @@ class AdyenSandbox(SandboxLifecycle):
             Route(path, api.handler(endpoint), methods=[method]) for path, method, endpoint in _API
         ]
         routes.append(fault_config_route(self.faults))
+        routes.append(close_route(partial(disputes.close, self.ledger, notifier)))
         routes.append(ledger_route("adyen", partial(audit.ledger_rows, self.ledger)))
+        routes.append(
+            settlement_route(
+                "adyen",
+                lambda: list(self.journal.entries),
+                partial(write_report, merchant_account=settings.merchant_account),
+            )
+        )
         routes.append(three_d_secure_route(self.ledger, notifier, self._return_hosts))
         self.app = Starlette(
             routes=routes,

@@ -36,4 +36,6 @@ def dispute_if_due(payment: SandboxPayment) -> list[Item]:
     if payment.amount_captured == 0:
         return []
     payment.chargeback = True
-    return [notifications.chargeback(payment)]
+    item = notifications.chargeback(payment)
+    payment.chargeback_reference = item["pspReference"]
+    return [item]

@@ -48,6 +48,10 @@ class SandboxPayment:
     amount_refunded: int = 0
     cancelled: bool = False
     chargeback: bool = False
+    #: The chargeback's own pspReference (every stage of it carries the same), and how the
+    #: issuer decided it: None while open, then "won" or "lost".
+    chargeback_reference: str | None = None
+    chargeback_outcome: str | None = None
     redirect_result: str | None = None  # handed to the shopper once 3DS is completed
 
     @property

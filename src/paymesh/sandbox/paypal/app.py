@@ -18,11 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from paymesh.sandbox.disputes import close_route
 from paymesh.sandbox.faults import FaultInjector, fault_config_route
 from paymesh.sandbox.ledger import ledger_route
 from paymesh.sandbox.lifecycle import SandboxLifecycle
 from paymesh.sandbox.limits import MemoryLimits
-from paymesh.sandbox.paypal import audit, orders, payments
+from paymesh.sandbox.paypal import audit, disputes, orders, payments, settlement_report
 from paymesh.sandbox.paypal.api import Operation, PayPalApi, error_response, json_response
 from paymesh.sandbox.paypal.calls import Later
 from paymesh.sandbox.paypal.errors import PayPalError
@@ -34,6 +35,7 @@ from paymesh.sandbox.paypal.payer import payer_routes
 from paymesh.sandbox.paypal.signing import SigningIdentity
 from paymesh.sandbox.paypal.state import Merchants
 from paymesh.sandbox.return_urls import ReturnHosts
+from paymesh.sandbox.settlement import settlement_route
 from paymesh.sandbox.webhooks import WebhookSender
 
 __all__ = ["PayPalSandbox", "PayPalSandboxSettings"]
@@ -115,7 +117,15 @@ class PayPalSandbox(SandboxLifecycle):
         routes += notification_routes(self.signing, self.tokens, self.events)
         routes += payer_routes(self.merchants, self.events, self._later, self._return_hosts)
         routes.append(fault_config_route(self.faults))
+        routes.append(close_route(partial(disputes.close, self.merchants, self.events)))
         routes.append(ledger_route("paypal", partial(audit.ledger_rows, self.merchants)))
+        routes.append(
+            settlement_route(
+                "paypal",
+                partial(settlement_report.balance_entries, self.merchants),
+                settlement_report.write_report,
+            )
+        )
         self.app = Starlette(
             routes=routes,
             lifespan=self._lifespan,

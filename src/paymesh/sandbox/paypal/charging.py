@@ -14,6 +14,8 @@ webhook PayPal sends for it:
     authorization voided              authorization VOIDED         PAYMENT.AUTHORIZATION.VOIDED
     capture refunded                  refund COMPLETED             PAYMENT.CAPTURE.REFUNDED
     dispute card captured             dispute OPEN                 CUSTOMER.DISPUTE.CREATED
+      ... the issuer decides          dispute RESOLVED             CUSTOMER.DISPUTE.RESOLVED
+                                      (see `disputes`)
 
 A declined card is an answer, not an error: PayPal creates the order, marks it
 COMPLETED and the capture DECLINED, with the issuer's reason in
@@ -148,6 +150,7 @@ def _captured(call: Call, capture: Capture, card: TestCard | None) -> None:
             reason="UNAUTHORISED",
             created=datetime.now(UTC),
         )
+        call.merchants.add_dispute(call.merchant.client_id, dispute, call.urls)
         call.emit(
             "CUSTOMER.DISPUTE.CREATED",
             "dispute",

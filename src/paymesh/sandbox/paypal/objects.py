@@ -302,9 +302,14 @@ class Dispute:
     amount: Money
     reason: str
     created: datetime
+    #: Set when PayPal resolves it: `dispute_outcome.outcome_code`
+    #: (RESOLVED_SELLER_FAVOUR or RESOLVED_BUYER_FAVOUR), and when.
+    outcome: str | None = None
+    resolved: datetime | None = None
 
     def wire(self, urls: Urls) -> dict[str, Any]:
         created = iso_time(self.created)
+        updated = iso_time(self.resolved) if self.resolved else created
         transaction = {
             "seller_transaction_id": self.capture.id,
             "create_time": iso_time(self.capture.created),
@@ -317,13 +322,22 @@ class Dispute:
         return {
             "dispute_id": self.id,
             "create_time": created,
-            "update_time": created,
+            "update_time": updated,
             "disputed_transactions": [{k: v for k, v in transaction.items() if v is not None}],
             "reason": self.reason,
-            "status": "OPEN",
+            "status": "OPEN" if self.outcome is None else "RESOLVED",
             "dispute_amount": self.amount.wire(),
             "dispute_life_cycle_stage": "CHARGEBACK",
             "dispute_channel": "EXTERNAL",
             "seller_response_due_date": iso_time(self.created + timedelta(days=10)),
+            **self._outcome(),
             "links": [urls.link(f"/v1/customer/disputes/{self.id}", "self")],
         }
+
+    def _outcome(self) -> dict[str, Any]:
+        if self.outcome is None:
+            return {}
+        outcome: dict[str, Any] = {"outcome_code": self.outcome}
+        if self.outcome == "RESOLVED_BUYER_FAVOUR":
+            outcome["amount_refunded"] = self.amount.wire()
+        return {"dispute_outcome": outcome}

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from paymesh.sandbox.limits import MemoryLimits
 from paymesh.sandbox.paypal.errors import PayPalError
 from paymesh.sandbox.paypal.idempotency import TTL_SECONDS, RequestIds
-from paymesh.sandbox.paypal.objects import Authorization, Capture, Order, Refund, Urls
+from paymesh.sandbox.paypal.objects import Authorization, Capture, Dispute, Order, Refund, Urls
 
 __all__ = ["Answer", "Brief", "Merchant", "Merchants", "Resource"]
 
@@ -114,6 +114,9 @@ class Merchants:
         self.limits = limits or MemoryLimits()
         self._by_client: dict[str, Merchant] = {}  # least recently used first
         self.by_order: dict[str, Merchant] = {}
+        #: Disputes by id, oldest first, with the client they belong to and the URLs their
+        #: webhooks link to: the issuer's verdict (`disputes`) comes with no request.
+        self.disputes: dict[str, tuple[str, Dispute, Urls]] = {}
 
     def __len__(self) -> int:
         return len(self._by_client)
@@ -129,6 +132,11 @@ class Merchants:
                 self._forget(next(iter(self._by_client)))
         self._by_client[client_id] = merchant
         return merchant
+
+    def add_dispute(self, client_id: str, dispute: Dispute, urls: Urls) -> None:
+        self.disputes[dispute.id] = (client_id, dispute, urls)
+        while len(self.disputes) > self.limits.objects:
+            self.disputes.pop(next(iter(self.disputes)))
 
     def make_room(self, merchant: Merchant) -> None:
         """After a request made something: keep the merchant within its object budget."""

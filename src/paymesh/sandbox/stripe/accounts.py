@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -188,6 +188,10 @@ class Accounts:
 
     def __len__(self) -> int:
         return len(self._by_key)
+
+    def __iter__(self) -> Iterator[Account]:
+        """Every account, least recently used first (a snapshot: safe to change them)."""
+        return iter(list(self._by_key.values()))
 
     def authenticate(self, authorization: str | None) -> Account:
         key = _api_key(authorization)

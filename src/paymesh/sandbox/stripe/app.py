@@ -18,12 +18,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from paymesh.sandbox.disputes import close_route
 from paymesh.sandbox.faults import FaultInjector, fault_config_route
 from paymesh.sandbox.ledger import ledger_route
 from paymesh.sandbox.lifecycle import SandboxLifecycle
 from paymesh.sandbox.limits import MemoryLimits
 from paymesh.sandbox.return_urls import ReturnHosts
-from paymesh.sandbox.stripe import audit, lookups, payment_intent_actions, payment_intents, refunds
+from paymesh.sandbox.settlement import settlement_route
+from paymesh.sandbox.stripe import (
+    audit,
+    disputes,
+    lookups,
+    payment_intent_actions,
+    payment_intents,
+    refunds,
+    settlement_report,
+)
 from paymesh.sandbox.stripe.accounts import Accounts
 from paymesh.sandbox.stripe.api import RequestIds, StripeApi, json_response
 from paymesh.sandbox.stripe.calls import Endpoint
@@ -78,7 +88,15 @@ class StripeSandbox(SandboxLifecycle):
             Route(path, api.handler(endpoint), methods=[method]) for path, method, endpoint in _API
         ]
         routes.append(fault_config_route(self.faults))
+        routes.append(close_route(partial(disputes.close, self.accounts, self._events)))
         routes.append(ledger_route("stripe", partial(audit.ledger_rows, self.accounts)))
+        routes.append(
+            settlement_route(
+                "stripe",
+                partial(settlement_report.balance_entries, self.accounts),
+                settlement_report.write_report,
+            )
+        )
         routes.append(three_d_secure_route(self.accounts, self._events, self._return_hosts))
         self.app = Starlette(
             routes=routes,

@@ -18,6 +18,9 @@ class CreatePayment:
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     risk: RiskContext = field(default_factory=RiskContext)
+    #: Where the customer's confirmations go (validated at the edge).
+    receipt_email: str | None = None
+    receipt_phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ is written with the payment, and the reply with the PSP's answer.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
@@ -27,6 +28,18 @@ from paymesh.service.psp_routing import RoutingService
 from paymesh.service.views import Reply, payment_reply
 
 S = PaymentStatus
+
+
+def request_fingerprint(command: CreatePayment) -> str:
+    """The idempotency fingerprint of a create request. Receipt fields not given are left
+    out, so a request without them hashes as it did before they existed: a key used just
+    before an upgrade still replays just after it, instead of being refused as reused with
+    another body."""
+    request = dataclasses.asdict(command)
+    for name in ("receipt_email", "receipt_phone"):
+        if request[name] is None:
+            del request[name]
+    return fingerprint("create_payment", request)
 
 
 class CreatePaymentHandler:
@@ -68,7 +81,7 @@ class CreatePaymentHandler:
                 command.customer_id,
                 command.metadata["order_id"],
             )
-        fp = fingerprint("create_payment", command)
+        fp = request_fingerprint(command)
         return await self.idempotent.run(
             merchant_id,
             key,
@@ -126,6 +139,8 @@ class CreatePaymentHandler:
             metadata=dict(command.metadata),
             risk=command.risk,
             routing=routing,
+            receipt_email=command.receipt_email,
+            receipt_phone=command.receipt_phone,
         )
         changes = Changeset(idempotency=claim.write if claim else None)
         if assessment.decision == "block":

@@ -1,0 +1,66 @@
+"""Stripe's itemized balance change / payout reconciliation CSV, read into a `SettlementReport`.
+
+Columns are found by name (Stripe lets the user choose and order them): needed are
+`balance_transaction_id`, `created_utc`, `currency`, `gross`, `fee`, `net` and
+`reporting_category`; `payment_intent_id` and `payment_metadata[paymesh_payment_id]` link a
+row to its payment when present. Amounts are decimals in major units. Rows of categories
+paymesh does not book (transfers, adjustments, ...) are left out.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime
+
+from paymesh.domain.ledger import Move
+from paymesh.domain.settlement import MalformedReport, SettlementLine, SettlementReport, minor_units
+
+__all__ = ["parse_report"]
+
+_KINDS = {
+    "charge": Move.CAPTURE,
+    "refund": Move.REFUND,
+    "dispute": Move.DISPUTE,
+    "dispute_reversal": Move.DISPUTE_WON,
+    "payout": Move.PAYOUT,
+}
+_NEEDED = ("balance_transaction_id", "created_utc", "currency", "gross", "fee", "net")
+_REFERENCE = "payment_metadata[paymesh_payment_id]"
+
+
+def parse_report(text: str, day: date) -> SettlementReport:
+    rows = csv.DictReader(text.lstrip("\ufeff").splitlines())
+    missing = [c for c in (*_NEEDED, "reporting_category") if c not in (rows.fieldnames or ())]
+    if missing:
+        raise MalformedReport(f"not a Stripe balance report: no column {', '.join(missing)}")
+    lines = []
+    for number, row in enumerate(rows, start=2):
+        kind = _KINDS.get(row["reporting_category"])
+        if kind is None:
+            continue
+        try:
+            lines.append(_line(row, kind))
+        except (MalformedReport, ValueError) as exc:
+            raise MalformedReport(f"line {number}: {exc}") from exc
+    return SettlementReport("stripe", day, tuple(lines))
+
+
+def _line(row: dict[str, str], kind: Move) -> SettlementLine:
+    currency = row["currency"].strip().lower()
+    gross = minor_units(row["gross"], currency)
+    fee = minor_units(row["fee"], currency)
+    net = minor_units(row["net"], currency)
+    if gross - fee != net:
+        raise MalformedReport(f"net {row['net']} is not gross {row['gross']} - fee {row['fee']}")
+    created = datetime.strptime(row["created_utc"].strip(), "%Y-%m-%d %H:%M:%S")
+    return SettlementLine(
+        line_id=row["balance_transaction_id"],
+        kind=kind,
+        psp_reference=row.get("payment_intent_id") or "",
+        merchant_reference=row.get(_REFERENCE) or "",
+        currency=currency,
+        gross=gross,
+        fee=fee,
+        net=net,
+        created=created.replace(tzinfo=UTC),
+    )

@@ -1,0 +1,201 @@
+"""Reconcile a PSP's day: read the ledger from the store, the reports from a source, match.
+
+The matching itself is `paymesh.domain.reconciliation.reconcile`; this reads what it needs:
+
+- the day's ledger transactions of the PSP (all merchants) and the day before's, whose
+  transactions the day's report may settle late;
+- the PSP's reference of every payment they belong to (`connector_payment_id`);
+- the reports of the day, of the day before (to know which of its transactions were still
+  unsettled) and of the next day (to tell a late line from a missing one), from a
+  `ReportSource`: the running sandbox, a downloaded file, a PSP's reporting API. A source
+  answers None for a report that is not out (yet).
+
+`ReconciliationJob` is the scheduled job: once a day it reconciles each PSP's day before
+yesterday, the last day whose next day's report is out, and keeps the result for the
+dashboard and `paymesh reconcile`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
+
+from paymesh.domain.ledger import LedgerTransaction
+from paymesh.domain.payment import Payment
+from paymesh.domain.reconciliation import Reconciliation, reconcile
+from paymesh.domain.settlement import SettlementReport
+from paymesh.service import compact_json
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "LedgerReader",
+    "MissingReport",
+    "ReconciliationJob",
+    "ReportSource",
+    "kept_results",
+    "ledger_day",
+    "reconcile_and_keep",
+    "reconcile_day",
+    "reconciliation_view",
+]
+
+ReportSource = Callable[[date], Awaitable[SettlementReport | None]]
+
+
+class LedgerReader(Protocol):
+    """What reconciliation reads of the store (`LedgerStore` and `PaymentStore`)."""
+
+    async def ledger_transactions(
+        self, psp: str, created_gte: datetime, created_lt: datetime
+    ) -> list[LedgerTransaction]: ...
+
+    async def get_payment(
+        self, payment_id: str, merchant_id: str | None = None
+    ) -> Payment | None: ...
+
+
+class MissingReport(LookupError):
+    def __init__(self, psp: str, day: date) -> None:
+        super().__init__(f"no {psp} settlement report for {day}")
+        self.psp = psp
+        self.day = day
+
+
+async def ledger_day(
+    store: LedgerReader, psp: str, day: date, references: dict[str, str] | None = None
+) -> tuple[list[LedgerTransaction], dict[str, str]]:
+    """The PSP's transactions booked on `day` (UTC), and payment id -> PSP reference for
+    their payments (added to `references`, when given, which saves lookups)."""
+    start = datetime.combine(day, time(), UTC)
+    txns = await store.ledger_transactions(psp, start, start + timedelta(days=1))
+    refs = references if references is not None else {}
+    for payment_id in {t.payment_id for t in txns} - set(refs):
+        payment = await store.get_payment(payment_id)
+        if payment is not None and payment.connector_payment_id:
+            refs[payment_id] = payment.connector_payment_id
+    return txns, refs
+
+
+async def reconcile_day(
+    store: LedgerReader, psp: str, day: date, reports: ReportSource
+) -> Reconciliation:
+    report = await reports(day)
+    if report is None:
+        raise MissingReport(psp, day)
+    refs: dict[str, str] = {}
+    today, _ = await ledger_day(store, psp, day, refs)
+    before, _ = await ledger_day(store, psp, day - timedelta(days=1), refs)
+    previous_report = await reports(day - timedelta(days=1))
+    # Without the day before's report, any of its transactions may still be unsettled.
+    carried = (
+        reconcile(previous_report, before, refs).unsettled
+        if previous_report is not None
+        else tuple(before)
+    )
+    next_report = await reports(day + timedelta(days=1))
+    return reconcile(report, today, refs, next_report=next_report, carried=carried)
+
+
+# -- the results, kept and shown ------------------------------------------------------------
+
+
+def reconciliation_view(result: Reconciliation) -> dict[str, Any]:
+    """A reconciliation as JSON: what `paymesh reconcile --json` prints, the job keeps and the
+    dashboard shows."""
+    return {
+        "psp": result.psp,
+        "date": result.day.isoformat(),
+        "lines": result.lines,
+        "transactions": result.transactions,
+        "items": result.items,
+        "reconciled": result.reconciled,
+        "rate": round(result.rate, 6),
+        "counts": {str(k): v for k, v in result.counts().items()},
+        "exceptions": [
+            {**asdict(e), "type": str(e.type), "kind": str(e.kind)} for e in result.exceptions
+        ],
+    }
+
+
+def result_blob(psp: str, day: date) -> str:
+    return f"reconciliation:{psp}:{day.isoformat()}"
+
+
+class ResultStore(LedgerReader, Protocol):
+    """What the job reads and keeps its results in (a `Store`)."""
+
+    async def put_blob(self, name: str, data: bytes, at: datetime) -> None: ...
+
+    async def get_blob(self, name: str) -> bytes | None: ...
+
+
+async def reconcile_and_keep(
+    store: ResultStore, psp: str, day: date, reports: ReportSource, now: datetime
+) -> dict[str, Any]:
+    """Reconcile a day and keep the result (again: a later run replaces it)."""
+    view = reconciliation_view(await reconcile_day(store, psp, day, reports))
+    await store.put_blob(result_blob(psp, day), compact_json.encode(view), now)
+    return view
+
+
+async def kept_results(store: ResultStore, psps: list[str], days: list[date]) -> list[Any]:
+    """The kept results of these PSPs and days, newest day first; days never run are left out."""
+    found = []
+    for day in sorted(days, reverse=True):
+        for psp in psps:
+            raw = await store.get_blob(result_blob(psp, day))
+            if raw is not None:
+                found.append(compact_json.decode(raw))
+    return found
+
+
+class ReconciliationJob:
+    """Once a day per PSP: reconcile the day before yesterday (the last day whose next day's
+    report is out, so a late line is told from a missing one), keep the result, and log a
+    warning while exceptions are open. It checks every `interval` seconds whether a day is due,
+    so a process that was down catches up when it starts."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        sources: Mapping[str, ReportSource],
+        clock: Callable[[], datetime],
+        interval: float = 3600.0,
+    ) -> None:
+        self.store = store
+        self.sources = sources
+        self.clock = clock
+        self.interval = interval
+
+    async def run_once(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        day = now.date() - timedelta(days=2)
+        done = []
+        for psp, source in self.sources.items():
+            if await self.store.get_blob(result_blob(psp, day)) is not None:
+                continue
+            view = await reconcile_and_keep(self.store, psp, day, source, now)
+            opened = sum(1 for e in view["exceptions"] if not e["resolved"])
+            (log.warning if opened else log.info)(
+                "reconciliation %s %s: %d items, rate %.4f, %d exceptions open",
+                psp,
+                view["date"],
+                view["items"],
+                view["rate"],
+                opened,
+            )
+            done.append(view)
+        return done
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("reconciliation pass failed; the next one will retry")
+            await asyncio.sleep(self.interval)
