@@ -34,6 +34,7 @@ from paymesh.adapters.sqlite import SqliteStore
 from paymesh.config import PSPS, ConfigError, Settings
 from paymesh.connectors.aiohttp_transport import AiohttpTransport
 from paymesh.connectors.registry import REGISTRY, ConnectorSetup
+from paymesh.connectors.settlement_reports import sandbox_source
 from paymesh.connectors.transport import HttpTransport
 from paymesh.domain.payment import Payment
 from paymesh.fraud import FraudEngine, FraudRiskScorer
@@ -62,6 +63,7 @@ from paymesh.service.housekeeping import Housekeeping
 from paymesh.service.payments import PaymentService
 from paymesh.service.psp_routing import RoutingService
 from paymesh.service.ratelimit import RateLimiter
+from paymesh.service.reconciliation import ReconciliationJob, ReportSource
 from paymesh.service.recovery import Reconciler
 from paymesh.service.reviews import ReviewService
 from paymesh.service.rule_definitions import definition_of, to_rule
@@ -282,6 +284,8 @@ class Core:
     metrics: PaymeshMetrics = field(default_factory=PaymeshMetrics)
     #: The SMS sender's connection pool, closed with the core.
     sms: TwilioSmsSender | None = None
+    #: Where each PSP's settlement reports are read, for reconciliation.
+    report_sources: dict[str, ReportSource] = field(default_factory=dict)
 
     async def open(self) -> None:
         await self.store.open()
@@ -435,7 +439,22 @@ def build_core(
         feed=feed,
         metrics=metrics,
         sms=sms,
+        report_sources=report_sources(settings, listener),
     )
+
+
+def report_sources(settings: Settings, listener: SandboxListener | None) -> dict[str, ReportSource]:
+    """Each sandbox PSP's settlement reports, served beside its API (a `paymesh sandbox`
+    process, or the built-in one). A live PSP has none here: its reporting API is not read
+    yet, so its reports come as files (`paymesh reconcile --report FILE`)."""
+    sources = {}
+    for psp in settings.enabled_psps:
+        if settings.psp_mode(psp) != "sandbox":
+            continue
+        base = settings.api_base_of(psp) or (listener.psp_url(psp) if listener else None)
+        if base:
+            sources[psp] = sandbox_source(base, psp)
+    return sources
 
 
 def _crash() -> None:
@@ -508,6 +527,8 @@ class ApiProcess:
                 tasks.append(
                     asyncio.create_task(RulesWatcher(bus.router, store).run(), name="rules-watcher")
                 )
+            else:  # scale-out: the workers reconcile
+                tasks.append(_reconciling(core))
             if settings.uses_nats:
                 # Scale-out: this process only relays its outbox; workers route, deliver and
                 # recover.
@@ -613,6 +634,7 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
             asyncio.create_task(
                 _recover_then_watch(core.reconciler, at_start=False), name="recovery"
             ),
+            _reconciling(core),
         ]
         dispatcher = None
         if settings.uses_nats:
@@ -651,6 +673,14 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
                 await dispatcher.stop()
             await core.bus.stop()
     await core.close()
+
+
+def _reconciling(core: Core) -> asyncio.Task[None]:
+    """The daily reconciliation of each PSP with a report source: in the embedded server,
+    and in every worker of a scale-out (each would reach the same result; the last kept
+    stands)."""
+    job = ReconciliationJob(core.store, core.report_sources, utcnow)
+    return asyncio.create_task(job.run_forever(), name="reconciliation")
 
 
 async def _recover_then_watch(reconciler: Reconciler, at_start: bool) -> None:

@@ -8,6 +8,7 @@ whole module shares one deployment seeded in conftest.py.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import httpx
 from playwright.sync_api import Browser, expect
@@ -295,3 +296,30 @@ def test_the_money_page_shows_the_balance_the_books_and_the_movements(
     expect(shown).to_have_count(min(len(moves), 50))
     expect(shown.first).to_contain_text(moves[0]["type"])
     visit.shoot("money")
+
+
+def test_a_day_is_reconciled_now_and_its_exceptions_shown(
+    visit: Visit, deployment: Deployment
+) -> None:
+    page = visit.go("/dashboard/reconciliation")
+    today = datetime.now(UTC).date().isoformat()
+    page.locator("select[name=psp]").select_option("adyen")
+    page.locator("input[name=date]").fill(today)
+    page.locator("button", has_text="Reconcile now").click()
+    expect(page.locator("p.notice")).to_contain_text(f"adyen {today}:")
+    row = page.locator("#results tbody tr", has_text="adyen")
+    # Day, PSP, report lines, items, reconciled, rate, exceptions: the seeded Adyen payment
+    # (captured today) and the day's payout, both matched.
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:7] == [today, "adyen", "2", "2", "2", "100.00 %", "0 / 0"], cells
+    # The seeded Adyen payment settled today: the report has it, the ledger has it.
+    expect(page.locator("#exceptions h2")).to_have_text(f"adyen {today}: exceptions")
+    visit.shoot("reconciliation")
+    # A day with no payments at all: nothing to match, nothing wrong.
+    empty = visit.go("/dashboard/reconciliation")
+    empty.locator("input[name=date]").fill("2001-02-03")
+    empty.locator("select[name=psp]").select_option("stripe")
+    empty.locator("button", has_text="Reconcile now").click()
+    notice = empty.locator("p.notice")
+    expect(notice).to_contain_text("stripe 2001-02-03: 0 items, 0 exceptions open")
+    expect(empty.locator("#exceptions td.empty")).to_have_text("None: every line matched.")

@@ -1,5 +1,6 @@
 """End to end: payments through a real server (SQLite), its sandbox's settlement report over
-HTTP, and `paymesh reconcile` against the server's ledger."""
+HTTP, and `paymesh reconcile` against the server's ledger: captures, refunds, and disputes
+opened and won at the PSP."""
 
 from __future__ import annotations
 
@@ -7,21 +8,29 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from paymesh.bootstrap import build_store
+from paymesh.bootstrap import build_store, report_sources
+from paymesh.connectors.settlement_reports import PARSERS, sandbox_source
 from paymesh.domain.reconciliation import Discrepancy, Reconciliation
 from paymesh.domain.settlement import SettlementReport
 from paymesh.entrypoints.cli import app
-from paymesh.entrypoints.cli_reconcile import PARSERS
-from paymesh.service.reconciliation import reconcile_day
+from paymesh.service.reconciliation import (
+    ReconciliationJob,
+    kept_results,
+    reconcile_and_keep,
+    reconcile_day,
+)
 from tests.integration.conftest import Server
 
 PSPS = ("stripe", "adyen", "paypal")
+T = TypeVar("T")
 
 
 def _pay(server: Server, psp: str, amount: int) -> dict[str, object]:
@@ -45,6 +54,22 @@ def _pay(server: Server, psp: str, amount: int) -> dict[str, object]:
             payment = client.get(f"/v1/payments/{payment['id']}").json()
         assert payment["status"] == "succeeded"
         return payment
+
+
+def _reconcile_today(server: Server, psp: str) -> dict[str, Any]:
+    """`paymesh reconcile --json` of today, from the server's sandbox and ledger; it must exit
+    0 (no exception left open)."""
+    result = CliRunner().invoke(
+        app,
+        [
+            *("reconcile", "--psp", psp, "--date", datetime.now(UTC).date().isoformat()),
+            *("--sandbox", f"{server.sandbox_url}/sandbox/{psp}"),
+            *("--data-dir", str(server.settings.data_dir), "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    answer: dict[str, Any] = json.loads(result.output)
+    return answer
 
 
 def _booked(server: Server, payment_id: str, count: int) -> None:
@@ -72,24 +97,7 @@ def test_a_day_of_real_payments_reconciles_with_no_exception(server: Server, psp
     _booked(server, str(paid[0]["id"]), 2)
     for payment in paid[1:]:
         _booked(server, str(payment["id"]), 1)
-    today = datetime.now(UTC).date().isoformat()
-    result = CliRunner().invoke(
-        app,
-        [
-            "reconcile",
-            "--psp",
-            psp,
-            "--date",
-            today,
-            "--sandbox",
-            f"{server.sandbox_url}/sandbox/{psp}",
-            "--data-dir",
-            str(server.settings.data_dir),
-            "--json",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    answer = json.loads(result.output)
+    answer = _reconcile_today(server, psp)
     assert answer["exceptions"] == []
     assert answer["lines"] == 5  # three captures, a refund, the payout
     assert answer["rate"] == 1.0
@@ -122,3 +130,119 @@ def test_a_fee_the_psp_changed_is_an_exception_on_the_real_payment(server: Serve
     [fee] = result.exceptions
     assert (fee.type, fee.payment_id) == (Discrepancy.FEE_MISMATCH, payment["id"])
     assert fee.psp_reference == payment["connector_payment_id"]
+
+
+def test_the_daily_job_reconciles_the_day_before_yesterday_once_and_keeps_it(
+    server: Server,
+) -> None:
+    """The job, two days from now, finds today's payments settled: it reconciles today from
+    each sandbox's report, keeps the result (which the dashboard and a rerun read), and on
+    its next pass leaves the kept day alone."""
+    payment = _pay(server, "adyen", 3_300)
+    _booked(server, str(payment["id"]), 1)
+    today = datetime.now(UTC).date()
+    two_days_on = datetime.now(UTC) + timedelta(days=2)
+    sources = {psp: sandbox_source(f"{server.sandbox_url}/sandbox/{psp}", psp) for psp in PSPS}
+
+    async def run() -> tuple[list[dict[str, object]], list[dict[str, object]], list[object]]:
+        store = build_store(server.settings)
+        await store.open()
+        try:
+            job = ReconciliationJob(store, sources, clock=lambda: two_days_on)
+            first = await job.run_once()
+            again = await job.run_once()
+            # The clean day's payout moved the payment's net from the receivable to the bank
+            # (Adyen: 33.00 less 1.2% + 0.12 = 32.48); reconciling the day again books nothing
+            # more and agrees with the payout now in the ledger.
+            books = await store.ledger_balances("shop", two_days_on.date())
+            assert (books["bank", "usd"], books["psp_receivable", "usd"]) == ((3_248, 0), (0, 0))
+            rerun = await reconcile_and_keep(
+                store, "adyen", today, sources["adyen"], datetime.now(UTC)
+            )
+            assert (rerun["exceptions"], rerun["payouts_booked"]) == ([], 3_248)
+            assert await store.ledger_balances("shop", two_days_on.date()) == books
+            kept = await kept_results(store, list(PSPS), [today])
+            return first, again, kept
+        finally:
+            await store.close()
+
+    first, again, kept = asyncio.run(run())
+    assert sorted(str(v["psp"]) for v in first) == sorted(PSPS)
+    assert again == []
+    adyen = next(v for v in kept if isinstance(v, dict) and v["psp"] == "adyen")
+    assert (adyen["date"], adyen["exceptions"]) == (today.isoformat(), [])
+    assert adyen["reconciled"] == adyen["items"] >= 1
+
+
+def test_reports_are_read_beside_each_sandbox_psps_api_and_never_from_a_live_one(
+    server: Server,
+) -> None:
+    from dataclasses import replace
+
+    beside = replace(server.settings, stripe_api_base="http://127.0.0.1:9/sandbox/stripe")
+    assert sorted(report_sources(beside, None)) == ["stripe"]  # the others are built in
+    assert report_sources(replace(beside, mode="live", sandbox_psps=()), None) == {}
+
+
+# --- disputes ---------------------------------------------------------------------------
+
+
+def _poll(probe: Callable[[], T], done: Callable[[T], bool], seconds: float = 15) -> T:
+    deadline = time.monotonic() + seconds
+    value = probe()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = probe()
+    return value
+
+
+def _disputed_and_won(server: Server, psp: str, amount: int) -> str:
+    """A payment captured with the dispute card, its dispute won at the PSP (the sandbox
+    playing the bank) and applied by paymesh from the PSP's webhooks: its id."""
+    with server.client() as client:
+        answer = client.post(
+            "/v1/payments",
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            json={
+                "amount": amount,
+                "currency": "usd",
+                "customer_id": "cus_rec",
+                "payment_method": "pm_card_createDispute",
+                "connector": psp,
+            },
+        )
+        assert answer.status_code in (200, 201), answer.text
+        payment_id = str(answer.json()["id"])
+        dispute = f"/v1/disputes/dsp_{payment_id.removeprefix('pay_')}"
+        opened = _poll(lambda: client.get(dispute), lambda r: r.status_code == 200)
+        assert opened.status_code == 200, f"{psp}: the dispute never opened: {opened.text}"
+        closed = httpx.post(
+            f"{server.sandbox_url}/sandbox/{psp}/_disputes/"
+            f"{opened.json()['connector_dispute_id']}/close",
+            json={"outcome": "won"},
+        )
+        assert closed.status_code == 200, closed.text
+        won = _poll(lambda: client.get(dispute).json(), lambda d: d["status"] == "won")
+        assert won["status"] == "won", f"{psp}: the verdict never applied: {won}"
+    return payment_id
+
+
+@pytest.mark.parametrize(
+    "psp",
+    [
+        "stripe",
+        # Adyen names a chargeback and its reversal by the same Modification Reference:
+        # its report's reader tells the lines apart by their type.
+        "adyen",
+        "paypal",
+    ],
+)
+def test_a_dispute_won_at_the_psp_reconciles_with_no_exception(server: Server, psp: str) -> None:
+    payment_id = _disputed_and_won(server, psp, 3_100)
+    _booked(server, payment_id, 3)  # the charge, the dispute with its fee, the reversal
+    answer = _reconcile_today(server, psp)
+    # Were the dispute or its reversal left out of the report, or settled at other amounts,
+    # fees or days than the ledger booked, each would be an exception here.
+    assert answer["exceptions"] == []
+    assert answer["lines"] == 4  # the capture, the dispute, its reversal, the payout
+    assert (answer["transactions"], answer["rate"]) == (3, 1.0)

@@ -188,7 +188,8 @@ def book(
             currency=currency,
             kind=m.kind,
             created_at=at,
-            available_on=(at + settle).date(),
+            # A payout is the settlement itself: it leaves the receivable on its day.
+            available_on=(at if m.kind == Move.PAYOUT else at + settle).date(),
             postings=postings_for(psp, m),
             event_id=event_id,
         )

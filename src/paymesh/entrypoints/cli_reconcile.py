@@ -13,71 +13,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from paymesh.connectors.adyen.settlement import parse_report as parse_adyen
-from paymesh.connectors.paypal.settlement import parse_report as parse_paypal
-from paymesh.connectors.stripe.settlement import parse_report as parse_stripe
+from paymesh.connectors.settlement_reports import PARSERS, file_source, sandbox_source
 from paymesh.domain.money import to_major
 from paymesh.domain.reconciliation import Reconciliation
-from paymesh.domain.settlement import MalformedReport, SettlementReport
+from paymesh.domain.settlement import MalformedReport
 from paymesh.entrypoints.cli_keys import Database, DataDir, store_settings, with_store
 
-__all__ = ["PARSERS", "reconcile_command", "reconciliation_json", "sandbox_source"]
-
-PARSERS: dict[str, Callable[[str, date], SettlementReport]] = {
-    "stripe": parse_stripe,
-    "adyen": parse_adyen,
-    "paypal": parse_paypal,
-}
-
-
-def sandbox_source(base: str, psp: str) -> Callable[[date], Any]:
-    """Reports from a sandbox: a day not over yet has no report out."""
-    import httpx
-
-    async def fetch(day: date) -> SettlementReport | None:
-        if day > datetime.now(UTC).date():
-            return None
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.get(
-                f"{base.rstrip('/')}/_reports/settlement", params={"date": day.isoformat()}
-            )
-        answer.raise_for_status()
-        return PARSERS[psp](answer.text, day)
-
-    return fetch
-
-
-def _file_source(path: Path, psp: str, wanted: date) -> Callable[[date], Any]:
-    text = path.read_text(encoding="utf-8")
-
-    async def read(day: date) -> SettlementReport | None:
-        return PARSERS[psp](text, day) if day == wanted else None
-
-    return read
-
-
-def reconciliation_json(result: Reconciliation) -> dict[str, Any]:
-    return {
-        "psp": result.psp,
-        "date": result.day.isoformat(),
-        "lines": result.lines,
-        "transactions": result.transactions,
-        "items": result.items,
-        "reconciled": result.reconciled,
-        "rate": round(result.rate, 6),
-        "counts": {str(k): v for k, v in result.counts().items()},
-        "exceptions": [
-            {**asdict(e), "type": str(e.type), "kind": str(e.kind)} for e in result.exceptions
-        ],
-    }
+__all__ = ["reconcile_command"]
 
 
 def reconcile_command(
@@ -95,7 +43,7 @@ def reconcile_command(
     database: Database = None,
 ) -> None:
     """Match a PSP's settlement report for a day to the ledger; list the exceptions."""
-    from paymesh.service.reconciliation import MissingReport, reconcile_day
+    from paymesh.service.reconciliation import MissingReport, reconcile_day, reconciliation_view
 
     if psp not in PARSERS:
         _fail(f"--psp must be one of {', '.join(PARSERS)}")
@@ -106,7 +54,7 @@ def reconcile_command(
     if report is not None:
         if not report.is_file():
             _fail(f"no report file at {report}")
-        source = _file_source(report, psp, wanted)
+        source = file_source(report, psp, wanted)
     else:
         base = sandbox or os.environ.get(f"PAYMESH_{psp.upper()}_API_BASE")
         if not base:
@@ -126,7 +74,7 @@ def reconcile_command(
     except OSError as exc:  # httpx's connection errors are OSErrors underneath
         _fail(f"cannot read the report: {exc}")
     if as_json:
-        typer.echo(json.dumps(reconciliation_json(result), indent=2, default=str))
+        typer.echo(json.dumps(reconciliation_view(result), indent=2, default=str))
     else:
         _print_table(result)
     raise typer.Exit(1 if result.open else 0)

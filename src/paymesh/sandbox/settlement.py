@@ -9,11 +9,12 @@ that pays out the day's nets. Served at
 
 next to `/_config` and `/_ledger`, outside any PSP's API and without auth (sandbox only).
 
-`inject` asks for discrepancies, each applied to one movement (distinct movements, chosen by
-a generator seeded with `seed`, else the day, so a report asked twice is the same report):
+`inject` asks for discrepancies, each applied to one movement of any kind (a capture, a
+refund, a dispute or its reversal; distinct movements, chosen by a generator seeded with
+`seed`, else the day, so a report asked twice is the same report):
 
     missing            a movement left out
-    amount_mismatch    a movement settled for another gross (fee repriced on it)
+    amount_mismatch    a movement settled for another amount (its fee priced on that)
     unknown            a capture of a payment nobody made
     duplicate          a line written twice
     fee_mismatch       a movement charged another fee
@@ -165,8 +166,8 @@ def _inject(
     if unknown_kinds:
         raise ValueError(f"unknown discrepancy: {', '.join(unknown_kinds)}")
     needs = [kind for kind in inject if kind not in ("unknown", "payout_mismatch")]
-    # Movements of money in, distinct for each discrepancy, so that each is one finding.
-    pool = [i for i, e in enumerate(todays) if e.kind == Move.CAPTURE]
+    # Distinct movements for distinct discrepancies, so that each is one finding.
+    pool = list(range(len(todays)))
     rng.shuffle(pool)
     if len(pool) < len(needs):
         raise ValueError(f"{len(todays)} movements on {day} are too few for {len(needs)} faults")
@@ -185,8 +186,9 @@ def _inject(
         elif kind == "duplicate":
             twice.add(i)
         elif kind == "amount_mismatch":
-            gross = entry.gross + rng.randint(1, 500)
-            out[i] = replace(entry, gross=gross, fee=priced(psp, Move.CAPTURE, gross)[1])
+            # Priced as its kind: a capture's fee follows the amount, a dispute's is flat.
+            gross, fee = priced(psp, entry.kind, abs(entry.gross) + rng.randint(1, 500))
+            out[i] = replace(entry, gross=gross, fee=fee)
         elif kind == "fee_mismatch":
             out[i] = replace(entry, fee=entry.fee + rng.randint(1, 50))
         elif kind == "currency_mismatch":

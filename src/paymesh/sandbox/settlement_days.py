@@ -2,7 +2,8 @@
 the reconciliation benchmark and tests.
 
 Each day has `payments` captures at random times (never in the last minutes of the day, so
-that a clean day is clean), some refunded in part or whole later that day, a few disputed.
+that a clean day is clean), some refunded in part or whole later that day, a few disputed,
+half of those won back the same day (a stand-in for the weeks a bank takes).
 The ledger side comes from `paymesh.domain.ledger.book`, exactly as the stores book a
 payment's events; the PSP side is the `BalanceEntry`s a sandbox would derive from its own
 records, priced from the same `FEES`. Discrepancies are injected when the PSP's report is
@@ -62,6 +63,8 @@ def _day(psp: str, day: date, payments: int, rng: random.Random) -> GeneratedDay
             movements.append((Move.REFUND, amount, at + timedelta(hours=2)))
         elif roll < 0.15:
             movements.append((Move.DISPUTE, amount, at + timedelta(hours=3)))
+            if roll < 0.14:  # won: the funds come back, the dispute fee does not
+                movements.append((Move.DISPUTE_WON, amount, at + timedelta(hours=3, minutes=30)))
         capture_id = ""
         for i, (kind, value, when) in enumerate(movements):
             event_id = f"evt_{payment_id}_{i}"
@@ -77,7 +80,7 @@ def _day(psp: str, day: date, payments: int, rng: random.Random) -> GeneratedDay
             source = entry_id("", psp, event_id)[:16].upper()
             capture_id = capture_id or source
             gross, fee = priced(psp, kind, value)
-            # PayPal names a refund's or dispute's capture, not the order, as its reference.
+            # PayPal names the capture, not the order, as the reference of what follows it.
             on_capture = psp == "paypal" and kind != Move.CAPTURE
             out.entries.append(
                 BalanceEntry(

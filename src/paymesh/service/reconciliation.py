@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
-from paymesh.domain.ledger import LedgerTransaction
+from paymesh.domain.ledger import BALANCE_KINDS, LedgerTransaction, Move, Movement, book
 from paymesh.domain.payment import Payment
 from paymesh.domain.reconciliation import Reconciliation, reconcile
 from paymesh.domain.settlement import SettlementReport
+from paymesh.ports.store import Changeset
 from paymesh.service import compact_json
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,14 @@ async def ledger_day(
 async def reconcile_day(
     store: LedgerReader, psp: str, day: date, reports: ReportSource
 ) -> Reconciliation:
+    result, _, _ = await _reconcile(store, psp, day, reports)
+    return result
+
+
+async def _reconcile(
+    store: LedgerReader, psp: str, day: date, reports: ReportSource
+) -> tuple[Reconciliation, SettlementReport, list[LedgerTransaction]]:
+    """The day's reconciliation, with the report and the day's ledger it was made from."""
     report = await reports(day)
     if report is None:
         raise MissingReport(psp, day)
@@ -98,7 +108,44 @@ async def reconcile_day(
         else tuple(before)
     )
     next_report = await reports(day + timedelta(days=1))
-    return reconcile(report, today, refs, next_report=next_report, carried=carried)
+    result = reconcile(report, today, refs, next_report=next_report, carried=carried)
+    return result, report, today
+
+
+def payouts_to_book(
+    result: Reconciliation, report: SettlementReport, today: list[LedgerTransaction]
+) -> list[LedgerTransaction]:
+    """The payouts of a day that reconciled with nothing open, booked per merchant: each gets
+    the nets of its transactions the report settled (so the merchants' payouts add up to the
+    PSP's), moved from `psp_receivable` to `bank` on the payout's day. A day with anything
+    open books none until a later run finds it clean: money is not moved in the books on a
+    report that does not agree with them. Ids derive from the payout line: booking twice is
+    booking once."""
+    if result.open or not report.payouts:
+        return []
+    pending = {t.id for t in result.unsettled}
+    settled = [
+        t
+        for t in (*today, *result.settled_late)
+        if t.kind in BALANCE_KINDS and t.kind != Move.PAYOUT and t.id not in pending
+    ]
+    booked = []
+    for line in report.payouts:
+        shares: dict[str, int] = defaultdict(int)
+        for t in settled:
+            if t.currency == line.currency:
+                shares[t.merchant_id] += t.net
+        for merchant, amount in sorted(shares.items()):
+            booked += book(
+                event_id=f"payout_{report.psp}_{line.line_id}_{merchant}",
+                merchant_id=merchant,
+                payment_id="",
+                psp=report.psp,
+                currency=line.currency,
+                at=line.created,
+                movements=(Movement(Move.PAYOUT, amount),),
+            )
+    return booked
 
 
 # -- the results, kept and shown ------------------------------------------------------------
@@ -127,7 +174,9 @@ def result_blob(psp: str, day: date) -> str:
 
 
 class ResultStore(LedgerReader, Protocol):
-    """What the job reads and keeps its results in (a `Store`)."""
+    """What the job reads, books payouts in and keeps its results in (a `Store`)."""
+
+    async def commit(self, changes: Changeset) -> None: ...
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None: ...
 
@@ -137,8 +186,14 @@ class ResultStore(LedgerReader, Protocol):
 async def reconcile_and_keep(
     store: ResultStore, psp: str, day: date, reports: ReportSource, now: datetime
 ) -> dict[str, Any]:
-    """Reconcile a day and keep the result (again: a later run replaces it)."""
-    view = reconciliation_view(await reconcile_day(store, psp, day, reports))
+    """Reconcile a day, book its payouts if it is clean (`payouts_to_book`), and keep the
+    result (again: a later run replaces it)."""
+    result, report, today = await _reconcile(store, psp, day, reports)
+    payouts = payouts_to_book(result, report, today)
+    if payouts:
+        await store.commit(Changeset(ledger=payouts))
+    view = reconciliation_view(result)
+    view["payouts_booked"] = -sum(t.net for t in payouts)  # paid out: a positive amount
     await store.put_blob(result_blob(psp, day), compact_json.encode(view), now)
     return view
 
@@ -166,11 +221,14 @@ class ReconciliationJob:
         sources: Mapping[str, ReportSource],
         clock: Callable[[], datetime],
         interval: float = 3600.0,
+        first_after: float = 60.0,
     ) -> None:
         self.store = store
         self.sources = sources
         self.clock = clock
         self.interval = interval
+        #: The first pass waits this long: never in the way of a process's start.
+        self.first_after = first_after
 
     async def run_once(self) -> list[dict[str, Any]]:
         now = self.clock()
@@ -193,6 +251,9 @@ class ReconciliationJob:
         return done
 
     async def run_forever(self) -> None:
+        if not self.sources:
+            return  # nothing to read reports from (live mode): see `paymesh reconcile`
+        await asyncio.sleep(self.first_after)
         while True:
             try:
                 await self.run_once()

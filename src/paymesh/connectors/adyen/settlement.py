@@ -88,7 +88,9 @@ def _line(row: dict[str, str], kind: Move) -> SettlementLine:
         raise MalformedReport(f"unknown TimeZone {row['TimeZone']!r}")
     created = datetime.strptime(row["Creation Date"].strip(), "%Y-%m-%d %H:%M:%S")
     return SettlementLine(
-        line_id=row["Modification Reference"],
+        # A chargeback and its reversal share their Modification Reference (as Adyen's do):
+        # the type tells the lines apart.
+        line_id=f"{row['Modification Reference']}:{row['Type']}",
         kind=kind,
         psp_reference=row["Psp Reference"],
         merchant_reference=row["Merchant Reference"],

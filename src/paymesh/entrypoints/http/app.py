@@ -349,4 +349,5 @@ def build_http_app(
     app.state.metrics = metrics if metrics is not None else PaymeshMetrics()
     app.state.metrics_token = metrics_token
     app.state.live_figures = LiveFigures(app.state.metrics)
+    app.state.report_sources = {}  # build_app gives the process's (reconciliation)
     return app

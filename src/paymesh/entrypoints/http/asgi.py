@@ -47,5 +47,6 @@ def build_app(settings: Settings, process: ApiProcess | None = None) -> Starlett
         state, docs_routes(), lifespan, metrics=core.metrics, metrics_token=metrics_token()
     )
     app.state.sandbox_url = core.listener.url if core.listener else None
+    app.state.report_sources = core.report_sources
     app.state.psp_lines = psp_lines(settings, core.listener)
     return app

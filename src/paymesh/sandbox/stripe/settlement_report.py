@@ -9,9 +9,11 @@ currency, and each other row names it in `automatic_payout_id`.
 
 Movements, from the sandbox's records of every account:
 
-    charge     a PaymentIntent's capture, when `payment_intent.succeeded` was emitted
-    refund     a succeeded Refund, when created
-    dispute    a Dispute, when opened (its amount and the dispute fee)
+    charge            a PaymentIntent's capture, when `payment_intent.succeeded` was emitted
+    refund            a succeeded Refund, when created
+    dispute           a Dispute, when opened: its amount out, the dispute fee as the row's fee
+    dispute_reversal  a Dispute won: the balance transaction that gave the amount back (the
+                      fee stays taken), when the bank decided
 """
 
 from __future__ import annotations
@@ -127,6 +129,21 @@ def _account_entries(account: Account) -> Iterator[BalanceEntry]:
             fee=fee,
             created=_at(dispute.created),
         )
+        for reversal in dispute.balance_transactions:
+            if reversal.get("reporting_category") != "dispute_reversal":
+                continue
+            # Stripe's own record of the reversal: its id, amount, fee and time as booked.
+            yield BalanceEntry(
+                id=reversal["id"],
+                kind=Move.DISPUTE_WON,
+                psp_reference=intent_id,
+                source_id=dispute.id,
+                merchant_reference=references.get(intent_id, ""),
+                currency=reversal["currency"],
+                gross=int(reversal["amount"]),
+                fee=int(reversal["fee"]),
+                created=_at(int(reversal["created"])),
+            )
 
 
 _CATEGORY = {

@@ -71,7 +71,8 @@ def back_to(path: str, **message: str) -> Response:
     """After an action: to `path`, saying how it went (POST, redirect, GET: a reload does
     not repeat the action)."""
     query = urlencode({k: v for k, v in message.items() if v})
-    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
+    joiner = "&" if "?" in path else "?"
+    return RedirectResponse(f"{path}{joiner}{query}" if query else path, status_code=303)
 
 
 Page = Callable[[Request, str], Awaitable[Response]]
