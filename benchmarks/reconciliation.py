@@ -17,37 +17,21 @@ one looking), and the time to write, parse and reconcile.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
-from paymesh.connectors.adyen.settlement import parse_report as parse_adyen
-from paymesh.connectors.paypal.settlement import parse_report as parse_paypal
-from paymesh.connectors.stripe.settlement import parse_report as parse_stripe
-from paymesh.domain.reconciliation import Discrepancy, Reconciliation, reconcile
-from paymesh.domain.settlement import SettlementReport
-from paymesh.sandbox.adyen.settlement_report import write_report as write_adyen
-from paymesh.sandbox.paypal.settlement_report import write_report as write_paypal
-from paymesh.sandbox.settlement import INJECTIONS, DayReport, ReportBook, day_report
+from paymesh.domain.reconciliation import Reconciliation, reconcile
+from paymesh.sandbox.settlement import INJECTIONS, ReportBook, day_report
 from paymesh.sandbox.settlement_days import generate_days
-from paymesh.sandbox.stripe.settlement_report import write_report as write_stripe
 
-FORMATS: dict[str, tuple[Callable[[DayReport], str], Callable[[str, date], SettlementReport]]] = {
-    "stripe": (write_stripe, parse_stripe),
-    "adyen": (write_adyen, parse_adyen),
-    "paypal": (write_paypal, parse_paypal),
-}
-EXPECTED = {
-    "missing": Discrepancy.MISSING,
-    "amount_mismatch": Discrepancy.AMOUNT_MISMATCH,
-    "unknown": Discrepancy.UNKNOWN,
-    "duplicate": Discrepancy.DUPLICATE,
-    "fee_mismatch": Discrepancy.FEE_MISMATCH,
-    "payout_mismatch": Discrepancy.PAYOUT_MISMATCH,
-    "currency_mismatch": Discrepancy.CURRENCY_MISMATCH,
-    "late": Discrepancy.TIMING,
-}
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the formats' table lives in tests/support
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.settlement import EXPECTED, FORMATS  # noqa: E402
 
 
 def _names(e: object, injected_ref: str, kind: str) -> bool:

@@ -14,15 +14,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from paymesh.entrypoints.demo import review_big_orders
 from tests.support.live_server import free_port
 
 CHROMIUM = os.environ.get("PAYMESH_CHROMIUM", "/usr/bin/chromium")
@@ -86,22 +85,11 @@ def wait_for(check: Any, seconds: float = 15.0) -> Any:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     tmp = tmp_path_factory.mktemp("dashboard")
-    rules = msgspec.json.decode(
-        resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_bytes()
-    )
-    rules["rules"].append(
-        {
-            "name": "orders of 900.00 or more",
-            "factor": "large_order",
-            "weight": 75,
-            "when": ["amount", ">=", REVIEW_FROM],
-        }
-    )
-    (tmp / "fraud-rules.json").write_bytes(msgspec.json.encode(rules))
+    rules_file = review_big_orders(tmp, REVIEW_FROM)
     env = {
         **os.environ,
         "PAYMESH_RATE_LIMIT": "0",
-        "PAYMESH_FRAUD_RULES": str(tmp / "fraud-rules.json"),
+        "PAYMESH_FRAUD_RULES": str(rules_file),
         "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1",
         "PAYMESH_BUS_RETRY_BASE": "0.05",
     }

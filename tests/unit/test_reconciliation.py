@@ -3,39 +3,16 @@ clean, late lines resolved by the next day's report, in each PSP's own report fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
 import pytest
 
-from paymesh.connectors.adyen.settlement import parse_report as parse_adyen
-from paymesh.connectors.paypal.settlement import parse_report as parse_paypal
-from paymesh.connectors.stripe.settlement import parse_report as parse_stripe
 from paymesh.domain.ledger import LedgerTransaction
 from paymesh.domain.reconciliation import Discrepancy, Reconciliation, reconcile
-from paymesh.domain.settlement import SettlementReport
-from paymesh.sandbox.adyen.settlement_report import write_report as write_adyen
-from paymesh.sandbox.paypal.settlement_report import write_report as write_paypal
 from paymesh.sandbox.settlement import DayReport, ReportBook, day_report
 from paymesh.sandbox.settlement_days import GeneratedDay, generate_days
-from paymesh.sandbox.stripe.settlement_report import write_report as write_stripe
+from tests.support.settlement import EXPECTED, FORMATS
 
-Format = tuple[Callable[[DayReport], str], Callable[[str, date], SettlementReport]]
-FORMATS: dict[str, Format] = {
-    "stripe": (write_stripe, parse_stripe),
-    "adyen": (write_adyen, parse_adyen),
-    "paypal": (write_paypal, parse_paypal),
-}
-EXPECTED = {
-    "missing": Discrepancy.MISSING,
-    "amount_mismatch": Discrepancy.AMOUNT_MISMATCH,
-    "unknown": Discrepancy.UNKNOWN,
-    "duplicate": Discrepancy.DUPLICATE,
-    "fee_mismatch": Discrepancy.FEE_MISMATCH,
-    "payout_mismatch": Discrepancy.PAYOUT_MISMATCH,
-    "currency_mismatch": Discrepancy.CURRENCY_MISMATCH,
-    "late": Discrepancy.TIMING,
-}
 DAY = date(2026, 3, 1)
 
 

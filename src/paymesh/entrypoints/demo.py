@@ -42,6 +42,26 @@ class Row:
     ok: bool
 
 
+def review_big_orders(folder: Path, from_amount: int) -> Path:
+    """A fraud rules file: the packaged rules, and the merchant's own policy on top of them,
+    which holds orders of `from_amount` and more for a person to review. (The demo's, and
+    the dashboard tests'.)"""
+    rules = msgspec.json.decode(
+        resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_bytes()
+    )
+    rules["rules"].append(
+        {
+            "name": f"orders of {from_amount / 100:.2f} or more",
+            "factor": "large_order",
+            "weight": 75,
+            "when": ["amount", ">=", from_amount],
+        }
+    )
+    path = folder / "fraud-rules.json"
+    path.write_bytes(msgspec.json.encode(rules))
+    return path
+
+
 def _wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -64,20 +84,7 @@ def run_demo() -> int:
         tempfile.TemporaryDirectory(prefix="paymesh-demo-") as tmp,
         _mail_server() as (mail, inbox),
     ):
-        # The merchant's own fraud policy on top of the defaults: hold big orders for review.
-        rules = msgspec.json.decode(
-            resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_bytes()
-        )
-        rules["rules"].append(
-            {
-                "name": "orders of 900.00 or more",
-                "factor": "large_order",
-                "weight": 75,
-                "when": ["amount", ">=", REVIEW_FROM],
-            }
-        )
-        rules_file = Path(tmp) / "fraud-rules.json"
-        rules_file.write_bytes(msgspec.json.encode(rules))
+        rules_file = review_big_orders(Path(tmp), REVIEW_FROM)
         settings = Settings.from_env(
             data_dir=Path(tmp),
             port=free_port(),

@@ -11,9 +11,9 @@ Gross and net currencies must be the same: paymesh settles without conversion.
 
 from __future__ import annotations
 
-import csv
 from datetime import date, datetime, timedelta, timezone
 
+from paymesh.connectors.settlement_csv import read_csv_report
 from paymesh.domain.ledger import Move
 from paymesh.domain.settlement import MalformedReport, SettlementLine, SettlementReport, minor_units
 
@@ -46,20 +46,16 @@ _ZONES = {"UTC": 0, "GMT": 0, "WET": 0, "BST": 1, "CET": 1, "WEST": 1, "CEST": 2
 
 
 def parse_report(text: str, day: date) -> SettlementReport:
-    rows = csv.DictReader(text.lstrip("\ufeff").splitlines())
-    missing = [c for c in _NEEDED if c not in (rows.fieldnames or ())]
-    if missing:
-        raise MalformedReport(f"not an Adyen settlement details report: no {', '.join(missing)}")
-    lines = []
-    for number, row in enumerate(rows, start=2):
-        kind = _KINDS.get(row["Type"])
-        if kind is None:
-            continue
-        try:
-            lines.append(_line(row, kind))
-        except (MalformedReport, ValueError) as exc:
-            raise MalformedReport(f"line {number}: {exc}") from exc
-    return SettlementReport("adyen", day, tuple(lines))
+    return read_csv_report(
+        text,
+        psp="adyen",
+        day=day,
+        needed=_NEEDED,
+        kind_column="Type",
+        kinds=_KINDS,
+        line=_line,
+        what="an Adyen settlement details report",
+    )
 
 
 def _signed(row: dict[str, str], debit: str, credit: str, currency: str) -> int:

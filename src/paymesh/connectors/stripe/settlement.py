@@ -9,9 +9,9 @@ paymesh does not book (transfers, adjustments, ...) are left out.
 
 from __future__ import annotations
 
-import csv
 from datetime import UTC, date, datetime
 
+from paymesh.connectors.settlement_csv import read_csv_report
 from paymesh.domain.ledger import Move
 from paymesh.domain.settlement import MalformedReport, SettlementLine, SettlementReport, minor_units
 
@@ -29,20 +29,16 @@ _REFERENCE = "payment_metadata[paymesh_payment_id]"
 
 
 def parse_report(text: str, day: date) -> SettlementReport:
-    rows = csv.DictReader(text.lstrip("\ufeff").splitlines())
-    missing = [c for c in (*_NEEDED, "reporting_category") if c not in (rows.fieldnames or ())]
-    if missing:
-        raise MalformedReport(f"not a Stripe balance report: no column {', '.join(missing)}")
-    lines = []
-    for number, row in enumerate(rows, start=2):
-        kind = _KINDS.get(row["reporting_category"])
-        if kind is None:
-            continue
-        try:
-            lines.append(_line(row, kind))
-        except (MalformedReport, ValueError) as exc:
-            raise MalformedReport(f"line {number}: {exc}") from exc
-    return SettlementReport("stripe", day, tuple(lines))
+    return read_csv_report(
+        text,
+        psp="stripe",
+        day=day,
+        needed=_NEEDED,
+        kind_column="reporting_category",
+        kinds=_KINDS,
+        line=_line,
+        what="a Stripe balance report",
+    )
 
 
 def _line(row: dict[str, str], kind: Move) -> SettlementLine:
