@@ -159,10 +159,10 @@ def test_a_lost_dispute_stays_disputed_and_moves_no_more_money(shop: Server, psp
         assert refund.status_code == 409
 
 
-def signed_verdict(
-    shop: Server, event_id: str, dispute: str, intent: str, amount: int, status: str
-) -> list[str]:
-    """`charge.dispute.closed`, signed as Stripe signs it, posted to paymesh: its results."""
+def post_verdict(
+    shop: Server, event_id: str, dispute: str, intent: str, amount: int, status: str = "won"
+) -> httpx.Response:
+    """`charge.dispute.closed`, signed as Stripe signs it, posted to paymesh."""
     body = msgspec.json.encode(
         {
             "id": event_id,
@@ -181,7 +181,7 @@ def signed_verdict(
         }
     )
     secret = shop.settings.sandbox_secrets.stripe_webhook_secret
-    r = httpx.post(
+    return httpx.post(
         f"{shop.base}/webhooks/stripe",
         content=body,
         headers={
@@ -189,6 +189,13 @@ def signed_verdict(
             "Content-Type": "application/json",
         },
     )
+
+
+def signed_verdict(
+    shop: Server, event_id: str, dispute: str, intent: str, amount: int, status: str
+) -> list[str]:
+    """The verdict posted and accepted: its results."""
+    r = post_verdict(shop, event_id, dispute, intent, amount, status)
     assert r.status_code == 200, r.text
     results: list[str] = r.json()["results"]
     return results
@@ -259,3 +266,31 @@ def test_a_dispute_raises_a_fraud_alert(shop: Server) -> None:
         found = wait_for(alerts, bool)
         assert [a["detail"]["reason"] for a in found] == ["dispute"]
         assert found[0]["source"] == "fraud.service"
+
+
+def test_a_verdict_before_its_dispute_is_refused_for_redelivery_and_changes_nothing(
+    shop: Server,
+) -> None:
+    """Webhooks come in any order: a verdict that overtakes the dispute's own notification
+    is answered 409, so Stripe delivers it again once the dispute is recorded, not lost."""
+    with shop.client() as c:
+        r = c.post(
+            "/v1/payments",
+            json={
+                "amount": 1_300,
+                "currency": "usd",
+                "customer_id": CUSTOMER,
+                "payment_method": "pm_card_visa",
+            },
+        )
+        assert r.status_code == 201, r.text
+        payment = r.json()
+        before = accounts(c)
+        early = post_verdict(
+            shop, "evt_early", "du_not_yet", payment["connector_payment_id"], 1_300
+        )
+        assert early.status_code == 409, early.text
+        assert early.json()["error"]["code"] == "payment_not_ready"
+        assert c.get(f"/v1/payments/{payment['id']}").json()["status"] == "succeeded"
+        assert accounts(c) == before
+        assert events_of(c, payment["id"], "payment.dispute.closed") == []

@@ -31,6 +31,7 @@ idempotency key and so gets the original object back. Such a webhook is "unbound
 INFO (a webhook racing our own answer is normal), and refused with a 409
 `payment_not_ready`, so that the PSP delivers it again: by then our own answer is recorded and
 the webhook applies (a dispute sent right after a capture is news that answer does not hold).
+A dispute's verdict that overtakes the dispute's own notification is "unbound" the same way.
 
 One word per event: applied, duplicate, unknown (no payment of ours), mismatch, unbound,
 stale (about an attempt the payment gave up), unconfirmed (the PSP does not know the object).
@@ -251,6 +252,18 @@ class WebhookService:
                 changed |= payment.open_dispute(dispute_id, amount, reason, now)
             if event.dispute_closed is not None:
                 dispute_id, won = event.dispute_closed
+                if payment.dispute is None and not changed:
+                    # The verdict overtook the dispute's own notification: refused with a
+                    # 409 like an unbound webhook, so the PSP delivers it again, by when the
+                    # dispute is recorded (a verdict on another dispute is still a mismatch).
+                    log.info(
+                        "webhook %r from %s closes dispute %r of payment %s, not opened yet",
+                        event.psp_event_id,
+                        psp,
+                        dispute_id,
+                        payment.id,
+                    )
+                    return "unbound"
                 try:
                     changed |= payment.close_dispute(dispute_id, won, now)
                 except InvalidTransition:
