@@ -21,22 +21,49 @@ envelope goes (a store's outbox, a NATS message, a redrive) the delivery can rej
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from paymesh.domain.events import DomainEvent
 
-__all__ = ["KEY", "context_of", "event_span", "stamp", "traceparent", "tracer"]
+__all__ = ["KEY", "active", "context_of", "event_span", "stamp", "traced", "traceparent", "tracer"]
 
 #: The envelope key (and HTTP header) of the W3C trace context.
 KEY = "traceparent"
 _W3C = TraceContextTextMapPropagator()
+
+
+def active() -> bool:
+    """Whether a tracer provider is installed. Until one is, paymesh makes no span at all:
+    the API's no-op spans are free of export, not of work (each still attaches and detaches a
+    context), and a payment passes a dozen of them."""
+    # The API's global, read directly: `get_tracer_provider()` looks in the environment on
+    # every call until a provider is set, which a payment would pay a dozen times. paymesh
+    # installs its provider with `set_tracer_provider` (entrypoints/tracing_setup.py).
+    return getattr(trace, "_TRACER_PROVIDER", None) is not None
+
+
+def traced(
+    name: str,
+    *,
+    context: Context | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, Any] | None = None,
+    links: Sequence[Link] = (),
+) -> AbstractContextManager[Span]:
+    """`tracer().start_as_current_span(...)` while tracing is on; nothing while it is off."""
+    if not active():
+        return nullcontext(trace.INVALID_SPAN)
+    return tracer().start_as_current_span(
+        name, context=context, kind=kind, attributes=attributes, links=links
+    )
 
 
 def tracer() -> trace.Tracer:
@@ -49,10 +76,12 @@ def traceparent() -> str | None:
     """The W3C traceparent of the active span, if this process records it; None otherwise
     (tracing off, or a caller's context merely passing through a process that does not
     trace), so an untraced process stamps nothing on its events."""
-    span = trace.get_current_span()
-    if not span.is_recording():
+    if not active():
         return None
-    ctx = span.get_span_context()
+    current = trace.get_current_span()
+    if not current.is_recording():
+        return None
+    ctx = current.get_span_context()
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import context, trace
 
 from paymesh.adapters.aws.envelopes import entry, envelope
 from paymesh.entrypoints.tracing_setup import configure_tracing, trace_mode
-from paymesh.tracing import tracer
+from paymesh.tracing import active, traced, traceparent, tracer
 from tests.support.traces import tracing_off
 
 __all__ = ["tracing_off"]  # a fixture
@@ -32,6 +32,16 @@ def test_off_installs_no_provider_and_spans_are_no_ops(tracing_off: None) -> Non
     configure_tracing("off", "paymesh-api")
     with tracer().start_as_current_span("POST /v1/payments") as span:
         assert not span.is_recording()
+
+
+def test_with_tracing_off_a_span_costs_no_context_switch(tracing_off: None) -> None:
+    # The API's no-op span would still attach a context on entry and detach it on exit;
+    # `traced` makes none at all while no provider is installed.
+    before = context.get_current()
+    with traced("deliver send_confirmation", kind=trace.SpanKind.CONSUMER) as span:
+        assert span is trace.INVALID_SPAN
+        assert context.get_current() is before
+    assert not active() and traceparent() is None
 
 
 def test_console_prints_each_span_with_the_service_name(

@@ -38,7 +38,7 @@ from paymesh.service import compact_json, ids
 from paymesh.service.event_router import Router
 from paymesh.service.retry import after_failure, after_success
 from paymesh.signing import signature_header
-from paymesh.tracing import KEY, context_of, event_span, traceparent, tracer
+from paymesh.tracing import KEY, context_of, event_span, traced, traceparent
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class Targets:
         key = (delivery.merchant_id, delivery.rule, delivery.target.id)
         slots = self._slots.setdefault(key, asyncio.Semaphore(self.per_target))
         label = target_label(delivery.target, delivery.default_rule)
-        with tracer().start_as_current_span(
+        with traced(
             f"deliver {label}",
             context=(context_of(event) if event else None) or Context(),
             kind=SpanKind.CONSUMER,
@@ -325,7 +325,7 @@ class Targets:
             handler = self.builtins.get(target.name or "")
             if handler is None:
                 raise TargetFailed(f"no built-in handler named {target.name!r}")
-            with tracer().start_as_current_span(f"handle {target.name}"):
+            with traced(f"handle {target.name}"):
                 await handler(event, delivery)
             return
         assert target.url is not None

@@ -56,7 +56,7 @@ from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import Connector, PspError, RefundUpdate, WebhookEvent
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store, VersionConflict
 from paymesh.service.errors import PspUnavailable, StateConflict
-from paymesh.tracing import context_of, stamp, tracer
+from paymesh.tracing import context_of, stamp, traced
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class WebhookService:
                 (ctx for e in reversed(timeline) if (ctx := context_of(e.envelope)) is not None),
                 None,
             )
-        return tracer().start_as_current_span(
+        return traced(
             f"webhook {psp}",
             context=parent,  # None: the webhook request's span, a payment not yet traced
             links=[Link(request.get_span_context())] if parent is not None else (),

@@ -32,7 +32,7 @@ from paymesh.ports.bus import Delivery
 from paymesh.ports.bus import target_label as bus_target_label
 from paymesh.ports.connector import AuthorizeRequest, Connector, RefundOutcome, WebhookEvent
 from paymesh.ports.store import Changeset, StoredEvent
-from paymesh.tracing import tracer
+from paymesh.tracing import traced
 
 #: Payment events that are an outcome (the status a payment reached), counted by status.
 OUTCOME_EVENTS = {
@@ -250,7 +250,7 @@ class MeteredConnector:
         started = time.perf_counter()
         # A client span per call, child of whatever asked (a request, a delivery's handler);
         # an exception ends it in error (the API's span records it), a decline does not.
-        with tracer().start_as_current_span(
+        with traced(
             f"{self.name} {operation}",
             kind=SpanKind.CLIENT,
             attributes={"paymesh.psp": self.name, "paymesh.psp.operation": operation},

@@ -36,7 +36,7 @@ from paymesh.entrypoints.http.request_ids import HEADER, RequestContext, current
 from paymesh.ports.bus import DeliveryStore
 from paymesh.ports.store import EventLog
 from paymesh.service.errors import Unauthorized
-from paymesh.tracing import KEY, context_of, tracer
+from paymesh.tracing import KEY, active, context_of, traced
 
 TOKEN_ENV = "PAYMESH_METRICS_TOKEN"  # noqa: S105 (the variable's name, not a token)
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
@@ -82,9 +82,10 @@ class Observed:
             await send(message)
 
         method = scope["method"]
-        with tracer().start_as_current_span(
+        with traced(
             method,  # named for its route once routing has found it
-            context=context_of(_trace_headers(scope)),  # None: a new trace
+            # A caller's trace joined (None: a new one); nothing read while tracing is off.
+            context=context_of(_trace_headers(scope)) if active() else None,
             kind=SpanKind.SERVER,
             attributes={
                 "http.request.method": method,
