@@ -617,6 +617,8 @@ class LedgerStoreContract:
             "authorization_release",
             "charge",
         ]
+        # Each carries the PSP's reference of its payment: reconciliation needs no lookup.
+        assert {t.psp_reference for t in day} == {"pi_pay_1", "pi_pay_2"}
         assert await store.ledger_transactions("adyen", T0, T0 + timedelta(days=1)) == []
         assert (
             await store.ledger_transactions(

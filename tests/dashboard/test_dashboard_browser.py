@@ -177,9 +177,15 @@ def test_reviews_are_approved_and_rejected_with_a_reason(
     assert (rejected["status"], rejected["amount_captured"]) == ("canceled", 0)
     assert (review["status"], review["note"]) == ("approved", "known customer, called back")
 
-    # Deciding again is refused with the reason, and changes nothing.
+    # The decided review is listed with its note; deciding it the other way is refused and
+    # changes nothing.
     page.goto(deployment.base + "/dashboard/reviews?status=approved")
     expect(page.locator("#reviews")).to_contain_text("known customer, called back")
+    with deployment.http() as http:
+        again = http.post(f"/v1/reviews/{review['id']}/reject", json={"note": "changed mind"})
+        assert again.status_code == 409, again.text
+        kept = http.get(f"/v1/reviews/{review['id']}").json()
+    assert (kept["status"], kept["note"]) == ("approved", "known customer, called back")
 
 
 def test_dead_letters_are_inspected_and_redriven_one_and_all(

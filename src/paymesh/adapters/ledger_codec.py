@@ -26,6 +26,7 @@ def ledger_to_doc(t: LedgerTransaction) -> bytes:
             "created_us": to_micros(t.created_at),
             "available_on": t.available_on.isoformat(),
             "event_id": t.event_id,
+            "psp_reference": t.psp_reference,
             "postings": [[p.account.value, p.amount] for p in t.postings],
         }
     )
@@ -44,4 +45,5 @@ def ledger_from_doc(raw: bytes | str) -> LedgerTransaction:
         available_on=date.fromisoformat(d["available_on"]),
         postings=tuple(Posting(Account(a), amount) for a, amount in d["postings"]),
         event_id=d["event_id"],
+        psp_reference=d.get("psp_reference", ""),  # absent from transactions booked before it
     )

@@ -113,6 +113,9 @@ class LedgerTransaction:
     postings: tuple[Posting, ...]
     #: The event whose commit booked it.
     event_id: str = ""
+    #: The PSP's id of the payment when it was booked ("" before the PSP answered, and for a
+    #: payout): what reconciliation matches a report line by, with no lookup per payment.
+    psp_reference: str = ""
 
     def balance_of(self, account: Account) -> int:
         return sum(p.amount for p in self.postings if p.account == account)
@@ -176,6 +179,7 @@ def book(
     currency: str,
     at: datetime,
     movements: tuple[Movement, ...],
+    psp_reference: str = "",
 ) -> list[LedgerTransaction]:
     """The transactions an event's movements are booked as."""
     settle = timedelta(days=schedule(psp).settle_days)
@@ -192,6 +196,7 @@ def book(
             available_on=(at if m.kind == Move.PAYOUT else at + settle).date(),
             postings=postings_for(psp, m),
             event_id=event_id,
+            psp_reference=psp_reference,
         )
         for i, m in enumerate(movements)
         if m.amount > 0

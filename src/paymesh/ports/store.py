@@ -119,6 +119,7 @@ class Changeset:
                     currency=payment.currency,
                     at=e.time,
                     movements=e.movements,
+                    psp_reference=payment.connector_payment_id or "",
                 )
 
     def committed(self) -> None:

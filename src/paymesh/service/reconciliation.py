@@ -72,11 +72,16 @@ async def ledger_day(
     store: LedgerReader, psp: str, day: date, references: dict[str, str] | None = None
 ) -> tuple[list[LedgerTransaction], dict[str, str]]:
     """The PSP's transactions booked on `day` (UTC), and payment id -> PSP reference for
-    their payments (added to `references`, when given, which saves lookups)."""
+    their payments (added to `references`, when given). The reference is booked with each
+    transaction; a payment is read only for one booked without it (before the PSP answered,
+    or before transactions carried it)."""
     start = datetime.combine(day, time(), UTC)
     txns = await store.ledger_transactions(psp, start, start + timedelta(days=1))
     refs = references if references is not None else {}
-    for payment_id in {t.payment_id for t in txns} - set(refs):
+    for t in txns:
+        if t.psp_reference and t.payment_id:
+            refs.setdefault(t.payment_id, t.psp_reference)
+    for payment_id in {t.payment_id for t in txns if t.payment_id} - set(refs):
         payment = await store.get_payment(payment_id)
         if payment is not None and payment.connector_payment_id:
             refs[payment_id] = payment.connector_payment_id

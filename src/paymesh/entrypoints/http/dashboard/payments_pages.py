@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -73,29 +73,22 @@ class Search:
         fields = {k: (q.get(k) or "").strip() for k in cls.__slots__ if k != "problem"}
         return cls(**fields)
 
-    def check(self) -> tuple[Search, PaymentQuery | None, tuple[int | None, int | None]]:
-        """(self with `problem` set if any, the store's query, the amount bounds)."""
+    def check(
+        self, merchant: str
+    ) -> tuple[Search, PaymentQuery | None, tuple[int | None, int | None]]:
+        """(self with `problem` set if any, the merchant's query, the amount bounds)."""
         try:
             low = int(self.amount_min) if self.amount_min else None
             high = int(self.amount_max) if self.amount_max else None
             start = _day(self.created_from)
             end = _day(self.created_to)
         except ValueError:
-            return (
-                Search(
-                    **{
-                        **self._fields(),
-                        "problem": "amounts are whole minor units "
-                        "(1250 for 12.50) and dates YYYY-MM-DD",
-                    }
-                ),
-                None,
-                (None, None),
-            )
+            problem = "amounts are whole minor units (1250 for 12.50) and dates YYYY-MM-DD"
+            return replace(self, problem=problem), None, (None, None)
         if self.status and self.status not in PaymentStatus.__members__.values():
-            return Search(**{**self._fields(), "problem": "unknown status"}), None, (None, None)
+            return replace(self, problem="unknown status"), None, (None, None)
         query = PaymentQuery(
-            merchant_id="",
+            merchant_id=merchant,
             customer_id=self.customer or None,
             status=PaymentStatus(self.status) if self.status else None,
             created_gte=start,
@@ -103,9 +96,6 @@ class Search:
             limit=100,
         )
         return self, query, (low, high)
-
-    def _fields(self) -> dict[str, str]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "problem"}
 
 
 def _day(text: str) -> datetime | None:
@@ -115,7 +105,7 @@ def _day(text: str) -> datetime | None:
 
 
 async def _find(
-    request: Request, merchant: str, query: PaymentQuery, psp: str, amounts: tuple[int | None, ...]
+    request: Request, query: PaymentQuery, psp: str, amounts: tuple[int | None, ...]
 ) -> tuple[list[Payment], int]:
     low, high = amounts
     store = api(request).store
@@ -123,17 +113,7 @@ async def _find(
     scanned = 0
     after: str | None = None
     while scanned < SEARCH_SCAN and len(found) < SEARCH_ROWS:
-        batch, more = await store.list_payments(
-            PaymentQuery(
-                merchant_id=merchant,
-                customer_id=query.customer_id,
-                status=query.status,
-                created_gte=query.created_gte,
-                created_lt=query.created_lt,
-                limit=query.limit,
-                starting_after=after,
-            )
-        )
+        batch, more = await store.list_payments(replace(query, starting_after=after))
         scanned += len(batch)
         found += [
             p
@@ -150,14 +130,14 @@ async def _find(
 
 @page
 async def payments(request: Request, merchant: str) -> Response:
-    search, query, amounts = Search.of(request).check()
+    search, query, amounts = Search.of(request).check(merchant)
     rows: list[Payment] = []
     scanned = 0
     if search.id:
         payment = await api(request).store.get_payment(search.id, merchant)
         rows = [payment] if payment else []
     elif query is not None:
-        rows, scanned = await _find(request, merchant, query, search.psp, amounts)
+        rows, scanned = await _find(request, query, search.psp, amounts)
     context = {
         "section": "payments",
         "merchant": merchant,
