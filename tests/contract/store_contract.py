@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from paymesh.domain.errors import DomainError
 from paymesh.domain.events import DomainEvent
-from paymesh.domain.ledger import LedgerTransaction, schedule
+from paymesh.domain.ledger import LedgerTransaction, Move, fee_adjustment, schedule
 from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome
 from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import UNSETTLED, PaymentStatus
@@ -607,6 +607,30 @@ class LedgerStoreContract:
         assert len(await store.ledger_transactions("stripe", T0, T0 + timedelta(days=1))) == 3
         sums = await store.ledger_balances("m1", T0.date() + timedelta(days=2))
         assert sums[("psp_receivable", "usd")] == (2000 - 88, 0)
+
+    async def test_a_fee_adjustment_is_a_balance_transaction_of_its_payment_kept_once(
+        self, store: Store
+    ) -> None:
+        """Reconciliation books the fee the PSP's report charged (320 booked, 345 charged)."""
+        await save(store, _captured("pay_1", amount=10_000))
+        [charge] = [
+            t
+            for t in await store.ledger_transactions("stripe", T0, T0 + timedelta(days=1))
+            if t.kind == Move.CAPTURE
+        ]
+        adjustment = fee_adjustment(charge, 345, T0 + timedelta(hours=23))
+        for _ in range(2):  # a day reconciled twice
+            await store.commit(Changeset(ledger=[adjustment]))
+        page, _ = await store.balance_transactions("m1", 10, payment_id="pay_1")
+        assert [(t.kind.value, t.amount, t.fee, t.net) for t in page] == [
+            ("adjustment", 0, 25, -25),
+            ("charge", 10_000, 320, 9_680),
+        ]
+        sums = await store.ledger_balances("m1", T0.date() + timedelta(days=2))
+        assert (sums[("psp_fees", "usd")], sums[("psp_receivable", "usd")]) == (
+            (345, 0),
+            (9_655, 0),
+        )
 
     async def test_a_psps_day_is_read_across_merchants_oldest_first(self, store: Store) -> None:
         await save(store, _captured("pay_1"), _captured("pay_2", "m2"))

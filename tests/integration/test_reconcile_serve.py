@@ -18,14 +18,12 @@ from typer.testing import CliRunner
 
 from paymesh.bootstrap import build_store, report_sources
 from paymesh.connectors.settlement_reports import PARSERS, sandbox_source
-from paymesh.domain.reconciliation import Discrepancy, Reconciliation
 from paymesh.domain.settlement import SettlementReport
 from paymesh.entrypoints.cli import app
 from paymesh.service.reconciliation import (
     ReconciliationJob,
     kept_results,
     reconcile_and_keep,
-    reconcile_day,
 )
 from tests.integration.conftest import Server
 
@@ -103,10 +101,15 @@ def test_a_day_of_real_payments_reconciles_with_no_exception(server: Server, psp
     assert answer["rate"] == 1.0
 
 
-def test_a_fee_the_psp_changed_is_an_exception_on_the_real_payment(server: Server) -> None:
+def test_a_fee_the_psp_changed_within_tolerance_is_booked_as_its_fee(server: Server) -> None:
+    """The PSP's report is the truth of what it charged: a fee a few cents off the schedule
+    (within 2.5% of the gross) is booked as an adjustment on the payment, the exception is
+    resolved, and the day's payout, now agreeing with the books, is booked too. Again: the
+    same, once."""
     payment = _pay(server, "stripe", 4_200)
     _booked(server, str(payment["id"]), 1)
     today = datetime.now(UTC).date()
+    seen: list[SettlementReport] = []
 
     async def report(day: date) -> SettlementReport | None:
         if day != today:
@@ -116,20 +119,50 @@ def test_a_fee_the_psp_changed_is_an_exception_on_the_real_payment(server: Serve
                 f"{server.sandbox_url}/sandbox/stripe/_reports/settlement",
                 params={"date": day.isoformat(), "inject": "fee_mismatch"},
             )
-        return PARSERS["stripe"](answer.text, day)
+        seen.append(PARSERS["stripe"](answer.text, day))
+        return seen[-1]
 
-    async def run() -> Reconciliation:
+    async def run() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         store = build_store(server.settings)
         await store.open()
         try:
-            return await reconcile_day(store, "stripe", today, report)
+            first = await reconcile_and_keep(store, "stripe", today, report, datetime.now(UTC))
+            again = await reconcile_and_keep(store, "stripe", today, report, datetime.now(UTC))
+            txns, _ = await store.balance_transactions("shop", 100)
+            return (
+                first,
+                again,
+                [
+                    {"kind": str(t.kind), "fee": t.fee, "net": t.net, "payment": t.payment_id}
+                    for t in txns
+                ],
+            )
         finally:
             await store.close()
 
-    result = asyncio.run(run())
-    [fee] = result.exceptions
-    assert (fee.type, fee.payment_id) == (Discrepancy.FEE_MISMATCH, payment["id"])
-    assert fee.psp_reference == payment["connector_payment_id"]
+    first, again, txns = asyncio.run(run())
+    [fee] = first["exceptions"]
+    assert (fee["type"], fee["payment_id"], fee["resolved"]) == (
+        "fee_mismatch",
+        payment["id"],
+        True,
+    )
+    assert fee["psp_reference"] == payment["connector_payment_id"]
+    assert fee["expected"] == 152  # 2.9% of 42.00 + 0.30, the schedule
+    charged = fee["actual"]
+    assert 152 < charged <= 152 + 50
+    assert first["fees_adjusted"] == charged - 152
+    adjustments = [t for t in txns if t["kind"] == "adjustment"]
+    assert adjustments == [
+        {"kind": "adjustment", "fee": charged - 152, "net": 152 - charged, "payment": payment["id"]}
+    ]
+    # The payout booked is the PSP's: every line of the day, at the fees it charged.
+    paid = -sum(line.gross for line in seen[0].payouts)
+    assert first["payouts_booked"] == paid == again["payouts_booked"]
+    assert (
+        again["exceptions"] == first["exceptions"]
+        and again["fees_adjusted"] == first["fees_adjusted"]
+    )
 
 
 def test_the_daily_job_reconciles_the_day_before_yesterday_once_and_keeps_it(

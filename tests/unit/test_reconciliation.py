@@ -3,12 +3,19 @@ clean, late lines resolved by the next day's report, in each PSP's own report fo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
-from paymesh.domain.ledger import LedgerTransaction
-from paymesh.domain.reconciliation import Discrepancy, Reconciliation, reconcile
+from paymesh.domain.ledger import LedgerTransaction, Move
+from paymesh.domain.reconciliation import (
+    FEE_TOLERANCE_BPS,
+    Discrepancy,
+    Reconciliation,
+    ReconciliationException,
+    reconcile,
+)
 from paymesh.sandbox.settlement import DayReport, ReportBook, day_report
 from paymesh.sandbox.settlement_days import GeneratedDay, generate_days
 from tests.support.settlement import EXPECTED, FORMATS
@@ -65,8 +72,44 @@ def test_each_injected_discrepancy_is_found_on_its_payment_with_its_type(
         assert found.currency == ref and found.expected != found.actual
     else:
         assert found.payment_id == ref
-    # Only a line that settles the next day resolves itself.
-    assert found.resolved == (kind == "late")
+    # A line that settles the next day resolves itself; a fee a little off is the PSP's
+    # price, booked; nothing else is settled without a human.
+    assert found.resolved == (kind == "late" or (kind == "fee_mismatch" and _within(psp, found)))
+
+
+def _within(psp: str, found: ReconciliationException) -> bool:
+    [txn] = [t for d in _days(psp) for t in d.ledger if t.id == found.transaction_id]
+    assert found.actual is not None and found.expected is not None
+    return abs(found.actual - found.expected) * 10_000 <= abs(txn.amount) * FEE_TOLERANCE_BPS
+
+
+@pytest.mark.parametrize(("beyond", "sign"), [(0, 1), (1, 1), (0, -1), (1, -1)])
+def test_a_fee_within_tolerance_of_the_gross_is_resolved_and_beyond_it_stays_open(
+    beyond: int, sign: int
+) -> None:
+    """2.5% of the gross is the PSP's surcharge for a card from abroad in another currency:
+    a fee off by that much is its price, booked; by one minor unit more, someone looks."""
+    days = _days("stripe")
+    write, parse = FORMATS["stripe"]
+    entries = [e for d in days for e in d.entries]
+    report = parse(write(day_report("stripe", DAY, entries, (), 1)), DAY)
+    charge = next(t for t in days[0].ledger if t.kind == Move.CAPTURE)
+    off = sign * (charge.amount * FEE_TOLERANCE_BPS // 10_000 + beyond)
+    ref = days[0].references[charge.payment_id]
+    lines = tuple(
+        replace(line, fee=line.fee + off, net=line.net - off)
+        if (line.psp_reference, line.kind) == (ref, Move.CAPTURE)
+        else line
+        for line in report.lines
+    )
+    result = reconcile(replace(report, lines=lines), days[0].ledger, days[0].references)
+    [fee] = [e for e in result.exceptions if e.type == Discrepancy.FEE_MISMATCH]
+    assert (fee.payment_id, fee.expected, fee.actual) == (
+        charge.payment_id,
+        charge.fee,
+        charge.fee + off,
+    )
+    assert fee.resolved == (beyond == 0)
 
 
 @pytest.mark.parametrize("psp", FORMATS)

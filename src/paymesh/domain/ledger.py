@@ -51,10 +51,15 @@ class Move(StrEnum):
     DISPUTE = "dispute"
     DISPUTE_WON = "dispute_reversal"
     PAYOUT = "payout"
+    #: The PSP charged another fee than its schedule: its report is the truth, booked by
+    #: reconciliation against the transaction it was charged on (`fee_adjustment`).
+    ADJUSTMENT = "adjustment"
 
 
 #: Kinds that change what the PSP owes the merchant: Stripe's balance transactions.
-BALANCE_KINDS = frozenset({Move.CAPTURE, Move.REFUND, Move.DISPUTE, Move.DISPUTE_WON, Move.PAYOUT})
+BALANCE_KINDS = frozenset(
+    {Move.CAPTURE, Move.REFUND, Move.DISPUTE, Move.DISPUTE_WON, Move.PAYOUT, Move.ADJUSTMENT}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,8 @@ def postings_for(psp: str, movement: Movement) -> tuple[Posting, ...]:
             return _pair(Account.PSP_RECEIVABLE, Account.DISPUTES, a)
         case Move.PAYOUT:
             return _pair(Account.BANK, Account.PSP_RECEIVABLE, a)
+        case Move.ADJUSTMENT:  # signed: built by `fee_adjustment`, never from a movement
+            raise ValueError("an adjustment is booked by fee_adjustment")
 
 
 def book(
@@ -201,6 +208,26 @@ def book(
         for i, m in enumerate(movements)
         if m.amount > 0
     ]
+
+
+def fee_adjustment(txn: LedgerTransaction, charged: int, at: datetime) -> LedgerTransaction:
+    """What books the fee the PSP `charged` on `txn` where the ledger booked `txn.fee`: the
+    difference, from (or back to) what the PSP owes, into the fee account of the kind. Its
+    id derives from `txn`'s: booking it twice is booking it once."""
+    account = Account.DISPUTE_FEES if txn.kind == Move.DISPUTE else Account.PSP_FEES
+    return LedgerTransaction(
+        id=f"{txn.id}_fee_adjustment",
+        merchant_id=txn.merchant_id,
+        payment_id=txn.payment_id,
+        psp=txn.psp,
+        currency=txn.currency,
+        kind=Move.ADJUSTMENT,
+        created_at=at,
+        available_on=txn.available_on,
+        postings=_pair(account, Account.PSP_RECEIVABLE, charged - txn.fee),
+        event_id=txn.event_id,
+        psp_reference=txn.psp_reference,
+    )
 
 
 def balances(

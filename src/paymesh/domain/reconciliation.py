@@ -13,7 +13,9 @@ becomes an exception, typed:
                        kind and amounts as a line already matched)
     currency_mismatch  the line's currency is not the transaction's
     amount_mismatch    the line's gross is not the transaction's amount
-    fee_mismatch       the gross agrees, the fee does not
+    fee_mismatch       the gross agrees, the fee does not: resolved, the PSP's fee booked by
+                       an adjustment, when the difference is within `fee_tolerance_bps` of
+                       the gross (a card's cross-border or conversion surcharge), open above
     payout_mismatch    a payout is not the sum of the day's nets in its currency (or not
                        the payout the ledger booked)
 
@@ -142,6 +144,15 @@ def _distance(txn: LedgerTransaction, line: SettlementLine) -> tuple[int, int, i
     )
 
 
+#: Stripe's surcharges on a card from abroad (1.5%) paid in another currency (1%): a fee
+#: that differs by no more is the PSP's price for the card, booked without asking anyone.
+FEE_TOLERANCE_BPS = 250
+
+#: What a settlement line settles: not payouts (checked apart) nor adjustments (booked by
+#: reconciliation itself against a transaction that is matched).
+_MATCHED_KINDS = BALANCE_KINDS - {Move.PAYOUT, Move.ADJUSTMENT}
+
+
 def reconcile(
     report: SettlementReport,
     ledger: Sequence[LedgerTransaction],
@@ -149,6 +160,7 @@ def reconcile(
     *,
     next_report: SettlementReport | None = None,
     carried: Sequence[LedgerTransaction] = (),
+    fee_tolerance_bps: int = FEE_TOLERANCE_BPS,
 ) -> Reconciliation:
     """Match `report` (the PSP's day) to `ledger` (the day's transactions of that PSP).
 
@@ -156,8 +168,8 @@ def reconcile(
     tells a late line from a missing one; `carried` are earlier transactions still unsettled.
     """
     by_psp_ref = {ref: payment_id for payment_id, ref in references.items() if ref}
-    today = [t for t in ledger if t.kind in BALANCE_KINDS and t.kind != Move.PAYOUT]
-    late = [t for t in carried if t.kind in BALANCE_KINDS and t.kind != Move.PAYOUT]
+    today = [t for t in ledger if t.kind in _MATCHED_KINDS]
+    late = [t for t in carried if t.kind in _MATCHED_KINDS]
     known = {t.payment_id for t in (*today, *late)} | set(references)
     pool = _Pool()
     for booked in sorted((*today, *late), key=lambda t: t.created_at):
@@ -193,7 +205,7 @@ def reconcile(
             detail = "settled twice" if twin else f"no {line.kind} booked for the payment"
             exceptions.append(_about_line(kind, line, payment_id, detail))
             continue
-        problem = _compare(txn, line)
+        problem = _compare(txn, line, fee_tolerance_bps)
         if problem is not None:
             exceptions.append(problem)
         else:
@@ -238,9 +250,11 @@ def _about_line(
     )
 
 
-def _compare(txn: LedgerTransaction, line: SettlementLine) -> ReconciliationException | None:
+def _compare(
+    txn: LedgerTransaction, line: SettlementLine, fee_tolerance_bps: int
+) -> ReconciliationException | None:
     def problem(
-        kind: Discrepancy, expected: int, actual: int, detail: str
+        kind: Discrepancy, expected: int, actual: int, detail: str, resolved: bool = False
     ) -> ReconciliationException:
         return ReconciliationException(
             type=kind,
@@ -252,6 +266,7 @@ def _compare(txn: LedgerTransaction, line: SettlementLine) -> ReconciliationExce
             psp_reference=line.psp_reference,
             line_id=line.line_id,
             transaction_id=txn.id,
+            resolved=resolved,
             detail=detail,
         )
 
@@ -265,6 +280,10 @@ def _compare(txn: LedgerTransaction, line: SettlementLine) -> ReconciliationExce
     if txn.amount != line.gross:
         return problem(Discrepancy.AMOUNT_MISMATCH, txn.amount, line.gross, "gross differs")
     if txn.fee != line.fee:
+        if abs(line.fee - txn.fee) * 10_000 <= abs(line.gross) * fee_tolerance_bps:
+            return problem(
+                Discrepancy.FEE_MISMATCH, txn.fee, line.fee, "the PSP's fee booked", True
+            )
         return problem(Discrepancy.FEE_MISMATCH, txn.fee, line.fee, "fee differs")
     return None
 

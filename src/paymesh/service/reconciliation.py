@@ -20,14 +20,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
-from paymesh.domain.ledger import BALANCE_KINDS, LedgerTransaction, Move, Movement, book
+from paymesh.domain.ledger import (
+    BALANCE_KINDS,
+    LedgerTransaction,
+    Move,
+    Movement,
+    book,
+    fee_adjustment,
+)
 from paymesh.domain.payment import Payment
-from paymesh.domain.reconciliation import Reconciliation, reconcile
+from paymesh.domain.reconciliation import Discrepancy, Reconciliation, reconcile
 from paymesh.domain.settlement import SettlementReport
 from paymesh.ports.store import Changeset
 from paymesh.service import compact_json
@@ -117,23 +124,40 @@ async def _reconcile(
     return result, report, today
 
 
+def fee_adjustments(
+    result: Reconciliation, today: list[LedgerTransaction], at: datetime
+) -> list[LedgerTransaction]:
+    """The PSP's fee booked for each fee mismatch the reconciliation resolved (one within
+    tolerance): an adjustment against the transaction the fee was charged on."""
+    booked = {t.id: t for t in (*today, *result.settled_late)}
+    return [
+        fee_adjustment(booked[e.transaction_id], e.actual, at)
+        for e in result.resolved
+        if e.type == Discrepancy.FEE_MISMATCH and e.actual is not None
+    ]
+
+
 def payouts_to_book(
-    result: Reconciliation, report: SettlementReport, today: list[LedgerTransaction]
+    result: Reconciliation,
+    report: SettlementReport,
+    today: list[LedgerTransaction],
+    adjustments: Sequence[LedgerTransaction] = (),
 ) -> list[LedgerTransaction]:
     """The payouts of a day that reconciled with nothing open, booked per merchant: each gets
-    the nets of its transactions the report settled (so the merchants' payouts add up to the
-    PSP's), moved from `psp_receivable` to `bank` on the payout's day. A day with anything
-    open books none until a later run finds it clean: money is not moved in the books on a
-    report that does not agree with them. Ids derive from the payout line: booking twice is
-    booking once."""
+    the nets of its transactions the report settled, with their fee `adjustments` (so the
+    merchants' payouts add up to the PSP's), moved from `psp_receivable` to `bank` on the
+    payout's day. A day with anything open books none until a later run finds it clean:
+    money is not moved in the books on a report that does not agree with them. Ids derive
+    from the payout line: booking twice is booking once."""
     if result.open or not report.payouts:
         return []
     pending = {t.id for t in result.unsettled}
     settled = [
         t
         for t in (*today, *result.settled_late)
-        if t.kind in BALANCE_KINDS and t.kind != Move.PAYOUT and t.id not in pending
+        if t.kind in BALANCE_KINDS - {Move.PAYOUT, Move.ADJUSTMENT} and t.id not in pending
     ]
+    settled.extend(adjustments)
     booked = []
     for line in report.payouts:
         shares: dict[str, int] = defaultdict(int)
@@ -194,11 +218,14 @@ async def reconcile_and_keep(
     """Reconcile a day, book its payouts if it is clean (`payouts_to_book`), and keep the
     result (again: a later run replaces it)."""
     result, report, today = await _reconcile(store, psp, day, reports)
-    payouts = payouts_to_book(result, report, today)
-    if payouts:
-        await store.commit(Changeset(ledger=payouts))
+    closing = datetime.combine(day, time(23, 59, 59), UTC)
+    adjustments = fee_adjustments(result, today, closing)
+    payouts = payouts_to_book(result, report, today, adjustments)
+    if adjustments or payouts:
+        await store.commit(Changeset(ledger=[*adjustments, *payouts]))
     view = reconciliation_view(result)
     view["payouts_booked"] = -sum(t.net for t in payouts)  # paid out: a positive amount
+    view["fees_adjusted"] = sum(t.fee for t in adjustments)
     await store.put_blob(result_blob(psp, day), compact_json.encode(view), now)
     return view
 
