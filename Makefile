@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -50,6 +50,16 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(CHROMIUM):
 	@echo "==> installing Debian's chromium for the dashboard's browser tests"
 	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+WRK ?= /usr/bin/wrk
+$(WRK):
+	@echo "==> installing wrk, the HTTP load generator of make bench-wrk"
+	$(SUDO) apt-get install -y wrk || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
+
+# Issue 18's measurement: wrk (64 connections) against embedded paymesh serve, /healthz then
+# POST /v1/payments in the same run; prints payments/s, p50/p90/p99, and their ratio.
+bench-wrk: dev $(WRK)
+	$(BIN)/python -m benchmarks.wrk_payments --connections 64 --duration 10
 
 test: dev lint $(CHROMIUM)
 	$(BIN)/pytest -n $(WORKERS)
