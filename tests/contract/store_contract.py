@@ -434,8 +434,41 @@ class IdempotencyStoreContract:
         await store.commit(Changeset(processed=[("webhook:stripe", "evt_1")]))
 
 
+def _outbox_events(n: int) -> Changeset:
+    return Changeset(
+        events=[
+            DomainEvent("payment.succeeded", "pay_1", "m1", T0, {}, id=f"e{i}") for i in range(n)
+        ]
+    )
+
+
 class EventLogContract:
     """The outbox and the event log: committed events, per merchant, in commit order."""
+
+    #: Whether several relays share this backend's outbox, so a claim must lease its rows
+    #: (PostgreSQL). The others are relayed by one process and may claim by plain reading.
+    shared_outbox = False
+
+    async def test_a_claim_takes_the_outbox_oldest_first_never_a_routed_event(
+        self, store: Store
+    ) -> None:
+        await store.commit(_outbox_events(4))
+        await store.commit(Changeset(routed=["e1"]))
+        claimed = await store.claim_outbox(T0, 30, 10)
+        assert [e.id for e in claimed] == ["e0", "e2", "e3"]
+        assert claimed[0].envelope["detail-type"] == "payment.succeeded"
+        await store.commit(Changeset(routed=["e0", "e2"]))
+        # Routed while leased or not, an event is never claimed again.
+        assert [e.id for e in await store.claim_outbox(T0 + timedelta(hours=1), 30, 10)] == ["e3"]
+
+    async def test_a_claim_after_the_lease_ends_takes_the_events_again(self, store: Store) -> None:
+        await store.commit(_outbox_events(2))
+        assert len(await store.claim_outbox(T0, 30, 10)) == 2
+        if self.shared_outbox:  # the relay holding them may still publish them
+            assert await store.claim_outbox(T0 + timedelta(seconds=29), 30, 10) == []
+        # That relay died: another takes its events over.
+        again = await store.claim_outbox(T0 + timedelta(seconds=30), 30, 10)
+        assert [e.id for e in again] == ["e0", "e1"]
 
     async def test_events_wait_in_the_outbox_until_delivered(self, store: Store) -> None:
         p = payment("pay_1")
@@ -485,6 +518,22 @@ class EventLogContract:
         assert [e.type for e in older] == ["payment.initiated"]
         only, _ = await store.list_events("m1", "payment.initiated", 10, None)
         assert [e.payment_id for e in only] == ["pay_a"]
+
+
+class SharedOutboxContract:
+    """For a backend several relays share (PostgreSQL): claims lease disjoint rows. The other
+    backends are relayed by one process, whose claim may be the plain outbox read."""
+
+    async def test_claims_at_once_take_disjoint_events(self, store: Store) -> None:
+        await store.commit(_outbox_events(5))
+        first, second = await asyncio.gather(
+            store.claim_outbox(T0, 30, 3), store.claim_outbox(T0, 30, 3)
+        )
+        ids = [e.id for e in first], [e.id for e in second]
+        assert not set(ids[0]) & set(ids[1])
+        assert sorted(ids[0] + ids[1]) == [f"e{i}" for i in range(5)]
+        assert sorted(map(len, ids)) == [2, 3]
+        assert all(i == sorted(i) for i in ids)  # each batch oldest first
 
 
 class KeyStoreContract:

@@ -28,7 +28,14 @@ from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus import Target
 from paymesh.ports.store import Changeset, IdempotencyConflict, StoredEvent, VersionConflict
 from tests.contract.bus_store_contract import BusStoreContract, delivery
-from tests.contract.store_contract import T0, StoreContract, claim, payment, save
+from tests.contract.store_contract import (
+    T0,
+    SharedOutboxContract,
+    StoreContract,
+    claim,
+    payment,
+    save,
+)
 from tests.support.postgres import PostgresServer, PostgresUnavailable, running_postgres
 
 _names = itertools.count()
@@ -81,8 +88,8 @@ async def store(database: str) -> AsyncIterator[PostgresStore]:
     await s.close()
 
 
-class TestPostgresStore(StoreContract):
-    pass
+class TestPostgresStore(StoreContract, SharedOutboxContract):
+    shared_outbox = True
 
 
 class TestPostgresBusStore(BusStoreContract):

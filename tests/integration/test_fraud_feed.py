@@ -291,3 +291,56 @@ async def test_a_lost_connection_never_reaches_the_payment_path(cluster: Cluster
     await b.scorer.assess(probe(1, "pm_card_1"))  # the others carry on
     await b.feed.flush()
     assert b.feed.published == 1
+
+
+async def applied(feed: NatsFraudFeed, count: int, within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while feed.applied < count:
+        assert loop.time() < deadline, f"applied {feed.applied} of {count} after {within}s"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_process_away_learns_on_its_return_what_was_said_meanwhile(
+    cluster: Cluster,
+) -> None:
+    # The scoring process restarts (or loses its connection): the others' payments made
+    # while it was away reach it when it is back, under the same consumer name.
+    a = await cluster.join()
+    nc = await nats.connect(cluster.url)
+    engine = FraudEngine()
+    away = NatsFraudFeed(nc, engine, cluster.subject, consumer="api-2")
+    await away.start()
+    await away.close()
+    await nc.close()
+    whole = FraudRiskScorer(FraudEngine(), cluster.clock)
+    for n in range(3):
+        cluster.clock.now = T0 + 20 * n
+        subject = probe(n, f"pm_card_{n}")
+        assert await a.scorer.assess(subject) == await whole.assess(subject)
+    await a.feed.flush()
+    nc = await nats.connect(cluster.url)
+    back = NatsFraudFeed(nc, engine, cluster.subject, consumer="api-2")
+    await back.start()
+    try:
+        await applied(back, 3)
+        assert engine.snapshot() == whole.engine.snapshot()
+    finally:
+        await back.close()
+        await nc.close()
+
+
+async def test_a_message_published_twice_is_learned_once(cluster: Cluster) -> None:
+    a, b = await cluster.join(), await cluster.join()
+    whole = FraudRiskScorer(FraudEngine(), cluster.clock)
+    await b.scorer.assess(probe(0, "pm_card_0"))
+    await whole.assess(probe(0, "pm_card_0"))
+    await cluster.settle()
+    # The same bytes again, under another message id, so the stream keeps both (as after a
+    # sender's retry outlasting the duplicate window): A is handed it a second time.
+    js = b.nc.jetstream()
+    again = (await js.get_last_msg(b.feed.stream, cluster.subject)).data
+    assert again is not None
+    await js.publish(cluster.subject, again, headers={"Nats-Msg-Id": "again"})
+    await applied(a.feed, 2)
+    assert a.engine.snapshot() == whole.engine.snapshot()

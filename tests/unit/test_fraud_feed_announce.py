@@ -140,3 +140,27 @@ async def test_the_stream_announces_an_outcome_its_own_engine_never_saw() -> Non
     await stream(event("payment.failed", "pay_x", T0, failure_code="card_declined"), DELIVERY)
     assert engine.feedback("pay_x", "declined", T0) is False
     assert feed.outcomes == [("pay_x", "declined", T0)]
+
+
+def test_a_message_handed_over_again_is_learned_once() -> None:
+    # The feed delivers at least once: a batch a process did not acknowledge before it died
+    # comes again, and the engine must count each payment and each decline once.
+    once, twice = FraudEngine(), FraudEngine()
+    txns = [
+        Transaction(f"t{n}", T0 + 20 * n, "carder", 100, "usd", f"card{n}", "rig", "ip", "GB")
+        for n in range(4)
+    ]
+    for txn in txns:
+        once.observe(txn, 10)
+        once.feedback(txn.transaction_id, "declined", txn.timestamp + 1)
+    for _ in range(2):  # the whole batch, redelivered
+        for txn in txns:
+            twice.observe(txn, 10)
+            twice.feedback(txn.transaction_id, "declined", txn.timestamp + 1)
+    assert twice.snapshot() == once.snapshot()
+    features = twice.store.features(
+        Transaction("t9", T0 + 90, "carder", 100, "usd", "card9", "rig")
+    )
+    assert features == once.store.features(
+        Transaction("t9", T0 + 90, "carder", 100, "usd", "card9", "rig")
+    )

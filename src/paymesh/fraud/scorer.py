@@ -51,8 +51,12 @@ class FraudEngine:
     def observe(self, txn: Transaction, score: int) -> None:
         """Learn `txn`, scored `score` by another engine (another process, through the fraud
         feed), as if `score(txn)` had run here: what follows reads the same features either way.
+
+        Once: the feed delivers at least once, so a transaction this engine already holds
+        (its feedback memory remembers the id: the most recent `max_remembered`) is skipped.
         """
-        self.store.observe(txn, score)
+        if self.store.memory.get(txn.transaction_id) is None:
+            self.store.observe(txn, score)
 
     def feedback(self, transaction_id: str, outcome: str, at: float) -> bool:
         """What became of a scored transaction: `approved`, `declined` or `disputed`, at `at`.

@@ -6,8 +6,8 @@ features (one device trying many cards) need all the payments, and a decline nee
 the engines that will score that card next: the feed carries both.
 
 Both calls are fire-and-forget: they are made in the payment path, so they never block and
-never raise. What is said may be lost (`paymesh.adapters.nats.fraud_feed` says why that is
-acceptable). `NoFeed` is the embedded mode's: one process, one engine, nothing to share.
+never raise. What is said reaches every other engine at least once, except what a process
+that dies still held or a full send queue dropped (`paymesh.adapters.nats.fraud_feed`). `NoFeed` is the embedded mode's: one process, one engine, nothing to share.
 
 What a feed hears from the other processes it hands to a `FraudLearner`: this process's
 fraud engine (`paymesh.fraud.FraudEngine` is one), so the feed's adapter moves messages and

@@ -253,6 +253,17 @@ class EventLog(Protocol):
         """Outbox: committed events not yet delivered, oldest first."""
         ...
 
+    async def claim_outbox(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[StoredEvent]:
+        """The outbox for one of several relays: up to `limit` undelivered events, oldest
+        first, that no other claim holds at `now`, leased to this one until `now` +
+        `lease_seconds`. The relay publishes them and marks them routed; one that dies first
+        leaves them to the next claim after the lease. A backend only ever relayed by one
+        process at a time may return `undelivered_events(limit)`: its one relay never
+        overlaps itself."""
+        ...
+
     async def notifications_for_payment(
         self, merchant_id: str, payment_id: str
     ) -> list[Notification]: ...

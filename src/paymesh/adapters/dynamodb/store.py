@@ -418,6 +418,13 @@ class DynamoStore(BusTables, LedgerTables):
     async def undelivered_events(self, limit: int) -> list[StoredEvent]:
         return await self._call(self._outbox, limit)
 
+    async def claim_outbox(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[StoredEvent]:
+        # On AWS the events table's stream is the relay, one reader per shard; nothing here
+        # runs two relays over one outbox.
+        return await self.undelivered_events(limit)
+
     def _notifications(self, merchant_id: str, payment_id: str) -> list[Notification]:
         qq = Query(self.tables.state, None)
         qq.partition("pk", S(key("notifications", merchant_id, payment_id)))

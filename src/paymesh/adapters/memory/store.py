@@ -399,6 +399,12 @@ class MemoryStore:
             for e in islice((e for e in self._db.events.values() if not e.delivered), limit)
         ]
 
+    async def claim_outbox(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[StoredEvent]:
+        # One process, one bus: nothing else claims, so no lease is needed.
+        return await self.undelivered_events(limit)
+
     async def notifications_for_payment(
         self, merchant_id: str, payment_id: str
     ) -> list[Notification]:

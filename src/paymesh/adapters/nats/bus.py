@@ -3,10 +3,11 @@
 Three hops, each a durable, acknowledged step, so a delivery survives the death of any
 process:
 
-1. `OutboxRelay` (in every API process, and in workers as a sweeper) publishes committed
-   outbox events to the EVENTS stream, each with `Nats-Msg-Id` = its event id, then marks
-   them relayed. A relay that dies between the two, or two relays reading the same rows,
-   publish an event twice: JetStream keeps the first within its duplicate window.
+1. `OutboxRelay` (in every API process, and in workers as a sweeper) claims committed
+   outbox events with a lease (`claim_outbox`: relays take disjoint rows), publishes them to
+   the EVENTS stream, each with `Nats-Msg-Id` = its event id, then marks them relayed. A
+   relay that dies between the two leaves its rows to another after the lease, which
+   publishes them again: JetStream keeps the first within its duplicate window.
 2. `Dispatcher` routing (in workers): one durable pull consumer over EVENTS, shared by all
    workers. Each event is matched against every rule at once and one message per
    (rule, target) goes to the DELIVERIES stream, its message id derived from the event,
@@ -37,7 +38,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.client import Client
@@ -57,7 +58,7 @@ from paymesh.adapters.codec import (
 )
 from paymesh.ports.bus import DEFAULT, Deliverer, Delivery, EventRouter
 from paymesh.ports.bus_backend import BusBackend
-from paymesh.ports.store import Changeset
+from paymesh.ports.store import Changeset, StoredEvent
 from paymesh.tracing import event_span
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,18 @@ def delivery_id(event_id: str, merchant_id: str, rule: str, target_id: str) -> s
     return "dlv_" + digest.hexdigest()[:26]
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class OutboxRelay:
-    """Moves committed outbox events onto the EVENTS stream."""
+    """Moves committed outbox events onto the EVENTS stream, one relay of any number.
+
+    Each pass claims a batch for `lease_seconds`; other relays' claims pass over it
+    meanwhile. A batch whose publish or mark failed is tried again by this relay at its next
+    pass, before it claims more, so an outage of NATS or the database costs one poll, not a
+    lease. The lease is well inside JetStream's duplicate window: a batch another relay takes
+    over when it ends is still de-duplicated."""
 
     def __init__(
         self,
@@ -148,13 +159,18 @@ class OutboxRelay:
         layout: Layout,
         batch: int = 500,
         poll_seconds: float = 0.5,
+        lease_seconds: float = 30.0,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.store = store
         self.js = js
         self.layout = layout
         self.batch = batch
         self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
+        self.clock = clock
         self._wake = asyncio.Event()
+        self._unfinished: list[StoredEvent] = []
 
     def notify(self) -> None:
         self._wake.set()
@@ -175,32 +191,39 @@ class OutboxRelay:
     async def relay_pending(self) -> int:
         relayed = 0
         while True:
-            events = await self.store.undelivered_events(self.batch)
+            events = self._unfinished or await self.store.claim_outbox(
+                self.clock(), self.lease_seconds, self.batch
+            )
             if not events:
                 return relayed
-            # Published concurrently; the events' order is not a promise of the bus (as on
-            # EventBridge): a payment's timeline is ordered by the store, not by delivery.
-            # The envelope carries its traceparent across: each traced event's publish is a
-            # span of its trace.
-            spans = [event_span(e.envelope, "publish", SpanKind.PRODUCER) for e in events]
-            try:
-                await asyncio.gather(
-                    *(
-                        self.js.publish(
-                            self.layout.events_subject,
-                            encode_json(e.envelope),
-                            headers={"Nats-Msg-Id": e.id},
-                        )
-                        for e in events
-                    )
-                )
-            finally:
-                for span in spans:
-                    span.end()
+            self._unfinished = events
+            await self._publish(events)
             await self.store.commit(Changeset(routed=[e.id for e in events]))
+            self._unfinished = []
             relayed += len(events)
             if len(events) < self.batch:
                 return relayed
+
+    async def _publish(self, events: list[StoredEvent]) -> None:
+        # Published concurrently; the events' order is not a promise of the bus (as on
+        # EventBridge): a payment's timeline is ordered by the store, not by delivery.
+        # The envelope carries its traceparent across: each traced event's publish is a
+        # span of its trace.
+        spans = [event_span(e.envelope, "publish", SpanKind.PRODUCER) for e in events]
+        try:
+            await asyncio.gather(
+                *(
+                    self.js.publish(
+                        self.layout.events_subject,
+                        encode_json(e.envelope),
+                        headers={"Nats-Msg-Id": e.id},
+                    )
+                    for e in events
+                )
+            )
+        finally:
+            for span in spans:
+                span.end()
 
 
 class Dispatcher:

@@ -1,16 +1,31 @@
-"""The fraud feed over NATS core pub/sub: every process's engine learns what the others
+"""The fraud feed over NATS JetStream: every process's engine learns what the others
 scored, and what became of it.
 
-One subject. A message is a msgpack array (a tag, then the fields in order), about 100 bytes;
-it names the feed that sent it, because a subscriber also receives its own messages, and its
-engine has those already. There is no card number in it: the card is its fingerprint (the
-payment method id), as in the engine.
+One subject, captured by one stream (limits retention, a few hours of messages). A message is
+a msgpack array (a tag, then the fields in order), about 100 bytes; it names the feed that
+sent it, because a process also reads its own messages, and its engine has those already.
+There is no card number in it: the card is its fingerprint (the payment method id), as in
+the engine.
 
-At most once, on purpose: core NATS keeps nothing, so a process that is disconnected or not
-yet subscribed misses what is said meanwhile, and a full buffer drops. A lost message only
-makes scores slightly less informed (one payment fewer in another process's velocity
-counts, a decline not counted there), the same trade the feature checkpoint makes; no money
-depends on it, and JetStream's acknowledgements would cost every payment more than that.
+At least once, from the moment the stream has a message:
+
+- a sender keeps a message until the stream acknowledged it, retrying (with one message id
+  per message, so a retry after a lost acknowledgement is de-duplicated);
+- every process reads the whole stream through a consumer of its own (fan-out, not a shared
+  work queue) and acknowledges a batch once its engine applied it. A process that is
+  disconnected, or restarted under the same `consumer` name, is handed what was said
+  meanwhile, up to the stream's age; one never acknowledged is handed again;
+- so an engine may be handed a message twice, and applying one again changes nothing: an
+  observation of a transaction the engine already holds is skipped (`FraudEngine.observe`,
+  by transaction id while its feedback memory holds it), an outcome already learned is
+  (`FraudEngine.feedback`).
+
+What it costs: the stream's storage on the server (about 100 bytes a message for its max
+age), a round trip per batch of published messages (off the payment path, concurrently), and
+an acknowledgement per batch read. What is still lost: messages queued in a process that
+dies before the stream took them, and those dropped when the bounded queue is full during a
+long outage (counted in `dropped`): as before, only scores slightly less informed; no money
+depends on them.
 
 Late is fine: features are windows over the transactions' own times, not arrival times,
 and the windows put a late event in its place (`paymesh.fraud.windows`). After a reconnect
@@ -21,14 +36,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import uuid
+from typing import Any
 
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
 
 from paymesh.domain.fraud_transaction import Transaction
 from paymesh.ports.fraud_feed import FraudLearner
@@ -97,63 +123,115 @@ class NatsFraudFeed:
     `start` publishes, so the payment path never waits on NATS. Messages from other processes
     are applied to `engine` on the event loop, where it is scored: it is not thread-safe.
     `published`, `applied` (messages of other feeds given to the engine) and `dropped` count.
+
+    `consumer` names this process's place in the stream: a process started again under the
+    same name resumes where the last one stopped. Without one, each feed reads from when it
+    first starts. A consumer no one reads for `max_age_seconds` is removed by the server.
     """
 
     def __init__(
-        self, nc: Client, engine: FraudLearner, subject: str = SUBJECT, max_queued: int = 10_000
+        self,
+        nc: Client,
+        engine: FraudLearner,
+        subject: str = SUBJECT,
+        max_queued: int = 10_000,
+        consumer: str | None = None,
+        max_age_seconds: float = 3 * 3600.0,
+        ack_wait_seconds: float = 30.0,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.nc = nc
+        self.js = nc.jetstream()
         self.engine = engine
         self.subject = subject
+        self.stream = subject.upper().replace(".", "_").replace("*", "_").replace(">", "_")
         self.origin = uuid.uuid4().hex[:16]
+        self.consumer = consumer or f"fraud-{self.origin}"
+        self.max_age = max_age_seconds
+        self.ack_wait = ack_wait_seconds
+        self.retry_seconds = retry_seconds
         self.published = self.applied = self.dropped = 0
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(max_queued)
-        self._sub: Subscription | None = None
-        self._sender: asyncio.Task[None] | None = None
+        self._ids = itertools.count()
+        self._sub: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._failing = False
         self._unreadable_logged = False
 
     async def start(self) -> None:
-        """Subscribe and start publishing. Returns once the server has the subscription:
-        from then on this engine hears what the others say."""
+        """Make the stream and this process's consumer (if absent) and start reading and
+        publishing. Returns once the consumer exists: from then on this engine hears what
+        the others say, even while it is not connected."""
         if self._sub is not None:
             return
-        self._sub = await self.nc.subscribe(self.subject, cb=self._receive)
-        self._sender = asyncio.get_running_loop().create_task(
-            self._send_queued(), name="fraud-feed"
+        await self._ensure_stream()
+        self._stopping = False
+        self._sub = await self.js.pull_subscribe(
+            self.subject,
+            durable=self.consumer,
+            stream=self.stream,
+            config=ConsumerConfig(
+                durable_name=self.consumer,
+                deliver_policy=DeliverPolicy.NEW,
+                # One ack per batch: the engine applies a batch in order, so acking its last
+                # message acknowledges every one before it.
+                ack_policy=AckPolicy.ALL,
+                ack_wait=self.ack_wait,
+                max_deliver=-1,
+                max_ack_pending=20_000,
+                inactive_threshold=self.max_age,
+            ),
         )
-        await self._sync()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._send_queued(), name="fraud-feed-send"),
+            loop.create_task(self._read(self._sub), name="fraud-feed-read"),
+        ]
+
+    async def _ensure_stream(self) -> None:
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[self.subject],
+            retention=RetentionPolicy.LIMITS,
+            discard=DiscardPolicy.OLD,
+            max_age=self.max_age,
+            duplicate_window=120.0,
+        )
+        try:
+            await self.js.stream_info(self.stream)
+        except NotFoundError:
+            with contextlib.suppress(Exception):  # another process created it first
+                await self.js.add_stream(config)
+            await self.js.stream_info(self.stream)
 
     async def flush(self, within: float = 2.0) -> None:
-        """Wait until what was said so far has reached the server (tests; shutdown).
+        """Wait until the stream holds what was said so far (tests; shutdown).
 
         Raises TimeoutError after `within` seconds.
         """
         async with asyncio.timeout(within):
             await self._queue.join()
-            await self._sync()
 
     async def close(self, within: float = 2.0) -> None:
-        """Unsubscribe, then send what is still queued (for up to `within` seconds). Call it
-        before closing the connection: that is the caller's, and this leaves it open."""
+        """Stop reading (the consumer stays, for the next process of its name), then send
+        what is still queued (for up to `within` seconds). Call it before closing the
+        connection: that is the caller's, and this leaves it open."""
+        self._stopping = True
+        sender = self._tasks[0] if self._tasks else None
+        for task in self._tasks[1:]:
+            task.cancel()
+        if sender is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    await self._queue.join()
+            sender.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._sub is not None:
             sub, self._sub = self._sub, None
             with contextlib.suppress(NatsError):  # the connection went first: nothing to undo
                 await sub.unsubscribe()
-        if self._sender is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(within):
-                    await self._queue.join()
-            sender, self._sender = self._sender, None
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
-
-    async def _sync(self) -> None:
-        # nats-py (2.15) writes a flush's PING ahead of the commands still queued for its
-        # writer task, so the first PONG can come back before they reached the server. They
-        # are written by then, and the second PING goes out behind them.
-        await self.nc.flush()
-        await self.nc.flush()
 
     def observed(self, txn: Transaction, score: int) -> None:
         try:
@@ -203,26 +281,74 @@ class NatsFraudFeed:
                 why,
             )
 
-    async def _send_queued(self) -> None:
+    async def _send_queued(self, batch: int = 256) -> None:
+        """Publish what is queued, a batch at a time, concurrently; a message leaves the
+        queue (`task_done`) once the stream acknowledged it, and is retried until then."""
         queue = self._queue
         while True:
-            data = await queue.get()
-            try:
-                # Buffered by the client (also while it reconnects, up to its pending size).
-                await self.nc.publish(self.subject, data)
-            except Exception as exc:
-                self._lost(repr(exc))
-            else:
-                self.published += 1
-                if self._failing:
+            pending = [(await queue.get(), next(self._ids))]
+            while len(pending) < batch and not queue.empty():
+                pending.append((queue.get_nowait(), next(self._ids)))
+            while pending:
+                results = await asyncio.gather(
+                    *(
+                        self.js.publish(
+                            self.subject, data, headers={"Nats-Msg-Id": f"{self.origin}:{n}"}
+                        )
+                        for data, n in pending
+                    ),
+                    return_exceptions=True,
+                )
+                failed = [
+                    p for p, r in zip(pending, results, strict=True) if isinstance(r, BaseException)
+                ]
+                for _ in range(len(pending) - len(failed)):
+                    queue.task_done()
+                self.published += len(pending) - len(failed)
+                if failed and not self._failing:
+                    self._failing = True
+                    log.warning(
+                        "fraud feed: the stream did not take %d messages (%r); retrying",
+                        len(failed),
+                        next(r for r in results if isinstance(r, BaseException)),
+                    )
+                elif not failed and self._failing:
                     self._failing = False
                     log.info(
                         "fraud feed: publishing again (%d messages dropped so far)", self.dropped
                     )
-            finally:
-                queue.task_done()
+                pending = failed
+                if pending and self.nc.is_closed:  # never coming back: no one to retry on
+                    for _ in pending:
+                        self._lost("the connection is closed")
+                        queue.task_done()
+                    pending = []
+                if pending:
+                    await asyncio.sleep(self.retry_seconds)
 
-    async def _receive(self, msg: Msg) -> None:
+    async def _read(self, sub: Any) -> None:
+        while not self._stopping:
+            try:
+                msgs: list[Msg] = await sub.fetch(256, timeout=1.0)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self.nc.is_closed:  # its owner closed it: nothing more to read
+                    return
+                log.exception("fraud feed: fetch failed; retrying")
+                await asyncio.sleep(self.retry_seconds)
+                continue
+            for msg in msgs:
+                self._apply(msg)
+            # Applied, so acknowledged: a process that dies before this is handed the batch
+            # again, and its engine skips what it already learned.
+            if msgs:
+                with contextlib.suppress(Exception):
+                    await msgs[-1].ack()
+
+    def _apply(self, msg: Msg) -> None:
         try:
             message = _decode(msg.data)
         except msgspec.DecodeError as exc:

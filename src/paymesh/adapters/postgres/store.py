@@ -5,9 +5,11 @@ A commit is one transaction (`changeset.py`); with the server's default
 database:
 
 - deliveries are leased with `FOR UPDATE SKIP LOCKED`, so two workers never take the same one;
-- the outbox is a plain read, and two dispatchers may route the same event at once: the
-  unique (event, rule, target) on deliveries keeps one delivery of each, and the second
-  dispatcher's insert does nothing;
+- relays to NATS claim outbox rows with a lease (`claim_outbox`, `FOR UPDATE SKIP LOCKED`),
+  so each publishes its own share instead of every relay reading every row;
+- without NATS each process's bus reads the outbox plainly, and two may route the same event
+  at once: the unique (event, rule, target) on deliveries keeps one delivery of each, and the
+  second one's insert does nothing;
 - `release_leases` frees every worker's leases: call it only where no other process runs.
 
 Lease and due times are the callers' clocks, as in every adapter: keep the hosts' clocks in
@@ -329,6 +331,24 @@ class PostgresStore:
     async def undelivered_events(self, limit: int) -> list[StoredEvent]:
         rows = await self._db.fetch(
             f"SELECT {_EVENT_COLS} FROM events WHERE NOT delivered ORDER BY seq LIMIT $1", limit
+        )
+        return [_event(row) for row in rows]
+
+    async def claim_outbox(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[StoredEvent]:
+        # As `claim_deliveries`: SKIP LOCKED passes over rows another relay is claiming right
+        # now; one whose claim has just committed is re-checked and fails the lease test, and
+        # one just marked delivered fails `NOT delivered`. RETURNING has no order: the CTE
+        # gives the batch back oldest first.
+        rows = await self._db.fetch(
+            f"WITH claimed AS (UPDATE events SET relay_lease_until = $2 WHERE seq IN"
+            f" (SELECT seq FROM events WHERE NOT delivered AND relay_lease_until <= $1"
+            f" ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING seq, {_EVENT_COLS})"
+            f" SELECT {_EVENT_COLS} FROM claimed ORDER BY seq",
+            now,
+            now + timedelta(seconds=lease_seconds),
+            limit,
         )
         return [_event(row) for row in rows]
 

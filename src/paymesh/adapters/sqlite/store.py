@@ -501,6 +501,12 @@ class SqliteStore:
         ).fetchall()
         return [_event(r) for r in rows]
 
+    async def claim_outbox(
+        self, now: datetime, lease_seconds: float, limit: int
+    ) -> list[StoredEvent]:
+        # One process owns the file, and its one bus never overlaps itself: no lease needed.
+        return await self.undelivered_events(limit)
+
     # -- ledger -----------------------------------------------------------------------------
 
     async def ledger_balances(self, merchant_id: str, today: date) -> Balances:

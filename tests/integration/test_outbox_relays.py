@@ -1,0 +1,177 @@
+"""Relays sharing one PostgreSQL outbox, on a real nats-server: each event is published once
+in total, not once per relay, and a relay that died holding events leaves them to another.
+
+Every publish is counted as it crosses the server: a plain subscriber on the events subject
+sees each message a relay sends, before JetStream's de-duplication keeps one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import cast
+
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+
+from paymesh.adapters.nats.bus import Layout, OutboxRelay, connect, ensure_streams
+from paymesh.adapters.postgres import PostgresStore
+from paymesh.domain.events import DomainEvent
+from paymesh.ports.store import Changeset
+from tests.support.nats import NatsServer
+from tests.support.postgres import PostgresServer
+
+_names = itertools.count()
+
+
+@dataclass
+class Deployment:
+    """Two API processes' relays (each its own pool and connection) over one database."""
+
+    url: str
+    dsn: str
+    layout: Layout
+    stores: list[PostgresStore] = field(default_factory=list)
+    connections: list[Client] = field(default_factory=list)
+    published: Counter[str] = field(default_factory=Counter)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def relay(self, lease_seconds: float = 30.0, poll_seconds: float = 0.5) -> OutboxRelay:
+        store = PostgresStore(self.dsn, min_size=1)
+        await store.open()
+        self.stores.append(store)
+        nc = await connect(self.url, f"relay-{len(self.stores)}")
+        self.connections.append(nc)
+        js = nc.jetstream()
+        await ensure_streams(js, self.layout)
+        return OutboxRelay(
+            store, js, self.layout, 50, poll_seconds=poll_seconds, lease_seconds=lease_seconds
+        )
+
+    async def count_publishes(self) -> None:
+        async def seen(msg: Msg) -> None:
+            self.published[(msg.headers or {})["Nats-Msg-Id"]] += 1
+            self.arrived.set()
+
+        nc = await connect(self.url, "publish-counter")
+        self.connections.append(nc)
+        await nc.subscribe(self.layout.events_subject, cb=seen)
+        await nc.flush()
+
+    async def commit_events(self, ids: list[str]) -> None:
+        now = datetime.now(UTC)
+        await self.stores[0].commit(
+            Changeset(
+                events=[DomainEvent("payment.succeeded", "pay_1", "m1", now, {}, id=i) for i in ids]
+            )
+        )
+
+    async def stream_messages(self) -> int:
+        info = await self.connections[0].jetstream().stream_info(self.layout.events_stream)
+        return int(info.state.messages)
+
+    async def close(self) -> None:
+        for nc in self.connections:
+            await nc.close()
+        for store in self.stores:
+            await store.close()
+
+
+@pytest.fixture
+async def deployment(
+    postgres: PostgresServer, nats_server: NatsServer
+) -> AsyncIterator[Deployment]:
+    n = next(_names)
+    d = Deployment(
+        nats_server.url,
+        await postgres.create_database(f"relays{n}"),
+        Layout(prefix=f"relays{n}"),  # streams of its own
+    )
+    yield d
+    await d.close()
+
+
+async def _published(d: Deployment, expected: int, within: float = 10.0) -> None:
+    """Until `expected` publishes were seen; then a moment more for a duplicate to show."""
+    async with asyncio.timeout(within):
+        while sum(d.published.values()) < expected:
+            d.arrived.clear()
+            await d.arrived.wait()
+    await asyncio.sleep(0.2)
+
+
+async def test_two_relays_publish_each_event_once_in_total(deployment: Deployment) -> None:
+    d = deployment
+    first, second = await d.relay(), await d.relay()
+    await d.count_publishes()
+    ids = [f"evt_{i:03d}" for i in range(400)]
+    await d.commit_events(ids)
+    # Both start on the same backlog at once, as two API processes' sweeps do.
+    shares = await asyncio.gather(first.relay_pending(), second.relay_pending())
+    await _published(d, len(ids))
+    assert await d.stores[0].undelivered_events(1) == []
+    assert d.published == Counter({i: 1 for i in ids})
+    assert sum(shares) == len(ids) and all(shares)  # both took a part, neither the other's
+    assert await d.stream_messages() == len(ids)
+
+
+async def test_events_a_dead_relay_held_are_published_by_another_after_its_lease(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    survivor = await d.relay(lease_seconds=2.0, poll_seconds=0.05)
+    await d.count_publishes()
+    ids = [f"held_{i}" for i in range(5)] + [f"free_{i}" for i in range(5)]
+    await d.commit_events(ids)
+    # A relay claims the oldest five, then its process dies before publishing them.
+    held = await d.stores[0].claim_outbox(datetime.now(UTC), 2.0, 5)
+    assert [e.id for e in held] == ids[:5]
+    task = asyncio.create_task(survivor.run())
+    try:
+        await _published(d, 5)
+        assert d.published == Counter({i: 1 for i in ids[5:]})  # the lease still holds
+        await _published(d, 10)
+        assert d.published == Counter({i: 1 for i in ids})
+        assert await d.stores[0].undelivered_events(10) == []
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class FailingOnce:
+    """A JetStream context whose first publish fails, as one does while NATS is away."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+        self.failed = False
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> object:
+        if not self.failed:
+            self.failed = True
+            raise NatsTimeout
+        return await self.js.publish(subject, payload, headers=headers)
+
+
+async def test_a_batch_that_failed_is_retried_by_its_relay_at_once_not_after_the_lease(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    relay = await d.relay(lease_seconds=600.0)
+    other = await d.relay()
+    await d.count_publishes()
+    relay.js = cast(JetStreamContext, FailingOnce(relay.js))
+    await d.commit_events(["e1", "e2", "e3"])
+    with pytest.raises(NatsTimeout):
+        await relay.relay_pending()
+    assert await other.relay_pending() == 0  # the batch is still this relay's
+    assert await relay.relay_pending() == 3  # its next pass, well inside the lease
+    await _published(d, 3)
+    assert set(d.published) == {"e1", "e2", "e3"}
+    assert await d.stores[0].undelivered_events(10) == []
