@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -60,6 +60,14 @@ $(WRK):
 # POST /v1/payments in the same run; prints payments/s, p50/p90/p99, and their ratio.
 bench-wrk: dev $(WRK)
 	$(BIN)/python -m benchmarks.wrk_payments --connections 64 --duration 10
+
+# Issue 18's memory target: RSS across 1,000,000 payments (about 3 hours at 100/s, a data dir
+# of about 10 GB in a temp dir); SOAK_PAYMENTS=50000 is a 14-minute look.
+SOAK_PAYMENTS ?= 1000000
+soak-memory: dev
+	mkdir -p soak-results
+	$(BIN)/python benchmarks/memory_soak.py --payments $(SOAK_PAYMENTS) --sandbox-process \
+		--json soak-results/soak.json --plot soak-results/soak.png
 
 test: dev lint $(CHROMIUM)
 	$(BIN)/pytest -n $(WORKERS)
