@@ -21,13 +21,17 @@ T = TypeVar("T")
 _Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 
-def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.done():  # the caller was cancelled; the write stands regardless
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for fut, result, error in outcomes:
+        if fut.done():  # the caller was cancelled; the write stands regardless
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
 
 
 class GroupCommitWriter:
@@ -86,5 +90,10 @@ class GroupCommitWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [(None, exc)] * len(batch)
+        # One wake-up of each caller's loop for the whole batch, not one per job: each is a
+        # write to the loop's self-pipe, and a batch holds a dozen jobs under load.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for (_job, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, fut, result, error)
+            by_loop.setdefault(loop, []).append((fut, result, error))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle, settled)

@@ -1,0 +1,70 @@
+"""The SQLite writer commits many callers' jobs together: each caller gets its own job's
+result or error, only after the commit, and one job's failure undoes only that job."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from paymesh.adapters.sqlite.writer import GroupCommitWriter
+
+
+def _writer(tmp_path: Path) -> GroupCommitWriter:
+    conn = sqlite3.connect(tmp_path / "w.db", check_same_thread=False, isolation_level=None)
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    return GroupCommitWriter(conn)
+
+
+def _count(tmp_path: Path) -> list[int]:
+    with sqlite3.connect(tmp_path / "w.db") as reader:
+        return [k for (k,) in reader.execute("SELECT k FROM t ORDER BY k")]
+
+
+async def test_concurrent_jobs_each_get_their_own_result_and_one_failure_stays_its_own(
+    tmp_path: Path,
+) -> None:
+    writer = _writer(tmp_path)
+
+    def insert(k: int) -> Callable[[sqlite3.Connection], int]:
+        def job(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO t (k, v) VALUES (?, 'x')", (k,))
+            if k == 7:
+                raise ValueError("job 7 refuses")
+            return k * 10
+
+        return job
+
+    try:
+        results = await asyncio.gather(
+            *(writer.submit(insert(k)) for k in range(200)), return_exceptions=True
+        )
+    finally:
+        await asyncio.to_thread(writer.close)
+    failed = [k for k, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == [7]
+    assert isinstance(results[7], ValueError) and str(results[7]) == "job 7 refuses"
+    assert [r for k, r in enumerate(results) if k != 7] == [k * 10 for k in range(200) if k != 7]
+    assert _count(tmp_path) == [k for k in range(200) if k != 7]
+
+
+async def test_a_cancelled_callers_write_stands(tmp_path: Path) -> None:
+    writer = _writer(tmp_path)
+
+    def slow(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t (k, v) VALUES (1, 'kept')")
+
+    try:
+        task = asyncio.create_task(writer.submit(slow))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # A later job in the same writer still settles normally.
+        assert await writer.submit(lambda conn: 42) == 42
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert _count(tmp_path) == [1]
