@@ -7,7 +7,8 @@ the engines that will score that card next: the feed carries both.
 
 Both calls are fire-and-forget: they are made in the payment path, so they never block and
 never raise. What is said reaches every other engine at least once, except what a process
-that dies still held or a full send queue dropped (`paymesh.adapters.nats.fraud_feed`). `NoFeed` is the embedded mode's: one process, one engine, nothing to share.
+that dies still held or a full send queue dropped (`paymesh.adapters.nats.fraud_feed`).
+`NoFeed` is the embedded mode's: one process, one engine, nothing to share.
 
 What a feed hears from the other processes it hands to a `FraudLearner`: this process's
 fraud engine (`paymesh.fraud.FraudEngine` is one), so the feed's adapter moves messages and
