@@ -268,6 +268,20 @@ class Cluster:
             procs.append(self.sandbox)
         return {p.name: p.pid for p in procs if p.alive()}
 
+    def component_pids(self) -> dict[str, list[int]]:
+        """Root pids by component (api, worker, sandbox, postgres, nats): each root's process
+        tree is the component's (PostgreSQL's backends are its postmaster's children)."""
+        found: dict[str, list[int]] = {}
+        for name, pid in self.pids().items():
+            found.setdefault(name.rstrip("0123456789"), []).append(pid)
+        if self.postgres is not None:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                pidfile = self.postgres.data_dir / "postmaster.pid"
+                found["postgres"] = [int(pidfile.read_text().split()[0])]
+        if self.nats is not None:
+            found["nats"] = [self.nats.process.pid]
+        return found
+
     # --- helpers ------------------------------------------------------------------------
 
     def _create_key(self) -> str:

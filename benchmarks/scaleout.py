@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.chaos import ledgers  # noqa: E402
 from benchmarks.cluster import Cluster  # noqa: E402
+from benchmarks.load.server import ProcessTree  # noqa: E402
 
 UNSETTLED = ("pending", "processing")
 console = Console()
@@ -397,23 +398,57 @@ async def run_audit(args: argparse.Namespace) -> int:
         await runner.cleanup()
 
 
+COMPONENTS = ("api", "worker", "sandbox", "postgres", "nats")
+
+
+def _cpu_seconds(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds so far of each component's processes (and their children)."""
+    spent: dict[str, float] = {}
+    for component, pids in cluster.component_pids().items():
+        usage = ProcessTree(pids).usage()
+        spent[component] = usage[0] if usage is not None else 0.0
+    return spent
+
+
+async def _database_bytes(cluster: Cluster) -> int | None:
+    if not cluster.dsn:
+        return None
+    conn = await asyncpg.connect(cluster.dsn)
+    try:
+        return int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+    finally:
+        await conn.close()
+
+
 async def bench_config(
     label: str, cluster: Cluster, rates: list[float], duration: float, seed: int
 ) -> list[dict[str, Any]]:
+    """One row per offered rate: achieved payments/s, API latency, and each component's CPU
+    milliseconds per payment over the rate's run and the drain after it (its bus work)."""
     rows = []
     try:
         await asyncio.to_thread(cluster.start)
         await asyncio.sleep(2)
         for n, rate in enumerate(rates):
             count = int(rate * duration)
+            before = _cpu_seconds(cluster)
+            size_before = await _database_bytes(cluster)
             started = time.monotonic()
             sent = await drive_load(
                 cluster.api_urls, cluster.api_key, count, rate, 0.0, seed * 1000 + n
             )
             elapsed = time.monotonic() - started
+            await asyncio.sleep(3)  # let the bus drain: its work is the payments' too
+            after = _cpu_seconds(cluster)
+            size_after = await _database_bytes(cluster)
             ok = sum(
                 1 for a in sent.answers.values() for status, _ in a if status in (200, 201, 402)
             )
+            cpu = {
+                f"{c} ms": round(1000 * (after.get(c, 0.0) - before.get(c, 0.0)) / max(ok, 1), 2)
+                for c in COMPONENTS
+                if c in after
+            }
             rows.append(
                 {
                     "mode": label,
@@ -422,13 +457,44 @@ async def bench_config(
                     "p50 ms": round(percentile(sent.latencies, 50) * 1000, 1),
                     "p99 ms": round(percentile(sent.latencies, 99) * 1000, 1),
                     "errors": sum(sent.errors.values()) + count - ok,
+                    **cpu,
+                    "DB bytes/payment": (
+                        round((size_after - size_before) / max(ok, 1))
+                        if size_after is not None and size_before is not None
+                        else None
+                    ),
                 }
             )
             console.print(rows[-1])
-            await asyncio.sleep(3)  # let the bus drain before the next rate
     finally:
         await asyncio.to_thread(cluster.stop)
     return rows
+
+
+def paper_model(rows: list[dict[str, Any]], targets: tuple[int, ...] = (1_500, 15_000)) -> Table:
+    """Cores and database growth for `targets` payments/s, from the measured per-payment costs
+    of each PostgreSQL + NATS configuration at its highest rate served in full (achieved at
+    least 95% of offered): cost times rate, nothing for coordination that more processes add."""
+    table = Table(title="paper model: what the per-payment costs above imply")
+    for column in ("from", "payments/s", "API cores", "worker cores", "PostgreSQL cores",
+                   "NATS cores", "sandbox cores", "all cores", "DB growth/day"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "from" else "right")
+    measured: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if "postgres ms" in r and r["achieved/s"] >= 0.95 * r["offered/s"]:
+            measured[r["mode"]] = r  # rates go up: the last one served in full wins
+    for mode, r in measured.items():
+        for target in targets:
+            cores = {c: r.get(f"{c} ms", 0.0) * target / 1000 for c in COMPONENTS}
+            per_day = (r.get("DB bytes/payment") or 0) * target * 86_400 / 1e12
+            table.add_row(
+                f"{mode} at {r['offered/s']:g}/s",
+                f"{target:,}",
+                *(f"{cores[c]:.1f}" for c in COMPONENTS),
+                f"{sum(cores.values()):.1f}",
+                f"{per_day:.2f} TB",
+            )
+    return table
 
 
 async def run_bench(args: argparse.Namespace) -> int:
@@ -445,17 +511,19 @@ async def run_bench(args: argparse.Namespace) -> int:
         console.print(f"[bold]{label}[/bold]")
         rows += await bench_config(label, cluster, rates, args.duration, args.seed)
     table = Table(
-        title=f"payments/s and API latency, {args.duration:g} s per rate; the PSP "
-        "sandboxes in their own process; 2 cores shared by everything"
+        title=f"payments/s, API latency and CPU ms per payment by component, {args.duration:g} s "
+        "per rate; the PSP sandboxes in their own process; 2 cores shared by everything"
     )
-    for column in rows[0]:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    for column in columns:
         table.add_column(column, justify="left" if column == "mode" else "right")
     baseline = {r["offered/s"]: r["achieved/s"] for r in rows if r["mode"].startswith("emb")}
     table.add_column("vs embedded", justify="right")
     for r in rows:
         base = baseline.get(r["offered/s"]) or 1.0
-        table.add_row(*(str(v) for v in r.values()), f"{r['achieved/s'] / base:.2f}")
+        table.add_row(*(str(r.get(c, "")) for c in columns), f"{r['achieved/s'] / base:.2f}")
     console.print(table)
+    console.print(paper_model(rows))
     if args.json:
         await asyncio.to_thread(Path(args.json).write_text, json.dumps(rows, indent=2))
     return 0
