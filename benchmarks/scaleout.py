@@ -476,8 +476,9 @@ def paper_model(rows: list[dict[str, Any]], targets: tuple[int, ...] = (1_500, 1
     of each PostgreSQL + NATS configuration at its highest rate served in full (achieved at
     least 95% of offered): cost times rate, nothing for coordination that more processes add."""
     table = Table(title="paper model: what the per-payment costs above imply")
-    for column in ("from", "payments/s", "API cores", "worker cores", "PostgreSQL cores",
-                   "NATS cores", "sandbox cores", "all cores", "DB growth/day"):  # fmt: skip
+    names = {"api": "API", "worker": "worker", "sandbox": "sandbox", "postgres": "PostgreSQL"}
+    columns = ["from", "payments/s", *(f"{names.get(c, c.upper())} cores" for c in COMPONENTS)]
+    for column in [*columns, "all cores", "DB growth/day"]:
         table.add_column(column, justify="left" if column == "from" else "right")
     measured: dict[str, dict[str, Any]] = {}
     for r in rows:
