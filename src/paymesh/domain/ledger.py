@@ -210,6 +210,25 @@ def book(
     ]
 
 
+def payout(
+    *, event_id: str, merchant_id: str, psp: str, currency: str, at: datetime, amount: int
+) -> LedgerTransaction:
+    """What the PSP paid out to the merchant's bank (`amount` > 0), or took from it (< 0: a
+    day whose refunds and disputes outweighed its charges, which Stripe and Adyen debit)."""
+    return LedgerTransaction(
+        id=f"txn_{event_id}_0",
+        merchant_id=merchant_id,
+        payment_id="",
+        psp=psp,
+        currency=currency,
+        kind=Move.PAYOUT,
+        created_at=at,
+        available_on=at.date(),  # the payout is the settlement itself: it leaves on its day
+        postings=_pair(Account.BANK, Account.PSP_RECEIVABLE, amount),
+        event_id=event_id,
+    )
+
+
 def fee_adjustment(txn: LedgerTransaction, charged: int, at: datetime) -> LedgerTransaction:
     """What books the fee the PSP `charged` on `txn` where the ledger booked `txn.fee`: the
     difference, from (or back to) what the PSP owes, into the fee account of the kind. Its

@@ -29,9 +29,8 @@ from paymesh.domain.ledger import (
     BALANCE_KINDS,
     LedgerTransaction,
     Move,
-    Movement,
-    book,
     fee_adjustment,
+    payout,
 )
 from paymesh.domain.payment import Payment
 from paymesh.domain.reconciliation import Discrepancy, Reconciliation, reconcile
@@ -146,9 +145,11 @@ def payouts_to_book(
     """The payouts of a day that reconciled with nothing open, booked per merchant: each gets
     the nets of its transactions the report settled, with their fee `adjustments` (so the
     merchants' payouts add up to the PSP's), moved from `psp_receivable` to `bank` on the
-    payout's day. A day with anything open books none until a later run finds it clean:
-    money is not moved in the books on a report that does not agree with them. Ids derive
-    from the payout line: booking twice is booking once."""
+    payout's day; a merchant whose share is negative (more refunded and disputed than
+    charged) has it taken from its bank, as the PSP does. A day with anything open books
+    none until a later run finds it clean: money is not moved in the books on a report that
+    does not agree with them. Ids derive from the payout line: booking twice is booking
+    once."""
     if result.open or not report.payouts:
         return []
     pending = {t.id for t in result.unsettled}
@@ -164,16 +165,18 @@ def payouts_to_book(
         for t in settled:
             if t.currency == line.currency:
                 shares[t.merchant_id] += t.net
-        for merchant, amount in sorted(shares.items()):
-            booked += book(
+        booked += [
+            payout(
                 event_id=f"payout_{report.psp}_{line.line_id}_{merchant}",
                 merchant_id=merchant,
-                payment_id="",
                 psp=report.psp,
                 currency=line.currency,
                 at=line.created,
-                movements=(Movement(Move.PAYOUT, amount),),
+                amount=amount,
             )
+            for merchant, amount in sorted(shares.items())
+            if amount  # a merchant whose day nets to nothing moves nothing
+        ]
     return booked
 
 
