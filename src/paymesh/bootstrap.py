@@ -584,7 +584,12 @@ def build_api(
         task.add_done_callback(background.discard)
 
     webhooks = WebhookService(
-        core.store, core.connectors, utcnow, core.on_commit, on_processing=drive_soon
+        core.store,
+        core.connectors,
+        utcnow,
+        core.on_commit,
+        on_processing=drive_soon,
+        answers=payments.answers,
     )
     return ApiProcess(
         core=core,

@@ -9,6 +9,7 @@ the whole server over HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -41,6 +42,7 @@ from paymesh.sandbox.paypal import PayPalSandbox, PayPalSandboxSettings, Signing
 from paymesh.sandbox.paypal.signing import signed_message
 from paymesh.sandbox.stripe import StripeSandbox, StripeSandboxSettings
 from paymesh.service.errors import PspUnavailable, StateConflict
+from paymesh.service.payments.answers import AnswersInFlight
 from paymesh.service.reviews import ReviewService
 from paymesh.service.webhooks import WebhookService
 from tests.contract.store_contract import save
@@ -600,6 +602,58 @@ async def test_a_stripe_dispute_racing_our_own_answer_is_refused_then_applied(
     assert await service.receive("stripe", headers, body) == ["applied"]  # Stripe's redelivery
     after = await stored(store, p)
     assert after.status == S.DISPUTED and after.dispute is not None
+
+
+async def test_a_webhook_overtaking_an_answer_awaited_here_waits_for_it_and_applies(
+    store: SqliteStore, connectors: dict[str, Connector], inbox: WebhookInbox
+) -> None:
+    """The same race, with the answer on its way in this process: the webhook waits for it
+    instead of a 409 and a second delivery, then is applied under the same rules."""
+    answers = AnswersInFlight()
+    service = WebhookService(store, connectors, now, on_commit=lambda: None, answers=answers)
+    p = new_payment("stripe")
+    p.payment_method = "pm_card_createDispute"
+    await save(store, p)
+    answer = await connectors["stripe"].authorize(request_for(p, method=p.payment_method))
+    ref = str(answer.connector_payment_id)
+    headers, body = await inbox.wait_for(
+        lambda _h, b: ref.encode() in b and b'"charge.dispute.created"' in b
+    )
+
+    async def record_the_answer() -> None:
+        with answers.awaiting(p.id):
+            await asyncio.sleep(0.05)  # the webhook arrives meanwhile
+            recorded = await stored(store, p)
+            recorded.apply_psp_outcome(answer, now())
+            await save(store, recorded)
+
+    recording = asyncio.create_task(record_the_answer())
+    await asyncio.sleep(0)  # the answer is awaited from here on
+    assert await service.receive("stripe", headers, body) == ["applied"]
+    await recording
+    after = await stored(store, p)
+    assert after.status == S.DISPUTED and after.connector_payment_id == ref
+
+
+async def test_an_awaited_answer_that_does_not_come_in_time_leaves_the_webhook_refused(
+    store: SqliteStore, connectors: dict[str, Connector], inbox: WebhookInbox
+) -> None:
+    answers = AnswersInFlight()
+    service = WebhookService(
+        store, connectors, now, on_commit=lambda: None, answers=answers, answer_wait=0.05
+    )
+    p = new_payment("stripe")
+    await save(store, p)
+    answer = await connectors["stripe"].authorize(request_for(p))
+    ref = str(answer.connector_payment_id)
+    headers, body = await inbox.wait_for(
+        lambda _h, b: ref.encode() in b and b'"payment_intent.succeeded"' in b
+    )
+    # The PSP call is still running here, and stays so.
+    with answers.awaiting(p.id), pytest.raises(StateConflict) as refused:
+        await service.receive("stripe", headers, body)
+    assert refused.value.code == "payment_not_ready"
+    assert (await stored(store, p)).status == S.PENDING
 
 
 async def test_a_paypal_dispute_is_tied_to_its_payment_by_paypals_capture(

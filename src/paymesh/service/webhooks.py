@@ -56,6 +56,7 @@ from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import Connector, PspError, RefundUpdate, WebhookEvent
 from paymesh.ports.store import AlreadyProcessed, Changeset, Store, VersionConflict
 from paymesh.service.errors import PspUnavailable, StateConflict
+from paymesh.service.payments.answers import AnswersInFlight
 from paymesh.tracing import context_of, stamp, traced
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,11 @@ class WebhookService:
         clock: Callable[[], datetime],
         on_commit: Callable[[], None],
         on_processing: Callable[[Payment], None] = lambda p: None,
+        answers: AnswersInFlight | None = None,
+        answer_wait: float = 5.0,
     ) -> None:
+        """`answers`: the PSP answers this process awaits (`PaymentService.answers`); a webhook
+        that overtakes one waits up to `answer_wait` seconds for it before it is refused."""
         self.store = store
         self.connectors = connectors
         self.clock = clock
@@ -79,6 +84,8 @@ class WebhookService:
         # A PSP that says "processing" may be waiting on us (PayPal: the buyer approved the
         # order, which moves no money until it is captured): ask it again at once.
         self.on_processing = on_processing
+        self.answers = answers if answers is not None else AnswersInFlight()
+        self.answer_wait = answer_wait
 
     async def receive(self, psp: str, headers: dict[str, str], body: bytes) -> list[str]:
         """Verify, confirm and apply; returns one word per event (see the module doc).
@@ -190,6 +197,13 @@ class WebhookService:
 
     async def apply(self, psp: str, event: WebhookEvent) -> str:
         found = await self._owner(psp, event)
+        if (
+            found == "unbound"
+            and isinstance(event.payment_id, str)
+            and await self.answers.recorded(event.payment_id, self.answer_wait)
+        ):
+            # It overtook our own request's answer, which this process has now recorded.
+            found = await self._owner(psp, event)
         if isinstance(found, str):
             return found
         with await self._in_payment_trace(psp, event, found) as span:

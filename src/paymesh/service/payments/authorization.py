@@ -19,6 +19,7 @@ from paymesh.domain.payment import Failure, Payment, PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, PspError
 from paymesh.ports.store import IdempotencyWrite
+from paymesh.service.payments.answers import AnswersInFlight
 from paymesh.service.payments.psp_caller import PspCaller, psp_key
 from paymesh.service.payments.unit_of_work import PaymentWrites
 
@@ -30,11 +31,17 @@ Completion = Callable[[Payment], IdempotencyWrite | None]
 
 class AuthorizationDriver:
     def __init__(
-        self, writes: PaymentWrites, psp: PspCaller, clock: Callable[[], datetime]
+        self,
+        writes: PaymentWrites,
+        psp: PspCaller,
+        clock: Callable[[], datetime],
+        answers: AnswersInFlight | None = None,
     ) -> None:
         self.writes = writes
         self.psp = psp
         self.clock = clock
+        #: Where a webhook that overtakes the PSP's answer learns that it is on its way.
+        self.answers = answers if answers is not None else AnswersInFlight()
 
     async def drive(
         self, payment: Payment, first_send: bool = False, completion: Completion = lambda p: None
@@ -47,10 +54,13 @@ class AuthorizationDriver:
         Only on the `first_send` of an authorisation can a PSP error prove nothing was
         charged; a resend after a crash may follow a send that did reach the PSP.
         """
-        while True:
-            payment, committed, failed_over = await self._one_psp(payment, first_send, completion)
-            if not failed_over:
-                return payment, committed
+        with self.answers.awaiting(payment.id):
+            while True:
+                payment, committed, failed_over = await self._one_psp(
+                    payment, first_send, completion
+                )
+                if not failed_over:
+                    return payment, committed
 
     async def retry(self, payment: Payment, max_attempts: int) -> Payment:
         """A new attempt after a retryable failure, sent at once (a new PSP key)."""

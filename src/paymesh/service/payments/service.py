@@ -13,6 +13,7 @@ from paymesh.ports.connector import Connector
 from paymesh.ports.risk import RiskScorer
 from paymesh.ports.store import Changeset, IdempotencyStore, IdempotencyWrite
 from paymesh.service.circuit import CircuitBreakers
+from paymesh.service.payments.answers import AnswersInFlight
 from paymesh.service.payments.authorization import AuthorizationDriver
 from paymesh.service.payments.cancel import CancelPaymentHandler
 from paymesh.service.payments.capture import CapturePaymentHandler
@@ -53,7 +54,8 @@ class PaymentService:
         self.writes = PaymentWrites(store, on_commit)
         self.psp = PspCaller(connectors, breakers or CircuitBreakers())
         idempotent = Idempotent(store, self.writes, clock)
-        self.authorization = AuthorizationDriver(self.writes, self.psp, clock)
+        self.answers = AnswersInFlight()
+        self.authorization = AuthorizationDriver(self.writes, self.psp, clock, self.answers)
         self.refunds = RefundDriver(self.writes, self.psp, clock)
         self.creating = CreatePaymentHandler(
             self.writes,
