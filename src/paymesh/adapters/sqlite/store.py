@@ -7,8 +7,10 @@ and WAL readers never wait for the writer.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -278,11 +280,20 @@ _EVENT_COLS = "id, merchant_id, payment_id, type, time_us, envelope"
 _DELIVERY_COLS = "id, event_id, merchant_id, rule, status, attempts, next_attempt_us, doc"
 
 
+@dataclass
+class _DeliverySaves:
+    """Delivery saves gathered for one writer job, and the task that writes them."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    flush: asyncio.Task[None] | None = None
+
+
 class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._reader: sqlite3.Connection | None = None
         self._writer: GroupCommitWriter | None = None
+        self._saves = _DeliverySaves()
 
     async def open(self) -> None:
         # A directory made here is the owner's alone, like the file (schema.owner_only).
@@ -656,19 +667,33 @@ class SqliteStore:
         return int(cur.rowcount)
 
     async def save_delivery(self, delivery: Delivery) -> None:
+        # Attempts end in bunches (the writer settles a whole commit's callers at once), and
+        # a payment makes about seven: the saves of one turn of the loop go to the writer as
+        # one job. Each caller returns once that job is committed, as before.
         d = delivery
+        row = (
+            d.status,
+            d.attempts,
+            to_micros(d.next_attempt_at),
+            to_micros(d.history[-1].at if d.history else d.created_at),
+            delivery_to_doc(d),
+            d.id,
+        )
+        batch = self._saves
+        batch.rows.append(row)
+        if batch.flush is None:
+            batch.flush = asyncio.get_running_loop().create_task(self._save_deliveries(batch))
+        # Shielded: a caller cancelled while waiting must not cancel the others' write.
+        await asyncio.shield(batch.flush)
+
+    async def _save_deliveries(self, batch: _DeliverySaves) -> None:
+        await asyncio.sleep(0)  # the other attempts ending in this turn join the batch
+        self._saves = _DeliverySaves()
         await self._write(
-            lambda conn: conn.execute(
+            lambda conn: conn.executemany(
                 "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_us = ?,"
                 " locked_until_us = 0, updated_us = ?, doc = ? WHERE id = ?",
-                (
-                    d.status,
-                    d.attempts,
-                    to_micros(d.next_attempt_at),
-                    to_micros(d.history[-1].at if d.history else d.created_at),
-                    delivery_to_doc(d),
-                    d.id,
-                ),
+                batch.rows,
             )
         )
 
