@@ -4,8 +4,6 @@ caller still returns only once it is, and a caller that gives up does not undo t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +14,8 @@ from tests.contract.store_contract import T0
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "paymesh.db")
-    await s.open()
-    yield s
-    await s.close()
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    return sqlite_store
 
 
 def _count_jobs(store: SqliteStore) -> list[int]:

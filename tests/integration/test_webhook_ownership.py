@@ -576,6 +576,22 @@ async def test_a_paypal_webhook_paypal_cannot_confirm_now_is_refused_for_a_later
         await dead.aclose()
 
 
+async def _disputed_before_our_answer(
+    store: SqliteStore, connectors: dict[str, Connector], inbox: WebhookInbox
+) -> tuple[Payment, PspOutcome, tuple[dict[str, str], bytes]]:
+    """A payment with the dispute card, stored; Stripe's answer to it, not recorded yet; and
+    Stripe's `charge.dispute.created` webhook about it."""
+    p = new_payment("stripe")
+    p.payment_method = "pm_card_createDispute"
+    await save(store, p)
+    answer = await connectors["stripe"].authorize(request_for(p, method=p.payment_method))
+    ref = str(answer.connector_payment_id)
+    webhook = await inbox.wait_for(
+        lambda _h, b: ref.encode() in b and b'"charge.dispute.created"' in b
+    )
+    return p, answer, webhook
+
+
 async def test_a_stripe_dispute_racing_our_own_answer_is_refused_then_applied(
     service: WebhookService,
     store: SqliteStore,
@@ -584,14 +600,7 @@ async def test_a_stripe_dispute_racing_our_own_answer_is_refused_then_applied(
 ) -> None:
     # The dispute card is disputed at capture: Stripe's webhook can beat our own answer to the
     # store. It names only the PaymentIntent, so it must not be taken for nobody's payment.
-    p = new_payment("stripe")
-    p.payment_method = "pm_card_createDispute"
-    await save(store, p)
-    answer = await connectors["stripe"].authorize(request_for(p, method=p.payment_method))
-    ref = str(answer.connector_payment_id)
-    headers, body = await inbox.wait_for(
-        lambda _h, b: ref.encode() in b and b'"charge.dispute.created"' in b
-    )
+    p, answer, (headers, body) = await _disputed_before_our_answer(store, connectors, inbox)
     with pytest.raises(StateConflict) as refused:  # our answer is not stored yet
         await service.receive("stripe", headers, body)
     assert refused.value.code == "payment_not_ready"
@@ -611,14 +620,8 @@ async def test_a_webhook_overtaking_an_answer_awaited_here_waits_for_it_and_appl
     instead of a 409 and a second delivery, then is applied under the same rules."""
     answers = AnswersInFlight()
     service = WebhookService(store, connectors, now, on_commit=lambda: None, answers=answers)
-    p = new_payment("stripe")
-    p.payment_method = "pm_card_createDispute"
-    await save(store, p)
-    answer = await connectors["stripe"].authorize(request_for(p, method=p.payment_method))
+    p, answer, (headers, body) = await _disputed_before_our_answer(store, connectors, inbox)
     ref = str(answer.connector_payment_id)
-    headers, body = await inbox.wait_for(
-        lambda _h, b: ref.encode() in b and b'"charge.dispute.created"' in b
-    )
 
     async def record_the_answer() -> None:
         with answers.awaiting(p.id):
