@@ -204,7 +204,8 @@ class Cluster:
                     "--log-level",
                     "warning",
                 ],
-                env,
+                # Its own place in the fraud feed, kept across a restart of the same process.
+                {**env, "PAYMESH_FRAUD_FEED_CONSUMER": f"fraud-api{i}"},
                 self.root / f"api{i}.log",
             )
             proc.spawn()
@@ -224,7 +225,7 @@ class Cluster:
                     "--metrics-port",
                     str(metrics_port),
                 ],
-                env,
+                {**env, "PAYMESH_FRAUD_FEED_CONSUMER": f"fraud-worker{i}"},
                 self.root / f"worker{i}.log",
             )
             proc.spawn()

@@ -354,7 +354,7 @@ def build_core(
         from paymesh.adapters.nats.fraud_feed import NatsFraudFeed
 
         nc = Client()
-        feed = NatsFraudFeed(nc, engine)
+        feed = NatsFraudFeed(nc, engine, consumer=settings.fraud_feed_consumer)
     breakers = CircuitBreakers()
     # Failover order when a merchant has no table: the configured PSPs, Stripe first.
     routing = RoutingService(

@@ -106,6 +106,10 @@ class Settings:
     nats_prefix: str = "paymesh"  # stream and consumer names; deployments sharing a server
     #: Seconds a dead worker's unacknowledged deliveries wait before another worker takes them.
     nats_ack_wait: float = 60.0
+    #: This process's place in the fraud feed's stream: the same name after a restart resumes
+    #: what the others said meanwhile. One name per process (two sharing one would split the
+    #: messages between them); None: a fresh name each start, from new messages on.
+    fraud_feed_consumer: str | None = None
     # -- customer confirmations (paymesh.service.confirmations) --------------------------
     #: The mail server confirmations are sent through; None: emails are recorded, not sent
     #: (live mode says so at start).
@@ -167,6 +171,7 @@ class Settings:
             "bus": _env("BUS"),
             "nats_prefix": _env("NATS_PREFIX", cls.nats_prefix),
             "nats_ack_wait": float(_env("NATS_ACK_WAIT", str(cls.nats_ack_wait)) or 60),
+            "fraud_feed_consumer": _env("FRAUD_FEED_CONSUMER") or None,
             "smtp_host": _env("SMTP_HOST") or None,
             "smtp_port": int(_env("SMTP_PORT") or 0) or None,
             "smtp_security": (_env("SMTP_SECURITY") or cls.smtp_security).strip().lower(),
