@@ -31,21 +31,26 @@ PSPS = ("stripe", "adyen", "paypal")
 T = TypeVar("T")
 
 
+def _create(client: httpx.Client, psp: str, amount: int, method: str) -> dict[str, object]:
+    answer = client.post(
+        "/v1/payments",
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+        json={
+            "amount": amount,
+            "currency": "usd",
+            "customer_id": "cus_rec",
+            "payment_method": method,
+            "connector": psp,
+        },
+    )
+    assert answer.status_code in (200, 201), answer.text
+    created: dict[str, object] = answer.json()
+    return created
+
+
 def _pay(server: Server, psp: str, amount: int) -> dict[str, object]:
     with server.client() as client:
-        answer = client.post(
-            "/v1/payments",
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-            json={
-                "amount": amount,
-                "currency": "usd",
-                "customer_id": "cus_rec",
-                "payment_method": "pm_card_visa",
-                "connector": psp,
-            },
-        )
-        assert answer.status_code in (200, 201), answer.text
-        payment: dict[str, object] = answer.json()
+        payment = _create(client, psp, amount, "pm_card_visa")
         deadline = time.monotonic() + 15
         while payment["status"] != "succeeded" and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -233,19 +238,7 @@ def _disputed_and_won(server: Server, psp: str, amount: int) -> str:
     """A payment captured with the dispute card, its dispute won at the PSP (the sandbox
     playing the bank) and applied by paymesh from the PSP's webhooks: its id."""
     with server.client() as client:
-        answer = client.post(
-            "/v1/payments",
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-            json={
-                "amount": amount,
-                "currency": "usd",
-                "customer_id": "cus_rec",
-                "payment_method": "pm_card_createDispute",
-                "connector": psp,
-            },
-        )
-        assert answer.status_code in (200, 201), answer.text
-        payment_id = str(answer.json()["id"])
+        payment_id = str(_create(client, psp, amount, "pm_card_createDispute")["id"])
         dispute = f"/v1/disputes/dsp_{payment_id.removeprefix('pay_')}"
         opened = _poll(lambda: client.get(dispute), lambda r: r.status_code == 200)
         assert opened.status_code == 200, f"{psp}: the dispute never opened: {opened.text}"

@@ -40,6 +40,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
@@ -181,15 +182,17 @@ def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
     original = item.original_reference or None
     merchant_reference = item.merchant_reference or None
     amount, currency = item.amount.value, item.amount.currency
-    event_id = f"{code}:{ref}:{item.success}"
-    created = _created(item.event_date, now)
+    # What every event of this item says: which notification, when, in which currency.
+    about = partial(
+        WebhookEvent,
+        psp_event_id=f"{code}:{ref}:{item.success}",
+        created=_created(item.event_date, now),
+        currency=currency,
+    )
     if code == "AUTHORISATION":
         if success:
             # Held until the payment's own capture mode says otherwise (see the module doc).
-            return WebhookEvent(
-                psp_event_id=event_id,
-                created=created,
-                currency=currency,
+            return about(
                 payment_id=merchant_reference,
                 connector_payment_id=ref,
                 amount=amount,
@@ -203,10 +206,7 @@ def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
             retryable=False,
             decline_code=refused.decline_code,
         )
-        return WebhookEvent(
-            psp_event_id=event_id,
-            created=created,
-            currency=currency,
+        return about(
             payment_id=merchant_reference,
             connector_payment_id=ref,
             amount=amount,
@@ -216,20 +216,14 @@ def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
         outcome = PspOutcome(
             status=S.SUCCEEDED, connector_payment_id=original, amount_received=amount
         )
-        return WebhookEvent(
-            psp_event_id=event_id,
-            created=created,
-            currency=currency,
+        return about(
             payment_id=merchant_reference,
             connector_payment_id=original,
             outcome=outcome,
         )
     if code == "CANCELLATION" and success:
         outcome = PspOutcome(status=S.CANCELED, connector_payment_id=original)
-        return WebhookEvent(
-            psp_event_id=event_id,
-            created=created,
-            currency=currency,
+        return about(
             payment_id=merchant_reference,
             connector_payment_id=original,
             outcome=outcome,
@@ -243,10 +237,7 @@ def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
             succeeded=succeeded,
             failure_reason=None if succeeded else item.reason or code,
         )
-        return WebhookEvent(
-            psp_event_id=event_id,
-            created=created,
-            currency=currency,
+        return about(
             payment_id=None,
             connector_payment_id=original,
             refund=refund,
@@ -254,19 +245,13 @@ def _event(item: NotificationItem, now: datetime) -> WebhookEvent | None:
     if code in _VERDICTS and success:
         # Adyen's docs call CHARGEBACK_REVERSED "not final": an issuer may still present a
         # second chargeback. The funds are back when it is sent, and that is what we book.
-        return WebhookEvent(
-            psp_event_id=event_id,
-            created=created,
-            currency=currency,
+        return about(
             payment_id=merchant_reference,
             connector_payment_id=original,
             dispute_closed=(ref, _VERDICTS[code]),
         )
     if code == "CHARGEBACK":
-        return WebhookEvent(
-            psp_event_id=event_id,
-            created=created,
-            currency=currency,
+        return about(
             payment_id=merchant_reference,
             connector_payment_id=original,
             dispute=(ref, amount, item.reason or None),

@@ -30,6 +30,7 @@ from paymesh.domain.ledger import Move, schedule
 from paymesh.sandbox.settlement import BalanceEntry, DayReport, entry_id, major, priced
 from paymesh.sandbox.stripe.accounts import Account, Accounts, Ledger
 from paymesh.sandbox.stripe.audit import REFERENCE_KEY
+from paymesh.sandbox.stripe.objects import Dispute, Refund
 
 __all__ = ["COLUMNS", "balance_entries", "write_report"]
 
@@ -100,35 +101,11 @@ def _account_entries(account: Account) -> Iterator[BalanceEntry]:
             created=_at(event.created),
         )
     for refund in _all(account.refunds):
-        if refund.status != "succeeded":
-            continue
-        intent_id = refund.payment_intent or ""
-        gross, fee = priced("stripe", Move.REFUND, refund.amount)
-        yield BalanceEntry(
-            id=entry_id("txn_", refund.id),
-            kind=Move.REFUND,
-            psp_reference=intent_id,
-            source_id=refund.id,
-            merchant_reference=references.get(intent_id, ""),
-            currency=refund.currency,
-            gross=gross,
-            fee=fee,
-            created=_at(refund.created),
-        )
+        if refund.status == "succeeded":
+            yield _entry_of(Move.REFUND, refund, references)
     for dispute in _all(account.disputes):
-        intent_id = dispute.payment_intent or ""
-        gross, fee = priced("stripe", Move.DISPUTE, dispute.amount)
-        yield BalanceEntry(
-            id=entry_id("txn_", dispute.id),
-            kind=Move.DISPUTE,
-            psp_reference=intent_id,
-            source_id=dispute.id,
-            merchant_reference=references.get(intent_id, ""),
-            currency=dispute.currency,
-            gross=gross,
-            fee=fee,
-            created=_at(dispute.created),
-        )
+        opened = _entry_of(Move.DISPUTE, dispute, references)
+        yield opened
         for reversal in dispute.balance_transactions:
             if reversal.get("reporting_category") != "dispute_reversal":
                 continue
@@ -136,9 +113,9 @@ def _account_entries(account: Account) -> Iterator[BalanceEntry]:
             yield BalanceEntry(
                 id=reversal["id"],
                 kind=Move.DISPUTE_WON,
-                psp_reference=intent_id,
+                psp_reference=opened.psp_reference,
                 source_id=dispute.id,
-                merchant_reference=references.get(intent_id, ""),
+                merchant_reference=opened.merchant_reference,
                 currency=reversal["currency"],
                 gross=int(reversal["amount"]),
                 fee=int(reversal["fee"]),
@@ -153,6 +130,23 @@ _CATEGORY = {
     Move.DISPUTE_WON: "dispute_reversal",
     Move.PAYOUT: "payout",
 }
+
+
+def _entry_of(kind: Move, obj: Refund | Dispute, references: dict[str, str]) -> BalanceEntry:
+    """The balance transaction of a refund or a dispute: its own id, against its intent."""
+    intent_id = obj.payment_intent or ""
+    gross, fee = priced("stripe", kind, obj.amount)
+    return BalanceEntry(
+        id=entry_id("txn_", obj.id),
+        kind=kind,
+        psp_reference=intent_id,
+        source_id=obj.id,
+        merchant_reference=references.get(intent_id, ""),
+        currency=obj.currency,
+        gross=gross,
+        fee=fee,
+        created=_at(obj.created),
+    )
 
 
 def write_report(report: DayReport) -> str:
