@@ -34,7 +34,9 @@ from typing import Any
 
 from paymesh.fraud.evaluation import evaluate
 from paymesh.fraud.generator import generate_episodes, outcomes, replay_records
+from paymesh.fraud.model import load_model
 from paymesh.fraud.replay import replay
+from paymesh.fraud.scorer import FraudEngine
 
 
 def _pct(x: float) -> str:
@@ -49,6 +51,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(
         f"{'attack':22} {'txns':>5} {'precis.':>7} {'recall':>7} {'PR-AUC':>7} {'blocked':>7}"
         f" {'episodes':>8} {'caught':>7} {'before 1st alert: mean':>22} {'median':>6}"
+        f" {'after delay':>11}"
     )
     for attack, f in report["attacks"].items():
         print(
@@ -56,12 +59,14 @@ def print_report(report: dict[str, Any]) -> None:
             f" {_num(f['pr_auc']):>7} {_pct(f['blocked']):>7} {f['episodes']:8d}"
             f" {_pct(f['episodes_caught']):>7} {_num(f['attempts_before_alert_mean']):>22}"
             f" {_num(f['attempts_before_alert_median']):>6}"
+            f" {_pct(f.get('recall_after_delay', float('nan'))):>11}"
         )
     f = report["all_attacks"]
     print(
         f"{'all attacks':22} {f['transactions']:5d} {_pct(f['precision']):>7}"
         f" {_pct(f['recall']):>7} {_num(f['pr_auc']):>7}"
     )
+    print(f"alerts per 1,000 payments: {report['alerts_per_1000']:.1f}")
     print(f"\n{'legitimate':22} {'txns':>7} {'alerted':>8} {'blocked':>8}")
     rows = {
         **report["lookalikes"],
@@ -76,6 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=50_000, help="transactions (default 50,000)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--model", default="packaged", help='the learned model: "packaged", "none" or a file'
+    )
     parser.add_argument("--live", action="store_true", help="approvals/declines as feedback")
     parser.add_argument("--no-disputes", action="store_true", help="feed no disputes")
     parser.add_argument("--repeat", type=int, default=3, help="replay passes (default 3)")
@@ -96,7 +104,8 @@ def main() -> None:
         scores: list[int] = []
         decisions: list[str] = []
         started = time.perf_counter()
-        for result in replay(lines, "jsonl"):  # a fresh engine each pass
+        engine = FraudEngine(model=load_model(args.model))  # a fresh engine each pass
+        for result in replay(lines, "jsonl", engine):
             scores.append(result["risk_score"])
             decisions.append(result["decision"])
         rates.append(len(scores) / (time.perf_counter() - started))
@@ -115,7 +124,8 @@ def main() -> None:
     )
     labels = [label for _, label in stream]
     episodes = [episode_of.get(txn.transaction_id, "") for txn, _ in stream]
-    report = evaluate(labels, episodes, scores, decisions)
+    times = [txn.timestamp for txn, _ in stream]
+    report = evaluate(labels, episodes, scores, decisions, timestamps=times)
     print_report(report)
     if args.json:
         figures = {

@@ -39,6 +39,7 @@ from paymesh.connectors.transport import HttpTransport
 from paymesh.domain.payment import Payment
 from paymesh.fraud import FraudEngine, FraudRiskScorer
 from paymesh.fraud import RuleSet as FraudRuleSet
+from paymesh.fraud.model import load_model
 from paymesh.ports.bus import DEFAULT, Rule, Target
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.connector import Connector
@@ -345,7 +346,7 @@ def build_core(
         if settings.fraud_rules
         else FraudRuleSet.default()
     )
-    engine = FraudEngine(rules)
+    engine = FraudEngine(rules, model=load_model(settings.fraud_model))
     nc: Client | None = None
     feed: NatsFraudFeed | None = None
     if settings.uses_nats:

@@ -100,6 +100,9 @@ class Settings:
     #: private, link-local): for development only. Empty: public addresses only.
     target_allowlist: tuple[str, ...] = ()
     fraud_rules: Path | None = None  # a fraud rules file (JSON); None: the packaged defaults
+    #: The learned fraud model: "packaged" (the one paymesh ships), "none" (the rules alone),
+    #: or the path of a model file that `paymesh fraud train` wrote.
+    fraud_model: str = "packaged"
     #: nats://host:port: the event bus on NATS JetStream (scale-out, with PostgreSQL); None:
     #: the bus in the database, dispatched by the server itself.
     bus: str | None = None
@@ -168,6 +171,7 @@ class Settings:
                 h.strip() for h in (_env("TARGET_ALLOWLIST") or "").split(",") if h.strip()
             ),
             "fraud_rules": _env("FRAUD_RULES"),
+            "fraud_model": _env("FRAUD_MODEL", cls.fraud_model),
             "bus": _env("BUS"),
             "nats_prefix": _env("NATS_PREFIX", cls.nats_prefix),
             "nats_ack_wait": float(_env("NATS_ACK_WAIT", str(cls.nats_ack_wait)) or 60),

@@ -598,6 +598,7 @@ def fraud_rules(path: Path) -> Path:
             "name": "test: review this amount",
             "factor": "test_review",
             "weight": 75,
+            "override": True,  # at least a review, whatever the learned model scores
             "when": ["amount", "==", REVIEW_AMOUNT],
         }
     )

@@ -1,8 +1,9 @@
 """Fraud in the payment path, end to end: block, hold for review, approve/reject, alerts from
 the stream, decline feedback, and learned features surviving a restart.
 
-The server runs the real fraud engine with the default rules plus two test rules keyed on
-amount, so a test can ask for a `review` (score 75) or a `block` (score 95) on purpose.
+The server runs the real fraud engine (the packaged model and the default rules) plus two
+overriding test rules keyed on amount, so a test can ask for a `review` (score 75) or a
+`block` (95) on purpose: an overriding rule's weight is a floor under the model's score.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ def fraud_server(tmp_path: Path) -> Iterator[Server]:
             "name": "test: review this amount",
             "factor": "test_review",
             "weight": 75,
+            "override": True,  # a hard rule: beside the learned model, it still decides
             "when": ["amount", "==", REVIEW_AMOUNT],
         },
         {
             "name": "test: block this amount",
             "factor": "test_block",
             "weight": 95,
+            "override": True,
             "when": ["amount", "==", BLOCK_AMOUNT],
         },
     ]
@@ -218,7 +221,7 @@ def test_declines_fed_back_from_the_stream_raise_the_card_testing_score(
 def test_learned_features_survive_a_restart(tmp_path: Path) -> None:
     customer = "cus_returning"
     with_device = {"device_id": "dev-phone-1", "country": "FR"}
-    servers = start(tmp_path)
+    servers = start(tmp_path, fraud_model="none")  # the rules' factors name the features
     server = next(servers)
     other_device = {"device_id": "dev-laptop-2", "country": "FR"}
     with server.client() as c:

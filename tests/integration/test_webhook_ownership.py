@@ -734,6 +734,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
             "name": "test: review this amount",
             "factor": "test_review",
             "weight": 75,
+            "override": True,  # at least a review, whatever the learned model scores
             "when": ["amount", "==", REVIEW_AMOUNT],
         }
     )

@@ -261,8 +261,16 @@ def test_amount_stats_in_any_order_equal_time_order(
 
 
 # Order-dependent by design, not windows: the moving mean takes amounts in arrival order, and
-# the time since the last payment (and travel from its place) reads the last one to arrive.
-ARRIVAL_ORDER_FEATURES = {"card_amount_ratio", "secs_since_last", "travel_km", "travel_kmh"}
+# the time since the last payment (and travel from its place) reads the last one to arrive; a
+# card's spending profile is a running mean and spread (summed in arrival order).
+ARRIVAL_ORDER_FEATURES = {
+    "card_amount_ratio",
+    "card_amount_z",
+    "card_home_km",
+    "secs_since_last",
+    "travel_km",
+    "travel_kmh",
+}
 
 
 @settings(max_examples=60, deadline=None)

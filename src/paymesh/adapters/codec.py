@@ -82,6 +82,7 @@ def payment_to_doc(p: Payment) -> bytes:
                 "score": p.fraud.score,
                 "factors": list(p.fraud.factors),
                 "decision": p.fraud.decision,
+                "model": p.fraud.model,
             },
             "description": p.description,
             "metadata": p.metadata,
@@ -218,7 +219,10 @@ def payment_from_doc(raw: bytes | str, version: int) -> Payment:
         fraud=None
         if fraud is None
         else FraudAssessment(
-            score=fraud["score"], factors=tuple(fraud["factors"]), decision=fraud["decision"]
+            score=fraud["score"],
+            factors=tuple(fraud["factors"]),
+            decision=fraud["decision"],
+            model=fraud.get("model"),  # absent in documents written before models
         ),
         description=d["description"],
         metadata=d["metadata"],

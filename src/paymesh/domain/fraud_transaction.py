@@ -26,3 +26,5 @@ class Transaction:
     merchant_id: str | None = None
     channel: str | None = None
     approved: bool | None = None
+    #: What the merchant sells (an MCC or a word: "electronics"): a card's usual kinds of shop.
+    merchant_category: str | None = None

@@ -42,6 +42,9 @@ class FraudAssessment:
     score: int
     factors: tuple[str, ...]
     decision: str  # allow | review | block
+    #: The learned model that scored it (its version), None when only the rules did: kept per
+    #: payment so that a drift in scores can be told apart from a change of model.
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

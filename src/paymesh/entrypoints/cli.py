@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from paymesh.config import Settings
+from paymesh.entrypoints.cli_fraud import register as register_fraud_commands
+from paymesh.entrypoints.cli_fraud_drift import register as register_fraud_drift
 from paymesh.entrypoints.cli_keys import keys_app, store_settings, with_store
 from paymesh.entrypoints.cli_live import live_commands
 from paymesh.entrypoints.cli_reconcile import reconcile_command
@@ -59,6 +61,8 @@ dlq_app = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 fraud_app = typer.Typer(help="Fraud scoring.", no_args_is_help=True)
 app.add_typer(fraud_app, name="fraud")
+register_fraud_commands(fraud_app)
+register_fraud_drift(fraud_app)
 
 DataDir = Annotated[
     Path | None,
@@ -467,11 +471,21 @@ def fraud_replay(path: Annotated[Path, typer.Argument(help="JSON Lines, or CSV i
     one is seen: transaction_id, risk_score, risk_factors, decision."""
     import sys
 
+    from paymesh.fraud.model import load_model
     from paymesh.fraud.replay import run_replay
+    from paymesh.fraud.rules import RuleSet
+    from paymesh.fraud.scorer import FraudEngine
     from paymesh.fraud.transactions import TransactionError
 
     try:
-        run_replay(path, sys.stdout)
+        settings = Settings.from_env()
+        rules = (
+            RuleSet.from_json(settings.fraud_rules.read_text())
+            if settings.fraud_rules
+            else RuleSet.default()
+        )
+        # The configured rules and model: the decisions `paymesh serve` makes inline.
+        run_replay(path, sys.stdout, FraudEngine(rules, model=load_model(settings.fraud_model)))
     except (TransactionError, OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -54,6 +54,8 @@ def review_big_orders(folder: Path, from_amount: int) -> Path:
             "name": f"orders of {from_amount / 100:.2f} or more",
             "factor": "large_order",
             "weight": 75,
+            # A policy, not a signal: it holds the order whatever the learned model scores.
+            "override": True,
             "when": ["amount", ">=", from_amount],
         }
     )

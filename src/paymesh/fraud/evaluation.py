@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from paymesh.fraud.generator import ATTACKS, LOOKALIKES
+from paymesh.fraud.generator import ATTACKS, DAY, FEEDBACK_DELAY_DAYS, LOOKALIKES
 
 ALERT = 70
 
@@ -71,8 +71,14 @@ def evaluate(
     scores: Sequence[int],
     decisions: Sequence[str],
     alert: int = ALERT,
+    timestamps: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Figures for a stream: `labels`, `episodes` ("" if none), `scores`, `decisions` aligned.
+
+    With `timestamps`, also `recall_after_delay` per attack: the recall among the
+    episode's transactions made `FEEDBACK_DELAY_DAYS` or more after its first one. A
+    compromised terminal shows only in the disputes of its earlier payments, so this is
+    the share of it that can be caught at all.
 
     Per attack: precision, recall and PR-AUC against the legitimate payments, share
     blocked, episodes caught, and attempts (the episode's own transactions, in time
@@ -98,9 +104,15 @@ def evaluate(
         figures["episodes_caught"] = _share(len(before), len(flags))
         figures["attempts_before_alert_mean"] = statistics.fmean(before) if before else math.nan
         figures["attempts_before_alert_median"] = statistics.median(before) if before else math.nan
+        if timestamps is not None:
+            figures["recall_after_delay"] = _recall_after_delay(
+                attack, labels, episodes, scores, timestamps, alert
+            )
         report["attacks"][attack] = figures
     any_attack = [label in ATTACKS for label in labels]
     report["all_attacks"] = _detection(scores, any_attack, benign, alert)
+    alerts = sum(1 for s in scores if s >= alert)
+    report["alerts_per_1000"] = _share(alerts * 1000, len(scores))
     for group in (*LOOKALIKES, "legit", "legitimate"):
         members = benign if group == "legitimate" else [label == group for label in labels]
         n = sum(members)
@@ -112,3 +124,23 @@ def evaluate(
         else:
             report[group] = rates
     return report
+
+
+def _recall_after_delay(
+    attack: str,
+    labels: Sequence[str],
+    episodes: Sequence[str],
+    scores: Sequence[int],
+    timestamps: Sequence[float],
+    alert: int,
+) -> float:
+    began: dict[str, float] = {}
+    for label, episode, ts in zip(labels, episodes, timestamps, strict=True):
+        if label == attack and episode:
+            began[episode] = min(ts, began.get(episode, ts))
+    late = [
+        score >= alert
+        for label, episode, score, ts in zip(labels, episodes, scores, timestamps, strict=True)
+        if label == attack and episode and ts >= began[episode] + FEEDBACK_DELAY_DAYS * DAY
+    ]
+    return _share(sum(late), len(late))

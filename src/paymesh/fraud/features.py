@@ -35,6 +35,7 @@ from typing import Any
 
 from paymesh.fraud.compromise import CompromiseTracker
 from paymesh.fraud.memory import APPROVED, DECLINED, DISPUTED, PENDING, FeedbackMemory, Remembered
+from paymesh.fraud.profiles import SpendingProfile, TerminalRisk
 from paymesh.fraud.transactions import OUTCOMES, Transaction
 from paymesh.fraud.windows import DAY, AmountStats, DistinctRecent, EventWindow, MovingMean
 
@@ -58,10 +59,13 @@ _KIND_WINDOWS: dict[str, dict[str, Callable[[], Any]]] = {
         "usual": lambda: MovingMean(0.1),
         "channels": lambda: DistinctRecent(4),
         "merchants": lambda: DistinctRecent(24),  # where it was used: the compromise search
+        "profile": SpendingProfile,  # the holder's amounts, hours and places
+        "categories": lambda: DistinctRecent(8),  # the kinds of shop it pays at
+        "countries": lambda: DistinctRecent(8),
     },
     "device": {"cards": lambda: DistinctRecent(64)},
     "ip": {"cards": lambda: DistinctRecent(64)},
-    "merchant": {},  # only rare windows: its declines and disputes
+    "merchant": {"risk": TerminalRisk},  # confirmed fraud by payment day
 }
 # Made on the first event (see the module docstring).
 _RARE_WINDOWS: dict[str, dict[str, Callable[[], Any]]] = {
@@ -102,7 +106,22 @@ _LOADERS: dict[str, Any] = {
     "cards": DistinctRecent,
     "channels": DistinctRecent,
     "merchants": DistinctRecent,
+    "categories": DistinctRecent,
+    "profile": SpendingProfile,
+    "risk": TerminalRisk,
 }
+# The terminal-risk windows read: (days back the window ends, its length in days). A
+# dispute arrives days after its payment, so a window ending `TERMINAL_DELAY_DAYS` ago reads
+# days whose labels are mostly in; the one ending today sees a fresh compromise first.
+TERMINAL_DELAY_DAYS = 3
+_TERMINAL_WINDOWS = (
+    ("merchant_fraud_share_7d", TERMINAL_DELAY_DAYS, 7),
+    ("merchant_fraud_share_28d", TERMINAL_DELAY_DAYS, 28),
+    ("merchant_fraud_share_recent", 0, 7),
+)
+PRIOR_PAYMENTS = 100
+PRIOR_FRAUD_RATE = 0.001
+_TERMINAL_SPANS = tuple((delay, days) for _, delay, days in _TERMINAL_WINDOWS)
 
 
 class EntityState:
@@ -112,6 +131,7 @@ class EntityState:
         "alerts",
         "amounts",
         "cards",
+        "categories",
         "channels",
         "countries",
         "customers",
@@ -122,6 +142,8 @@ class EntityState:
         "kind",
         "last",
         "merchants",
+        "profile",
+        "risk",
         "txns",
         "usual",
     )
@@ -135,6 +157,9 @@ class EntityState:
     cards: DistinctRecent
     channels: DistinctRecent
     merchants: DistinctRecent
+    categories: DistinctRecent
+    profile: SpendingProfile
+    risk: TerminalRisk
     declines: EventWindow | None
     disputes: EventWindow | None
     alerts: EventWindow | None
@@ -301,6 +326,18 @@ class FeatureStore:
                 f["card_amount_ratio"] = txn.amount / usual.mean
             if self.compromise.merchants:
                 f["card_cpp_disputes"] = self.compromise.exposure_of(card.merchants.seen, ts)
+            profile = card.profile
+            z = profile.amount_z(txn.amount)
+            if z is not None:
+                f["card_amount_z"] = z
+            share = profile.hour_share(ts)
+            if share is not None:
+                f["card_hour_share"] = share
+            if profile.placed and txn.lat is not None and txn.lon is not None:
+                f["card_home_km"] = haversine_km(profile.lat, profile.lon, txn.lat, txn.lon)
+            if txn.merchant_category is not None:
+                f["card_category_new"] = _is_new(card.categories, txn.merchant_category)
+            f["card_country_new"] = _is_new(card.countries, txn.country)
         for kind, key, names in (
             ("device", txn.device_id, _DEVICE_FEATURES),
             ("ip", txn.ip_address, _IP_FEATURES),
@@ -331,6 +368,18 @@ class FeatureStore:
             f["merchant_declines_1h"] = 0 if w is None else w.count(ts - HOUR)
             w = merchant.disputes
             f["merchant_disputes_7d"] = 0 if w is None else w.count(ts - WEEK)
+            counts = merchant.risk.windows(ts, _TERMINAL_SPANS)
+            # Shares only, not the counts: a shop's volume says nothing of fraud, and a
+            # model given it learns the sizes of the few shops compromised in its history.
+            for (share_name, _, _), (payments, frauds) in zip(
+                _TERMINAL_WINDOWS, counts, strict=True
+            ):
+                # Shrunk toward a usual rate by a prior of PRIOR_PAYMENTS payments: one
+                # friendly dispute among a small shop's first ten payments is not a
+                # compromised terminal (10 %), but one among a hundred and ten (1 %).
+                f[share_name] = (frauds + PRIOR_PAYMENTS * PRIOR_FRAUD_RATE) / (
+                    payments + PRIOR_PAYMENTS
+                )
         if txn.merchant_id is not None and self.compromise.merchants:
             f["merchant_cpp_disputes"] = self.compromise.flagged(txn.merchant_id, ts)
         return f
@@ -362,9 +411,16 @@ class FeatureStore:
                 card.channels.add(txn.channel, ts)
             if txn.merchant_id is not None:
                 card.merchants.add(txn.merchant_id, ts)
+            card.profile.add(txn.amount, ts, txn.lat, txn.lon)
+            if txn.merchant_category is not None:
+                card.categories.add(txn.merchant_category, ts)
+            if txn.country is not None:
+                card.countries.add(txn.country, ts)
             for kind, key in (("device", txn.device_id), ("ip", txn.ip_address)):
                 if key is not None:
                     self._touch(kind, key).cards.add(card_key, ts)
+        if txn.merchant_id is not None:
+            self._touch("merchant", txn.merchant_id).risk.add_payment(ts)
         entities = (cust_key, card_key, txn.device_id, txn.ip_address, txn.merchant_id)
         status = PENDING if txn.approved is None else APPROVED if txn.approved else DECLINED
         if status == DECLINED:
@@ -412,6 +468,9 @@ class FeatureStore:
         # "Otherwise clean": no earlier dispute on the card, and a payment we let through.
         clean = card is not None and _rare_count(card, "disputes", at - MONTH) == 0
         self._charge(record.entities, "disputes", at)
+        merchant = record.entities[4]
+        if merchant is not None:
+            self._touch("merchant", merchant).risk.add_fraud(record.timestamp)
         if clean and card is not None and card_key is not None:
             self.compromise.dispute(card_key, card.merchants.seen, record, at)
 

@@ -12,12 +12,15 @@ legitimate look-alikes are mixed in; every transaction carries a label:
 - `account_takeover`: big payments on a customer's account from a new device abroad;
 - `leaked_card`: the card's details leaked and used card-not-present, as a guest,
   from a fraud ring's device and IP, with amounts well over the card's habit;
-- `compromised_terminal`: every card used at one busy merchant during a few days was
-  skimmed; days later the clones are used in shops near the holder's home, for
-  somewhat more than usual. Nothing in the payments gives it away; only the
-  disputes that follow do (see `outcomes`);
-- `lookalike_travel`, `lookalike_new_phone`, `lookalike_big_purchase`,
-  `lookalike_transit` (bursts of small taps): legitimate, but look like the above;
+- `compromised_terminal`: a shop's terminal in criminal hands (the fraud-detection
+  handbook's scenario): every payment made there during one to two weeks is fraud,
+  though each looks like its holder's habit. Nothing in a payment gives it away; only
+  the disputes of the terminal's earlier payments do, days later (see `outcomes`), so
+  it can be caught only after that feedback delay (`FEEDBACK_DELAY_DAYS`);
+- `lookalike_travel`, `lookalike_new_phone`, `lookalike_big_purchase` (a big-ticket
+  order, often at a new shop of a new kind, sometimes as a guest), `lookalike_transit`
+  (bursts of small taps), `lookalike_spree` (a burst of online orders at several
+  shops): legitimate, but look like the above;
 - `legit`: everything else.
 
 `outcomes(stream, seed)` is the feedback a live stream carries: disputes days
@@ -26,12 +29,18 @@ decline a second or two after it. `replay_records` merges both in time order in
 the replay input form. As an issuer does, a card disputed as fraud is blocked
 when the dispute is filed: its holder pays with a new card from then on, and the
 fraudster's later tries on it are declined.
+
+As in the handbook's simulator, customers have spending profiles (a typical amount and
+its spread, usual hours of the day in their own time zone, a few everyday shops) and
+shops have a kind (`merchant_category`): groceries, fuel, restaurants and transit are
+paid at a terminal (`channel` "pos", no device or IP), the others online.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
@@ -40,6 +49,7 @@ from paymesh.fraud.transactions import Transaction
 
 START = 1_700_000_000.0
 DAY = 86_400.0
+HOUR = 3_600.0
 SPAN_DAYS = 30
 CITIES = (
     ("GB", "London", 51.51, -0.13),
@@ -53,6 +63,35 @@ CITIES = (
     ("JP", "Tokyo", 35.68, 139.69),
     ("IN", "Mumbai", 19.08, 72.88),
 )
+# Hours east of UTC, for customers' usual hours of the day.
+TZ = {
+    "London": 0.0,
+    "Paris": 1.0,
+    "Berlin": 1.0,
+    "Madrid": 1.0,
+    "Rome": 1.0,
+    "Amsterdam": 1.0,
+    "New York": -5.0,
+    "Sao Paulo": -3.0,
+    "Tokyo": 9.0,
+    "Mumbai": 5.5,
+}
+# A shop's kind is fixed by its number: m<k> sells CATEGORIES[k % 8].
+CATEGORIES = (
+    "grocery",
+    "fashion",
+    "fuel",
+    "electronics",
+    "restaurant",
+    "digital",
+    "transit",
+    "travel",
+)
+AT_TERMINAL = frozenset({"grocery", "fuel", "restaurant", "transit"})
+BIG_TICKET = ("electronics", "travel")
+# How long after a terminal is compromised its disputes say so: the evaluation counts a
+# compromised terminal's payments as catchable from this long after its first one.
+FEEDBACK_DELAY_DAYS = 7.0
 ATTACKS = (
     "card_testing",
     "card_enumeration",
@@ -65,6 +104,7 @@ LOOKALIKES = (
     "lookalike_new_phone",
     "lookalike_big_purchase",
     "lookalike_transit",
+    "lookalike_spree",
 )
 # Share of approved payments disputed, by label; legitimate ones: friendly fraud.
 DISPUTE_RATES = {
@@ -80,6 +120,11 @@ City = tuple[str, str, float, float]
 Labelled = tuple[Transaction, str]
 
 
+def category_of(merchant: str) -> str:
+    """The kind of shop `m<k>` is (see `CATEGORIES`)."""
+    return CATEGORIES[int(merchant[1:]) % len(CATEGORIES)]
+
+
 class _Gen:
     def __init__(self, n: int, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -90,6 +135,8 @@ class _Gen:
         self.merchants = max(50, n // 250)  # ~250 payments a merchant a month
         self.rings = max(3, n // 15_000)  # leaked-card fraud rings
         self.holders: dict[str, tuple[str, City, float]] = {}  # card -> customer, home, typical
+        # Midnight UTC after START: customers' days start here.
+        self.day0 = (START // DAY + 1) * DAY
 
     def emit(
         self,
@@ -102,7 +149,7 @@ class _Gen:
         ip: str | None,
         city: City,
         approved: bool = True,
-        channel: str = "ecommerce",
+        channel: str | None = None,
         episode: str = "",
         merchant: str | None = None,
     ) -> None:
@@ -110,6 +157,12 @@ class _Gen:
         lat = round(city[2] + rng.uniform(-0.05, 0.05), 4)
         lon = round(city[3] + rng.uniform(-0.05, 0.05), 4)
         anywhere = f"m{rng.randrange(self.merchants)}"  # drawn always: the stream stays put
+        shop = merchant or anywhere
+        kind = category_of(shop)
+        if channel is None:
+            channel = "pos" if kind in AT_TERMINAL else "ecommerce"
+        if channel == "pos":  # a terminal: a card, no browser
+            device = ip = None
         txn = Transaction(
             transaction_id="",
             timestamp=round(ts, 3),
@@ -123,21 +176,32 @@ class _Gen:
             city=city[1],
             lat=lat,
             lon=lon,
-            merchant_id=merchant or anywhere,
+            merchant_id=shop,
             channel=channel,
             approved=approved,
+            merchant_category=kind,
         )
         self.out.append((txn, label))
         self.episode.append(episode)
+
+    def _at_local_hour(self, day: int, tz: float, peak: float) -> float:
+        """A time on `day` near the customer's usual hour `peak` (their local time)."""
+        hour = min(23.9, max(6.0, self.rng.gauss(peak, 2.0)))
+        return self.day0 + day * DAY + (hour - tz) * HOUR
 
     def customer(self, i: int) -> None:
         rng = self.rng
         cid, card = f"c{i}", f"card-c{i}"
         home = CITIES[rng.randrange(len(CITIES))]
+        tz, peak = TZ[home[1]], rng.uniform(9, 21)
         devices = [f"dev-c{i}-0"] + ([f"dev-c{i}-1"] if rng.random() < 0.3 else [])
         typical = rng.lognormvariate(3.5, 0.8) * 100  # minor units, ~33 EUR median
+        spread = rng.uniform(0.2, 0.5)  # of the log amount: some buy alike, some vary more
         self.holders[card] = (cid, home, typical)
-        times = sorted(START + rng.uniform(0, SPAN_DAYS * DAY) for _ in range(rng.randint(8, 40)))
+        times = sorted(
+            self._at_local_hour(rng.randrange(SPAN_DAYS - 1), tz, peak)
+            for _ in range(rng.randint(8, 40))
+        )
         trip = self._trip(home) if rng.random() < 0.1 else None
         new_phone_at = START + rng.uniform(5, SPAN_DAYS) * DAY if rng.random() < 0.1 else None
         big_at = START + rng.uniform(5, SPAN_DAYS) * DAY if rng.random() < 0.15 else None
@@ -148,9 +212,14 @@ class _Gen:
             if new_phone_at is not None and ts >= new_phone_at:
                 devices, new_phone_at, label = [f"dev-c{i}-new"], None, "lookalike_new_phone"
             device = devices[0] if rng.random() < 0.9 else devices[-1]
-            amount = typical * rng.lognormvariate(0, 0.35)
+            amount = typical * rng.lognormvariate(0, spread)
+            shop = shops[0] if self.shops_rng.random() < 0.7 else self.shops_rng.choice(shops)
             if big_at is not None and ts >= big_at:
-                amount, label, big_at = typical * rng.uniform(4, 8), "lookalike_big_purchase", None
+                amount, label, big_at = typical * rng.uniform(4, 10), "lookalike_big_purchase", None
+                if rng.random() < 0.6:  # a television, a flight: a shop of its own kind
+                    shop = self._shop_of(BIG_TICKET)
+                    if rng.random() < 0.5:
+                        payer = f"guest-c{i}-{int(ts)}"
             if trip is not None:
                 leave, arrive, back, dest = trip
                 if leave <= ts < arrive or back <= ts < back + (arrive - leave):
@@ -160,11 +229,10 @@ class _Gen:
             if label == "legit" and rng.random() < guest_share:
                 payer = f"guest-c{i}-{int(ts)}"  # checking out without logging in
             approved = rng.random() >= 0.02  # insufficient funds, expired card...
-            shop = shops[0] if self.shops_rng.random() < 0.7 else self.shops_rng.choice(shops)
             self.emit(label, ts, payer, amount, card, device, ip, city, approved, merchant=shop)
         if rng.random() < 0.15:  # a burst of transit taps: small, approved, minutes apart
             ts = START + rng.uniform(1, SPAN_DAYS) * DAY
-            operator = f"m{self.shops_rng.randrange(self.merchants)}"
+            operator = self._shop_of(("transit",))
             for _ in range(rng.randint(4, 8)):
                 ts += rng.uniform(180, 720)
                 self.emit(
@@ -176,8 +244,22 @@ class _Gen:
                     devices[0],
                     f"ip-c{i}",
                     home,
-                    channel="pos",
                     merchant=operator,
+                )
+        if rng.random() < 0.05:  # a sale: several online orders at several shops, in an hour
+            ts = self._at_local_hour(rng.randrange(SPAN_DAYS - 1), tz, peak)
+            for _ in range(rng.randint(4, 8)):
+                ts += rng.uniform(60, 900)
+                self.emit(
+                    "lookalike_spree",
+                    ts,
+                    cid,
+                    typical * rng.lognormvariate(0, 0.5),
+                    card,
+                    devices[0],
+                    f"ip-c{i}",
+                    home,
+                    merchant=self._shop_of(("fashion", "electronics", "digital")),
                 )
         if rng.random() < 0.04:
             self.account_takeover(cid, home, typical, i, shops[0])
@@ -185,9 +267,25 @@ class _Gen:
             self.leaked_card(card, typical, i)
 
     def _shops(self) -> list[str]:
-        """Where a customer has an account: one shop mostly, sometimes two or three."""
+        """Where a customer has an account: one shop mostly, sometimes two or three.
+
+        Shops differ in size as they do: four customers in five shop at the biggest fifth
+        of them (~4 times the average), the rest anywhere, so most shops are small
+        (~a fifth of the average) and a friendly dispute there is a large share.
+        """
         rng = self.shops_rng
-        return [f"m{rng.randrange(self.merchants)}" for _ in range(rng.choice((1, 1, 2, 3)))]
+        big = max(1, self.merchants // 5)
+        return [
+            f"m{rng.randrange(big) if rng.random() < 0.8 else rng.randrange(self.merchants)}"
+            for _ in range(rng.choice((1, 1, 2, 3)))
+        ]
+
+    def _shop_of(self, kinds: tuple[str, ...]) -> str:
+        """A shop of one of `kinds`, drawn evenly among them."""
+        rng = self.shops_rng
+        index = CATEGORIES.index(rng.choice(kinds))
+        slots = (self.merchants - 1 - index) // len(CATEGORIES) + 1
+        return f"m{index + len(CATEGORIES) * rng.randrange(slots)}"
 
     def _trip(self, home: City) -> tuple[float, float, float, City]:
         rng = self.rng
@@ -211,6 +309,7 @@ class _Gen:
                 f"ato-dev-{i}",
                 f"ato-ip-{i}",
                 city,
+                channel="ecommerce",  # an account is used online, whatever the shop
                 episode=f"ato-c{i}",
                 merchant=shop,
             )
@@ -235,6 +334,7 @@ class _Gen:
                 ip,
                 city,
                 episode=f"lk-c{i}",
+                merchant=self._shop_of(("electronics", "digital", "fashion")),
             )
             ts += rng.uniform(300, 4 * 3600)
 
@@ -242,6 +342,7 @@ class _Gen:
         rng = self.rng
         ts = START + rng.uniform(1, SPAN_DAYS) * DAY
         city = CITIES[rng.randrange(len(CITIES))]
+        shop = self._shop_of(("digital",))  # a donation page, a game top-up
         for _ in range(rng.randint(6, 15)):
             self.emit(
                 "card_testing",
@@ -254,6 +355,7 @@ class _Gen:
                 city,
                 approved=rng.random() < 0.2,
                 episode=f"ct{k}",
+                merchant=shop,
             )
             ts += rng.uniform(10, 60)
 
@@ -261,6 +363,7 @@ class _Gen:
         rng = self.rng
         ts = START + rng.uniform(1, SPAN_DAYS) * DAY
         city = CITIES[rng.randrange(len(CITIES))]
+        shop = self._shop_of(("digital", "fashion", "electronics"))
         for j in range(rng.randint(8, 25)):
             self.emit(
                 "card_enumeration",
@@ -273,55 +376,34 @@ class _Gen:
                 city,
                 approved=rng.random() < 0.1,
                 episode=f"ce{k}",
+                merchant=shop,
             )
             ts += rng.uniform(5, 30)
 
     def compromised_terminal(self, k: int) -> None:
-        """Skim every card used at one busy merchant for 1-3 days; use ~70 % of them later.
+        """A shop's terminal in criminal hands for 5-12 days: every payment there is fraud.
 
-        The clones are sold on and used over the following weeks (a week after the
-        skimming on average), each a few times, until the month ends.
+        As the fraud-detection handbook's simulator does it: the payments are the shop's
+        usual customers' usual ones, only labelled fraud (and disputed, later, as fraud).
         """
         rng = self.rng
-        drawn = f"m{rng.randrange(self.merchants)}"
-        start = START + rng.uniform(1, 8) * DAY
-        end = start + rng.uniform(1, 3) * DAY
-        cards_at: dict[str, dict[str | None, None]] = {}
-        for txn, _ in self.out:
+        # A shop paid at a terminal, of middling size (100 to 400 payments a month): big
+        # enough to be worth it, small enough to go unnoticed.
+        kinds = AT_TERMINAL - {"transit"}
+        sizes = Counter(txn.merchant_id for txn, _ in self.out if txn.merchant_category in kinds)
+        middling = sorted(m for m, n in sizes.items() if m is not None and 100 <= n <= 400)
+        merchant = self.shops_rng.choice(middling or sorted(m for m in sizes if m is not None))
+        start = START + rng.uniform(2, 12) * DAY
+        end = start + rng.uniform(5, 12) * DAY
+        for j, (txn, label) in enumerate(self.out):
             if (
-                start <= txn.timestamp < end
-                and txn.approved
+                txn.merchant_id == merchant
+                and start <= txn.timestamp < end
                 and txn.card_fingerprint in self.holders
-                and txn.merchant_id is not None
+                and label not in ATTACKS
             ):
-                cards_at.setdefault(txn.merchant_id, {})[txn.card_fingerprint] = None
-        # A skimmer is planted where many cards pass: the busiest of a few shops (customers
-        # keep to their shops, so shops differ in size).
-        shops = [drawn, *(f"m{self.shops_rng.randrange(self.merchants)}" for _ in range(7))]
-        merchant = max(shops, key=lambda shop: len(cards_at.get(shop, ())))
-        skimmed = cards_at.get(merchant, {})
-        for card in skimmed:
-            if card is None or rng.random() >= 0.7:
-                continue
-            cid, home, typical = self.holders[card]
-            ts = end + (0.5 + rng.expovariate(1 / 7)) * DAY
-            for _ in range(rng.randint(1, 3)):
-                if ts >= START + SPAN_DAYS * DAY:
-                    break
-                amount = typical * rng.uniform(1.5, 4)
-                self.emit(
-                    "compromised_terminal",
-                    ts,
-                    cid,
-                    amount,
-                    card,
-                    None,
-                    None,
-                    home,
-                    channel="pos",
-                    episode=f"tm{k}-{merchant}",
-                )
-                ts += rng.uniform(0.1, 2) * DAY
+                self.out[j] = (txn, "compromised_terminal")
+                self.episode[j] = f"tm{k}-{merchant}"
 
 
 def generate_episodes(n: int, seed: int = 0) -> tuple[list[Labelled], dict[str, str]]:
@@ -339,7 +421,7 @@ def generate_episodes(n: int, seed: int = 0) -> tuple[list[Labelled], dict[str, 
         if i % 200 == 100:
             gen.card_enumeration(i)
         i += 1
-    for k in range(max(1, i // 500)):
+    for k in range(max(1, len(gen.out) // 30_000)):
         gen.compromised_terminal(k)
     order = sorted(range(len(gen.out)), key=lambda j: gen.out[j][0].timestamp)[:n]
     stream = [gen.out[j] for j in order]
@@ -432,3 +514,23 @@ def replay_records(
         txns.append(record)
     notes = [{"transaction_id": t, "timestamp": at, "outcome": o} for at, t, o in feedback]
     return list(heapq.merge(txns, notes, key=lambda record: record["timestamp"]))
+
+
+def history_records(
+    stream: list[Labelled], episodes: dict[str, str], feedback: list[tuple[float, str, str]]
+) -> list[dict[str, Any]]:
+    """A labelled history: `replay_records`, each transaction with its truth.
+
+    `fraud` (true for every attack) is the label `paymesh fraud train` learns from: in a
+    live history it comes from fraud disputes, rejected reviews and issuers' fraud reports.
+    `label` (the attack or look-alike) and `episode` let a backtest report per attack.
+    """
+    truth = {
+        txn.transaction_id: (label, episodes.get(txn.transaction_id, "")) for txn, label in stream
+    }
+    records = replay_records(stream, feedback)
+    for record in records:
+        if "outcome" not in record:
+            label, episode = truth[record["transaction_id"]]
+            record["label"], record["fraud"], record["episode"] = label, label in ATTACKS, episode
+    return records

@@ -11,6 +11,11 @@ COND is ``[feature, op, number]`` with op one of < <= > >= == !=, or
 transaction (no history yet) makes its comparison false. List hits appear as the
 features ``block_listed`` / ``allow_listed`` (1 when any field is listed).
 Score = sum of the weights of the rules that hold, clamped to 0..100.
+
+A rule with ``"override": true`` (the packaged ones on the allow and block lists, and any
+hard limit of your own) keeps its say beside a learned model: their weight is a floor under
+the model's score (or, negative, comes off it), where the other rules only inform the model
+(see `FraudEngine.combine`).
 """
 
 from __future__ import annotations
@@ -154,6 +159,7 @@ class Rule:
     weight: int
     factor: str
     gate: Gate | None = None  # implied by `condition`, checked first
+    override: bool = False  # adds its weight to a model's score (see the module doc)
 
 
 class RuleSet:
@@ -168,6 +174,7 @@ class RuleSet:
             raise RuleError("thresholds: need 0 <= review_threshold <= block_threshold <= 100")
         self.rules = tuple(rules)
         self._plan = tuple((r.gate, r.condition, r.weight, r.factor) for r in self.rules)
+        self._overrides = tuple((r.condition, r.weight, r.factor) for r in self.rules if r.override)
         self.review_threshold = review_threshold
         self.block_threshold = block_threshold
         self.lists = {kind: dict((lists or {}).get(kind, {})) for kind in ("block", "allow")}
@@ -179,8 +186,11 @@ class RuleSet:
         rules = []
         for i, item in enumerate(data["rules"]):
             where = f"rules[{i}]"
-            if not isinstance(item, dict) or set(item) != {"name", "when", "weight", "factor"}:
-                raise RuleError(f"{where}: expected exactly name, when, weight, factor")
+            keys = {"name", "when", "weight", "factor"}
+            if not isinstance(item, dict) or not keys <= set(item) <= keys | {"override"}:
+                raise RuleError(f"{where}: expected name, when, weight, factor (and override)")
+            if not isinstance(item.get("override", False), bool):
+                raise RuleError(f"{where}.override: expected true or false")
             if not isinstance(item["weight"], int) or isinstance(item["weight"], bool):
                 raise RuleError(f"{where}.weight: expected an integer")
             if not isinstance(item["name"], str) or not isinstance(item["factor"], str):
@@ -192,6 +202,7 @@ class RuleSet:
                     item["weight"],
                     item["factor"],
                     gate_of(item["when"]),
+                    item.get("override", False),
                 )
             )
         lists: dict[str, dict[str, frozenset[str]]] = {}
@@ -224,6 +235,15 @@ class RuleSet:
             for field, values in fields.items():
                 if getattr(txn, field) in values:
                     features[f"{kind}_listed"] = 1.0
+
+    def overrides(self, features: Mapping[str, float]) -> tuple[int, tuple[str, ...]]:
+        """The summed weight and the factors of the overriding rules that hold."""
+        total, factors = 0, []
+        for condition, weight, factor in self._overrides:
+            if condition(features):
+                total += weight
+                factors.append(factor)
+        return total, tuple(factors)
 
     def decide(self, score: int) -> str:
         if score > self.block_threshold:

@@ -14,6 +14,7 @@ import msgspec
 
 from paymesh.domain.payment import FraudAssessment
 from paymesh.fraud.features import FeatureStore
+from paymesh.fraud.model import FraudModel, Verdict
 from paymesh.fraud.rules import RuleSet
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.fraud_feed import FraudFeed, NoFeed
@@ -32,21 +33,73 @@ class SnapshotError(ValueError):
 class FraudEngine:
     """Scores transactions on what came before them and learns from their outcomes.
 
+    With a `model`, the model's score is the score, and the rules are one of its inputs
+    (`rules_score`) except those marked `override` (the allow and block lists among them),
+    which still decide beside it (`combine`): an allow list still clears, a hard limit still
+    blocks.
+
+    What the engine learns (alerts per card and device, the compromise search's "clean"
+    payments) reads the rules' score, never the model's: the features a model is trained on
+    must not depend on which model scored the past, or each new model would change its own
+    inputs.
+
     Not thread-safe: call `score`, `observe` and `feedback` from one thread (one event loop).
     """
 
-    def __init__(self, rules: RuleSet | None = None, store: FeatureStore | None = None) -> None:
+    def __init__(
+        self,
+        rules: RuleSet | None = None,
+        store: FeatureStore | None = None,
+        model: FraudModel | None = None,
+    ) -> None:
         self.rules = rules if rules is not None else RuleSet.default()
         self.store = store if store is not None else FeatureStore()
+        self.model = model
 
-    def score(self, txn: Transaction) -> FraudAssessment:
-        """Score `txn` on what came before it, then remember it for those that follow."""
+    def evaluate(self, txn: Transaction) -> tuple[dict[str, float], FraudAssessment]:
+        """The features of `txn` (with `rules_score`) and the rules' assessment; learns `txn`."""
         features = self.store.features(txn)
         if self.rules.lists["block"] or self.rules.lists["allow"]:
             self.rules.list_hits(txn, features)
-        assessment = self.rules.assess(features)
-        self.store.observe(txn, assessment.score)
-        return assessment
+        ruled = self.rules.assess(features)
+        features["rules_score"] = ruled.score
+        self.store.observe(txn, ruled.score)
+        return features, ruled
+
+    def score(self, txn: Transaction) -> FraudAssessment:
+        """Score `txn` on what came before it, then remember it for those that follow."""
+        features, ruled = self.evaluate(txn)
+        if self.model is None:
+            return ruled
+        return self.combine(features, ruled, self.model.verdict(features), self.model.version)
+
+    def combine(
+        self, features: dict[str, float], ruled: FraudAssessment, verdict: Verdict, model: str
+    ) -> FraudAssessment:
+        """The model's `verdict` under the overriding rules (see the class doc).
+
+        The reasons: the overriding rules that hold, the rules that held (`ruled`: what a
+        reviewer knows by name, and what the model read as `rules_score`), then the features
+        that raised the model's margin most.
+
+        Overriding rules that hold add up; a positive sum is a floor the model can only
+        raise (a hard limit of 75 is at least a review, a block list's 100 a block), a
+        negative one lowers the model's score (the allow list's -100 clears it).
+        """
+        extra, hits = self.rules.overrides(features)
+        informed = tuple(f for f in ruled.factors if f not in hits)
+        score = verdict.score
+        if extra > 0:
+            score = max(score, extra)
+        elif extra < 0:
+            score += extra
+        score = max(0, min(100, score))
+        return FraudAssessment(
+            score=score,
+            factors=(*hits, *informed, *verdict.factors),
+            decision=self.rules.decide(score),
+            model=model,
+        )
 
     def observe(self, txn: Transaction, score: int) -> None:
         """Learn `txn`, scored `score` by another engine (another process, through the fraud

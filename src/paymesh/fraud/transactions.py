@@ -23,6 +23,7 @@ _OPTIONAL_STR = (
     "city",
     "merchant_id",
     "channel",
+    "merchant_category",
 )
 
 

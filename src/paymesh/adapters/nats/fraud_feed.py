@@ -84,6 +84,7 @@ class _Observed(msgspec.Struct, array_like=True, tag="o"):
     approved: bool | None = None
     lat: float | None = None
     lon: float | None = None
+    merchant_category: str | None = None
 
     def transaction(self) -> Transaction:
         return Transaction(
@@ -102,6 +103,7 @@ class _Observed(msgspec.Struct, array_like=True, tag="o"):
             merchant_id=self.merchant_id,
             channel=self.channel,
             approved=self.approved,
+            merchant_category=self.merchant_category,
         )
 
 
@@ -255,6 +257,7 @@ class NatsFraudFeed:
                         txn.approved,
                         txn.lat,
                         txn.lon,
+                        txn.merchant_category,
                     )
                 )
             )

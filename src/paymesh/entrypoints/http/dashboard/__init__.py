@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from paymesh.entrypoints.http.dashboard import operations_pages as ops
 from paymesh.entrypoints.http.dashboard import payments_pages as pay
 from paymesh.entrypoints.http.dashboard import reconciliation_pages as recon
+from paymesh.entrypoints.http.dashboard.fraud_pages import fraud
 from paymesh.entrypoints.http.dashboard.money_pages import money
 from paymesh.entrypoints.http.dashboard.rendering import HERE, STATIC_PREFIX, render
 from paymesh.entrypoints.http.dashboard.session import (
@@ -75,6 +76,7 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/dashboard/rules/{name}/state", ops.set_rule_state, methods=["POST"]),
         Route("/dashboard/routing", ops.routing, methods=["GET"]),
         Route("/dashboard/money", money, methods=["GET"]),
+        Route("/dashboard/fraud", fraud, methods=["GET"]),
         Route("/dashboard/reconciliation", recon.reconciliation, methods=["GET"]),
         Route("/dashboard/reconciliation", recon.run_reconciliation, methods=["POST"]),
         Mount(STATIC_PREFIX, StaticFiles(directory=HERE / "static"), name="dashboard-static"),
