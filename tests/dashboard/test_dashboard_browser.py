@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from paymesh.fraud.model import FraudModel
 from tests.dashboard.conftest import MERCHANT, Deployment, Visit, wait_for
 from tests.support.live_server import live_server
 
@@ -128,6 +129,8 @@ def test_a_payments_page_shows_its_timeline_psp_and_fraud_reasons(
     expect(page.locator("#psp")).to_contain_text("stripe")
     expect(page.locator("#psp code").first).to_have_text(re.compile(r"^pi_"))
     expect(page.locator("#fraud .score")).to_contain_text("decision allow")
+    # Scored by the packaged model: its version is on the page (the drift report's models).
+    expect(page.locator("#fraud .score .model")).to_have_text(FraudModel.packaged().version)
     visit.shoot("payment")
 
     # A dispute only ever arrives by webhook: the change names the PSP's notification.

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from paymesh.fraud.model import FraudModel
 from tests.integration.conftest import Server
 from tests.support.bus_state import wait_rule_settled
 
@@ -52,7 +53,12 @@ def test_a_card_payment_succeeds_and_is_stored(server: Server) -> None:
         assert (p["amount_captured"], p["amount_refunded"]) == (2000, 0)
         assert p["connector"] == "stripe" and p["connector_payment_id"].startswith("pi_")
         assert p["metadata"] == {"order_id": "o-1"}
-        assert p["fraud"] == {"score": 0, "factors": [], "decision": "allow"}
+        assert p["fraud"] == {
+            "score": 0,
+            "factors": [],
+            "decision": "allow",
+            "model": FraudModel.packaged().version,  # the model paymesh serve loads by default
+        }
         assert p["failure"] is None
         assert http.get(f"/v1/payments/{p['id']}").json()["status"] == "succeeded"
     with server.sandbox() as psp:

@@ -63,6 +63,7 @@ def payment_view(p: Payment) -> dict[str, Any]:
             "score": p.fraud.score,
             "factors": list(p.fraud.factors),
             "decision": p.fraud.decision,
+            "model": p.fraud.model,
         }
     return {
         "id": p.id,

@@ -167,6 +167,10 @@ _FRAUD: JsonSchema = {
         "score": _INT,
         "factors": {"type": "array", "items": _STR},
         "decision": {"type": "string", "enum": ["allow", "review", "block"]},
+        "model": {
+            "type": ["string", "null"],
+            "description": "The learned model that scored it (its version); null: the rules alone.",
+        },
     },
 }
 
