@@ -219,5 +219,35 @@ class DeliveryStoreContract:
         assert await store.get_event("nope") is None
 
 
-class BusStoreContract(RuleStoreContract, DeliveryStoreContract):
+class DeliveryRetentionContract:
+    """Housekeeping's purge of delivered deliveries (`Store.purge_expired`). A backend whose
+    database deletes them itself (DynamoDB's TTL) tests its expiry attribute instead."""
+
+    async def test_delivered_deliveries_past_retention_go_and_nothing_else(
+        self, store: BusBackend
+    ) -> None:
+        hooks = [Target(id=f"hook{i}", type="http", url="http://127.0.0.1:9/x") for i in range(4)]
+        await route(store, "e1", *(delivery(f"d{i}", target=hooks[i]) for i in range(4)))
+        claimed = {d.id: d for d in await store.claim_deliveries(T0, 30, 10)}
+        for did, status, at in (
+            ("d0", "delivered", T0),
+            ("d1", "delivered", T0 + timedelta(days=10)),  # within the retention
+            ("d2", "dead", T0),  # a dead letter waits for a person, however old
+        ):
+            d = claimed[did]
+            d.status = status
+            d.history.append(Attempt(at, "HTTP 500" if status == "dead" else ""))
+            await store.save_delivery(d)
+        # d3 stays pending (its lease ends): never purged either.
+        before = T0 + timedelta(days=5)
+        purged = await store.purge_expired(before, before, limit=10)
+        assert purged.deliveries == 1
+        assert (await store.purge_expired(before, before, limit=10)).deliveries == 0
+        assert [d.id for d in (await store.dead_letters("m1", 10, None))[0]] == ["d2"]
+        assert [d.id for d in await store.claim_deliveries(T0 + timedelta(minutes=1), 30, 10)] == [
+            "d3"
+        ]
+
+
+class BusStoreContract(RuleStoreContract, DeliveryStoreContract, DeliveryRetentionContract):
     """The whole BusStore port: what a backend subclasses once."""

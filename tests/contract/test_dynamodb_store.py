@@ -14,12 +14,14 @@ from typing import Any
 import boto3
 import pytest
 
-from paymesh.adapters.dynamodb import DynamoStore, envelope_from_image
+from paymesh.adapters.dynamodb import DynamoStore, envelope_from_image, records
+from paymesh.adapters.dynamodb.bus import DELIVERED_TTL
 from paymesh.adapters.dynamodb.store import BLOB_CHUNK
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.ledger import LedgerTransaction, Move, Movement, postings_for
 from paymesh.domain.payment import Payment, PspOutcome
 from paymesh.domain.status import PaymentStatus
+from paymesh.ports.bus import Attempt, Target
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.store import (
     Changeset,
@@ -28,7 +30,7 @@ from paymesh.ports.store import (
     PaymentQuery,
     VersionConflict,
 )
-from tests.contract.bus_store_contract import BusStoreContract
+from tests.contract.bus_store_contract import BusStoreContract, delivery, route
 from tests.contract.store_contract import T0, StoreContract, claim, payment, save
 from tests.support.aws import REGION, moto_aws
 
@@ -62,7 +64,24 @@ class TestDynamoStore(StoreContract):
 
 
 class TestDynamoBusStore(BusStoreContract):
-    pass
+    # DynamoDB's TTL deletes delivered deliveries, not the purge: the test below says so.
+    test_delivered_deliveries_past_retention_go_and_nothing_else = None  # type: ignore[assignment]
+
+
+async def test_a_delivered_delivery_expires_by_ttl_and_a_dead_letter_never(
+    store: DynamoStore, dynamodb: Any
+) -> None:
+    hooks = [Target(id=f"hook{i}", type="http", url="http://127.0.0.1:9/x") for i in range(2)]
+    await route(store, "e1", delivery("d0", target=hooks[0]), delivery("d1", target=hooks[1]))
+    done, dead = sorted(await store.claim_deliveries(T0, 30, 10), key=lambda d: d.id)
+    done.status, dead.status = "delivered", "dead"
+    for d in (done, dead):
+        d.history.append(Attempt(T0, "" if d is done else "HTTP 500"))
+        await store.save_delivery(d)
+    items = {item["pk"]["S"]: item for item in _scan(dynamodb, store.tables.state)}
+    ttl = {d.id: items[records.delivery_key(d.id)["pk"]["S"]].get("ttl") for d in (done, dead)}
+    # As long as a consumer mark lives: a delivery is routing's once-only record.
+    assert ttl == {"d0": {"N": str(int((T0 + DELIVERED_TTL).timestamp()))}, "d1": None}
 
 
 def _scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:

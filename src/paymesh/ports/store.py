@@ -174,6 +174,8 @@ class Purged:
 
     idempotency: int
     processed: int
+    #: Delivered deliveries (a store whose database expires them itself reports 0).
+    deliveries: int = 0
 
 
 # -- the store, by what it holds ------------------------------------------------------------
@@ -232,9 +234,12 @@ class IdempotencyStore(Protocol):
     async def purge_expired(
         self, now: datetime, processed_before: datetime, limit: int = 1000
     ) -> Purged:
-        """Delete up to `limit` idempotency records expired at `now` (none still leased) and
-        up to `limit` consumer marks written before `processed_before`. Call again while a
-        count equals `limit`: each call is one short write, never a long lock."""
+        """Delete up to `limit` idempotency records expired at `now` (none still leased),
+        up to `limit` consumer marks written before `processed_before`, and up to `limit`
+        delivered deliveries last saved before `processed_before`. A delivery is routing's
+        once-only record of (event, rule, target), as a mark is a consumer's, so it is kept
+        as long; a pending or dead one is never purged. Call again while a count equals
+        `limit`: each call is one short write, never a long lock."""
         ...
 
 

@@ -18,10 +18,14 @@ from typing import Any
 from paymesh.adapters.codec import decode_json, delivery_to_doc, rule_from_doc, rule_to_doc
 from paymesh.adapters.dynamodb import records
 from paymesh.adapters.dynamodb.connection import Connection
-from paymesh.adapters.dynamodb.items import B, Item, N, S, b, key, n, padded, s, us
+from paymesh.adapters.dynamodb.items import B, Item, N, S, b, key, n, padded, s, seconds, us
 from paymesh.adapters.dynamodb.queries import Query, merged, run
 from paymesh.adapters.dynamodb.tables import QUEUE_SHARDS
 from paymesh.ports.bus import Delivery, Rule, target_label
+
+#: When DynamoDB's TTL may delete a delivered delivery: as long as a consumer mark lives
+#: (`store.MARK_TTL`), past housekeeping's window.
+DELIVERED_TTL = timedelta(days=90)
 
 
 def queue_shards(name: str) -> list[str]:
@@ -150,7 +154,8 @@ class BusTables(Connection):
         return await self._call(self._release_leases)
 
     def _save_delivery(self, d: Delivery) -> None:
-        updated = us(d.history[-1].at if d.history else d.created_at)
+        updated_at = d.history[-1].at if d.history else d.created_at
+        updated = us(updated_at)
         names = {
             "#st": "status",
             "#a": "attempts",
@@ -184,7 +189,11 @@ class BusTables(Connection):
             # merchant listed with nothing dead (one empty query), never a letter uncounted.
             self._list_dead_merchant(d.merchant_id)
         else:
-            update += " REMOVE #q, #p"
+            # Delivered: DynamoDB's TTL deletes it once a consumer mark would be gone too
+            # (a delivery is routing's once-only record; see service/housekeeping.py).
+            update += ", #t = :t REMOVE #q, #p"
+            names["#t"] = "ttl"
+            values[":t"] = N(seconds(updated_at + DELIVERED_TTL))
         saved = self._update(
             TableName=self.tables.state,
             Key=records.delivery_key(d.id),

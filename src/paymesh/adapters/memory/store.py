@@ -361,11 +361,23 @@ class MemoryStore:
             )
         )
         marks = list(islice((m for m, at in db.processed.items() if at < processed_before), limit))
+        delivered = list(
+            islice(
+                (
+                    i
+                    for i, r in db.deliveries.items()
+                    if r.delivery.status == "delivered" and r.updated_at < processed_before
+                ),
+                limit,
+            )
+        )
         for k in records:
             del db.idempotency[k]
         for m in marks:
             del db.processed[m]
-        return Purged(idempotency=len(records), processed=len(marks))
+        for i in delivered:
+            del db.deliveries[i]
+        return Purged(idempotency=len(records), processed=len(marks), deliveries=len(delivered))
 
     # -- EventLog ---------------------------------------------------------------------------
 

@@ -155,7 +155,7 @@ class PostgresStore:
     async def purge_expired(
         self, now: datetime, processed_before: datetime, limit: int = 1000
     ) -> Purged:
-        # Two short statements, each its own transaction. SKIP LOCKED passes over a record a
+        # Three short statements, each its own transaction. SKIP LOCKED passes over a record a
         # claim is taking over right now; the outer condition is re-checked against the row
         # as committed, so a record a claim has just made fresh again is never deleted.
         expired = "expires_at <= $1 AND (completed OR locked_until <= $1)"
@@ -171,7 +171,18 @@ class PostgresStore:
             processed_before,
             limit,
         )
-        return Purged(idempotency=rowcount(idempotency), processed=rowcount(processed))
+        deliveries = await self._db.execute(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+            " WHERE status = 'delivered' AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " AND status = 'delivered'",
+            processed_before,
+            limit,
+        )
+        return Purged(
+            idempotency=rowcount(idempotency),
+            processed=rowcount(processed),
+            deliveries=rowcount(deliveries),
+        )
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         await self._db.execute(

@@ -177,6 +177,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ledger_postings_by_account ON ledger_postings (merchant_id, account, currency);
     """,
+    """
+    -- Housekeeping purges delivered deliveries past the consumer marks' retention, oldest
+    -- first: without this index each purge would scan every delivery.
+    CREATE INDEX deliveries_delivered ON deliveries (updated_us) WHERE status = 'delivered';
+    """,
 ]
 
 #: The database holds payments, customers and key hashes: only its owner may read it.

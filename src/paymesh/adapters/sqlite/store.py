@@ -272,7 +272,12 @@ def _purge(conn: sqlite3.Connection, now_us: int, processed_before_us: int, limi
         " FROM processed WHERE processed_us < ? LIMIT ?)",
         (processed_before_us, limit),
     ).rowcount
-    return Purged(idempotency=idempotency, processed=processed)
+    deliveries = conn.execute(
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+        " WHERE status = 'delivered' AND updated_us < ? LIMIT ?)",
+        (processed_before_us, limit),
+    ).rowcount
+    return Purged(idempotency=idempotency, processed=processed, deliveries=deliveries)
 
 
 _KEY_COLS = "key_hash, merchant_id, created_us, prefix, revoked_us"
