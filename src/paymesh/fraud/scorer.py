@@ -8,17 +8,19 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from paymesh.domain.payment import FraudAssessment
 from paymesh.fraud.features import FeatureStore
-from paymesh.fraud.model import FraudModel, Verdict
 from paymesh.fraud.rules import RuleSet
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.fraud_feed import FraudFeed, NoFeed
 from paymesh.ports.risk import RiskInput
+
+if TYPE_CHECKING:  # the model module needs numpy: not imported by a deployment without one
+    from paymesh.fraud.model import FraudModel, Verdict
 
 SNAPSHOT_FORMAT = "paymesh.fraud.snapshot/2"
 #: Before customers were keyed per merchant: restored without its customer state (see
