@@ -33,7 +33,7 @@ PACKAGED = FraudModel.packaged()  # loaded once, as `paymesh serve` loads it
 @pytest.fixture(scope="module")
 def history() -> Replayed:
     stream, episodes = generate_episodes(20_000, SEED)
-    return replay_history(history_records(stream, episodes, outcomes(stream, SEED)))
+    return replay_history(history_records(stream, episodes, SEED))
 
 
 @pytest.fixture(scope="module")

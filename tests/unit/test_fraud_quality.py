@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from paymesh.fraud.generator import generate_episodes, history_records, outcomes
+from paymesh.fraud.generator import generate_episodes, history_records
 from paymesh.fraud.model import FraudModel
 from paymesh.fraud.training import assess_all, backtest, replay_history
 
@@ -22,7 +22,7 @@ from paymesh.fraud.training import assess_all, backtest, replay_history
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     stream, episodes = generate_episodes(117_000, seed=1)
-    history = replay_history(history_records(stream, episodes, outcomes(stream, 1)))
+    history = replay_history(history_records(stream, episodes, 1, as_api=True))
     return backtest(history, assess_all(history, None, FraudModel.packaged()))
 
 

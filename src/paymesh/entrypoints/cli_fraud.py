@@ -36,13 +36,21 @@ def generate(
     out: Annotated[Path, typer.Option(help="where to write the history (JSON Lines)")],
     payments: Annotated[int, typer.Option(min=1_000, help="how many payments")] = 117_000,
     seed: Annotated[int, typer.Option(help="the same seed makes the same history")] = 1,
+    as_api: Annotated[
+        bool,
+        typer.Option(
+            "--as-api",
+            help="as the API's payments make it: no coordinates, shop kind or channel;"
+            " approvals and declines as feedback after the score",
+        ),
+    ] = False,
 ) -> None:
     """Write a labelled synthetic history: customers and shops with habits, five attacks and
     five legitimate look-alikes, disputes arriving days later (`paymesh.fraud.generator`)."""
-    from paymesh.fraud.generator import generate_episodes, history_records, outcomes
+    from paymesh.fraud.generator import generate_episodes, history_records
 
     stream, episodes = generate_episodes(payments, seed)
-    records = history_records(stream, episodes, outcomes(stream, seed))
+    records = history_records(stream, episodes, seed, as_api=as_api)
     with open(out, "w", encoding="utf-8") as file:
         for record in records:
             file.write(json.dumps(record) + "\n")

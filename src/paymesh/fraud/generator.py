@@ -516,21 +516,39 @@ def replay_records(
     return list(heapq.merge(txns, notes, key=lambda record: record["timestamp"]))
 
 
+#: What a payment through the API does not tell the scorer (`FraudRiskScorer` builds its
+#: transaction from the payment and its risk context: customer, card, device, IP, country,
+#: city, merchant, amount).
+NOT_FROM_THE_API = ("lat", "lon", "merchant_category", "channel")
+
+
 def history_records(
-    stream: list[Labelled], episodes: dict[str, str], feedback: list[tuple[float, str, str]]
+    stream: list[Labelled],
+    episodes: dict[str, str],
+    seed: int,
+    as_api: bool = False,
 ) -> list[dict[str, Any]]:
-    """A labelled history: `replay_records`, each transaction with its truth.
+    """A labelled history of `stream` (generated with `seed`): `replay_records`, each
+    transaction with its truth.
 
     `fraud` (true for every attack) is the label `paymesh fraud train` learns from: in a
     live history it comes from fraud disputes, rejected reviews and issuers' fraud reports.
     `label` (the attack or look-alike) and `episode` let a backtest report per attack.
+
+    `as_api`: the history as paymesh's own payments make it, scored inline through the API:
+    without `NOT_FROM_THE_API`, and with each approval or decline arriving as feedback after
+    the score (as the PSP answers after it). A model meant for `paymesh serve` is trained on
+    this: one trained with fields inline scoring never has reads them as missing there.
     """
     truth = {
         txn.transaction_id: (label, episodes.get(txn.transaction_id, "")) for txn, label in stream
     }
-    records = replay_records(stream, feedback)
+    records = replay_records(stream, outcomes(stream, seed, live=as_api), live=as_api)
     for record in records:
         if "outcome" not in record:
             label, episode = truth[record["transaction_id"]]
             record["label"], record["fraud"], record["episode"] = label, label in ATTACKS, episode
+            if as_api:
+                for name in NOT_FROM_THE_API:
+                    del record[name]
     return records
