@@ -65,7 +65,7 @@ def train(
     rules: Annotated[Path | None, typer.Option(help="rules file (default: configured)")] = None,
 ) -> None:
     """Learn a fraud model from a labelled history; its thresholds are set on the history's
-    last 30%: alert on 0.1% and block 0.05% of its legitimate payments."""
+    last 30%: alert on 0.05% of its legitimate payments, block from half a nat above that."""
     from paymesh.fraud.training import replay_history, train
 
     try:

@@ -30,9 +30,12 @@ from paymesh.fraud.transactions import TransactionError, parse_outcome, parse_tr
 # Never a model input: an operator's lists act through their overriding rules.
 _NOT_LEARNED = frozenset({"block_listed", "allow_listed"})
 # The share of legitimate payments (in the validation part) a trained model may alert on,
-# and block: the thresholds are set where the model spends these budgets.
+# and block: the thresholds are set where the model spends these budgets. The block
+# threshold is also at least half a nat (odds x1.65) above the alert one, so that a band of
+# scores goes to a person before any is refused outright.
 ALERT_BUDGET = 0.0005
 BLOCK_BUDGET = 0.0005
+_BLOCK_ABOVE_ALERT = 0.5
 PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.05,
@@ -129,7 +132,10 @@ def train(history: Replayed, seed: int = 0, valid_share: float = 0.3) -> FraudMo
     margins = booster.predict(x[cut:], raw_score=True, num_iteration=booster.best_iteration)
     legit = np.sort(margins[y[cut:] == 0])
     alert = float(np.quantile(legit, 1 - ALERT_BUDGET)) if len(legit) else 0.0
-    block = max(float(np.quantile(legit, 1 - BLOCK_BUDGET)) if len(legit) else 1.0, alert + 0.5)
+    block = max(
+        float(np.quantile(legit, 1 - BLOCK_BUDGET)) if len(legit) else 1.0,
+        alert + _BLOCK_ABOVE_ALERT,
+    )
     # Keep only the trees the early stopping chose: the file is the model that was validated.
     kept = lightgbm.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     return FraudModel(
