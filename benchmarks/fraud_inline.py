@@ -32,8 +32,7 @@ from typing import Any
 
 from paymesh.domain.payment import RiskContext
 from paymesh.fraud.generator import generate_episodes, outcomes
-from paymesh.fraud.model import load_model
-from paymesh.fraud.scorer import FraudEngine, FraudRiskScorer
+from paymesh.fraud.scorer import FraudEngine, FraudRiskScorer, load_model
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.risk import AllowAll, RiskInput
 

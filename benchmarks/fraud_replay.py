@@ -34,9 +34,8 @@ from typing import Any
 
 from paymesh.fraud.evaluation import evaluate
 from paymesh.fraud.generator import generate_episodes, outcomes, replay_records
-from paymesh.fraud.model import load_model
 from paymesh.fraud.replay import replay
-from paymesh.fraud.scorer import FraudEngine
+from paymesh.fraud.scorer import FraudEngine, load_model
 
 
 def _pct(x: float) -> str:

@@ -39,6 +39,7 @@ from paymesh.connectors.transport import HttpTransport
 from paymesh.domain.payment import Payment
 from paymesh.fraud import FraudEngine, FraudRiskScorer
 from paymesh.fraud import RuleSet as FraudRuleSet
+from paymesh.fraud.scorer import load_model
 from paymesh.ports.bus import DEFAULT, Rule, Target
 from paymesh.ports.bus_backend import BusBackend
 from paymesh.ports.connector import Connector
@@ -73,18 +74,8 @@ if TYPE_CHECKING:  # imported when the NATS bus is configured, not by every proc
     from nats.aio.client import Client
 
     from paymesh.adapters.nats.fraud_feed import NatsFraudFeed
-    from paymesh.fraud.model import FraudModel
 
 log = logging.getLogger("paymesh")
-
-
-def _fraud_model(spec: str) -> FraudModel | None:
-    """The configured learned model, or None; LightGBM and numpy are imported only for one."""
-    if spec in ("", "none"):
-        return None
-    from paymesh.fraud.model import load_model
-
-    return load_model(spec)
 
 
 def build_store(settings: Settings) -> BusBackend:
@@ -350,12 +341,9 @@ def build_core(
     connectors = {name: MeteredConnector(c, metrics) for name, c in connectors.items()}
     observe_commits(store, metrics)
     # -- end observability ------------------------------------------------------------------
-    rules = (
-        FraudRuleSet.from_json(settings.fraud_rules.read_text())
-        if settings.fraud_rules
-        else FraudRuleSet.default()
+    engine = FraudEngine(
+        FraudRuleSet.load(settings.fraud_rules), model=load_model(settings.fraud_model)
     )
-    engine = FraudEngine(rules, model=_fraud_model(settings.fraud_model))
     nc: Client | None = None
     feed: NatsFraudFeed | None = None
     if settings.uses_nats:

@@ -89,9 +89,9 @@ def test_a_history_that_is_not_one_is_refused_with_the_line(tmp_path: Path) -> N
 def test_without_a_model_a_server_imports_no_lightgbm_numpy_or_scipy() -> None:
     # A Lambda layer or slim image without them can run the rules alone.
     probe = (
-        "import sys; from paymesh.bootstrap import _fraud_model;"
-        " import paymesh.entrypoints.http.asgi, paymesh.entrypoints.cli;"
-        " assert _fraud_model('none') is None;"
+        "import sys; from paymesh.fraud.scorer import load_model;"
+        " import paymesh.bootstrap, paymesh.entrypoints.http.asgi, paymesh.entrypoints.cli;"
+        " assert load_model('none') is None;"
         " print(sorted(m for m in ('lightgbm', 'numpy', 'scipy') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -19,10 +19,10 @@ from paymesh.adapters.codec import payment_from_doc, payment_to_doc
 from paymesh.domain.payment import FraudAssessment, Payment
 from paymesh.fraud.features import FeatureStore
 from paymesh.fraud.generator import generate_episodes, history_records, outcomes, replay_records
-from paymesh.fraud.model import FraudModel, ModelError, load_model
+from paymesh.fraud.model import FraudModel, ModelError
 from paymesh.fraud.replay import replay
 from paymesh.fraud.rules import RuleError, RuleSet
-from paymesh.fraud.scorer import FraudEngine
+from paymesh.fraud.scorer import FraudEngine, load_model
 from paymesh.fraud.training import Replayed, assess_all, replay_history, train
 from paymesh.fraud.transactions import parse_transaction
 
@@ -177,21 +177,19 @@ def test_a_hard_limit_is_a_floor_under_the_model_and_a_plain_rule_only_informs_i
     assert (
         held.score >= 75 and held.decision in ("review", "block") and "hard_limit" in held.factors
     )
-    informed = FraudEngine(soft, model=model).score(replace(order))
+    informed = FraudEngine(soft, model=model).score(order)
     assert "hard_limit" in informed.factors  # a reason the reviewer sees, but not a floor
-    assert informed.score == model.verdict({**_features_of(soft, order)}).score
+    features, _ = FraudEngine(soft).evaluate(order)
+    assert informed.score == model.verdict(features).score
 
 
-def _features_of(rules: RuleSet, txn: object) -> dict[str, float]:
-    features, _ = FraudEngine(rules).evaluate(txn)  # type: ignore[arg-type]
-    return features
-
-
-def test_an_override_must_be_true_or_false() -> None:
+def test_an_override_must_be_true_or_false_and_its_factor_its_own() -> None:
+    rule = {"name": "x", "factor": "x", "weight": 1, "when": ["amount", ">", 1]}
     with pytest.raises(RuleError, match="override"):
-        _rules(
-            [{"name": "x", "factor": "x", "weight": 1, "when": ["amount", ">", 1], "override": 1}]
-        )
+        _rules([{**rule, "override": 1}])
+    # The engine knows what overrode by the factors of the rules' assessment.
+    with pytest.raises(RuleError, match="own"):
+        _rules([{**rule, "override": True}, {**rule, "name": "y"}])
 
 
 def test_what_the_engine_learns_does_not_depend_on_the_model() -> None:
@@ -200,10 +198,7 @@ def test_what_the_engine_learns_does_not_depend_on_the_model() -> None:
     learned = []
     for model in (None, PACKAGED):
         engine = FraudEngine(model=model)
-        for line in replay(
-            [json.dumps(r) for r in replay_records(stream, feedback)], "jsonl", engine
-        ):
-            del line
+        list(replay([json.dumps(r) for r in replay_records(stream, feedback)], "jsonl", engine))
         learned.append(engine.snapshot())
     assert learned[0] == learned[1]
 

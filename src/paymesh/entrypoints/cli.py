@@ -471,21 +471,18 @@ def fraud_replay(path: Annotated[Path, typer.Argument(help="JSON Lines, or CSV i
     one is seen: transaction_id, risk_score, risk_factors, decision."""
     import sys
 
-    from paymesh.fraud.model import load_model
     from paymesh.fraud.replay import run_replay
     from paymesh.fraud.rules import RuleSet
-    from paymesh.fraud.scorer import FraudEngine
+    from paymesh.fraud.scorer import FraudEngine, load_model
     from paymesh.fraud.transactions import TransactionError
 
     try:
         settings = Settings.from_env()
-        rules = (
-            RuleSet.from_json(settings.fraud_rules.read_text())
-            if settings.fraud_rules
-            else RuleSet.default()
-        )
         # The configured rules and model: the decisions `paymesh serve` makes inline.
-        run_replay(path, sys.stdout, FraudEngine(rules, model=load_model(settings.fraud_model)))
+        engine = FraudEngine(
+            RuleSet.load(settings.fraud_rules), model=load_model(settings.fraud_model)
+        )
+        run_replay(path, sys.stdout, engine)
     except (TransactionError, OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

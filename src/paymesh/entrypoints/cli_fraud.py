@@ -22,9 +22,7 @@ HistoryArg = Annotated[Path, typer.Argument(help="a labelled history (JSON Lines
 
 
 def _rules(path: Path | None) -> RuleSet:
-    settings = Settings.from_env()
-    path = path or settings.fraud_rules
-    return RuleSet.from_json(path.read_text()) if path else RuleSet.default()
+    return RuleSet.load(path or Settings.from_env().fraud_rules)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -101,8 +99,9 @@ def backtest(
 ) -> None:
     """Score a labelled history with a candidate model or rule set and with the current one:
     caught per attack, false positives, alerts per 1,000 payments and PR-AUC, side by side."""
-    from paymesh.fraud.model import ModelError, load_model
+    from paymesh.fraud.model import ModelError
     from paymesh.fraud.replay import read_records
+    from paymesh.fraud.scorer import load_model
     from paymesh.fraud.training import assess_all, backtest, replay_history
 
     configured = Settings.from_env().fraud_model

@@ -182,18 +182,6 @@ class FraudModel:
         return cls.from_json(text)
 
 
-def load_model(spec: str) -> FraudModel | None:
-    """The model a setting names: "packaged", "none" (no model: the rules alone) or a path."""
-    if spec in ("", "none"):
-        return None
-    if spec == "packaged":
-        return FraudModel.packaged()
-    try:
-        return FraudModel.load(spec)
-    except OSError as exc:
-        raise ModelError(f"cannot read the fraud model {spec!r}: {exc.strerror}") from exc
-
-
 def _version(booster: Any, alert: float, block: float) -> str:
     digest = hashlib.sha256(booster.model_to_string().encode())
     digest.update(f"{alert!r}/{block!r}".encode())

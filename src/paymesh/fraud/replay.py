@@ -60,7 +60,7 @@ def replay(
     """
     engine = engine if engine is not None else FraudEngine()
     model = engine.model
-    pending: list[tuple[str, dict[str, float], FraudAssessment]] = []
+    pending: list[tuple[str, list[float], FraudAssessment]] = []
     for record in read_records(lines, fmt):
         if record.get("outcome"):
             engine.feedback(*parse_outcome(record))
@@ -70,7 +70,7 @@ def replay(
             yield _result(txn.transaction_id, engine.score(txn))
             continue
         features, ruled = engine.evaluate(txn)
-        pending.append((txn.transaction_id, features, ruled))
+        pending.append((txn.transaction_id, model.vector(features), ruled))
         if len(pending) == _BATCH:
             yield from _flush(engine, pending)
     if pending:
@@ -78,13 +78,12 @@ def replay(
 
 
 def _flush(
-    engine: FraudEngine, pending: list[tuple[str, dict[str, float], FraudAssessment]]
+    engine: FraudEngine, pending: list[tuple[str, list[float], FraudAssessment]]
 ) -> Iterator[dict[str, Any]]:
-    model = engine.model
-    assert model is not None
-    verdicts = model.verdicts([model.vector(features) for _, features, _ in pending])
-    for (transaction_id, features, ruled), verdict in zip(pending, verdicts, strict=True):
-        yield _result(transaction_id, engine.combine(features, ruled, verdict, model.version))
+    assert engine.model is not None
+    verdicts = engine.model.verdicts([row for _, row, _ in pending])
+    for (transaction_id, _, ruled), verdict in zip(pending, verdicts, strict=True):
+        yield _result(transaction_id, engine.combine(ruled, verdict))
     pending.clear()
 
 

@@ -25,6 +25,7 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from paymesh.domain.payment import FraudAssessment
@@ -159,7 +160,7 @@ class Rule:
     weight: int
     factor: str
     gate: Gate | None = None  # implied by `condition`, checked first
-    override: bool = False  # adds its weight to a model's score (see the module doc)
+    override: bool = False  # keeps its say beside a model's score (see the module doc)
 
 
 class RuleSet:
@@ -174,7 +175,12 @@ class RuleSet:
             raise RuleError("thresholds: need 0 <= review_threshold <= block_threshold <= 100")
         self.rules = tuple(rules)
         self._plan = tuple((r.gate, r.condition, r.weight, r.factor) for r in self.rules)
-        self._overrides = tuple((r.condition, r.weight, r.factor) for r in self.rules if r.override)
+        # An overriding rule's factor is its name in an assessment: weight by factor, so the
+        # engine reads what overrode from the assessment instead of evaluating them again.
+        self._override_weights = {r.factor: r.weight for r in self.rules if r.override}
+        shared = [r.factor for r in self.rules if r.factor in self._override_weights]
+        if len(shared) != len(self._override_weights):
+            raise RuleError("override: an overriding rule's factor must be its own")
         self.review_threshold = review_threshold
         self.block_threshold = block_threshold
         self.lists = {kind: dict((lists or {}).get(kind, {})) for kind in ("block", "allow")}
@@ -226,6 +232,11 @@ class RuleSet:
             raise RuleError(f"rule set: invalid JSON: {exc}") from exc
 
     @classmethod
+    def load(cls, path: Path | None) -> RuleSet:
+        """The rule set in the file at `path` (a `PAYMESH_FRAUD_RULES`), or the packaged one."""
+        return cls.from_json(path.read_text()) if path else cls.default()
+
+    @classmethod
     def default(cls) -> RuleSet:
         text = resources.files("paymesh.fraud").joinpath("default_fraud_rules.json").read_text()
         return cls.from_json(text)
@@ -236,14 +247,11 @@ class RuleSet:
                 if getattr(txn, field) in values:
                     features[f"{kind}_listed"] = 1.0
 
-    def overrides(self, features: Mapping[str, float]) -> tuple[int, tuple[str, ...]]:
-        """The summed weight and the factors of the overriding rules that hold."""
-        total, factors = 0, []
-        for condition, weight, factor in self._overrides:
-            if condition(features):
-                total += weight
-                factors.append(factor)
-        return total, tuple(factors)
+    def overrides(self, ruled: FraudAssessment) -> tuple[int, tuple[str, ...]]:
+        """The summed weight and the factors of the overriding rules that held in `ruled`
+        (this rule set's `assess`)."""
+        hits = tuple(f for f in ruled.factors if f in self._override_weights)
+        return sum(self._override_weights[f] for f in hits), hits
 
     def decide(self, score: int) -> str:
         if score > self.block_threshold:

@@ -28,6 +28,24 @@ SNAPSHOT_FORMAT = "paymesh.fraud.snapshot/2"
 _UNSCOPED_FORMAT = "paymesh.fraud.snapshot/1"
 
 
+def load_model(spec: str) -> FraudModel | None:
+    """The learned model a setting names: "packaged", "none" (the rules alone) or a file.
+
+    Here, not in `paymesh.fraud.model`: "none" must import neither LightGBM nor numpy, so
+    that a deployment without them runs the rules alone.
+    """
+    if spec in ("", "none"):
+        return None
+    from paymesh.fraud.model import FraudModel, ModelError
+
+    if spec == "packaged":
+        return FraudModel.packaged()
+    try:
+        return FraudModel.load(spec)
+    except OSError as exc:
+        raise ModelError(f"cannot read the fraud model {spec!r}: {exc.strerror}") from exc
+
+
 class SnapshotError(ValueError):
     """Bytes that are not a fraud snapshot this version can restore; the engine is unchanged."""
 
@@ -73,11 +91,9 @@ class FraudEngine:
         features, ruled = self.evaluate(txn)
         if self.model is None:
             return ruled
-        return self.combine(features, ruled, self.model.verdict(features), self.model.version)
+        return self.combine(ruled, self.model.verdict(features))
 
-    def combine(
-        self, features: dict[str, float], ruled: FraudAssessment, verdict: Verdict, model: str
-    ) -> FraudAssessment:
+    def combine(self, ruled: FraudAssessment, verdict: Verdict) -> FraudAssessment:
         """The model's `verdict` under the overriding rules (see the class doc).
 
         The reasons: the overriding rules that hold, the rules that held (`ruled`: what a
@@ -88,7 +104,8 @@ class FraudEngine:
         raise (a hard limit of 75 is at least a review, a block list's 100 a block), a
         negative one lowers the model's score (the allow list's -100 clears it).
         """
-        extra, hits = self.rules.overrides(features)
+        assert self.model is not None
+        extra, hits = self.rules.overrides(ruled)
         informed = tuple(f for f in ruled.factors if f not in hits)
         score = verdict.score
         if extra > 0:
@@ -100,7 +117,7 @@ class FraudEngine:
             score=score,
             factors=(*hits, *informed, *verdict.factors),
             decision=self.rules.decide(score),
-            model=model,
+            model=self.model.version,
         )
 
     def observe(self, txn: Transaction, score: int) -> None:

@@ -176,10 +176,7 @@ def assess_all(
         chunk = history.features[start : start + 1000]
         ruled = history.ruled[start : start + 1000]
         verdicts = model.verdicts([model.vector(f) for f in chunk])
-        out.extend(
-            engine.combine(f, r, v, model.version)
-            for f, r, v in zip(chunk, ruled, verdicts, strict=True)
-        )
+        out.extend(engine.combine(r, v) for r, v in zip(ruled, verdicts, strict=True))
     return out
 
 
