@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,10 +16,9 @@ import boto3
 import pytest
 
 from paymesh.adapters.dynamodb import DynamoStore, envelope_from_image, records
-from paymesh.adapters.dynamodb.bus import DELIVERED_TTL
 from paymesh.adapters.dynamodb.store import BLOB_CHUNK
 from paymesh.domain.events import DomainEvent
-from paymesh.domain.ledger import LedgerTransaction, Move, Movement, postings_for
+from paymesh.domain.ledger import LedgerTransaction, payout
 from paymesh.domain.payment import Payment, PspOutcome
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus import Attempt, Target
@@ -71,6 +71,7 @@ class TestDynamoBusStore(BusStoreContract):
 async def test_a_delivered_delivery_expires_by_ttl_and_a_dead_letter_never(
     store: DynamoStore, dynamodb: Any
 ) -> None:
+    store.mark_ttl = timedelta(days=120)  # the operator's marks' TTL: deliveries follow it
     hooks = [Target(id=f"hook{i}", type="http", url="http://127.0.0.1:9/x") for i in range(2)]
     await route(store, "e1", delivery("d0", target=hooks[0]), delivery("d1", target=hooks[1]))
     done, dead = sorted(await store.claim_deliveries(T0, 30, 10), key=lambda d: d.id)
@@ -81,7 +82,7 @@ async def test_a_delivered_delivery_expires_by_ttl_and_a_dead_letter_never(
     items = {item["pk"]["S"]: item for item in _scan(dynamodb, store.tables.state)}
     ttl = {d.id: items[records.delivery_key(d.id)["pk"]["S"]].get("ttl") for d in (done, dead)}
     # As long as a consumer mark lives: a delivery is routing's once-only record.
-    assert ttl == {"d0": {"N": str(int((T0 + DELIVERED_TTL).timestamp()))}, "d1": None}
+    assert ttl == {"d0": {"N": str(int((T0 + timedelta(days=120)).timestamp()))}, "d1": None}
 
 
 def _scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
@@ -323,18 +324,15 @@ def _captured(payment_id: str) -> Payment:
 
 def _payout(txn_id: str, amount: int) -> LedgerTransaction:
     """A payout is booked on its own: it belongs to no payment."""
-    at = T0 + timedelta(days=2)
-    return LedgerTransaction(
-        id=txn_id,
+    txn = payout(
+        event_id=txn_id,
         merchant_id="m1",
-        payment_id="",
         psp="stripe",
         currency="usd",
-        kind=Move.PAYOUT,
-        created_at=at,
-        available_on=at.date(),
-        postings=postings_for("stripe", Movement(Move.PAYOUT, amount)),
+        at=T0 + timedelta(days=2),
+        amount=amount,
     )
+    return replace(txn, id=txn_id)
 
 
 async def test_a_replayed_booking_keeps_its_first_copy_and_the_rest_of_the_commit_is_written(

@@ -12,7 +12,7 @@ import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
@@ -175,3 +175,58 @@ async def test_a_batch_that_failed_is_retried_by_its_relay_at_once_not_after_the
     await _published(d, 3)
     assert set(d.published) == {"e1", "e2", "e3"}
     assert await d.stores[0].undelivered_events(10) == []
+
+
+class MarkFailingOnce:
+    """A store whose first commit fails, as one does while the database is away."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self.failed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    async def commit(self, changes: Changeset) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the database is away")
+        await self.store.commit(changes)
+
+
+async def test_a_batch_published_but_not_marked_is_only_marked_at_the_next_pass(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    relay = await d.relay()
+    await d.count_publishes()
+    relay.store = cast(PostgresStore, MarkFailingOnce(cast(PostgresStore, relay.store)))
+    await d.commit_events(["e1", "e2", "e3"])
+    with pytest.raises(ConnectionError):
+        await relay.relay_pending()
+    await _published(d, 3)
+    assert await relay.relay_pending() == 3
+    await asyncio.sleep(0.2)
+    assert d.published == Counter({"e1": 1, "e2": 1, "e3": 1})  # not published again
+    assert await d.stores[0].undelivered_events(10) == []
+
+
+async def test_a_relay_forgets_a_failed_batch_once_its_lease_is_over(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    relay, other = await d.relay(lease_seconds=30.0), await d.relay()
+    await d.count_publishes()
+    relay.js = cast(JetStreamContext, FailingOnce(relay.js))
+    await d.commit_events(["e1", "e2", "e3"])
+    with pytest.raises(NatsTimeout):
+        await relay.relay_pending()
+    # The lease ends: the batch is another relay's to take, and it takes it.
+    later = datetime.now(UTC) + timedelta(seconds=31)
+    relay.clock = other.clock = lambda: later
+    assert await other.relay_pending() == 3
+    await asyncio.sleep(0.2)
+    seen = Counter(d.published)
+    assert await relay.relay_pending() == 0  # nothing held from memory, nothing to claim
+    await asyncio.sleep(0.2)
+    assert d.published == seen

@@ -171,8 +171,8 @@ def postings_for(psp: str, movement: Movement) -> tuple[Posting, ...]:
             )
         case Move.DISPUTE_WON:  # the funds come back; the dispute fee does not
             return _pair(Account.PSP_RECEIVABLE, Account.DISPUTES, a)
-        case Move.PAYOUT:
-            return _pair(Account.BANK, Account.PSP_RECEIVABLE, a)
+        case Move.PAYOUT:  # signed, and no payment's: built by `payout`, never from a movement
+            raise ValueError("a payout is booked by payout")
         case Move.ADJUSTMENT:  # signed: built by `fee_adjustment`, never from a movement
             raise ValueError("an adjustment is booked by fee_adjustment")
 
@@ -199,8 +199,7 @@ def book(
             currency=currency,
             kind=m.kind,
             created_at=at,
-            # A payout is the settlement itself: it leaves the receivable on its day.
-            available_on=(at if m.kind == Move.PAYOUT else at + settle).date(),
+            available_on=(at + settle).date(),
             postings=postings_for(psp, m),
             event_id=event_id,
             psp_reference=psp_reference,

@@ -150,7 +150,7 @@ FEE_TOLERANCE_BPS = 250
 
 #: What a settlement line settles: not payouts (checked apart) nor adjustments (booked by
 #: reconciliation itself against a transaction that is matched).
-_MATCHED_KINDS = BALANCE_KINDS - {Move.PAYOUT, Move.ADJUSTMENT}
+MATCHED_KINDS = BALANCE_KINDS - {Move.PAYOUT, Move.ADJUSTMENT}
 
 
 def reconcile(
@@ -168,8 +168,8 @@ def reconcile(
     tells a late line from a missing one; `carried` are earlier transactions still unsettled.
     """
     by_psp_ref = {ref: payment_id for payment_id, ref in references.items() if ref}
-    today = [t for t in ledger if t.kind in _MATCHED_KINDS]
-    late = [t for t in carried if t.kind in _MATCHED_KINDS]
+    today = [t for t in ledger if t.kind in MATCHED_KINDS]
+    late = [t for t in carried if t.kind in MATCHED_KINDS]
     known = {t.payment_id for t in (*today, *late)} | set(references)
     pool = _Pool()
     for booked in sorted((*today, *late), key=lambda t: t.created_at):

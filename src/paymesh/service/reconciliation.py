@@ -26,14 +26,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from paymesh.domain.ledger import (
-    BALANCE_KINDS,
     LedgerTransaction,
-    Move,
     fee_adjustment,
     payout,
 )
 from paymesh.domain.payment import Payment
-from paymesh.domain.reconciliation import Discrepancy, Reconciliation, reconcile
+from paymesh.domain.reconciliation import (
+    MATCHED_KINDS,
+    Discrepancy,
+    Reconciliation,
+    reconcile,
+)
 from paymesh.domain.settlement import SettlementReport
 from paymesh.ports.store import Changeset
 from paymesh.service import compact_json
@@ -154,9 +157,7 @@ def payouts_to_book(
         return []
     pending = {t.id for t in result.unsettled}
     settled = [
-        t
-        for t in (*today, *result.settled_late)
-        if t.kind in BALANCE_KINDS - {Move.PAYOUT, Move.ADJUSTMENT} and t.id not in pending
+        t for t in (*today, *result.settled_late) if t.kind in MATCHED_KINDS and t.id not in pending
     ]
     settled.extend(adjustments)
     booked = []

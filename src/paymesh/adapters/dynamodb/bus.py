@@ -23,10 +23,6 @@ from paymesh.adapters.dynamodb.queries import Query, merged, run
 from paymesh.adapters.dynamodb.tables import QUEUE_SHARDS
 from paymesh.ports.bus import Delivery, Rule, target_label
 
-#: When DynamoDB's TTL may delete a delivered delivery: as long as a consumer mark lives
-#: (`store.MARK_TTL`), past housekeeping's window.
-DELIVERED_TTL = timedelta(days=90)
-
 
 def queue_shards(name: str) -> list[str]:
     """The QueueIndex partitions a queue named `name` is spread over."""
@@ -35,6 +31,10 @@ def queue_shards(name: str) -> list[str]:
 
 class BusTables(Connection):
     """Implements `paymesh.ports.bus.BusStore`."""
+
+    #: When DynamoDB's TTL may delete a consumer mark (the store's): a delivered delivery,
+    #: routing's once-only record, lives as long.
+    mark_ttl: timedelta
 
     # -- RuleStore --------------------------------------------------------------------------
 
@@ -193,7 +193,7 @@ class BusTables(Connection):
             # (a delivery is routing's once-only record; see service/housekeeping.py).
             update += ", #t = :t REMOVE #q, #p"
             names["#t"] = "ttl"
-            values[":t"] = N(seconds(updated_at + DELIVERED_TTL))
+            values[":t"] = N(seconds(updated_at + self.mark_ttl))
         saved = self._update(
             TableName=self.tables.state,
             Key=records.delivery_key(d.id),

@@ -371,7 +371,7 @@ class DynamoStore(BusTables, LedgerTables):
             )
             for item in itertools.islice(old, limit)
         )
-        # Delivered deliveries carry a TTL (`bus.DELIVERED_TTL`): DynamoDB deletes them.
+        # Delivered deliveries carry a TTL (`mark_ttl`, as marks do): DynamoDB deletes them.
         return Purged(idempotency=records_gone, processed=marks_gone)
 
     async def purge_expired(

@@ -38,7 +38,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.aio.client import Client
@@ -125,12 +125,19 @@ async def ensure_streams(js: JetStreamContext, layout: Layout) -> None:
             max_age=layout.max_age_seconds,
             duplicate_window=layout.duplicate_window_seconds,
         )
-        try:
-            await js.stream_info(name)
-        except NotFoundError:
-            with contextlib.suppress(Exception):  # another process created it first
-                await js.add_stream(config)
-            await js.stream_info(name)
+        await ensure_stream(js, config)
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream `config` describes if absent (every process may race to; the loser
+    finds it); raises if it is still not there."""
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        with contextlib.suppress(Exception):  # another process created it first
+            await js.add_stream(config)
+        await js.stream_info(config.name)
 
 
 def delivery_id(event_id: str, merchant_id: str, rule: str, target_id: str) -> str:
@@ -149,8 +156,10 @@ class OutboxRelay:
     Each pass claims a batch for `lease_seconds`; other relays' claims pass over it
     meanwhile. A batch whose publish or mark failed is tried again by this relay at its next
     pass, before it claims more, so an outage of NATS or the database costs one poll, not a
-    lease. The lease is well inside JetStream's duplicate window: a batch another relay takes
-    over when it ends is still de-duplicated."""
+    lease: only the step that failed (a batch published but not marked is only marked), and
+    only while the lease lasts. Once it has ended the batch may be another relay's: this one
+    forgets it and claims afresh. The lease is well inside JetStream's duplicate window: a
+    batch another relay takes over when it ends is still de-duplicated."""
 
     def __init__(
         self,
@@ -170,7 +179,11 @@ class OutboxRelay:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self._wake = asyncio.Event()
+        # The batch claimed and not yet marked routed, whether it was published, and when
+        # the claim ends.
         self._unfinished: list[StoredEvent] = []
+        self._published = False
+        self._lease_ends = datetime.min.replace(tzinfo=UTC)
 
     def notify(self) -> None:
         self._wake.set()
@@ -191,13 +204,19 @@ class OutboxRelay:
     async def relay_pending(self) -> int:
         relayed = 0
         while True:
-            events = self._unfinished or await self.store.claim_outbox(
-                self.clock(), self.lease_seconds, self.batch
-            )
+            now = self.clock()
+            if not self._unfinished or now >= self._lease_ends:
+                self._unfinished = await self.store.claim_outbox(
+                    now, self.lease_seconds, self.batch
+                )
+                self._published = False
+                self._lease_ends = now + timedelta(seconds=self.lease_seconds)
+            events = self._unfinished
             if not events:
                 return relayed
-            self._unfinished = events
-            await self._publish(events)
+            if not self._published:
+                await self._publish(events)
+                self._published = True
             await self.store.commit(Changeset(routed=[e.id for e in events]))
             self._unfinished = []
             relayed += len(events)

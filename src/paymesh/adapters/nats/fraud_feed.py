@@ -54,8 +54,8 @@ from nats.js.api import (
     RetentionPolicy,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
 
+from paymesh.adapters.nats.bus import ensure_stream
 from paymesh.domain.fraud_transaction import Transaction
 from paymesh.ports.fraud_feed import FraudLearner
 
@@ -156,8 +156,8 @@ class NatsFraudFeed:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(max_queued)
         self._ids = itertools.count()
         self._sub: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self._sender: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._failing = False
         self._unreadable_logged = False
 
@@ -168,7 +168,6 @@ class NatsFraudFeed:
         if self._sub is not None:
             return
         await self._ensure_stream()
-        self._stopping = False
         self._sub = await self.js.pull_subscribe(
             self.subject,
             durable=self.consumer,
@@ -186,10 +185,8 @@ class NatsFraudFeed:
             ),
         )
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._send_queued(), name="fraud-feed-send"),
-            loop.create_task(self._read(self._sub), name="fraud-feed-read"),
-        ]
+        self._sender = loop.create_task(self._send_queued(), name="fraud-feed-send")
+        self._reader = loop.create_task(self._read(self._sub), name="fraud-feed-read")
 
     async def _ensure_stream(self) -> None:
         config = StreamConfig(
@@ -200,12 +197,7 @@ class NatsFraudFeed:
             max_age=self.max_age,
             duplicate_window=120.0,
         )
-        try:
-            await self.js.stream_info(self.stream)
-        except NotFoundError:
-            with contextlib.suppress(Exception):  # another process created it first
-                await self.js.add_stream(config)
-            await self.js.stream_info(self.stream)
+        await ensure_stream(self.js, config)
 
     async def flush(self, within: float = 2.0) -> None:
         """Wait until the stream holds what was said so far (tests; shutdown).
@@ -219,17 +211,15 @@ class NatsFraudFeed:
         """Stop reading (the consumer stays, for the next process of its name), then send
         what is still queued (for up to `within` seconds). Call it before closing the
         connection: that is the caller's, and this leaves it open."""
-        self._stopping = True
-        sender = self._tasks[0] if self._tasks else None
-        for task in self._tasks[1:]:
-            task.cancel()
+        sender, reader, self._sender, self._reader = self._sender, self._reader, None, None
+        if reader is not None:
+            reader.cancel()
         if sender is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(within):
                     await self._queue.join()
             sender.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*(t for t in (sender, reader) if t), return_exceptions=True)
         if self._sub is not None:
             sub, self._sub = self._sub, None
             with contextlib.suppress(NatsError):  # the connection went first: nothing to undo
@@ -330,7 +320,7 @@ class NatsFraudFeed:
                     await asyncio.sleep(self.retry_seconds)
 
     async def _read(self, sub: Any) -> None:
-        while not self._stopping:
+        while True:  # until `close` cancels it
             try:
                 msgs: list[Msg] = await sub.fetch(256, timeout=1.0)
             except (NatsTimeout, TimeoutError):

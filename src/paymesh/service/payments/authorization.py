@@ -35,13 +35,13 @@ class AuthorizationDriver:
         writes: PaymentWrites,
         psp: PspCaller,
         clock: Callable[[], datetime],
-        answers: AnswersInFlight | None = None,
+        answers: AnswersInFlight,
     ) -> None:
         self.writes = writes
         self.psp = psp
         self.clock = clock
         #: Where a webhook that overtakes the PSP's answer learns that it is on its way.
-        self.answers = answers if answers is not None else AnswersInFlight()
+        self.answers = answers
 
     async def drive(
         self, payment: Payment, first_send: bool = False, completion: Completion = lambda p: None
