@@ -408,6 +408,9 @@ def build_core(
         default_signing_secret=settings.delivery_signing_secret,
         target_policy=sender.policy,
         start_delays={"process_payment": PROCESS_PAYMENT_GRACE.total_seconds()},
+        # In-memory and idempotent (the fraud stream's alert commits with its own mark):
+        # tried as their event is routed, which spares each a claim and a save.
+        on_routing=("fraud_detection", "analytics", "update_inventory"),
     )
     # observability (issue 16): delivery results counted; circuits read at scrape time.
     bus.targets.observers.append(delivery_counter(metrics))

@@ -20,12 +20,13 @@ from paymesh.ports.store import Changeset
 from paymesh.service import ids
 from paymesh.service.bus import EventBus
 from paymesh.service.event_router import Router
-from tests.contract.bus_contract import NAMES, BusContract, Recorder, cancelled
+from tests.contract.bus_contract import NAMES, BusContract, Recorder, cancelled, event, rule
 
 
 class InProcessHarness:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_routing: tuple[str, ...] = ()) -> None:
         self.path = path
+        self.on_routing = on_routing
         self.store: BusBackend = SqliteStore(path)
         self.recorder = Recorder()
         self.sender = AiohttpTargetSender()
@@ -46,6 +47,7 @@ class InProcessHarness:
             lease_seconds=1.0,
             poll_seconds=0.05,
             retry_base_seconds=0.01,
+            on_routing=self.on_routing,
         )
         self.task = asyncio.create_task(self.bus.run())
 
@@ -106,3 +108,57 @@ async def harness(tmp_path: Path) -> AsyncIterator[InProcessHarness]:
 
 class TestInProcessBus(BusContract):
     pass
+
+
+@pytest.fixture
+async def routing_harness(tmp_path: Path) -> AsyncIterator[InProcessHarness]:
+    # Every quick target tried as its event is routed ("slow" blocks, which routing must not).
+    h = InProcessHarness(tmp_path / "bus.db", on_routing=("a", "b", "flaky", "down"))
+    await h.store.open()
+    yield h
+    await h.close()
+
+
+class TestInProcessBusTryingOnRouting(BusContract):
+    """The same contract when built-ins are tried as their event is routed: retries, dead
+    letters, redrive and once-only delivery hold as they do for claimed deliveries."""
+
+    @pytest.fixture
+    def harness(self, routing_harness: InProcessHarness) -> InProcessHarness:
+        return routing_harness
+
+
+async def test_an_on_routing_target_is_recorded_delivered_in_the_routing_commit(
+    routing_harness: InProcessHarness,
+) -> None:
+    h = routing_harness
+    await h.store.put_rule(rule("paid", "a", "flaky", "slow"))
+    router = Router([])
+    router.load(await h.store.rules())
+    h.recorder.fail["flaky"] = 1
+    bus = EventBus(
+        h.store,
+        router,
+        {name: h.recorder.builtin(name) for name in NAMES},
+        h.sender,
+        lambda: datetime.now(UTC),
+        retry_base_seconds=0.01,
+        on_routing=h.on_routing,
+    )
+    paid = event()
+    await h.store.commit(Changeset(events=[paid]))
+
+    assert await bus.route_pending() == 1  # routing alone: nothing claimed, no task started
+
+    with contextlib.closing(sqlite3.connect(h.path)) as db:
+        rows = dict(
+            (target, (status, attempts))
+            for target, status, attempts in db.execute(
+                "SELECT target_id, status, attempts FROM deliveries WHERE event_id = ?", (paid.id,)
+            )
+        )
+    assert rows == {"a": ("delivered", 1), "flaky": ("pending", 1), "slow": ("pending", 0)}
+    assert h.recorder.received("a") == [paid.id]
+    assert h.recorder.attempts["slow"] == 0  # not an on-routing target: left to the claims
+    claimed = await h.store.claim_deliveries(datetime.now(UTC), 1.0, 10)
+    assert "a" not in {d.target.id for d in claimed}  # delivered: nothing left to claim

@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,13 +112,15 @@ class EventBus:
         default_signing_secret: str | None = None,
         target_policy: TargetPolicy | None = None,
         start_delays: Mapping[str, float] | None = None,
+        on_routing: Collection[str] = (),
     ) -> None:
         """`default_signing_secret` signs the default rules' HTTP deliveries (without one
         they are not sent). `target_policy` is what rules may name as HTTP targets, checked
         when a rule is stored; the sender enforces its own at delivery. `start_delays`:
         seconds after the event a built-in target is first tried (process_payment: the
         inline attempt is still running when its event is routed, so trying at once would
-        only be told to come back)."""
+        only be told to come back). `on_routing`: built-in targets quick, in memory and
+        idempotent enough to be tried as their event is routed (see `route_pending`)."""
         self.store = store
         self.router = router
         self.clock = clock
@@ -129,6 +131,7 @@ class EventBus:
         self.retry_base = retry_base_seconds
         self.target_policy = target_policy or TargetPolicy()
         self.start_delays = {name: timedelta(seconds=s) for name, s in (start_delays or {}).items()}
+        self.on_routing = frozenset(on_routing) - set(self.start_delays)
         self.targets = Targets(
             builtins, sender, per_target, secrets=SigningSecrets(router, default_signing_secret)
         )
@@ -167,7 +170,14 @@ class EventBus:
         return max(now, event_time + delay) if delay else now
 
     async def route_pending(self) -> int:
-        """Route what the outbox holds; returns how many events left it."""
+        """Route what the outbox holds; returns how many events left it.
+
+        A delivery to an `on_routing` built-in is tried before the routing commit and
+        recorded with its outcome in it: delivered, or rescheduled like any failed attempt.
+        That spares it a claim and a save, most of what a delivery costs (for the default
+        rules, more than half of a payment's deliveries). It stays at-least-once: a crash
+        before the commit leaves the event in the outbox, routed and tried again. The price
+        is that routing waits for these handlers, so only quick in-memory ones qualify."""
         routed = 0
         while True:
             events = await self.store.undelivered_events(self.batch)
@@ -177,6 +187,7 @@ class EventBus:
             # The outbox's step of each traced event, in its own trace: routing and the commit.
             spans = [event_span(e.envelope, "route", SpanKind.PRODUCER) for e in events]
             try:
+                routes = [(e, route) for e in events for route in self.router.routes(e.envelope)]
                 deliveries = [
                     Delivery(
                         id=ids.new_id("dlv"),
@@ -189,9 +200,13 @@ class EventBus:
                         next_attempt_at=self._first_try(route.target, e.time, now),
                         default_rule=route.rule.merchant_id == DEFAULT,
                     )
-                    for e in events
-                    for route in self.router.routes(e.envelope)
+                    for e, route in routes
                 ]
+                for (e, route), delivery in zip(routes, deliveries, strict=True):
+                    if route.target.type == "builtin" and route.target.name in self.on_routing:
+                        await self.targets.attempt(
+                            delivery, e.envelope, self.clock, self.rand, self.retry_base
+                        )
                 await self.store.commit(
                     Changeset(routed=[e.id for e in events], deliveries=deliveries)
                 )
