@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -139,11 +140,19 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per phase")
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--sandbox-process", action="store_true")
+    parser.add_argument(
+        "--deliverer-process",
+        action="store_true",
+        help="the server's deliveries in a second process (PAYMESH_DELIVERER_PROCESS=1); "
+        "its CPU counts as the server's",
+    )
     parser.add_argument("--json", type=Path, help="write the figures there")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
+    # The server inherits this environment; its process tree (deliverer included) is measured.
+    os.environ["PAYMESH_DELIVERER_PROCESS"] = "1" if args.deliverer_process else "0"
     server = ManagedServer(
         paymesh_executable(),
         startup_timeout=60,
@@ -166,7 +175,10 @@ def main() -> int:
     finally:
         server.stop()
     ratio = payments.per_second / health.per_second if health.per_second else 0.0
-    print(f"wrk -t1 -c{args.connections} -d{args.duration}s, embedded paymesh serve")
+    print(
+        f"wrk -t1 -c{args.connections} -d{args.duration}s, embedded paymesh serve"
+        + (" with its deliverer process" if args.deliverer_process else "")
+    )
     for phase in (health, payments):
         line = (
             f"{phase.path:14} {phase.per_second:9.1f}/s  p50 {phase.p50_ms:7.1f} ms"

@@ -10,12 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import pickle
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from paymesh.adapters.deliverer_process import (
+    DelivererLock,
+    DelivererProcess,
+    DelivererRules,
+    ServerLine,
+)
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.metrics import (  # observability (issue 16): see build_core
     MeteredConnector,
@@ -288,14 +296,20 @@ class Core:
     #: Where each PSP's settlement reports are read, for reconciliation.
     report_sources: dict[str, ReportSource] = field(default_factory=dict)
 
+    #: Whether this process's fraud engine is the one whose learning is kept (loaded at
+    #: open, saved at close): not a deliverer's, which scores nothing.
+    keeps_features: bool = True
+
     async def open(self) -> None:
         await self.store.open()
         self.bus.router.load(await self.store.rules())
-        await self.checkpoint.load()
+        if self.keeps_features:
+            await self.checkpoint.load()
 
     async def close(self) -> None:
         try:
-            await self.checkpoint.save()
+            if self.keeps_features:
+                await self.checkpoint.save()
         except Exception:  # never let it keep the rest of shutdown from running
             log.exception("fraud checkpoint at shutdown failed")
         await self.sender.aclose()
@@ -461,7 +475,6 @@ def report_sources(settings: Settings, listener: SandboxListener | None) -> dict
 def _crash() -> None:
     """PAYMESH_FAULT_CRASH_AFTER_SEND (sandbox mode, tests only): die as SIGKILL would, right
     after a confirmation left and before it was recorded."""
-    import os
 
     os._exit(137)
 
@@ -502,8 +515,10 @@ class ApiProcess:
     reviews: ReviewService
     auth: Authenticator
     limiter: RateLimit
-    #: Where merchants' rules also go (on AWS: EventBridge).
+    #: Where merchants' rules also go (on AWS: EventBridge; to a deliverer process).
     rule_mirror: RuleMirror = field(default_factory=NoMirror)
+    #: Embedded with PAYMESH_DELIVERER_PROCESS: the process that runs the deliveries.
+    deliverer: DelivererProcess | None = None
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -515,6 +530,8 @@ class ApiProcess:
         if not settings.uses_postgres:
             # Embedded: this process owns the file, so what a dead one held is free now. With
             # PostgreSQL other live processes hold leases too: they expire on their own.
+            if self.deliverer is not None:  # a dead server's deliverer may still be stopping
+                await self.deliverer.lock.wait_free()
             await store.release_leases()
             await store.release_claims()  # a cut request's retry resumes now, not in 60 s
         if listener:
@@ -541,8 +558,16 @@ class ApiProcess:
                 tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
             else:
                 core.wake.append(bus.notify)
+                if self.deliverer is not None:
+                    # This process routes (and runs the built-ins tried on routing); the
+                    # deliverer claims and runs the rest.
+                    bus.routed.append(self.deliverer.wake)
+                    self.deliverer.start()
+                    running_bus = bus.run(deliver=False)
+                else:
+                    running_bus = bus.run()
                 tasks += [
-                    asyncio.create_task(bus.run(), name="event-bus"),
+                    asyncio.create_task(running_bus, name="event-bus"),
                     asyncio.create_task(
                         _recover_then_watch(core.reconciler, at_start=not settings.uses_postgres),
                         name="recovery",
@@ -555,6 +580,8 @@ class ApiProcess:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await bus.stop()
+                if self.deliverer is not None:
+                    await self.deliverer.stop()
         if listener:
             await listener.stop()
         await core.close()
@@ -592,6 +619,14 @@ def build_api(
         on_processing=drive_soon,
         answers=payments.answers,
     )
+    deliverer = None
+    if settings.deliverer_process:
+        deliverer = DelivererProcess(
+            pickle.dumps(deliverer_settings(settings, core.listener)),
+            settings.data_dir,
+            on_events=core.bus.notify,
+        )
+        rule_mirror = DelivererRules(deliverer)
     return ApiProcess(
         core=core,
         webhooks=webhooks,
@@ -601,7 +636,52 @@ def build_api(
         auth=Authenticator(core.store),
         limiter=_rate_limiter(settings, core.store),
         rule_mirror=rule_mirror if rule_mirror is not None else NoMirror(),
+        deliverer=deliverer,
     )
+
+
+def deliverer_settings(settings: Settings, listener: SandboxListener | None) -> Settings:
+    """The settings of an embedded server's deliverer process: the server's, with the
+    built-in sandboxes reached at the server's sandbox listener, and no fraud model (its
+    engine scores nothing; the server's learns, see `run_deliverer`)."""
+    bases: dict[str, Any] = {}
+    if listener is not None:
+        for psp in settings.sandboxed_psps:
+            bases[f"{psp}_api_base"] = listener.psp_url(psp)
+        if settings.sms_sandboxed and "twilio" in listener.suite.boxes:
+            bases["twilio_api_base"] = f"{listener.url}/sandbox/twilio"
+    return replace(settings, deliverer_process=False, fraud_model="none", **bases)
+
+
+async def run_deliverer(settings: Settings, fd: int) -> None:
+    """An embedded server's deliverer process (`paymesh.entrypoints.deliverer`): claims
+    and runs the deliveries its server routed, over the same SQLite file, until the line to
+    the server (`fd`) closes. The server keeps the fraud engine that learns: the built-ins
+    that feed it run as the server routes, and a retry of one here raises its alert but
+    teaches this process's engine only."""
+    lock = DelivererLock(settings.data_dir)
+    await asyncio.to_thread(lock.hold)
+    core = build_core(settings, with_sandbox=False)
+    core.keeps_features = False
+    await core.open()
+    main = asyncio.current_task()
+    assert main is not None
+    line = ServerLine(fd, on_routed=core.bus.notify, on_gone=main.cancel)
+    core.wake.append(line.events_committed)
+    line.start()
+
+    async def rules_first() -> None:
+        if line.rules_stale:
+            line.rules_stale = False
+            core.bus.router.sync(await core.store.rules())
+
+    log.info("deliverer running beside its server (pid %d)", os.getppid())
+    try:
+        await core.bus.run(route=False, before_delivering=rules_first)
+    finally:
+        line.close()
+        await core.bus.stop()
+        await core.close()
 
 
 def _rate_limiter(settings: Settings, store: BusBackend) -> RateLimit:

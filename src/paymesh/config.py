@@ -134,6 +134,9 @@ class Settings:
     #: Test-only (sandbox mode): the process exits right after a confirmation is sent and
     #: before it is recorded, as a crash there would (tests/e2e/test_confirmation_crash.py).
     fault_crash_after_send: bool = False
+    #: Embedded only: the bus's deliveries run in a second process over the same SQLite
+    #: file (`paymesh.adapters.deliverer_process`), so the server uses a second core.
+    deliverer_process: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -148,6 +151,7 @@ class Settings:
                 p.strip().lower() for p in (_env("SANDBOX_PSPS") or "").split(",") if p.strip()
             ),
             "allow_mixed_mode": _flag(_env("ALLOW_MIXED_MODE")),
+            "deliverer_process": _flag(_env("DELIVERER_PROCESS")),
             "stripe_api_base": _env("STRIPE_API_BASE"),
             "stripe_secret_key": _env("STRIPE_SECRET_KEY"),
             "stripe_webhook_secret": _env("STRIPE_WEBHOOK_SECRET"),
@@ -289,6 +293,11 @@ class Settings:
                 )
 
     def _check_bus(self) -> None:
+        if self.deliverer_process and (self.shared_store or self.bus is not None):
+            raise ConfigError(
+                "PAYMESH_DELIVERER_PROCESS is for the embedded server (SQLite); with a "
+                "shared database, run `paymesh worker` processes instead"
+            )
         if self.bus is not None:
             if not self.bus.startswith(("nats://", "tls://")):
                 raise ConfigError(f"unsupported bus URL {self.bus!r}: use nats://HOST:PORT")

@@ -90,8 +90,10 @@ class Node:
         )
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[tuple[Node, httpx.Client]]:
+@pytest.fixture(params=["one process", "deliverer process"])
+def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Node, httpx.Client]]:
+    """The server alone, or with its deliveries in a deliverer process (which must die with
+    it: a kill -9 of the server alone must leave nothing delivering twice)."""
     port = free_port()
     sandbox = StripeSandbox(
         StripeSandboxSettings(
@@ -106,6 +108,7 @@ def node(tmp_path: Path) -> Iterator[tuple[Node, httpx.Client]]:
             "PAYMESH_STRIPE_SECRET_KEY": SECRET,
             "PAYMESH_PSP_TIMEOUT": "5",
             "PAYMESH_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "PAYMESH_DELIVERER_PROCESS": "1" if request.param == "deliverer process" else "0",
         }
         key = (
             paymesh("keys", "create", "--merchant", "shop", "--data-dir", str(tmp_path), env=env)

@@ -140,6 +140,14 @@ def serve(
     log_level: Annotated[str, typer.Option()] = "info",
     log_format: LogFormat = None,
     traces: Traces = None,
+    deliverer_process: Annotated[
+        bool | None,
+        typer.Option(
+            "--deliverer-process/--no-deliverer-process",
+            help="embedded: run the event deliveries in a second process over the same "
+            "database, to use a second core (env PAYMESH_DELIVERER_PROCESS)",
+        ),
+    ] = None,
 ) -> None:
     """Run the API server. In sandbox mode the PSP sandboxes run beside it on their own
     loopback port; in live mode only PSPs with real credentials are used. One line per PSP
@@ -160,6 +168,7 @@ def serve(
         bus=bus,
         mode=mode,
         sandbox_port=sandbox_port,
+        deliverer_process=deliverer_process,
     )
     try:
         app = build_app(settings)

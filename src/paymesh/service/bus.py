@@ -141,15 +141,30 @@ class EventBus:
         # so they need not be read and decoded again. Bounded; a miss reads the store.
         self._envelopes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._envelope_cap = 10_000
+        #: Told after a routing commit that left deliveries to claim (a deliverer process).
+        self.routed: list[Callable[[], None]] = []
 
     def notify(self) -> None:
         self._wake.set()
 
-    async def run(self) -> None:
+    async def run(
+        self,
+        *,
+        route: bool = True,
+        deliver: bool = True,
+        before_delivering: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Route and deliver until cancelled, woken by `notify` or every `poll_seconds`. An
+        embedded server with a deliverer process routes here and delivers there
+        (`route=False` in the deliverer, `deliver=False` in the server)."""
         while True:
             try:
-                await self.route_pending()
-                await self.deliver_due()
+                if route:
+                    await self.route_pending()
+                if deliver:
+                    if before_delivering is not None:
+                        await before_delivering()
+                    await self.deliver_due()
             except Exception:
                 log.exception("event bus pass failed; retrying")
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
@@ -213,6 +228,9 @@ class EventBus:
             finally:
                 for span in spans:
                     span.end()
+            if any(d.status == "pending" for d in deliveries):
+                for hook in self.routed:
+                    hook()
             for e in events:
                 self._envelopes[e.id] = e.envelope
             while len(self._envelopes) > self._envelope_cap:

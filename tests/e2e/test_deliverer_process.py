@@ -1,0 +1,189 @@
+"""`paymesh serve` with PAYMESH_DELIVERER_PROCESS: a real server, its real deliverer process,
+one SQLite file. What a merchant relies on: a rule saved a moment ago delivers its first
+event at the first attempt (signed with the new rule's secret), a deliverer that dies is
+replaced and what it left is delivered, and stopping the server stops its deliverer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.support.live_server import free_port, live_server
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def deliverer_of(pid: int) -> int:
+    found = [
+        c
+        for c in children(pid)
+        if b"paymesh.entrypoints.deliverer" in Path(f"/proc/{c}/cmdline").read_bytes()
+    ]
+    assert len(found) == 1, f"expected one deliverer under {pid}, found {found}"
+    return found[0]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def until(check: object, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "PAYMESH_DATA_DIR": str(data_dir),
+            "PAYMESH_DELIVERER_PROCESS": "1",
+            "PAYMESH_RATE_LIMIT": "0",
+            "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1",
+            "PAYMESH_BUS_RETRY_BASE": "0.05",
+        }
+        self.key = (
+            subprocess.run(
+                [sys.executable, "-m", "paymesh", "keys", "create", "--merchant", "shop"],
+                env=self.env,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "paymesh", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.key}"},
+        )
+
+        def ready() -> bool:
+            try:
+                return self.http.get("/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        until(ready, 30)
+
+    def pay(self, amount: int) -> str:
+        r = self.http.post(
+            "/v1/payments",
+            json={
+                "amount": amount,
+                "currency": "usd",
+                "customer_id": "cus_deliverer",
+                "payment_method": "pm_card_visa",
+            },
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    def confirmed(self, payment_id: str) -> bool:
+        r = self.http.get(f"/v1/payments/{payment_id}/notifications")
+        return r.status_code == 200 and len(r.json()["data"]) == 1
+
+    def deliveries(self, target: str) -> list[tuple[str, int]]:
+        with sqlite3.connect(self.data_dir / "paymesh.db") as db:
+            return list(
+                db.execute("SELECT status, attempts FROM deliveries WHERE target_id = ?", (target,))
+            )
+
+    def close(self) -> None:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_a_rule_saved_a_moment_ago_delivers_signed_at_the_first_attempt(server: Server) -> None:
+    received: list[str] = []
+
+    async def hook(request: Request) -> Response:
+        assert request.headers["paymesh-signature"].startswith("t=")
+        received.append(request.headers["paymesh-event-id"])
+        return Response(b"ok")
+
+    warm = server.pay(600)
+    until(lambda: server.confirmed(warm))  # the deliverer is up, with the rules of its start
+    with live_server(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        r = server.http.put(
+            "/v1/rules/to-hook",
+            json={
+                "event_pattern": {"detail-type": ["payment.succeeded"]},
+                "targets": [{"id": "hook", "type": "http", "url": base + "/hook"}],
+            },
+        )
+        assert r.status_code == 200
+        paid = server.pay(700)  # at once: the deliverer hears of the rule before the event
+        until(lambda: len(received) == 1)
+        until(lambda: server.confirmed(paid))
+    assert server.deliveries("hook") == [("delivered", 1)]
+    assert server.deliveries("confirmation") == [("delivered", 1), ("delivered", 1)]
+
+
+def test_a_deliverer_that_dies_is_replaced_and_what_it_left_is_delivered(server: Server) -> None:
+    first = deliverer_of(server.proc.pid)
+    os.kill(first, signal.SIGKILL)
+    until(lambda: not alive(first))
+    paid = server.pay(800)  # routed while no deliverer runs
+    until(lambda: server.confirmed(paid))
+    second = deliverer_of(server.proc.pid)
+    assert second != first
+    assert server.deliveries("confirmation") == [("delivered", 1)]
+
+
+def test_stopping_the_server_stops_its_deliverer(server: Server) -> None:
+    deliverer = deliverer_of(server.proc.pid)
+    server.proc.send_signal(signal.SIGTERM)
+    # uvicorn shuts down, then raises the signal it caught again: -15 is a clean stop.
+    assert server.proc.wait(20) in (0, -signal.SIGTERM)
+    until(lambda: not alive(deliverer), 10)
+
+
+def test_a_server_killed_with_sigkill_takes_its_deliverer_with_it(server: Server) -> None:
+    deliverer = deliverer_of(server.proc.pid)
+    server.proc.kill()
+    server.proc.wait(10)
+    until(lambda: not alive(deliverer), 5)
