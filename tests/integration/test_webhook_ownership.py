@@ -36,7 +36,7 @@ from paymesh.connectors.transport import HttpTransport
 from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome
 from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.connector import AuthorizeRequest, Connector
+from paymesh.ports.connector import AuthorizeRequest, Connector, WebhookEvent
 from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
 from paymesh.sandbox.paypal import PayPalSandbox, PayPalSandboxSettings, SigningIdentity
 from paymesh.sandbox.paypal.signing import signed_message
@@ -636,6 +636,35 @@ async def test_a_webhook_overtaking_an_answer_awaited_here_waits_for_it_and_appl
     await recording
     after = await stored(store, p)
     assert after.status == S.DISPUTED and after.connector_payment_id == ref
+
+
+async def test_an_answer_recorded_between_the_webhooks_read_and_its_wait_is_not_refused(
+    store: SqliteStore, connectors: dict[str, Connector], inbox: WebhookInbox
+) -> None:
+    """The narrowest form of the race: the webhook reads the payment unbound, and our answer
+    commits and leaves the registry before the webhook asks to wait. It was refused (409)."""
+    answers = AnswersInFlight()
+    service = WebhookService(store, connectors, now, on_commit=lambda: None, answers=answers)
+    p, answer, (headers, body) = await _disputed_before_our_answer(store, connectors, inbox)
+    holding = answers.awaiting(p.id)
+    holding.__enter__()
+    first_read = service._owner
+    reads: list[object] = []
+
+    async def read_then_our_answer_lands(psp: str, event: WebhookEvent) -> Payment | str:
+        found = await first_read(psp, event)
+        reads.append(found)
+        if len(reads) == 1:
+            recorded = await stored(store, p)
+            recorded.apply_psp_outcome(answer, now())
+            await save(store, recorded)
+            holding.__exit__(None, None, None)
+        return found
+
+    service._owner = read_then_our_answer_lands  # type: ignore[method-assign]
+    assert await service.receive("stripe", headers, body) == ["applied"]
+    assert reads[0] == "unbound"
+    assert (await stored(store, p)).status == S.DISPUTED
 
 
 async def test_an_awaited_answer_that_does_not_come_in_time_leaves_the_webhook_refused(

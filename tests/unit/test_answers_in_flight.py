@@ -29,3 +29,13 @@ async def test_an_answer_slower_than_the_wait_is_not_waited_out() -> None:
     with answers.awaiting("pay_1"):
         assert await answers.recorded("pay_1", within=0.02) is False
         assert await answers.recorded("pay_2", within=5.0) is False
+
+
+async def test_an_answer_recorded_between_the_webhooks_read_and_its_wait_still_counts() -> None:
+    answers = AnswersInFlight()
+    with answers.awaiting("pay_1"):
+        seen = answers.seen("pay_1")  # the webhook, before it reads the payment (unbound)
+    # The answer commits and leaves the registry before the webhook asks to wait.
+    assert await answers.recorded("pay_1", within=5.0) is False  # the race, without `seen`
+    assert await answers.recorded("pay_1", within=5.0, seen=seen) is True
+    assert answers.seen("pay_1") is None

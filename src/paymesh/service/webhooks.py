@@ -196,11 +196,14 @@ class WebhookService:
         return payment
 
     async def apply(self, psp: str, event: WebhookEvent) -> str:
+        # Taken before the read: an answer that commits between the read and the wait has
+        # already left the registry, and without this the webhook would get a needless 409.
+        seen = self.answers.seen(event.payment_id) if isinstance(event.payment_id, str) else None
         found = await self._owner(psp, event)
         if (
             found == "unbound"
             and isinstance(event.payment_id, str)
-            and await self.answers.recorded(event.payment_id, self.answer_wait)
+            and await self.answers.recorded(event.payment_id, self.answer_wait, seen)
         ):
             # It overtook our own request's answer, which this process has now recorded.
             found = await self._owner(psp, event)

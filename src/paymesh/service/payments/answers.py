@@ -41,15 +41,25 @@ class AnswersInFlight:
             else:
                 self._waiting[payment_id] = (event, holders - 1)
 
-    async def recorded(self, payment_id: str, within: float) -> bool:
-        """Wait until the answer for `payment_id` is recorded, if one is being awaited here;
-        False when none is, or it took longer than `within` seconds."""
+    def seen(self, payment_id: str) -> asyncio.Event | None:
+        """What is awaited for `payment_id` now: taken by a webhook *before* it reads the
+        payment, so an answer recorded between that read and `recorded` still counts."""
         waiting = self._waiting.get(payment_id)
-        if waiting is None:
+        return waiting[0] if waiting else None
+
+    async def recorded(
+        self, payment_id: str, within: float, seen: asyncio.Event | None = None
+    ) -> bool:
+        """Wait until the answer for `payment_id` is recorded, if one is being awaited here
+        or was when `seen` was taken; False when none is, or it took longer than `within`
+        seconds."""
+        waiting = self._waiting.get(payment_id)
+        answer = waiting[0] if waiting else seen
+        if answer is None:
             return False
         try:
             async with asyncio.timeout(within):
-                await waiting[0].wait()
+                await answer.wait()
         except TimeoutError:
             return False
         return True
