@@ -57,9 +57,11 @@ $(WRK):
 	$(SUDO) apt-get install -y wrk || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
 
 # Issue 18's measurement: wrk (64 connections) against embedded paymesh serve, /healthz then
-# POST /v1/payments in the same run; prints payments/s, p50/p90/p99, and their ratio.
+# POST /v1/payments in the same run; prints payments/s, p50/p90/p99, and their ratio. Then
+# the same with the deliveries in a deliverer process (PAYMESH_DELIVERER_PROCESS).
 bench-wrk: dev $(WRK)
 	$(BIN)/python -m benchmarks.wrk_payments --connections 64 --duration 10
+	$(BIN)/python -m benchmarks.wrk_payments --connections 64 --duration 10 --deliverer-process
 
 # Issue 18's memory target: RSS across 1,000,000 payments (about 3 hours at 100/s, a data dir
 # of about 10 GB in a temp dir); SOAK_PAYMENTS=50000 is a 14-minute look.

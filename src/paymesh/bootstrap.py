@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paymesh.adapters.deliverer_process import (
@@ -423,8 +424,11 @@ def build_core(
         target_policy=sender.policy,
         start_delays={"process_payment": PROCESS_PAYMENT_GRACE.total_seconds()},
         # In-memory and idempotent (the fraud stream's alert commits with its own mark):
-        # tried as their event is routed, which spares each a claim and a save.
-        on_routing=("fraud_detection", "analytics", "update_inventory"),
+        # tried as their event is routed, which spares each a claim and a save. Embedded
+        # only: with a shared database several processes may route one event at once.
+        on_routing=()
+        if settings.shared_store
+        else ("fraud_detection", "analytics", "update_inventory"),
     )
     # observability (issue 16): delivery results counted; circuits read at scrape time.
     bus.targets.observers.append(delivery_counter(metrics))
@@ -530,8 +534,10 @@ class ApiProcess:
         if not settings.uses_postgres:
             # Embedded: this process owns the file, so what a dead one held is free now. With
             # PostgreSQL other live processes hold leases too: they expire on their own.
-            if self.deliverer is not None:  # a dead server's deliverer may still be stopping
-                await self.deliverer.lock.wait_free()
+            # A dead server's deliverer (whatever this server's settings) may still be
+            # stopping: it must be gone before what it leased is freed.
+            if isinstance(store, SqliteStore):
+                await DelivererLock(Path(store.path)).wait_free()
             await store.release_leases()
             await store.release_claims()  # a cut request's retry resumes now, not in 60 s
         if listener:
@@ -623,8 +629,9 @@ def build_api(
     if settings.deliverer_process:
         deliverer = DelivererProcess(
             pickle.dumps(deliverer_settings(settings, core.listener)),
-            settings.data_dir,
+            settings.sqlite_path,
             on_events=core.bus.notify,
+            release=core.store.release_leases,
         )
         rule_mirror = DelivererRules(deliverer)
     return ApiProcess(
@@ -659,25 +666,32 @@ async def run_deliverer(settings: Settings, fd: int) -> None:
     the server (`fd`) closes. The server keeps the fraud engine that learns: the built-ins
     that feed it run as the server routes, and a retry of one here raises its alert but
     teaches this process's engine only."""
-    lock = DelivererLock(settings.data_dir)
+    main = asyncio.current_task()
+    assert main is not None
+    line = ServerLine(fd, on_routed=lambda: None, on_gone=main.cancel)
+    lock = DelivererLock(settings.sqlite_path)
     await asyncio.to_thread(lock.hold)
+    if line.gone():
+        # Its server died while it started, and a new one may have freed the leases since:
+        # this one must claim nothing.
+        log.warning("the server of this deliverer is gone; stopping")
+        return
     core = build_core(settings, with_sandbox=False)
     core.keeps_features = False
     await core.open()
-    main = asyncio.current_task()
-    assert main is not None
-    line = ServerLine(fd, on_routed=core.bus.notify, on_gone=main.cancel)
+    line.on_routed = core.bus.notify
     core.wake.append(line.events_committed)
     line.start()
 
     async def rules_first() -> None:
+        line.catch_up()  # a rule changed before these deliveries were routed is heard now
         if line.rules_stale:
-            line.rules_stale = False
             core.bus.router.sync(await core.store.rules())
+            line.rules_stale = False
 
     log.info("deliverer running beside its server (pid %d)", os.getppid())
     try:
-        await core.bus.run(route=False, before_delivering=rules_first)
+        await core.bus.run(route=False, before_starting=rules_first)
     finally:
         line.close()
         await core.bus.stop()

@@ -5,6 +5,7 @@ replaced and what it left is delivered, and stopping the server stops its delive
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -78,12 +79,14 @@ class Server:
             .stdout.strip()
             .splitlines()[-1]
         )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "paymesh", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.log = data_dir / "server.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "paymesh", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.http = httpx.Client(
             base_url=f"http://127.0.0.1:{self.port}",
             timeout=30,
@@ -164,14 +167,38 @@ def test_a_rule_saved_a_moment_ago_delivers_signed_at_the_first_attempt(server: 
 
 
 def test_a_deliverer_that_dies_is_replaced_and_what_it_left_is_delivered(server: Server) -> None:
-    first = deliverer_of(server.proc.pid)
-    os.kill(first, signal.SIGKILL)
-    until(lambda: not alive(first))
-    paid = server.pay(800)  # routed while no deliverer runs
-    until(lambda: server.confirmed(paid))
-    second = deliverer_of(server.proc.pid)
+    entered: list[str] = []
+    done: list[str] = []
+
+    async def slow_hook(request: Request) -> Response:
+        entered.append(request.headers["paymesh-event-id"])
+        await asyncio.sleep(1.0)  # long enough to be killed in the middle of it
+        done.append(request.headers["paymesh-event-id"])
+        return Response(b"ok")
+
+    with live_server(Starlette(routes=[Route("/hook", slow_hook, methods=["POST"])])) as base:
+        r = server.http.put(
+            "/v1/rules/slow-hook",
+            json={
+                "event_pattern": {"detail-type": ["payment.succeeded"]},
+                "targets": [{"id": "hook", "type": "http", "url": base + "/hook"}],
+            },
+        )
+        assert r.status_code == 200
+        first = deliverer_of(server.proc.pid)
+        paid = server.pay(800)
+        until(lambda: len(entered) == 1)
+        os.kill(first, signal.SIGKILL)  # mid-delivery: its lease would hold for 60 s
+        until(lambda: not alive(first))
+        later = server.pay(900)  # routed while no deliverer runs
+        # Well inside the dead one's 60 s lease: the server freed it for the next deliverer.
+        until(lambda: len(done) >= 2 and server.confirmed(paid) and server.confirmed(later), 15)
+        second = deliverer_of(server.proc.pid)
     assert second != first
-    assert server.deliveries("confirmation") == [("delivered", 1)]
+    assert entered.count(entered[0]) == 2  # the cut attempt was made again, by the new one
+    # The cut attempt was never recorded: each delivery shows the one attempt that counted.
+    assert server.deliveries("hook") == [("delivered", 1), ("delivered", 1)]
+    assert "exited (code -9); starting another" in server.log.read_text()
 
 
 def test_stopping_the_server_stops_its_deliverer(server: Server) -> None:
@@ -180,6 +207,21 @@ def test_stopping_the_server_stops_its_deliverer(server: Server) -> None:
     # uvicorn shuts down, then raises the signal it caught again: -15 is a clean stop.
     assert server.proc.wait(20) in (0, -signal.SIGTERM)
     until(lambda: not alive(deliverer), 10)
+    log = server.log.read_text()
+    assert "starting another" not in log and "did not stop" not in log
+
+
+def test_a_sigterm_to_the_whole_group_stops_both_in_order(server: Server) -> None:
+    """What a service manager does: SIGTERM to every process. The deliverer waits for its
+    server to close the line instead of dying first and being started again."""
+    warm = server.pay(650)
+    until(lambda: server.confirmed(warm))  # the deliverer is running, not still starting
+    deliverer = deliverer_of(server.proc.pid)
+    server.proc.send_signal(signal.SIGTERM)
+    os.kill(deliverer, signal.SIGTERM)
+    assert server.proc.wait(20) in (0, -signal.SIGTERM)
+    until(lambda: not alive(deliverer), 10)
+    assert "starting another" not in server.log.read_text()
 
 
 def test_a_server_killed_with_sigkill_takes_its_deliverer_with_it(server: Server) -> None:

@@ -63,7 +63,12 @@ async def test_the_line_wakes_the_other_side_and_tells_it_when_this_side_is_gone
     ours.send(b"r")
     await asyncio.sleep(0.05)
     assert set(heard) == {b"d", b"r"}  # wake-ups, not messages: repeats may be merged
+    assert not theirs.gone()
+    ours.send(b"d")
+    theirs.catch_up()  # heard at once, without waiting for the loop's next turn
+    assert heard[-1] == b"d"
     ours.close()
+    assert theirs.gone()
     await asyncio.wait_for(gone.wait(), 2)
     theirs.close()
 
@@ -83,7 +88,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from paymesh.adapters.deliverer_process import DelivererLock
-DelivererLock(Path(sys.argv[1])).hold()
+DelivererLock(Path(sys.argv[1]) / "paymesh.db").hold()
 print("held", flush=True)
 time.sleep(600)
 """
@@ -109,7 +114,7 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 async def test_a_server_waits_out_a_deliverer_and_kills_one_that_outlives_it(
     tmp_path: Path, holder: subprocess.Popen[str]
 ) -> None:
-    lock = DelivererLock(tmp_path)
+    lock = DelivererLock(tmp_path / "paymesh.db")
     assert not lock._free()
     started = time.monotonic()
     await lock.wait_free(patience=0.5)

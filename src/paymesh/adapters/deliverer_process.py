@@ -9,11 +9,13 @@ One socket pair joins the server and its deliverer; each byte on it is a wake-up
   (an HTTP delivery is signed with its rule's secret);
 - `o` (deliverer to server): the deliverer committed events (a payment it drove), route them.
 
-End of file means the other side is gone. The deliverer then stops at once, so a server
-killed with SIGKILL does not leave one delivering next to its successor's. A lock file makes
-that certain: the deliverer holds an `flock` on it for its life (the kernel drops it when the
-process dies), and a starting server waits for it to be free before it releases the leases a
-dead process held. A deliverer that exits while its server runs is started again.
+End of file means the other side is gone. The deliverer then stops at once, and the kernel
+kills it if its server dies (PR_SET_PDEATHSIG), so a server killed with SIGKILL does not
+leave one delivering next to its successor's. A lock file makes that certain: the deliverer
+holds an `flock` on it for its life (the kernel drops it when the process dies), and a
+starting server waits for it to be free before it releases the leases a dead process held;
+a deliverer that finds its server gone once it has the lock claims nothing. A deliverer that
+exits while its server runs is started again, once the leases it held are freed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from paymesh.ports.bus import Rule
@@ -39,7 +41,7 @@ RULES_CHANGED = b"r"
 EVENTS = b"o"
 #: Module run as the deliverer: `python -m MODULE FD`, its settings pickled on stdin.
 ENTRYPOINT = "paymesh.entrypoints.deliverer"
-LOCK_FILE = "deliverer.lock"
+LOCK_SUFFIX = ".deliverer.lock"
 
 
 class WakeLine:
@@ -50,16 +52,23 @@ class WakeLine:
         sock.setblocking(False)
         self.sock = sock
         self._reading = False
+        self._on_flag: Callable[[bytes], None] = lambda flag: None
+        self._on_close: Callable[[], object] = lambda: None
 
     def send(self, flag: bytes) -> None:
         with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
             self.sock.send(flag)
 
     def listen(self, on_flag: Callable[[bytes], None], on_close: Callable[[], object]) -> None:
-        loop = asyncio.get_running_loop()
-        fd = self.sock.fileno()
+        self._on_flag, self._on_close = on_flag, on_close
+        asyncio.get_running_loop().add_reader(self.sock.fileno(), self.catch_up)
+        self._reading = True
 
-        def readable() -> None:
+    def catch_up(self) -> None:
+        """Hear everything already sent, now. A byte sent before the other side committed
+        something is in this socket by the time this side can see the commit: reading here
+        after seeing it leaves no wake-up behind the loop's next turn."""
+        while self._reading:
             try:
                 data = self.sock.recv(4096)
             except (BlockingIOError, InterruptedError):
@@ -67,15 +76,21 @@ class WakeLine:
             except OSError:
                 data = b""
             if not data:
-                loop.remove_reader(fd)
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
                 self._reading = False
-                on_close()
+                self._on_close()
                 return
             for flag in sorted(set(data)):
-                on_flag(bytes([flag]))
+                self._on_flag(bytes([flag]))
 
-        loop.add_reader(fd, readable)
-        self._reading = True
+    def gone(self) -> bool:
+        """Whether the other side has closed its end (nothing is consumed)."""
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
 
     def close(self) -> None:
         if self._reading:
@@ -85,10 +100,11 @@ class WakeLine:
 
 
 class DelivererLock:
-    """The lock file a deliverer holds for its life, its pid inside."""
+    """The lock file a deliverer holds for its life, its pid inside, beside the database
+    file it delivers from (`DATABASE.deliverer.lock`)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / LOCK_FILE
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + LOCK_SUFFIX)
         self._fd: int | None = None
 
     def hold(self) -> None:
@@ -136,15 +152,23 @@ class DelivererProcess:
     it dies, stops it at shutdown. `settings` is the deliverer's settings, pickled (they
     carry secrets: they go through a pipe, never a file or the command line)."""
 
-    def __init__(self, settings: bytes, data_dir: Path, on_events: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        settings: bytes,
+        database: Path,
+        on_events: Callable[[], None],
+        release: Callable[[], Awaitable[object]],
+    ) -> None:
+        """`release`: frees the deliveries a dead deliverer had leased (the server leases
+        none of its own in this mode), so its successor runs them at once, not in 60 s."""
         self.settings = settings
-        self.lock = DelivererLock(data_dir)
+        self.lock = DelivererLock(database)
         self.on_events = on_events
+        self.release = release
         self._line: WakeLine | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.started = asyncio.Event()
 
     def wake(self) -> None:
         if self._line is not None:
@@ -158,12 +182,19 @@ class DelivererProcess:
         self._task = asyncio.get_running_loop().create_task(self._supervise(), name="deliverer")
 
     async def _supervise(self) -> None:
-        while True:
-            await self._run_once()
+        while not self._stopping:
+            try:
+                await self._run_once()
+            except Exception:  # could not start one (no fds, no memory): try again
+                log.exception("starting the deliverer process failed; trying again")
             if self._stopping:
                 return
             await asyncio.sleep(1.0)
-            await self.lock.wait_free()
+            try:
+                await self.lock.wait_free()
+                await self.release()
+            except Exception:
+                log.exception("freeing a dead deliverer's deliveries failed; they wait out leases")
 
     async def _run_once(self) -> None:
         ours, theirs = socket.socketpair()
@@ -173,25 +204,30 @@ class DelivererProcess:
                 "-m",
                 ENTRYPOINT,
                 str(theirs.fileno()),
+                str(os.getpid()),
                 stdin=asyncio.subprocess.PIPE,
                 pass_fds=(theirs.fileno(),),
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self._process = process
-        assert process.stdin is not None
-        process.stdin.write(self.settings)
-        with contextlib.suppress(ConnectionError):
-            await process.stdin.drain()
-        process.stdin.close()
         line = WakeLine(ours)
-        line.listen(self._heard, lambda: None)
-        self._line = line
-        self.started.set()
-        line.send(ROUTED)  # whatever is pending already
-        code = await process.wait()
-        self._line = None
-        line.close()
+        try:
+            assert process.stdin is not None
+            process.stdin.write(self.settings)
+            with contextlib.suppress(ConnectionError):
+                await process.stdin.drain()
+            process.stdin.close()
+            line.listen(self._heard, lambda: None)
+            self._line = line
+            line.send(ROUTED)  # whatever is pending already
+            code = await process.wait()
+        finally:
+            self._line = None
+            line.close()
         if not self._stopping:
             log.error("the deliverer process exited (code %s); starting another", code)
 
@@ -215,7 +251,7 @@ class DelivererProcess:
                 await process.wait()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
 
@@ -235,6 +271,12 @@ class ServerLine:
         if flag == RULES_CHANGED:
             self.rules_stale = True
         self.on_routed()
+
+    def catch_up(self) -> None:
+        self.line.catch_up()
+
+    def gone(self) -> bool:
+        return self.line.gone()
 
     def events_committed(self) -> None:
         self.line.send(EVENTS)

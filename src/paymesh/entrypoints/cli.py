@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +161,12 @@ def serve(
 
     _configure_logging(log_format, log_level)
     _configure_tracing(traces, "paymesh-api")
+    # A deliverer process (--deliverer-process) logs and traces as this one does.
+    os.environ["PAYMESH_LOG_LEVEL"] = log_level
+    if log_format:
+        os.environ["PAYMESH_LOG_FORMAT"] = log_format
+    if traces:
+        os.environ["PAYMESH_TRACES"] = traces
     settings = _settings(
         host=host,
         port=port,

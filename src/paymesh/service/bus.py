@@ -152,19 +152,18 @@ class EventBus:
         *,
         route: bool = True,
         deliver: bool = True,
-        before_delivering: Callable[[], Awaitable[None]] | None = None,
+        before_starting: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Route and deliver until cancelled, woken by `notify` or every `poll_seconds`. An
         embedded server with a deliverer process routes here and delivers there
-        (`route=False` in the deliverer, `deliver=False` in the server)."""
+        (`route=False` in the deliverer, `deliver=False` in the server); `before_starting`
+        runs between claiming deliveries and starting them (see `deliver_due`)."""
         while True:
             try:
                 if route:
                     await self.route_pending()
                 if deliver:
-                    if before_delivering is not None:
-                        await before_delivering()
-                    await self.deliver_due()
+                    await self.deliver_due(before_starting)
             except Exception:
                 log.exception("event bus pass failed; retrying")
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
@@ -239,9 +238,22 @@ class EventBus:
             if len(events) < self.batch:
                 return routed
 
-    async def deliver_due(self) -> int:
-        """Start every due delivery not already running here; returns how many started."""
+    def deliveries_due(self) -> None:
+        """Deliveries became due without being routed (a redrive): claim them now, here or
+        in a deliverer process."""
+        self.notify()
+        for hook in self.routed:
+            hook()
+
+    async def deliver_due(
+        self, before_starting: Callable[[], Awaitable[None]] | None = None
+    ) -> int:
+        """Start every due delivery not already running here; returns how many started.
+        `before_starting` runs once they are claimed: a deliverer process catches up with
+        its server there (a rule changed before these deliveries were routed)."""
         claimed = await self.store.claim_deliveries(self.clock(), self.lease_seconds, 200)
+        if claimed and before_starting is not None:
+            await before_starting()
         started = 0
         for delivery in claimed:
             if delivery.id in self._running:

@@ -214,7 +214,7 @@ async def redrive(request: Request) -> Response:
     a = api(request)
     if not await a.store.redrive(merchant, delivery_id, a.bus.clock()):
         raise NotFound(f"no dead letter {delivery_id!r} (unknown, or already redriven)", param="id")
-    a.bus.notify()
+    a.bus.deliveries_due()
     return json_response(200, {"id": delivery_id, "object": "dead_letter", "redriven": True})
 
 

@@ -104,7 +104,7 @@ async def redrive_one(request: Request, merchant: str) -> Response:
     delivery_id = request.path_params["delivery_id"]
     if not await a.store.redrive(merchant, delivery_id, a.bus.clock()):
         return back_to("/dashboard/dead-letters", error=f"{delivery_id}: already redriven")
-    a.bus.notify()
+    a.bus.deliveries_due()
     return back_to("/dashboard/dead-letters", notice=f"{delivery_id} redriven")
 
 
@@ -114,7 +114,7 @@ async def redrive_all(request: Request, merchant: str) -> Response:
     dead, _ = await a.store.dead_letters(merchant, DEAD_LETTER_PAGE, None)
     now = a.bus.clock()
     done = [d.id for d in dead if await a.store.redrive(merchant, d.id, now)]
-    a.bus.notify()
+    a.bus.deliveries_due()
     return back_to("/dashboard/dead-letters", notice=f"{len(done)} dead letters redriven")
 
 
