@@ -114,6 +114,17 @@ class Server:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
+    def rule_to(self, url: str, name: str) -> None:
+        """A rule sending every `payment.succeeded` to `url` (target id `hook`)."""
+        r = self.http.put(
+            f"/v1/rules/{name}",
+            json={
+                "event_pattern": {"detail-type": ["payment.succeeded"]},
+                "targets": [{"id": "hook", "type": "http", "url": url}],
+            },
+        )
+        assert r.status_code == 200, r.text
+
     def confirmed(self, payment_id: str) -> bool:
         r = self.http.get(f"/v1/payments/{payment_id}/notifications")
         return r.status_code == 200 and len(r.json()["data"]) == 1
@@ -151,14 +162,7 @@ def test_a_rule_saved_a_moment_ago_delivers_signed_at_the_first_attempt(server: 
     warm = server.pay(600)
     until(lambda: server.confirmed(warm))  # the deliverer is up, with the rules of its start
     with live_server(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
-        r = server.http.put(
-            "/v1/rules/to-hook",
-            json={
-                "event_pattern": {"detail-type": ["payment.succeeded"]},
-                "targets": [{"id": "hook", "type": "http", "url": base + "/hook"}],
-            },
-        )
-        assert r.status_code == 200
+        server.rule_to(base + "/hook", "to-hook")
         paid = server.pay(700)  # at once: the deliverer hears of the rule before the event
         until(lambda: len(received) == 1)
         until(lambda: server.confirmed(paid))
@@ -177,14 +181,7 @@ def test_a_deliverer_that_dies_is_replaced_and_what_it_left_is_delivered(server:
         return Response(b"ok")
 
     with live_server(Starlette(routes=[Route("/hook", slow_hook, methods=["POST"])])) as base:
-        r = server.http.put(
-            "/v1/rules/slow-hook",
-            json={
-                "event_pattern": {"detail-type": ["payment.succeeded"]},
-                "targets": [{"id": "hook", "type": "http", "url": base + "/hook"}],
-            },
-        )
-        assert r.status_code == 200
+        server.rule_to(base + "/hook", "slow-hook")
         first = deliverer_of(server.proc.pid)
         paid = server.pay(800)
         until(lambda: len(entered) == 1)
