@@ -8,8 +8,9 @@ import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import typer
@@ -90,12 +91,22 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield folder
 
 
+class _OnTheSeedsDay(datetime):
+    """The CLI's clock on the day the data was seeded: a run that crosses midnight UTC
+    would otherwise count its days from the next one."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _OnTheSeedsDay:
+        return cls.combine(TODAY, time(12), tzinfo=UTC)
+
+
 def drift(data_dir: Path, *args: str) -> Result:
     fraud_app = typer.Typer()
     register(fraud_app)
     root = typer.Typer()
     root.add_typer(fraud_app, name="fraud")
-    return CliRunner().invoke(root, ["fraud", "drift", "--data-dir", str(data_dir), *args])
+    with patch("paymesh.entrypoints.cli_fraud_drift.datetime", _OnTheSeedsDay):
+        return CliRunner().invoke(root, ["fraud", "drift", "--data-dir", str(data_dir), *args])
 
 
 def test_every_merchants_scores_per_day_in_json(data_dir: Path) -> None:

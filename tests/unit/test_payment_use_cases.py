@@ -15,7 +15,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -24,6 +24,7 @@ from paymesh.connectors.fake import FakeCard, FakePsp
 from paymesh.domain.errors import DomainError
 from paymesh.domain.payment import FraudAssessment, Payment
 from paymesh.domain.status import PaymentStatus
+from paymesh.ports.bus import Delivery
 from paymesh.ports.risk import RiskInput
 from paymesh.service.circuit import CircuitBreakers
 from paymesh.service.errors import (
@@ -33,6 +34,7 @@ from paymesh.service.errors import (
     StateConflict,
     from_domain,
 )
+from paymesh.service.handlers import process_payment
 from paymesh.service.payments import CreatePayment, PaymentService
 from paymesh.service.psp_routing import RoutingService
 from paymesh.service.recovery import Reconciler
@@ -520,3 +522,26 @@ async def test_a_succeeded_payment_cannot_be_cancelled(world: World) -> None:
 async def test_the_world_refuses_connections(world: World) -> None:
     with socket.socket() as sock, pytest.raises(AssertionError, match="opened a connection"):
         sock.connect(("127.0.0.1", 9))
+
+
+async def test_process_payment_leaves_a_retried_attempt_to_the_retry_that_made_it(
+    world: World,
+) -> None:
+    """The initiated event's `process_payment` comes due (10 s after the payment) while a
+    retry's attempt is pending: it must not send that attempt itself. It could be reading
+    an attempt that has already failed again, and send it beside the next one (another PSP
+    key: a second charge)."""
+    world.stripe.fail_next("authorize", "429", times=TRIES)
+    status, error = await world.create(2400, connector="stripe")
+    assert status == 503  # the PSP provably did nothing
+    pid = error["payment_id"]
+    failed = await world.payment(pid)
+    assert (failed.status, failed.attempt) == (S.FAILED, 1)
+    retried = await world.payments.settle(failed, lambda x: x.retry(world.clock(), 5))
+    assert (retried.status, retried.attempt) == (S.PENDING, 2)
+    world.clock.advance(seconds=30)  # well past the inline attempt's grace
+    initiated = {"detail": {"payment_id": pid, "attempt": 1}}
+    calls = world.stripe.calls["authorize"]
+    await process_payment(world.payments, world.clock)(initiated, cast(Delivery, None))
+    assert world.stripe.calls["authorize"] == calls  # nothing sent
+    assert (await world.payment(pid)).attempt == 2 and world.ledger(pid) == []

@@ -54,6 +54,12 @@ def process_payment(
         payment = await payments.store.get_payment(event["detail"]["payment_id"])
         if payment is None or payment.status != PaymentStatus.PENDING:
             return
+        if payment.attempt != event["detail"].get("attempt", 1):
+            # A later attempt (a retry after a failure the PSP provably ignored) is driven by
+            # `payment_retry`, which made it, and by recovery after a crash. Driving it from
+            # here could send what this process read as pending while that attempt already
+            # failed and the next one is on its way: two PSP keys, two charges.
+            return
         age = clock() - payment.created_at
         if age < grace:
             raise RetryLater((grace - age).total_seconds(), "inline attempt may be running")
