@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -545,3 +546,21 @@ async def test_process_payment_leaves_a_retried_attempt_to_the_retry_that_made_i
     await process_payment(world.payments, world.clock)(initiated, cast(Delivery, None))
     assert world.stripe.calls["authorize"] == calls  # nothing sent
     assert (await world.payment(pid)).attempt == 2 and world.ledger(pid) == []
+
+
+async def test_a_driver_holding_an_old_read_of_the_payment_sends_nothing(world: World) -> None:
+    """Recovery (or any reader) read the payment pending at attempt 1; since then that
+    attempt failed and a retry began attempt 2. Driving what it read would send attempt 1's
+    PSP key beside attempt 2's: the driver reads the payment again and leaves it."""
+    world.stripe.fail_next("authorize", "429", times=TRIES)
+    status, error = await world.create(2500, connector="stripe")
+    assert status == 503
+    failed = await world.payment(error["payment_id"])
+    as_read_before = copy.deepcopy(failed)
+    as_read_before.status, as_read_before.failure = S.PENDING, None
+    await world.payments.settle(failed, lambda x: x.retry(world.clock(), 5))
+    calls = world.stripe.calls["authorize"]
+    payment, committed = await world.payments.drive(as_read_before)
+    assert world.stripe.calls["authorize"] == calls  # nothing sent
+    assert (payment.status, payment.attempt, committed) == (S.PENDING, 2, False)
+    assert world.ledger(payment.id) == []

@@ -9,8 +9,10 @@ may have charged, never two PSPs charged for one payment.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from paymesh.domain import failover
@@ -42,6 +44,22 @@ class AuthorizationDriver:
         self.clock = clock
         #: Where a webhook that overtakes the PSP's answer learns that it is on its way.
         self.answers = answers
+        #: One driver of a payment at a time in this process, and how many wait for it.
+        self._driving: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def _alone(self, payment_id: str) -> AsyncIterator[None]:
+        lock, waiting = self._driving.get(payment_id) or (asyncio.Lock(), 0)
+        self._driving[payment_id] = (lock, waiting + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, waiting = self._driving[payment_id]
+            if waiting == 1:
+                del self._driving[payment_id]
+            else:
+                self._driving[payment_id] = (lock, waiting - 1)
 
     async def drive(
         self, payment: Payment, first_send: bool = False, completion: Completion = lambda p: None
@@ -53,7 +71,25 @@ class AuthorizationDriver:
         is sent again with the same key: a PSP that already has it answers with the original.
         Only on the `first_send` of an authorisation can a PSP error prove nothing was
         charged; a resend after a crash may follow a send that did reach the PSP.
+
+        Drives of one payment take turns, and all but a first send (whose caller has just
+        written the payment) read it again first: `payment` may be what a bus target or
+        recovery read before another driver settled that attempt or a retry began the next.
+        Sent as read, that attempt's PSP key would charge beside the next attempt's.
         """
+        async with self._alone(payment.id):
+            if not first_send:
+                fresh = await self.writes.store.get_payment(payment.id)
+                if fresh is None:
+                    return payment, False
+                if fresh.status != S.PENDING or fresh.attempt != payment.attempt:
+                    return fresh, False  # settled, or a later attempt is someone else's
+                payment = fresh
+            return await self._drive(payment, first_send, completion)
+
+    async def _drive(
+        self, payment: Payment, first_send: bool, completion: Completion
+    ) -> tuple[Payment, bool]:
         with self.answers.awaiting(payment.id):
             while True:
                 payment, committed, failed_over = await self._one_psp(
@@ -63,13 +99,15 @@ class AuthorizationDriver:
                     return payment, committed
 
     async def retry(self, payment: Payment, max_attempts: int) -> Payment:
-        """A new attempt after a retryable failure, sent at once (a new PSP key)."""
+        """A new attempt after a retryable failure, sent at once (a new PSP key), while no
+        other driver of this payment runs here."""
         now = self.clock()
-        try:
-            payment = await self.writes.settle(payment, lambda p: p.retry(now, max_attempts))
-        except InvalidTransition:
-            return payment  # already retried, or no longer retryable: nothing to do
-        payment, _ = await self.drive(payment, first_send=True)
+        async with self._alone(payment.id):
+            try:
+                payment = await self.writes.settle(payment, lambda p: p.retry(now, max_attempts))
+            except InvalidTransition:
+                return payment  # already retried, or no longer retryable: nothing to do
+            payment, _ = await self._drive(payment, first_send=True, completion=lambda p: None)
         return payment
 
     async def _one_psp(
