@@ -82,8 +82,8 @@ class AuthorizationDriver:
                 fresh = await self.writes.store.get_payment(payment.id)
                 if fresh is None:
                     return payment, False
-                if fresh.status != S.PENDING or fresh.attempt != payment.attempt:
-                    return fresh, False  # settled, or a later attempt is someone else's
+                if (fresh.status, fresh.attempt) != (payment.status, payment.attempt):
+                    return fresh, False  # moved on since: settled, or a later attempt begun
                 payment = fresh
             return await self._drive(payment, first_send, completion)
 
