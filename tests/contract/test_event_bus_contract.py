@@ -34,11 +34,16 @@ class InProcessHarness:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, rules: list[Rule]) -> None:
+        self.bus = await self.stopped_bus(rules)
+        self.task = asyncio.create_task(self.bus.run())
+
+    async def stopped_bus(self, rules: list[Rule]) -> EventBus:
+        """A bus over the stored rules plus `rules`, not running: a test drives its steps."""
         for r in rules:
             await self.store.put_rule(r)
         router = Router([])
         router.load(await self.store.rules())
-        self.bus = EventBus(
+        return EventBus(
             self.store,
             router,
             {name: self.recorder.builtin(name) for name in NAMES},
@@ -49,7 +54,6 @@ class InProcessHarness:
             retry_base_seconds=0.01,
             on_routing=self.on_routing,
         )
-        self.task = asyncio.create_task(self.bus.run())
 
     async def kill(self) -> None:
         assert self.bus is not None and self.task is not None
@@ -132,19 +136,8 @@ async def test_an_on_routing_target_is_recorded_delivered_in_the_routing_commit(
     routing_harness: InProcessHarness,
 ) -> None:
     h = routing_harness
-    await h.store.put_rule(rule("paid", "a", "flaky", "slow"))
-    router = Router([])
-    router.load(await h.store.rules())
+    bus = await h.stopped_bus([rule("paid", "a", "flaky", "slow")])
     h.recorder.fail["flaky"] = 1
-    bus = EventBus(
-        h.store,
-        router,
-        {name: h.recorder.builtin(name) for name in NAMES},
-        h.sender,
-        lambda: datetime.now(UTC),
-        retry_base_seconds=0.01,
-        on_routing=h.on_routing,
-    )
     paid = event()
     await h.store.commit(Changeset(events=[paid]))
 

@@ -56,9 +56,9 @@ def process_payment(
             return
         if payment.attempt != event["detail"].get("attempt", 1):
             # A later attempt (a retry after a failure the PSP provably ignored) is driven by
-            # `payment_retry`, which made it, and by recovery after a crash. Driving it from
-            # here could send what this process read as pending while that attempt already
-            # failed and the next one is on its way: two PSP keys, two charges.
+            # `payment_retry`, which made it, and by recovery after a crash. In one process
+            # the driver's turns already keep a stale read from being sent; this also holds
+            # when the retry runs in another process (a scale-out worker), where they do not.
             return
         age = clock() - payment.created_at
         if age < grace:
