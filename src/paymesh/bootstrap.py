@@ -25,6 +25,7 @@ from paymesh.adapters.deliverer_process import (
     DelivererRules,
     ServerLine,
 )
+from paymesh.adapters.heap import heap_releaser
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.metrics import (  # observability (issue 16): see build_core
     MeteredConnector,
@@ -447,7 +448,7 @@ def build_core(
         engine=engine,
         payments=payments,
         routing=routing,
-        checkpoint=FeatureCheckpoint(engine, store, utcnow),
+        checkpoint=FeatureCheckpoint(engine, store, utcnow, after_save=heap_releaser()),
         bus=bus,
         reconciler=reconciler,
         sender=sender,

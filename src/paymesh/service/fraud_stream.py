@@ -159,11 +159,14 @@ class FeatureCheckpoint:
         store: Store,
         clock: Callable[[], datetime],
         every_seconds: float = 300.0,
+        after_save: Callable[[], None] = lambda: None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock
         self.every = every_seconds
+        #: Called once a checkpoint is saved: the snapshot's memory is free again by then.
+        self.after_save = after_save
 
     async def load(self) -> bool:
         data = await self.store.get_blob(CHECKPOINT)
@@ -178,6 +181,7 @@ class FeatureCheckpoint:
 
     async def save(self) -> None:
         await self.store.put_blob(CHECKPOINT, self.engine.snapshot(), self.clock())
+        self.after_save()
 
     async def run(self) -> None:
         while True:

@@ -14,6 +14,7 @@ facts the service needs: may a retry help (`retryable`), and may Adyen have acte
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -216,7 +217,8 @@ class AdyenConnector:
         return known
 
     def _remember(self, connector_payment_id: str, currency: str) -> None:
-        self._currencies[connector_payment_id] = currency.upper()
+        # Interned: one "EUR" for all of them, not one per payment (100,000 are kept).
+        self._currencies[connector_payment_id] = sys.intern(currency.upper())
         self._currencies.move_to_end(connector_payment_id)
         if len(self._currencies) > _CURRENCIES_KEPT:
             self._currencies.popitem(last=False)

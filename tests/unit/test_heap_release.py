@@ -1,0 +1,75 @@
+"""The fraud checkpoint gives the C heap's free pages back once its snapshot is saved."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from paymesh.adapters.heap import heap_releaser
+from paymesh.adapters.sqlite import SqliteStore
+from paymesh.fraud.scorer import FraudEngine
+from paymesh.fraud.transactions import Transaction
+from paymesh.service.fraud_stream import CHECKPOINT, FeatureCheckpoint
+
+CHUNK = 64 * 1024  # under glibc's mmap threshold: from the heap, kept there when freed
+CHUNKS = 2_000  # 125 MiB
+
+
+def _rss() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
+def test_the_releaser_returns_freed_heap_pages_to_the_system() -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "malloc_trim"):
+        pytest.skip("no glibc here: the releaser is a no-op by design")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    chunks = [libc.malloc(CHUNK) for _ in range(CHUNKS)]
+    for chunk in chunks:
+        ctypes.memset(chunk, 1, CHUNK)  # touched: resident
+    pin = libc.malloc(CHUNK)  # above them all, so free() cannot shrink the heap's top
+    for chunk in chunks:
+        libc.free(chunk)
+    held = _rss()
+    heap_releaser()()
+    released = held - _rss()
+    libc.free(pin)
+    assert released > CHUNK * CHUNKS // 2, f"only {released / 2**20:.1f} MiB went back"
+
+
+def test_a_saved_checkpoint_releases_the_heap_and_a_failed_one_does_not(tmp_path: Path) -> None:
+    async def run() -> tuple[list[str], bytes | None]:
+        store = SqliteStore(tmp_path / "paymesh.db")
+        await store.open()
+        engine = FraudEngine()
+        engine.score(Transaction("t1", 1_700_000_000.0, "cus_1", 1500, "EUR", card_fingerprint="c"))
+        calls: list[str] = []
+        checkpoint = FeatureCheckpoint(
+            engine, store, lambda: datetime.now(UTC), after_save=lambda: calls.append("released")
+        )
+        await checkpoint.save()
+        saved = await store.get_blob(CHECKPOINT)
+
+        async def refuse(name: str, data: bytes, at: datetime) -> None:
+            raise OSError("disk full")
+
+        store.put_blob = refuse  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="disk full"):
+            await checkpoint.save()
+        await store.close()
+        return calls, saved
+
+    calls, saved = asyncio.run(run())
+    assert calls == ["released"]
+    assert saved is not None
+    restored = FraudEngine()
+    restored.restore(saved)
+    assert len(restored.store.memory) == 1
