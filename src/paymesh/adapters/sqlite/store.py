@@ -293,6 +293,14 @@ class _DeliverySaves:
     flush: asyncio.Task[None] | None = None
 
 
+# `?4`: whether to write at all (see `SqliteStore.put_blob`). A SELECT needs its WHERE before
+# an upsert's ON CONFLICT (SQLite's parsing ambiguity).
+_PUT_BLOB = (
+    "INSERT INTO blobs (name, saved_us, data) SELECT ?1, ?2, ?3 WHERE ?4"
+    " ON CONFLICT (name) DO UPDATE SET saved_us = excluded.saved_us, data = excluded.data"
+)
+
+
 class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -357,14 +365,14 @@ class SqliteStore:
         return result
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO blobs (name, saved_us, data) VALUES (?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE"
-                " SET saved_us = excluded.saved_us, data = excluded.data",
-                (name, to_micros(at), data),
-            )
-        )
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute(_PUT_BLOB, (name, to_micros(at), data, True))
+            # The cached statement keeps its own copy of a bound blob until it is bound
+            # again: tens of MB for the fraud checkpoint, held for the five minutes to the
+            # next one. Bound again here to an empty one, with `?4` false: no row is written.
+            conn.execute(_PUT_BLOB, (name, 0, b"", False))
+
+        await self._write(put)
 
     async def get_blob(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT data FROM blobs WHERE name = ?", (name,)).fetchone()

@@ -70,6 +70,9 @@ class GroupCommitWriter:
                     break
                 batch.append(nxt)
             self._commit(batch)
+            # Not kept while waiting for the next job: a job's closure can hold a big value
+            # (the fraud checkpoint's tens of MB), which would live on until then.
+            del first, batch
 
     def _commit(self, batch: list[_Job]) -> None:
         conn = self._conn
