@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 import sys
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
 
 from paymesh.fraud.compromise import CompromiseTracker
 from paymesh.fraud.memory import APPROVED, DECLINED, DISPUTED, PENDING, FeedbackMemory, Remembered
@@ -40,6 +40,7 @@ from paymesh.fraud.profiles import SpendingProfile, TerminalRisk
 from paymesh.fraud.transactions import OUTCOMES, Transaction
 from paymesh.fraud.windows import DAY, AmountStats, DistinctRecent, EventWindow, MovingMean
 
+T = TypeVar("T")
 HOUR = 3_600.0
 WEEK = 7 * DAY
 MONTH = 30 * DAY
@@ -121,6 +122,8 @@ _TERMINAL_WINDOWS = (
     ("merchant_fraud_share_recent", 0, 7),
 )
 PRIOR_PAYMENTS = 100
+# Entities a snapshot step takes (see `FeatureStore.snapshot_steps`): a few ms of the loop.
+SNAPSHOT_STEP = 1_000
 PRIOR_FRAUD_RATE = 0.001
 _TERMINAL_SPANS = tuple((delay, days) for _, delay, days in _TERMINAL_WINDOWS)
 
@@ -221,6 +224,16 @@ def customer_key(txn: Transaction) -> str:
     if merchant is None:
         return txn.customer_id
     return f"{len(merchant)}:{merchant}:{txn.customer_id}"
+
+
+def run_through(steps: Generator[None, None, T]) -> T:
+    """What a stepped computation (`FeatureStore.snapshot_steps`) returns, all at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            value: T = done.value
+            return value
 
 
 def _shared(key: str | None) -> str | None:
@@ -486,13 +499,34 @@ class FeatureStore:
 
     def snapshot(self) -> dict[str, Any]:
         """All that was learned, as plain JSON-compatible data (see `restore`)."""
+        return run_through(self.snapshot_steps())
+
+    def snapshot_steps(
+        self,
+        entity: Callable[[EntityState], Any] = EntityState.to_dict,
+        per_step: int = SNAPSHOT_STEP,
+    ) -> Generator[None, None, dict[str, Any]]:
+        """`snapshot()` a few entities at a time: it yields after each `per_step` of them
+        (`entity` makes what is kept of one) and returns the snapshot.
+
+        So a server can take its checkpoint between requests rather than stop for it (a
+        second at a few hundred thousand payments of state). The store may change between
+        steps: the entities are those of the first step, in its order, each as it is when
+        its turn comes; one added since waits for the next checkpoint. Each entity is whole,
+        and an outcome that finds one missing or older on restore only counts for less.
+        """
+        kinds: dict[str, dict[str, Any]] = {}
+        for kind, entities in self.kinds.items():
+            states = kinds[kind] = {}
+            kept = list(entities.items())
+            for start in range(0, len(kept), per_step):
+                for key, state in kept[start : start + per_step]:
+                    states[key] = entity(state)
+                yield
         return {
             "max_entities": self.max_entities,
             "alert_score": self.alert_score,
-            "kinds": {
-                kind: {k: s.to_dict() for k, s in entities.items()}
-                for kind, entities in self.kinds.items()
-            },
+            "kinds": kinds,
             "memory": self.memory.to_dict(),
             "compromise": self.compromise.to_dict(),
         }

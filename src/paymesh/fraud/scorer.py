@@ -7,13 +7,13 @@ import gc
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from paymesh.domain.payment import FraudAssessment
-from paymesh.fraud.features import FeatureStore
+from paymesh.fraud.features import EntityState, FeatureStore, run_through
 from paymesh.fraud.rules import RuleSet
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.fraud_feed import FraudFeed, NoFeed
@@ -147,9 +147,31 @@ class FraudEngine:
 
         The rules are configuration, not learned state: they are not in it.
         """
+        return run_through(self.snapshot_steps())
+
+    def snapshot_steps(self) -> Generator[None, None, bytes]:
+        """`snapshot()` in steps of a few milliseconds (see `FeatureStore.snapshot_steps`):
+        the caller may let other work run at each yield. Returns the same bytes.
+
+        Each entity is encoded in its step (msgpack `Raw`, put in place as it is by the
+        final encode), so no step builds the whole state as Python lists at once.
+        """
+        encoder = msgspec.msgpack.Encoder()
+
+        def entity(state: EntityState) -> msgspec.Raw:
+            return msgspec.Raw(encoder.encode(state.to_dict()))
+
+        steps = self.store.snapshot_steps(entity)
+        while True:
+            with _gc_paused():
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    store: dict[str, Any] = done.value
+                    break
+            yield
         with _gc_paused():
-            data = {"format": SNAPSHOT_FORMAT, "store": self.store.snapshot()}
-            return msgspec.msgpack.encode(data)
+            return encoder.encode({"format": SNAPSHOT_FORMAT, "store": store})
 
     def restore(self, data: bytes) -> None:
         """Replace the learned state with a `snapshot()`; keeps this engine's rules.

@@ -145,8 +145,8 @@ class FeatureCheckpoint:
     """Saves the fraud engine's learned state through the store port now and then, and at
     shutdown; loads it at start. A kill -9 loses at most one interval of learning, which
     only makes scores briefly less informed: no money depends on it. The interval is long
-    because a snapshot is taken on the event loop (the engine is not thread-safe) and costs
-    about 0.45 s at 120,000 payments of state.
+    because a snapshot is taken on the event loop (the engine is not thread-safe): about a
+    second of CPU at 300,000 payments of state, taken in steps of a few milliseconds.
 
     A checkpoint written before customers were keyed per merchant still loads: the engine
     keeps its cards, devices, IPs and merchants and drops its customers, whose state mixed
@@ -180,7 +180,17 @@ class FeatureCheckpoint:
         return True
 
     async def save(self) -> None:
-        await self.store.put_blob(CHECKPOINT, self.engine.snapshot(), self.clock())
+        # In steps, letting the loop serve requests between them: taken at once, the
+        # snapshot stopped the server for about a second at 300,000 payments of state.
+        steps = self.engine.snapshot_steps()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                snapshot: bytes = done.value
+                break
+            await asyncio.sleep(0)
+        await self.store.put_blob(CHECKPOINT, snapshot, self.clock())
         self.after_save()
 
     async def run(self) -> None:

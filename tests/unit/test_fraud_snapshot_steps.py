@@ -1,0 +1,107 @@
+"""The fraud checkpoint is taken in steps, so the server answers requests meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from paymesh.fraud.features import SNAPSHOT_STEP, customer_key
+from paymesh.fraud.scorer import SNAPSHOT_FORMAT, FraudEngine
+from paymesh.fraud.transactions import Transaction
+from paymesh.service.fraud_stream import CHECKPOINT, FeatureCheckpoint
+
+T0 = 1_700_000_000.0
+
+
+def txn(n: int, ts: float) -> Transaction:
+    return Transaction(
+        f"t{n}",
+        ts,
+        f"cus_{n}",
+        1_000 + n,
+        "EUR",
+        card_fingerprint=f"card_{n % 7}",
+        device_id=f"dev_{n}",
+        ip_address=f"10.0.{n // 250}.{n % 250}",
+        merchant_id="shop",
+        approved=True,
+    )
+
+
+def learned(n: int) -> FraudEngine:
+    engine = FraudEngine()
+    for i in range(n):
+        engine.score(txn(i, T0 + i))
+    return engine
+
+
+def test_the_stepped_snapshot_is_the_plain_one_byte_for_byte() -> None:
+    engine = learned(300)
+    plain = msgspec.msgpack.encode({"format": SNAPSHOT_FORMAT, "store": engine.store.snapshot()})
+    assert engine.snapshot() == plain
+    again = FraudEngine()
+    again.restore(plain)
+    assert again.snapshot() == plain
+
+
+def test_learning_between_steps_leaves_a_snapshot_that_restores() -> None:
+    customers = 2 * SNAPSHOT_STEP + 500
+    engine = learned(customers)
+    steps = engine.snapshot_steps()
+    yielded = 0
+    late = customers + 10
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            blob: bytes = done.value
+            break
+        yielded += 1
+        # Between steps: a new customer, more of an old one, and an outcome.
+        engine.score(txn(late, T0 + late))
+        engine.score(txn(0, T0 + late))
+        engine.feedback("t1", "disputed", T0 + late)
+        late += 1
+    assert yielded >= 3  # the customers alone take three steps
+    restored = FraudEngine()
+    restored.restore(blob)
+    kept: dict[str, Any] = restored.store.kinds["customer"]
+    assert len(kept) == customers  # those of the first step; the later ones wait
+    assert customer_key(txn(customers, 0.0)) not in kept
+    assert restored.store.memory.get("t1") is not None
+
+
+def test_a_checkpoint_lets_the_loop_run_while_it_is_taken() -> None:
+    engine = learned(3 * SNAPSHOT_STEP)
+
+    class Blobs:
+        def __init__(self) -> None:
+            self.saved: dict[str, bytes] = {}
+
+        async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
+            self.saved[name] = data
+
+    async def run() -> tuple[int, Blobs]:
+        blobs = Blobs()
+        checkpoint = FeatureCheckpoint(engine, blobs, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+        turns = 0
+
+        async def other_requests() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(other_requests())
+        await asyncio.sleep(0)
+        turns = 0
+        await checkpoint.save()
+        other.cancel()
+        return turns, blobs
+
+    turns, blobs = asyncio.run(run())
+    assert turns >= 5  # the customers, devices and IPs took their turns with the loop
+    assert blobs.saved[CHECKPOINT] == engine.snapshot()
