@@ -32,15 +32,22 @@ import math
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from typing import Any
 
 from paymesh.fraud.compromise import CompromiseTracker
-from paymesh.fraud.memory import APPROVED, DECLINED, DISPUTED, PENDING, FeedbackMemory, Remembered
+from paymesh.fraud.memory import (
+    APPROVED,
+    DECLINED,
+    DISPUTED,
+    PENDING,
+    FeedbackMemory,
+    Remembered,
+    run_through,
+)
 from paymesh.fraud.profiles import SpendingProfile, TerminalRisk
 from paymesh.fraud.transactions import OUTCOMES, Transaction
 from paymesh.fraud.windows import DAY, AmountStats, DistinctRecent, EventWindow, MovingMean
 
-T = TypeVar("T")
 HOUR = 3_600.0
 WEEK = 7 * DAY
 MONTH = 30 * DAY
@@ -224,16 +231,6 @@ def customer_key(txn: Transaction) -> str:
     if merchant is None:
         return txn.customer_id
     return f"{len(merchant)}:{merchant}:{txn.customer_id}"
-
-
-def run_through(steps: Generator[None, None, T]) -> T:
-    """What a stepped computation (`FeatureStore.snapshot_steps`) returns, all at once."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            value: T = done.value
-            return value
 
 
 def _shared(key: str | None) -> str | None:
@@ -504,10 +501,12 @@ class FeatureStore:
     def snapshot_steps(
         self,
         entity: Callable[[EntityState], Any] = EntityState.to_dict,
+        record: Callable[[tuple[Any, ...]], Any] = lambda r: r,
         per_step: int = SNAPSHOT_STEP,
     ) -> Generator[None, None, dict[str, Any]]:
         """`snapshot()` a few entities at a time: it yields after each `per_step` of them
-        (`entity` makes what is kept of one) and returns the snapshot.
+        (`entity` makes what is kept of one), then of five times as many feedback records
+        (`record` likewise), and returns the snapshot.
 
         So a server can take its checkpoint between requests rather than stop for it (a
         second at a few hundred thousand payments of state). The store may change between
@@ -523,11 +522,12 @@ class FeatureStore:
                 for key, state in kept[start : start + per_step]:
                     states[key] = entity(state)
                 yield
+        memory = yield from self.memory.to_dict_steps(record, 5 * per_step)
         return {
             "max_entities": self.max_entities,
             "alert_score": self.alert_score,
             "kinds": kinds,
-            "memory": self.memory.to_dict(),
+            "memory": memory,
             "compromise": self.compromise.to_dict(),
         }
 

@@ -10,9 +10,11 @@ transaction is forgotten first.
 from __future__ import annotations
 
 from array import array
-from typing import Any, NamedTuple
+from collections.abc import Callable, Generator
+from typing import Any, NamedTuple, TypeVar
 
 PENDING, APPROVED, DECLINED, DISPUTED = 0, 1, 2, 3
+T = TypeVar("T")
 Entities = tuple[str | None, str | None, str | None, str | None, str | None]
 
 
@@ -144,22 +146,27 @@ class FeedbackMemory:
         customers = self._entities[0]
         customers[:] = [None] * len(customers)
 
-    def _live(self) -> list[int]:
-        """The live records' column indexes, oldest first."""
-        return [i for i, transaction_id in enumerate(self._ids) if transaction_id is not None]
-
     def to_dict(self) -> dict[str, Any]:
-        live = self._live()
-        ids, ts, (c0, c1, c2, c3, c4) = self._ids, self._ts, self._entities
-        channel, score, status = self._channel, self._score, self._status
-        return {
-            "cap": self.cap,
-            "ids": [ids[i] for i in live],
-            "records": [
-                (ts[i], c0[i], c1[i], c2[i], c3[i], c4[i], channel[i], score[i], status[i])
-                for i in live
-            ],
-        }
+        return run_through(self.to_dict_steps())
+
+    def to_dict_steps(
+        self, record: Callable[[tuple[Any, ...]], Any] = lambda r: r, per_step: int = 5_000
+    ) -> Generator[None, None, dict[str, Any]]:
+        """`to_dict()`, yielding after each `per_step` records (`record` makes what is kept
+        of one). The memory as it is at the first step: the columns are copied then (a few
+        ms of memcpy at the cap), so it may change between steps."""
+        ids, ts = self._ids[:], self._ts[:]
+        c0, c1, c2, c3, c4 = (column[:] for column in self._entities)
+        channel, score, status = self._channel[:], self._score[:], self._status[:]
+        live = [i for i, transaction_id in enumerate(ids) if transaction_id is not None]
+        records: list[Any] = []
+        for start in range(0, len(live), per_step):
+            records.extend(
+                record((ts[i], c0[i], c1[i], c2[i], c3[i], c4[i], channel[i], score[i], status[i]))
+                for i in live[start : start + per_step]
+            )
+            yield
+        return {"cap": self.cap, "ids": [ids[i] for i in live], "records": records}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeedbackMemory:
@@ -174,3 +181,13 @@ class FeedbackMemory:
                 str(key), float(ts), (c0, c1, c2, c3, c4), channel, int(score), int(status)
             )
         return memory
+
+
+def run_through(steps: Generator[None, None, T]) -> T:
+    """What a stepped computation (`FeatureStore.snapshot_steps`) returns, all at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            value: T = done.value
+            return value

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from paymesh.domain.payment import FraudAssessment
-from paymesh.fraud.features import EntityState, FeatureStore, run_through
+from paymesh.fraud.features import EntityState, FeatureStore
+from paymesh.fraud.memory import run_through
 from paymesh.fraud.rules import RuleSet
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.fraud_feed import FraudFeed, NoFeed
@@ -161,7 +162,10 @@ class FraudEngine:
         def entity(state: EntityState) -> msgspec.Raw:
             return msgspec.Raw(encoder.encode(state.to_dict()))
 
-        steps = self.store.snapshot_steps(entity)
+        def record(remembered: tuple[Any, ...]) -> msgspec.Raw:
+            return msgspec.Raw(encoder.encode(remembered))
+
+        steps = self.store.snapshot_steps(entity, record)
         while True:
             with _gc_paused():
                 try:
