@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from paymesh.fraud.features import SNAPSHOT_STEP, customer_key
+from paymesh.fraud.memory import APPROVED, PENDING, FeedbackMemory
 from paymesh.fraud.scorer import SNAPSHOT_FORMAT, FraudEngine
 from paymesh.fraud.transactions import Transaction
 from paymesh.service.fraud_stream import CHECKPOINT, FeatureCheckpoint
@@ -105,3 +106,28 @@ def test_a_checkpoint_lets_the_loop_run_while_it_is_taken() -> None:
     turns, blobs = asyncio.run(run())
     assert turns >= 5  # the customers, devices and IPs took their turns with the loop
     assert blobs.saved[CHECKPOINT] == engine.snapshot()
+
+
+def test_the_feedback_memory_is_taken_as_it_was_at_the_first_step() -> None:
+    memory = FeedbackMemory(cap=10)
+    entities = ("c", "card", "dev", "ip", "shop")
+    for n in range(15):  # five forgotten
+        memory.remember(f"t{n}", T0 + n, entities, "web", n, PENDING)
+    memory.remember("t7", T0 + 15, entities, "web", 99, PENDING)  # scored again: a hole
+    before = memory.to_dict()
+    steps = memory.to_dict_steps(per_step=3)
+    taken = None
+    n = 100
+    while taken is None:
+        try:
+            next(steps)
+        except StopIteration as done:
+            taken = done.value
+        # Enough new records between steps that the old ones are forgotten and cut off.
+        for _ in range(8):
+            memory.remember(f"t{n}", T0 + n, entities, "web", 1, PENDING)
+            n += 1
+        memory.set_status(f"t{n - 1}", APPROVED)
+    assert taken == before
+    assert [r[7] for r in before["records"]] == [5, 6, 8, 9, 10, 11, 12, 13, 14, 99]
+    assert len(memory) == 10 and memory.get("t5") is None
