@@ -43,7 +43,9 @@ def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-async def test_the_database_file_and_its_wal_and_shm_are_the_owners_alone(tmp_path: Path) -> None:
+async def test_the_database_file_its_wal_shm_and_write_lock_are_the_owners_alone(
+    tmp_path: Path,
+) -> None:
     from tests.contract.store_contract import payment, save
 
     old = os.umask(0o022)  # the usual umask, which leaves new files world-readable
@@ -51,7 +53,8 @@ async def test_the_database_file_and_its_wal_and_shm_are_the_owners_alone(tmp_pa
         store = SqliteStore(tmp_path / "data" / "paymesh.db")
         await store.open()
         await save(store, payment("pay_1"))  # a write: the -wal and -shm now exist
-        files = [tmp_path / "data" / n for n in ("paymesh.db", "paymesh.db-wal", "paymesh.db-shm")]
+        names = ("paymesh.db", "paymesh.db-wal", "paymesh.db-shm", "paymesh.db.write.lock")
+        files = [tmp_path / "data" / n for n in names]
         assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
         assert _mode(tmp_path / "data") == 0o700
         await store.close()

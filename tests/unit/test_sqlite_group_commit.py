@@ -4,13 +4,15 @@ result or error, only after the commit, and one job's failure undoes only that j
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from paymesh.adapters.sqlite.writer import GroupCommitWriter
+from paymesh.adapters.sqlite.writer import WRITE_LOCK_SUFFIX, GroupCommitWriter
 
 
 def _writer(tmp_path: Path) -> GroupCommitWriter:
@@ -68,3 +70,27 @@ async def test_a_cancelled_callers_write_stands(tmp_path: Path) -> None:
     finally:
         await asyncio.to_thread(writer.close)
     assert _count(tmp_path) == [1]
+
+
+def _locked_writer(path: Path) -> GroupCommitWriter:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)")
+    return GroupCommitWriter(conn, lock_path=f"{path}{WRITE_LOCK_SUFFIX}")
+
+
+def _insert(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO t (v) VALUES ('x')")
+
+
+async def test_a_writer_waits_for_the_file_s_write_lock(tmp_path: Path) -> None:
+    writer = _locked_writer(tmp_path / "w.db")
+    held = os.open(f"{tmp_path / 'w.db'}{WRITE_LOCK_SUFFIX}", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another process's writer, mid-commit
+    job = asyncio.ensure_future(writer.submit(_insert))
+    await asyncio.sleep(0.2)
+    assert not job.done()
+    fcntl.flock(held, fcntl.LOCK_UN)
+    await asyncio.wait_for(job, 5)
+    os.close(held)
+    writer.close()

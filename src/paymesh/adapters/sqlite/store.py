@@ -29,7 +29,7 @@ from paymesh.adapters.codec import (
 )
 from paymesh.adapters.ledger_codec import ledger_from_doc, ledger_to_doc
 from paymesh.adapters.sqlite.schema import connect, migrate
-from paymesh.adapters.sqlite.writer import GroupCommitWriter
+from paymesh.adapters.sqlite.writer import WRITE_LOCK_SUFFIX, GroupCommitWriter
 from paymesh.domain.ledger import BALANCE_KINDS, LedgerTransaction
 from paymesh.domain.payment import Payment
 from paymesh.domain.refund import Refund
@@ -313,7 +313,7 @@ class SqliteStore:
         Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = connect(self.path)
         migrate(conn)
-        self._writer = GroupCommitWriter(conn)
+        self._writer = GroupCommitWriter(conn, lock_path=self.path + WRITE_LOCK_SUFFIX)
         self._reader = connect(self.path)
 
     async def close(self) -> None:
