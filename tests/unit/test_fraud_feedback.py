@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from paymesh.domain.payment import RiskContext
 from paymesh.fraud.compromise import CompromiseTracker
 from paymesh.fraud.features import FeatureStore
 from paymesh.fraud.generator import generate, outcomes
-from paymesh.fraud.memory import FeedbackMemory
+from paymesh.fraud.memory import PENDING, FeedbackMemory
 from paymesh.fraud.scorer import FraudEngine, FraudRiskScorer, SnapshotError
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.risk import RiskInput
@@ -256,3 +257,29 @@ def test_the_risk_scorer_scores_under_the_payment_id_so_feedback_finds_it() -> N
     assert engine.feedback("pay_123", "disputed", T0 + 3 * DAY)
     probe = Transaction("x", T0 + 4 * DAY, "cus_1", 500, "EUR", card_fingerprint="pm_card")
     assert engine.store.features(probe)["card_disputes_30d"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(cap=st.integers(1, 8), ids=st.lists(st.integers(0, 12), max_size=200))
+def test_the_feedback_memory_matches_a_least_recently_scored_cache(
+    cap: int, ids: list[int]
+) -> None:
+    """Against the plainest model of it: an ordered dict, moved to the end when scored
+    again, its oldest dropped past the cap. Retries of a few ids, many times over, are what
+    leave holes in the memory's columns; they stay bounded."""
+    memory = FeedbackMemory(cap)
+    model: OrderedDict[str, tuple[float, int]] = OrderedDict()
+    for step, n in enumerate(ids):
+        key = f"t{n}"
+        memory.remember(key, float(step), ("c", "k", "d", "i", "m"), "web", step, PENDING)
+        model[key] = (float(step), step)
+        model.move_to_end(key)
+        if len(model) > cap:
+            model.popitem(last=False)
+        assert len(memory) == len(model)
+        assert len(memory._ids) <= 2.5 * cap + 1  # the columns, holes and all: the bound
+    for n in range(13):
+        got = memory.get(f"t{n}")
+        expected = model.get(f"t{n}")
+        assert (got.timestamp, got.score) == expected if got else expected is None
+    assert list(memory.to_dict()["ids"]) == list(model)

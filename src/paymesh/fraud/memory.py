@@ -36,9 +36,10 @@ class FeedbackMemory:
     cap of 200,000 records this was the fraud engine's biggest single structure.
 
     A transaction scored again (a retry) moves to the newest position; its old one stays in
-    the columns as a hole until the oldest positions are cut off, which happens once there
-    are as many dead positions as `cap` / 2. A hole left by a retry reaches the front once
-    `cap` newer transactions have come, so the columns hold at most twice `cap`.
+    the columns as a hole. Forgotten positions in front are cut off once there are `cap` / 2
+    of them (a memmove); holes behind the oldest record are compacted away if there are ever
+    more than `cap` of them (transactions scored again and again, with no new ones to push
+    the oldest out). So the columns hold at most 2.5 times `cap`.
     """
 
     __slots__ = (
@@ -94,8 +95,11 @@ class FeedbackMemory:
         self._status.append(status)
         if len(positions) > self.cap:
             self._forget_oldest()
-        if len(self._ids) - len(positions) >= max(1, self.cap // 2):
-            self._cut()
+        forgotten = self._oldest - self._base  # the dead positions in front
+        if forgotten >= max(1, self.cap // 2):
+            self._cut(forgotten)
+        elif len(self._ids) - len(positions) - forgotten > self.cap:
+            self._compact()
 
     def _forget_oldest(self) -> None:
         ids, base = self._ids, self._base
@@ -106,19 +110,29 @@ class FeedbackMemory:
         ids[i] = None
         self._oldest = base + i + 1
 
-    def _cut(self) -> None:
-        """Drop the columns' dead positions before the oldest live record."""
+    def _columns(self) -> list[Any]:
+        return [self._ids, self._ts, *self._entities, self._channel, self._score, self._status]
+
+    def _cut(self, forgotten: int) -> None:
+        """Drop the dead positions in front of the oldest live record (a memmove)."""
+        for column in self._columns():
+            del column[:forgotten]
+        self._base += forgotten
+
+    def _compact(self) -> None:
+        """Drop every hole: for a memory whose transactions are scored again and again,
+        which leaves holes behind the oldest record that `_cut` never reaches. Rare (more
+        holes than `cap`), and O(`cap`) when it comes."""
         ids = self._ids
-        i = self._oldest - self._base
-        while i < len(ids) and ids[i] is None:
-            i += 1
-        if i == 0:
-            return
-        columns: list[Any] = [ids, self._ts, *self._entities, self._channel, self._score]
-        for column in (*columns, self._status):
-            del column[:i]
-        self._base += i
-        self._oldest = self._base
+        live = [i for i, transaction_id in enumerate(ids) if transaction_id is not None]
+        base = self._base + len(ids)  # positions are never reused
+        for column in self._columns():
+            kept = [column[i] for i in live]
+            column[:] = kept if isinstance(column, list) else array(column.typecode, kept)
+        positions = self._positions
+        for index, transaction_id in enumerate(self._ids):
+            positions[transaction_id] = base + index  # type: ignore[index]
+        self._base = self._oldest = base
 
     def _index(self, transaction_id: str) -> int | None:
         position = self._positions.get(transaction_id)
