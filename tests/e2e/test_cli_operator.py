@@ -68,7 +68,9 @@ def test_keys_create_makes_the_database_but_no_sandbox_secrets(tmp_path: Path) -
     created = paymesh("keys", "create", "--merchant", "shop", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().startswith("pmk_")
-    assert [p.name for p in (tmp_path / "paymesh-data").iterdir()] == ["paymesh.db"]
+    # The database and its writers' lock file (adapters/sqlite/writer.py): no secrets file.
+    made = {p.name for p in (tmp_path / "paymesh-data").iterdir()}
+    assert made == {"paymesh.db", "paymesh.db.write.lock"}
     listed = paymesh("keys", "list", cwd=tmp_path)
     assert listed.returncode == 0 and "shop" in listed.stdout
 
