@@ -1,9 +1,9 @@
 """Giving the C heap's free memory back to the system after a burst of allocations.
 
-The fraud checkpoint builds its whole snapshot at once (every window as lists, then one
-msgpack buffer of tens of MB at a few hundred thousand payments of state) and frees it
-again. glibc keeps what it freed for later use, so without this the server's RSS settles
-at its highest checkpoint's level, not at what it holds (issue 18's memory soak).
+The fraud checkpoint encodes tens of MB at a few hundred thousand payments of state (its
+parts, then one msgpack buffer of them all) and frees it again. glibc keeps what it freed
+for later use, so without this the server's RSS settles at its highest checkpoint's level,
+not at what it holds (issue 18's memory soak).
 `malloc_trim(0)` returns the free pages of every arena; Python's own small-object arenas
 are returned by CPython itself when empty.
 """
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 from collections.abc import Callable
-
-log = logging.getLogger(__name__)
 
 
 def heap_releaser() -> Callable[[], None]:

@@ -129,10 +129,10 @@ _TERMINAL_WINDOWS = (
     ("merchant_fraud_share_recent", 0, 7),
 )
 PRIOR_PAYMENTS = 100
-# Entities a snapshot step takes (see `FeatureStore.snapshot_steps`): a few ms of the loop.
-SNAPSHOT_STEP = 1_000
 PRIOR_FRAUD_RATE = 0.001
 _TERMINAL_SPANS = tuple((delay, days) for _, delay, days in _TERMINAL_WINDOWS)
+# Entities a snapshot step takes (see `FeatureStore.snapshot_steps`): a few ms of the loop.
+SNAPSHOT_STEP = 1_000
 
 
 class EntityState:
@@ -402,12 +402,12 @@ class FeatureStore:
     def observe(self, txn: Transaction, score: int = 0) -> None:
         """Add `txn` to its entities' windows and remember it (with its `score`) for feedback."""
         ts = txn.timestamp
-        # Interned: the feedback memory keeps these five for each of its (200,000) records,
+        # Interned: the feedback memory keeps these for each of its (200,000) records,
         # and the windows keep them as keys. Each request decodes its own copies; one shared
         # string per entity instead of one per transaction is about 250 bytes a record.
         cust_key = sys.intern(customer_key(txn))  # per merchant; card, device and IP network-wide
         device_id, ip_address = _shared(txn.device_id), _shared(txn.ip_address)
-        merchant_id = _shared(txn.merchant_id)
+        merchant_id, channel = _shared(txn.merchant_id), _shared(txn.channel)
         cust = self._touch("customer", cust_key)
         cust.txns.add(ts, txn.amount)
         cust.amounts.add(ts, txn.amount)
@@ -427,8 +427,8 @@ class FeatureStore:
             card.txns.add(ts, txn.amount)
             card.usual.add(txn.amount)
             card.customers.add(cust_key, ts)
-            if txn.channel is not None:
-                card.channels.add(txn.channel, ts)
+            if channel is not None:
+                card.channels.add(channel, ts)
             if merchant_id is not None:
                 card.merchants.add(merchant_id, ts)
             card.profile.add(txn.amount, ts, txn.lat, txn.lon)
@@ -450,7 +450,7 @@ class FeatureStore:
                 self._touch("card", card_key).rare("alerts").add(ts)
             if device_id is not None:
                 self._touch("device", device_id).rare("alerts").add(ts)
-        self.memory.remember(txn.transaction_id, ts, entities, _shared(txn.channel), score, status)
+        self.memory.remember(txn.transaction_id, ts, entities, channel, score, status)
 
     def observe_outcome(self, transaction_id: str, outcome: str, at: float) -> bool:
         """Feed back `approved` / `declined` / `disputed` at time `at`.

@@ -31,9 +31,10 @@ class FeedbackMemory:
 
     Kept in columns (a position per observation: its time in an array of doubles, its
     entities, channel, score and status in lists and small arrays), with a dict from id to
-    position, rather than a tuple per record in an ordered dict: about 130 bytes a record
-    less, and nothing is allocated or freed per transaction but the id's own entry. At its
-    cap of 200,000 records this was the fraud engine's biggest single structure.
+    position, rather than a tuple and a float per record in an ordered dict: fewer bytes a
+    record (by my count about 130, not measured alone), and nothing is allocated or freed
+    per transaction but the id's own entry. At its cap of 200,000 records this was the fraud
+    engine's biggest single structure.
 
     A transaction scored again (a retry) moves to the newest position; its old one stays in
     the columns as a hole. Forgotten positions in front are cut off once there are `cap` / 2
