@@ -25,7 +25,7 @@ from paymesh.adapters.deliverer_process import (
     DelivererRules,
     ServerLine,
 )
-from paymesh.adapters.heap import heap_releaser
+from paymesh.adapters.heap import heap_releaser, pin_mmap_threshold
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.metrics import (  # observability (issue 16): see build_core
     MeteredConnector,
@@ -333,6 +333,8 @@ def build_core(
     """The core from `settings`. `store` and `connectors` replace what the settings would
     build (tests inject the in-memory store and fake PSPs here; nothing in the configuration
     can select them, so a deployment never runs on a fake)."""
+    # Before anything big is allocated, so no big block ever lands in the heap for good.
+    pin_mmap_threshold()
     store = store if store is not None else build_store(settings)
     listener = None
     if (settings.uses_sandbox or settings.sms_sandboxed) and with_sandbox and connectors is None:

@@ -8,12 +8,14 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import sys
+from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from paymesh.adapters.heap import heap_releaser
+from paymesh.adapters.heap import heap_releaser, pin_mmap_threshold
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.fraud.scorer import FraudEngine
 from paymesh.fraud.transactions import Transaction
@@ -102,3 +104,56 @@ def test_sqlite_keeps_no_copy_of_a_saved_blob(tmp_path: Path) -> None:
     # again) nor the writer's last job (whose closure holds it) outlives the write: without
     # either fix `after` is about `before` instead of about `before` - 64 MiB.
     assert after < before - size // 2, f"{(after - before) / 2**20:+.1f} MiB"
+
+
+def test_the_snapshot_is_let_go_before_the_heap_is_trimmed(tmp_path: Path) -> None:
+    # The trim gives back only what is free: called while `save` still held the snapshot, it
+    # found nothing, and the snapshot's tens of MB stayed in the heap.
+    blob = bytes(4096) + os.urandom(16)
+    held_by_the_test = sys.getrefcount(blob)
+
+    def steps() -> Generator[None, None, bytes]:
+        yield
+        return blob
+
+    async def run() -> list[int]:
+        store = SqliteStore(tmp_path / "paymesh.db")
+        await store.open()
+        engine = FraudEngine()
+        engine.snapshot_steps = steps  # type: ignore[method-assign]
+        seen: list[int] = []
+        checkpoint = FeatureCheckpoint(
+            engine,
+            store,
+            lambda: datetime.now(UTC),
+            after_save=lambda: seen.append(sys.getrefcount(blob)),
+        )
+        await checkpoint.save()
+        await store.close()
+        return seen
+
+    assert asyncio.run(run()) == [held_by_the_test]
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
+def test_a_freed_big_block_goes_back_to_the_system_without_a_trim() -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not pin_mmap_threshold():
+        pytest.skip("no glibc mallopt here: nothing is pinned by design")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    big = 16 * 2**20
+    # Unpinned, freeing this first mapped block would raise glibc's threshold to 16 MiB...
+    first = libc.malloc(big)
+    ctypes.memset(first, 1, big)
+    libc.free(first)
+    # ...so this one would come from the heap, and stay resident once freed under `pin`.
+    second = libc.malloc(big)
+    ctypes.memset(second, 1, big)
+    pin = libc.malloc(CHUNK)
+    held = _rss()
+    libc.free(second)
+    released = held - _rss()
+    libc.free(pin)
+    assert released > big // 2, f"only {released / 2**20:.1f} MiB went back"

@@ -191,6 +191,8 @@ class FeatureCheckpoint:
                 break
             await asyncio.sleep(0)
         await self.store.put_blob(CHECKPOINT, snapshot, self.clock())
+        # Dropped first: the trim can only give back what is already free.
+        del snapshot, steps
         self.after_save()
 
     async def run(self) -> None:
