@@ -356,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_data=args.keep_data,
         sandbox_process=args.sandbox_process,
     )
+    soak: Soak | None = None
+    stopped: int | None = None
     try:
         server.start()
         soak = Soak(args, server, console)
@@ -363,11 +365,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SetupError as exc:
         console.print(f"[red]soak failed:[/red] {exc}", highlight=False)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # An hour into a soak, the samples so far are worth keeping: they are reported (and
+        # written) as a run that ended at its last sample, and the exit code says it stopped.
+        stopped = 130 if isinstance(exc, KeyboardInterrupt) else int(exc.code or 1)
         console.print("interrupted; server stopped")
-        return 130
+        if soak is None or len(soak.samples) < 2:
+            return stopped
     finally:
         server.stop()
+    if stopped is not None:
+        args.payments = soak.samples[-1].payments
+        console.print(f"stopped early: reporting the {args.payments:,} payments sampled")
     summary = summarise(soak.samples, args.warmup, args.project_to)
     render(console, soak, summary, args)
     if args.json:
@@ -376,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot:
         write_plot(args.plot, soak, summary, args)
         console.print(f"plot: {args.plot}")
+    if stopped is not None:
+        return stopped
     return 0 if summary.within_target() else 1
 
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
 
 from paymesh.fraud.features import SNAPSHOT_STEP, customer_key
 from paymesh.fraud.memory import APPROVED, PENDING, FeedbackMemory
-from paymesh.fraud.scorer import SNAPSHOT_FORMAT, FraudEngine
+from paymesh.fraud.scorer import SNAPSHOT_FORMAT, FraudEngine, _msgpack_header
 from paymesh.fraud.transactions import Transaction
 from paymesh.service.fraud_stream import CHECKPOINT, FeatureCheckpoint
 
@@ -131,3 +132,17 @@ def test_the_feedback_memory_is_taken_as_it_was_at_the_first_step() -> None:
     assert taken == before
     assert [r[7] for r in before["records"]] == [5, 6, 8, 9, 10, 11, 12, 13, 14, 99]
     assert len(memory) == 10 and memory.get("t5") is None
+
+
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 65_535, 65_536, 70_000])
+def test_the_heads_of_the_stepped_lists_and_maps_are_msgspecs_own(count: int) -> None:
+    # The snapshot's maps and lists are written as a head and the items' bytes; the head
+    # must be the one msgspec writes, in each of msgpack's three sizes, or the snapshot
+    # would not read back (a byte-for-byte snapshot of a few hundred covers only one).
+    items = [0] * count
+    assert msgspec.msgpack.encode(items).startswith(_msgpack_header(0x90, 0xDC, count))
+    mapping = {str(i): 0 for i in range(count)}
+    assert msgspec.msgpack.encode(mapping).startswith(_msgpack_header(0x80, 0xDE, count))
+    assert len(_msgpack_header(0x90, 0xDC, count)) == (
+        1 if count < 16 else 3 if count < 65_536 else 5
+    )

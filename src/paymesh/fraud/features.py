@@ -32,7 +32,8 @@ import math
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Generator
-from typing import Any
+from itertools import chain
+from typing import Any, Protocol
 
 from paymesh.fraud.compromise import CompromiseTracker
 from paymesh.fraud.memory import (
@@ -240,6 +241,38 @@ def _shared(key: str | None) -> str | None:
 def _rare_count(state: EntityState, name: str, since: float) -> float:
     window: EventWindow | None = getattr(state, name)
     return 0.0 if window is None else float(window.count(since))
+
+
+class SnapshotParts(Protocol):
+    """What a stepped snapshot keeps of each step, and how the steps' parts become each
+    kind's map of entities and the feedback records' list (`FeatureStore.snapshot_steps`)."""
+
+    def entities(self, step: list[tuple[str, EntityState]]) -> Any: ...
+
+    def entity_map(self, parts: list[Any], count: int) -> Any: ...
+
+    def records(self, step: list[tuple[Any, ...]]) -> Any: ...
+
+    def record_list(self, parts: list[Any], count: int) -> Any: ...
+
+
+class PlainParts:
+    """Plain data: each kind a dict of entity dicts, the records a list of tuples."""
+
+    def entities(self, step: list[tuple[str, EntityState]]) -> dict[str, Any]:
+        return {key: state.to_dict() for key, state in step}
+
+    def entity_map(self, parts: list[Any], count: int) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for part in parts:
+            merged.update(part)
+        return merged
+
+    def records(self, step: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return step
+
+    def record_list(self, parts: list[Any], count: int) -> list[tuple[Any, ...]]:
+        return list(chain.from_iterable(parts))
 
 
 class FeatureStore:
@@ -499,14 +532,12 @@ class FeatureStore:
         return run_through(self.snapshot_steps())
 
     def snapshot_steps(
-        self,
-        entity: Callable[[EntityState], Any] = EntityState.to_dict,
-        record: Callable[[tuple[Any, ...]], Any] = lambda r: r,
-        per_step: int = SNAPSHOT_STEP,
+        self, parts: SnapshotParts | None = None, per_step: int = SNAPSHOT_STEP
     ) -> Generator[None, None, dict[str, Any]]:
-        """`snapshot()` a few entities at a time: it yields after each `per_step` of them
-        (`entity` makes what is kept of one), then of five times as many feedback records
-        (`record` likewise), and returns the snapshot.
+        """`snapshot()` a few entities at a time: it yields after each `per_step` of them,
+        then of five times as many feedback records, and returns the snapshot. `parts` says
+        what is kept of each step and how the parts make each kind's map and the records'
+        list (by default, plain data: `PlainParts`).
 
         So a server can take its checkpoint between requests rather than stop for it (a
         second at a few hundred thousand payments of state). The store may change between
@@ -514,15 +545,19 @@ class FeatureStore:
         its turn comes; one added since waits for the next checkpoint. Each entity is whole,
         and an outcome that finds one missing or older on restore only counts for less.
         """
-        kinds: dict[str, dict[str, Any]] = {}
+        parts = parts or PlainParts()
+        kinds: dict[str, Any] = {}
         for kind, entities in self.kinds.items():
-            states = kinds[kind] = {}
             kept = list(entities.items())
+            taken = []
             for start in range(0, len(kept), per_step):
-                for key, state in kept[start : start + per_step]:
-                    states[key] = entity(state)
+                taken.append(parts.entities(kept[start : start + per_step]))
                 yield
-        memory = yield from self.memory.to_dict_steps(record, 5 * per_step)
+            kinds[kind] = parts.entity_map(taken, len(kept))
+            del kept, taken
+        memory = yield from self.memory.to_dict_steps(
+            parts.records, parts.record_list, 5 * per_step
+        )
         return {
             "max_entities": self.max_entities,
             "alert_score": self.alert_score,

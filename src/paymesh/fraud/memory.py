@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Generator
+from itertools import chain
 from typing import Any, NamedTuple, TypeVar
 
 PENDING, APPROVED, DECLINED, DISPUTED = 0, 1, 2, 3
@@ -165,22 +166,31 @@ class FeedbackMemory:
         return run_through(self.to_dict_steps())
 
     def to_dict_steps(
-        self, record: Callable[[tuple[Any, ...]], Any] = lambda r: r, per_step: int = 5_000
+        self,
+        part: Callable[[list[tuple[Any, ...]]], Any] = lambda step: step,
+        whole: Callable[[list[Any], int], Any] = lambda parts, _: list(chain.from_iterable(parts)),
+        per_step: int = 5_000,
     ) -> Generator[None, None, dict[str, Any]]:
-        """`to_dict()`, yielding after each `per_step` records (`record` makes what is kept
-        of one). The memory as it is at the first step: the columns are copied then (a few
-        ms of memcpy at the cap), so it may change between steps."""
+        """`to_dict()`, yielding after each `per_step` records. `part` makes what is kept of
+        one step's records, `whole` the records' list from those parts and their count: by
+        default the records themselves. The memory as it is at the first step: the columns
+        are copied then (a few ms of memcpy at the cap), so it may change between steps."""
         ids, ts = self._ids[:], self._ts[:]
         c0, c1, c2, c3, c4 = (column[:] for column in self._entities)
         channel, score, status = self._channel[:], self._score[:], self._status[:]
         live = [i for i, transaction_id in enumerate(ids) if transaction_id is not None]
-        records: list[Any] = []
+        parts: list[Any] = []
         for start in range(0, len(live), per_step):
-            records.extend(
-                record((ts[i], c0[i], c1[i], c2[i], c3[i], c4[i], channel[i], score[i], status[i]))
-                for i in live[start : start + per_step]
+            parts.append(
+                part(
+                    [
+                        (ts[i], c0[i], c1[i], c2[i], c3[i], c4[i], channel[i], score[i], status[i])
+                        for i in live[start : start + per_step]
+                    ]
+                )
             )
             yield
+        records = whole(parts, len(live))
         return {"cap": self.cap, "ids": [ids[i] for i in live], "records": records}
 
     @classmethod
