@@ -97,6 +97,10 @@ class GroupCommitWriter:
             if first is None:
                 return
             batch = [first]
+            # Only the batch holds its jobs, and `_commit` empties it before it wakes their
+            # callers: a job's closure can hold a big value (the fraud checkpoint's tens of
+            # MB), which its caller, once woken, takes to be free (it trims the heap).
+            del first
             while len(batch) < self._max_batch:
                 try:
                     nxt = self._jobs.get_nowait()
@@ -106,10 +110,26 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(nxt)
+                del nxt
             self._commit(batch)
-            # Not kept while waiting for the next job: a job's closure can hold a big value
-            # (the fraud checkpoint's tens of MB), which would live on until then.
-            del first, batch
+
+    @staticmethod
+    def _apply(
+        conn: sqlite3.Connection,
+        batch: list[_Job],
+        outcomes: list[tuple[Any, BaseException | None]],
+    ) -> None:
+        """Each job in a savepoint of its own. A function of its own so that nothing of the
+        last job outlives it in `_commit`'s frame."""
+        for job, _fut, _loop in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                outcomes.append((job(conn), None))
+                conn.execute("RELEASE job")
+            except Exception as exc:  # the job's own failure: undo only the job
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((None, exc))
 
     def _commit(self, batch: list[_Job]) -> None:
         conn = self._conn
@@ -117,24 +137,18 @@ class GroupCommitWriter:
         with self._turn():
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for job, _fut, _loop in batch:
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        outcomes.append((job(conn), None))
-                        conn.execute("RELEASE job")
-                    except Exception as exc:  # the job's own failure: undo only the job
-                        conn.execute("ROLLBACK TO job")
-                        conn.execute("RELEASE job")
-                        outcomes.append((None, exc))
+                self._apply(conn, batch, outcomes)
                 conn.execute("COMMIT")
             except Exception as exc:  # the commit itself failed: nothing in the batch is durable
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 outcomes = [(None, exc)] * len(batch)
+        waiting = [(fut, loop) for _job, fut, loop in batch]
+        batch.clear()  # the jobs go before their callers wake (see `_run`)
         # One wake-up of each caller's loop for the whole batch, not one per job: each is a
         # write to the loop's self-pipe, and a batch holds a dozen jobs under load.
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        for (_job, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
+        for (fut, loop), (result, error) in zip(waiting, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((fut, result, error))
         for loop, settled in by_loop.items():
             loop.call_soon_threadsafe(_settle, settled)
