@@ -24,13 +24,18 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
-#: glibc's `mallopt` parameter (malloc.h); not exported by any Python module.
+#: glibc's `mallopt` parameters (malloc.h); not exported by any Python module.
+M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 #: Blocks this big or bigger get a mapping of their own. Under it lie nearly all of the
 #: server's allocations (objects, the SQLite page cache's pages, request bodies); over it, the
 #: rare big buffers (a checkpoint's parts, a big dict's table), for which an mmap and a munmap
 #: cost nothing next to filling them.
 MMAP_THRESHOLD = 1 << 20
+#: Free bytes at the heap's top kept before glibc gives them back. Pinning the mmap threshold
+#: also pins this at its default of 128 KiB, and the heap then shrank and grew again under
+#: load (brk calls, fresh pages faulted in). The checkpoint's explicit trim still returns it.
+TRIM_THRESHOLD = 16 << 20
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -49,7 +54,7 @@ def pin_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, size))
+    return bool(mallopt(M_MMAP_THRESHOLD, size)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def heap_releaser() -> Callable[[], None]:
