@@ -25,18 +25,24 @@ CHUNK = 64 * 1024  # under glibc's mmap threshold: from the heap, kept there whe
 CHUNKS = 2_000  # 125 MiB
 
 
+def _libc() -> ctypes.CDLL:
+    """The C library with `malloc` and `free` typed, to hold and free blocks by hand."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    return libc
+
+
 def _rss() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
 def test_the_releaser_returns_freed_heap_pages_to_the_system() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = _libc()
     if not hasattr(libc, "malloc_trim"):
         pytest.skip("no glibc here: the releaser is a no-op by design")
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
     chunks = [libc.malloc(CHUNK) for _ in range(CHUNKS)]
     for chunk in chunks:
         ctypes.memset(chunk, 1, CHUNK)  # touched: resident
@@ -137,12 +143,9 @@ def test_the_snapshot_is_let_go_before_the_heap_is_trimmed(tmp_path: Path) -> No
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
 def test_a_freed_big_block_goes_back_to_the_system_without_a_trim() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = _libc()
     if not pin_mmap_threshold():
         pytest.skip("no glibc mallopt here: nothing is pinned by design")
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
     big = 16 * 2**20
     # Unpinned, freeing this first mapped block would raise glibc's threshold to 16 MiB...
     first = libc.malloc(big)

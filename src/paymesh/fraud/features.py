@@ -32,7 +32,6 @@ import math
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Generator
-from itertools import chain
 from typing import Any, Protocol
 
 from paymesh.fraud.compromise import CompromiseTracker
@@ -43,6 +42,7 @@ from paymesh.fraud.memory import (
     PENDING,
     FeedbackMemory,
     Remembered,
+    flattened,
     run_through,
 )
 from paymesh.fraud.profiles import SpendingProfile, TerminalRisk
@@ -272,7 +272,7 @@ class PlainParts:
         return step
 
     def record_list(self, parts: list[Any], count: int) -> list[tuple[Any, ...]]:
-        return list(chain.from_iterable(parts))
+        return flattened(parts)
 
 
 class FeatureStore:

@@ -168,7 +168,7 @@ class FeedbackMemory:
     def to_dict_steps(
         self,
         part: Callable[[list[tuple[Any, ...]]], Any] = lambda step: step,
-        whole: Callable[[list[Any], int], Any] = lambda parts, _: list(chain.from_iterable(parts)),
+        whole: Callable[[list[Any], int], Any] = lambda parts, _: flattened(parts),
         per_step: int = 5_000,
     ) -> Generator[None, None, dict[str, Any]]:
         """`to_dict()`, yielding after each `per_step` records. `part` makes what is kept of
@@ -206,6 +206,11 @@ class FeedbackMemory:
                 str(key), float(ts), (c0, c1, c2, c3, c4), channel, int(score), int(status)
             )
         return memory
+
+
+def flattened(parts: list[list[T]]) -> list[T]:
+    """The plain records' list from its steps' parts (lists of records)."""
+    return list(chain.from_iterable(parts))
 
 
 def run_through(steps: Generator[None, None, T]) -> T:
