@@ -284,9 +284,31 @@ class Dispatcher:
         self._subs: list[Any] = []
 
     async def run(self) -> None:
-        await asyncio.gather(
-            self._route_loop(), self._deliver_loop(), self._redrive_loop(), self._keep_alive()
-        )
+        """The four loops, until cancelled; then it ends only once every loop has.
+
+        A cancel can be lost on the way into a loop (nats-py's fetch waits in
+        `asyncio.wait_for`, which on Python 3.11 drops a cancel that lands as a message
+        arrives), and `gather` ends at the first loop cancelled, not the last. A loop that
+        missed it would outlive the worker: fetching on, then, once the connection closed,
+        failing every second for ever (and a cancel that came then would be turned by nats-py
+        into `ConnectionClosedError` and swallowed too). So on the way out this also closes
+        (each loop ends at its next turn) and waits for them all."""
+        loops = [
+            asyncio.create_task(loop)
+            for loop in (
+                self._route_loop(),
+                self._deliver_loop(),
+                self._redrive_loop(),
+                self._keep_alive(),
+            )
+        ]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            self.closing()
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     def closing(self) -> None:
         """Take no more messages: the fetch loops end at their next turn (within the 1 s
@@ -350,6 +372,8 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self.stopping:
+                    break  # the connection closing under a stopping worker: not a failure
                 log.exception("routing pass failed; the events come back after the ack wait")
                 await asyncio.sleep(1.0)
 
@@ -419,6 +443,8 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self.stopping:
+                    break
                 log.exception("delivery fetch failed; retrying")
                 await asyncio.sleep(1.0)
 
@@ -455,7 +481,7 @@ class Dispatcher:
         JetStream hand the same delivery to a second worker meanwhile. One loop for all held
         messages: most attempts end long before their first renewal is due."""
         every = self.layout.ack_wait_seconds / 3
-        while True:
+        while not self.stopping:
             await asyncio.sleep(every)
             now = time.monotonic()
             for key, (msg, since) in list(self._held.items()):
@@ -473,7 +499,7 @@ class Dispatcher:
     # --- redrive: store -> deliveries -------------------------------------------------
 
     async def _redrive_loop(self, poll_seconds: float = 1.0) -> None:
-        while True:
+        while not self.stopping:
             try:
                 await self.redrive_pending()
             except asyncio.CancelledError:
