@@ -90,9 +90,13 @@ lock: dev
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK) --extra=dev --output-file=requirements-dev.lock pyproject.toml
 
 # The load benchmark: a sweep of arrival rates with the realistic mix, the sandboxes in their
-# own process; JSON and PNG plots in bench-results/.
+# own process, then the CPU profile (what `make profile` runs); JSON and PNG plots (latency
+# and throughput over time, CPU per payment by category) in bench-results/. PROFILE_BEFORE=
+# an earlier profile's JSON plots it beside this one.
+PROFILE_BEFORE ?=
 bench: dev
 	$(BIN)/python benchmarks/payments_load.py --sweep 50,100,150,200,250 --duration 10 --sandbox-process --json bench-results/bench.json --plots bench-results
+	$(BIN)/python benchmarks/profile_payments.py --rate 180 --duration 25 --json bench-results/profile.json --plot bench-results/cpu_by_category.png $(if $(PROFILE_BEFORE),--before $(PROFILE_BEFORE))
 
 bench-payments: dev
 	$(BIN)/python benchmarks/payments_load.py --sweep 200,500,1000,1500 --duration 10 --mix success

@@ -88,7 +88,8 @@ SERVICE_MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (BUS, re.compile(r"\(paymesh/service/bus\.py:")),
     # The drive a "processing" webhook schedules runs as its own task, rooted in bootstrap.
     (WEBHOOKS, re.compile(r"\(paymesh/service/webhooks\.py:|\bdrive \(paymesh/bootstrap\.py:")),
-    (PAYMENTS, re.compile(r"\(paymesh/service/(payments|idempotency)\.py:")),
+    # The payment use cases are a package (create, capture, ..., the authorisation driver).
+    (PAYMENTS, re.compile(r"\(paymesh/service/(payments/\w+|idempotency)\.py:")),
     (
         BACKGROUND,
         re.compile(
@@ -138,6 +139,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--startup-timeout", type=float, default=60.0, help="max wait for paymesh serve, s")
     add("--json", type=Path, metavar="FILE", help="write every figure as JSON")
     add("--stacks", type=Path, metavar="FILE", help="keep py-spy's collapsed stacks there")
+    add(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="bar chart of server CPU per payment by category (matplotlib)",
+    )
+    add(
+        "--before",
+        type=Path,
+        metavar="FILE.json",
+        help="an earlier run's --json: plotted beside this one, as before and after",
+    )
     args = parser.parse_args(argv)
     if args.duration <= PROFILE_MARGIN + 1:
         parser.error(f"--duration must be over {PROFILE_MARGIN + 1:g} s")
@@ -737,6 +750,10 @@ def profile_run(
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         console.print(f"JSON: {args.json}")
+    if args.plot:
+        before = json.loads(args.before.read_text()) if args.before else None
+        plot_categories(args.plot, result, before)
+        console.print(f"plot: {args.plot}")
     return 0
 
 
@@ -1083,3 +1100,56 @@ def ceiling_table(
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- the plot --------------------------------------------------------------------------------
+
+
+def category_ms(doc: dict[str, Any]) -> dict[str, float]:
+    """A run's (its --json's) server CPU ms per payment by category: by thread CPU where the
+    run had it (the writer's C code counted), else by GIL samples."""
+    out = {}
+    for category in CATEGORIES:
+        row = doc["categories"].get(category) or {}
+        value = row.get("ms_by_thread_cpu")
+        if value is None:
+            value = row.get("ms")
+        out[category] = float(value or 0.0)
+    return out
+
+
+def plot_categories(
+    path: Path, after: dict[str, Any], before: dict[str, Any] | None = None
+) -> Path:
+    """Horizontal bars, one per category, this run's beside `before`'s when given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [("this run", after)] if before is None else [("before", before), ("after", after)]
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    height = 0.8 / len(runs)
+    names = list(reversed(CATEGORIES))
+    for i, (label, doc) in enumerate(runs):
+        ms = category_ms(doc)
+        total = sum(ms.values())
+        rate = doc.get("figures", {}).get("payments_per_s")
+        rate_text = "" if rate is None else f", {rate:.0f} payments/s"
+        ax.barh(
+            [y + i * height for y in range(len(names))],
+            [ms[name] for name in names],
+            height=height,
+            label=f"{label}: {total:.2f} ms{rate_text}",
+        )
+    ax.set_yticks([y + height * (len(runs) - 1) / 2 for y in range(len(names))], names)
+    ax.set_xlabel("server CPU ms per payment (each thread's samples weighted by its CPU)")
+    ax.axvline(1.0, color="grey", linestyle=":", label="issue 18's target: 1.0 ms in all")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Where a payment's server CPU goes (make profile)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -3,7 +3,9 @@
 - `latency_vs_load.png`: API latency percentiles, end-to-end and overhead against the
   offered rate, with the `/healthz` floor; beside it, achieved payments/s and server CPU;
 - `latency_over_time.png`: one panel per rate, p50/p99 per time bucket of the payments
-  phase, the healthz phase's p99 as the floor, confirmations' p99, and server CPU.
+  phase, the healthz phase's p99 as the floor, confirmations' p99, and server CPU;
+- `throughput_over_time.png`: one panel per rate, creates answered and confirmations
+  recorded per second as they happened, against the offered rate.
 
 matplotlib is imported here only, so the generator runs without it unless `--plots`.
 """
@@ -32,6 +34,7 @@ def write_plots(
     paths = [
         _latency_vs_load(plt, directory / "latency_vs_load.png", results, title),
         _latency_over_time(plt, directory / "latency_over_time.png", results, bucket, title),
+        _throughput_over_time(plt, directory / "throughput_over_time.png", results, bucket, title),
     ]
     plt.close("all")
     return paths
@@ -172,6 +175,40 @@ def _latency_over_time(
     fig.suptitle(_wrap(f"Latency over time, per rate. {title}"), fontsize=8)
     fig.tight_layout(rect=(0, 0.45 / height, 1, 1))  # room for the legend below
     fig.legend(*legend, fontsize=8, loc="lower center", ncol=len(legend[1]), frameon=False)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _throughput_over_time(
+    plt: Any, path: Path, results: Sequence[RateResult], bucket: float, title: str
+) -> Path:
+    rows = max(1, len(results))
+    height = 2.3 * rows + 1.0
+    fig, axes = plt.subplots(rows, 1, figsize=(12, height), sharex=True, squeeze=False)
+    for ax, result in zip(axes[:, 0], results, strict=True):
+        series = result.payments.throughput(bucket)
+        t = [row["t"] for row in series]
+        ax.plot(t, [row["answered_per_s"] for row in series], "-", label="creates answered/s")
+        ax.plot(
+            t, [row["confirmed_per_s"] for row in series], "--", label="confirmations recorded/s"
+        )
+        ax.axhline(result.rate, color="grey", alpha=0.6, label="offered/s")
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("per s")
+        ax.grid(True, alpha=0.3)
+        ax.set_title(
+            f"offered {result.rate:g}/s: {result.payments.payments_rate:.0f} payments/s",
+            fontsize=9,
+            loc="left",
+        )
+    axes[-1, 0].set_xlabel(
+        f"seconds since the phase's first scheduled arrival ({bucket:g} s buckets, by when "
+        "each answer or confirmation came, so a backlog shows as a tail past the phase)"
+    )
+    lines, labels = axes[0, 0].get_legend_handles_labels()
+    fig.suptitle(_wrap(f"Throughput over time, per rate. {title}"), fontsize=8)
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
+    fig.legend(lines, labels, fontsize=8, loc="lower center", ncol=len(labels), frameon=False)
     fig.savefig(path, dpi=110)
     return path
 

@@ -82,6 +82,7 @@ class PhaseStats:
     # End to end: due time -> the confirmation recorded by the server (its own timestamp).
     e2e: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     e2e_due: list[float] = field(default_factory=list)
+    create_done: list[float] = field(default_factory=list)  # when each create was answered
     e2e_latency: list[float] = field(default_factory=list)
     e2e_expected: int = 0  # payments the client saw succeed
     e2e_read: int = 0  # of which read back (all, unless --confirm-sample caps it)
@@ -113,6 +114,8 @@ class PhaseStats:
         if op != "threeds_page":
             self.api_due.append(origin - self.t0)
             self.api_latency.append(latency)
+        if op == "create":
+            self.create_done.append(done - self.t0)
         if done > self.last_answer:
             self.last_answer = done
         return latency
@@ -185,6 +188,29 @@ class PhaseStats:
             )
         return out
 
+    def throughput(self, bucket: float) -> list[dict[str, float]]:
+        """Per `bucket` seconds of the phase, by when things happened (not when they were
+        due): creates answered per second, and confirmations recorded per second (due time
+        plus end-to-end latency), the work the server finished as it finished it."""
+        answered: Counter[int] = Counter(int(done // bucket) for done in self.create_done)
+        confirmed: Counter[int] = Counter(
+            int((due + latency) // bucket)
+            for due, latency in zip(self.e2e_due, self.e2e_latency, strict=True)
+        )
+        keys = sorted(set(answered) | set(confirmed))
+        return (
+            [
+                {
+                    "t": round(key * bucket, 3),
+                    "answered_per_s": round(answered[key] / bucket, 3),
+                    "confirmed_per_s": round(confirmed[key] / bucket, 3),
+                }
+                for key in range(keys[0], keys[-1] + 1)
+            ]
+            if keys
+            else []
+        )
+
     def to_dict(self, bucket: float) -> dict[str, Any]:
         lags = sorted(self.send_lags)
         payments = self.payments or self.requests
@@ -218,6 +244,7 @@ class PhaseStats:
             if self.sandbox is None
             else self.sandbox.to_dict(self.elapsed, payments),
             "timeline": self.timeline(bucket),
+            "throughput": self.throughput(bucket),
             "resource_samples": self.samples,
             "settle_wait_s": None if self.settle_wait is None else round(self.settle_wait, 2),
         }
