@@ -8,7 +8,9 @@ customers. Each phase is `--duration` seconds at `--connections` connections.
 
 Printed: requests/s of each phase, the payments' p50/p90/p99 from wrk's latency histogram,
 non-2xx answers, the ratio payments/s / healthz req/s (issue 18's target: >= 0.15), and the
-server's (and the separate sandbox's) CPU per request, from /proc over each phase.
+server's (and the separate sandbox's) CPU per request, from /proc over each phase; and,
+from the server's `/metrics` after the payments, how long inline fraud scoring took under
+that load (issue 18: p99 <= 2 ms), as the share of scorings within each histogram bucket.
 
     .venv/bin/python benchmarks/wrk_payments.py                   # 64 connections, 10 s
     .venv/bin/python benchmarks/wrk_payments.py --connections 16 --duration 20 --sandbox-process
@@ -29,7 +31,12 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import httpx
+
 from benchmarks.load.server import ManagedServer, ProcessTree, paymesh_executable
+
+SCORING = "paymesh_fraud_scoring_duration_seconds"
+_BUCKET = re.compile(SCORING + r'_bucket\{le="([^"]+)"\} ([0-9.e+]+)$')
 
 # One thread of wrk: each request is the next of a counter, so keys never repeat in a run.
 _PAYMENTS_LUA = """
@@ -98,6 +105,31 @@ def _parse(out: str) -> dict[str, float]:
     return figures
 
 
+def scoring_buckets(exposition: str) -> list[tuple[float, float]]:
+    """The fraud scoring histogram as (upper bound in s, cumulative count), +Inf last."""
+    out = []
+    for line in exposition.splitlines():
+        match = _BUCKET.match(line)
+        if match:
+            out.append((float(match[1]), float(match[2])))
+    return sorted(out)
+
+
+def scoring_summary(buckets: list[tuple[float, float]]) -> dict[str, float | None]:
+    """How many scorings, the share within 2 ms, and the bucket bound p99 falls under (a
+    histogram tells a bound, not the value)."""
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return {"count": 0.0, "within_2ms": None, "p99_at_most_ms": None}
+    within = next((cum for bound, cum in buckets if bound == 0.002), None)
+    p99 = next(bound for bound, cum in buckets if cum >= 0.99 * total)
+    return {
+        "count": total,
+        "within_2ms": None if within is None else within / total,
+        "p99_at_most_ms": 1000 * p99,
+    }
+
+
 def _cpu(tree: ProcessTree | None) -> float | None:
     usage = tree.usage() if tree is not None else None
     return usage[0] if usage is not None else None
@@ -153,6 +185,7 @@ def main() -> int:
         return 2
     # The server inherits this environment; its process tree (deliverer included) is measured.
     os.environ["PAYMESH_DELIVERER_PROCESS"] = "1" if args.deliverer_process else "0"
+    metrics_token = os.environ.setdefault("PAYMESH_METRICS_TOKEN", f"mtok_{uuid.uuid4().hex}")
     server = ManagedServer(
         paymesh_executable(),
         startup_timeout=60,
@@ -172,6 +205,13 @@ def main() -> int:
             health = run_phase(server, "/healthz", args, None)
             time.sleep(2)  # let the health phase's connections close
             payments = run_phase(server, "/v1/payments", args, script)
+            exposition = httpx.get(
+                server.base_url + "/metrics",
+                headers={"Authorization": f"Bearer {metrics_token}"},
+                timeout=30,
+            )
+            exposition.raise_for_status()
+            scoring = scoring_summary(scoring_buckets(exposition.text))
     finally:
         server.stop()
     ratio = payments.per_second / health.per_second if health.per_second else 0.0
@@ -195,9 +235,24 @@ def main() -> int:
         f"a payment costs the server {payments.server_ms_each / health.server_ms_each:.1f} "
         "health checks of CPU"
     )
+    if scoring["count"]:
+        within = scoring["within_2ms"]
+        print(
+            f"inline fraud scoring under this load: {scoring['count']:.0f} scorings, p99 at most "
+            f"{scoring['p99_at_most_ms']:g} ms (its histogram bucket), "
+            + ("-" if within is None else f"{100 * within:.2f}%")
+            + " within 2 ms (target: p99 <= 2 ms)"
+        )
     if args.json:
         args.json.write_text(
-            json.dumps({"healthz": asdict(health), "payments": asdict(payments), "ratio": ratio})
+            json.dumps(
+                {
+                    "healthz": asdict(health),
+                    "payments": asdict(payments),
+                    "ratio": ratio,
+                    "fraud_scoring": scoring,
+                }
+            )
         )
     return 0
 

@@ -29,6 +29,7 @@ from paymesh.adapters.heap import heap_releaser, pin_mmap_threshold
 from paymesh.adapters.http_targets import AiohttpTargetSender
 from paymesh.adapters.metrics import (  # observability (issue 16): see build_core
     MeteredConnector,
+    MeteredRiskScorer,
     PaymeshMetrics,
     delivery_counter,
     observe_commits,
@@ -390,7 +391,7 @@ def build_core(
     payments = PaymentService(
         store,
         connectors,
-        FraudRiskScorer(engine, feed=feed),
+        MeteredRiskScorer(FraudRiskScorer(engine, feed=feed), metrics),
         utcnow,
         on_commit=on_commit,
         routing=routing,

@@ -60,6 +60,7 @@ def test_a_created_payment_counts_once_in_requests_outcomes_psp_calls_and_fraud(
         AUTHORIZE,
         'paymesh_fraud_decisions_total{decision="allow"}',
         'paymesh_http_request_duration_seconds_count{method="POST",route="/v1/payments"}',
+        "paymesh_fraud_scoring_duration_seconds_count",
     ):
         assert value(after, series) - value(before, series) == 1.0, series
     assert value(after, 'paymesh_psp_call_errors_total{operation="authorize",psp="stripe"}') == 0

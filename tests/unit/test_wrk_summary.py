@@ -48,3 +48,30 @@ def test_microsecond_latencies_and_a_clean_run() -> None:
 def test_no_summary_is_an_error_not_zero_throughput() -> None:
     with pytest.raises(RuntimeError, match="no summary"):
         _parse("unable to connect to 127.0.0.1:8798 Connection refused\n")
+
+
+SCORING_EXPOSITION = """# HELP paymesh_fraud_scoring_duration_seconds Time to score a payment
+# TYPE paymesh_fraud_scoring_duration_seconds histogram
+paymesh_fraud_scoring_duration_seconds_bucket{le="0.0001"} 10.0
+paymesh_fraud_scoring_duration_seconds_bucket{le="0.00025"} 600.0
+paymesh_fraud_scoring_duration_seconds_bucket{le="0.0005"} 960.0
+paymesh_fraud_scoring_duration_seconds_bucket{le="0.001"} 985.0
+paymesh_fraud_scoring_duration_seconds_bucket{le="0.002"} 995.0
+paymesh_fraud_scoring_duration_seconds_bucket{le="0.005"} 1000.0
+paymesh_fraud_scoring_duration_seconds_bucket{le="+Inf"} 1000.0
+paymesh_fraud_scoring_duration_seconds_count 1000.0
+paymesh_psp_call_duration_seconds_bucket{le="0.002",operation="authorize",psp="stripe"} 7.0
+"""
+
+
+def test_the_scoring_p99_is_the_first_bucket_holding_99_percent() -> None:
+    from benchmarks.wrk_payments import scoring_buckets, scoring_summary
+
+    buckets = scoring_buckets(SCORING_EXPOSITION)
+    assert buckets[0] == (0.0001, 10.0) and buckets[-1] == (float("inf"), 1000.0)
+    assert scoring_summary(buckets) == {
+        "count": 1000.0,
+        "within_2ms": 0.995,
+        "p99_at_most_ms": 2.0,
+    }
+    assert scoring_summary([])["p99_at_most_ms"] is None

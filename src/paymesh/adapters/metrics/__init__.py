@@ -7,9 +7,16 @@ No multiprocess mode: a paymesh process is one interpreter, never forked workers
 
 from paymesh.adapters.metrics.instruments import (
     MeteredConnector,
+    MeteredRiskScorer,
     PaymeshMetrics,
     delivery_counter,
     observe_commits,
 )
 
-__all__ = ["MeteredConnector", "PaymeshMetrics", "delivery_counter", "observe_commits"]
+__all__ = [
+    "MeteredConnector",
+    "MeteredRiskScorer",
+    "PaymeshMetrics",
+    "delivery_counter",
+    "observe_commits",
+]
