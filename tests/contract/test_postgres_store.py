@@ -96,6 +96,29 @@ class TestPostgresBusStore(BusStoreContract):
     pass
 
 
+async def test_a_connection_goes_back_to_the_pool_without_a_reset_round_trip(
+    database: str,
+) -> None:
+    """asyncpg's default reset is a query on every release; the store's pool sends none, and
+    a transaction left open is still rolled back before the connection is reused."""
+    store = PostgresStore(database, min_size=1, max_size=1)
+    await store.open()
+    sent: list[str] = []
+    try:
+        async with store.pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+            assert await conn.fetchval("SELECT 1") == 1
+        assert sent == ["SELECT 1"], "a query went with the release"
+        async with store.pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TEMP TABLE left_open (x int) ON COMMIT DROP")
+        async with store.pool.acquire() as conn:  # the one connection of the pool, again
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+    finally:
+        await store.close()
+
+
 async def _two_stores(dsn: str) -> tuple[PostgresStore, PostgresStore]:
     first, second = PostgresStore(dsn, max_size=10), PostgresStore(dsn, max_size=10)
     await asyncio.gather(first.open(), second.open())
