@@ -421,8 +421,11 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert not tracked.review_open, "a canceled payment left its review open"
         elif moving and r.status_code == 409:
             error = assert_error_shape(r, 409)
-            assert error["code"] == "payment_unexpected_state", describe(r)
-            assert S.CANCELED not in TRANSITIONS[S(error["payment_status"])], describe(r)
+            if error["code"] == "payment_not_ready":  # a new attempt not yet sent: ask again
+                assert was == S.PENDING or tracked.retryable_failure, describe(r)
+            else:
+                assert error["code"] == "payment_unexpected_state", describe(r)
+                assert S.CANCELED not in TRANSITIONS[S(error["payment_status"])], describe(r)
             self.refresh(tracked)
         elif cancelable:
             raise AssertionError(f"a {was} payment was not canceled: {describe(r)}")
