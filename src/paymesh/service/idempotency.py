@@ -12,7 +12,6 @@ the key and recording the payment are one atomic write. Timeline of a key:
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ from typing import Any
 
 from paymesh.ports.store import IdempotencyRecord, IdempotencyStore, IdempotencyWrite
 from paymesh.service.compact_json import encode_sorted
+from paymesh.service.entropy import token_hex
 from paymesh.service.errors import IdempotencyInFlight, IdempotencyMismatch
 from paymesh.service.views import Reply
 
@@ -92,7 +92,7 @@ class IdempotencyGuard:
                 raise IdempotencyInFlight(
                     "a request with this idempotency key is still being processed; retry later"
                 )
-            taken = replace(existing, lease_token=secrets.token_hex(16), locked_until=now + LEASE)
+            taken = replace(existing, lease_token=token_hex(16), locked_until=now + LEASE)
             return Claim(
                 IdempotencyWrite(taken, now, expected_token=existing.lease_token), resumed=True
             )
@@ -101,7 +101,7 @@ class IdempotencyGuard:
             key=key,
             fingerprint=fp,
             resource_id=new_resource_id(),
-            lease_token=secrets.token_hex(16),
+            lease_token=token_hex(16),
             locked_until=now + LEASE,
             expires_at=now + TTL,
         )

@@ -6,9 +6,10 @@ B-tree indexes and to people reading logs); 80 random bits after it make collisi
 
 from __future__ import annotations
 
-import secrets
 import time
 from contextvars import ContextVar
+
+from paymesh.service.entropy import random_bits
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -22,7 +23,7 @@ def _b32(n: int, width: int) -> str:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{_b32(time.time_ns() // 1_000_000, 9)}{_b32(secrets.randbits(80), 16)}"
+    return f"{prefix}_{_b32(time.time_ns() // 1_000_000, 9)}{_b32(random_bits(80), 16)}"
 
 
 #: The payment the running task works on, for its log lines (`payment_id`): set where a

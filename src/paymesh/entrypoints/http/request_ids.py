@@ -10,18 +10,18 @@ collide with another request's, or be crafted to poison log searches.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+from paymesh.service.entropy import token_hex
 from paymesh.service.ids import working_on
 
 HEADER = "Request-Id"
 
 
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    return "req_" + token_hex(12)
 
 
 class RequestContext:

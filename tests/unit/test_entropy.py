@@ -1,0 +1,116 @@
+"""Ids and lease tokens draw on a pool of kernel randomness read a block at a time: every
+byte handed out once, in one process or after a fork, and few reads of the kernel."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paymesh.service import entropy
+from paymesh.service.entropy import EntropyPool, random_bits, token_hex
+from paymesh.service.ids import new_id
+
+
+def counting_urandom(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
+    """os.urandom made to hand out 0, 1, 2, ... (mod 256) and count its calls by size."""
+    calls: Counter[int] = Counter()
+    state = {"next": 0}
+
+    def fake(n: int) -> bytes:
+        calls[n] += 1
+        start = state["next"]
+        state["next"] += n
+        return bytes((start + i) % 256 for i in range(n))
+
+    monkeypatch.setattr(os, "urandom", fake)
+    return calls
+
+
+def test_takes_cut_the_kernels_bytes_in_order_none_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = counting_urandom(monkeypatch)
+    pool = EntropyPool(block=10)
+    taken = [pool.take(4), pool.take(4), pool.take(4), pool.take(25), pool.take(1)]
+    # 4 + 4 fit the first block; the third would overrun it: a new block (bytes 10-19), of
+    # which 2 bytes are left when 25 are asked: one read of 25; then a fresh block.
+    assert taken == [
+        bytes([0, 1, 2, 3]),
+        bytes([4, 5, 6, 7]),
+        bytes([10, 11, 12, 13]),
+        bytes(range(20, 45)),
+        bytes([45]),
+    ]
+    assert calls == Counter({10: 3, 25: 1})
+
+
+def test_threads_are_never_handed_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    counting_urandom(monkeypatch)
+    pool = EntropyPool(block=64)
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        mine = [pool.take(1) for _ in range(2000)]
+        with lock:
+            got.extend(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # 8,000 single bytes from blocks of 64 counting up (mod 256): each value exactly as
+    # often as the 125 blocks' bytes give it, which a byte handed out twice would break.
+    assert sorted(got) == sorted(bytes([(64 * b + i) % 256]) for b in range(125) for i in range(64))
+
+
+def test_a_thousand_ids_read_the_kernel_a_few_times_not_a_thousand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: Counter[int] = Counter()
+    real = os.urandom
+
+    def counted(n: int) -> bytes:
+        calls[n] += 1
+        return real(n)
+
+    monkeypatch.setattr(os, "urandom", counted)
+    monkeypatch.setattr(entropy, "_POOL", EntropyPool())
+    ids = {new_id("dlv") for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(i.startswith("dlv_") and len(i) == 4 + 25 for i in ids)
+    assert sum(calls.values()) == 3  # 1000 x 10 bytes from blocks of 4096
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_does_not_repeat_its_parents_bytes() -> None:
+    token_hex(1)  # the pool holds a block now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next 16 bytes, to the parent
+        try:
+            os.write(write, bytes.fromhex(token_hex(16)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 16
+    assert bytes.fromhex(token_hex(16)) != child
+
+
+@given(st.integers(min_value=1, max_value=256))
+def test_random_bits_fit_in_their_width(n: int) -> None:
+    assert 0 <= random_bits(n) < 2**n
+
+
+def test_random_bits_use_every_bit() -> None:
+    seen = 0
+    for _ in range(64):
+        seen |= random_bits(80)
+    assert seen == 2**80 - 1  # a bit never set in 64 draws: chance 80 x 2^-64
