@@ -123,10 +123,8 @@ def _latency_vs_load(plt: Any, path: Path, results: Sequence[RateResult], title:
 def _latency_over_time(
     plt: Any, path: Path, results: Sequence[RateResult], bucket: float, title: str
 ) -> Path:
-    rows = max(1, len(results))
     legend: tuple[list[Any], list[str]] = ([], [])
-    height = 2.6 * rows + 1.0
-    fig, axes = plt.subplots(rows, 1, figsize=(12, height), sharex=True, squeeze=False)
+    fig, axes, height = _panels(plt, results, 2.6)
     for ax, result in zip(axes[:, 0], results, strict=True):
         timeline = result.payments.timeline(bucket)
         t = [row["t"] for row in timeline]
@@ -146,11 +144,7 @@ def _latency_over_time(
         ax.set_yscale("log")
         ax.set_ylabel("ms (log)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.set_title(
-            f"offered {result.rate:g}/s: {result.payments.payments_rate:.0f} payments/s",
-            fontsize=9,
-            loc="left",
-        )
+        _rate_title(ax, result)
         samples = [s for s in result.payments.samples if s.get("server_cpu_pct") is not None]
         lines, labels = ax.get_legend_handles_labels()
         if samples:
@@ -182,9 +176,7 @@ def _latency_over_time(
 def _throughput_over_time(
     plt: Any, path: Path, results: Sequence[RateResult], bucket: float, title: str
 ) -> Path:
-    rows = max(1, len(results))
-    height = 2.3 * rows + 1.0
-    fig, axes = plt.subplots(rows, 1, figsize=(12, height), sharex=True, squeeze=False)
+    fig, axes, height = _panels(plt, results, 2.3)
     for ax, result in zip(axes[:, 0], results, strict=True):
         series = result.payments.throughput(bucket)
         t = [row["t"] for row in series]
@@ -196,11 +188,7 @@ def _throughput_over_time(
         ax.set_ylim(bottom=0)
         ax.set_ylabel("per s")
         ax.grid(True, alpha=0.3)
-        ax.set_title(
-            f"offered {result.rate:g}/s: {result.payments.payments_rate:.0f} payments/s",
-            fontsize=9,
-            loc="left",
-        )
+        _rate_title(ax, result)
     axes[-1, 0].set_xlabel(
         f"seconds since the phase's first scheduled arrival ({bucket:g} s buckets, by when "
         "each answer or confirmation came, so a backlog shows as a tail past the phase)"
@@ -211,6 +199,23 @@ def _throughput_over_time(
     fig.legend(lines, labels, fontsize=8, loc="lower center", ncol=len(labels), frameon=False)
     fig.savefig(path, dpi=110)
     return path
+
+
+def _panels(plt: Any, results: Sequence[RateResult], row_height: float) -> tuple[Any, Any, float]:
+    """One panel per rate, stacked, sharing the time axis; the figure's height too."""
+    height = row_height * max(1, len(results)) + 1.0
+    fig, axes = plt.subplots(
+        max(1, len(results)), 1, figsize=(12, height), sharex=True, squeeze=False
+    )
+    return fig, axes, height
+
+
+def _rate_title(ax: Any, result: RateResult) -> None:
+    ax.set_title(
+        f"offered {result.rate:g}/s: {result.payments.payments_rate:.0f} payments/s",
+        fontsize=9,
+        loc="left",
+    )
 
 
 def _wrap(text: str) -> str:
