@@ -344,3 +344,29 @@ async def test_a_message_published_twice_is_learned_once(cluster: Cluster) -> No
     await js.publish(cluster.subject, again, headers={"Nats-Msg-Id": "again"})
     await applied(a.feed, 2)
     assert a.engine.snapshot() == whole.engine.snapshot()
+
+
+async def test_closing_ends_a_reader_whose_cancel_was_lost(cluster: Cluster) -> None:
+    """nats-py's fetch can drop a cancel that lands as messages arrive (Python 3.11's
+    `wait_for`); `close` must not then wait for a connection only its caller closes."""
+    process = await cluster.join()
+    sub = process.feed._sub
+    real_fetch = sub.fetch
+    lost = 0
+
+    async def fetch_that_loses_a_cancel(*args: object, **kwargs: object) -> list[object]:
+        nonlocal lost
+        try:
+            return cast(list[object], await real_fetch(*args, **kwargs))
+        except asyncio.CancelledError:
+            if lost:  # only the first: a reader still running after 5 s then ends the test
+                raise
+            lost += 1
+            return []
+
+    sub.fetch = fetch_that_loses_a_cancel
+    await asyncio.sleep(0.2)  # the reader parked in a (wrapped) fetch
+    await asyncio.wait_for(process.feed.close(), 5)  # the connection is still open
+    assert lost == 1, "the cancel never reached the fetch: nothing was tested"
+    cluster.processes.remove(process)
+    await process.nc.close()

@@ -160,6 +160,8 @@ class NatsFraudFeed:
         self._reader: asyncio.Task[None] | None = None
         self._failing = False
         self._unreadable_logged = False
+        #: Cleared by `close`: the reader ends at its next turn even if its cancel is lost.
+        self._reading = False
 
     async def start(self) -> None:
         """Make the stream and this process's consumer (if absent) and start reading and
@@ -185,6 +187,7 @@ class NatsFraudFeed:
             ),
         )
         loop = asyncio.get_running_loop()
+        self._reading = True
         self._sender = loop.create_task(self._send_queued(), name="fraud-feed-send")
         self._reader = loop.create_task(self._read(self._sub), name="fraud-feed-read")
 
@@ -212,6 +215,10 @@ class NatsFraudFeed:
         what is still queued (for up to `within` seconds). Call it before closing the
         connection: that is the caller's, and this leaves it open."""
         sender, reader, self._sender, self._reader = self._sender, self._reader, None, None
+        # The reader waits in nats-py's fetch, whose `asyncio.wait_for` (Python 3.11) can lose
+        # a cancel that lands as messages arrive; it would then read on, and the wait below
+        # would last until the caller closed the connection, which it does after this.
+        self._reading = False
         if reader is not None:
             reader.cancel()
         if sender is not None:
@@ -320,7 +327,7 @@ class NatsFraudFeed:
                     await asyncio.sleep(self.retry_seconds)
 
     async def _read(self, sub: Any) -> None:
-        while True:  # until `close` cancels it
+        while self._reading:  # until `close` cancels it, or at the latest its next turn
             try:
                 msgs: list[Msg] = await sub.fetch(256, timeout=1.0)
             except (NatsTimeout, TimeoutError):
@@ -328,7 +335,7 @@ class NatsFraudFeed:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                if self.nc.is_closed:  # its owner closed it: nothing more to read
+                if self.nc.is_closed or not self._reading:  # closed: nothing more to read
                     return
                 log.exception("fraud feed: fetch failed; retrying")
                 await asyncio.sleep(self.retry_seconds)
