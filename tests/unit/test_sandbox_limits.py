@@ -86,3 +86,27 @@ def test_webhooks_waiting_for_a_dead_receiver_are_bounded() -> None:
             await sender.stop()
 
     assert asyncio.run(run()) == (3, 7, 3)
+
+
+def test_a_reordering_sender_stops_when_its_cancel_meets_a_webhook() -> None:
+    """With reordering on, the sender waits for more webhooks to shuffle; a cancel landing in
+    the turn a webhook arrives must still stop it (Python 3.11's `wait_for` returned the
+    webhook and dropped the cancel there, and `stop` then waited for ever)."""
+
+    async def run() -> None:
+        faults = FaultInjector(1)
+        faults.update({"webhook_reorder": True})
+        sender = WebhookSender(faults, backoff_s=60.0)
+        await sender.start()
+        url = f"http://127.0.0.1:{free_port()}/webhooks"  # nothing listens there
+        sender.send(url, b"{}", {"n": "1"})
+        await asyncio.sleep(0.01)  # the worker took it and waits for a batch to shuffle
+        worker = sender._worker
+        assert worker is not None
+        sender.send(url, b"{}", {"n": "2"})  # wakes the wait...
+        worker.cancel()  # ...and the cancel lands in the same turn
+        await asyncio.wait({worker}, timeout=2)
+        assert worker.done(), "the sender's worker ran on after its cancel"
+        await sender.stop()
+
+    asyncio.run(run())

@@ -169,8 +169,12 @@ class WebhookSender:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for hands back a webhook that
+            # arrives in the turn a cancel lands and drops the cancel, and `stop` then waited
+            # for this worker for ever.
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                async with asyncio.timeout(remaining):
+                    batch.append(await self._queue.get())
             except TimeoutError:
                 break
         return batch
