@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 FORMAT = "paymesh.fraud.model/1"
 ALERT_SCORE, BLOCK_SCORE = 70, 81
@@ -98,10 +99,7 @@ class FraudModel:
         x = np.asarray(rows, dtype=np.float64)
         leaves = self.booster.predict(x, pred_leaf=True, num_threads=1)
         leaves = np.asarray(leaves, dtype=np.int64).reshape(len(rows), -1) + self._offsets
-        # Tree by tree: gathering all at once makes a rows x trees x features array.
-        credited = np.zeros((len(rows), self._credits.shape[1]))
-        for tree in leaves.T:
-            credited += self._credits[tree]
+        credited = _sum_of_rows(self._credits, leaves)
         margins = credited[:, -1].tolist()
         # Only features the payment has are named: a missing one can move the margin too
         # (trees send it down one side), but "card_home_km" on a payment without a place
@@ -180,6 +178,23 @@ class FraudModel:
         """The model paymesh ships, trained on its own generator's data (see the README)."""
         text = resources.files("paymesh.fraud").joinpath("default_fraud_model.json").read_text()
         return cls.from_json(text)
+
+
+def _sum_of_rows(table: Any, picks: Any) -> Any:
+    """`table[picks].sum(axis=1)` (row i: the sum of the table's rows `picks[i]`, added in
+    `picks[i]`'s order), without building the rows x picks x columns array.
+
+    As a product: a matrix of ones where row i picks its rows, times the table, which scipy's
+    sparse-times-dense kernel runs row by row, adding each picked row in turn: the same
+    additions in the same order as a loop over the picks, so the same bits (the inline
+    `verdict` sums one row's picks in that order too). 8.7 µs a payment against 16.4 for
+    numpy's loop over the trees, batches of 512, 300 trees (`benchmarks/fraud_replay.py`).
+    """
+    n, k = picks.shape
+    ones = csr_matrix(
+        (np.ones(n * k), picks.ravel(), np.arange(0, n * k + 1, k)), shape=(n, table.shape[0])
+    )
+    return np.asarray(ones @ table)
 
 
 def _version(booster: Any, alert: float, block: float) -> str:
