@@ -20,6 +20,7 @@ alerted (score >= 70, the `fraud.alert` threshold) and blocked (score > 80).
 
     .venv/bin/python benchmarks/fraud_replay.py                 # 50,000 transactions, seed 1
     .venv/bin/python benchmarks/fraud_replay.py --seed 2 --live --json fraud.json
+    .venv/bin/python benchmarks/fraud_replay.py --stages     # where a transaction's time goes
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from typing import Any
 
 from paymesh.fraud.evaluation import evaluate
 from paymesh.fraud.generator import generate_episodes, outcomes, replay_records
-from paymesh.fraud.replay import replay
+from paymesh.fraud.replay import read_records, replay
 from paymesh.fraud.scorer import FraudEngine, load_model
+from paymesh.fraud.transactions import parse_outcome, parse_transaction
 
 
 def _pct(x: float) -> str:
@@ -87,6 +89,11 @@ def main() -> None:
     parser.add_argument("--no-disputes", action="store_true", help="feed no disputes")
     parser.add_argument("--repeat", type=int, default=3, help="replay passes (default 3)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write all figures as JSON")
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="also time the replay's stages, each on top of the last: where the time goes",
+    )
     args = parser.parse_args()
 
     stream, episode_of = generate_episodes(args.n, args.seed)
@@ -121,6 +128,8 @@ def main() -> None:
         f" replay on one core, parsing and feedback included: {rate:,.0f} transactions/s"
         f" (best of {len(rates)}; median {statistics.median(rates):,.0f})\n"
     )
+    if args.stages:
+        print_stages(lines, args.model, args.repeat)
     labels = [label for _, label in stream]
     episodes = [episode_of.get(txn.transaction_id, "") for txn, _ in stream]
     times = [txn.timestamp for txn, _ in stream]
@@ -138,6 +147,70 @@ def main() -> None:
             **report,
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _decoded(lines: list[str]) -> None:
+    for _ in read_records(lines, "jsonl"):
+        pass
+
+
+def _parsed(lines: list[str]) -> None:
+    for record in read_records(lines, "jsonl"):
+        if record.get("outcome"):
+            parse_outcome(record)
+        else:
+            parse_transaction(record)
+
+
+def _learned(lines: list[str]) -> None:
+    engine = FraudEngine()
+    for record in read_records(lines, "jsonl"):
+        if record.get("outcome"):
+            engine.feedback(*parse_outcome(record))
+            continue
+        txn = parse_transaction(record)
+        engine.store.features(txn)
+        engine.store.observe(txn, 0)
+
+
+def _ruled(lines: list[str]) -> None:
+    engine = FraudEngine()
+    for record in read_records(lines, "jsonl"):
+        if record.get("outcome"):
+            engine.feedback(*parse_outcome(record))
+        else:
+            engine.evaluate(parse_transaction(record))
+
+
+def print_stages(lines: list[str], model: str, repeat: int) -> None:
+    """Each stage on top of the ones before it, best of `repeat`, per transaction: what the
+    replay's time is made of, against the 10 µs a transaction that 100,000/s leaves."""
+    transactions = sum(1 for line in lines if '"outcome"' not in line)
+
+    def full(lines: list[str]) -> None:
+        for _ in replay(lines, "jsonl", FraudEngine(model=load_model(model))):
+            pass
+
+    stages = [
+        ("JSON decoding (the input lines)", _decoded),
+        ("+ checking each record into a Transaction", _parsed),
+        ("+ features and what the engine learns", _learned),
+        ("+ the rules", _ruled),
+        (f"+ the model ({model}): the whole replay", full),
+    ]
+    print(f"{'stage':48} {'µs/txn':>7} {'its own':>8} {'txn/s':>9}")
+    before = 0.0
+    for name, run in stages:
+        best = float("inf")
+        for _ in range(max(1, repeat)):
+            started = time.perf_counter()
+            run(lines)
+            best = min(best, time.perf_counter() - started)
+            gc.collect()
+        each = best / transactions * 1e6
+        print(f"{name:48} {each:7.1f} {each - before:8.1f} {transactions / best:9,.0f}")
+        before = each
+    print(f"{'(100,000 transactions/s leaves)':48} {10.0:7.1f}\n")
 
 
 if __name__ == "__main__":
