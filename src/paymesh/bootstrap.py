@@ -64,8 +64,8 @@ from paymesh.service.circuit import CircuitBreakers
 from paymesh.service.event_router import Router, RulesWatcher
 from paymesh.service.fraud_stream import FeatureCheckpoint, FraudStream, fraud_review
 from paymesh.service.handlers import (
-    PROCESS_PAYMENT_GRACE,
     Analytics,
+    inline_grace,
     payment_retry,
     placeholder,
     process_payment,
@@ -397,6 +397,7 @@ def build_core(
         routing=routing,
         breakers=breakers,
     )
+    inline = inline_grace(settings.psp_timeout)
     builtins: dict[str, Builtin] = {
         "send_confirmation": send_confirmation(
             store,
@@ -406,7 +407,7 @@ def build_core(
             sms,
             after_send=_crash if settings.fault_crash_after_send else None,
         ),
-        "process_payment": process_payment(payments, utcnow),
+        "process_payment": process_payment(payments, utcnow, grace=inline),
         "update_inventory": placeholder("update_inventory", "PAYMESH_INVENTORY_URL"),
         "payment_retry": payment_retry(
             payments, utcnow, base=timedelta(seconds=settings.bus_retry_base * 2)
@@ -426,7 +427,7 @@ def build_core(
         retry_base_seconds=settings.bus_retry_base,
         default_signing_secret=settings.delivery_signing_secret,
         target_policy=sender.policy,
-        start_delays={"process_payment": PROCESS_PAYMENT_GRACE.total_seconds()},
+        start_delays={"process_payment": inline.total_seconds()},
         # In-memory and idempotent (the fraud stream's alert commits with its own mark):
         # tried as their event is routed, which spares each a claim and a save. Embedded
         # only: with a shared database several processes may route one event at once.

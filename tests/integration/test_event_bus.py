@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from paymesh.service.handlers import inline_grace
 from tests.integration.conftest import Server, start
 from tests.support.bus_state import wait_rule_settled
 from tests.support.live_server import free_port, live_server
@@ -504,4 +506,5 @@ def test_process_payment_is_first_tried_after_the_inline_attempts_grace(
     assert len(rows) == 1
     status, attempts, next_us, event_us = rows[0]
     assert (status, attempts) == ("pending", 0)
-    assert next_us - event_us == 10_000_000  # first tried 10 s after the event, not at once
+    grace = inline_grace(server.settings.psp_timeout)
+    assert next_us - event_us == grace / timedelta(microseconds=1)  # after the grace, not at once

@@ -27,6 +27,7 @@ from paymesh.domain.payment import FraudAssessment, Payment
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.bus import Delivery
 from paymesh.ports.risk import RiskInput
+from paymesh.service.bus import RetryLater
 from paymesh.service.circuit import CircuitBreakers
 from paymesh.service.errors import (
     ApiError,
@@ -35,7 +36,7 @@ from paymesh.service.errors import (
     StateConflict,
     from_domain,
 )
-from paymesh.service.handlers import process_payment
+from paymesh.service.handlers import inline_grace, process_payment
 from paymesh.service.payments import CreatePayment, PaymentService
 from paymesh.service.psp_routing import RoutingService
 from paymesh.service.recovery import Reconciler
@@ -540,12 +541,42 @@ async def test_process_payment_leaves_a_retried_attempt_to_the_retry_that_made_i
     assert (failed.status, failed.attempt) == (S.FAILED, 1)
     retried = await world.payments.settle(failed, lambda x: x.retry(world.clock(), 5))
     assert (retried.status, retried.attempt) == (S.PENDING, 2)
-    world.clock.advance(seconds=30)  # well past the inline attempt's grace
+    world.clock.advance(seconds=60)  # well past the inline attempt's grace
     initiated = {"detail": {"payment_id": pid, "attempt": 1}}
     calls = world.stripe.calls["authorize"]
     await process_payment(world.payments, world.clock)(initiated, cast(Delivery, None))
     assert world.stripe.calls["authorize"] == calls  # nothing sent
     assert (await world.payment(pid)).attempt == 2 and world.ledger(pid) == []
+
+
+async def test_process_payment_waits_out_the_longest_psp_call_since_the_payments_last_write(
+    world: World,
+) -> None:
+    """The inline driver may wait on one PSP for three tries of its 10 s timeout. A worker
+    resending the attempt meanwhile could overlap a failover to the next PSP (two PSPs
+    charged): process_payment leaves the payment alone for that long after its last write."""
+    assert inline_grace(10.0) == timedelta(seconds=35.25)  # 3 tries x 10 s, 0.25 s between, 5 s
+    world.stripe.fail_next("authorize", "timeout", acted=True, times=TRIES)  # charged, unknown
+    _, p = await world.create(2600)
+    assert p["status"] == "pending"
+    initiated = {"detail": {"payment_id": p["id"], "attempt": 1}}
+    handle = process_payment(world.payments, world.clock, grace=inline_grace(10.0))
+    calls = world.stripe.calls["authorize"]
+    world.clock.advance(seconds=30)  # past the 10 s grace of before; within the longest call
+    with pytest.raises(RetryLater) as later:
+        await handle(initiated, cast(Delivery, None))
+    assert later.value.seconds == pytest.approx(5.25)
+    # A write (as a failover to the next PSP makes) starts the wait again.
+    payment = await world.payment(p["id"])
+    await world.payments.settle(payment, lambda x: setattr(x, "updated_at", world.clock()))
+    world.clock.advance(seconds=30)
+    with pytest.raises(RetryLater):
+        await handle(initiated, cast(Delivery, None))
+    assert world.stripe.calls["authorize"] == calls  # nothing sent while the driver may wait
+    world.clock.advance(seconds=6)
+    await handle(initiated, cast(Delivery, None))
+    assert (await world.payment(p["id"])).status == S.SUCCEEDED  # the one charge, found
+    assert world.ledger(p["id"]) == [("stripe", S.SUCCEEDED, 2600)]
 
 
 async def test_a_driver_holding_an_old_read_of_the_payment_sends_nothing(world: World) -> None:

@@ -16,6 +16,7 @@ from paymesh.ports.store import Store
 from paymesh.service.bus import Builtin, RetryLater
 from paymesh.service.confirmations import Confirmations
 from paymesh.service.payments import PaymentService
+from paymesh.service.payments.psp_caller import longest_call
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,24 @@ def send_confirmation(
     return Confirmations(store, clock, templates, email, sms, after_send)
 
 
-#: How long process_payment leaves a payment to the request that created it. Its deliveries
-#: are first tried this long after the event (`EventBus(start_delays=...)`), so the usual
-#: payment, settled inline by then, costs one look and no "come back later".
-PROCESS_PAYMENT_GRACE = timedelta(seconds=10)
+def inline_grace(psp_timeout_seconds: float) -> timedelta:
+    """How long process_payment leaves a pending payment to the driver that last wrote it:
+    the longest one PSP's turn of the inline send can take, and 5 s more.
+
+    Shorter, a worker could resend the attempt (same key, to the same PSP) while the inline
+    driver still waits on that PSP; if the driver then sees it refuse every try and fails
+    over, the next PSP charges while the worker's request may still run at the first: two
+    PSPs charged. In one process the driver's turns already keep them apart; a scale-out
+    worker or the deliverer process has no such turn. Counted from the payment's last write,
+    as each failover writes it and starts the next PSP's turn.
+    """
+    return timedelta(seconds=max(10.0, longest_call(psp_timeout_seconds) + 5.0))
+
+
+#: With the default PSP timeout (10 s): 35.25 s. Its deliveries are first tried this long
+#: after the event (`EventBus(start_delays=...)`), so the usual payment, settled inline by
+#: then, costs one look and no "come back later".
+PROCESS_PAYMENT_GRACE = inline_grace(10.0)
 
 
 def process_payment(
@@ -60,7 +75,7 @@ def process_payment(
             # the driver's turns already keep a stale read from being sent; this also holds
             # when the retry runs in another process (a scale-out worker), where they do not.
             return
-        age = clock() - payment.created_at
+        age = clock() - payment.updated_at
         if age < grace:
             raise RetryLater((grace - age).total_seconds(), "inline attempt may be running")
         payment, _ = await payments.drive(payment)

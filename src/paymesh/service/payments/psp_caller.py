@@ -23,6 +23,11 @@ T = TypeVar("T")
 RETRY_DELAYS = (0.05, 0.2)
 
 
+def longest_call(timeout_seconds: float, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> float:
+    """The longest one `PspCaller.call` can take: every try running to the PSP's timeout."""
+    return (len(retry_delays) + 1) * timeout_seconds + sum(retry_delays)
+
+
 def psp_key(resource_id: str, operation: str, attempt: int = 1) -> str:
     """The PSP idempotency key: the same for every retry of one operation, forever."""
     return f"paymesh:{resource_id}:{operation}:{attempt}"
