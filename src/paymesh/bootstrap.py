@@ -73,6 +73,7 @@ from paymesh.service.handlers import (
 )
 from paymesh.service.housekeeping import Housekeeping
 from paymesh.service.payments import PaymentService
+from paymesh.service.payments.psp_caller import longest_call
 from paymesh.service.psp_routing import RoutingService
 from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.reconciliation import ReconciliationJob, ReportSource
@@ -441,7 +442,7 @@ def build_core(
     reconciler = Reconciler(
         payments,
         utcnow,
-        grace=timedelta(seconds=settings.recovery_grace),
+        grace=recovery_grace(settings),
         interval=settings.recovery_interval,
     )
     return Core(
@@ -786,6 +787,17 @@ def _reconciling(core: Core) -> asyncio.Task[None]:
     stands)."""
     job = ReconciliationJob(core.store, core.report_sources, utcnow)
     return asyncio.create_task(job.run_forever(), name="reconciliation")
+
+
+def recovery_grace(settings: Settings) -> timedelta:
+    """How long recovery leaves an unsettled payment to the request working on it. With a
+    shared store, never less than the longest another process's inline send may still wait
+    on its PSP: recovery's resend of the attempt must not overlap a failover there (see
+    `inline_grace`). Alone with its file, the server's driver turns keep them apart."""
+    grace = timedelta(seconds=settings.recovery_grace)
+    if settings.shared_store:
+        grace = max(grace, timedelta(seconds=longest_call(settings.psp_timeout) + 5.0))
+    return grace
 
 
 async def _recover_then_watch(reconciler: Reconciler, at_start: bool) -> None:
