@@ -108,6 +108,22 @@ def test_unknown_ids_are_404(shared: Server) -> None:
         assert r.status_code == 404
 
 
+def test_a_query_parameter_given_twice_is_400_naming_it(shared: Server) -> None:
+    # Found by schemathesis: `limit=<junk>&limit=8` listed events, the route reading the last.
+    with shared.client() as http:
+        for path, query in [
+            ("/v1/events", "limit=abc&limit=8"),
+            ("/v1/payments", "limit=5&limit=5"),
+            ("/v1/payments", "status=succeeded&customer_id=c&status=failed"),
+        ]:
+            r = http.get(f"{path}?{query}")
+            assert r.status_code == 400, (path, query)
+            error = r.json()["error"]
+            assert (error["type"], error["code"]) == ("invalid_request_error", "parameter_invalid")
+            assert error["param"] == query.split("=")[0]
+        assert http.get("/v1/events?limit=8&type=payment.succeeded").status_code == 200
+
+
 def test_unknown_routes_and_methods_answer_in_the_error_shape(shared: Server) -> None:
     with shared.client() as http:
         r = http.get("/v1/nothing-here")

@@ -14,6 +14,7 @@ One ASGI middleware, so no route can forget it:
   card number gets 400 `card_data_not_allowed` naming the field, never the number; nothing
   after this sees it, so nothing stores, logs, echoes or sends it on. The dashboard's paths,
   queries and form fields are screened the same way.
+- A /v1 query string naming a parameter twice gets 400: every parameter takes one value.
 
 Webhooks are the PSPs' signed bodies: only their size is checked here.
 
@@ -37,7 +38,7 @@ from paymesh.entrypoints.http.errors import (
     RequestTooLarge,
     UnsupportedMediaType,
 )
-from paymesh.service.errors import ApiError, CardDataRefused
+from paymesh.service.errors import ApiError, BadRequest, CardDataRefused
 
 KiB = 1024
 
@@ -90,6 +91,20 @@ def _query_card_param(query_string: bytes) -> str | None:
     return None
 
 
+def _repeated_param(query_string: bytes) -> str | None:
+    """The first query parameter named twice. Every /v1 parameter takes one value: a route
+    reading one of several (Starlette's `get` gives the last) would accept `limit=abc&limit=8`
+    while its schema says an integer, and act on whichever value it happened to read."""
+    if not query_string:
+        return None
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
 def _body_card_param(body: bytes) -> str | None:
     """The path of the JSON string holding a card number, "" if the body is not JSON."""
     try:
@@ -135,6 +150,15 @@ class Intake:
             if where is not None:
                 await self._refuse(scope, receive, send, CardDataRefused(where or None), has_body)
                 return
+        if api and (twice := _repeated_param(scope.get("query_string", b""))) is not None:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                BadRequest(f"the query parameter {twice!r} is given more than once", param=twice),
+                has_body,
+            )
+            return
         if api and has_body and not _is_json(headers.get("content-type", "")):
             await self._refuse(
                 scope,
