@@ -30,14 +30,24 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def deliverer_of(pid: int) -> int:
-    found = [
-        c
-        for c in children(pid)
-        if b"paymesh.entrypoints.deliverer" in Path(f"/proc/{c}/cmdline").read_bytes()
-    ]
+def deliverer_of(pid: int, within: float = 20.0) -> int:
+    """The server's one deliverer child. Waited for: the server answers /readyz before its
+    supervisor task has spawned the process (seen under `make test`'s load)."""
+    deadline = time.monotonic() + within
+    while True:
+        found = [c for c in children(pid) if _is_deliverer(c)]
+        if len(found) == 1 or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     assert len(found) == 1, f"expected one deliverer under {pid}, found {found}"
     return found[0]
+
+
+def _is_deliverer(pid: int) -> bool:
+    try:
+        return b"paymesh.entrypoints.deliverer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:  # gone since the parent listed it
+        return False
 
 
 def alive(pid: int) -> bool:
