@@ -73,7 +73,6 @@ from paymesh.service.handlers import (
 )
 from paymesh.service.housekeeping import Housekeeping
 from paymesh.service.payments import PaymentService
-from paymesh.service.payments.psp_caller import longest_call
 from paymesh.service.psp_routing import RoutingService
 from paymesh.service.ratelimit import RateLimiter
 from paymesh.service.reconciliation import ReconciliationJob, ReportSource
@@ -796,7 +795,7 @@ def recovery_grace(settings: Settings) -> timedelta:
     `inline_grace`). Alone with its file, the server's driver turns keep them apart."""
     grace = timedelta(seconds=settings.recovery_grace)
     if settings.shared_store:
-        grace = max(grace, timedelta(seconds=longest_call(settings.psp_timeout) + 5.0))
+        grace = max(grace, inline_grace(settings.psp_timeout))
     return grace
 
 
