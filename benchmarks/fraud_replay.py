@@ -174,12 +174,8 @@ def _learned(lines: list[str]) -> None:
 
 
 def _ruled(lines: list[str]) -> None:
-    engine = FraudEngine()
-    for record in read_records(lines, "jsonl"):
-        if record.get("outcome"):
-            engine.feedback(*parse_outcome(record))
-        else:
-            engine.evaluate(parse_transaction(record))
+    for _ in replay(lines, "jsonl", FraudEngine(model=None)):  # the rules alone
+        pass
 
 
 def print_stages(lines: list[str], model: str, repeat: int) -> None:

@@ -32,11 +32,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.load.server import ManagedServer, ProcessTree, paymesh_executable
 
 SCORING = "paymesh_fraud_scoring_duration_seconds"
-_BUCKET = re.compile(SCORING + r'_bucket\{le="([^"]+)"\} ([0-9.e+]+)$')
 
 # One thread of wrk: each request is the next of a counter, so keys never repeat in a run.
 _PAYMENTS_LUA = """
@@ -107,12 +107,13 @@ def _parse(out: str) -> dict[str, float]:
 
 def scoring_buckets(exposition: str) -> list[tuple[float, float]]:
     """The fraud scoring histogram as (upper bound in s, cumulative count), +Inf last."""
-    out = []
-    for line in exposition.splitlines():
-        match = _BUCKET.match(line)
-        if match:
-            out.append((float(match[1]), float(match[2])))
-    return sorted(out)
+    return sorted(
+        (float(sample.labels["le"]), sample.value)
+        for family in text_string_to_metric_families(exposition)
+        if family.name == SCORING
+        for sample in family.samples
+        if sample.name == SCORING + "_bucket"
+    )
 
 
 def scoring_summary(buckets: list[tuple[float, float]]) -> dict[str, float | None]:

@@ -195,11 +195,11 @@ def _target(function: str, work: Callable[[Environment, dict[str, Any]], Any]) -
 
 async def _process_payment(env: Environment, envelope: dict[str, Any]) -> None:
     """A RetryLater ("the inline attempt may still be running") fails the invocation:
-    Lambda's asynchronous retries bring the event back later."""
-    from paymesh.service.handlers import process_payment as builtin
-
+    Lambda's asynchronous retries bring the event back later. The core's own built-in, so
+    its grace is the one the settings' PSP timeout gives (`inline_grace`)."""
     core = await core_of(env)
-    await builtin(core.payments, _now)(envelope, _delivery("process_payment", envelope))
+    builtin = core.bus.targets.builtins["process_payment"]
+    await builtin(envelope, _delivery("process_payment", envelope))
 
 
 async def _send_confirmation(env: Environment, envelope: dict[str, Any]) -> None:

@@ -81,9 +81,16 @@ def _is_json(content_type: str) -> bool:
     return True
 
 
-def _query_card_param(query_string: bytes) -> str | None:
+def _pairs(query_string: bytes) -> list[tuple[str, str]]:
+    """A query string's (or a form body's) names and values, parsed once for every check."""
+    if not query_string:
+        return []
+    return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+
+
+def _query_card_param(pairs: list[tuple[str, str]]) -> str | None:
     """The name of the first query parameter holding a card number ("" for a name)."""
-    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+    for name, value in pairs:
         if contains_card_number(name):
             return ""
         if contains_card_number(value):
@@ -91,14 +98,12 @@ def _query_card_param(query_string: bytes) -> str | None:
     return None
 
 
-def _repeated_param(query_string: bytes) -> str | None:
+def _repeated_param(pairs: list[tuple[str, str]]) -> str | None:
     """The first query parameter named twice. Every /v1 parameter takes one value: a route
     reading one of several (Starlette's `get` gives the last) would accept `limit=abc&limit=8`
     while its schema says an integer, and act on whichever value it happened to read."""
-    if not query_string:
-        return None
     seen: set[str] = set()
-    for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+    for name, _ in pairs:
         if name in seen:
             return name
         seen.add(name)
@@ -140,17 +145,18 @@ class Intake:
         if length > limit:
             await self._refuse(scope, receive, send, _too_large(limit), unread=True)
             return
+        query = _pairs(scope.get("query_string", b"")) if api or dashboard else []
         if api or dashboard:
             if contains_card_number(path):
                 await self._refuse(scope, receive, send, CardDataRefused("path"), has_body)
                 return
-            where = _query_card_param(scope.get("query_string", b""))
+            where = _query_card_param(query)
             if where is None and contains_card_number(headers.get("idempotency-key", "")):
                 where = "Idempotency-Key"  # kept with the response it replays
             if where is not None:
                 await self._refuse(scope, receive, send, CardDataRefused(where or None), has_body)
                 return
-        if api and (twice := _repeated_param(scope.get("query_string", b""))) is not None:
+        if api and (twice := _repeated_param(query)) is not None:
             await self._refuse(
                 scope,
                 receive,
@@ -192,7 +198,7 @@ class Intake:
             return
         if api or dashboard:
             # The dashboard posts forms: their fields are read as a query string is.
-            where = _body_card_param(body) if api else _query_card_param(body)
+            where = _body_card_param(body) if api else _query_card_param(_pairs(body))
             if where is not None:
                 await self._refuse(scope, receive, send, CardDataRefused(where or None))
                 return
