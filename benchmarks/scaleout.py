@@ -12,6 +12,11 @@ exiting non-zero on any breach.
 
 `bench` measures, for the embedded mode and for 1, 2, 4... API processes (2 workers), the
 achieved payments/s and API latency percentiles at each offered rate, in one run.
+
+`statements` counts what PostgreSQL is asked per payment, by kind (BEGIN, COMMIT, SELECT...),
+from its own statement log (`log_statement = 'all'` for the measured payments only):
+
+    python benchmarks/scaleout.py statements --payments 300 --rate 50
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -530,6 +536,49 @@ async def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+async def run_statements(args: argparse.Namespace) -> int:
+    """Statements per payment, counted in PostgreSQL's log: a figure that does not depend on
+    how busy the machine is, unlike the CPU the bench reads."""
+    cluster = Cluster(apis=args.apis, workers=args.workers)
+    try:
+        await asyncio.to_thread(cluster.start)
+        assert cluster.dsn is not None and cluster.postgres is not None
+        await drive_load(cluster.api_urls, cluster.api_key, 50, args.rate, 0.0, args.seed + 1)
+        await asyncio.sleep(3)  # the warm-up's bus work, outside the count
+        admin = await asyncpg.connect(cluster.dsn)
+        try:
+            await admin.execute("ALTER SYSTEM SET log_statement = 'all'")
+            await admin.execute("SELECT pg_reload_conf()")
+            await asyncio.sleep(1)
+            log = cluster.postgres.log_file
+            start = log.stat().st_size
+            sent = await drive_load(
+                cluster.api_urls, cluster.api_key, args.payments, args.rate, 0.0, args.seed
+            )
+            await asyncio.sleep(5)  # the payments' events routed and delivered
+            await admin.execute("ALTER SYSTEM SET log_statement = 'none'")
+            await admin.execute("SELECT pg_reload_conf()")
+        finally:
+            await admin.close()
+        with log.open("rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+    finally:
+        await asyncio.to_thread(cluster.stop)
+    ok = sum(1 for a in sent.answers.values() for status, _ in a if status in (200, 201, 402))
+    statements = re.findall(r"LOG:  (?:execute [^:]*|statement): (\S+)", text)
+    kinds = Counter(s.rstrip(";").upper() for s in statements)
+    kinds.pop("ALTER", None)  # the switch itself
+    table = Table(title=f"PostgreSQL statements per payment ({ok} payments at {args.rate:g}/s)")
+    table.add_column("statement")
+    table.add_column("per payment", justify="right")
+    for kind, n in kinds.most_common():
+        table.add_row(kind, f"{n / max(ok, 1):.2f}")
+    table.add_row("all", f"{sum(kinds.values()) / max(ok, 1):.2f}")
+    console.print(table)
+    return 0 if ok == args.payments else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -558,9 +607,17 @@ def main() -> int:
     b.add_argument("--duration", type=float, default=10.0)
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--json")
+    c = sub.add_parser("statements", help="PostgreSQL statements per payment, by kind")
+    c.add_argument("--payments", type=int, default=300)
+    c.add_argument("--rate", type=float, default=50.0)
+    c.add_argument("--apis", type=int, default=1)
+    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if args.command == "audit":
         return asyncio.run(run_audit(args))
+    if args.command == "statements":
+        return asyncio.run(run_statements(args))
     return asyncio.run(run_bench(args))
 
 

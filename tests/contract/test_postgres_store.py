@@ -119,6 +119,34 @@ async def test_a_connection_goes_back_to_the_pool_without_a_reset_round_trip(
         await store.close()
 
 
+async def test_a_one_statement_changeset_is_its_own_transaction_and_a_partial_one_is_not(
+    database: str,
+) -> None:
+    """A relay's routed mark or a consumer's one mark is sent alone: no BEGIN and COMMIT
+    round trips around it. Two marks where one was already applied raise AlreadyProcessed
+    and leave the other unwritten: they still go in a transaction."""
+    from paymesh.ports.store import AlreadyProcessed
+
+    store = PostgresStore(database, min_size=1, max_size=1)
+    await store.open()
+    sent: list[str] = []
+    try:
+        async with store.pool.acquire() as conn:  # the pool's one connection, logged
+            conn.add_query_logger(lambda record: sent.append(record.query.strip().upper()))
+        await store.commit(Changeset(routed=["evt_none"]))
+        await store.commit(Changeset(processed=[("ledger", "evt_1")]))
+        assert [q.split()[0] for q in sent] == ["UPDATE", "INSERT"], sent
+        sent.clear()
+        with pytest.raises(AlreadyProcessed):
+            await store.commit(Changeset(processed=[("ledger", "evt_1"), ("ledger", "evt_2")]))
+        assert sent[0].startswith("BEGIN") and sent[-1].startswith("ROLLBACK"), sent
+        async with store.pool.acquire() as conn:
+            marks = await conn.fetch("SELECT event_id FROM processed ORDER BY event_id")
+        assert [m["event_id"] for m in marks] == ["evt_1"]
+    finally:
+        await store.close()
+
+
 async def _two_stores(dsn: str) -> tuple[PostgresStore, PostgresStore]:
     first, second = PostgresStore(dsn, max_size=10), PostgresStore(dsn, max_size=10)
     await asyncio.gather(first.open(), second.open())

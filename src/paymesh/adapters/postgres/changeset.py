@@ -1,5 +1,9 @@
 """One changeset, one transaction: every condition is its statement's own WHERE or ON CONFLICT.
 
+A changeset written by one statement (`one_statement`: a relay's routed mark, a consumer's
+single mark...) is that statement's own transaction: BEGIN and COMMIT around it would be two
+more round trips (asyncpg sends each on its own) and change nothing.
+
 Under READ COMMITTED a statement that meets a row another transaction is writing waits for
 that commit, then re-checks its condition against the committed row; so the row counts below
 decide each condition correctly across any number of processes, with no retry loop.
@@ -34,6 +38,28 @@ def rowcount(status: str) -> int:
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows -> one list per column: the arrays an `unnest` insert takes."""
     return [[row[i] for row in rows] for i in range(width)]
+
+
+def one_statement(changes: Changeset) -> bool:
+    """Whether `apply` writes `changes` with a single statement that cannot half succeed.
+
+    Payments and idempotency records are left to a transaction whatever their count (their
+    writers check row counts and may add statements). Several consumer marks are one
+    statement, but `_mark_processed` raises after it when only some went in: only a
+    transaction undoes the others."""
+    if changes.payments or changes.idempotency is not None:
+        return False
+    parts = (
+        changes.events,
+        changes.deliveries,
+        changes.routed,
+        changes.notifications,
+        changes.ledger,
+    )
+    written = sum(1 for part in parts if part)
+    if changes.processed:
+        return written == 0 and len(changes.processed) == 1
+    return written == 1
 
 
 async def apply(conn: Any, changes: Changeset) -> None:
