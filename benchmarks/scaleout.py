@@ -317,6 +317,11 @@ def print_checks(checks: list[Check], extra: dict[str, Any]) -> None:
         console.print(f"{key}: {value}")
 
 
+def answered(sent: Sent) -> int:
+    """Payments the API answered with an outcome: created (201), replayed (200), declined (402)."""
+    return sum(1 for a in sent.answers.values() for status, _ in a if status in (200, 201, 402))
+
+
 def percentile(values: list[float], pct: float) -> float:
     if not values:
         return 0.0
@@ -447,9 +452,7 @@ async def bench_config(
             await asyncio.sleep(3)  # let the bus drain: its work is the payments' too
             after = _cpu_seconds(cluster)
             size_after = await _database_bytes(cluster)
-            ok = sum(
-                1 for a in sent.answers.values() for status, _ in a if status in (200, 201, 402)
-            )
+            ok = answered(sent)
             cpu = {
                 f"{c} ms": round(1000 * (after.get(c, 0.0) - before.get(c, 0.0)) / max(ok, 1), 2)
                 for c in COMPONENTS
@@ -565,7 +568,7 @@ async def run_statements(args: argparse.Namespace) -> int:
             text = f.read().decode(errors="replace")
     finally:
         await asyncio.to_thread(cluster.stop)
-    ok = sum(1 for a in sent.answers.values() for status, _ in a if status in (200, 201, 402))
+    ok = answered(sent)
     statements = re.findall(r"LOG:  (?:execute [^:]*|statement): (\S+)", text)
     kinds = Counter(s.rstrip(";").upper() for s in statements)
     kinds.pop("ALTER", None)  # the switch itself

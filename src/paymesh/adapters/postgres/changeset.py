@@ -63,7 +63,8 @@ def one_statement(changes: Changeset) -> bool:
 
 
 async def apply(conn: Any, changes: Changeset) -> None:
-    """Inside the commit's transaction: raise to undo the whole changeset."""
+    """Inside the commit's transaction (or as its one statement, `one_statement`): raise to
+    undo the whole changeset."""
     if changes.idempotency is not None:
         await _write_idempotency(conn, changes.idempotency)
     if changes.processed:
