@@ -34,6 +34,7 @@ from paymesh.adapters.metrics import (  # observability (issue 16): see build_co
     delivery_counter,
     observe_commits,
 )
+from paymesh.adapters.metrics.loop_watch import LoopWatch
 from paymesh.adapters.notify import (
     TWILIO_API_BASE,
     JinjaTemplates,
@@ -551,6 +552,7 @@ class ApiProcess:
             tasks = [
                 asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
                 asyncio.create_task(Housekeeping(store, utcnow).run_forever(), name="housekeeping"),
+                _watching_the_loop(core),
             ]
             if settings.uses_postgres:
                 tasks.append(
@@ -740,6 +742,7 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
                 _recover_then_watch(core.reconciler, at_start=False), name="recovery"
             ),
             _reconciling(core),
+            _watching_the_loop(core),
         ]
         dispatcher = None
         if settings.uses_nats:
@@ -778,6 +781,15 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
                 await dispatcher.stop()
             await core.bus.stop()
     await core.close()
+
+
+def _watching_the_loop(core: Core) -> asyncio.Task[None]:
+    """The lag of this process's event loop into its metrics, and a stall's culprit into
+    its log."""
+    watch = LoopWatch(
+        core.metrics.loop_lag.observe, stall_seconds=core.settings.loop_stall_ms / 1000
+    )
+    return asyncio.create_task(watch.run(), name="loop-watch")
 
 
 def _reconciling(core: Core) -> asyncio.Task[None]:

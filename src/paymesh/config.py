@@ -137,6 +137,9 @@ class Settings:
     #: Embedded only: the bus's deliveries run in a second process over the same SQLite
     #: file (`paymesh.adapters.deliverer_process`), so the server uses a second core.
     deliverer_process: bool = False
+    #: A stall of the event loop this long (ms) is logged with the code that held it
+    #: (`paymesh.adapters.metrics.loop_watch`); 0: lag measured, stalls not logged.
+    loop_stall_ms: float = 100.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -152,6 +155,7 @@ class Settings:
             ),
             "allow_mixed_mode": _flag(_env("ALLOW_MIXED_MODE")),
             "deliverer_process": _flag(_env("DELIVERER_PROCESS")),
+            "loop_stall_ms": float(_env("LOOP_STALL_MS", str(cls.loop_stall_ms)) or 0),
             "stripe_api_base": _env("STRIPE_API_BASE"),
             "stripe_secret_key": _env("STRIPE_SECRET_KEY"),
             "stripe_webhook_secret": _env("STRIPE_WEBHOOK_SECRET"),

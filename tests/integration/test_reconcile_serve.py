@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from paymesh.bootstrap import build_store, report_sources
+from paymesh.connectors import settlement_reports
 from paymesh.connectors.settlement_reports import PARSERS, sandbox_source
 from paymesh.domain.settlement import SettlementReport
 from paymesh.entrypoints.cli import app
@@ -171,16 +174,36 @@ def test_a_fee_the_psp_changed_within_tolerance_is_booked_as_its_fee(server: Ser
 
 
 def test_the_daily_job_reconciles_the_day_before_yesterday_once_and_keeps_it(
-    server: Server,
+    server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The job, two days from now, finds today's payments settled: it reconciles today from
     each sandbox's report, keeps the result (which the dashboard and a rerun read), and on
-    its next pass leaves the kept day alone."""
+    its next pass leaves the kept day alone. Beside the payments it holds the event loop
+    little: one TLS context for all its fetches, and each report parsed in a worker thread."""
     payment = _pay(server, "adyen", 3_300)
     _booked(server, str(payment["id"]), 1)
     today = datetime.now(UTC).date()
     two_days_on = datetime.now(UTC) + timedelta(days=2)
     sources = {psp: sandbox_source(f"{server.sandbox_url}/sandbox/{psp}", psp) for psp in PSPS}
+    contexts = []
+    parsed_in: list[int] = []
+
+    def counted_context() -> ssl.SSLContext:
+        contexts.append(made := ssl.create_default_context())
+        return made
+
+    def parse_noting_thread(psp: str) -> Callable[[str, date], SettlementReport]:
+        def parse(text: str, day: date) -> SettlementReport:
+            parsed_in.append(threading.get_ident())
+            return PARSERS[psp](text, day)
+
+        return parse
+
+    monkeypatch.setattr(settlement_reports, "_tls", None)
+    monkeypatch.setattr(httpx, "create_ssl_context", counted_context)
+    monkeypatch.setattr(
+        settlement_reports, "PARSERS", {psp: parse_noting_thread(psp) for psp in PSPS}
+    )
 
     async def run() -> tuple[list[dict[str, object]], list[dict[str, object]], list[object]]:
         store = build_store(server.settings)
@@ -205,6 +228,9 @@ def test_the_daily_job_reconciles_the_day_before_yesterday_once_and_keeps_it(
             await store.close()
 
     first, again, kept = asyncio.run(run())
+    # Today's and yesterday's report of each PSP (tomorrow's is not out), then Adyen's again.
+    assert len(parsed_in) == 3 * 2 + 2
+    assert threading.get_ident() not in parsed_in and len(contexts) == 1
     assert sorted(str(v["psp"]) for v in first) == sorted(PSPS)
     assert again == []
     adyen = next(v for v in kept if isinstance(v, dict) and v["psp"] == "adyen")

@@ -116,13 +116,17 @@ async def _reconcile(
     before, _ = await ledger_day(store, psp, day - timedelta(days=1), refs)
     previous_report = await reports(day - timedelta(days=1))
     # Without the day before's report, any of its transactions may still be unsettled.
+    # The matching runs in a worker thread: a day of a busy merchant is many thousand lines,
+    # and on the event loop they would hold up every payment the server is answering.
     carried = (
-        reconcile(previous_report, before, refs).unsettled
+        (await asyncio.to_thread(reconcile, previous_report, before, refs)).unsettled
         if previous_report is not None
         else tuple(before)
     )
     next_report = await reports(day + timedelta(days=1))
-    result = reconcile(report, today, refs, next_report=next_report, carried=carried)
+    result = await asyncio.to_thread(
+        reconcile, report, today, refs, next_report=next_report, carried=carried
+    )
     return result, report, today
 
 

@@ -50,6 +50,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 #: Seconds: inline fraud scoring takes tens to hundreds of µs; issue 18 bounds its p99 at 2 ms,
 #: so 2 ms is a bound (the share of scorings under it is read off exactly).
 SCORING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1)
+#: Seconds: how late the event loop runs a timer; a healthy loop is within a millisecond or
+#: two, and what a payment can bear is tens of milliseconds.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CIRCUIT_STATES = ("closed", "half_open", "open")
 #: The outbox is read at most this deep per scrape: a backlog past it reads as this number.
 OUTBOX_SCAN = 1000
@@ -109,6 +112,13 @@ class PaymeshMetrics:
             "Time to score a new payment inline, before its PSP call (the rules and the "
             "model; the payment waits for it).",
             buckets=SCORING_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "paymesh_event_loop_lag_seconds",
+            "How late the event loop ran a timer (sampled every 0.1 s): the time every "
+            "request in flight waited for other work (`LoopWatch`).",
+            buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
         self.fraud_decisions = Counter(

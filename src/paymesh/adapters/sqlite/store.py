@@ -571,11 +571,25 @@ class SqliteStore:
     async def ledger_transactions(
         self, psp: str, created_gte: datetime, created_lt: datetime
     ) -> list[LedgerTransaction]:
-        rows = self._db.execute(
-            "SELECT doc FROM ledger_transactions WHERE psp = ? AND created_us >= ?"
-            " AND created_us < ? ORDER BY seq",
-            (psp, to_micros(created_gte), to_micros(created_lt)),
-        ).fetchall()
+        # A PSP's day for reconciliation: as many rows as the day had payments, and more. They
+        # are read and decoded in a worker thread, on a connection of its own (the reader is
+        # the event loop's), so the loop gets the interpreter every switch interval meanwhile.
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return await asyncio.to_thread(
+            self._ledger_day, psp, to_micros(created_gte), to_micros(created_lt)
+        )
+
+    def _ledger_day(self, psp: str, gte: int, lt: int) -> list[LedgerTransaction]:
+        conn = connect(self.path)
+        try:
+            rows = conn.execute(
+                "SELECT doc FROM ledger_transactions WHERE psp = ? AND created_us >= ?"
+                " AND created_us < ? ORDER BY seq",
+                (psp, gte, lt),
+            ).fetchall()
+        finally:
+            conn.close()
         return [ledger_from_doc(r[0]) for r in rows]
 
     async def notifications_for_payment(
