@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paymesh.adapters.collector import freeze_startup
 from paymesh.adapters.deliverer_process import (
     DelivererLock,
     DelivererProcess,
@@ -586,6 +587,9 @@ class ApiProcess:
                         name="recovery",
                     ),
                 ]
+            stack.enter_context(core.metrics.gc_pauses)
+            if settings.gc_freeze:
+                _freeze_what_started()
             try:
                 yield
             finally:
@@ -768,6 +772,9 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
         else:
             core.wake.append(core.bus.notify)
             tasks.append(asyncio.create_task(core.bus.run(), name="event-bus"))
+        stack.enter_context(core.metrics.gc_pauses)
+        if settings.gc_freeze:
+            _freeze_what_started()
         log.info("worker running (bus: %s)", "nats" if settings.uses_nats else "database")
         try:
             await asyncio.gather(*tasks)
@@ -781,6 +788,11 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
                 await dispatcher.stop()
             await core.bus.stop()
     await core.close()
+
+
+def _freeze_what_started() -> None:
+    """Out of the cycle collector's passes: what a started process holds for its life."""
+    log.info("%d objects frozen out of the cycle collector's passes", freeze_startup())
 
 
 def _watching_the_loop(core: Core) -> asyncio.Task[None]:

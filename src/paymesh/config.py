@@ -140,6 +140,10 @@ class Settings:
     #: A stall of the event loop this long (ms) is logged with the code that held it
     #: (`paymesh.adapters.metrics.loop_watch`); 0: lag measured, stalls not logged.
     loop_stall_ms: float = 100.0
+    #: A process of its own (`paymesh serve`, `paymesh worker`; not an environment variable):
+    #: once started, its objects are frozen out of the cycle collector's passes
+    #: (`paymesh.adapters.collector.freeze_startup`).
+    gc_freeze: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -68,6 +68,9 @@ def test_a_created_payment_counts_once_in_requests_outcomes_psp_calls_and_fraud(
     assert value(after, 'paymesh_psp_circuit_state{psp="stripe",state="open"}') == 0.0
     # The loop's lag, sampled ten times a second from the start (`LoopWatch`).
     assert value(after, "paymesh_event_loop_lag_seconds_count") >= 1
+    # The cycle collector's passes, counted while the server runs (creating a payment
+    # allocates enough for a young generation's pass at least).
+    assert value(after, 'paymesh_gc_pause_seconds_count{generation="0"}') >= 1
 
 
 def test_routes_are_labelled_by_template_never_by_id(metered: Server) -> None:

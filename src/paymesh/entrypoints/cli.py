@@ -176,6 +176,7 @@ def serve(
         mode=mode,
         sandbox_port=sandbox_port,
         deliverer_process=deliverer_process,
+        gc_freeze=True,  # a process of its own: see paymesh.adapters.collector
     )
     try:
         app = build_app(settings)
@@ -250,7 +251,7 @@ def worker(
 
     _configure_logging(log_format, log_level)
     _configure_tracing(traces, "paymesh-worker")
-    settings = _settings(data_dir=data_dir, database=database, bus=bus)
+    settings = _settings(data_dir=data_dir, database=database, bus=bus, gc_freeze=True)
     if not settings.uses_postgres:
         typer.echo(
             "error: a worker shares the database with the API processes: it needs "

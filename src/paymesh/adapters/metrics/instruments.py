@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from paymesh.adapters.collector import GcPauses
 from paymesh.domain.payment import FraudAssessment, PspOutcome
 from paymesh.ports.bus import Delivery
 from paymesh.ports.bus import target_label as bus_target_label
@@ -121,6 +122,10 @@ class PaymeshMetrics:
             buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
+        #: The cycle collector's passes; counted while `gc_pauses` is entered (a process's
+        #: lifetime: `paymesh.bootstrap`).
+        self.gc_pauses = GcPauses()
+        r.register(self.gc_pauses)
         self.fraud_decisions = Counter(
             "paymesh_fraud_decisions",
             "Fraud decisions on new payments (allow, review, block), counted at commit.",
