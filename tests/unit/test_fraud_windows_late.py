@@ -8,6 +8,7 @@ they arrived), which is the in-order path: unchanged, and as cheap as before.
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -332,3 +333,17 @@ def test_features_after_payments_in_any_order_equal_time_order(
         assert {k: v for k, v in got.items() if k not in ARRIVAL_ORDER_FEATURES} == {
             k: v for k, v in want.items() if k not in ARRIVAL_ORDER_FEATURES
         }
+
+
+def test_a_month_of_amounts_is_two_objects_to_the_cycle_collector() -> None:
+    """Every full pass of the collector walks each long-lived object the engine keeps: a
+    customer's month of daily buckets is the window and its deque, whatever the days."""
+    stats = AmountStats(30)
+    for day in range(20):
+        stats.add(day * DAY + 60, 1_000 + day)
+        stats.add(day * DAY + 120, 2_000)
+    stats.add(5 * DAY, 700)  # a late one, into its day's bucket
+    gc.collect()
+    held = [stats, stats.buckets, *stats.buckets]
+    assert sum(gc.is_tracked(o) for o in held) == 2
+    assert stats.summary(19 * DAY + 200)[0] == 41.0

@@ -154,13 +154,19 @@ class AmountStats:
     fell out of the window instead of adding up all of them. Amounts are integer minor
     units: the totals are exact integers, so subtracting never drifts, and a restored
     window (totals summed again from its buckets) gives the very same figures.
+
+    A bucket is a tuple, replaced when it changes, not a list changed in place: a tuple of
+    numbers drops out of the cycle collector's view at its first pass, a list stays in it.
+    With a bucket a day for a month, per customer, that was most of the objects every full
+    pass walks (`benchmarks/gc_passes.py`).
     """
 
     __slots__ = ("buckets", "days", "n", "s", "ss")
 
     def __init__(self, days: int = 30) -> None:
         self.days = days
-        self.buckets: deque[list[float]] = deque()  # [day index, n, sum, sum of squares]
+        #: (day index, n, sum, sum of squares), oldest day first.
+        self.buckets: deque[tuple[float, float, float, float]] = deque()
         self.n: float = 0
         self.s: float = 0
         self.ss: float = 0
@@ -172,12 +178,10 @@ class AmountStats:
         day = ts // DAY
         buckets = self.buckets
         if buckets and buckets[-1][0] == day:
-            bucket = buckets[-1]
-            bucket[1] += 1
-            bucket[2] += amount
-            bucket[3] += amount * amount
+            _, n, total, squares = buckets[-1]
+            buckets[-1] = (day, n + 1, total + amount, squares + amount * amount)
         elif not buckets or buckets[-1][0] < day:
-            buckets.append([day, 1, amount, amount * amount])
+            buckets.append((day, 1, amount, amount * amount))
         elif not self._add_late(day, amount):
             return
         self.n += 1
@@ -192,14 +196,12 @@ class AmountStats:
         buckets = self.buckets
         if day <= buckets[-1][0] - self.days:
             return False
-        for i, bucket in enumerate(buckets):
-            if bucket[0] == day:
-                bucket[1] += 1
-                bucket[2] += amount
-                bucket[3] += amount * amount
+        for i, (bucket_day, n, total, squares) in enumerate(buckets):
+            if bucket_day == day:
+                buckets[i] = (day, n + 1, total + amount, squares + amount * amount)
                 return True
-            if bucket[0] > day:
-                buckets.insert(i, [day, 1, amount, amount * amount])
+            if bucket_day > day:
+                buckets.insert(i, (day, 1, amount, amount * amount))
                 return True
         raise AssertionError("unreachable: the newest bucket is later than `day`")
 
@@ -231,7 +233,7 @@ class AmountStats:
     def from_dict(cls, data: dict[str, Any]) -> AmountStats:
         stats = cls(int(data["days"]))
         for day, n, s, ss in data["buckets"]:
-            stats.buckets.append([float(day), n, s, ss])
+            stats.buckets.append((float(day), n, s, ss))
             stats.n += n
             stats.s += s
             stats.ss += ss
