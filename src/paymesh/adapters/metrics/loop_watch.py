@@ -5,17 +5,20 @@ task that runs 50 ms without awaiting adds 50 ms to every payment in flight. `Lo
 measures that and names the culprit:
 
 - the lag: a timer due every `interval` seconds is observed for how late it fired, into
-  `paymesh_event_loop_lag_seconds` (ten samples a second by default: nothing a scrape
-  could miss lasts long without being seen);
+  `paymesh_event_loop_lag_seconds` (ten samples a second by default; a stall shorter than
+  the interval shows only if it covers a timer's due time);
 - a stall: a watcher thread checks the timer's heartbeat every quarter of `stall_seconds`.
   When the heartbeat is that overdue, it reads where the loop's thread is (file, function
   and line of the innermost frames: no values, so nothing of a payment or a secret can
   reach the log), and the next beat logs one warning with the stall's length and that
-  place. C code that holds the interpreter without letting go is seen only after it does
-  (the watcher needs the interpreter to look).
+  place. The watcher needs the interpreter to look: C code that holds it without letting
+  go (a pass of the cycle collector) is not seen, and the place named may then be where the
+  loop went after it.
 
-The watch found the daily reconciliation's stalls (a TLS context made per report fetch:
-25-90 ms each, nine a pass), which were most of the 50-payments/s run's p99 (issue 18).
+Stalls of this kind made most of the p99 at 50-100 payments/s (issue 18): the daily
+reconciliation's (a TLS context made per report fetch, 25-88 ms each, nine a pass) and the
+cycle collector's full passes (`paymesh.adapters.collector`); `benchmarks/README.md`, "What
+held the event loop".
 """
 
 from __future__ import annotations
@@ -71,10 +74,8 @@ class LoopWatch:
     async def run(self) -> None:
         self._loop_thread = threading.get_ident()
         self._beat = time.monotonic()
-        watcher = None
         if self.stall_seconds > 0:
-            watcher = threading.Thread(target=self._watch, name="paymesh-loop-watch", daemon=True)
-            watcher.start()
+            threading.Thread(target=self._watch, name="paymesh-loop-watch", daemon=True).start()
         try:
             while True:
                 beat = self._beat
@@ -90,7 +91,8 @@ class LoopWatch:
                         lag * 1000,
                         seen[1]
                         if seen is not None and seen[0] == beat
-                        else "(not seen: C code held the interpreter throughout)",
+                        # C code that never let go, or a stall over before the watcher looked.
+                        else "(not seen: the watcher had no turn while it lasted)",
                     )
         finally:
             self._stop.set()
