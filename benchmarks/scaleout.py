@@ -582,16 +582,25 @@ async def run_statements(args: argparse.Namespace) -> int:
     return 0 if ok == args.payments else 1
 
 
+def _cluster_load_args(
+    parser: argparse.ArgumentParser, payments: int, rate: float, apis: int
+) -> None:
+    """What `audit` and `statements` both take: how many payments, how fast, on how many
+    API and worker processes, from which seed."""
+    parser.add_argument("--payments", type=int, default=payments)
+    parser.add_argument("--rate", type=float, default=rate)
+    parser.add_argument("--apis", type=int, default=apis)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="payments, twins, a killed worker; then the audit")
-    a.add_argument("--payments", type=int, default=5000)
-    a.add_argument("--rate", type=float, default=100.0)
-    a.add_argument("--apis", type=int, default=2)
-    a.add_argument("--workers", type=int, default=2)
+    _cluster_load_args(a, payments=5000, rate=100.0, apis=2)
     a.add_argument("--duplicates", type=float, default=0.1)
     a.add_argument("--no-kill", dest="kill_worker", action="store_false")
     a.add_argument(
@@ -601,7 +610,6 @@ def main() -> int:
         help="seconds before a dead worker's deliveries go to another",
     )
     a.add_argument("--settle-timeout", type=float, default=180.0)
-    a.add_argument("--seed", type=int, default=1)
     a.add_argument("--json")
     b = sub.add_parser("bench", help="payments/s and p99: embedded vs 1, 2, 4 API processes")
     b.add_argument("--apis", default="1,2,4")
@@ -611,11 +619,7 @@ def main() -> int:
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--json")
     c = sub.add_parser("statements", help="PostgreSQL statements per payment, by kind")
-    c.add_argument("--payments", type=int, default=300)
-    c.add_argument("--rate", type=float, default=50.0)
-    c.add_argument("--apis", type=int, default=1)
-    c.add_argument("--workers", type=int, default=2)
-    c.add_argument("--seed", type=int, default=1)
+    _cluster_load_args(c, payments=300, rate=50.0, apis=1)
     args = parser.parse_args()
     if args.command == "audit":
         return asyncio.run(run_audit(args))

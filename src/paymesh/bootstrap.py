@@ -553,7 +553,6 @@ class ApiProcess:
             tasks = [
                 asyncio.create_task(core.checkpoint.run(), name="fraud-checkpoint"),
                 asyncio.create_task(Housekeeping(store, utcnow).run_forever(), name="housekeeping"),
-                _watching_the_loop(core),
             ]
             if settings.uses_postgres:
                 tasks.append(
@@ -587,9 +586,7 @@ class ApiProcess:
                         name="recovery",
                     ),
                 ]
-            stack.enter_context(core.metrics.gc_pauses)
-            if settings.gc_freeze:
-                _freeze_what_started()
+            tasks.append(_watched(core, stack))
             try:
                 yield
             finally:
@@ -746,7 +743,6 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
                 _recover_then_watch(core.reconciler, at_start=False), name="recovery"
             ),
             _reconciling(core),
-            _watching_the_loop(core),
         ]
         dispatcher = None
         if settings.uses_nats:
@@ -772,9 +768,7 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
         else:
             core.wake.append(core.bus.notify)
             tasks.append(asyncio.create_task(core.bus.run(), name="event-bus"))
-        stack.enter_context(core.metrics.gc_pauses)
-        if settings.gc_freeze:
-            _freeze_what_started()
+        tasks.append(_watched(core, stack))
         log.info("worker running (bus: %s)", "nats" if settings.uses_nats else "database")
         try:
             await asyncio.gather(*tasks)
@@ -790,14 +784,14 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
     await core.close()
 
 
-def _freeze_what_started() -> None:
-    """Out of the cycle collector's passes: what a started process holds for its life."""
-    log.info("%d objects frozen out of the cycle collector's passes", freeze_startup())
-
-
-def _watching_the_loop(core: Core) -> asyncio.Task[None]:
-    """The lag of this process's event loop into its metrics, and a stall's culprit into
-    its log."""
+def _watched(core: Core, stack: contextlib.AsyncExitStack) -> asyncio.Task[None]:
+    """Once a process has started its work: the cycle collector's passes timed (until
+    `stack` closes), what the process holds for its life frozen out of them (`serve` and
+    `worker`: `Settings.gc_freeze`), and the task that watches the event loop (its lag into
+    the metrics, a stall's culprit into the log)."""
+    stack.enter_context(core.metrics.gc_pauses)
+    if core.settings.gc_freeze:
+        log.info("%d objects frozen out of the cycle collector's passes", freeze_startup())
     watch = LoopWatch(
         core.metrics.loop_lag.observe, stall_seconds=core.settings.loop_stall_ms / 1000
     )

@@ -79,13 +79,12 @@ class GcPauses(Collector):
             "generation (2: the oldest, everything long-lived).",
             labels=["generation"],
         )
+        bounds = [*(repr(bound) for bound in PAUSE_BUCKETS), "+Inf"]
         for generation, counts in enumerate(self._counts):
-            cumulative = list(itertools.accumulate(counts))
-            bounds = [repr(bound) for bound in PAUSE_BUCKETS]
-            buckets = list(zip(bounds, cumulative, strict=False))
+            cumulative = itertools.accumulate(counts)  # the last one is +Inf's
             family.add_metric(
                 [str(generation)],
-                [*buckets, ("+Inf", cumulative[-1])],
+                list(zip(bounds, cumulative, strict=True)),
                 self._sums[generation],
             )
         yield family

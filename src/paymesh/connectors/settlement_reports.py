@@ -42,7 +42,7 @@ async def tls_context() -> ssl.SSLContext:
     """The TLS context of every report fetch in this process, made once and off the event
     loop. httpx made one per client, and making one reads the CA bundle: 25-90 ms of the
     loop held each time on the 2-core machine, six to nine times a pass, while the server
-    answered payments (found with `LoopWatch`, issue 18)."""
+    answered payments (issue 18's loop-stall hunt; `LoopWatch` now reports such stalls)."""
     global _tls
     if _tls is None:
         _tls = await asyncio.to_thread(_first_fetch_ready)

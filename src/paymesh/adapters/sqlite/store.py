@@ -574,8 +574,7 @@ class SqliteStore:
         # A PSP's day for reconciliation: as many rows as the day had payments, and more. They
         # are read and decoded in a worker thread, on a connection of its own (the reader is
         # the event loop's), so the loop gets the interpreter every switch interval meanwhile.
-        if self._reader is None:
-            raise RuntimeError("store is not open")
+        _ = self._db  # a closed store says so here, as at every read
         return await asyncio.to_thread(
             self._ledger_day, psp, to_micros(created_gte), to_micros(created_lt)
         )
