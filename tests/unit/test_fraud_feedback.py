@@ -277,9 +277,27 @@ def test_the_feedback_memory_matches_a_least_recently_scored_cache(
         if len(model) > cap:
             model.popitem(last=False)
         assert len(memory) == len(model)
-        assert len(memory._ids) <= 2.5 * cap + 1  # the columns, holes and all: the bound
+        assert all(len(column) == memory.slots for column in memory._columns())
     for n in range(13):
         got = memory.get(f"t{n}")
         expected = model.get(f"t{n}")
         assert (got.timestamp, got.score) == expected if got else expected is None
     assert list(memory.to_dict()["ids"]) == list(model)
+
+
+def test_the_feedback_memory_is_allocated_once_at_its_full_size() -> None:
+    """Its columns never grow nor move, retries and forgetting included: a server's memory
+    does not step up when the memory fills, long after the warm-up (issue 18's soak)."""
+    memory = FeedbackMemory(cap=1_000)
+    arrays = (memory._ts, memory._score, memory._status)
+    addresses = [column.buffer_info()[0] for column in arrays]
+    lists = [id(column) for column in memory._columns()]
+    for n in range(5_000):
+        memory.remember(f"t{n}", T0 + n, ("c", "k", "d", "i", "m"), "web", n, PENDING)
+        if n % 7 == 0:  # a retry of a recent one: a hole
+            memory.remember(f"t{n - 3}", T0 + n, ("c", "k", "d", "i", "m"), "web", n, PENDING)
+    assert len(memory) == 1_000 and memory.get("t4999") is not None
+    assert memory.get("t3900") is None  # forgotten: more than 1,000 newer
+    assert [column.buffer_info()[0] for column in arrays] == addresses
+    assert [id(column) for column in memory._columns()] == lists
+    assert all(len(column) == 1_125 for column in memory._columns())

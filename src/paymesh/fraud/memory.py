@@ -30,46 +30,49 @@ class Remembered(NamedTuple):
 class FeedbackMemory:
     """The `cap` most recently observed transactions, by id, oldest forgotten first.
 
-    Kept in columns (a position per observation: its time in an array of doubles, its
-    entities, channel, score and status in lists and small arrays), with a dict from id to
-    position, rather than a tuple and a float per record in an ordered dict: fewer bytes a
-    record (by my count about 130, not measured alone), and nothing is allocated or freed
-    per transaction but the id's own entry. At its cap of 200,000 records this was the fraud
-    engine's biggest single structure.
+    A ring of columns (a slot per observation: its time in an array of doubles, its
+    entities, channel, score and status in lists and small arrays) with a dict from id to
+    slot. The columns are allocated once, at their full size, when the memory is made:
+    a memory that grew as it filled, and cut what it forgot, reached its largest size only
+    after one and a half times `cap` transactions and kept it, so a server's memory stepped
+    up long after its caches had filled (`benchmarks/README.md`, the memory soak). Nothing
+    is allocated or freed per transaction but the id's own entry in the dict.
 
-    A transaction scored again (a retry) moves to the newest position; its old one stays in
-    the columns as a hole. Forgotten positions in front are cut off once there are `cap` / 2
-    of them (a memmove); holes behind the oldest record are compacted away if there are ever
-    more than `cap` of them (transactions scored again and again, with no new ones to push
-    the oldest out). So the columns hold at most 2.5 times `cap`.
+    A transaction scored again (a retry) takes the newest slot; its old one stays as a
+    hole until the ring's oldest end passes it. The ring has `cap` / 8 slots more than
+    `cap` for those holes; should more of them than that sit in the ring at once (one
+    transaction scored again and again, with no new ones to push the oldest out), the live
+    records are moved together (O(`cap`), and only then).
     """
 
     __slots__ = (
-        "_base",
         "_channel",
         "_entities",
         "_ids",
-        "_oldest",
         "_positions",
         "_score",
+        "_start",
         "_status",
         "_ts",
+        "_used",
         "cap",
+        "slots",
     )
 
     def __init__(self, cap: int = 200_000) -> None:
         if cap < 1:
             raise ValueError("max_remembered: must be at least 1")
         self.cap = cap
-        self._positions: dict[str, int] = {}  # id -> position; insertion order is not used
-        self._base = 0  # the position of the columns' first element
-        self._oldest = 0  # no live record sits before this position
-        self._ids: list[str | None] = []  # None: a hole (forgotten, or scored again later)
-        self._ts = array("d")
-        self._entities: tuple[list[str | None], ...] = ([], [], [], [], [])
-        self._channel: list[str | None] = []
-        self._score = array("i")
-        self._status = array("b")
+        self.slots = slots = cap + max(1, cap // 8)
+        self._positions: dict[str, int] = {}  # id -> slot
+        self._start = 0  # the oldest slot in use (a live record or a hole)
+        self._used = 0  # slots in use from `_start` on, around the ring
+        self._ids: list[str | None] = [None] * slots  # None: a hole, or a free slot
+        self._ts = array("d", bytes(8 * slots))
+        self._entities: tuple[list[str | None], ...] = tuple([None] * slots for _ in range(5))
+        self._channel: list[str | None] = [None] * slots
+        self._score = array("i", bytes(4 * slots))
+        self._status = array("b", bytes(slots))
 
     def __len__(self) -> int:
         return len(self._positions)
@@ -83,62 +86,70 @@ class FeedbackMemory:
         score: int,
         status: int,
     ) -> None:
-        positions = self._positions
-        earlier = positions.get(transaction_id)
+        positions, ids = self._positions, self._ids
+        earlier = positions.pop(transaction_id, None)
         if earlier is not None:  # scored again (a retry): it is as recent as it gets
-            self._ids[earlier - self._base] = None
-        positions[transaction_id] = self._base + len(self._ids)
-        self._ids.append(transaction_id)
-        self._ts.append(ts)
+            ids[earlier] = None
+        if self._used == self.slots:  # the ring is full: its oldest slot is to be reused
+            oldest = ids[self._start]
+            if oldest is not None and len(positions) < self.cap:
+                self._compact()  # live records the cap keeps, among too many holes
+            else:
+                if oldest is not None:
+                    del positions[oldest]
+                self._advance()
+        slot = (self._start + self._used) % self.slots
+        self._used += 1
+        positions[transaction_id] = slot
+        ids[slot] = transaction_id
+        self._ts[slot] = ts
         for column, entity in zip(self._entities, entities, strict=True):
-            column.append(entity)
-        self._channel.append(channel)
-        self._score.append(score)
-        self._status.append(status)
+            column[slot] = entity
+        self._channel[slot] = channel
+        self._score[slot] = score
+        self._status[slot] = status
         if len(positions) > self.cap:
             self._forget_oldest()
-        forgotten = self._oldest - self._base  # the dead positions in front
-        if forgotten >= max(1, self.cap // 2):
-            self._cut(forgotten)
-        elif len(self._ids) - len(positions) - forgotten > self.cap:
-            self._compact()
+
+    def _advance(self) -> None:
+        self._ids[self._start] = None
+        self._start = (self._start + 1) % self.slots
+        self._used -= 1
 
     def _forget_oldest(self) -> None:
-        ids, base = self._ids, self._base
-        i = self._oldest - base
-        while ids[i] is None:
-            i += 1
-        del self._positions[ids[i]]  # type: ignore[arg-type]
-        ids[i] = None
-        self._oldest = base + i + 1
+        ids = self._ids
+        while ids[self._start] is None:  # holes in front: passed over
+            self._advance()
+        del self._positions[ids[self._start]]  # type: ignore[arg-type]
+        self._advance()
 
     def _columns(self) -> list[Any]:
         return [self._ids, self._ts, *self._entities, self._channel, self._score, self._status]
 
-    def _cut(self, forgotten: int) -> None:
-        """Drop the dead positions in front of the oldest live record (a memmove)."""
-        for column in self._columns():
-            del column[:forgotten]
-        self._base += forgotten
+    def _live(self) -> list[int]:
+        """The slots of the live records, oldest first."""
+        ids, start, slots = self._ids, self._start, self.slots
+        order = (slot % slots for slot in range(start, start + self._used))
+        return [slot for slot in order if ids[slot] is not None]
 
     def _compact(self) -> None:
-        """Drop every hole: for a memory whose transactions are scored again and again,
-        which leaves holes behind the oldest record that `_cut` never reaches. Rare (more
-        holes than `cap`), and O(`cap`) when it comes."""
-        ids = self._ids
-        live = [i for i, transaction_id in enumerate(ids) if transaction_id is not None]
-        base = self._base + len(ids)  # positions are never reused
+        """Move the live records to the ring's first slots, oldest first, and free the rest:
+        for a memory whose transactions are scored again and again, whose holes would
+        otherwise fill the ring. Rare (more holes than the ring's spare slots), and O(`cap`)
+        when it comes."""
+        live = self._live()
         for column in self._columns():
-            kept = [column[i] for i in live]
-            column[:] = kept if isinstance(column, list) else array(column.typecode, kept)
+            kept = [column[slot] for slot in live]
+            column[: len(kept)] = kept if isinstance(column, list) else array(column.typecode, kept)
+        ids = self._ids
+        ids[len(live) :] = [None] * (self.slots - len(live))
         positions = self._positions
-        for index, transaction_id in enumerate(self._ids):
-            positions[transaction_id] = base + index  # type: ignore[index]
-        self._base = self._oldest = base
+        for slot in range(len(live)):
+            positions[ids[slot]] = slot  # type: ignore[index]
+        self._start, self._used = 0, len(live)
 
     def _index(self, transaction_id: str) -> int | None:
-        position = self._positions.get(transaction_id)
-        return None if position is None else position - self._base
+        return self._positions.get(transaction_id)
 
     def get(self, transaction_id: str) -> Remembered | None:
         i = self._index(transaction_id)
@@ -175,10 +186,10 @@ class FeedbackMemory:
         one step's records, `whole` the records' list from those parts and their count: by
         default the records themselves. The memory as it is at the first step: the columns
         are copied then (a few ms of memcpy at the cap), so it may change between steps."""
+        live = self._live()
         ids, ts = self._ids[:], self._ts[:]
         c0, c1, c2, c3, c4 = (column[:] for column in self._entities)
         channel, score, status = self._channel[:], self._score[:], self._status[:]
-        live = [i for i, transaction_id in enumerate(ids) if transaction_id is not None]
         parts: list[Any] = []
         for start in range(0, len(live), per_step):
             parts.append(
