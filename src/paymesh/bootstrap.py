@@ -86,6 +86,7 @@ from paymesh.service.webhooks import WebhookService
 if TYPE_CHECKING:  # imported when the NATS bus is configured, not by every process
     from nats.aio.client import Client
 
+    from paymesh.adapters.nats.circuit_feed import NatsCircuitFeed
     from paymesh.adapters.nats.fraud_feed import NatsFraudFeed
 
 log = logging.getLogger("paymesh")
@@ -294,6 +295,8 @@ class Core:
     #: feed over it, which shares every process's observations and outcomes with the others.
     nc: Client | None = None
     feed: NatsFraudFeed | None = None
+    #: With the NATS bus: the PSP circuits this process opens and closes, told to the others.
+    circuit_feed: NatsCircuitFeed | None = None
     #: This process's Prometheus metrics (observability; scraped at /metrics).
     metrics: PaymeshMetrics = field(default_factory=PaymeshMetrics)
     #: The SMS sender's connection pool, closed with the core.
@@ -367,14 +370,18 @@ def build_core(
     )
     nc: Client | None = None
     feed: NatsFraudFeed | None = None
+    circuit_feed: NatsCircuitFeed | None = None
+    breakers = CircuitBreakers()
     if settings.uses_nats:
         from nats.aio.client import Client
 
+        from paymesh.adapters.nats.circuit_feed import NatsCircuitFeed
         from paymesh.adapters.nats.fraud_feed import NatsFraudFeed
 
         nc = Client()
         feed = NatsFraudFeed(nc, engine, consumer=settings.fraud_feed_consumer)
-    breakers = CircuitBreakers()
+        circuit_feed = NatsCircuitFeed(nc, breakers, f"{settings.nats_prefix}.circuit")
+        breakers.feed = circuit_feed
     # Failover order when a merchant has no table: the configured PSPs, Stripe first.
     routing = RoutingService(
         store,
@@ -463,6 +470,7 @@ def build_core(
         wake=wake,
         nc=nc,
         feed=feed,
+        circuit_feed=circuit_feed,
         metrics=metrics,
         sms=sms,
         report_sources=report_sources(settings, listener),
@@ -507,8 +515,13 @@ async def nats_bus(core: Core) -> AsyncIterator[tuple[Any, Any]]:
         await ensure_streams(js, layout)
         if core.feed is not None:
             await core.feed.start()
+        if core.circuit_feed is not None:
+            await core.circuit_feed.start()
         yield js, layout
     finally:
+        if core.circuit_feed is not None:
+            with contextlib.suppress(Exception):
+                await core.circuit_feed.close()
         if core.feed is not None:
             with contextlib.suppress(Exception):
                 await core.feed.close()
