@@ -91,6 +91,11 @@ if TYPE_CHECKING:  # imported when the NATS bus is configured, not by every proc
 
 log = logging.getLogger("paymesh")
 
+#: Built-in targets tried as their event is routed, not claimed and delivered later: quick,
+#: in memory and idempotent (the fraud stream's alert commits with its own mark). Under the
+#: default rules, most of a payment's deliveries.
+ON_ROUTING = ("fraud_detection", "analytics", "update_inventory")
+
 
 def build_store(settings: Settings) -> BusBackend:
     """SQLite (embedded, one process), PostgreSQL (any number of processes) or DynamoDB
@@ -437,12 +442,10 @@ def build_core(
         default_signing_secret=settings.delivery_signing_secret,
         target_policy=sender.policy,
         start_delays={"process_payment": inline.total_seconds()},
-        # In-memory and idempotent (the fraud stream's alert commits with its own mark):
-        # tried as their event is routed, which spares each a claim and a save. Embedded
-        # only: with a shared database several processes may route one event at once.
-        on_routing=()
-        if settings.shared_store
-        else ("fraud_detection", "analytics", "update_inventory"),
+        # Tried as their event is routed, which spares each a claim and a save. Embedded
+        # only here: with a shared database several processes may route one event at once
+        # (on NATS one worker routes an event, and its dispatcher tries them instead).
+        on_routing=() if settings.shared_store else ON_ROUTING,
     )
     # observability (issue 16): delivery results counted; circuits read at scrape time.
     bus.targets.observers.append(delivery_counter(metrics))
@@ -770,6 +773,9 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
                 core.bus.targets,
                 utcnow,
                 retry_base_seconds=settings.bus_retry_base,
+                # One worker routes a given event (its message is leased to that worker):
+                # these are tried there, and only published when that try did not deliver.
+                on_routing=ON_ROUTING,
             )
             # The sweep: events an API process committed but died before relaying.
             relay = OutboxRelay(core.store, js, layout, poll_seconds=1.0)

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 from nats.aio.client import Client
@@ -20,7 +21,18 @@ from paymesh.domain.events import DomainEvent
 from paymesh.ports.bus import Rule
 from paymesh.service.bus import Targets
 from paymesh.service.event_router import Router
-from tests.contract.bus_contract import NAMES, BusContract, Recorder, cancelled
+from tests.contract.bus_contract import (
+    NAMES,
+    BusContract,
+    Harness,
+    Recorder,
+    cancelled,
+    event,
+    publish,
+    rule,
+    settled,
+    until,
+)
 from tests.support.nats import NatsServer
 from tests.support.postgres import PostgresServer
 
@@ -28,8 +40,11 @@ _names = itertools.count()
 
 
 class NatsHarness:
-    def __init__(self, store: PostgresStore, url: str, layout: Layout) -> None:
+    def __init__(
+        self, store: PostgresStore, url: str, layout: Layout, on_routing: tuple[str, ...] = ()
+    ) -> None:
         self.store = store
+        self.on_routing = on_routing
         self.url = url
         self.layout = layout
         self.recorder = Recorder()
@@ -62,6 +77,7 @@ class NatsHarness:
             targets,
             lambda: datetime.now(UTC),
             retry_base_seconds=0.01,
+            on_routing=self.on_routing,
         )
         self.worker = asyncio.create_task(self.dispatcher.run())
 
@@ -109,13 +125,21 @@ class NatsHarness:
         await self.sender.aclose()
 
 
-@pytest.fixture
-async def harness(postgres: PostgresServer, nats_server: NatsServer) -> AsyncIterator[NatsHarness]:
+#: The second run of the contract: every quick target tried as its event is routed (the
+#: worker's default for the fraud stream and analytics), the slow one left to the deliverer.
+TRIED_ON_ROUTING = ("a", "b", "flaky", "down")
+
+
+@pytest.fixture(params=[(), TRIED_ON_ROUTING], ids=["published", "tried-on-routing"])
+async def harness(
+    postgres: PostgresServer, nats_server: NatsServer, request: pytest.FixtureRequest
+) -> AsyncIterator[NatsHarness]:
     n = next(_names)
     store = PostgresStore(await postgres.create_database(f"natsbus{n}"), min_size=1)
     await store.open()
     # Streams of their own per test: nothing one test leaves is seen by the next.
-    h = NatsHarness(store, nats_server.url, Layout(prefix=f"t{n}", ack_wait_seconds=1.0))
+    layout = Layout(prefix=f"t{n}", ack_wait_seconds=1.0)
+    h = NatsHarness(store, nats_server.url, layout, on_routing=request.param)
     await h.open()
     yield h
     await h.close()
@@ -124,3 +148,19 @@ async def harness(postgres: PostgresServer, nats_server: NatsServer) -> AsyncIte
 
 class TestNatsBus(BusContract):
     pass
+
+
+async def test_a_delivery_tried_on_routing_is_not_published(harness: NatsHarness) -> None:
+    """What trying on routing is for: a delivered try costs the deliveries stream nothing."""
+    h = cast(Harness, harness)  # its store is PostgreSQL's, a kind of the protocol's
+    await harness.start([rule("paid", "a", "slow")])
+    paid = event()
+    await publish(h, paid)
+    await until(lambda: bool(harness.recorder.received("a")))
+    await until(lambda: bool(harness.recorder.received("slow")))
+    await settled(h)
+    assert harness.relay_nc is not None
+    info = await harness.relay_nc.jetstream().stream_info(harness.layout.deliveries_stream)
+    # Both published, or only the slow one (a work queue: the count is what it ever took).
+    assert info.state.last_seq == (1 if harness.on_routing else 2)
+    assert harness.recorder.received("a") == [paid.id] == harness.recorder.received("slow")
