@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-failover bench-fraud-memory fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -148,6 +148,15 @@ scaleout: dev
 # payments/s and latency: embedded vs 1, 2 and 4 API processes (2 workers) in one run.
 bench-scaleout: dev
 	$(BIN)/python benchmarks/scaleout.py bench --apis 1,2,4 --rates 100,200,300 --duration 10
+
+# A 15 s Stripe outage (429s, then 500s) on 1, 2 and 4 API processes: calls that reached it,
+# payments it caught for recovery, payments that failed over. Exits 1 if any did not succeed.
+bench-failover: dev
+	$(BIN)/python benchmarks/failover.py --apis 1,2,4 --faults 429,500 --rate 50 --duration 30 --outage-at 8 --outage-for 15
+
+# The fraud engine alone over two simulated days of the soak's customers: does it level off?
+bench-fraud-memory: dev
+	$(BIN)/python benchmarks/fraud_memory.py --transactions 9000000 --rate 50 --customers 30000 --every 500000
 
 fuzz: dev
 	PAYMESH_FUZZ_EXAMPLES=500 PAYMESH_FUZZ_RUNS=200 PAYMESH_FUZZ_STEPS=100 \
