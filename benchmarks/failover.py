@@ -46,11 +46,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.cluster import Cluster  # noqa: E402
+from benchmarks.scaleout import UNSETTLED, percentile  # noqa: E402
 
 console = Console(width=200)
 FAULTS = {"429": {"rate_limit_rate": 1.0}, "500": {"error_rate": 1.0}}
 HEALED = {"rate_limit_rate": 0.0, "error_rate": 0.0}
-UNSETTLED = ("pending", "processing")
 
 
 @dataclass
@@ -123,13 +123,6 @@ async def final_state(cluster: Cluster, within: float) -> dict[str, tuple[str, s
         if time.monotonic() > deadline or not any(s in UNSETTLED for s, _, _ in state.values()):
             return state
         await asyncio.sleep(1.0)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 async def one_outage(apis: int, kind: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:

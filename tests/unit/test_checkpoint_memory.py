@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from paymesh.adapters.heap import heap_releaser
+from paymesh.adapters.heap import heap_releaser, pin_mmap_threshold
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.fraud.scorer import FraudEngine
 from paymesh.fraud.transactions import Transaction
@@ -142,45 +142,43 @@ def test_the_snapshot_is_let_go_before_the_heap_is_trimmed(tmp_path: Path) -> No
     assert asyncio.run(run()) == [held_by_the_test]
 
 
-# Run in a fresh interpreter: glibc serves a big block from free space already in the heap,
-# whatever the mmap threshold, and a test process's heap holds what earlier tests freed (a
-# fraud engine's feedback memory alone is 17 MiB of blocks of about 2 MiB).
-_BIG_BLOCK = """
-import ctypes, ctypes.util, sys
-from pathlib import Path
-from paymesh.adapters.heap import pin_mmap_threshold
-
-if sys.argv[1] == "pin" and not pin_mmap_threshold():
-    print("unpinnable")
-    sys.exit()
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-def rss():
-    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
-big = 16 * 2**20
-# Unpinned, freeing this first mapped block raises glibc's threshold to 16 MiB...
-first = libc.malloc(big)
-ctypes.memset(first, 1, big)
-libc.free(first)
-# ...so this one comes from the heap, and stays resident once freed under `pin`.
-second = libc.malloc(big)
-ctypes.memset(second, 1, big)
-pin = libc.malloc(64 * 1024)
-held = rss()
-libc.free(second)
-print(held - rss())
-"""
+def big_block_released(pinned: bool) -> int | None:
+    """Bytes of RSS that freeing a 16 MiB block gives back, after a first one was freed
+    (None where the threshold cannot be pinned). Run by the test below in a fresh
+    interpreter, not in the test's own process: glibc serves a big block from free space
+    already in the heap, whatever the mmap threshold, and a test process's heap holds what
+    earlier tests freed (a fraud engine's feedback memory alone is 17 MiB of 2 MiB blocks)."""
+    if pinned and not pin_mmap_threshold():
+        return None
+    libc = _libc()
+    big = 16 * 2**20
+    # Unpinned, freeing this first mapped block raises glibc's threshold to 16 MiB...
+    first = libc.malloc(big)
+    ctypes.memset(first, 1, big)
+    libc.free(first)
+    # ...so this one comes from the heap, and stays resident once freed under `pin`.
+    second = libc.malloc(big)
+    ctypes.memset(second, 1, big)
+    pin = libc.malloc(CHUNK)
+    held = _rss()
+    libc.free(second)
+    released = held - _rss()
+    libc.free(pin)
+    return released
 
 
 def _released_in_a_fresh_process(pinned: bool) -> str:
+    run = (
+        "import sys; from tests.unit.test_checkpoint_memory import big_block_released;"
+        " print(big_block_released(sys.argv[1] == 'pin'))"
+    )
     done = subprocess.run(
-        [sys.executable, "-c", _BIG_BLOCK, "pin" if pinned else "as-is"],
+        [sys.executable, "-c", run, "pin" if pinned else "as-is"],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
     )
     return done.stdout.strip()
 
@@ -188,7 +186,7 @@ def _released_in_a_fresh_process(pinned: bool) -> str:
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
 def test_a_freed_big_block_goes_back_to_the_system_without_a_trim() -> None:
     released = _released_in_a_fresh_process(pinned=True)
-    if released == "unpinnable":
+    if released == "None":
         pytest.skip("no glibc mallopt here: nothing is pinned by design")
     big = 16 * 2**20
     assert int(released) > big // 2, f"only {int(released) / 2**20:.1f} MiB went back"

@@ -148,11 +148,8 @@ class FeedbackMemory:
             positions[ids[slot]] = slot  # type: ignore[index]
         self._start, self._used = 0, len(live)
 
-    def _index(self, transaction_id: str) -> int | None:
-        return self._positions.get(transaction_id)
-
     def get(self, transaction_id: str) -> Remembered | None:
-        i = self._index(transaction_id)
+        i = self._positions.get(transaction_id)
         if i is None:
             return None
         c0, c1, c2, c3, c4 = self._entities
@@ -160,7 +157,7 @@ class FeedbackMemory:
         return Remembered(self._ts[i], entities, self._channel[i], self._score[i], self._status[i])
 
     def set_status(self, transaction_id: str, status: int) -> None:
-        i = self._index(transaction_id)
+        i = self._positions.get(transaction_id)
         if i is None:
             raise KeyError(transaction_id)
         self._status[i] = status
