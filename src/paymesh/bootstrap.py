@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paymesh import entropy
 from paymesh.adapters.collector import freeze_startup
 from paymesh.adapters.deliverer_process import (
     DelivererLock,
@@ -49,6 +50,7 @@ from paymesh.connectors.aiohttp_transport import AiohttpTransport
 from paymesh.connectors.registry import REGISTRY, ConnectorSetup
 from paymesh.connectors.settlement_reports import sandbox_source
 from paymesh.connectors.transport import HttpTransport
+from paymesh.domain.events import draw_event_ids_from
 from paymesh.domain.payment import Payment
 from paymesh.fraud import FraudEngine, FraudRiskScorer
 from paymesh.fraud import RuleSet as FraudRuleSet
@@ -346,6 +348,8 @@ def build_core(
     can select them, so a deployment never runs on a fake)."""
     # Before anything big is allocated, so no big block ever lands in the heap for good.
     pin_mmap_threshold()
+    # Events' ids from the pooled randomness the service's own ids use (see paymesh.entropy).
+    draw_event_ids_from(entropy.uuid4)
     store = store if store is not None else build_store(settings)
     listener = None
     if (settings.uses_sandbox or settings.sms_sandboxed) and with_sandbox and connectors is None:

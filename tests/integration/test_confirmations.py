@@ -117,6 +117,7 @@ async def shop(
         twilio_account_sid=SID,
         twilio_auth_token=TOKEN,
         twilio_from="+15005550006",
+        templates_dir=tmp_path / "templates",  # empty: the packaged ones, until a test writes
     )
     store = MemoryStore()
     process = build_api(
@@ -268,6 +269,27 @@ async def test_without_an_address_nothing_is_sent_and_that_is_recorded(shop: Sho
     assert shop.inbox.messages == [] and shop.sms.messages == {}
     [note] = await shop.notifications(payment["id"])
     assert (note["channel"], note["template"]) == ("none", "payment_succeeded")
+
+
+async def test_a_confirmation_with_nothing_to_send_renders_no_template(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """The shop's own subject is broken: a payment with an address goes to the dead letters
+    for it, one without is recorded as before, since no template is rendered for it."""
+    own = tmp_path / "templates" / "shop"
+    own.mkdir(parents=True)
+    (own / "payment_succeeded.subject").write_text("{{ no_such_fact }}")
+
+    silent = (await shop.pay()).json()
+    mailed = (await shop.pay(receipt_email=EMAIL, metadata={"order_id": "o-18"})).json()
+    await shop.settled()
+
+    [note] = await shop.notifications(silent["id"])
+    assert (note["channel"], note["template"]) == ("none", "payment_succeeded")
+    assert await shop.notifications(mailed["id"]) == []
+    [dead] = [d for d in shop.confirmations() if d.status == "dead"]
+    assert dead.history[-1].error == "confirmation template broken"
+    assert shop.inbox.messages == []
 
 
 @pytest.mark.parametrize(

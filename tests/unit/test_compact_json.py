@@ -5,6 +5,7 @@ same bytes after it."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from paymesh.domain.payment import RiskContext
 from paymesh.service import compact_json
 from paymesh.service.idempotency import fingerprint
 from paymesh.service.payments import CreatePayment
+from paymesh.service.payments.create import request_fingerprint
 
 # What the service encodes: views, event envelopes, error bodies, fingerprinted requests.
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text()
@@ -98,6 +100,36 @@ def test_a_create_payment_fingerprint_is_the_one_kept_before(
         msgspec.json.encode({"op": "create_payment", "req": req}, order="sorted")
     ).hexdigest()
     assert fingerprint("create_payment", req) == before
+
+
+@given(
+    metadata=st.dictionaries(st.text(max_size=40), st.text(max_size=50), max_size=4),
+    device=st.none() | st.text(max_size=20),
+    email=st.none() | st.emails(),
+    phone=st.none() | st.sampled_from(["+15555550100", "+447700900123"]),
+    capture=st.sampled_from(["automatic", "manual"]),
+)
+def test_a_create_request_hashes_as_its_whole_dataclass_did(
+    metadata: dict[str, str], device: str | None, email: str | None, phone: str | None, capture: str
+) -> None:
+    """request_fingerprint builds its dict by hand: the hash must be the one a key stored
+    before kept (asdict of the command, receipt fields left out when not given)."""
+    req = CreatePayment(
+        amount=1999,
+        currency="eur",
+        customer_id="cus_1",
+        payment_method="pm_card_visa",
+        capture_method=capture,
+        metadata=metadata,
+        risk=RiskContext(device_id=device, ip_address="10.1.2.3"),
+        receipt_email=email,
+        receipt_phone=phone,
+    )
+    whole = dataclasses.asdict(req)
+    for name in ("receipt_email", "receipt_phone"):
+        if whole[name] is None:
+            del whole[name]
+    assert request_fingerprint(req) == fingerprint("create_payment", whole)
 
 
 def test_refuses_what_is_not_json() -> None:

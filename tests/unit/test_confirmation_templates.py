@@ -3,6 +3,7 @@ hostile one can and cannot do."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,17 @@ def test_a_subject_is_one_line_whatever_the_template_makes(tmp_path: Path) -> No
     )
     rendered = JinjaTemplates(tmp_path).render("shop", "payment_succeeded", FACTS)
     assert rendered.subject == "Paid 1500 JPY Bcc: everyone@else.example"
+
+
+def test_a_merchant_template_changed_on_disk_is_used_at_the_next_render(tmp_path: Path) -> None:
+    """The packaged templates are read once; a merchant's own are still checked at each
+    render, so an edit needs no restart."""
+    (tmp_path / "shop").mkdir()
+    subject = tmp_path / "shop" / "payment_succeeded.subject"
+    subject.write_text("Paid {{ amount }}")
+    templates = JinjaTemplates(tmp_path)
+    assert templates.render("shop", "payment_succeeded", FACTS).subject == "Paid 1500 JPY"
+    subject.write_text("Thank you: {{ amount }}")
+    later = subject.stat().st_mtime_ns + 2_000_000_000  # Jinja compares whole seconds
+    os.utime(subject, ns=(later, later))
+    assert templates.render("shop", "payment_succeeded", FACTS).subject == "Thank you: 1500 JPY"

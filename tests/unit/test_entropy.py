@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paymesh.service import entropy
-from paymesh.service.entropy import EntropyPool, random_bits, token_hex
+from paymesh import entropy
+from paymesh.entropy import EntropyPool, random_bits, token_hex
 from paymesh.service.ids import new_id
 
 
@@ -114,3 +114,30 @@ def test_random_bits_use_every_bit() -> None:
     for _ in range(64):
         seen |= random_bits(80)
     assert seen == 2**80 - 1  # a bit never set in 64 draws: chance 80 x 2^-64
+
+
+def test_event_ids_are_version_4_uuids_from_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server's events take their ids from the pool too (build_core says so), as uuid4 text."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from paymesh.domain import events
+    from paymesh.domain.events import DomainEvent
+
+    calls: Counter[int] = Counter()
+    real = os.urandom
+
+    def counted(n: int) -> bytes:
+        calls[n] += 1
+        return real(n)
+
+    monkeypatch.setattr(os, "urandom", counted)
+    monkeypatch.setattr(entropy, "_POOL", EntropyPool())
+    monkeypatch.setattr(events, "_new_event_id", events._new_event_id)  # restored after
+    events.draw_event_ids_from(entropy.uuid4)  # as build_core does
+    now = datetime.now(UTC)
+    ids = [DomainEvent("payment.succeeded", "pay_1", "m", now, {}).id for _ in range(500)]
+    assert len(set(ids)) == 500
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(u.version == 4 and str(u) == i for u, i in zip(parsed, ids, strict=True))
+    assert sum(calls.values()) == 2  # 500 x 16 bytes from blocks of 4096

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from paymesh.domain.ledger import Movement
+
+
+def _uuid4() -> str:
+    return str(uuid.uuid4())
+
+
+_new_event_id: Callable[[], str] = _uuid4
+
+
+def draw_event_ids_from(factory: Callable[[], str]) -> None:
+    """Where new events' ids (version 4 UUIDs, as text) come from. The domain reads no
+    randomness of its own choosing: `uuid.uuid4()` unless the process gives a source (the
+    service's pooled one, which spares the event loop a system call per event)."""
+    global _new_event_id
+    _new_event_id = factory
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +35,7 @@ class DomainEvent:
     merchant_id: str
     time: datetime
     detail: dict[str, Any]
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=lambda: _new_event_id())
     #: The W3C trace context of the work that recorded it, stamped by the service when it
     #: commits (the domain knows no tracer): the delivery of the event continues that trace.
     traceparent: str | None = None

@@ -120,7 +120,13 @@ class Confirmations:
         todo = [(channel, to) for channel, to in channels if channel.split("_")[0] not in done]
         if not todo:
             return
-        rendered = self._render(merchant, template, payment, detail)
+        # Rendered only if some channel sends: a confirmation with no recipient, or none
+        # configured to send by, is recorded as such, and a template has nothing to say there.
+        rendered = (
+            self._render(merchant, template, payment, detail)
+            if any(self._sends(channel, to) for channel, to in todo)
+            else None
+        )
         failures: list[NotSent] = []
         for channel, to in todo:
             try:
@@ -158,8 +164,20 @@ class Confirmations:
             log.error("send_confirmation: %s", exc)
             raise TargetFailed("confirmation template broken", permanent=True) from exc
 
-    async def _send(self, channel: str, to: str | None, rendered: Rendered, event_id: str) -> None:
-        if channel == "email" and self.email and to:
+    def _sends(self, channel: str, to: str | None) -> bool:
+        return bool(to) and (
+            (channel == "email" and bool(self.email)) or (channel == "sms" and bool(self.sms))
+        )
+
+    async def _send(
+        self, channel: str, to: str | None, rendered: Rendered | None, event_id: str
+    ) -> None:
+        if not self._sends(channel, to):
+            if channel != "none":
+                log.warning("confirmation by %s recorded, not sent: no sender configured", channel)
+            return
+        assert rendered is not None and to is not None  # rendered whenever a channel sends
+        if channel == "email" and self.email:
             await self.email.send(
                 EmailMessage(
                     to=to,
@@ -168,12 +186,8 @@ class Confirmations:
                     message_id=message_id(event_id),
                 )
             )
-        elif channel == "sms" and self.sms and to:
+        elif self.sms:
             await self.sms.send(SmsMessage(to=to, body=rendered.sms, idempotency_token=event_id))
-        else:
-            if channel != "none":
-                log.warning("confirmation by %s recorded, not sent: no sender configured", channel)
-            return
         if self.after_send is not None:
             self.after_send()
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from paymesh.entropy import token_hex
 from paymesh.ports.store import IdempotencyRecord, IdempotencyStore, IdempotencyWrite
 from paymesh.service.compact_json import encode_sorted
-from paymesh.service.entropy import token_hex
 from paymesh.service.errors import IdempotencyInFlight, IdempotencyMismatch
 from paymesh.service.views import Reply
 

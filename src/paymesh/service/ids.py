@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 
-from paymesh.service.entropy import random_bits
+from paymesh.entropy import random_bits
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _TIME_BITS, _RANDOM_BITS = 45, 80  # 9 and 16 characters of 5 bits

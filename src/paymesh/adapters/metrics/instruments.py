@@ -17,6 +17,7 @@ What is counted where (each at the one place it is true, nothing inferred from l
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -166,6 +167,23 @@ class PaymeshMetrics:
             ["target"],
             registry=r,
         )
+        # A child looked up once per label values: `labels()` checks its arguments and takes
+        # a lock each time (2.8 against 0.9 µs a lookup and increment, about 14 a payment).
+        # Every label here takes values from a bounded set, and no child is ever removed.
+        for metric in (
+            self.http_requests,
+            self.http_errors,
+            self.http_duration,
+            self.psp_calls,
+            self.psp_errors,
+            self.psp_duration,
+            self.payments,
+            self.fraud_decisions,
+            self.deliveries,
+            self.delivery_failures,
+            self.dead_letters,
+        ):
+            metric.labels = functools.lru_cache(maxsize=1024)(metric.labels)
         self._dead_targets: set[str] = set()
         self._circuits: list[Callable[[], dict[str, str]]] = []
         r.register(_CircuitCollector(self._circuits))

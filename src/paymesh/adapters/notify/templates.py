@@ -48,6 +48,9 @@ class JinjaTemplates:
                 undefined=jinja2.StrictUndefined,
                 autoescape=False,  # plain-text email and SMS, never HTML
                 keep_trailing_newline=False,
+                # Jinja stats a template's file before each render to see if it changed. The
+                # packaged ones cannot change under a running server; a merchant's own may.
+                auto_reload=bool(key),
             )
             self._environments[key] = environment
         return environment

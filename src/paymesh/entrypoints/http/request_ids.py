@@ -14,7 +14,7 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
-from paymesh.service.entropy import token_hex
+from paymesh.entropy import token_hex
 from paymesh.service.ids import working_on
 
 HEADER = "Request-Id"

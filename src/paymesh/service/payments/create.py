@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
-from paymesh.domain.payment import Payment, Routing
+from paymesh.domain.payment import Payment, RiskContext, Routing
 from paymesh.domain.routing import PaymentFacts, method_type
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.risk import RiskInput, RiskScorer
@@ -35,11 +35,18 @@ def request_fingerprint(command: CreatePayment) -> str:
     out, so a request without them hashes as it did before they existed: a key used just
     before an upgrade still replays just after it, instead of being refused as reused with
     another body."""
-    request = dataclasses.asdict(command)
+    # The fields one level deep by hand: `dataclasses.asdict` deep-copies every value on
+    # the way, a tenth of a millisecond a payment for a dict that is only hashed. Same dict.
+    request = {name: getattr(command, name) for name in _CREATE_FIELDS}
+    request["risk"] = {name: getattr(command.risk, name) for name in _RISK_FIELDS}
     for name in ("receipt_email", "receipt_phone"):
         if request[name] is None:
             del request[name]
     return fingerprint("create_payment", request)
+
+
+_CREATE_FIELDS = tuple(f.name for f in dataclasses.fields(CreatePayment))
+_RISK_FIELDS = tuple(f.name for f in dataclasses.fields(RiskContext))
 
 
 class CreatePaymentHandler:

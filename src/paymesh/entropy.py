@@ -3,7 +3,8 @@
 `os.urandom` (which `secrets` calls) lets go of the GIL for its system call. On the event
 loop's thread each call is a point where the SQLite writer thread takes the GIL, and the loop
 waits to have it back: a payment made 12 of them (the ids of its deliveries, its request ids,
-its idempotency lease; counted with cProfile in `paymesh serve`). Bytes cut from one 4 KiB
+its idempotency lease; counted with cProfile in `paymesh serve`), and two more for its events'
+`uuid.uuid4()` ids until those came from here too. Bytes cut from one 4 KiB
 read are as random as bytes from many small ones. A lock keeps two threads from being handed
 the same bytes, and a forked child reads afresh rather than repeat its parent's.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 
 #: Bytes read from the kernel at a time: about 300 ids of 80 random bits each.
 BLOCK = 4096
@@ -53,3 +55,8 @@ def random_bits(n: int) -> int:
 def token_hex(nbytes: int) -> str:
     """`nbytes` random bytes as hex (as `secrets.token_hex`)."""
     return _POOL.take(nbytes).hex()
+
+
+def uuid4() -> str:
+    """A random (version 4) UUID in its usual text form (as `str(uuid.uuid4())`)."""
+    return str(uuid.UUID(bytes=_POOL.take(16), version=4))
