@@ -3,12 +3,16 @@ official stripe package's verifier."""
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 import pytest
 import stripe
+from hypothesis import given
+from hypothesis import strategies as st
 
 from paymesh.connectors.stripe import translate, webhook
+from paymesh.connectors.stripe.translate import form_body
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.connector import AuthorizeRequest, WebhookEvent, WebhookRejected
 
@@ -290,3 +294,16 @@ def test_a_closed_dispute_is_its_verdict(status: str, won: bool) -> None:
 def test_an_inquiry_closed_without_a_chargeback_is_ignored() -> None:
     inquiry = {"id": "dp_1", "amount": 700, "currency": "eur", "status": "warning_closed"}
     assert translated(_event("charge.dispute.closed", inquiry)) == []
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=30) | st.sampled_from(["amount", "metadata[order_id]", "a b"]),
+            st.text(max_size=40) | st.sampled_from(["pi_3Q", "12.5", "x y+z", "é&="]),
+        ),
+        max_size=8,
+    )
+)
+def test_the_form_body_is_urlencodes_to_the_byte(fields: list[tuple[str, str]]) -> None:
+    assert form_body(fields) == urlencode(fields).encode()

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import msgspec
 
@@ -84,7 +83,7 @@ class StripeConnector:
         form = None
         if method != "GET":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            form = urlencode(translate.form_fields(params or {})).encode()
+            form = translate.form_body(translate.form_fields(params or {}))
         with psp_transport_errors(PSP, "Stripe"):
             answer = await self._transport.request(
                 method, self._base + path, headers, form, self.settings.timeout_seconds
