@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 from typing import Any
 
 import msgspec
@@ -337,7 +338,7 @@ def test_features_after_payments_in_any_order_equal_time_order(
 
 def test_a_month_of_amounts_is_two_objects_to_the_cycle_collector() -> None:
     """Every full pass of the collector walks each long-lived object the engine keeps: a
-    customer's month of daily buckets is the window and its deque, whatever the days."""
+    customer's month of daily buckets is the window and its list, whatever the days."""
     stats = AmountStats(30)
     for day in range(20):
         stats.add(day * DAY + 60, 1_000 + day)
@@ -347,3 +348,14 @@ def test_a_month_of_amounts_is_two_objects_to_the_cycle_collector() -> None:
     held = [stats, stats.buckets, *stats.buckets]
     assert sum(gc.is_tracked(o) for o in held) == 2
     assert stats.summary(19 * DAY + 200)[0] == 41.0
+
+
+def test_a_customers_first_amount_costs_a_small_list_not_a_deque_block() -> None:
+    """Every customer has an AmountStats: its container is paid once per customer, up to
+    the engine's cap of 200,000 (a deque's first block alone was 760 bytes)."""
+    stats = AmountStats(30)
+    stats.add(60.0, 1_000)
+    assert sys.getsizeof(stats.buckets) <= 120
+    for day in range(40):  # past the window: the oldest days go
+        stats.add(day * DAY + 60, 1_000)
+    assert len(stats.buckets) == 30 and stats.buckets[0][0] == 10

@@ -183,7 +183,7 @@ class PaymeshMetrics:
             self.delivery_failures,
             self.dead_letters,
         ):
-            metric.labels = functools.lru_cache(maxsize=1024)(metric.labels)
+            setattr(metric, "labels", functools.lru_cache(maxsize=1024)(metric.labels))  # noqa: B010
         self._dead_targets: set[str] = set()
         self._circuits: list[Callable[[], dict[str, str]]] = []
         r.register(_CircuitCollector(self._circuits))
