@@ -9,10 +9,13 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from paymesh.domain.card_numbers import (
+    MAX_DIGITS,
+    MIN_DIGITS,
     contains_card_number,
     find_in_json,
     luhn_valid,
 )
+from paymesh.domain.card_numbers import _scan as scan_only
 from paymesh.service.ids import _ALPHABET
 
 SEPARATORS = " -"
@@ -238,3 +241,22 @@ def test_timestamps_and_non_card_industries_are_not_card_numbers(text: str) -> N
 
 def test_a_uatp_airline_card_is_a_card_number() -> None:
     assert contains_card_number("135410014004955")
+
+
+@given(
+    st.text(alphabet=st.sampled_from("0123456789 -abcdefAF_x\uff14"), max_size=60)
+    | st.builds(
+        lambda a, b, c: f"{a}{b}{c}",
+        st.text(alphabet="0123456789 -", max_size=12),
+        st.uuids().map(str),
+        st.text(alphabet="0123456789 -", max_size=12),
+    )
+    # Cards of every length, bare and in groups of four: the shortest (12) must get through.
+    | card_numbers(st.integers(MIN_DIGITS, MAX_DIGITS)).flatmap(
+        lambda n: st.sampled_from([n, " ".join(n[i : i + 4] for i in range(0, len(n), 4))])
+    )
+)
+def test_the_quick_refusal_of_short_digit_runs_changes_no_answer(text: str) -> None:
+    """contains_card_number first looks for twelve digits in a row, then scans: it answers
+    as the scan alone does, UUIDs and full-width digits included."""
+    assert contains_card_number(text) == scan_only(text)
