@@ -369,6 +369,20 @@ async def test_an_unreachable_psp_fails_over_and_only_the_second_psp_charges(wor
     assert world.ledger(p["id"]) == [("adyen", S.SUCCEEDED, 2200)]
 
 
+async def test_a_failure_that_opens_the_circuit_fails_over_without_the_retries(
+    world: World,
+) -> None:
+    for _ in range(world.breakers.threshold - 1):
+        world.breakers.failed("stripe")
+    world.stripe.unreachable = True
+    _, p = await world.create(2250)
+    assert (p["status"], p["connector"]) == ("succeeded", "adyen")
+    assert world.breakers.state("stripe") == "open"
+    assert world.stripe.calls["authorize"] == 1  # not TRIES: the PSP was known down
+    assert world.waits == []
+    assert world.ledger(p["id"]) == [("adyen", S.SUCCEEDED, 2250)]
+
+
 async def test_an_unreachable_psp_with_none_left_fails_and_a_retry_charges_once(
     world: World,
 ) -> None:

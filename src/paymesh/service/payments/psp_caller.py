@@ -68,6 +68,12 @@ class PspCaller:
                 exc.outcome_unknown = unknown
                 if not exc.retryable or delay is None:
                     raise
+                # A failure that opened the circuit (or found it opened meanwhile, by another
+                # call or process): the PSP is down, not blinking. Trying again would spend
+                # the retries on it that a failover could give another PSP (a capture or
+                # refund tells its client to retry later, as after the last try).
+                if self.breakers.state(exc.psp) == "open":
+                    raise
                 await asyncio.sleep(delay)
             else:
                 self.breakers.succeeded(psp)
