@@ -313,7 +313,9 @@ class Targets:
         envelope's `traceparent`, whichever bus carried it), so the handler's work and the
         events it records continue the event's trace; an untraced event starts a new one."""
         key = (delivery.merchant_id, delivery.rule, delivery.target.id)
-        slots = self._slots.setdefault(key, asyncio.Semaphore(self.per_target))
+        slots = self._slots.get(key)
+        if slots is None:  # not setdefault: that would build a semaphore every attempt
+            slots = self._slots[key] = asyncio.Semaphore(self.per_target)
         label = target_label(delivery.target, delivery.default_rule)
         with traced(
             f"deliver {label}",

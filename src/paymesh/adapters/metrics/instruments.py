@@ -262,13 +262,16 @@ def target_label(delivery: Delivery) -> str:
     return bus_target_label(delivery.target, delivery.default_rule)
 
 
+_RESULTS = {"delivered": "delivered", "dead": "dead"}
+
+
 def delivery_counter(metrics: PaymeshMetrics) -> Callable[[Delivery], None]:
     """Counts each delivery attempt's result (delivered, retrying, dead) by target; the
     bus's `Targets` calls it after every attempt (`Targets.observers`)."""
 
     def count(delivery: Delivery) -> None:
         target = target_label(delivery)
-        result = {"delivered": "delivered", "dead": "dead"}.get(delivery.status, "retrying")
+        result = _RESULTS.get(delivery.status, "retrying")
         metrics.deliveries.labels(target, result).inc()
         if result != "delivered":
             metrics.delivery_failures.labels(target).inc()
