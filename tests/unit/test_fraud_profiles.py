@@ -92,3 +92,48 @@ def test_days_older_than_kept_are_forgotten_and_their_late_disputes_ignored() ->
     risk.add_fraud(T0)  # a payment whose day is gone: nothing to credit
     assert all(f == 0 for _, f in risk.days.values())
     assert TerminalRisk.from_dict(risk.to_dict()).days == risk.days
+
+
+def _windows_summed_afresh(
+    risk: TerminalRisk, ts: float, spans: tuple[tuple[int, int], ...]
+) -> list[tuple[int, int]]:
+    """What `windows` answers, from the days alone (as it was computed before it kept sums)."""
+    today = int(ts // DAY)
+    out = []
+    for delay, length in spans:
+        end = today - delay + (1 if delay == 0 else 0)
+        days = [c for d, c in risk.days.items() if end - length <= d < end]
+        out.append((sum(c[0] for c in days), sum(c[1] for c in days)))
+    return out
+
+
+SPANS = ((7, 7), (7, 28), (0, 7))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["pay", "fraud"]),
+            st.floats(0, 60 * DAY, allow_nan=False),
+            # Reads from a few days only: the same day read again after a change to an
+            # earlier day (a late payment, a fraud) must see it.
+            st.integers(25, 28),
+        ),
+        max_size=150,
+    ),
+    st.integers(3, 45),
+)
+def test_the_kept_sums_answer_as_the_days_summed_afresh(
+    steps: list[tuple[str, float, int]], keep_days: int
+) -> None:
+    """Payments and frauds on any day in any order, reads on a few days: the windows always
+    equal the sums over the days as they are."""
+    risk = TerminalRisk(keep_days)
+    for what, offset, read_day in steps:
+        if what == "pay":
+            risk.add_payment(T0 + offset)
+        else:
+            risk.add_fraud(T0 + offset)
+        now = T0 + read_day * DAY + 12 * HOUR
+        assert risk.windows(now, SPANS) == _windows_summed_afresh(risk, now, SPANS)

@@ -95,13 +95,26 @@ class SpendingProfile:
 
 
 class TerminalRisk:
-    """Payments and confirmed frauds per day (by the payment's day), for `keep_days` days."""
+    """Payments and confirmed frauds per day (by the payment's day), for `keep_days` days.
 
-    __slots__ = ("days", "keep_days")
+    A merchant's windows are read at every one of its payments, and their days before today
+    change only when a late payment or a fraud lands on one of them: their sums are kept from
+    one read to the next (`_past`), and only today's counts are added to them afresh.
+    """
+
+    __slots__ = ("_past", "days", "keep_days")
 
     def __init__(self, keep_days: int = 40) -> None:
         self.keep_days = keep_days
         self.days: dict[int, list[int]] = {}  # day number -> [payments, frauds]
+        # (today, spans, [(payments, frauds, counts today) per span]) of the last read: the
+        # sums over the span's days before `today`.
+        self._past: tuple[int, tuple[tuple[int, int], ...], list[tuple[int, int, bool]]] | None
+        self._past = None
+
+    def _changed(self, day: int) -> None:
+        if self._past is not None and day < self._past[0]:
+            self._past = None
 
     def add_payment(self, ts: float) -> None:
         day = int(ts // DAY)
@@ -111,27 +124,42 @@ class TerminalRisk:
             if len(self.days) > self.keep_days:
                 for old in [d for d in self.days if d <= day - self.keep_days]:
                     del self.days[old]
+                    self._changed(old)
         counts[0] += 1
+        self._changed(day)
 
     def add_fraud(self, paid_at: float) -> None:
-        counts = self.days.get(int(paid_at // DAY))
+        day = int(paid_at // DAY)
+        counts = self.days.get(day)
         if counts is not None:  # a payment older than what is kept: its day is gone
             counts[1] += 1
+            self._changed(day)
 
     def windows(self, ts: float, spans: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
         """(payments, frauds) per (delay_days, window_days) span: made in the `window_days`
         days that ended `delay_days` days before today (a delay of 0 counts today too)."""
         today = int(ts // DAY)
-        out = []
-        for delay, length in spans:
-            end = today - delay + (1 if delay == 0 else 0)
-            payments = frauds = 0
-            for day, (n, f) in self.days.items():
-                if end - length <= day < end:
-                    payments += n
-                    frauds += f
-            out.append((payments, frauds))
-        return out
+        past = self._past
+        if past is None or past[0] != today or past[1] is not spans:
+            sums = []
+            for delay, length in spans:
+                end = today - delay + (1 if delay == 0 else 0)
+                start, before_today = end - length, min(end, today)
+                payments = frauds = 0
+                for day, (n, f) in self.days.items():
+                    if start <= day < before_today:
+                        payments += n
+                        frauds += f
+                sums.append((payments, frauds, start <= today < end))
+            past = self._past = (today, spans, sums)
+        counts = self.days.get(today)
+        if counts is None:
+            return [(payments, frauds) for payments, frauds, _ in past[2]]
+        n, f = counts
+        return [
+            (payments + n, frauds + f) if with_today else (payments, frauds)
+            for payments, frauds, with_today in past[2]
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {"keep_days": self.keep_days, "days": [[d, *c] for d, c in self.days.items()]}
