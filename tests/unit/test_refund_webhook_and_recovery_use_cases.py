@@ -223,12 +223,17 @@ async def test_recovery_drives_a_payment_left_pending_to_its_one_charge(world: W
     assert (await world.payment(p["id"])).status == S.PENDING
 
     world.clock.advance(minutes=2)
-    world.stripe.fail_next("authorize", "timeout", times=TRIES)  # still not answering
+    # Still not answering: two more timeouts, and the fifth in a row opens stripe's circuit,
+    # which ends the call's retries (the PSP is known down; nothing more is spent on it).
+    world.stripe.fail_next("authorize", "timeout", times=2)
     await world.recovery.run_once()
+    assert world.stripe.pending_faults("authorize") == 0
+    assert world.breakers.state("stripe") == "open"
     payment = await world.payment(p["id"])
     assert (payment.status, payment.connector) == (S.PENDING, "stripe")  # waits, no failover
     assert sum(world.adyen.calls.values()) == 0
 
+    world.clock.advance(seconds=world.breakers.cooldown)
     assert await world.recovery.run_once() == 1
     payment = await world.payment(p["id"])
     assert (payment.status, payment.amount_captured) == (S.SUCCEEDED, 2500)
