@@ -26,6 +26,7 @@ from paymesh.domain.status import UNSETTLED, PaymentStatus
 from paymesh.ports.store import (
     AlreadyProcessed,
     ApiKey,
+    BlobPart,
     Changeset,
     IdempotencyConflict,
     IdempotencyRecord,
@@ -588,6 +589,28 @@ class StateStoreContract:
         await store.put_blob("fraud", b"\x00one", T0)
         await store.put_blob("fraud", b"two", T0 + timedelta(seconds=30))
         assert await store.get_blob("fraud") == b"two"
+        assert await store.get_blob("other") is None
+
+    async def test_a_blob_written_in_parts_reads_back_whole_and_replaces(
+        self, store: Store
+    ) -> None:
+        """The checkpoint goes in as parts (bytes, bytearrays, views of either), bigger and
+        smaller than the blob it replaces; what is read is their concatenation."""
+        frame = b"\x82\xa6format"
+        big = bytearray(range(256)) * 1_000
+        parts: list[BlobPart] = [
+            memoryview(frame)[:3],
+            memoryview(big),
+            b"",
+            bytearray(b"\x00tail"),
+        ]
+        await store.put_blob("fraud", b"small before", T0)
+        await store.put_blob_parts("fraud", parts, T0 + timedelta(seconds=1))
+        assert await store.get_blob("fraud") == b"".join(parts)
+        await store.put_blob_parts("fraud", [b"sh", memoryview(b"ort")], T0 + timedelta(2))
+        assert await store.get_blob("fraud") == b"short"
+        await store.put_blob("fraud", b"whole again", T0 + timedelta(3))
+        assert await store.get_blob("fraud") == b"whole again"
         assert await store.get_blob("other") is None
 
 

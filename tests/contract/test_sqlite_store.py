@@ -103,3 +103,27 @@ async def test_consumer_marks_older_than_the_migration_count_as_written_at_it(
         assert (await store.purge_expired(migrated, migrated + timedelta(minutes=1))).processed == 1
     finally:
         await store.close()
+
+
+async def test_blobs_kept_before_the_rowid_table_survive_its_migration(tmp_path: Path) -> None:
+    """Blobs moved to a rowid table (for incremental blob I/O): a file from before keeps
+    its checkpoint and routing table, and takes a checkpoint in parts after."""
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:-1], start=1):
+        conn.executescript(f"BEGIN;{script};PRAGMA user_version={number};COMMIT;")
+    conn.execute("INSERT INTO blobs VALUES ('fraud-features', 1, x'00ff00')")
+    conn.execute("INSERT INTO blobs VALUES ('routing:m1', 2, x'7b7d')")
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.get_blob("fraud-features") == b"\x00\xff\x00"
+        assert await store.get_blob("routing:m1") == b"{}"
+        await store.put_blob_parts(
+            "fraud-features", [b"new ", memoryview(b"one")], datetime.now(UTC)
+        )
+        assert await store.get_blob("fraud-features") == b"new one"
+        assert await store.get_blob("routing:m1") == b"{}"
+    finally:
+        await store.close()

@@ -10,7 +10,7 @@ import gc
 import os
 import subprocess
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from paymesh.adapters.heap import heap_releaser, pin_mmap_threshold
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.fraud.scorer import FraudEngine
 from paymesh.fraud.transactions import Transaction
+from paymesh.ports.store import BlobPart
 from paymesh.service.fraud_stream import CHECKPOINT, FeatureCheckpoint
 
 CHUNK = 64 * 1024  # under glibc's mmap threshold: from the heap, kept there when freed
@@ -70,10 +71,10 @@ def test_a_saved_checkpoint_releases_the_heap_and_a_failed_one_does_not(tmp_path
         await checkpoint.save()
         saved = await store.get_blob(CHECKPOINT)
 
-        async def refuse(name: str, data: bytes, at: datetime) -> None:
+        async def refuse(name: str, parts: Sequence[BlobPart], at: datetime) -> None:
             raise OSError("disk full")
 
-        store.put_blob = refuse  # type: ignore[method-assign]
+        store.put_blob_parts = refuse  # type: ignore[method-assign]
         with pytest.raises(OSError, match="disk full"):
             await checkpoint.save()
         await store.close()
@@ -88,7 +89,8 @@ def test_a_saved_checkpoint_releases_the_heap_and_a_failed_one_does_not(tmp_path
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
-def test_sqlite_keeps_no_copy_of_a_saved_blob(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_parts", [False, True])
+def test_sqlite_keeps_no_copy_of_a_saved_blob(tmp_path: Path, in_parts: bool) -> None:
     size = 64 * 2**20
 
     async def run() -> tuple[int, int, bytes | None]:
@@ -96,7 +98,13 @@ def test_sqlite_keeps_no_copy_of_a_saved_blob(tmp_path: Path) -> None:
         await store.open()
         data = os.urandom(size)
         before = _rss()  # with the blob itself
-        await store.put_blob(CHECKPOINT, data, datetime.now(UTC))
+        if in_parts:  # as the checkpoint writes it, through incremental blob I/O
+            view = memoryview(data)
+            parts = [view[: size // 3], view[size // 3 :]]
+            await store.put_blob_parts(CHECKPOINT, parts, datetime.now(UTC))
+            del view, parts
+        else:
+            await store.put_blob(CHECKPOINT, data, datetime.now(UTC))
         del data
         gc.collect()
         heap_releaser()()
@@ -119,15 +127,15 @@ def test_the_snapshot_is_let_go_before_the_heap_is_trimmed(tmp_path: Path) -> No
     blob = bytes(4096) + os.urandom(16)
     held_by_the_test = sys.getrefcount(blob)
 
-    def steps() -> Generator[None, None, bytes]:
+    def steps() -> Generator[None, None, list[memoryview]]:
         yield
-        return blob
+        return [memoryview(blob)[:10], memoryview(blob)[10:]]
 
     async def run() -> list[int]:
         store = SqliteStore(tmp_path / "paymesh.db")
         await store.open()
         engine = FraudEngine()
-        engine.snapshot_steps = steps  # type: ignore[method-assign]
+        engine.snapshot_parts_steps = steps  # type: ignore[method-assign]
         seen: list[int] = []
         checkpoint = FeatureCheckpoint(
             engine,

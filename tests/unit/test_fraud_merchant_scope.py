@@ -202,6 +202,9 @@ class _BlobStore:
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         self.blobs[name] = data
 
+    async def put_blob_parts(self, name: str, parts: list[memoryview], at: datetime) -> None:
+        self.blobs[name] = b"".join(parts)
+
 
 def test_an_old_checkpoint_loads_without_its_unscoped_customers() -> None:
     blob, old = old_checkpoint()

@@ -63,45 +63,80 @@ def _msgpack_header(fixed: int, tag16: int, count: int) -> bytes:
 
 class _MsgpackParts:
     """A stepped snapshot's parts as msgpack: one buffer per step, then each kind's map and
-    the records' list as `Raw` (the buffers behind the map's or list's head), which the
-    final encode copies in place. The bytes are those of encoding the plain snapshot.
+    the records' list as a `_Chain` of the map's or list's head and those buffers, which
+    `_framed` places in the frame as they are. The bytes are those of encoding the plain
+    snapshot.
 
     One buffer a step, not an object per entity or record: a snapshot of 200,000 records
     and 90,000 entities made some 600,000 small objects, alive for the whole checkpoint
     while the server went on allocating between its steps; the small-object arenas they
     took stayed half used when they were freed, and the server's RSS rose by 6-14 MiB at
-    some checkpoints (issue 18's soak).
+    some checkpoints (issue 18's soak). Nor are the buffers joined: a join held each kind
+    twice while it was made.
     """
 
     def __init__(self, encoder: msgspec.msgpack.Encoder) -> None:
         self._into = encoder.encode_into
 
-    def entities(self, step: list[tuple[str, EntityState]]) -> bytearray:
+    def entities(self, step: list[tuple[str, EntityState]]) -> bytes:
         buffer = bytearray()
         for key, state in step:
             self._into(key, buffer, -1)
             self._into(state.to_dict(), buffer, -1)
-        return buffer
+        # Kept as bytes of its exact size: the buffer grew with room to spare.
+        return bytes(buffer)
 
-    def entity_map(self, parts: list[Any], count: int) -> msgspec.Raw:
-        return self._joined(_msgpack_header(0x80, 0xDE, count), parts)
+    def entity_map(self, parts: list[bytes], count: int) -> _Chain:
+        return _Chain([_msgpack_header(0x80, 0xDE, count), *parts])
 
-    def records(self, step: list[tuple[Any, ...]]) -> bytearray:
+    def records(self, step: list[tuple[Any, ...]]) -> bytes:
         buffer = bytearray()
         for record in step:
             self._into(record, buffer, -1)
-        return buffer
+        return bytes(buffer)
 
-    def record_list(self, parts: list[Any], count: int) -> msgspec.Raw:
-        return self._joined(_msgpack_header(0x90, 0xDC, count), parts)
+    def record_list(self, parts: list[bytes], count: int) -> _Chain:
+        return _Chain([_msgpack_header(0x90, 0xDC, count), *parts])
 
-    @staticmethod
-    def _joined(head: bytes, parts: list[Any]) -> msgspec.Raw:
-        whole = bytearray(head)
-        parts.reverse()
-        while parts:  # each step's buffer goes once it is copied: the snapshot is not held twice
-            whole += parts.pop()
-        return msgspec.Raw(whole)
+
+class _Chain:
+    """Encoded msgpack in pieces: one value (a map, a list), its bytes the pieces' in order."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+
+def _framed(encoder: msgspec.msgpack.Encoder, document: dict[str, Any]) -> list[memoryview]:
+    """`encoder.encode(document)` with each `_Chain` in it (in dicts, at any depth) encoded
+    as its pieces, as parts: the frame's bytes between the chains, and the chains' pieces as
+    they are, in order."""
+    token = uuid.uuid4().hex  # no text of the frame can be mistaken for a marker
+    chains: list[_Chain] = []
+    frame = encoder.encode(_marked(document, token, chains))
+    parts: list[memoryview] = []
+    at = 0
+    for i, chain in enumerate(chains):
+        marker = encoder.encode(f"{token}:{i}")
+        found = frame.index(marker, at)
+        parts.append(memoryview(frame)[at:found])
+        parts += [memoryview(piece) for piece in chain.pieces]
+        at = found + len(marker)
+    parts.append(memoryview(frame)[at:])
+    return parts
+
+
+def _marked(value: Any, token: str, chains: list[_Chain]) -> Any:
+    """`value` with each `_Chain` in it put in `chains` and replaced by its marker. Not a
+    closure: a recursive one is a reference cycle, and the snapshot would have waited for
+    the cycle collector to be freed, after the heap's trim."""
+    if isinstance(value, _Chain):
+        chains.append(value)
+        return f"{token}:{len(chains) - 1}"
+    if isinstance(value, dict):
+        return {k: _marked(v, token, chains) for k, v in value.items()}
+    return value
 
 
 class FraudEngine:
@@ -205,10 +240,20 @@ class FraudEngine:
 
     def snapshot_steps(self) -> Generator[None, None, bytes]:
         """`snapshot()` in steps of a few milliseconds (see `FeatureStore.snapshot_steps`):
-        the caller may let other work run at each yield. Returns the same bytes.
+        the caller may let other work run at each yield. Returns the same bytes."""
+        parts = yield from self.snapshot_parts_steps()
+        return b"".join(parts)
+
+    def snapshot_parts_steps(self) -> Generator[None, None, list[memoryview]]:
+        """`snapshot_steps()`, returning the snapshot as the parts it is made of, in order:
+        their concatenation is its bytes. A store can write them one after another
+        (`put_blob_parts`) without the whole as one more copy: the snapshot is then held
+        once, not two or three times, while a checkpoint is saved.
 
         Each step's entities or records are encoded into one buffer (`_MsgpackParts`), so
-        no step builds the whole state as Python objects at once.
+        no step builds the whole state as Python objects at once. The frame around the
+        kinds' maps and the records' list (the snapshot's format, its keys, the compromise
+        search's few entries) is encoded with a marker in place of each, then cut there.
         """
         encoder = msgspec.msgpack.Encoder()
         steps = self.store.snapshot_steps(_MsgpackParts(encoder))
@@ -221,7 +266,7 @@ class FraudEngine:
                     break
             yield
         with _gc_paused():
-            return encoder.encode({"format": SNAPSHOT_FORMAT, "store": store})
+            return _framed(encoder, {"format": SNAPSHOT_FORMAT, "store": store})
 
     def restore(self, data: bytes) -> None:
         """Replace the learned state with a `snapshot()`; keeps this engine's rules.

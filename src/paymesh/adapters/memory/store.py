@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Container, Hashable, Iterable
+from collections.abc import Container, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
@@ -33,6 +33,7 @@ from paymesh.ports.store import (
     AlreadyProcessed,
     ApiKey,
     Balances,
+    BlobPart,
     Changeset,
     IdempotencyConflict,
     IdempotencyRecord,
@@ -453,6 +454,9 @@ class MemoryStore:
         return True
 
     # -- StateStore -------------------------------------------------------------------------
+
+    async def put_blob_parts(self, name: str, parts: Sequence[BlobPart], at: datetime) -> None:
+        await self.put_blob(name, b"".join(parts), at)
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         self._db.blobs[name] = bytes(data)

@@ -19,6 +19,7 @@ sync (NTP) when several share a database.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ from paymesh.ports.bus import Delivery, Rule, target_label
 from paymesh.ports.store import (
     ApiKey,
     Balances,
+    BlobPart,
     Changeset,
     IdempotencyRecord,
     Notification,
@@ -197,6 +199,11 @@ class PostgresStore:
             processed=rowcount(processed),
             deliveries=rowcount(deliveries),
         )
+
+    async def put_blob_parts(self, name: str, parts: Sequence[BlobPart], at: datetime) -> None:
+        # asyncpg sends one bytea: joined here (PostgreSQL has large objects, but a blob
+        # row's readers and its one-statement upsert would not carry over).
+        await self.put_blob(name, b"".join(parts), at)
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         await self._db.execute(

@@ -182,6 +182,18 @@ MIGRATIONS: list[str] = [
     -- first: without this index each purge would scan every delivery.
     CREATE INDEX deliveries_delivered ON deliveries (updated_us) WHERE status = 'delivered';
     """,
+    """
+    -- Blobs in a rowid table: a big one (the fraud checkpoint) is written a part at a time
+    -- through SQLite's incremental blob I/O, which a WITHOUT ROWID table does not offer.
+    CREATE TABLE blobs_rowid (
+        name TEXT NOT NULL UNIQUE,
+        saved_us INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    INSERT INTO blobs_rowid (name, saved_us, data) SELECT name, saved_us, data FROM blobs;
+    DROP TABLE blobs;
+    ALTER TABLE blobs_rowid RENAME TO blobs;
+    """,
 ]
 
 #: The database holds payments, customers and key hashes: only its owner may read it.
