@@ -30,23 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.fraud_memory import T0, pay, rss_mib  # noqa: E402
 from benchmarks.load.workload import Population, parse_mix  # noqa: E402
 from paymesh.adapters.heap import heap_releaser, pin_mmap_threshold  # noqa: E402
 from paymesh.adapters.sqlite import SqliteStore  # noqa: E402
 from paymesh.fraud.scorer import FraudEngine  # noqa: E402
-from paymesh.fraud.transactions import Transaction  # noqa: E402
 from paymesh.service.fraud_stream import CHECKPOINT, FeatureCheckpoint  # noqa: E402
 
-T0 = 1_790_000_000.0
 RATE = 300.0
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 class Peak:
@@ -78,24 +69,7 @@ def fill(engine: FraudEngine, customers: int, seed: int) -> None:
     population = Population(customers, parse_mix("success"), seed)
     rng = random.Random(seed)
     for n in range(1, customers + 1):
-        customer = population.next("success")
-        ts = T0 + n / RATE
-        txn = Transaction(
-            transaction_id=f"pay_{n:012d}",
-            timestamp=ts,
-            customer_id=customer.id,
-            amount=round(customer.habit * rng.uniform(0.5, 1.5)),
-            currency=customer.currency,
-            card_fingerprint=customer.card,
-            device_id=customer.device_id,
-            ip_address=customer.ip_address,
-            country=customer.country,
-            city=customer.city,
-            merchant_id="bench",
-            channel="web",
-        )
-        engine.observe(txn, rng.randrange(30))
-        engine.feedback(txn.transaction_id, "approved", ts + 1.0)
+        pay(engine, population.next("success"), n, T0 + n / RATE, rng)
 
 
 async def save_once(engine: FraudEngine, data_dir: Path) -> tuple[int, float, float, float]:

@@ -25,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.fraud_memory import T0, pay  # noqa: E402
 from benchmarks.load.workload import Customer, Population, parse_mix  # noqa: E402
 from paymesh.fraud.scorer import FraudEngine  # noqa: E402
-from paymesh.fraud.transactions import Transaction  # noqa: E402
 
-T0 = 1_790_000_000.0
 RATE = 300.0  # payments a second of simulated time: all of a run stays within a day
 
 
@@ -50,42 +49,28 @@ def main() -> int:
     rng = random.Random(args.seed)
     count = 0
 
-    def pay(lot: list[Customer]) -> None:
+    def pay_all(lot: list[Customer]) -> None:
         nonlocal count
         for customer in lot:
             count += 1
-            ts = T0 + count / RATE
-            txn = Transaction(
-                transaction_id=f"pay_{count:012d}",
-                timestamp=ts,
-                customer_id=customer.id,
-                amount=round(customer.habit * rng.uniform(0.5, 1.5)),
-                currency=customer.currency,
-                card_fingerprint=customer.card,
-                device_id=customer.device_id,
-                ip_address=customer.ip_address,
-                country=customer.country,
-                city=customer.city,
-                merchant_id="bench",
-                channel="web",
-            )
-            engine.observe(txn, rng.randrange(30))
-            engine.feedback(txn.transaction_id, "approved", ts + 1.0)
+            pay(engine, customer, count, T0 + count / RATE, rng)
 
     def measured(lot: list[Customer]) -> tuple[float, list[tracemalloc.StatisticDiff]]:
         gc.collect()
         tracemalloc.start(1)
         before = tracemalloc.take_snapshot()
-        pay(lot)
+        pay_all(lot)
         gc.collect()
         after = tracemalloc.take_snapshot()
         tracemalloc.stop()
         diffs = after.compare_to(before, "lineno")
         return sum(d.size_diff for d in diffs) / len(lot), diffs
 
-    pay(customers[:n])  # warm-up: the engine's maps and the feedback ring past their first sizes
+    pay_all(
+        customers[:n]
+    )  # warm-up: the engine's maps and the feedback ring past their first sizes
     new, diffs = measured(customers[n : 2 * n])
-    pay(customers[2 * n :])
+    pay_all(customers[2 * n :])
     returning, _ = measured(customers[n : 2 * n])
     print(f"a new customer's first payment (own device and IP): {new:,.0f} bytes kept")
     print(f"a returning customer's payment (the baseline):      {returning:,.0f} bytes kept")

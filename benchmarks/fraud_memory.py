@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.load.workload import Population, parse_mix  # noqa: E402
+from benchmarks.load.workload import Customer, Population, parse_mix  # noqa: E402
 from paymesh.fraud.scorer import FraudEngine  # noqa: E402
 from paymesh.fraud.transactions import Transaction  # noqa: E402
 
@@ -45,6 +45,27 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def pay(engine: FraudEngine, customer: Customer, n: int, ts: float, rng: random.Random) -> None:
+    """Payment `n` of `customer` at `ts`: observed with a score, as the inline scorer does,
+    and approved a second later, as its webhook tells."""
+    txn = Transaction(
+        transaction_id=f"pay_{n:012d}",
+        timestamp=ts,
+        customer_id=customer.id,
+        amount=round(customer.habit * rng.uniform(0.5, 1.5)),
+        currency=customer.currency,
+        card_fingerprint=customer.card,
+        device_id=customer.device_id,
+        ip_address=customer.ip_address,
+        country=customer.country,
+        city=customer.city,
+        merchant_id="bench",
+        channel="web",
+    )
+    engine.observe(txn, rng.randrange(30))
+    engine.feedback(txn.transaction_id, "approved", ts + 1.0)
 
 
 def main() -> int:
@@ -73,24 +94,7 @@ def main() -> int:
     print(f"{'transactions':>13} {'sim. days':>9} {'RSS MiB':>8} {'blocks':>10} {'txn/s':>8}")
     started = last = time.perf_counter()
     for n in range(1, args.transactions + 1):
-        customer = population.next("success")
-        ts = T0 + n / args.rate
-        txn = Transaction(
-            transaction_id=f"pay_{n:012d}",
-            timestamp=ts,
-            customer_id=customer.id,
-            amount=round(customer.habit * rng.uniform(0.5, 1.5)),
-            currency=customer.currency,
-            card_fingerprint=customer.card,
-            device_id=customer.device_id,
-            ip_address=customer.ip_address,
-            country=customer.country,
-            city=customer.city,
-            merchant_id="bench",
-            channel="web",
-        )
-        engine.observe(txn, rng.randrange(30))
-        engine.feedback(txn.transaction_id, "approved", ts + 1.0)
+        pay(engine, population.next("success"), n, T0 + n / args.rate, rng)
         if n % args.every == 0:
             now = time.perf_counter()
             sample = {

@@ -80,14 +80,21 @@ async def test_an_existing_readable_database_file_is_made_the_owners_alone(tmp_p
     await again.close()
 
 
+def file_at_schema(path: str, version: int) -> sqlite3.Connection:
+    """A database file as a release at schema `version` left it (the first `version`
+    migrations applied), open for a test to put rows in."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:version], start=1):
+        conn.executescript(f"BEGIN;{script};PRAGMA user_version={number};COMMIT;")
+    return conn
+
+
 async def test_consumer_marks_older_than_the_migration_count_as_written_at_it(
     tmp_path: Path,
 ) -> None:
     # A file at schema 4 has marks with no time: none may be purged as if ancient.
     path = str(tmp_path / "old.db")
-    conn = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[:4], start=1):
-        conn.executescript(f"BEGIN;{script};PRAGMA user_version={number};COMMIT;")
+    conn = file_at_schema(path, 4)
     conn.execute("INSERT INTO processed (consumer, event_id) VALUES ('webhook:adyen', 'psp_1')")
     conn.execute("INSERT INTO api_keys VALUES ('h1', 'm1', 'pmk_aaaaaa', 0)")
     conn.close()
@@ -109,9 +116,7 @@ async def test_blobs_kept_before_the_rowid_table_survive_its_migration(tmp_path:
     """Blobs moved to a rowid table (for incremental blob I/O): a file from before keeps
     its checkpoint and routing table, and takes a checkpoint in parts after."""
     path = str(tmp_path / "old.db")
-    conn = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[:-1], start=1):
-        conn.executescript(f"BEGIN;{script};PRAGMA user_version={number};COMMIT;")
+    conn = file_at_schema(path, len(MIGRATIONS) - 1)
     conn.execute("INSERT INTO blobs VALUES ('fraud-features', 1, x'00ff00')")
     conn.execute("INSERT INTO blobs VALUES ('routing:m1', 2, x'7b7d')")
     conn.close()

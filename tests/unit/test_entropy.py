@@ -68,9 +68,8 @@ def test_threads_are_never_handed_the_same_bytes(monkeypatch: pytest.MonkeyPatch
     assert sorted(got) == sorted(bytes([(64 * b + i) % 256]) for b in range(125) for i in range(64))
 
 
-def test_a_thousand_ids_read_the_kernel_a_few_times_not_a_thousand(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def counting_real_urandom(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
+    """The kernel's own bytes, its reads counted by size, from a fresh pool."""
     calls: Counter[int] = Counter()
     real = os.urandom
 
@@ -80,6 +79,13 @@ def test_a_thousand_ids_read_the_kernel_a_few_times_not_a_thousand(
 
     monkeypatch.setattr(os, "urandom", counted)
     monkeypatch.setattr(entropy, "_POOL", EntropyPool())
+    return calls
+
+
+def test_a_thousand_ids_read_the_kernel_a_few_times_not_a_thousand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = counting_real_urandom(monkeypatch)
     ids = {new_id("dlv") for _ in range(1000)}
     assert len(ids) == 1000
     assert all(i.startswith("dlv_") and len(i) == 4 + 25 for i in ids)
@@ -124,15 +130,7 @@ def test_event_ids_are_version_4_uuids_from_the_pool(monkeypatch: pytest.MonkeyP
     from paymesh.domain import events
     from paymesh.domain.events import DomainEvent
 
-    calls: Counter[int] = Counter()
-    real = os.urandom
-
-    def counted(n: int) -> bytes:
-        calls[n] += 1
-        return real(n)
-
-    monkeypatch.setattr(os, "urandom", counted)
-    monkeypatch.setattr(entropy, "_POOL", EntropyPool())
+    calls = counting_real_urandom(monkeypatch)
     monkeypatch.setattr(events, "_new_event_id", events._new_event_id)  # restored after
     events.draw_event_ids_from(entropy.uuid4)  # as build_core does
     now = datetime.now(UTC)
