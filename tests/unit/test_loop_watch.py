@@ -59,5 +59,8 @@ def test_with_no_stall_threshold_the_lag_is_measured_but_not_logged(
         asyncio.run(
             watched(LoopWatch(lags.append, stall_seconds=0, interval=0.02), work=0.2, hold=0.15)
         )
-    assert max(lags) >= 0.14
+    # The tick due during the hold is late by the hold less up to one interval (it may fall
+    # due just before the hold ends): at least 0.15 - 0.02 s (0.134 s was seen under load,
+    # failing the 0.14 this asked for before).
+    assert max(lags) >= 0.125
     assert not caplog.records
