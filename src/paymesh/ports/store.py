@@ -312,6 +312,16 @@ class StateStore(Protocol):
     async def get_blob(self, name: str) -> bytes | None: ...
 
 
+class JoinedBlobParts:
+    """`put_blob_parts` for a store whose driver takes a blob as one buffer (asyncpg's bytea,
+    DynamoDB's binary attribute, a dict): the parts joined, then `put_blob`."""
+
+    async def put_blob_parts(
+        self: StateStore, name: str, parts: Sequence[BlobPart], at: datetime
+    ) -> None:
+        await self.put_blob(name, b"".join(parts), at)
+
+
 #: (account, currency) -> (the part available on the day asked about, the part still pending)
 Balances = dict[tuple[str, str], tuple[int, int]]
 

@@ -27,7 +27,7 @@ import asyncio
 import itertools
 import random
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,9 +47,9 @@ from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import PaymentStatus
 from paymesh.ports.store import (
     ApiKey,
-    BlobPart,
     Changeset,
     IdempotencyRecord,
+    JoinedBlobParts,
     Notification,
     PaymentQuery,
     Purged,
@@ -69,7 +69,7 @@ def _created(item: Item) -> tuple[int, str]:
     return n(item, "createdAt"), s(item, "transactionId")
 
 
-class DynamoStore(BusTables, LedgerTables):
+class DynamoStore(BusTables, LedgerTables, JoinedBlobParts):
     """Implements `paymesh.ports.bus_backend.BusBackend` on the tables `<prefix>-*`.
 
     `create_tables`: create missing tables at `open()` (tests, local deploys); otherwise
@@ -548,9 +548,6 @@ class DynamoStore(BusTables, LedgerTables):
                 return b"".join(chunks)
             # A newer put swapped the head and deleted these chunks while they were read.
         raise RuntimeError(f"blob {name!r} kept changing while it was read")
-
-    async def put_blob_parts(self, name: str, parts: Sequence[BlobPart], at: datetime) -> None:
-        await self.put_blob(name, b"".join(parts), at)
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         await self._call(self._put_blob, name, bytes(data), at)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Container, Hashable, Iterable, Sequence
+from collections.abc import Container, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
@@ -33,10 +33,10 @@ from paymesh.ports.store import (
     AlreadyProcessed,
     ApiKey,
     Balances,
-    BlobPart,
     Changeset,
     IdempotencyConflict,
     IdempotencyRecord,
+    JoinedBlobParts,
     Notification,
     PaymentQuery,
     Purged,
@@ -147,7 +147,7 @@ def _repeated(stored: Container[K], keys: Iterable[K]) -> K | None:
     return None
 
 
-class MemoryStore:
+class MemoryStore(JoinedBlobParts):
     """Implements `paymesh.ports.bus_backend.BusBackend`. Its contents outlive `close()`, as a
     database's do; a closed store refuses work, as the others do."""
 
@@ -454,9 +454,6 @@ class MemoryStore:
         return True
 
     # -- StateStore -------------------------------------------------------------------------
-
-    async def put_blob_parts(self, name: str, parts: Sequence[BlobPart], at: datetime) -> None:
-        await self.put_blob(name, b"".join(parts), at)
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         self._db.blobs[name] = bytes(data)

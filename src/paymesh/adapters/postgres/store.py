@@ -19,7 +19,6 @@ sync (NTP) when several share a database.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -44,9 +43,9 @@ from paymesh.ports.bus import Delivery, Rule, target_label
 from paymesh.ports.store import (
     ApiKey,
     Balances,
-    BlobPart,
     Changeset,
     IdempotencyRecord,
+    JoinedBlobParts,
     Notification,
     PaymentQuery,
     Purged,
@@ -105,7 +104,7 @@ async def _as_it_is(conn: Any) -> None:
     cursor WITH HOLD. asyncpg still rolls back a transaction left open before calling this."""
 
 
-class PostgresStore:
+class PostgresStore(JoinedBlobParts):
     """`open()` migrates the schema to head (safe from many processes at once), then pools."""
 
     def __init__(self, dsn: str, min_size: int = 2, max_size: int = 10) -> None:
@@ -199,11 +198,6 @@ class PostgresStore:
             processed=rowcount(processed),
             deliveries=rowcount(deliveries),
         )
-
-    async def put_blob_parts(self, name: str, parts: Sequence[BlobPart], at: datetime) -> None:
-        # asyncpg sends one bytea: joined here (PostgreSQL has large objects, but a blob
-        # row's readers and its one-statement upsert would not carry over).
-        await self.put_blob(name, b"".join(parts), at)
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
         await self._db.execute(

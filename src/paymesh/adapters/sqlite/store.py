@@ -295,12 +295,14 @@ class _DeliverySaves:
     flush: asyncio.Task[None] | None = None
 
 
-# `?4`: whether to write at all (see `SqliteStore.put_blob`). A SELECT needs its WHERE before
-# an upsert's ON CONFLICT (SQLite's parsing ambiguity).
+# The row at its full size, zeros, for `put_blob_parts` to write into; its rowid back.
 _PUT_ZEROS = (
     "INSERT INTO blobs (name, saved_us, data) VALUES (?1, ?2, zeroblob(?3))"
     " ON CONFLICT (name) DO UPDATE SET saved_us = excluded.saved_us, data = excluded.data"
+    " RETURNING rowid"
 )
+# `?4`: whether to write at all (see `SqliteStore.put_blob`). A SELECT needs its WHERE before
+# an upsert's ON CONFLICT (SQLite's parsing ambiguity).
 _PUT_BLOB = (
     "INSERT INTO blobs (name, saved_us, data) SELECT ?1, ?2, ?3 WHERE ?4"
     " ON CONFLICT (name) DO UPDATE SET saved_us = excluded.saved_us, data = excluded.data"
@@ -387,8 +389,7 @@ class SqliteStore:
         size = sum(memoryview(part).nbytes for part in parts)
 
         def put(conn: sqlite3.Connection) -> None:
-            conn.execute(_PUT_ZEROS, (name, to_micros(at), size))
-            (rowid,) = conn.execute("SELECT rowid FROM blobs WHERE name = ?", (name,)).fetchone()
+            (rowid,) = conn.execute(_PUT_ZEROS, (name, to_micros(at), size)).fetchone()
             with conn.blobopen("blobs", "data", rowid) as blob:
                 for part in parts:
                     blob.write(part)
