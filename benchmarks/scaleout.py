@@ -615,6 +615,20 @@ async def run_statements(args: argparse.Namespace) -> int:
         table.add_row(kind, f"{n / max(ok, 1):.2f}")
     table.add_row("all", f"{sum(kinds.values()) / max(ok, 1):.2f}")
     console.print(table)
+    if args.texts:
+        # The statement's first line, its literals as PostgreSQL logged them: which ones a
+        # payment sends most, to know where a round trip could be saved.
+        texts = Counter(
+            " ".join(t.split())[:120]
+            for t in re.findall(r"LOG:  (?:execute [^:]*|statement): (.*)", text)
+            if not t.upper().startswith("ALTER")
+        )
+        listed = Table(title=f"the {args.texts} most sent, per payment")
+        listed.add_column("statement (first line)")
+        listed.add_column("per payment", justify="right")
+        for t, n in texts.most_common(args.texts):
+            listed.add_row(t, f"{n / max(ok, 1):.2f}")
+        console.print(listed)
     return 0 if ok == args.payments else 1
 
 
@@ -665,6 +679,7 @@ def main() -> int:
     b.add_argument("--json")
     c = sub.add_parser("statements", help="PostgreSQL statements per payment, by kind")
     _cluster_load_args(c, payments=300, rate=50.0, apis=1)
+    c.add_argument("--texts", type=int, default=0, help="also list the N most sent statements")
     args = parser.parse_args()
     if args.command == "audit":
         return asyncio.run(run_audit(args))
