@@ -406,7 +406,7 @@ class FeatureStore:
             if card_key is not None:
                 # A device (an IP) that never carried this card, or is unknown altogether;
                 # for a device, also whether it first carried the card less than a day ago.
-                pair = None if state is None else state.cards.seen.get(card_key)
+                pair = None if state is None else state.cards.get(card_key)
                 f[card_new] = 1 if pair is None else 0
                 if kind == "device":
                     f["card_device_fresh_24h"] = 1 if pair is None or pair[0] >= ts - DAY else 0
@@ -610,4 +610,4 @@ _IP_FEATURES = ("ip_cards_1h", "ip_cards_24h", "ip_declines_1h", "ip_disputes_30
 
 
 def _is_new(seen: DistinctRecent, key: str | None) -> float:
-    return 1.0 if key is not None and key not in seen.seen else 0.0
+    return 1.0 if key is not None and key not in seen else 0.0
