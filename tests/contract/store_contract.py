@@ -9,6 +9,7 @@ most write through `commit`, the only way in.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -598,7 +599,7 @@ class StateStoreContract:
         smaller than the blob it replaces; what is read is their concatenation."""
         frame = b"\x82\xa6format"
         big = bytearray(range(256)) * 1_000
-        parts: list[BlobPart] = [
+        parts: list[bytes | bytearray | memoryview] = [
             memoryview(frame)[:3],
             memoryview(big),
             b"",
@@ -612,6 +613,24 @@ class StateStoreContract:
         await store.put_blob("fraud", b"whole again", T0 + timedelta(3))
         assert await store.get_blob("fraud") == b"whole again"
         assert await store.get_blob("other") is None
+
+    async def test_parts_kept_by_its_spill_go_in_as_the_buffers_they_stand_for(
+        self, store: Store
+    ) -> None:
+        """What the store's spill keeps (in a file, or as it is) stands for its bytes in
+        `put_blob_parts`, beside plain buffers, over more than one MiB (the spill's copy goes
+        a MiB at a time); and it stays readable until the spill is closed."""
+        steps = [bytes(range(256)) * 5_000, b"", b"\x93\x01\x02", os.urandom(1 << 20)]
+        spill = store.spill()
+        try:
+            kept = [spill.keep(step) for step in steps]
+            parts: list[BlobPart] = [memoryview(b"\x82frame")[:2], *kept, b"end"]
+            await store.put_blob_parts("fraud", parts, T0)
+            assert await store.get_blob("fraud") == b"\x82f" + b"".join(steps) + b"end"
+            await store.put_blob_parts("fraud", kept[2:3], T0 + timedelta(1))
+            assert await store.get_blob("fraud") == b"\x93\x01\x02"
+        finally:
+            spill.close()
 
 
 def _captured(pid: str, merchant: str = "m1", amount: int = 2000) -> Payment:

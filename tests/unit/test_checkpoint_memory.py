@@ -10,7 +10,7 @@ import gc
 import os
 import subprocess
 import sys
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,7 +127,7 @@ def test_the_snapshot_is_let_go_before_the_heap_is_trimmed(tmp_path: Path) -> No
     blob = bytes(4096) + os.urandom(16)
     held_by_the_test = sys.getrefcount(blob)
 
-    def steps() -> Generator[None, None, list[memoryview]]:
+    def steps(keep: Callable[[bytes], BlobPart] = bytes) -> Generator[None, None, list[BlobPart]]:
         yield
         return [memoryview(blob)[:10], memoryview(blob)[10:]]
 

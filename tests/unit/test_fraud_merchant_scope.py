@@ -20,6 +20,7 @@ from paymesh.fraud.replay import replay
 from paymesh.fraud.scorer import FraudEngine, FraudRiskScorer
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.risk import RiskInput
+from paymesh.ports.store import KeptAsTheyAre
 from paymesh.service.fraud_stream import CHECKPOINT, FeatureCheckpoint
 
 T0 = 1_700_000_000.0
@@ -204,6 +205,9 @@ class _BlobStore:
 
     async def put_blob_parts(self, name: str, parts: list[memoryview], at: datetime) -> None:
         self.blobs[name] = b"".join(parts)
+
+    def spill(self) -> KeptAsTheyAre:
+        return KeptAsTheyAre()
 
 
 def test_an_old_checkpoint_loads_without_its_unscoped_customers() -> None:

@@ -19,6 +19,7 @@ from paymesh.fraud.rules import RuleSet
 from paymesh.fraud.transactions import Transaction
 from paymesh.ports.fraud_feed import FraudFeed, NoFeed
 from paymesh.ports.risk import RiskInput
+from paymesh.ports.store import BlobPart, Spilled
 
 if TYPE_CHECKING:  # the model module needs numpy: not imported by a deployment without one
     from paymesh.fraud.model import FraudModel, Verdict
@@ -75,27 +76,31 @@ class _MsgpackParts:
     twice while it was made.
     """
 
-    def __init__(self, encoder: msgspec.msgpack.Encoder) -> None:
+    def __init__(
+        self, encoder: msgspec.msgpack.Encoder, keep: Callable[[bytes], BlobPart] = bytes
+    ) -> None:
         self._into = encoder.encode_into
+        self._keep = keep
 
-    def entities(self, step: list[tuple[str, EntityState]]) -> bytes:
+    def entities(self, step: list[tuple[str, EntityState]]) -> BlobPart:
         buffer = bytearray()
         for key, state in step:
             self._into(key, buffer, -1)
             self._into(state.to_dict(), buffer, -1)
-        # Kept as bytes of its exact size: the buffer grew with room to spare.
-        return bytes(buffer)
+        # Kept as bytes of its exact size (the buffer grew with room to spare), or where the
+        # caller keeps parts (a store's spill file).
+        return self._keep(bytes(buffer))
 
-    def entity_map(self, parts: list[bytes], count: int) -> _Chain:
+    def entity_map(self, parts: list[BlobPart], count: int) -> _Chain:
         return _Chain([_msgpack_header(0x80, 0xDE, count), *parts])
 
-    def records(self, step: list[tuple[Any, ...]]) -> bytes:
+    def records(self, step: list[tuple[Any, ...]]) -> BlobPart:
         buffer = bytearray()
         for record in step:
             self._into(record, buffer, -1)
-        return bytes(buffer)
+        return self._keep(bytes(buffer))
 
-    def record_list(self, parts: list[bytes], count: int) -> _Chain:
+    def record_list(self, parts: list[BlobPart], count: int) -> _Chain:
         return _Chain([_msgpack_header(0x90, 0xDC, count), *parts])
 
 
@@ -104,24 +109,24 @@ class _Chain:
 
     __slots__ = ("pieces",)
 
-    def __init__(self, pieces: list[bytes]) -> None:
+    def __init__(self, pieces: list[BlobPart]) -> None:
         self.pieces = pieces
 
 
-def _framed(encoder: msgspec.msgpack.Encoder, document: dict[str, Any]) -> list[memoryview]:
+def _framed(encoder: msgspec.msgpack.Encoder, document: dict[str, Any]) -> list[BlobPart]:
     """`encoder.encode(document)` with each `_Chain` in it (in dicts, at any depth) encoded
     as its pieces, as parts: the frame's bytes between the chains, and the chains' pieces as
     they are, in order."""
     token = uuid.uuid4().hex  # no text of the frame can be mistaken for a marker
     chains: list[_Chain] = []
     frame = encoder.encode(_marked(document, token, chains))
-    parts: list[memoryview] = []
+    parts: list[BlobPart] = []
     at = 0
     for i, chain in enumerate(chains):
         marker = encoder.encode(f"{token}:{i}")
         found = frame.index(marker, at)
         parts.append(memoryview(frame)[at:found])
-        parts += [memoryview(piece) for piece in chain.pieces]
+        parts += [p if isinstance(p, Spilled) else memoryview(p) for p in chain.pieces]
         at = found + len(marker)
     parts.append(memoryview(frame)[at:])
     return parts
@@ -242,9 +247,13 @@ class FraudEngine:
         """`snapshot()` in steps of a few milliseconds (see `FeatureStore.snapshot_steps`):
         the caller may let other work run at each yield. Returns the same bytes."""
         parts = yield from self.snapshot_parts_steps()
-        return b"".join(parts)
+        buffers = [part for part in parts if not isinstance(part, Spilled)]
+        assert len(buffers) == len(parts)  # no `keep`: every part is a buffer
+        return b"".join(buffers)
 
-    def snapshot_parts_steps(self) -> Generator[None, None, list[memoryview]]:
+    def snapshot_parts_steps(
+        self, keep: Callable[[bytes], BlobPart] = bytes
+    ) -> Generator[None, None, list[BlobPart]]:
         """`snapshot_steps()`, returning the snapshot as the parts it is made of, in order:
         their concatenation is its bytes. A store can write them one after another
         (`put_blob_parts`) without the whole as one more copy: the snapshot is then held
@@ -254,9 +263,13 @@ class FraudEngine:
         no step builds the whole state as Python objects at once. The frame around the
         kinds' maps and the records' list (the snapshot's format, its keys, the compromise
         search's few entries) is encoded with a marker in place of each, then cut there.
+
+        `keep` takes each step's buffer as it is made and returns the part to stand for it:
+        a store's spill (`StateStore.spill`) writes it to a file, and the snapshot is then
+        never all in memory. By default the buffers are the parts.
         """
         encoder = msgspec.msgpack.Encoder()
-        steps = self.store.snapshot_steps(_MsgpackParts(encoder))
+        steps = self.store.snapshot_steps(_MsgpackParts(encoder, keep))
         while True:
             with _gc_paused():
                 try:

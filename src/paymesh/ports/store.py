@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.ledger import LedgerTransaction, book
@@ -294,8 +294,41 @@ class KeyStore(Protocol):
         ...
 
 
-#: A part of a blob: anything with the buffer protocol that `bytes.join` takes.
-BlobPart = bytes | bytearray | memoryview
+@dataclass(frozen=True, slots=True)
+class Spilled:
+    """A part of a blob kept in a file while the rest is made (`BlobSpill.keep`): `nbytes`
+    bytes from `offset` of `source`, which its spill owns and closes."""
+
+    source: BinaryIO
+    offset: int
+    nbytes: int
+
+
+#: A part of a blob: a buffer `bytes.join` takes, or one a store's spill wrote to a file.
+BlobPart = bytes | bytearray | memoryview | Spilled
+
+
+class BlobSpill(Protocol):
+    """Where the parts of a blob being made wait for `put_blob_parts`, from its store's
+    `spill()`. A store that can write parts from a file keeps them there (the fraud
+    checkpoint's hundred MB are then not held in memory while the checkpoint is made);
+    one that cannot keeps them as they are (`KeptAsTheyAre`)."""
+
+    def keep(self, data: bytes) -> BlobPart:
+        """`data`, as the part to give `put_blob_parts` in its place."""
+        ...
+
+    def close(self) -> None:
+        """Once the parts are written, or given up: what they were kept in goes."""
+        ...
+
+
+class KeptAsTheyAre:
+    def keep(self, data: bytes) -> BlobPart:
+        return data
+
+    def close(self) -> None:
+        pass
 
 
 class StateStore(Protocol):
@@ -311,15 +344,27 @@ class StateStore(Protocol):
 
     async def get_blob(self, name: str) -> bytes | None: ...
 
+    def spill(self) -> BlobSpill:
+        """Somewhere to keep a blob's parts while the rest of it is made; closed by the
+        caller once `put_blob_parts` has them (or they are given up)."""
+        ...
+
 
 class JoinedBlobParts:
     """`put_blob_parts` for a store whose driver takes a blob as one buffer (asyncpg's bytea,
-    DynamoDB's binary attribute, a dict): the parts joined, then `put_blob`."""
+    DynamoDB's binary attribute, a dict): the parts joined, then `put_blob`. Its spill keeps
+    parts as they are, so it is never given a `Spilled` one."""
 
     async def put_blob_parts(
         self: StateStore, name: str, parts: Sequence[BlobPart], at: datetime
     ) -> None:
-        await self.put_blob(name, b"".join(parts), at)
+        buffers = [part for part in parts if not isinstance(part, Spilled)]
+        if len(buffers) != len(parts):
+            raise TypeError("a part spilled to a file by another store's spill")
+        await self.put_blob(name, b"".join(buffers), at)
+
+    def spill(self) -> BlobSpill:
+        return KeptAsTheyAre()
 
 
 #: (account, currency) -> (the part available on the day asked about, the part still pending)

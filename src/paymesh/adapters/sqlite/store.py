@@ -8,13 +8,15 @@ and WAL readers never wait for the writer.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from paymesh.adapters.codec import (
     decode_json,
@@ -41,6 +43,7 @@ from paymesh.ports.store import (
     ApiKey,
     Balances,
     BlobPart,
+    BlobSpill,
     Changeset,
     IdempotencyConflict,
     IdempotencyRecord,
@@ -48,6 +51,7 @@ from paymesh.ports.store import (
     Notification,
     PaymentQuery,
     Purged,
+    Spilled,
     StoredEvent,
     VersionConflict,
 )
@@ -295,6 +299,40 @@ class _DeliverySaves:
     flush: asyncio.Task[None] | None = None
 
 
+_SPILL_CHUNK = 1 << 20
+
+
+class _FileSpill:
+    """`BlobSpill` over an unbuffered temporary file: each part appended as it is kept."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._end = 0
+
+    def keep(self, data: bytes) -> BlobPart:
+        view = memoryview(data)
+        while view:  # a regular file takes it all at once; a short write is still finished
+            view = view[self._file.write(view) or 0 :]
+        part = Spilled(self._file, self._end, len(data))
+        self._end += len(data)
+        return part
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _copy_spilled(part: Spilled, blob: sqlite3.Blob) -> None:
+    # pread: no shared file position between the loop that wrote and this writer thread.
+    fd, at, left = part.source.fileno(), part.offset, part.nbytes
+    while left:
+        chunk = os.pread(fd, min(left, _SPILL_CHUNK), at)
+        if not chunk:
+            raise OSError(f"spill file ended {left} bytes short of a part")
+        blob.write(chunk)
+        at += len(chunk)
+        left -= len(chunk)
+
+
 # The row at its full size, zeros, for `put_blob_parts` to write into; its rowid back.
 _PUT_ZEROS = (
     "INSERT INTO blobs (name, saved_us, data) VALUES (?1, ?2, zeroblob(?3))"
@@ -385,16 +423,29 @@ class SqliteStore:
     async def put_blob_parts(self, name: str, parts: Sequence[BlobPart], at: datetime) -> None:
         """The row made at its full size of zeros, then the parts written into it through
         SQLite's incremental blob I/O: no joined copy, nor the copy SQLite takes of a bound
-        blob (its SQLITE_TRANSIENT), for the tens of MB of a fraud checkpoint."""
-        size = sum(memoryview(part).nbytes for part in parts)
+        blob (its SQLITE_TRANSIENT), for the tens of MB of a fraud checkpoint. A part this
+        store's spill wrote to its file is copied from there a MiB at a time."""
+        size = sum(
+            part.nbytes if isinstance(part, Spilled) else memoryview(part).nbytes for part in parts
+        )
 
         def put(conn: sqlite3.Connection) -> None:
             (rowid,) = conn.execute(_PUT_ZEROS, (name, to_micros(at), size)).fetchone()
             with conn.blobopen("blobs", "data", rowid) as blob:
                 for part in parts:
-                    blob.write(part)
+                    if isinstance(part, Spilled):
+                        _copy_spilled(part, blob)
+                    else:
+                        blob.write(part)
 
         await self._write(put)
+
+    def spill(self) -> BlobSpill:
+        """A file beside the database, unnamed (gone with its last descriptor, a crash
+        included): written to the page cache, which the kernel may drop or write out, so a
+        checkpoint's parts are not this process's memory while the rest is made."""
+        directory = None if self.path == ":memory:" else Path(self.path).parent
+        return _FileSpill(tempfile.TemporaryFile(dir=directory, buffering=0))
 
     async def get_blob(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT data FROM blobs WHERE name = ?", (name,)).fetchone()
