@@ -312,7 +312,10 @@ class _FileSpill:
     def keep(self, data: bytes) -> BlobPart:
         view = memoryview(data)
         while view:  # a regular file takes it all at once; a short write is still finished
-            view = view[self._file.write(view) or 0 :]
+            written = self._file.write(view)
+            if not written:  # a full disk raises; nothing written and no error never ends
+                raise OSError("the spill file took no bytes")
+            view = view[written:]
         part = Spilled(self._file, self._end, len(data))
         self._end += len(data)
         return part
