@@ -623,7 +623,7 @@ class StateStoreContract:
         steps = [bytes(range(256)) * 5_000, b"", b"\x93\x01\x02", os.urandom(1 << 20)]
         spill = store.spill()
         try:
-            kept = [spill.keep(step) for step in steps]
+            kept = [spill.keep(bytearray(step)) for step in steps]
             parts: list[BlobPart] = [memoryview(b"\x82frame")[:2], *kept, b"end"]
             await store.put_blob_parts("fraud", parts, T0)
             assert await store.get_blob("fraud") == b"\x82f" + b"".join(steps) + b"end"

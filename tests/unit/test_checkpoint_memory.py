@@ -127,7 +127,9 @@ def test_the_snapshot_is_let_go_before_the_heap_is_trimmed(tmp_path: Path) -> No
     blob = bytes(4096) + os.urandom(16)
     held_by_the_test = sys.getrefcount(blob)
 
-    def steps(keep: Callable[[bytes], BlobPart] = bytes) -> Generator[None, None, list[BlobPart]]:
+    def steps(
+        keep: Callable[[bytearray], BlobPart] = bytes,
+    ) -> Generator[None, None, list[BlobPart]]:
         yield
         return [memoryview(blob)[:10], memoryview(blob)[10:]]
 

@@ -8,7 +8,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -77,7 +77,7 @@ class _MsgpackParts:
     """
 
     def __init__(
-        self, encoder: msgspec.msgpack.Encoder, keep: Callable[[bytes], BlobPart] = bytes
+        self, encoder: msgspec.msgpack.Encoder, keep: Callable[[bytearray], BlobPart] = bytes
     ) -> None:
         self._into = encoder.encode_into
         self._keep = keep
@@ -87,9 +87,9 @@ class _MsgpackParts:
         for key, state in step:
             self._into(key, buffer, -1)
             self._into(state.to_dict(), buffer, -1)
-        # Kept as bytes of its exact size (the buffer grew with room to spare), or where the
-        # caller keeps parts (a store's spill file).
-        return self._keep(bytes(buffer))
+        # By default kept as bytes of its exact size (the buffer grew with room to spare);
+        # a store's spill writes the buffer itself to its file.
+        return self._keep(buffer)
 
     def entity_map(self, parts: list[BlobPart], count: int) -> _Chain:
         return _Chain([_msgpack_header(0x80, 0xDE, count), *parts])
@@ -98,7 +98,7 @@ class _MsgpackParts:
         buffer = bytearray()
         for record in step:
             self._into(record, buffer, -1)
-        return self._keep(bytes(buffer))
+        return self._keep(buffer)
 
     def record_list(self, parts: list[BlobPart], count: int) -> _Chain:
         return _Chain([_msgpack_header(0x90, 0xDC, count), *parts])
@@ -247,12 +247,11 @@ class FraudEngine:
         """`snapshot()` in steps of a few milliseconds (see `FeatureStore.snapshot_steps`):
         the caller may let other work run at each yield. Returns the same bytes."""
         parts = yield from self.snapshot_parts_steps()
-        buffers = [part for part in parts if not isinstance(part, Spilled)]
-        assert len(buffers) == len(parts)  # no `keep`: every part is a buffer
-        return b"".join(buffers)
+        # Without a `keep` every part is a buffer.
+        return b"".join(cast("list[bytes | bytearray | memoryview]", parts))
 
     def snapshot_parts_steps(
-        self, keep: Callable[[bytes], BlobPart] = bytes
+        self, keep: Callable[[bytearray], BlobPart] = bytes
     ) -> Generator[None, None, list[BlobPart]]:
         """`snapshot_steps()`, returning the snapshot as the parts it is made of, in order:
         their concatenation is its bytes. A store can write them one after another
@@ -266,7 +265,7 @@ class FraudEngine:
 
         `keep` takes each step's buffer as it is made and returns the part to stand for it:
         a store's spill (`StateStore.spill`) writes it to a file, and the snapshot is then
-        never all in memory. By default the buffers are the parts.
+        never all in memory. By default the part is the buffer's bytes, at their exact size.
         """
         encoder = msgspec.msgpack.Encoder()
         steps = self.store.snapshot_steps(_MsgpackParts(encoder, keep))

@@ -314,8 +314,9 @@ class BlobSpill(Protocol):
     checkpoint's hundred MB are then not held in memory while the checkpoint is made);
     one that cannot keeps them as they are (`KeptAsTheyAre`)."""
 
-    def keep(self, data: bytes) -> BlobPart:
-        """`data`, as the part to give `put_blob_parts` in its place."""
+    def keep(self, data: bytearray) -> BlobPart:
+        """`data` (a step's buffer, which the caller lets go), as the part to give
+        `put_blob_parts` in its place."""
         ...
 
     def close(self) -> None:
@@ -324,8 +325,8 @@ class BlobSpill(Protocol):
 
 
 class KeptAsTheyAre:
-    def keep(self, data: bytes) -> BlobPart:
-        return data
+    def keep(self, data: bytearray) -> BlobPart:
+        return bytes(data)  # its exact size: a step's buffer grew with room to spare
 
     def close(self) -> None:
         pass

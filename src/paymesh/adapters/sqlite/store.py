@@ -309,8 +309,8 @@ class _FileSpill:
         self._file = file
         self._end = 0
 
-    def keep(self, data: bytes) -> BlobPart:
-        view = memoryview(data)
+    def keep(self, data: bytearray) -> BlobPart:
+        view = memoryview(data)  # written as it is: no copy of its own
         while view:  # a regular file takes it all at once; a short write is still finished
             written = self._file.write(view)
             if not written:  # a full disk raises; nothing written and no error never ends
