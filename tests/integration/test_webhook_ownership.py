@@ -36,7 +36,7 @@ from paymesh.connectors.transport import HttpTransport
 from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome
 from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import PaymentStatus
-from paymesh.ports.connector import AuthorizeRequest, Connector, WebhookEvent
+from paymesh.ports.connector import AuthorizeRequest, Connector
 from paymesh.sandbox.adyen import AdyenSandbox, AdyenSandboxSettings
 from paymesh.sandbox.paypal import PayPalSandbox, PayPalSandboxSettings, SigningIdentity
 from paymesh.sandbox.paypal.signing import signed_message
@@ -644,27 +644,86 @@ async def test_an_answer_recorded_between_the_webhooks_read_and_its_wait_is_not_
     """The narrowest form of the race: the webhook reads the payment unbound, and our answer
     commits and leaves the registry before the webhook asks to wait. It was refused (409)."""
     answers = AnswersInFlight()
-    service = WebhookService(store, connectors, now, on_commit=lambda: None, answers=answers)
+    service = WebhookService(
+        store, connectors, now, on_commit=lambda: None, answers=answers, answer_wait=2.0
+    )
     p, answer, (headers, body) = await _disputed_before_our_answer(store, connectors, inbox)
     holding = answers.awaiting(p.id)
     holding.__enter__()
-    first_read = service._owner
-    reads: list[object] = []
+    first_read = store.get_payment
+    reads: list[Payment | None] = []
 
-    async def read_then_our_answer_lands(psp: str, event: WebhookEvent) -> Payment | str:
-        found = await first_read(psp, event)
+    async def read_then_our_answer_lands(
+        payment_id: str, merchant_id: str | None = None
+    ) -> Payment | None:
+        found = await first_read(payment_id, merchant_id)
         reads.append(found)
         if len(reads) == 1:
-            recorded = await stored(store, p)
+            recorded = await first_read(p.id)
+            assert recorded is not None
             recorded.apply_psp_outcome(answer, now())
             await save(store, recorded)
             holding.__exit__(None, None, None)
         return found
 
-    service._owner = read_then_our_answer_lands  # type: ignore[method-assign]
-    assert await service.receive("stripe", headers, body) == ["applied"]
-    assert reads[0] == "unbound"
+    store.get_payment = read_then_our_answer_lands  # type: ignore[method-assign]
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await service.receive("stripe", headers, body) == ["applied"]
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        del store.get_payment  # the class's own again
+    assert reads[0] is not None and reads[0].connector_payment_id is None
+    assert waited < 1.0  # not the whole `answer_wait`: the answer was already in
     assert (await stored(store, p)).status == S.DISPUTED
+
+
+async def test_the_usual_webhook_reads_its_payment_once_and_an_overtaking_one_twice(
+    store: SqliteStore, connectors: dict[str, Connector], inbox: WebhookInbox
+) -> None:
+    """A webhook that names our payment, about the PSP object bound to it, is one read of
+    the store; one that overtook our answer, awaited here, is two (one before the wait, one
+    after). Each read is a database round trip on every webhook of every payment."""
+    answers = AnswersInFlight()
+    service = WebhookService(store, connectors, now, on_commit=lambda: None, answers=answers)
+    p, answer, (headers, body) = await _disputed_before_our_answer(store, connectors, inbox)
+    reads: list[str] = []
+    by_id, by_ref = store.get_payment, store.find_payment_by_connector_ref
+
+    async def get_payment(payment_id: str, merchant_id: str | None = None) -> Payment | None:
+        reads.append("id")
+        return await by_id(payment_id, merchant_id)
+
+    async def find_by_ref(connector: str, connector_payment_id: str) -> Payment | None:
+        reads.append("ref")
+        return await by_ref(connector, connector_payment_id)
+
+    async def record_the_answer() -> None:
+        with answers.awaiting(p.id):
+            await asyncio.sleep(0.05)  # the webhook arrives meanwhile
+            recorded = await by_id(p.id)
+            assert recorded is not None
+            recorded.apply_psp_outcome(answer, now())
+            await save(store, recorded)
+
+    store.get_payment = get_payment  # type: ignore[method-assign]
+    store.find_payment_by_connector_ref = find_by_ref  # type: ignore[method-assign]
+    try:
+        recording = asyncio.create_task(record_the_answer())
+        await asyncio.sleep(0)  # the answer is awaited from here on
+        assert await service.receive("stripe", headers, body) == ["applied"]
+        await recording
+        assert reads == ["id", "id"]
+        reads.clear()
+        # Stripe delivers it again (say our 200 was lost): now bound, one read, a duplicate.
+        assert await service.receive("stripe", headers, body) == ["duplicate"]
+        assert reads == ["id"]
+    finally:
+        del store.get_payment, store.find_payment_by_connector_ref
+    after = await stored(store, p)
+    assert after.status == S.DISPUTED and after.connector_payment_id == str(
+        answer.connector_payment_id
+    )
 
 
 async def test_an_awaited_answer_that_does_not_come_in_time_leaves_the_webhook_refused(

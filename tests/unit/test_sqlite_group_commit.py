@@ -53,6 +53,30 @@ async def test_concurrent_jobs_each_get_their_own_result_and_one_failure_stays_i
     assert _count(tmp_path) == [k for k in range(200) if k != 7]
 
 
+async def test_a_job_alone_in_its_commit_that_fails_leaves_nothing_and_the_next_one_commits(
+    tmp_path: Path,
+) -> None:
+    """One job at a time (no savepoint for a batch of one): a failure halfway through the
+    job undoes what it wrote, its caller gets its own error, and the writer goes on."""
+    writer = _writer(tmp_path)
+
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t (k, v) VALUES (1, 'half')")
+        raise ValueError("the second half refuses")
+
+    def whole(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t (k, v) VALUES (2, 'whole')")
+        return 2
+
+    try:
+        with pytest.raises(ValueError, match="the second half refuses"):
+            await writer.submit(half_then_fail)
+        assert await writer.submit(whole) == 2
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert _count(tmp_path) == [2]
+
+
 async def test_a_cancelled_callers_write_stands(tmp_path: Path) -> None:
     writer = _writer(tmp_path)
 

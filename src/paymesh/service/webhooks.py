@@ -39,6 +39,7 @@ stale (about an attempt the payment gave up), unconfirmed (the PSP does not know
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -188,6 +189,39 @@ class WebhookService:
             )
         return self._checked_money(psp, event, payment)
 
+    async def _named_and_bound(
+        self, psp: str, event: WebhookEvent, named: str | None, seen: asyncio.Event | None
+    ) -> tuple[Payment | str | None, bool]:
+        """The payment the event names, read by its id, when its PSP object is the one the
+        event describes; None when `_owner` must decide. The flag says an answer was awaited.
+
+        The usual webhook names our payment and is about the PSP object bound to it: one read
+        here where `_owner` takes two (by PSP reference, which finds nothing while the webhook
+        has overtaken our own answer, then by id), and a third after waiting for the answer.
+        What it finds is what `_owner` finds: the payment bound to this PSP object (should
+        two ever share it, the one the PSP's own event names). Anything else (bound to
+        another object, at another PSP, still unbound after the wait, not found) goes to
+        `_owner`, which tells a stale attempt, a mismatch and an unbound payment apart."""
+        ref = event.connector_payment_id
+        if named is None or not isinstance(ref, str):
+            return None, False
+        payment = await self.store.get_payment(named)
+        if payment is None or payment.connector != psp:
+            return None, False
+        waited = False
+        if payment.connector_payment_id is None:
+            # It overtook our own request's answer: wait for it here, if this process is
+            # the one recording it, then read the payment again.
+            waited = True
+            if not await self.answers.recorded(named, self.answer_wait, seen):
+                return None, waited
+            payment = await self.store.get_payment(named)
+            if payment is None or payment.connector != psp:
+                return None, waited
+        if payment.connector_payment_id != ref:
+            return None, waited
+        return self._checked_money(psp, event, payment), waited
+
     @staticmethod
     def _checked_money(psp: str, event: WebhookEvent, payment: Payment) -> Payment | str:
         wrong_money = _money_mismatch(payment, event)
@@ -198,15 +232,19 @@ class WebhookService:
     async def apply(self, psp: str, event: WebhookEvent) -> str:
         # Taken before the read: an answer that commits between the read and the wait has
         # already left the registry, and without this the webhook would get a needless 409.
-        seen = self.answers.seen(event.payment_id) if isinstance(event.payment_id, str) else None
-        found = await self._owner(psp, event)
-        if (
-            found == "unbound"
-            and isinstance(event.payment_id, str)
-            and await self.answers.recorded(event.payment_id, self.answer_wait, seen)
-        ):
-            # It overtook our own request's answer, which this process has now recorded.
+        named = event.payment_id if isinstance(event.payment_id, str) else None
+        seen = self.answers.seen(named) if named is not None else None
+        found, waited = await self._named_and_bound(psp, event, named, seen)
+        if found is None:
             found = await self._owner(psp, event)
+            if (
+                found == "unbound"
+                and named is not None
+                and not waited
+                and await self.answers.recorded(named, self.answer_wait, seen)
+            ):
+                # It overtook our own request's answer, which this process has now recorded.
+                found = await self._owner(psp, event)
         if isinstance(found, str):
             return found
         with await self._in_payment_trace(psp, event, found) as span:

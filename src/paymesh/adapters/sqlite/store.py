@@ -107,10 +107,11 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
                 raise VersionConflict(
                     f"payment {p.id} changed since version {write.expected_version}"
                 )
-        conn.executemany(
-            "INSERT OR IGNORE INTO refunds (id, merchant_id, payment_id) VALUES (?, ?, ?)",
-            [(r.id, p.merchant_id, p.id) for r in p.refunds],
-        )
+        if p.refunds:  # most payments have none: no statement for nothing
+            conn.executemany(
+                "INSERT OR IGNORE INTO refunds (id, merchant_id, payment_id) VALUES (?, ?, ?)",
+                [(r.id, p.merchant_id, p.id) for r in p.refunds],
+            )
     if changes.events:
         conn.executemany(
             "INSERT INTO events (id, merchant_id, payment_id, type, time_us, envelope)"

@@ -120,7 +120,14 @@ class GroupCommitWriter:
         outcomes: list[tuple[Any, BaseException | None]],
     ) -> None:
         """Each job in a savepoint of its own. A function of its own so that nothing of the
-        last job outlives it in `_commit`'s frame."""
+        last job outlives it in `_commit`'s frame.
+
+        A batch of one job (most of them, when the writer is not busy) needs no savepoint:
+        its failure undoes the whole transaction, which is the job, and `_commit` gives it
+        the job's own exception. Two statements fewer a commit."""
+        if len(batch) == 1:
+            outcomes.append((batch[0][0](conn), None))
+            return
         for job, _fut, _loop in batch:
             conn.execute("SAVEPOINT job")
             try:
