@@ -13,6 +13,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -119,13 +120,20 @@ async def test_a_connection_goes_back_to_the_pool_without_a_reset_round_trip(
         await store.close()
 
 
-async def test_a_one_statement_changeset_is_its_own_transaction_and_a_partial_one_is_not(
+async def test_a_changeset_is_one_statement_and_a_refused_one_writes_nothing(
     database: str,
 ) -> None:
-    """A relay's routed mark or a consumer's one mark is sent alone: no BEGIN and COMMIT
-    round trips around it. Two marks where one was already applied raise AlreadyProcessed
-    and leave the other unwritten: they still go in a transaction."""
-    from paymesh.ports.store import AlreadyProcessed
+    """Every changeset is sent as one statement, its own transaction: no BEGIN and COMMIT
+    round trips, no round trip per table. A payment's create (idempotency claim, payment,
+    event) is one. Two marks where one was already applied raise AlreadyProcessed and leave
+    the other unwritten; a payment written at a stale version raises VersionConflict and
+    leaves its event and idempotency record unwritten too."""
+    from paymesh.ports.store import (
+        AlreadyProcessed,
+        IdempotencyRecord,
+        IdempotencyWrite,
+        PaymentWrite,
+    )
 
     store = PostgresStore(database, min_size=1, max_size=1)
     await store.open()
@@ -135,14 +143,47 @@ async def test_a_one_statement_changeset_is_its_own_transaction_and_a_partial_on
             conn.add_query_logger(lambda record: sent.append(record.query.strip().upper()))
         await store.commit(Changeset(routed=["evt_none"]))
         await store.commit(Changeset(processed=[("ledger", "evt_1")]))
-        assert [q.split()[0] for q in sent] == ["UPDATE", "INSERT"], sent
+        p = payment("pay_one")
+        record = IdempotencyRecord(
+            merchant_id=p.merchant_id,
+            key="key_1",
+            fingerprint="fp",
+            resource_id=p.id,
+            lease_token="tok",
+            locked_until=T0 + timedelta(seconds=30),
+            expires_at=T0 + timedelta(days=1),
+        )
+        assert [q.split()[0] for q in sent] == ["UPDATE", "WITH"], sent
+        warm = payment("pay_warm")  # the first use of some types sends asyncpg's lookups
+        await store.commit(Changeset(idempotency=IdempotencyWrite(replace(record, key="k0"), T0)))
+        await save(store, warm)
+        sent.clear()
+        created = Changeset(idempotency=IdempotencyWrite(record, T0))
+        created.save(p)
+        await store.commit(created)
+        assert len(sent) == 1 and sent[0].startswith("WITH "), sent
         sent.clear()
         with pytest.raises(AlreadyProcessed):
             await store.commit(Changeset(processed=[("ledger", "evt_1"), ("ledger", "evt_2")]))
-        assert sent[0].startswith("BEGIN") and sent[-1].startswith("ROLLBACK"), sent
+        stale = payment("pay_one")  # version 0 again: the row exists
+        stale.apply_psp_outcome(
+            PspOutcome(PaymentStatus.SUCCEEDED, "pi_1", amount_received=2000), T0
+        )
+        done = replace(record, completed=True, response_status=201)
+        again = Changeset(idempotency=IdempotencyWrite(done, T0, "tok"))
+        again.payments.append(PaymentWrite(stale, 5))
+        again.events.extend(stale.events)
+        with pytest.raises(VersionConflict):
+            await store.commit(again)
+        assert len(sent) == 2, sent
         async with store.pool.acquire() as conn:
             marks = await conn.fetch("SELECT event_id FROM processed ORDER BY event_id")
+            events = await conn.fetch("SELECT type FROM events WHERE payment_id = 'pay_one'")
+            held = await conn.fetchval("SELECT completed FROM idempotency WHERE key = 'key_1'")
         assert [m["event_id"] for m in marks] == ["evt_1"]
+        assert [e["type"] for e in events] == ["payment.initiated"]  # not the stale write's
+        assert held is False  # the refused write did not complete the key
+        assert (await store.get_payment("pay_one")).version == 1  # type: ignore[union-attr]
     finally:
         await store.close()
 

@@ -1,21 +1,33 @@
-"""One changeset, one transaction: every condition is its statement's own WHERE or ON CONFLICT.
+"""One changeset, one statement: every condition is its own CTE's WHERE or ON CONFLICT.
 
-A changeset written by one statement (`one_statement`: a relay's routed mark, a consumer's
-single mark...) is that statement's own transaction: BEGIN and COMMIT around it would be two
-more round trips (asyncpg sends each on its own) and change nothing.
+A changeset is written by a single statement, one CTE per table it touches, and a statement
+is its own transaction: no BEGIN and COMMIT round trips (asyncpg sends each on its own),
+and no round trip per table. A create was five round trips (BEGIN, the idempotency claim,
+the payment, its event, COMMIT), a PSP answer six, a confirmation four: each is one now.
+The conditions (the payment still at the version it was read at, the idempotency key still
+held, the consumer mark not there yet) are counted from their CTEs' RETURNING rows by the
+statement's own SELECT, which calls `paymesh_refuse_unless` (migration 0007): when one
+fails it raises, and the whole statement is undone; `apply` turns its refusal back into the
+port's exception.
 
 Under READ COMMITTED a statement that meets a row another transaction is writing waits for
-that commit, then re-checks its condition against the committed row; so the row counts below
-decide each condition correctly across any number of processes, with no retry loop.
+that commit, then re-checks its condition against the committed row (each CTE alike); so
+the row counts below decide each condition correctly across any number of processes, with
+no retry loop.
 
-Rows are written in key order within each table, so two changesets that touch the same
-rows lock them in the same order and cannot deadlock each other.
+Rows are written in key order within each table. The conditioned tables are written in one
+order, idempotency, consumer marks, payments: the statement's SELECT reads their CTEs in
+it, and a data-modifying CTE runs when first read (the others, whose rows are new or are
+met only by changesets of the same shape, run after it). So two changesets that touch the
+same rows lock them in the same order and do not deadlock each other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import asyncpg
 
 from paymesh.adapters.codec import delivery_to_doc, encode_json, payment_to_doc
 from paymesh.adapters.ledger_codec import ledger_to_doc
@@ -40,62 +52,88 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
-def one_statement(changes: Changeset) -> bool:
-    """Whether `apply` writes `changes` with a single statement that cannot half succeed.
+class _Statement:
+    """A changeset's statement as it is built: CTEs, their arguments, and the conditions."""
 
-    Payments and idempotency records are left to a transaction whatever their count (their
-    writers check row counts and may add statements). Several consumer marks are one
-    statement, but `_mark_processed` raises after it when only some went in: only a
-    transaction undoes the others."""
-    if changes.payments or changes.idempotency is not None:
-        return False
-    parts = (
-        changes.events,
-        changes.deliveries,
-        changes.routed,
-        changes.notifications,
-        changes.ledger,
-    )
-    written = sum(1 for part in parts if part)
-    if changes.processed:
-        return written == 0 and len(changes.processed) == 1
-    return written == 1
+    def __init__(self) -> None:
+        self.ctes: list[str] = []
+        self.args: list[Any] = []
+        self.checks: list[str] = []
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def args_of(self, values: Sequence[Any]) -> list[str]:
+        return [self.arg(v) for v in values]
+
+    def write(self, sql: str) -> str:
+        """Add a data-modifying CTE; returns its name."""
+        name = f"w{len(self.ctes)}"
+        self.ctes.append(f"{name} AS ({sql})")
+        return name
+
+    def require(self, cte: str, rows: int, refusal: str) -> None:
+        """The statement is refused, with `refusal` ("<kind>:<why>"), unless `cte` returned
+        exactly `rows` rows."""
+        self.checks.append(
+            f"paymesh_refuse_unless((SELECT count(*) FROM {cte}) = {self.arg(rows)}::bigint,"
+            f" {self.arg(refusal)}::text)"
+        )
+
+    def sql(self) -> str:
+        if len(self.ctes) == 1 and not self.checks:  # one unconditioned write: as it is
+            return self.ctes[0].split(" AS (", 1)[1][:-1]
+        return f"WITH {', '.join(self.ctes)} SELECT {', '.join(self.checks) or '1'}"
 
 
-async def apply(conn: Any, changes: Changeset) -> None:
-    """Inside the commit's transaction (or as its one statement, `one_statement`): raise to
-    undo the whole changeset."""
+_REFUSALS: dict[str, type[Exception]] = {
+    "version": VersionConflict,
+    "idempotency": IdempotencyConflict,
+    "processed": AlreadyProcessed,
+}
+
+
+def statement(changes: Changeset) -> tuple[str, list[Any]] | None:
+    """The one statement that writes `changes` and its arguments; None when it writes
+    nothing. The text depends only on which parts the changeset has (and how many payments):
+    asyncpg prepares each shape once per connection."""
+    s = _Statement()
     if changes.idempotency is not None:
-        await _write_idempotency(conn, changes.idempotency)
+        _write_idempotency(s, changes.idempotency)
     if changes.processed:
-        await _mark_processed(conn, sorted(changes.processed))
+        _mark_processed(s, sorted(changes.processed))
     refunds: list[tuple[str, str, str]] = []
     for write in sorted(changes.payments, key=lambda w: w.payment.id):
-        await _write_payment(conn, write.payment, write.expected_version)
+        _write_payment(s, write.payment, write.expected_version)
         refunds += [
             (r.id, write.payment.merchant_id, write.payment.id) for r in write.payment.refunds
         ]
     if refunds:
-        await conn.execute(
+        a = s.args_of(_columns(sorted(refunds), 3))
+        s.write(
             "INSERT INTO refunds (id, merchant_id, payment_id)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
-            *_columns(sorted(refunds), 3),
+            f" SELECT * FROM unnest({a[0]}::text[], {a[1]}::text[], {a[2]}::text[])"
+            " ON CONFLICT DO NOTHING"
         )
     if changes.events:
         # WITH ORDINALITY ... ORDER BY: seq follows the changeset's order, a payment's timeline.
-        await conn.execute(
-            "INSERT INTO events (id, merchant_id, payment_id, type, occurred_at, envelope)"
-            " SELECT id, merchant_id, payment_id, type, occurred_at, envelope FROM unnest("
-            "$1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[])"
-            " WITH ORDINALITY AS e(id, merchant_id, payment_id, type, occurred_at, envelope, n)"
-            " ORDER BY n",
-            *_columns(
+        a = s.args_of(
+            _columns(
                 [
                     (e.id, e.merchant_id, e.payment_id, e.type, e.time, encode_json(e.envelope()))
                     for e in changes.events
                 ],
                 6,
-            ),
+            )
+        )
+        s.write(
+            "INSERT INTO events (id, merchant_id, payment_id, type, occurred_at, envelope)"
+            " SELECT id, merchant_id, payment_id, type, occurred_at, envelope FROM unnest("
+            f"{a[0]}::text[], {a[1]}::text[], {a[2]}::text[], {a[3]}::text[],"
+            f" {a[4]}::timestamptz[], {a[5]}::bytea[])"
+            " WITH ORDINALITY AS e(id, merchant_id, payment_id, type, occurred_at, envelope, n)"
+            " ORDER BY n"
         )
     if changes.deliveries:
         rows = sorted(
@@ -113,24 +151,22 @@ async def apply(conn: Any, changes: Changeset) -> None:
             )
             for d in changes.deliveries
         )
-        await conn.execute(
+        a = s.args_of(_columns(rows, 10))
+        s.write(
             "INSERT INTO deliveries (event_id, rule, target_id, id, merchant_id, status,"
-            " attempts, next_attempt_at, updated_at, doc) SELECT * FROM unnest($1::text[],"
-            " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],"
-            " $8::timestamptz[], $9::timestamptz[], $10::bytea[]) ON CONFLICT DO NOTHING",
-            *_columns(rows, 10),
+            f" attempts, next_attempt_at, updated_at, doc) SELECT * FROM unnest({a[0]}::text[],"
+            f" {a[1]}::text[], {a[2]}::text[], {a[3]}::text[], {a[4]}::text[], {a[5]}::text[],"
+            f" {a[6]}::integer[], {a[7]}::timestamptz[], {a[8]}::timestamptz[], {a[9]}::bytea[])"
+            " ON CONFLICT DO NOTHING"
         )
     if changes.routed:
-        await conn.execute(
-            "UPDATE events SET delivered = true WHERE id = ANY($1::text[]) AND NOT delivered",
-            changes.routed,
+        s.write(
+            "UPDATE events SET delivered = true"
+            f" WHERE id = ANY({s.arg(changes.routed)}::text[]) AND NOT delivered"
         )
     if changes.notifications:
-        await conn.execute(
-            "INSERT INTO notifications (id, merchant_id, payment_id, event_id, channel,"
-            " recipient, template, created_at) SELECT * FROM unnest($1::text[], $2::text[],"
-            " $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])",
-            *_columns(
+        a = s.args_of(
+            _columns(
                 [
                     (
                         n.id,
@@ -145,13 +181,37 @@ async def apply(conn: Any, changes: Changeset) -> None:
                     for n in changes.notifications
                 ],
                 8,
-            ),
+            )
+        )
+        s.write(
+            "INSERT INTO notifications (id, merchant_id, payment_id, event_id, channel,"
+            f" recipient, template, created_at) SELECT * FROM unnest({a[0]}::text[],"
+            f" {a[1]}::text[], {a[2]}::text[], {a[3]}::text[], {a[4]}::text[], {a[5]}::text[],"
+            f" {a[6]}::text[], {a[7]}::timestamptz[])"
         )
     if changes.ledger:
-        await _book(conn, changes.ledger)
+        _book(s, changes.ledger)
+    return (s.sql(), s.args) if s.ctes else None
 
 
-async def _book(conn: Any, ledger: list[LedgerTransaction]) -> None:
+async def apply(conn: Any, changes: Changeset) -> None:
+    """Write `changes` with its one statement; raise the port's exception if a condition
+    failed, in which case nothing was written."""
+    built = statement(changes)
+    if built is None:
+        return
+    sql, args = built
+    try:
+        await conn.execute(sql, *args)
+    except asyncpg.RaiseError as exc:
+        kind, _, why = str(exc.args[0] if exc.args else exc).partition(":")
+        refused = _REFUSALS.get(kind)
+        if refused is None:
+            raise
+        raise refused(why) from None
+
+
+def _book(s: _Statement, ledger: list[LedgerTransaction]) -> None:
     """Each transaction once, in booking order (`seq`, as events), with its postings.
 
     A transaction's id derives from the event that booked it, so a replayed booking meets
@@ -169,19 +229,8 @@ async def _book(conn: Any, ledger: list[LedgerTransaction]) -> None:
         for t in txns
         for n, p in enumerate(t.postings)
     ]
-    await conn.execute(
-        "WITH booked AS (INSERT INTO ledger_transactions (id, merchant_id, payment_id, psp,"
-        " kind, created_at, doc) SELECT id, merchant_id, payment_id, psp, kind, created_at,"
-        " doc FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-        " $6::timestamptz[], $7::bytea[]) WITH ORDINALITY"
-        " AS t(id, merchant_id, payment_id, psp, kind, created_at, doc, n) ORDER BY n"
-        " ON CONFLICT (id) DO NOTHING RETURNING id)"
-        " INSERT INTO ledger_postings (txn_id, n, merchant_id, account, currency, amount,"
-        " available_on) SELECT * FROM unnest($8::text[], $9::integer[], $10::text[],"
-        " $11::text[], $12::text[], $13::bigint[], $14::date[])"
-        " AS p(txn_id, n, merchant_id, account, currency, amount, available_on)"
-        " WHERE p.txn_id IN (SELECT id FROM booked)",
-        *_columns(
+    ta = s.args_of(
+        _columns(
             [
                 (
                     t.id,
@@ -195,101 +244,113 @@ async def _book(conn: Any, ledger: list[LedgerTransaction]) -> None:
                 for t in txns
             ],
             7,
-        ),
-        *_columns(postings, 7),
+        )
+    )
+    booked = s.write(
+        "INSERT INTO ledger_transactions (id, merchant_id, payment_id, psp,"
+        " kind, created_at, doc) SELECT id, merchant_id, payment_id, psp, kind, created_at,"
+        f" doc FROM unnest({ta[0]}::text[], {ta[1]}::text[], {ta[2]}::text[], {ta[3]}::text[],"
+        f" {ta[4]}::text[], {ta[5]}::timestamptz[], {ta[6]}::bytea[]) WITH ORDINALITY"
+        " AS t(id, merchant_id, payment_id, psp, kind, created_at, doc, n) ORDER BY n"
+        " ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+    p = s.args_of(_columns(postings, 7))
+    s.write(
+        "INSERT INTO ledger_postings (txn_id, n, merchant_id, account, currency, amount,"
+        f" available_on) SELECT * FROM unnest({p[0]}::text[], {p[1]}::integer[],"
+        f" {p[2]}::text[], {p[3]}::text[], {p[4]}::text[], {p[5]}::bigint[], {p[6]}::date[])"
+        " AS p(txn_id, n, merchant_id, account, currency, amount, available_on)"
+        f" WHERE p.txn_id IN (SELECT id FROM {booked})"
     )
 
 
-async def _write_idempotency(conn: Any, write: IdempotencyWrite) -> None:
+def _write_idempotency(s: _Statement, write: IdempotencyWrite) -> None:
     r = write.record
-    values = (
-        r.fingerprint,
-        r.resource_id,
-        r.lease_token,
-        r.locked_until,
-        r.expires_at,
-        r.completed,
-        r.response_status,
-        r.response_body,
+    v = s.args_of(
+        (
+            r.fingerprint,
+            r.resource_id,
+            r.lease_token,
+            r.locked_until,
+            r.expires_at,
+            r.completed,
+            r.response_status,
+            r.response_body,
+            r.merchant_id,
+            r.key,
+        )
     )
     if write.expected_token is None:
         # The claim: one statement that inserts, or takes over only an expired record. A
         # concurrent claim of the same key waits for this one's commit, then finds it fresh.
-        status = await conn.execute(
+        cte = s.write(
             "INSERT INTO idempotency (fingerprint, resource_id, lease_token, locked_until,"
             " expires_at, completed, response_status, response_body, merchant_id, key)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            f" VALUES ({', '.join(v)})"
             " ON CONFLICT (merchant_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
             " resource_id = excluded.resource_id, lease_token = excluded.lease_token,"
             " locked_until = excluded.locked_until, expires_at = excluded.expires_at,"
             " completed = excluded.completed, response_status = excluded.response_status,"
-            " response_body = excluded.response_body WHERE idempotency.expires_at <= $11",
-            *values,
-            r.merchant_id,
-            r.key,
-            write.now,
+            " response_body = excluded.response_body"
+            f" WHERE idempotency.expires_at <= {s.arg(write.now)} RETURNING 1"
         )
     else:
-        status = await conn.execute(
-            "UPDATE idempotency SET fingerprint = $1, resource_id = $2, lease_token = $3,"
-            " locked_until = $4, expires_at = $5, completed = $6, response_status = $7,"
-            " response_body = $8 WHERE merchant_id = $9 AND key = $10 AND lease_token = $11",
-            *values,
-            r.merchant_id,
-            r.key,
-            write.expected_token,
+        cte = s.write(
+            f"UPDATE idempotency SET fingerprint = {v[0]}, resource_id = {v[1]},"
+            f" lease_token = {v[2]}, locked_until = {v[3]}, expires_at = {v[4]},"
+            f" completed = {v[5]}, response_status = {v[6]}, response_body = {v[7]}"
+            f" WHERE merchant_id = {v[8]} AND key = {v[9]}"
+            f" AND lease_token = {s.arg(write.expected_token)} RETURNING 1"
         )
-    if rowcount(status) != 1:
-        raise IdempotencyConflict(f"idempotency key {r.key!r} is held by another request")
+    s.require(cte, 1, f"idempotency:idempotency key {r.key!r} is held by another request")
 
 
-async def _mark_processed(conn: Any, marks: list[tuple[str, str]]) -> None:
+def _mark_processed(s: _Statement, marks: list[tuple[str, str]]) -> None:
     # processed_at is the column's default, the database's now(): see migration 0003.
-    rows = await conn.fetch(
-        "INSERT INTO processed (consumer, event_id) SELECT * FROM unnest($1::text[], $2::text[])"
-        " ON CONFLICT DO NOTHING RETURNING consumer, event_id",
-        *_columns(marks, 2),
+    a = s.args_of(_columns(marks, 2))
+    cte = s.write(
+        f"INSERT INTO processed (consumer, event_id) SELECT * FROM unnest({a[0]}::text[],"
+        f" {a[1]}::text[]) ON CONFLICT DO NOTHING RETURNING 1"
     )
-    if len(rows) != len(marks):
-        fresh = {(row[0], row[1]) for row in rows}
-        consumer, event_id = next((m for m in marks if m not in fresh), marks[0])
-        raise AlreadyProcessed(f"{consumer} already applied {event_id}")
+    consumer, event_id = marks[0]
+    already = (
+        f"{consumer} already applied {event_id}"
+        if len(marks) == 1
+        else f"one of {len(marks)} marks ({consumer} {event_id}, ...) was already applied"
+    )
+    s.require(cte, len(marks), f"processed:{already}")
 
 
-async def _write_payment(conn: Any, p: Payment, expected_version: int) -> None:
-    values = (
-        p.merchant_id,
-        p.customer_id,
-        p.status.value,
-        p.connector,
-        p.connector_payment_id,
-        None if p.review is None else p.review.status.value,
-        p.oldest_pending_refund,
-        p.created_at,
-        p.updated_at,
-        expected_version + 1,
-        payment_to_doc(p),
+def _write_payment(s: _Statement, p: Payment, expected_version: int) -> None:
+    v = s.args_of(
+        (
+            p.id,
+            p.merchant_id,
+            p.customer_id,
+            p.status.value,
+            p.connector,
+            p.connector_payment_id,
+            None if p.review is None else p.review.status.value,
+            p.oldest_pending_refund,
+            p.created_at,
+            p.updated_at,
+            expected_version + 1,
+            payment_to_doc(p),
+        )
     )
     if expected_version == 0:
-        status = await conn.execute(
+        cte = s.write(
             "INSERT INTO payments (id, merchant_id, customer_id, status, connector,"
             " connector_payment_id, review_status, refund_pending_at, created_at, updated_at,"
-            " version, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            " ON CONFLICT (id) DO NOTHING",
-            p.id,
-            *values,
+            f" version, doc) VALUES ({', '.join(v)}) ON CONFLICT (id) DO NOTHING RETURNING 1"
         )
-        if rowcount(status) != 1:
-            raise VersionConflict(f"payment {p.id} already exists")
+        s.require(cte, 1, f"version:payment {p.id} already exists")
         return
-    status = await conn.execute(
-        "UPDATE payments SET merchant_id = $2, customer_id = $3, status = $4, connector = $5,"
-        " connector_payment_id = $6, review_status = $7, refund_pending_at = $8,"
-        " created_at = $9, updated_at = $10, version = $11, doc = $12"
-        " WHERE id = $1 AND version = $13",
-        p.id,
-        *values,
-        expected_version,
+    cte = s.write(
+        f"UPDATE payments SET merchant_id = {v[1]}, customer_id = {v[2]}, status = {v[3]},"
+        f" connector = {v[4]}, connector_payment_id = {v[5]}, review_status = {v[6]},"
+        f" refund_pending_at = {v[7]}, created_at = {v[8]}, updated_at = {v[9]},"
+        f" version = {v[10]}, doc = {v[11]}"
+        f" WHERE id = {v[0]} AND version = {s.arg(expected_version)} RETURNING 1"
     )
-    if rowcount(status) != 1:
-        raise VersionConflict(f"payment {p.id} changed since version {expected_version}")
+    s.require(cte, 1, f"version:payment {p.id} changed since version {expected_version}")

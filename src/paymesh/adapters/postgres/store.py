@@ -33,7 +33,7 @@ from paymesh.adapters.codec import (
     rule_to_doc,
 )
 from paymesh.adapters.ledger_codec import ledger_from_doc
-from paymesh.adapters.postgres.changeset import apply, one_statement, rowcount
+from paymesh.adapters.postgres.changeset import apply, rowcount
 from paymesh.adapters.postgres.migrate import upgrade
 from paymesh.domain.ledger import BALANCE_KINDS, LedgerTransaction
 from paymesh.domain.payment import Payment
@@ -143,11 +143,7 @@ class PostgresStore(JoinedBlobParts):
 
     async def commit(self, changes: Changeset) -> None:
         async with self._db.acquire() as conn:
-            if one_statement(changes):  # its own transaction: no BEGIN/COMMIT round trips
-                await apply(conn, changes)
-                return
-            async with conn.transaction():
-                await apply(conn, changes)
+            await apply(conn, changes)  # one statement: its own transaction
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._db.execute(
