@@ -88,6 +88,7 @@ from paymesh.service.webhooks import WebhookService
 if TYPE_CHECKING:  # imported when the NATS bus is configured, not by every process
     from nats.aio.client import Client
 
+    from paymesh.adapters.nats.bus import OutboxRelay
     from paymesh.adapters.nats.circuit_feed import NatsCircuitFeed
     from paymesh.adapters.nats.fraud_feed import NatsFraudFeed
 
@@ -587,7 +588,7 @@ class ApiProcess:
 
                 js, layout = await stack.enter_async_context(nats_bus(core))
                 relay = OutboxRelay(store, js, layout)
-                core.wake.append(relay.notify)
+                _relay_own_commits(core, relay)
                 tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
             else:
                 core.wake.append(bus.notify)
@@ -726,6 +727,25 @@ async def run_deliverer(settings: Settings, fd: int) -> None:
         await core.close()
 
 
+#: How long the events a process commits stay leased to its own relay, which publishes them
+#: within milliseconds: a process that dies first leaves them to the others this long.
+#: Well inside JetStream's duplicate window (`Layout.duplicate_window_seconds`).
+OWN_RELAY_LEASE_SECONDS = 10.0
+
+
+def _relay_own_commits(core: Core, relay: OutboxRelay) -> None:
+    """The relay takes this process's committed events straight from its PostgreSQL store,
+    leased to it as they are written, instead of claiming them back from the table after
+    each commit: one round trip fewer a commit, and no envelope read back and decoded.
+    What it must still claim (another process's, a dead one's) it finds on its poll."""
+    from paymesh.adapters.postgres import PostgresStore
+
+    if isinstance(core.store, PostgresStore):
+        core.store.hand_outbox_to(relay.take, OWN_RELAY_LEASE_SECONDS)
+    else:
+        core.wake.append(relay.notify)
+
+
 def _rate_limiter(settings: Settings, store: BusBackend) -> RateLimit:
     """Per process when embedded; with PostgreSQL, one budget per key across all processes."""
     if settings.uses_postgres:
@@ -783,7 +803,7 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
             )
             # The sweep: events an API process committed but died before relaying.
             relay = OutboxRelay(core.store, js, layout, poll_seconds=1.0)
-            core.wake.append(relay.notify)
+            _relay_own_commits(core, relay)
             tasks += [
                 asyncio.create_task(dispatcher.run(), name="dispatcher"),
                 asyncio.create_task(relay.run(), name="outbox-sweep"),

@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from paymesh.adapters.nats.bus import Layout, OutboxRelay, connect, ensure_streams
 from paymesh.adapters.postgres import PostgresStore
 from paymesh.domain.events import DomainEvent
-from paymesh.ports.store import Changeset
+from paymesh.ports.store import Changeset, StoredEvent
 from tests.support.nats import NatsServer
 from tests.support.postgres import PostgresServer
 
@@ -230,3 +230,54 @@ async def test_a_relay_forgets_a_failed_batch_once_its_lease_is_over(
     assert await relay.relay_pending() == 0  # nothing held from memory, nothing to claim
     await asyncio.sleep(0.2)
     assert d.published == seen
+
+
+async def test_a_relay_handed_its_processs_commits_publishes_them_without_a_claim(
+    deployment: Deployment,
+) -> None:
+    """The events a process commits are written leased to its own relay and handed to it:
+    published and marked with no claim (a claim is a round trip and a read of every
+    envelope), and passed over by another process's relay meanwhile."""
+    d = deployment
+    own, other = await d.relay(), await d.relay()
+    claims = 0
+    claim = d.stores[0].claim_outbox
+
+    async def counted_claim(now: datetime, lease_seconds: float, limit: int) -> list[StoredEvent]:
+        nonlocal claims
+        claims += 1
+        return await claim(now, lease_seconds, limit)
+
+    d.stores[0].claim_outbox = counted_claim  # type: ignore[method-assign]
+    d.stores[0].hand_outbox_to(own.take, 10.0)
+    await d.count_publishes()
+    await d.commit_events(["h1", "h2"])
+    await d.commit_events(["h3"])
+    assert await other.relay_pending() == 0  # leased to the committing process's relay
+    assert await own.relay_handed() == 3
+    await _published(d, 3)
+    assert d.published == Counter({"h1": 1, "h2": 1, "h3": 1})
+    assert claims == 0
+    assert await d.stores[0].undelivered_events(10) == []
+
+
+async def test_events_handed_to_a_relay_that_died_are_published_by_another_after_the_lease(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    survivor = await d.relay(poll_seconds=0.05)
+    await d.count_publishes()
+    handed: list[list[StoredEvent]] = []
+    d.stores[0].hand_outbox_to(lambda events, _ends: handed.append(events), 1.0)
+    await d.commit_events(["lost_1", "lost_2"])  # its process dies before publishing them
+    assert [e.id for e in handed[0]] == ["lost_1", "lost_2"]
+    task = asyncio.create_task(survivor.run())
+    try:
+        await asyncio.sleep(0.5)
+        assert sum(d.published.values()) == 0  # the lease still holds
+        await _published(d, 2, within=5.0)
+        assert d.published == Counter({"lost_1": 1, "lost_2": 1})
+        assert await d.stores[0].undelivered_events(10) == []
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -159,7 +159,13 @@ class OutboxRelay:
     lease: only the step that failed (a batch published but not marked is only marked), and
     only while the lease lasts. Once it has ended the batch may be another relay's: this one
     forgets it and claims afresh. The lease is well inside JetStream's duplicate window: a
-    batch another relay takes over when it ends is still de-duplicated."""
+    batch another relay takes over when it ends is still de-duplicated.
+
+    A store that hands its commits' events over (`PostgresStore.hand_outbox_to`, wired by
+    the entrypoint to `take`) writes them already leased to this relay, which publishes
+    them as they come and marks them, with no claim: it then claims only every
+    `poll_seconds` (or when `notify`d), for what another process left behind. Handed-over
+    events that wait while a mark is in flight go out together, in one mark."""
 
     def __init__(
         self,
@@ -184,22 +190,58 @@ class OutboxRelay:
         self._unfinished: list[StoredEvent] = []
         self._published = False
         self._lease_ends = datetime.min.replace(tzinfo=UTC)
+        # Events handed over by this process's commits, each batch with its lease's end.
+        self._handed: list[tuple[list[StoredEvent], datetime]] = []
+        self._claim_now = True
 
     def notify(self) -> None:
+        """Events were committed that only a claim finds: claim at once."""
+        self._claim_now = True
+        self._wake.set()
+
+    def take(self, events: list[StoredEvent], lease_ends: datetime) -> None:
+        """Events this process just committed, leased to this relay until `lease_ends`."""
+        self._handed.append((events, lease_ends))
         self._wake.set()
 
     async def run(self) -> None:
+        next_claim = time.monotonic()
         while True:
             try:
-                await self.relay_pending()
+                await self.relay_handed()
+                if self._claim_now or time.monotonic() >= next_claim:
+                    self._claim_now = False
+                    next_claim = time.monotonic() + self.poll_seconds
+                    await self.relay_pending()
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
             # as the wake fires, and the loop would outlive stop().
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_seconds):
+                async with asyncio.timeout(max(0.0, next_claim - time.monotonic())):
                     await self._wake.wait()
             self._wake.clear()
+
+    async def relay_handed(self) -> int:
+        """Publish and mark what was handed over; returns how many events. A batch whose
+        lease is over is dropped: it is any relay's claim now (this one's too). On a failure
+        the batches go back, to be tried again at the next pass (a publish repeated after a
+        failed mark is de-duplicated by JetStream)."""
+        relayed = 0
+        while self._handed:
+            batches, self._handed = self._handed, []
+            now = self.clock()
+            events = [e for held, ends in batches if now < ends for e in held]
+            if not events:
+                continue
+            try:
+                await self._publish(events)
+                await self.store.commit(Changeset(routed=[e.id for e in events]))
+            except BaseException:
+                self._handed[:0] = batches
+                raise
+            relayed += len(events)
+        return relayed
 
     async def relay_pending(self) -> int:
         relayed = 0

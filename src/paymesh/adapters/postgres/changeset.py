@@ -25,6 +25,7 @@ same rows lock them in the same order and do not deadlock each other.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -94,10 +95,13 @@ _REFUSALS: dict[str, type[Exception]] = {
 }
 
 
-def statement(changes: Changeset) -> tuple[str, list[Any]] | None:
+def statement(
+    changes: Changeset, relay_lease_until: datetime | None = None
+) -> tuple[str, list[Any]] | None:
     """The one statement that writes `changes` and its arguments; None when it writes
     nothing. The text depends only on which parts the changeset has (and how many payments):
-    asyncpg prepares each shape once per connection."""
+    asyncpg prepares each shape once per connection. `relay_lease_until`: the events go in
+    already leased to this process's relay until then (`PostgresStore.hand_outbox_to`)."""
     s = _Statement()
     if changes.idempotency is not None:
         _write_idempotency(s, changes.idempotency)
@@ -127,9 +131,18 @@ def statement(changes: Changeset) -> tuple[str, list[Any]] | None:
                 6,
             )
         )
+        leased = (
+            ("", "")
+            if relay_lease_until is None
+            else (
+                ", relay_lease_until",
+                f", {s.arg(relay_lease_until)}::timestamptz",
+            )
+        )
         s.write(
-            "INSERT INTO events (id, merchant_id, payment_id, type, occurred_at, envelope)"
-            " SELECT id, merchant_id, payment_id, type, occurred_at, envelope FROM unnest("
+            "INSERT INTO events (id, merchant_id, payment_id, type, occurred_at, envelope"
+            f"{leased[0]}) SELECT id, merchant_id, payment_id, type, occurred_at, envelope"
+            f"{leased[1]} FROM unnest("
             f"{a[0]}::text[], {a[1]}::text[], {a[2]}::text[], {a[3]}::text[],"
             f" {a[4]}::timestamptz[], {a[5]}::bytea[])"
             " WITH ORDINALITY AS e(id, merchant_id, payment_id, type, occurred_at, envelope, n)"
@@ -194,10 +207,10 @@ def statement(changes: Changeset) -> tuple[str, list[Any]] | None:
     return (s.sql(), s.args) if s.ctes else None
 
 
-async def apply(conn: Any, changes: Changeset) -> None:
+async def apply(conn: Any, changes: Changeset, relay_lease_until: datetime | None = None) -> None:
     """Write `changes` with its one statement; raise the port's exception if a condition
     failed, in which case nothing was written."""
-    built = statement(changes)
+    built = statement(changes, relay_lease_until)
     if built is None:
         return
     sql, args = built

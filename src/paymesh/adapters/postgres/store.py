@@ -19,7 +19,8 @@ sync (NTP) when several share a database.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -112,6 +113,18 @@ class PostgresStore(JoinedBlobParts):
         self.min_size = min_size
         self.max_size = max_size
         self._pool: Any = None
+        self._relay: Callable[[list[StoredEvent], datetime], None] | None = None
+        self._relay_lease = timedelta(0)
+
+    def hand_outbox_to(
+        self, relay: Callable[[list[StoredEvent], datetime], None], lease_seconds: float
+    ) -> None:
+        """From now on the events a commit writes go in leased to this process's `relay` for
+        `lease_seconds` (other relays' claims pass over them), and once committed are handed
+        to it with the lease's end: it publishes them without claiming them back from the
+        table, a round trip and a read of every envelope per commit. Should this process die
+        first, they are any relay's once the lease is over, as a dead relay's claim is."""
+        self._relay, self._relay_lease = relay, timedelta(seconds=lease_seconds)
 
     async def open(self) -> None:
         await upgrade(self.dsn)
@@ -142,8 +155,19 @@ class PostgresStore(JoinedBlobParts):
     # -- writes ---------------------------------------------------------------------------
 
     async def commit(self, changes: Changeset) -> None:
+        lease_ends = None
+        if self._relay is not None and changes.events:
+            lease_ends = datetime.now(UTC) + self._relay_lease
         async with self._db.acquire() as conn:
-            await apply(conn, changes)  # one statement: its own transaction
+            await apply(conn, changes, lease_ends)  # one statement: its own transaction
+        if self._relay is not None and lease_ends is not None:
+            self._relay(
+                [
+                    StoredEvent(e.id, e.merchant_id, e.payment_id, e.type, e.time, e.envelope())
+                    for e in changes.events
+                ],
+                lease_ends,
+            )
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._db.execute(
