@@ -683,7 +683,8 @@ async def test_the_usual_webhook_reads_its_payment_once_and_an_overtaking_one_tw
 ) -> None:
     """A webhook that names our payment, about the PSP object bound to it, is one read of
     the store; one that overtook our answer, awaited here, is two (one before the wait, one
-    after). Each read is a database round trip on every webhook of every payment."""
+    after); one whose answer is awaited elsewhere, two before its 409. Each read is a
+    database round trip on every webhook of every payment."""
     answers = AnswersInFlight()
     service = WebhookService(store, connectors, now, on_commit=lambda: None, answers=answers)
     p, answer, (headers, body) = await _disputed_before_our_answer(store, connectors, inbox)
@@ -718,6 +719,14 @@ async def test_the_usual_webhook_reads_its_payment_once_and_an_overtaking_one_tw
         # Stripe delivers it again (say our 200 was lost): now bound, one read, a duplicate.
         assert await service.receive("stripe", headers, body) == ["duplicate"]
         assert reads == ["id"]
+        # One that overtook an answer another process awaits: by id, then by reference (is
+        # the PSP object another payment's?), and refused.
+        q, _answer, (headers, body) = await _disputed_before_our_answer(store, connectors, inbox)
+        reads.clear()
+        with pytest.raises(StateConflict):
+            await service.receive("stripe", headers, body)
+        assert reads == ["id", "ref"]
+        assert (await by_id(q.id)).status == S.PENDING  # type: ignore[union-attr]
     finally:
         del store.get_payment, store.find_payment_by_connector_ref
     after = await stored(store, p)

@@ -126,8 +126,11 @@ class WebhookService:
             return "unconfirmed"
         return await self.apply(psp, confirmed)
 
-    async def _owner(self, psp: str, event: WebhookEvent) -> Payment | str:
-        """The payment whose own PSP object the event describes, or the word for why none."""
+    async def _owner(
+        self, psp: str, event: WebhookEvent, by_id: tuple[Payment | None] | None = None
+    ) -> Payment | str:
+        """The payment whose own PSP object the event describes, or the word for why none.
+        `by_id`: what reading the payment the event names gave just now, if it was read."""
         ref, named = event.connector_payment_id, event.payment_id
         # A signed body is the PSP's, but its fields are still data: ids must be strings.
         if not isinstance(ref, str | None) or not isinstance(named, str | None):
@@ -137,7 +140,10 @@ class WebhookService:
             return "unknown"
         payment = await self.store.find_payment_by_connector_ref(psp, ref) if ref else None
         if payment is None:
-            payment = await self.store.get_payment(named) if named else None
+            if by_id is not None:
+                payment = by_id[0]
+            else:
+                payment = await self.store.get_payment(named) if named else None
             if (
                 payment is not None
                 and ref is not None
@@ -191,9 +197,10 @@ class WebhookService:
 
     async def _named_and_bound(
         self, psp: str, event: WebhookEvent, named: str | None, seen: asyncio.Event | None
-    ) -> tuple[Payment | str | None, bool]:
+    ) -> tuple[Payment | str | None, bool, tuple[Payment | None] | None]:
         """The payment the event names, read by its id, when its PSP object is the one the
-        event describes; None when `_owner` must decide. The flag says an answer was awaited.
+        event describes; None when `_owner` must decide. Then whether an answer was awaited,
+        and what the last read by id gave (None: no read), which `_owner` need not repeat.
 
         The usual webhook names our payment and is about the PSP object bound to it: one read
         here where `_owner` takes two (by PSP reference, which finds nothing while the webhook
@@ -204,23 +211,23 @@ class WebhookService:
         `_owner`, which tells a stale attempt, a mismatch and an unbound payment apart."""
         ref = event.connector_payment_id
         if named is None or not isinstance(ref, str):
-            return None, False
+            return None, False, None
         payment = await self.store.get_payment(named)
-        if payment is None or payment.connector != psp:
-            return None, False
         waited = False
-        if payment.connector_payment_id is None:
+        if (
+            payment is not None
+            and payment.connector == psp
+            and payment.connector_payment_id is None
+        ):
             # It overtook our own request's answer: wait for it here, if this process is
             # the one recording it, then read the payment again.
             waited = True
             if not await self.answers.recorded(named, self.answer_wait, seen):
-                return None, waited
+                return None, waited, (payment,)
             payment = await self.store.get_payment(named)
-            if payment is None or payment.connector != psp:
-                return None, waited
-        if payment.connector_payment_id != ref:
-            return None, waited
-        return self._checked_money(psp, event, payment), waited
+        if payment is None or payment.connector != psp or payment.connector_payment_id != ref:
+            return None, waited, (payment,)
+        return self._checked_money(psp, event, payment), waited, (payment,)
 
     @staticmethod
     def _checked_money(psp: str, event: WebhookEvent, payment: Payment) -> Payment | str:
@@ -234,9 +241,9 @@ class WebhookService:
         # already left the registry, and without this the webhook would get a needless 409.
         named = event.payment_id if isinstance(event.payment_id, str) else None
         seen = self.answers.seen(named) if named is not None else None
-        found, waited = await self._named_and_bound(psp, event, named, seen)
+        found, waited, by_id = await self._named_and_bound(psp, event, named, seen)
         if found is None:
-            found = await self._owner(psp, event)
+            found = await self._owner(psp, event, by_id)
             if (
                 found == "unbound"
                 and named is not None
