@@ -7,7 +7,9 @@ process:
    outbox events with a lease (`claim_outbox`: relays take disjoint rows), publishes them to
    the EVENTS stream, each with `Nats-Msg-Id` = its event id, then marks them relayed. A
    relay that dies between the two leaves its rows to another after the lease, which
-   publishes them again: JetStream keeps the first within its duplicate window.
+   publishes them again: JetStream keeps the first within its duplicate window. The events
+   its own process commits it is handed instead, written already leased to it
+   (`OutboxRelay.take`): no claim for them.
 2. `Dispatcher` routing (in workers): one durable pull consumer over EVENTS, shared by all
    workers. Each event is matched against every rule at once and one message per
    (rule, target) goes to the DELIVERIES stream, its message id derived from the event,
