@@ -800,6 +800,7 @@ async def run_worker(settings: Settings, alongside: Sequence[Alongside] = ()) ->
                 # One worker routes a given event (its message is leased to that worker):
                 # these are tried there, and only published when that try did not deliver.
                 on_routing=ON_ROUTING,
+                start_delays=core.bus.start_delays,
             )
             # The sweep: events an API process committed but died before relaying.
             relay = OutboxRelay(core.store, js, layout, poll_seconds=1.0)

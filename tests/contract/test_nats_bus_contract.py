@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
@@ -54,6 +54,7 @@ class NatsHarness:
         self.worker_nc: Client | None = None
         self.dispatcher: Dispatcher | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.start_delays: dict[str, timedelta] = {}
 
     async def open(self) -> None:
         self.relay_nc = await connect(self.url, "test-relay")
@@ -78,6 +79,7 @@ class NatsHarness:
             lambda: datetime.now(UTC),
             retry_base_seconds=0.01,
             on_routing=self.on_routing,
+            start_delays=self.start_delays,
         )
         self.worker = asyncio.create_task(self.dispatcher.run())
 
@@ -164,3 +166,22 @@ async def test_a_delivery_tried_on_routing_is_not_published(harness: NatsHarness
     # Both published, or only the slow one (a work queue: the count is what it ever took).
     assert info.state.last_seq == (1 if harness.on_routing else 2)
     assert harness.recorder.received("a") == [paid.id] == harness.recorder.received("slow")
+
+
+async def test_a_built_in_with_a_start_delay_is_first_tried_after_it(harness: NatsHarness) -> None:
+    """As the embedded bus schedules it: `process_payment`'s event is routed while the
+    inline attempt still runs, and trying it at once only read the payment to be told to
+    come back. The delivery waits in the stream instead, the target untouched, then is
+    tried once. (The event's time is whole seconds: its first try is 1-2 s from now.)"""
+    h = cast(Harness, harness)
+    harness.start_delays = {"slow": timedelta(seconds=2)}
+    await harness.start([rule("paid", "slow", "a")])
+    paid = event()
+    await publish(h, paid)
+    await until(lambda: bool(harness.recorder.received("a")))  # routed, and "a" tried at once
+    await asyncio.sleep(0.8)
+    assert harness.recorder.attempts["slow"] == 0
+    await until(lambda: bool(harness.recorder.received("slow")), seconds=10.0)
+    await settled(h)
+    assert harness.recorder.attempts["slow"] == 1
+    assert harness.recorder.received("slow") == [paid.id]

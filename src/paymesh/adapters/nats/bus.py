@@ -38,7 +38,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -309,9 +309,12 @@ class Dispatcher:
         max_in_flight: int = 512,
         fetch_batch: int = 128,
         on_routing: Collection[str] = (),
+        start_delays: Mapping[str, timedelta] | None = None,
     ) -> None:
         """`on_routing`: built-in targets quick, in memory and idempotent enough to be tried
-        as their event is routed (see `route`)."""
+        as their event is routed (see `route`). `start_delays`: how long after its event a
+        built-in target is first tried, as the embedded bus has it (`EventBus.start_delays`):
+        `process_payment`, whose event is routed while the inline attempt is still running."""
         self.store = store
         self.js = js
         self.layout = layout
@@ -322,7 +325,8 @@ class Dispatcher:
         self.retry_base = retry_base_seconds
         self.max_in_flight = max_in_flight
         self.fetch_batch = fetch_batch
-        self.on_routing = frozenset(on_routing)
+        self.start_delays = dict(start_delays or {})
+        self.on_routing = frozenset(on_routing) - set(self.start_delays)
         self._running: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()  # set when an attempt ends: room to take more
         #: Messages being worked on (by id: a Msg is not hashable), with when their ack wait
@@ -449,6 +453,7 @@ class Dispatcher:
                     did = delivery_id(
                         envelope["id"], envelope["account"], route.rule.name, target.id
                     )
+                    delay = self.start_delays.get(target.name or "")
                     delivery = Delivery(
                         id=did,
                         event_id=envelope["id"],
@@ -457,7 +462,11 @@ class Dispatcher:
                         target=target,
                         event_time=event_time,
                         created_at=now,
-                        next_attempt_at=now,
+                        next_attempt_at=(
+                            max(now, event_time + delay)
+                            if delay and target.type == "builtin"
+                            else now
+                        ),
                         default_rule=route.rule.merchant_id == DEFAULT,
                     )
                     if target.type == "builtin" and target.name in self.on_routing:
@@ -527,6 +536,15 @@ class Dispatcher:
         except Exception:
             log.exception("dropping an undecodable delivery message")
             await msg.term()
+            return
+        due_in = (delivery.next_attempt_at - self.clock()).total_seconds()
+        if delivery.attempts == 0 and due_in > 0:
+            # First tried later (`start_delays`): back to the stream until then, the target
+            # untouched. Its try then counts this delivery among its attempts, as it counted
+            # the "retry later" the target answered when it was tried at once. (A delivery
+            # published after a failed try on routing is due later too, but is tried at
+            # once: see `route`.)
+            await msg.nak(delay=due_in)
             return
         # Attempts before this one: those the message was published with (a redrive starts
         # again from 0) plus its earlier deliveries here.
