@@ -17,9 +17,12 @@ no retry loop.
 
 Rows are written in key order within each table. The conditioned tables are written in one
 order, idempotency, consumer marks, payments: the statement's SELECT reads their CTEs in
-it, and a data-modifying CTE runs when first read (the others, whose rows are new or are
-met only by changesets of the same shape, run after it). So two changesets that touch the
-same rows lock them in the same order and do not deadlock each other.
+it, and PostgreSQL runs a data-modifying CTE when it is first read (the others, whose rows
+are new or are met only by changesets of the same shape, run after it). So two changesets
+that touch the same rows lock them in the same order and do not deadlock each other. That
+order is how PostgreSQL executes such a statement, not a documented promise: were it to
+change, PostgreSQL would detect a deadlock and fail one of the two statements, whose caller
+sees a failed commit (nothing written), as on any database error.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class _Statement:
     """A changeset's statement as it is built: CTEs, their arguments, and the conditions."""
 
     def __init__(self) -> None:
-        self.ctes: list[str] = []
+        self.writes: list[str] = []
         self.args: list[Any] = []
         self.checks: list[str] = []
 
@@ -69,10 +72,9 @@ class _Statement:
         return [self.arg(v) for v in values]
 
     def write(self, sql: str) -> str:
-        """Add a data-modifying CTE; returns its name."""
-        name = f"w{len(self.ctes)}"
-        self.ctes.append(f"{name} AS ({sql})")
-        return name
+        """Add a write, a data-modifying CTE; returns its name."""
+        self.writes.append(sql)
+        return f"w{len(self.writes) - 1}"
 
     def require(self, cte: str, rows: int, refusal: str) -> None:
         """The statement is refused, with `refusal` ("<kind>:<why>"), unless `cte` returned
@@ -83,9 +85,10 @@ class _Statement:
         )
 
     def sql(self) -> str:
-        if len(self.ctes) == 1 and not self.checks:  # one unconditioned write: as it is
-            return self.ctes[0].split(" AS (", 1)[1][:-1]
-        return f"WITH {', '.join(self.ctes)} SELECT {', '.join(self.checks) or '1'}"
+        if len(self.writes) == 1 and not self.checks:  # one unconditioned write: as it is
+            return self.writes[0]
+        ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(self.writes))
+        return f"WITH {ctes} SELECT {', '.join(self.checks) or '1'}"
 
 
 _REFUSALS: dict[str, type[Exception]] = {
@@ -204,7 +207,7 @@ def statement(
         )
     if changes.ledger:
         _book(s, changes.ledger)
-    return (s.sql(), s.args) if s.ctes else None
+    return (s.sql(), s.args) if s.writes else None
 
 
 async def apply(conn: Any, changes: Changeset, relay_lease_until: datetime | None = None) -> None:
