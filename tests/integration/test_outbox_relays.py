@@ -281,3 +281,36 @@ async def test_events_handed_to_a_relay_that_died_are_published_by_another_after
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_running_relay_marks_what_it_was_handed_together_after_a_linger(
+    deployment: Deployment,
+) -> None:
+    """Published at once, marked together: one mark for the events of three commits."""
+    d = deployment
+    own = await d.relay()
+    own.mark_linger = 0.3
+    await d.count_publishes()
+    d.stores[0].hand_outbox_to(own.take, 10.0)
+    marks: list[list[str]] = []
+    commit = d.stores[0].commit
+
+    async def counted(changes: Changeset) -> None:
+        if changes.routed:
+            marks.append(list(changes.routed))
+        await commit(changes)
+
+    d.stores[0].commit = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(own.run())
+    try:
+        for ids in (["m1"], ["m2", "m3"], ["m4"]):  # each published before the next commit
+            await d.commit_events(ids)
+            await asyncio.sleep(0.05)
+        await _published(d, 4)
+        await asyncio.sleep(0.5)
+        assert marks == [["m1", "m2", "m3", "m4"]]
+        assert await d.stores[0].undelivered_events(10) == []
+        assert d.published == Counter({"m1": 1, "m2": 1, "m3": 1, "m4": 1})
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

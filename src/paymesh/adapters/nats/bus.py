@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -165,9 +166,11 @@ class OutboxRelay:
 
     A store that hands its commits' events over (`PostgresStore.hand_outbox_to`, wired by
     the entrypoint to `take`) writes them already leased to this relay, which publishes
-    them as they come and marks them, with no claim: it then claims only every
-    `poll_seconds` (or when `notify`d), for what another process left behind. Handed-over
-    events that wait while a mark is in flight go out together, in one mark."""
+    them as they come, with no claim: it then claims only every `poll_seconds` (or when
+    `notify`d), for what another process left behind. Their marks wait up to
+    `mark_linger_seconds` to go in one statement with those published after them: a mark
+    only keeps a later claim from publishing them again, and their lease does that
+    meanwhile."""
 
     def __init__(
         self,
@@ -178,6 +181,7 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         lease_seconds: float = 30.0,
         clock: Callable[[], datetime] = _utcnow,
+        mark_linger_seconds: float = 0.05,
     ) -> None:
         self.store = store
         self.js = js
@@ -195,6 +199,10 @@ class OutboxRelay:
         # Events handed over by this process's commits, each batch with its lease's end.
         self._handed: list[tuple[list[StoredEvent], datetime]] = []
         self._claim_now = True
+        # Handed-over events published and not marked yet, and when their mark is due.
+        self.mark_linger = mark_linger_seconds
+        self._to_mark: list[str] = []
+        self._marks_due = math.inf
 
     def notify(self) -> None:
         """Events were committed that only a claim finds: claim at once."""
@@ -208,27 +216,50 @@ class OutboxRelay:
 
     async def run(self) -> None:
         next_claim = time.monotonic()
-        while True:
-            try:
-                await self.relay_handed()
-                if self._claim_now or time.monotonic() >= next_claim:
-                    self._claim_now = False
-                    next_claim = time.monotonic() + self.poll_seconds
-                    await self.relay_pending()
-            except Exception:
-                log.exception("outbox relay pass failed; retrying")
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
-            # as the wake fires, and the loop would outlive stop().
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, next_claim - time.monotonic())):
-                    await self._wake.wait()
-            self._wake.clear()
+        try:
+            while True:
+                try:
+                    await self.relay_handed(linger=True)
+                    await self.mark_published(force=False)
+                    if self._claim_now or time.monotonic() >= next_claim:
+                        self._claim_now = False
+                        next_claim = time.monotonic() + self.poll_seconds
+                        await self.relay_pending()
+                except Exception:
+                    log.exception("outbox relay pass failed; retrying")
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # lands as the wake fires, and the loop would outlive stop().
+                wake_at = min(next_claim, self._marks_due)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, wake_at - time.monotonic())):
+                        await self._wake.wait()
+                self._wake.clear()
+        finally:
+            # Stopping: the marks still waiting, if the database answers at once. Unmarked,
+            # they are published again once their lease is over (JetStream drops the copy).
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await self.mark_published()
 
-    async def relay_handed(self) -> int:
-        """Publish and mark what was handed over; returns how many events. A batch whose
-        lease is over is dropped: it is any relay's claim now (this one's too). On a failure
-        the batches go back, to be tried again at the next pass (a publish repeated after a
-        failed mark is de-duplicated by JetStream)."""
+    async def mark_published(self, force: bool = True) -> int:
+        """Mark the handed-over events published so far, when their mark is due (or at once
+        with `force`); returns how many. On a failure they stay, for the next pass."""
+        if not self._to_mark or not (
+            force or time.monotonic() >= self._marks_due or len(self._to_mark) >= self.batch
+        ):
+            return 0
+        ids = self._to_mark
+        await self.store.commit(Changeset(routed=ids))
+        self._to_mark = self._to_mark[len(ids) :]
+        self._marks_due = math.inf if not self._to_mark else self._marks_due
+        return len(ids)
+
+    async def relay_handed(self, linger: bool = False) -> int:
+        """Publish and mark what was handed over; returns how many events. With `linger`
+        their marks wait for `mark_published`. A batch whose lease is over is dropped: it is
+        any relay's claim now (this one's too). On a failure the batches go back, to be
+        tried again at the next pass (a publish repeated after a failed mark is
+        de-duplicated by JetStream)."""
         relayed = 0
         while self._handed:
             batches, self._handed = self._handed, []
@@ -238,10 +269,15 @@ class OutboxRelay:
                 continue
             try:
                 await self._publish(events)
-                await self.store.commit(Changeset(routed=[e.id for e in events]))
+                if not linger:
+                    await self.store.commit(Changeset(routed=[e.id for e in events]))
             except BaseException:
                 self._handed[:0] = batches
                 raise
+            if linger:
+                if not self._to_mark:
+                    self._marks_due = time.monotonic() + self.mark_linger
+                self._to_mark += [e.id for e in events]
             relayed += len(events)
         return relayed
 
