@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-failover bench-fraud-memory fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-changesets bench-failover bench-fraud-memory fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -149,6 +149,11 @@ scaleout: dev
 # in one run, each after 3 s of unmeasured load (its p99 shown apart as "cold p99").
 bench-scaleout: dev
 	$(BIN)/python benchmarks/scaleout.py bench --pairs 1,2,4 --rates 100,200,300 --duration 10
+
+# A payment's three changesets through the real PostgreSQL store: client and PostgreSQL CPU,
+# statements. BASELINE=<tree> (a worktree of an older commit) measures it too, alternating.
+bench-changesets: dev
+	$(BIN)/python benchmarks/pg_changesets.py $(if $(BASELINE),--baseline-src $(BASELINE)/src)
 
 # A 15 s Stripe outage (429s, then 500s) on 1, 2 and 4 API processes: calls that reached it,
 # payments it caught for recovery, payments that failed over. Exits 1 if any did not succeed.

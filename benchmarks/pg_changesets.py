@@ -9,8 +9,8 @@ flight at once on one pool, as requests are in an API process.
 
     python benchmarks/pg_changesets.py --payments 2000 --baseline-src /tmp/base/src
 
-With `--baseline-src` the same measurement runs in a child process whose `paymesh` is
-imported from that tree (a worktree of an older commit), rounds alternating, each on a
+Each round runs in a child process of its own, importing `paymesh` from this tree, or with
+`--baseline-src` alternately from that one (a worktree of an older commit), each on a
 database of its own on one PostgreSQL server; the table then shows the ratio. Client CPU
 is this process's; PostgreSQL's is every `postgres` process's, read from /proc (so nothing
 else should use PostgreSQL on the machine meanwhile). Statements are counted from
@@ -41,6 +41,7 @@ from rich.table import Table
 from tests.support.postgres import running_postgres
 
 console = Console()
+THIS_SRC = str(Path(__file__).resolve().parent.parent / "src")
 
 
 def _postgres_cpu_seconds() -> float:
@@ -184,10 +185,12 @@ async def _child(args: argparse.Namespace) -> None:
     print(json.dumps(await _round(args.dsn, args.payments, args.concurrency, args.tag, log)))
 
 
-def _baseline_round(
-    args: argparse.Namespace, dsn: str, tag: str, log: tuple[str, Path] | None = None
+def _child_round(
+    args: argparse.Namespace, src: str, dsn: str, tag: str, log: tuple[str, Path] | None = None
 ) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": f"{args.baseline_src}{os.pathsep}{Path.cwd()}"}
+    """A round in a process of its own whose `paymesh` is imported from `src`: both trees
+    are measured so, each starting as cold as the other."""
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{Path.cwd()}"}
     out = subprocess.run(
         [
             sys.executable,
@@ -243,10 +246,9 @@ async def main() -> int:
             nonlocal n
             n += 1
             dsn = await server.create_database(f"changesets_{n}")
-            if tree == "baseline":
-                run = argparse.Namespace(**{**vars(args), "payments": payments})
-                return await asyncio.to_thread(_baseline_round, run, dsn, f"b{n}", log)
-            return await _round(dsn, payments, args.concurrency, f"t{n}", log)
+            src = args.baseline_src if tree == "baseline" else THIS_SRC
+            run = argparse.Namespace(**{**vars(args), "payments": payments})
+            return await asyncio.to_thread(_child_round, run, src, dsn, f"{tree[0]}{n}", log)
 
         for r in range(1, args.rounds + 1):  # alternating: the machine's drift hits both
             for tree in trees:
