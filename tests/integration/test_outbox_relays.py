@@ -314,3 +314,23 @@ async def test_a_running_relay_marks_what_it_was_handed_together_after_a_linger(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_marks_that_failed_wait_for_the_next_pass_and_none_is_lost(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    own = await d.relay()
+    await d.count_publishes()
+    d.stores[0].hand_outbox_to(own.take, 10.0)
+    await d.commit_events(["f1", "f2"])
+    assert await own.relay_handed(linger=True) == 2
+    own.store = cast(PostgresStore, MarkFailingOnce(d.stores[0]))
+    with pytest.raises(ConnectionError):
+        await own.mark_published()
+    await d.commit_events(["f3"])
+    assert await own.relay_handed(linger=True) == 1
+    assert await own.mark_published() == 3  # the failed ones too, in one mark
+    assert await d.stores[0].undelivered_events(10) == []
+    await _published(d, 3)
+    assert d.published == Counter({"f1": 1, "f2": 1, "f3": 1})

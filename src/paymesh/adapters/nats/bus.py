@@ -248,10 +248,14 @@ class OutboxRelay:
             force or time.monotonic() >= self._marks_due or len(self._to_mark) >= self.batch
         ):
             return 0
-        ids = self._to_mark
-        await self.store.commit(Changeset(routed=ids))
-        self._to_mark = self._to_mark[len(ids) :]
-        self._marks_due = math.inf if not self._to_mark else self._marks_due
+        ids, self._to_mark, due = self._to_mark, [], self._marks_due
+        self._marks_due = math.inf
+        try:
+            await self.store.commit(Changeset(routed=ids))
+        except BaseException:
+            self._to_mark[:0] = ids  # before any published meanwhile, due as they were
+            self._marks_due = due
+            raise
         return len(ids)
 
     async def relay_handed(self, linger: bool = False) -> int:

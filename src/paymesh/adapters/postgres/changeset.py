@@ -99,12 +99,15 @@ _REFUSALS: dict[str, type[Exception]] = {
 
 
 def statement(
-    changes: Changeset, relay_lease_until: datetime | None = None
+    changes: Changeset,
+    relay_lease_until: datetime | None = None,
+    envelopes: Sequence[dict[str, Any]] | None = None,
 ) -> tuple[str, list[Any]] | None:
     """The one statement that writes `changes` and its arguments; None when it writes
     nothing. The text depends only on which parts the changeset has (and how many payments):
     asyncpg prepares each shape once per connection. `relay_lease_until`: the events go in
-    already leased to this process's relay until then (`PostgresStore.hand_outbox_to`)."""
+    already leased to this process's relay until then (`PostgresStore.hand_outbox_to`).
+    `envelopes`: the events' own, when the caller has made them already."""
     s = _Statement()
     if changes.idempotency is not None:
         _write_idempotency(s, changes.idempotency)
@@ -128,8 +131,12 @@ def statement(
         a = s.args_of(
             _columns(
                 [
-                    (e.id, e.merchant_id, e.payment_id, e.type, e.time, encode_json(e.envelope()))
-                    for e in changes.events
+                    (e.id, e.merchant_id, e.payment_id, e.type, e.time, encode_json(envelope))
+                    for e, envelope in zip(
+                        changes.events,
+                        envelopes or [e.envelope() for e in changes.events],
+                        strict=True,
+                    )
                 ],
                 6,
             )
@@ -210,10 +217,15 @@ def statement(
     return (s.sql(), s.args) if s.writes else None
 
 
-async def apply(conn: Any, changes: Changeset, relay_lease_until: datetime | None = None) -> None:
-    """Write `changes` with its one statement; raise the port's exception if a condition
-    failed, in which case nothing was written."""
-    built = statement(changes, relay_lease_until)
+async def apply(
+    conn: Any,
+    changes: Changeset,
+    relay_lease_until: datetime | None = None,
+    envelopes: Sequence[dict[str, Any]] | None = None,
+) -> None:
+    """Write `changes` with its one statement (see `statement` for the optional arguments);
+    raise the port's exception if a condition failed, in which case nothing was written."""
+    built = statement(changes, relay_lease_until, envelopes)
     if built is None:
         return
     sql, args = built

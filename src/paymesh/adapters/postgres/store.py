@@ -155,19 +155,20 @@ class PostgresStore(JoinedBlobParts):
     # -- writes ---------------------------------------------------------------------------
 
     async def commit(self, changes: Changeset) -> None:
-        lease_ends = None
-        if self._relay is not None and changes.events:
-            lease_ends = datetime.now(UTC) + self._relay_lease
+        relay = self._relay
+        if relay is None or not changes.events:
+            async with self._db.acquire() as conn:
+                await apply(conn, changes)  # one statement: its own transaction
+            return
+        lease_ends = datetime.now(UTC) + self._relay_lease
+        # Each envelope made once: encoded into the statement, handed over as it is.
+        outbox = [
+            StoredEvent(e.id, e.merchant_id, e.payment_id, e.type, e.time, e.envelope())
+            for e in changes.events
+        ]
         async with self._db.acquire() as conn:
-            await apply(conn, changes, lease_ends)  # one statement: its own transaction
-        if self._relay is not None and lease_ends is not None:
-            self._relay(
-                [
-                    StoredEvent(e.id, e.merchant_id, e.payment_id, e.type, e.time, e.envelope())
-                    for e in changes.events
-                ],
-                lease_ends,
-            )
+            await apply(conn, changes, lease_ends, [e.envelope for e in outbox])
+        relay(outbox, lease_ends)
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._db.execute(
