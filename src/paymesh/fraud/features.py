@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
+from paymesh.fraud.capped import settle
 from paymesh.fraud.compromise import CompromiseTracker
 from paymesh.fraud.memory import (
     APPROVED,
@@ -151,6 +152,7 @@ class EntityState:
         "devices",
         "disputes",
         "ips",
+        "key",
         "kind",
         "last",
         "merchants",
@@ -176,8 +178,11 @@ class EntityState:
     disputes: EventWindow | None
     alerts: EventWindow | None
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, key: str) -> None:
         self.kind = kind
+        # The key it is kept under: the one copy of that string the windows and the
+        # feedback memory hold (each transaction decodes its own; see `FeatureStore.observe`).
+        self.key = key
         for name, factory in _KIND_WINDOWS[kind].items():
             setattr(self, name, factory())
         self.declines = self.disputes = self.alerts = None
@@ -204,8 +209,8 @@ class EntityState:
         return data
 
     @classmethod
-    def from_dict(cls, kind: str, data: dict[str, Any]) -> EntityState:
-        state = cls(kind)
+    def from_dict(cls, kind: str, key: str, data: dict[str, Any]) -> EntityState:
+        state = cls(kind, key)
         for name in (*_KIND_WINDOWS[kind], *_RARE_WINDOWS[kind]):
             if name in data:
                 setattr(state, name, _LOADERS[name].from_dict(data[name]))
@@ -232,10 +237,6 @@ def customer_key(txn: Transaction) -> str:
     if merchant is None:
         return txn.customer_id
     return f"{len(merchant)}:{merchant}:{txn.customer_id}"
-
-
-def _shared(key: str | None) -> str | None:
-    return None if key is None else sys.intern(key)
 
 
 def _rare_count(state: EntityState, name: str, since: float) -> float:
@@ -295,19 +296,30 @@ class FeatureStore:
         self.max_entities = max_entities
         self.alert_score = alert_score
         self.kinds: dict[str, OrderedDict[str, EntityState]] = {k: OrderedDict() for k in KINDS}
+        self._settled: set[str] = set()  # kinds whose map was full, and settled (`settle`)
         self.memory = FeedbackMemory(max_remembered)
         self.compromise = compromise if compromise is not None else CompromiseTracker()
 
     def _peek(self, kind: str, key: str | None) -> EntityState | None:
         return None if key is None else self.kinds[kind].get(key)
 
+    def _key(self, kind: str, key: str | None) -> str | None:
+        """`key` as the state of its entity keeps it (see `observe`); as given if it has none."""
+        if key is None:
+            return None
+        state = self.kinds[kind].get(key)
+        return key if state is None else state.key
+
     def _touch(self, kind: str, key: str) -> EntityState:
         entities = self.kinds[kind]
         state = entities.get(key)
         if state is None:
-            state = entities[key] = EntityState(kind)
+            state = entities[key] = EntityState(kind, key)
             if len(entities) > self.max_entities:
                 entities.popitem(last=False)
+            if len(entities) == self.max_entities and kind not in self._settled:
+                self._settled.add(kind)
+                settle(entities)
         else:
             entities.move_to_end(key)
         return state
@@ -435,13 +447,22 @@ class FeatureStore:
     def observe(self, txn: Transaction, score: int = 0) -> None:
         """Add `txn` to its entities' windows and remember it (with its `score`) for feedback."""
         ts = txn.timestamp
-        # Interned: the feedback memory keeps these for each of its (200,000) records,
-        # and the windows keep them as keys. Each request decodes its own copies; one shared
+        # One copy of each entity's key: the one its state is kept under (`EntityState.key`).
+        # The feedback memory keeps the keys of each of its (200,000) records, and the
+        # windows keep them as members. Each request decodes its own copies; one shared
         # string per entity instead of one per transaction is about 250 bytes a record.
-        cust_key = sys.intern(customer_key(txn))  # per merchant; card, device and IP network-wide
-        device_id, ip_address = _shared(txn.device_id), _shared(txn.ip_address)
-        merchant_id, channel = _shared(txn.merchant_id), _shared(txn.channel)
-        cust = self._touch("customer", cust_key)
+        # Not `sys.intern`: the interpreter's table of interned strings then held every live
+        # key, and was rebuilt larger (60 MiB at once) long after the maps were full.
+        cust = self._touch("customer", customer_key(txn))  # per merchant; the rest network-wide
+        cust_key = cust.key
+        device_id, ip_address = self._key("device", txn.device_id), self._key("ip", txn.ip_address)
+        merchant_id = None
+        if txn.merchant_id is not None:
+            merchant = self._touch("merchant", txn.merchant_id)
+            merchant.risk.add_payment(ts)
+            merchant_id = merchant.key
+        # A handful of values (`pos`, `ecommerce`, ...): interned, the table stays small.
+        channel = None if txn.channel is None else sys.intern(txn.channel)
         cust.txns.add(ts, txn.amount)
         cust.amounts.add(ts, txn.amount)
         for window, key in (
@@ -454,9 +475,10 @@ class FeatureStore:
         last_ts = cust.last[0]
         if last_ts is None or ts >= last_ts:  # a late one (another process's) is not the last
             cust.last = (ts, txn.lat, txn.lon) if txn.lat is not None else (ts, *cust.last[1:])
-        card_key = _shared(txn.card_fingerprint)
-        if card_key is not None:
-            card = self._touch("card", card_key)
+        card_key = None
+        if txn.card_fingerprint is not None:
+            card = self._touch("card", txn.card_fingerprint)
+            card_key = card.key
             card.txns.add(ts, txn.amount)
             card.usual.add(txn.amount)
             card.customers.add(cust_key, ts)
@@ -472,8 +494,6 @@ class FeatureStore:
             for kind, key in (("device", device_id), ("ip", ip_address)):
                 if key is not None:
                     self._touch(kind, key).cards.add(card_key, ts)
-        if merchant_id is not None:
-            self._touch("merchant", merchant_id).risk.add_payment(ts)
         entities = (cust_key, card_key, device_id, ip_address, merchant_id)
         status = PENDING if txn.approved is None else APPROVED if txn.approved else DECLINED
         if status == DECLINED:
@@ -589,7 +609,9 @@ class FeatureStore:
                 raise ValueError(f"snapshot: unknown entity kind {kind!r}")
             if not customers_scoped and kind == "customer":
                 continue
-            states = OrderedDict((k, EntityState.from_dict(kind, s)) for k, s in entities.items())
+            states = OrderedDict(
+                (k, EntityState.from_dict(kind, k, s)) for k, s in entities.items()
+            )
             if not customers_scoped and kind == "card":
                 for state in states.values():
                     state.customers = _KIND_WINDOWS["card"]["customers"]()

@@ -14,6 +14,8 @@ from collections.abc import Callable, Generator
 from itertools import chain
 from typing import Any, NamedTuple, TypeVar
 
+from paymesh.fraud.capped import settle
+
 PENDING, APPROVED, DECLINED, DISPUTED = 0, 1, 2, 3
 T = TypeVar("T")
 Entities = tuple[str | None, str | None, str | None, str | None, str | None]
@@ -51,6 +53,7 @@ class FeedbackMemory:
         "_ids",
         "_positions",
         "_score",
+        "_settled",
         "_start",
         "_status",
         "_ts",
@@ -65,6 +68,7 @@ class FeedbackMemory:
         self.cap = cap
         self.slots = slots = cap + max(1, cap // 8)
         self._positions: dict[str, int] = {}  # id -> slot
+        self._settled = False  # `_positions` was full and settled (`capped.settle`)
         self._start = 0  # the oldest slot in use (a live record or a hole)
         self._used = 0  # slots in use from `_start` on, around the ring
         self._ids: list[str | None] = [None] * slots  # None: a hole, or a free slot
@@ -110,6 +114,9 @@ class FeedbackMemory:
         self._status[slot] = status
         if len(positions) > self.cap:
             self._forget_oldest()
+        if len(positions) == self.cap and not self._settled:
+            self._settled = True
+            settle(positions)
 
     def _advance(self) -> None:
         self._ids[self._start] = None
