@@ -349,8 +349,9 @@ def build_core(
     can select them, so a deployment never runs on a fake)."""
     # Before anything big is allocated, so no big block ever lands in the heap for good.
     pin_mmap_threshold()
-    # Events' ids from the pooled randomness the service's own ids use (see paymesh.entropy).
-    draw_event_ids_from(entropy.uuid4)
+    # Events' ids from the pooled randomness the service's own ids use (see paymesh.entropy),
+    # in time order: three indexes of the store are keyed by them (`entropy.uuid7`).
+    draw_event_ids_from(entropy.uuid7)
     store = store if store is not None else build_store(settings)
     listener = None
     if (settings.uses_sandbox or settings.sms_sandboxed) and with_sandbox and connectors is None:

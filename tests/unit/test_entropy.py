@@ -3,8 +3,11 @@ byte handed out once, in one process or after a fork, and few reads of the kerne
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+import time
+import uuid
 from collections import Counter
 
 import pytest
@@ -12,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paymesh import entropy
-from paymesh.entropy import EntropyPool, random_bits, token_hex
+from paymesh.entropy import EntropyPool, random_bits, token_hex, uuid7
 from paymesh.service.ids import new_id
 
 
@@ -122,9 +125,9 @@ def test_random_bits_use_every_bit() -> None:
     assert seen == 2**80 - 1  # a bit never set in 64 draws: chance 80 x 2^-64
 
 
-def test_event_ids_are_version_4_uuids_from_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A server's events take their ids from the pool too (build_core says so), as uuid4 text."""
-    import uuid
+def test_event_ids_are_time_ordered_uuids_from_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server's events take their ids from the pool too (build_core says so), as uuid7 text:
+    made later, sorted later (within a millisecond, in any order)."""
     from datetime import UTC, datetime
 
     from paymesh.domain import events
@@ -132,10 +135,41 @@ def test_event_ids_are_version_4_uuids_from_the_pool(monkeypatch: pytest.MonkeyP
 
     calls = counting_real_urandom(monkeypatch)
     monkeypatch.setattr(events, "_new_event_id", events._new_event_id)  # restored after
-    events.draw_event_ids_from(entropy.uuid4)  # as build_core does
+    events.draw_event_ids_from(entropy.uuid7)  # as build_core does
     now = datetime.now(UTC)
-    ids = [DomainEvent("payment.succeeded", "pay_1", "m", now, {}).id for _ in range(500)]
+    ids = []
+    for _ in range(5):
+        ids += [DomainEvent("payment.succeeded", "pay_1", "m", now, {}).id for _ in range(100)]
+        time.sleep(0.002)
     assert len(set(ids)) == 500
     parsed = [uuid.UUID(i) for i in ids]
-    assert all(u.version == 4 and str(u) == i for u, i in zip(parsed, ids, strict=True))
-    assert sum(calls.values()) == 2  # 500 x 16 bytes from blocks of 4096
+    assert all(u.version == 7 and str(u) == i for u, i in zip(parsed, ids, strict=True))
+    assert all(u.variant == uuid.RFC_4122 for u in parsed)
+    batches = [ids[k : k + 100] for k in range(0, 500, 100)]
+    assert all(max(a) < min(b) for a, b in itertools.pairwise(batches))  # 2 ms apart: in order
+    ms = uuid.UUID(ids[0]).int >> 80
+    assert abs(ms - time.time() * 1000) < 60_000  # its first 48 bits: Unix milliseconds
+    assert sum(calls.values()) == 2  # 500 x 10 bytes from blocks of 4096
+
+
+@given(
+    st.integers(min_value=0, max_value=2**48 - 2).map(lambda ms: ms * 1_000_000),
+    st.integers(min_value=1_000_000, max_value=10**12),
+)
+def test_uuid7_text_sorts_as_its_time(earlier_ns: int, gap_ns: int) -> None:
+    """Version 7, RFC 9562's variant, the millisecond in the first 48 bits: an id made in a
+    later millisecond sorts after, as text too (what an index compares)."""
+    later_ns = min(earlier_ns + gap_ns, (2**48 - 1) * 1_000_000)
+    first, second = uuid7(earlier_ns), uuid7(later_ns)
+    for text, ns in ((first, earlier_ns), (second, later_ns)):
+        u = uuid.UUID(text)
+        assert (u.version, u.variant, str(u)) == (7, uuid.RFC_4122, text)
+        assert u.int >> 80 == ns // 1_000_000
+    assert first < second
+
+
+def test_uuid7_keeps_74_random_bits() -> None:
+    seen = 0
+    for _ in range(64):
+        seen |= uuid.UUID(uuid7(0)).int
+    assert seen == (1 << 80) - 1 & ~(0xF << 76) & ~(0x3 << 62) | 0x7 << 76 | 0x2 << 62

@@ -19,9 +19,9 @@ _new_event_id: Callable[[], str] = _uuid4
 
 
 def draw_event_ids_from(factory: Callable[[], str]) -> None:
-    """Where new events' ids (version 4 UUIDs, as text) come from. The domain reads no
-    randomness of its own choosing: `uuid.uuid4()` unless the process gives a source (the
-    service's pooled one, which spares the event loop a system call per event)."""
+    """Where new events' ids (UUIDs, as text) come from. The domain reads no randomness or
+    clock of its own choosing: `uuid.uuid4()` unless the process gives a source (a server's
+    is time-ordered, from the service's pooled randomness: `paymesh.entropy.uuid7`)."""
     global _new_event_id
     _new_event_id = factory
 
