@@ -4,12 +4,12 @@ A dict that is kept at `cap` entries by deleting one for each added one (an LRU 
 entities, the feedback memory's index) still grows after it is full. CPython never
 reuses a deleted entry's slot: each insert takes a fresh one, and when the table runs
 out it is rebuilt at the smallest power of two over three times the entries it holds.
-A table filled one insert at a time is rebuilt for the last time at 2^k with its
+Filled one insert at a time, its last rebuild while filling leaves it at 2^k with its
 entries only just over a third of that; once full, inserts go on using slots, and the
 next rebuild (at three times `cap`) takes it to 2^(k+1), where it stays. For a cap of
-200,000 that came at the 349,525th insert after the fill, in the middle of a server's
-life: the memory soak saw the server's RSS step up by 42 MiB at 350,000 payments, long
-after its caches were full (`benchmarks/README.md`, the memory soak).
+200,000 that came at the map's 349,525th insert, in the middle of a server's life:
+the memory soak saw the server's RSS step up by 42 MiB at 350,000 payments, long after
+its caches were full (`benchmarks/README.md`, the memory soak).
 
 `settle` runs that last rebuild as soon as the map is full: it adds and deletes one
 key until the table is rebuilt. Rebuilds after that are at the same size.
