@@ -95,3 +95,20 @@ def test_a_restored_full_memory_settles_on_its_next_transaction() -> None:
         restored.remember(f"pay_{n}", T0 + n, ("c", None, None, None, None), None, 0, 0)
         sizes.append(sys.getsizeof(restored._positions))
     assert len(set(sizes)) == 1
+
+
+def test_a_restored_full_feature_store_is_settled_before_its_next_transaction() -> None:
+    store = FeatureStore(max_entities=CAP)
+    for n in range(CAP):
+        store.observe(
+            Transaction(f"pay_{n}", T0 + n, customer_id=f"cus_{n}", amount=1_000, currency="EUR")
+        )
+    restored = FeatureStore.restore(store.snapshot())
+    at_restore = sys.getsizeof(restored.kinds["customer"])
+    sizes = []
+    for n in range(CAP, 4 * CAP):
+        restored.observe(
+            Transaction(f"pay_{n}", T0 + n, customer_id=f"cus_{n}", amount=1_000, currency="EUR")
+        )
+        sizes.append(sys.getsizeof(restored.kinds["customer"]))
+    assert set(sizes) == {at_restore}

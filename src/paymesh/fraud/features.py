@@ -310,6 +310,12 @@ class FeatureStore:
         state = self.kinds[kind].get(key)
         return key if state is None else state.key
 
+    def _settle(self, kind: str) -> None:
+        """Rebuild the full map of `kind` at its lasting size (`capped.settle`), once."""
+        if kind not in self._settled:
+            self._settled.add(kind)
+            settle(self.kinds[kind])
+
     def _touch(self, kind: str, key: str) -> EntityState:
         entities = self.kinds[kind]
         state = entities.get(key)
@@ -317,9 +323,8 @@ class FeatureStore:
             state = entities[key] = EntityState(kind, key)
             if len(entities) > self.max_entities:
                 entities.popitem(last=False)
-            if len(entities) == self.max_entities and kind not in self._settled:
-                self._settled.add(kind)
-                settle(entities)
+            if len(entities) == self.max_entities:
+                self._settle(kind)
         else:
             entities.move_to_end(key)
         return state
@@ -616,6 +621,8 @@ class FeatureStore:
                 for state in states.values():
                     state.customers = _KIND_WINDOWS["card"]["customers"]()
             store.kinds[kind] = states
+            if len(states) == store.max_entities:
+                store._settle(kind)  # now, not on the first payment after a restart
         if not customers_scoped:
             memory.forget_customers()
         return store
