@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,41 +95,36 @@ def payment_rows(
     return event_rows, delivery_rows, ledger_rows, postings
 
 
-def write(conn: object, rows: tuple[list[tuple[object, ...]], ...]) -> None:
+INSERTS = (
+    "INSERT INTO events (id, merchant_id, payment_id, type, time_us, envelope)"
+    " VALUES (?, ?, ?, ?, ?, ?)",
+    "INSERT INTO deliveries (id, event_id, merchant_id, rule, target_id, status, attempts,"
+    " next_attempt_us, updated_us, doc) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+    "INSERT INTO ledger_transactions (id, merchant_id, payment_id, psp, kind, created_us, doc)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO ledger_postings (txn_id, merchant_id, account, currency, amount, available_on)"
+    " VALUES (?, ?, ?, ?, ?, ?)",
+)
+
+
+def write(conn: sqlite3.Connection, rows: tuple[list[tuple[object, ...]], ...]) -> None:
+    """A payment's creation: its events, deliveries and ledger rows."""
     events, deliveries, ledger, postings = rows
-    c = conn  # sqlite3.Connection; typed loosely to keep the script short
-    c.executemany(  # type: ignore[attr-defined]
-        "INSERT INTO events (id, merchant_id, payment_id, type, time_us, envelope)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        events,
-    )
-    c.executemany(  # type: ignore[attr-defined]
-        "INSERT INTO deliveries (id, event_id, merchant_id, rule, target_id, status, attempts,"
-        " next_attempt_us, updated_us, doc) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-        [(*d[:6], d[5], d[6]) for d in deliveries],
-    )
-    c.executemany(  # type: ignore[attr-defined]
-        "INSERT INTO ledger_transactions (id, merchant_id, payment_id, psp, kind, created_us,"
-        " doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ledger,
-    )
-    c.executemany(  # type: ignore[attr-defined]
-        "INSERT INTO ledger_postings (txn_id, merchant_id, account, currency, amount,"
-        " available_on) VALUES (?, ?, ?, ?, ?, ?)",
-        postings,
-    )
+    deliveries = [(*d[:6], d[5], d[6]) for d in deliveries]  # next attempt and updated: now
+    for sql, batch in zip(INSERTS, (events, deliveries, ledger, postings), strict=True):
+        conn.executemany(sql, batch)
 
 
-def deliver(conn: object, rows: tuple[list[tuple[object, ...]], ...], now_us: int) -> None:
+def deliver(
+    conn: sqlite3.Connection, rows: tuple[list[tuple[object, ...]], ...], now_us: int
+) -> None:
+    """Its deliveries done: each marked delivered, and its events."""
     events, deliveries, _, _ = rows
-    c = conn
-    c.executemany(  # type: ignore[attr-defined]
+    conn.executemany(
         "UPDATE deliveries SET status = 'delivered', attempts = 1, updated_us = ? WHERE id = ?",
         [(now_us, d[0]) for d in deliveries],
     )
-    c.executemany(  # type: ignore[attr-defined]
-        "UPDATE events SET delivered = 1 WHERE id = ?", [(e[0],) for e in events]
-    )
+    conn.executemany("UPDATE events SET delivered = 1 WHERE id = ?", [(e[0],) for e in events])
 
 
 def written_bytes() -> int:
@@ -240,6 +234,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    assert uuid.UUID(uuid7()).version == 7
-    os.nice(0)
     sys.exit(main())
