@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-changesets bench-failover bench-fraud-memory fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-changesets bench-event-ids bench-failover bench-fraud-memory fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -159,6 +159,11 @@ bench-changesets: dev
 # payments it caught for recovery, payments that failed over. Exits 1 if any did not succeed.
 bench-failover: dev
 	$(BIN)/python benchmarks/failover.py --apis 1,2,4 --faults 429,500 --rate 50 --duration 30 --outage-at 8 --outage-for 15
+
+# A payment's store writes in a database of 400,000 payments: random event ids against ids in
+# time order (version 7), ~5 min
+bench-event-ids: dev
+	$(BIN)/python benchmarks/ordered_event_ids.py --prefill 400000 --payments 20000
 
 # The fraud engine alone over two simulated days of the soak's customers: does it level off?
 bench-fraud-memory: dev
