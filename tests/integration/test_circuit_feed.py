@@ -15,9 +15,7 @@ from paymesh.service.circuit import CircuitBreakers
 from tests.support.nats import NatsServer
 
 
-async def until(check: Callable[[], bool], within: float = 10.0) -> None:
-    # 10 s, not 3: a message crosses in milliseconds here, but a CI run with four test
-    # workers on two cores once starved this one past 3 s. The test is about what arrives.
+async def until(check: Callable[[], bool], within: float = 3.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not check():
