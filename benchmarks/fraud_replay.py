@@ -29,6 +29,7 @@ import argparse
 import gc
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="replay passes (default 3)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write all figures as JSON")
     parser.add_argument(
+        "--scores",
+        type=Path,
+        metavar="FILE",
+        help="write each transaction's score, decision and factors, a line each (to compare runs)",
+    )
+    parser.add_argument(
         "--stages",
         action="store_true",
         help="also time the replay's stages, each on top of the last: where the time goes",
@@ -106,6 +113,7 @@ def main() -> None:
     gc.freeze()
     rates: list[float] = []
     first: tuple[list[int], list[str]] | None = None
+    results: list[dict[str, Any]] = []
     for _ in range(max(1, args.repeat)):
         scores: list[int] = []
         decisions: list[str] = []
@@ -114,6 +122,8 @@ def main() -> None:
         for result in replay(lines, "jsonl", engine):
             scores.append(result["risk_score"])
             decisions.append(result["decision"])
+            if args.scores and first is None:
+                results.append(result)
         rates.append(len(scores) / (time.perf_counter() - started))
         if first is None:
             first = scores, decisions
@@ -135,6 +145,8 @@ def main() -> None:
     times = [txn.timestamp for txn, _ in stream]
     report = evaluate(labels, episodes, scores, decisions, timestamps=times)
     print_report(report)
+    if args.scores:
+        args.scores.write_text("".join(json.dumps(result) + "\n" for result in results))
     if args.json:
         figures = {
             "n": len(scores),
@@ -144,6 +156,13 @@ def main() -> None:
             "feedback_lines": len(feedback),
             "transactions_per_second": rate,
             "transactions_per_second_passes": rates,
+            # paymesh's modules this run imported as compiled extensions (mypyc), if any
+            "compiled_modules": sorted(
+                name
+                for name, module in sys.modules.items()
+                if name.startswith("paymesh.")
+                and str(getattr(module, "__file__", "")).endswith(".so")
+            ),
             **report,
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

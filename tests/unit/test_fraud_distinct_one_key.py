@@ -14,9 +14,13 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paymesh.fraud import windows
 from paymesh.fraud.windows import DistinctRecent
 
 T0 = 1_700_000_000.0
+#: Built to C by mypyc (`make test-fraud-compiled`): its objects carry a vtable pointer, and
+#: its methods refuse an argument of the wrong type where Python lets it through.
+COMPILED = str(windows.__file__).endswith(".so")
 
 
 class DictForm:
@@ -114,12 +118,14 @@ def test_one_key_takes_no_dict_and_a_second_key_makes_one() -> None:
     distinct.add("dev_2", T0 + 120)
     assert distinct._many == {"dev_1": (T0, T0 + 60), "dev_2": (T0 + 120, T0 + 120)}
     # The object and its dict, tuple and floats were about 320 bytes with one key.
-    assert one_key <= 80 < one_key + sys.getsizeof(distinct._many)
+    limit = 88 if COMPILED else 80
+    assert one_key <= limit < one_key + sys.getsizeof(distinct._many)
 
 
 def test_nothing_is_kept_as_none_and_none_is_never_seen() -> None:
     distinct = DistinctRecent(4)
     assert None not in distinct
-    assert distinct.get(None) is None  # type: ignore[arg-type]
+    if not COMPILED:  # compiled, a key that is not a str is refused at the call
+        assert distinct.get(None) is None  # type: ignore[arg-type]
     assert distinct.count_since(-math.inf) == 0 and len(distinct) == 0
     assert distinct.to_dict() == {"cap": 4, "seen": {}}

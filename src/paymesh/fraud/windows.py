@@ -168,13 +168,15 @@ class AmountStats:
 
     def __init__(self, days: int = 30) -> None:
         self.days = days
-        #: (day index, n, sum, sum of squares), oldest day first.
-        self.buckets: list[tuple[float, float, float, float]] = []
-        self.n: float = 0
-        self.s: float = 0
-        self.ss: float = 0
+        #: (day index, n, sum, sum of squares), oldest day first. Integers, and typed so:
+        #: compiled (mypyc), a `float` attribute is a C double, and a sum of squares of
+        #: amounts up to AMOUNT_CAP passes 2**53, where doubles stop being exact.
+        self.buckets: list[tuple[float, int, int, int]] = []
+        self.n: int = 0
+        self.s: int = 0
+        self.ss: int = 0
 
-    def add(self, ts: float, amount: float) -> None:
+    def add(self, ts: float, amount: int) -> None:
         # Squares of bigger amounts pass 2**64 (msgpack's limit) in a snapshot; an amount that
         # large is an outlier whatever its exact size.
         amount = min(amount, AMOUNT_CAP)
@@ -193,7 +195,7 @@ class AmountStats:
         while buckets[0][0] <= day - self.days:
             self._drop()
 
-    def _add_late(self, day: float, amount: float) -> bool:
+    def _add_late(self, day: float, amount: int) -> bool:
         """An amount of an earlier day than the newest (clock skew): into its place, so the
         buckets stay in day order; False (and nothing kept) if its day is out of the window."""
         buckets = self.buckets
@@ -236,10 +238,11 @@ class AmountStats:
     def from_dict(cls, data: dict[str, Any]) -> AmountStats:
         stats = cls(int(data["days"]))
         for day, n, s, ss in data["buckets"]:
-            stats.buckets.append((float(day), n, s, ss))
-            stats.n += n
-            stats.s += s
-            stats.ss += ss
+            bucket = (float(day), int(n), int(s), int(ss))
+            stats.buckets.append(bucket)
+            stats.n += bucket[1]
+            stats.s += bucket[2]
+            stats.ss += bucket[3]
         return stats
 
 
