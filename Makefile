@@ -183,7 +183,7 @@ test-fraud-compiled: dev
 	PYTHONPATH=$(COMPILED_TREE):. $(BIN)/python -c "import paymesh.fraud.features as f, sys; \
 		sys.exit(0 if f.__file__.endswith('.so') else 'not compiled: ' + f.__file__)"
 	PYTHONPATH=$(COMPILED_TREE):. $(BIN)/pytest -p no:cacheprovider -n 2 -q \
-		tests/unit/test_capped_maps.py tests/unit/test_fraud_*.py \
+		tests/unit/test_capped_maps.py tests/unit/test_fraud_*.py tests/unit/test_ruleset.py \
 		tests/integration/test_fraud_api.py tests/integration/test_fraud_merchant_scope.py
 
 fuzz: dev
