@@ -170,12 +170,12 @@ bench-fraud-memory: dev
 	$(BIN)/python benchmarks/fraud_memory.py --transactions 9000000 --rate 50 --customers 30000 --every 500000
 
 # The fraud replay interpreted and compiled with mypyc ([tool.paymesh] compiled in
-# pyproject.toml), alternating, the same scores checked line for line; ~6 min with the build
+# pyproject.toml), alternating, the same scores checked line for line; ~3 min with the build
 bench-fraud-compiled: dev
 	$(BIN)/python benchmarks/fraud_compiled.py --n 50000 --rounds 3
 
 # The fraud tests against the compiled modules (CI runs this after make test): a change mypyc
-# cannot compile, or that behaves differently compiled, fails here; ~4 min with the build
+# cannot compile, or that behaves differently compiled, fails here; ~1.5 min with the build
 COMPILED_TREE := build/compiled-tree
 test-fraud-compiled: dev
 	rm -rf $(COMPILED_TREE)

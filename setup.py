@@ -4,9 +4,9 @@
 environment) compiles the fraud engine's hot modules, listed in pyproject's
 `[tool.paymesh] compiled`, to C extensions with mypyc: the fraud replay runs about 1.4x as
 fast with the learned model and 2x with the rules alone, with the same decisions
-(`make bench-fraud-compiled`). Without the variable nothing is
-compiled, and an editable install (`make dev`) never is: a stale extension module would
-shadow the source being edited.
+(`make bench-fraud-compiled`). Without the variable nothing is compiled, and `make dev`'s
+editable install never sets it: in an editable install the extension modules would be built
+beside the source and shadow it while it is edited.
 """
 
 from __future__ import annotations
