@@ -63,6 +63,9 @@ class Deployment:
         nc = await connect(self.url, "publish-counter")
         self.connections.append(nc)
         await nc.subscribe(self.layout.events_subject, cb=seen)
+        # Twice: nats-py's flush() writes its PING before the queued SUB, so one PONG does not
+        # say the server has the subscription (see NatsCircuitFeed.start).
+        await nc.flush()
         await nc.flush()
 
     async def commit_events(self, ids: list[str]) -> None:
