@@ -56,10 +56,28 @@ def build(tree: Path) -> float:
         text=True,
     )
     if done.returncode != 0:
-        errors = [line for line in done.stdout.splitlines() if "error" in line]
+        errors = [line for line in done.stdout.splitlines() if ": error:" in line]
         raise SystemExit(
             "mypyc failed:\n" + "\n".join(errors or done.stdout.splitlines()[-20:]) + done.stderr
         )
+    # What a child with the tree first on PYTHONPATH imports, as every user of the tree runs.
+    modules = [path.removesuffix(".py").replace("/", ".") for path in compiled_sources()]
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib, sys\n"
+            "for name in sys.argv[1:]:\n"
+            "    if not importlib.import_module(name).__file__.endswith('.so'): print(name)",
+            *modules,
+        ],
+        env={**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if probe.stdout.strip():
+        raise SystemExit(f"imported from source, not compiled: {probe.stdout.split()}")
     return time.monotonic() - started
 
 

@@ -139,5 +139,4 @@ async def test_a_feed_starts_with_a_ping_behind_its_sub(
         assert b"PING" in sent.split(b"SUB test.circuit.wire", 1)[1]
         await feed.close()
     finally:
-        monkeypatch.undo()
         await nc.close()

@@ -30,6 +30,7 @@ async def test_servers_started_at_once_each_answer_at_their_own_url() -> None:
                 assert server.process.poll() is None, server.log_tail()
                 nc = await nats.connect(server.url)
                 try:
+                    # nats-py keeps the server's INFO only in a private attribute
                     assert nc._server_info["server_id"] == _logged_id(server)
                 finally:
                     await nc.close()

@@ -112,14 +112,13 @@ def start_nats(root: Path, timeout: float = 20.0) -> NatsServer:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
-    server = NatsServer(root, 0, process)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         port = _listening_port(root, process.pid)
         if port is not None:
-            server.port = port
-            return server
+            return NatsServer(root, port, process)
         time.sleep(0.05)
+    server = NatsServer(root, 0, process)  # never listened: for its stop and its log
     stop_nats(server)
     raise NatsUnavailable(f"nats-server ({binary}) did not start on loopback:\n{server.log_tail()}")
 
