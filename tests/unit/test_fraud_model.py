@@ -19,7 +19,7 @@ from paymesh.adapters.codec import payment_from_doc, payment_to_doc
 from paymesh.domain.payment import FraudAssessment, Payment
 from paymesh.fraud.features import FeatureStore
 from paymesh.fraud.generator import generate_episodes, history_records, outcomes, replay_records
-from paymesh.fraud.model import FraudModel, ModelError
+from paymesh.fraud.model import FraudModel, ModelError, OneRowLeaves
 from paymesh.fraud.replay import replay
 from paymesh.fraud.rules import RuleError, RuleSet
 from paymesh.fraud.scorer import FraudEngine, load_model
@@ -48,6 +48,49 @@ def test_the_explanation_sums_to_lightgbms_own_margin(model: FraudModel, history
     assert [v.margin for v in verdicts] == pytest.approx(list(raw), abs=1e-9)
     # One by one (inline) as in batches (replay): the same verdicts.
     assert [model.verdict(f) for f in history.features[:200]] == verdicts[:200]
+
+
+# A row of the packaged model's features: any float, missing (NaN) or zero, where the trees'
+# thresholds and LightGBM's missing-value and zero handling all decide a side.
+_ROWS = st.lists(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False, width=64),
+        st.floats(min_value=-1e4, max_value=1e4),
+        st.sampled_from([float("nan"), 0.0, -0.0, 1.0]),
+    ),
+    min_size=len(PACKAGED.features),
+    max_size=len(PACKAGED.features),
+)
+
+
+@given(_ROWS)
+def test_one_rows_fast_leaves_are_predicts_leaves(row: list[float]) -> None:
+    fast = OneRowLeaves.open(PACKAGED.booster, len(PACKAGED.features), PACKAGED.booster.num_trees())
+    assert fast is not None  # the pinned LightGBM has the single-row fast API
+    slow = PACKAGED.booster.predict(np.array([row]), pred_leaf=True, num_threads=1)[0]
+    assert fast.leaves(row).tolist() == slow.tolist()
+
+
+def test_inline_scoring_takes_the_fast_path_and_scores_as_the_batch_does(
+    history: Replayed,
+) -> None:
+    """The packaged model inline goes through `OneRowLeaves` (not `predict`), and its
+    verdicts are the batch's, factors and all."""
+    calls: list[int] = []
+    original = PACKAGED.booster.predict
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    PACKAGED.booster.predict = counted
+    try:
+        inline = [PACKAGED.verdict(f) for f in history.features[:300]]
+    finally:
+        del PACKAGED.booster.predict
+    assert calls == []
+    assert inline == PACKAGED.verdicts([PACKAGED.vector(f) for f in history.features[:300]])
+    assert any(v.factors for v in inline)
 
 
 def test_a_flagged_payment_names_the_features_that_raised_it(
