@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-changesets bench-event-ids bench-failover bench-fraud-memory bench-fraud-compiled test-fraud-compiled fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk bench-floor soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-changesets bench-event-ids bench-failover bench-fraud-memory bench-fraud-compiled test-fraud-compiled fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -62,6 +62,12 @@ $(WRK):
 bench-wrk: dev $(WRK)
 	$(BIN)/python -m benchmarks.wrk_payments --connections 64 --duration 10
 	$(BIN)/python -m benchmarks.wrk_payments --connections 64 --duration 10 --deliverer-process
+
+# The floor under issue 18's CPU target: a payment's exchanges alone (API in, PSP call out,
+# webhook in, one delivery out, group-committed SQLite) on paymesh's libraries, against paymesh
+# serve under the same wrk load, alternating.
+bench-floor: dev $(WRK)
+	$(BIN)/python -m benchmarks.payment_floor --rounds 3 --duration 10
 
 # Issue 18's memory target: RSS across 1,000,000 payments (about 3 hours at 100/s, a data dir
 # of about 10 GB in a temp dir); SOAK_PAYMENTS=50000 is a 14-minute look.
