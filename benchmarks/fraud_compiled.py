@@ -82,7 +82,14 @@ def build(tree: Path) -> float:
 
 
 def replay(
-    source: Path, n: int, seed: int, repeat: int, model: str, workdir: Path, name: str
+    source: Path,
+    n: int,
+    seed: int,
+    repeat: int,
+    model: str,
+    workdir: Path,
+    name: str,
+    model_process: bool = False,
 ) -> dict[str, Any]:
     figures, scores = workdir / f"{name}.json", workdir / f"{name}.scores"
     env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{ROOT}"}
@@ -92,6 +99,7 @@ def replay(
             str(ROOT / "benchmarks" / "fraud_replay.py"),
             *("--n", str(n), "--seed", str(seed), "--repeat", str(repeat), "--model", model),
             *("--json", str(figures), "--scores", str(scores)),
+            *(["--model-process"] if model_process else []),
         ],
         env=env,
         check=True,
@@ -110,6 +118,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="passes in each run (best kept)")
     parser.add_argument(
         "--model", choices=["packaged", "none"], default="packaged", help="as fraud_replay.py's"
+    )
+    parser.add_argument(
+        "--model-process",
+        action="store_true",
+        help="every run scores the model in a second process (fraud_replay.py's flag)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
     parser.add_argument(
@@ -134,7 +147,9 @@ def main() -> None:
             runs = {}
             for name, source in (("interpreted", ROOT / "src"), ("compiled", work / "tree")):
                 run = replay(
-                    source, args.n, args.seed, args.repeat, args.model, work, f"{name}-{round_}"
+                    source,
+                    *(args.n, args.seed, args.repeat, args.model, work, f"{name}-{round_}"),
+                    model_process=args.model_process,
                 )
                 scored = run["scores_file"].read_bytes()
                 if reference is None:
@@ -156,8 +171,9 @@ def main() -> None:
                 }
             )
     print(
-        f"seed {args.seed}, {args.n:,} transactions, model {args.model},"
-        f" best of {args.repeat} passes a run"
+        f"seed {args.seed}, {args.n:,} transactions, model {args.model}"
+        + (" in its own process" if args.model_process else "")
+        + f", best of {args.repeat} passes a run"
     )
     print(f"{'round':>5} {'interpreted txn/s':>18} {'compiled txn/s':>15} {'ratio':>6}")
     for row in rows:

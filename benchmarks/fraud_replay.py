@@ -5,7 +5,9 @@ legitimate look-alikes) are written as JSON Lines, with the feedback a live
 stream would carry merged in time order: disputes of the approved attack
 payments (and a few friendly-fraud ones) 2 to 20 days later. They are replayed
 on one core through `paymesh.fraud.replay` (parsing included), each transaction
-scored before the next line is read. A compromised terminal is only visible
+scored before the next line is read; `--model-process` scores the model's batches
+in a second process, as `paymesh fraud replay --model-process` does (its start is
+inside each pass's time). A compromised terminal is only visible
 through those disputes; `--no-disputes` shows what is caught without them.
 With `--live`, transactions carry no `approved`: approvals and declines arrive
 as feedback 0.3-2 s later, as when the score is taken before the PSP answers.
@@ -89,6 +91,11 @@ def main() -> None:
     parser.add_argument("--live", action="store_true", help="approvals/declines as feedback")
     parser.add_argument("--no-disputes", action="store_true", help="feed no disputes")
     parser.add_argument("--repeat", type=int, default=3, help="replay passes (default 3)")
+    parser.add_argument(
+        "--model-process",
+        action="store_true",
+        help="score the model's half in a second process (paymesh fraud replay --model-process)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write all figures as JSON")
     parser.add_argument(
         "--scores",
@@ -119,7 +126,7 @@ def main() -> None:
         decisions: list[str] = []
         started = time.perf_counter()
         engine = FraudEngine(model=load_model(args.model))  # a fresh engine each pass
-        for result in replay(lines, "jsonl", engine):
+        for result in replay(lines, "jsonl", engine, args.model_process):
             scores.append(result["risk_score"])
             decisions.append(result["decision"])
             if args.scores and first is None:
@@ -133,9 +140,11 @@ def main() -> None:
     assert first is not None
     scores, decisions = first
     rate = max(rates)
+    cores = "two cores (the model in its own process)" if args.model_process else "one core"
     print(
         f"seed {args.seed}: {len(scores):,} transactions + {len(feedback):,} feedback lines;"
-        f" replay on one core, parsing and feedback included: {rate:,.0f} transactions/s"
+        f" replay on {cores},"
+        f" parsing and feedback included: {rate:,.0f} transactions/s"
         f" (best of {len(rates)}; median {statistics.median(rates):,.0f})\n"
     )
     if args.stages:
@@ -156,6 +165,7 @@ def main() -> None:
             "feedback_lines": len(feedback),
             "transactions_per_second": rate,
             "transactions_per_second_passes": rates,
+            "model_process": args.model_process,
             # paymesh's modules this run imported as compiled extensions (mypyc), if any
             "compiled_modules": sorted(
                 name

@@ -424,17 +424,25 @@ def run_floor(connections: int, duration: int, customers: int) -> dict[str, floa
         wrk_cpu = _children_cpu_s() - wrk_before
         counts = settled(stack)  # the last webhooks and deliveries count too
         after = stack.cpu_s()
-    figures = _parse(out)
-    ok = figures["requests"] - figures["non_2xx"]
+    ok, load = _load(_parse(out), health)
     return {
-        "payments_per_s": ok / figures["seconds"],
-        "healthz_per_s": (health["requests"] - health["non_2xx"]) / health["seconds"],
-        "p99_ms": figures["p99_ms"],
-        "non_2xx": figures["non_2xx"],
+        **load,
         "server_ms": 1000 * (after[0] - before[0]) / max(1.0, ok),
         "psp_ms": 1000 * (after[1] - before[1]) / max(1.0, ok),
         "wrk_ms": 1000 * wrk_cpu / max(1.0, ok),
         **{table: float(n) for table, n in counts.items()},
+    }
+
+
+def _load(payments: dict[str, Any], health: dict[str, Any]) -> tuple[float, dict[str, float]]:
+    """The payments answered 2xx, and the figures both kinds of run report from wrk's phases
+    (each a dict with wrk's requests, seconds, non-2xx and p99)."""
+    ok = payments["requests"] - payments["non_2xx"]
+    return ok, {
+        "payments_per_s": ok / payments["seconds"],
+        "healthz_per_s": (health["requests"] - health["non_2xx"]) / health["seconds"],
+        "p99_ms": payments["p99_ms"],
+        "non_2xx": payments["non_2xx"],
     }
 
 
@@ -449,13 +457,10 @@ def run_paymesh(connections: int, duration: int, customers: int) -> dict[str, fl
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         data = json.loads(out.read_text())
-    phase, health = data["payments"], data["healthz"]
-    ok = phase["requests"] - phase["non_2xx"]
+    phase = data["payments"]
+    ok, load = _load(phase, data["healthz"])
     return {
-        "payments_per_s": ok / phase["seconds"],
-        "healthz_per_s": (health["requests"] - health["non_2xx"]) / health["seconds"],
-        "p99_ms": phase["p99_ms"],
-        "non_2xx": phase["non_2xx"],
+        **load,
         "server_ms": 1000 * phase["server_cpu_s"] / max(1, ok),
         "psp_ms": 1000 * (phase["sandbox_cpu_s"] or 0.0) / max(1, ok),
     }

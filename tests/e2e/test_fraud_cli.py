@@ -72,6 +72,10 @@ def test_replay_scores_with_the_configured_model(history: Path, tmp_path: Path) 
     alone = [json.loads(line) for line in rules.stdout.splitlines()]
     assert len(with_model) == len(alone) == sum(1 for line in lines if '"outcome"' not in line)
     assert [r["risk_score"] for r in with_model] != [r["risk_score"] for r in alone]
+    # The model in a process of its own: the same lines, byte for byte.
+    beside = paymesh("fraud", "replay", str(short), "--model-process")
+    assert beside.returncode == 0, beside.stderr
+    assert beside.stdout == packaged.stdout
 
 
 def test_a_history_that_is_not_one_is_refused_with_the_line(tmp_path: Path) -> None:

@@ -246,11 +246,15 @@ def test_what_the_engine_learns_does_not_depend_on_the_model() -> None:
     assert learned[0] == learned[1]
 
 
-def test_replay_decides_as_inline_scoring_does_one_by_one() -> None:
+@pytest.mark.parametrize("model_process", [False, True], ids=["one process", "model process"])
+def test_replay_decides_as_inline_scoring_does_one_by_one(model_process: bool) -> None:
+    """In batches, in order, with feedback between them: 3,000 payments are five full batches
+    and a part one, and with `model_process` the child scores each while the next is read."""
     stream, _ = generate_episodes(3_000, SEED)
     records = replay_records(stream, outcomes(stream, SEED))
     model = PACKAGED
-    replayed = list(replay([json.dumps(r) for r in records], "jsonl", FraudEngine(model=model)))
+    lines = [json.dumps(r) for r in records]
+    replayed = list(replay(lines, "jsonl", FraudEngine(model=model), model_process))
     inline, engine = [], FraudEngine(model=model)
     for record in records:
         if record.get("outcome"):

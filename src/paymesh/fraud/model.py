@@ -98,9 +98,9 @@ class FraudModel:
         factors = tuple(f"model:{names[i]}" for _, i in named[:_FACTORS])
         return Verdict(self.score_of(credit[-1]), credit[-1], factors)
 
-    def verdicts(self, rows: Sequence[Sequence[float]]) -> list[Verdict]:
-        """Score many rows at once: one call into LightGBM for all of them."""
-        if not rows:
+    def verdicts(self, rows: Sequence[Sequence[float]] | np.ndarray[Any, Any]) -> list[Verdict]:
+        """Score many rows at once (a list of lists or a 2-D array): one call into LightGBM."""
+        if len(rows) == 0:
             return []
         # One thread: inline, a row at a time, an OpenMP team would only cost.
         x = np.asarray(rows, dtype=np.float64)
