@@ -49,3 +49,14 @@ def test_a_stream_of_less_than_a_batch_is_scored_whole(n: int) -> None:
     alone = list(replay(lines, "jsonl", FraudEngine(model=PACKAGED)))
     beside = list(replay(lines, "jsonl", FraudEngine(model=PACKAGED), model_process=True))
     assert beside == alone and len(beside) == n
+
+
+def test_a_replay_stopped_with_a_batch_in_flight_ends_its_child() -> None:
+    stream, _ = generate_episodes(1_200, 3)
+    lines = [json.dumps(r) for r in replay_records(stream, outcomes(stream, 3))]
+    results = replay(lines, "jsonl", FraudEngine(model=PACKAGED), model_process=True)
+    first = next(results)  # the first batch's: the second is in flight in the child
+    assert first["transaction_id"] == next(
+        json.loads(line)["transaction_id"] for line in lines if '"outcome"' not in line
+    )
+    results.close()  # returns once the child has ended (it would hang on an unread answer)

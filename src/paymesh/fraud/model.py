@@ -190,10 +190,11 @@ class FraudModel:
 class OneRowLeaves:
     """One row's leaf in every tree through LightGBM's single-row fast C API.
 
-    `Booster.predict` costs about 36 µs for one row here, nearly all of it the Python
-    package's own work before the trees (the parameter string parsed, the array checked and
-    converted, a predictor set up); the trees take a few. `LGBM_BoosterPredictForMatSingleRowFast`
-    does that set-up once (`...FastInit`) and then only walks the trees: about 5 µs. It is
+    `Booster.predict` costs about 54 µs of CPU for one row here (its array made included),
+    nearly all of it the Python package's own work before the trees (the parameter string
+    parsed, the array checked and converted, a predictor set up); the trees take a few.
+    `LGBM_BoosterPredictForMatSingleRowFast` does that set-up once (`...FastInit`) and then
+    only walks the trees: about 9 µs. It is
     LightGBM's documented C API, reached through the library the package has loaded; the
     same predictor code, so the same leaves (a test compares them with `predict`'s).
     The input and output buffers are this object's, so one call at a time (a lock).

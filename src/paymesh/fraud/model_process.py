@@ -83,15 +83,14 @@ class ModelProcess:
         return _answers.decode(payload)
 
     def close(self) -> None:
-        """Close its input (the child ends when it reads the end) and wait for it."""
+        """Close its input and wait for it to end. A replay stopped with a batch in flight
+        leaves an answer unread: it is read and dropped, so that a child blocked writing an
+        answer larger than the pipe still reaches the end of its input and ends."""
         with contextlib.suppress(BrokenPipeError):  # it may have ended already
             self._to.close()
-        try:
-            self._child.wait(10)
-        except subprocess.TimeoutExpired:
-            self._child.kill()
-            self._child.wait()
+        self._from.read()
         self._from.close()
+        self._child.wait()
 
 
 def serve(source: IO[bytes], out: IO[bytes]) -> None:
