@@ -4,6 +4,7 @@ error, not a hang, when that process is gone."""
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 
 import numpy as np
 import pytest
@@ -55,6 +56,7 @@ def test_a_replay_stopped_with_a_batch_in_flight_ends_its_child() -> None:
     stream, _ = generate_episodes(1_200, 3)
     lines = [json.dumps(r) for r in replay_records(stream, outcomes(stream, 3))]
     results = replay(lines, "jsonl", FraudEngine(model=PACKAGED), model_process=True)
+    assert isinstance(results, Generator)
     first = next(results)  # the first batch's: the second is in flight in the child
     assert first["transaction_id"] == next(
         json.loads(line)["transaction_id"] for line in lines if '"outcome"' not in line
