@@ -3,11 +3,11 @@
 A payment in paymesh is, at the least: the API request in, the PSP call out, the PSP's
 webhook in, one event delivered out to a merchant's endpoint, and the writes that make each
 durable. This script builds a payment service that does only that, with the same libraries
-and settings paymesh runs (uvicorn on httptools and uvloop, Starlette, aiohttp for calls
-out, msgspec for JSON, SQLite in WAL mode with `synchronous=FULL` behind one group-committing
-writer thread), and a PSP stub that answers Stripe's form-encoded create-and-confirm and
-signs its webhook with HMAC-SHA256. No fraud scoring, no rules, no idempotency record beyond
-a unique key, no metrics, no tracing, no validation beyond decoding.
+and settings paymesh runs: uvicorn on httptools and uvloop, Starlette, aiohttp for calls out,
+msgspec for JSON, and SQLite opened by paymesh's own `connect` (WAL, `synchronous=FULL`)
+behind paymesh's own `GroupCommitWriter`. A PSP stub answers Stripe's form-encoded
+create-and-confirm and signs its webhook with HMAC-SHA256. No fraud scoring, no rules, no
+idempotency record beyond a unique key, no metrics, no tracing, no validation beyond decoding.
 
 Then it drives the floor and a real `paymesh serve` (sandboxes in their own process, via
 `wrk_payments.py`) with the same wrk runs, alternating: `/healthz`, then payments. It prints
@@ -35,7 +35,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,54 +46,26 @@ import httpx
 import msgspec
 
 from benchmarks.wrk_payments import _PAYMENTS_LUA, _parse
+from paymesh.adapters.sqlite.schema import connect
+from paymesh.adapters.sqlite.writer import WRITE_LOCK_SUFFIX, GroupCommitWriter
 
 # -- the floor's payment service -----------------------------------------------------------
 
 
-class Writer:
-    """One thread owns the database; jobs queued while it commits go in the next transaction
-    together (group commit), as paymesh's SQLite writer does."""
-
-    def __init__(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
-        self._ready = threading.Condition()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(
-            "CREATE TABLE IF NOT EXISTS payments (id TEXT PRIMARY KEY, key TEXT UNIQUE,"
-            " status TEXT, psp_ref TEXT, doc BLOB);"
-            "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, payment_id TEXT, doc BLOB);"
-            "CREATE TABLE IF NOT EXISTS webhooks (id TEXT PRIMARY KEY);"
-            "CREATE TABLE IF NOT EXISTS deliveries (event_id TEXT PRIMARY KEY, status INTEGER);"
-        )
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def run(self, job: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = self._loop.create_future()
-        with self._ready:
-            self._jobs.append((job, future))
-            self._ready.notify()
-        return future
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._jobs:
-                    self._ready.wait()
-                jobs, self._jobs = self._jobs, []
-            results = []
-            self._conn.execute("BEGIN IMMEDIATE")
-            for job, _ in jobs:
-                results.append(job(self._conn))
-            self._conn.execute("COMMIT")
-            self._loop.call_soon_threadsafe(_settle, jobs, results)
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS payments (id TEXT PRIMARY KEY, key TEXT UNIQUE,"
+    " status TEXT, psp_ref TEXT, doc BLOB);"
+    "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, payment_id TEXT, doc BLOB);"
+    "CREATE TABLE IF NOT EXISTS webhooks (id TEXT PRIMARY KEY);"
+    "CREATE TABLE IF NOT EXISTS deliveries (event_id TEXT PRIMARY KEY, status INTEGER);"
+)
 
 
-def _settle(jobs: list[tuple[Any, asyncio.Future[Any]]], results: list[Any]) -> None:
-    for (_, future), result in zip(jobs, results, strict=True):
-        future.set_result(result)
+def open_writer(path: str) -> GroupCommitWriter:
+    """paymesh's own connection settings and group-committing writer, over the floor's tables."""
+    conn = connect(path)
+    conn.executescript(_TABLES)
+    return GroupCommitWriter(conn, lock_path=path + WRITE_LOCK_SUFFIX)
 
 
 def _lifespan(startup: Callable[[], Any]) -> Any:
@@ -125,7 +96,7 @@ def floor_api(psp_url: str, merchant_url: str, db: str, secret: str, api_key: st
     tasks: set[asyncio.Task[None]] = set()
 
     async def startup() -> None:
-        state["writer"] = Writer(db, asyncio.get_running_loop())
+        state["writer"] = open_writer(db)
         state["http"] = aiohttp.ClientSession()
 
     async def create(request: Request) -> Response:
@@ -135,8 +106,8 @@ def floor_api(psp_url: str, merchant_url: str, db: str, secret: str, api_key: st
         key = request.headers["idempotency-key"]
         payment_id = "pay_" + secrets.token_hex(12)
         doc = msgspec.json.encode({"id": payment_id, **msgspec.structs.asdict(new)})
-        writer: Writer = state["writer"]
-        await writer.run(
+        writer: GroupCommitWriter = state["writer"]
+        await writer.submit(
             lambda c: c.execute(
                 "INSERT INTO payments VALUES (?, ?, 'pending', NULL, ?)", (payment_id, key, doc)
             )
@@ -164,7 +135,7 @@ def floor_api(psp_url: str, merchant_url: str, db: str, secret: str, api_key: st
         event = msgspec.json.encode(
             {"id": event_id, "type": "payment.succeeded", "payment_id": payment_id}
         )
-        await writer.run(
+        await writer.submit(
             lambda c: (
                 c.execute(
                     "UPDATE payments SET status = ?, psp_ref = ? WHERE id = ?",
@@ -189,7 +160,7 @@ def floor_api(psp_url: str, merchant_url: str, db: str, secret: str, api_key: st
             headers={"Content-Type": "application/json", "Paymesh-Signature": signature},
         ) as answer:
             status = answer.status
-        await state["writer"].run(
+        await state["writer"].submit(
             lambda c: c.execute("INSERT INTO deliveries VALUES (?, ?)", (event_id, status))
         )
 
@@ -202,7 +173,7 @@ def floor_api(psp_url: str, merchant_url: str, db: str, secret: str, api_key: st
             return Response(status_code=400)
         event = msgspec.json.decode(body)
         intent = event["data"]["object"]
-        await state["writer"].run(
+        await state["writer"].submit(
             lambda c: (
                 c.execute("INSERT OR IGNORE INTO webhooks VALUES (?)", (event["id"],)),
                 c.execute(

@@ -68,7 +68,7 @@ class FraudModel:
     # with the leaf's value in the last column; `offsets[t]` is tree t's first row.
     _credits: Any = None
     _offsets: Any = None
-    _one_row: OneRowLeaves | None = field(default=None, repr=False, compare=False)
+    _one_row: OneRowLeaves = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.alert_margin < self.block_margin:
@@ -86,11 +86,8 @@ class FraudModel:
     def verdict(self, features: Mapping[str, float]) -> Verdict:
         """One payment's verdict (inline): the same as `verdicts` gives for it in a batch."""
         row = self.vector(features)
-        if self._one_row is not None:
-            leaves = self._one_row.leaves(row)
-        else:
-            leaves = self.booster.predict(np.array([row]), pred_leaf=True, num_threads=1)[0]
-        credit = self._credits[leaves.astype(np.int64) + self._offsets].sum(axis=0).tolist()
+        leaves = self._one_row.leaves(row)
+        credit = self._credits[leaves + self._offsets].sum(axis=0).tolist()
         # Plain Python from here: for one row, numpy's per-call cost is most of the time.
         named = [(c, i) for i, c in enumerate(credit[:-1]) if c >= _FACTOR_MIN and row[i] == row[i]]
         named.sort(key=lambda pair: (-pair[0], pair[1]))
@@ -217,13 +214,10 @@ class OneRowLeaves:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, booster: Any, n_features: int, n_trees: int) -> OneRowLeaves | None:
-        """The fast path for this booster, or None where this LightGBM has none (then
-        `FraudModel.verdict` calls `predict`)."""
-        try:
-            from lightgbm.libpath import _LIB
-        except ImportError:
-            return None
+    def open(cls, booster: Any, n_features: int, n_trees: int) -> OneRowLeaves:
+        """The fast path for this booster (the pinned LightGBM has it since 3.0)."""
+        from lightgbm.libpath import _LIB
+
         handle = ctypes.c_void_p()
         status = _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
             booster._handle,
@@ -236,11 +230,11 @@ class OneRowLeaves:
             ctypes.byref(handle),
         )
         if status != 0:
-            return None
+            raise ModelError("LightGBM could not set up its single-row prediction")
         return cls(_LIB, handle, booster, n_features, n_trees)
 
     def leaves(self, row: list[float]) -> Any:
-        """Each tree's leaf index for `row` (floats, NaN for missing), as a new array."""
+        """Each tree's leaf index for `row` (floats, NaN for missing), as a new int64 array."""
         with self._lock:
             self._row[:] = row
             status = self._predict(
@@ -248,7 +242,7 @@ class OneRowLeaves:
             )
             if status != 0 or self._out_len.value != len(self._out):
                 raise ModelError("LightGBM's single-row prediction failed")
-            return self._out.copy()
+            return self._out.astype(np.int64)  # a copy: the buffer is the next call's
 
     def __del__(self) -> None:
         handle, self._handle = self._handle, ctypes.c_void_p()

@@ -31,7 +31,7 @@ _answers = msgspec.msgpack.Decoder(list[tuple[int, float, tuple[str, ...]]])
 
 
 class ModelProcessError(RuntimeError):
-    """The model's process ended or answered out of turn."""
+    """The model's process ended, or a frame from it was cut short."""
 
 
 def write_frame(out: IO[bytes], payload: bytes) -> None:

@@ -69,21 +69,17 @@ def replay(
     """
     engine = engine if engine is not None else FraudEngine()
     model = engine.model
-    if model is None:
-        for record in read_records(lines, fmt):
-            if record.get("outcome"):
-                engine.feedback(*parse_outcome(record))
-            else:
-                txn = parse_transaction(record)
-                yield _result(txn.transaction_id, engine.score(txn))
-        return
     pending: list[tuple[str, list[float], FraudAssessment]] = []
-    with _ModelScoring(engine, model.to_json() if model_process else None) as scoring:
+    model_json = model.to_json() if model is not None and model_process else None
+    with _ModelScoring(engine, model_json) as scoring:
         for record in read_records(lines, fmt):
             if record.get("outcome"):
                 engine.feedback(*parse_outcome(record))
                 continue
             txn = parse_transaction(record)
+            if model is None:
+                yield _result(txn.transaction_id, engine.score(txn))
+                continue
             features, ruled = engine.evaluate(txn)
             pending.append((txn.transaction_id, model.vector(features), ruled))
             if len(pending) == _BATCH:
