@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # workers than cores pays: 4 on the 2-core reference machine.
 WORKERS ?= 4
 
-.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk bench-floor soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-changesets bench-event-ids bench-failover bench-fraud-memory bench-fraud-compiled test-fraud-compiled fuzz cluster clean
+.PHONY: install dev demo test lint unit lock screenshots bench-reconcile bench-wrk bench-floor soak-memory bench bench-payments bench-cost bench-cost-aws profile chaos scaleout bench-scaleout bench-changesets bench-event-ids bench-wal bench-failover bench-fraud-memory bench-fraud-compiled test-fraud-compiled fuzz cluster clean
 
 $(BIN)/python:
 	@echo "==> [1/3] creating the virtualenv in $(VENV) ($$($(PYTHON) --version))"
@@ -170,6 +170,12 @@ bench-failover: dev
 # time order (version 7), ~5 min
 bench-event-ids: dev
 	$(BIN)/python benchmarks/ordered_event_ids.py --prefill 400000 --payments 20000
+
+# What a payment writes to SQLite: WAL frames by table and index, the writer thread's write
+# calls and bytes, with 1 and 64 clients. BASELINE=<tree> (a worktree of an older commit)
+# measures it too, first, and prints the ratios.
+bench-wal: dev
+	$(BIN)/python -m benchmarks.wal_pages --payments 2000 --concurrency 1,64 $(if $(BASELINE),--baseline-src $(BASELINE)/src)
 
 # The fraud engine alone over two simulated days of the soak's customers: does it level off?
 bench-fraud-memory: dev

@@ -82,6 +82,10 @@ class ManagedServer:
         self.api_key = ""
 
     @property
+    def data_dir(self) -> Path:
+        return self._data_dir
+
+    @property
     def server_tree(self) -> ProcessTree | None:
         return None if self._process is None else ProcessTree([self._process.pid])
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from paymesh.domain.errors import DomainError
 from paymesh.domain.events import DomainEvent
 from paymesh.domain.ledger import LedgerTransaction, Move, fee_adjustment, schedule
-from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome
+from paymesh.domain.payment import FraudAssessment, Payment, PspOutcome, Routing
 from paymesh.domain.review import ReviewStatus
 from paymesh.domain.status import UNSETTLED, PaymentStatus
 from paymesh.ports.store import (
@@ -205,6 +205,30 @@ class PaymentStoreContract:
         found = await store.find_payment_by_connector_ref("stripe", "pi_77")
         assert found is not None and found.id == "pay_1"
         assert await store.find_payment_by_connector_ref("adyen", "pi_77") is None
+
+    async def test_a_payment_is_found_by_the_reference_it_has_now(self, store: Store) -> None:
+        # Bound after it was saved, then moved to another PSP by a failover: each save an
+        # update, and a webhook finds the payment by its current PSP's reference alone.
+        p = payment("pay_1", customer="c7")
+        p.routing = Routing("cards", ["adyen"])
+        await save(store, p)
+        p.apply_psp_outcome(PspOutcome(S.PENDING, "pi_77"), T0)
+        await save(store, p)
+        found = await store.find_payment_by_connector_ref("stripe", "pi_77")
+        assert found is not None and (found.id, found.connector) == ("pay_1", "stripe")
+        assert p.fail_over("stripe refused", T0)
+        await save(store, p)
+        assert await store.find_payment_by_connector_ref("stripe", "pi_77") is None
+        p.apply_psp_outcome(PspOutcome(S.PROCESSING, "psp_88"), T0)
+        await save(store, p)
+        found = await store.find_payment_by_connector_ref("adyen", "psp_88")
+        assert found is not None and (found.id, found.status) == ("pay_1", S.PROCESSING)
+        assert await store.find_payment_by_connector_ref("stripe", "pi_77") is None
+        # The columns the update leaves alone still list it.
+        page, _ = await store.list_payments(PaymentQuery(merchant_id="m1", customer_id="c7"))
+        assert [q.id for q in page] == ["pay_1"]
+        page, _ = await store.list_payments(PaymentQuery(merchant_id="m1", status=S.PROCESSING))
+        assert [q.id for q in page] == ["pay_1"]
 
     async def test_refund_lookup_is_per_merchant(self, store: Store) -> None:
         p = payment("pay_1")

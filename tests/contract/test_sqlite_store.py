@@ -1,5 +1,6 @@
 import os
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -7,7 +8,13 @@ import pytest
 
 from paymesh.adapters.sqlite import SqliteStore
 from paymesh.adapters.sqlite.schema import MIGRATIONS
-from paymesh.ports.store import AlreadyProcessed, Changeset
+from paymesh.ports.store import (
+    AlreadyProcessed,
+    Changeset,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    IdempotencyWrite,
+)
 from tests.contract.bus_store_contract import BusStoreContract
 from tests.contract.store_contract import StoreContract
 
@@ -116,7 +123,7 @@ async def test_blobs_kept_before_the_rowid_table_survive_its_migration(tmp_path:
     """Blobs moved to a rowid table (for incremental blob I/O): a file from before keeps
     its checkpoint and routing table, and takes a checkpoint in parts after."""
     path = str(tmp_path / "old.db")
-    conn = file_at_schema(path, len(MIGRATIONS) - 1)
+    conn = file_at_schema(path, 7)  # the last schema before the blobs' rowid table
     conn.execute("INSERT INTO blobs VALUES ('fraud-features', 1, x'00ff00')")
     conn.execute("INSERT INTO blobs VALUES ('routing:m1', 2, x'7b7d')")
     conn.close()
@@ -130,5 +137,70 @@ async def test_blobs_kept_before_the_rowid_table_survive_its_migration(tmp_path:
         )
         assert await store.get_blob("fraud-features") == b"new one"
         assert await store.get_blob("routing:m1") == b"{}"
+    finally:
+        await store.close()
+
+
+async def test_idempotency_records_kept_before_the_rowid_table_survive_its_migration(
+    tmp_path: Path,
+) -> None:
+    """Idempotency records moved to a rowid table: a file from before still replays a
+    completed reply, still refuses a second claim of a key in flight, and still purges
+    what has expired."""
+    now = datetime.now(UTC)
+    now_us = int(now.timestamp() * 1_000_000)
+    hour_us = 3_600_000_000
+    path = str(tmp_path / "old.db")
+    conn = file_at_schema(path, 8)  # the last schema with the WITHOUT ROWID table
+    conn.executemany(
+        "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("m1", "done", "fp1", "pay_1", "t1", 0, now_us + hour_us, 1, 201, b'{"id":"pay_1"}'),
+            (
+                "m1",
+                "flying",
+                "fp2",
+                "pay_2",
+                "t2",
+                now_us + hour_us,
+                now_us + hour_us,
+                0,
+                None,
+                None,
+            ),
+            ("m1", "old", "fp3", "pay_3", "t3", 0, now_us - hour_us, 1, 402, b"{}"),
+        ],
+    )
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        done = await store.get_idempotency("m1", "done")
+        assert done is not None
+        assert (done.resource_id, done.completed, done.response_status, done.response_body) == (
+            "pay_1",
+            True,
+            201,
+            b'{"id":"pay_1"}',
+        )
+        again = IdempotencyRecord(
+            merchant_id="m1",
+            key="flying",
+            fingerprint="fp2",
+            resource_id="pay_9",
+            lease_token="t9",
+            locked_until=now + timedelta(seconds=30),
+            expires_at=now + timedelta(hours=24),
+        )
+        with pytest.raises(IdempotencyConflict):
+            await store.commit(Changeset(idempotency=IdempotencyWrite(again, now)))
+        flying = await store.get_idempotency("m1", "flying")
+        assert flying is not None and (flying.resource_id, flying.completed) == ("pay_2", False)
+        reply = replace(flying, completed=True, response_status=201, response_body=b"{}")
+        await store.commit(Changeset(idempotency=IdempotencyWrite(reply, now, "t2")))
+        assert await store.get_idempotency("m1", "flying") == reply
+        assert (await store.purge_expired(now, now - timedelta(days=1))).idempotency == 1
+        assert await store.get_idempotency("m1", "old") is None
+        assert await store.get_idempotency("m1", "done") == done
     finally:
         await store.close()

@@ -22,9 +22,9 @@ def _count_jobs(store: SqliteStore) -> list[int]:
     jobs = [0]
     write = store._write
 
-    async def counted(job: Any) -> Any:
+    async def counted(job: Any, *, alone: bool = False) -> Any:
         jobs[0] += 1
-        return await write(job)
+        return await write(job, alone=alone)
 
     store._write = counted  # type: ignore[method-assign]
     return jobs

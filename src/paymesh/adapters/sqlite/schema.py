@@ -194,6 +194,42 @@ MIGRATIONS: list[str] = [
     DROP TABLE blobs;
     ALTER TABLE blobs_rowid RENAME TO blobs;
     """,
+    """
+    -- Idempotency records in a rowid table. WITHOUT ROWID keeps a whole row in the key's
+    -- B-tree, its interior pages included, and a record holds the reply it replays (about
+    -- 800 bytes): 4 rows a leaf, a claim's page chosen by its random key, and the reply
+    -- overflowing when the claim is completed. A rowid table appends rows on its last
+    -- pages, where a batch's claims and completions share their pages, and only the small
+    -- (merchant, key) index takes a random page.
+    CREATE TABLE idempotency_rows (
+        id INTEGER PRIMARY KEY,
+        merchant_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        lease_token TEXT NOT NULL,
+        locked_until_us INTEGER NOT NULL,
+        expires_us INTEGER NOT NULL,
+        completed INTEGER NOT NULL,
+        response_status INTEGER,
+        response_body BLOB,
+        UNIQUE (merchant_id, key)
+    );
+    INSERT INTO idempotency_rows (merchant_id, key, fingerprint, resource_id, lease_token,
+        locked_until_us, expires_us, completed, response_status, response_body)
+        SELECT merchant_id, key, fingerprint, resource_id, lease_token, locked_until_us,
+            expires_us, completed, response_status, response_body
+        FROM idempotency ORDER BY expires_us;
+    DROP TABLE idempotency;
+    ALTER TABLE idempotency_rows RENAME TO idempotency;
+    CREATE INDEX idempotency_by_expiry ON idempotency (expires_us);
+
+    -- A payment has no PSP reference until its PSP answers, and a webhook never looks one
+    -- up by none: a payment joins this index when it is bound, not when it is made.
+    DROP INDEX payments_by_connector_ref;
+    CREATE INDEX payments_by_connector_ref ON payments (connector, connector_payment_id)
+        WHERE connector_payment_id IS NOT NULL;
+    """,
 ]
 
 #: The database holds payments, customers and key hashes: only its owner may read it.

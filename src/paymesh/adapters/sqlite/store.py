@@ -50,6 +50,7 @@ from paymesh.ports.store import (
     IdempotencyWrite,
     Notification,
     PaymentQuery,
+    PaymentWrite,
     Purged,
     Spilled,
     StoredEvent,
@@ -73,40 +74,33 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
             raise AlreadyProcessed(f"{consumer} already applied {event_id}")
     for write in changes.payments:
         p = write.payment
-        row = (
-            p.merchant_id,
-            p.customer_id,
-            p.status.value,
-            p.connector,
-            p.connector_payment_id,
-            to_micros(p.created_at),
-            to_micros(p.updated_at),
-            write.expected_version + 1,
-            payment_to_doc(p),
-            None if p.review is None else p.review.status.value,
-            None if p.oldest_pending_refund is None else to_micros(p.oldest_pending_refund),
-        )
         if write.expected_version == 0:
             try:
                 conn.execute(
                     "INSERT INTO payments (merchant_id, customer_id, status, connector,"
                     " connector_payment_id, created_us, updated_us, version, doc, review_status,"
                     " refund_pending_us, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*row, p.id),
+                    (
+                        p.merchant_id,
+                        p.customer_id,
+                        p.status.value,
+                        p.connector,
+                        p.connector_payment_id,
+                        to_micros(p.created_at),
+                        to_micros(p.updated_at),
+                        1,
+                        payment_to_doc(p),
+                        None if p.review is None else p.review.status.value,
+                        None
+                        if p.oldest_pending_refund is None
+                        else to_micros(p.oldest_pending_refund),
+                        p.id,
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise VersionConflict(f"payment {p.id} already exists") from exc
         else:
-            cur = conn.execute(
-                "UPDATE payments SET merchant_id = ?, customer_id = ?, status = ?, connector = ?,"
-                " connector_payment_id = ?, created_us = ?, updated_us = ?, version = ?, doc = ?,"
-                " review_status = ?, refund_pending_us = ? WHERE id = ? AND version = ?",
-                (*row, p.id, write.expected_version),
-            )
-            if cur.rowcount != 1:
-                raise VersionConflict(
-                    f"payment {p.id} changed since version {write.expected_version}"
-                )
+            _update_payment(conn, write)
         if p.refunds:  # most payments have none: no statement for nothing
             conn.executemany(
                 "INSERT OR IGNORE INTO refunds (id, merchant_id, payment_id) VALUES (?, ?, ?)",
@@ -173,6 +167,36 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
         )
     for t in changes.ledger:
         _book(conn, t)
+
+
+def _update_payment(conn: sqlite3.Connection, write: PaymentWrite) -> None:
+    """SQLite rewrites an index whose column an UPDATE sets, even to the value it had: a page
+    of that index more in the commit, and in the WAL, and again at the checkpoint. So the
+    UPDATE leaves out what a payment never changes (its merchant, customer and creation
+    time, which key the list indexes), and sets its PSP reference, which changes once or
+    twice in a payment's life (bound, moved by a failover), only where it differs."""
+    p = write.payment
+    cur = conn.execute(
+        "UPDATE payments SET status = ?, updated_us = ?, version = ?, doc = ?,"
+        " review_status = ?, refund_pending_us = ? WHERE id = ? AND version = ?",
+        (
+            p.status.value,
+            to_micros(p.updated_at),
+            write.expected_version + 1,
+            payment_to_doc(p),
+            None if p.review is None else p.review.status.value,
+            None if p.oldest_pending_refund is None else to_micros(p.oldest_pending_refund),
+            p.id,
+            write.expected_version,
+        ),
+    )
+    if cur.rowcount != 1:
+        raise VersionConflict(f"payment {p.id} changed since version {write.expected_version}")
+    conn.execute(
+        "UPDATE payments SET connector = ?1, connector_payment_id = ?2"
+        " WHERE id = ?3 AND (connector IS NOT ?1 OR connector_payment_id IS NOT ?2)",
+        (p.connector, p.connector_payment_id, p.id),
+    )
 
 
 def _book(conn: sqlite3.Connection, t: LedgerTransaction) -> None:
@@ -269,7 +293,7 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
 def _purge(conn: sqlite3.Connection, now_us: int, processed_before_us: int, limit: int) -> Purged:
     # Expired, and not leased by a request still in flight (completed, or its lease is over).
     idempotency = conn.execute(
-        "DELETE FROM idempotency WHERE (merchant_id, key) IN (SELECT merchant_id, key"
+        "DELETE FROM idempotency WHERE id IN (SELECT id"
         " FROM idempotency WHERE expires_us <= ? AND (completed = 1 OR locked_until_us <= ?)"
         " LIMIT ?)",
         (now_us, now_us, limit),
@@ -380,10 +404,10 @@ class SqliteStore:
             raise RuntimeError("store is not open")
         return self._reader
 
-    async def _write(self, job: Any) -> Any:
+    async def _write(self, job: Any, *, alone: bool = False) -> Any:
         if self._writer is None:
             raise RuntimeError("store is not open")
-        return await self._writer.submit(job)
+        return await self._writer.submit(job, alone=alone)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -411,7 +435,10 @@ class SqliteStore:
         self, now: datetime, processed_before: datetime, limit: int = 1000
     ) -> Purged:
         now_us, before_us = to_micros(now), to_micros(processed_before)
-        result: Purged = await self._write(lambda conn: _purge(conn, now_us, before_us, limit))
+        # Alone: a purge changes pages all over its tables (see GroupCommitWriter).
+        result: Purged = await self._write(
+            lambda conn: _purge(conn, now_us, before_us, limit), alone=True
+        )
         return result
 
     async def put_blob(self, name: str, data: bytes, at: datetime) -> None:
@@ -422,7 +449,7 @@ class SqliteStore:
             # next one. Bound again here to an empty one, with `?4` false: no row is written.
             conn.execute(_PUT_BLOB, (name, 0, b"", False))
 
-        await self._write(put)
+        await self._write(put, alone=True)  # its old pages, tens of MB (GroupCommitWriter)
 
     async def put_blob_parts(self, name: str, parts: Sequence[BlobPart], at: datetime) -> None:
         """The row made at its full size of zeros, then the parts written into it through
@@ -442,7 +469,7 @@ class SqliteStore:
                     else:
                         blob.write(part)
 
-        await self._write(put)
+        await self._write(put, alone=True)  # its old pages, tens of MB (GroupCommitWriter)
 
     def spill(self) -> BlobSpill:
         """A file beside the database, unnamed (gone with its last descriptor, a crash
