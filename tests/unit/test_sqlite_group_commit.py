@@ -126,9 +126,14 @@ async def _held_then(
 ) -> list[int]:
     """Holds the writer in a job of its own while `queued` submits jobs, then lets it go:
     what `queued` submitted is in the queue together when the writer next takes a batch."""
-    release = threading.Event()
-    blocker = asyncio.ensure_future(writer.submit(lambda conn: release.wait(5)))
-    await asyncio.sleep(0.05)  # the writer has taken the blocker and waits in it
+    started, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> bool:
+        started.set()
+        return release.wait(5)
+
+    blocker = asyncio.ensure_future(writer.submit(hold))
+    assert await asyncio.to_thread(started.wait, 5)  # the writer is inside the blocker
     futures = queued()
     await asyncio.sleep(0)  # every submit has put its job in the queue
     release.set()
