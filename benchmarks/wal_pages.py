@@ -89,6 +89,7 @@ class Frames:
     frames: int = 0
     commits: int = 0
     by_tree: Counter[str] = field(default_factory=Counter)
+    bytes_each: int = 4096 + _FRAME_HEADER  # a frame: its header and one page
 
 
 def wal_frame_count(path: Path) -> int:
@@ -110,7 +111,7 @@ def read_frames(path: Path, start: int, end: int, owner: dict[int, str]) -> Fram
     """Frames `start` (inclusive) to `end` of the WAL at `path`, by the B-tree owning each
     page (`?` for one that is free by the time `owner` was read)."""
     page_size = _page_size(path)
-    out = Frames()
+    out = Frames(bytes_each=page_size + _FRAME_HEADER)
     with path.open("rb") as wal:
         salts = wal.read(_WAL_HEADER)[16:24]
         wal.seek(_WAL_HEADER + start * (page_size + _FRAME_HEADER))
@@ -260,7 +261,7 @@ def report(runs: list[Run], top: int) -> None:
         print(
             f"\n{run.tree}, {run.concurrency} client(s): {run.payments} payments,"
             f" {run.per_payment(f.commits):.2f} commits and {run.per_payment(f.frames):.1f} frames"
-            f" ({run.per_payment(f.frames) * 4.1:.0f} KiB) a payment,"
+            f" ({run.per_payment(f.frames * f.bytes_each) / 1024:.0f} KiB) a payment,"
             f" {f.frames / max(f.commits, 1):.1f} frames a commit; the writer thread:"
             f" {run.per_payment(run.write_calls):.1f} write calls and"
             f" {run.per_payment(run.written) / 1024:.0f} KiB a payment"

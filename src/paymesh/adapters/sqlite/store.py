@@ -90,10 +90,8 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
                         to_micros(p.updated_at),
                         1,
                         payment_to_doc(p),
-                        None if p.review is None else p.review.status.value,
-                        None
-                        if p.oldest_pending_refund is None
-                        else to_micros(p.oldest_pending_refund),
+                        _review_status(p),
+                        _refund_pending_us(p),
                         p.id,
                     ),
                 )
@@ -169,6 +167,14 @@ def _apply(changes: Changeset, conn: sqlite3.Connection) -> None:
         _book(conn, t)
 
 
+def _review_status(p: Payment) -> str | None:
+    return None if p.review is None else p.review.status.value
+
+
+def _refund_pending_us(p: Payment) -> int | None:
+    return None if p.oldest_pending_refund is None else to_micros(p.oldest_pending_refund)
+
+
 def _update_payment(conn: sqlite3.Connection, write: PaymentWrite) -> None:
     """SQLite rewrites an index whose column an UPDATE sets, even to the value it had: a page
     of that index more in the commit, and in the WAL, and again at the checkpoint. So the
@@ -184,8 +190,8 @@ def _update_payment(conn: sqlite3.Connection, write: PaymentWrite) -> None:
             to_micros(p.updated_at),
             write.expected_version + 1,
             payment_to_doc(p),
-            None if p.review is None else p.review.status.value,
-            None if p.oldest_pending_refund is None else to_micros(p.oldest_pending_refund),
+            _review_status(p),
+            _refund_pending_us(p),
             p.id,
             write.expected_version,
         ),

@@ -33,14 +33,16 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
-#: The job, its caller's future and loop, and whether it commits alone.
-_Job = tuple[
-    Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool
-]
+
+class _Job(NamedTuple):
+    run: Callable[[sqlite3.Connection], Any]
+    fut: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    alone: bool  # commits by itself, with no savepoint (see the module doc)
 
 
 _Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
@@ -80,7 +82,7 @@ class GroupCommitWriter:
         commit of its own, for a job that may change many pages (see the module doc)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((job, fut, loop, alone))
+        self._jobs.put(_Job(job, fut, loop, alone))
         return await fut
 
     def close(self) -> None:
@@ -115,7 +117,7 @@ class GroupCommitWriter:
             # callers: a job's closure can hold a big value (the fraud checkpoint's tens of
             # MB), which its caller, once woken, takes to be free (it trims the heap).
             del first
-            while not batch[0][3] and len(batch) < self._max_batch:
+            while not batch[0].alone and len(batch) < self._max_batch:
                 try:
                     nxt = self._jobs.get_nowait()
                 except queue.Empty:
@@ -123,7 +125,7 @@ class GroupCommitWriter:
                 if nxt is None:
                     stopping = True
                     break
-                if nxt[3]:  # to commit alone: the batch so far first, then it by itself
+                if nxt.alone:  # to commit alone: the batch so far first, then it by itself
                     self._commit(batch)
                     batch = [nxt]
                     del nxt
@@ -145,12 +147,12 @@ class GroupCommitWriter:
         its failure undoes the whole transaction, which is the job, and `_commit` gives it
         the job's own exception. Two statements fewer a commit."""
         if len(batch) == 1:
-            outcomes.append((batch[0][0](conn), None))
+            outcomes.append((batch[0].run(conn), None))
             return
-        for job, _fut, _loop, _alone in batch:
+        for job in batch:
             conn.execute("SAVEPOINT job")
             try:
-                outcomes.append((job(conn), None))
+                outcomes.append((job.run(conn), None))
                 conn.execute("RELEASE job")
             except Exception as exc:  # the job's own failure: undo only the job
                 conn.execute("ROLLBACK TO job")
@@ -169,7 +171,7 @@ class GroupCommitWriter:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 outcomes = [(None, exc)] * len(batch)
-        waiting = [(fut, loop) for _job, fut, loop, _alone in batch]
+        waiting = [(job.fut, job.loop) for job in batch]
         batch.clear()  # the jobs go before their callers wake (see `_run`)
         # One wake-up of each caller's loop for the whole batch, not one per job: each is a
         # write to the loop's self-pipe, and a batch holds a dozen jobs under load.
