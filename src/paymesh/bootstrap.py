@@ -112,7 +112,7 @@ def build_store(settings: Settings) -> BusBackend:
 
         assert settings.database is not None
         return PostgresStore(settings.database)
-    return SqliteStore(settings.sqlite_path)
+    return SqliteStore(settings.sqlite_path, commit_delay=settings.sqlite_commit_delay_ms / 1000)
 
 
 def utcnow() -> datetime:

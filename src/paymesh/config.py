@@ -140,6 +140,10 @@ class Settings:
     #: A stall of the event loop this long (ms) is logged with the code that held it
     #: (`paymesh.adapters.metrics.loop_watch`); 0: lag measured, stalls not logged.
     loop_stall_ms: float = 100.0
+    #: Embedded (SQLite) only: how long (ms) the writer may wait for more changes before a
+    #: commit, while they arrive faster than that (`paymesh.adapters.sqlite.writer`); 0, the
+    #: default: never wait (it costs latency below this machine's ceiling; see the README).
+    sqlite_commit_delay_ms: float = 0.0
     #: A process of its own (`paymesh serve`, `paymesh worker`; not an environment variable):
     #: once started, its objects are frozen out of the cycle collector's passes
     #: (`paymesh.adapters.collector.freeze_startup`).
@@ -160,6 +164,9 @@ class Settings:
             "allow_mixed_mode": _flag(_env("ALLOW_MIXED_MODE")),
             "deliverer_process": _flag(_env("DELIVERER_PROCESS")),
             "loop_stall_ms": float(_env("LOOP_STALL_MS", str(cls.loop_stall_ms)) or 0),
+            "sqlite_commit_delay_ms": float(
+                _env("SQLITE_COMMIT_DELAY_MS", str(cls.sqlite_commit_delay_ms)) or 0
+            ),
             "stripe_api_base": _env("STRIPE_API_BASE"),
             "stripe_secret_key": _env("STRIPE_SECRET_KEY"),
             "stripe_webhook_secret": _env("STRIPE_WEBHOOK_SECRET"),
@@ -301,6 +308,11 @@ class Settings:
                 )
 
     def _check_bus(self) -> None:
+        if not 0 <= self.sqlite_commit_delay_ms <= 100:
+            # A caller waits this long for its commit: past 100 ms it would be an outage.
+            raise ConfigError(
+                f"PAYMESH_SQLITE_COMMIT_DELAY_MS {self.sqlite_commit_delay_ms:g}: use 0 to 100"
+            )
         if self.deliverer_process and (self.shared_store or self.bus is not None):
             raise ConfigError(
                 "PAYMESH_DELIVERER_PROCESS is for the embedded server (SQLite); with a "

@@ -228,3 +228,89 @@ async def test_a_batch_s_savepoints_write_nothing_before_its_commit(tmp_path: Pa
         await asyncio.to_thread(writer.close)
     assert updated == [2000] * 4
     assert last - first < 4096  # not one page: about 1 MB a job with a temporary file
+
+
+def _traced_writer(tmp_path: Path, commit_delay: float) -> tuple[GroupCommitWriter, list[str]]:
+    conn = sqlite3.connect(tmp_path / "w.db", check_same_thread=False, isolation_level=None)
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    return GroupCommitWriter(conn, commit_delay=commit_delay), statements
+
+
+def _commits(statements: list[str]) -> list[list[str]]:
+    """The INSERTs of each commit, in order."""
+    commits: list[list[str]] = []
+    for sql in statements:
+        if sql == "BEGIN IMMEDIATE":
+            commits.append([])
+        elif sql.startswith("INSERT"):
+            commits[-1].append(sql)
+    return commits
+
+
+def _insert_k(k: int) -> Callable[[sqlite3.Connection], int]:
+    def job(conn: sqlite3.Connection) -> int:
+        conn.execute(f"INSERT INTO t (k, v) VALUES ({k}, 'x')")
+        return k
+
+    return job
+
+
+def _burst(writer: GroupCommitWriter, keys: range) -> Callable[[], list[asyncio.Task[int]]]:
+    """Jobs of as many callers as `keys`, submitted at once."""
+    return lambda: [asyncio.create_task(writer.submit(_insert_k(k))) for k in keys]
+
+
+async def test_one_caller_s_writes_in_a_row_never_wait_for_company(tmp_path: Path) -> None:
+    """Thirty writes as fast as one caller can make them, each after the last one's commit:
+    faster than one per `commit_delay`, but each batch is of one job, so there is no one to
+    wait for. Waiting would take 30 x 2 s here."""
+    writer, statements = _traced_writer(tmp_path, commit_delay=2.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        for k in range(30):
+            assert await writer.submit(_insert_k(k)) == k
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert loop.time() - started < 2.0
+    assert _commits(statements) == [[f"INSERT INTO t (k, v) VALUES ({k}, 'x')"] for k in range(30)]
+
+
+async def test_while_callers_write_together_a_lone_job_waits_for_company(tmp_path: Path) -> None:
+    """Eight jobs of several callers came together (a batch with company, faster than one
+    per `commit_delay`): the next job waits up to `commit_delay` before its commit, and a job
+    submitted 50 ms after it shares that commit. With no delay each has a commit of its own."""
+    for delay, expected in ((0.5, [[0, 1]]), (0.0, [[0], [1]])):
+        (tmp_path / str(delay)).mkdir()
+        writer, statements = _traced_writer(tmp_path / str(delay), commit_delay=delay)
+        try:
+            burst = _burst(writer, range(100, 108))
+            assert await _held_then(writer, burst) == list(range(100, 108))
+            first = asyncio.create_task(writer.submit(_insert_k(0)))
+            await asyncio.sleep(0.05)
+            second = asyncio.create_task(writer.submit(_insert_k(1)))
+            assert list(await asyncio.gather(first, second)) == [0, 1]
+        finally:
+            await asyncio.to_thread(writer.close)
+        after_burst = _commits(statements)[2:]
+        assert after_burst == [
+            [f"INSERT INTO t (k, v) VALUES ({k}, 'x')" for k in c] for c in expected
+        ]
+
+
+async def test_an_idle_writer_commits_a_job_at_once(tmp_path: Path) -> None:
+    """A burst, then a quiet spell longer than `_SIBLINGS` gaps of `commit_delay`: the next
+    job is committed without waiting, although the last batches had company."""
+    writer, _ = _traced_writer(tmp_path, commit_delay=0.25)
+    loop = asyncio.get_running_loop()
+    try:
+        await _held_then(writer, _burst(writer, range(100, 110)))
+        await asyncio.sleep(2.0)  # longer than 7 gaps of 0.25 s
+        started = loop.time()
+        assert await writer.submit(_insert_k(0)) == 0
+        took = loop.time() - started
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert took < 0.25

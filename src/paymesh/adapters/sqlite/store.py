@@ -382,8 +382,11 @@ _PUT_BLOB = (
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, commit_delay: float = 0.0) -> None:
+        """`commit_delay`: seconds the writer may wait for company before a commit, while
+        jobs arrive faster than that (`GroupCommitWriter`); 0 never waits."""
         self.path = str(path)
+        self._commit_delay = commit_delay
         self._reader: sqlite3.Connection | None = None
         self._writer: GroupCommitWriter | None = None
         self._saves = _DeliverySaves()
@@ -393,7 +396,9 @@ class SqliteStore:
         Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = connect(self.path)
         migrate(conn)
-        self._writer = GroupCommitWriter(conn, lock_path=self.path + WRITE_LOCK_SUFFIX)
+        self._writer = GroupCommitWriter(
+            conn, lock_path=self.path + WRITE_LOCK_SUFFIX, commit_delay=self._commit_delay
+        )
         self._reader = connect(self.path)
 
     async def close(self) -> None:
