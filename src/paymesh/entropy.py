@@ -47,6 +47,11 @@ _POOL = EntropyPool()
 os.register_at_fork(after_in_child=_POOL.forget)
 
 
+def random_bytes(n: int) -> bytes:
+    """`n` random bytes (as `os.urandom`), from the pool."""
+    return _POOL.take(n)
+
+
 def random_bits(n: int) -> int:
     """A uniformly random integer of `n` bits (as `secrets.randbits`)."""
     size = (n + 7) // 8

@@ -173,3 +173,27 @@ def test_uuid7_keeps_74_random_bits() -> None:
     for _ in range(64):
         seen |= uuid.UUID(uuid7(0)).int
     assert seen == (1 << 80) - 1 & ~(0xF << 76) & ~(0x3 << 62) | 0x7 << 76 | 0x2 << 62
+
+
+def test_paypal_sandbox_ids_come_from_the_pool_in_paypal_s_shapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PayPal's ids are 17 characters drawn one by one from 36; `secrets.choice` read the
+    kernel once a character (34 reads an event id). Now a few blocks serve them all."""
+    import re
+
+    from paymesh.sandbox.paypal import ids as paypal
+
+    calls = counting_real_urandom(monkeypatch)
+    made = {
+        r"[A-Z0-9]{17}": [paypal.resource_id() for _ in range(200)],
+        r"WH-[A-Z0-9]{17}-[A-Z0-9]{17}": [paypal.event_id() for _ in range(200)],
+        r"[A-Z0-9]{13}": [paypal.payer_id() for _ in range(200)],
+        r"PP-D-[0-9]{8}": [paypal.dispute_id() for _ in range(200)],
+    }
+    for shape, ids in made.items():
+        assert all(re.fullmatch(shape, i) for i in ids), shape
+        if not shape.startswith("PP-D-"):  # 8 digits: a repeat in 200 is 1 in 5,000
+            assert len(set(ids)) == 200, shape
+    # 200 x (17 + 34 + 13 + 8) = 14,400 bytes: 4 blocks of 4,096.
+    assert sum(calls.values()) == 4

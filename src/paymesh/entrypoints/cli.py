@@ -349,6 +349,9 @@ def sandbox(
         loop="uvloop",
         http="httptools",
         lifespan="on",
+        # Loopback only, no proxy in front: uvicorn's X-Forwarded-* middleware would only
+        # cost a pass per request.
+        proxy_headers=False,
     )
 
 

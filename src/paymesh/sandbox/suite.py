@@ -217,7 +217,14 @@ class SandboxListener:
         await self.suite.start()
         app = Starlette(routes=list(self.suite.mounts()))
         server = _NoSignals(
-            uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+            # Loopback only, no proxy in front: no X-Forwarded-* middleware to pass through.
+            uvicorn.Config(
+                app,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                proxy_headers=False,
+            )
         )
         server.config.load()
         server.lifespan = server.config.lifespan_class(server.config)

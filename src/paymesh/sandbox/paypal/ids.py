@@ -3,8 +3,12 @@
 Orders, authorizations, captures and refunds share one shape: 17 upper-case
 letters and digits (`5O190127TN364715T`). Webhook events are `WH-` followed
 by two such groups; transmissions are UUIDs; `debug_id` is 13 hex digits.
-Randomness comes from `secrets`: an id must not be guessable, since the
-payer-facing pages find an order by its id alone.
+An id must not be guessable, since the payer-facing pages find an order by its
+id alone: its characters come from the kernel's CSPRNG through
+`paymesh.entropy`'s pool, a block read at a time. `secrets.choice` made a
+system call a character: 43 us an event id, now 1.6. Mapping a byte to one of
+36 characters favours four of them by 8/256 against 7/256: under 0.01 bits a
+character lost.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import secrets
 import string
 import uuid
 from datetime import UTC, datetime
+
+from paymesh.entropy import random_bytes
 
 __all__ = [
     "access_token",
@@ -28,8 +34,15 @@ __all__ = [
 _UPPER_ALNUM = string.ascii_uppercase + string.digits
 
 
+def _table(alphabet: str) -> bytes:
+    return bytes(ord(alphabet[b % len(alphabet)]) for b in range(256))
+
+
+_TABLES = {_UPPER_ALNUM: _table(_UPPER_ALNUM), string.digits: _table(string.digits)}
+
+
 def _chars(alphabet: str, length: int) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(length))
+    return random_bytes(length).translate(_TABLES[alphabet]).decode("ascii")
 
 
 def resource_id() -> str:
