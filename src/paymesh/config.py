@@ -222,6 +222,7 @@ class Settings:
             elif isinstance(raw, list):
                 values[name] = tuple(raw)
         settings = cls(**values)  # type: ignore[arg-type]
+        settings._check_store()
         settings._check_bus()
         settings._check_targets()
         settings._check_confirmations()
@@ -307,12 +308,14 @@ class Settings:
                     "verifies deliveries with it)"
                 )
 
-    def _check_bus(self) -> None:
+    def _check_store(self) -> None:
         if not 0 <= self.sqlite_commit_delay_ms <= 100:
             # A caller waits this long for its commit: past 100 ms it would be an outage.
             raise ConfigError(
                 f"PAYMESH_SQLITE_COMMIT_DELAY_MS {self.sqlite_commit_delay_ms:g}: use 0 to 100"
             )
+
+    def _check_bus(self) -> None:
         if self.deliverer_process and (self.shared_store or self.bus is not None):
             raise ConfigError(
                 "PAYMESH_DELIVERER_PROCESS is for the embedded server (SQLite); with a "
