@@ -230,12 +230,17 @@ async def test_a_batch_s_savepoints_write_nothing_before_its_commit(tmp_path: Pa
     assert last - first < 4096  # not one page: about 1 MB a job with a temporary file
 
 
-def _traced_writer(tmp_path: Path, commit_delay: float) -> tuple[GroupCommitWriter, list[str]]:
+def _traced_writer(
+    tmp_path: Path, commit_delay: float, busy_share: float = 0.0
+) -> tuple[GroupCommitWriter, list[str]]:
+    """A writer whose statements are kept; by default it counts the process as busy enough
+    to wait (the CPU condition has a test of its own)."""
     conn = sqlite3.connect(tmp_path / "w.db", check_same_thread=False, isolation_level=None)
     conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
-    return GroupCommitWriter(conn, commit_delay=commit_delay), statements
+    writer = GroupCommitWriter(conn, commit_delay=commit_delay, busy_share=busy_share)
+    return writer, statements
 
 
 def _commits(statements: list[str]) -> list[list[str]]:
@@ -280,12 +285,20 @@ async def test_one_caller_s_writes_in_a_row_never_wait_for_company(tmp_path: Pat
 
 async def test_while_callers_write_together_a_lone_job_waits_for_company(tmp_path: Path) -> None:
     """Eight jobs of several callers came together (a batch with company, faster than one
-    per `commit_delay`): the next job waits up to `commit_delay` before its commit, and a job
-    submitted 50 ms after it shares that commit. With no delay each has a commit of its own."""
-    for delay, expected in ((0.5, [[0, 1]]), (0.0, [[0], [1]])):
-        (tmp_path / str(delay)).mkdir()
-        writer, statements = _traced_writer(tmp_path / str(delay), commit_delay=delay)
+    per `commit_delay`) in a busy process: the next job waits up to `commit_delay` before its
+    commit, and a job submitted 50 ms after it shares that commit. With no delay, or in a
+    process using less than `busy_share` of a core (this one, asleep), each has a commit of
+    its own."""
+    cases = (
+        ("busy", 0.5, 0.0, [[0, 1]]),
+        ("no delay", 0.0, 0.0, [[0], [1]]),
+        ("not busy", 0.5, 0.7, [[0], [1]]),
+    )
+    for name, delay, busy_share, expected in cases:
+        (tmp_path / name).mkdir()
+        writer, statements = _traced_writer(tmp_path / name, delay, busy_share)
         try:
+            await asyncio.sleep(0.15)  # a window for the writer to take the process's share
             burst = _burst(writer, range(100, 108))
             assert await _held_then(writer, burst) == list(range(100, 108))
             first = asyncio.create_task(writer.submit(_insert_k(0)))
@@ -297,7 +310,7 @@ async def test_while_callers_write_together_a_lone_job_waits_for_company(tmp_pat
         after_burst = _commits(statements)[2:]
         assert after_burst == [
             [f"INSERT INTO t (k, v) VALUES ({k}, 'x')" for k in c] for c in expected
-        ]
+        ], name
 
 
 async def test_an_idle_writer_commits_a_job_at_once(tmp_path: Path) -> None:

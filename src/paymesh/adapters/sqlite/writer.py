@@ -29,15 +29,17 @@ one: 670-1,350 commits a second of 1.3-2 jobs, 190-410 us of the writer's CPU ea
 PostgreSQL's `commit_delay`, the writer can wait a little (`commit_delay`) for more jobs
 before it commits: then 210-280 commits a second of 4.5-5.6 jobs, 550-930 us each. It waits
 only while jobs arrive faster than one per `commit_delay` (the last `_SIBLINGS` of them, on
-average) from more than one caller (one of the last `_RECENT_BATCHES` batches held several):
-then the wait is expected to bring company. An idle server commits at once, and so does one
-caller's string of writes, each waiting for the last: its batches are all of one job, so
-once waits bring no one, the writer stops waiting. A job submitted `alone` ends the wait.
-Nothing changes for durability: a caller still returns only after its COMMIT.
+average) from more than one caller (one of the last `_RECENT_BATCHES` batches held several),
+and while the process uses at least `_BUSY_SHARE` of a core: then the wait is expected to
+bring company, and the CPU it saves is what callers would otherwise queue for. An idle
+server commits at once, and so does one caller's string of writes, each waiting for the
+last: its batches are all of one job, so once waits bring no one, the writer stops waiting.
+A job submitted `alone` ends the wait. Nothing changes for durability: a caller still
+returns only after its COMMIT.
 
-The wait is off by default (0). It pays near the process's ceiling, where CPU saved is
-queueing avoided; below it, each write on a payment's path waits up to `commit_delay` for
-nothing it needs (`benchmarks/README.md`, "Waiting for company").
+The wait is off by default (0). Before the CPU condition, it cost 4-7 ms of API p50 at 100
+payments/s (the server at about half a core); with it, nothing measurable there. At 180/s it
+saves some CPU and costs a few ms of p50 (`benchmarks/README.md`, "Waiting for company").
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ WRITE_LOCK_SUFFIX = ".write.lock"
 #: being asked (see the module doc).
 _SIBLINGS = 8
 _RECENT_BATCHES = 4
+#: ... and the process used at least this share of a core over the last `_BUSY_WINDOW`
+#: seconds: below it, CPU is not what its callers wait for.
+_BUSY_SHARE = 0.7
+_BUSY_WINDOW = 0.1
 
 
 class GroupCommitWriter:
@@ -94,6 +100,7 @@ class GroupCommitWriter:
         max_batch: int = 512,
         lock_path: str | None = None,
         commit_delay: float = 0.0,
+        busy_share: float = _BUSY_SHARE,
     ) -> None:
         self._conn = conn
         #: Seconds the writer may wait for more jobs before it commits (see the module doc);
@@ -103,6 +110,11 @@ class GroupCommitWriter:
         self._arrivals: collections.deque[float] = collections.deque(maxlen=_SIBLINGS)
         #: Whether each of the last `_RECENT_BATCHES` batches held more than one job.
         self._shared: collections.deque[bool] = collections.deque(maxlen=_RECENT_BATCHES)
+        #: The share of a core the process must use for the writer to wait (see the module doc).
+        self._busy_share = busy_share
+        #: The process's CPU time and the clock when its share was last taken.
+        self._cpu_mark = (time.process_time(), time.monotonic())
+        self._busy = 0.0  # the process's last measured share of a core
         # The savepoints' page copies in memory, not in a temporary file (see the module doc).
         conn.execute("PRAGMA temp_store=MEMORY")
         self._max_batch = max_batch
@@ -180,9 +192,10 @@ class GroupCommitWriter:
 
     def _company_deadline(self) -> float | None:
         """Notes a batch's first job; when to stop waiting for more, or None to commit at once:
-        the wait is worth it only while jobs arrive faster than one per `commit_delay` (see
-        the module doc). Jobs queued while a commit ran are taken back to back and count as
-        arriving together, which is what they did as far as batching goes."""
+        the wait is worth it only while jobs arrive faster than one per `commit_delay`, from
+        several callers, in a busy process (see the module doc). Jobs queued while a commit
+        ran are taken back to back and count as arriving together, which is what they did as
+        far as batching goes."""
         now = time.monotonic()
         arrivals = self._arrivals
         arrivals.append(now)
@@ -191,7 +204,12 @@ class GroupCommitWriter:
             return None  # quiet, or one caller's writes in a row: no one to wait for
         if now - arrivals[0] >= delay * (_SIBLINGS - 1):  # a mean gap of `delay` or more
             return None
-        return now + delay
+        cpu_then, then = self._cpu_mark
+        if now - then >= _BUSY_WINDOW:
+            cpu = time.process_time()
+            self._busy = (cpu - cpu_then) / (now - then)
+            self._cpu_mark = (cpu, now)
+        return now + delay if self._busy >= self._busy_share else None
 
     @staticmethod
     def _apply(
