@@ -286,13 +286,13 @@ async def test_one_caller_s_writes_in_a_row_never_wait_for_company(tmp_path: Pat
 async def test_while_callers_write_together_a_lone_job_waits_for_company(tmp_path: Path) -> None:
     """Eight jobs of several callers came together (a batch with company, faster than one
     per `commit_delay`) in a busy process: the next job waits up to `commit_delay` before its
-    commit, and a job submitted 50 ms after it shares that commit. With no delay, or in a
+    commit, and a job submitted 200 ms after it shares that commit. With no delay, or in a
     process using less than `busy_share` of a core (this one, asleep), each has a commit of
     its own."""
     cases = (
-        ("busy", 0.5, 0.0, [[0, 1]]),
+        ("busy", 1.0, 0.0, [[0, 1]]),
         ("no delay", 0.0, 0.0, [[0], [1]]),
-        ("not busy", 0.5, 0.7, [[0], [1]]),
+        ("not busy", 1.0, 0.7, [[0], [1]]),
     )
     for name, delay, busy_share, expected in cases:
         (tmp_path / name).mkdir()
@@ -302,7 +302,9 @@ async def test_while_callers_write_together_a_lone_job_waits_for_company(tmp_pat
             burst = _burst(writer, range(100, 108))
             assert await _held_then(writer, burst) == list(range(100, 108))
             first = asyncio.create_task(writer.submit(_insert_k(0)))
-            await asyncio.sleep(0.05)
+            # Long enough for the first to be taken alone on a busy machine, well within
+            # the delay.
+            await asyncio.sleep(0.2)
             second = asyncio.create_task(writer.submit(_insert_k(1)))
             assert list(await asyncio.gather(first, second)) == [0, 1]
         finally:
