@@ -12,18 +12,27 @@ from paymesh.bootstrap import build_store
 from paymesh.config import ConfigError, Settings
 
 
-def test_the_commit_delay_is_off_by_default_and_reaches_the_store_in_seconds(
+async def _writer_delay(tmp_path: Path) -> float:
+    """The delay the opened store's writer got, in seconds."""
+    store = build_store(Settings.from_env(data_dir=tmp_path))
+    assert isinstance(store, SqliteStore)
+    await store.open()
+    try:
+        assert store._writer is not None
+        return store._writer._commit_delay
+    finally:
+        await store.close()
+
+
+async def test_the_commit_delay_is_off_by_default_and_reaches_the_writer_in_seconds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PAYMESH_SQLITE_COMMIT_DELAY_MS", raising=False)
-    store = build_store(Settings.from_env(data_dir=tmp_path))
-    assert isinstance(store, SqliteStore) and store._commit_delay == 0
+    assert await _writer_delay(tmp_path) == 0
     monkeypatch.setenv("PAYMESH_SQLITE_COMMIT_DELAY_MS", "2")
-    store = build_store(Settings.from_env(data_dir=tmp_path))
-    assert isinstance(store, SqliteStore) and store._commit_delay == pytest.approx(0.002)
+    assert await _writer_delay(tmp_path) == pytest.approx(0.002)
     monkeypatch.setenv("PAYMESH_SQLITE_COMMIT_DELAY_MS", "0.5")
-    store = build_store(Settings.from_env(data_dir=tmp_path))
-    assert isinstance(store, SqliteStore) and store._commit_delay == pytest.approx(0.0005)
+    assert await _writer_delay(tmp_path) == pytest.approx(0.0005)
 
 
 @pytest.mark.parametrize("value", ["-1", "100.5", "5000"])

@@ -166,7 +166,9 @@ class GroupCommitWriter:
             # callers: a job's closure can hold a big value (the fraud checkpoint's tens of
             # MB), which its caller, once woken, takes to be free (it trims the heap).
             del first
-            deadline = self._company_deadline() if not batch[0].alone else None
+            # With no delay (the default) none of the waiting's bookkeeping is done.
+            waits = self._commit_delay > 0
+            deadline = self._company_deadline() if waits and not batch[0].alone else None
             while not batch[0].alone and len(batch) < self._max_batch:
                 try:
                     if deadline is None:
@@ -176,7 +178,8 @@ class GroupCommitWriter:
                         nxt = self._jobs.get(timeout=wait) if wait > 0 else self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                self._arrivals.append(time.monotonic())
+                if waits:
+                    self._arrivals.append(time.monotonic())
                 if nxt is None:
                     stopping = True
                     break
@@ -187,7 +190,8 @@ class GroupCommitWriter:
                     break
                 batch.append(nxt)
                 del nxt
-            self._shared.append(len(batch) > 1)
+            if waits:
+                self._shared.append(len(batch) > 1)
             self._commit(batch)
 
     def _company_deadline(self) -> float | None:
@@ -200,7 +204,7 @@ class GroupCommitWriter:
         arrivals = self._arrivals
         arrivals.append(now)
         delay = self._commit_delay
-        if delay <= 0 or len(arrivals) < _SIBLINGS or not any(self._shared):
+        if len(arrivals) < _SIBLINGS or not any(self._shared):
             return None  # quiet, or one caller's writes in a row: no one to wait for
         if now - arrivals[0] >= delay * (_SIBLINGS - 1):  # a mean gap of `delay` or more
             return None
