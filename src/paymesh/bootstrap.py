@@ -36,6 +36,7 @@ from paymesh.adapters.metrics import (  # observability (issue 16): see build_co
     delivery_counter,
     observe_commits,
 )
+from paymesh.adapters.metrics.beside import PUBLISH_SECONDS, exposition_file, publish
 from paymesh.adapters.metrics.loop_watch import LoopWatch
 from paymesh.adapters.notify import (
     TWILIO_API_BASE,
@@ -720,12 +721,31 @@ async def run_deliverer(settings: Settings, fd: int) -> None:
             line.rules_stale = False
 
     log.info("deliverer running beside its server (pid %d)", os.getppid())
+    published = asyncio.create_task(
+        _publish_metrics(core.metrics, exposition_file(settings.sqlite_path)),
+        name="metrics-publisher",
+    )
     try:
         await core.bus.run(route=False, before_starting=rules_first)
     finally:
         line.close()
         await core.bus.stop()
+        published.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await published
         await core.close()
+
+
+async def _publish_metrics(metrics: PaymeshMetrics, path: Path) -> None:
+    """A deliverer's counts, where its server's `/metrics` reads them (it serves no HTTP of
+    its own), every `PUBLISH_SECONDS` and once more when it stops."""
+    try:
+        while True:
+            await asyncio.sleep(PUBLISH_SECONDS)
+            await asyncio.to_thread(publish, metrics.registry, path)
+    finally:
+        with contextlib.suppress(OSError):
+            publish(metrics.registry, path)
 
 
 #: How long the events a process commits stay leased to its own relay, which publishes them

@@ -17,12 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.support.live_server import free_port, live_server
+
+METRICS_TOKEN = "mtok_deliverer_test"
 
 
 def children(pid: int) -> list[int]:
@@ -76,6 +79,7 @@ class Server:
             "PAYMESH_RATE_LIMIT": "0",
             "PAYMESH_TARGET_ALLOWLIST": "127.0.0.1",
             "PAYMESH_BUS_RETRY_BASE": "0.05",
+            "PAYMESH_METRICS_TOKEN": METRICS_TOKEN,
         }
         self.key = (
             subprocess.run(
@@ -139,6 +143,19 @@ class Server:
         r = self.http.get(f"/v1/payments/{payment_id}/notifications")
         return r.status_code == 200 and len(r.json()["data"]) == 1
 
+    def delivery_attempts(self, target: str, result: str) -> float:
+        """`paymesh_delivery_attempts_total` for (target, result) in the server's scrape."""
+        r = self.http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert r.status_code == 200, r.text
+        for family in text_string_to_metric_families(r.text):
+            for sample in family.samples:
+                if sample.name == "paymesh_delivery_attempts_total" and sample.labels == {
+                    "target": target,
+                    "result": result,
+                }:
+                    return sample.value
+        return 0.0
+
     def deliveries(self, target: str) -> list[tuple[str, int]]:
         with sqlite3.connect(self.data_dir / "paymesh.db") as db:
             return list(
@@ -178,6 +195,23 @@ def test_a_rule_saved_a_moment_ago_delivers_signed_at_the_first_attempt(server: 
         until(lambda: server.confirmed(paid))
     assert server.deliveries("hook") == [("delivered", 1)]
     assert server.deliveries("confirmation") == [("delivered", 1), ("delivered", 1)]
+
+
+def test_the_server_s_metrics_count_what_its_deliverer_delivered(server: Server) -> None:
+    """The deliverer serves no `/metrics`: an operator reading the server's would otherwise
+    see no merchant delivery at all in this mode."""
+
+    async def hook(request: Request) -> Response:
+        return Response(b"ok")
+
+    with live_server(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        server.rule_to(base + "/hook", "to-hook")
+        paid = [server.pay(1000 + n) for n in range(3)]
+        until(lambda: server.deliveries("hook") == [("delivered", 1)] * 3)
+        until(lambda: all(server.confirmed(p) for p in paid))
+    # Published every 2 s by the deliverer; the server ran none of these deliveries itself.
+    until(lambda: server.delivery_attempts("merchant_http", "delivered") == 3, 10)
+    assert server.delivery_attempts("send_confirmation", "delivered") == 3
 
 
 def test_a_deliverer_that_dies_is_replaced_and_what_it_left_is_delivered(server: Server) -> None:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from paymesh.adapters.metrics.beside import exposition_file
 from paymesh.ports.bus import Rule
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ class DelivererProcess:
         none of its own in this mode), so its successor runs them at once, not in 60 s."""
         self.settings = settings
         self.lock = DelivererLock(database)
+        #: Where the deliverer publishes its metrics for the server's scrape.
+        self.metrics_path = exposition_file(database)
         self.on_events = on_events
         self.release = release
         self._line: WakeLine | None = None
@@ -179,6 +182,9 @@ class DelivererProcess:
             self._line.send(RULES_CHANGED)
 
     def start(self) -> None:
+        # An earlier server's deliverer's counts are not this server's.
+        with contextlib.suppress(FileNotFoundError):
+            self.metrics_path.unlink()
         self._task = asyncio.get_running_loop().create_task(self._supervise(), name="deliverer")
 
     async def _supervise(self) -> None:

@@ -24,11 +24,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.trace import SpanKind
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from paymesh.adapters.collector import GcPauses
+from paymesh.adapters.metrics.beside import merged_exposition
 from paymesh.domain.payment import FraudAssessment, PspOutcome
 from paymesh.ports.bus import Delivery
 from paymesh.ports.bus import target_label as bus_target_label
@@ -210,8 +211,10 @@ class PaymeshMetrics:
         for target in self._dead_targets:
             self.dead_letter_depth.labels(target).set(depth.get(target, 0))
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+    def exposition(self, beside: str | None = None) -> bytes:
+        """The text a scrape gets; `beside`: another process's, whose counters and
+        histograms are added in (`paymesh.adapters.metrics.beside`)."""
+        return merged_exposition(self.registry, beside)
 
     # -- at commit -------------------------------------------------------------------------
 

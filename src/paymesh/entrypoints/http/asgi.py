@@ -49,4 +49,8 @@ def build_app(settings: Settings, process: ApiProcess | None = None) -> Starlett
     app.state.sandbox_url = core.listener.url if core.listener else None
     app.state.report_sources = core.report_sources
     app.state.psp_lines = psp_lines(settings, core.listener)
+    # The deliverer process serves no HTTP: its counts come with this process's scrape.
+    app.state.metrics_beside = (
+        process.deliverer.metrics_path if process.deliverer is not None else None
+    )
     return app

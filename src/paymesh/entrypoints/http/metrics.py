@@ -16,10 +16,12 @@ cost is a few dict lookups and one histogram observation per request.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 from opentelemetry.trace import SpanKind, StatusCode
@@ -29,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymesh.adapters.metrics import PaymeshMetrics
+from paymesh.adapters.metrics.beside import read_published
 from paymesh.adapters.metrics.instruments import OUTBOX_SCAN
 from paymesh.entrypoints.http.common import api, error_response
 from paymesh.entrypoints.http.errors import RouteRefused
@@ -131,7 +134,8 @@ async def metrics_endpoint(request: Request) -> Response:
     refusal = refused(request, request.app.state.metrics_token)
     if refusal is not None:
         return refusal
-    return await exposition(request.app.state.metrics, api(request).store)
+    beside: Path | None = getattr(request.app.state, "metrics_beside", None)
+    return await exposition(request.app.state.metrics, api(request).store, beside)
 
 
 def refused(request: Request, token: str | None) -> Response | None:
@@ -152,11 +156,15 @@ def refused(request: Request, token: str | None) -> Response | None:
     return None
 
 
-async def exposition(metrics: PaymeshMetrics, store: MetricsSource) -> Response:
-    """This process's metrics, with what is read at scrape time (outbox, dead letters)."""
+async def exposition(
+    metrics: PaymeshMetrics, store: MetricsSource, beside: Path | None = None
+) -> Response:
+    """This process's metrics, with what is read at scrape time (outbox, dead letters), and
+    the counts its deliverer process published at `beside` (`adapters.metrics.beside`)."""
     metrics.read_outbox(await store.undelivered_events(OUTBOX_SCAN))
     metrics.read_dead_letters(await store.dead_letter_depth())
-    return Response(metrics.exposition(), media_type=EXPOSITION)
+    published = None if beside is None else await asyncio.to_thread(read_published, beside)
+    return Response(metrics.exposition(published), media_type=EXPOSITION)
 
 
 def metrics_routes() -> list[BaseRoute]:
