@@ -80,3 +80,13 @@ def test_a_file_is_replaced_whole(tmp_path: Path) -> None:
     text = read_published(path)
     assert text is not None
     assert 'paymesh_payments_total{outcome="succeeded"} 2.0' in text
+
+
+def test_a_file_that_is_not_an_exposition_leaves_the_scrape_the_server_s(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = PaymeshMetrics()
+    server.payments.labels("succeeded").inc()
+    garbled = "paymesh_payments_total{outcome=succeeded 1\n"
+    assert server.exposition(garbled) == generate_latest(server.registry)
+    assert "could not be read" in caplog.text

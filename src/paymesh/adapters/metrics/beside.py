@@ -18,6 +18,7 @@ counter reset, as it does when a whole server restarts.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -35,6 +36,8 @@ SUFFIX = ".deliverer.prom"
 #: Families about the process that measured them, not about the work: never summed.
 PER_PROCESS = frozenset({"paymesh_event_loop_lag_seconds", "paymesh_gc_pause_seconds"})
 _SUMMED = ("counter", "histogram")
+
+log = logging.getLogger(__name__)
 
 
 def exposition_file(database: Path) -> Path:
@@ -62,22 +65,27 @@ def merged_exposition(registry: CollectorRegistry, beside: str | None) -> bytes:
     process's exposition text, or None) added to it, series by series."""
     if not beside:
         return generate_latest(registry)
+    try:
+        theirs = {
+            family.name: family
+            for family in text_string_to_metric_families(beside)
+            if family.type in _SUMMED and family.name not in PER_PROCESS
+        }
+    except ValueError:  # not an exposition (never written so, but a scrape must not fail)
+        log.warning("the deliverer's published metrics could not be read; left out")
+        return generate_latest(registry)
     merged = CollectorRegistry(auto_describe=False)
-    merged.register(_Sum(registry, beside))
+    merged.register(_Sum(registry, theirs))
     return generate_latest(merged)
 
 
 class _Sum(Collector):
-    def __init__(self, own: CollectorRegistry, beside: str) -> None:
+    def __init__(self, own: CollectorRegistry, theirs: dict[str, Metric]) -> None:
         self.own = own
-        self.beside = beside
+        self.theirs = theirs
 
     def collect(self) -> Iterator[Metric]:
-        theirs = {
-            family.name: family
-            for family in text_string_to_metric_families(self.beside)
-            if family.type in _SUMMED and family.name not in PER_PROCESS
-        }
+        theirs = dict(self.theirs)
         for family in self.own.collect():
             other = theirs.pop(family.name, None)
             if other is not None and other.type == family.type:
