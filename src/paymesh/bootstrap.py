@@ -738,11 +738,12 @@ async def run_deliverer(settings: Settings, fd: int) -> None:
 
 async def _publish_metrics(metrics: PaymeshMetrics, path: Path) -> None:
     """A deliverer's counts, where its server's `/metrics` reads them (it serves no HTTP of
-    its own), every `PUBLISH_SECONDS` and once more when it stops."""
+    its own): at once (it holds the deliverer lock, so whatever an earlier deliverer wrote
+    is replaced by a live one's), every `PUBLISH_SECONDS`, and once more when it stops."""
     try:
         while True:
-            await asyncio.sleep(PUBLISH_SECONDS)
             await asyncio.to_thread(publish, metrics.registry, path)
+            await asyncio.sleep(PUBLISH_SECONDS)
     finally:
         with contextlib.suppress(OSError):
             publish(metrics.registry, path)
