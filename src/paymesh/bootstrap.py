@@ -742,7 +742,10 @@ async def _publish_metrics(metrics: PaymeshMetrics, path: Path) -> None:
     is replaced by a live one's), every `PUBLISH_SECONDS`, and once more when it stops."""
     try:
         while True:
-            await asyncio.to_thread(publish, metrics.registry, path)
+            try:
+                await asyncio.to_thread(publish, metrics.registry, path)
+            except OSError as exc:  # a full disk: the deliveries matter more than their count
+                log.warning("the deliverer could not publish its metrics: %s", exc)
             await asyncio.sleep(PUBLISH_SECONDS)
     finally:
         with contextlib.suppress(OSError):
