@@ -348,6 +348,8 @@ def build_http_app(
     app.state.api = state
     app.state.metrics = metrics if metrics is not None else PaymeshMetrics()
     app.state.metrics_token = metrics_token
+    # A deliverer process's published metrics, added to this scrape (`build_app` sets it).
+    app.state.metrics_beside = None
     app.state.live_figures = LiveFigures(app.state.metrics)
     app.state.report_sources = {}  # build_app gives the process's (reconciliation)
     return app

@@ -134,8 +134,8 @@ async def metrics_endpoint(request: Request) -> Response:
     refusal = refused(request, request.app.state.metrics_token)
     if refusal is not None:
         return refusal
-    beside: Path | None = getattr(request.app.state, "metrics_beside", None)
-    return await exposition(request.app.state.metrics, api(request).store, beside)
+    state = request.app.state
+    return await exposition(state.metrics, api(request).store, state.metrics_beside)
 
 
 def refused(request: Request, token: str | None) -> Response | None:
